@@ -1,0 +1,2 @@
+/* bloom.c - placeholder until the module lands. */
+typedef int sett_placeholder_bloom;

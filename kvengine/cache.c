@@ -1,0 +1,2 @@
+/* cache.c - placeholder until the module lands. */
+typedef int sett_placeholder_cache;

@@ -1,0 +1,2 @@
+/* db.c - placeholder until the module lands. */
+typedef int sett_placeholder_db;

@@ -1,0 +1,2 @@
+/* entry.c - placeholder until the module lands. */
+typedef int sett_placeholder_entry;

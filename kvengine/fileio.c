@@ -1,0 +1,2 @@
+/* fileio.c - placeholder until the module lands. */
+typedef int sett_placeholder_fileio;

@@ -1,0 +1,61 @@
+/*
+ * fileio.h - the one file I/O layer of sett.
+ *
+ * Every read, write, fsync, rename and unlink of the engine goes through
+ * here, so that tests can inject I/O errors and simulate a power cut.
+ *
+ * Power-cut model: the layer remembers, per path, how many bytes of the file
+ * were made durable by the last sfile_sync().  sio_fault_powercut() truncates
+ * every file it knows to that length (dropping every byte not yet fsynced)
+ * and makes all later I/O fail with -EIO until sio_fault_reset().  Files are
+ * assumed to be written append-only or rewritten whole (which is how sett
+ * writes them).
+ *
+ * Thread safety: an sfile may be used by several threads for preads at once;
+ * writes to one sfile must be serialised by the caller.
+ */
+#ifndef SETT_FILEIO_H
+#define SETT_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct sfile sfile;
+
+/* flags are open(2) flags (O_RDONLY, O_RDWR|O_CREAT|O_EXCL, ...); mode 0644. */
+int sfile_open(const char *path, int flags, sfile **fp);
+int sfile_close(sfile *f);
+/* Reads up to n bytes at off; returns bytes read (short only at EOF) or <0. */
+ssize_t sfile_pread(sfile *f, void *buf, size_t n, uint64_t off);
+/* Reads exactly n bytes at off, or returns SETT_ECORRUPT on a short file. */
+int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off);
+/* Writes all n bytes at off; 0 or <0. */
+int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off);
+int sfile_sync(sfile *f);
+int sfile_truncate(sfile *f, uint64_t size);
+/* Current size; <0 on error. */
+int64_t sfile_size(sfile *f);
+const char *sfile_path(const sfile *f);
+/* Hint that the pages of [off, off+n) will not be read again soon. */
+void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n);
+
+int sio_unlink(const char *path);
+int sio_rename(const char *from, const char *to);
+int sio_sync_dir(const char *dir);
+int sio_mkdir(const char *dir);
+
+/* ---- fault injection (tests only) ---- */
+
+/* The nth write/sync/truncate/rename from now (1 = next) fails with err. */
+void sio_fault_fail_nth(long nth, int err);
+/* Every later write fails with err once `bytes` more bytes were written. */
+void sio_fault_fail_after_bytes(uint64_t bytes, int err);
+/* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
+void sio_fault_powercut(void);
+/* Clear all faults and forget what is known about files. */
+void sio_fault_reset(void);
+/* Bytes written through the layer since process start (write amplification). */
+uint64_t sio_bytes_written(void);
+
+#endif

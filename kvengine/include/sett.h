@@ -1,0 +1,235 @@
+/*
+ * sett.h - the whole public API of sett, an embedded key-value engine.
+ *
+ * sett follows the WiscKey / Badger design: keys and small values live in an
+ * LSM tree (a memtable backed by a write-ahead log, then sorted tables on
+ * levels L0..L6); values of at least `value_threshold` bytes are appended to
+ * a value log and the LSM stores a value pointer to them.  Every key carries
+ * a version (the commit timestamp of its batch), so reads and iterators can
+ * run at a fixed read version (a snapshot).
+ *
+ * Conventions (libuv / LMDB style):
+ *  - every handle is opaque; every function returns 0 on success or a
+ *    negative error code (a negated errno value, or one of the SETT_E*
+ *    codes below); sett_strerror() explains any code;
+ *  - keys and values are byte strings of explicit length (sett_val);
+ *  - the library never prints and keeps no global state.
+ *
+ * Thread safety: a sett_db may be used from any number of threads at once.
+ * A sett_batch and a sett_iter belong to one thread at a time.
+ */
+#ifndef SETT_H
+#define SETT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SETT_VERSION_STRING "0.1.0"
+
+/* Error codes beyond the negated errno values. */
+enum {
+	SETT_ENOTFOUND = -10001, /* key not present (or deleted, or expired) */
+	SETT_ECORRUPT = -10002,  /* a checksum or a structure check failed */
+	SETT_ELOCKED = -10003,   /* the store is opened by another process */
+	SETT_ETOOBIG = -10004,   /* batch, key or value exceeds a limit */
+	SETT_EFORMAT = -10005,   /* unknown magic or format version */
+	SETT_ECLOSED = -10006,   /* the db is closing or was closed */
+	SETT_ENOREWRITE = -10007 /* value-log GC found nothing to rewrite */
+};
+
+/* Limits. */
+#define SETT_MAX_KEY_SIZE 65000u
+#define SETT_MAX_VALUE_SIZE (1u << 30)
+
+/* Bits of the per-entry user meta byte are the caller's own. */
+
+typedef struct sett_val {
+	size_t size;
+	const void *data;
+} sett_val;
+
+typedef struct sett_db sett_db;
+typedef struct sett_batch sett_batch;
+typedef struct sett_iter sett_iter;
+
+enum sett_compression { SETT_COMPRESS_NONE = 0, SETT_COMPRESS_ZSTD = 1 };
+
+/*
+ * Options.  Initialise with sett_options_init(), then change fields.
+ * Defaults are given in brackets.
+ */
+typedef struct sett_options {
+	int create_if_missing;      /* [1] create the directory and store */
+	int read_only;              /* [0] open without writing anything */
+	int sync_writes;            /* [0] fsync WAL and value log before acking a write */
+	size_t value_threshold;     /* [1024] values of this size or more go to the value log */
+	size_t mem_table_size;      /* [64 MiB] a memtable is flushed to L0 at this size */
+	int num_memtables;          /* [5] memtables (active + immutable) before writers wait */
+	int num_level_zero_tables;  /* [5] L0 tables that trigger an L0 compaction */
+	int num_level_zero_tables_stall; /* [15] L0 tables at which writers wait */
+	size_t base_table_size;     /* [2 MiB] target table size at the base level */
+	size_t base_level_size;     /* [10 MiB] target size of the base level */
+	int level_size_multiplier;  /* [10] size ratio between adjacent levels */
+	int num_compactors;         /* [2] compaction threads (0: no compaction) */
+	size_t block_size;          /* [4096] target uncompressed table block size */
+	int compression;            /* [SETT_COMPRESS_NONE] table block compression */
+	int zstd_level;             /* [1] zstd level when compression is zstd */
+	double bloom_false_positive;/* [0.01] bloom filter target false-positive rate */
+	size_t block_cache_size;    /* [64 MiB] byte bound of the block cache (0: none) */
+	size_t value_log_file_size; /* [1 GiB - 1] a value log file is rotated at this size */
+	uint32_t value_log_max_entries; /* [1000000] ... or at this many entries */
+	double gc_discard_ratio;    /* [0.5] automatic value-log GC threshold (0: no auto GC) */
+	int gc_interval_ms;         /* [10000] how often the GC thread looks for work */
+	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
+	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
+} sett_options;
+
+void sett_options_init(sett_options *opt);
+
+/* Open (and with create_if_missing, create) the store in directory `path`. */
+int sett_open(const char *path, const sett_options *opt, sett_db **dbp);
+/* Flush what is buffered, stop background threads, release the store. */
+int sett_close(sett_db *db);
+/* Make every write acknowledged so far durable (fsync value log and WAL). */
+int sett_sync(sett_db *db);
+
+const char *sett_strerror(int err);
+
+/* ---- writes ---------------------------------------------------------- */
+
+/*
+ * A batch collects sets and deletes and commits them atomically: after a
+ * crash either all of them or none are visible.  All entries of a batch get
+ * the same version (commit timestamp).
+ */
+int sett_batch_new(sett_batch **bp);
+void sett_batch_free(sett_batch *b);
+void sett_batch_clear(sett_batch *b);
+/* ttl_seconds 0: never expires.  user_meta: one byte kept with the entry. */
+int sett_batch_set(sett_batch *b, sett_val key, sett_val value);
+int sett_batch_set_ex(sett_batch *b, sett_val key, sett_val value,
+		      uint64_t expires_at, uint8_t user_meta);
+int sett_batch_delete(sett_batch *b, sett_val key);
+size_t sett_batch_count(const sett_batch *b);
+size_t sett_batch_bytes(const sett_batch *b);
+/*
+ * Commit.  `sync`: 1 forces this commit durable before returning even when
+ * sync_writes is off.  On success *version (if not NULL) is the batch's
+ * version.  The batch may be reused after sett_batch_clear().
+ */
+int sett_write(sett_db *db, sett_batch *b, int sync, uint64_t *version);
+
+/* Convenience single-key writes. */
+int sett_put(sett_db *db, sett_val key, sett_val value);
+int sett_del(sett_db *db, sett_val key);
+
+/* ---- reads ----------------------------------------------------------- */
+
+/*
+ * Point read of the newest visible version (read_version 0 = latest).
+ * On success *value is a malloc'ed buffer the caller frees (NULL for an
+ * empty value) and *size its length.  SETT_ENOTFOUND when absent.
+ */
+int sett_get(sett_db *db, sett_val key, uint64_t read_version, void **value,
+	     size_t *size);
+/* Like sett_get but also returns the entry's version and user meta. */
+int sett_get_ex(sett_db *db, sett_val key, uint64_t read_version, void **value,
+		size_t *size, uint64_t *version, uint8_t *user_meta);
+
+/* The newest committed version: a snapshot to pass as read_version. */
+uint64_t sett_current_version(sett_db *db);
+
+/* ---- iterators ------------------------------------------------------- */
+
+typedef struct sett_iter_options {
+	uint64_t read_version; /* [0 = latest at creation] */
+	int reverse;           /* [0] iterate from large to small keys */
+	int key_only;          /* [0] do not read values (sett_iter_value loads lazily) */
+	sett_val prefix;       /* [empty] only keys with this prefix */
+} sett_iter_options;
+
+void sett_iter_options_init(sett_iter_options *o);
+int sett_iter_new(sett_db *db, const sett_iter_options *o, sett_iter **itp);
+void sett_iter_free(sett_iter *it);
+/* Position at the first key (last key when reverse). */
+int sett_iter_rewind(sett_iter *it);
+/* Forward: first key >= key.  Reverse: last key <= key. */
+int sett_iter_seek(sett_iter *it, sett_val key);
+int sett_iter_valid(const sett_iter *it);
+int sett_iter_next(sett_iter *it);
+/* Key of the current entry; valid until the iterator moves. */
+sett_val sett_iter_key(const sett_iter *it);
+/* Value of the current entry; valid until the iterator moves. */
+int sett_iter_value(sett_iter *it, sett_val *value);
+uint64_t sett_iter_version(const sett_iter *it);
+uint8_t sett_iter_user_meta(const sett_iter *it);
+/* First error the iterator met (0 if none): iteration stops on an error. */
+int sett_iter_error(const sett_iter *it);
+
+/* ---- maintenance and introspection ------------------------------------ */
+
+/*
+ * Run value-log GC once over every candidate file whose discard ratio is at
+ * least `discard_ratio`.  Returns 0 if it rewrote at least one file,
+ * SETT_ENOREWRITE if nothing qualified.
+ */
+int sett_gc(sett_db *db, double discard_ratio);
+/* Flush memtables and compact until every level is within its target. */
+int sett_flatten(sett_db *db);
+/* Flush the active memtable to L0 now. */
+int sett_flush(sett_db *db);
+
+typedef struct sett_level_info {
+	int tables;
+	uint64_t bytes;
+	uint64_t target_bytes;
+	double score;
+} sett_level_info;
+
+#define SETT_MAX_LEVELS 7
+
+typedef struct sett_stats {
+	sett_level_info levels[SETT_MAX_LEVELS];
+	int memtables;              /* active + immutable */
+	uint64_t memtable_bytes;
+	int vlog_files;
+	uint64_t vlog_bytes;
+	uint64_t vlog_discard_bytes;
+	uint64_t lsm_bytes;         /* all tables */
+	uint64_t wal_bytes;
+	uint64_t block_cache_hits;
+	uint64_t block_cache_misses;
+	uint64_t block_cache_bytes;
+	uint64_t last_version;
+	uint64_t bytes_written_user;  /* key + value bytes committed */
+	uint64_t bytes_written_disk;  /* bytes written to any file */
+	uint64_t compactions;
+	uint64_t gc_runs;
+	uint64_t gc_files_rewritten;
+	uint64_t write_stalls;
+} sett_stats;
+
+int sett_get_stats(sett_db *db, sett_stats *st);
+
+/* Per value-log file information, for `sett info`. */
+typedef struct sett_vlog_info {
+	uint32_t fid;
+	uint64_t bytes;
+	uint64_t discard_bytes;
+} sett_vlog_info;
+/* Fills up to `max` entries; returns the number of files (may exceed max). */
+int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max);
+
+/* Verify every checksum in the store (tables, WAL, value log). */
+typedef void (*sett_report_fn)(void *arg, const char *msg);
+int sett_verify(sett_db *db, sett_report_fn report, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SETT_H */

@@ -1,0 +1,2 @@
+/* iter.c - placeholder until the module lands. */
+typedef int sett_placeholder_iter;

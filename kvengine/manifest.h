@@ -1,0 +1,47 @@
+/*
+ * manifest.h - the MANIFEST: which table is at which level.
+ *
+ * File: an 16-byte header (magic "SETTMANI", u32 LE version, u32 reserved)
+ * then change-set records: u32 LE payload length | u64 LE XXH3 of payload |
+ * payload.  A payload is a change set applied atomically: u32 LE count then
+ * `count` changes of { u8 op (1 create, 2 delete), u64 LE table id,
+ * u8 level, u8 compression }.  Every append is fsynced.
+ *
+ * Replay: a torn last record (short) ends replay and is cut off; a checksum
+ * mismatch followed by more bytes is corruption (SETT_ECORRUPT).  When
+ * deletions dominate, the file is rewritten (MANIFEST-REWRITE, fsync,
+ * rename, fsync dir).
+ *
+ * Thread safety: manifest_apply serialises itself with an internal mutex.
+ */
+#ifndef SETT_MANIFEST_H
+#define SETT_MANIFEST_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+enum { MANIFEST_CREATE = 1, MANIFEST_DELETE = 2 };
+
+typedef struct manifest_change {
+	uint8_t op;
+	uint8_t level;
+	uint8_t compression;
+	uint64_t id;
+} manifest_change;
+
+/* The replayed state: every live table and its level. */
+typedef struct manifest_table {
+	uint64_t id;
+	uint8_t level;
+	uint8_t compression;
+} manifest_table;
+
+typedef struct manifest manifest;
+
+/* Opens or creates dir/MANIFEST and replays it into *tables (malloc'ed). */
+int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
+		  size_t *ntables, char *why, size_t whylen);
+int manifest_apply(manifest *m, const manifest_change *c, size_t n);
+int manifest_close(manifest *m);
+
+#endif

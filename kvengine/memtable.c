@@ -1,0 +1,2 @@
+/* memtable.c - placeholder until the module lands. */
+typedef int sett_placeholder_memtable;

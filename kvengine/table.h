@@ -1,0 +1,79 @@
+/*
+ * table.h - sorted table files (NNNNNN.sst): builder and reader.
+ *
+ * A table holds (internal key, value struct) pairs in ikey_cmp order:
+ * data blocks of prefix-compressed entries with restart points, each block
+ * optionally zstd-compressed and always followed by an XXH3 checksum; then
+ * a bloom filter block, an index block (one entry per data block: its last
+ * key, offset and size) and a properties block (smallest and largest key,
+ * max version, entry count), and a fixed-size footer with the offsets of
+ * those blocks, a format version and a magic number (doc/FORMAT.md).
+ *
+ * Tables are immutable and reference counted.  A table marked obsolete
+ * (table_mark_obsolete) deletes its file when the last reference goes.
+ */
+#ifndef SETT_TABLE_H
+#define SETT_TABLE_H
+
+#include "coding.h"
+#include "iter.h"
+#include "cache.h"
+
+typedef struct table_options {
+	size_t block_size;   /* target uncompressed block size */
+	int compression;     /* SETT_COMPRESS_* */
+	int zstd_level;
+	double bloom_fp;
+} table_options;
+
+typedef struct table_builder table_builder;
+
+/* Creates path (must not exist) and starts a table. */
+int table_builder_new(const char *path, const table_options *o, table_builder **bp);
+/* Adds an entry; ikeys must be strictly increasing in ikey_cmp order. */
+int table_builder_add(table_builder *b, slice ikey, slice vstruct);
+/* Bytes the file would have if finished now (approximately). */
+uint64_t table_builder_size(const table_builder *b);
+uint64_t table_builder_count(const table_builder *b);
+/* Writes bloom, index, properties and footer, fsyncs and closes. */
+int table_builder_finish(table_builder *b);
+/* Stops and deletes the partial file. */
+void table_builder_abandon(table_builder *b);
+
+typedef struct table table;
+
+/*
+ * Opens and validates a table (footer, properties, index and bloom
+ * checksums).  `c` may be NULL (no caching).  On corruption, `why` gets the
+ * file name and offset.
+ */
+int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen);
+void table_ref(table *t);
+void table_unref(table *t);
+void table_mark_obsolete(table *t);
+
+uint64_t table_id(const table *t);
+uint64_t table_file_size(const table *t);
+uint64_t table_entry_count(const table *t);
+uint64_t table_max_version(const table *t);
+slice table_smallest(const table *t); /* internal keys */
+slice table_largest(const table *t);
+
+/* Bloom check on a user key hash (sett_hash(ukey)). */
+int table_may_contain(table *t, uint64_t ukey_hash);
+
+/*
+ * Finds the newest version <= read_version of ukey.  Returns 1 and sets
+ * *version and copies the value struct into vs (cleared first), 0 if not
+ * present, <0 on error (SETT_ECORRUPT names file and offset in why).
+ */
+int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, buf *vs,
+	      char *why, size_t whylen);
+
+/* Iterator over the table (holds a reference). */
+sit *table_iter_new(table *t);
+
+/* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
+int table_verify(table *t, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,2 @@
+/* table_builder.c - placeholder until the module lands. */
+typedef int sett_placeholder_table_builder;

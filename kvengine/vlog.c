@@ -1,0 +1,2 @@
+/* vlog.c - placeholder until the module lands. */
+typedef int sett_placeholder_vlog;

@@ -1,0 +1,72 @@
+/*
+ * vlog.h - the value log: append-only NNNNNN.vlog files of log entries.
+ *
+ * Each file starts with a 16-byte header (magic "SETTVLOG", u32 LE version,
+ * u32 LE fid) and holds log entries (entry.h).  Values of at least
+ * value_threshold bytes are appended here by the writer thread; the LSM
+ * stores the vptr {fid, len, offset}.  A file is rotated when it would pass
+ * value_log_file_size or value_log_max_entries.
+ *
+ * On open every file is found; the last (writable) one is scanned and cut
+ * at its last valid entry (torn tail); a new file is started only when the
+ * last one is full.
+ *
+ * Reads take a reference on the file so that GC can delete it only when no
+ * reader uses it (vlog_file_remove defers the unlink to the last unref).
+ *
+ * Thread safety: vlog_append/vlog_sync from one writer thread; vlog_read
+ * from any thread.
+ */
+#ifndef SETT_VLOG_H
+#define SETT_VLOG_H
+
+#include "entry.h"
+
+typedef struct vlog vlog;
+
+typedef struct vlog_options {
+	uint64_t file_size;    /* rotate at this size */
+	uint32_t max_entries;  /* ... or this many entries */
+	int read_only;
+	int verify_checksum;
+} vlog_options;
+
+int vlog_open(const char *dir, const vlog_options *o, vlog **vp, char *why, size_t whylen);
+int vlog_close(vlog *v);
+
+/*
+ * Appends n entries (keys are internal keys) and fills out[i] with their
+ * pointers.  Rotates files as needed.  Does not fsync.
+ */
+int vlog_append(vlog *v, const entry *e, int n, vptr *out);
+/* fsync the files written since the last sync. */
+int vlog_sync(vlog *v);
+
+/*
+ * Reads the entry at p; checks it (checksum when verify is on, and always
+ * that its user key equals expect_ukey when expect_ukey.p is non-NULL) and
+ * appends its value to out.  SETT_ECORRUPT (with file name and offset in
+ * `why`) on a bad entry.
+ */
+int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why,
+	      size_t whylen);
+
+/* The fid currently written to. */
+uint32_t vlog_head_fid(vlog *v);
+/* Lists the fids of all files in ascending order (malloc'ed array). */
+int vlog_list(vlog *v, uint32_t **fids, int *n);
+/* Size in bytes of file fid (0 if unknown). */
+uint64_t vlog_file_size(vlog *v, uint32_t fid);
+
+/*
+ * Iterates every entry of file fid, in order: fn(arg, entry, vptr).
+ * A non-zero return from fn stops and is returned.  A corrupt entry
+ * yields SETT_ECORRUPT.
+ */
+typedef int (*vlog_iter_fn)(void *arg, const entry *e, const vptr *p);
+int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg);
+
+/* Removes file fid (not the head); the unlink waits for readers to finish. */
+int vlog_file_remove(vlog *v, uint32_t fid);
+
+#endif

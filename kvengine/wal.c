@@ -1,0 +1,2 @@
+/* wal.c - placeholder until the module lands. */
+typedef int sett_placeholder_wal;

@@ -1,0 +1,48 @@
+/*
+ * wal.h - the write-ahead log of one memtable (NNNNN.mem).
+ *
+ * File: a 16-byte header (magic "SETTWAL\0", u32 LE format version, u32 LE
+ * file id... see doc/FORMAT.md) followed by log entries (entry.h).  Entries
+ * of a multi-entry batch carry META_TXN, the last one META_TXN|META_FIN_TXN;
+ * replay applies a batch only when its FIN entry is seen.
+ *
+ * Replay: entries are read to the last valid one.  A bad or incomplete
+ * entry with no valid entry after it is a torn tail: the file is truncated
+ * there (unless read-only) and replay succeeds.  A bad entry followed by a
+ * valid one is corruption: replay fails with SETT_ECORRUPT and reports the
+ * file name and offset through the `why` buffer.
+ *
+ * Thread safety: one writer (the db's writer thread); replay happens before
+ * the db is shared.
+ */
+#ifndef SETT_WAL_H
+#define SETT_WAL_H
+
+#include "entry.h"
+
+typedef struct wal wal;
+
+/* Creates a new, empty WAL file at path (fails if it exists). */
+int wal_create(const char *path, uint32_t fid, wal **wp);
+
+/*
+ * Opens an existing WAL and replays it: `apply` is called for every entry of
+ * every complete batch, in order.  A non-zero return from apply stops replay
+ * and is returned.  If writable, the WAL is left open for appends at its
+ * valid end.  On corruption, `why` (if not NULL, `whylen` bytes) receives
+ * "FILE: corrupt entry at offset N".
+ */
+typedef int (*wal_apply_fn)(void *arg, const entry *e);
+int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
+		    wal **wp, char *why, size_t whylen);
+
+/* Appends encoded entries (a byte string of whole entries). */
+int wal_append(wal *w, const void *p, size_t n);
+int wal_sync(wal *w);
+uint64_t wal_size(const wal *w);
+uint32_t wal_fid(const wal *w);
+const char *wal_path(const wal *w);
+/* Closes; with `remove`, also deletes the file. */
+int wal_close(wal *w, int remove);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder suite */
+int main(void) { return 77; }

@@ -1,0 +1,88 @@
+/* testutil.c - helpers shared by the Check suites. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *tu_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof tmpl, "%s/sett-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+	char *d = mkdtemp(tmpl);
+	ck_assert_msg(d != NULL, "mkdtemp %s failed", tmpl);
+	return strdup(d);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(p);
+}
+
+void tu_rmrf(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t tu_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+void tu_fill_random(uint64_t *s, void *p, size_t n)
+{
+	unsigned char *c = p;
+	while (n >= 8) {
+		uint64_t r = tu_rand(s);
+		memcpy(c, &r, 8);
+		c += 8;
+		n -= 8;
+	}
+	if (n) {
+		uint64_t r = tu_rand(s);
+		memcpy(c, &r, n);
+	}
+}
+
+long long tu_file_size(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -1;
+	return (long long)st.st_size;
+}
+
+void tu_flip_byte(const char *path, long long off)
+{
+	int fd = open(path, O_RDWR);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	unsigned char c;
+	ck_assert_int_eq(pread(fd, &c, 1, off), 1);
+	c ^= 0x5a;
+	ck_assert_int_eq(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+int tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}

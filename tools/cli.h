@@ -1,0 +1,3 @@
+#ifndef SETT_CLI_H
+#define SETT_CLI_H
+#endif

@@ -1,0 +1,1 @@
+typedef int sett_bench_placeholder;
