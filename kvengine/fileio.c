@@ -8,12 +8,12 @@
  * (write amplification).  Faults are process-wide on purpose: a test arms
  * them, runs engine code, and checks the engine's reaction.
  */
-#define _GNU_SOURCE
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
