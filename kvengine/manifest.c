@@ -304,8 +304,10 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 			break; /* torn */
 		const uint8_t *payload = rec + MANIFEST_REC_HEADER;
 		if (sett_hash(payload, plen) != get_le64(rec + 4)) {
-			if (left == MANIFEST_REC_HEADER + (uint64_t)plen)
-				break; /* the last record, half written: torn */
+			/* The last record, half written (maybe zero-padded): torn. */
+			uint64_t after = left - MANIFEST_REC_HEADER - plen;
+			if (all_zero(payload + plen, (size_t)after))
+				break;
 			return set_why(why, whylen, SETT_ECORRUPT,
 				       "%s: corrupt record at offset %llu", m->path, (unsigned long long)off);
 		}
