@@ -7,8 +7,8 @@
  * `count` changes of { u8 op (1 create, 2 delete), u64 LE table id,
  * u8 level, u8 compression }.  Every append is fsynced.
  *
- * Replay: a torn last record (short, or failing its checksum as the last
- * bytes of the file) ends replay and is cut off; a checksum mismatch
+ * Replay: a torn last record (short, zero bytes, or failing its checksum with
+ * only zero bytes after it) ends replay and is cut off; a checksum mismatch
  * followed by more bytes, a bad header, or an invalid change (create of a
  * live id, delete of an unknown id, level >= 7) is SETT_ECORRUPT with the
  * file and offset in `why`; a wrong magic or version is SETT_EFORMAT.  A
