@@ -66,6 +66,12 @@ uint64_t vlog_file_size(vlog *v, uint32_t fid);
 typedef int (*vlog_iter_fn)(void *arg, const entry *e, const vptr *p);
 int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg);
 
+/*
+ * Closes the head file and starts a new one (so GC can rewrite the old
+ * head).  Serialised with vlog_append by the vlog's internal lock.
+ */
+int vlog_rotate(vlog *v);
+
 /* Removes file fid (not the head); the unlink waits for readers to finish. */
 int vlog_file_remove(vlog *v, uint32_t fid);
 
