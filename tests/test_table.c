@@ -495,19 +495,19 @@ static void corrupt_each(int compression, cache *c)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/000009.sst", dir);
 	dataset d;
-	make_dataset(&d, 1500, 0, compression, 21);
+	make_dataset(&d, 1000, 0, compression, 21);
 	table_options o = topts(1024, compression);
 	build(path, &d, &o);
 	long long size = tu_file_size(path);
 	ck_assert_int_gt(size, 4096);
 	int trials = 0;
-	for (long long off = 0; off < size; off += (off >= size - 600 ? 1 : 29)) {
+	for (long long off = 0; off < size; off += (off >= size - 500 ? 1 : 23)) {
 		tu_flip_byte(path, off);
 		read_corrupted(path, &d, c);
 		tu_flip_byte(path, off); /* flip back */
 		trials++;
 	}
-	ck_assert_int_gt(trials, 900);
+	ck_assert_int_gt(trials, 700);
 	/* restored: reads cleanly */
 	table *t;
 	char why[256];
