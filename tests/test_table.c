@@ -4,6 +4,7 @@
  * of any byte, the empty-table rule and obsolete-file deletion.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,6 +676,68 @@ START_TEST(test_obsolete_unlink)
 }
 END_TEST
 
+typedef struct getter {
+	table *t;
+	const dataset *d;
+	uint64_t seed;
+	long wrong;
+} getter;
+
+static void *get_many(void *arg)
+{
+	getter *g = arg;
+	buf vs = { 0 };
+	for (int q = 0; q < 20000; q++) {
+		size_t i = tu_rand(&g->seed) % g->d->n;
+		uint64_t ver;
+		slice v = V(g->d, i);
+		int r = table_get(g->t, ikey_user(K(g->d, i)), ikey_version(K(g->d, i)), &ver, &vs,
+				  NULL, 0);
+		if (r != 1 || ver != ikey_version(K(g->d, i)) || vs.n != v.n ||
+		    (v.n && memcmp(vs.p, v.p, v.n) != 0))
+			g->wrong++;
+	}
+	buf_free(&vs);
+	return NULL;
+}
+
+/* Point reads from four threads through one small shared cache. */
+START_TEST(test_concurrent_gets)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 20000, 0, 0, 12);
+	table_options o = topts(1024, SETT_COMPRESS_NONE);
+	build(path, &d, &o);
+	cache *c;
+	ck_assert_int_eq(cache_new(64 << 10, &c), 0); /* far smaller than the table */
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open(path, 1, c, &t, why, sizeof why), 0);
+	pthread_t th[4];
+	getter g[4];
+	for (int i = 0; i < 4; i++) {
+		g[i] = (getter){ t, &d, (uint64_t)i + 100, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, get_many, &g[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(g[i].wrong, 0);
+	}
+	cache_stats st;
+	cache_get_stats(c, &st);
+	ck_assert_uint_gt(st.misses, 1000); /* blocks were evicted and re-read */
+	ck_assert_uint_le(st.bytes, 64 << 10);
+	table_unref(t);
+	cache_free(c);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -695,5 +758,6 @@ int main(void)
 	add(s, "format_version", test_format_version);
 	add(s, "empty_and_order", test_empty_and_order);
 	add(s, "obsolete_unlink", test_obsolete_unlink);
+	add(s, "concurrent_gets", test_concurrent_gets);
 	return tu_run(s);
 }
