@@ -12,6 +12,7 @@
 
 #include "bloom.h"
 #include "cache.h"
+#include "fileio.h"
 #include "ikey.h"
 #include "sett.h"
 #include "table.h"
@@ -738,6 +739,51 @@ START_TEST(test_concurrent_gets)
 }
 END_TEST
 
+/*
+ * A write or fsync failing at any step of a build (data blocks, meta
+ * blocks, footer, sync) is reported and leaves no file behind.
+ */
+START_TEST(test_write_failure)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 300, 0, 0, 13);
+	table_options o = topts(512, SETT_COMPRESS_NONE);
+	int failed_in_finish = 0, succeeded = 0;
+	for (long nth = 1; nth < 100 && !succeeded; nth++) {
+		table_builder *b;
+		ck_assert_int_eq(table_builder_new(path, &o, &b), 0);
+		sio_fault_fail_nth(nth, EIO);
+		int r = 0;
+		for (size_t i = 0; i < d.n && !r; i++)
+			r = table_builder_add(b, K(&d, i), V(&d, i));
+		int fr = table_builder_finish(b);
+		sio_fault_reset();
+		if (fr == 0) { /* nth was past the last operation */
+			ck_assert_int_eq(r, 0);
+			table *t;
+			char why[256];
+			ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
+			ck_assert_int_eq(table_verify(t, why, sizeof why), 0);
+			table_unref(t);
+			succeeded = 1;
+			continue;
+		}
+		ck_assert_int_eq(fr, -EIO);
+		ck_assert(r == 0 || r == -EIO);
+		failed_in_finish += r == 0;
+		ck_assert_int_eq(tu_file_size(path), -1);
+	}
+	ck_assert(succeeded);
+	ck_assert_int_ge(failed_in_finish, 5); /* bloom, index, properties, footer, sync */
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -759,5 +805,6 @@ int main(void)
 	add(s, "empty_and_order", test_empty_and_order);
 	add(s, "obsolete_unlink", test_obsolete_unlink);
 	add(s, "concurrent_gets", test_concurrent_gets);
+	add(s, "write_failure", test_write_failure);
 	return tu_run(s);
 }
