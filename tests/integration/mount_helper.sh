@@ -1,0 +1,23 @@
+#!/bin/sh
+# `mount -t fuse.settfs STORE DIR -o opts` (via mount.fuse3) and mount.settfs.
+. "${srcdir:-.}/tests/integration/lib.sh"
+command -v mount >/dev/null 2>&1 || skip "no mount"
+command -v mount.fuse3 >/dev/null 2>&1 || [ -x /sbin/mount.fuse3 ] || skip "no mount.fuse3"
+PATH=$(dirname "$SETTFS"):$PATH
+export PATH
+"$MKFS" "$store" >/dev/null || fail "mkfs.settfs"
+"$MKFS" "$store" 2>/dev/null && fail "mkfs.settfs overwrote a store"
+mount -t fuse.settfs "$store" "$mnt" -o timeout=2 || fail "mount -t fuse.settfs"
+is_mounted || fail "not mounted"
+grep " $mnt " /proc/mounts | grep -q "fuse.settfs" || fail "type in /proc/mounts"
+echo hi > "$mnt/x"
+umount "$mnt" || fail "umount"
+sleep 0.5
+sh "${srcdir:-.}/tools/mount.settfs" "$store" "$mnt" -o rw || fail "mount.settfs"
+is_mounted || fail "not mounted by mount.settfs"
+[ "$(cat "$mnt/x")" = hi ] || fail "data"
+umount "$mnt" || fail "umount 2"
+i=0
+while pgrep -f "settfs $store" >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+check_fsck
+echo PASS
