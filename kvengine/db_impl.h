@@ -1,4 +1,193 @@
-/* db_impl.h - internals of sett_db (see db.c). */
+/*
+ * db_impl.h - the internals of sett_db, shared by db.c (open, write path,
+ * flush, reads), db_iter.c (the public iterator), version.c (LSM shapes)
+ * and the background work (compaction, value-log GC).
+ *
+ * Locking: db->mu protects the memtable list, the current version, the
+ * table/file id counters, the list of open read versions and the
+ * background-work state.  It is never held across file I/O except for
+ * short metadata operations.  The writer thread alone appends to the
+ * active memtable, its WAL and the value log.
+ */
 #ifndef SETT_DB_IMPL_H
 #define SETT_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "sett.h"
+#include "cache.h"
+#include "entry.h"
+#include "iter.h"
+#include "manifest.h"
+#include "memtable.h"
+#include "table.h"
+#include "vlog.h"
+#include "wal.h"
+
+#define MAX_LEVELS SETT_MAX_LEVELS
+
+/*
+ * An immutable shape of the LSM tree: the tables of every level.  L0 holds
+ * tables newest first (they may overlap); L1.. hold non-overlapping tables
+ * sorted by smallest key.  A version holds a reference on each of its
+ * tables; readers hold a reference on the version.
+ */
+typedef struct lsm_version {
+	int refs; /* atomic */
+	int ntables[MAX_LEVELS];
+	table **tables[MAX_LEVELS];
+} lsm_version;
+
+/* A change of shape: tables removed and tables added (with their level). */
+typedef struct version_edit {
+	uint64_t *del_ids;
+	size_t ndel;
+	table **add;
+	uint8_t *add_levels;
+	size_t nadd;
+} version_edit;
+
+lsm_version *version_new_empty(void);
+void version_ref(lsm_version *v);
+void version_unref(lsm_version *v);
+/*
+ * Builds base - del + add.  Added tables get a new reference; tables of base
+ * that are kept get one too.  L0 additions go in front (newest first).
+ */
+int version_apply(const lsm_version *base, const version_edit *e, lsm_version **out);
+uint64_t version_level_bytes(const lsm_version *v, int level);
+
+/* A memtable and its write-ahead log. */
+typedef struct memslot {
+	memtable *mt;
+	wal *w;
+} memslot;
+
+#define MAX_MEMTABLES 32
+
+struct write_req;
+struct compactor_state;
+struct gc_state;
+
+struct sett_db {
+	char *dir;
+	sett_options opt;
+	int lock_fd;
+
+	manifest *man;
+	vlog *vl;
+	cache *bcache;
+	table_options topt;
+
+	pthread_mutex_t mu;
+	pthread_mutex_t install_mu; /* orders manifest appends with version swaps */
+	pthread_cond_t cv_flush;  /* flusher: an immutable memtable is waiting */
+	pthread_cond_t cv_room;   /* writers: a memtable was flushed / L0 shrank */
+	pthread_cond_t cv_bg;     /* compactors and GC: work may be waiting */
+
+	memslot active;
+	memslot imm[MAX_MEMTABLES]; /* oldest first */
+	int nimm;
+	lsm_version *current;
+
+	uint64_t next_table_id;
+	uint32_t next_wal_id;
+
+	/* The newest version whose batch is fully applied (readers use it). */
+	uint64_t last_version; /* atomic */
+	uint64_t next_version; /* writer thread only */
+
+	/* Read versions of open iterators (for compaction's discard point). */
+	uint64_t *readers;
+	size_t nreaders, capreaders;
+
+	/* Writer thread queue. */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;       /* writer: requests queued */
+	pthread_cond_t done_cv;   /* submitters: a group was written */
+	struct write_req *qhead, *qtail;
+	pthread_t writer;
+	pthread_t flusher;
+	int have_writer, have_flusher;
+
+	int closing;   /* set under mu and wmu when closing */
+	int bg_error;  /* first background error: writes fail with it */
+
+	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
+	struct compactor_state *compactors;
+	struct gc_state *gc;
+
+	/* Counters (atomic). */
+	uint64_t stat_user_bytes;
+	uint64_t stat_write_stalls;
+	uint64_t stat_compactions;
+	uint64_t stat_gc_runs;
+	uint64_t stat_gc_files;
+};
+
+/* ---- helpers implemented in db.c for the rest of the engine ---- */
+
+/* Paths of the store's files (snprintf into out). */
+void db_table_path(const sett_db *db, uint64_t id, char *out, size_t n);
+
+/*
+ * A consistent view for a reader: memtables newest first and the version.
+ * db_view_release drops the references.
+ */
+typedef struct db_view {
+	memtable *mts[MAX_MEMTABLES + 1];
+	int nmts;
+	lsm_version *v;
+} db_view;
+void db_view_get(sett_db *db, db_view *vw);
+void db_view_release(db_view *vw);
+
+/* An internal iterator over everything in the view (merge, newest first). */
+sit *db_view_iter(sett_db *db, db_view *vw);
+
+/*
+ * Newest version <= read_version of ukey: returns 1 and fills *version and
+ * vs (value struct bytes), 0 if absent, <0 on error.  Tombstones are
+ * returned as found (vs meta has META_DELETE).
+ */
+int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version, buf *vs);
+
+/* Resolves a value struct to the value bytes (reading the value log). */
+int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out);
+
+/* Oldest read version still in use (by an iterator), or last_version. */
+uint64_t db_oldest_read_version(sett_db *db);
+void db_reader_add(sett_db *db, uint64_t v);
+void db_reader_remove(sett_db *db, uint64_t v);
+
+/* Records a background error (first one wins) and wakes everyone. */
+void db_set_bg_error(sett_db *db, int err);
+
+/*
+ * Installs a new version after a flush or compaction: writes the manifest
+ * change set, swaps db->current, marks removed tables obsolete.  Takes mu.
+ */
+int db_install_edit(sett_db *db, const version_edit *e);
+
+uint64_t db_new_table_id(sett_db *db);
+
+/*
+ * Value-log GC write-back: for each entry, if the newest version of its key
+ * is still `versions[i]` and still points at the value log position
+ * `old[i]`, rewrite the value (under the same version) into the head of the
+ * value log; otherwise skip it.  Runs on the writer thread so the check and
+ * the write are atomic with respect to other writes.
+ */
+int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
+		  const vptr *old, int n);
+
+/* Hooks into the background work; no-ops until it is started. */
+int compaction_start(sett_db *db);
+void compaction_stop(sett_db *db);
+/* Wakes the compactors (a new L0 table or a version change). */
+void compaction_kick(sett_db *db);
+int gc_start(sett_db *db);
+void gc_stop(sett_db *db);
+
 #endif

@@ -1,2 +1,361 @@
-/* fileio.c - placeholder until the module lands. */
-typedef int sett_placeholder_fileio;
+/*
+ * fileio.c - the one file I/O layer of sett (see fileio.h).
+ *
+ * Besides forwarding to pread/pwrite/fsync, it keeps a small registry of
+ * every file written through it: its path and the length made durable by
+ * the last fsync.  That registry is what lets a test simulate a power cut
+ * (truncate every file to its durable length) and count the bytes written
+ * (write amplification).  Faults are process-wide on purpose: a test arms
+ * them, runs engine code, and checks the engine's reaction.
+ */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sett.h"
+
+struct sfile {
+	int fd;
+	char *path;
+};
+
+/* ---- registry and faults ---- */
+
+typedef struct known_file {
+	char *path;
+	uint64_t synced;     /* durable length */
+	int synced_valid;    /* 0: never synced since open-for-write */
+	struct known_file *next;
+} known_file;
+
+static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+static known_file *known;
+static long fail_nth;        /* 0: off */
+static int fail_nth_err;
+static int fail_bytes_armed;
+static uint64_t fail_bytes_left;
+static int fail_bytes_err;
+static int dead;             /* after a power cut */
+static uint64_t bytes_written;
+
+static known_file *known_find(const char *path)
+{
+	for (known_file *k = known; k; k = k->next)
+		if (strcmp(k->path, path) == 0)
+			return k;
+	return NULL;
+}
+
+static known_file *known_get(const char *path)
+{
+	known_file *k = known_find(path);
+	if (k)
+		return k;
+	k = calloc(1, sizeof *k);
+	if (!k)
+		return NULL;
+	k->path = strdup(path);
+	if (!k->path) {
+		free(k);
+		return NULL;
+	}
+	k->next = known;
+	known = k;
+	return k;
+}
+
+static void known_drop(const char *path)
+{
+	for (known_file **pp = &known; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->path, path) == 0) {
+			known_file *k = *pp;
+			*pp = k->next;
+			free(k->path);
+			free(k);
+			return;
+		}
+	}
+}
+
+/* Called before every mutating operation: returns an injected error or 0. */
+static int fault_check(size_t nbytes)
+{
+	int r = 0;
+	pthread_mutex_lock(&fault_mu);
+	if (dead) {
+		r = -EIO;
+	} else if (fail_nth > 0 && --fail_nth == 0) {
+		r = -fail_nth_err;
+	} else if (fail_bytes_armed) {
+		if (nbytes > fail_bytes_left) {
+			r = -fail_bytes_err;
+			fail_bytes_left = 0;
+		} else {
+			fail_bytes_left -= nbytes;
+		}
+	}
+	pthread_mutex_unlock(&fault_mu);
+	return r;
+}
+
+void sio_fault_fail_nth(long nth, int err)
+{
+	pthread_mutex_lock(&fault_mu);
+	fail_nth = nth;
+	fail_nth_err = err > 0 ? err : -err;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_fail_after_bytes(uint64_t bytes, int err)
+{
+	pthread_mutex_lock(&fault_mu);
+	fail_bytes_armed = 1;
+	fail_bytes_left = bytes;
+	fail_bytes_err = err > 0 ? err : -err;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_powercut(void)
+{
+	pthread_mutex_lock(&fault_mu);
+	for (known_file *k = known; k; k = k->next) {
+		if (!k->synced_valid) {
+			/* Never fsynced: as if the file's data never reached disk. */
+			if (truncate(k->path, 0) != 0 && errno == ENOENT)
+				continue;
+		} else {
+			struct stat st;
+			if (stat(k->path, &st) == 0 && (uint64_t)st.st_size > k->synced)
+				(void)truncate(k->path, (off_t)k->synced);
+		}
+	}
+	dead = 1;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_reset(void)
+{
+	pthread_mutex_lock(&fault_mu);
+	while (known) {
+		known_file *k = known;
+		known = k->next;
+		free(k->path);
+		free(k);
+	}
+	fail_nth = 0;
+	fail_bytes_armed = 0;
+	dead = 0;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+uint64_t sio_bytes_written(void)
+{
+	return __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
+}
+
+/* ---- files ---- */
+
+int sfile_open(const char *path, int flags, sfile **fp)
+{
+	int writable = (flags & O_ACCMODE) != O_RDONLY;
+	if (writable) {
+		int r = fault_check(0);
+		if (r)
+			return r;
+	}
+	int existed = writable ? access(path, F_OK) == 0 : 1;
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	sfile *f = calloc(1, sizeof *f);
+	if (!f || !(f->path = strdup(path))) {
+		free(f);
+		close(fd);
+		return -ENOMEM;
+	}
+	f->fd = fd;
+	if (writable) {
+		pthread_mutex_lock(&fault_mu);
+		known_file *k = known_find(path);
+		if (!k && existed) {
+			/* An existing file is durable as it is now. */
+			struct stat st;
+			k = known_get(path);
+			if (k && fstat(fd, &st) == 0) {
+				k->synced = (uint64_t)st.st_size;
+				k->synced_valid = 1;
+			}
+		} else if (!k) {
+			known_get(path);
+		}
+		pthread_mutex_unlock(&fault_mu);
+	}
+	*fp = f;
+	return 0;
+}
+
+int sfile_close(sfile *f)
+{
+	if (!f)
+		return 0;
+	int r = close(f->fd) == 0 ? 0 : -errno;
+	free(f->path);
+	free(f);
+	return r;
+}
+
+ssize_t sfile_pread(sfile *f, void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		done += (size_t)k;
+	}
+	return (ssize_t)done;
+}
+
+int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off)
+{
+	ssize_t k = sfile_pread(f, buf, n, off);
+	if (k < 0)
+		return (int)k;
+	return (size_t)k == n ? 0 : SETT_ECORRUPT;
+}
+
+int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
+{
+	int r = fault_check(n);
+	if (r)
+		return r;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)k;
+	}
+	__atomic_add_fetch(&bytes_written, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int sfile_sync(sfile *f)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	if (fdatasync(f->fd) != 0)
+		return -errno;
+	struct stat st;
+	if (fstat(f->fd, &st) == 0) {
+		pthread_mutex_lock(&fault_mu);
+		known_file *k = known_get(f->path);
+		if (k) {
+			k->synced = (uint64_t)st.st_size;
+			k->synced_valid = 1;
+		}
+		pthread_mutex_unlock(&fault_mu);
+	}
+	return 0;
+}
+
+int sfile_truncate(sfile *f, uint64_t size)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	if (ftruncate(f->fd, (off_t)size) != 0)
+		return -errno;
+	return 0;
+}
+
+int64_t sfile_size(sfile *f)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) != 0)
+		return -errno;
+	return (int64_t)st.st_size;
+}
+
+const char *sfile_path(const sfile *f)
+{
+	return f->path;
+}
+
+void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n)
+{
+	(void)posix_fadvise(f->fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
+}
+
+int sio_unlink(const char *path)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	if (unlink(path) != 0)
+		return -errno;
+	pthread_mutex_lock(&fault_mu);
+	known_drop(path);
+	pthread_mutex_unlock(&fault_mu);
+	return 0;
+}
+
+int sio_rename(const char *from, const char *to)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	if (rename(from, to) != 0)
+		return -errno;
+	pthread_mutex_lock(&fault_mu);
+	known_drop(to);
+	known_file *k = known_find(from);
+	if (k) {
+		char *p = strdup(to);
+		if (p) {
+			free(k->path);
+			k->path = p;
+		}
+	}
+	pthread_mutex_unlock(&fault_mu);
+	return 0;
+}
+
+int sio_sync_dir(const char *dir)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return r;
+}
+
+int sio_mkdir(const char *dir)
+{
+	int r = fault_check(0);
+	if (r)
+		return r;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
