@@ -13,7 +13,6 @@
  * or the whole filesystem holds too many buffered bytes.  Reads see the
  * buffers directly.  Everything here runs under the node lock.
  */
-#define _GNU_SOURCE
 #include "fs_int.h"
 
 #include <errno.h>

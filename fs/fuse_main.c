@@ -10,7 +10,6 @@
  * answers stay correct because every change passes through the kernel.
  */
 #define FUSE_USE_VERSION 312
-#define _GNU_SOURCE
 
 #include <errno.h>
 #include <fcntl.h>

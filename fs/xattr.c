@@ -6,7 +6,6 @@
  * kernel's getxattr("security.capability") before every write is answered
  * without touching the store.
  */
-#define _GNU_SOURCE
 #include "fs_int.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
 /* test_fs.c - the settfs core, driven directly (no mount) on a temporary store. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>

@@ -15,7 +15,6 @@
  *
  * Exit status: 0 clean, 1 faults found, 2 operational error.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

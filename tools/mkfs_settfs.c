@@ -6,7 +6,6 @@
  * Writes the superblock, the inode counter and the root directory.  An
  * existing store is refused unless -f, which erases it.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
