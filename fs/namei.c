@@ -225,6 +225,7 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	in.parent = S_ISDIR(mode) ? parent : 0;
 	in.target = (char *)target;
 	in.target_len = tlen;
+	in.size = tlen; /* lstat reports the target length */
 
 	sfs_inode pin = p->in;
 	pin.mtime = pin.ctime = now;

@@ -171,7 +171,10 @@ int settfs_fsyncdir(settfs *fs, uint64_t ino, int datasync);
 
 /* ---- extended attributes -------------------------------------------- */
 
-/* flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>. */
+/*
+ * flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>.  POSIX ACLs
+ * (system.posix_acl_*) are not supported: -EOPNOTSUPP.
+ */
 int settfs_setxattr(settfs *fs, uint64_t ino, const char *name,
 		    const void *value, size_t size, int flags);
 /* size 0: returns the value size; too small: -ERANGE; absent: -ENODATA. */

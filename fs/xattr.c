@@ -54,6 +54,12 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		return r;
 	if (!remove && size > SETTFS_XATTR_SIZE_MAX)
 		return -E2BIG;
+	/*
+	 * POSIX ACLs would have to be enforced and mirrored into the mode;
+	 * refusing them makes cp/rsync fall back to chmod.
+	 */
+	if (!remove && strncmp(name, "system.posix_acl_", 17) == 0)
+		return -EOPNOTSUPP;
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)

@@ -31,7 +31,7 @@ cleanup() {
 		kill -9 "$daemon" 2>/dev/null
 		wait "$daemon" 2>/dev/null
 	fi
-	rm -rf "$work"
+	[ -n "$KEEP" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

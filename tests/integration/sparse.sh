@@ -15,7 +15,9 @@ import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 assert os.lseek(fd, 0, os.SEEK_DATA) == 5368709120, os.lseek(fd, 0, os.SEEK_DATA)
 assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
-assert os.lseek(fd, 5368709120, os.SEEK_HOLE) == 5368709124
+# the kernel's writeback cache may store the whole page around the data
+h = os.lseek(fd, 5368709120, os.SEEK_HOLE)
+assert 5368709124 <= h <= 5368709120 + 65536, h
 PY
 # punch a hole into real data
 head -c 1048576 /dev/urandom > "$mnt/p"
