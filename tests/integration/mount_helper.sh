@@ -7,9 +7,16 @@ PATH=$(dirname "$SETTFS"):$PATH
 export PATH
 "$MKFS" "$store" >/dev/null || fail "mkfs.settfs"
 "$MKFS" "$store" 2>/dev/null && fail "mkfs.settfs overwrote a store"
-mount -t fuse.settfs "$store" "$mnt" -o timeout=2 || fail "mount -t fuse.settfs"
+# mount(8) runs its helpers with a standard PATH: use the installed settfs
+# when there is one, else name the built program in the source (type#store).
+if PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v settfs >/dev/null; then
+	mount -t fuse.settfs "$store" "$mnt" -o timeout=2 || fail "mount -t fuse.settfs"
+else
+	mount -t fuse "$SETTFS#$store" "$mnt" -o timeout=2 || fail "mount -t fuse PROG#STORE"
+fi
 is_mounted || fail "not mounted"
 grep " $mnt " /proc/mounts | grep -q "fuse.settfs" || fail "type in /proc/mounts"
+grep " $mnt " /proc/mounts | grep -q "default_permissions" || fail "default_permissions"
 echo hi > "$mnt/x"
 umount "$mnt" || fail "umount"
 sleep 0.5
