@@ -218,6 +218,30 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 	return r ? r : (ssize_t)size;
 }
 
+/*
+ * Chunk deletions beyond this many are committed in intermediate batches
+ * (with the inode's block count, size unchanged) so that a batch always
+ * fits the engine's memtable.  A crash between them leaves the old size with
+ * zeros where deleted chunks were: the bytes the truncate was dropping.
+ */
+#define SFS_MAX_BATCH_DELETES 8192
+
+static int commit_partial(settfs *fs, uint64_t ino, sfs_inode *in, sett_batch *b,
+			  uint64_t *freed)
+{
+	sfs_inode tmp = *in;
+	tmp.blocks = *freed > tmp.blocks ? 0 : tmp.blocks - *freed;
+	int r = sfs_batch_inode(b, ino, &tmp);
+	if (r == 0)
+		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	sett_batch_clear(b);
+	if (r == 0) {
+		in->blocks = tmp.blocks;
+		*freed = 0;
+	}
+	return r;
+}
+
 int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 		       sett_batch *b)
 {
@@ -237,9 +261,11 @@ int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 	if (r)
 		return r;
 	uint64_t freed = 0;
+	size_t deletes = 0;
 	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, first)));
 	     r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
 		if (size > 0) {
+			/* to keep the block count exact; truncating to 0 zeroes it */
 			sett_val v;
 			r = sfs_errno(sett_iter_value(it, &v));
 			if (r)
@@ -247,6 +273,8 @@ int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 			freed += v.size;
 		}
 		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
+		if (r == 0 && ++deletes % SFS_MAX_BATCH_DELETES == 0)
+			r = commit_partial(fs, ino, in, b, &freed);
 	}
 	if (r == 0)
 		r = sfs_errno(sett_iter_error(it));
@@ -484,6 +512,8 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 			if (g == 0) {
 				freed += vn;
 				r = sfs_errno(sett_batch_delete(b, sfs_val(k, kn)));
+				if (r == 0 && sett_batch_count(b) >= SFS_MAX_BATCH_DELETES)
+					r = commit_partial(fs, n->ino, &n->in, b, &freed);
 			} else if (g != SETT_ENOTFOUND) {
 				r = sfs_errno(g);
 			}
