@@ -58,7 +58,7 @@ static int wipe_store(sett_db *db)
 	r = sfs_errno(sett_batch_new(&b));
 	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
 		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
-		if (r == 0 && sett_batch_count(b) >= 4096) {
+		if (r == 0 && sett_batch_count(b) >= 1024) {
 			r = sfs_errno(sett_write(db, b, 0, NULL));
 			sett_batch_clear(b);
 		}
@@ -249,6 +249,12 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->buckets = calloc(fs->nbuckets, sizeof *fs->buckets);
 	fs->dirty_limit = o->dirty_limit ? o->dirty_limit : 64u << 20;
 	fs->inode_dirty_limit = o->inode_dirty_limit ? o->inode_dirty_limit : 1u << 20;
+	/* the engine takes a batch of at most half a memtable, ~100 bytes a delete */
+	fs->max_batch_deletes = o->engine.mem_table_size / 2 / 128;
+	if (fs->max_batch_deletes > 8192)
+		fs->max_batch_deletes = 8192;
+	if (fs->max_batch_deletes < 16)
+		fs->max_batch_deletes = 16;
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;

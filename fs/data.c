@@ -219,13 +219,11 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 }
 
 /*
- * Chunk deletions beyond this many are committed in intermediate batches
+ * Chunk deletions beyond fs->max_batch_deletes are committed in intermediate batches
  * (with the inode's block count, size unchanged) so that a batch always
  * fits the engine's memtable.  A crash between them leaves the old size with
  * zeros where deleted chunks were: the bytes the truncate was dropping.
  */
-#define SFS_MAX_BATCH_DELETES 8192
-
 static int commit_partial(settfs *fs, uint64_t ino, sfs_inode *in, sett_batch *b,
 			  uint64_t *freed)
 {
@@ -273,7 +271,7 @@ int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 			freed += v.size;
 		}
 		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
-		if (r == 0 && ++deletes % SFS_MAX_BATCH_DELETES == 0)
+		if (r == 0 && ++deletes % fs->max_batch_deletes == 0)
 			r = commit_partial(fs, ino, in, b, &freed);
 	}
 	if (r == 0)
@@ -512,7 +510,7 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 			if (g == 0) {
 				freed += vn;
 				r = sfs_errno(sett_batch_delete(b, sfs_val(k, kn)));
-				if (r == 0 && sett_batch_count(b) >= SFS_MAX_BATCH_DELETES)
+				if (r == 0 && sett_batch_count(b) >= fs->max_batch_deletes)
 					r = commit_partial(fs, n->ino, &n->in, b, &freed);
 			} else if (g != SETT_ENOTFOUND) {
 				r = sfs_errno(g);

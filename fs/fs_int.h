@@ -55,6 +55,7 @@ struct settfs {
 	char *path;
 	uint32_t chunk_size;
 	size_t dirty_limit, inode_dirty_limit;
+	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;

@@ -660,11 +660,15 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(lc, (unsigned)cfg.clone_fd);
-	fuse_loop_cfg_set_max_threads(lc, cfg.threads ? cfg.threads : 10);
-	ret = fuse_session_loop_mt(se, lc) != 0;
-	fuse_loop_cfg_destroy(lc);
+	if (opts.singlethread) {
+		ret = fuse_session_loop(se) != 0;
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cfg.clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, cfg.threads ? cfg.threads : 10);
+		ret = fuse_session_loop_mt(se, lc) != 0;
+		fuse_loop_cfg_destroy(lc);
+	}
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -264,7 +264,7 @@ static int delete_prefix(settfs *fs, char tag, uint64_t ino)
 	}
 	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
 		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
-		if (r == 0 && sett_batch_count(b) >= 4096) {
+		if (r == 0 && sett_batch_count(b) >= fs->max_batch_deletes) {
 			r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 			sett_batch_clear(b);
 		}

@@ -1,6 +1,7 @@
 /* test_fs.c - the settfs core, driven directly (no mount) on a temporary store. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,6 +593,113 @@ START_TEST(test_mkfs_and_corrupt_inode)
 }
 END_TEST
 
+/* Many chunks (4 KiB chunk size) so truncates span several batches. */
+START_TEST(test_truncate_many_chunks)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.chunk_size = 4096;
+	o.engine.mem_table_size = 1u << 20;
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	ck_assert_uint_eq(settfs_chunk_size(fs), 4096);
+	uint64_t f = mkfile(1, "many");
+	const int n = 20000;
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "ab", 2, 0), 2);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	struct stat in, st;
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, (off_t)(n - 1) * 4096 + 2);
+	memset(&in, 0, sizeof in);
+	in.st_size = 4096 + 1;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(st.st_size, 4097);
+	ck_assert_int_eq(st.st_blocks, 1); /* 2 + 1 stored bytes */
+	char b[8];
+	ck_assert_int_eq(settfs_read(fs, f, 4096, 8, b), 1);
+	ck_assert_int_eq(b[0], 'a');
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "cd", 2, 0), 2);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(st.st_blocks, 0);
+	in.st_size = 100000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+}
+END_TEST
+
+struct worker {
+	int id;
+	uint64_t dir;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char name[32], buf[10000];
+	memset(buf, 'a' + w->id, sizeof buf);
+	for (int i = 0; i < 60; i++) {
+		struct stat st;
+		snprintf(name, sizeof name, "w%d-%d", w->id, i);
+		if (settfs_create(fs, &root_ctx, w->dir, name, 0644, O_RDWR, &st)) {
+			w->failures++;
+			continue;
+		}
+		for (int j = 0; j < 5; j++)
+			if (settfs_write(fs, st.st_ino, j * (off_t)sizeof buf, buf, sizeof buf, 0) !=
+			    (ssize_t)sizeof buf)
+				w->failures++;
+		char back[100];
+		if (settfs_read(fs, st.st_ino, 12345, sizeof back, back) != (ssize_t)sizeof back ||
+		    back[0] != 'a' + w->id)
+			w->failures++;
+		settfs_release(fs, st.st_ino);
+		if (i % 3 == 0) {
+			char to[40];
+			snprintf(to, sizeof to, "r%d-%d", w->id, i);
+			if (settfs_rename(fs, w->dir, name, 1, to, 0))
+				w->failures++;
+		} else if (i % 3 == 1 && settfs_unlink(fs, w->dir, name)) {
+			w->failures++;
+		}
+		settfs_forget(fs, st.st_ino, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrency)
+{
+	uint64_t d = mkdir_(1, "shared");
+	pthread_t t[6];
+	struct worker w[6];
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct worker){ i, d, 0 };
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].failures, 0);
+	}
+	struct stat st;
+	attr(d, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, d, "w3-2", &st), 0);
+	ck_assert_int_eq(st.st_size, 50000);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "r5-57", &st), 0);
+	ck_assert_int_eq(settfs_lookup(fs, d, "w5-1", &st), -ENOENT);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -612,6 +720,8 @@ int main(void)
 	tcase_add_test(tc, test_xattr);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
+	tcase_add_test(tc, test_truncate_many_chunks);
+	tcase_add_test(tc, test_concurrency);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
