@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -700,6 +701,59 @@ START_TEST(test_concurrency)
 }
 END_TEST
 
+static int run_fsck(void)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "./fsck.settfs -q %s >/dev/null 2>&1", dir);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* fsck.settfs (when built next to the tests) finds planted faults. */
+START_TEST(test_fsck)
+{
+	if (access("./fsck.settfs", X_OK) != 0)
+		return;
+	uint64_t d = mkdir_(1, "d");
+	uint64_t f = mkfile(d, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.x", "1", 1, 0), 0);
+	settfs_release(fs, f);
+	struct stat st;
+	ck_assert_int_eq(settfs_link(fs, f, 1, "f2", &st), 0);
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, d, "l", "f", &st), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	ck_assert_int_eq(run_fsck(), 0);
+
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.create_if_missing = 0;
+	sett_db *db;
+	uint8_t k[SFS_KEY_MAX], v[SFS_DENTRY_SIZE];
+	/* an entry pointing at a missing inode */
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	sfs_dentry_encode(999, S_IFREG, v);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k },
+				  (sett_val){ sizeof v, v }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k }), 0);
+	/* a chunk past the end of file */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_chunk(k, f, 7), k }, (sett_val){ 1, "z" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_chunk(k, f, 7), k }), 0);
+	/* a wrong link count: drop one of the two entries */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "f2", 2), k }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	fs_open_();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -722,6 +776,7 @@ int main(void)
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
 	tcase_add_test(tc, test_truncate_many_chunks);
 	tcase_add_test(tc, test_concurrency);
+	tcase_add_test(tc, test_fsck);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -158,7 +158,9 @@ int main(int argc, char **argv)
 	uint32_t cs = SETTFS_DEFAULT_CHUNK_SIZE;
 	r = sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
 	if (r == SETT_ENOTFOUND) {
-		fault(k, 1, "no superblock (not a settfs store)");
+		fprintf(stderr, "fsck.settfs: %s: no superblock: not a settfs store\n", store);
+		sett_close(db);
+		return 2;
 	} else if (r) {
 		sett_close(db);
 		return op_error("superblock", r);
