@@ -1,2 +1,895 @@
-/* db.c - placeholder until the module lands. */
-typedef int sett_placeholder_db;
+/*
+ * db.c - opening and closing a store, point reads, and the bookkeeping the
+ * rest of the engine shares (views, version installs, read versions).
+ *
+ * Open sequence (doc/FORMAT.md, "Store directory"):
+ *   1. lock the directory (LOCK, an flock the kernel drops when we die);
+ *   2. MANIFEST: which table is at which level;
+ *   3. KEYREGISTRY (checksummed; holds no keys until encryption exists);
+ *   4. replay every NNNNN.mem WAL, in order, into an immutable memtable;
+ *   5. open the tables named by the manifest, level by level, and delete
+ *      table files the manifest does not name (left by a crash);
+ *   6. open the value log (the last file's torn tail is cut);
+ *   7. start the writer, the flusher, compaction and value-log GC.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db_impl.h"
+#include "fileio.h"
+#include "ikey.h"
+
+void *db_writer_main(void *arg);
+void *db_flusher_main(void *arg);
+int db_rotate_memtable(sett_db *db);
+int db_sync_request(sett_db *db);
+int db_new_memslot_locked(sett_db *db, memslot *s);
+void compaction_fill_stats(sett_db *db, sett_stats *st);
+
+void db_table_path(const sett_db *db, uint64_t id, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%06llu.sst", db->dir, (unsigned long long)id);
+}
+
+uint64_t db_new_table_id(sett_db *db)
+{
+	return __atomic_fetch_add(&db->next_table_id, 1, __ATOMIC_RELAXED);
+}
+
+void db_set_bg_error(sett_db *db, int err)
+{
+	pthread_mutex_lock(&db->mu);
+	if (!db->bg_error)
+		db->bg_error = err;
+	pthread_cond_broadcast(&db->cv_room);
+	pthread_cond_broadcast(&db->cv_flush);
+	pthread_cond_broadcast(&db->cv_bg);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* ---- read versions ---- */
+
+void db_reader_add(sett_db *db, uint64_t v)
+{
+	pthread_mutex_lock(&db->mu);
+	if (db->nreaders == db->capreaders) {
+		size_t cap = db->capreaders ? db->capreaders * 2 : 16;
+		uint64_t *p = realloc(db->readers, cap * sizeof *p);
+		if (p) {
+			db->readers = p;
+			db->capreaders = cap;
+		}
+	}
+	if (db->nreaders < db->capreaders)
+		db->readers[db->nreaders++] = v;
+	pthread_mutex_unlock(&db->mu);
+}
+
+void db_reader_remove(sett_db *db, uint64_t v)
+{
+	pthread_mutex_lock(&db->mu);
+	for (size_t i = 0; i < db->nreaders; i++) {
+		if (db->readers[i] == v) {
+			db->readers[i] = db->readers[--db->nreaders];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+}
+
+uint64_t db_oldest_read_version(sett_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+	uint64_t m = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < db->nreaders; i++)
+		if (db->readers[i] < m)
+			m = db->readers[i];
+	pthread_mutex_unlock(&db->mu);
+	return m;
+}
+
+uint64_t sett_current_version(sett_db *db)
+{
+	return __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+}
+
+/* ---- views and lookups ---- */
+
+void db_view_get(sett_db *db, db_view *vw)
+{
+	pthread_mutex_lock(&db->mu);
+	vw->nmts = 0;
+	if (db->active.mt) {
+		memtable_ref(db->active.mt);
+		vw->mts[vw->nmts++] = db->active.mt;
+	}
+	for (int i = db->nimm - 1; i >= 0; i--) {
+		memtable_ref(db->imm[i].mt);
+		vw->mts[vw->nmts++] = db->imm[i].mt;
+	}
+	vw->v = db->current;
+	version_ref(vw->v);
+	pthread_mutex_unlock(&db->mu);
+}
+
+void db_view_release(db_view *vw)
+{
+	for (int i = 0; i < vw->nmts; i++)
+		memtable_unref(vw->mts[i]);
+	vw->nmts = 0;
+	version_unref(vw->v);
+	vw->v = NULL;
+}
+
+/* Index of the first table of a sorted level whose largest key >= ik. */
+static int level_find(table **ts, int n, slice ik)
+{
+	int lo = 0, hi = n;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (ikey_cmp(table_largest(ts[mid]), ik) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *version, buf *vs)
+{
+	char why[256];
+	for (int i = 0; i < vw->nmts; i++) {
+		slice s;
+		if (memtable_get(vw->mts[i], ukey, rv, version, &s)) {
+			vs->n = 0;
+			return buf_append(vs, s.p, s.n) ? -ENOMEM : 1;
+		}
+	}
+	uint64_t h = sett_hash(ukey.p, ukey.n);
+	lsm_version *v = vw->v;
+	for (int i = 0; i < v->ntables[0]; i++) {
+		table *t = v->tables[0][i];
+		if (!table_may_contain(t, h))
+			continue;
+		int r = table_get(t, ukey, rv, version, vs, why, sizeof why);
+		if (r)
+			return r;
+	}
+	uint8_t stackkey[256];
+	uint8_t *ik = ukey.n + IKEY_SUFFIX <= sizeof stackkey ? stackkey : malloc(ukey.n + IKEY_SUFFIX);
+	if (!ik)
+		return -ENOMEM;
+	ikey_make(ik, ukey.p, ukey.n, rv);
+	slice seek = slice_make(ik, ukey.n + IKEY_SUFFIX);
+	int found = 0;
+	for (int l = 1; l < MAX_LEVELS && !found; l++) {
+		int n = v->ntables[l];
+		/* A user key's versions may straddle two adjacent tables. */
+		for (int i = level_find(v->tables[l], n, seek); i < n; i++) {
+			table *t = v->tables[l][i];
+			if (slice_cmp(ikey_user(table_smallest(t)), ukey) > 0)
+				break;
+			if (table_may_contain(t, h)) {
+				found = table_get(t, ukey, rv, version, vs, why, sizeof why);
+				if (found)
+					break;
+			}
+			if (slice_cmp(ikey_user(table_largest(t)), ukey) != 0)
+				break;
+		}
+	}
+	if (ik != stackkey)
+		free(ik);
+	return found;
+}
+
+int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version, buf *vs)
+{
+	db_view vw;
+	db_view_get(db, &vw);
+	int r = lookup_in_view(&vw, ukey, read_version, version, vs);
+	db_view_release(&vw);
+	return r;
+}
+
+int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out)
+{
+	out->n = 0;
+	if (!(v->meta & META_VALUE_POINTER))
+		return buf_append(out, v->data.p, v->data.n);
+	vptr p;
+	if (vptr_decode(v->data.p, v->data.n, &p))
+		return SETT_ECORRUPT;
+	char why[512];
+	return vlog_read(db->vl, &p, ukey, out, why, sizeof why);
+}
+
+static int is_expired(const vstruct *v)
+{
+	return v->expires_at && v->expires_at <= (uint64_t)time(NULL);
+}
+
+int sett_get_ex(sett_db *db, sett_val key, uint64_t read_version, void **value, size_t *size,
+		uint64_t *version, uint8_t *user_meta)
+{
+	if (key.size > SETT_MAX_KEY_SIZE)
+		return SETT_ENOTFOUND;
+	uint64_t rv = read_version ? read_version : sett_current_version(db);
+	slice ukey = slice_make(key.data, key.size);
+	buf vs = { 0 }, out = { 0 };
+	uint64_t ver = 0;
+	int r = db_lookup(db, ukey, rv, &ver, &vs);
+	if (r == 1) {
+		vstruct v;
+		r = vstruct_decode(vs.p, vs.n, &v);
+		if (r == 0 && ((v.meta & META_DELETE) || is_expired(&v)))
+			r = SETT_ENOTFOUND;
+		if (r == 0)
+			r = db_resolve_value(db, ukey, &v, &out);
+		if (r == 0 && user_meta)
+			*user_meta = v.user_meta;
+	} else if (r == 0) {
+		r = SETT_ENOTFOUND;
+	}
+	buf_free(&vs);
+	if (r) {
+		buf_free(&out);
+		return r;
+	}
+	if (out.n == 0)
+		buf_free(&out);
+	*value = out.p;
+	*size = out.n;
+	if (version)
+		*version = ver;
+	return 0;
+}
+
+int sett_get(sett_db *db, sett_val key, uint64_t read_version, void **value, size_t *size)
+{
+	return sett_get_ex(db, key, read_version, value, size, NULL, NULL);
+}
+
+/* ---- installing new shapes ---- */
+
+int db_install_edit(sett_db *db, const version_edit *e)
+{
+	manifest_change *ch = calloc(e->nadd + e->ndel + 1, sizeof *ch);
+	if (!ch)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < e->nadd; i++)
+		ch[n++] = (manifest_change){ .op = MANIFEST_CREATE, .level = e->add_levels[i],
+					     .compression = (uint8_t)db->opt.compression,
+					     .id = table_id(e->add[i]) };
+	for (size_t i = 0; i < e->ndel; i++)
+		ch[n++] = (manifest_change){ .op = MANIFEST_DELETE, .id = e->del_ids[i] };
+	pthread_mutex_lock(&db->install_mu);
+	int r = manifest_apply(db->man, ch, n);
+	free(ch);
+	if (r) {
+		pthread_mutex_unlock(&db->install_mu);
+		return r;
+	}
+	lsm_version *nv;
+	pthread_mutex_lock(&db->mu);
+	lsm_version *old = db->current;
+	r = version_apply(old, e, &nv);
+	if (r == 0) {
+		/* Tables leaving the tree are deleted once no reader holds them. */
+		for (int l = 0; l < MAX_LEVELS; l++)
+			for (int i = 0; i < old->ntables[l]; i++)
+				for (size_t k = 0; k < e->ndel; k++)
+					if (table_id(old->tables[l][i]) == e->del_ids[k])
+						table_mark_obsolete(old->tables[l][i]);
+		db->current = nv;
+		pthread_cond_broadcast(&db->cv_room);
+		pthread_cond_broadcast(&db->cv_bg);
+	}
+	pthread_mutex_unlock(&db->mu);
+	pthread_mutex_unlock(&db->install_mu);
+	if (r == 0)
+		version_unref(old);
+	return r;
+}
+
+/* ---- KEYREGISTRY ---- */
+
+#define KEYREG_MAGIC "SETTKEYR"
+#define KEYREG_SIZE 24
+
+static int keyregistry_open(sett_db *db, char *why, size_t whylen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/KEYREGISTRY", db->dir);
+	sfile *f;
+	int r = sfile_open(path, O_RDONLY, &f);
+	if (r == -ENOENT) {
+		if (db->opt.read_only)
+			return 0;
+		/* magic | u32 version 1 | u32 number of keys (0) | u64 checksum */
+		uint8_t hdr[KEYREG_SIZE];
+		memcpy(hdr, KEYREG_MAGIC, 8);
+		put_le32(hdr + 8, 1);
+		put_le32(hdr + 12, 0);
+		put_le64(hdr + 16, sett_hash(hdr, 16));
+		char tmp[4200];
+		snprintf(tmp, sizeof tmp, "%s.tmp", path);
+		if ((r = sfile_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &f)))
+			return r;
+		r = sfile_pwrite(f, hdr, sizeof hdr, 0);
+		if (!r)
+			r = sfile_sync(f);
+		sfile_close(f);
+		if (!r)
+			r = sio_rename(tmp, path);
+		if (!r)
+			r = sio_sync_dir(db->dir);
+		return r;
+	}
+	if (r)
+		return r;
+	uint8_t hdr[KEYREG_SIZE];
+	r = sfile_pread_full(f, hdr, sizeof hdr, 0);
+	sfile_close(f);
+	if (r == 0 && memcmp(hdr, KEYREG_MAGIC, 8) != 0)
+		r = SETT_EFORMAT;
+	else if (r == 0 && (get_le64(hdr + 16) != sett_hash(hdr, 16)))
+		r = SETT_ECORRUPT;
+	else if (r == 0 && (get_le32(hdr + 8) != 1 || get_le32(hdr + 12) != 0))
+		r = SETT_EFORMAT;
+	if (r)
+		snprintf(why, whylen, "%s: bad header at offset 0", path);
+	return r;
+}
+
+/* ---- open ---- */
+
+typedef struct replay_ctx {
+	memtable *mt;
+	uint64_t max_version;
+	buf vs;
+} replay_ctx;
+
+static int replay_apply(void *arg, const entry *e)
+{
+	replay_ctx *c = arg;
+	if (e->key.n < IKEY_SUFFIX)
+		return SETT_ECORRUPT;
+	vstruct v = { .meta = e->meta & META_LSM_MASK, .user_meta = e->user_meta,
+		      .expires_at = e->expires_at, .data = e->value };
+	c->vs.n = 0;
+	int r = vstruct_append(&c->vs, &v);
+	if (r)
+		return r;
+	uint64_t ver = ikey_version(e->key);
+	if (ver > c->max_version)
+		c->max_version = ver;
+	return memtable_put(c->mt, e->key, slice_make(c->vs.p, c->vs.n));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Lists files named NNNN<suffix> in dir (ids sorted). */
+static int list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	size_t cap = 0, cnt = 0;
+	uint64_t *out = NULL;
+	size_t sl = strlen(suffix);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l <= sl || strcmp(de->d_name + l - sl, suffix) != 0)
+			continue;
+		char *end;
+		unsigned long long id = strtoull(de->d_name, &end, 10);
+		if (end != de->d_name + l - sl)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *p = realloc(out, cap * sizeof *p);
+			if (!p) {
+				free(out);
+				closedir(d);
+				return -ENOMEM;
+			}
+			out = p;
+		}
+		out[cnt++] = id;
+	}
+	closedir(d);
+	if (cnt)
+		qsort(out, cnt, sizeof *out, cmp_u64);
+	*ids = out;
+	*n = cnt;
+	return 0;
+}
+
+static int lock_dir(sett_db *db)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/LOCK", db->dir);
+	int fd = open(path, db->opt.read_only ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC,
+		      0644);
+	if (fd < 0)
+		return db->opt.read_only && errno == ENOENT ? 0 : -errno;
+	if (flock(fd, (db->opt.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		return e == EWOULDBLOCK ? SETT_ELOCKED : -e;
+	}
+	if (!db->opt.read_only) {
+		char pid[32];
+		int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
+			/* The pid is informational only. */
+		}
+	}
+	db->lock_fd = fd;
+	return 0;
+}
+
+static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, char *why, size_t whylen)
+{
+	lsm_version *v = version_new_empty();
+	if (!v)
+		return -ENOMEM;
+	uint64_t max_id = 0, max_version = 0;
+	int r = 0;
+	table **opened = calloc(nmt ? nmt : 1, sizeof *opened);
+	uint8_t *levels = calloc(nmt ? nmt : 1, 1);
+	if (!opened || !levels)
+		r = -ENOMEM;
+	for (size_t i = 0; i < nmt && !r; i++) {
+		char path[4096];
+		db_table_path(db, mt[i].id, path, sizeof path);
+		r = table_open(path, mt[i].id, db->bcache, &opened[i], why, whylen);
+		if (r == -ENOENT) {
+			snprintf(why, whylen, "%s: named by MANIFEST but missing", path);
+			r = SETT_ECORRUPT;
+		}
+		levels[i] = mt[i].level;
+		if (mt[i].id > max_id)
+			max_id = mt[i].id;
+		if (!r && table_max_version(opened[i]) > max_version)
+			max_version = table_max_version(opened[i]);
+	}
+	if (!r) {
+		/* L0 newest first: version_apply puts later additions in front. */
+		version_edit e = { .add = opened, .add_levels = levels, .nadd = nmt };
+		lsm_version *nv;
+		r = version_apply(v, &e, &nv);
+		if (!r) {
+			version_unref(v);
+			v = nv;
+		}
+	}
+	for (size_t i = 0; i < nmt; i++)
+		if (opened && opened[i])
+			table_unref(opened[i]);
+	free(opened);
+	free(levels);
+	if (r) {
+		version_unref(v);
+		return r;
+	}
+	db->current = v;
+	db->next_table_id = max_id + 1;
+	db->last_version = max_version;
+
+	/* Table files the manifest does not name were left by a crash. */
+	uint64_t *ids;
+	size_t n;
+	if ((r = list_ids(db->dir, ".sst", &ids, &n)))
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		int known = 0;
+		for (size_t k = 0; k < nmt && !known; k++)
+			known = mt[k].id == ids[i];
+		if (ids[i] >= db->next_table_id)
+			db->next_table_id = ids[i] + 1;
+		if (!known && !db->opt.read_only) {
+			char path[4096];
+			db_table_path(db, ids[i], path, sizeof path);
+			sio_unlink(path);
+		}
+	}
+	free(ids);
+	return 0;
+}
+
+static int replay_wals(sett_db *db, char *why, size_t whylen)
+{
+	uint64_t *ids;
+	size_t n;
+	int r = list_ids(db->dir, ".mem", &ids, &n);
+	if (r)
+		return r;
+	db->next_wal_id = 1;
+	for (size_t i = 0; i < n && !r; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%05llu.mem", db->dir, (unsigned long long)ids[i]);
+		replay_ctx c = { 0 };
+		if ((r = memtable_new(&c.mt)))
+			break;
+		wal *w = NULL;
+		r = wal_open_replay(path, !db->opt.read_only, replay_apply, &c, &w, why, whylen);
+		buf_free(&c.vs);
+		if (r) {
+			memtable_unref(c.mt);
+			break;
+		}
+		if (c.max_version > db->last_version)
+			db->last_version = c.max_version;
+		db->next_wal_id = (uint32_t)ids[i] + 1;
+		if (memtable_count(c.mt) == 0 && !db->opt.read_only) {
+			wal_close(w, 1);
+			memtable_unref(c.mt);
+			continue;
+		}
+		if (db->nimm >= MAX_MEMTABLES - 1) {
+			snprintf(why, whylen, "%s: too many write-ahead logs", db->dir);
+			wal_close(w, 0);
+			memtable_unref(c.mt);
+			r = SETT_ECORRUPT;
+			break;
+		}
+		db->imm[db->nimm++] = (memslot){ .mt = c.mt, .w = w };
+	}
+	free(ids);
+	return r;
+}
+
+static int check_options(const sett_options *o)
+{
+	if (o->mem_table_size < (64u << 10) || o->num_memtables < 2 || o->block_size < 256 ||
+	    o->value_threshold < 1 || o->value_log_file_size < (1u << 16) ||
+	    o->value_log_file_size > 0xffffffffull || o->num_level_zero_tables < 1 ||
+	    o->num_level_zero_tables_stall <= o->num_level_zero_tables ||
+	    o->level_size_multiplier < 2 || o->num_compactors < 0 ||
+	    o->bloom_false_positive <= 0 || o->bloom_false_positive >= 1 ||
+	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD))
+		return -EINVAL;
+	return 0;
+}
+
+/* Divides a memory budget between memtables and the block cache. */
+static void apply_memory_budget(sett_options *o)
+{
+	if (!o->memory_budget)
+		return;
+	size_t per_mem = o->memory_budget / 2 / (size_t)o->num_memtables;
+	if (per_mem < (1u << 20))
+		per_mem = 1u << 20;
+	if (o->mem_table_size > per_mem)
+		o->mem_table_size = per_mem;
+	size_t cache_bytes = o->memory_budget / 4;
+	if (o->block_cache_size > cache_bytes)
+		o->block_cache_size = cache_bytes;
+}
+
+static void db_free(sett_db *db)
+{
+	for (int i = 0; i < db->nimm; i++) {
+		wal_close(db->imm[i].w, 0);
+		memtable_unref(db->imm[i].mt);
+	}
+	if (db->active.w)
+		wal_close(db->active.w, memtable_count(db->active.mt) == 0);
+	if (db->active.mt)
+		memtable_unref(db->active.mt);
+	if (db->current)
+		version_unref(db->current);
+	if (db->vl)
+		vlog_close(db->vl);
+	if (db->man)
+		manifest_close(db->man);
+	if (db->bcache)
+		cache_free(db->bcache);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	pthread_mutex_destroy(&db->mu);
+	pthread_mutex_destroy(&db->install_mu);
+	pthread_mutex_destroy(&db->wmu);
+	pthread_cond_destroy(&db->cv_flush);
+	pthread_cond_destroy(&db->cv_room);
+	pthread_cond_destroy(&db->cv_bg);
+	pthread_cond_destroy(&db->wcv);
+	pthread_cond_destroy(&db->done_cv);
+	free(db->readers);
+	free(db->dir);
+	free(db);
+}
+
+int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
+{
+	sett_options o;
+	if (opt)
+		o = *opt;
+	else
+		sett_options_init(&o);
+	int r = check_options(&o);
+	if (r)
+		return r;
+	apply_memory_budget(&o);
+
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT || !o.create_if_missing || o.read_only)
+			return -errno;
+		if ((r = sio_mkdir(path)))
+			return r;
+	} else if (!S_ISDIR(st.st_mode)) {
+		return -ENOTDIR;
+	}
+
+	sett_db *db = calloc(1, sizeof *db);
+	if (!db || !(db->dir = strdup(path))) {
+		free(db);
+		return -ENOMEM;
+	}
+	db->opt = o;
+	db->lock_fd = -1;
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_mutex_init(&db->install_mu, NULL);
+	pthread_mutex_init(&db->wmu, NULL);
+	pthread_cond_init(&db->cv_flush, NULL);
+	pthread_cond_init(&db->cv_room, NULL);
+	pthread_cond_init(&db->cv_bg, NULL);
+	pthread_cond_init(&db->wcv, NULL);
+	pthread_cond_init(&db->done_cv, NULL);
+	db->topt = (table_options){ .block_size = o.block_size, .compression = o.compression,
+				    .zstd_level = o.zstd_level, .bloom_fp = o.bloom_false_positive };
+
+	char why[1024] = "";
+	manifest_table *mt = NULL;
+	size_t nmt = 0;
+	if ((r = lock_dir(db)))
+		goto fail;
+	if ((r = cache_new(o.block_cache_size, &db->bcache)))
+		goto fail;
+	if ((r = manifest_open(db->dir, o.read_only, &db->man, &mt, &nmt, why, sizeof why)))
+		goto fail;
+	if ((r = keyregistry_open(db, why, sizeof why)))
+		goto fail;
+	if ((r = open_tables(db, mt, nmt, why, sizeof why)))
+		goto fail;
+	if ((r = replay_wals(db, why, sizeof why)))
+		goto fail;
+	vlog_options vo = { .file_size = o.value_log_file_size,
+			    .max_entries = o.value_log_max_entries,
+			    .read_only = o.read_only,
+			    .verify_checksum = o.verify_value_checksum };
+	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
+		goto fail;
+	db->next_version = db->last_version;
+	free(mt);
+	mt = NULL;
+
+	if (o.read_only) {
+		/* Replayed memtables stay in memory; nothing is written. */
+		if ((r = memtable_new(&db->active.mt)))
+			goto fail;
+		*dbp = db;
+		return 0;
+	}
+	pthread_mutex_lock(&db->mu);
+	r = db_new_memslot_locked(db, &db->active);
+	pthread_mutex_unlock(&db->mu);
+	if (r)
+		goto fail;
+	if ((r = pthread_create(&db->writer, NULL, db_writer_main, db))) {
+		r = -r;
+		goto fail;
+	}
+	db->have_writer = 1;
+	if ((r = pthread_create(&db->flusher, NULL, db_flusher_main, db))) {
+		r = -r;
+		goto fail_threads;
+	}
+	db->have_flusher = 1;
+	if ((r = compaction_start(db)))
+		goto fail_threads;
+	if ((r = gc_start(db)))
+		goto fail_threads;
+	*dbp = db;
+	return 0;
+
+fail_threads:
+	sett_close(db);
+	return r;
+fail:
+	(void)why; /* details of a failed open are not reported through the API */
+	free(mt);
+	db_free(db);
+	return r;
+}
+
+int sett_close(sett_db *db)
+{
+	if (!db)
+		return 0;
+	int r = 0;
+	if (!db->opt.read_only) {
+		gc_stop(db);
+		/* The writer finishes what is queued and exits. */
+		pthread_mutex_lock(&db->wmu);
+		db->closing = 1;
+		pthread_cond_broadcast(&db->wcv);
+		pthread_mutex_unlock(&db->wmu);
+		if (db->have_writer)
+			pthread_join(db->writer, NULL);
+		db->have_writer = 0;
+		/* Flush everything, so the next open replays nothing. */
+		pthread_mutex_lock(&db->mu);
+		if (!db->bg_error && db->active.mt && memtable_count(db->active.mt) &&
+		    db->nimm < MAX_MEMTABLES) {
+			db->imm[db->nimm++] = db->active;
+			db->active = (memslot){ 0 };
+		}
+		db->closing = 1;
+		pthread_cond_broadcast(&db->cv_flush);
+		pthread_mutex_unlock(&db->mu);
+		if (db->have_flusher)
+			pthread_join(db->flusher, NULL);
+		db->have_flusher = 0;
+		compaction_stop(db);
+		r = db->bg_error;
+		if (!r && db->vl)
+			r = vlog_sync(db->vl);
+	}
+	db_free(db);
+	return r;
+}
+
+int db_new_memslot_locked(sett_db *db, memslot *s)
+{
+	char path[4096];
+	uint32_t id = db->next_wal_id++;
+	snprintf(path, sizeof path, "%s/%05u.mem", db->dir, id);
+	int r = memtable_new(&s->mt);
+	if (r)
+		return r;
+	if ((r = wal_create(path, id, &s->w))) {
+		memtable_unref(s->mt);
+		s->mt = NULL;
+	}
+	return r;
+}
+
+int sett_sync(sett_db *db)
+{
+	if (db->opt.read_only)
+		return 0;
+	/* The sync goes through the writer: that orders it after every write
+	 * acknowledged before this call. */
+	return db_sync_request(db);
+}
+
+int sett_flush(sett_db *db)
+{
+	if (db->opt.read_only)
+		return -EROFS;
+	int r = db_rotate_memtable(db);
+	if (r)
+		return r;
+	pthread_mutex_lock(&db->mu);
+	while (db->nimm > 0 && !db->bg_error)
+		pthread_cond_wait(&db->cv_room, &db->mu);
+	r = db->bg_error;
+	pthread_mutex_unlock(&db->mu);
+	return r;
+}
+
+/* ---- introspection ---- */
+
+int sett_get_stats(sett_db *db, sett_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	db_view vw;
+	db_view_get(db, &vw);
+	for (int l = 0; l < MAX_LEVELS; l++) {
+		st->levels[l].tables = vw.v->ntables[l];
+		st->levels[l].bytes = version_level_bytes(vw.v, l);
+		st->lsm_bytes += st->levels[l].bytes;
+	}
+	st->memtables = vw.nmts;
+	for (int i = 0; i < vw.nmts; i++)
+		st->memtable_bytes += memtable_bytes(vw.mts[i]);
+	db_view_release(&vw);
+	compaction_fill_stats(db, st);
+	pthread_mutex_lock(&db->mu);
+	if (db->active.w)
+		st->wal_bytes += wal_size(db->active.w);
+	for (int i = 0; i < db->nimm; i++)
+		st->wal_bytes += wal_size(db->imm[i].w);
+	pthread_mutex_unlock(&db->mu);
+	sett_vlog_info vi[256];
+	int n = sett_vlog_files(db, vi, 256);
+	st->vlog_files = n > 0 ? n : 0;
+	for (int i = 0; i < n && i < 256; i++) {
+		st->vlog_bytes += vi[i].bytes;
+		st->vlog_discard_bytes += vi[i].discard_bytes;
+	}
+	if (db->bcache) {
+		cache_stats cs;
+		cache_get_stats(db->bcache, &cs);
+		st->block_cache_hits = cs.hits;
+		st->block_cache_misses = cs.misses;
+		st->block_cache_bytes = cs.bytes;
+	}
+	st->last_version = sett_current_version(db);
+	st->bytes_written_user = __atomic_load_n(&db->stat_user_bytes, __ATOMIC_RELAXED);
+	st->bytes_written_disk = sio_bytes_written();
+	st->compactions = __atomic_load_n(&db->stat_compactions, __ATOMIC_RELAXED);
+	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
+	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
+	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	return 0;
+}
+
+typedef struct verify_ctx {
+	sett_report_fn report;
+	void *arg;
+} verify_ctx;
+
+static int verify_entry(void *arg, const entry *e, const vptr *p)
+{
+	(void)arg;
+	(void)e;
+	(void)p;
+	return 0;
+}
+
+int sett_verify(sett_db *db, sett_report_fn report, void *arg)
+{
+	char why[1024];
+	int bad = 0;
+	db_view vw;
+	db_view_get(db, &vw);
+	for (int l = 0; l < MAX_LEVELS; l++) {
+		for (int i = 0; i < vw.v->ntables[l]; i++) {
+			why[0] = 0;
+			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
+			if (r) {
+				bad = r;
+				if (report)
+					report(arg, why[0] ? why : sett_strerror(r));
+			}
+		}
+	}
+	db_view_release(&vw);
+	uint32_t *fids = NULL;
+	int n = 0;
+	int r = vlog_list(db->vl, &fids, &n);
+	if (r)
+		return r;
+	for (int i = 0; i < n; i++) {
+		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
+		if (r) {
+			bad = r;
+			if (report) {
+				snprintf(why, sizeof why, "%s/%06u.vlog: %s", db->dir, fids[i],
+					 sett_strerror(r));
+				report(arg, why);
+			}
+		}
+	}
+	free(fids);
+	return bad ? SETT_ECORRUPT : 0;
+}

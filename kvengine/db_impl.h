@@ -81,6 +81,7 @@ struct sett_db {
 	table_options topt;
 
 	pthread_mutex_t mu;
+	pthread_mutex_t install_mu; /* orders manifest appends with version swaps */
 	pthread_cond_t cv_flush;  /* flusher: an immutable memtable is waiting */
 	pthread_cond_t cv_room;   /* writers: a memtable was flushed / L0 shrank */
 	pthread_cond_t cv_bg;     /* compactors and GC: work may be waiting */
@@ -104,6 +105,7 @@ struct sett_db {
 	/* Writer thread queue. */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;       /* writer: requests queued */
+	pthread_cond_t done_cv;   /* submitters: a group was written */
 	struct write_req *qhead, *qtail;
 	pthread_t writer;
 	pthread_t flusher;

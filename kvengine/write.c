@@ -1,0 +1,628 @@
+/*
+ * write.c - batches, the writer thread (group commit) and the flusher.
+ *
+ * Every write goes through one writer thread, as in Badger: callers queue a
+ * request and wait; the writer takes every queued request at once (a group)
+ * and, per group:
+ *   1. appends the values of at least value_threshold bytes to the value
+ *      log, which yields their value pointers;
+ *   2. per request, makes room in the memtable (a full memtable becomes
+ *      immutable and is handed to the flusher; the writer waits on a
+ *      condition variable while too many are queued or L0 is too deep),
+ *      appends the request's entries to the WAL and inserts them;
+ *   3. fsyncs the value log and then the WAL when any request asked for it;
+ *   4. publishes the group's newest version to readers and wakes callers.
+ * All entries of one request share one version, and a multi-entry request
+ * is framed in the WAL (META_TXN ... META_FIN_TXN) so that replay applies
+ * it whole or not at all.
+ *
+ * The flusher turns the oldest immutable memtable into an L0 table, records
+ * it in the MANIFEST, swaps in a new version, and only then deletes the WAL.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_impl.h"
+#include "fileio.h"
+#include "ikey.h"
+
+/* ---- batches ---- */
+
+typedef struct batch_op {
+	size_t koff, voff;
+	uint32_t klen, vlen;
+	uint64_t expires_at;
+	uint8_t del;
+	uint8_t user_meta;
+} batch_op;
+
+struct sett_batch {
+	buf data;
+	batch_op *ops;
+	size_t n, cap;
+	size_t user_bytes;
+};
+
+int sett_batch_new(sett_batch **bp)
+{
+	*bp = calloc(1, sizeof(sett_batch));
+	return *bp ? 0 : -ENOMEM;
+}
+
+void sett_batch_free(sett_batch *b)
+{
+	if (!b)
+		return;
+	buf_free(&b->data);
+	free(b->ops);
+	free(b);
+}
+
+void sett_batch_clear(sett_batch *b)
+{
+	b->data.n = 0;
+	b->n = 0;
+	b->user_bytes = 0;
+}
+
+size_t sett_batch_count(const sett_batch *b)
+{
+	return b->n;
+}
+
+size_t sett_batch_bytes(const sett_batch *b)
+{
+	return b->user_bytes;
+}
+
+static int batch_add(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
+		     uint8_t user_meta, int del)
+{
+	if (key.size > SETT_MAX_KEY_SIZE || value.size > SETT_MAX_VALUE_SIZE)
+		return SETT_ETOOBIG;
+	if ((key.size && !key.data) || (value.size && !value.data))
+		return -EINVAL;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		batch_op *ops = realloc(b->ops, cap * sizeof *ops);
+		if (!ops)
+			return -ENOMEM;
+		b->ops = ops;
+		b->cap = cap;
+	}
+	batch_op *op = &b->ops[b->n];
+	op->koff = b->data.n;
+	op->klen = (uint32_t)key.size;
+	int r = buf_append(&b->data, key.data, key.size);
+	if (r)
+		return r;
+	op->voff = b->data.n;
+	op->vlen = (uint32_t)value.size;
+	if ((r = buf_append(&b->data, value.data, value.size)))
+		return r;
+	op->expires_at = expires_at;
+	op->user_meta = user_meta;
+	op->del = (uint8_t)del;
+	b->n++;
+	b->user_bytes += key.size + value.size;
+	return 0;
+}
+
+int sett_batch_set(sett_batch *b, sett_val key, sett_val value)
+{
+	return batch_add(b, key, value, 0, 0, 0);
+}
+
+int sett_batch_set_ex(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
+		      uint8_t user_meta)
+{
+	return batch_add(b, key, value, expires_at, user_meta, 0);
+}
+
+int sett_batch_delete(sett_batch *b, sett_val key)
+{
+	sett_val none = { 0, NULL };
+	return batch_add(b, key, none, 0, 0, 1);
+}
+
+/* ---- requests ---- */
+
+enum { REQ_BATCH, REQ_GC, REQ_ROTATE, REQ_SYNC };
+
+typedef struct write_req {
+	int kind;
+	const sett_batch *b;
+	/* REQ_GC */
+	const entry *gc_entries;
+	const uint64_t *gc_versions;
+	const vptr *gc_old;
+	int gc_n;
+
+	int sync;
+	int done;
+	int result;
+	uint64_t version;
+	struct write_req *next;
+} write_req;
+
+/* Per-entry scratch of one request while the writer handles it. */
+typedef struct pending {
+	entry e;       /* as it goes to the WAL (value = vptr bytes when separated) */
+	uint8_t ikey_small[64];
+	uint8_t *ikey; /* ikey_small or heap */
+	uint8_t vp[VPTR_SIZE];
+	int separated;
+	int skip;      /* GC entry whose compare-and-set failed */
+} pending;
+
+static int submit(sett_db *db, write_req *r)
+{
+	pthread_mutex_lock(&db->wmu);
+	if (db->closing) {
+		pthread_mutex_unlock(&db->wmu);
+		return SETT_ECLOSED;
+	}
+	r->next = NULL;
+	if (db->qtail)
+		db->qtail->next = r;
+	else
+		db->qhead = r;
+	db->qtail = r;
+	pthread_cond_signal(&db->wcv);
+	while (!r->done)
+		pthread_cond_wait(&db->done_cv, &db->wmu);
+	pthread_mutex_unlock(&db->wmu);
+	return r->result;
+}
+
+int sett_write(sett_db *db, sett_batch *b, int sync, uint64_t *version)
+{
+	if (db->opt.read_only)
+		return -EROFS;
+	if (!b->n)
+		return 0;
+	/* A request must fit in one memtable (entries are inserted whole). */
+	size_t lsm_bytes = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		size_t v = b->ops[i].vlen >= db->opt.value_threshold ? VPTR_SIZE : b->ops[i].vlen;
+		lsm_bytes += b->ops[i].klen + v + 64;
+	}
+	if (lsm_bytes > db->opt.mem_table_size / 2)
+		return SETT_ETOOBIG;
+	int err = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
+	if (err)
+		return err;
+	write_req r = { .kind = REQ_BATCH, .b = b, .sync = sync };
+	int rc = submit(db, &r);
+	if (rc == 0 && version)
+		*version = r.version;
+	return rc;
+}
+
+int sett_put(sett_db *db, sett_val key, sett_val value)
+{
+	sett_batch b = { 0 };
+	int r = sett_batch_set(&b, key, value);
+	if (r == 0)
+		r = sett_write(db, &b, 0, NULL);
+	buf_free(&b.data);
+	free(b.ops);
+	return r;
+}
+
+int sett_del(sett_db *db, sett_val key)
+{
+	sett_batch b = { 0 };
+	int r = sett_batch_delete(&b, key);
+	if (r == 0)
+		r = sett_write(db, &b, 0, NULL);
+	buf_free(&b.data);
+	free(b.ops);
+	return r;
+}
+
+int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions, const vptr *old,
+		  int n)
+{
+	if (n <= 0)
+		return 0;
+	write_req r = { .kind = REQ_GC, .gc_entries = entries, .gc_versions = versions,
+			.gc_old = old, .gc_n = n };
+	return submit(db, &r);
+}
+
+/* Asks the writer to turn the active memtable into an immutable one. */
+int db_rotate_memtable(sett_db *db)
+{
+	write_req r = { .kind = REQ_ROTATE };
+	return submit(db, &r);
+}
+
+/* Makes every write acknowledged before it durable. */
+int db_sync_request(sett_db *db)
+{
+	write_req r = { .kind = REQ_SYNC, .sync = 1 };
+	return submit(db, &r);
+}
+
+int db_new_memslot_locked(sett_db *db, memslot *s);
+
+/* ---- the writer thread ---- */
+
+/*
+ * Makes the active memtable immutable and starts a new one.  Waits (on
+ * cv_room) while the flusher is behind or L0 is too deep.  `sync`: the old
+ * WAL is fsynced first, because the group being written must be durable.
+ */
+static int rotate(sett_db *db, int sync)
+{
+	int r;
+	if (sync && (r = wal_sync(db->active.w)))
+		return r;
+	pthread_mutex_lock(&db->mu);
+	int stalled = 0;
+	for (;;) {
+		if (db->bg_error || db->closing > 1) {
+			r = db->bg_error ? db->bg_error : SETT_ECLOSED;
+			pthread_mutex_unlock(&db->mu);
+			return r;
+		}
+		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
+		int l0_full = db->compactors && db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
+		if (!mem_full && !l0_full)
+			break;
+		if (!stalled) {
+			stalled = 1;
+			__atomic_add_fetch(&db->stat_write_stalls, 1, __ATOMIC_RELAXED);
+		}
+		pthread_cond_broadcast(&db->cv_flush);
+		pthread_cond_wait(&db->cv_room, &db->mu);
+	}
+	memslot s;
+	r = db_new_memslot_locked(db, &s);
+	if (r) {
+		pthread_mutex_unlock(&db->mu);
+		return r;
+	}
+	db->imm[db->nimm++] = db->active;
+	db->active = s;
+	pthread_cond_broadcast(&db->cv_flush);
+	pthread_mutex_unlock(&db->mu);
+	return 0;
+}
+
+static int room_for(sett_db *db, size_t need, int sync)
+{
+	if (memtable_bytes(db->active.mt) + need <= db->opt.mem_table_size &&
+	    wal_size(db->active.w) + need <= db->opt.mem_table_size)
+		return 0;
+	if (memtable_count(db->active.mt) == 0)
+		return 0; /* an empty memtable takes any request */
+	return rotate(db, sync);
+}
+
+static void pending_free(pending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].ikey != p[i].ikey_small)
+			free(p[i].ikey);
+	free(p);
+}
+
+/* Builds the entries of a request (internal keys, versions, meta bits). */
+static int prepare(sett_db *db, write_req *r, pending **out, size_t *nout)
+{
+	size_t n = r->kind == REQ_BATCH ? r->b->n : (size_t)r->gc_n;
+	pending *p = calloc(n ? n : 1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		slice ukey, val;
+		uint64_t ver;
+		uint8_t meta = 0, umeta = 0;
+		uint64_t exp = 0;
+		if (r->kind == REQ_BATCH) {
+			const batch_op *op = &r->b->ops[i];
+			ukey = slice_make(r->b->data.p + op->koff, op->klen);
+			val = slice_make(r->b->data.p + op->voff, op->vlen);
+			ver = r->version;
+			meta = op->del ? META_DELETE : 0;
+			umeta = op->user_meta;
+			exp = op->expires_at;
+		} else {
+			const entry *ge = &r->gc_entries[i];
+			ukey = ikey_user(ge->key);
+			val = ge->value;
+			ver = r->gc_versions[i];
+			meta = ge->meta & META_LSM_MASK & ~META_VALUE_POINTER;
+			umeta = ge->user_meta;
+			exp = ge->expires_at;
+		}
+		size_t iklen = ukey.n + IKEY_SUFFIX;
+		p[i].ikey = iklen <= sizeof p[i].ikey_small ? p[i].ikey_small : malloc(iklen);
+		if (!p[i].ikey) {
+			pending_free(p, i);
+			return -ENOMEM;
+		}
+		ikey_make(p[i].ikey, ukey.p, ukey.n, ver);
+		p[i].e.key = slice_make(p[i].ikey, iklen);
+		p[i].e.value = val;
+		p[i].e.meta = meta;
+		p[i].e.user_meta = umeta;
+		p[i].e.expires_at = exp;
+		p[i].separated = !(meta & META_DELETE) && val.n >= db->opt.value_threshold;
+	}
+	*out = p;
+	*nout = n;
+	return 0;
+}
+
+/* The compare-and-set of a GC write-back: is old[i] still the newest? */
+static int gc_still_live(sett_db *db, const write_req *r, int i)
+{
+	buf vs = { 0 };
+	uint64_t ver = 0;
+	int live = 0;
+	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), UINT64_MAX, &ver, &vs);
+	if (f == 1 && ver == r->gc_versions[i]) {
+		vstruct v;
+		vptr cur;
+		if (vstruct_decode(vs.p, vs.n, &v) == 0 && (v.meta & META_VALUE_POINTER) &&
+		    vptr_decode(v.data.p, v.data.n, &cur) == 0 && cur.fid == r->gc_old[i].fid &&
+		    cur.offset == r->gc_old[i].offset)
+			live = 1;
+	}
+	buf_free(&vs);
+	return live;
+}
+
+/* Appends a request's entries to the WAL and inserts them in the memtable. */
+static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, int sync, buf *wbuf,
+			 buf *vsbuf)
+{
+	size_t need = 0;
+	for (size_t i = 0; i < n; i++)
+		need += p[i].e.key.n + (p[i].separated ? VPTR_SIZE : p[i].e.value.n) + 48;
+	int rc = room_for(db, need, sync);
+	if (rc)
+		return rc;
+	size_t live = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r->kind == REQ_GC && !gc_still_live(db, r, (int)i))
+			p[i].skip = 1;
+		else
+			live++;
+	}
+	wbuf->n = 0;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].skip)
+			continue;
+		entry e = p[i].e;
+		if (p[i].separated) {
+			e.value = slice_make(p[i].vp, VPTR_SIZE);
+			e.meta |= META_VALUE_POINTER;
+		}
+		if (live > 1)
+			e.meta |= ++k == live ? (META_TXN | META_FIN_TXN) : META_TXN;
+		if ((rc = entry_append(wbuf, &e)))
+			return rc;
+	}
+	if (!wbuf->n)
+		return 0;
+	if ((rc = wal_append(db->active.w, wbuf->p, wbuf->n)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].skip)
+			continue;
+		vstruct v = { .meta = p[i].e.meta, .user_meta = p[i].e.user_meta,
+			      .expires_at = p[i].e.expires_at, .data = p[i].e.value };
+		if (p[i].separated) {
+			v.meta |= META_VALUE_POINTER;
+			v.data = slice_make(p[i].vp, VPTR_SIZE);
+		}
+		vsbuf->n = 0;
+		if ((rc = vstruct_append(vsbuf, &v)))
+			return rc;
+		if ((rc = memtable_put(db->active.mt, p[i].e.key, slice_make(vsbuf->p, vsbuf->n))))
+			return rc;
+	}
+	return 0;
+}
+
+static void write_group(sett_db *db, write_req *group)
+{
+	int sync = db->opt.sync_writes;
+	size_t nreq = 0;
+	for (write_req *r = group; r; r = r->next) {
+		sync |= r->sync;
+		nreq++;
+	}
+	pending **ps = calloc(nreq, sizeof *ps);
+	size_t *ns = calloc(nreq, sizeof *ns);
+	entry *large = NULL;
+	vptr *vps = NULL;
+	buf wbuf = { 0 }, vsbuf = { 0 };
+	int rc = (!ps || !ns) ? -ENOMEM : 0;
+	uint64_t newest = db->next_version;
+
+	/* Versions and entries. */
+	size_t j = 0, nlarge = 0;
+	for (write_req *r = group; r && !rc; r = r->next, j++) {
+		if (r->kind == REQ_BATCH)
+			r->version = newest = ++db->next_version;
+		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
+			rc = prepare(db, r, &ps[j], &ns[j]);
+		for (size_t i = 0; !rc && i < ns[j]; i++)
+			nlarge += ps[j][i].separated;
+	}
+	/* 1. The value log. */
+	if (!rc && nlarge) {
+		large = malloc(nlarge * sizeof *large);
+		vps = malloc(nlarge * sizeof *vps);
+		if (!large || !vps)
+			rc = -ENOMEM;
+		size_t k = 0;
+		for (size_t q = 0; !rc && q < nreq; q++)
+			for (size_t i = 0; i < ns[q]; i++)
+				if (ps[q][i].separated)
+					large[k++] = ps[q][i].e;
+		if (!rc)
+			rc = vlog_append(db->vl, large, (int)nlarge, vps);
+		k = 0;
+		for (size_t q = 0; !rc && q < nreq; q++)
+			for (size_t i = 0; i < ns[q]; i++)
+				if (ps[q][i].separated)
+					vptr_encode(ps[q][i].vp, &vps[k++]);
+	}
+	/* 2. WAL + memtable, request by request. */
+	j = 0;
+	for (write_req *r = group; r; r = r->next, j++) {
+		if (rc) {
+			r->result = rc;
+			continue;
+		}
+		if (r->kind == REQ_ROTATE) {
+			r->result = memtable_count(db->active.mt) ? rotate(db, sync) : 0;
+			continue;
+		}
+		if (r->kind == REQ_SYNC)
+			continue;
+		r->result = apply_request(db, r, ps[j], ns[j], sync, &wbuf, &vsbuf);
+		if (r->result)
+			rc = r->result; /* later requests of the group fail too */
+		else if (r->kind == REQ_BATCH)
+			__atomic_add_fetch(&db->stat_user_bytes, r->b->user_bytes, __ATOMIC_RELAXED);
+	}
+	/* 3. Durability: value log before the WAL that points into it. */
+	if (!rc && sync) {
+		rc = vlog_sync(db->vl);
+		if (!rc)
+			rc = wal_sync(db->active.w);
+		if (rc)
+			for (write_req *r = group; r; r = r->next)
+				if (!r->result)
+					r->result = rc;
+	}
+	if (rc)
+		db_set_bg_error(db, rc);
+	/* 4. Publish.  A failed group is never made visible by a later one: the
+	 * db refuses writes after a background error. */
+	if (!rc)
+		__atomic_store_n(&db->last_version, newest, __ATOMIC_RELEASE);
+
+	for (size_t q = 0; q < nreq; q++)
+		if (ps && ps[q])
+			pending_free(ps[q], ns[q]);
+	free(ps);
+	free(ns);
+	free(large);
+	free(vps);
+	buf_free(&wbuf);
+	buf_free(&vsbuf);
+}
+
+void *db_writer_main(void *arg)
+{
+	sett_db *db = arg;
+	pthread_mutex_lock(&db->wmu);
+	for (;;) {
+		while (!db->qhead && !db->closing)
+			pthread_cond_wait(&db->wcv, &db->wmu);
+		if (!db->qhead)
+			break;
+		write_req *group = db->qhead;
+		db->qhead = db->qtail = NULL;
+		pthread_mutex_unlock(&db->wmu);
+
+		write_group(db, group);
+
+		pthread_mutex_lock(&db->wmu);
+		for (write_req *r = group, *next; r; r = next) {
+			next = r->next;
+			r->done = 1;
+		}
+		pthread_cond_broadcast(&db->done_cv);
+	}
+	pthread_mutex_unlock(&db->wmu);
+	return NULL;
+}
+
+/* ---- the flusher thread ---- */
+
+/* Writes memtable mt as table `id`; *tp is NULL when the memtable is empty. */
+static int flush_memtable(sett_db *db, memtable *mt, table **tp)
+{
+	char path[4096], why[512] = "";
+	*tp = NULL;
+	if (memtable_count(mt) == 0)
+		return 0;
+	uint64_t id = db_new_table_id(db);
+	db_table_path(db, id, path, sizeof path);
+	table_builder *b;
+	int r = table_builder_new(path, &db->topt, &b);
+	if (r)
+		return r;
+	sit *it = memtable_iter_new(mt);
+	if (!it) {
+		table_builder_abandon(b);
+		return -ENOMEM;
+	}
+	for (sit_first(it); sit_valid(it) && !r; sit_next(it))
+		r = table_builder_add(b, sit_key(it), sit_value(it));
+	if (!r)
+		r = sit_error(it);
+	sit_free(it);
+	if (r) {
+		table_builder_abandon(b);
+		return r;
+	}
+	if ((r = table_builder_finish(b)))
+		return r;
+	if ((r = sio_sync_dir(db->dir)))
+		return r;
+	return table_open(path, id, db->bcache, tp, why, sizeof why);
+}
+
+void *db_flusher_main(void *arg)
+{
+	sett_db *db = arg;
+	pthread_mutex_lock(&db->mu);
+	for (;;) {
+		while (db->nimm == 0 && !db->closing)
+			pthread_cond_wait(&db->cv_flush, &db->mu);
+		if (db->nimm == 0 || db->bg_error)
+			break;
+		memslot s = db->imm[0];
+		pthread_mutex_unlock(&db->mu);
+
+		table *t = NULL;
+		int r = flush_memtable(db, s.mt, &t);
+		if (!r && t) {
+			uint8_t lvl = 0;
+			version_edit e = { .add = &t, .add_levels = &lvl, .nadd = 1 };
+			r = db_install_edit(db, &e);
+			table_unref(t); /* the version holds its own reference */
+		}
+		if (r) {
+			db_set_bg_error(db, r);
+			pthread_mutex_lock(&db->mu);
+			break;
+		}
+		pthread_mutex_lock(&db->mu);
+		memmove(&db->imm[0], &db->imm[1], (size_t)(db->nimm - 1) * sizeof(memslot));
+		db->nimm--;
+		pthread_cond_broadcast(&db->cv_room);
+		pthread_mutex_unlock(&db->mu);
+
+		wal_close(s.w, 1);
+		memtable_unref(s.mt);
+		compaction_kick(db);
+		pthread_mutex_lock(&db->mu);
+	}
+	pthread_cond_broadcast(&db->cv_room);
+	pthread_mutex_unlock(&db->mu);
+	return NULL;
+}
