@@ -386,6 +386,38 @@ static int pick_level(struct compactor_state *cs, const lsm_version *v, const le
 	return r;
 }
 
+/* Table `id` of `level` rewritten into the same level (drops what no reader needs). */
+static int pick_self(struct compactor_state *cs, const lsm_version *v, const level_targets *t,
+		     int level, uint64_t id, cjob *j)
+{
+	table *tb = NULL;
+	for (int k = 0; k < v->ntables[level] && !tb; k++)
+		if (table_id(v->tables[level][k]) == id)
+			tb = v->tables[level][k];
+	if (!tb)
+		return 0;
+	if (running_conflict(cs, level, tab_lo(tb), tab_hi(tb)))
+		return 0;
+	int r = job_alloc(j, v, level, level);
+	if (r)
+		return r;
+	int empty = 1;
+	j->in[j->nin++] = tb;
+	j->ntop = 1;
+	r = hull_extend(&j->lo, &j->hi, &empty, tab_lo(tb), tab_hi(tb));
+	if (!r) {
+		j->bottom = level == MAX_LEVELS - 1;
+		j->file_size = t->file_size[level];
+		r = running_register(cs, j);
+		r = r == -EBUSY ? 0 : (r ? r : 1);
+	}
+	if (r > 0)
+		table_ref(tb);
+	else
+		job_discard_unpicked(j);
+	return r;
+}
+
 /* ---- running a compaction ---- */
 
 static void acc_add(discard_acc *a, uint32_t fid, uint64_t bytes)
@@ -800,6 +832,16 @@ void compaction_level_info(sett_db *db, sett_level_info *levels)
 	pthread_mutex_unlock(&db->mu);
 }
 
+void compaction_fill_stats(sett_db *db, sett_stats *st)
+{
+	sett_level_info lv[SETT_MAX_LEVELS];
+	compaction_level_info(db, lv);
+	for (int i = 0; i < SETT_MAX_LEVELS; i++) {
+		st->levels[i].target_bytes = lv[i].target_bytes;
+		st->levels[i].score = lv[i].score;
+	}
+}
+
 /* ---- sett_flatten ---- */
 
 /* Waits until every immutable memtable has been flushed to L0. */
@@ -821,9 +863,9 @@ static int wait_memtables_flushed(sett_db *db)
 }
 
 /*
- * Flush, then compact every level down until L0..L5 are empty: all data
- * ends in L6, where tombstones, expired entries and versions no reader can
- * see are dropped.
+ * Flush, then compact every level down until L0..L5 are empty, then
+ * rewrite each L6 table once: all data ends in L6, where tombstones,
+ * expired entries and versions no reader can see are dropped.
  */
 int sett_flatten(sett_db *db)
 {
@@ -837,9 +879,14 @@ int sett_flatten(sett_db *db)
 		return r;
 	if ((r = wait_memtables_flushed(db)))
 		return r;
-	for (long round = 0; round < 100000; round++) {
-		if (__atomic_load_n(&cs->stop, __ATOMIC_RELAXED))
-			return SETT_ECLOSED;
+	uint64_t *self_ids = NULL;
+	size_t nself = 0, iself = 0;
+	int phase = 0; /* 0: push down, 1: rewrite L6 */
+	for (long round = 0; round < 1000000; round++) {
+		if (__atomic_load_n(&cs->stop, __ATOMIC_RELAXED)) {
+			r = SETT_ECLOSED;
+			break;
+		}
 		cjob j;
 		memset(&j, 0, sizeof j);
 		j.slot = -1;
@@ -849,28 +896,54 @@ int sett_flatten(sett_db *db)
 		lsm_version *v = db->current;
 		if ((r = db->bg_error) != 0) {
 			pthread_mutex_unlock(&db->mu);
-			return r;
+			break;
 		}
 		levels_targets(db, v, &t);
 		int from = -1;
 		for (int l = 0; l < MAX_LEVELS - 1 && from < 0; l++)
 			if (v->ntables[l])
 				from = l;
-		if (from < 0) {
-			done = 1;
-		} else {
+		if (phase == 0 && from < 0) {
+			phase = 1;
+			int last = MAX_LEVELS - 1;
+			nself = (size_t)v->ntables[last];
+			self_ids = calloc(nself + 1, sizeof *self_ids);
+			if (!self_ids)
+				r = -ENOMEM;
+			for (size_t k = 0; k < nself && self_ids; k++)
+				self_ids[k] = table_id(v->tables[last][k]);
+		}
+		pthread_mutex_lock(&cs->mu);
+		if (r) {
+			/* fall through to the unlock */
+		} else if (phase == 0) {
 			int to = from + 1;
 			while (to < MAX_LEVELS - 1 && v->ntables[to] == 0)
 				to++;
-			pthread_mutex_lock(&cs->mu);
 			picked = from == 0 ? pick_l0(cs, v, &t, to, &j) : pick_level(cs, v, &t, from, to, &j);
-			pthread_mutex_unlock(&cs->mu);
+		} else if (iself < nself) {
+			picked = pick_self(cs, v, &t, MAX_LEVELS - 1, self_ids[iself], &j);
+			/* A table already gone was rewritten by someone else. */
+			int present = 0;
+			for (int k = 0; k < v->ntables[MAX_LEVELS - 1] && !present; k++)
+				present = table_id(v->tables[MAX_LEVELS - 1][k]) == self_ids[iself];
+			if (picked > 0 || !present)
+				iself++;
+			if (!present)
+				picked = 2; /* nothing to run; go on */
+		} else {
+			done = 1;
 		}
+		pthread_mutex_unlock(&cs->mu);
 		pthread_mutex_unlock(&db->mu);
-		if (done)
-			return 0;
-		if (picked < 0)
-			return picked;
+		if (r || done)
+			break;
+		if (picked < 0) {
+			r = picked;
+			break;
+		}
+		if (picked == 2)
+			continue;
 		if (picked == 0) {
 			/* A background compaction holds the range: wait for it. */
 			pthread_mutex_lock(&cs->mu);
@@ -881,7 +954,8 @@ int sett_flatten(sett_db *db)
 			continue;
 		}
 		if ((r = compaction_run_job(db, cs, &j)))
-			return r;
+			break;
 	}
-	return -EBUSY;
+	free(self_ids);
+	return r;
 }

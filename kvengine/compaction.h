@@ -22,6 +22,9 @@ discard *compaction_discard(sett_db *db);
 /* Fills levels[0..SETT_MAX_LEVELS-1] from the current version. */
 void compaction_level_info(sett_db *db, sett_level_info *levels);
 
+/* Fills the per-level part of sett_get_stats (targets and scores). */
+void compaction_fill_stats(sett_db *db, sett_stats *st);
+
 /* Table size growth per level below the base level. */
 #define TABLE_SIZE_MULTIPLIER 2
 

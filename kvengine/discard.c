@@ -245,6 +245,23 @@ void discard_remove(discard *d, uint32_t fid)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void discard_retain(discard *d, const uint32_t *fids, size_t n)
+{
+	pthread_mutex_lock(&d->mu);
+	size_t k = 0, j = 0;
+	for (size_t i = 0; i < d->nrows; i++) {
+		while (j < n && fids[j] < d->rows[i].fid)
+			j++;
+		if (j < n && fids[j] == d->rows[i].fid)
+			d->rows[k++] = d->rows[i];
+	}
+	if (k != d->nrows) {
+		d->nrows = k;
+		d->dirty++;
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
 uint64_t discard_total(discard *d)
 {
 	uint64_t t = 0;

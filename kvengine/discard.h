@@ -39,6 +39,8 @@ void discard_add(discard *d, uint32_t fid, uint64_t bytes);
 uint64_t discard_get(discard *d, uint32_t fid);
 /* Forgets fid (its file was deleted). */
 void discard_remove(discard *d, uint32_t fid);
+/* Forgets every file not in fids[0..n) (ascending): files deleted meanwhile. */
+void discard_retain(discard *d, const uint32_t *fids, size_t n);
 /* Sum over all files. */
 uint64_t discard_total(discard *d);
 
