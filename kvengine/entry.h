@@ -52,6 +52,19 @@ int entry_append(buf *b, const entry *e);
  */
 long entry_decode(const uint8_t *p, size_t n, entry *e);
 
+/*
+ * Decodes only the header of an entry (no checksum): fills e->meta,
+ * e->user_meta, e->expires_at, the key and value lengths (e->key.n,
+ * e->value.n; the slices' pointers are left NULL), *hlen (header length) and
+ * *total (whole encoded length).  Returns 1 on success, 0 if the header is
+ * truncated, SETT_ECORRUPT if a field is out of range.  Lets a reader learn
+ * how many bytes an entry spans before it reads them.
+ */
+int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size_t *total);
+
+/* Smallest possible encoded entry: 2 bytes, 3 one-byte varints, an 8-byte key, checksum. */
+#define ENTRY_MIN_LEN (2 + 3 + 8 + ENTRY_CHECKSUM)
+
 /* Value pointer: where a value lives in the value log. */
 typedef struct vptr {
 	uint32_t fid;
@@ -61,6 +74,7 @@ typedef struct vptr {
 
 #define VPTR_SIZE 12
 void vptr_encode(uint8_t *out, const vptr *v);
+/* 0, or SETT_ECORRUPT if n < VPTR_SIZE. */
 int vptr_decode(const uint8_t *p, size_t n, vptr *v);
 
 /* LSM value struct. */
@@ -74,7 +88,24 @@ typedef struct vstruct {
 size_t vstruct_encoded_len(const vstruct *v);
 size_t vstruct_encode(uint8_t *out, const vstruct *v);
 int vstruct_append(buf *b, const vstruct *v);
-/* 0 or SETT_ECORRUPT. */
+/*
+ * 0 or SETT_ECORRUPT (truncated, unknown meta bits, or a pointer struct whose
+ * data is not exactly VPTR_SIZE bytes).  v->data points into p.
+ */
 int vstruct_decode(const uint8_t *p, size_t n, vstruct *v);
+
+/*
+ * The 24-byte header of a log file (WAL and value log): an 8-byte magic,
+ * u32 LE format version (LOG_FORMAT_VERSION), u32 LE file id, u64 LE XXH3-64
+ * of the first 16 bytes.
+ */
+#define LOG_HEADER_SIZE 24
+#define LOG_FORMAT_VERSION 1
+void log_header_encode(uint8_t *out, const char magic[8], uint32_t fid);
+/*
+ * 0 and *fid on success; SETT_EFORMAT for another magic or an unknown
+ * version, SETT_ECORRUPT for a short header or a bad checksum.
+ */
+int log_header_decode(const uint8_t *p, size_t n, const char magic[8], uint32_t *fid);
 
 #endif

@@ -1,2 +1,863 @@
-/* table_reader.c - placeholder until the module lands. */
-typedef int sett_placeholder_table_reader;
+/*
+ * table_reader.c - opens, searches and iterates sorted tables.
+ *
+ * table_open checks the footer and loads the bloom filter, index and
+ * properties into memory, where they stay while the table is open (they
+ * are small next to the data, and every lookup needs them).  Data blocks
+ * are read on demand: through the block cache when the table has one
+ * (decoded once, shared by every reader), otherwise into a buffer owned by
+ * the reader for as long as it looks at that block.
+ *
+ * Nothing read from the file is trusted: each block's checksum is checked
+ * before anything in it is parsed, a compressed block must decompress to
+ * exactly the size its frame claims (bounded), the restart array must lie
+ * inside the block in increasing order, and every varint and length is
+ * bounds-checked as entries are decoded.  Any failure is SETT_ECORRUPT,
+ * with "PATH: corrupt block at offset N" in `why` where the call has one.
+ *
+ * Thread safety: a table may be used by any number of threads at once
+ * (table_get, table_iter_new, table_verify); its state after open is
+ * read-only except the atomic reference count.  An iterator belongs to
+ * one thread.
+ */
+#include "table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <zstd.h>
+
+#include "bloom.h"
+#include "fileio.h"
+#include "ikey.h"
+#include "sett.h"
+#include "table_format.h"
+
+typedef struct index_entry {
+	slice last_key; /* points into table.index_raw */
+	uint64_t off, size;
+} index_entry;
+
+struct table {
+	_Atomic long refs;
+	atomic_int obsolete;
+	char *path;
+	uint64_t id;
+	cache *c;
+	sfile *f;
+	uint64_t file_size;
+
+	uint8_t *bloom_raw, *index_raw, *props_raw; /* decoded meta blocks */
+	slice bloom;
+	index_entry *index;
+	size_t nblocks;
+
+	slice smallest, largest; /* point into props_raw */
+	uint64_t count, min_version, max_version, raw_bytes;
+};
+
+static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
+{
+	if (why && whylen)
+		snprintf(why, whylen, "%s: corrupt block at offset %llu", t->path,
+			 (unsigned long long)off);
+	return SETT_ECORRUPT;
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+/*
+ * Reads the block at [off, off+size), checks its trailer and returns its
+ * decoded bytes in a malloc'ed buffer: *data (the buffer) and *n (decoded
+ * length; the buffer may be longer).  *charge is the buffer's size.
+ */
+static int read_block_raw(const table *t, uint64_t off, uint64_t size, uint8_t **data,
+			  size_t *n, size_t *charge, char *why, size_t whylen)
+{
+	if (size < TABLE_BLOCK_TRAILER || off > t->file_size || size > t->file_size - off)
+		return corrupt_at(t, off, why, whylen);
+	uint8_t *p = malloc(size);
+	if (!p)
+		return -ENOMEM;
+	int r = sfile_pread_full(t->f, p, size, off);
+	if (r) {
+		free(p);
+		return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
+	}
+	size_t pn = size - TABLE_BLOCK_TRAILER;
+	if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
+		free(p);
+		return corrupt_at(t, off, why, whylen);
+	}
+	if (p[pn] == TABLE_BLOCK_RAW) {
+		*data = p;
+		*n = pn;
+		*charge = size;
+		return 0;
+	}
+	if (p[pn] != TABLE_BLOCK_ZSTD) {
+		free(p);
+		return corrupt_at(t, off, why, whylen);
+	}
+	unsigned long long rn = ZSTD_getFrameContentSize(p, pn);
+	if (rn == ZSTD_CONTENTSIZE_UNKNOWN || rn == ZSTD_CONTENTSIZE_ERROR || rn == 0 ||
+	    rn > TABLE_MAX_BLOCK) {
+		free(p);
+		return corrupt_at(t, off, why, whylen);
+	}
+	uint8_t *d = malloc(rn);
+	if (!d) {
+		free(p);
+		return -ENOMEM;
+	}
+	size_t got = ZSTD_decompress(d, rn, p, pn);
+	free(p);
+	if (ZSTD_isError(got) || got != rn) {
+		free(d);
+		return corrupt_at(t, off, why, whylen);
+	}
+	*data = d;
+	*n = rn;
+	*charge = rn;
+	return 0;
+}
+
+/*
+ * Checks the restart array of a decoded data block: a u32 count >= 1 at
+ * the end, the offsets before it, the first 0, strictly increasing, all
+ * inside the entry area (which must not be empty).
+ */
+static int check_data_block(const uint8_t *p, size_t n)
+{
+	if (n < 4)
+		return SETT_ECORRUPT;
+	uint64_t nrest = get_le32(p + n - 4);
+	if (nrest == 0 || (nrest + 1) * 4 > n)
+		return SETT_ECORRUPT;
+	size_t limit = n - (size_t)(nrest + 1) * 4;
+	if (limit == 0)
+		return SETT_ECORRUPT;
+	const uint8_t *rs = p + limit;
+	uint32_t prev = 0;
+	for (uint64_t i = 0; i < nrest; i++) {
+		uint32_t r = get_le32(rs + 4 * i);
+		if ((i == 0 && r != 0) || (i > 0 && r <= prev) || r >= limit)
+			return SETT_ECORRUPT;
+		prev = r;
+	}
+	return 0;
+}
+
+/* A data block held by a reader: a cache handle or an owned buffer. */
+typedef struct blockref {
+	const uint8_t *data;
+	size_t n;
+	cache_handle *h;
+	uint8_t *owned;
+} blockref;
+
+static void blockref_release(const table *t, blockref *br)
+{
+	if (br->h)
+		cache_release(t->c, br->h);
+	free(br->owned);
+	memset(br, 0, sizeof *br);
+}
+
+/* Gets data block bi, from the cache if the table has one (and use_cache). */
+static int get_block(const table *t, size_t bi, int use_cache, blockref *br, char *why,
+		     size_t whylen)
+{
+	const index_entry *ie = &t->index[bi];
+	memset(br, 0, sizeof *br);
+	if (use_cache && t->c) {
+		cache_handle *h = cache_lookup(t->c, t->id, ie->off);
+		if (h) {
+			br->h = h;
+			br->data = cache_data(h);
+			br->n = cache_size_of(h);
+			return 0;
+		}
+	}
+	uint8_t *p;
+	size_t n, charge;
+	int r = read_block_raw(t, ie->off, ie->size, &p, &n, &charge, why, whylen);
+	if (r)
+		return r;
+	if (check_data_block(p, n)) {
+		free(p);
+		return corrupt_at(t, ie->off, why, whylen);
+	}
+	if (use_cache && t->c) {
+		cache_handle *h = cache_insert(t->c, t->id, ie->off, p, n, charge);
+		if (!h)
+			return -ENOMEM; /* p was freed by the cache */
+		br->h = h;
+	} else {
+		br->owned = p;
+	}
+	br->data = p;
+	br->n = n;
+	return 0;
+}
+
+/* ------------------------------------------------------- block cursor */
+
+/*
+ * Walks the entries of one (restart-array-checked) data block.  cur is the
+ * offset of the current entry, or limit when the cursor is not on one.
+ */
+typedef struct blkcur {
+	const uint8_t *data;
+	size_t limit; /* start of the restart array = end of the entries */
+	const uint8_t *restarts;
+	uint32_t nrest;
+	size_t cur, next;
+	buf key;
+	slice val;
+	int err;
+} blkcur;
+
+static void blk_init(blkcur *bc, const uint8_t *p, size_t n)
+{
+	bc->nrest = get_le32(p + n - 4);
+	bc->limit = n - ((size_t)bc->nrest + 1) * 4;
+	bc->restarts = p + bc->limit;
+	bc->data = p;
+	bc->cur = bc->next = bc->limit;
+	bc->key.n = 0;
+	bc->err = 0;
+}
+
+static int blk_valid(const blkcur *bc)
+{
+	return bc->data && !bc->err && bc->cur < bc->limit;
+}
+
+static size_t blk_restart(const blkcur *bc, uint32_t i)
+{
+	return get_le32(bc->restarts + 4 * (size_t)i);
+}
+
+static void blk_fail(blkcur *bc)
+{
+	bc->err = SETT_ECORRUPT;
+	bc->cur = bc->next = bc->limit;
+}
+
+/* Decodes the three prefix varints of the entry at off. */
+static int blk_header(const blkcur *bc, size_t off, uint64_t *shared, uint64_t *unshared,
+		      uint64_t *vlen, size_t *body)
+{
+	const uint8_t *p = bc->data + off, *end = bc->data + bc->limit;
+	size_t a, b, c;
+	if (!(a = varint_get(p, end, shared)) || !(b = varint_get(p + a, end, unshared)) ||
+	    !(c = varint_get(p + a + b, end, vlen)))
+		return SETT_ECORRUPT;
+	size_t left = bc->limit - off - a - b - c;
+	if (*unshared > left || *vlen > left - *unshared)
+		return SETT_ECORRUPT;
+	*body = off + a + b + c;
+	return 0;
+}
+
+/* Decodes the entry at off, whose predecessor's key is in bc->key. */
+static void blk_parse_at(blkcur *bc, size_t off)
+{
+	uint64_t shared, unshared, vlen;
+	size_t body;
+	if (blk_header(bc, off, &shared, &unshared, &vlen, &body) || shared > bc->key.n ||
+	    shared + unshared < IKEY_SUFFIX) {
+		blk_fail(bc);
+		return;
+	}
+	bc->key.n = shared;
+	if (buf_append(&bc->key, bc->data + body, unshared)) {
+		bc->err = -ENOMEM;
+		bc->cur = bc->next = bc->limit;
+		return;
+	}
+	bc->val = slice_make(bc->data + body + unshared, vlen);
+	bc->cur = off;
+	bc->next = body + unshared + vlen;
+}
+
+static void blk_seek_restart(blkcur *bc, uint32_t i)
+{
+	bc->key.n = 0;
+	blk_parse_at(bc, blk_restart(bc, i));
+}
+
+static void blk_first(blkcur *bc)
+{
+	blk_seek_restart(bc, 0);
+}
+
+static void blk_next(blkcur *bc)
+{
+	if (bc->next >= bc->limit) {
+		bc->cur = bc->limit;
+		return;
+	}
+	blk_parse_at(bc, bc->next);
+}
+
+static void blk_last(blkcur *bc)
+{
+	blk_seek_restart(bc, bc->nrest - 1);
+	while (!bc->err && bc->next < bc->limit)
+		blk_parse_at(bc, bc->next);
+}
+
+static void blk_prev(blkcur *bc)
+{
+	size_t orig = bc->cur;
+	uint32_t lo = 0, hi = bc->nrest; /* find the last restart < orig */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (blk_restart(bc, mid) < orig)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0) {
+		bc->cur = bc->next = bc->limit;
+		return;
+	}
+	blk_seek_restart(bc, lo - 1);
+	while (!bc->err && bc->next < orig)
+		blk_parse_at(bc, bc->next);
+	if (!bc->err && bc->next != orig)
+		blk_fail(bc); /* entries do not chain up to where we were */
+}
+
+/* Positions at the first entry >= target (invalid if none). */
+static void blk_seek(blkcur *bc, slice target)
+{
+	/* last restart whose key < target */
+	uint32_t lo = 0, hi = bc->nrest - 1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		uint64_t shared, unshared, vlen;
+		size_t body;
+		if (blk_header(bc, blk_restart(bc, mid), &shared, &unshared, &vlen, &body) ||
+		    shared != 0 || unshared < IKEY_SUFFIX) {
+			blk_fail(bc);
+			return;
+		}
+		if (ikey_cmp(slice_make(bc->data + body, unshared), target) < 0)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	blk_seek_restart(bc, lo);
+	while (blk_valid(bc) && ikey_cmp(slice_make(bc->key.p, bc->key.n), target) < 0)
+		blk_next(bc);
+}
+
+/* ------------------------------------------------------- table cursor */
+
+/* A position in a table: a data block and a cursor in it. */
+typedef struct tcur {
+	table *t;
+	int use_cache;
+	size_t bi; /* current block; nblocks when none */
+	blockref br;
+	blkcur bc;
+	int err;
+	char why[320];
+} tcur;
+
+static void tc_init(tcur *tc, table *t, int use_cache)
+{
+	memset(tc, 0, sizeof *tc);
+	tc->t = t;
+	tc->use_cache = use_cache;
+	tc->bi = t->nblocks;
+}
+
+static void tc_close(tcur *tc)
+{
+	blockref_release(tc->t, &tc->br);
+	buf_free(&tc->bc.key);
+}
+
+static int tc_valid(const tcur *tc)
+{
+	return !tc->err && tc->bi < tc->t->nblocks && blk_valid(&tc->bc);
+}
+
+static void tc_invalidate(tcur *tc)
+{
+	blockref_release(tc->t, &tc->br);
+	tc->bi = tc->t->nblocks;
+	tc->bc.data = NULL;
+}
+
+static int tc_load(tcur *tc, size_t bi)
+{
+	if (tc->bi == bi && tc->bc.data) {
+		blk_init(&tc->bc, tc->br.data, tc->br.n);
+		return 0;
+	}
+	tc_invalidate(tc);
+	int r = get_block(tc->t, bi, tc->use_cache, &tc->br, tc->why, sizeof tc->why);
+	if (r) {
+		tc->err = r;
+		return r;
+	}
+	tc->bi = bi;
+	blk_init(&tc->bc, tc->br.data, tc->br.n);
+	return 0;
+}
+
+/* Turns a block cursor error into the table cursor's error. */
+static int tc_check(tcur *tc)
+{
+	if (tc->bc.err && !tc->err) {
+		tc->err = tc->bc.err;
+		if (tc->err == SETT_ECORRUPT)
+			corrupt_at(tc->t, tc->t->index[tc->bi].off, tc->why, sizeof tc->why);
+	}
+	if (tc->err)
+		tc_invalidate(tc);
+	return tc->err;
+}
+
+static void tc_skip_forward(tcur *tc)
+{
+	while (!tc_check(tc) && tc->bi < tc->t->nblocks && !blk_valid(&tc->bc)) {
+		if (tc->bi + 1 >= tc->t->nblocks) {
+			tc_invalidate(tc);
+			return;
+		}
+		if (tc_load(tc, tc->bi + 1))
+			return;
+		blk_first(&tc->bc);
+	}
+}
+
+static void tc_skip_backward(tcur *tc)
+{
+	while (!tc_check(tc) && tc->bi < tc->t->nblocks && !blk_valid(&tc->bc)) {
+		if (tc->bi == 0) {
+			tc_invalidate(tc);
+			return;
+		}
+		if (tc_load(tc, tc->bi - 1))
+			return;
+		blk_last(&tc->bc);
+	}
+}
+
+static void tc_first(tcur *tc)
+{
+	tc->err = 0;
+	if (tc_load(tc, 0))
+		return;
+	blk_first(&tc->bc);
+	tc_skip_forward(tc);
+}
+
+static void tc_last(tcur *tc)
+{
+	tc->err = 0;
+	if (tc_load(tc, tc->t->nblocks - 1))
+		return;
+	blk_last(&tc->bc);
+	tc_skip_backward(tc);
+}
+
+static void tc_seek(tcur *tc, slice target)
+{
+	tc->err = 0;
+	if (target.n < IKEY_SUFFIX) {
+		tc->err = -EINVAL;
+		tc_invalidate(tc);
+		return;
+	}
+	const table *t = tc->t;
+	size_t lo = 0, hi = t->nblocks; /* first block whose last key >= target */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ikey_cmp(t->index[mid].last_key, target) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == t->nblocks) {
+		tc_invalidate(tc);
+		return;
+	}
+	if (tc_load(tc, lo))
+		return;
+	blk_seek(&tc->bc, target);
+	tc_skip_forward(tc);
+}
+
+static slice tc_key(const tcur *tc)
+{
+	return slice_make(tc->bc.key.p, tc->bc.key.n);
+}
+
+static void tc_seek_for_prev(tcur *tc, slice target)
+{
+	tc_seek(tc, target);
+	if (tc->err)
+		return;
+	if (!tc_valid(tc))
+		tc_last(tc);
+	else if (ikey_cmp(tc_key(tc), target) > 0) {
+		blk_prev(&tc->bc);
+		tc_skip_backward(tc);
+	}
+}
+
+static void tc_next(tcur *tc)
+{
+	if (!tc_valid(tc))
+		return;
+	blk_next(&tc->bc);
+	tc_skip_forward(tc);
+}
+
+static void tc_prev(tcur *tc)
+{
+	if (!tc_valid(tc))
+		return;
+	blk_prev(&tc->bc);
+	tc_skip_backward(tc);
+}
+
+/* ------------------------------------------------------------- open */
+
+static int read_meta(table *t, uint64_t off, uint64_t size, uint8_t **p, size_t *n, char *why,
+		     size_t whylen)
+{
+	size_t charge;
+	return read_block_raw(t, off, size, p, n, &charge, why, whylen);
+}
+
+static int parse_props(table *t, size_t n, uint64_t off, char *why, size_t whylen)
+{
+	const uint8_t *p = t->props_raw, *end = p + n;
+	uint64_t v[5], klen;
+	size_t k;
+	for (int i = 0; i < 5; i++) {
+		if (!(k = varint_get(p, end, &v[i])))
+			return corrupt_at(t, off, why, whylen);
+		p += k;
+	}
+	t->count = v[0];
+	uint64_t nblocks = v[1];
+	t->min_version = v[2];
+	t->max_version = v[3];
+	t->raw_bytes = v[4];
+	if (p >= end)
+		return corrupt_at(t, off, why, whylen);
+	p++; /* compression of the table, informational */
+	slice *keys[2] = { &t->smallest, &t->largest };
+	for (int i = 0; i < 2; i++) {
+		if (!(k = varint_get(p, end, &klen)) || klen > (uint64_t)(end - p - k) ||
+		    klen < IKEY_SUFFIX)
+			return corrupt_at(t, off, why, whylen);
+		*keys[i] = slice_make(p + k, klen);
+		p += k + klen;
+	}
+	if (p != end || nblocks != t->nblocks || t->count < nblocks ||
+	    t->min_version > t->max_version || ikey_cmp(t->smallest, t->largest) > 0)
+		return corrupt_at(t, off, why, whylen);
+	return 0;
+}
+
+static int parse_index(table *t, size_t n, uint64_t off, uint64_t data_end, char *why,
+		       size_t whylen)
+{
+	const uint8_t *p = t->index_raw, *end = p + n;
+	size_t cap = 0;
+	uint64_t next_off = 0;
+	while (p < end) {
+		uint64_t klen, boff, bsize;
+		size_t k;
+		if (!(k = varint_get(p, end, &klen)) || klen > (uint64_t)(end - p - k) ||
+		    klen < IKEY_SUFFIX)
+			return corrupt_at(t, off, why, whylen);
+		slice key = slice_make(p + k, klen);
+		p += k + klen;
+		if (!(k = varint_get(p, end, &boff)))
+			return corrupt_at(t, off, why, whylen);
+		p += k;
+		if (!(k = varint_get(p, end, &bsize)))
+			return corrupt_at(t, off, why, whylen);
+		p += k;
+		/* blocks are contiguous from offset 0 up to the bloom block */
+		if (boff != next_off || bsize < TABLE_BLOCK_TRAILER || bsize > data_end - boff ||
+		    (t->nblocks && ikey_cmp(t->index[t->nblocks - 1].last_key, key) >= 0))
+			return corrupt_at(t, off, why, whylen);
+		next_off = boff + bsize;
+		if (t->nblocks == cap) {
+			cap = cap ? cap * 2 : 64;
+			index_entry *ni = realloc(t->index, cap * sizeof *ni);
+			if (!ni)
+				return -ENOMEM;
+			t->index = ni;
+		}
+		t->index[t->nblocks++] = (index_entry){ key, boff, bsize };
+	}
+	if (next_off != data_end || t->nblocks == 0)
+		return corrupt_at(t, off, why, whylen);
+	return 0;
+}
+
+static void table_destroy(table *t)
+{
+	if (t->f)
+		sfile_close(t->f);
+	free(t->bloom_raw);
+	free(t->index_raw);
+	free(t->props_raw);
+	free(t->index);
+	free(t->path);
+	free(t);
+}
+
+int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	t->c = c;
+	t->path = strdup(path);
+	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	if (r)
+		goto fail;
+	int64_t fsz = sfile_size(t->f);
+	if (fsz < 0) {
+		r = (int)fsz;
+		goto fail;
+	}
+	t->file_size = (uint64_t)fsz;
+	if (t->file_size < TABLE_FOOTER_SIZE + 3 * TABLE_BLOCK_TRAILER) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: corrupt table: only %llu bytes", path,
+				 (unsigned long long)t->file_size);
+		r = SETT_ECORRUPT;
+		goto fail;
+	}
+	uint64_t foot_off = t->file_size - TABLE_FOOTER_SIZE;
+	uint8_t foot[TABLE_FOOTER_SIZE];
+	if ((r = sfile_pread_full(t->f, foot, sizeof foot, foot_off)))
+		goto fail;
+	if (memcmp(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8) != 0 ||
+	    sett_hash(foot, TABLE_FOOTER_FIELDS) != get_le64(foot + TABLE_FOOTER_FIELDS)) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: corrupt table footer at offset %llu", path,
+				 (unsigned long long)foot_off);
+		r = SETT_ECORRUPT;
+		goto fail;
+	}
+	if (get_le32(foot + 48) != TABLE_FORMAT_VERSION) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: table format version %u not supported", path,
+				 (unsigned)get_le32(foot + 48));
+		r = SETT_EFORMAT;
+		goto fail;
+	}
+	uint64_t f[6];
+	for (int i = 0; i < 6; i++)
+		f[i] = get_le64(foot + 8 * i);
+	/* layout: data | bloom | index | properties | footer, nothing between */
+	if (f[0] > foot_off || f[1] > foot_off - f[0] || f[2] != f[0] + f[1] ||
+	    f[3] > foot_off - f[2] || f[4] != f[2] + f[3] || f[5] != foot_off - f[4]) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: corrupt table footer at offset %llu", path,
+				 (unsigned long long)foot_off);
+		r = SETT_ECORRUPT;
+		goto fail;
+	}
+	size_t bn, in, pn;
+	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) ||
+	    (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
+	    (r = read_meta(t, f[4], f[5], &t->props_raw, &pn, why, whylen)))
+		goto fail;
+	t->bloom = slice_make(t->bloom_raw, bn);
+	if ((r = parse_index(t, in, f[2], f[0], why, whylen)) ||
+	    (r = parse_props(t, pn, f[4], why, whylen)))
+		goto fail;
+	if (ikey_cmp(t->index[t->nblocks - 1].last_key, t->largest) != 0) {
+		r = corrupt_at(t, f[4], why, whylen);
+		goto fail;
+	}
+	*tp = t;
+	return 0;
+fail:
+	table_destroy(t);
+	return r;
+}
+
+void table_ref(table *t)
+{
+	atomic_fetch_add(&t->refs, 1);
+}
+
+void table_unref(table *t)
+{
+	if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	/* The blocks of a closed table are of no use to anyone. */
+	cache_erase_id(t->c, t->id);
+	if (atomic_load(&t->obsolete)) {
+		sfile_close(t->f);
+		t->f = NULL;
+		sio_unlink(t->path);
+	}
+	table_destroy(t);
+}
+
+void table_mark_obsolete(table *t)
+{
+	atomic_store(&t->obsolete, 1);
+}
+
+uint64_t table_id(const table *t) { return t->id; }
+uint64_t table_file_size(const table *t) { return t->file_size; }
+uint64_t table_entry_count(const table *t) { return t->count; }
+uint64_t table_max_version(const table *t) { return t->max_version; }
+slice table_smallest(const table *t) { return t->smallest; }
+slice table_largest(const table *t) { return t->largest; }
+
+int table_may_contain(table *t, uint64_t ukey_hash)
+{
+	return bloom_may_contain(t->bloom, ukey_hash);
+}
+
+/* -------------------------------------------------------------- get */
+
+int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, buf *vs,
+	      char *why, size_t whylen)
+{
+	vs->n = 0;
+	if (ukey.n > SETT_MAX_KEY_SIZE)
+		return 0;
+	uint8_t stackkey[256];
+	uint8_t *sk = ukey.n + IKEY_SUFFIX <= sizeof stackkey ? stackkey
+							       : malloc(ukey.n + IKEY_SUFFIX);
+	if (!sk)
+		return -ENOMEM;
+	ikey_make(sk, ukey.p, ukey.n, read_version);
+	tcur tc;
+	tc_init(&tc, t, 1);
+	tc_seek(&tc, slice_make(sk, ukey.n + IKEY_SUFFIX));
+	int r = 0;
+	if (tc.err) {
+		r = tc.err;
+		if (why && whylen)
+			snprintf(why, whylen, "%s", tc.why);
+	} else if (tc_valid(&tc)) {
+		slice k = tc_key(&tc);
+		if (slice_cmp(ikey_user(k), ukey) == 0) {
+			*version = ikey_version(k);
+			r = buf_append(vs, tc.bc.val.p, tc.bc.val.n);
+			if (!r)
+				r = 1;
+		}
+	}
+	tc_close(&tc);
+	if (sk != stackkey)
+		free(sk);
+	return r;
+}
+
+/* --------------------------------------------------------- iterator */
+
+typedef struct table_iter {
+	sit base;
+	tcur tc;
+} table_iter;
+
+#define TI(it) ((table_iter *)(it))
+
+static void ti_seek(sit *it, slice k) { tc_seek(&TI(it)->tc, k); }
+static void ti_seek_for_prev(sit *it, slice k) { tc_seek_for_prev(&TI(it)->tc, k); }
+static void ti_first(sit *it) { tc_first(&TI(it)->tc); }
+static void ti_last(sit *it) { tc_last(&TI(it)->tc); }
+static void ti_next(sit *it) { tc_next(&TI(it)->tc); }
+static void ti_prev(sit *it) { tc_prev(&TI(it)->tc); }
+static int ti_valid(const sit *it) { return tc_valid(&((const table_iter *)it)->tc); }
+static slice ti_key(const sit *it) { return tc_key(&((const table_iter *)it)->tc); }
+static slice ti_value(const sit *it) { return ((const table_iter *)it)->tc.bc.val; }
+static int ti_error(const sit *it) { return ((const table_iter *)it)->tc.err; }
+
+static void ti_free(sit *it)
+{
+	table *t = TI(it)->tc.t;
+	tc_close(&TI(it)->tc);
+	free(it);
+	table_unref(t);
+}
+
+static const struct sit_ops table_iter_ops = {
+	ti_seek, ti_seek_for_prev, ti_first, ti_last, ti_next, ti_prev,
+	ti_valid, ti_key, ti_value, ti_error, ti_free,
+};
+
+sit *table_iter_new(table *t)
+{
+	table_iter *ti = calloc(1, sizeof *ti);
+	if (!ti)
+		return NULL;
+	ti->base.ops = &table_iter_ops;
+	table_ref(t);
+	tc_init(&ti->tc, t, 1);
+	return &ti->base;
+}
+
+/* ----------------------------------------------------------- verify */
+
+int table_verify(table *t, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	tcur tc;
+	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
+	buf prev = { 0 };
+	uint64_t count = 0;
+	int r = 0;
+	for (size_t bi = 0; bi < t->nblocks && !r; bi++) {
+		if ((r = tc_load(&tc, bi)))
+			break;
+		for (blk_first(&tc.bc); blk_valid(&tc.bc); blk_next(&tc.bc)) {
+			slice k = tc_key(&tc);
+			if ((count == 0 && ikey_cmp(k, t->smallest) != 0) ||
+			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0)) {
+				r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
+				break;
+			}
+			prev.n = 0;
+			if ((r = buf_append(&prev, k.p, k.n)))
+				break;
+			count++;
+		}
+		if (!r && (r = tc_check(&tc)))
+			break;
+		/* the index's key for the block must be the block's last key */
+		if (!r && ikey_cmp(slice_make(prev.p, prev.n), t->index[bi].last_key) != 0)
+			r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
+	}
+	if (!r && count != t->count) {
+		r = SETT_ECORRUPT;
+		snprintf(tc.why, sizeof tc.why, "%s: table holds %llu entries, properties say %llu",
+			 t->path, (unsigned long long)count, (unsigned long long)t->count);
+	}
+	if (r && why && whylen)
+		snprintf(why, whylen, "%s", tc.why);
+	buf_free(&prev);
+	tc_close(&tc);
+	return r;
+}

@@ -1,2 +1,742 @@
-/* vlog.c - placeholder until the module lands. */
-typedef int sett_placeholder_vlog;
+/*
+ * vlog.c - the value log (vlog.h; doc/FORMAT.md, "Value log").
+ *
+ * Files are append-only: only the head (highest fid) is written, the others
+ * are immutable until GC removes them.  That makes concurrent reads cheap:
+ * a reader takes a reference on the file under a short mutex, notes the
+ * file's published size, and then preads without any lock.  The writer
+ * publishes a new size only after its pwrite has completed, so a reader
+ * never sees bytes that are still being written.  The reference keeps the
+ * file open (and, if GC removed it meanwhile, not yet unlinked) until the
+ * last reader lets go.
+ *
+ * Each append call encodes all its entries into one buffer and writes it
+ * with one pwrite per file touched, so a crash tears at most the last
+ * write; open cuts such a torn tail off the head file.
+ */
+#include "vlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "ikey.h"
+#include "sett.h"
+
+static const char vlog_magic[8] = { 'S', 'E', 'T', 'T', 'V', 'L', 'O', 'G' };
+
+/* Largest entry a value pointer may describe. */
+#define ENTRY_MAX_LEN \
+	((uint64_t)ENTRY_HEADER_MAX + SETT_MAX_KEY_SIZE + 8 + SETT_MAX_VALUE_SIZE + ENTRY_CHECKSUM)
+/* Reads of a scan go this many bytes at a time (more for a larger entry). */
+#define SCAN_WINDOW (1u << 20)
+/* The append buffer is released after a call that grew it beyond this. */
+#define WBUF_KEEP (8u << 20)
+
+typedef struct vfile {
+	uint32_t fid;
+	sfile *f;
+	uint64_t size;    /* published end of valid data (v->mu) */
+	uint32_t entries; /* entries known in the file (counted for the head) */
+	int refs;         /* the table's own reference + readers (v->mu) */
+	int removed;      /* unlink when the last reference goes */
+} vfile;
+
+struct vlog {
+	char *dir;
+	vlog_options o;
+	pthread_mutex_t wmu; /* serialises append, sync, rotate, close */
+	pthread_mutex_t mu;  /* the file table, sizes, references */
+	vfile **files;       /* ascending fid */
+	int nfiles, capfiles;
+	vfile *head;         /* NULL only for an empty read-only value log */
+	buf wbuf;            /* append encoding buffer (wmu) */
+	int dirty;           /* head has unsynced bytes (wmu) */
+	int broken;          /* a failed write could not be undone (wmu) */
+};
+
+__attribute__((format(printf, 3, 4)))
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || !whylen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static void file_path(const vlog *v, uint32_t fid, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%06u.vlog", v->dir, fid);
+}
+
+/* ---- the file table ---- */
+
+static int table_find(const vlog *v, uint32_t fid)
+{
+	int lo = 0, hi = v->nfiles;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (v->files[mid]->fid < fid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nfiles && v->files[lo]->fid == fid ? lo : -1;
+}
+
+/* Appends vf (its fid above every other) to the table.  REQUIRES: mu. */
+static int table_push(vlog *v, vfile *vf)
+{
+	if (v->nfiles == v->capfiles) {
+		int cap = v->capfiles ? 2 * v->capfiles : 16;
+		vfile **a = realloc(v->files, (size_t)cap * sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		v->files = a;
+		v->capfiles = cap;
+	}
+	v->files[v->nfiles++] = vf;
+	return 0;
+}
+
+/* Closes the file, and unlinks it if it was removed.  No lock held. */
+static int vfile_destroy(vfile *vf)
+{
+	int r = 0;
+	char *path = vf->removed ? strdup(sfile_path(vf->f)) : NULL;
+	sfile_close(vf->f);
+	if (vf->removed)
+		r = path ? sio_unlink(path) : -ENOMEM;
+	free(path);
+	free(vf);
+	return r;
+}
+
+/* A referenced file and its published size, or NULL. */
+static vfile *vfile_get(vlog *v, uint32_t fid, uint64_t *size)
+{
+	vfile *vf = NULL;
+	pthread_mutex_lock(&v->mu);
+	int i = table_find(v, fid);
+	if (i >= 0) {
+		vf = v->files[i];
+		vf->refs++;
+		*size = vf->size;
+	}
+	pthread_mutex_unlock(&v->mu);
+	return vf;
+}
+
+static void vfile_put(vlog *v, vfile *vf)
+{
+	pthread_mutex_lock(&v->mu);
+	int last = --vf->refs == 0;
+	pthread_mutex_unlock(&v->mu);
+	if (last)
+		vfile_destroy(vf);
+}
+
+/* ---- scanning ---- */
+
+/*
+ * Reads the entries of vf in [LOG_HEADER_SIZE, end), calling fn (if set) for
+ * each.  *pos is left at the end of the last good entry and *count is the
+ * number of good entries.  Returns 0 at a clean end, SETT_ECORRUPT at a bad
+ * or incomplete entry (at *pos), another error from I/O or fn.
+ */
+static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64_t *pos,
+		     uint32_t *count)
+{
+	buf b = { 0 };
+	uint64_t bstart = LOG_HEADER_SIZE, at = LOG_HEADER_SIZE;
+	size_t blen = 0;
+	uint32_t cnt = 0;
+	int r = 0;
+
+	while (at < end) {
+		size_t avail = (size_t)(bstart + blen - at);
+		const uint8_t *p = b.p + (at - bstart);
+		entry e;
+		size_t hlen, total;
+		int h = avail ? entry_decode_header(p, avail, &e, &hlen, &total) : 0;
+		if (h == SETT_ECORRUPT || (h == 1 && total > end - at) ||
+		    (h == 1 && at + total > UINT32_MAX)) {
+			r = SETT_ECORRUPT;
+			break;
+		}
+		if (h == 0 || total > avail) {
+			uint64_t want = h == 1 ? total : ENTRY_HEADER_MAX;
+			if (want < SCAN_WINDOW)
+				want = SCAN_WINDOW;
+			if (want > end - at)
+				want = end - at;
+			if (want <= avail) { /* the header runs past the end */
+				r = SETT_ECORRUPT;
+				break;
+			}
+			b.n = 0;
+			if ((r = buf_reserve(&b, (size_t)want)) != 0 ||
+			    (r = sfile_pread_full(vf->f, b.p, (size_t)want, at)) != 0)
+				break;
+			bstart = at;
+			blen = (size_t)want;
+			continue;
+		}
+		if (entry_decode(p, total, &e) <= 0) {
+			r = SETT_ECORRUPT;
+			break;
+		}
+		if (fn) {
+			vptr vp = { vf->fid, (uint32_t)total, (uint32_t)at };
+			if ((r = fn(arg, &e, &vp)) != 0)
+				break;
+		}
+		at += total;
+		cnt++;
+	}
+	buf_free(&b);
+	*pos = at;
+	if (count)
+		*count = cnt;
+	return r;
+}
+
+/*
+ * Whether a valid entry starts anywhere in (from, end) of f: that tells
+ * mid-file corruption (something valid follows) from a torn tail.
+ */
+static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
+{
+	buf win = { 0 }, one = { 0 };
+	uint64_t wstart = 0;
+	size_t wlen = 0;
+	int r = 0;
+	*found = 0;
+	for (uint64_t c = from + 1; c + ENTRY_MIN_LEN <= end; c++) {
+		if (c + ENTRY_HEADER_MAX > wstart + wlen && wstart + wlen < end) {
+			size_t want = end - c < SCAN_WINDOW ? (size_t)(end - c) : SCAN_WINDOW;
+			win.n = 0;
+			if ((r = buf_reserve(&win, want)) != 0 ||
+			    (r = sfile_pread_full(f, win.p, want, c)) != 0)
+				break;
+			wstart = c;
+			wlen = want;
+		}
+		const uint8_t *p = win.p + (c - wstart);
+		size_t avail = (size_t)(wstart + wlen - c);
+		entry e;
+		size_t hlen, total;
+		if (entry_decode_header(p, avail, &e, &hlen, &total) != 1 || total > end - c)
+			continue;
+		if (total <= avail) {
+			if (entry_decode(p, total, &e) > 0) {
+				*found = 1;
+				break;
+			}
+			continue;
+		}
+		one.n = 0;
+		if ((r = buf_reserve(&one, total)) != 0 ||
+		    (r = sfile_pread_full(f, one.p, total, c)) != 0)
+			break;
+		if (entry_decode(one.p, total, &e) > 0) {
+			*found = 1;
+			break;
+		}
+	}
+	buf_free(&win);
+	buf_free(&one);
+	return r;
+}
+
+/* ---- open and close ---- */
+
+static int write_new_header(sfile *f, uint32_t fid)
+{
+	uint8_t h[LOG_HEADER_SIZE];
+	log_header_encode(h, vlog_magic, fid);
+	int r = sfile_pwrite(f, h, sizeof h, 0);
+	return r ? r : sfile_sync(f);
+}
+
+/* Creates file fid with its header, durably (file and directory entry). */
+static int create_file(vlog *v, uint32_t fid, vfile **out)
+{
+	char path[4096];
+	file_path(v, fid, path, sizeof path);
+	vfile *vf = calloc(1, sizeof *vf);
+	if (!vf)
+		return -ENOMEM;
+	int r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &vf->f);
+	if (r) {
+		free(vf);
+		return r;
+	}
+	if ((r = write_new_header(vf->f, fid)) != 0 || (r = sio_sync_dir(v->dir)) != 0) {
+		sfile_close(vf->f);
+		sio_unlink(path);
+		free(vf);
+		return r;
+	}
+	vf->fid = fid;
+	vf->size = LOG_HEADER_SIZE;
+	vf->refs = 1;
+	*out = vf;
+	return 0;
+}
+
+/* The fid of a name "NNNNNN.vlog" (exactly as file_path writes it), or 0. */
+static uint32_t parse_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 11 || n > 15 || strcmp(name + n - 5, ".vlog") != 0)
+		return 0;
+	for (size_t i = 0; i < n - 5; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+	unsigned long fid = strtoul(name, NULL, 10);
+	char again[32];
+	if (fid == 0 || fid > UINT32_MAX)
+		return 0;
+	snprintf(again, sizeof again, "%06lu.vlog", fid);
+	return strcmp(again, name) == 0 ? (uint32_t)fid : 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int list_dir(const char *dir, uint32_t **fids, int *n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	uint32_t *a = NULL;
+	int cnt = 0, cap = 0, r = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint32_t fid = parse_name(de->d_name);
+		if (!fid)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? 2 * cap : 16;
+			uint32_t *na = realloc(a, (size_t)cap * sizeof *na);
+			if (!na) {
+				r = -ENOMEM;
+				break;
+			}
+			a = na;
+		}
+		a[cnt++] = fid;
+	}
+	closedir(d);
+	if (r) {
+		free(a);
+		return r;
+	}
+	if (cnt)
+		qsort(a, (size_t)cnt, sizeof *a, cmp_u32);
+	*fids = a;
+	*n = cnt;
+	return 0;
+}
+
+/*
+ * Opens file fid; the last one (is_head) is scanned to its valid end and a
+ * torn tail is cut off unless read-only.
+ */
+static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
+		     size_t whylen)
+{
+	char path[4096];
+	uint8_t h[LOG_HEADER_SIZE];
+	file_path(v, fid, path, sizeof path);
+	int writable = is_head && !v->o.read_only;
+	vfile *vf = calloc(1, sizeof *vf);
+	if (!vf)
+		return -ENOMEM;
+	vf->fid = fid;
+	vf->refs = 1;
+	int r = sfile_open(path, writable ? O_RDWR : O_RDONLY, &vf->f);
+	if (r) {
+		set_why(why, whylen, "%s: cannot open", path);
+		free(vf);
+		return r;
+	}
+	int64_t size = sfile_size(vf->f);
+	if (size < 0) {
+		r = (int)size;
+		goto fail;
+	}
+	vf->size = (uint64_t)size;
+	if (is_head && size < LOG_HEADER_SIZE) {
+		/* A crash while the file was being created: nothing is in it. */
+		if (writable) {
+			if ((r = sfile_truncate(vf->f, 0)) != 0 ||
+			    (r = write_new_header(vf->f, fid)) != 0)
+				goto fail;
+			vf->size = LOG_HEADER_SIZE;
+		}
+		*out = vf;
+		return 0;
+	}
+	uint32_t hfid = 0;
+	r = sfile_pread_full(vf->f, h, sizeof h, 0);
+	if (!r)
+		r = log_header_decode(h, sizeof h, vlog_magic, &hfid);
+	if (!r && hfid != fid)
+		r = SETT_ECORRUPT;
+	if (r) {
+		set_why(why, whylen, "%s: bad file header at offset 0", path);
+		goto fail;
+	}
+	if (!is_head) {
+		*out = vf;
+		return 0;
+	}
+	uint64_t end;
+	r = scan_file(vf, vf->size, NULL, NULL, &end, &vf->entries);
+	if (r == SETT_ECORRUPT) {
+		int found;
+		if ((r = valid_entry_after(vf->f, end, vf->size, &found)) != 0)
+			goto fail;
+		if (found) {
+			set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
+				(unsigned long long)end);
+			r = SETT_ECORRUPT;
+			goto fail;
+		}
+		if (writable && ((r = sfile_truncate(vf->f, end)) != 0 ||
+				 (r = sfile_sync(vf->f)) != 0))
+			goto fail;
+		vf->size = end;
+	} else if (r) {
+		goto fail;
+	}
+	*out = vf;
+	return 0;
+fail:
+	sfile_close(vf->f);
+	free(vf);
+	return r;
+}
+
+int vlog_open(const char *dir, const vlog_options *o, vlog **vp, char *why, size_t whylen)
+{
+	vlog *v = calloc(1, sizeof *v);
+	uint32_t *fids = NULL;
+	int nfids = 0, r;
+	if (!v || !(v->dir = strdup(dir))) {
+		free(v);
+		return -ENOMEM;
+	}
+	v->o = *o;
+	pthread_mutex_init(&v->wmu, NULL);
+	pthread_mutex_init(&v->mu, NULL);
+
+	if ((r = list_dir(dir, &fids, &nfids)) != 0) {
+		set_why(why, whylen, "%s: cannot list the value log", dir);
+		goto fail;
+	}
+	for (int i = 0; i < nfids; i++) {
+		vfile *vf;
+		if ((r = open_file(v, fids[i], i == nfids - 1, &vf, why, whylen)) != 0)
+			goto fail;
+		if ((r = table_push(v, vf)) != 0) {
+			vfile_destroy(vf);
+			goto fail;
+		}
+	}
+	if (nfids == 0 && !o->read_only) {
+		vfile *vf;
+		if ((r = create_file(v, 1, &vf)) != 0) {
+			set_why(why, whylen, "%s/%06u.vlog: cannot create", dir, 1u);
+			goto fail;
+		}
+		if ((r = table_push(v, vf)) != 0) {
+			vfile_destroy(vf);
+			goto fail;
+		}
+	}
+	v->head = v->nfiles ? v->files[v->nfiles - 1] : NULL;
+	free(fids);
+	*vp = v;
+	return 0;
+fail:
+	free(fids);
+	vlog_close(v);
+	return r;
+}
+
+int vlog_close(vlog *v)
+{
+	if (!v)
+		return 0;
+	int r = 0;
+	pthread_mutex_lock(&v->wmu);
+	if (v->head && v->dirty && !v->broken)
+		r = sfile_sync(v->head->f);
+	pthread_mutex_unlock(&v->wmu);
+	for (int i = 0; i < v->nfiles; i++)
+		vfile_put(v, v->files[i]);
+	free(v->files);
+	buf_free(&v->wbuf);
+	pthread_mutex_destroy(&v->wmu);
+	pthread_mutex_destroy(&v->mu);
+	free(v->dir);
+	free(v);
+	return r;
+}
+
+/* ---- writing ---- */
+
+/* Writes the buffered entries (cnt of them) at the head's end.  REQUIRES: wmu. */
+static int flush_locked(vlog *v, uint32_t cnt)
+{
+	vfile *hd = v->head;
+	if (!v->wbuf.n)
+		return 0;
+	int r = sfile_pwrite(hd->f, v->wbuf.p, v->wbuf.n, hd->size);
+	if (r) {
+		/* No part of a failed write may stay in front of later appends. */
+		if (sfile_truncate(hd->f, hd->size) != 0)
+			v->broken = r;
+		v->wbuf.n = 0;
+		return r;
+	}
+	pthread_mutex_lock(&v->mu);
+	hd->size += v->wbuf.n;
+	hd->entries += cnt;
+	pthread_mutex_unlock(&v->mu);
+	v->wbuf.n = 0;
+	v->dirty = 1;
+	return 0;
+}
+
+/* Finishes the head (fsync) and starts file head+1.  REQUIRES: wmu. */
+static int rotate_locked(vlog *v)
+{
+	vfile *vf;
+	if (v->head->fid == UINT32_MAX)
+		return -EOVERFLOW;
+	int r = sfile_sync(v->head->f);
+	if (r)
+		return r;
+	v->dirty = 0;
+	if ((r = create_file(v, v->head->fid + 1, &vf)) != 0)
+		return r;
+	pthread_mutex_lock(&v->mu);
+	r = table_push(v, vf);
+	if (!r)
+		v->head = vf;
+	pthread_mutex_unlock(&v->mu);
+	if (r)
+		vfile_destroy(vf);
+	return r;
+}
+
+static int writable_locked(const vlog *v)
+{
+	if (!v->head || v->o.read_only)
+		return -EROFS;
+	return v->broken;
+}
+
+int vlog_append(vlog *v, const entry *e, int n, vptr *out)
+{
+	uint64_t limit = v->o.file_size && v->o.file_size < UINT32_MAX ? v->o.file_size
+									: UINT32_MAX;
+	uint32_t max_entries = v->o.max_entries ? v->o.max_entries : UINT32_MAX;
+	uint32_t cnt = 0;
+	int r;
+
+	pthread_mutex_lock(&v->wmu);
+	if ((r = writable_locked(v)) != 0)
+		goto out;
+	v->wbuf.n = 0;
+	for (int i = 0; i < n; i++) {
+		if (e[i].key.n < IKEY_SUFFIX || e[i].key.n > SETT_MAX_KEY_SIZE + IKEY_SUFFIX ||
+		    e[i].value.n > SETT_MAX_VALUE_SIZE) {
+			r = SETT_ETOOBIG;
+			goto out;
+		}
+		uint64_t len = entry_encoded_len(&e[i]);
+		uint64_t at = v->head->size + v->wbuf.n;
+		if (at > LOG_HEADER_SIZE &&
+		    (at + len > limit || v->head->entries + cnt >= max_entries)) {
+			if ((r = flush_locked(v, cnt)) != 0 || (r = rotate_locked(v)) != 0)
+				goto out;
+			cnt = 0;
+			at = v->head->size;
+		}
+		if (at + len > UINT32_MAX) {
+			r = SETT_ETOOBIG;
+			goto out;
+		}
+		if ((r = entry_append(&v->wbuf, &e[i])) != 0)
+			goto out;
+		out[i].fid = v->head->fid;
+		out[i].len = (uint32_t)len;
+		out[i].offset = (uint32_t)at;
+		cnt++;
+	}
+	r = flush_locked(v, cnt);
+out:
+	v->wbuf.n = 0;
+	if (v->wbuf.cap > WBUF_KEEP)
+		buf_free(&v->wbuf);
+	pthread_mutex_unlock(&v->wmu);
+	return r;
+}
+
+int vlog_sync(vlog *v)
+{
+	int r = 0;
+	pthread_mutex_lock(&v->wmu);
+	if (v->head && v->dirty) {
+		r = v->broken ? v->broken : sfile_sync(v->head->f);
+		if (!r)
+			v->dirty = 0;
+	}
+	pthread_mutex_unlock(&v->wmu);
+	return r;
+}
+
+int vlog_rotate(vlog *v)
+{
+	pthread_mutex_lock(&v->wmu);
+	int r = writable_locked(v);
+	if (!r && v->head->size > LOG_HEADER_SIZE)
+		r = rotate_locked(v);
+	pthread_mutex_unlock(&v->wmu);
+	return r;
+}
+
+/* ---- reading ---- */
+
+int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, size_t whylen)
+{
+	char path[4096];
+	file_path(v, p->fid, path, sizeof path);
+	if (p->len < ENTRY_MIN_LEN || p->len > ENTRY_MAX_LEN || p->offset < LOG_HEADER_SIZE) {
+		set_why(why, whylen, "%s: bad value pointer (offset %u, length %u)", path,
+			p->offset, p->len);
+		return SETT_ECORRUPT;
+	}
+	uint64_t size;
+	vfile *vf = vfile_get(v, p->fid, &size);
+	if (!vf) {
+		set_why(why, whylen, "%s: no such value log file", path);
+		return -ENOENT;
+	}
+	int r;
+	if ((uint64_t)p->offset + p->len > size) {
+		set_why(why, whylen, "%s: value pointer past the end (offset %u, length %u)",
+			path, p->offset, p->len);
+		r = SETT_ECORRUPT;
+		goto out;
+	}
+	if ((r = buf_reserve(out, p->len)) != 0)
+		goto out;
+	uint8_t *dst = out->p + out->n;
+	if ((r = sfile_pread_full(vf->f, dst, p->len, p->offset)) != 0)
+		goto bad;
+	entry e;
+	if (v->o.verify_checksum) {
+		if (entry_decode(dst, p->len, &e) != (long)p->len)
+			goto bad;
+	} else {
+		size_t hlen, total;
+		if (entry_decode_header(dst, p->len, &e, &hlen, &total) != 1 || total != p->len)
+			goto bad;
+		e.key.p = dst + hlen;
+		e.value.p = dst + hlen + e.key.n;
+	}
+	if (expect_ukey.p && slice_cmp(ikey_user(e.key), expect_ukey) != 0) {
+		set_why(why, whylen, "%s: entry at offset %u holds another key", path, p->offset);
+		r = SETT_ECORRUPT;
+		goto out;
+	}
+	memmove(dst, e.value.p, e.value.n);
+	out->n += e.value.n;
+	goto out;
+bad:
+	if (r == 0 || r == SETT_ECORRUPT) {
+		set_why(why, whylen, "%s: corrupt entry at offset %u", path, p->offset);
+		r = SETT_ECORRUPT;
+	}
+out:
+	vfile_put(v, vf);
+	return r;
+}
+
+uint32_t vlog_head_fid(vlog *v)
+{
+	pthread_mutex_lock(&v->mu);
+	uint32_t fid = v->head ? v->head->fid : 0;
+	pthread_mutex_unlock(&v->mu);
+	return fid;
+}
+
+int vlog_list(vlog *v, uint32_t **fids, int *n)
+{
+	pthread_mutex_lock(&v->mu);
+	uint32_t *a = malloc((size_t)(v->nfiles ? v->nfiles : 1) * sizeof *a);
+	if (!a) {
+		pthread_mutex_unlock(&v->mu);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < v->nfiles; i++)
+		a[i] = v->files[i]->fid;
+	*n = v->nfiles;
+	pthread_mutex_unlock(&v->mu);
+	*fids = a;
+	return 0;
+}
+
+uint64_t vlog_file_size(vlog *v, uint32_t fid)
+{
+	pthread_mutex_lock(&v->mu);
+	int i = table_find(v, fid);
+	uint64_t size = i >= 0 ? v->files[i]->size : 0;
+	pthread_mutex_unlock(&v->mu);
+	return size;
+}
+
+int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg)
+{
+	uint64_t size, end;
+	vfile *vf = vfile_get(v, fid, &size);
+	if (!vf)
+		return -ENOENT;
+	int r = scan_file(vf, size, fn, arg, &end, NULL);
+	vfile_put(v, vf);
+	return r;
+}
+
+int vlog_file_remove(vlog *v, uint32_t fid)
+{
+	pthread_mutex_lock(&v->mu);
+	int i = table_find(v, fid);
+	if (i < 0 || v->files[i] == v->head) {
+		pthread_mutex_unlock(&v->mu);
+		return i < 0 ? -ENOENT : -EBUSY;
+	}
+	vfile *vf = v->files[i];
+	memmove(v->files + i, v->files + i + 1, (size_t)(v->nfiles - i - 1) * sizeof *v->files);
+	v->nfiles--;
+	vf->removed = 1;
+	int last = --vf->refs == 0;
+	pthread_mutex_unlock(&v->mu);
+	return last ? vfile_destroy(vf) : 0;
+}

@@ -1,15 +1,20 @@
 /*
  * vlog.h - the value log: append-only NNNNNN.vlog files of log entries.
  *
- * Each file starts with a 16-byte header (magic "SETTVLOG", u32 LE version,
- * u32 LE fid) and holds log entries (entry.h).  Values of at least
+ * Each file starts with a 24-byte header (magic "SETTVLOG", u32 LE version,
+ * u32 LE fid, u64 LE XXH3-64 of the first 16 bytes; doc/FORMAT.md, "Value
+ * log") and holds log entries (entry.h).  Values of at least
  * value_threshold bytes are appended here by the writer thread; the LSM
  * stores the vptr {fid, len, offset}.  A file is rotated when it would pass
  * value_log_file_size or value_log_max_entries.
  *
  * On open every file is found; the last (writable) one is scanned and cut
- * at its last valid entry (torn tail); a new file is started only when the
- * last one is full.
+ * at its last valid entry (torn tail; a bad entry followed by a valid one is
+ * corruption: SETT_ECORRUPT with the file and offset in `why`); a new file
+ * is started only when the last one is full.  With no file at all,
+ * 000001.vlog is created (unless read-only).  A file is created durably
+ * (header and directory entry fsynced) and fsynced when it is rotated away
+ * from, so only the head ever has unsynced bytes.
  *
  * Reads take a reference on the file so that GC can delete it only when no
  * reader uses it (vlog_file_remove defers the unlink to the last unref).
@@ -36,7 +41,9 @@ int vlog_close(vlog *v);
 
 /*
  * Appends n entries (keys are internal keys) and fills out[i] with their
- * pointers.  Rotates files as needed.  Does not fsync.
+ * pointers.  Rotates files as needed.  Does not fsync (except the file
+ * being rotated away from).  -EROFS when read-only, SETT_ETOOBIG for a key
+ * or value beyond the limits.  A failed write is cut off the file again.
  */
 int vlog_append(vlog *v, const entry *e, int n, vptr *out);
 /* fsync the files written since the last sync. */
@@ -46,7 +53,9 @@ int vlog_sync(vlog *v);
  * Reads the entry at p; checks it (checksum when verify is on, and always
  * that its user key equals expect_ukey when expect_ukey.p is non-NULL) and
  * appends its value to out.  SETT_ECORRUPT (with file name and offset in
- * `why`) on a bad entry.
+ * `why`) on a bad entry or a pointer outside the file; -ENOENT if file fid
+ * does not exist (e.g. removed by GC).  Without verify_checksum the entry's
+ * structure and lengths are still checked.
  */
 int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why,
 	      size_t whylen);
@@ -72,7 +81,10 @@ int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg);
  */
 int vlog_rotate(vlog *v);
 
-/* Removes file fid (not the head); the unlink waits for readers to finish. */
+/*
+ * Removes file fid (not the head: -EBUSY; unknown: -ENOENT); the unlink
+ * waits for readers to finish.  The file is gone from vlog_list at once.
+ */
 int vlog_file_remove(vlog *v, uint32_t fid);
 
 #endif

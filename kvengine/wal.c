@@ -1,2 +1,316 @@
-/* wal.c - placeholder until the module lands. */
-typedef int sett_placeholder_wal;
+/*
+ * wal.c - the write-ahead log of a memtable (wal.h; doc/FORMAT.md, "WAL").
+ *
+ * The writer thread appends whole group-commit batches with one write, so
+ * after a crash the file ends either cleanly or inside the last write.
+ * Replay reads the file into memory (a WAL is bounded by the memtable size)
+ * and tells the two failure shapes apart: a bad stretch with nothing valid
+ * after it is a torn tail (cut off, replay succeeds); a bad entry followed
+ * by a valid one cannot come from a torn write and is reported as
+ * corruption, because silently dropping the entries after it would lose
+ * acknowledged writes.
+ */
+#include "wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "sett.h"
+
+static const char wal_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 0 };
+
+struct wal {
+	sfile *f;
+	uint32_t fid;
+	uint64_t size;  /* valid end: where the next append goes */
+	int writable;
+	int broken;     /* error that made the file unusable for appends */
+};
+
+static void set_why(char *why, size_t whylen, const char *fmt, const char *path,
+		    unsigned long long off)
+{
+	if (why && whylen)
+		snprintf(why, whylen, fmt, path, off);
+}
+
+/* The directory part of path ("." if none), into out. */
+static void dir_of(const char *path, char *out, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		snprintf(out, n, ".");
+		return;
+	}
+	size_t len = slash == path ? 1 : (size_t)(slash - path);
+	snprintf(out, n, "%.*s", (int)len, path);
+}
+
+/* The file id in a name like ".../00042.mem", or 0. */
+static uint32_t fid_from_path(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	return (uint32_t)strtoul(base, NULL, 10);
+}
+
+static int write_header(sfile *f, uint32_t fid)
+{
+	uint8_t h[LOG_HEADER_SIZE];
+	log_header_encode(h, wal_magic, fid);
+	int r = sfile_pwrite(f, h, sizeof h, 0);
+	if (!r)
+		r = sfile_sync(f);
+	return r;
+}
+
+int wal_create(const char *path, uint32_t fid, wal **wp)
+{
+	wal *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	int r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &w->f);
+	if (r) {
+		free(w);
+		return r;
+	}
+	char dir[4096];
+	dir_of(path, dir, sizeof dir);
+	r = write_header(w->f, fid);
+	if (!r)
+		r = sio_sync_dir(dir);
+	if (r) {
+		sfile_close(w->f);
+		sio_unlink(path);
+		free(w);
+		return r;
+	}
+	w->fid = fid;
+	w->size = LOG_HEADER_SIZE;
+	w->writable = 1;
+	*wp = w;
+	return 0;
+}
+
+/* Whether a valid entry starts anywhere in (from, n) of p. */
+static int valid_entry_after(const uint8_t *p, size_t n, size_t from)
+{
+	entry e;
+	for (size_t c = from + 1; c + ENTRY_MIN_LEN <= n; c++)
+		if (entry_decode(p + c, n - c, &e) > 0)
+			return 1;
+	return 0;
+}
+
+/* Entries of a batch whose FIN entry has not been seen yet. */
+typedef struct pending {
+	entry *v;
+	size_t n, cap;
+} pending;
+
+static int pending_push(pending *b, const entry *e)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		entry *v = realloc(b->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->n++] = *e;
+	return 0;
+}
+
+/*
+ * Replays the entries of data[LOG_HEADER_SIZE, n).  Sets *valid_end to the
+ * end of the last complete batch.
+ */
+static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn apply,
+		  void *arg, size_t *valid_end, char *why, size_t whylen)
+{
+	pending batch = { 0 };
+	size_t off = LOG_HEADER_SIZE, batch_start = off;
+	int r = 0;
+
+	while (off < n) {
+		entry e;
+		long k = entry_decode(data + off, n - off, &e);
+		if (k <= 0) {
+			if (valid_entry_after(data, n, off)) {
+				set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
+					(unsigned long long)off);
+				r = SETT_ECORRUPT;
+				goto out;
+			}
+			break; /* torn tail */
+		}
+		if (!(e.meta & META_TXN)) {
+			if (batch.n) {
+				/* A batch interrupted by a lone entry: not something a writer produces. */
+				set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
+					(unsigned long long)off);
+				r = SETT_ECORRUPT;
+				goto out;
+			}
+			if (apply && (r = apply(arg, &e)) != 0)
+				goto out;
+			off += (size_t)k;
+			batch_start = off;
+			continue;
+		}
+		if ((r = pending_push(&batch, &e)) != 0)
+			goto out;
+		off += (size_t)k;
+		if (e.meta & META_FIN_TXN) {
+			for (size_t i = 0; i < batch.n && apply; i++)
+				if ((r = apply(arg, &batch.v[i])) != 0)
+					goto out;
+			batch.n = 0;
+			batch_start = off;
+		}
+	}
+	/* An unterminated batch at the end is part of the torn tail. */
+	*valid_end = batch_start;
+out:
+	free(batch.v);
+	return r;
+}
+
+int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
+		    wal **wp, char *why, size_t whylen)
+{
+	wal *w = calloc(1, sizeof *w);
+	uint8_t *data = NULL;
+	int r;
+	if (!w)
+		return -ENOMEM;
+	w->writable = writable;
+	r = sfile_open(path, writable ? O_RDWR : O_RDONLY, &w->f);
+	if (r) {
+		free(w);
+		return r;
+	}
+	int64_t fsize = sfile_size(w->f);
+	if (fsize < 0) {
+		r = (int)fsize;
+		goto fail;
+	}
+	if ((uint64_t)fsize > SIZE_MAX - 1) {
+		r = -EFBIG;
+		goto fail;
+	}
+	size_t n = (size_t)fsize;
+	data = malloc(n ? n : 1);
+	if (!data) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = sfile_pread_full(w->f, data, n, 0)) != 0)
+		goto fail;
+
+	if (n < LOG_HEADER_SIZE) {
+		/* Crash inside wal_create: nothing was ever written to this log. */
+		w->fid = fid_from_path(path);
+		if (writable) {
+			if ((r = sfile_truncate(w->f, 0)) != 0 ||
+			    (r = write_header(w->f, w->fid)) != 0)
+				goto fail;
+			w->size = LOG_HEADER_SIZE;
+		} else {
+			w->size = n;
+		}
+		goto done;
+	}
+	r = log_header_decode(data, n, wal_magic, &w->fid);
+	if (r) {
+		set_why(why, whylen,
+			r == SETT_EFORMAT ? "%s: not a WAL of this format (offset %llu)"
+					  : "%s: corrupt header at offset %llu",
+			path, 0);
+		goto fail;
+	}
+	size_t valid_end = LOG_HEADER_SIZE;
+	r = replay(path, data, n, apply, arg, &valid_end, why, whylen);
+	if (r)
+		goto fail;
+	w->size = valid_end;
+	if (valid_end < n && writable) {
+		/* Cut the torn tail, durably, so new appends follow valid entries. */
+		if ((r = sfile_truncate(w->f, valid_end)) != 0 || (r = sfile_sync(w->f)) != 0)
+			goto fail;
+	}
+done:
+	free(data);
+	if (wp)
+		*wp = w;
+	else
+		wal_close(w, 0);
+	return 0;
+fail:
+	free(data);
+	sfile_close(w->f);
+	free(w);
+	return r;
+}
+
+int wal_append(wal *w, const void *p, size_t n)
+{
+	if (!w->writable)
+		return -EBADF;
+	if (w->broken)
+		return w->broken;
+	int r = sfile_pwrite(w->f, p, n, w->size);
+	if (r) {
+		/* Drop whatever part reached the file; a later append must not follow it. */
+		if (sfile_truncate(w->f, w->size) != 0)
+			w->broken = r;
+		return r;
+	}
+	w->size += n;
+	return 0;
+}
+
+int wal_sync(wal *w)
+{
+	if (!w->writable)
+		return 0;
+	if (w->broken)
+		return w->broken;
+	return sfile_sync(w->f);
+}
+
+uint64_t wal_size(const wal *w)
+{
+	return w->size;
+}
+
+uint32_t wal_fid(const wal *w)
+{
+	return w->fid;
+}
+
+const char *wal_path(const wal *w)
+{
+	return sfile_path(w->f);
+}
+
+int wal_close(wal *w, int remove)
+{
+	if (!w)
+		return 0;
+	char *path = remove ? strdup(sfile_path(w->f)) : NULL;
+	int r = sfile_close(w->f);
+	if (remove) {
+		int r2 = path ? sio_unlink(path) : -ENOMEM;
+		if (!r)
+			r = r2;
+		free(path);
+	}
+	free(w);
+	return r;
+}

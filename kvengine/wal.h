@@ -1,8 +1,9 @@
 /*
  * wal.h - the write-ahead log of one memtable (NNNNN.mem).
  *
- * File: a 16-byte header (magic "SETTWAL\0", u32 LE format version, u32 LE
- * file id... see doc/FORMAT.md) followed by log entries (entry.h).  Entries
+ * File: a 24-byte header (magic "SETTWAL\0", u32 LE format version 1, u32 LE
+ * file id, u64 LE XXH3-64 of the first 16 bytes; doc/FORMAT.md, "WAL")
+ * followed by log entries (entry.h).  Entries
  * of a multi-entry batch carry META_TXN, the last one META_TXN|META_FIN_TXN;
  * replay applies a batch only when its FIN entry is seen.
  *
@@ -22,7 +23,10 @@
 
 typedef struct wal wal;
 
-/* Creates a new, empty WAL file at path (fails if it exists). */
+/*
+ * Creates a new, empty WAL file at path (fails if it exists).  The header is
+ * fsynced, and so is the directory, so the file exists after a crash.
+ */
 int wal_create(const char *path, uint32_t fid, wal **wp);
 
 /*
@@ -30,13 +34,21 @@ int wal_create(const char *path, uint32_t fid, wal **wp);
  * every complete batch, in order.  A non-zero return from apply stops replay
  * and is returned.  If writable, the WAL is left open for appends at its
  * valid end.  On corruption, `why` (if not NULL, `whylen` bytes) receives
- * "FILE: corrupt entry at offset N".
+ * "FILE: corrupt entry at offset N".  A bad header is SETT_EFORMAT (magic
+ * or version) or SETT_ECORRUPT (checksum); a file shorter than the
+ * header (a crash inside wal_create) replays as empty and, if writable, gets
+ * a fresh header.
  */
 typedef int (*wal_apply_fn)(void *arg, const entry *e);
 int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
 		    wal **wp, char *why, size_t whylen);
 
-/* Appends encoded entries (a byte string of whole entries). */
+/*
+ * Appends encoded entries (a byte string of whole entries) at the end.  If
+ * the write fails, the file is cut back to its previous end so that no part
+ * of the failed write can be replayed; if even that fails, every later
+ * append fails too.
+ */
 int wal_append(wal *w, const void *p, size_t n);
 int wal_sync(wal *w);
 uint64_t wal_size(const wal *w);

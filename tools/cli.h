@@ -1,3 +1,17 @@
+/*
+ * cli.h - shared pieces of the `sett` command: one function per
+ * subcommand, listed in the table in sett.c.
+ */
 #ifndef SETT_CLI_H
 #define SETT_CLI_H
+
+#include "sett.h"
+
+/* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
+int cli_fail(const char *cmd, const char *what, int err);
+/* Opens STORE with the default options (read_only as asked). */
+int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
+
+int cmd_bench(int argc, char **argv);
+
 #endif

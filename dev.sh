@@ -1,0 +1,64 @@
+#!/bin/sh
+# dev.sh - the project's set-up commands (see README.md).
+#
+#   ./dev.sh run [STORE [MOUNTPOINT]]  install dependencies, build, mount a store
+#   ./dev.sh test                      install dependencies, build, run every test
+#   ./dev.sh test-asan                 the same under AddressSanitizer + UBSan
+#
+# Dependencies come from Debian's archive; apt-get runs only when something
+# is missing (as root, or through sudo).
+set -eu
+cd "$(dirname "$0")"
+
+BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev check"
+TEST_DEPS="attr rsync python3 fio"
+
+install_deps() {
+	missing=""
+	for p in $BUILD_DEPS $TEST_DEPS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "dev.sh: installing$missing" >&2
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+}
+
+build() { # build DIR [configure args]
+	dir=$1
+	shift
+	[ -x configure ] || ./autogen.sh
+	mkdir -p "$dir"
+	(cd "$dir" && { [ -f Makefile ] || ../configure -q "$@"; } && make -j"$(nproc)")
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+run)
+	install_deps
+	build build
+	store=${1:-$PWD/store}
+	mnt=${2:-$PWD/mnt}
+	mkdir -p "$mnt"
+	./build/settfs "$store" "$mnt"
+	echo "settfs: $store mounted at $mnt (unmount: fusermount3 -u $mnt)"
+	;;
+test)
+	install_deps
+	build build
+	make -C build check
+	;;
+test-asan)
+	install_deps
+	build build-asan --enable-sanitizers
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		make -C build-asan check
+	;;
+*)
+	echo "usage: $0 run [STORE [MOUNTPOINT]] | test | test-asan" >&2
+	exit 2
+	;;
+esac
