@@ -714,7 +714,8 @@ fail_threads:
 	sett_close(db);
 	return r;
 fail:
-	(void)why; /* details of a failed open are not reported through the API */
+	if (o.error_buf && o.error_buf_size)
+		snprintf(o.error_buf, o.error_buf_size, "%s", why[0] ? why : sett_strerror(r));
 	free(mt);
 	db_free(db);
 	return r;

@@ -53,7 +53,7 @@ typedef struct mt_chunk {
 struct memtable {
 	int refs;           /* atomic */
 	int height;         /* atomic: current height of the list */
-	size_t bytes;       /* atomic: arena bytes used (for readers of stats) */
+	size_t bytes;       /* atomic: bytes handed out by the arena (the flush decision) */
 	size_t count;       /* atomic: distinct internal keys */
 	uint64_t rng;       /* writer only */
 	mt_chunk *chunks;   /* writer only (freed at the end) */
@@ -72,7 +72,6 @@ static mt_chunk *mt_chunk_new(memtable *mt, size_t size)
 	c->prev = mt->chunks;
 	c->size = size;
 	mt->chunks = c;
-	__atomic_fetch_add(&mt->bytes, sizeof *c + size, __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -80,6 +79,9 @@ static mt_chunk *mt_chunk_new(memtable *mt, size_t size)
 static void *mt_alloc(memtable *mt, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
+	/* Count what is used, not the chunks: a memtable is full when its
+	 * entries reach mem_table_size, whatever the chunk size. */
+	__atomic_fetch_add(&mt->bytes, n, __ATOMIC_RELAXED);
 	if (n > MT_BIG) {
 		/* Own chunk, linked behind the current one so the bump chunk stays. */
 		mt_chunk *c = mt_chunk_new(mt, n);

@@ -626,9 +626,11 @@ int vlog_rotate(vlog *v)
 
 int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, size_t whylen)
 {
+	/* The file name is formatted only when something is reported. */
 	char path[4096];
-	file_path(v, p->fid, path, sizeof path);
+#define NAME_FILE() file_path(v, p->fid, path, sizeof path)
 	if (p->len < ENTRY_MIN_LEN || p->len > ENTRY_MAX_LEN || p->offset < LOG_HEADER_SIZE) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: bad value pointer (offset %u, length %u)", path,
 			p->offset, p->len);
 		return SETT_ECORRUPT;
@@ -636,11 +638,13 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	uint64_t size;
 	vfile *vf = vfile_get(v, p->fid, &size);
 	if (!vf) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: no such value log file", path);
 		return -ENOENT;
 	}
 	int r;
 	if ((uint64_t)p->offset + p->len > size) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: value pointer past the end (offset %u, length %u)",
 			path, p->offset, p->len);
 		r = SETT_ECORRUPT;
@@ -663,6 +667,7 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 		e.value.p = dst + hlen + e.key.n;
 	}
 	if (expect_ukey.p && slice_cmp(ikey_user(e.key), expect_ukey) != 0) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: entry at offset %u holds another key", path, p->offset);
 		r = SETT_ECORRUPT;
 		goto out;
@@ -672,12 +677,14 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	goto out;
 bad:
 	if (r == 0 || r == SETT_ECORRUPT) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: corrupt entry at offset %u", path, p->offset);
 		r = SETT_ECORRUPT;
 	}
 out:
 	vfile_put(v, vf);
 	return r;
+#undef NAME_FILE
 }
 
 uint32_t vlog_head_fid(vlog *v)

@@ -560,10 +560,15 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp)
 	*tp = NULL;
 	if (memtable_count(mt) == 0)
 		return 0;
+	/* The table will outlive the WAL: the values it points at must be
+	 * durable before it is. */
+	int r = vlog_sync(db->vl);
+	if (r)
+		return r;
 	uint64_t id = db_new_table_id(db);
 	db_table_path(db, id, path, sizeof path);
 	table_builder *b;
-	int r = table_builder_new(path, &db->topt, &b);
+	r = table_builder_new(path, &db->topt, &b);
 	if (r)
 		return r;
 	sit *it = memtable_iter_new(mt);

@@ -471,35 +471,59 @@ START_TEST(test_corruption_reported)
 	char *dir = tu_tmpdir("corrupt");
 	sett_options o;
 	small_opts(&o);
+	o.value_log_file_size = 64 << 10;
 	sett_db *db = open_db(dir, &o);
-	char v[2000];
+	char v[2000], k[32];
 	memset(v, 'v', sizeof v);
 	ck_assert_int_eq(sett_put(db, V("small"), V("tiny")), 0);
-	ck_assert_int_eq(sett_put(db, V("large"), B(v, sizeof v)), 0);
+	/* 000001.vlog fills up and is sealed; later values go to 000002. */
+	for (int i = 0; i < 60; i++) {
+		snprintf(k, sizeof k, "large%02d", i);
+		ck_assert_int_eq(sett_put(db, V(k), B(v, sizeof v)), 0);
+	}
 	ck_assert_int_eq(sett_close(db), 0);
-	/* A value-log byte: the read fails with corruption, never a wrong value. */
 	char path[4200];
-	ck_assert(find_file(dir, ".vlog", path, sizeof path));
-	long long sz = tu_file_size(path);
-	tu_flip_byte(path, sz - 100);
+	snprintf(path, sizeof path, "%s/000001.vlog", dir);
+	/* A byte inside the first value of a sealed file: the read fails with
+	 * corruption, never a wrong value, and verify reports it. */
+	tu_flip_byte(path, 24 + 40);
 	db = open_db(dir, &o);
 	void *val;
 	size_t n;
-	ck_assert_int_eq(sett_get(db, V("large"), 0, &val, &n), SETT_ECORRUPT);
+	ck_assert_int_eq(sett_get(db, V("large00"), 0, &val, &n), SETT_ECORRUPT);
+	expect_value(db, V("large01"), 0, v, sizeof v);
 	expect_value(db, V("small"), 0, "tiny", 4);
 	ck_assert_int_eq(sett_verify(db, NULL, NULL), SETT_ECORRUPT);
 	ck_assert_int_eq(sett_close(db), 0);
-	tu_flip_byte(path, sz - 100);
+	tu_flip_byte(path, 24 + 40);
+	/* In the head file, with valid entries after it: open refuses and says
+	 * where. */
+	snprintf(path, sizeof path, "%s/000002.vlog", dir);
+	tu_flip_byte(path, 24 + 40);
+	char err[512] = "";
+	o.error_buf = err;
+	o.error_buf_size = sizeof err;
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_ECORRUPT);
+	ck_assert_msg(strstr(err, "000002.vlog") && strstr(err, "offset 24"), "error: %s", err);
+	tu_flip_byte(path, 24 + 40);
 	/* A table byte. */
+	db = open_db(dir, &o);
+	ck_assert_int_eq(sett_close(db), 0);
 	ck_assert(find_file(dir, ".sst", path, sizeof path));
 	tu_flip_byte(path, 5);
 	int r = sett_open(dir, &o, &db);
 	if (r == 0) {
 		r = sett_get(db, V("small"), 0, &val, &n);
+		if (r == 0) {
+			/* the flipped table did not hold "small": verify must see it */
+			free(val);
+			r = sett_verify(db, NULL, NULL);
+		}
 		ck_assert_int_eq(r, SETT_ECORRUPT);
 		sett_close(db);
 	} else {
 		ck_assert_int_eq(r, SETT_ECORRUPT);
+		ck_assert_msg(strstr(err, ".sst"), "error: %s", err);
 	}
 	tu_rmrf(dir);
 	free(dir);

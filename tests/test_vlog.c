@@ -1,2 +1,699 @@
-/* placeholder suite */
-int main(void) { return 77; }
+/*
+ * test_vlog.c - the value log: values read back across rotation and
+ * reopen, a torn tail cut, corruption reported with the file name, GC's
+ * iterate/remove, concurrent readers while the writer rotates, and a power
+ * cut that keeps exactly what vlog_sync made durable.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "entry.h"
+#include "fileio.h"
+#include "ikey.h"
+#include "sett.h"
+#include "testutil.h"
+#include "vlog.h"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("vlog");
+}
+
+static void teardown(void)
+{
+	sio_fault_reset();
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static vlog_options opts(uint64_t file_size, uint32_t max_entries)
+{
+	vlog_options o = { file_size, max_entries, 0, 1 };
+	return o;
+}
+
+static vlog *open_ok(const vlog_options *o)
+{
+	vlog *v = NULL;
+	char why[512] = "";
+	int r = vlog_open(dir, o, &v, why, sizeof why);
+	ck_assert_msg(r == 0, "vlog_open: %d %s", r, why);
+	return v;
+}
+
+static void fpath(uint32_t fid, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%06u.vlog", dir, fid);
+}
+
+/* Entry i: user key "key%05d", version i+1, value of a length and bytes set by i. */
+typedef struct item {
+	char ukey[16];
+	uint8_t ik[24];
+	uint8_t *val;
+	size_t vlen;
+	entry e;
+} item;
+
+static void item_make(item *it, int i)
+{
+	int kn = snprintf(it->ukey, sizeof it->ukey, "key%05d", i);
+	ikey_make(it->ik, it->ukey, (size_t)kn, (uint64_t)i + 1);
+	it->vlen = (size_t)(i * 37) % 600;
+	it->val = malloc(it->vlen + 1);
+	for (size_t j = 0; j < it->vlen; j++)
+		it->val[j] = (uint8_t)(i * 31 + j);
+	entry e = { slice_make(it->ik, (size_t)kn + 8), slice_make(it->val, it->vlen), 0,
+		    (uint8_t)i, 0 };
+	it->e = e;
+}
+
+static void item_free(item *it)
+{
+	free(it->val);
+}
+
+/* Appends items [first, first+n) in batches of `per`, filling ptrs[first..]. */
+static void append_items(vlog *v, int first, int n, int per, vptr *ptrs)
+{
+	for (int i = first; i < first + n; i += per) {
+		int cnt = i + per <= first + n ? per : first + n - i;
+		item its[64];
+		entry es[64];
+		for (int j = 0; j < cnt; j++) {
+			item_make(&its[j], i + j);
+			es[j] = its[j].e;
+		}
+		ck_assert_int_eq(vlog_append(v, es, cnt, ptrs + i), 0);
+		for (int j = 0; j < cnt; j++) {
+			ck_assert_uint_eq(ptrs[i + j].len, entry_encoded_len(&es[j]));
+			item_free(&its[j]);
+		}
+	}
+}
+
+static void check_item(vlog *v, int i, const vptr *p)
+{
+	item it;
+	item_make(&it, i);
+	buf out = { 0 };
+	char why[512] = "";
+	buf_append(&out, "pre", 3); /* vlog_read appends */
+	int r = vlog_read(v, p, slice_make(it.ukey, strlen(it.ukey)), &out, why, sizeof why);
+	ck_assert_msg(r == 0, "read %d: %d %s", i, r, why);
+	ck_assert_uint_eq(out.n, 3 + it.vlen);
+	ck_assert(memcmp(out.p, "pre", 3) == 0);
+	ck_assert(it.vlen == 0 || memcmp(out.p + 3, it.val, it.vlen) == 0);
+	buf_free(&out);
+	item_free(&it);
+}
+
+START_TEST(append_read_across_rotation)
+{
+	vlog_options o = opts(4096, 1000);
+	vlog *v = open_ok(&o);
+	ck_assert_uint_eq(vlog_head_fid(v), 1);
+	vptr p[300];
+	append_items(v, 0, 300, 7, p);
+	ck_assert_int_eq(vlog_sync(v), 0);
+	for (int i = 0; i < 300; i++)
+		check_item(v, i, &p[i]);
+
+	uint32_t *fids;
+	int n;
+	ck_assert_int_eq(vlog_list(v, &fids, &n), 0);
+	ck_assert_int_gt(n, 10);
+	ck_assert_uint_eq(fids[n - 1], vlog_head_fid(v));
+	for (int i = 0; i < n; i++) {
+		ck_assert_uint_eq(fids[i], (uint32_t)i + 1);
+		char path[4200];
+		fpath(fids[i], path, sizeof path);
+		long long sz = tu_file_size(path);
+		ck_assert_int_eq(sz, (long long)vlog_file_size(v, fids[i]));
+		ck_assert_int_le(sz, 4096);
+	}
+	/* Pointers are consecutive within a file and start after the header. */
+	for (int i = 1; i < 300; i++) {
+		if (p[i].fid == p[i - 1].fid)
+			ck_assert_uint_eq(p[i].offset, p[i - 1].offset + p[i - 1].len);
+		else
+			ck_assert_uint_eq(p[i].offset, LOG_HEADER_SIZE);
+	}
+	free(fids);
+	ck_assert_int_eq(vlog_close(v), 0);
+}
+END_TEST
+
+START_TEST(reopen_continues)
+{
+	vlog_options o = opts(8192, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[200];
+	append_items(v, 0, 120, 5, p);
+	uint32_t head = vlog_head_fid(v);
+	uint64_t head_size = vlog_file_size(v, head);
+	ck_assert_int_eq(vlog_close(v), 0);
+
+	v = open_ok(&o);
+	ck_assert_uint_eq(vlog_head_fid(v), head);
+	ck_assert_uint_eq(vlog_file_size(v, head), head_size);
+	for (int i = 0; i < 120; i++)
+		check_item(v, i, &p[i]);
+	append_items(v, 120, 80, 3, p);
+	ck_assert_uint_eq(p[120].fid, head);
+	ck_assert_uint_eq(p[120].offset, head_size);
+	ck_assert_int_eq(vlog_close(v), 0);
+
+	/* Read-only: everything readable, nothing writable. */
+	o.read_only = 1;
+	v = open_ok(&o);
+	for (int i = 0; i < 200; i++)
+		check_item(v, i, &p[i]);
+	item it;
+	item_make(&it, 0);
+	vptr q;
+	ck_assert_int_eq(vlog_append(v, &it.e, 1, &q), -EROFS);
+	item_free(&it);
+	ck_assert_int_eq(vlog_close(v), 0);
+}
+END_TEST
+
+START_TEST(max_entries_rotation)
+{
+	vlog_options o = opts(1 << 20, 5);
+	vlog *v = open_ok(&o);
+	vptr p[12];
+	append_items(v, 0, 12, 1, p);
+	for (int i = 0; i < 12; i++)
+		ck_assert_uint_eq(p[i].fid, (uint32_t)(i / 5) + 1);
+	ck_assert_int_eq(vlog_close(v), 0);
+	/* The count of the head survives reopen: 2 more fit, then a new file. */
+	v = open_ok(&o);
+	vptr q[4];
+	append_items(v, 0, 4, 4, q);
+	ck_assert_uint_eq(q[0].fid, 3);
+	ck_assert_uint_eq(q[2].fid, 3);
+	ck_assert_uint_eq(q[3].fid, 4);
+	ck_assert_int_eq(vlog_close(v), 0);
+}
+END_TEST
+
+START_TEST(entry_larger_than_file_size)
+{
+	vlog_options o = opts(1024, 100);
+	vlog *v = open_ok(&o);
+	uint8_t ik[16];
+	ikey_make(ik, "big", 3, 9);
+	size_t n = 100000;
+	uint8_t *val = malloc(n);
+	memset(val, 'x', n);
+	entry e[3] = { { slice_make(ik, 11), slice_make(val, 10), 0, 0, 0 },
+		       { slice_make(ik, 11), slice_make(val, n), 0, 0, 0 },
+		       { slice_make(ik, 11), slice_make(val, 20), 0, 0, 0 } };
+	vptr p[3];
+	ck_assert_int_eq(vlog_append(v, e, 3, p), 0);
+	ck_assert_uint_ne(p[0].fid, p[1].fid);
+	ck_assert_uint_ne(p[1].fid, p[2].fid);
+	buf out = { 0 };
+	ck_assert_int_eq(vlog_read(v, &p[1], slice_make("big", 3), &out, NULL, 0), 0);
+	ck_assert_uint_eq(out.n, n);
+	ck_assert(memcmp(out.p, val, n) == 0);
+	buf_free(&out);
+	free(val);
+	vlog_close(v);
+}
+END_TEST
+
+START_TEST(torn_tail_of_last_file_cut)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[30];
+	append_items(v, 0, 30, 4, p);
+	ck_assert_int_eq(vlog_close(v), 0);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	/* Cut inside entry 29 (a value of 29*37%600 = 473 bytes). */
+	ck_assert_int_eq(truncate(path, (off_t)(p[29].offset + p[29].len / 2)), 0);
+	v = open_ok(&o);
+	ck_assert_int_eq(tu_file_size(path), (long long)p[29].offset);
+	ck_assert_uint_eq(vlog_file_size(v, 1), p[29].offset);
+	for (int i = 0; i < 29; i++)
+		check_item(v, i, &p[i]);
+	/* The lost entry's pointer is past the end now. */
+	buf out = { 0 };
+	char why[512] = "";
+	ck_assert_int_eq(vlog_read(v, &p[29], slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	/* Appends continue where the valid data ends. */
+	vptr q[30];
+	append_items(v, 29, 1, 1, q); /* fills q[29] */
+	ck_assert_uint_eq(q[29].offset, p[29].offset);
+	check_item(v, 29, &q[29]);
+	vlog_close(v);
+	buf_free(&out);
+}
+END_TEST
+
+START_TEST(corrupt_middle_of_last_file)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[10];
+	append_items(v, 0, 10, 10, p);
+	vlog_close(v);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	long long size = tu_file_size(path);
+	tu_flip_byte(path, p[4].offset + p[4].len - 10);
+	char why[512] = "";
+	v = NULL;
+	ck_assert_int_eq(vlog_open(dir, &o, &v, why, sizeof why), SETT_ECORRUPT);
+	ck_assert_ptr_null(v);
+	char expect[4300];
+	snprintf(expect, sizeof expect, "%s: corrupt entry at offset %u", path, p[4].offset);
+	ck_assert_str_eq(why, expect);
+	ck_assert_int_eq(tu_file_size(path), size);
+}
+END_TEST
+
+START_TEST(corrupt_value_detected_on_read)
+{
+	vlog_options o = opts(2048, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[40];
+	append_items(v, 0, 40, 8, p);
+	vlog_close(v);
+	/* Entry 5 lives in a file that is not the head (so open does not scan it). */
+	ck_assert_uint_lt(p[5].fid, p[39].fid);
+	char path[4200];
+	fpath(p[5].fid, path, sizeof path);
+	tu_flip_byte(path, p[5].offset + p[5].len - ENTRY_CHECKSUM - 1);
+	v = open_ok(&o);
+	buf out = { 0 };
+	char why[512] = "";
+	ck_assert_int_eq(vlog_read(v, &p[5], slice_make("key00005", 8), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	ck_assert_uint_eq(out.n, 0);
+	ck_assert_msg(strstr(why, path) != NULL, "why: %s", why);
+	char off[64];
+	snprintf(off, sizeof off, "offset %u", p[5].offset);
+	ck_assert_msg(strstr(why, off) != NULL, "why: %s", why);
+	/* Its neighbours are fine. */
+	check_item(v, 4, &p[4]);
+	check_item(v, 6, &p[6]);
+	/* Iterating the file reports the corruption too. */
+	ck_assert_int_eq(vlog_iterate(v, p[5].fid, NULL, NULL), SETT_ECORRUPT);
+	vlog_close(v);
+
+	/* Without checksums, a pointer whose length does not match is still caught. */
+	o.verify_checksum = 0;
+	v = open_ok(&o);
+	vptr bad = p[6];
+	bad.len -= 1;
+	ck_assert_int_eq(vlog_read(v, &bad, slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	check_item(v, 6, &p[6]);
+	vlog_close(v);
+	buf_free(&out);
+}
+END_TEST
+
+START_TEST(bad_pointers_rejected)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[3];
+	append_items(v, 0, 3, 3, p);
+	buf out = { 0 };
+	char why[512] = "";
+	/* Another key's entry. */
+	ck_assert_int_eq(vlog_read(v, &p[1], slice_make("key00002", 8), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(why, "000001.vlog"));
+	/* Without an expected key, any key is accepted. */
+	ck_assert_int_eq(vlog_read(v, &p[1], slice_make(NULL, 0), &out, why, sizeof why), 0);
+	out.n = 0;
+	vptr q = p[2];
+	q.offset += 1; /* misaligned */
+	ck_assert_int_eq(vlog_read(v, &q, slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	q = p[2];
+	q.offset = 1u << 30; /* past the end */
+	ck_assert_int_eq(vlog_read(v, &q, slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	q = p[2];
+	q.len = 3;
+	ck_assert_int_eq(vlog_read(v, &q, slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	q.offset = 0;
+	q.len = p[2].len;
+	ck_assert_int_eq(vlog_read(v, &q, slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	q = p[2];
+	q.fid = 77;
+	ck_assert_int_eq(vlog_read(v, &q, slice_make(NULL, 0), &out, why, sizeof why), -ENOENT);
+	ck_assert_uint_eq(out.n, 0);
+	vlog_close(v);
+	buf_free(&out);
+}
+END_TEST
+
+typedef struct visit {
+	int n;
+	const vptr *expect;
+	int first;
+} visit;
+
+static int visit_fn(void *arg, const entry *e, const vptr *p)
+{
+	visit *vs = arg;
+	int i = vs->first + vs->n;
+	item it;
+	item_make(&it, i);
+	ck_assert_int_eq(slice_cmp(e->key, it.e.key), 0);
+	ck_assert_int_eq(slice_cmp(e->value, it.e.value), 0);
+	ck_assert_uint_eq(p->fid, vs->expect[i].fid);
+	ck_assert_uint_eq(p->offset, vs->expect[i].offset);
+	ck_assert_uint_eq(p->len, vs->expect[i].len);
+	item_free(&it);
+	vs->n++;
+	return 0;
+}
+
+static int stop_fn(void *arg, const entry *e, const vptr *p)
+{
+	(void)e;
+	(void)p;
+	return ++*(int *)arg == 3 ? 99 : 0;
+}
+
+START_TEST(iterate_and_remove)
+{
+	vlog_options o = opts(4096, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[100];
+	append_items(v, 0, 100, 6, p);
+	/* Visit every file: together they hold every entry, in order. */
+	uint32_t *fids;
+	int n;
+	ck_assert_int_eq(vlog_list(v, &fids, &n), 0);
+	visit vs = { 0, p, 0 };
+	for (int i = 0; i < n; i++) {
+		int before = vs.n;
+		vs.first = before;
+		vs.n = 0;
+		ck_assert_int_eq(vlog_iterate(v, fids[i], visit_fn, &vs), 0);
+		vs.n += before;
+	}
+	ck_assert_int_eq(vs.n, 100);
+	int cnt = 0;
+	ck_assert_int_eq(vlog_iterate(v, fids[0], stop_fn, &cnt), 99);
+	ck_assert_int_eq(vlog_iterate(v, 999, stop_fn, &cnt), -ENOENT);
+
+	/* Remove the first file: gone from the list, the disk, and reads. */
+	char path[4200];
+	fpath(fids[0], path, sizeof path);
+	ck_assert_int_eq(vlog_file_remove(v, fids[0]), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_int_eq(vlog_file_remove(v, fids[0]), -ENOENT);
+	ck_assert_int_eq(vlog_file_remove(v, vlog_head_fid(v)), -EBUSY);
+	buf out = { 0 };
+	ck_assert_int_eq(vlog_read(v, &p[0], slice_make(NULL, 0), &out, NULL, 0), -ENOENT);
+	ck_assert_uint_eq(vlog_file_size(v, fids[0]), 0);
+	uint32_t *after;
+	int m;
+	ck_assert_int_eq(vlog_list(v, &after, &m), 0);
+	ck_assert_int_eq(m, n - 1);
+	ck_assert_uint_eq(after[0], fids[1]);
+	check_item(v, 99, &p[99]);
+	vlog_close(v);
+	/* And it stays gone after reopen. */
+	v = open_ok(&o);
+	free(after);
+	ck_assert_int_eq(vlog_list(v, &after, &m), 0);
+	ck_assert_int_eq(m, n - 1);
+	vlog_close(v);
+	free(fids);
+	free(after);
+	buf_free(&out);
+}
+END_TEST
+
+START_TEST(rotate_on_request)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	ck_assert_int_eq(vlog_rotate(v), 0); /* empty head: nothing to do */
+	ck_assert_uint_eq(vlog_head_fid(v), 1);
+	vptr p[2];
+	append_items(v, 0, 1, 1, p);
+	ck_assert_int_eq(vlog_rotate(v), 0);
+	ck_assert_uint_eq(vlog_head_fid(v), 2);
+	append_items(v, 1, 1, 1, p);
+	ck_assert_uint_eq(p[1].fid, 2);
+	check_item(v, 0, &p[0]);
+	check_item(v, 1, &p[1]);
+	vlog_close(v);
+}
+END_TEST
+
+START_TEST(empty_dir)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	o.read_only = 1;
+	vlog *v = open_ok(&o);
+	ck_assert_uint_eq(vlog_head_fid(v), 0);
+	uint32_t *fids;
+	int n;
+	ck_assert_int_eq(vlog_list(v, &fids, &n), 0);
+	ck_assert_int_eq(n, 0);
+	free(fids);
+	vlog_close(v);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	o.read_only = 0;
+	v = open_ok(&o);
+	ck_assert_uint_eq(vlog_head_fid(v), 1);
+	ck_assert_int_eq(tu_file_size(path), LOG_HEADER_SIZE);
+	vlog_close(v);
+	/* A file that is not a value log is refused with its name. */
+	tu_flip_byte(path, 0);
+	char why[512] = "";
+	ck_assert_int_eq(vlog_open(dir, &o, &v, why, sizeof why), SETT_EFORMAT);
+	ck_assert_ptr_nonnull(strstr(why, path));
+}
+END_TEST
+
+/* ---- concurrency: readers while the writer appends and rotates ---- */
+
+#define CONC_N 3000
+
+typedef struct conc {
+	vlog *v;
+	vptr p[CONC_N];
+	int published; /* atomic */
+	int done;      /* atomic */
+	int reads;
+} conc;
+
+static void *writer_main(void *arg)
+{
+	conc *c = arg;
+	for (int i = 0; i < CONC_N; i += 4) {
+		item its[4];
+		entry es[4];
+		vptr ps[4];
+		for (int j = 0; j < 4; j++) {
+			item_make(&its[j], i + j);
+			es[j] = its[j].e;
+		}
+		if (vlog_append(c->v, es, 4, ps) != 0)
+			abort();
+		memcpy(&c->p[i], ps, sizeof ps);
+		__atomic_store_n(&c->published, i + 4, __ATOMIC_RELEASE);
+		for (int j = 0; j < 4; j++)
+			item_free(&its[j]);
+	}
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	conc *c = arg;
+	uint64_t st = (uint64_t)(uintptr_t)&st;
+	buf out = { 0 };
+	int reads = 0;
+	while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) || reads < 200) {
+		int n = __atomic_load_n(&c->published, __ATOMIC_ACQUIRE);
+		if (!n)
+			continue;
+		int i = (int)(tu_rand(&st) % (uint64_t)n);
+		item it;
+		item_make(&it, i);
+		out.n = 0;
+		int r = vlog_read(c->v, &c->p[i], slice_make(it.ukey, 8), &out, NULL, 0);
+		if (r != 0 || out.n != it.vlen || (it.vlen && memcmp(out.p, it.val, it.vlen)))
+			abort();
+		item_free(&it);
+		reads++;
+	}
+	buf_free(&out);
+	__atomic_add_fetch(&c->reads, reads, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+START_TEST(concurrent_readers_during_rotation)
+{
+	vlog_options o = opts(16384, 1000);
+	conc *c = calloc(1, sizeof *c);
+	c->v = open_ok(&o);
+	pthread_t w, r[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&r[i], NULL, reader_main, c);
+	pthread_create(&w, NULL, writer_main, c);
+	pthread_join(w, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_join(r[i], NULL);
+	ck_assert_int_ge(c->reads, 600);
+	ck_assert_uint_gt(vlog_head_fid(c->v), 20);
+	vlog_close(c->v);
+	free(c);
+}
+END_TEST
+
+typedef struct remover {
+	vlog *v;
+	vptr p;
+	int stop;
+	int ok, gone;
+} remover;
+
+static void *remove_reader(void *arg)
+{
+	remover *rm = arg;
+	buf out = { 0 };
+	while (!__atomic_load_n(&rm->stop, __ATOMIC_ACQUIRE)) {
+		out.n = 0;
+		int r = vlog_read(rm->v, &rm->p, slice_make("key00000", 8), &out, NULL, 0);
+		if (r == 0)
+			__atomic_add_fetch(&rm->ok, 1, __ATOMIC_RELAXED);
+		else if (r == -ENOENT)
+			__atomic_add_fetch(&rm->gone, 1, __ATOMIC_RELAXED);
+		else
+			abort();
+	}
+	buf_free(&out);
+	return NULL;
+}
+
+/* A file removed under a reader: each read either succeeds or sees it gone. */
+START_TEST(remove_while_reading)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[1];
+	append_items(v, 0, 1, 1, p);
+	ck_assert_int_eq(vlog_rotate(v), 0);
+	remover rm = { v, p[0], 0, 0, 0 };
+	pthread_t t;
+	pthread_create(&t, NULL, remove_reader, &rm);
+	while (__atomic_load_n(&rm.ok, __ATOMIC_RELAXED) < 100)
+		usleep(100);
+	ck_assert_int_eq(vlog_file_remove(v, 1), 0);
+	usleep(20000);
+	__atomic_store_n(&rm.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	ck_assert_int_gt(rm.gone, 0);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	vlog_close(v);
+}
+END_TEST
+
+START_TEST(power_cut_keeps_synced)
+{
+	sio_fault_reset();
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[60];
+	append_items(v, 0, 40, 5, p);
+	ck_assert_int_eq(vlog_sync(v), 0);
+	append_items(v, 40, 20, 5, p);
+	sio_fault_powercut();
+	vlog_close(v);
+	sio_fault_reset();
+	v = open_ok(&o);
+	for (int i = 0; i < 40; i++)
+		check_item(v, i, &p[i]);
+	/* Nothing unsynced survived: the head ends right after entry 39. */
+	ck_assert_uint_eq(vlog_head_fid(v), 1);
+	ck_assert_uint_eq(vlog_file_size(v, 1), p[39].offset + p[39].len);
+	buf out = { 0 };
+	ck_assert_int_eq(vlog_read(v, &p[59], slice_make(NULL, 0), &out, NULL, 0),
+			 SETT_ECORRUPT);
+	/* The store keeps working after recovery. */
+	vptr q[60];
+	append_items(v, 59, 1, 1, q); /* fills q[59] */
+	check_item(v, 59, &q[59]);
+	vlog_close(v);
+	buf_free(&out);
+}
+END_TEST
+
+/* Rotation makes the finished file durable: a power cut loses only the head's tail. */
+START_TEST(power_cut_after_rotation)
+{
+	sio_fault_reset();
+	vlog_options o = opts(4096, 1000);
+	vlog *v = open_ok(&o);
+	vptr p[60];
+	append_items(v, 0, 60, 5, p);
+	uint32_t head = vlog_head_fid(v);
+	ck_assert_uint_gt(head, 2);
+	sio_fault_powercut();
+	vlog_close(v);
+	sio_fault_reset();
+	v = open_ok(&o);
+	ck_assert_uint_eq(vlog_head_fid(v), head);
+	for (int i = 0; i < 60 && p[i].fid < head; i++)
+		check_item(v, i, &p[i]);
+	ck_assert_uint_eq(vlog_file_size(v, head), LOG_HEADER_SIZE);
+	vlog_close(v);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vlog");
+	TCase *tc = tcase_create("vlog");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, append_read_across_rotation);
+	tcase_add_test(tc, reopen_continues);
+	tcase_add_test(tc, max_entries_rotation);
+	tcase_add_test(tc, entry_larger_than_file_size);
+	tcase_add_test(tc, torn_tail_of_last_file_cut);
+	tcase_add_test(tc, corrupt_middle_of_last_file);
+	tcase_add_test(tc, corrupt_value_detected_on_read);
+	tcase_add_test(tc, bad_pointers_rejected);
+	tcase_add_test(tc, iterate_and_remove);
+	tcase_add_test(tc, rotate_on_request);
+	tcase_add_test(tc, empty_dir);
+	tcase_add_test(tc, concurrent_readers_during_rotation);
+	tcase_add_test(tc, remove_while_reading);
+	tcase_add_test(tc, power_cut_keeps_synced);
+	tcase_add_test(tc, power_cut_after_rotation);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}

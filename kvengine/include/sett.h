@@ -86,6 +86,8 @@ typedef struct sett_options {
 	int gc_interval_ms;         /* [10000] how often the GC thread looks for work */
 	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
+	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
+	size_t error_buf_size;      /*   failure here (file name and offset) */
 } sett_options;
 
 void sett_options_init(sett_options *opt);

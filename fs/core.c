@@ -1,0 +1,376 @@
+/*
+ * core.c - opening, formatting and closing a settfs store; statfs; orphans.
+ *
+ * A store is a settfs when its `S` key holds a valid superblock.  Opening
+ * it loads the chunk size and the inode allocation limit (`N`), counts the
+ * inodes for statfs and reclaims orphans (`O` keys): inodes unlinked while
+ * still referenced when the previous mount ended.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+void settfs_options_init(settfs_options *o)
+{
+	memset(o, 0, sizeof *o);
+	sett_options_init(&o->engine);
+	/* chunks (64 KiB) go to the value log, inodes and dentries stay inline */
+	o->engine.value_threshold = 2048;
+	o->chunk_size = SETTFS_DEFAULT_CHUNK_SIZE;
+	o->dirty_limit = 64u << 20;
+	o->inode_dirty_limit = 1u << 20;
+}
+
+uint32_t settfs_chunk_size(const settfs *fs)
+{
+	return fs->chunk_size;
+}
+
+static int store_is_empty(sett_db *db)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	sett_iter *it;
+	int r = sett_iter_new(db, &io, &it);
+	if (r)
+		return sfs_errno(r);
+	sett_iter_rewind(it);
+	r = sett_iter_valid(it) ? 0 : 1;
+	sett_iter_free(it);
+	return r;
+}
+
+static int wipe_store(sett_db *db)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(db, &io, &it));
+	if (r)
+		return r;
+	sett_batch *b;
+	r = sfs_errno(sett_batch_new(&b));
+	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
+		if (r == 0 && sett_batch_count(b) >= 1024) {
+			r = sfs_errno(sett_write(db, b, 0, NULL));
+			sett_batch_clear(b);
+		}
+	}
+	if (r == 0 && sett_batch_count(b))
+		r = sfs_errno(sett_write(db, b, 0, NULL));
+	sett_batch_free(b);
+	sett_iter_free(it);
+	return r;
+}
+
+/* Superblock, inode counter and root directory in one durable commit. */
+static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gid)
+{
+	if (chunk_size < 4096 || chunk_size > (1u << 20) || (chunk_size & (chunk_size - 1)))
+		return -EINVAL;
+	sfs_super s;
+	memset(&s, 0, sizeof s);
+	s.version = SETTFS_FORMAT_VERSION;
+	s.chunk_size = chunk_size;
+	s.created_ns = sfs_now();
+	if (getrandom(s.uuid, sizeof s.uuid, 0) != (ssize_t)sizeof s.uuid)
+		for (size_t i = 0; i < sizeof s.uuid; i++)
+			s.uuid[i] = (uint8_t)(s.created_ns >> (i % 8 * 8)) ^ (uint8_t)i;
+	s.uuid[6] = (s.uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	s.uuid[8] = (s.uuid[8] & 0x3f) | 0x80;
+	uint8_t sv[SFS_SUPER_SIZE], nv[8], k[SFS_KEY_MAX];
+	sfs_super_encode(&s, sv);
+	sfs_put_be64(nv, SETTFS_ROOT_INO + 1);
+
+	sfs_inode root;
+	memset(&root, 0, sizeof root);
+	root.mode = S_IFDIR | 0755;
+	root.uid = uid;
+	root.gid = gid;
+	root.nlink = 2;
+	root.atime = root.mtime = root.ctime = root.btime = s.created_ns;
+	root.parent = SETTFS_ROOT_INO;
+
+	sett_batch *b;
+	int r = sfs_errno(sett_batch_new(&b));
+	if (r)
+		return r;
+	r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_super(k)), sfs_val(sv, sizeof sv)));
+	if (r == 0)
+		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
+	if (r == 0)
+		r = sfs_batch_inode(b, SETTFS_ROOT_INO, &root);
+	if (r == 0)
+		r = sfs_errno(sett_write(db, b, 1, NULL));
+	sett_batch_free(b);
+	return r;
+}
+
+static int has_super(sett_db *db)
+{
+	uint8_t k[1];
+	void *v = NULL;
+	size_t n;
+	int r = sett_get(db, sfs_val(k, sfs_key_super(k)), 0, &v, &n);
+	free(v);
+	if (r == SETT_ENOTFOUND)
+		return 0;
+	return r < 0 ? sfs_errno(r) : 1;
+}
+
+int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx,
+		int force)
+{
+	sett_options eo = o->engine;
+	eo.create_if_missing = 1;
+	eo.read_only = 0;
+	sett_db *db;
+	int r = sfs_errno(sett_open(path, &eo, &db));
+	if (r)
+		return r;
+	int empty = store_is_empty(db);
+	if (empty < 0)
+		r = empty;
+	else if (!empty && !force)
+		r = -EEXIST;
+	else if (!empty)
+		r = wipe_store(db);
+	if (r == 0)
+		r = format_db(db, o->chunk_size, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
+	int rc = sfs_errno(sett_close(db));
+	return r ? r : rc;
+}
+
+static int drain_orphans(settfs *fs)
+{
+	uint8_t p[1] = { SFS_TAG_ORPHAN };
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.prefix = sfs_val(p, 1);
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	if (r)
+		return r;
+	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it);
+		if (k.size != 9)
+			continue; /* fsck reports it */
+		uint64_t ino = sfs_get_be64((const uint8_t *)k.data + 1);
+		sfs_node *n;
+		int g = sfs_node_get(fs, ino, &n);
+		if (g == -ENOENT) {
+			/* inode already gone: finish the cleanup */
+			atomic_fetch_add(&fs->used_inodes, 1);
+			r = sfs_reclaim(fs, ino);
+			continue;
+		}
+		if (g) {
+			r = g;
+			break;
+		}
+		if (n->in.nlink > 0) {
+			uint8_t ok[9];
+			r = sfs_errno(sett_del(fs->db, sfs_val(ok, sfs_key_orphan(ok, ino))));
+		}
+		/* nlink 0 and unreferenced: sfs_node_put reclaims it */
+		sfs_node_put(fs, n);
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	sett_iter_free(it);
+	return r;
+}
+
+static int count_inodes(settfs *fs)
+{
+	uint8_t p[1] = { SFS_TAG_INODE };
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.prefix = sfs_val(p, 1);
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	if (r)
+		return r;
+	long long n = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it))
+		n++;
+	r = sfs_errno(sett_iter_error(it));
+	sett_iter_free(it);
+	atomic_store(&fs->used_inodes, n);
+	return r;
+}
+
+static int load_super(settfs *fs)
+{
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t n = 0;
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_super(k)), 0, &v, &n);
+	if (r == SETT_ENOTFOUND)
+		return -EINVAL;
+	if (r)
+		return sfs_errno(r);
+	sfs_super s;
+	r = sfs_super_decode(v, n, &s);
+	free(v);
+	if (r)
+		return r;
+	fs->chunk_size = s.chunk_size;
+
+	v = NULL;
+	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), 0, &v, &n);
+	if (r)
+		return r == SETT_ENOTFOUND ? -EIO : sfs_errno(r);
+	if (n != 8) {
+		free(v);
+		return -EIO;
+	}
+	fs->next_ino = fs->ino_limit = sfs_get_be64(v);
+	free(v);
+	return fs->next_ino > SETTFS_ROOT_INO ? 0 : -EIO;
+}
+
+int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
+{
+	settfs *fs = calloc(1, sizeof *fs);
+	if (!fs)
+		return -ENOMEM;
+	fs->path = strdup(path);
+	fs->nbuckets = 1024;
+	fs->buckets = calloc(fs->nbuckets, sizeof *fs->buckets);
+	fs->dirty_limit = o->dirty_limit ? o->dirty_limit : 64u << 20;
+	fs->inode_dirty_limit = o->inode_dirty_limit ? o->inode_dirty_limit : 1u << 20;
+	/* the engine takes a batch of at most half a memtable, ~100 bytes a delete */
+	fs->max_batch_deletes = o->engine.mem_table_size / 2 / 128;
+	if (fs->max_batch_deletes > 8192)
+		fs->max_batch_deletes = 8192;
+	if (fs->max_batch_deletes < 16)
+		fs->max_batch_deletes = 16;
+	pthread_rwlock_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->tab_lock, NULL);
+	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
+	if (r == 0)
+		r = sfs_errno(sett_open(path, &o->engine, &fs->db));
+	if (r == 0 && o->engine.create_if_missing && !o->engine.read_only) {
+		int s = has_super(fs->db);
+		if (s == 0 && store_is_empty(fs->db) == 1)
+			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
+		else if (s < 0)
+			r = s;
+	}
+	if (r == 0)
+		r = load_super(fs);
+	if (r == 0)
+		r = count_inodes(fs);
+	if (r == 0 && !o->engine.read_only)
+		r = drain_orphans(fs);
+	if (r) {
+		if (fs->db)
+			sett_close(fs->db);
+		free(fs->buckets);
+		free(fs->path);
+		pthread_rwlock_destroy(&fs->ns_lock);
+		pthread_mutex_destroy(&fs->tab_lock);
+		free(fs);
+		return r;
+	}
+	*fsp = fs;
+	return 0;
+}
+
+/* Flush every node with buffered writes. */
+static int flush_all(settfs *fs)
+{
+	int rc = 0;
+	for (;;) {
+		uint64_t ino = 0;
+		pthread_mutex_lock(&fs->tab_lock);
+		for (size_t i = 0; i < fs->nbuckets && !ino; i++)
+			for (sfs_node *n = fs->buckets[i]; n && !ino; n = n->hnext)
+				if (n->nchunks || n->meta_dirty)
+					ino = n->ino;
+		pthread_mutex_unlock(&fs->tab_lock);
+		if (!ino)
+			break;
+		sfs_node *n;
+		int r = sfs_node_get(fs, ino, &n);
+		if (r == 0) {
+			r = sfs_node_flush(fs, n, 0);
+			if (r) {
+				/* keep going with the others; this one is lost */
+				sfs_node_drop_chunks(fs, n);
+				n->meta_dirty = 0;
+			}
+			sfs_node_put(fs, n);
+		}
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+int settfs_sync(settfs *fs)
+{
+	int r = flush_all(fs);
+	int s = sfs_errno(sett_sync(fs->db));
+	return r ? r : s;
+}
+
+int settfs_close(settfs *fs)
+{
+	int r = flush_all(fs);
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		sfs_node *n = fs->buckets[i];
+		while (n) {
+			sfs_node *next = n->hnext;
+			sfs_node_drop_chunks(fs, n);
+			sfs_inode_free(&n->in);
+			free(n->chunks);
+			pthread_mutex_destroy(&n->lock);
+			free(n);
+			n = next;
+		}
+	}
+	int s = sfs_errno(sett_sync(fs->db));
+	int c = sfs_errno(sett_close(fs->db));
+	free(fs->buckets);
+	free(fs->path);
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->tab_lock);
+	free(fs);
+	return r ? r : s ? s : c;
+}
+
+int settfs_statfs(settfs *fs, struct statvfs *sv)
+{
+	struct statvfs disk;
+	if (statvfs(fs->path, &disk) != 0)
+		return -errno;
+	sett_stats st;
+	uint64_t used = 0;
+	if (sett_get_stats(fs->db, &st) == 0)
+		used = st.lsm_bytes + st.vlog_bytes + st.wal_bytes + st.memtable_bytes;
+	unsigned long frsize = disk.f_frsize ? disk.f_frsize : 4096;
+	memset(sv, 0, sizeof *sv);
+	sv->f_bsize = fs->chunk_size;
+	sv->f_frsize = frsize;
+	sv->f_bavail = disk.f_bavail;
+	sv->f_bfree = disk.f_bavail;
+	sv->f_blocks = disk.f_bavail + (used + frsize - 1) / frsize;
+	long long ni = atomic_load(&fs->used_inodes);
+	uint64_t ffree = disk.f_ffree ? disk.f_ffree : (1ull << 32);
+	sv->f_files = (fsfilcnt_t)(ni + (long long)ffree);
+	sv->f_ffree = ffree;
+	sv->f_favail = ffree;
+	sv->f_namemax = SETTFS_NAME_MAX;
+	return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * fs_int.h - internal structures of the settfs core, shared by its files.
+ *
+ * The in-memory state of an inode lives in an sfs_node, found through a
+ * hash table keyed by inode number.  A node exists while the kernel holds
+ * lookup references, while the inode is open, or while a request is using
+ * it; its `in` copy is the authority for the inode (buffered writes update
+ * size and mtime there before the chunk batch persists them).
+ *
+ * Locks, always taken in this order:
+ *   fs->ns_lock (rwlock): namespace changes (create, unlink, rename, ...)
+ *       take it for writing, lookups and readdir for reading.  Every
+ *       operation that locks more than one node holds it for writing, so
+ *       node locks never deadlock against each other.
+ *   node->lock: the node's inode copy and write buffers.
+ *   fs->tab_lock: the hash table and the reference counts; held briefly.
+ */
+#ifndef SETTFS_FS_INT_H
+#define SETTFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "schema.h"
+#include "settfs.h"
+
+/* A buffered (dirty) chunk of a file. */
+typedef struct sfs_chunk {
+	uint64_t idx;
+	uint32_t len;         /* bytes of data valid in buf */
+	uint32_t stored_len;  /* length of the chunk in the engine before */
+	uint8_t *buf;         /* chunk_size bytes */
+} sfs_chunk;
+
+typedef struct sfs_node {
+	uint64_t ino;
+	struct sfs_node *hnext;
+	/* under fs->tab_lock */
+	uint64_t nlookup;
+	uint64_t nopen;
+	int refs;
+	/* under lock */
+	pthread_mutex_t lock;
+	int loaded;           /* `in` holds the inode */
+	int gone;             /* deleted from the store */
+	int meta_dirty;       /* `in` differs from the store */
+	int xattrs;           /* -1 unknown, 0 none, 1 some */
+	sfs_inode in;
+	sfs_chunk *chunks;
+	size_t nchunks, capchunks;
+} sfs_node;
+
+struct settfs {
+	sett_db *db;
+	char *path;
+	uint32_t chunk_size;
+	size_t dirty_limit, inode_dirty_limit;
+	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t tab_lock;
+	sfs_node **buckets;
+	size_t nbuckets, nnodes;
+	/* inode allocation, under ns_lock (write) */
+	uint64_t next_ino, ino_limit;
+	atomic_llong dirty_bytes;
+	atomic_llong used_inodes;
+};
+
+struct settfs_dir {
+	uint64_t ino;
+	off_t last_off;       /* cookie of the last entry returned */
+	size_t last_len;
+	char last_name[SETTFS_NAME_MAX + 1];
+};
+
+#define SFS_INO_BATCH 1024
+
+static inline sett_val sfs_val(const void *p, size_t n)
+{
+	sett_val v = { n, p };
+	return v;
+}
+
+int64_t sfs_now(void);
+int sfs_errno(int err);  /* engine error -> -errno */
+
+/*
+ * Get the node of `ino` with its lock held and its inode loaded (-ENOENT
+ * when the inode does not exist).  Release with sfs_node_put().
+ */
+int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np);
+/* The node of ino if it is in the table (fs->tab_lock held), else NULL. */
+sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino);
+/* Unlock and drop the reference; an unreferenced unlinked inode is reclaimed. */
+void sfs_node_put(settfs *fs, sfs_node *n);
+/* Adjust counts (under tab_lock internally). */
+void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen);
+/* Add the node's inode (encoded) to batch b. */
+int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
+/* Write the node's dirty chunks and inode in one commit. */
+int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
+/* Drop buffered chunks (after they were committed or discarded). */
+void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
+/* Delete every key of an unlinked inode (chunks, xattrs, inode, orphan). */
+int sfs_reclaim(settfs *fs, uint64_t ino);
+void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct stat *st);
+
+/* dentry lookup under ns_lock; -ENOENT when absent */
+int sfs_dentry_get(settfs *fs, uint64_t parent, const char *name, uint64_t *ino,
+		   uint32_t *type);
+int sfs_check_name(const char *name);
+/* Truncate helper: adds chunk deletions/tail rewrite to b and updates in. */
+int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
+		       sett_batch *b);
+/* Does the directory have entries? 1 yes, 0 no, <0 error */
+int sfs_dir_nonempty(settfs *fs, uint64_t ino);
+
+#endif

@@ -1,0 +1,692 @@
+/*
+ * fuse_main.c - the settfs daemon: libfuse3 low-level glue and main().
+ *
+ *   settfs [-f] [-d] [-o opt,...] STORE MOUNTPOINT
+ *
+ * Every request is mapped onto one call of the FUSE-free core (settfs.h);
+ * this file only converts arguments and replies.  Since this daemon is the
+ * only writer of its store, the kernel may cache entries and attributes
+ * (1 s by default) and the writeback cache may merge writes: the core's
+ * answers stay correct because every change passes through the kernel.
+ */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "settfs.h"
+
+struct sfs_cfg {
+	char *store;
+	int nonopts;
+	int sync_writes;
+	size_t value_threshold;
+	size_t mem_table_size;
+	unsigned chunk_size;
+	double timeout;
+	int writeback;
+	unsigned threads;
+	int clone_fd;
+	int show_help, show_version;
+};
+
+struct sfs_fuse {
+	settfs *fs;
+	struct sfs_cfg *cfg;
+	int writeback; /* negotiated */
+};
+
+static struct sfs_fuse *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static settfs *fs_of(fuse_req_t req)
+{
+	return ctx_of(req)->fs;
+}
+
+static settfs_ctx creds_of(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid };
+	return s;
+}
+
+static void reply_entry(fuse_req_t req, int r, const struct stat *st)
+{
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	e.ino = st->st_ino;
+	e.attr = *st;
+	e.attr_timeout = ctx_of(req)->cfg->timeout;
+	e.entry_timeout = ctx_of(req)->cfg->timeout;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct sfs_fuse *f = userdata;
+	if (f->cfg->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		f->writeback = 1;
+	}
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/* locks are left to the kernel: correct for a single-host mount */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_write = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct stat st;
+	int r = settfs_lookup(fs_of(req), parent, name, &st);
+	if (r == -ENOENT) {
+		/* negative entry: only this daemon creates names */
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof e);
+		e.entry_timeout = ctx_of(req)->cfg->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, r, &st);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	settfs_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *list)
+{
+	for (size_t i = 0; i < count; i++)
+		settfs_forget(fs_of(req), list[i].ino, list[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = settfs_getattr(fs_of(req), ino, &st);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	int set = 0;
+	if (valid & FUSE_SET_ATTR_MODE)
+		set |= SETTFS_SET_MODE;
+	if (valid & FUSE_SET_ATTR_UID)
+		set |= SETTFS_SET_UID;
+	if (valid & FUSE_SET_ATTR_GID)
+		set |= SETTFS_SET_GID;
+	if (valid & FUSE_SET_ATTR_SIZE)
+		set |= SETTFS_SET_SIZE;
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		set |= SETTFS_SET_ATIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		set |= SETTFS_SET_ATIME;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		set |= SETTFS_SET_MTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		set |= SETTFS_SET_MTIME;
+	if (valid & FUSE_SET_ATTR_CTIME)
+		set |= SETTFS_SET_CTIME;
+	settfs_ctx c = creds_of(req);
+	struct stat st;
+	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[SETTFS_SYMLINK_MAX + 1];
+	int r = settfs_readlink(fs_of(req), ino, buf, sizeof buf - 1);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	buf[r] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	settfs_ctx c = creds_of(req);
+	struct stat st;
+	reply_entry(req, settfs_mknod(fs_of(req), &c, parent, name, mode, rdev, &st), &st);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	settfs_ctx c = creds_of(req);
+	struct stat st;
+	reply_entry(req, settfs_mkdir(fs_of(req), &c, parent, name, mode, &st), &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	settfs_ctx c = creds_of(req);
+	struct stat st;
+	reply_entry(req, settfs_symlink(fs_of(req), &c, parent, name, link, &st), &st);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct stat st;
+	reply_entry(req, settfs_link(fs_of(req), ino, newparent, newname, &st), &st);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -settfs_unlink(fs_of(req), parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -settfs_rmdir(fs_of(req), parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	unsigned f = 0;
+	if (flags & RENAME_NOREPLACE)
+		f |= SETTFS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= SETTFS_RENAME_EXCHANGE;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -settfs_rename(fs_of(req), parent, name, newparent, newname, f));
+}
+
+/*
+ * fi->fh of a file: 1 when the daemon must append itself (O_APPEND without
+ * the writeback cache; with it the kernel positions appends).
+ */
+static void set_file_flags(fuse_req_t req, struct fuse_file_info *fi)
+{
+	fi->fh = (fi->flags & O_APPEND) && !ctx_of(req)->writeback;
+	fi->keep_cache = 1; /* data changes only through this mount */
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int r = settfs_file_open(fs_of(req), ino, fi->flags);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	set_file_flags(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		settfs_release(fs_of(req), ino);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	settfs_ctx c = creds_of(req);
+	struct stat st;
+	int r = settfs_create(fs_of(req), &c, parent, name, mode, fi->flags, &st);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	set_file_flags(req, fi);
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	e.ino = st.st_ino;
+	e.attr = st;
+	e.attr_timeout = e.entry_timeout = ctx_of(req)->cfg->timeout;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		settfs_release(fs_of(req), st.st_ino);
+		settfs_forget(fs_of(req), st.st_ino, 1);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = settfs_read(fs_of(req), ino, off, size, buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, (int)fi->fh);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -settfs_flush(fs_of(req), ino));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -settfs_release(fs_of(req), ino));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -settfs_fsync(fs_of(req), ino, datasync));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	settfs_dir *d;
+	int r = settfs_opendir(fs_of(req), ino, &d);
+	if (r) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		settfs_releasedir(fs_of(req), d);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *p;
+	size_t size, used;
+	int plus;
+	double timeout;
+};
+
+static int fill_dir(void *arg, const char *name, const struct stat *st, off_t next)
+{
+	struct dirbuf *b = arg;
+	size_t need;
+	if (b->plus) {
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof e);
+		int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+		e.ino = dot ? 0 : st->st_ino;
+		e.attr = *st;
+		e.attr_timeout = e.entry_timeout = b->timeout;
+		need = fuse_add_direntry_plus(b->req, b->p + b->used, b->size - b->used, name, &e,
+					      next);
+	} else {
+		need = fuse_add_direntry(b->req, b->p + b->used, b->size - b->used, name, st, next);
+	}
+	if (need > b->size - b->used)
+		return 1;
+	b->used += need;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+		       int plus)
+{
+	struct dirbuf b = { req, malloc(size ? size : 1), size, 0, plus,
+			    ctx_of(req)->cfg->timeout };
+	if (!b.p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	settfs_dir *d = (settfs_dir *)(uintptr_t)fi->fh;
+	int r = settfs_readdir(fs_of(req), d, off, plus, fill_dir, &b);
+	if (r && b.used == 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, b.p, b.used);
+	free(b.p);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	settfs_releasedir(fs_of(req), (settfs_dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -settfs_fsyncdir(fs_of(req), ino, datasync));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int r = settfs_statfs(fs_of(req), &sv);
+	if (r)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	fuse_reply_err(req, -settfs_setxattr(fs_of(req), ino, name, value, size, flags));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = settfs_getxattr(fs_of(req), ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = settfs_listxattr(fs_of(req), ino, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -settfs_removexattr(fs_of(req), ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t r = settfs_lseek(fs_of(req), ino, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static const struct fuse_lowlevel_ops sfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+};
+
+/* ---- command line ---------------------------------------------------- */
+
+#define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
+static const struct fuse_opt sfs_opts[] = {
+	SFS_OPT("sync_writes", sync_writes, 1),
+	SFS_OPT("value_threshold=%zu", value_threshold, 0),
+	SFS_OPT("mem_table_size=%zu", mem_table_size, 0),
+	SFS_OPT("chunk_size=%u", chunk_size, 0),
+	SFS_OPT("timeout=%lf", timeout, 0),
+	SFS_OPT("writeback_cache", writeback, 1),
+	SFS_OPT("no_writeback_cache", writeback, 0),
+	SFS_OPT("threads=%u", threads, 0),
+	SFS_OPT("clone_fd", clone_fd, 1),
+	SFS_OPT("-h", show_help, 1),
+	SFS_OPT("--help", show_help, 1),
+	SFS_OPT("-V", show_version, 1),
+	SFS_OPT("--version", show_version, 1),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct sfs_cfg *c = data;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (c->nonopts++ == 0) {
+		c->store = strdup(arg);
+		return 0; /* keep STORE out of the FUSE arguments */
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
+	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
+	       "(created on first use) at MOUNTPOINT.\n\n"
+	       "settfs options:\n"
+	       "    -o sync_writes           make every commit durable before replying\n"
+	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
+	       "    -o mem_table_size=N      engine memtable size in bytes (64 MiB)\n"
+	       "    -o chunk_size=N          data chunk size of a new store (65536)\n"
+	       "    -o timeout=S             entry/attribute cache timeout in seconds (1)\n"
+	       "    -o no_writeback_cache    do not let the kernel buffer writes\n"
+	       "    -o threads=N             maximum worker threads (10)\n"
+	       "    -o clone_fd              one /dev/fuse descriptor per thread\n\n",
+	       prog);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct sfs_cfg cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.timeout = 1.0;
+	cfg.writeback = 1;
+	cfg.threads = 10;
+	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
+		return 1;
+	if (cfg.show_version) {
+		printf("settfs %s (sett %s, FUSE library %s)\n", SETT_VERSION,
+		       SETT_VERSION_STRING, fuse_pkgversion());
+		fuse_lowlevel_version();
+		return 0;
+	}
+	if (cfg.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		return 0;
+	}
+	struct fuse_cmdline_opts opts;
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		return 1;
+	if (!cfg.store || !opts.mountpoint) {
+		fprintf(stderr, "%s: need STORE and MOUNTPOINT (see --help)\n", argv[0]);
+		return 1;
+	}
+	char *store = realpath(cfg.store, NULL);
+	if (!store) {
+		/* created on first use */
+		store = strdup(cfg.store);
+		if (mkdir(store, 0700) != 0 && errno != EEXIST) {
+			fprintf(stderr, "settfs: cannot create store %s: %s\n", store, strerror(errno));
+			return 1;
+		}
+		free(store);
+		store = realpath(cfg.store, NULL);
+		if (!store) {
+			fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
+			return 1;
+		}
+	}
+
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.sync_writes = cfg.sync_writes;
+	if (cfg.value_threshold)
+		o.engine.value_threshold = cfg.value_threshold;
+	if (cfg.mem_table_size)
+		o.engine.mem_table_size = cfg.mem_table_size;
+	if (cfg.chunk_size)
+		o.chunk_size = cfg.chunk_size;
+
+	/*
+	 * Open once in the foreground so errors reach the terminal; the engine's
+	 * threads would not survive the daemon's fork, so it is opened again
+	 * after it.
+	 */
+	settfs *fs = NULL;
+	int r = settfs_open(store, &o, &fs);
+	if (r) {
+		fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+		return 1;
+	}
+	if (!opts.foreground) {
+		settfs_close(fs);
+		fs = NULL;
+	}
+
+	/* default mount options; fsname shows the store in mount/df output */
+	char *mo = NULL;
+	const char *s;
+	size_t len = 0;
+	for (s = store; *s; s++)
+		len += (*s == ',' || *s == '\\') ? 2 : 1;
+	char *esc = malloc(len + 1), *e = esc;
+	for (s = store; *s; s++) {
+		if (*s == ',' || *s == '\\')
+			*e++ = '\\';
+		*e++ = *s;
+	}
+	*e = 0;
+	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s", esc) < 0)
+		return 1;
+	free(esc);
+	fuse_opt_insert_arg(&args, 1, mo);
+
+	struct sfs_fuse f = { fs, &cfg, 0 };
+	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
+	int ret = 1;
+	if (!se)
+		goto out;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.mountpoint) != 0)
+		goto out_signals;
+	fuse_daemonize(opts.foreground);
+	if (!f.fs) {
+		r = settfs_open(store, &o, &f.fs);
+		if (r) {
+			fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+			goto out_unmount;
+		}
+	}
+	if (opts.singlethread) {
+		ret = fuse_session_loop(se) != 0;
+	} else {
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cfg.clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, cfg.threads ? cfg.threads : 10);
+		ret = fuse_session_loop_mt(se, lc) != 0;
+		fuse_loop_cfg_destroy(lc);
+	}
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out:
+	if (f.fs) {
+		r = settfs_close(f.fs);
+		if (r) {
+			fprintf(stderr, "settfs: closing store %s: %s\n", store, strerror(-r));
+			ret = 1;
+		}
+	}
+	free(mo);
+	free(store);
+	free(cfg.store);
+	free(opts.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,338 @@
+/*
+ * node.c - the in-memory inode table of settfs.
+ *
+ * Nodes are reference counted three ways: lookup references held by the
+ * kernel, open handles, and transient references of requests in flight.
+ * A node is freed when all three reach zero, so memory follows what the
+ * kernel holds rather than what the store contains.  The last reference to
+ * an unlinked inode reclaims its keys.  Buffered writes (sfs_chunk) live
+ * here too, and sfs_node_flush commits them with the inode in one batch.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t sfs_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int sfs_errno(int err)
+{
+	if (err >= 0)
+		return err;
+	if (err > -4096)
+		return err;
+	switch (err) {
+	case SETT_ENOTFOUND:
+		return -ENOENT;
+	case SETT_ETOOBIG:
+		return -EFBIG;
+	case SETT_ELOCKED:
+		return -EBUSY;
+	case SETT_ECLOSED:
+		return -ESHUTDOWN;
+	default:
+		return -EIO;
+	}
+}
+
+static size_t bucket_of(const settfs *fs, uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (fs->nbuckets - 1);
+}
+
+static sfs_node **slot_of(settfs *fs, uint64_t ino)
+{
+	sfs_node **pp = &fs->buckets[bucket_of(fs, ino)];
+	while (*pp && (*pp)->ino != ino)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino)
+{
+	return *slot_of(fs, ino);
+}
+
+static void grow_table(settfs *fs)
+{
+	size_t nb = fs->nbuckets * 2;
+	sfs_node **b = calloc(nb, sizeof *b);
+	if (!b)
+		return; /* keep the longer chains */
+	sfs_node **old = fs->buckets;
+	size_t onb = fs->nbuckets;
+	fs->buckets = b;
+	fs->nbuckets = nb;
+	for (size_t i = 0; i < onb; i++) {
+		sfs_node *n = old[i];
+		while (n) {
+			sfs_node *next = n->hnext;
+			size_t j = bucket_of(fs, n->ino);
+			n->hnext = b[j];
+			b[j] = n;
+			n = next;
+		}
+	}
+	free(old);
+}
+
+static int load_inode(settfs *fs, uint64_t ino, sfs_inode *in)
+{
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t vn = 0;
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_inode(k, ino)), 0, &v, &vn);
+	if (r < 0)
+		return sfs_errno(r);
+	r = sfs_inode_decode(v, vn, in);
+	free(v);
+	return r;
+}
+
+int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
+{
+	if (ino == 0)
+		return -ENOENT;
+	pthread_mutex_lock(&fs->tab_lock);
+	sfs_node **pp = slot_of(fs, ino);
+	sfs_node *n = *pp;
+	if (!n) {
+		n = calloc(1, sizeof *n);
+		if (!n) {
+			pthread_mutex_unlock(&fs->tab_lock);
+			return -ENOMEM;
+		}
+		n->ino = ino;
+		n->xattrs = -1;
+		pthread_mutex_init(&n->lock, NULL);
+		*pp = n;
+		if (++fs->nnodes > fs->nbuckets * 2)
+			grow_table(fs);
+	}
+	n->refs++;
+	pthread_mutex_unlock(&fs->tab_lock);
+
+	pthread_mutex_lock(&n->lock);
+	int r = 0;
+	if (n->gone)
+		r = -ENOENT;
+	else if (!n->loaded) {
+		r = load_inode(fs, ino, &n->in);
+		if (r == 0)
+			n->loaded = 1;
+		else
+			sfs_inode_free(&n->in);
+	}
+	if (r) {
+		sfs_node_put(fs, n);
+		return r;
+	}
+	*np = n;
+	return 0;
+}
+
+void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen)
+{
+	pthread_mutex_lock(&fs->tab_lock);
+	if (dlookup < 0 && (uint64_t)-dlookup > n->nlookup)
+		n->nlookup = 0;
+	else
+		n->nlookup += (uint64_t)dlookup;
+	if (dopen < 0 && (uint64_t)-dopen > n->nopen)
+		n->nopen = 0;
+	else
+		n->nopen += (uint64_t)dopen;
+	pthread_mutex_unlock(&fs->tab_lock);
+}
+
+void sfs_node_put(settfs *fs, sfs_node *n)
+{
+	pthread_mutex_lock(&fs->tab_lock);
+	int idle = n->nlookup == 0 && n->nopen == 0;
+	pthread_mutex_unlock(&fs->tab_lock);
+
+	if (idle && n->loaded && !n->gone) {
+		if (n->in.nlink == 0) {
+			/* nothing can reach it any more: no dentry, no reference */
+			sfs_node_drop_chunks(fs, n);
+			if (sfs_reclaim(fs, n->ino) == 0) {
+				n->gone = 1;
+				n->loaded = 0;
+				n->meta_dirty = 0;
+				sfs_inode_free(&n->in);
+			}
+		} else if (n->meta_dirty || n->nchunks) {
+			sfs_node_flush(fs, n, 0);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+
+	pthread_mutex_lock(&fs->tab_lock);
+	int free_it = --n->refs == 0 && n->nlookup == 0 && n->nopen == 0 &&
+		      !n->meta_dirty && !n->nchunks;
+	if (free_it) {
+		sfs_node **pp = slot_of(fs, n->ino);
+		if (*pp == n)
+			*pp = n->hnext;
+		fs->nnodes--;
+	}
+	pthread_mutex_unlock(&fs->tab_lock);
+	if (free_it) {
+		sfs_inode_free(&n->in);
+		free(n->chunks);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+	}
+}
+
+int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
+{
+	uint8_t k[SFS_KEY_MAX];
+	uint8_t *v;
+	size_t vn;
+	int r = sfs_inode_encode(in, &v, &vn);
+	if (r)
+		return r;
+	r = sett_batch_set(b, sfs_val(k, sfs_key_inode(k, ino)), sfs_val(v, vn));
+	free(v);
+	return sfs_errno(r);
+}
+
+void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
+{
+	for (size_t i = 0; i < n->nchunks; i++)
+		free(n->chunks[i].buf);
+	atomic_fetch_sub(&fs->dirty_bytes, (long long)n->nchunks * fs->chunk_size);
+	n->nchunks = 0;
+}
+
+int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
+{
+	if (n->gone || !n->loaded)
+		return 0;
+	if (!n->nchunks && !n->meta_dirty)
+		return sync ? sfs_errno(sett_sync(fs->db)) : 0;
+	sett_batch *b;
+	int r = sfs_errno(sett_batch_new(&b));
+	if (r)
+		return r;
+	sfs_inode tmp = n->in;
+	uint8_t k[SFS_KEY_MAX];
+	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
+		sfs_chunk *c = &n->chunks[i];
+		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
+					     sfs_val(c->buf, c->len)));
+		tmp.blocks = tmp.blocks + c->len - c->stored_len;
+	}
+	if (r == 0)
+		r = sfs_batch_inode(b, n->ino, &tmp);
+	if (r == 0)
+		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
+	sett_batch_free(b);
+	if (r == 0) {
+		n->in.blocks = tmp.blocks;
+		n->meta_dirty = 0;
+		sfs_node_drop_chunks(fs, n);
+	}
+	return r;
+}
+
+/* Delete every key under `tag`+ino, committing in bounded batches. */
+static int delete_prefix(settfs *fs, char tag, uint64_t ino)
+{
+	uint8_t p[9];
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, tag, ino));
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	if (r)
+		return r;
+	sett_batch *b;
+	r = sfs_errno(sett_batch_new(&b));
+	if (r) {
+		sett_iter_free(it);
+		return r;
+	}
+	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
+		if (r == 0 && sett_batch_count(b) >= fs->max_batch_deletes) {
+			r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+			sett_batch_clear(b);
+		}
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	if (r == 0 && sett_batch_count(b))
+		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	sett_batch_free(b);
+	sett_iter_free(it);
+	return r;
+}
+
+/*
+ * The O key is deleted last, so a crash in the middle leaves an orphan that
+ * the next open finishes.
+ */
+int sfs_reclaim(settfs *fs, uint64_t ino)
+{
+	int r = delete_prefix(fs, SFS_TAG_CHUNK, ino);
+	if (r == 0)
+		r = delete_prefix(fs, SFS_TAG_XATTR, ino);
+	if (r)
+		return r;
+	sett_batch *b;
+	r = sfs_errno(sett_batch_new(&b));
+	if (r)
+		return r;
+	uint8_t k[SFS_KEY_MAX];
+	r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_inode(k, ino))));
+	if (r == 0)
+		r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_orphan(k, ino))));
+	if (r == 0)
+		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	sett_batch_free(b);
+	if (r == 0)
+		atomic_fetch_sub(&fs->used_inodes, 1);
+	return r;
+}
+
+void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->st_ino = ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = fs->chunk_size;
+	st->st_blocks = (blkcnt_t)((in->blocks + 511) / 512);
+	st->st_atim.tv_sec = in->atime / 1000000000;
+	st->st_atim.tv_nsec = in->atime % 1000000000;
+	st->st_mtim.tv_sec = in->mtime / 1000000000;
+	st->st_mtim.tv_nsec = in->mtime % 1000000000;
+	st->st_ctim.tv_sec = in->ctime / 1000000000;
+	st->st_ctim.tv_nsec = in->ctime % 1000000000;
+	if (st->st_atim.tv_nsec < 0) {
+		st->st_atim.tv_sec--;
+		st->st_atim.tv_nsec += 1000000000;
+	}
+	if (st->st_mtim.tv_nsec < 0) {
+		st->st_mtim.tv_sec--;
+		st->st_mtim.tv_nsec += 1000000000;
+	}
+	if (st->st_ctim.tv_nsec < 0) {
+		st->st_ctim.tv_sec--;
+		st->st_ctim.tv_nsec += 1000000000;
+	}
+}

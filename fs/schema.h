@@ -1,0 +1,106 @@
+/*
+ * schema.h - the settfs key schema: key builders and value codecs.
+ *
+ * One namespace of keys in the sett engine, each starting with a one-byte
+ * tag; every integer is big-endian so that a prefix scan visits inodes,
+ * directory entries and chunks in numeric order.  doc/FORMAT.md ("settfs
+ * key schema") describes each key and value byte by byte; this file is the
+ * only code that encodes or decodes them (the core and fsck.settfs share
+ * it).  Decoders never trust their input: a wrong length or version yields
+ * -EIO.
+ *
+ * Thread safety: pure functions.
+ */
+#ifndef SETTFS_SCHEMA_H
+#define SETTFS_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SFS_TAG_SUPER 'S'
+#define SFS_TAG_NEXTINO 'N'
+#define SFS_TAG_INODE 'I'
+#define SFS_TAG_DENTRY 'D'
+#define SFS_TAG_CHUNK 'C'
+#define SFS_TAG_XATTR 'X'
+#define SFS_TAG_ORPHAN 'O'
+
+/* Longest key: tag + ino + a 255-byte name. */
+#define SFS_KEY_MAX (1 + 8 + 255)
+
+static inline void sfs_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void sfs_put_be64(uint8_t *p, uint64_t v)
+{
+	sfs_put_be32(p, (uint32_t)(v >> 32));
+	sfs_put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t sfs_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t sfs_get_be64(const uint8_t *p)
+{
+	return (uint64_t)sfs_get_be32(p) << 32 | sfs_get_be32(p + 4);
+}
+
+/* Key builders: write into k (at least SFS_KEY_MAX bytes), return the length. */
+size_t sfs_key_super(uint8_t *k);
+size_t sfs_key_nextino(uint8_t *k);
+size_t sfs_key_inode(uint8_t *k, uint64_t ino);
+/* name NULL: the prefix of every entry of `parent`. */
+size_t sfs_key_dentry(uint8_t *k, uint64_t parent, const char *name, size_t len);
+size_t sfs_key_chunk(uint8_t *k, uint64_t ino, uint64_t idx);
+/* ino prefix of the chunk keys: sfs_key_chunk_prefix(k, ino) = 9 bytes. */
+size_t sfs_key_ino_prefix(uint8_t *k, char tag, uint64_t ino);
+size_t sfs_key_xattr(uint8_t *k, uint64_t ino, const char *name, size_t len);
+size_t sfs_key_orphan(uint8_t *k, uint64_t ino);
+
+/* ---- superblock ---- */
+#define SFS_SUPER_MAGIC "SETTFS\0\1"
+#define SFS_SUPER_SIZE 48
+typedef struct sfs_super {
+	uint32_t version;
+	uint32_t chunk_size;
+	uint8_t uuid[16];
+	int64_t created_ns;
+} sfs_super;
+void sfs_super_encode(const sfs_super *s, uint8_t out[SFS_SUPER_SIZE]);
+/* -EIO on a bad length, magic or checksum; -EPROTO on an unknown version. */
+int sfs_super_decode(const void *p, size_t n, sfs_super *s);
+
+/* ---- inode ---- */
+#define SFS_INODE_VERSION 1
+#define SFS_INODE_FIXED 93
+typedef struct sfs_inode {
+	uint32_t mode, uid, gid, nlink, flags;
+	uint64_t size;        /* bytes */
+	uint64_t blocks;      /* bytes held by stored chunks */
+	int64_t atime, mtime, ctime, btime; /* ns since the epoch */
+	uint64_t rdev;
+	uint64_t generation;
+	uint64_t parent;      /* directories: the parent's inode; else 0 */
+	char *target;         /* symlinks: malloc'ed target (no NUL needed) */
+	size_t target_len;
+} sfs_inode;
+/* Encodes into a malloc'ed buffer. */
+int sfs_inode_encode(const sfs_inode *in, uint8_t **out, size_t *n);
+/* Decodes; in->target is malloc'ed (NUL-terminated) for symlinks. */
+int sfs_inode_decode(const void *p, size_t n, sfs_inode *in);
+void sfs_inode_free(sfs_inode *in);
+
+/* ---- directory entry value: child ino(8) + type(1) ---- */
+#define SFS_DENTRY_SIZE 9
+void sfs_dentry_encode(uint64_t ino, uint32_t mode, uint8_t out[SFS_DENTRY_SIZE]);
+/* *type is the S_IFMT bits of the child. */
+int sfs_dentry_decode(const void *p, size_t n, uint64_t *ino, uint32_t *type);
+
+#endif

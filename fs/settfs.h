@@ -1,0 +1,187 @@
+/*
+ * settfs.h - the FUSE-free core of settfs, the filesystem on sett.
+ *
+ * The core turns filesystem operations on inode numbers into reads and
+ * atomic batches of the sett engine, following the key schema of
+ * doc/FORMAT.md ("settfs key schema").  It knows nothing about FUSE: the
+ * glue in fuse_main.c maps requests onto these calls, and the unit tests
+ * call them directly on a temporary store.
+ *
+ * Conventions: every function returns 0 (or a byte count / offset where
+ * documented) on success and a negated errno value on failure.  Engine
+ * corruption is reported as -EIO.  Names are single path components of at
+ * most SETTFS_NAME_MAX bytes.
+ *
+ * Lookup counts: settfs_lookup, settfs_mknod, settfs_mkdir, settfs_symlink,
+ * settfs_link, settfs_create and every non-dot entry of a readdir "plus"
+ * add one reference to the returned inode; settfs_forget drops them.  An
+ * unlinked inode keeps its data while it has references or open handles
+ * (settfs_file_open/settfs_create to settfs_release); at the last one its
+ * keys are deleted.  An `O` key records it meanwhile, and settfs_open
+ * reclaims such orphans left by a crash or an unmount without forgets.
+ *
+ * Thread safety: a settfs may be used from any number of threads at once
+ * (namespace changes are serialised by one lock, data operations by a
+ * per-inode lock).  A settfs_dir belongs to one thread at a time.
+ */
+#ifndef SETTFS_H
+#define SETTFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "sett.h"
+
+#define SETTFS_ROOT_INO 1
+#define SETTFS_NAME_MAX 255
+#define SETTFS_SYMLINK_MAX 4095
+#define SETTFS_XATTR_NAME_MAX 255
+#define SETTFS_XATTR_SIZE_MAX 65536
+#define SETTFS_DEFAULT_CHUNK_SIZE 65536u
+#define SETTFS_FORMAT_VERSION 1
+
+typedef struct settfs settfs;
+typedef struct settfs_dir settfs_dir;
+
+typedef struct settfs_options {
+	sett_options engine;   /* engine options; value_threshold [2048] */
+	uint32_t chunk_size;   /* [65536] fixed when the store is created */
+	size_t dirty_limit;    /* [64 MiB] buffered write bytes before writers flush */
+	size_t inode_dirty_limit; /* [1 MiB] buffered bytes per inode before it flushes */
+} settfs_options;
+
+void settfs_options_init(settfs_options *o);
+
+/* Credentials of the process asking, for ownership of new inodes. */
+typedef struct settfs_ctx {
+	uint32_t uid, gid;
+} settfs_ctx;
+
+/*
+ * Create a filesystem: superblock and root directory (owned by ctx, mode
+ * 0755).  Refuses a directory that already holds a store (-EEXIST) unless
+ * `force`, which wipes the settfs keys first.
+ */
+int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx,
+		int force);
+/*
+ * Open a filesystem; with o->engine.create_if_missing an empty store is
+ * formatted first.  Reclaims orphans.  -EINVAL for a store that is not a
+ * settfs (no superblock), -EIO for a corrupt superblock.
+ */
+int settfs_open(const char *path, const settfs_options *o, settfs **fsp);
+/* Flush buffered writes, make everything durable and close the engine. */
+int settfs_close(settfs *fs);
+/* Flush every buffered write and make the store durable. */
+int settfs_sync(settfs *fs);
+uint32_t settfs_chunk_size(const settfs *fs);
+
+/* ---- namespace ------------------------------------------------------ */
+
+int settfs_lookup(settfs *fs, uint64_t parent, const char *name, struct stat *st);
+void settfs_forget(settfs *fs, uint64_t ino, uint64_t nlookup);
+int settfs_getattr(settfs *fs, uint64_t ino, struct stat *st);
+
+/* to_set bits of settfs_setattr */
+enum {
+	SETTFS_SET_MODE = 1 << 0,
+	SETTFS_SET_UID = 1 << 1,
+	SETTFS_SET_GID = 1 << 2,
+	SETTFS_SET_SIZE = 1 << 3,
+	SETTFS_SET_ATIME = 1 << 4,   /* from attr->st_atim */
+	SETTFS_SET_MTIME = 1 << 5,   /* from attr->st_mtim */
+	SETTFS_SET_ATIME_NOW = 1 << 6,
+	SETTFS_SET_MTIME_NOW = 1 << 7,
+	SETTFS_SET_CTIME = 1 << 8    /* from attr->st_ctim */
+};
+/*
+ * Change attributes in one atomic commit.  A size change zeroes the tail
+ * of the last chunk and deletes chunks past the new end.  Changing the
+ * owner of a non-directory clears set-user-ID, and set-group-ID when the
+ * group may execute (as Linux does).  ctime becomes now.
+ */
+int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino,
+		   const struct stat *attr, int to_set, struct stat *st);
+
+int settfs_mknod(settfs *fs, const settfs_ctx *ctx, uint64_t parent,
+		 const char *name, mode_t mode, dev_t rdev, struct stat *st);
+int settfs_mkdir(settfs *fs, const settfs_ctx *ctx, uint64_t parent,
+		 const char *name, mode_t mode, struct stat *st);
+int settfs_symlink(settfs *fs, const settfs_ctx *ctx, uint64_t parent,
+		   const char *name, const char *target, struct stat *st);
+/* Copies at most size bytes (no NUL); returns the target length. */
+int settfs_readlink(settfs *fs, uint64_t ino, char *buf, size_t size);
+int settfs_unlink(settfs *fs, uint64_t parent, const char *name);
+int settfs_rmdir(settfs *fs, uint64_t parent, const char *name);
+
+#define SETTFS_RENAME_NOREPLACE 1u
+#define SETTFS_RENAME_EXCHANGE 2u
+int settfs_rename(settfs *fs, uint64_t parent, const char *name,
+		  uint64_t newparent, const char *newname, unsigned flags);
+int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent,
+		const char *newname, struct stat *st);
+
+/* ---- files ---------------------------------------------------------- */
+
+/* Counts an open handle; O_TRUNC truncates a regular file to zero. */
+int settfs_file_open(settfs *fs, uint64_t ino, int flags);
+/* Create and open (flags as for open(2); O_EXCL -> -EEXIST if present). */
+int settfs_create(settfs *fs, const settfs_ctx *ctx, uint64_t parent,
+		  const char *name, mode_t mode, int flags, struct stat *st);
+/* Returns the number of bytes read (short at end of file). */
+ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf);
+/* Returns size.  `append`: write at the end of file, ignoring off. */
+ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf,
+		     size_t size, int append);
+/* Commits the inode's buffered writes (not necessarily durable). */
+int settfs_flush(settfs *fs, uint64_t ino);
+/* Drops an open handle (committing buffered writes). */
+int settfs_release(settfs *fs, uint64_t ino);
+/* Makes the inode's data and metadata durable. */
+int settfs_fsync(settfs *fs, uint64_t ino, int datasync);
+/* mode 0 (extend size) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE. */
+int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len);
+/* SEEK_DATA / SEEK_HOLE; returns the offset or -ENXIO. */
+off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence);
+int settfs_statfs(settfs *fs, struct statvfs *sv);
+
+/* ---- directories ---------------------------------------------------- */
+
+int settfs_opendir(settfs *fs, uint64_t ino, settfs_dir **dp);
+/*
+ * Called per entry; `next_off` is the cookie to resume after this entry.
+ * Returns 0 if the entry was taken, non-zero if the caller's buffer is full
+ * (the entry is then not counted as returned).
+ */
+typedef int (*settfs_fill_fn)(void *arg, const char *name, const struct stat *st,
+			      off_t next_off);
+/*
+ * List entries from cookie `off` (0: start).  Offsets are stable for the
+ * life of the handle while the directory is not changed.  With `plus`, st
+ * holds full attributes and each taken entry but "." and ".." gets a lookup
+ * reference; otherwise only st_ino and the type bits of st_mode are set.
+ */
+int settfs_readdir(settfs *fs, settfs_dir *d, off_t off, int plus,
+		   settfs_fill_fn fill, void *arg);
+void settfs_releasedir(settfs *fs, settfs_dir *d);
+int settfs_fsyncdir(settfs *fs, uint64_t ino, int datasync);
+
+/* ---- extended attributes -------------------------------------------- */
+
+/*
+ * flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>.  POSIX ACLs
+ * (system.posix_acl_*) are not supported: -EOPNOTSUPP.
+ */
+int settfs_setxattr(settfs *fs, uint64_t ino, const char *name,
+		    const void *value, size_t size, int flags);
+/* size 0: returns the value size; too small: -ERANGE; absent: -ENODATA. */
+ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf,
+			size_t size);
+/* NUL-separated names, same size rules as getxattr. */
+ssize_t settfs_listxattr(settfs *fs, uint64_t ino, char *buf, size_t size);
+int settfs_removexattr(settfs *fs, uint64_t ino, const char *name);
+
+#endif /* SETTFS_H */

@@ -1,0 +1,62 @@
+# lib.sh - shared setup of the settfs mount tests (sourced, not run).
+#
+# Skips (exit 77) unless /dev/fuse, fusermount3 and root are available.
+# Provides: $work (temp dir), $store, $mnt, mount_fs [opts], umount_fs,
+# check_fsck, and a trap that unmounts and kills the daemon on any exit.
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+[ -c /dev/fuse ] || skip "no /dev/fuse"
+command -v fusermount3 >/dev/null 2>&1 || skip "no fusermount3"
+[ "$(id -u)" = 0 ] || skip "not root"
+
+top=$(pwd)
+SETTFS=${SETTFS:-$top/settfs}
+FSCK=${FSCK:-$top/fsck.settfs}
+MKFS=${MKFS:-$top/mkfs.settfs}
+[ -x "$SETTFS" ] || skip "settfs not built at $SETTFS"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/settfs-it.XXXXXX")
+store=$work/store
+mnt=$work/mnt
+mkdir -p "$mnt"
+daemon=
+
+cleanup() {
+	if [ -n "$daemon" ]; then
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null
+		kill "$daemon" 2>/dev/null
+		sleep 0.2
+		kill -9 "$daemon" 2>/dev/null
+		wait "$daemon" 2>/dev/null
+	fi
+	[ -n "$KEEP" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+is_mounted() { grep -q " $mnt fuse" /proc/mounts; }
+
+# mount_fs [-o opts]: start the daemon in the foreground (as a job) and wait.
+mount_fs() {
+	"$SETTFS" -f "$@" "$store" "$mnt" &
+	daemon=$!
+	i=0
+	while ! is_mounted; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && fail "mount did not appear"
+		kill -0 "$daemon" 2>/dev/null || fail "settfs exited"
+		sleep 0.1
+	done
+}
+
+umount_fs() {
+	fusermount3 -u "$mnt" || fail "unmount"
+	wait "$daemon" || fail "settfs exit status $?"
+	daemon=
+}
+
+check_fsck() {
+	"$FSCK" "$store" || fail "fsck.settfs exit $?"
+}

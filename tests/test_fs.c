@@ -1,0 +1,782 @@
+/* test_fs.c - the settfs core, driven directly (no mount) on a temporary store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "settfs.h"
+#include "schema.h"
+#include "testutil.h"
+
+static char *dir;
+static settfs *fs;
+static const settfs_ctx root_ctx = { 0, 0 };
+static const settfs_ctx user_ctx = { 1000, 1000 };
+
+static void fs_open_(void)
+{
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.mem_table_size = 4u << 20;
+	int r = settfs_open(dir, &o, &fs);
+	ck_assert_msg(r == 0, "settfs_open: %d", r);
+}
+
+static void setup(void)
+{
+	dir = tu_tmpdir("fs");
+	fs_open_();
+}
+
+static void teardown(void)
+{
+	if (fs)
+		ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void reopen(void)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	fs_open_();
+}
+
+static uint64_t mkfile(uint64_t parent, const char *name)
+{
+	struct stat st;
+	int r = settfs_create(fs, &root_ctx, parent, name, 0644, O_RDWR, &st);
+	ck_assert_msg(r == 0, "create %s: %d", name, r);
+	settfs_forget(fs, st.st_ino, 1); /* the open handle keeps it */
+	return st.st_ino;
+}
+
+static uint64_t mkdir_(uint64_t parent, const char *name)
+{
+	struct stat st;
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, parent, name, 0755, &st), 0);
+	settfs_forget(fs, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static void attr(uint64_t ino, struct stat *st)
+{
+	ck_assert_int_eq(settfs_getattr(fs, ino, st), 0);
+}
+
+START_TEST(test_root_and_create)
+{
+	struct stat st;
+	attr(SETTFS_ROOT_INO, &st);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_nlink, 2);
+	uint64_t f = mkfile(1, "a");
+	ck_assert_uint_gt(f, 1);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "a", &st), 0);
+	ck_assert_uint_eq(st.st_ino, f);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(settfs_lookup(fs, 1, "missing", &st), -ENOENT);
+	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, "a", 0644, O_RDWR | O_EXCL, &st), -EEXIST);
+	char longname[300];
+	memset(longname, 'x', 256);
+	longname[256] = 0;
+	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, longname, 0644, O_RDWR, &st),
+			 -ENAMETOOLONG);
+	ck_assert_int_eq(settfs_lookup(fs, 1, longname, &st), -ENAMETOOLONG);
+	longname[255] = 0;
+	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, longname, 0644, O_RDWR, &st), 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+}
+END_TEST
+
+START_TEST(test_write_read_persist)
+{
+	uint64_t f = mkfile(1, "data");
+	size_t n = 300000;
+	uint8_t *buf = malloc(n), *back = malloc(n + 10);
+	uint64_t seed = 7;
+	tu_fill_random(&seed, buf, n);
+	/* 4 KiB writes coalesce in the buffers */
+	for (size_t off = 0; off < n; off += 4096) {
+		size_t c = n - off < 4096 ? n - off : 4096;
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)off, buf + off, c, 0), (ssize_t)c);
+	}
+	/* reads see buffered data */
+	ck_assert_int_eq(settfs_read(fs, f, 0, n + 10, back), (ssize_t)n);
+	ck_assert(memcmp(buf, back, n) == 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	struct stat st;
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, (off_t)n);
+	ck_assert_int_ge(st.st_blocks * 512, (blkcnt_t)n);
+	reopen();
+	memset(back, 0, n);
+	attr(f, &st); /* same inode number after reopen */
+	ck_assert_int_eq(st.st_size, (off_t)n);
+	ck_assert_int_eq(settfs_read(fs, f, 0, n, back), (ssize_t)n);
+	ck_assert(memcmp(buf, back, n) == 0);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "data", &st), 0);
+	ck_assert_uint_eq(st.st_ino, f);
+	/* a new inode after reopen never reuses a number */
+	uint64_t g = mkfile(1, "later");
+	ck_assert_uint_gt(g, f);
+	free(buf);
+	free(back);
+}
+END_TEST
+
+START_TEST(test_append_and_overwrite)
+{
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "hello", 5, 0), 5);
+	ck_assert_int_eq(settfs_write(fs, f, 0, " world", 6, 1), 6);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "J", 1, 0), 1);
+	char b[32] = { 0 };
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof b, b), 11);
+	ck_assert_str_eq(b, "Jello world");
+	ck_assert_int_eq(settfs_read(fs, f, 100, 10, b), 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	/* O_TRUNC */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY | O_TRUNC), 0);
+	struct stat st;
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(st.st_blocks, 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+}
+END_TEST
+
+START_TEST(test_truncate_and_holes)
+{
+	uint64_t f = mkfile(1, "sparse");
+	uint32_t cs = settfs_chunk_size(fs);
+	uint8_t *b = malloc(3 * cs);
+	memset(b, 'a', 3 * cs);
+	ck_assert_int_eq(settfs_write(fs, f, 0, b, 3 * cs, 0), (ssize_t)(3 * cs));
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	/* shrink into the middle of chunk 1: the tail is zeroed */
+	in.st_size = cs + 100;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(st.st_size, cs + 100);
+	ck_assert_int_eq(st.st_blocks * 512, ((cs + 100) + 511) / 512 * 512);
+	in.st_size = 3 * cs;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	memset(b, 'x', 3 * cs);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 3 * cs, b), (ssize_t)(3 * cs));
+	ck_assert_int_eq(b[cs + 99], 'a');
+	for (uint32_t i = cs + 100; i < 3 * cs; i++)
+		ck_assert_int_eq(b[i], 0);
+	/* a huge sparse size uses nothing */
+	uint64_t g = mkfile(1, "huge");
+	in.st_size = 10LL << 30;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, g, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(st.st_blocks, 0);
+	ck_assert_int_eq(settfs_write(fs, g, 5LL << 30, "z", 1, 0), 1);
+	ck_assert_int_eq(settfs_read(fs, g, (5LL << 30) - 2, 4, b), 4);
+	ck_assert(memcmp(b, "\0\0z\0", 4) == 0);
+	/* SEEK_DATA / SEEK_HOLE */
+	ck_assert_int_eq(settfs_lseek(fs, g, 0, SEEK_DATA), 5LL << 30);
+	ck_assert_int_eq(settfs_lseek(fs, g, 0, SEEK_HOLE), 0);
+	ck_assert_int_eq(settfs_lseek(fs, g, 5LL << 30, SEEK_HOLE), (5LL << 30) + 1);
+	ck_assert_int_eq(settfs_lseek(fs, g, (5LL << 30) + 2, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(settfs_lseek(fs, g, 11LL << 30, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_HOLE), cs + 100);
+	attr(g, &st);
+	ck_assert_int_lt(st.st_blocks, 8);
+	/* punch a hole and extend with fallocate */
+	memset(b, 'q', 3 * cs);
+	ck_assert_int_eq(settfs_write(fs, f, 0, b, 3 * cs, 0), (ssize_t)(3 * cs));
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  10, 2 * cs), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 3 * cs, b), (ssize_t)(3 * cs));
+	ck_assert_int_eq(b[9], 'q');
+	ck_assert_int_eq(b[10], 0);
+	ck_assert_int_eq(b[2 * cs + 9], 0);
+	ck_assert_int_eq(b[2 * cs + 10], 'q');
+	ck_assert_int_eq(settfs_lseek(fs, f, 20, SEEK_DATA), 2 * cs);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 4 * cs), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 4 * cs);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, cs), -EOPNOTSUPP);
+	/* truncate of a directory */
+	in.st_size = 0;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
+	settfs_release(fs, f);
+	settfs_release(fs, g);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_setattr)
+{
+	uint64_t f = mkfile(1, "f");
+	struct stat in, st, before;
+	attr(f, &before);
+	memset(&in, 0, sizeof in);
+	in.st_mode = 06755;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 06755);
+	/* chown clears suid, and sgid with group exec */
+	in.st_uid = 1000;
+	in.st_gid = 1000;
+	ck_assert_int_eq(settfs_setattr(fs, &user_ctx, f, &in, SETTFS_SET_UID | SETTFS_SET_GID,
+					&st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
+	ck_assert_int_eq(st.st_uid, 1000);
+	ck_assert_int_eq(st.st_gid, 1000);
+	ck_assert(st.st_ctim.tv_sec > before.st_ctim.tv_sec ||
+		  (st.st_ctim.tv_sec == before.st_ctim.tv_sec &&
+		   st.st_ctim.tv_nsec >= before.st_ctim.tv_nsec));
+	in.st_atim.tv_sec = 1000;
+	in.st_atim.tv_nsec = 123456789;
+	in.st_mtim.tv_sec = 2000;
+	in.st_mtim.tv_nsec = 987654321;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_ATIME | SETTFS_SET_MTIME,
+					&st), 0);
+	reopen();
+	attr(f, &st);
+	ck_assert_int_eq(st.st_atim.tv_sec, 1000);
+	ck_assert_int_eq(st.st_atim.tv_nsec, 123456789);
+	ck_assert_int_eq(st.st_mtim.tv_sec, 2000);
+	ck_assert_int_eq(st.st_mtim.tv_nsec, 987654321);
+	/* UTIME_NOW on mtime, atime omitted */
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MTIME_NOW, &st), 0);
+	ck_assert_int_eq(st.st_atim.tv_sec, 1000);
+	ck_assert_int_gt(st.st_mtim.tv_sec, 2000);
+	/* write updates mtime */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MTIME, &st), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, 0), 1);
+	attr(f, &st);
+	ck_assert_int_gt(st.st_mtim.tv_sec, 2000);
+	settfs_release(fs, f);
+}
+END_TEST
+
+START_TEST(test_mknod_symlink)
+{
+	struct stat st;
+	ck_assert_int_eq(settfs_mknod(fs, &root_ctx, 1, "fifo", S_IFIFO | 0600, 0, &st), 0);
+	ck_assert(S_ISFIFO(st.st_mode));
+	ck_assert_int_eq(settfs_mknod(fs, &root_ctx, 1, "sock", S_IFSOCK | 0600, 0, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_int_eq(settfs_mknod(fs, &root_ctx, 1, "chr", S_IFCHR | 0600, makedev(1, 3), &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+	ck_assert_int_eq(st.st_rdev, makedev(1, 3));
+	ck_assert_int_eq(settfs_mknod(fs, &root_ctx, 1, "blk", S_IFBLK | 0600, makedev(8, 1), &st), 0);
+	ck_assert_int_eq(settfs_mknod(fs, &root_ctx, 1, "fifo", S_IFIFO | 0600, 0, &st), -EEXIST);
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, 1, "ln", "some/where", &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	ck_assert_int_eq(st.st_size, 10);
+	uint64_t l = st.st_ino;
+	reopen();
+	char b[64];
+	ck_assert_int_eq(settfs_readlink(fs, l, b, sizeof b), 10);
+	ck_assert(memcmp(b, "some/where", 10) == 0);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "blk", &st), 0);
+	ck_assert_int_eq(st.st_rdev, makedev(8, 1));
+	ck_assert_int_eq(settfs_readlink(fs, st.st_ino, b, sizeof b), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_dirs_and_unlink)
+{
+	uint64_t d = mkdir_(1, "d");
+	struct stat st;
+	attr(1, &st);
+	ck_assert_int_eq(st.st_nlink, 3);
+	uint64_t sub = mkdir_(d, "sub");
+	uint64_t f = mkfile(d, "f");
+	settfs_release(fs, f);
+	attr(d, &st);
+	ck_assert_int_eq(st.st_nlink, 3);
+	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), -ENOTEMPTY);
+	ck_assert_int_eq(settfs_rmdir(fs, d, "f"), -ENOTDIR);
+	ck_assert_int_eq(settfs_unlink(fs, d, "sub"), -EISDIR);
+	ck_assert_int_eq(settfs_unlink(fs, d, "nope"), -ENOENT);
+	struct stat before;
+	attr(d, &before);
+	ck_assert_int_eq(settfs_unlink(fs, d, "f"), 0);
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), -ENOENT); /* no refs: reclaimed */
+	attr(d, &st);
+	ck_assert(st.st_mtim.tv_sec > before.st_mtim.tv_sec ||
+		  st.st_mtim.tv_nsec >= before.st_mtim.tv_nsec);
+	ck_assert_int_eq(settfs_rmdir(fs, d, "sub"), 0);
+	ck_assert_int_eq(settfs_getattr(fs, sub, &st), -ENOENT);
+	attr(d, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), 0);
+	attr(1, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, f, "x", 0755, &st), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_links)
+{
+	uint64_t f = mkfile(1, "f");
+	settfs_release(fs, f);
+	uint64_t d = mkdir_(1, "d");
+	struct stat st;
+	ck_assert_int_eq(settfs_link(fs, f, d, "g", &st), 0);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(settfs_link(fs, f, d, "g", &st), -EEXIST);
+	ck_assert_int_eq(settfs_link(fs, d, 1, "dl", &st), -EPERM);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_nlink, 1);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, d, "g", &st), 0);
+	ck_assert_uint_eq(st.st_ino, f);
+	ck_assert_int_eq(st.st_nlink, 1);
+}
+END_TEST
+
+START_TEST(test_unlink_open_and_orphans)
+{
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "keep", 4, 0), 4);
+	struct stat st;
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	/* still open: readable */
+	char b[8];
+	ck_assert_int_eq(settfs_read(fs, f, 0, 8, b), 4);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_nlink, 0);
+	settfs_release(fs, f);
+	/* still looked up */
+	attr(f, &st);
+	settfs_forget(fs, f, 1);
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), -ENOENT);
+
+	/* an orphan left at close (no forget) is reclaimed at the next open */
+	uint64_t g = mkfile(1, "g");
+	ck_assert_int_eq(settfs_write(fs, g, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "g"), 0);
+	reopen();
+	ck_assert_int_eq(settfs_getattr(fs, g, &st), -ENOENT);
+	/* and a rename over a looked-up file */
+	uint64_t a = mkfile(1, "a");
+	uint64_t c = mkfile(1, "c");
+	settfs_release(fs, a);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "c", &st), 0);
+	ck_assert_int_eq(settfs_rename(fs, 1, "a", 1, "c", 0), 0);
+	ck_assert_int_eq(settfs_write(fs, c, 0, "x", 1, 0), 1);
+	settfs_release(fs, c);
+	ck_assert_int_eq(settfs_getattr(fs, c, &st), 0);
+	settfs_forget(fs, c, 1);
+	ck_assert_int_eq(settfs_getattr(fs, c, &st), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_rename)
+{
+	uint64_t a = mkdir_(1, "a"), b = mkdir_(1, "b");
+	uint64_t x = mkfile(a, "x"), y = mkfile(b, "y");
+	settfs_release(fs, x);
+	settfs_release(fs, y);
+	uint64_t sub = mkdir_(a, "sub");
+	uint64_t e = mkdir_(b, "empty");
+	struct stat st;
+	ck_assert_int_eq(settfs_rename(fs, a, "x", b, "y", SETTFS_RENAME_NOREPLACE), -EEXIST);
+	ck_assert_int_eq(settfs_rename(fs, a, "x", b, "empty", 0), -EISDIR);
+	ck_assert_int_eq(settfs_rename(fs, a, "sub", b, "y", 0), -ENOTDIR);
+	ck_assert_int_eq(settfs_rename(fs, 1, "a", sub, "z", 0), -EINVAL);
+	ck_assert_int_eq(settfs_rename(fs, 1, "a", a, "z", 0), -EINVAL);
+	ck_assert_int_eq(settfs_rename(fs, a, "sub", 1, "b", 0), -ENOTEMPTY);
+	ck_assert_int_eq(settfs_rename(fs, a, "nope", b, "q", 0), -ENOENT);
+	/* same inode: no-op */
+	ck_assert_int_eq(settfs_link(fs, x, a, "x2", &st), 0);
+	ck_assert_int_eq(settfs_rename(fs, a, "x", a, "x2", 0), 0);
+	ck_assert_int_eq(settfs_lookup(fs, a, "x", &st), 0);
+	/* file across directories, replacing */
+	ck_assert_int_eq(settfs_rename(fs, a, "x", b, "y", 0), 0);
+	ck_assert_int_eq(settfs_lookup(fs, b, "y", &st), 0);
+	ck_assert_uint_eq(st.st_ino, x);
+	ck_assert_int_eq(settfs_lookup(fs, a, "x", &st), -ENOENT);
+	ck_assert_int_eq(settfs_getattr(fs, y, &st), -ENOENT);
+	/* dir over empty dir, across parents: nlinks follow */
+	ck_assert_int_eq(settfs_rename(fs, a, "sub", b, "empty", 0), 0);
+	ck_assert_int_eq(settfs_getattr(fs, e, &st), -ENOENT);
+	attr(a, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	attr(b, &st);
+	ck_assert_int_eq(st.st_nlink, 3);
+	ck_assert_int_eq(settfs_lookup(fs, sub, "..", &st), 0);
+	ck_assert_uint_eq(st.st_ino, b);
+	/* exchange a dir and a file across parents */
+	ck_assert_int_eq(settfs_rename(fs, b, "empty", a, "x2", SETTFS_RENAME_EXCHANGE), 0);
+	ck_assert_int_eq(settfs_lookup(fs, a, "x2", &st), 0);
+	ck_assert_uint_eq(st.st_ino, sub);
+	ck_assert_int_eq(settfs_lookup(fs, b, "empty", &st), 0);
+	ck_assert_uint_eq(st.st_ino, x);
+	attr(a, &st);
+	ck_assert_int_eq(st.st_nlink, 3);
+	attr(b, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(settfs_rename(fs, b, "empty", a, "none", SETTFS_RENAME_EXCHANGE), -ENOENT);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, a, "x2", &st), 0);
+	ck_assert_uint_eq(st.st_ino, sub);
+	ck_assert_int_eq(settfs_lookup(fs, sub, "..", &st), 0);
+	ck_assert_uint_eq(st.st_ino, a);
+}
+END_TEST
+
+struct listing {
+	int n, cap;
+	char names[1200][16];
+	off_t offs[1200];
+};
+
+static int fill_list(void *arg, const char *name, const struct stat *st, off_t next)
+{
+	struct listing *l = arg;
+	(void)st;
+	if (l->n >= l->cap)
+		return 1;
+	snprintf(l->names[l->n], 16, "%s", name);
+	l->offs[l->n++] = next;
+	return 0;
+}
+
+START_TEST(test_readdir)
+{
+	uint64_t d = mkdir_(1, "d");
+	char name[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof name, "f%04d", i);
+		uint64_t f = mkfile(d, name);
+		settfs_release(fs, f);
+		settfs_forget(fs, f, 1);
+	}
+	settfs_dir *h;
+	ck_assert_int_eq(settfs_opendir(fs, d, &h), 0);
+	static struct listing l;
+	memset(&l, 0, sizeof l);
+	off_t off = 0;
+	int total = 0;
+	for (;;) {
+		/* small buffers: 37 entries per call */
+		l.cap = l.n + 37;
+		int before = l.n;
+		ck_assert_int_eq(settfs_readdir(fs, h, off, 0, fill_list, &l), 0);
+		if (l.n == before)
+			break;
+		off = l.offs[l.n - 1];
+		total = l.n;
+	}
+	ck_assert_int_eq(total, 1002);
+	ck_assert_str_eq(l.names[0], ".");
+	ck_assert_str_eq(l.names[1], "..");
+	ck_assert_str_eq(l.names[2], "f0000");
+	ck_assert_str_eq(l.names[1001], "f0999");
+	/* seekdir to an earlier cookie */
+	static struct listing m;
+	memset(&m, 0, sizeof m);
+	m.cap = 1;
+	ck_assert_int_eq(settfs_readdir(fs, h, l.offs[500], 0, fill_list, &m), 0);
+	ck_assert_str_eq(m.names[0], l.names[501]);
+	settfs_releasedir(fs, h);
+	/* plus takes lookup references: entries survive unlink until forget */
+	ck_assert_int_eq(settfs_opendir(fs, d, &h), 0);
+	memset(&m, 0, sizeof m);
+	m.cap = 3;
+	ck_assert_int_eq(settfs_readdir(fs, h, 0, 1, fill_list, &m), 0);
+	settfs_releasedir(fs, h);
+	struct stat st;
+	ck_assert_int_eq(settfs_lookup(fs, d, "f0000", &st), 0);
+	uint64_t f0 = st.st_ino;
+	ck_assert_int_eq(settfs_unlink(fs, d, "f0000"), 0);
+	settfs_forget(fs, f0, 1);
+	ck_assert_int_eq(settfs_getattr(fs, f0, &st), 0); /* readdirplus ref left */
+	settfs_forget(fs, f0, 1);
+	ck_assert_int_eq(settfs_getattr(fs, f0, &st), -ENOENT);
+	settfs_forget(fs, f0, 1);
+	ck_assert_int_eq(settfs_getattr(fs, f0, &st), -ENOENT);
+	for (int i = 1; i < 1000; i++) {
+		snprintf(name, sizeof name, "f%04d", i);
+		ck_assert_int_eq(settfs_unlink(fs, d, name), 0);
+	}
+	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), 0);
+	ck_assert_int_eq(settfs_opendir(fs, f0, &h), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_xattr)
+{
+	uint64_t f = mkfile(1, "f");
+	char b[16];
+	ck_assert_int_eq(settfs_getxattr(fs, f, "security.capability", b, sizeof b), -ENODATA);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.a", "value", 5, XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.a", "value", 5, XATTR_CREATE), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.a", "v2", 2, XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.b", "", 0, 0), 0);
+	ck_assert_int_eq(settfs_getxattr(fs, f, "user.a", NULL, 0), 5);
+	ck_assert_int_eq(settfs_getxattr(fs, f, "user.a", b, 2), -ERANGE);
+	ck_assert_int_eq(settfs_getxattr(fs, f, "user.a", b, sizeof b), 5);
+	ck_assert(memcmp(b, "value", 5) == 0);
+	ck_assert_int_eq(settfs_listxattr(fs, f, NULL, 0), 14);
+	ck_assert_int_eq(settfs_listxattr(fs, f, b, 3), -ERANGE);
+	ck_assert_int_eq(settfs_listxattr(fs, f, b, sizeof b), 14);
+	ck_assert(memcmp(b, "user.a\0user.b\0", 14) == 0);
+	settfs_release(fs, f);
+	reopen();
+	ck_assert_int_eq(settfs_getxattr(fs, f, "user.b", b, sizeof b), 0);
+	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), 0);
+	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), -ENODATA);
+	ck_assert_int_eq(settfs_getxattr(fs, f, "user.a", b, sizeof b), -ENODATA);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "system.posix_acl_access", "\2\0\0\0", 4, 0),
+			 -EOPNOTSUPP);
+	static char big[70000];
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.big", big, sizeof big, 0), -E2BIG);
+	/* unlink reclaims xattrs with the inode */
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+}
+END_TEST
+
+START_TEST(test_statfs_fsync)
+{
+	struct statvfs sv;
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	ck_assert_int_eq(sv.f_namemax, 255);
+	ck_assert_uint_ge(sv.f_files - sv.f_ffree, 1);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "durable", 7, 0), 7);
+	ck_assert_int_eq(settfs_fsync(fs, f, 1), 0);
+	ck_assert_int_eq(settfs_fsyncdir(fs, 1, 0), 0);
+	settfs_release(fs, f);
+	ck_assert_int_eq(settfs_sync(fs), 0);
+}
+END_TEST
+
+START_TEST(test_mkfs_and_corrupt_inode)
+{
+	settfs_options o;
+	settfs_options_init(&o);
+	uint64_t f = mkfile(1, "f");
+	settfs_release(fs, f);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), -EEXIST);
+	/* a garbage inode value reads as EIO, not a crash */
+	o.engine.create_if_missing = 0;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	uint8_t k[SFS_KEY_MAX];
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_inode(k, f), k },
+				  (sett_val){ 5, "junk!" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	fs_open_();
+	struct stat st;
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), -EIO);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	/* mkfs -f makes a fresh filesystem */
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &user_ctx, 1), 0);
+	fs_open_();
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), -ENOENT);
+	attr(1, &st);
+	ck_assert_int_eq(st.st_uid, 1000);
+}
+END_TEST
+
+/* Many chunks (4 KiB chunk size) so truncates span several batches. */
+START_TEST(test_truncate_many_chunks)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.chunk_size = 4096;
+	o.engine.mem_table_size = 1u << 20;
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	ck_assert_uint_eq(settfs_chunk_size(fs), 4096);
+	uint64_t f = mkfile(1, "many");
+	const int n = 10000; /* > 2 batches of deletions with a 1 MiB memtable */
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "ab", 2, 0), 2);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	struct stat in, st;
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, (off_t)(n - 1) * 4096 + 2);
+	memset(&in, 0, sizeof in);
+	in.st_size = 4096 + 1;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(st.st_size, 4097);
+	ck_assert_int_eq(st.st_blocks, 1); /* 2 + 1 stored bytes */
+	char b[8];
+	ck_assert_int_eq(settfs_read(fs, f, 4096, 8, b), 1);
+	ck_assert_int_eq(b[0], 'a');
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "cd", 2, 0), 2);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(st.st_blocks, 0);
+	in.st_size = 100000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+}
+END_TEST
+
+struct worker {
+	int id;
+	uint64_t dir;
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char name[32], buf[10000];
+	memset(buf, 'a' + w->id, sizeof buf);
+	for (int i = 0; i < 60; i++) {
+		struct stat st;
+		snprintf(name, sizeof name, "w%d-%d", w->id, i);
+		if (settfs_create(fs, &root_ctx, w->dir, name, 0644, O_RDWR, &st)) {
+			w->failures++;
+			continue;
+		}
+		for (int j = 0; j < 5; j++)
+			if (settfs_write(fs, st.st_ino, j * (off_t)sizeof buf, buf, sizeof buf, 0) !=
+			    (ssize_t)sizeof buf)
+				w->failures++;
+		char back[100];
+		if (settfs_read(fs, st.st_ino, 12345, sizeof back, back) != (ssize_t)sizeof back ||
+		    back[0] != 'a' + w->id)
+			w->failures++;
+		settfs_release(fs, st.st_ino);
+		if (i % 3 == 0) {
+			char to[40];
+			snprintf(to, sizeof to, "r%d-%d", w->id, i);
+			if (settfs_rename(fs, w->dir, name, 1, to, 0))
+				w->failures++;
+		} else if (i % 3 == 1 && settfs_unlink(fs, w->dir, name)) {
+			w->failures++;
+		}
+		settfs_forget(fs, st.st_ino, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrency)
+{
+	uint64_t d = mkdir_(1, "shared");
+	pthread_t t[6];
+	struct worker w[6];
+	for (int i = 0; i < 6; i++) {
+		w[i] = (struct worker){ i, d, 0 };
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].failures, 0);
+	}
+	struct stat st;
+	attr(d, &st);
+	ck_assert_int_eq(st.st_nlink, 2);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, d, "w3-2", &st), 0);
+	ck_assert_int_eq(st.st_size, 50000);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "r5-57", &st), 0);
+	ck_assert_int_eq(settfs_lookup(fs, d, "w5-1", &st), -ENOENT);
+}
+END_TEST
+
+static int run_fsck(void)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "./fsck.settfs -q %s >/dev/null 2>&1", dir);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* fsck.settfs (when built next to the tests) finds planted faults. */
+START_TEST(test_fsck)
+{
+	if (access("./fsck.settfs", X_OK) != 0)
+		return;
+	uint64_t d = mkdir_(1, "d");
+	uint64_t f = mkfile(d, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.x", "1", 1, 0), 0);
+	settfs_release(fs, f);
+	struct stat st;
+	ck_assert_int_eq(settfs_link(fs, f, 1, "f2", &st), 0);
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, d, "l", "f", &st), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	ck_assert_int_eq(run_fsck(), 0);
+
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.create_if_missing = 0;
+	sett_db *db;
+	uint8_t k[SFS_KEY_MAX], v[SFS_DENTRY_SIZE];
+	/* an entry pointing at a missing inode */
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	sfs_dentry_encode(999, S_IFREG, v);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k },
+				  (sett_val){ sizeof v, v }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k }), 0);
+	/* a chunk past the end of file */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_chunk(k, f, 7), k }, (sett_val){ 1, "z" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_chunk(k, f, 7), k }), 0);
+	/* a wrong link count: drop one of the two entries */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "f2", 2), k }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	fs_open_();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("fs");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_root_and_create);
+	tcase_add_test(tc, test_write_read_persist);
+	tcase_add_test(tc, test_append_and_overwrite);
+	tcase_add_test(tc, test_truncate_and_holes);
+	tcase_add_test(tc, test_setattr);
+	tcase_add_test(tc, test_mknod_symlink);
+	tcase_add_test(tc, test_dirs_and_unlink);
+	tcase_add_test(tc, test_links);
+	tcase_add_test(tc, test_unlink_open_and_orphans);
+	tcase_add_test(tc, test_rename);
+	tcase_add_test(tc, test_readdir);
+	tcase_add_test(tc, test_xattr);
+	tcase_add_test(tc, test_statfs_fsync);
+	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
+	tcase_add_test(tc, test_truncate_many_chunks);
+	tcase_add_test(tc, test_concurrency);
+	tcase_add_test(tc, test_fsck);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
