@@ -16,8 +16,8 @@
  * tombstone, has not expired, and points at exactly this file and offset.
  * sett_gc() measures every file but the head; the background thread
  * measures the files the statistics point at plus one more file per wake
- * (round robin) while the store is changing, so a daemon's store shrinks
- * without anyone calling sett_gc().
+ * (a cycle over all files, restarted whenever the store changed), so a
+ * daemon's store shrinks without anyone calling sett_gc().
  *
  * Rewrite: pass 2 reads the live values again (vlog_read checks the user
  * key) and hands them in batches to db_gc_rewrite, which re-checks
@@ -68,9 +68,14 @@ struct gc_state {
 	int have_thread;
 	pending_removal *pend;
 	size_t npend, cappend;
-	/* Round-robin direct measurement by the thread (run_mu held). */
+	/*
+	 * Direct measurement by the thread (run_mu held): a cycle measures
+	 * every file once, one per wake; a new cycle starts when the store
+	 * changed since the last one started.
+	 */
+	int cycle_active;
 	uint32_t scan_cursor;
-	uint64_t scan_last_version;
+	uint64_t cycle_version;
 };
 
 static uint64_t now_ms(void)
@@ -356,19 +361,24 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	if (dc)
 		discard_retain(dc, fids, (size_t)n);
 
-	/* The thread measures one extra file per wake while the store changes. */
+	/* The thread measures one extra file per wake (see cycle_active). */
 	uint32_t scan_extra = UINT32_MAX;
 	uint64_t lv = sett_current_version(db);
-	if (!explicit_call && lv != gs->scan_last_version && n > 1) {
-		gs->scan_last_version = lv;
-		for (int i = 0; i < n; i++)
-			if (fids[i] > gs->scan_cursor && fids[i] < head) {
-				scan_extra = fids[i];
-				break;
-			}
-		if (scan_extra == UINT32_MAX && fids[0] < head)
-			scan_extra = fids[0];
-		gs->scan_cursor = scan_extra;
+	if (!explicit_call) {
+		if (!gs->cycle_active && lv != gs->cycle_version) {
+			gs->cycle_active = 1;
+			gs->cycle_version = lv;
+			gs->scan_cursor = 0;
+		}
+		if (gs->cycle_active) {
+			for (int i = 0; i < n && scan_extra == UINT32_MAX; i++)
+				if ((gs->scan_cursor == 0 || fids[i] > gs->scan_cursor) && fids[i] < head)
+					scan_extra = fids[i];
+			if (scan_extra == UINT32_MAX)
+				gs->cycle_active = 0;
+			else
+				gs->scan_cursor = scan_extra;
+		}
 	}
 
 	for (int i = 0; i < n && !r; i++) {
