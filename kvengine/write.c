@@ -270,7 +270,8 @@ static int rotate(sett_db *db, int sync)
 			return r;
 		}
 		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
-		int l0_full = db->compactors && db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
+		int l0_full = db->compactors && db->opt.num_compactors > 0 &&
+			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
 		if (!stalled) {

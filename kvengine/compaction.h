@@ -1,0 +1,31 @@
+/*
+ * compaction.h - the levels controller's interface beyond the hooks in
+ * db_impl.h (compaction_start/stop/kick).
+ *
+ * Level sizing follows Badger / RocksDB "dynamic level bytes": the last
+ * level (L6) holds most of the data and sets the targets; each level up
+ * has 1/level_size_multiplier of the one below; levels whose target would
+ * be below base_level_size are skipped, so L0 compacts straight into the
+ * "base level", which moves up (towards L1) as the store grows.
+ *
+ * Thread safety: all functions may be called from any thread.
+ */
+#ifndef SETT_COMPACTION_H
+#define SETT_COMPACTION_H
+
+#include "db_impl.h"
+#include "discard.h"
+
+/* The store's discard statistics; NULL when background work is not running. */
+discard *compaction_discard(sett_db *db);
+
+/* Fills levels[0..SETT_MAX_LEVELS-1] from the current version. */
+void compaction_level_info(sett_db *db, sett_level_info *levels);
+
+/* Fills the per-level part of sett_get_stats (targets and scores). */
+void compaction_fill_stats(sett_db *db, sett_stats *st);
+
+/* Table size growth per level below the base level. */
+#define TABLE_SIZE_MULTIPLIER 2
+
+#endif

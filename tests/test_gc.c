@@ -1,0 +1,335 @@
+/*
+ * test_gc.c - value-log GC: disk space comes back after overwrites and
+ * deletes (with the store open), the background thread collects by itself,
+ * deleted keys never come back, open iterators keep the files they need,
+ * and a corrupt value is never copied.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "sett.h"
+#include "db_impl.h"
+
+#define VAL (64u << 10)
+
+static void gc_options(sett_options *o)
+{
+	sett_options_init(o);
+	o->mem_table_size = 256u << 10;
+	o->value_threshold = 1024;
+	o->value_log_file_size = 8u << 20;
+	o->base_table_size = 64u << 10;
+	o->base_level_size = 256u << 10;
+	o->num_level_zero_tables = 2;
+	o->num_level_zero_tables_stall = 6;
+	o->block_cache_size = 1u << 20;
+	o->gc_discard_ratio = 0; /* no thread unless a test wants one */
+}
+
+static uint64_t dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	ck_assert(d != NULL);
+	uint64_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p[4096];
+		struct stat st;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+			n += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
+static void key_of(char *k, size_t n, uint32_t i) { snprintf(k, n, "chunk%06u", i); }
+
+static void val_of(uint8_t *v, uint32_t i, uint32_t round)
+{
+	uint64_t s = ((uint64_t)i << 20) ^ round ^ 99;
+	tu_fill_random(&s, v, VAL);
+}
+
+static void put_chunk(sett_db *db, uint8_t *v, uint32_t i, uint32_t round)
+{
+	char k[32];
+	key_of(k, sizeof k, i);
+	val_of(v, i, round);
+	ck_assert_int_eq(sett_put(db, (sett_val){ strlen(k), k }, (sett_val){ VAL, v }), 0);
+}
+
+static void check_chunk(sett_db *db, uint8_t *v, uint32_t i, uint32_t round)
+{
+	char k[32];
+	key_of(k, sizeof k, i);
+	void *got;
+	size_t n;
+	int r = sett_get(db, (sett_val){ strlen(k), k }, 0, &got, &n);
+	if (!round) {
+		ck_assert_msg(r == SETT_ENOTFOUND, "%s: deleted key came back (%d)", k, r);
+		return;
+	}
+	ck_assert_msg(r == 0, "%s: %s", k, sett_strerror(r));
+	val_of(v, i, round);
+	ck_assert_msg(n == VAL && memcmp(got, v, VAL) == 0, "%s: wrong value", k);
+	free(got);
+}
+
+/* Write N chunks, overwrite all twice, delete half. */
+static void churn(sett_db *db, uint8_t *v, uint32_t n)
+{
+	for (uint32_t round = 1; round <= 3; round++)
+		for (uint32_t i = 0; i < n; i++)
+			put_chunk(db, v, i, round);
+	for (uint32_t i = 0; i < n; i += 2) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+	}
+}
+
+/* 64 MiB of 64 KiB values, overwritten twice, half deleted: space comes back. */
+START_TEST(test_space_reclaimed)
+{
+	char *dir = tu_tmpdir("gc-space");
+	sett_options o;
+	gc_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 1024;
+	churn(db, v, n);
+	uint64_t before = dir_bytes(dir);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(sett_gc(db, 0.1), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t after = dir_bytes(dir);
+	uint64_t live = (uint64_t)(n / 2) * VAL;
+	double ratio = (double)after / (double)live;
+	ck_assert_msg(ratio <= 1.2,
+		      "after GC the store uses %.1f MiB for %.1f MiB of live data: %.3fx (limit 1.2x; "
+		      "before GC %.1f MiB)",
+		      after / 1048576.0, live / 1048576.0, ratio, before / 1048576.0);
+	(void)t1;
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert(st.gc_runs >= 1 && st.gc_files_rewritten >= 1);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, i % 2 ? 3 : 0);
+	/* Nothing more to do now. */
+	ck_assert_int_eq(sett_gc(db, 0.5), SETT_ENOREWRITE);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	for (uint32_t i = 0; i < n; i += 3)
+		check_chunk(db, v, i, i % 2 ? 3 : 0);
+	ck_assert_int_eq(sett_verify(db, NULL, NULL), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The GC thread collects by itself (no sett_gc, no flush needed). */
+START_TEST(test_gc_thread_runs_by_itself)
+{
+	char *dir = tu_tmpdir("gc-auto");
+	sett_options o;
+	gc_options(&o);
+	o.gc_discard_ratio = 0.3;
+	o.gc_interval_ms = 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 256; /* 16 MiB per round */
+	churn(db, v, n);
+	uint64_t live = (uint64_t)(n / 2) * VAL;
+	double ratio = 0;
+	for (int i = 0; i < 300; i++) {
+		ratio = (double)dir_bytes(dir) / (double)live;
+		if (ratio < 1.6)
+			break;
+		usleep(20000);
+	}
+	ck_assert_msg(ratio < 1.6, "the GC thread left %.2fx of the live data on disk", ratio);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, i % 2 ? 3 : 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* GC racing with deletes and overwrites never resurrects a key. */
+typedef struct race_arg {
+	sett_db *db;
+	int stop;
+} race_arg;
+
+static void *gc_loop(void *p)
+{
+	race_arg *a = p;
+	while (!__atomic_load_n(&a->stop, __ATOMIC_RELAXED)) {
+		int r = sett_gc(a->db, 0.0);
+		if (r && r != SETT_ENOREWRITE)
+			return (void *)(intptr_t)r;
+	}
+	return NULL;
+}
+
+START_TEST(test_no_resurrection)
+{
+	char *dir = tu_tmpdir("gc-race");
+	sett_options o;
+	gc_options(&o);
+	o.value_log_file_size = 1u << 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 64;
+	uint32_t model[64] = { 0 };
+	race_arg a = { db, 0 };
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, gc_loop, &a), 0);
+	uint64_t rs = 3;
+	for (int op = 0; op < 3000; op++) {
+		uint32_t i = (uint32_t)(tu_rand(&rs) % n);
+		if (tu_rand(&rs) % 3 == 0) {
+			char k[32];
+			key_of(k, sizeof k, i);
+			ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+			model[i] = 0;
+		} else {
+			put_chunk(db, v, i, (uint32_t)op + 1);
+			model[i] = (uint32_t)op + 1;
+		}
+		if (op % 500 == 0)
+			ck_assert_int_eq(sett_flush(db), 0);
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
+	void *res;
+	pthread_join(th, &res);
+	ck_assert_msg(res == NULL, "sett_gc failed: %s", sett_strerror((int)(intptr_t)res));
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, model[i]);
+	ck_assert_int_eq(sett_flatten(db), 0);
+	int g = sett_gc(db, 0.0);
+	ck_assert(g == 0 || g == SETT_ENOREWRITE);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, model[i]);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, model[i]);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* An open iterator keeps the value-log files its snapshot needs. */
+START_TEST(test_iterator_keeps_files)
+{
+	char *dir = tu_tmpdir("gc-iter");
+	sett_options o;
+	gc_options(&o);
+	o.value_log_file_size = 1u << 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 64;
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	sett_iter *it;
+	ck_assert_int_eq(sett_iter_new(db, NULL, &it), 0);
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 2);
+	ck_assert_int_eq(sett_flatten(db), 0);
+	ck_assert_int_eq(sett_gc(db, 0.1), 0); /* rewrites, but must not delete yet */
+	uint32_t seen = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it), seen++) {
+		sett_val vv;
+		ck_assert_int_eq(sett_iter_value(it, &vv), 0);
+		val_of(v, seen, 1);
+		ck_assert_msg(vv.size == VAL && memcmp(vv.data, v, VAL) == 0,
+			      "iterator value %u changed or vanished under GC", seen);
+	}
+	ck_assert_int_eq(sett_iter_error(it), 0);
+	ck_assert_uint_eq(seen, n);
+	uint64_t held = dir_bytes(dir);
+	sett_iter_free(it);
+	sett_gc(db, 0.1); /* now the old files can go */
+	uint64_t freed = dir_bytes(dir);
+	ck_assert_msg(freed + (2u << 20) < held, "files not deleted after the iterator closed "
+		      "(%llu -> %llu bytes)", (unsigned long long)held, (unsigned long long)freed);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, 2);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A corrupt entry is never copied: the file is left alone and reads fail loudly. */
+START_TEST(test_corrupt_value_not_copied)
+{
+	char *dir = tu_tmpdir("gc-corrupt");
+	sett_options o;
+	gc_options(&o);
+	o.value_log_file_size = 1u << 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	for (uint32_t i = 0; i < 8; i++)
+		put_chunk(db, v, i, 1);
+	for (uint32_t i = 4; i < 40; i++)
+		put_chunk(db, v, i, 2);
+	ck_assert_int_eq(sett_close(db), 0);
+	/* Damage the value of chunk 1 (still live) in file 1. */
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.vlog", dir);
+	ck_assert(tu_file_size(path) > 3 * (long long)VAL);
+	tu_flip_byte(path, 16 + VAL + VAL / 2);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	int g = sett_gc(db, 0.1);
+	ck_assert(g == 0 || g == SETT_ENOREWRITE);
+	ck_assert_msg(tu_file_size(path) > 0, "GC deleted a file it could not read");
+	char k[32];
+	key_of(k, sizeof k, 1);
+	void *got;
+	size_t n;
+	ck_assert_int_eq(sett_get(db, (sett_val){ strlen(k), k }, 0, &got, &n), SETT_ECORRUPT);
+	check_chunk(db, v, 0, 1);
+	check_chunk(db, v, 5, 2);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("gc");
+	TCase *tc = tcase_create("gc");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_corrupt_value_not_copied);
+	tcase_add_test(tc, test_iterator_keeps_files);
+	tcase_add_test(tc, test_no_resurrection);
+	tcase_add_test(tc, test_gc_thread_runs_by_itself);
+	tcase_add_test(tc, test_space_reclaimed);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
