@@ -169,7 +169,7 @@ static int drain_orphans(settfs *fs)
 		if (g == -ENOENT) {
 			/* inode already gone: finish the cleanup */
 			atomic_fetch_add(&fs->used_inodes, 1);
-			r = sfs_reclaim(fs, ino);
+			r = sfs_reclaim(fs, ino, NULL, -1);
 			continue;
 		}
 		if (g) {
@@ -255,7 +255,12 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
-	pthread_rwlock_init(&fs->ns_lock, NULL);
+	/* creates must not starve behind a stream of lookups; no reader nests */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->ns_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
