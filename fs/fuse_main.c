@@ -56,7 +56,7 @@ static settfs *fs_of(fuse_req_t req)
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid };
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0 };
 	return s;
 }
 
@@ -156,6 +156,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (valid & FUSE_SET_ATTR_CTIME)
 		set |= SETTFS_SET_CTIME;
 	settfs_ctx c = creds_of(req);
+	gid_t groups[64];
+	uint32_t g32[64];
+	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) && c.uid != 0) {
+		/* chmod g+s by a non-member drops the bit: needs the caller's groups */
+		int n = fuse_req_getgroups(req, 64, groups);
+		for (int i = 0; i < n && i < 64; i++)
+			g32[i] = (uint32_t)groups[i];
+		c.groups = g32;
+		c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	}
 	struct stat st;
 	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
 	if (r)
