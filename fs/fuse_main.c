@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,15 +671,18 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
+	int lr;
 	if (opts.singlethread) {
-		ret = fuse_session_loop(se) != 0;
+		lr = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cfg.clone_fd);
 		fuse_loop_cfg_set_max_threads(lc, cfg.threads ? cfg.threads : 10);
-		ret = fuse_session_loop_mt(se, lc) != 0;
+		lr = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	/* the loop reports the signal that ended it: a clean shutdown */
+	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
