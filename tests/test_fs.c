@@ -762,6 +762,69 @@ START_TEST(test_fsck)
 }
 END_TEST
 
+/* fsx-style: random writes, truncates, hole punches and reopens against a model. */
+START_TEST(test_random_ops)
+{
+	enum { MAX = 600000 };
+	uint8_t *model = calloc(1, MAX), *got = malloc(MAX), *tmp = malloc(MAX);
+	uint64_t size = 0, seed = 12345;
+	uint64_t f = mkfile(1, "fsx");
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	for (int op = 0; op < 1500; op++) {
+		uint64_t r = tu_rand(&seed) % 100;
+		uint64_t off = tu_rand(&seed) % (MAX - 1);
+		uint64_t len = 1 + tu_rand(&seed) % (r < 10 ? 200000 : 9000);
+		if (off + len > MAX)
+			len = MAX - off;
+		if (r < 50) {
+			tu_fill_random(&seed, tmp, len);
+			ck_assert_int_eq(settfs_write(fs, f, (off_t)off, tmp, len, 0), (ssize_t)len);
+			memcpy(model + off, tmp, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (r < 60) {
+			uint64_t ns = tu_rand(&seed) % MAX;
+			in.st_size = (off_t)ns;
+			ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+			if (ns < size)
+				memset(model + ns, 0, size - ns);
+			size = ns;
+		} else if (r < 67) {
+			ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							  (off_t)off, (off_t)len), 0);
+			if (off < size)
+				memset(model + off, 0, (off + len > size ? size : off + len) - off);
+		} else if (r < 69) {
+			ck_assert_int_eq(settfs_release(fs, f), 0);
+			reopen();
+			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		} else if (r < 72) {
+			ck_assert_int_eq(settfs_flush(fs, f), 0);
+		} else {
+			ssize_t n = settfs_read(fs, f, (off_t)off, len, got);
+			uint64_t want = off >= size ? 0 : (off + len > size ? size - off : len);
+			ck_assert_int_eq(n, (ssize_t)want);
+			ck_assert_msg(memcmp(got, model + off, want) == 0, "op %d: read %llu+%llu differs",
+				      op, (unsigned long long)off, (unsigned long long)len);
+		}
+		attr(f, &st);
+		ck_assert_int_eq(st.st_size, (off_t)size);
+	}
+	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
+	ck_assert(memcmp(got, model, size) == 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0); /* block count and chunk bounds hold */
+	fs_open_();
+	free(model);
+	free(got);
+	free(tmp);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -785,6 +848,7 @@ int main(void)
 	tcase_add_test(tc, test_truncate_many_chunks);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_fsck);
+	tcase_add_test(tc, test_random_ops);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
