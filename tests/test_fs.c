@@ -616,7 +616,7 @@ START_TEST(test_truncate_many_chunks)
 	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
 	ck_assert_uint_eq(settfs_chunk_size(fs), 4096);
 	uint64_t f = mkfile(1, "many");
-	const int n = 10000; /* > 2 batches of deletions with a 1 MiB memtable */
+	const int n = 9000; /* > 2 batches of deletions with a 1 MiB memtable */
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "ab", 2, 0), 2);
 	ck_assert_int_eq(settfs_flush(fs, f), 0);
@@ -771,7 +771,7 @@ START_TEST(test_random_ops)
 	uint64_t f = mkfile(1, "fsx");
 	struct stat in, st;
 	memset(&in, 0, sizeof in);
-	for (int op = 0; op < 1500; op++) {
+	for (int op = 0; op < 1000; op++) {
 		uint64_t r = tu_rand(&seed) % 100;
 		uint64_t off = tu_rand(&seed) % (MAX - 1);
 		uint64_t len = 1 + tu_rand(&seed) % (r < 10 ? 200000 : 9000);
