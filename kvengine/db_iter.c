@@ -256,6 +256,7 @@ struct sett_iter {
 	uint64_t version;
 	uint8_t user_meta;
 	buf tmp;
+	buf skip;    /* find_next's scratch */
 };
 
 static int has_prefix(const sett_iter *it, slice ukey)
@@ -294,11 +295,13 @@ static int save_current(sett_iter *it, slice ik, slice vs)
  * newest version <= rv is visible.  `skip` (when non-NULL) is a user key
  * whose remaining versions must be passed over first.
  */
-static void find_next(sett_iter *it, const buf *skip)
+static void find_next(sett_iter *it, int skip_current)
 {
-	int skipping = skip != NULL;
-	buf skipkey = { 0 };
-	if (skip && buf_append(&skipkey, skip->p, skip->n)) {
+	int skipping = skip_current;
+	buf skipkey = it->skip; /* reused between calls: no allocation per entry */
+	skipkey.n = 0;
+	if (skip_current && buf_append(&skipkey, it->key.p, it->key.n)) {
+		it->skip = skipkey;
 		set_error(it, -ENOMEM);
 		return;
 	}
@@ -343,7 +346,7 @@ static void find_next(sett_iter *it, const buf *skip)
 	}
 	if (sit_error(it->it))
 		set_error(it, sit_error(it->it));
-	buf_free(&skipkey);
+	it->skip = skipkey;
 }
 
 /*
@@ -443,6 +446,7 @@ void sett_iter_free(sett_iter *it)
 	buf_free(&it->vs);
 	buf_free(&it->value);
 	buf_free(&it->tmp);
+	buf_free(&it->skip);
 	free(it);
 }
 
@@ -482,7 +486,7 @@ int sett_iter_seek(sett_iter *it, sett_val key)
 		if (make_ikey(it, k, UINT64_MAX))
 			return -ENOMEM;
 		sit_seek(it->it, slice_make(it->tmp.p, it->tmp.n));
-		find_next(it, NULL);
+		find_next(it, 0);
 	} else {
 		/* Last entry <= k: every version of k sorts before k@0. */
 		if (make_ikey(it, k, 0))
@@ -502,7 +506,7 @@ int sett_iter_rewind(sett_iter *it)
 			return sett_iter_seek(it, p);
 		}
 		sit_first(it->it);
-		find_next(it, NULL);
+		find_next(it, 0);
 		return it->err;
 	}
 	buf succ = { 0 };
@@ -538,11 +542,7 @@ int sett_iter_next(sett_iter *it)
 	if (!it->valid)
 		return it->err;
 	if (!it->reverse) {
-		buf cur = { 0 };
-		if (buf_append(&cur, it->key.p, it->key.n))
-			return -ENOMEM;
-		find_next(it, &cur);
-		buf_free(&cur);
+		find_next(it, 1);
 	} else {
 		/* find_prev left the internal iterator before the current key. */
 		find_prev(it);

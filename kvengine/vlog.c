@@ -46,6 +46,7 @@ typedef struct vfile {
 	uint32_t entries; /* entries known in the file (counted for the head) */
 	int refs;         /* the table's own reference + readers (v->mu) */
 	int removed;      /* unlink when the last reference goes */
+	int sealed;       /* holds a corrupt entry: never append after it */
 } vfile;
 
 struct vlog {
@@ -257,6 +258,48 @@ static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
 	return r;
 }
 
+/*
+ * Whether the bad stretch [from, end) of a head file looks like an
+ * interrupted write rather than damage to data that was once complete: its
+ * first entry is cut short by the end of the file or has an impossible
+ * header (garbage), or it contains an aligned all-zero sector (blocks the
+ * file system had allocated but not yet written).  A complete entry with a
+ * bad checksum and none of these signs is treated as corruption.
+ */
+static int looks_torn(sfile *f, uint64_t from, uint64_t end, int *torn)
+{
+	uint8_t h[ENTRY_HEADER_MAX];
+	size_t n = end - from < sizeof h ? (size_t)(end - from) : sizeof h;
+	entry e;
+	size_t hlen, total;
+	int r = sfile_pread_full(f, h, n, from);
+	if (r)
+		return r;
+	if (entry_decode_header(h, n, &e, &hlen, &total) != 1 || total > end - from) {
+		*torn = 1;
+		return 0;
+	}
+	*torn = 0;
+	buf win = { 0 };
+	uint64_t at = (from + 511) & ~(uint64_t)511;
+	while (at + 512 <= end && !*torn) {
+		size_t want = end - at < SCAN_WINDOW ? (size_t)(end - at) : SCAN_WINDOW;
+		want &= ~(size_t)511;
+		win.n = 0;
+		if ((r = buf_reserve(&win, want)) != 0 || (r = sfile_pread_full(f, win.p, want, at)))
+			break;
+		for (size_t s = 0; s < want && !*torn; s += 512) {
+			size_t z = 0;
+			while (z < 512 && win.p[s + z] == 0)
+				z++;
+			*torn = z == 512;
+		}
+		at += want;
+	}
+	buf_free(&win);
+	return r;
+}
+
 /* ---- open and close ---- */
 
 static int write_new_header(sfile *f, uint32_t fid)
@@ -407,14 +450,20 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 	uint64_t end;
 	r = scan_file(vf, vf->size, NULL, NULL, &end, &vf->entries);
 	if (r == SETT_ECORRUPT) {
-		int found;
+		int found, torn = 0;
 		if ((r = valid_entry_after(vf->f, end, vf->size, &found)) != 0)
 			goto fail;
-		if (found) {
-			set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
-				(unsigned long long)end);
-			r = SETT_ECORRUPT;
+		if (!found && (r = looks_torn(vf->f, end, vf->size, &torn)) != 0)
 			goto fail;
+		if (!torn) {
+			/*
+			 * Damage, not a torn write.  Keep every byte (the other values
+			 * of the file stay readable, reads of the bad one fail naming
+			 * file and offset, verify reports it) and append elsewhere.
+			 */
+			vf->sealed = 1;
+			*out = vf;
+			return 0;
 		}
 		if (writable && ((r = sfile_truncate(vf->f, end)) != 0 ||
 				 (r = sfile_sync(vf->f)) != 0))
@@ -563,6 +612,8 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 	pthread_mutex_lock(&v->wmu);
 	if ((r = writable_locked(v)) != 0)
 		goto out;
+	if (v->head->sealed && (r = rotate_locked(v)) != 0)
+		goto out;
 	v->wbuf.n = 0;
 	for (int i = 0; i < n; i++) {
 		if (e[i].key.n < IKEY_SUFFIX || e[i].key.n > SETT_MAX_KEY_SIZE + IKEY_SUFFIX ||
@@ -626,9 +677,11 @@ int vlog_rotate(vlog *v)
 
 int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, size_t whylen)
 {
+	/* The file name is formatted only when something is reported. */
 	char path[4096];
-	file_path(v, p->fid, path, sizeof path);
+#define NAME_FILE() file_path(v, p->fid, path, sizeof path)
 	if (p->len < ENTRY_MIN_LEN || p->len > ENTRY_MAX_LEN || p->offset < LOG_HEADER_SIZE) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: bad value pointer (offset %u, length %u)", path,
 			p->offset, p->len);
 		return SETT_ECORRUPT;
@@ -636,11 +689,13 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	uint64_t size;
 	vfile *vf = vfile_get(v, p->fid, &size);
 	if (!vf) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: no such value log file", path);
 		return -ENOENT;
 	}
 	int r;
 	if ((uint64_t)p->offset + p->len > size) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: value pointer past the end (offset %u, length %u)",
 			path, p->offset, p->len);
 		r = SETT_ECORRUPT;
@@ -663,6 +718,7 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 		e.value.p = dst + hlen + e.key.n;
 	}
 	if (expect_ukey.p && slice_cmp(ikey_user(e.key), expect_ukey) != 0) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: entry at offset %u holds another key", path, p->offset);
 		r = SETT_ECORRUPT;
 		goto out;
@@ -672,12 +728,14 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	goto out;
 bad:
 	if (r == 0 || r == SETT_ECORRUPT) {
+		NAME_FILE();
 		set_why(why, whylen, "%s: corrupt entry at offset %u", path, p->offset);
 		r = SETT_ECORRUPT;
 	}
 out:
 	vfile_put(v, vf);
 	return r;
+#undef NAME_FILE
 }
 
 uint32_t vlog_head_fid(vlog *v)

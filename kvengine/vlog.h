@@ -8,10 +8,14 @@
  * stores the vptr {fid, len, offset}.  A file is rotated when it would pass
  * value_log_file_size or value_log_max_entries.
  *
- * On open every file is found; the last (writable) one is scanned and cut
- * at its last valid entry (torn tail; a bad entry followed by a valid one is
- * corruption: SETT_ECORRUPT with the file and offset in `why`); a new file
- * is started only when the last one is full.  With no file at all,
+ * On open every file is found; the last (writable) one is scanned.  A bad
+ * stretch at its end that looks like an interrupted write (an entry cut
+ * short by the end of the file, garbage, or an all-zero sector, and no valid
+ * entry after it) is a torn tail and is cut off.  Anything else is damage:
+ * the file is kept whole, reads of the bad entry fail with SETT_ECORRUPT
+ * (file and offset in `why`), vlog_iterate reports it, and the next append
+ * starts a new file instead of writing after it.  Otherwise a new file is
+ * started only when the last one is full.  With no file at all,
  * 000001.vlog is created (unless read-only).  A file is created durably
  * (header and directory entry fsynced) and fsynced when it is rotated away
  * from, so only the head ever has unsynced bytes.
@@ -19,8 +23,10 @@
  * Reads take a reference on the file so that GC can delete it only when no
  * reader uses it (vlog_file_remove defers the unlink to the last unref).
  *
- * Thread safety: vlog_append/vlog_sync from one writer thread; vlog_read
- * from any thread.
+ * Thread safety: vlog_append from one writer thread (append, sync and
+ * rotate are serialised by an internal lock, so vlog_sync and vlog_rotate may
+ * come from other threads); vlog_read, vlog_iterate, vlog_list and
+ * vlog_file_remove from any thread.  vlog_close only when nothing else runs.
  */
 #ifndef SETT_VLOG_H
 #define SETT_VLOG_H
@@ -46,7 +52,7 @@ int vlog_close(vlog *v);
  * or value beyond the limits.  A failed write is cut off the file again.
  */
 int vlog_append(vlog *v, const entry *e, int n, vptr *out);
-/* fsync the files written since the last sync. */
+/* fsync the files written since the last sync.  Safe from any thread. */
 int vlog_sync(vlog *v);
 
 /*

@@ -29,6 +29,7 @@ struct wal {
 	uint64_t size;  /* valid end: where the next append goes */
 	int writable;
 	int broken;     /* error that made the file unusable for appends */
+	int dir_synced; /* the file's directory entry is known durable */
 };
 
 static void set_why(char *why, size_t whylen, const char *fmt, const char *path,
@@ -62,10 +63,7 @@ static int write_header(sfile *f, uint32_t fid)
 {
 	uint8_t h[LOG_HEADER_SIZE];
 	log_header_encode(h, wal_magic, fid);
-	int r = sfile_pwrite(f, h, sizeof h, 0);
-	if (!r)
-		r = sfile_sync(f);
-	return r;
+	return sfile_pwrite(f, h, sizeof h, 0);
 }
 
 int wal_create(const char *path, uint32_t fid, wal **wp)
@@ -78,11 +76,12 @@ int wal_create(const char *path, uint32_t fid, wal **wp)
 		free(w);
 		return r;
 	}
-	char dir[4096];
-	dir_of(path, dir, sizeof dir);
+	/*
+	 * Not fsynced here: a memtable is created often, and its log needs to
+	 * be durable only once something in it is (wal_sync).  A crash before
+	 * that leaves an empty or header-less file, which replays as empty.
+	 */
 	r = write_header(w->f, fid);
-	if (!r)
-		r = sio_sync_dir(dir);
 	if (r) {
 		sfile_close(w->f);
 		sio_unlink(path);
@@ -218,7 +217,7 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 		w->fid = fid_from_path(path);
 		if (writable) {
 			if ((r = sfile_truncate(w->f, 0)) != 0 ||
-			    (r = write_header(w->f, w->fid)) != 0)
+			    (r = write_header(w->f, w->fid)) != 0 || (r = sfile_sync(w->f)) != 0)
 				goto fail;
 			w->size = LOG_HEADER_SIZE;
 		} else {
@@ -245,6 +244,7 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 			goto fail;
 	}
 done:
+	w->dir_synced = 1; /* it was there before this open */
 	free(data);
 	if (wp)
 		*wp = w;
@@ -281,7 +281,14 @@ int wal_sync(wal *w)
 		return 0;
 	if (w->broken)
 		return w->broken;
-	return sfile_sync(w->f);
+	int r = sfile_sync(w->f);
+	if (!r && !w->dir_synced) {
+		char dir[4096];
+		dir_of(sfile_path(w->f), dir, sizeof dir);
+		if ((r = sio_sync_dir(dir)) == 0)
+			w->dir_synced = 1;
+	}
+	return r;
 }
 
 uint64_t wal_size(const wal *w)

@@ -24,8 +24,9 @@
 typedef struct wal wal;
 
 /*
- * Creates a new, empty WAL file at path (fails if it exists).  The header is
- * fsynced, and so is the directory, so the file exists after a crash.
+ * Creates a new, empty WAL file at path (fails if it exists).  Nothing is
+ * fsynced yet: the first wal_sync makes the file and its directory entry
+ * durable.  (A crash before that leaves a file that replays as empty.)
  */
 int wal_create(const char *path, uint32_t fid, wal **wp);
 
@@ -50,6 +51,7 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
  * append fails too.
  */
 int wal_append(wal *w, const void *p, size_t n);
+/* fsync the file (and, the first time, its directory). */
 int wal_sync(wal *w);
 uint64_t wal_size(const wal *w);
 uint32_t wal_fid(const wal *w);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "entry.h"
@@ -262,25 +263,82 @@ START_TEST(torn_tail_of_last_file_cut)
 }
 END_TEST
 
-START_TEST(corrupt_middle_of_last_file)
+/*
+ * Damage in the head file (a valid entry follows, or a complete last entry
+ * has a bad checksum) is not cut off: the other values stay readable, the
+ * bad one is reported, and new values go to a new file.
+ */
+START_TEST(corrupt_head_kept_and_reported)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	for (int victim = 4; victim <= 9; victim += 5) {
+		vlog *v = open_ok(&o);
+		vptr p[10];
+		append_items(v, 0, 10, 10, p);
+		vlog_close(v);
+		long long size = tu_file_size(path);
+		tu_flip_byte(path, p[victim].offset + p[victim].len - 10);
+		v = open_ok(&o);
+		ck_assert_int_eq(tu_file_size(path), size);
+		ck_assert_uint_eq(vlog_file_size(v, 1), (uint64_t)size);
+		buf out = { 0 };
+		char why[512] = "";
+		ck_assert_int_eq(vlog_read(v, &p[victim], slice_make(NULL, 0), &out, why,
+					   sizeof why),
+				 SETT_ECORRUPT);
+		char expect[4300];
+		snprintf(expect, sizeof expect, "%s: corrupt entry at offset %u", path,
+			 p[victim].offset);
+		ck_assert_str_eq(why, expect);
+		for (int i = 0; i < 10; i++)
+			if (i != victim)
+				check_item(v, i, &p[i]);
+		ck_assert_int_eq(vlog_iterate(v, 1, NULL, NULL), SETT_ECORRUPT);
+		vptr q[11];
+		append_items(v, 10, 1, 1, q); /* fills q[10] */
+		ck_assert_uint_eq(q[10].fid, 2);
+		check_item(v, 10, &q[10]);
+		ck_assert_int_eq(tu_file_size(path), size);
+		vlog_close(v);
+		buf_free(&out);
+		tu_rmrf(dir);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+	}
+}
+END_TEST
+
+/* A complete-length last entry with an unwritten (zero) sector is torn. */
+START_TEST(zero_sector_tail_cut)
 {
 	vlog_options o = opts(1 << 20, 1000);
 	vlog *v = open_ok(&o);
-	vptr p[10];
-	append_items(v, 0, 10, 10, p);
+	uint8_t ik[16];
+	ikey_make(ik, "z", 1, 1);
+	uint8_t *val = malloc(3000);
+	memset(val, 'q', 3000);
+	entry e[2] = { { slice_make(ik, 9), slice_make(val, 10), 0, 0, 0 },
+		       { slice_make(ik, 9), slice_make(val, 3000), 0, 0, 0 } };
+	vptr p[2];
+	ck_assert_int_eq(vlog_append(v, e, 2, p), 0);
 	vlog_close(v);
 	char path[4200];
 	fpath(1, path, sizeof path);
-	long long size = tu_file_size(path);
-	tu_flip_byte(path, p[4].offset + p[4].len - 10);
-	char why[512] = "";
-	v = NULL;
-	ck_assert_int_eq(vlog_open(dir, &o, &v, why, sizeof why), SETT_ECORRUPT);
-	ck_assert_ptr_null(v);
-	char expect[4300];
-	snprintf(expect, sizeof expect, "%s: corrupt entry at offset %u", path, p[4].offset);
-	ck_assert_str_eq(why, expect);
-	ck_assert_int_eq(tu_file_size(path), size);
+	/* Zero the aligned sector at 1024 (inside the second entry's value). */
+	FILE *f = fopen(path, "r+b");
+	uint8_t zero[512] = { 0 };
+	fseek(f, 1024, SEEK_SET);
+	fwrite(zero, 1, sizeof zero, f);
+	fclose(f);
+	v = open_ok(&o);
+	ck_assert_int_eq(tu_file_size(path), (long long)p[1].offset);
+	buf out = { 0 };
+	ck_assert_int_eq(vlog_read(v, &p[0], slice_make("z", 1), &out, NULL, 0), 0);
+	ck_assert_uint_eq(out.n, 10);
+	vlog_close(v);
+	buf_free(&out);
+	free(val);
 }
 END_TEST
 
@@ -684,7 +742,8 @@ int main(void)
 	tcase_add_test(tc, max_entries_rotation);
 	tcase_add_test(tc, entry_larger_than_file_size);
 	tcase_add_test(tc, torn_tail_of_last_file_cut);
-	tcase_add_test(tc, corrupt_middle_of_last_file);
+	tcase_add_test(tc, corrupt_head_kept_and_reported);
+	tcase_add_test(tc, zero_sector_tail_cut);
 	tcase_add_test(tc, corrupt_value_detected_on_read);
 	tcase_add_test(tc, bad_pointers_rejected);
 	tcase_add_test(tc, iterate_and_remove);
