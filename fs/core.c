@@ -292,34 +292,36 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes. */
+/* Flush every node with buffered writes (each once). */
 static int flush_all(settfs *fs)
 {
+	pthread_mutex_lock(&fs->tab_lock);
+	size_t n = 0, cap = fs->nnodes;
+	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
+	for (size_t i = 0; inos && i < fs->nbuckets; i++)
+		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
+			if (x->nchunks || x->meta_dirty)
+				inos[n++] = x->ino;
+	pthread_mutex_unlock(&fs->tab_lock);
+	if (!inos)
+		return -ENOMEM;
 	int rc = 0;
-	for (;;) {
-		uint64_t ino = 0;
-		pthread_mutex_lock(&fs->tab_lock);
-		for (size_t i = 0; i < fs->nbuckets && !ino; i++)
-			for (sfs_node *n = fs->buckets[i]; n && !ino; n = n->hnext)
-				if (n->nchunks || n->meta_dirty)
-					ino = n->ino;
-		pthread_mutex_unlock(&fs->tab_lock);
-		if (!ino)
-			break;
-		sfs_node *n;
-		int r = sfs_node_get(fs, ino, &n);
+	for (size_t i = 0; i < n; i++) {
+		sfs_node *x;
+		int r = sfs_node_get(fs, inos[i], &x);
 		if (r == 0) {
-			r = sfs_node_flush(fs, n, 0);
+			r = sfs_node_flush(fs, x, 0);
 			if (r) {
-				/* keep going with the others; this one is lost */
-				sfs_node_drop_chunks(fs, n);
-				n->meta_dirty = 0;
+				/* the data is lost either way: let the node go */
+				sfs_node_drop_chunks(fs, x);
+				x->meta_dirty = 0;
 			}
-			sfs_node_put(fs, n);
+			sfs_node_put(fs, x);
 		}
 		if (r && !rc)
 			rc = r;
 	}
+	free(inos);
 	return rc;
 }
 
