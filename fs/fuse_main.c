@@ -93,6 +93,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/*
+	 * HANDLE_KILLPRIV is not taken: the kernel keeps clearing set-user-ID
+	 * on write (with a setattr), and its getxattr("security.capability")
+	 * before each write is answered from the node's "no xattrs" flag.
+	 */
 	conn->max_write = 1u << 20;
 }
 
@@ -242,7 +247,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /*
  * fi->fh of a file: 1 when the daemon must append itself (O_APPEND without
- * the writeback cache; with it the kernel positions appends).
+ * the writeback cache; with it the kernel positions appends).  The writeback
+ * cache may also read files opened O_WRONLY: harmless here, since the core
+ * has no per-open descriptors with access modes.
  */
 static void set_file_flags(fuse_req_t req, struct fuse_file_info *fi)
 {
