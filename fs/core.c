@@ -169,7 +169,7 @@ static int drain_orphans(settfs *fs)
 		if (g == -ENOENT) {
 			/* inode already gone: finish the cleanup */
 			atomic_fetch_add(&fs->used_inodes, 1);
-			r = sfs_reclaim(fs, ino);
+			r = sfs_reclaim(fs, ino, NULL, -1);
 			continue;
 		}
 		if (g) {
@@ -255,7 +255,12 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
-	pthread_rwlock_init(&fs->ns_lock, NULL);
+	/* creates must not starve behind a stream of lookups; no reader nests */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->ns_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
@@ -287,34 +292,36 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes. */
+/* Flush every node with buffered writes (each once). */
 static int flush_all(settfs *fs)
 {
+	pthread_mutex_lock(&fs->tab_lock);
+	size_t n = 0, cap = fs->nnodes;
+	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
+	for (size_t i = 0; inos && i < fs->nbuckets; i++)
+		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
+			if (x->nchunks || x->meta_dirty)
+				inos[n++] = x->ino;
+	pthread_mutex_unlock(&fs->tab_lock);
+	if (!inos)
+		return -ENOMEM;
 	int rc = 0;
-	for (;;) {
-		uint64_t ino = 0;
-		pthread_mutex_lock(&fs->tab_lock);
-		for (size_t i = 0; i < fs->nbuckets && !ino; i++)
-			for (sfs_node *n = fs->buckets[i]; n && !ino; n = n->hnext)
-				if (n->nchunks || n->meta_dirty)
-					ino = n->ino;
-		pthread_mutex_unlock(&fs->tab_lock);
-		if (!ino)
-			break;
-		sfs_node *n;
-		int r = sfs_node_get(fs, ino, &n);
+	for (size_t i = 0; i < n; i++) {
+		sfs_node *x;
+		int r = sfs_node_get(fs, inos[i], &x);
 		if (r == 0) {
-			r = sfs_node_flush(fs, n, 0);
+			r = sfs_node_flush(fs, x, 0);
 			if (r) {
-				/* keep going with the others; this one is lost */
-				sfs_node_drop_chunks(fs, n);
-				n->meta_dirty = 0;
+				/* the data is lost either way: let the node go */
+				sfs_node_drop_chunks(fs, x);
+				x->meta_dirty = 0;
 			}
-			sfs_node_put(fs, n);
+			sfs_node_put(fs, x);
 		}
 		if (r && !rc)
 			rc = r;
 	}
+	free(inos);
 	return rc;
 }
 

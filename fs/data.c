@@ -376,10 +376,20 @@ int settfs_fsync(settfs *fs, uint64_t ino, int datasync)
 	return r;
 }
 
+/* May the caller keep set-group-ID on a file of group gid? */
+static int in_group(const settfs_ctx *ctx, uint32_t gid)
+{
+	if (ctx->uid == 0 || ctx->gid == gid)
+		return 1;
+	for (int i = 0; i < ctx->ngroups; i++)
+		if (ctx->groups && ctx->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct stat *attr,
 		   int to_set, struct stat *st)
 {
-	(void)ctx;
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -419,8 +429,11 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		if (to_set & SETTFS_SET_GID)
 			tmp.gid = (uint32_t)attr->st_gid;
 	}
-	if (to_set & SETTFS_SET_MODE)
+	if (to_set & SETTFS_SET_MODE) {
 		tmp.mode = (tmp.mode & S_IFMT) | ((uint32_t)attr->st_mode & 07777);
+		if ((tmp.mode & S_ISGID) && ctx && !in_group(ctx, tmp.gid))
+			tmp.mode &= ~(uint32_t)S_ISGID;
+	}
 	if (to_set & SETTFS_SET_ATIME_NOW)
 		tmp.atime = now;
 	else if (to_set & SETTFS_SET_ATIME)

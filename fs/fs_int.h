@@ -101,8 +101,11 @@ int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
 /* Drop buffered chunks (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
-/* Delete every key of an unlinked inode (chunks, xattrs, inode, orphan). */
-int sfs_reclaim(settfs *fs, uint64_t ino);
+/*
+ * Delete every key of an unlinked inode (chunks, xattrs, inode, orphan).
+ * `in` (may be NULL) and `xattrs` (-1 unknown, 0 none) let it skip scans.
+ */
+int sfs_reclaim(settfs *fs, uint64_t ino, const sfs_inode *in, int xattrs);
 void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct stat *st);
 
 /* dentry lookup under ns_lock; -ENOENT when absent */

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,7 @@ static settfs *fs_of(fuse_req_t req)
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid };
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0 };
 	return s;
 }
 
@@ -92,6 +93,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/*
+	 * HANDLE_KILLPRIV is not taken: the kernel keeps clearing set-user-ID
+	 * on write (with a setattr), and its getxattr("security.capability")
+	 * before each write is answered from the node's "no xattrs" flag.
+	 */
 	conn->max_write = 1u << 20;
 }
 
@@ -156,6 +162,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (valid & FUSE_SET_ATTR_CTIME)
 		set |= SETTFS_SET_CTIME;
 	settfs_ctx c = creds_of(req);
+	gid_t groups[64];
+	uint32_t g32[64];
+	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) && c.uid != 0) {
+		/* chmod g+s by a non-member drops the bit: needs the caller's groups */
+		int n = fuse_req_getgroups(req, 64, groups);
+		for (int i = 0; i < n && i < 64; i++)
+			g32[i] = (uint32_t)groups[i];
+		c.groups = g32;
+		c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	}
 	struct stat st;
 	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
 	if (r)
@@ -231,7 +247,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /*
  * fi->fh of a file: 1 when the daemon must append itself (O_APPEND without
- * the writeback cache; with it the kernel positions appends).
+ * the writeback cache; with it the kernel positions appends).  The writeback
+ * cache may also read files opened O_WRONLY: harmless here, since the core
+ * has no per-open descriptors with access modes.
  */
 static void set_file_flags(fuse_req_t req, struct fuse_file_info *fi)
 {
@@ -660,15 +678,18 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
+	int lr;
 	if (opts.singlethread) {
-		ret = fuse_session_loop(se) != 0;
+		lr = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, (unsigned)cfg.clone_fd);
 		fuse_loop_cfg_set_max_threads(lc, cfg.threads ? cfg.threads : 10);
-		ret = fuse_session_loop_mt(se, lc) != 0;
+		lr = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
+	/* the loop reports the signal that ended it: a clean shutdown */
+	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -162,7 +162,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 		if (n->in.nlink == 0) {
 			/* nothing can reach it any more: no dentry, no reference */
 			sfs_node_drop_chunks(fs, n);
-			if (sfs_reclaim(fs, n->ino) == 0) {
+			if (sfs_reclaim(fs, n->ino, &n->in, n->xattrs) == 0) {
 				n->gone = 1;
 				n->loaded = 0;
 				n->meta_dirty = 0;
@@ -227,6 +227,8 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	uint8_t k[SFS_KEY_MAX];
 	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
 		sfs_chunk *c = &n->chunks[i];
+		if (c->len == 0)
+			continue; /* never store an empty chunk */
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
 					     sfs_val(c->buf, c->len)));
 		tmp.blocks = tmp.blocks + c->len - c->stored_len;
@@ -282,10 +284,13 @@ static int delete_prefix(settfs *fs, char tag, uint64_t ino)
  * The O key is deleted last, so a crash in the middle leaves an orphan that
  * the next open finishes.
  */
-int sfs_reclaim(settfs *fs, uint64_t ino)
+int sfs_reclaim(settfs *fs, uint64_t ino, const sfs_inode *in, int xattrs)
 {
-	int r = delete_prefix(fs, SFS_TAG_CHUNK, ino);
-	if (r == 0)
+	int r = 0;
+	/* a file without stored bytes has no chunk (no chunk is ever empty) */
+	if (!in || in->blocks > 0 || !S_ISREG(in->mode))
+		r = delete_prefix(fs, SFS_TAG_CHUNK, ino);
+	if (r == 0 && xattrs != 0)
 		r = delete_prefix(fs, SFS_TAG_XATTR, ino);
 	if (r)
 		return r;

@@ -55,9 +55,14 @@ typedef struct settfs_options {
 
 void settfs_options_init(settfs_options *o);
 
-/* Credentials of the process asking, for ownership of new inodes. */
+/*
+ * Credentials of the process asking: ownership of new inodes, and the
+ * set-group-ID rule of chmod (`groups`: supplementary groups, may be NULL).
+ */
 typedef struct settfs_ctx {
 	uint32_t uid, gid;
+	const uint32_t *groups;
+	int ngroups;
 } settfs_ctx;
 
 /*
@@ -101,7 +106,8 @@ enum {
  * Change attributes in one atomic commit.  A size change zeroes the tail
  * of the last chunk and deletes chunks past the new end.  Changing the
  * owner of a non-directory clears set-user-ID, and set-group-ID when the
- * group may execute (as Linux does).  ctime becomes now.
+ * group may execute (as Linux does).  A mode change by a caller other than
+ * root who is not in the file's group drops set-group-ID.  ctime becomes now.
  */
 int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino,
 		   const struct stat *attr, int to_set, struct stat *st);

@@ -17,8 +17,8 @@
 
 static char *dir;
 static settfs *fs;
-static const settfs_ctx root_ctx = { 0, 0 };
-static const settfs_ctx user_ctx = { 1000, 1000 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
+static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
 
 static void fs_open_(void)
 {
@@ -235,6 +235,14 @@ START_TEST(test_setattr)
 					&st), 0);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
 	ck_assert_int_eq(st.st_uid, 1000);
+	/* chmod g+s by a caller outside the file's group drops it */
+	const uint32_t grp[1] = { 1000 };
+	settfs_ctx other = { 1000, 50, NULL, 0 }, member = { 1000, 50, grp, 1 };
+	in.st_mode = 02755;
+	ck_assert_int_eq(settfs_setattr(fs, &other, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
+	ck_assert_int_eq(settfs_setattr(fs, &member, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 02755);
 	ck_assert_int_eq(st.st_gid, 1000);
 	ck_assert(st.st_ctim.tv_sec > before.st_ctim.tv_sec ||
 		  (st.st_ctim.tv_sec == before.st_ctim.tv_sec &&
@@ -608,7 +616,7 @@ START_TEST(test_truncate_many_chunks)
 	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
 	ck_assert_uint_eq(settfs_chunk_size(fs), 4096);
 	uint64_t f = mkfile(1, "many");
-	const int n = 10000; /* > 2 batches of deletions with a 1 MiB memtable */
+	const int n = 9000; /* > 2 batches of deletions with a 1 MiB memtable */
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "ab", 2, 0), 2);
 	ck_assert_int_eq(settfs_flush(fs, f), 0);
@@ -754,6 +762,69 @@ START_TEST(test_fsck)
 }
 END_TEST
 
+/* fsx-style: random writes, truncates, hole punches and reopens against a model. */
+START_TEST(test_random_ops)
+{
+	enum { MAX = 600000 };
+	uint8_t *model = calloc(1, MAX), *got = malloc(MAX), *tmp = malloc(MAX);
+	uint64_t size = 0, seed = 12345;
+	uint64_t f = mkfile(1, "fsx");
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	for (int op = 0; op < 1000; op++) {
+		uint64_t r = tu_rand(&seed) % 100;
+		uint64_t off = tu_rand(&seed) % (MAX - 1);
+		uint64_t len = 1 + tu_rand(&seed) % (r < 10 ? 200000 : 9000);
+		if (off + len > MAX)
+			len = MAX - off;
+		if (r < 50) {
+			tu_fill_random(&seed, tmp, len);
+			ck_assert_int_eq(settfs_write(fs, f, (off_t)off, tmp, len, 0), (ssize_t)len);
+			memcpy(model + off, tmp, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (r < 60) {
+			uint64_t ns = tu_rand(&seed) % MAX;
+			in.st_size = (off_t)ns;
+			ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+			if (ns < size)
+				memset(model + ns, 0, size - ns);
+			size = ns;
+		} else if (r < 67) {
+			ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							  (off_t)off, (off_t)len), 0);
+			if (off < size)
+				memset(model + off, 0, (off + len > size ? size : off + len) - off);
+		} else if (r < 69) {
+			ck_assert_int_eq(settfs_release(fs, f), 0);
+			reopen();
+			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		} else if (r < 72) {
+			ck_assert_int_eq(settfs_flush(fs, f), 0);
+		} else {
+			ssize_t n = settfs_read(fs, f, (off_t)off, len, got);
+			uint64_t want = off >= size ? 0 : (off + len > size ? size - off : len);
+			ck_assert_int_eq(n, (ssize_t)want);
+			ck_assert_msg(memcmp(got, model + off, want) == 0, "op %d: read %llu+%llu differs",
+				      op, (unsigned long long)off, (unsigned long long)len);
+		}
+		attr(f, &st);
+		ck_assert_int_eq(st.st_size, (off_t)size);
+	}
+	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
+	ck_assert(memcmp(got, model, size) == 0);
+	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0); /* block count and chunk bounds hold */
+	fs_open_();
+	free(model);
+	free(got);
+	free(tmp);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -777,6 +848,7 @@ int main(void)
 	tcase_add_test(tc, test_truncate_many_chunks);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_fsck);
+	tcase_add_test(tc, test_random_ops);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

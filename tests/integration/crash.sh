@@ -1,5 +1,6 @@
 #!/bin/sh
 # kill -9 of the daemon after an fsync: the data survives, fsck is clean.
+# SIGTERM unmounts cleanly and commits what was written.
 . "${srcdir:-.}/tests/integration/lib.sh"
 head -c 3000000 /dev/urandom > "$work/ref"
 want=$(sha256sum < "$work/ref")
@@ -15,6 +16,14 @@ daemon=
 mount_fs
 [ "$(sha256sum < "$mnt/dir/file")" = "$want" ] || fail "fsynced data lost"
 [ "$(cat "$mnt/dir/small")" = small ] || fail "synced small file lost"
+echo "after term" > "$mnt/dir/t"
+kill -TERM "$daemon"
+wait "$daemon" || fail "settfs exit status $? after SIGTERM"
+daemon=
+is_mounted && fail "still mounted after SIGTERM"
+check_fsck
+mount_fs
+[ "$(cat "$mnt/dir/t")" = "after term" ] || fail "data written before SIGTERM"
 umount_fs
 check_fsck
 echo PASS

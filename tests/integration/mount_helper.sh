@@ -24,7 +24,19 @@ sh "${srcdir:-.}/tools/mount.settfs" "$store" "$mnt" -o rw || fail "mount.settfs
 is_mounted || fail "not mounted by mount.settfs"
 [ "$(cat "$mnt/x")" = hi ] || fail "data"
 umount "$mnt" || fail "umount 2"
+# an fstab line (mount --fstab reads a private file instead of /etc/fstab)
+if PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v settfs >/dev/null; then
+	echo "$store $mnt fuse.settfs defaults,noauto,_netdev 0 0" > "$work/fstab"
+else
+	echo "$SETTFS#$store $mnt fuse defaults,noauto,_netdev 0 0" > "$work/fstab"
+fi
 i=0
-while pgrep -f "settfs $store" >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+while pgrep -f "settfs.*$store" >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+mount --fstab "$work/fstab" "$mnt" || fail "mount from fstab"
+is_mounted || fail "not mounted from fstab"
+[ "$(cat "$mnt/x")" = hi ] || fail "data via fstab mount"
+umount "$mnt" || fail "umount 3"
+i=0
+while pgrep -f "settfs.*$store" >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 check_fsck
 echo PASS

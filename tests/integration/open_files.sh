@@ -1,9 +1,12 @@
 #!/bin/sh
 # Unlink and rename-over of open files: data stays readable until close;
-# O_APPEND; O_WRONLY files; then the space is reclaimed.
+# O_APPEND; O_WRONLY files; then the space is reclaimed.  Run with the
+# kernel's writeback cache (default) and without (the daemon appends).
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
-mount_fs
+for opts in "-o writeback_cache" "-o no_writeback_cache"; do
+rm -rf "$store"
+mount_fs $opts
 python3 - "$mnt" <<'PY' || fail "open-file semantics"
 import os, sys
 m = sys.argv[1]
@@ -51,4 +54,5 @@ except AttributeError:
 PY
 umount_fs
 check_fsck
+done
 echo PASS
