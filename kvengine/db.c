@@ -226,18 +226,26 @@ int sett_get_ex(sett_db *db, sett_val key, uint64_t read_version, void **value, 
 	slice ukey = slice_make(key.data, key.size);
 	buf vs = { 0 }, out = { 0 };
 	uint64_t ver = 0;
-	int r = db_lookup(db, ukey, rv, &ver, &vs);
-	if (r == 1) {
-		vstruct v;
-		r = vstruct_decode(vs.p, vs.n, &v);
-		if (r == 0 && ((v.meta & META_DELETE) || is_expired(&v)))
+	int r;
+	/* Value-log GC may move the value and delete its file between the
+	 * lookup and the read: the file is then gone, and a new lookup finds
+	 * the value's new place. */
+	for (int attempt = 0;; attempt++) {
+		r = db_lookup(db, ukey, rv, &ver, &vs);
+		if (r == 1) {
+			vstruct v;
+			r = vstruct_decode(vs.p, vs.n, &v);
+			if (r == 0 && ((v.meta & META_DELETE) || is_expired(&v)))
+				r = SETT_ENOTFOUND;
+			if (r == 0)
+				r = db_resolve_value(db, ukey, &v, &out);
+			if (r == 0 && user_meta)
+				*user_meta = v.user_meta;
+		} else if (r == 0) {
 			r = SETT_ENOTFOUND;
-		if (r == 0)
-			r = db_resolve_value(db, ukey, &v, &out);
-		if (r == 0 && user_meta)
-			*user_meta = v.user_meta;
-	} else if (r == 0) {
-		r = SETT_ENOTFOUND;
+		}
+		if (r != -ENOENT || attempt == 3)
+			break;
 	}
 	buf_free(&vs);
 	if (r) {
