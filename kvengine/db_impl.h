@@ -110,6 +110,7 @@ struct sett_db {
 	pthread_t writer;
 	pthread_t flusher;
 	int have_writer, have_flusher;
+	int writing;   /* a group is being written (by the writer or a caller); under wmu */
 
 	int closing;   /* set under mu and wmu when closing */
 	int bg_error;  /* first background error: writes fail with it */

@@ -1,9 +1,10 @@
 /*
  * write.c - batches, the writer thread (group commit) and the flusher.
  *
- * Every write goes through one writer thread, as in Badger: callers queue a
- * request and wait; the writer takes every queued request at once (a group)
- * and, per group:
+ * Writes are committed one group at a time, as in Badger: callers queue a
+ * request and wait; the writer thread takes every queued request at once (a
+ * group) and, per group (an uncontended caller writes its own request
+ * itself, through the same steps, to save two thread switches):
  *   1. appends the values of at least value_threshold bytes to the value
  *      log, which yields their value pointers;
  *   2. per request, makes room in the memtable (a full memtable becomes
@@ -157,6 +158,15 @@ typedef struct pending {
 	int skip;      /* GC entry whose compare-and-set failed */
 } pending;
 
+static void write_group(sett_db *db, write_req *group);
+
+/*
+ * Queues a request and waits for it.  When no group is being written and
+ * nothing is queued, the caller writes its own request at once instead of
+ * handing it to the writer thread: an uncontended write then costs no
+ * thread switch.  Either way only one group is written at a time, and
+ * requests that arrive meanwhile are committed together by the writer.
+ */
 static int submit(sett_db *db, write_req *r)
 {
 	pthread_mutex_lock(&db->wmu);
@@ -165,6 +175,17 @@ static int submit(sett_db *db, write_req *r)
 		return SETT_ECLOSED;
 	}
 	r->next = NULL;
+	if (!db->writing && !db->qhead) {
+		db->writing = 1;
+		pthread_mutex_unlock(&db->wmu);
+		write_group(db, r);
+		pthread_mutex_lock(&db->wmu);
+		db->writing = 0;
+		if (db->qhead || db->closing)
+			pthread_cond_signal(&db->wcv);
+		pthread_mutex_unlock(&db->wmu);
+		return r->result;
+	}
 	if (db->qtail)
 		db->qtail->next = r;
 	else
@@ -530,17 +551,19 @@ void *db_writer_main(void *arg)
 	sett_db *db = arg;
 	pthread_mutex_lock(&db->wmu);
 	for (;;) {
-		while (!db->qhead && !db->closing)
+		while (db->writing || (!db->qhead && !db->closing))
 			pthread_cond_wait(&db->wcv, &db->wmu);
 		if (!db->qhead)
 			break;
 		write_req *group = db->qhead;
 		db->qhead = db->qtail = NULL;
+		db->writing = 1;
 		pthread_mutex_unlock(&db->wmu);
 
 		write_group(db, group);
 
 		pthread_mutex_lock(&db->wmu);
+		db->writing = 0;
 		for (write_req *r = group, *next; r; r = next) {
 			next = r->next;
 			r->done = 1;
