@@ -21,7 +21,7 @@ void sett_options_init(sett_options *o)
 	o->zstd_level = 1;
 	o->bloom_false_positive = 0.01;
 	o->block_cache_size = 64u << 20;
-	o->value_log_file_size = (1u << 30) - 1;
+	o->value_log_file_size = 256u << 20;
 	o->value_log_max_entries = 1000000;
 	o->gc_discard_ratio = 0.5;
 	o->gc_interval_ms = 10000;

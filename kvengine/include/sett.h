@@ -80,7 +80,8 @@ typedef struct sett_options {
 	int zstd_level;             /* [1] zstd level when compression is zstd */
 	double bloom_false_positive;/* [0.01] bloom filter target false-positive rate */
 	size_t block_cache_size;    /* [64 MiB] byte bound of the block cache (0: none) */
-	size_t value_log_file_size; /* [1 GiB - 1] a value log file is rotated at this size */
+	size_t value_log_file_size; /* [256 MiB] a value log file is rotated at this size
+				     * (smaller files let GC return space more exactly) */
 	uint32_t value_log_max_entries; /* [1000000] ... or at this many entries */
 	double gc_discard_ratio;    /* [0.5] automatic value-log GC threshold (0: no auto GC) */
 	int gc_interval_ms;         /* [10000] how often the GC thread looks for work */
