@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 struct sfile {
 	int fd;
 	char *path;
+	void *map; /* sfile_map's mapping, or NULL */
+	size_t map_len;
 };
 
 /* ---- registry and faults ---- */
@@ -205,6 +208,7 @@ int sfile_close(sfile *f)
 {
 	if (!f)
 		return 0;
+	sfile_unmap(f);
 	int r = close(f->fd) == 0 ? 0 : -errno;
 	free(f->path);
 	free(f);
@@ -301,6 +305,32 @@ const char *sfile_path(const sfile *f)
 void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n)
 {
 	(void)posix_fadvise(f->fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
+}
+
+int sfile_map(sfile *f, uint64_t len, const uint8_t **p)
+{
+	if (f->map)
+		return -EBUSY;
+	struct stat st;
+	if (fstat(f->fd, &st) != 0)
+		return -errno;
+	if (len == 0 || len > (uint64_t)st.st_size || len > SIZE_MAX)
+		return -EINVAL;
+	void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, f->fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	f->map = m;
+	f->map_len = (size_t)len;
+	*p = m;
+	return 0;
+}
+
+void sfile_unmap(sfile *f)
+{
+	if (f->map)
+		munmap(f->map, f->map_len);
+	f->map = NULL;
+	f->map_len = 0;
 }
 
 int sio_unlink(const char *path)

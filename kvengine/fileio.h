@@ -11,8 +11,14 @@
  * assumed to be written append-only or rewritten whole (which is how sett
  * writes them).
  *
+ * Reads may also go through a read-only shared mapping (sfile_map), which
+ * saves the copy and the system call of a pread.  Faults are injected on
+ * writes only, so reads through a mapping see what preads would.
+ *
  * Thread safety: an sfile may be used by several threads for preads at once;
- * writes to one sfile must be serialised by the caller.
+ * writes to one sfile must be serialised by the caller.  sfile_map and
+ * sfile_unmap must not race with each other or with sfile_close; reading
+ * through a mapping is safe from any thread while it exists.
  */
 #ifndef SETT_FILEIO_H
 #define SETT_FILEIO_H
@@ -39,6 +45,16 @@ int64_t sfile_size(sfile *f);
 const char *sfile_path(const sfile *f);
 /* Hint that the pages of [off, off+n) will not be read again soon. */
 void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n);
+/*
+ * Maps [0, len) of f read-only and sets *p to it; the mapping lives until
+ * sfile_unmap or sfile_close.  Only for a file that cannot shrink while
+ * mapped: touching a page past a truncated end raises SIGBUS.  A file has
+ * at most one mapping (-EBUSY otherwise); len must be > 0 and not past the
+ * file's current end (-EINVAL).  Callers keep pread as the fallback when
+ * this fails.
+ */
+int sfile_map(sfile *f, uint64_t len, const uint8_t **p);
+void sfile_unmap(sfile *f);
 
 int sio_unlink(const char *path);
 int sio_rename(const char *from, const char *to);

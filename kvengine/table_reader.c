@@ -4,9 +4,15 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand: through the block cache when the table has one
- * (decoded once, shared by every reader), otherwise into a buffer owned by
- * the reader for as long as it looks at that block.
+ * are read on demand.  The file is mapped read-only when the system allows
+ * (tables are immutable and never truncated while open, so the mapping
+ * cannot fault): an uncompressed block is then used in place, with no copy,
+ * no system call and no cache entry; a bitmap remembers which blocks had
+ * their checksum checked, so each is hashed once per open table.  A
+ * compressed block, or any block when the file is not mapped, goes through
+ * the block cache when the table has one (decoded once, shared by every
+ * reader), otherwise into a buffer owned by the reader for as long as it
+ * looks at that block.
  *
  * Nothing read from the file is trusted: each block's checksum is checked
  * before anything in it is parsed, a compressed block must decompress to
@@ -17,8 +23,8 @@
  *
  * Thread safety: a table may be used by any number of threads at once
  * (table_get, table_iter_new, table_verify); its state after open is
- * read-only except the atomic reference count.  An iterator belongs to
- * one thread.
+ * read-only except the atomic reference count and the atomic bitmap of
+ * checked blocks.  An iterator belongs to one thread.
  */
 #include "table.h"
 
@@ -47,6 +53,8 @@ struct table {
 	cache *c;
 	sfile *f;
 	uint64_t file_size;
+	const uint8_t *map;             /* the whole file, or NULL: use preads */
+	atomic_uint_least64_t *checked; /* with map: bit bi = block bi's checksum held */
 
 	uint8_t *bloom_raw, *index_raw, *props_raw; /* decoded meta blocks */
 	slice bloom;
@@ -72,35 +80,47 @@ static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
  * decoded bytes in a malloc'ed buffer: *data (the buffer) and *n (decoded
  * length; the buffer may be longer).  *charge is the buffer's size.
  */
-static int read_block_raw(const table *t, uint64_t off, uint64_t size, uint8_t **data,
-			  size_t *n, size_t *charge, char *why, size_t whylen)
+static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx **dctx,
+			  uint8_t **data, size_t *n, size_t *charge, char *why, size_t whylen)
 {
 	if (size < TABLE_BLOCK_TRAILER || off > t->file_size || size > t->file_size - off)
 		return corrupt_at(t, off, why, whylen);
-	uint8_t *p = malloc(size);
-	if (!p)
-		return -ENOMEM;
-	int r = sfile_pread_full(t->f, p, size, off);
-	if (r) {
-		free(p);
-		return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
+	/* p: the block in a buffer of ours, src: the block wherever it is */
+	uint8_t *p = NULL;
+	const uint8_t *src;
+	if (t->map) {
+		src = t->map + off;
+	} else {
+		if (!(p = malloc(size)))
+			return -ENOMEM;
+		int r = sfile_pread_full(t->f, p, size, off);
+		if (r) {
+			free(p);
+			return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
+		}
+		src = p;
 	}
 	size_t pn = size - TABLE_BLOCK_TRAILER;
-	if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
+	if (table_block_checksum(src, pn) != get_le64(src + pn + 1)) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	if (p[pn] == TABLE_BLOCK_RAW) {
+	if (src[pn] == TABLE_BLOCK_RAW) {
+		if (!p) {
+			if (!(p = malloc(size)))
+				return -ENOMEM;
+			memcpy(p, src, pn);
+		}
 		*data = p;
 		*n = pn;
 		*charge = size;
 		return 0;
 	}
-	if (p[pn] != TABLE_BLOCK_ZSTD) {
+	if (src[pn] != TABLE_BLOCK_ZSTD) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	unsigned long long rn = ZSTD_getFrameContentSize(p, pn);
+	unsigned long long rn = ZSTD_getFrameContentSize(src, pn);
 	if (rn == ZSTD_CONTENTSIZE_UNKNOWN || rn == ZSTD_CONTENTSIZE_ERROR || rn == 0 ||
 	    rn > TABLE_MAX_BLOCK) {
 		free(p);
@@ -111,7 +131,11 @@ static int read_block_raw(const table *t, uint64_t off, uint64_t size, uint8_t *
 		free(p);
 		return -ENOMEM;
 	}
-	size_t got = ZSTD_decompress(d, rn, p, pn);
+	/* A reader that decodes many blocks keeps one context for them all. */
+	if (dctx && !*dctx)
+		*dctx = ZSTD_createDCtx();
+	size_t got = dctx && *dctx ? ZSTD_decompressDCtx(*dctx, d, rn, src, pn)
+				   : ZSTD_decompress(d, rn, src, pn);
 	free(p);
 	if (ZSTD_isError(got) || got != rn) {
 		free(d);
@@ -165,12 +189,50 @@ static void blockref_release(const table *t, blockref *br)
 	memset(br, 0, sizeof *br);
 }
 
-/* Gets data block bi, from the cache if the table has one (and use_cache). */
-static int get_block(const table *t, size_t bi, int use_cache, blockref *br, char *why,
-		     size_t whylen)
+/*
+ * An uncompressed block of a mapped table, in place: its checksum is
+ * checked the first time (and every time when `recheck`), its restart array
+ * every time (cheap, and it is what keeps the cursor inside the block).
+ * Returns 1 with br set, 0 if the block is not uncompressed (the caller
+ * takes the general path, which reports a bad type), or <0.
+ */
+static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, char *why,
+			  size_t whylen)
+{
+	const index_entry *ie = &t->index[bi];
+	const uint8_t *p = t->map + ie->off;
+	size_t pn = ie->size - TABLE_BLOCK_TRAILER;
+	if (p[pn] != TABLE_BLOCK_RAW)
+		return 0;
+	atomic_uint_least64_t *w = &t->checked[bi / 64];
+	uint64_t bit = (uint64_t)1 << (bi % 64);
+	if (recheck || !(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
+		if (table_block_checksum(p, pn) != get_le64(p + pn + 1))
+			return corrupt_at(t, ie->off, why, whylen);
+		atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+	}
+	if (check_data_block(p, pn))
+		return corrupt_at(t, ie->off, why, whylen);
+	br->data = p;
+	br->n = pn;
+	return 1;
+}
+
+/*
+ * Gets data block bi: in place from the mapping if it is uncompressed,
+ * else from the cache if the table has one (and use_cache).  use_cache 0
+ * also means "check the file's bytes now", whatever was checked before.
+ */
+static int get_block(const table *t, size_t bi, int use_cache, ZSTD_DCtx **dctx, blockref *br,
+		     char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	memset(br, 0, sizeof *br);
+	if (t->map) {
+		int r = get_mapped_raw(t, bi, !use_cache, br, why, whylen);
+		if (r)
+			return r < 0 ? r : 0;
+	}
 	if (use_cache && t->c) {
 		cache_handle *h = cache_lookup(t->c, t->id, ie->off);
 		if (h) {
@@ -182,7 +244,7 @@ static int get_block(const table *t, size_t bi, int use_cache, blockref *br, cha
 	}
 	uint8_t *p;
 	size_t n, charge;
-	int r = read_block_raw(t, ie->off, ie->size, &p, &n, &charge, why, whylen);
+	int r = read_block_raw(t, ie->off, ie->size, dctx, &p, &n, &charge, why, whylen);
 	if (r)
 		return r;
 	if (check_data_block(p, n)) {
@@ -365,6 +427,7 @@ typedef struct tcur {
 	size_t bi; /* current block; nblocks when none */
 	blockref br;
 	blkcur bc;
+	ZSTD_DCtx *dctx; /* made at the first compressed block */
 	int err;
 	char why[320];
 } tcur;
@@ -381,6 +444,7 @@ static void tc_close(tcur *tc)
 {
 	blockref_release(tc->t, &tc->br);
 	buf_free(&tc->bc.key);
+	ZSTD_freeDCtx(tc->dctx);
 }
 
 static int tc_valid(const tcur *tc)
@@ -402,7 +466,7 @@ static int tc_load(tcur *tc, size_t bi)
 		return 0;
 	}
 	tc_invalidate(tc);
-	int r = get_block(tc->t, bi, tc->use_cache, &tc->br, tc->why, sizeof tc->why);
+	int r = get_block(tc->t, bi, tc->use_cache, &tc->dctx, &tc->br, tc->why, sizeof tc->why);
 	if (r) {
 		tc->err = r;
 		return r;
@@ -536,7 +600,7 @@ static int read_meta(table *t, uint64_t off, uint64_t size, uint8_t **p, size_t 
 		     size_t whylen)
 {
 	size_t charge;
-	return read_block_raw(t, off, size, p, n, &charge, why, whylen);
+	return read_block_raw(t, off, size, NULL, p, n, &charge, why, whylen);
 }
 
 static int parse_props(table *t, size_t n, uint64_t off, char *why, size_t whylen)
@@ -613,7 +677,8 @@ static int parse_index(table *t, size_t n, uint64_t off, uint64_t data_end, char
 static void table_destroy(table *t)
 {
 	if (t->f)
-		sfile_close(t->f);
+		sfile_close(t->f); /* and unmaps */
+	free(t->checked);
 	free(t->bloom_raw);
 	free(t->index_raw);
 	free(t->props_raw);
@@ -694,6 +759,12 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		r = corrupt_at(t, f[4], why, whylen);
 		goto fail;
 	}
+	/* Without a mapping every block is read with pread: slower, not wrong. */
+	t->checked = calloc((t->nblocks + 63) / 64, sizeof *t->checked);
+	if (t->checked && sfile_map(t->f, t->file_size, &t->map) != 0) {
+		free(t->checked);
+		t->checked = NULL;
+	}
 	*tp = t;
 	return 0;
 fail:
@@ -713,7 +784,7 @@ void table_unref(table *t)
 	/* The blocks of a closed table are of no use to anyone. */
 	cache_erase_id(t->c, t->id);
 	if (atomic_load(&t->obsolete)) {
-		sfile_close(t->f);
+		sfile_close(t->f); /* and unmaps */
 		t->f = NULL;
 		sio_unlink(t->path);
 	}

@@ -293,9 +293,6 @@ START_TEST(test_roundtrip_100k)
 	ck_assert_int_eq(table_verify(t, why, sizeof why), 0);
 
 	check_all_gets(t, &d, 1);
-	cache_stats st;
-	cache_get_stats(c, &st);
-	ck_assert_uint_gt(st.hits, st.misses); /* the blocks were read through the cache */
 
 	/* absent keys: never found, whatever the version */
 	uint64_t rs = 7;
@@ -645,8 +642,9 @@ START_TEST(test_obsolete_unlink)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/000001.sst", dir);
 	dataset d;
-	make_dataset(&d, 3000, 0, 0, 4);
-	table_options o = topts(512, SETT_COMPRESS_NONE);
+	make_dataset(&d, 3000, 0, 1, 4);
+	/* compressed: uncompressed blocks are read in place, not cached */
+	table_options o = topts(512, SETT_COMPRESS_ZSTD);
 	build(path, &d, &o);
 	cache *c;
 	ck_assert_int_eq(cache_new(1 << 20, &c), 0);
@@ -709,8 +707,9 @@ START_TEST(test_concurrent_gets)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/000001.sst", dir);
 	dataset d;
-	make_dataset(&d, 20000, 0, 0, 12);
-	table_options o = topts(1024, SETT_COMPRESS_NONE);
+	make_dataset(&d, 20000, 0, 1, 12);
+	/* compressed: uncompressed blocks are read in place, not cached */
+	table_options o = topts(1024, SETT_COMPRESS_ZSTD);
 	build(path, &d, &o);
 	cache *c;
 	ck_assert_int_eq(cache_new(64 << 10, &c), 0); /* far smaller than the table */
