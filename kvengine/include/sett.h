@@ -143,7 +143,12 @@ int sett_get(sett_db *db, sett_val key, uint64_t read_version, void **value,
 int sett_get_ex(sett_db *db, sett_val key, uint64_t read_version, void **value,
 		size_t *size, uint64_t *version, uint8_t *user_meta);
 
-/* The newest committed version: a snapshot to pass as read_version. */
+/*
+ * The newest committed version: a snapshot to pass as read_version.
+ * Compaction keeps the versions that open iterators can see; a point read
+ * at an older version than every open iterator's may find a newer value
+ * or none.  Hold an iterator to keep a snapshot readable.
+ */
 uint64_t sett_current_version(sett_db *db);
 
 /* ---- iterators ------------------------------------------------------- */
