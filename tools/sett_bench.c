@@ -65,6 +65,37 @@ static long peak_rss_kb(void)
 	return ru.ru_maxrss;
 }
 
+/*
+ * Resident memory now, split into anonymous memory (heap: memtables,
+ * caches, indexes) and file-backed pages (mapped tables, which the kernel
+ * may drop at any time), from /proc/self/status.
+ */
+static long max_anon_kb, max_file_kb;
+
+/* Samples them (before a store is closed); the bench reports the maxima. */
+static void sample_rss(void)
+{
+	long anon = -1, file = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		sscanf(line, "RssAnon: %ld", &anon);
+		sscanf(line, "RssFile: %ld", &file);
+	}
+	if (f)
+		fclose(f);
+	if (anon > max_anon_kb)
+		max_anon_kb = anon;
+	if (file > max_file_kb)
+		max_file_kb = file;
+}
+
+static int close_store(sett_db *db)
+{
+	sample_rss();
+	return sett_close(db);
+}
+
 static uint64_t du_total;
 static int du_one(const char *p, const struct stat *st, int type, struct FTW *f)
 {
@@ -100,9 +131,10 @@ static void emit(const char *name, long ops, uint64_t bytes, double secs, const 
 		return;
 	}
 	printf("{\"engine\":\"sett\",\"workload\":\"%s\",\"ops\":%ld,\"bytes\":%llu,"
-	       "\"seconds\":%.3f,\"ops_per_s\":%.0f,\"mb_per_s\":%.1f,\"peak_rss_kb\":%ld%s}\n",
+	       "\"seconds\":%.3f,\"ops_per_s\":%.0f,\"mb_per_s\":%.1f,\"peak_rss_kb\":%ld,"
+	       "\"max_rss_anon_kb\":%ld,\"max_rss_file_kb\":%ld%s}\n",
 	       name, ops, (unsigned long long)bytes, secs, (double)ops / secs,
-	       (double)bytes / 1e6 / secs, peak_rss_kb(), extra ? extra : "");
+	       (double)bytes / 1e6 / secs, peak_rss_kb(), max_anon_kb, max_file_kb, extra ? extra : "");
 	fflush(stdout);
 }
 
@@ -202,7 +234,7 @@ static int run_fill(bench *bn, const char *name)
 	/* Write amplification counts what the close flushes too. */
 	sett_flush(db);
 	uint64_t written = io_bytes(db) - io0;
-	int c = sett_close(db);
+	int c = close_store(db);
 	if (r || c)
 		return r ? r : c;
 	char extra[64];
@@ -240,7 +272,7 @@ static int run_read(bench *bn, const char *name)
 		free(v);
 	}
 	double t1 = now();
-	sett_close(db);
+	close_store(db);
 	if (r)
 		return r;
 	if (found != n) {
@@ -272,7 +304,7 @@ static int run_scan(bench *bn)
 		sett_iter_free(it);
 	}
 	double t1 = now();
-	sett_close(db);
+	close_store(db);
 	if (r)
 		return r;
 	if (n != bn->n_small) {
@@ -313,7 +345,7 @@ static int run_overwrite_gc(bench *bn)
 	double g1 = now();
 	uint64_t after = disk_usage(bn->large_dir);
 	uint64_t written = io_bytes(db) - io0;
-	int c = sett_close(db);
+	int c = close_store(db);
 	if (r || c)
 		return r ? r : c;
 	uint64_t live = (uint64_t)bn->n_large * (KEY_LEN + bn->large_size);
