@@ -300,7 +300,7 @@ static int flush_all(settfs *fs)
 	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
 	for (size_t i = 0; inos && i < fs->nbuckets; i++)
 		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
-			if (x->nchunks || x->meta_dirty)
+			if (x->nchunks || x->npages || x->meta_dirty)
 				inos[n++] = x->ino;
 	pthread_mutex_unlock(&fs->tab_lock);
 	if (!inos)
@@ -342,6 +342,7 @@ int settfs_close(settfs *fs)
 			sfs_node_drop_chunks(fs, n);
 			sfs_inode_free(&n->in);
 			free(n->chunks);
+			free(n->pages);
 			pthread_mutex_destroy(&n->lock);
 			free(n);
 			n = next;

@@ -4,14 +4,25 @@
  *
  * A file's bytes are cut into chunks of the store's chunk size; chunk i
  * holds bytes [i*cs, (i+1)*cs) under key C+ino+i, short when the data ends
- * earlier, absent for a hole.  Bytes past a chunk's stored length (below the
- * file size) read as zeros.  No chunk lies past the end of file.
+ * earlier, absent for a hole.  A chunk may also have overlay pages, keys
+ * C+ino+i+pg: each replaces the 4 KiB page pg of the chunk (bytes past the
+ * page's stored length read as zeros).  Bytes past everything stored (below
+ * the file size) read as zeros.  No stored byte lies past the end of file.
  *
- * Writes go to per-inode chunk buffers (sfs_chunk) so that small writes into
- * one chunk are combined; the buffers are committed with the inode (size,
- * mtime, blocks) in one batch on flush, fsync, release, or when the inode
- * or the whole filesystem holds too many buffered bytes.  Reads see the
- * buffers directly.  Everything here runs under the node lock.
+ * Writes go to per-inode buffers so that small writes are combined: a chunk
+ * past the end of file or written whole is buffered whole (sfs_chunk, the
+ * sequential case); a smaller write into a stored chunk buffers only the
+ * pages it touches (sfs_page), so a 4 KiB random write costs a 4 KiB
+ * overlay instead of a read-modify-write of the whole chunk.  When a
+ * chunk would have more than half its pages as overlays, the commit folds
+ * them: it writes the merged chunk and deletes the overlays in the same
+ * batch.  The buffers are committed with the inode (size, mtime, blocks)
+ * in one batch on flush, fsync, release, or when the inode or the whole
+ * filesystem holds too many buffered bytes.  Reads see the buffers
+ * directly.  Everything here runs under the node lock.
+ *
+ * Block accounting (sfs_inode.blocks): a chunk counts its stored length, an
+ * overlay page counts SFS_PAGE_SIZE whatever its length.
  */
 #include "fs_int.h"
 
@@ -22,6 +33,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#define PG_BASE UINT32_MAX /* "page" index of a chunk's base key */
+
+static uint32_t pages_per_chunk(const settfs *fs)
+{
+	return fs->chunk_size / SFS_PAGE_SIZE;
+}
+
+/* A chunk with more overlays than this is folded on commit. */
+static uint32_t fold_limit(const settfs *fs)
+{
+	return pages_per_chunk(fs) / 2;
+}
+
+static void bit_set(uint64_t *bits, uint32_t i)
+{
+	bits[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static int bit_test(const uint64_t *bits, uint32_t i)
+{
+	return (int)(bits[i / 64] >> (i % 64) & 1);
+}
+
 static sfs_chunk *find_chunk(sfs_node *n, uint64_t idx)
 {
 	for (size_t i = 0; i < n->nchunks; i++)
@@ -30,30 +64,112 @@ static sfs_chunk *find_chunk(sfs_node *n, uint64_t idx)
 	return NULL;
 }
 
-/* Read a stored chunk into buf (cs bytes, zero-filled past its length). */
-static int load_chunk(settfs *fs, uint64_t ino, uint64_t idx, uint8_t *buf, uint32_t *len)
+static sfs_page *find_page(sfs_node *n, uint64_t idx, uint32_t pg)
 {
-	uint8_t k[SFS_KEY_MAX];
-	void *v = NULL;
-	size_t vn = 0;
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), 0, &v, &vn);
-	if (r == SETT_ENOTFOUND) {
-		*len = 0;
-		memset(buf, 0, fs->chunk_size);
+	for (size_t i = 0; i < n->npages; i++)
+		if (n->pages[i].idx == idx && n->pages[i].pg == pg)
+			return &n->pages[i];
+	return NULL;
+}
+
+static int has_pages(const sfs_node *n, uint64_t idx)
+{
+	for (size_t i = 0; i < n->npages; i++)
+		if (n->pages[i].idx == idx)
+			return 1;
+	return 0;
+}
+
+/* Key-only iterator over the C keys of ino (values load on demand); p: 9 bytes. */
+static int chunk_iter(settfs *fs, uint64_t ino, uint8_t *p, sett_iter **it)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
+	return sfs_errno(sett_iter_new(fs->db, &io, it));
+}
+
+/* Decode a C key of the iterated inode: chunk index and page (PG_BASE). */
+static int parse_ckey(const settfs *fs, sett_val key, uint64_t *idx, uint32_t *pg)
+{
+	const uint8_t *k = key.data;
+	if (key.size == SFS_CHUNK_KEY_LEN) {
+		*idx = sfs_get_be64(k + 9);
+		*pg = PG_BASE;
 		return 0;
 	}
-	if (r)
-		return sfs_errno(r);
-	if (vn > fs->chunk_size) {
-		free(v);
-		return -EIO;
+	if (key.size == SFS_PAGE_KEY_LEN) {
+		*idx = sfs_get_be64(k + 9);
+		*pg = sfs_get_be32(k + 17);
+		if (*pg < pages_per_chunk(fs))
+			return 0;
 	}
-	if (vn)
-		memcpy(buf, v, vn);
-	memset(buf + vn, 0, fs->chunk_size - vn);
-	free(v);
-	*len = (uint32_t)vn;
-	return 0;
+	return -EIO;
+}
+
+/* What a stored chunk consists of. */
+typedef struct stored_info {
+	int has_base;
+	uint32_t base_len;
+	uint32_t len;   /* end of the stored data (valid when the whole chunk was read) */
+	uint32_t novl;  /* overlay pages */
+	uint64_t ovl[SFS_MAX_PAGES / 64];
+} stored_info;
+
+/*
+ * Read bytes [from, to) of stored chunk idx, overlays applied, into dst
+ * (to - from bytes, zeros where nothing is stored).  `it` is a chunk_iter
+ * of ino.  Only the values that meet [from, to) are loaded.
+ */
+static int read_stored(settfs *fs, sett_iter *it, uint64_t ino, uint64_t idx, uint32_t from,
+		       uint32_t to, uint8_t *dst, stored_info *si)
+{
+	uint8_t k[SFS_KEY_MAX];
+	uint32_t cs = fs->chunk_size;
+	int r = 0;
+	memset(si, 0, sizeof *si);
+	memset(dst, 0, to - from);
+	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, idx))); sett_iter_valid(it);
+	     sett_iter_next(it)) {
+		uint64_t kidx;
+		uint32_t pg;
+		r = parse_ckey(fs, sett_iter_key(it), &kidx, &pg);
+		if (r || kidx != idx)
+			break;
+		uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
+		uint32_t pe = pg == PG_BASE ? cs : ps + SFS_PAGE_SIZE;
+		if (pg != PG_BASE) {
+			bit_set(si->ovl, pg);
+			si->novl++;
+		}
+		if (pe <= from || ps >= to)
+			continue;
+		sett_val v;
+		r = sfs_errno(sett_iter_value(it, &v));
+		if (r)
+			break;
+		if (v.size > pe - ps || (v.size == 0 && pg != PG_BASE)) {
+			r = -EIO;
+			break;
+		}
+		if (pg == PG_BASE) {
+			si->has_base = 1;
+			si->base_len = (uint32_t)v.size;
+		}
+		uint32_t vend = ps + (uint32_t)v.size;
+		if (vend > si->len)
+			si->len = vend;
+		/* an overlay replaces its whole page */
+		uint32_t a = ps > from ? ps : from, e = pe < to ? pe : to;
+		memset(dst + (a - from), 0, e - a);
+		uint32_t ce = vend < e ? vend : e;
+		if (ce > a)
+			memcpy(dst + (a - from), (const uint8_t *)v.data + (a - ps), ce - a);
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	return r;
 }
 
 static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
@@ -74,24 +190,192 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 	uint8_t *buf = malloc(fs->chunk_size);
 	if (!buf)
 		return -ENOMEM;
-	uint32_t len = 0;
+	stored_info si;
+	memset(&si, 0, sizeof si);
 	int r = 0;
-	/* no chunk exists at or past the end of file */
-	if (idx * fs->chunk_size < n->in.size)
-		r = load_chunk(fs, n->ino, idx, buf, &len);
-	else
+	/* nothing is stored at or past the end of file */
+	if (idx * fs->chunk_size < n->in.size) {
+		uint8_t p[9];
+		sett_iter *it;
+		r = chunk_iter(fs, n->ino, p, &it);
+		if (r == 0) {
+			r = read_stored(fs, it, n->ino, idx, 0, fs->chunk_size, buf, &si);
+			sett_iter_free(it);
+		}
+	} else {
 		memset(buf, 0, fs->chunk_size);
+	}
 	if (r) {
 		free(buf);
 		return r;
 	}
 	c = &n->chunks[n->nchunks++];
 	c->idx = idx;
-	c->len = c->stored_len = len;
+	c->len = si.len;
+	c->stored_len = si.base_len + si.novl * SFS_PAGE_SIZE;
 	c->buf = buf;
+	memcpy(c->ovl, si.ovl, sizeof c->ovl);
 	atomic_fetch_add(&fs->dirty_bytes, (long long)fs->chunk_size);
 	*cp = c;
 	return 0;
+}
+
+/*
+ * The buffer of page pg of chunk idx, holding the page's current bytes
+ * unless the caller overwrites it whole (`whole`).
+ */
+static int get_page_buffer(settfs *fs, sfs_node *n, uint64_t idx, uint32_t pg, int whole,
+			   sfs_page **pp)
+{
+	sfs_page *p = find_page(n, idx, pg);
+	if (p) {
+		*pp = p;
+		return 0;
+	}
+	if (n->npages == n->cappages) {
+		size_t cap = n->cappages ? n->cappages * 2 : 16;
+		sfs_page *np = realloc(n->pages, cap * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		n->pages = np;
+		n->cappages = cap;
+	}
+	uint8_t *buf = malloc(SFS_PAGE_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	uint64_t pstart = idx * fs->chunk_size + (uint64_t)pg * SFS_PAGE_SIZE;
+	uint32_t len = 0, ps = pg * SFS_PAGE_SIZE;
+	int r = 0;
+	if (whole || pstart >= n->in.size) {
+		memset(buf, 0, SFS_PAGE_SIZE);
+	} else {
+		uint8_t pfx[9];
+		sett_iter *it;
+		stored_info si;
+		r = chunk_iter(fs, n->ino, pfx, &it);
+		if (r == 0) {
+			r = read_stored(fs, it, n->ino, idx, ps, ps + SFS_PAGE_SIZE, buf, &si);
+			sett_iter_free(it);
+		}
+		/* the page's data ends where the stored data does */
+		if (r == 0 && si.len > ps)
+			len = si.len - ps < SFS_PAGE_SIZE ? si.len - ps : SFS_PAGE_SIZE;
+	}
+	if (r) {
+		free(buf);
+		return r;
+	}
+	p = &n->pages[n->npages++];
+	p->idx = idx;
+	p->pg = pg;
+	p->len = len;
+	p->buf = buf;
+	atomic_fetch_add(&fs->dirty_bytes, (long long)SFS_PAGE_SIZE);
+	*pp = p;
+	return 0;
+}
+
+static int page_cmp(const void *a, const void *b)
+{
+	const sfs_page *x = a, *y = b;
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	return x->pg < y->pg ? -1 : x->pg > y->pg;
+}
+
+/*
+ * Commit the dirty pages of one chunk (pages[0..np), sorted): as overlay
+ * keys, or folded into the chunk when it would have too many overlays.
+ */
+static int batch_chunk_pages(settfs *fs, sfs_node *n, sett_iter *it, sfs_page *pages,
+			     size_t np, sett_batch *b, uint64_t *blocks)
+{
+	uint64_t idx = pages[0].idx;
+	uint8_t k[SFS_KEY_MAX];
+	uint64_t stored[SFS_MAX_PAGES / 64] = { 0 };
+	uint32_t nunion = (uint32_t)np;
+	int r = 0;
+	/* which overlays exist (keys only) */
+	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, idx))); sett_iter_valid(it);
+	     sett_iter_next(it)) {
+		uint64_t kidx;
+		uint32_t pg;
+		r = parse_ckey(fs, sett_iter_key(it), &kidx, &pg);
+		if (r || kidx != idx)
+			break;
+		if (pg != PG_BASE) {
+			bit_set(stored, pg);
+			if (!find_page(n, idx, pg))
+				nunion++;
+		}
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	if (r)
+		return r;
+	if (nunion <= fold_limit(fs)) {
+		for (size_t i = 0; i < np && r == 0; i++) {
+			sfs_page *p = &pages[i];
+			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_page(k, n->ino, idx, p->pg)),
+						     sfs_val(p->buf, p->len)));
+			if (!bit_test(stored, p->pg))
+				*blocks += SFS_PAGE_SIZE;
+		}
+		return r;
+	}
+	/* fold: merged chunk replaces the base, every overlay goes */
+	uint8_t *buf = malloc(fs->chunk_size);
+	if (!buf)
+		return -ENOMEM;
+	stored_info si;
+	r = read_stored(fs, it, n->ino, idx, 0, fs->chunk_size, buf, &si);
+	uint32_t len = si.len;
+	for (size_t i = 0; i < np && r == 0; i++) {
+		sfs_page *p = &pages[i];
+		memcpy(buf + p->pg * SFS_PAGE_SIZE, p->buf, SFS_PAGE_SIZE);
+		if (p->pg * SFS_PAGE_SIZE + p->len > len)
+			len = p->pg * SFS_PAGE_SIZE + p->len;
+	}
+	if (r == 0)
+		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, idx)),
+					     sfs_val(buf, len)));
+	for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
+		if (bit_test(si.ovl, pg))
+			r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_page(k, n->ino, idx, pg))));
+	if (r == 0)
+		*blocks = *blocks + len - si.base_len - (uint64_t)si.novl * SFS_PAGE_SIZE;
+	free(buf);
+	return r;
+}
+
+int sfs_data_batch(settfs *fs, sfs_node *n, sett_batch *b, uint64_t *blocks)
+{
+	uint8_t k[SFS_KEY_MAX];
+	int r = 0;
+	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
+		sfs_chunk *c = &n->chunks[i];
+		if (c->len)  /* never store an empty chunk */
+			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
+						     sfs_val(c->buf, c->len)));
+		for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
+			if (bit_test(c->ovl, pg))
+				r = sfs_errno(sett_batch_delete(
+					b, sfs_val(k, sfs_key_page(k, n->ino, c->idx, pg))));
+		*blocks = *blocks + c->len - c->stored_len;
+	}
+	if (r || !n->npages)
+		return r;
+	qsort(n->pages, n->npages, sizeof *n->pages, page_cmp);
+	uint8_t p[9];
+	sett_iter *it = NULL;
+	r = chunk_iter(fs, n->ino, p, &it);
+	for (size_t i = 0, j; i < n->npages && r == 0; i = j) {
+		for (j = i + 1; j < n->npages && n->pages[j].idx == n->pages[i].idx; j++)
+			;
+		r = batch_chunk_pages(fs, n, it, &n->pages[i], j - i, b, blocks);
+	}
+	sett_iter_free(it);
+	return r;
 }
 
 static int node_get_reg(settfs *fs, uint64_t ino, sfs_node **np)
@@ -103,6 +387,29 @@ static int node_get_reg(settfs *fs, uint64_t ino, sfs_node **np)
 		r = S_ISDIR((*np)->in.mode) ? -EISDIR : -EINVAL;
 		sfs_node_put(fs, *np);
 		return r;
+	}
+	return 0;
+}
+
+/* Write src to bytes [coff, cend) of chunk idx through page buffers. */
+static int write_pages(settfs *fs, sfs_node *n, uint64_t idx, uint32_t coff, uint32_t cend,
+		       const uint8_t *src)
+{
+	while (coff < cend) {
+		uint32_t pg = coff / SFS_PAGE_SIZE;
+		uint32_t poff = coff - pg * SFS_PAGE_SIZE;
+		uint32_t pend = cend - pg * SFS_PAGE_SIZE;
+		if (pend > SFS_PAGE_SIZE)
+			pend = SFS_PAGE_SIZE;
+		sfs_page *p;
+		int r = get_page_buffer(fs, n, idx, pg, poff == 0 && pend == SFS_PAGE_SIZE, &p);
+		if (r)
+			return r;
+		memcpy(p->buf + poff, src, pend - poff);
+		if (pend > p->len)
+			p->len = pend;
+		src += pend - poff;
+		coff = pg * SFS_PAGE_SIZE + pend;
 	}
 	return 0;
 }
@@ -126,13 +433,24 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		uint64_t idx = pos / cs;
 		uint32_t coff = (uint32_t)(pos - idx * cs);
 		uint32_t cend = (uint32_t)((end - idx * cs) < cs ? end - idx * cs : cs);
-		sfs_chunk *c;
-		r = get_chunk_buffer(fs, n, idx, &c);
-		if (r)
-			break;
-		memcpy(c->buf + coff, src, cend - coff);
-		if (cend > c->len)
-			c->len = cend;
+		sfs_chunk *c = find_chunk(n, idx);
+		/*
+		 * A small write into a stored chunk buffers only its pages; one
+		 * that reaches the end of file (an append) takes the chunk whole.
+		 */
+		if (!c && (has_pages(n, idx) ||
+			   (idx * cs < n->in.size && end < n->in.size && cs > SFS_PAGE_SIZE &&
+			    (coff || cend < cs)))) {
+			r = write_pages(fs, n, idx, coff, cend, src);
+			if (r)
+				break;
+		} else {
+			if (!c && (r = get_chunk_buffer(fs, n, idx, &c)))
+				break;
+			memcpy(c->buf + coff, src, cend - coff);
+			if (cend > c->len)
+				c->len = cend;
+		}
 		src += cend - coff;
 		pos = idx * cs + cend;
 	}
@@ -142,7 +460,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		n->in.mtime = n->in.ctime = sfs_now();
 		n->meta_dirty = 1;
 	}
-	if (r == 0 && (n->nchunks * cs >= fs->inode_dirty_limit ||
+	if (r == 0 && (n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
 		       (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit))
 		r = sfs_node_flush(fs, n, 0);
 	sfs_node_put(fs, n);
@@ -170,12 +488,13 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		size = (size_t)(fsize - (uint64_t)off);
 	uint8_t *dst = buf;
 	uint64_t pos = (uint64_t)off, end = pos + size, cs = fs->chunk_size;
-	uint8_t k[SFS_KEY_MAX];
+	uint8_t p[9];
+	sett_iter *it = NULL;
 	while (pos < end && r == 0) {
 		uint64_t idx = pos / cs;
-		uint64_t coff = pos - idx * cs;
-		uint64_t cend = end - idx * cs < cs ? end - idx * cs : cs;
-		size_t want = (size_t)(cend - coff);
+		uint32_t coff = (uint32_t)(pos - idx * cs);
+		uint32_t cend = (uint32_t)(end - idx * cs < cs ? end - idx * cs : cs);
+		size_t want = cend - coff;
 		sfs_chunk *c = find_chunk(n, idx);
 		if (c) {
 			size_t have = c->len > coff ? c->len - coff : 0;
@@ -184,27 +503,25 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 			memcpy(dst, c->buf + coff, have);
 			memset(dst + have, 0, want - have);
 		} else {
-			void *v = NULL;
-			size_t vn = 0;
-			int g = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), 0, &v, &vn);
-			if (g == SETT_ENOTFOUND) {
-				memset(dst, 0, want);
-			} else if (g) {
-				r = sfs_errno(g);
-			} else if (vn > cs) {
-				r = -EIO;
-			} else {
-				size_t have = vn > coff ? vn - coff : 0;
-				if (have > want)
-					have = want;
-				memcpy(dst, (uint8_t *)v + coff, have);
-				memset(dst + have, 0, want - have);
+			stored_info si;
+			if (!it)
+				r = chunk_iter(fs, ino, p, &it);
+			if (r == 0)
+				r = read_stored(fs, it, ino, idx, coff, cend, dst, &si);
+			/* buffered pages on top */
+			for (size_t i = 0; i < n->npages && r == 0; i++) {
+				sfs_page *pb = &n->pages[i];
+				uint32_t ps = pb->pg * SFS_PAGE_SIZE, pe = ps + SFS_PAGE_SIZE;
+				if (pb->idx != idx || pe <= coff || ps >= cend)
+					continue;
+				uint32_t a = ps > coff ? ps : coff, e = pe < cend ? pe : cend;
+				memcpy(dst + (a - coff), pb->buf + (a - ps), e - a);
 			}
-			free(v);
 		}
 		dst += want;
 		pos += want;
 	}
+	sett_iter_free(it);
 	if (r == 0) {
 		/* relatime */
 		int64_t now = sfs_now();
@@ -249,52 +566,52 @@ int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 		return 0;
 	}
 	uint8_t k[SFS_KEY_MAX], p[9];
-	uint64_t first = (size + cs - 1) / cs; /* chunks from here on go */
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
+	/* the chunk that holds the new end keeps `keep` bytes; later ones go */
+	uint64_t tail = size / cs;
+	uint32_t keep = (uint32_t)(size % cs);
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = chunk_iter(fs, ino, p, &it);
 	if (r)
 		return r;
 	uint64_t freed = 0;
 	size_t deletes = 0;
-	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, first)));
+	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, tail)));
 	     r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
-		if (size > 0) {
+		sett_val key = sett_iter_key(it), v;
+		uint64_t idx;
+		uint32_t pg;
+		r = parse_ckey(fs, key, &idx, &pg);
+		if (r)
+			break;
+		uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
+		if (keep && idx == tail && ps < keep) {
+			/* cut what reaches past the new end */
+			if (pg != PG_BASE && ps + SFS_PAGE_SIZE <= keep)
+				continue;
+			r = sfs_errno(sett_iter_value(it, &v));
+			if (r == 0 && ps + v.size > keep) {
+				r = sfs_errno(sett_batch_set(b, key, sfs_val(v.data, keep - ps)));
+				if (pg == PG_BASE)
+					freed += v.size - keep;
+			}
+			continue;
+		}
+		if (pg != PG_BASE) {
+			freed += SFS_PAGE_SIZE;
+		} else if (size > 0) {
 			/* to keep the block count exact; truncating to 0 zeroes it */
-			sett_val v;
 			r = sfs_errno(sett_iter_value(it, &v));
 			if (r)
 				break;
 			freed += v.size;
 		}
-		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
+		r = sfs_errno(sett_batch_delete(b, key));
 		if (r == 0 && ++deletes % fs->max_batch_deletes == 0)
 			r = commit_partial(fs, ino, in, b, &freed);
 	}
 	if (r == 0)
 		r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
-	if (r)
-		return r;
-	if (size % cs) {
-		/* cut the chunk that holds the new end */
-		uint64_t idx = size / cs;
-		uint32_t keep = (uint32_t)(size % cs);
-		void *v = NULL;
-		size_t vn = 0;
-		size_t kn = sfs_key_chunk(k, ino, idx);
-		int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
-		if (g == 0 && vn > keep) {
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, kn), sfs_val(v, keep)));
-			freed += vn - keep;
-		} else if (g && g != SETT_ENOTFOUND) {
-			r = sfs_errno(g);
-		}
-		free(v);
-	}
 	if (r == 0) {
 		in->blocks = size == 0 || freed > in->blocks ? 0 : in->blocks - freed;
 		in->size = size;
@@ -460,36 +777,49 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 	return r;
 }
 
-/* Zero [from, to) of the stored chunk idx (node flushed); adds to b. */
-static int punch_partial(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint32_t to,
-			 sett_batch *b, uint64_t *freed)
+/*
+ * Zero [from, to) of one stored key's bytes (`ps`: where the key's bytes
+ * start in the chunk, `pe`: where its reach ends); adds to b.  A key whose
+ * bytes all go is deleted, one the hole reaches the end of is shortened.
+ */
+static int punch_key(sett_iter *it, sett_batch *b, uint32_t ps, uint32_t pe, uint32_t from,
+		     uint32_t to, int overlay, uint64_t *freed, int *deleted)
 {
-	uint8_t k[SFS_KEY_MAX];
-	size_t kn = sfs_key_chunk(k, ino, idx);
-	void *v = NULL;
-	size_t vn = 0;
-	int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
-	if (g == SETT_ENOTFOUND)
-		return 0;
-	if (g)
-		return sfs_errno(g);
-	int r = 0;
-	if (vn > fs->chunk_size) {
-		r = -EIO;
-	} else if (from < vn) {
-		if (to >= vn) {
-			/* the hole reaches the stored end: shorten the chunk */
-			*freed += vn - from;
-			vn = from;
-		} else {
-			memset((uint8_t *)v + from, 0, to - from);
-		}
-		if (vn == 0)
-			r = sfs_errno(sett_batch_delete(b, sfs_val(k, kn)));
-		else
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, kn), sfs_val(v, vn)));
+	sett_val key = sett_iter_key(it), v;
+	*deleted = 0;
+	if (overlay && from <= ps && to >= pe) {
+		*freed += SFS_PAGE_SIZE;
+		*deleted = 1;
+		return sfs_errno(sett_batch_delete(b, key));
 	}
-	free(v);
+	int r = sfs_errno(sett_iter_value(it, &v));
+	if (r)
+		return r;
+	uint32_t vend = ps + (uint32_t)v.size;
+	if (v.size > pe - ps)
+		return -EIO;
+	if (from >= vend)
+		return 0;
+	uint32_t a = from > ps ? from - ps : 0;
+	if (to >= vend) {
+		/* the hole reaches the stored end: shorten */
+		if (!overlay)
+			*freed += v.size - a;
+		if (a == 0) {
+			if (overlay)
+				*freed += SFS_PAGE_SIZE;
+			*deleted = 1;
+			return sfs_errno(sett_batch_delete(b, key));
+		}
+		return sfs_errno(sett_batch_set(b, key, sfs_val(v.data, a)));
+	}
+	uint8_t *nv = malloc(v.size);
+	if (!nv)
+		return -ENOMEM;
+	memcpy(nv, v.data, v.size);
+	memset(nv + a, 0, to - ps - a);
+	r = sfs_errno(sett_batch_set(b, key, sfs_val(nv, v.size)));
+	free(nv);
 	return r;
 }
 
@@ -506,32 +836,34 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 		r = sfs_errno(sett_batch_new(&b));
 	if (r)
 		return r;
+	uint8_t k[SFS_KEY_MAX], p[9];
+	sett_iter *it = NULL;
+	r = chunk_iter(fs, n->ino, p, &it);
 	uint64_t freed = 0;
 	uint64_t first = off / cs, last = (end - 1) / cs;
-	uint8_t k[SFS_KEY_MAX];
-	for (uint64_t idx = first; idx <= last && r == 0; idx++) {
+	if (r == 0)
+		sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, first)));
+	for (; r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		uint64_t idx;
+		uint32_t pg;
+		r = parse_ckey(fs, sett_iter_key(it), &idx, &pg);
+		if (r || idx > last)
+			break;
 		uint64_t cstart = idx * cs;
 		uint32_t from = (uint32_t)(off > cstart ? off - cstart : 0);
 		uint32_t to = (uint32_t)(end - cstart < cs ? end - cstart : cs);
-		if (from == 0 && to == cs) {
-			/* whole chunk: delete it (its size is needed for blocks) */
-			void *v = NULL;
-			size_t vn = 0;
-			size_t kn = sfs_key_chunk(k, n->ino, idx);
-			int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
-			free(v);
-			if (g == 0) {
-				freed += vn;
-				r = sfs_errno(sett_batch_delete(b, sfs_val(k, kn)));
-				if (r == 0 && sett_batch_count(b) >= fs->max_batch_deletes)
-					r = commit_partial(fs, n->ino, &n->in, b, &freed);
-			} else if (g != SETT_ENOTFOUND) {
-				r = sfs_errno(g);
-			}
-		} else {
-			r = punch_partial(fs, n->ino, idx, from, to, b, &freed);
-		}
+		uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
+		uint32_t pe = pg == PG_BASE ? (uint32_t)cs : ps + SFS_PAGE_SIZE;
+		if (pe <= from || ps >= to)
+			continue;
+		int deleted;
+		r = punch_key(it, b, ps, pe, from, to, pg != PG_BASE, &freed, &deleted);
+		if (r == 0 && deleted && sett_batch_count(b) >= fs->max_batch_deletes)
+			r = commit_partial(fs, n->ino, &n->in, b, &freed);
 	}
+	if (r == 0 && it)
+		r = sfs_errno(sett_iter_error(it));
+	sett_iter_free(it);
 	sfs_inode tmp = n->in;
 	tmp.blocks = freed > tmp.blocks ? 0 : tmp.blocks - freed;
 	tmp.mtime = tmp.ctime = sfs_now();
@@ -587,27 +919,34 @@ off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence)
 	r = sfs_node_flush(fs, n, 0);
 	sett_iter *it = NULL;
 	uint8_t k[SFS_KEY_MAX], p[9];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
 	if (r == 0)
-		r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+		r = chunk_iter(fs, ino, p, &it);
 	if (r) {
 		sfs_node_put(fs, n);
 		return r;
 	}
+	/*
+	 * Every key is an extent of data: a chunk from its start, an overlay
+	 * from its page's start, each as long as its value.  Keys come in the
+	 * order of their starts; extents may overlap.
+	 */
 	uint64_t pos = (uint64_t)off;
 	off_t result = -ENXIO;
 	sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, pos / cs)));
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
-		sett_val key = sett_iter_key(it), v;
-		if (key.size != 17)
+		sett_val v;
+		uint64_t idx;
+		uint32_t pg;
+		if (parse_ckey(fs, sett_iter_key(it), &idx, &pg) != 0)
 			continue;
-		uint64_t idx = sfs_get_be64((const uint8_t *)key.data + 9);
-		if (sett_iter_value(it, &v) != 0)
+		uint64_t dstart = idx * cs + (pg == PG_BASE ? 0 : (uint64_t)pg * SFS_PAGE_SIZE);
+		if (dstart >= size)
 			break;
-		uint64_t dstart = idx * cs, dend = dstart + v.size;
+		if (pg != PG_BASE && dstart + SFS_PAGE_SIZE <= pos)
+			continue; /* ends before pos whatever its length */
+		if ((r = sfs_errno(sett_iter_value(it, &v))) != 0)
+			break;
+		uint64_t dend = dstart + v.size;
 		if (dend > size)
 			dend = size;
 		if (v.size == 0 || dend <= pos)
@@ -619,12 +958,11 @@ off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence)
 		if (dstart > pos)
 			break; /* pos is in a hole */
 		pos = dend;
-		if (dend < dstart + cs)
-			break; /* short chunk: hole after it */
 	}
 	if (whence == SEEK_HOLE)
 		result = (off_t)(pos < size ? pos : size);
-	r = sfs_errno(sett_iter_error(it));
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
 	sfs_node_put(fs, n);
 	return r ? r : result;

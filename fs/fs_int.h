@@ -24,13 +24,34 @@
 #include "schema.h"
 #include "settfs.h"
 
-/* A buffered (dirty) chunk of a file. */
+/* Most overlay pages a chunk can have (1 MiB chunks / 4 KiB pages). */
+#define SFS_MAX_PAGES 256
+
+/*
+ * A buffered (dirty) chunk of a file, held whole: written when a write
+ * starts a chunk past the end of file or covers a whole chunk.  On commit
+ * it replaces the stored chunk and deletes its overlay pages.
+ */
 typedef struct sfs_chunk {
 	uint64_t idx;
 	uint32_t len;         /* bytes of data valid in buf */
-	uint32_t stored_len;  /* length of the chunk in the engine before */
+	uint32_t stored_len;  /* bytes the chunk held in the engine (blocks) */
 	uint8_t *buf;         /* chunk_size bytes */
+	uint64_t ovl[SFS_MAX_PAGES / 64]; /* stored overlay pages to delete */
 } sfs_chunk;
+
+/*
+ * A buffered (dirty) page of a chunk that is not buffered whole: a small
+ * write into a stored chunk costs a page, not a chunk.  On commit it
+ * becomes an overlay page (or is folded into the chunk).  A chunk never
+ * has both an sfs_chunk and sfs_pages.
+ */
+typedef struct sfs_page {
+	uint64_t idx;         /* chunk */
+	uint32_t pg;          /* page within the chunk */
+	uint32_t len;         /* bytes of data valid in buf (the rest is zero) */
+	uint8_t *buf;         /* SFS_PAGE_SIZE bytes */
+} sfs_page;
 
 typedef struct sfs_node {
 	uint64_t ino;
@@ -48,6 +69,8 @@ typedef struct sfs_node {
 	sfs_inode in;
 	sfs_chunk *chunks;
 	size_t nchunks, capchunks;
+	sfs_page *pages;
+	size_t npages, cappages;
 } sfs_node;
 
 struct settfs {
@@ -99,8 +122,14 @@ void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen);
 int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
 /* Write the node's dirty chunks and inode in one commit. */
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
-/* Drop buffered chunks (after they were committed or discarded). */
+/* Drop buffered chunks and pages (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
+/*
+ * Add the node's buffered chunks and pages to b (node locked): whole
+ * chunks replace stored ones, pages become overlay keys or are folded into
+ * their chunk.  *blocks (the inode's stored byte count) is updated.
+ */
+int sfs_data_batch(settfs *fs, sfs_node *n, sett_batch *b, uint64_t *blocks);
 /*
  * Delete every key of an unlinked inode (chunks, xattrs, inode, orphan).
  * `in` (may be NULL) and `xattrs` (-1 unknown, 0 none) let it skip scans.

@@ -168,7 +168,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 				n->meta_dirty = 0;
 				sfs_inode_free(&n->in);
 			}
-		} else if (n->meta_dirty || n->nchunks) {
+		} else if (n->meta_dirty || n->nchunks || n->npages) {
 			sfs_node_flush(fs, n, 0);
 		}
 	}
@@ -176,7 +176,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 
 	pthread_mutex_lock(&fs->tab_lock);
 	int free_it = --n->refs == 0 && n->nlookup == 0 && n->nopen == 0 &&
-		      !n->meta_dirty && !n->nchunks;
+		      !n->meta_dirty && !n->nchunks && !n->npages;
 	if (free_it) {
 		sfs_node **pp = slot_of(fs, n->ino);
 		if (*pp == n)
@@ -187,6 +187,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 	if (free_it) {
 		sfs_inode_free(&n->in);
 		free(n->chunks);
+		free(n->pages);
 		pthread_mutex_destroy(&n->lock);
 		free(n);
 	}
@@ -209,30 +210,26 @@ void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
 {
 	for (size_t i = 0; i < n->nchunks; i++)
 		free(n->chunks[i].buf);
-	atomic_fetch_sub(&fs->dirty_bytes, (long long)n->nchunks * fs->chunk_size);
+	for (size_t i = 0; i < n->npages; i++)
+		free(n->pages[i].buf);
+	atomic_fetch_sub(&fs->dirty_bytes, (long long)(n->nchunks * fs->chunk_size +
+						       n->npages * SFS_PAGE_SIZE));
 	n->nchunks = 0;
+	n->npages = 0;
 }
 
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 {
 	if (n->gone || !n->loaded)
 		return 0;
-	if (!n->nchunks && !n->meta_dirty)
+	if (!n->nchunks && !n->npages && !n->meta_dirty)
 		return sync ? sfs_errno(sett_sync(fs->db)) : 0;
 	sett_batch *b;
 	int r = sfs_errno(sett_batch_new(&b));
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
-	uint8_t k[SFS_KEY_MAX];
-	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
-		sfs_chunk *c = &n->chunks[i];
-		if (c->len == 0)
-			continue; /* never store an empty chunk */
-		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
-					     sfs_val(c->buf, c->len)));
-		tmp.blocks = tmp.blocks + c->len - c->stored_len;
-	}
+	r = sfs_data_batch(fs, n, b, &tmp.blocks);
 	if (r == 0)
 		r = sfs_batch_inode(b, n->ino, &tmp);
 	if (r == 0)

@@ -53,6 +53,13 @@ size_t sfs_key_chunk(uint8_t *k, uint64_t ino, uint64_t idx)
 	return 17;
 }
 
+size_t sfs_key_page(uint8_t *k, uint64_t ino, uint64_t idx, uint32_t pg)
+{
+	sfs_key_chunk(k, ino, idx);
+	sfs_put_be32(k + 17, pg);
+	return 21;
+}
+
 size_t sfs_key_xattr(uint8_t *k, uint64_t ino, const char *name, size_t len)
 {
 	size_t n = sfs_key_ino_prefix(k, SFS_TAG_XATTR, ino);
@@ -90,7 +97,7 @@ int sfs_super_decode(const void *p, size_t n, sfs_super *s)
 	s->chunk_size = sfs_get_be32(b + 12);
 	memcpy(s->uuid, b + 16, 16);
 	s->created_ns = (int64_t)sfs_get_be64(b + 32);
-	if (s->version != 1)
+	if (s->version != SFS_SUPER_VERSION)
 		return -EPROTO;
 	/* a power of two between 4 KiB and 1 MiB */
 	if (s->chunk_size < 4096 || s->chunk_size > (1u << 20) ||

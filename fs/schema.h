@@ -59,6 +59,15 @@ size_t sfs_key_inode(uint8_t *k, uint64_t ino);
 /* name NULL: the prefix of every entry of `parent`. */
 size_t sfs_key_dentry(uint8_t *k, uint64_t parent, const char *name, size_t len);
 size_t sfs_key_chunk(uint8_t *k, uint64_t ino, uint64_t idx);
+/*
+ * Overlay page `pg` of chunk idx: the chunk key + be32 page index (21
+ * bytes).  It sorts after its chunk's key and before the next chunk's.
+ */
+size_t sfs_key_page(uint8_t *k, uint64_t ino, uint64_t idx, uint32_t pg);
+#define SFS_CHUNK_KEY_LEN 17
+#define SFS_PAGE_KEY_LEN 21
+/* Overlay page size; an overlay counts as this many bytes in sfs_inode.blocks. */
+#define SFS_PAGE_SIZE 4096u
 /* ino prefix of the chunk keys: sfs_key_chunk_prefix(k, ino) = 9 bytes. */
 size_t sfs_key_ino_prefix(uint8_t *k, char tag, uint64_t ino);
 size_t sfs_key_xattr(uint8_t *k, uint64_t ino, const char *name, size_t len);
@@ -67,6 +76,8 @@ size_t sfs_key_orphan(uint8_t *k, uint64_t ino);
 /* ---- superblock ---- */
 #define SFS_SUPER_MAGIC "SETTFS\0\1"
 #define SFS_SUPER_SIZE 48
+/* format 2: chunks may have overlay pages */
+#define SFS_SUPER_VERSION 2
 typedef struct sfs_super {
 	uint32_t version;
 	uint32_t chunk_size;

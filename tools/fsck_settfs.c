@@ -302,26 +302,37 @@ int main(int argc, char **argv)
 		return op_error("scan", r);
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it), val;
-		if (key.size != 17) {
+		if (key.size != SFS_CHUNK_KEY_LEN && key.size != SFS_PAGE_KEY_LEN) {
 			fault(key.data, key.size, "bad chunk key");
 			continue;
 		}
 		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
 		uint64_t idx = sfs_get_be64((const uint8_t *)key.data + 9);
+		int overlay = key.size == SFS_PAGE_KEY_LEN;
+		uint32_t pg = overlay ? sfs_get_be32((const uint8_t *)key.data + 17) : 0;
 		fino *f = find(ino);
 		if (!f || !S_ISREG(f->mode)) {
 			fault(key.data, key.size, "chunk of missing or non-file inode %llu",
 			      (unsigned long long)ino);
 			continue;
 		}
+		if (overlay && pg >= cs / SFS_PAGE_SIZE) {
+			fault(key.data, key.size, "overlay page %u outside its chunk", pg);
+			continue;
+		}
 		if ((r = sett_iter_value(it, &val)))
 			break;
-		if (val.size > cs)
-			fault(key.data, key.size, "chunk larger than the chunk size");
-		if (idx > UINT64_MAX / cs || idx * cs + val.size > f->size)
+		/* where the key's bytes start in the file, and how many may be there */
+		uint64_t start = (uint64_t)pg * SFS_PAGE_SIZE, room = overlay ? SFS_PAGE_SIZE : cs;
+		if (val.size > room)
+			fault(key.data, key.size, overlay ? "overlay larger than a page"
+							  : "chunk larger than the chunk size");
+		if (overlay && val.size == 0)
+			fault(key.data, key.size, "empty overlay page");
+		if (idx > (UINT64_MAX - cs) / cs || idx * cs + start + val.size > f->size)
 			fault(key.data, key.size, "chunk %llu beyond the size of inode %llu",
 			      (unsigned long long)idx, (unsigned long long)ino);
-		f->stored += val.size;
+		f->stored += overlay ? SFS_PAGE_SIZE : val.size;
 	}
 	err = r ? r : sett_iter_error(it);
 	sett_iter_free(it);
