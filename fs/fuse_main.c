@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "settfs.h"
@@ -572,6 +573,25 @@ static void usage(const char *prog)
 	       prog);
 }
 
+/*
+ * Opens the store, waiting up to 30 s while another process holds it: an
+ * unmount returns before the previous daemon has finished flushing and
+ * released the store, so "umount && mount" would otherwise fail.
+ */
+static int open_store(const char *store, const settfs_options *o, settfs **fs)
+{
+	int said = 0;
+	for (int waited_ms = 0;; waited_ms += 100) {
+		int r = settfs_open(store, o, fs);
+		if (r != -EBUSY || waited_ms >= 30000)
+			return r;
+		if (!said++)
+			fprintf(stderr, "settfs: %s is in use, waiting for it to be released\n", store);
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -633,7 +653,7 @@ int main(int argc, char *argv[])
 	 * after it.
 	 */
 	settfs *fs = NULL;
-	int r = settfs_open(store, &o, &fs);
+	int r = open_store(store, &o, &fs);
 	if (r) {
 		fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
 		return 1;
@@ -672,7 +692,7 @@ int main(int argc, char *argv[])
 		goto out_signals;
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
-		r = settfs_open(store, &o, &f.fs);
+		r = open_store(store, &o, &f.fs);
 		if (r) {
 			fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
 			goto out_unmount;
