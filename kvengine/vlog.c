@@ -60,7 +60,38 @@ struct vlog {
 	buf wbuf;            /* append encoding buffer (wmu) */
 	int dirty;           /* head has unsynced bytes (wmu) */
 	int broken;          /* a failed write could not be undone (wmu) */
+	uint64_t *verified;  /* VERIFIED_SLOTS entries, see entry_verified() */
 };
+
+/*
+ * Entries whose checksum was verified, remembered so that reading one
+ * value again (settfs reads a 64 KiB chunk for every 4 KiB page the kernel
+ * asks for) does not hash it again.  A direct-mapped table of
+ * (fid << 32 | offset) words: a value-log entry never changes in place and
+ * file ids are never reused, so a match names the same bytes.  Slots are
+ * read and written atomically; a lost update only costs a re-check.
+ * Structure checks (header, lengths, key) still run on every read.
+ */
+#define VERIFIED_SLOTS 65536
+
+static uint64_t *verified_slot(vlog *v, const vptr *p)
+{
+	uint64_t id = (uint64_t)p->fid << 32 | p->offset;
+	return &v->verified[(id * 0x9E3779B97F4A7C15ull) >> 48];
+}
+
+static int entry_verified(vlog *v, const vptr *p)
+{
+	uint64_t id = (uint64_t)p->fid << 32 | p->offset;
+	return v->verified && id && __atomic_load_n(verified_slot(v, p), __ATOMIC_RELAXED) == id;
+}
+
+static void entry_mark_verified(vlog *v, const vptr *p)
+{
+	if (v->verified)
+		__atomic_store_n(verified_slot(v, p), (uint64_t)p->fid << 32 | p->offset,
+				 __ATOMIC_RELAXED);
+}
 
 __attribute__((format(printf, 3, 4)))
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
@@ -489,6 +520,8 @@ int vlog_open(const char *dir, const vlog_options *o, vlog **vp, char *why, size
 		free(v);
 		return -ENOMEM;
 	}
+	/* Without it every read is verified: no failure here. */
+	v->verified = calloc(VERIFIED_SLOTS, sizeof *v->verified);
 	v->o = *o;
 	pthread_mutex_init(&v->wmu, NULL);
 	pthread_mutex_init(&v->mu, NULL);
@@ -542,6 +575,7 @@ int vlog_close(vlog *v)
 	buf_free(&v->wbuf);
 	pthread_mutex_destroy(&v->wmu);
 	pthread_mutex_destroy(&v->mu);
+	free(v->verified);
 	free(v->dir);
 	free(v);
 	return r;
@@ -707,9 +741,10 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	if ((r = sfile_pread_full(vf->f, dst, p->len, p->offset)) != 0)
 		goto bad;
 	entry e;
-	if (v->o.verify_checksum) {
+	if (v->o.verify_checksum && !entry_verified(v, p)) {
 		if (entry_decode(dst, p->len, &e) != (long)p->len)
 			goto bad;
+		entry_mark_verified(v, p);
 	} else {
 		size_t hlen, total;
 		if (entry_decode_header(dst, p->len, &e, &hlen, &total) != 1 || total != p->len)
