@@ -653,6 +653,7 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	}
 	db->opt = o;
 	db->lock_fd = -1;
+	db->inflight_fid = UINT32_MAX;
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_mutex_init(&db->install_mu, NULL);
 	pthread_mutex_init(&db->wmu, NULL);
@@ -741,6 +742,12 @@ int sett_close(sett_db *db)
 		db->closing = 1;
 		pthread_cond_broadcast(&db->wcv);
 		pthread_mutex_unlock(&db->wmu);
+		/* A writer stalled on a deep L0 goes on: compactions that cannot
+		 * progress must not hang close (see rotate()). */
+		pthread_mutex_lock(&db->mu);
+		db->closing = 2;
+		pthread_cond_broadcast(&db->cv_room);
+		pthread_mutex_unlock(&db->mu);
 		if (db->have_writer)
 			pthread_join(db->writer, NULL);
 		db->have_writer = 0;

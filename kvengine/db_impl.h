@@ -111,6 +111,11 @@ struct sett_db {
 	pthread_t flusher;
 	int have_writer, have_flusher;
 	int writing;   /* a group is being written (by the writer or a caller); under wmu */
+	/*
+	 * Lowest value-log file a group being written may point into before its
+	 * entries reach the memtable (UINT32_MAX: none); GC leaves it alone.
+	 */
+	uint32_t inflight_fid; /* atomic */
 
 	int closing;   /* set under mu and wmu when closing */
 	int bg_error;  /* first background error: writes fail with it */

@@ -354,6 +354,11 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 		}
 	}
 
+	/* Files a group being written points into are not in the LSM yet. */
+	uint32_t busy = __atomic_load_n(&db->inflight_fid, __ATOMIC_SEQ_CST);
+	if (busy < head)
+		head = busy;
+
 	uint32_t *fids = NULL;
 	int n = 0;
 	if ((r = vlog_list(db->vl, &fids, &n)))

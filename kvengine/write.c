@@ -279,19 +279,26 @@ int db_new_memslot_locked(sett_db *db, memslot *s);
  */
 static int rotate(sett_db *db, int sync)
 {
-	int r;
-	if (sync && (r = wal_sync(db->active.w)))
+	/* The retired WAL must be durable on its own (sett_sync and GC sync only
+	 * the active one), and after the values it points at. */
+	(void)sync;
+	int r = vlog_sync(db->vl);
+	if (!r)
+		r = wal_sync(db->active.w);
+	if (r)
 		return r;
 	pthread_mutex_lock(&db->mu);
 	int stalled = 0;
 	for (;;) {
-		if (db->bg_error || db->closing > 1) {
-			r = db->bg_error ? db->bg_error : SETT_ECLOSED;
+		if (db->bg_error) {
+			r = db->bg_error;
 			pthread_mutex_unlock(&db->mu);
 			return r;
 		}
 		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
-		int l0_full = db->compactors && db->opt.num_compactors > 0 &&
+		/* While closing, a deep L0 does not stop the last writes: the
+		 * compactors may be failing, and close must not hang on them. */
+		int l0_full = db->closing < 2 && db->compactors && db->opt.num_compactors > 0 &&
 			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
@@ -472,15 +479,22 @@ static void write_group(sett_db *db, write_req *group)
 
 	/* Versions and entries. */
 	size_t j = 0, nlarge = 0;
+	rc = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
 	for (write_req *r = group; r && !rc; r = r->next, j++) {
-		if (r->kind == REQ_BATCH)
+		/* A GC write-back keeps its entries' versions but still takes a
+		 * version of its own: readers older than it are then known to GC,
+		 * which keeps the old file until they are gone. */
+		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
 			r->version = newest = ++db->next_version;
 		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
 			rc = prepare(db, r, &ps[j], &ns[j]);
 		for (size_t i = 0; !rc && i < ns[j]; i++)
 			nlarge += ps[j][i].separated;
 	}
-	/* 1. The value log. */
+	/* 1. The value log.  Until step 2 puts the pointers in the memtable,
+	 * GC must not take the files they point into for dead. */
+	if (!rc && nlarge)
+		__atomic_store_n(&db->inflight_fid, vlog_head_fid(db->vl), __ATOMIC_SEQ_CST);
 	if (!rc && nlarge) {
 		large = malloc(nlarge * sizeof *large);
 		vps = malloc(nlarge * sizeof *vps);
@@ -518,6 +532,7 @@ static void write_group(sett_db *db, write_req *group)
 		else if (r->kind == REQ_BATCH)
 			__atomic_add_fetch(&db->stat_user_bytes, r->b->user_bytes, __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&db->inflight_fid, UINT32_MAX, __ATOMIC_SEQ_CST);
 	/* 3. Durability: value log before the WAL that points into it. */
 	if (!rc && sync) {
 		rc = vlog_sync(db->vl);
@@ -528,8 +543,13 @@ static void write_group(sett_db *db, write_req *group)
 				if (!r->result)
 					r->result = rc;
 	}
-	if (rc)
+	if (rc) {
+		/* Nothing of a failed group is published: none of it is acked. */
+		for (write_req *r = group; r; r = r->next)
+			if (!r->result)
+				r->result = rc;
 		db_set_bg_error(db, rc);
+	}
 	/* 4. Publish.  A failed group is never made visible by a later one: the
 	 * db refuses writes after a background error. */
 	if (!rc)
