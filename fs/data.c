@@ -172,6 +172,32 @@ static int read_stored(settfs *fs, sett_iter *it, uint64_t ino, uint64_t idx, ui
 	return r;
 }
 
+/*
+ * read_stored() for a file that never had overlay pages: the chunk is one
+ * key, read with a point get (bloom filters, no iterator).
+ */
+static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint32_t to,
+		     uint8_t *dst)
+{
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t vn = 0;
+	memset(dst, 0, to - from);
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), 0, &v, &vn);
+	if (r == SETT_ENOTFOUND)
+		return 0;
+	if (r)
+		return sfs_errno(r);
+	if (vn > fs->chunk_size) {
+		free(v);
+		return -EIO;
+	}
+	if (vn > from)
+		memcpy(dst, (const uint8_t *)v + from, (vn < to ? vn : to) - from);
+	free(v);
+	return 0;
+}
+
 static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
 {
 	sfs_chunk *c = find_chunk(n, idx);
@@ -504,10 +530,14 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 			memset(dst + have, 0, want - have);
 		} else {
 			stored_info si;
-			if (!it)
-				r = chunk_iter(fs, ino, p, &it);
-			if (r == 0)
-				r = read_stored(fs, it, ino, idx, coff, cend, dst, &si);
+			if (!(n->in.flags & SFS_IFLAG_OVERLAYS)) {
+				r = read_base(fs, ino, idx, coff, cend, dst);
+			} else {
+				if (!it)
+					r = chunk_iter(fs, ino, p, &it);
+				if (r == 0)
+					r = read_stored(fs, it, ino, idx, coff, cend, dst, &si);
+			}
 			/* buffered pages on top */
 			for (size_t i = 0; i < n->npages && r == 0; i++) {
 				sfs_page *pb = &n->pages[i];

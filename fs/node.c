@@ -229,6 +229,8 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
+	if (n->npages)
+		tmp.flags |= SFS_IFLAG_OVERLAYS; /* in the batch that writes them */
 	r = sfs_data_batch(fs, n, b, &tmp.blocks);
 	if (r == 0)
 		r = sfs_batch_inode(b, n->ino, &tmp);
@@ -237,6 +239,7 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	sett_batch_free(b);
 	if (r == 0) {
 		n->in.blocks = tmp.blocks;
+		n->in.flags = tmp.flags;
 		n->meta_dirty = 0;
 		sfs_node_drop_chunks(fs, n);
 	}

@@ -90,6 +90,10 @@ int sfs_super_decode(const void *p, size_t n, sfs_super *s);
 
 /* ---- inode ---- */
 #define SFS_INODE_VERSION 1
+/* Inode flags.  OVERLAYS: overlay page keys were written for this file at
+ * some time, so a read must look for them; without it a read of a stored
+ * chunk is a single point get. */
+#define SFS_IFLAG_OVERLAYS 1u
 #define SFS_INODE_FIXED 93
 typedef struct sfs_inode {
 	uint32_t mode, uid, gid, nlink, flags;
