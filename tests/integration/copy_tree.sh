@@ -45,8 +45,11 @@ check_trees() {
 	listing "$mnt/cp" > "$work/got_cp"
 	listing "$mnt/rs" > "$work/got_rs"
 	diff "$work/want" "$work/got_cp" || fail "stat cp"
-	# rsync sets the top directory's times too
-	diff "$work/want" "$work/got_rs" || fail "stat rsync"
+	# rsync -H makes the hard links of the top directory after it has set
+	# that directory's times (ext4 shows the same), so "." is not compared
+	grep -v '^\. d ' "$work/want" > "$work/want_rs"
+	grep -v '^\. d ' "$work/got_rs" > "$work/got_rs_top"
+	diff "$work/want_rs" "$work/got_rs_top" || fail "stat rsync"
 	# inode numbers of hard links agree
 	a=$(stat -c %i "$mnt/rs/a/f3")
 	b=$(stat -c %i "$mnt/rs/hard3b")
