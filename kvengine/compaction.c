@@ -576,6 +576,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			r = finish_table(db, b, bid, &out);
 	}
 
+	int installed_unknown = 0;
 	if (!r)
 		r = sio_sync_dir(db->dir);
 	if (!r) {
@@ -596,12 +597,19 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			e.add_levels = lv;
 			e.nadd = out.n;
 			r = db_install_edit(db, &e);
+			/* The MANIFEST may name the outputs even though the install
+			 * failed: keep their files (the next open deletes the tables
+			 * the MANIFEST does not name) and stop writing. */
+			if (r) {
+				installed_unknown = 1;
+				db_set_bg_error(db, r);
+			}
 		}
 		free(del);
 		free(lv);
 	}
 	for (size_t i = 0; i < out.n; i++) {
-		if (r)
+		if (r && !installed_unknown)
 			table_mark_obsolete(out.t[i]);
 		table_unref(out.t[i]);
 	}

@@ -57,9 +57,9 @@ void db_set_bg_error(sett_db *db, int err)
 
 /* ---- read versions ---- */
 
-void db_reader_add(sett_db *db, uint64_t v)
+/* REQUIRES: mu held. */
+static void reader_add_locked(sett_db *db, uint64_t v)
 {
-	pthread_mutex_lock(&db->mu);
 	if (db->nreaders == db->capreaders) {
 		size_t cap = db->capreaders ? db->capreaders * 2 : 16;
 		uint64_t *p = realloc(db->readers, cap * sizeof *p);
@@ -70,6 +70,12 @@ void db_reader_add(sett_db *db, uint64_t v)
 	}
 	if (db->nreaders < db->capreaders)
 		db->readers[db->nreaders++] = v;
+}
+
+void db_reader_add(sett_db *db, uint64_t v)
+{
+	pthread_mutex_lock(&db->mu);
+	reader_add_locked(db, v);
 	pthread_mutex_unlock(&db->mu);
 }
 
@@ -103,9 +109,33 @@ uint64_t sett_current_version(sett_db *db)
 
 /* ---- views and lookups ---- */
 
+static void view_get_locked(sett_db *db, db_view *vw);
+
 void db_view_get(sett_db *db, db_view *vw)
 {
 	pthread_mutex_lock(&db->mu);
+	view_get_locked(db, vw);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/*
+ * A view for a reader that keeps a snapshot: its read version is chosen,
+ * registered and paired with the view in one critical section, so no
+ * compaction can drop a version in between.
+ */
+void db_view_get_reader(sett_db *db, db_view *vw, uint64_t requested, uint64_t *rv)
+{
+	pthread_mutex_lock(&db->mu);
+	uint64_t cur = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	*rv = requested && requested < cur ? requested : cur;
+	reader_add_locked(db, *rv);
+	view_get_locked(db, vw);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* REQUIRES: mu held. */
+static void view_get_locked(sett_db *db, db_view *vw)
+{
 	vw->nmts = 0;
 	if (db->active.mt) {
 		memtable_ref(db->active.mt);
@@ -117,7 +147,6 @@ void db_view_get(sett_db *db, db_view *vw)
 	}
 	vw->v = db->current;
 	version_ref(vw->v);
-	pthread_mutex_unlock(&db->mu);
 }
 
 void db_view_release(db_view *vw)

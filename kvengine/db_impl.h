@@ -147,6 +147,9 @@ typedef struct db_view {
 	lsm_version *v;
 } db_view;
 void db_view_get(sett_db *db, db_view *vw);
+/* Same, for a snapshot reader: picks *rv (requested, or the newest if 0 or
+ * newer) and registers it (db_reader_remove(db, *rv) when done). */
+void db_view_get_reader(sett_db *db, db_view *vw, uint64_t requested, uint64_t *rv);
 void db_view_release(db_view *vw);
 
 /* An internal iterator over everything in the view (merge, newest first). */

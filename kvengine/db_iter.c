@@ -416,13 +416,10 @@ int sett_iter_new(sett_db *db, const sett_iter_options *o, sett_iter **itp)
 		free(it);
 		return -ENOMEM;
 	}
-	/* Register the read version before taking the view, so compaction
-	 * cannot drop what this iterator may still need. */
-	uint64_t cur = sett_current_version(db);
-	it->rv = o->read_version && o->read_version < cur ? o->read_version : cur;
-	db_reader_add(db, it->rv);
+	/* The read version is registered with the view, atomically, so
+	 * compaction cannot drop what this iterator may still need. */
+	db_view_get_reader(db, &it->vw, o->read_version, &it->rv);
 	it->registered = 1;
-	db_view_get(db, &it->vw);
 	it->it = db_view_iter(db, &it->vw);
 	if (!it->it) {
 		sett_iter_free(it);
