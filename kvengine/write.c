@@ -274,14 +274,12 @@ int db_new_memslot_locked(sett_db *db, memslot *s);
 
 /*
  * Makes the active memtable immutable and starts a new one.  Waits (on
- * cv_room) while the flusher is behind or L0 is too deep.  `sync`: the old
- * WAL is fsynced first, because the group being written must be durable.
+ * cv_room) while the flusher is behind or L0 is too deep.  The retired WAL
+ * is fsynced first, after the value log it points into: sett_sync and GC
+ * sync only the active WAL, so a retired one must be durable on its own.
  */
-static int rotate(sett_db *db, int sync)
+static int rotate(sett_db *db)
 {
-	/* The retired WAL must be durable on its own (sett_sync and GC sync only
-	 * the active one), and after the values it points at. */
-	(void)sync;
 	int r = vlog_sync(db->vl);
 	if (!r)
 		r = wal_sync(db->active.w);
@@ -322,14 +320,14 @@ static int rotate(sett_db *db, int sync)
 	return 0;
 }
 
-static int room_for(sett_db *db, size_t need, int sync)
+static int room_for(sett_db *db, size_t need)
 {
 	if (memtable_bytes(db->active.mt) + need <= db->opt.mem_table_size &&
 	    wal_size(db->active.w) + need <= db->opt.mem_table_size)
 		return 0;
 	if (memtable_count(db->active.mt) == 0)
 		return 0; /* an empty memtable takes any request */
-	return rotate(db, sync);
+	return rotate(db);
 }
 
 static void pending_free(pending *p, size_t n)
@@ -408,13 +406,13 @@ static int gc_still_live(sett_db *db, const write_req *r, int i)
 }
 
 /* Appends a request's entries to the WAL and inserts them in the memtable. */
-static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, int sync, buf *wbuf,
+static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, buf *wbuf,
 			 buf *vsbuf)
 {
 	size_t need = 0;
 	for (size_t i = 0; i < n; i++)
 		need += p[i].e.key.n + (p[i].separated ? VPTR_SIZE : p[i].e.value.n) + 48;
-	int rc = room_for(db, need, sync);
+	int rc = room_for(db, need);
 	if (rc)
 		return rc;
 	size_t live = 0;
@@ -521,12 +519,12 @@ static void write_group(sett_db *db, write_req *group)
 			continue;
 		}
 		if (r->kind == REQ_ROTATE) {
-			r->result = memtable_count(db->active.mt) ? rotate(db, sync) : 0;
+			r->result = memtable_count(db->active.mt) ? rotate(db) : 0;
 			continue;
 		}
 		if (r->kind == REQ_SYNC)
 			continue;
-		r->result = apply_request(db, r, ps[j], ns[j], sync, &wbuf, &vsbuf);
+		r->result = apply_request(db, r, ps[j], ns[j], &wbuf, &vsbuf);
 		if (r->result)
 			rc = r->result; /* later requests of the group fail too */
 		else if (r->kind == REQ_BATCH)
