@@ -28,7 +28,7 @@
 
 typedef struct fino {
 	uint64_t ino;
-	uint32_t mode, nlink;
+	uint32_t mode, nlink, flags;
 	uint64_t size, blocks, parent;
 	uint64_t refs, subdirs, stored;
 	int orphan;
@@ -221,6 +221,7 @@ int main(int argc, char **argv)
 		f->ino = ino;
 		f->mode = in.mode;
 		f->nlink = in.nlink;
+		f->flags = in.flags;
 		f->size = in.size;
 		f->blocks = in.blocks;
 		f->parent = in.parent;
@@ -320,6 +321,10 @@ int main(int argc, char **argv)
 			fault(key.data, key.size, "overlay page %u outside its chunk", pg);
 			continue;
 		}
+		/* reads skip the overlay lookup for files without the flag */
+		if (overlay && !(f->flags & SFS_IFLAG_OVERLAYS))
+			fault(key.data, key.size, "overlay page of inode %llu, which lacks the overlay flag",
+			      (unsigned long long)ino);
 		if ((r = sett_iter_value(it, &val)))
 			break;
 		/* where the key's bytes start in the file, and how many may be there */
