@@ -149,6 +149,11 @@ int discard_open(const char *dir, int read_only, discard **dp, char *why, size_t
 		discard_free(d);
 		return -ENOMEM;
 	}
+	if (!read_only) {
+		/* A rewrite that a crash interrupted: the DISCARD beside it is whole. */
+		snprintf(path, plen, "%s/DISCARD.tmp", dir);
+		sio_unlink(path);
+	}
 	snprintf(path, plen, "%s/DISCARD", dir);
 	sfile *f;
 	r = sfile_open(path, O_RDONLY, &f);
