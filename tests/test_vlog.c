@@ -668,7 +668,9 @@ START_TEST(remove_while_reading)
 	while (__atomic_load_n(&rm.ok, __ATOMIC_RELAXED) < 100)
 		usleep(100);
 	ck_assert_int_eq(vlog_file_remove(v, 1), 0);
-	usleep(20000);
+	/* until the reader has seen the file go (bounded: 10 s) */
+	for (int i = 0; i < 100000 && !__atomic_load_n(&rm.gone, __ATOMIC_RELAXED); i++)
+		usleep(100);
 	__atomic_store_n(&rm.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	ck_assert_int_gt(rm.gone, 0);
