@@ -8,6 +8,16 @@
 #include "iter.h"
 #include "testutil.h"
 
+/*
+ * A passing ck_assert reports its location to the parent process (a
+ * syscall); the hot paths below use this cheaper form.
+ */
+#define CHECK(cond, ...)                              \
+	do {                                          \
+		if (!(cond))                          \
+			ck_abort_msg(__VA_ARGS__);    \
+	} while (0)
+
 /* ---- a sorted array as an internal iterator (test only) ---- */
 
 typedef struct ent {
@@ -36,6 +46,16 @@ static int ent_cmp_q(const void *a, const void *b)
 	return ent_cmp(a, b);
 }
 
+/* Orders by ikey, then by the child number in the value ("c<child>:<n>"). */
+static int ent_child_cmp_q(const void *a, const void *b)
+{
+	const ent *x = a, *y = b;
+	int c = ent_cmp(x, y);
+	if (c)
+		return c;
+	return atoi(x->v + 1) - atoi(y->v + 1);
+}
+
 static void ai_moved(arr_iter *a)
 {
 	if (a->moves_until_error >= 0 && a->moves_until_error-- == 0)
@@ -44,12 +64,22 @@ static void ai_moved(arr_iter *a)
 		a->pos = -1;
 }
 
+static long lower_bound(const ent *e, long n, slice k)
+{
+	long lo = 0, hi = n;
+	while (lo < hi) {
+		long mid = lo + (hi - lo) / 2;
+		if (ikey_cmp(slice_make(e[mid].k, e[mid].kn), k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static long ai_lower_bound(const arr_iter *a, slice k)
 {
-	long i = 0;
-	while (i < a->n && ikey_cmp(slice_make(a->e[i].k, a->e[i].kn), k) < 0)
-		i++;
-	return i;
+	return lower_bound(a->e, a->n, k);
 }
 
 static void ai_seek(sit *it, slice k)
@@ -87,7 +117,7 @@ static void ai_last(sit *it)
 static void ai_next(sit *it)
 {
 	arr_iter *a = (arr_iter *)it;
-	ck_assert_msg(a->pos >= 0 && a->pos < a->n, "next on an invalid child");
+	CHECK(a->pos >= 0 && a->pos < a->n, "next on an invalid child");
 	a->pos++;
 	ai_moved(a);
 }
@@ -95,7 +125,7 @@ static void ai_next(sit *it)
 static void ai_prev(sit *it)
 {
 	arr_iter *a = (arr_iter *)it;
-	ck_assert_msg(a->pos >= 0 && a->pos < a->n, "prev on an invalid child");
+	CHECK(a->pos >= 0 && a->pos < a->n, "prev on an invalid child");
 	a->pos--;
 	ai_moved(a);
 }
@@ -109,14 +139,14 @@ static int ai_valid(const sit *it)
 static slice ai_key(const sit *it)
 {
 	const arr_iter *a = (const arr_iter *)it;
-	ck_assert(ai_valid(it));
+	CHECK(ai_valid(it), "key or value of an invalid child");
 	return slice_make(a->e[a->pos].k, a->e[a->pos].kn);
 }
 
 static slice ai_value(const sit *it)
 {
 	const arr_iter *a = (const arr_iter *)it;
-	ck_assert(ai_valid(it));
+	CHECK(ai_valid(it), "key or value of an invalid child");
 	return slice_make(a->e[a->pos].v, a->e[a->pos].vn);
 }
 
@@ -203,16 +233,17 @@ static void world_make(world *w, uint64_t *rs, int nchild)
 		n = sort_unique(e, n);
 		for (long i = 0; i < n; i++) {
 			e[i].vn = (size_t)snprintf(e[i].v, sizeof e[i].v, "c%d:%ld", c, i);
-			/* Keep the first (lowest child) copy of each ikey in the model. */
-			int seen = 0;
-			for (long j = 0; j < w->n && !seen; j++)
-				seen = ent_cmp(&w->model[j], &e[i]) == 0;
-			if (!seen)
-				w->model[w->n++] = e[i];
+			w->model[w->n++] = e[i];
 		}
 		ch[c] = &arr_iter_new(e, n)->base;
 	}
-	qsort(w->model, (size_t)w->n, sizeof(ent), ent_cmp_q);
+	/* Keep the lowest child's copy of each ikey: sort by (ikey, child), take the first. */
+	qsort(w->model, (size_t)w->n, sizeof(ent), ent_child_cmp_q);
+	long m = 0;
+	for (long i = 0; i < w->n; i++)
+		if (m == 0 || ent_cmp(&w->model[m - 1], &w->model[i]) != 0)
+			w->model[m++] = w->model[i];
+	w->n = m;
 	w->merge = merge_iter_new(ch, nchild);
 }
 
@@ -225,25 +256,22 @@ static void world_free(world *w)
 static void check_at(const world *w, long i)
 {
 	if (i < 0 || i >= w->n) {
-		ck_assert_msg(!sit_valid(w->merge), "merge valid at model index %ld of %ld", i, w->n);
+		CHECK(!sit_valid(w->merge), "merge valid at model index %ld of %ld", i, w->n);
 		return;
 	}
-	ck_assert_msg(sit_valid(w->merge), "merge invalid at model index %ld of %ld", i, w->n);
+	CHECK(sit_valid(w->merge), "merge invalid at model index %ld of %ld", i, w->n);
 	slice k = sit_key(w->merge), v = sit_value(w->merge);
 	const ent *e = &w->model[i];
-	ck_assert_int_eq(ikey_cmp(k, slice_make(e->k, e->kn)), 0);
-	ck_assert_msg(v.n == e->vn && memcmp(v.p, e->v, v.n) == 0,
-		      "value %.*s, expected %.*s (newest child must win)", (int)v.n, v.p,
-		      (int)e->vn, e->v);
+	CHECK(ikey_cmp(k, slice_make(e->k, e->kn)) == 0, "wrong key at model index %ld", i);
+	CHECK(v.n == e->vn && memcmp(v.p, e->v, v.n) == 0,
+	      "value %.*s, expected %.*s (newest child must win)", (int)v.n, v.p, (int)e->vn,
+	      e->v);
 }
 
 /* Model positions for seek (first >= t) and seek_for_prev (last <= t). */
 static long model_ge(const world *w, const ent *t)
 {
-	long i = 0;
-	while (i < w->n && ent_cmp(&w->model[i], t) < 0)
-		i++;
-	return i;
+	return lower_bound(w->model, w->n, slice_make(t->k, t->kn));
 }
 
 static long model_le(const world *w, const ent *t)

@@ -165,13 +165,29 @@ START_TEST(test_rewrite)
 	size_t n;
 	manifest *m = open_ok(dir, 0, &t, &n);
 	free(t);
+	manifest_change cr[100];
 	for (uint64_t id = 0; id < 1100; id++) {
-		manifest_change c = mk(MANIFEST_CREATE, id, (uint8_t)(id % 7), 1);
-		apply_ok(m, &md, &c, 1);
+		cr[id % 100] = mk(MANIFEST_CREATE, id, (uint8_t)(id % 7), 1);
+		if (id % 100 == 99)
+			apply_ok(m, &md, cr, 100);
+	}
+	/* Deletions one per change set, most of them in sets of 50. */
+	for (uint64_t id = 0; id < 900; id++) {
+		cr[id % 50] = mk(MANIFEST_DELETE, id, 0, 0);
+		if (id % 50 == 49)
+			apply_ok(m, &md, cr, 50);
 	}
 	long long peak = 0;
-	for (uint64_t id = 0; id < 1090; id++) {
+	sio_fault_reset();
+	for (uint64_t id = 900; id < 1090; id++) {
 		manifest_change c = mk(MANIFEST_DELETE, id, 0, 0);
+		if (id == 1000) {
+			/* The first rewrite fails (its write): nothing changes, a retry works. */
+			long long before = tu_file_size(mpath(dir));
+			sio_fault_fail_nth(2, ENOSPC);
+			ck_assert_int_eq(manifest_apply(m, &c, 1), -ENOSPC);
+			ck_assert_int_eq(tu_file_size(mpath(dir)), before);
+		}
 		apply_ok(m, &md, &c, 1);
 		long long sz = tu_file_size(mpath(dir));
 		if (sz > peak)
@@ -179,13 +195,16 @@ START_TEST(test_rewrite)
 	}
 	/* Rewritten once deletions passed 1000 and 10x the live tables. */
 	long long sz = tu_file_size(mpath(dir));
-	ck_assert_int_gt(peak, 40000);
+	ck_assert_int_gt(peak, 16 + 11 * (12 + 4 + 1100) + 18 * (12 + 4 + 550));
 	/* Header, one record of the 99 tables live at the rewrite, 89 deletions. */
 	ck_assert_int_eq(sz, 16 + (12 + 4 + 99 * 11) + 89 * (12 + 4 + 11));
 	char rw[4096];
 	snprintf(rw, sizeof rw, "%s/MANIFEST-REWRITE", dir);
 	ck_assert_int_eq(access(rw, F_OK), -1);
+	/* The rewritten file and the appends after it survive a power cut. */
+	sio_fault_powercut();
 	ck_assert_int_eq(manifest_close(m), 0);
+	sio_fault_reset();
 	check_state(dir, &md);
 
 	/* Appends after a rewrite go to the new file. */

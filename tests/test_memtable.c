@@ -8,6 +8,13 @@
 #include "memtable.h"
 #include "testutil.h"
 
+/* A passing ck_assert costs a syscall; hot loops use this. */
+#define CHECK(cond, ...)                              \
+	do {                                          \
+		if (!(cond))                          \
+			ck_abort_msg(__VA_ARGS__);    \
+	} while (0)
+
 /* An owned internal key + value, for models. */
 typedef struct kv {
 	uint8_t k[40];
@@ -129,14 +136,13 @@ static int cmp_kv(const void *a, const void *b)
 static void check_at(sit *it, const kv *model, long i, long n)
 {
 	if (i < 0 || i >= n) {
-		ck_assert_msg(!sit_valid(it), "iterator valid past the end (model index %ld)", i);
+		CHECK(!sit_valid(it), "iterator valid past the end (model index %ld)", i);
 		return;
 	}
-	ck_assert_msg(sit_valid(it), "iterator not valid at model index %ld", i);
+	CHECK(sit_valid(it), "iterator not valid at model index %ld", i);
 	slice k = sit_key(it), v = sit_value(it);
-	ck_assert_int_eq(ikey_cmp(k, slice_make(model[i].k, model[i].kn)), 0);
-	ck_assert_uint_eq(v.n, model[i].vn);
-	ck_assert_int_eq(memcmp(v.p, model[i].v, v.n), 0);
+	CHECK(ikey_cmp(k, slice_make(model[i].k, model[i].kn)) == 0, "wrong key at %ld", i);
+	CHECK(v.n == model[i].vn && memcmp(v.p, model[i].v, v.n) == 0, "wrong value at %ld", i);
 }
 
 START_TEST(test_iterate_vs_model)
@@ -254,10 +260,10 @@ START_TEST(test_empty_and_bytes)
 		char uk[16];
 		int ul = snprintf(uk, sizeof uk, "%08d", i);
 		ikey_make(ik, uk, (size_t)ul, 1);
-		ck_assert_int_eq(memtable_put(mt, slice_make(ik, (size_t)ul + 8), slice_make(val, 100)),
-				 0);
+		CHECK(memtable_put(mt, slice_make(ik, (size_t)ul + 8), slice_make(val, 100)) == 0,
+		      "put %d", i);
 		size_t b = memtable_bytes(mt);
-		ck_assert_uint_ge(b, last);
+		CHECK(b >= last, "memtable_bytes shrank");
 		grew += b > last;
 		last = b;
 	}
@@ -371,7 +377,8 @@ START_TEST(test_concurrent_readers)
 	for (long i = 0; i < CONC_N; i++) {
 		uint8_t k[40];
 		conc_key(k, i);
-		ck_assert_int_eq(memtable_put(c.mt, slice_make(k, CONC_KLEN), slice_make(&i, sizeof i)), 0);
+		CHECK(memtable_put(c.mt, slice_make(k, CONC_KLEN), slice_make(&i, sizeof i)) == 0,
+		      "put %ld", i);
 		__atomic_store_n(&c.published, i + 1, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
@@ -388,7 +395,7 @@ START_TEST(test_concurrent_readers)
 	uint8_t prevk[CONC_KLEN];
 	for (sit_first(it); sit_valid(it); sit_next(it)) {
 		if (n)
-			ck_assert_int_lt(ikey_cmp(slice_make(prevk, CONC_KLEN), sit_key(it)), 0);
+			CHECK(ikey_cmp(slice_make(prevk, CONC_KLEN), sit_key(it)) < 0, "order at %ld", n);
 		memcpy(prevk, sit_key(it).p, CONC_KLEN);
 		n++;
 	}
