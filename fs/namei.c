@@ -63,6 +63,25 @@ int sfs_dir_nonempty(settfs *fs, uint64_t ino)
 	return r;
 }
 
+/*
+ * The node of directory ino, which must still be linked (entries cannot be
+ * added to a removed directory).  On an error nothing is held.
+ */
+static int get_live_dir(settfs *fs, uint64_t ino, sfs_node **pp)
+{
+	sfs_node *p;
+	int r = sfs_node_get(fs, ino, &p);
+	if (r)
+		return r;
+	r = !S_ISDIR(p->in.mode) ? -ENOTDIR : p->in.nlink == 0 ? -ENOENT : 0;
+	if (r) {
+		sfs_node_put(fs, p);
+		p = NULL;
+	}
+	*pp = p;
+	return r;
+}
+
 static int batch_dentry(sett_batch *b, uint64_t parent, const char *name, uint64_t ino,
 			uint32_t mode)
 {
@@ -180,17 +199,9 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
-	r = sfs_node_get(fs, parent, &p);
+	r = get_live_dir(fs, parent, &p);
 	if (r)
 		goto out;
-	if (!S_ISDIR(p->in.mode)) {
-		r = -ENOTDIR;
-		goto out;
-	}
-	if (p->in.nlink == 0) {
-		r = -ENOENT;
-		goto out;
-	}
 	uint64_t old;
 	uint32_t otype;
 	r = sfs_dentry_get(fs, parent, name, &old, &otype);
@@ -441,17 +452,9 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 		r = -ENOTDIR;
 		goto out;
 	}
-	r = sfs_node_get(fs, newparent, &p);
+	r = get_live_dir(fs, newparent, &p);
 	if (r)
 		goto out;
-	if (!S_ISDIR(p->in.mode)) {
-		r = -ENOTDIR;
-		goto out;
-	}
-	if (p->in.nlink == 0) {
-		r = -ENOENT;
-		goto out;
-	}
 	uint64_t old;
 	uint32_t otype;
 	r = sfs_dentry_get(fs, newparent, newname, &old, &otype);
