@@ -888,11 +888,6 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	return 0;
 }
 
-typedef struct verify_ctx {
-	sett_report_fn report;
-	void *arg;
-} verify_ctx;
-
 static int verify_entry(void *arg, const entry *e, const vptr *p)
 {
 	(void)arg;
