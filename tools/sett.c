@@ -294,7 +294,7 @@ static const struct command {
 	{ "check", cmd_check, "STORE", "verify every checksum (exit 1 on corruption)" },
 	{ "gc", cmd_gc, "STORE [RATIO]", "run value-log GC until nothing qualifies" },
 	{ "flatten", cmd_flatten, "STORE", "flush and compact every level" },
-	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR]", "run the engine workloads" },
+	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
 };
 
 static void usage(FILE *f)
