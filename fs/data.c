@@ -440,15 +440,29 @@ static int write_pages(settfs *fs, sfs_node *n, uint64_t idx, uint32_t coff, uin
 	return 0;
 }
 
+/* clear set-user-ID, and set-group-ID when the group may execute (Linux's rule) */
+static uint32_t killed_suidgid(uint32_t mode)
+{
+	mode &= ~(uint32_t)S_ISUID;
+	if (mode & S_IXGRP)
+		mode &= ~(uint32_t)S_ISGID;
+	return mode;
+}
+
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_t size,
-		     int append)
+		     unsigned flags)
 {
 	sfs_node *n;
 	int r = node_get_reg(fs, ino, &n);
 	if (r)
 		return r;
-	if (append)
+	if (flags & SETTFS_WRITE_APPEND)
 		off = (off_t)n->in.size;
+	if ((flags & SETTFS_WRITE_KILL_SUIDGID) && killed_suidgid(n->in.mode) != n->in.mode) {
+		n->in.mode = killed_suidgid(n->in.mode);
+		n->in.ctime = sfs_now();
+		n->meta_dirty = 1;
+	}
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
 		return off < 0 ? -EINVAL : -EFBIG;
@@ -765,12 +779,11 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		r = sfs_truncate_batch(fs, ino, &tmp, (uint64_t)attr->st_size, b);
 		tmp.mtime = now;
 	}
+	if ((to_set & SETTFS_SET_KILL_SUIDGID) && S_ISREG(tmp.mode))
+		tmp.mode = killed_suidgid(tmp.mode);
 	if (to_set & (SETTFS_SET_UID | SETTFS_SET_GID)) {
-		if (!S_ISDIR(tmp.mode)) {
-			tmp.mode &= ~(uint32_t)S_ISUID;
-			if (tmp.mode & S_IXGRP)
-				tmp.mode &= ~(uint32_t)S_ISGID;
-		}
+		if (!S_ISDIR(tmp.mode))
+			tmp.mode = killed_suidgid(tmp.mode);
 		if (to_set & SETTFS_SET_UID)
 			tmp.uid = (uint32_t)attr->st_uid;
 		if (to_set & SETTFS_SET_GID)

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuse_wire.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -36,6 +37,7 @@ struct sfs_cfg {
 	int writeback;
 	unsigned threads;
 	int clone_fd;
+	int dirty_ratio;      /* -1: leave the kernel's setting */
 	int show_help, show_version;
 };
 
@@ -43,6 +45,8 @@ struct sfs_fuse {
 	settfs *fs;
 	struct sfs_cfg *cfg;
 	int writeback; /* negotiated */
+	struct sfs_wire wire;
+	struct fuse_session *se;
 };
 
 static struct sfs_fuse *ctx_of(fuse_req_t req)
@@ -53,6 +57,17 @@ static struct sfs_fuse *ctx_of(fuse_req_t req)
 static settfs *fs_of(fuse_req_t req)
 {
 	return ctx_of(req)->fs;
+}
+
+/*
+ * After the daemon cleared set-user-ID/set-group-ID on a WRITE or an OPEN,
+ * whose replies carry no attributes, the kernel would go on showing the
+ * old mode until its attribute timeout: expire its attributes now, before
+ * the reply.
+ */
+static void mode_changed(fuse_req_t req, fuse_ino_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, -1, 0);
 }
 
 static settfs_ctx creds_of(fuse_req_t req)
@@ -78,6 +93,18 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
 }
 
+static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+{
+	return sfs_wire_read(fd, buf, len, &((struct sfs_fuse *)userdata)->wire);
+}
+
+static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	return sfs_wire_writev(fd, iov, count, &((struct sfs_fuse *)userdata)->wire);
+}
+
+static const struct fuse_custom_io wire_io = { .writev = wire_writev, .read = wire_read };
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct sfs_fuse *f = userdata;
@@ -95,10 +122,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/*
-	 * HANDLE_KILLPRIV is not taken: the kernel keeps clearing set-user-ID
-	 * on write (with a setattr), and its getxattr("security.capability")
-	 * before each write is answered from the node's "no xattrs" flag.
+	 * Privileges are killed under FUSE_HANDLE_KILLPRIV_V2, which
+	 * fuse_wire.c adds to the reply when the kernel offers it (libfuse
+	 * 3.14 does not know it).  The old HANDLE_KILLPRIV is not taken.
 	 */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_write = 1u << 20;
 }
 
@@ -162,6 +190,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		set |= SETTFS_SET_MTIME;
 	if (valid & FUSE_SET_ATTR_CTIME)
 		set |= SETTFS_SET_CTIME;
+	if ((valid & FUSE_SET_ATTR_SIZE) && sfs_wire_kill_suidgid())
+		set |= SETTFS_SET_KILL_SUIDGID;
 	settfs_ctx c = creds_of(req);
 	gid_t groups[64];
 	uint32_t g32[64];
@@ -260,7 +290,18 @@ static void set_file_flags(fuse_req_t req, struct fuse_file_info *fi)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int r = settfs_file_open(fs_of(req), ino, fi->flags);
+	int r = 0;
+	if (sfs_wire_kill_suidgid()) {
+		/* O_TRUNC by a caller without CAP_FSETID; cleared before the truncate */
+		struct stat a, st;
+		memset(&a, 0, sizeof a);
+		settfs_ctx c = creds_of(req);
+		r = settfs_setattr(fs_of(req), &c, ino, &a, SETTFS_SET_KILL_SUIDGID, &st);
+		if (r == 0)
+			mode_changed(req, ino);
+	}
+	if (r == 0)
+		r = settfs_file_open(fs_of(req), ino, fi->flags);
 	if (r) {
 		fuse_reply_err(req, -r);
 		return;
@@ -311,7 +352,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
-	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, (int)fi->fh);
+	unsigned flags = fi->fh ? SETTFS_WRITE_APPEND : 0;
+	if (sfs_wire_kill_suidgid())
+		flags |= SETTFS_WRITE_KILL_SUIDGID;
+	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, flags);
+	if (flags & SETTFS_WRITE_KILL_SUIDGID)
+		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -527,6 +573,57 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
+/*
+ * The kernel lets a FUSE mount hold at most 1% of its dirty page limit
+ * (strictlimit, max_ratio 1): a protection against daemons that cannot
+ * be trusted with memory.  Past it, writers wait for every page to make
+ * its round trip, and the writeback cache hardly merges anything: random
+ * 4 KiB writes run at the daemon's per-request rate.  Running as root,
+ * settfs raises the share of its own mount (its bdi, named by the
+ * mount's device number in /proc/self/mountinfo) to `ratio` percent; the
+ * global limits (vm.dirty_ratio) still hold.  Best effort: a daemon that
+ * may not write sysfs keeps the default.
+ */
+static void set_dirty_ratio(const char *mountpoint, int ratio)
+{
+	if (ratio < 0)
+		return;
+	char *mp = realpath(mountpoint, NULL);
+	FILE *f = mp ? fopen("/proc/self/mountinfo", "r") : NULL;
+	char line[4096], dev[64] = "";
+	while (f && fgets(line, sizeof line, f)) {
+		char d[64], path[4096];
+		/* id parent major:minor root mountpoint ...; the last match is on top */
+		if (sscanf(line, "%*d %*d %63s %*s %4095s", d, path) != 2)
+			continue;
+		/* mountinfo escapes space, tab, newline and backslash as \ooo */
+		char un[4096], *o = un;
+		for (const char *c = path; *c && o < un + sizeof un - 1; c++) {
+			if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
+				*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+				c += 3;
+			} else {
+				*o++ = *c;
+			}
+		}
+		*o = 0;
+		if (strcmp(un, mp) == 0)
+			snprintf(dev, sizeof dev, "%s", d);
+	}
+	if (f)
+		fclose(f);
+	free(mp);
+	if (!dev[0])
+		return;
+	char p[128];
+	snprintf(p, sizeof p, "/sys/class/bdi/%s/max_ratio", dev);
+	FILE *b = fopen(p, "w");
+	if (b) {
+		fprintf(b, "%d\n", ratio > 100 ? 100 : ratio);
+		fclose(b);
+	}
+}
+
 static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("sync_writes", sync_writes, 1),
 	SFS_OPT("value_threshold=%zu", value_threshold, 0),
@@ -537,6 +634,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("no_writeback_cache", writeback, 0),
 	SFS_OPT("threads=%u", threads, 0),
 	SFS_OPT("clone_fd", clone_fd, 1),
+	SFS_OPT("dirty_ratio=%d", dirty_ratio, 0),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -569,7 +667,9 @@ static void usage(const char *prog)
 	       "    -o timeout=S             entry/attribute cache timeout in seconds (1)\n"
 	       "    -o no_writeback_cache    do not let the kernel buffer writes\n"
 	       "    -o threads=N             maximum worker threads (10)\n"
-	       "    -o clone_fd              one /dev/fuse descriptor per thread\n\n",
+	       "    -o clone_fd              one /dev/fuse descriptor per thread\n"
+	       "    -o dirty_ratio=N         share of the kernel's dirty page limit, in percent,\n"
+	       "                             this mount may hold (50; -1 keeps FUSE's 1%%)\n\n",
 	       prog);
 }
 
@@ -600,6 +700,7 @@ int main(int argc, char *argv[])
 	cfg.timeout = 1.0;
 	cfg.writeback = 1;
 	cfg.threads = 10;
+	cfg.dirty_ratio = 50;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return 1;
 	if (cfg.show_version) {
@@ -681,8 +782,9 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0 };
+	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
+	f.se = se;
 	int ret = 1;
 	if (!se)
 		goto out;
@@ -690,6 +792,10 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
+	set_dirty_ratio(opts.mountpoint, cfg.dirty_ratio);
+	f.wire.want_killpriv_v2 = 1;
+	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
+		goto out_unmount;
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
 		r = open_store(store, &o, &f.fs);

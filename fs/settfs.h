@@ -100,7 +100,9 @@ enum {
 	SETTFS_SET_MTIME = 1 << 5,   /* from attr->st_mtim */
 	SETTFS_SET_ATIME_NOW = 1 << 6,
 	SETTFS_SET_MTIME_NOW = 1 << 7,
-	SETTFS_SET_CTIME = 1 << 8    /* from attr->st_ctim */
+	SETTFS_SET_CTIME = 1 << 8,   /* from attr->st_ctim */
+	/* clear set-user-ID, and set-group-ID if the group may execute */
+	SETTFS_SET_KILL_SUIDGID = 1 << 9
 };
 /*
  * Change attributes in one atomic commit.  A size change zeroes the tail
@@ -139,9 +141,12 @@ int settfs_create(settfs *fs, const settfs_ctx *ctx, uint64_t parent,
 		  const char *name, mode_t mode, int flags, struct stat *st);
 /* Returns the number of bytes read (short at end of file). */
 ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf);
-/* Returns size.  `append`: write at the end of file, ignoring off. */
+/* flags of settfs_write */
+#define SETTFS_WRITE_APPEND 1u       /* write at the end of file, ignoring off */
+#define SETTFS_WRITE_KILL_SUIDGID 2u /* as SETTFS_SET_KILL_SUIDGID, same commit */
+/* Returns size. */
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf,
-		     size_t size, int append);
+		     size_t size, unsigned flags);
 /* Commits the inode's buffered writes (not necessarily durable). */
 int settfs_flush(settfs *fs, uint64_t ino);
 /* Drops an open handle (committing buffered writes). */

@@ -274,6 +274,51 @@ START_TEST(test_setattr)
 }
 END_TEST
 
+/* kill flags: what the kernel asks for under FUSE_HANDLE_KILLPRIV_V2 */
+START_TEST(test_kill_suidgid)
+{
+	uint64_t f = mkfile(1, "f");
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	/* a plain write keeps the bits; a killing write clears both (group exec) */
+	in.st_mode = 06755;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 06755);
+	ck_assert_int_eq(settfs_write(fs, f, 3, "d", 1, SETTFS_WRITE_KILL_SUIDGID), 1);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
+	ck_assert_int_eq(st.st_size, 4);
+	/* set-group-ID without group exec (mandatory locking) stays */
+	in.st_mode = 06745;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, SETTFS_WRITE_KILL_SUIDGID), 1);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 02745);
+	/* truncate with the kill flag, committed with the size */
+	in.st_mode = 04755;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	in.st_size = 1;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in,
+					SETTFS_SET_SIZE | SETTFS_SET_KILL_SUIDGID, &st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
+	ck_assert_int_eq(st.st_size, 1);
+	settfs_release(fs, f);
+	reopen();
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
+	ck_assert_int_eq(st.st_size, 1);
+	/* directories are left alone */
+	uint64_t d = 0;
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, 1, "d", 02755, &st), 0);
+	d = st.st_ino;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, d, &in, SETTFS_SET_KILL_SUIDGID, &st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFDIR | 02755);
+}
+END_TEST
+
 START_TEST(test_mknod_symlink)
 {
 	struct stat st;
@@ -1061,6 +1106,7 @@ int main(void)
 	tcase_add_test(tc, test_append_and_overwrite);
 	tcase_add_test(tc, test_truncate_and_holes);
 	tcase_add_test(tc, test_setattr);
+	tcase_add_test(tc, test_kill_suidgid);
 	tcase_add_test(tc, test_mknod_symlink);
 	tcase_add_test(tc, test_dirs_and_unlink);
 	tcase_add_test(tc, test_links);

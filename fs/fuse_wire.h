@@ -1,0 +1,44 @@
+/*
+ * fuse_wire.h - the parts of the FUSE protocol settfs handles below libfuse.
+ *
+ * libfuse 3.14 neither negotiates FUSE_HANDLE_KILLPRIV_V2 nor passes the
+ * flags that come with it (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID,
+ * FUSE_OPEN_KILL_SUIDGID) to the filesystem.  settfs reads and writes the
+ * /dev/fuse channel through these functions (fuse_session_custom_io) to
+ * add the capability to the INIT reply and to note, for the request the
+ * calling thread has just read, whether the kernel asks for set-user-ID
+ * and set-group-ID to be cleared.
+ *
+ * Why it matters: without KILLPRIV_V2 the kernel asks the daemon for
+ * "security.capability" before every write(2) to a filesystem that
+ * supports xattrs, a synchronous round trip per write even when the data
+ * only goes to the page cache.  With it, the kernel marks inodes it has
+ * checked S_NOSEC and skips the question until their attributes change.
+ */
+#ifndef SETTFS_FUSE_WIRE_H
+#define SETTFS_FUSE_WIRE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct sfs_wire {
+	int want_killpriv_v2;   /* set before the session starts */
+	int killpriv_v2;        /* negotiated: the kernel accepted it */
+	unsigned long long init_unique; /* unique of the INIT request */
+	int init_seen;
+};
+
+/* fuse_custom_io callbacks; userdata is the session's, see sfs_wire_of */
+ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w);
+ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w);
+
+/*
+ * 1 if the request this thread read last asks the filesystem to clear
+ * set-user-ID and set-group-ID (a WRITE, a SETATTR of the size, an OPEN
+ * with O_TRUNC, by a caller without CAP_FSETID).  libfuse calls
+ * the operation on the thread that read the request.
+ */
+int sfs_wire_kill_suidgid(void);
+
+#endif

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Writes, truncates and chown clear set-user-ID/set-group-ID as on a kernel
+# filesystem (the daemon does it when the kernel hands it the job with
+# FUSE_HANDLE_KILLPRIV_V2), a writer with CAP_FSETID keeps them, and a
+# write removes security.capability, also after earlier writes let the
+# kernel stop asking for it.
+. "${srcdir:-.}/tests/integration/lib.sh"
+command -v setpriv >/dev/null 2>&1 || skip "no setpriv (util-linux)"
+command -v setfattr >/dev/null 2>&1 || skip "no setfattr (attr package)"
+chmod 755 "$work"
+mount_fs -o allow_other
+m=$mnt
+# as an unprivileged user without CAP_FSETID
+asuser() { setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c "$1"; }
+mode() { stat -c %a "$1"; }
+
+for f in w t o; do echo data > "$m/$f"; chmod 4777 "$m/$f"; done
+echo data > "$m/g"; chmod 2777 "$m/g"
+echo data > "$m/r"; chmod 4777 "$m/r"
+echo data > "$m/c"; chmod 4755 "$m/c"
+[ "$(mode "$m/w")" = 4777 ] || fail "setup: mode $(mode "$m/w")"
+
+asuser "echo more >> '$m/w'" || fail "write as user"
+[ "$(mode "$m/w")" = 777 ] || fail "write kept set-user-ID: $(mode "$m/w")"
+asuser "echo more >> '$m/g'" || fail "write as user"
+[ "$(mode "$m/g")" = 777 ] || fail "write kept set-group-ID: $(mode "$m/g")"
+asuser "truncate -s 2 '$m/t'" || fail "truncate as user"
+[ "$(mode "$m/t")" = 777 ] || fail "truncate kept set-user-ID: $(mode "$m/t")"
+[ "$(stat -c %s "$m/t")" = 2 ] || fail "truncate size"
+asuser ": > '$m/o'" || fail "O_TRUNC open as user"
+[ "$(mode "$m/o")" = 777 ] || fail "O_TRUNC kept set-user-ID: $(mode "$m/o")"
+echo root >> "$m/r"
+[ "$(mode "$m/r")" = 4777 ] || fail "root's write cleared set-user-ID: $(mode "$m/r")"
+chown 65534 "$m/c"
+[ "$(mode "$m/c")" = 755 ] || fail "chown kept set-user-ID: $(mode "$m/c")"
+
+# security.capability: cap_net_raw+ep (VFS_CAP_REVISION_2, effective)
+cap=0x0100000200200000000000000000000000000000
+echo data > "$m/x"
+echo more >> "$m/x"
+setfattr -n security.capability -v $cap "$m/x" || fail "set capability"
+getfattr -n security.capability "$m/x" >/dev/null 2>&1 || fail "capability not set"
+echo more >> "$m/x"
+getfattr -n security.capability "$m/x" >/dev/null 2>&1 && fail "write kept security.capability"
+[ "$(cat "$m/w")" = "data
+more" ] || fail "content of w"
+
+umount_fs
+mount_fs
+[ "$(mode "$m/w")" = 777 ] && [ "$(mode "$m/r")" = 4777 ] || fail "modes after remount"
+umount_fs
+check_fsck
+echo PASS
