@@ -6,10 +6,11 @@
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
  *   2. MANIFEST: which table is at which level;
  *   3. KEYREGISTRY (checksummed; holds no keys until encryption exists);
- *   4. replay every NNNNN.mem WAL, in order, into an immutable memtable;
- *   5. open the tables named by the manifest, level by level, and delete
+ *   4. open the tables named by the manifest, level by level, and delete
  *      table files the manifest does not name (left by a crash);
- *   6. open the value log (the last file's torn tail is cut);
+ *   5. open the value log (the last file's torn tail is cut);
+ *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
+ *      (value pointers of the newest one are checked against the log);
  *   7. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
@@ -394,7 +395,31 @@ typedef struct replay_ctx {
 	memtable *mt;
 	uint64_t max_version;
 	buf vs;
+	vlog *vl;          /* set for the newest WAL only */
+	uint32_t max_fid;  /* newest value log file */
 } replay_ctx;
+
+/*
+ * Value pointers of the newest WAL must lie inside the value log.  One that
+ * does not means the WAL reached the disk and the value log's tail did not
+ * (neither was synced before the crash; a retired WAL always was, after the
+ * value log): that batch and everything after it are a torn tail.  A
+ * pointer to a missing file older than the newest is a value GC moved and
+ * deleted; the moved copy is a newer version that shadows it.
+ */
+static int replay_check(void *arg, const entry *e)
+{
+	replay_ctx *c = arg;
+	if (!c->vl || !(e->meta & META_VALUE_POINTER))
+		return 0;
+	vptr p;
+	if (vptr_decode(e->value.p, e->value.n, &p))
+		return SETT_ECORRUPT;
+	uint64_t size = vlog_file_size(c->vl, p.fid);
+	if (size == 0)
+		return p.fid > c->max_fid ? WAL_REPLAY_TORN : 0;
+	return (uint64_t)p.offset + p.len > size ? WAL_REPLAY_TORN : 0;
+}
 
 static int replay_apply(void *arg, const entry *e)
 {
@@ -558,14 +583,27 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 	if (r)
 		return r;
 	db->next_wal_id = 1;
+	uint32_t max_fid = 0, *fids = NULL;
+	int nf = 0;
+	if (!r && (r = vlog_list(db->vl, &fids, &nf)) == 0) {
+		for (int i = 0; i < nf; i++)
+			if (fids[i] > max_fid)
+				max_fid = fids[i];
+		free(fids);
+	}
 	for (size_t i = 0; i < n && !r; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%05llu.mem", db->dir, (unsigned long long)ids[i]);
 		replay_ctx c = { 0 };
+		if (i == n - 1) {
+			c.vl = db->vl;
+			c.max_fid = max_fid;
+		}
 		if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
-		r = wal_open_replay(path, !db->opt.read_only, replay_apply, &c, &w, why, whylen);
+		r = wal_open_replay_checked(path, !db->opt.read_only, replay_check, replay_apply, &c,
+					    &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
 			memtable_unref(c.mt);
@@ -707,13 +745,14 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = open_tables(db, mt, nmt, why, sizeof why)))
 		goto fail;
-	if ((r = replay_wals(db, why, sizeof why)))
-		goto fail;
+	/* the value log first: replay checks the WAL's pointers against it */
 	vlog_options vo = { .file_size = o.value_log_file_size,
 			    .max_entries = o.value_log_max_entries,
 			    .read_only = o.read_only,
 			    .verify_checksum = o.verify_value_checksum };
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
+		goto fail;
+	if ((r = replay_wals(db, why, sizeof why)))
 		goto fail;
 	db->next_version = db->last_version;
 	free(mt);

@@ -129,8 +129,8 @@ static int pending_push(pending *b, const entry *e)
  * Replays the entries of data[LOG_HEADER_SIZE, n).  Sets *valid_end to the
  * end of the last complete batch.
  */
-static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn apply,
-		  void *arg, size_t *valid_end, char *why, size_t whylen)
+static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn check,
+		  wal_apply_fn apply, void *arg, size_t *valid_end, char *why, size_t whylen)
 {
 	pending batch = { 0 };
 	size_t off = LOG_HEADER_SIZE, batch_start = off;
@@ -156,6 +156,8 @@ static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn 
 				r = SETT_ECORRUPT;
 				goto out;
 			}
+			if (check && (r = check(arg, &e)) != 0)
+				break;
 			if (apply && (r = apply(arg, &e)) != 0)
 				goto out;
 			off += (size_t)k;
@@ -166,6 +168,10 @@ static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn 
 			goto out;
 		off += (size_t)k;
 		if (e.meta & META_FIN_TXN) {
+			for (size_t i = 0; i < batch.n && check && r == 0; i++)
+				r = check(arg, &batch.v[i]);
+			if (r)
+				break;
 			for (size_t i = 0; i < batch.n && apply; i++)
 				if ((r = apply(arg, &batch.v[i])) != 0)
 					goto out;
@@ -173,6 +179,10 @@ static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn 
 			batch_start = off;
 		}
 	}
+	if (r == WAL_REPLAY_TORN)
+		r = 0;
+	else if (r)
+		goto out;
 	/* An unterminated batch at the end is part of the torn tail. */
 	*valid_end = batch_start;
 out:
@@ -182,6 +192,12 @@ out:
 
 int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
 		    wal **wp, char *why, size_t whylen)
+{
+	return wal_open_replay_checked(path, writable, NULL, apply, arg, wp, why, whylen);
+}
+
+int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
+			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen)
 {
 	wal *w = calloc(1, sizeof *w);
 	uint8_t *data = NULL;
@@ -234,7 +250,7 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 		goto fail;
 	}
 	size_t valid_end = LOG_HEADER_SIZE;
-	r = replay(path, data, n, apply, arg, &valid_end, why, whylen);
+	r = replay(path, data, n, check, apply, arg, &valid_end, why, whylen);
 	if (r)
 		goto fail;
 	w->size = valid_end;

@@ -45,6 +45,16 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 		    wal **wp, char *why, size_t whylen);
 
 /*
+ * As wal_open_replay, and `check` sees every entry of a complete batch
+ * before any of them is applied.  It returns 0 (go on), an error (stops
+ * replay and is returned), or WAL_REPLAY_TORN: the batch and everything
+ * after it are treated as a torn tail (not applied, cut off if writable).
+ */
+#define WAL_REPLAY_TORN 1
+int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
+			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen);
+
+/*
  * Appends encoded entries (a byte string of whole entries) at the end.  If
  * the write fails, the file is cut back to its previous end so that no part
  * of the failed write can be replayed; if even that fails, every later
