@@ -94,7 +94,7 @@ START_TEST(test_root_and_create)
 	ck_assert_int_eq(settfs_lookup(fs, 1, longname, &st), -ENAMETOOLONG);
 	longname[255] = 0;
 	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, longname, 0644, O_RDWR, &st), 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -113,7 +113,7 @@ START_TEST(test_write_read_persist)
 	/* reads see buffered data */
 	ck_assert_int_eq(settfs_read(fs, f, 0, n + 10, back), (ssize_t)n);
 	ck_assert(memcmp(buf, back, n) == 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	struct stat st;
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, (off_t)n);
@@ -145,14 +145,14 @@ START_TEST(test_append_and_overwrite)
 	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof b, b), 11);
 	ck_assert_str_eq(b, "Jello world");
 	ck_assert_int_eq(settfs_read(fs, f, 100, 10, b), 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	/* O_TRUNC */
 	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY | O_TRUNC), 0);
 	struct stat st;
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 0);
 	ck_assert_int_eq(st.st_blocks, 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -214,8 +214,8 @@ START_TEST(test_truncate_and_holes)
 	/* truncate of a directory */
 	in.st_size = 0;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
-	settfs_release(fs, f);
-	settfs_release(fs, g);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, g, O_RDWR);
 	free(b);
 }
 END_TEST
@@ -270,7 +270,7 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, 0), 1);
 	attr(f, &st);
 	ck_assert_int_gt(st.st_mtim.tv_sec, 2000);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 }
 END_TEST
 
@@ -308,7 +308,7 @@ START_TEST(test_dirs_and_unlink)
 	ck_assert_int_eq(st.st_nlink, 3);
 	uint64_t sub = mkdir_(d, "sub");
 	uint64_t f = mkfile(d, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	attr(d, &st);
 	ck_assert_int_eq(st.st_nlink, 3);
 	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), -ENOTEMPTY);
@@ -336,7 +336,7 @@ END_TEST
 START_TEST(test_links)
 {
 	uint64_t f = mkfile(1, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	uint64_t d = mkdir_(1, "d");
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, f, d, "g", &st), 0);
@@ -365,7 +365,7 @@ START_TEST(test_unlink_open_and_orphans)
 	ck_assert_int_eq(settfs_read(fs, f, 0, 8, b), 4);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_nlink, 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	/* still looked up */
 	attr(f, &st);
 	settfs_forget(fs, f, 1);
@@ -380,11 +380,11 @@ START_TEST(test_unlink_open_and_orphans)
 	/* and a rename over a looked-up file */
 	uint64_t a = mkfile(1, "a");
 	uint64_t c = mkfile(1, "c");
-	settfs_release(fs, a);
+	settfs_release(fs, a, O_RDWR);
 	ck_assert_int_eq(settfs_lookup(fs, 1, "c", &st), 0);
 	ck_assert_int_eq(settfs_rename(fs, 1, "a", 1, "c", 0), 0);
 	ck_assert_int_eq(settfs_write(fs, c, 0, "x", 1, 0), 1);
-	settfs_release(fs, c);
+	settfs_release(fs, c, O_RDWR);
 	ck_assert_int_eq(settfs_getattr(fs, c, &st), 0);
 	settfs_forget(fs, c, 1);
 	ck_assert_int_eq(settfs_getattr(fs, c, &st), -ENOENT);
@@ -395,8 +395,8 @@ START_TEST(test_rename)
 {
 	uint64_t a = mkdir_(1, "a"), b = mkdir_(1, "b");
 	uint64_t x = mkfile(a, "x"), y = mkfile(b, "y");
-	settfs_release(fs, x);
-	settfs_release(fs, y);
+	settfs_release(fs, x, O_RDWR);
+	settfs_release(fs, y, O_RDWR);
 	uint64_t sub = mkdir_(a, "sub");
 	uint64_t e = mkdir_(b, "empty");
 	struct stat st;
@@ -469,7 +469,7 @@ START_TEST(test_readdir)
 	for (int i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "f%04d", i);
 		uint64_t f = mkfile(d, name);
-		settfs_release(fs, f);
+		settfs_release(fs, f, O_RDWR);
 		settfs_forget(fs, f, 1);
 	}
 	settfs_dir *h;
@@ -542,7 +542,7 @@ START_TEST(test_xattr)
 	ck_assert_int_eq(settfs_listxattr(fs, f, b, 3), -ERANGE);
 	ck_assert_int_eq(settfs_listxattr(fs, f, b, sizeof b), 14);
 	ck_assert(memcmp(b, "user.a\0user.b\0", 14) == 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	reopen();
 	ck_assert_int_eq(settfs_getxattr(fs, f, "user.b", b, sizeof b), 0);
 	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), 0);
@@ -567,7 +567,7 @@ START_TEST(test_statfs_fsync)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "durable", 7, 0), 7);
 	ck_assert_int_eq(settfs_fsync(fs, f, 1), 0);
 	ck_assert_int_eq(settfs_fsyncdir(fs, 1, 0), 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	ck_assert_int_eq(settfs_sync(fs), 0);
 }
 END_TEST
@@ -577,7 +577,7 @@ START_TEST(test_mkfs_and_corrupt_inode)
 	settfs_options o;
 	settfs_options_init(&o);
 	uint64_t f = mkfile(1, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
 	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), -EEXIST);
@@ -634,7 +634,7 @@ START_TEST(test_truncate_many_chunks)
 	ck_assert_int_eq(b[0], 'a');
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "cd", 2, 0), 2);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 0);
@@ -642,7 +642,7 @@ START_TEST(test_truncate_many_chunks)
 	in.st_size = 100000;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
 	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_DATA), -ENXIO);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -672,7 +672,7 @@ static void *worker_main(void *arg)
 		if (settfs_read(fs, st.st_ino, 12345, sizeof back, back) != (ssize_t)sizeof back ||
 		    back[0] != 'a' + w->id)
 			w->failures++;
-		settfs_release(fs, st.st_ino);
+		settfs_release(fs, st.st_ino, O_RDWR);
 		if (i % 3 == 0) {
 			char to[40];
 			snprintf(to, sizeof to, "r%d-%d", w->id, i);
@@ -727,7 +727,7 @@ START_TEST(test_fsck)
 	uint64_t f = mkfile(d, "f");
 	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.x", "1", 1, 0), 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, f, 1, "f2", &st), 0);
 	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, d, "l", "f", &st), 0);
@@ -823,7 +823,7 @@ START_TEST(test_overlay_fold)
 	memset(model, 'a', sizeof model);
 	uint64_t f = mkfile(1, "f");
 	ck_assert_int_eq(settfs_write(fs, f, 0, model, sizeof model, 0), (ssize_t)sizeof model);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
 	/* one page of chunk 0 */
 	memset(b, 'b', sizeof b);
@@ -891,7 +891,7 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(settfs_write(fs, f, 2 * 16384 + 4096 + 10, b, 50, 0), 50);
 	memcpy(model + 12288, b, 4096);
 	memcpy(model + 2 * 16384 + 4096 + 10, b, 50);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 2);
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
 	check_bytes(f, 0, model, sizeof model);
@@ -934,7 +934,7 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(st.st_blocks * 512, (10000 + 511) / 512 * 512);
 	/* an unlinked file takes its overlays with it */
 	ck_assert_int_eq(settfs_write(fs, f, 4096, b, 4096, 0), 4096);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 1);
 	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
@@ -988,7 +988,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 			if (off < size)
 				memset(model + off, 0, (off + len > size ? size : off + len) - off);
 		} else if (r < 67) {
-			ck_assert_int_eq(settfs_release(fs, f), 0);
+			ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 			reopen();
 			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
 		} else if (r < 72) {
@@ -1023,7 +1023,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 	}
 	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
 	ck_assert(memcmp(got, model, size) == 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
 	if (access("./fsck.settfs", X_OK) == 0)
