@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/falloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1050,6 +1051,177 @@ START_TEST(test_random_ops_overlays)
 }
 END_TEST
 
+/* ---- page-cache fill tokens ---------------------------------------- */
+
+static int fill_calls;
+
+static int count_fill(void *arg)
+{
+	(void)arg;
+	fill_calls++;
+	return 0;
+}
+
+/* Does a push with token t run now?  0 yes, -ESTALE no. */
+static int fill_runs(uint64_t ino, uint64_t t)
+{
+	int before = fill_calls;
+	int r = settfs_fill_run(fs, ino, t, count_fill, NULL);
+	ck_assert_int_eq(fill_calls, before + (r == 0));
+	return r;
+}
+
+static uint64_t fill_token(uint64_t ino)
+{
+	uint64_t t = 0;
+	ck_assert_int_eq(settfs_fill_token(fs, ino, &t), 0);
+	return t;
+}
+
+START_TEST(test_fill_token)
+{
+	struct stat st, in;
+	char buf[8192];
+	uint64_t f = mkfile(1, "f"), t, t2;
+	/* pin the node, so staleness below comes from the events, not a reload */
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	memset(buf, 'a', sizeof buf);
+	ck_assert_int_eq(settfs_write(fs, f, 0, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	/* create opened it for writing */
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t), -EBUSY);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* reading, read-only opens and chmod leave the data alone */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof buf, buf), (ssize_t)sizeof buf);
+	memset(&in, 0, sizeof in);
+	in.st_mode = 0600;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(fill_token(f), t);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* a writable open: no token while open, the old one stays stale */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY), 0);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2), -EBUSY);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_WRONLY), 0);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2), -EBUSY); /* one writer left */
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* truncate by path, without an open handle */
+	in.st_size = 4096;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	/* fallocate: extend, then punch */
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 65536), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	/* O_TRUNC */
+	t = fill_token(f);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, fill_token(f)), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
+
+	/* only regular files */
+	ck_assert_int_eq(settfs_fill_token(fs, 1, &t2), -EISDIR);
+	settfs_forget(fs, f, 1);
+}
+END_TEST
+
+START_TEST(test_fill_token_reload)
+{
+	struct stat st;
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	/* nothing holds the node: it leaves memory after each call */
+	uint64_t t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	uint64_t t1 = fill_token(f);
+	ck_assert(t1 != t);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, t1), 0);
+	settfs_forget(fs, f, 1);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	uint64_t t2 = fill_token(f);
+	ck_assert(t2 != t1 && t2 != t);
+	ck_assert_int_eq(fill_runs(f, t1), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, t2), 0);
+	/* a new store session never repeats a token of the old one either */
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	ck_assert_int_eq(fill_runs(f, t2), -ESTALE);
+	settfs_forget(fs, f, 1);
+}
+END_TEST
+
+struct fill_race {
+	uint64_t ino;
+	atomic_int opened;
+	int opened_during_push, read_during_push, token_during_push;
+};
+
+static void *open_writable(void *arg)
+{
+	struct fill_race *fr = arg;
+	ck_assert_int_eq(settfs_file_open(fs, fr->ino, O_RDWR), 0);
+	atomic_store(&fr->opened, 1);
+	return NULL;
+}
+
+/* A push that reads the file and lets a writer try to open it meanwhile. */
+static int racing_push(void *arg)
+{
+	struct fill_race *fr = arg;
+	char buf[16];
+	uint64_t t;
+	pthread_t th;
+	/* reads and tokens never wait for a push (the kernel may need them) */
+	fr->read_during_push = (int)settfs_read(fs, fr->ino, 0, sizeof buf, buf);
+	fr->token_during_push = settfs_fill_token(fs, fr->ino, &t);
+	ck_assert_int_eq(pthread_create(&th, NULL, open_writable, fr), 0);
+	pthread_detach(th);
+	usleep(200 * 1000);
+	fr->opened_during_push = atomic_load(&fr->opened);
+	return 0;
+}
+
+START_TEST(test_fill_blocks_writers)
+{
+	struct fill_race fr;
+	memset(&fr, 0, sizeof fr);
+	fr.ino = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, fr.ino, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(settfs_file_open(fs, fr.ino, O_RDONLY), 0); /* keep it loaded */
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDWR), 0);
+	uint64_t t = fill_token(fr.ino);
+	ck_assert_int_eq(settfs_fill_run(fs, fr.ino, t, racing_push, &fr), 0);
+	ck_assert_int_eq(fr.read_during_push, 4);
+	ck_assert_int_eq(fr.token_during_push, 0);
+	/* the writable open waited for the push, and then went through */
+	ck_assert_int_eq(fr.opened_during_push, 0);
+	for (int i = 0; i < 600 && !atomic_load(&fr.opened); i++)
+		usleep(100 * 1000);
+	ck_assert(atomic_load(&fr.opened));
+	ck_assert_int_eq(fill_runs(fr.ino, t), -ESTALE);
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDONLY), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -1077,6 +1249,9 @@ int main(void)
 	tcase_add_test(tc, test_random_ops_overlays);
 	tcase_add_test(tc, test_overlay_fold);
 	tcase_add_test(tc, test_overlay_truncate_punch_seek);
+	tcase_add_test(tc, test_fill_token);
+	tcase_add_test(tc, test_fill_token_reload);
+	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
