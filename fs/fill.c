@@ -20,7 +20,7 @@
 
 #include <errno.h>
 
-int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token)
+int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token, uint64_t *size)
 {
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
@@ -30,8 +30,10 @@ int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token)
 		r = S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL;
 	else if (n->writers)
 		r = -EBUSY;
-	else
+	else {
 		*token = n->data_gen;
+		*size = n->in.size;
+	}
 	sfs_node_put(fs, n);
 	return r;
 }

@@ -301,18 +301,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
  * is served from the whole chunk: the engine loads and checks the chunk
  * whole anyway.  The reply takes the asked bytes and the filler pushes the
  * chunk's other pages inside the end of file into the page cache.  The fill
- * token is taken before the read, so a change of the file that overlaps it
- * cancels the push.  Returns 0 when it replied, -1 to leave the request
+ * token (and the size it goes with) is taken before the read, so a change
+ * of the file that overlaps it cancels the push.  Returns 0 when it replied, -1 to leave the request
  * to the plain path.
  */
 static int read_chunk_and_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 {
 	struct sfs_fuse *f = ctx_of(req);
 	uint64_t cs = settfs_chunk_size(f->fs);
-	uint64_t cstart = (uint64_t)off / cs * cs, token;
+	uint64_t cstart = (uint64_t)off / cs * cs, token, fsize;
 	if (!f->filler || off < 0 || size >= cs || (uint64_t)off + size > cstart + cs)
 		return -1;
-	if (settfs_fill_token(f->fs, ino, &token) != 0)
+	if (settfs_fill_token(f->fs, ino, &token, &fsize) != 0)
 		return -1; /* a writable handle is open, or not a regular file */
 	uint8_t *buf = malloc(cs);
 	if (!buf)
@@ -327,13 +327,21 @@ static int read_chunk_and_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_
 	size_t have = len > skip ? len - skip : 0;
 	fuse_reply_buf(req, (char *)buf + skip, have < size ? have : size);
 	/*
-	 * The pages the reply touches are the kernel's to fill; the rest are
-	 * whole pages, but for the last one, which ends at the end of file.
+	 * The pages the reply touches are the kernel's to fill; the others
+	 * are pushed whole.  Never the page that holds the last byte: a store
+	 * that ends at the kernel's file size makes it mark the whole folio
+	 * uptodate, and when the store began inside a large folio (Linux 6.18)
+	 * the folio's head, never filled, became readable as file data.
 	 */
 	size_t pg = f->page_size;
+	uint64_t last = (fsize - 1) / pg * pg;
+	if (cstart + len > last)
+		len = last > cstart ? (size_t)(last - cstart) : 0;
 	size_t from = skip / pg * pg, to = (skip + size + pg - 1) / pg * pg;
 	if (to > len)
 		to = len;
+	if (from > len)
+		from = len;
 	sfs_filler_queue(f->filler, ino, token, cstart, buf, len, from, to);
 	return 0;
 }

@@ -167,7 +167,8 @@ int settfs_statfs(settfs *fs, struct statvfs *sv);
  * and only if nothing changed the file's data since the read began.
  *
  * settfs_fill_token, called before the read, returns in *token the file's
- * data generation: -EBUSY while a writable handle is open, -EISDIR or
+ * data generation and in *size its size, which stays valid as long as the
+ * token does: -EBUSY while a writable handle is open, -EISDIR or
  * -EINVAL for a file that is not regular.  Every writable open, truncate,
  * size change and fallocate makes earlier tokens stale, and so does the
  * inode leaving memory (tokens are unique for the life of the settfs).
@@ -183,7 +184,7 @@ int settfs_statfs(settfs *fs, struct statvfs *sv);
  * settfs_write: a caller that writes without settfs_file_open must not
  * fill.
  */
-int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token);
+int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token, uint64_t *size);
 int settfs_fill_run(settfs *fs, uint64_t ino, uint64_t token, int (*push)(void *arg),
 		    void *arg);
 

@@ -1073,8 +1073,8 @@ static int fill_runs(uint64_t ino, uint64_t t)
 
 static uint64_t fill_token(uint64_t ino)
 {
-	uint64_t t = 0;
-	ck_assert_int_eq(settfs_fill_token(fs, ino, &t), 0);
+	uint64_t t = 0, sz;
+	ck_assert_int_eq(settfs_fill_token(fs, ino, &t, &sz), 0);
 	return t;
 }
 
@@ -1082,13 +1082,13 @@ START_TEST(test_fill_token)
 {
 	struct stat st, in;
 	char buf[8192];
-	uint64_t f = mkfile(1, "f"), t, t2;
+	uint64_t f = mkfile(1, "f"), t, t2, sz;
 	/* pin the node, so staleness below comes from the events, not a reload */
 	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
 	memset(buf, 'a', sizeof buf);
 	ck_assert_int_eq(settfs_write(fs, f, 0, buf, sizeof buf, 0), (ssize_t)sizeof buf);
 	/* create opened it for writing */
-	ck_assert_int_eq(settfs_fill_token(fs, f, &t), -EBUSY);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t, &sz), -EBUSY);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	t = fill_token(f);
 	ck_assert_int_eq(fill_runs(f, t), 0);
@@ -1104,11 +1104,11 @@ START_TEST(test_fill_token)
 
 	/* a writable open: no token while open, the old one stays stale */
 	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY), 0);
-	ck_assert_int_eq(settfs_fill_token(fs, f, &t2), -EBUSY);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2, &sz), -EBUSY);
 	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_release(fs, f, O_WRONLY), 0);
-	ck_assert_int_eq(settfs_fill_token(fs, f, &t2), -EBUSY); /* one writer left */
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2, &sz), -EBUSY); /* one writer left */
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
 	t = fill_token(f);
@@ -1135,7 +1135,7 @@ START_TEST(test_fill_token)
 	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
 
 	/* only regular files */
-	ck_assert_int_eq(settfs_fill_token(fs, 1, &t2), -EISDIR);
+	ck_assert_int_eq(settfs_fill_token(fs, 1, &t2, &sz), -EISDIR);
 	settfs_forget(fs, f, 1);
 }
 END_TEST
@@ -1187,11 +1187,11 @@ static int racing_push(void *arg)
 {
 	struct fill_race *fr = arg;
 	char buf[16];
-	uint64_t t;
+	uint64_t t, sz;
 	pthread_t th;
 	/* reads and tokens never wait for a push (the kernel may need them) */
 	fr->read_during_push = (int)settfs_read(fs, fr->ino, 0, sizeof buf, buf);
-	fr->token_during_push = settfs_fill_token(fs, fr->ino, &t);
+	fr->token_during_push = settfs_fill_token(fs, fr->ino, &t, &sz);
 	ck_assert_int_eq(pthread_create(&th, NULL, open_writable, fr), 0);
 	pthread_detach(th);
 	usleep(200 * 1000);
