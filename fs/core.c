@@ -344,6 +344,7 @@ int settfs_close(settfs *fs)
 			free(n->chunks);
 			free(n->pages);
 			pthread_mutex_destroy(&n->lock);
+			pthread_mutex_destroy(&n->fill_lock);
 			free(n);
 			n = next;
 		}

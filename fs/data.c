@@ -686,20 +686,48 @@ static int truncate_node(settfs *fs, sfs_node *n, uint64_t size)
 	return r;
 }
 
+static int is_writable(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
 int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 {
+	int writable = is_writable(flags);
 	sfs_node *n;
-	int r = sfs_node_get(fs, ino, &n);
+	int r = writable ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
-	if (S_ISDIR(n->in.mode) && (flags & O_ACCMODE) != O_RDONLY)
+	if (S_ISDIR(n->in.mode) && writable)
 		r = -EISDIR;
-	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode) && (flags & O_ACCMODE) != O_RDONLY)
+	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode) && writable)
 		r = truncate_node(fs, n, 0);
 	if (r == 0)
 		sfs_node_ref(fs, n, 0, 1);
-	sfs_node_put(fs, n);
+	if (!writable) {
+		sfs_node_put(fs, n);
+		return r;
+	}
+	/*
+	 * From now on the kernel may hold dirty pages of the file: no fill
+	 * until the last writable handle is released, and none of a read
+	 * that started before.
+	 */
+	if (r == 0)
+		n->writers++;
+	sfs_node_data_changed(fs, n);
+	sfs_node_put_change(fs, n);
 	return r;
+}
+
+void sfs_note_writer(settfs *fs, uint64_t ino)
+{
+	sfs_node *n;
+	if (sfs_node_get_change(fs, ino, &n))
+		return;
+	n->writers++;
+	sfs_node_data_changed(fs, n);
+	sfs_node_put_change(fs, n);
 }
 
 int settfs_flush(settfs *fs, uint64_t ino)
@@ -713,15 +741,23 @@ int settfs_flush(settfs *fs, uint64_t ino)
 	return r;
 }
 
-int settfs_release(settfs *fs, uint64_t ino)
+int settfs_release(settfs *fs, uint64_t ino, int flags)
 {
+	int writable = is_writable(flags);
 	sfs_node *n;
-	int r = sfs_node_get(fs, ino, &n);
+	int r = writable ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
 	r = sfs_node_flush(fs, n, 0);
 	sfs_node_ref(fs, n, 0, -1);
-	sfs_node_put(fs, n); /* reclaims an unlinked file at its last close */
+	if (!writable) {
+		sfs_node_put(fs, n); /* reclaims an unlinked file at its last close */
+		return r;
+	}
+	/* the kernel wrote its dirty pages back before releasing the handle */
+	if (n->writers)
+		n->writers--;
+	sfs_node_put_change(fs, n);
 	return r;
 }
 
@@ -751,11 +787,13 @@ static int in_group(const settfs_ctx *ctx, uint32_t gid)
 int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct stat *attr,
 		   int to_set, struct stat *st)
 {
+	int resize = (to_set & SETTFS_SET_SIZE) != 0;
 	sfs_node *n;
-	int r = sfs_node_get(fs, ino, &n);
+	int r = resize ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
-	if (to_set & SETTFS_SET_SIZE) {
+	if (resize) {
+		sfs_node_data_changed(fs, n);
 		if (S_ISDIR(n->in.mode))
 			r = -EISDIR;
 		else if (!S_ISREG(n->in.mode))
@@ -769,10 +807,8 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 	sett_batch *b = NULL;
 	if (r == 0)
 		r = sfs_errno(sett_batch_new(&b));
-	if (r) {
-		sfs_node_put(fs, n);
-		return r;
-	}
+	if (r)
+		goto out;
 	int64_t now = sfs_now();
 	sfs_inode tmp = n->in;
 	if (to_set & SETTFS_SET_SIZE) {
@@ -816,7 +852,11 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		n->meta_dirty = 0;
 		sfs_fill_stat(fs, ino, &n->in, st);
 	}
-	sfs_node_put(fs, n);
+out:
+	if (resize)
+		sfs_node_put_change(fs, n);
+	else
+		sfs_node_put(fs, n);
 	return r;
 }
 
@@ -927,9 +967,15 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
 	if ((uint64_t)off + (uint64_t)len > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	sfs_node *n;
-	int r = node_get_reg(fs, ino, &n);
+	int r = sfs_node_get_change(fs, ino, &n);
 	if (r)
 		return r;
+	if (!S_ISREG(n->in.mode)) {
+		r = S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL;
+		sfs_node_put_change(fs, n);
+		return r;
+	}
+	sfs_node_data_changed(fs, n);
 	if (mode == 0) {
 		/* space is not reserved: chunks are written when data arrives */
 		uint64_t end = (uint64_t)off + (uint64_t)len;
@@ -942,7 +988,7 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
 	} else {
 		r = -EOPNOTSUPP;
 	}
-	sfs_node_put(fs, n);
+	sfs_node_put_change(fs, n);
 	return r;
 }
 

@@ -12,6 +12,11 @@
  *       take it for writing, lookups and readdir for reading.  Every
  *       operation that locks more than one node holds it for writing, so
  *       node locks never deadlock against each other.
+ *   node->fill_lock: changes of the node's data generation and writable
+ *       opens (sfs_node_get_change), and the page-cache fill that must not
+ *       overlap them (settfs_fill_run).  A fill holds it while the kernel
+ *       copies pages, which can wait for a READ being served: so it is
+ *       never taken with node->lock held, and reads never take it.
  *   node->lock: the node's inode copy and write buffers.
  *   fs->tab_lock: the hash table and the reference counts; held briefly.
  */
@@ -71,6 +76,15 @@ typedef struct sfs_node {
 	size_t nchunks, capchunks;
 	sfs_page *pages;
 	size_t npages, cappages;
+	/*
+	 * Page-cache fill (settfs_fill_token): written with fill_lock and lock
+	 * held, read with either.  data_gen changes with every writable open,
+	 * truncate and fallocate; its values come from fs->data_gen_next, so a
+	 * node that was dropped and loaded again never repeats an old one.
+	 */
+	pthread_mutex_t fill_lock;
+	uint64_t data_gen;
+	uint64_t writers;     /* open handles with O_WRONLY or O_RDWR */
 } sfs_node;
 
 struct settfs {
@@ -87,6 +101,7 @@ struct settfs {
 	uint64_t next_ino, ino_limit;
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
+	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
 };
 
 struct settfs_dir {
@@ -112,6 +127,18 @@ int sfs_errno(int err);  /* engine error -> -errno */
  * when the inode does not exist).  Release with sfs_node_put().
  */
 int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np);
+/*
+ * sfs_node_get() for an operation that changes the node's data, size or
+ * writable opens: node->fill_lock is taken before node->lock, so the change
+ * waits for a page-cache fill of the node in progress.  Release with
+ * sfs_node_put_change().
+ */
+int sfs_node_get_change(settfs *fs, uint64_t ino, sfs_node **np);
+void sfs_node_put_change(settfs *fs, sfs_node *n);
+/* A fill token taken before now no longer matches (both node locks held). */
+void sfs_node_data_changed(settfs *fs, sfs_node *n);
+/* Count a writable open handle that was added without settfs_file_open. */
+void sfs_note_writer(settfs *fs, uint64_t ino);
 /* The node of ino if it is in the table (fs->tab_lock held), else NULL. */
 sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino);
 /* Unlock and drop the reference; an unreferenced unlinked inode is reclaimed. */

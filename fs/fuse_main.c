@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fuse_wire.h"
+#include "fuse_fill.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -38,6 +39,7 @@ struct sfs_cfg {
 	unsigned threads;
 	int clone_fd;
 	int dirty_ratio;      /* -1: leave the kernel's setting */
+	int nofill;
 	int show_help, show_version;
 };
 
@@ -47,6 +49,8 @@ struct sfs_fuse {
 	int writeback; /* negotiated */
 	struct sfs_wire wire;
 	struct fuse_session *se;
+	sfs_filler *filler; /* NULL: no page-cache fill */
+	size_t page_size;
 };
 
 static struct sfs_fuse *ctx_of(fuse_req_t req)
@@ -308,7 +312,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	set_file_flags(req, fi);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		settfs_release(fs_of(req), ino);
+		settfs_release(fs_of(req), ino, fi->flags);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -328,14 +332,66 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.attr = st;
 	e.attr_timeout = e.entry_timeout = ctx_of(req)->cfg->timeout;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		settfs_release(fs_of(req), st.st_ino);
+		settfs_release(fs_of(req), st.st_ino, fi->flags);
 		settfs_forget(fs_of(req), st.st_ino, 1);
 	}
+}
+
+/*
+ * A READ smaller than a chunk (a page the kernel misses, with no readahead)
+ * is served from the whole chunk: the engine loads and checks the chunk
+ * whole anyway.  The reply takes the asked bytes and the filler pushes the
+ * chunk's other pages inside the end of file into the page cache.  The fill
+ * token (and the size it goes with) is taken before the read, so a change
+ * of the file that overlaps it cancels the push.  Returns 0 when it replied, -1 to leave the request
+ * to the plain path.
+ */
+static int read_chunk_and_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct sfs_fuse *f = ctx_of(req);
+	uint64_t cs = settfs_chunk_size(f->fs);
+	uint64_t cstart = (uint64_t)off / cs * cs, token, fsize;
+	if (!f->filler || off < 0 || size >= cs || (uint64_t)off + size > cstart + cs)
+		return -1;
+	if (settfs_fill_token(f->fs, ino, &token, &fsize) != 0)
+		return -1; /* a writable handle is open, or not a regular file */
+	uint8_t *buf = malloc(cs);
+	if (!buf)
+		return -1;
+	ssize_t n = settfs_read(f->fs, ino, (off_t)cstart, cs, buf);
+	if (n < 0) {
+		free(buf);
+		fuse_reply_err(req, (int)-n);
+		return 0;
+	}
+	size_t len = (size_t)n, skip = (size_t)((uint64_t)off - cstart);
+	size_t have = len > skip ? len - skip : 0;
+	fuse_reply_buf(req, (char *)buf + skip, have < size ? have : size);
+	/*
+	 * The pages the reply touches are the kernel's to fill; the others
+	 * are pushed whole.  Never the page that holds the last byte: a store
+	 * that ends at the kernel's file size makes it mark the whole folio
+	 * uptodate, and when the store began inside a large folio (Linux 6.18)
+	 * the folio's head, never filled, became readable as file data.
+	 */
+	size_t pg = f->page_size;
+	uint64_t last = (fsize - 1) / pg * pg;
+	if (cstart + len > last)
+		len = last > cstart ? (size_t)(last - cstart) : 0;
+	size_t from = skip / pg * pg, to = (skip + size + pg - 1) / pg * pg;
+	if (to > len)
+		to = len;
+	if (from > len)
+		from = len;
+	sfs_filler_queue(f->filler, ino, token, cstart, buf, len, from, to);
+	return 0;
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	if (read_chunk_and_fill(req, ino, size, off) == 0)
+		return;
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -371,7 +427,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -settfs_release(fs_of(req), ino));
+	fuse_reply_err(req, -settfs_release(fs_of(req), ino, fi->flags));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -635,6 +691,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("threads=%u", threads, 0),
 	SFS_OPT("clone_fd", clone_fd, 1),
 	SFS_OPT("dirty_ratio=%d", dirty_ratio, 0),
+	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -669,7 +726,9 @@ static void usage(const char *prog)
 	       "    -o threads=N             maximum worker threads (10)\n"
 	       "    -o clone_fd              one /dev/fuse descriptor per thread\n"
 	       "    -o dirty_ratio=N         share of the kernel's dirty page limit, in percent,\n"
-	       "                             this mount may hold (50; -1 keeps FUSE's 1%%)\n\n",
+	       "                             this mount may hold (50; -1 keeps FUSE's 1%%)\n"
+	       "    -o nofill                do not push the rest of a chunk read for a small\n"
+	       "                             READ into the kernel's page cache\n\n",
 	       prog);
 }
 
@@ -782,7 +841,7 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL };
+	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL, NULL, (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
 	int ret = 1;
@@ -804,6 +863,10 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
+	/* chunks of whole pages only: a push never reaches past a chunk */
+	uint32_t cs = settfs_chunk_size(f.fs);
+	if (!cfg.nofill && f.page_size && cs > f.page_size && cs % f.page_size == 0)
+		f.filler = sfs_filler_start(se, f.fs);
 	int lr;
 	if (opts.singlethread) {
 		lr = fuse_session_loop(se);
@@ -816,6 +879,9 @@ int main(int argc, char *argv[])
 	}
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
+	/* before the session and the store go: it uses both */
+	sfs_filler_stop(f.filler);
+	f.filler = NULL;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -306,6 +306,8 @@ int settfs_create(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const char
 	uint64_t existing = 0;
 	int r = make_node(fs, ctx, parent, name, S_IFREG | (mode & 07777), 0, NULL, 1, st,
 			  &existing);
+	if (r == 0 && (flags & O_ACCMODE) != O_RDONLY)
+		sfs_note_writer(fs, st->st_ino);
 	if (r != -EEXIST || (flags & O_EXCL) || !existing)
 		return r;
 	/* raced with another creator: open the existing file */

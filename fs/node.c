@@ -96,7 +96,11 @@ static int load_inode(settfs *fs, uint64_t ino, sfs_inode *in)
 	return r;
 }
 
-int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
+/*
+ * Find or add the node of ino and take a transient reference; with
+ * `change`, its fill_lock too (before node->lock, see fs_int.h).
+ */
+static int node_get(settfs *fs, uint64_t ino, int change, sfs_node **np)
 {
 	if (ino == 0)
 		return -ENOENT;
@@ -112,6 +116,8 @@ int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
 		n->ino = ino;
 		n->xattrs = -1;
 		pthread_mutex_init(&n->lock, NULL);
+		pthread_mutex_init(&n->fill_lock, NULL);
+		n->data_gen = atomic_fetch_add(&fs->data_gen_next, 1) + 1;
 		*pp = n;
 		if (++fs->nnodes > fs->nbuckets * 2)
 			grow_table(fs);
@@ -119,6 +125,8 @@ int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
 	n->refs++;
 	pthread_mutex_unlock(&fs->tab_lock);
 
+	if (change)
+		pthread_mutex_lock(&n->fill_lock);
 	pthread_mutex_lock(&n->lock);
 	int r = 0;
 	if (n->gone)
@@ -131,11 +139,35 @@ int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
 			sfs_inode_free(&n->in);
 	}
 	if (r) {
+		if (change)
+			pthread_mutex_unlock(&n->fill_lock);
 		sfs_node_put(fs, n);
 		return r;
 	}
 	*np = n;
 	return 0;
+}
+
+int sfs_node_get(settfs *fs, uint64_t ino, sfs_node **np)
+{
+	return node_get(fs, ino, 0, np);
+}
+
+int sfs_node_get_change(settfs *fs, uint64_t ino, sfs_node **np)
+{
+	return node_get(fs, ino, 1, np);
+}
+
+void sfs_node_put_change(settfs *fs, sfs_node *n)
+{
+	/* our reference keeps n alive until sfs_node_put */
+	pthread_mutex_unlock(&n->fill_lock);
+	sfs_node_put(fs, n);
+}
+
+void sfs_node_data_changed(settfs *fs, sfs_node *n)
+{
+	n->data_gen = atomic_fetch_add(&fs->data_gen_next, 1) + 1;
 }
 
 void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen)
@@ -189,6 +221,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 		free(n->chunks);
 		free(n->pages);
 		pthread_mutex_destroy(&n->lock);
+		pthread_mutex_destroy(&n->fill_lock);
 		free(n);
 	}
 }

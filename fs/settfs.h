@@ -149,8 +149,11 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf,
 		     size_t size, unsigned flags);
 /* Commits the inode's buffered writes (not necessarily durable). */
 int settfs_flush(settfs *fs, uint64_t ino);
-/* Drops an open handle (committing buffered writes). */
-int settfs_release(settfs *fs, uint64_t ino);
+/*
+ * Drops an open handle (committing buffered writes); `flags` are those the
+ * handle was opened with (its access mode counts writable handles).
+ */
+int settfs_release(settfs *fs, uint64_t ino, int flags);
 /* Makes the inode's data and metadata durable. */
 int settfs_fsync(settfs *fs, uint64_t ino, int datasync);
 /* mode 0 (extend size) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE. */
@@ -158,6 +161,37 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len);
 /* SEEK_DATA / SEEK_HOLE; returns the offset or -ENXIO. */
 off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence);
 int settfs_statfs(settfs *fs, struct statvfs *sv);
+
+/* ---- page-cache fill ------------------------------------------------ */
+
+/*
+ * A daemon that read more of a file than was asked (a whole chunk for one
+ * page) may push the rest into the kernel's page cache.  A push must never
+ * put older bytes over newer ones, in particular over the kernel's dirty
+ * pages: so it is only allowed while the file has no writable open handle,
+ * and only if nothing changed the file's data since the read began.
+ *
+ * settfs_fill_token, called before the read, returns in *token the file's
+ * data generation and in *size its size, which stays valid as long as the
+ * token does: -EBUSY while a writable handle is open, -EISDIR or
+ * -EINVAL for a file that is not regular.  Every writable open, truncate,
+ * size change and fallocate makes earlier tokens stale, and so does the
+ * inode leaving memory (tokens are unique for the life of the settfs).
+ * It never waits for settfs_fill_run.
+ *
+ * settfs_fill_run calls push(arg) if the token is still current and no
+ * writable handle is open, and returns its result; otherwise -ESTALE.
+ * Until push returns, writable opens, truncates and fallocates of the file
+ * wait (reads do not), so the kernel cannot dirty a page meanwhile.  push
+ * must not call back into this settfs for the same inode.
+ *
+ * Only data changes that come with a writable open are tracked for
+ * settfs_write: a caller that writes without settfs_file_open must not
+ * fill.
+ */
+int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token, uint64_t *size);
+int settfs_fill_run(settfs *fs, uint64_t ino, uint64_t token, int (*push)(void *arg),
+		    void *arg);
 
 /* ---- directories ---------------------------------------------------- */
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/falloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ START_TEST(test_root_and_create)
 	ck_assert_int_eq(settfs_lookup(fs, 1, longname, &st), -ENAMETOOLONG);
 	longname[255] = 0;
 	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, longname, 0644, O_RDWR, &st), 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -113,7 +114,7 @@ START_TEST(test_write_read_persist)
 	/* reads see buffered data */
 	ck_assert_int_eq(settfs_read(fs, f, 0, n + 10, back), (ssize_t)n);
 	ck_assert(memcmp(buf, back, n) == 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	struct stat st;
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, (off_t)n);
@@ -145,14 +146,14 @@ START_TEST(test_append_and_overwrite)
 	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof b, b), 11);
 	ck_assert_str_eq(b, "Jello world");
 	ck_assert_int_eq(settfs_read(fs, f, 100, 10, b), 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	/* O_TRUNC */
 	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY | O_TRUNC), 0);
 	struct stat st;
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 0);
 	ck_assert_int_eq(st.st_blocks, 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -214,8 +215,8 @@ START_TEST(test_truncate_and_holes)
 	/* truncate of a directory */
 	in.st_size = 0;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
-	settfs_release(fs, f);
-	settfs_release(fs, g);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, g, O_RDWR);
 	free(b);
 }
 END_TEST
@@ -270,7 +271,7 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, 0), 1);
 	attr(f, &st);
 	ck_assert_int_gt(st.st_mtim.tv_sec, 2000);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 }
 END_TEST
 
@@ -305,7 +306,7 @@ START_TEST(test_kill_suidgid)
 					SETTFS_SET_SIZE | SETTFS_SET_KILL_SUIDGID, &st), 0);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
 	ck_assert_int_eq(st.st_size, 1);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	reopen();
 	attr(f, &st);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
@@ -353,7 +354,7 @@ START_TEST(test_dirs_and_unlink)
 	ck_assert_int_eq(st.st_nlink, 3);
 	uint64_t sub = mkdir_(d, "sub");
 	uint64_t f = mkfile(d, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	attr(d, &st);
 	ck_assert_int_eq(st.st_nlink, 3);
 	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), -ENOTEMPTY);
@@ -381,7 +382,7 @@ END_TEST
 START_TEST(test_links)
 {
 	uint64_t f = mkfile(1, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	uint64_t d = mkdir_(1, "d");
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, f, d, "g", &st), 0);
@@ -410,7 +411,7 @@ START_TEST(test_unlink_open_and_orphans)
 	ck_assert_int_eq(settfs_read(fs, f, 0, 8, b), 4);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_nlink, 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	/* still looked up */
 	attr(f, &st);
 	settfs_forget(fs, f, 1);
@@ -425,11 +426,11 @@ START_TEST(test_unlink_open_and_orphans)
 	/* and a rename over a looked-up file */
 	uint64_t a = mkfile(1, "a");
 	uint64_t c = mkfile(1, "c");
-	settfs_release(fs, a);
+	settfs_release(fs, a, O_RDWR);
 	ck_assert_int_eq(settfs_lookup(fs, 1, "c", &st), 0);
 	ck_assert_int_eq(settfs_rename(fs, 1, "a", 1, "c", 0), 0);
 	ck_assert_int_eq(settfs_write(fs, c, 0, "x", 1, 0), 1);
-	settfs_release(fs, c);
+	settfs_release(fs, c, O_RDWR);
 	ck_assert_int_eq(settfs_getattr(fs, c, &st), 0);
 	settfs_forget(fs, c, 1);
 	ck_assert_int_eq(settfs_getattr(fs, c, &st), -ENOENT);
@@ -440,8 +441,8 @@ START_TEST(test_rename)
 {
 	uint64_t a = mkdir_(1, "a"), b = mkdir_(1, "b");
 	uint64_t x = mkfile(a, "x"), y = mkfile(b, "y");
-	settfs_release(fs, x);
-	settfs_release(fs, y);
+	settfs_release(fs, x, O_RDWR);
+	settfs_release(fs, y, O_RDWR);
 	uint64_t sub = mkdir_(a, "sub");
 	uint64_t e = mkdir_(b, "empty");
 	struct stat st;
@@ -514,7 +515,7 @@ START_TEST(test_readdir)
 	for (int i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "f%04d", i);
 		uint64_t f = mkfile(d, name);
-		settfs_release(fs, f);
+		settfs_release(fs, f, O_RDWR);
 		settfs_forget(fs, f, 1);
 	}
 	settfs_dir *h;
@@ -587,7 +588,7 @@ START_TEST(test_xattr)
 	ck_assert_int_eq(settfs_listxattr(fs, f, b, 3), -ERANGE);
 	ck_assert_int_eq(settfs_listxattr(fs, f, b, sizeof b), 14);
 	ck_assert(memcmp(b, "user.a\0user.b\0", 14) == 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	reopen();
 	ck_assert_int_eq(settfs_getxattr(fs, f, "user.b", b, sizeof b), 0);
 	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), 0);
@@ -612,7 +613,7 @@ START_TEST(test_statfs_fsync)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "durable", 7, 0), 7);
 	ck_assert_int_eq(settfs_fsync(fs, f, 1), 0);
 	ck_assert_int_eq(settfs_fsyncdir(fs, 1, 0), 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	ck_assert_int_eq(settfs_sync(fs), 0);
 }
 END_TEST
@@ -622,7 +623,7 @@ START_TEST(test_mkfs_and_corrupt_inode)
 	settfs_options o;
 	settfs_options_init(&o);
 	uint64_t f = mkfile(1, "f");
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
 	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), -EEXIST);
@@ -679,7 +680,7 @@ START_TEST(test_truncate_many_chunks)
 	ck_assert_int_eq(b[0], 'a');
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, "cd", 2, 0), 2);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 0);
@@ -687,7 +688,7 @@ START_TEST(test_truncate_many_chunks)
 	in.st_size = 100000;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
 	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_DATA), -ENXIO);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 }
 END_TEST
 
@@ -717,7 +718,7 @@ static void *worker_main(void *arg)
 		if (settfs_read(fs, st.st_ino, 12345, sizeof back, back) != (ssize_t)sizeof back ||
 		    back[0] != 'a' + w->id)
 			w->failures++;
-		settfs_release(fs, st.st_ino);
+		settfs_release(fs, st.st_ino, O_RDWR);
 		if (i % 3 == 0) {
 			char to[40];
 			snprintf(to, sizeof to, "r%d-%d", w->id, i);
@@ -772,7 +773,7 @@ START_TEST(test_fsck)
 	uint64_t f = mkfile(d, "f");
 	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.x", "1", 1, 0), 0);
-	settfs_release(fs, f);
+	settfs_release(fs, f, O_RDWR);
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, f, 1, "f2", &st), 0);
 	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, d, "l", "f", &st), 0);
@@ -868,7 +869,7 @@ START_TEST(test_overlay_fold)
 	memset(model, 'a', sizeof model);
 	uint64_t f = mkfile(1, "f");
 	ck_assert_int_eq(settfs_write(fs, f, 0, model, sizeof model, 0), (ssize_t)sizeof model);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
 	/* one page of chunk 0 */
 	memset(b, 'b', sizeof b);
@@ -936,7 +937,7 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(settfs_write(fs, f, 2 * 16384 + 4096 + 10, b, 50, 0), 50);
 	memcpy(model + 12288, b, 4096);
 	memcpy(model + 2 * 16384 + 4096 + 10, b, 50);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 2);
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
 	check_bytes(f, 0, model, sizeof model);
@@ -979,7 +980,7 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(st.st_blocks * 512, (10000 + 511) / 512 * 512);
 	/* an unlinked file takes its overlays with it */
 	ck_assert_int_eq(settfs_write(fs, f, 4096, b, 4096, 0), 4096);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(count_overlays(f), 1);
 	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
@@ -1033,7 +1034,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 			if (off < size)
 				memset(model + off, 0, (off + len > size ? size : off + len) - off);
 		} else if (r < 67) {
-			ck_assert_int_eq(settfs_release(fs, f), 0);
+			ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 			reopen();
 			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
 		} else if (r < 72) {
@@ -1068,7 +1069,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 	}
 	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
 	ck_assert(memcmp(got, model, size) == 0);
-	ck_assert_int_eq(settfs_release(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
 	if (access("./fsck.settfs", X_OK) == 0)
@@ -1092,6 +1093,177 @@ START_TEST(test_random_ops_overlays)
 	random_ops(777, 1500, 1);
 	fresh_store(65536);
 	random_ops(4242, 1500, 1);
+}
+END_TEST
+
+/* ---- page-cache fill tokens ---------------------------------------- */
+
+static int fill_calls;
+
+static int count_fill(void *arg)
+{
+	(void)arg;
+	fill_calls++;
+	return 0;
+}
+
+/* Does a push with token t run now?  0 yes, -ESTALE no. */
+static int fill_runs(uint64_t ino, uint64_t t)
+{
+	int before = fill_calls;
+	int r = settfs_fill_run(fs, ino, t, count_fill, NULL);
+	ck_assert_int_eq(fill_calls, before + (r == 0));
+	return r;
+}
+
+static uint64_t fill_token(uint64_t ino)
+{
+	uint64_t t = 0, sz;
+	ck_assert_int_eq(settfs_fill_token(fs, ino, &t, &sz), 0);
+	return t;
+}
+
+START_TEST(test_fill_token)
+{
+	struct stat st, in;
+	char buf[8192];
+	uint64_t f = mkfile(1, "f"), t, t2, sz;
+	/* pin the node, so staleness below comes from the events, not a reload */
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	memset(buf, 'a', sizeof buf);
+	ck_assert_int_eq(settfs_write(fs, f, 0, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+	/* create opened it for writing */
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t, &sz), -EBUSY);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* reading, read-only opens and chmod leave the data alone */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof buf, buf), (ssize_t)sizeof buf);
+	memset(&in, 0, sizeof in);
+	in.st_mode = 0600;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(fill_token(f), t);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* a writable open: no token while open, the old one stays stale */
+	ck_assert_int_eq(settfs_file_open(fs, f, O_WRONLY), 0);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2, &sz), -EBUSY);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_WRONLY), 0);
+	ck_assert_int_eq(settfs_fill_token(fs, f, &t2, &sz), -EBUSY); /* one writer left */
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), 0);
+
+	/* truncate by path, without an open handle */
+	in.st_size = 4096;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	/* fallocate: extend, then punch */
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 65536), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	t = fill_token(f);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	/* O_TRUNC */
+	t = fill_token(f);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR | O_TRUNC), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, fill_token(f)), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
+
+	/* only regular files */
+	ck_assert_int_eq(settfs_fill_token(fs, 1, &t2, &sz), -EISDIR);
+	settfs_forget(fs, f, 1);
+}
+END_TEST
+
+START_TEST(test_fill_token_reload)
+{
+	struct stat st;
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	/* nothing holds the node: it leaves memory after each call */
+	uint64_t t = fill_token(f);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	uint64_t t1 = fill_token(f);
+	ck_assert(t1 != t);
+	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, t1), 0);
+	settfs_forget(fs, f, 1);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	uint64_t t2 = fill_token(f);
+	ck_assert(t2 != t1 && t2 != t);
+	ck_assert_int_eq(fill_runs(f, t1), -ESTALE);
+	ck_assert_int_eq(fill_runs(f, t2), 0);
+	/* a new store session never repeats a token of the old one either */
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), 0);
+	ck_assert_int_eq(fill_runs(f, t2), -ESTALE);
+	settfs_forget(fs, f, 1);
+}
+END_TEST
+
+struct fill_race {
+	uint64_t ino;
+	atomic_int opened;
+	int opened_during_push, read_during_push, token_during_push;
+};
+
+static void *open_writable(void *arg)
+{
+	struct fill_race *fr = arg;
+	ck_assert_int_eq(settfs_file_open(fs, fr->ino, O_RDWR), 0);
+	atomic_store(&fr->opened, 1);
+	return NULL;
+}
+
+/* A push that reads the file and lets a writer try to open it meanwhile. */
+static int racing_push(void *arg)
+{
+	struct fill_race *fr = arg;
+	char buf[16];
+	uint64_t t, sz;
+	pthread_t th;
+	/* reads and tokens never wait for a push (the kernel may need them) */
+	fr->read_during_push = (int)settfs_read(fs, fr->ino, 0, sizeof buf, buf);
+	fr->token_during_push = settfs_fill_token(fs, fr->ino, &t, &sz);
+	ck_assert_int_eq(pthread_create(&th, NULL, open_writable, fr), 0);
+	pthread_detach(th);
+	usleep(200 * 1000);
+	fr->opened_during_push = atomic_load(&fr->opened);
+	return 0;
+}
+
+START_TEST(test_fill_blocks_writers)
+{
+	struct fill_race fr;
+	memset(&fr, 0, sizeof fr);
+	fr.ino = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, fr.ino, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(settfs_file_open(fs, fr.ino, O_RDONLY), 0); /* keep it loaded */
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDWR), 0);
+	uint64_t t = fill_token(fr.ino);
+	ck_assert_int_eq(settfs_fill_run(fs, fr.ino, t, racing_push, &fr), 0);
+	ck_assert_int_eq(fr.read_during_push, 4);
+	ck_assert_int_eq(fr.token_during_push, 0);
+	/* the writable open waited for the push, and then went through */
+	ck_assert_int_eq(fr.opened_during_push, 0);
+	for (int i = 0; i < 600 && !atomic_load(&fr.opened); i++)
+		usleep(100 * 1000);
+	ck_assert(atomic_load(&fr.opened));
+	ck_assert_int_eq(fill_runs(fr.ino, t), -ESTALE);
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, fr.ino, O_RDONLY), 0);
 }
 END_TEST
 
@@ -1123,6 +1295,9 @@ int main(void)
 	tcase_add_test(tc, test_random_ops_overlays);
 	tcase_add_test(tc, test_overlay_fold);
 	tcase_add_test(tc, test_overlay_truncate_punch_seek);
+	tcase_add_test(tc, test_fill_token);
+	tcase_add_test(tc, test_fill_token_reload);
+	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
