@@ -279,60 +279,79 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	return r;
 }
 
-/* Delete every key under `tag`+ino, committing in bounded batches. */
-static int delete_prefix(settfs *fs, char tag, uint64_t ino)
+/* Add b to the store when it holds max_batch_deletes entries, and empty it. */
+static int commit_if_full(settfs *fs, sett_batch *b)
 {
-	uint8_t p[9];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, tag, ino));
-	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
-	if (r)
-		return r;
-	sett_batch *b;
-	r = sfs_errno(sett_batch_new(&b));
-	if (r) {
-		sett_iter_free(it);
-		return r;
-	}
-	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
-		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
-		if (r == 0 && sett_batch_count(b) >= fs->max_batch_deletes) {
-			r = sfs_errno(sett_write(fs->db, b, 0, NULL));
-			sett_batch_clear(b);
-		}
-	}
-	if (r == 0)
-		r = sfs_errno(sett_iter_error(it));
-	if (r == 0 && sett_batch_count(b))
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
-	sett_batch_free(b);
-	sett_iter_free(it);
+	if (sett_batch_count(b) < fs->max_batch_deletes)
+		return 0;
+	int r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	sett_batch_clear(b);
 	return r;
 }
 
+/* Add a deletion of every key under `tag`+ino to b (seeking it). */
+static int delete_prefix(settfs *fs, sett_iter *it, char tag, uint64_t ino, sett_batch *b)
+{
+	uint8_t p[9];
+	size_t pn = sfs_key_ino_prefix(p, tag, ino);
+	int r = 0;
+	for (sett_iter_seek(it, sfs_val(p, pn)); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it);
+		if (k.size < pn || memcmp(k.data, p, pn) != 0)
+			break;
+		r = sfs_errno(sett_batch_delete(b, k));
+		if (r == 0)
+			r = commit_if_full(fs, b);
+	}
+	return r ? r : sfs_errno(sett_iter_error(it));
+}
+
 /*
- * The O key is deleted last, so a crash in the middle leaves an orphan that
- * the next open finishes.
+ * Chunks a regular file can have, when they can be named without a scan:
+ * no overlay pages and at most 16 chunks (else -1).  A file without
+ * stored bytes has none (no chunk is ever empty).
+ */
+static int64_t known_chunks(const settfs *fs, const sfs_inode *in)
+{
+	if (!in || !S_ISREG(in->mode) || (in->flags & SFS_IFLAG_OVERLAYS))
+		return -1;
+	if (in->blocks == 0)
+		return 0;
+	uint64_t n = (in->size + fs->chunk_size - 1) / fs->chunk_size;
+	return n <= 16 ? (int64_t)n : -1;
+}
+
+/*
+ * Delete every key of an unlinked inode in as few commits as fit a
+ * memtable (usually one): chunks and overlay pages (named, or found with
+ * one key-only iterator that also finds the xattrs), then the inode and
+ * its O key.  The O key goes in the last commit, so a crash in the middle
+ * leaves an orphan that the next open finishes.
  */
 int sfs_reclaim(settfs *fs, uint64_t ino, const sfs_inode *in, int xattrs)
 {
-	int r = 0;
-	/* a file without stored bytes has no chunk (no chunk is ever empty) */
-	if (!in || in->blocks > 0 || !S_ISREG(in->mode))
-		r = delete_prefix(fs, SFS_TAG_CHUNK, ino);
-	if (r == 0 && xattrs != 0)
-		r = delete_prefix(fs, SFS_TAG_XATTR, ino);
-	if (r)
-		return r;
-	sett_batch *b;
-	r = sfs_errno(sett_batch_new(&b));
-	if (r)
-		return r;
 	uint8_t k[SFS_KEY_MAX];
-	r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_inode(k, ino))));
+	int64_t nchunks = known_chunks(fs, in);
+	sett_batch *b;
+	int r = sfs_errno(sett_batch_new(&b));
+	if (r)
+		return r;
+	sett_iter *it = NULL;
+	if (nchunks < 0 || xattrs != 0) {
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.key_only = 1;
+		r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	}
+	for (int64_t i = 0; r == 0 && i < nchunks; i++)
+		r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_chunk(k, ino, (uint64_t)i))));
+	if (r == 0 && nchunks < 0)
+		r = delete_prefix(fs, it, SFS_TAG_CHUNK, ino, b);
+	if (r == 0 && xattrs != 0)
+		r = delete_prefix(fs, it, SFS_TAG_XATTR, ino, b);
+	sett_iter_free(it);
+	if (r == 0)
+		r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_inode(k, ino))));
 	if (r == 0)
 		r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_orphan(k, ino))));
 	if (r == 0)
