@@ -225,6 +225,7 @@ static int load_super(settfs *fs)
 	if (r)
 		return r;
 	fs->chunk_size = s.chunk_size;
+	fs->xattr_flag = s.version >= 3;
 
 	v = NULL;
 	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), 0, &v, &n);

@@ -91,6 +91,7 @@ struct settfs {
 	sett_db *db;
 	char *path;
 	uint32_t chunk_size;
+	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	pthread_rwlock_t ns_lock;

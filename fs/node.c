@@ -133,8 +133,11 @@ static int node_get(settfs *fs, uint64_t ino, int change, sfs_node **np)
 		r = -ENOENT;
 	else if (!n->loaded) {
 		r = load_inode(fs, ino, &n->in);
-		if (r == 0)
+		if (r == 0) {
 			n->loaded = 1;
+			if (fs->xattr_flag && !(n->in.flags & SFS_IFLAG_XATTRS))
+				n->xattrs = 0;
+		}
 		else
 			sfs_inode_free(&n->in);
 	}

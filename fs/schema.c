@@ -97,7 +97,7 @@ int sfs_super_decode(const void *p, size_t n, sfs_super *s)
 	s->chunk_size = sfs_get_be32(b + 12);
 	memcpy(s->uuid, b + 16, 16);
 	s->created_ns = (int64_t)sfs_get_be64(b + 32);
-	if (s->version != SFS_SUPER_VERSION)
+	if (s->version < SFS_SUPER_MIN_VERSION || s->version > SFS_SUPER_VERSION)
 		return -EPROTO;
 	/* a power of two between 4 KiB and 1 MiB */
 	if (s->chunk_size < 4096 || s->chunk_size > (1u << 20) ||

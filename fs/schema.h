@@ -76,8 +76,9 @@ size_t sfs_key_orphan(uint8_t *k, uint64_t ino);
 /* ---- superblock ---- */
 #define SFS_SUPER_MAGIC "SETTFS\0\1"
 #define SFS_SUPER_SIZE 48
-/* format 2: chunks may have overlay pages */
-#define SFS_SUPER_VERSION 2
+/* format 2: chunks may have overlay pages; 3: inodes flag their xattrs */
+#define SFS_SUPER_VERSION 3
+#define SFS_SUPER_MIN_VERSION 2
 typedef struct sfs_super {
 	uint32_t version;
 	uint32_t chunk_size;
@@ -94,6 +95,9 @@ int sfs_super_decode(const void *p, size_t n, sfs_super *s);
  * some time, so a read must look for them; without it a read of a stored
  * chunk is a single point get. */
 #define SFS_IFLAG_OVERLAYS 1u
+/* XATTRS (format 3): an xattr was set on this inode at some time; without
+ * it the inode has none, and deleting it needs no scan for them. */
+#define SFS_IFLAG_XATTRS 2u
 #define SFS_INODE_FIXED 93
 typedef struct sfs_inode {
 	uint32_t mode, uid, gid, nlink, flags;

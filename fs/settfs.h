@@ -41,7 +41,7 @@
 #define SETTFS_XATTR_NAME_MAX 255
 #define SETTFS_XATTR_SIZE_MAX 65536
 #define SETTFS_DEFAULT_CHUNK_SIZE 65536u
-#define SETTFS_FORMAT_VERSION 2
+#define SETTFS_FORMAT_VERSION 3
 
 typedef struct settfs settfs;
 typedef struct settfs_dir settfs_dir;

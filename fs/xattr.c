@@ -90,6 +90,8 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		r = sfs_errno(sett_batch_new(&b));
 	sfs_inode tmp = n->in;
 	tmp.ctime = sfs_now();
+	if (!remove)
+		tmp.flags |= SFS_IFLAG_XATTRS; /* in the batch that writes one */
 	if (r == 0)
 		r = remove ? sfs_errno(sett_batch_delete(b, sfs_val(k, kn)))
 			   : sfs_errno(sett_batch_set(b, sfs_val(k, kn), sfs_val(value, size)));
@@ -100,6 +102,7 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	sett_batch_free(b);
 	if (r == 0) {
 		n->in.ctime = tmp.ctime;
+		n->in.flags = tmp.flags;
 		n->xattrs = remove ? -1 : 1;
 	}
 	sfs_node_put(fs, n);

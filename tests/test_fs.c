@@ -603,6 +603,30 @@ START_TEST(test_xattr)
 }
 END_TEST
 
+static int count_keys(char tag, uint64_t ino, size_t only_len);
+
+/* Deleting an inode finds its xattrs from the inode's flag, after a reopen too. */
+START_TEST(test_xattr_reclaim)
+{
+	uint64_t f = mkfile(1, "f"), g = mkfile(1, "g");
+	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.a", "1", 1, 0), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "trusted.b", "2", 1, 0), 0);
+	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), 0);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, g, O_RDWR);
+	ck_assert_int_eq(count_keys(SFS_TAG_XATTR, f, 0), 1); /* reopens: nodes reload */
+	struct stat st;
+	attr(f, &st);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "g"), 0);
+	ck_assert_int_eq(count_keys(SFS_TAG_XATTR, f, 0), 0);
+	ck_assert_int_eq(count_keys(SFS_TAG_CHUNK, f, 0), 0);
+	ck_assert_int_eq(count_keys(SFS_TAG_INODE, f, 0), 0);
+	ck_assert_int_eq(count_keys(SFS_TAG_INODE, g, 0), 0);
+}
+END_TEST
+
 START_TEST(test_statfs_fsync)
 {
 	struct statvfs sv;
@@ -801,6 +825,13 @@ START_TEST(test_fsck)
 	ck_assert_int_eq(run_fsck(), 1);
 	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
 	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_chunk(k, f, 7), k }), 0);
+	/* an xattr of an inode that lacks the xattr flag (the directory d) */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_xattr(k, d, "user.y", 6), k },
+				  (sett_val){ 1, "y" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(run_fsck(), 1);
+	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_xattr(k, d, "user.y", 6), k }), 0);
 	/* a wrong link count: drop one of the two entries */
 	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "f2", 2), k }), 0);
 	ck_assert_int_eq(sett_close(db), 0);
@@ -824,8 +855,8 @@ static void fresh_store(uint32_t cs)
 	ck_assert_uint_eq(settfs_chunk_size(fs), cs);
 }
 
-/* Stored overlay page keys of ino (closes and reopens the filesystem). */
-static int count_overlays(uint64_t ino)
+/* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
+static int count_keys(char tag, uint64_t ino, size_t only_len)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -838,17 +869,23 @@ static int count_overlays(uint64_t ino)
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.key_only = 1;
-	io.prefix = (sett_val){ sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino), p };
+	io.prefix = (sett_val){ sfs_key_ino_prefix(p, tag, ino), p };
 	sett_iter *it;
 	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
 	int n = 0;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it))
-		n += sett_iter_key(it).size == SFS_PAGE_KEY_LEN;
+		n += !only_len || sett_iter_key(it).size == only_len;
 	ck_assert_int_eq(sett_iter_error(it), 0);
 	sett_iter_free(it);
 	ck_assert_int_eq(sett_close(db), 0);
 	fs_open_();
 	return n;
+}
+
+/* Stored overlay page keys of ino (closes and reopens the filesystem). */
+static int count_overlays(uint64_t ino)
+{
+	return count_keys(SFS_TAG_CHUNK, ino, SFS_PAGE_KEY_LEN);
 }
 
 static void check_bytes(uint64_t f, uint64_t off, const uint8_t *want, size_t len)
@@ -1286,6 +1323,7 @@ int main(void)
 	tcase_add_test(tc, test_rename);
 	tcase_add_test(tc, test_readdir);
 	tcase_add_test(tc, test_xattr);
+	tcase_add_test(tc, test_xattr_reclaim);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
 	tcase_add_test(tc, test_truncate_many_chunks);

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
 	size_t vn = 0;
-	sfs_super sb;
+	sfs_super sb = { 0 };
 	uint32_t cs = SETTFS_DEFAULT_CHUNK_SIZE;
 	r = sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
 	if (r == SETT_ENOTFOUND) {
@@ -353,8 +353,14 @@ int main(int argc, char **argv)
 			fault(key.data, key.size, "bad xattr key");
 			continue;
 		}
-		if (!find(sfs_get_be64((const uint8_t *)key.data + 1)))
+		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
+		fino *f = find(ino);
+		if (!f)
 			fault(key.data, key.size, "xattr of missing inode");
+		/* from format 3 on, deleting an inode without the flag skips its xattrs */
+		else if (sb.version >= 3 && !(f->flags & SFS_IFLAG_XATTRS))
+			fault(key.data, key.size, "xattr of inode %llu, which lacks the xattr flag",
+			      (unsigned long long)ino);
 	}
 	err = sett_iter_error(it);
 	sett_iter_free(it);
