@@ -39,6 +39,7 @@ struct sfs_cfg {
 	unsigned threads;
 	int clone_fd;
 	int dirty_ratio;      /* -1: leave the kernel's setting */
+	int readahead_kb;     /* -1: leave the kernel's setting */
 	int nofill;
 	int show_help, show_version;
 };
@@ -630,23 +631,16 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
 /*
- * The kernel lets a FUSE mount hold at most 1% of its dirty page limit
- * (strictlimit, max_ratio 1): a protection against daemons that cannot
- * be trusted with memory.  Past it, writers wait for every page to make
- * its round trip, and the writeback cache hardly merges anything: random
- * 4 KiB writes run at the daemon's per-request rate.  Running as root,
- * settfs raises the share of its own mount (its bdi, named by the
- * mount's device number in /proc/self/mountinfo) to `ratio` percent; the
- * global limits (vm.dirty_ratio) still hold.  Best effort: a daemon that
- * may not write sysfs keeps the default.
+ * The mount's backing device info in sysfs: /sys/class/bdi/MAJ:MIN, named
+ * by the mount's device number in /proc/self/mountinfo (read without
+ * touching the mount, whose daemon is not serving yet).  Empty if not found.
  */
-static void set_dirty_ratio(const char *mountpoint, int ratio)
+static void mount_bdi(const char *mountpoint, char *dir, size_t dirlen)
 {
-	if (ratio < 0)
-		return;
+	dir[0] = 0;
 	char *mp = realpath(mountpoint, NULL);
 	FILE *f = mp ? fopen("/proc/self/mountinfo", "r") : NULL;
-	char line[4096], dev[64] = "";
+	char line[4096];
 	while (f && fgets(line, sizeof line, f)) {
 		char d[64], path[4096];
 		/* id parent major:minor root mountpoint ...; the last match is on top */
@@ -664,20 +658,52 @@ static void set_dirty_ratio(const char *mountpoint, int ratio)
 		}
 		*o = 0;
 		if (strcmp(un, mp) == 0)
-			snprintf(dev, sizeof dev, "%s", d);
+			snprintf(dir, dirlen, "/sys/class/bdi/%s", d);
 	}
 	if (f)
 		fclose(f);
 	free(mp);
-	if (!dev[0])
+}
+
+/* Best effort: a daemon that may not write sysfs keeps the kernel's value. */
+static void bdi_set(const char *dir, const char *attr, long value)
+{
+	if (!dir[0] || value < 0)
 		return;
-	char p[128];
-	snprintf(p, sizeof p, "/sys/class/bdi/%s/max_ratio", dev);
+	char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, attr);
 	FILE *b = fopen(p, "w");
 	if (b) {
-		fprintf(b, "%d\n", ratio > 100 ? 100 : ratio);
+		fprintf(b, "%ld\n", value);
 		fclose(b);
 	}
+}
+
+/*
+ * Two limits of the kernel's defaults for a FUSE mount, raised for this
+ * one when the daemon runs as root:
+ * - dirty pages: at most 1% of the kernel's dirty page limit (strictlimit,
+ *   max_ratio 1), a protection against daemons that cannot be trusted
+ *   with memory.  Past it, writers wait for every page to make its round
+ *   trip and the writeback cache hardly merges anything: random 4 KiB
+ *   writes run at the daemon's per-request rate.  The global limits
+ *   (vm.dirty_ratio) still hold.
+ * - readahead: 128 KiB, while one READ may carry 1 MiB (max_write/
+ *   max_pages): sequential reads make 8x the round trips they need.
+ */
+struct bdi_tuning {
+	const char *mountpoint;
+	const struct sfs_cfg *cfg;
+};
+
+/* After INIT: the kernel sets the readahead from the INIT reply. */
+static void tune_bdi(void *arg)
+{
+	const struct bdi_tuning *t = arg;
+	char dir[128];
+	mount_bdi(t->mountpoint, dir, sizeof dir);
+	bdi_set(dir, "max_ratio", t->cfg->dirty_ratio > 100 ? 100 : t->cfg->dirty_ratio);
+	bdi_set(dir, "read_ahead_kb", t->cfg->readahead_kb);
 }
 
 static const struct fuse_opt sfs_opts[] = {
@@ -691,6 +717,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("threads=%u", threads, 0),
 	SFS_OPT("clone_fd", clone_fd, 1),
 	SFS_OPT("dirty_ratio=%d", dirty_ratio, 0),
+	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
@@ -727,6 +754,7 @@ static void usage(const char *prog)
 	       "    -o clone_fd              one /dev/fuse descriptor per thread\n"
 	       "    -o dirty_ratio=N         share of the kernel's dirty page limit, in percent,\n"
 	       "                             this mount may hold (50; -1 keeps FUSE's 1%%)\n"
+	       "    -o readahead_kb=N        kernel readahead of this mount (1024; -1 keeps 128)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
 	       "                             READ into the kernel's page cache\n\n",
 	       prog);
@@ -760,6 +788,7 @@ int main(int argc, char *argv[])
 	cfg.writeback = 1;
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
+	cfg.readahead_kb = 1024;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return 1;
 	if (cfg.show_version) {
@@ -851,7 +880,9 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	set_dirty_ratio(opts.mountpoint, cfg.dirty_ratio);
+	struct bdi_tuning tuning = { opts.mountpoint, &cfg };
+	f.wire.after_init = tune_bdi;
+	f.wire.after_init_arg = &tuning;
 	f.wire.want_killpriv_v2 = 1;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;

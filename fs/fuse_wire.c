@@ -60,11 +60,10 @@ ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w)
 	struct fuse_in_header h;
 	memcpy(&h, b, sizeof h);
 	if (h.opcode == FUSE_INIT) {
-		if (w->want_killpriv_v2 &&
-		    (body32(b, got, offsetof(struct fuse_init_in, flags)) & FUSE_HANDLE_KILLPRIV_V2)) {
-			w->init_unique = h.unique;
-			w->init_seen = 1;
-		}
+		w->init_unique = h.unique;
+		w->init_seen = 1;
+		w->offers_v2 = !!(body32(b, got, offsetof(struct fuse_init_in, flags)) &
+				  FUSE_HANDLE_KILLPRIV_V2);
 		return n;
 	}
 	for (size_t i = 0; w->killpriv_v2 && i < sizeof kill_fields / sizeof *kill_fields; i++)
@@ -86,10 +85,15 @@ static char *iov_at(struct iovec *iov, int count, size_t off)
 
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w)
 {
+	int init_reply = 0;
 	if (w->init_seen && count > 0 && iov[0].iov_len >= sizeof(struct fuse_out_header)) {
 		struct fuse_out_header oh;
 		memcpy(&oh, iov[0].iov_base, sizeof oh);
-		if (oh.unique == w->init_unique && oh.error == 0 &&
+		if (oh.unique == w->init_unique) {
+			init_reply = oh.error == 0;
+			w->init_seen = 0;
+		}
+		if (init_reply && w->want_killpriv_v2 && w->offers_v2 &&
 		    oh.len >= sizeof oh + offsetof(struct fuse_init_out, flags) + 4) {
 			char *p = iov_at(iov, count, sizeof oh + offsetof(struct fuse_init_out, flags));
 			if (p) {
@@ -99,8 +103,10 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 				memcpy(p, &flags, sizeof flags);
 				w->killpriv_v2 = 1;
 			}
-			w->init_seen = 0;
 		}
 	}
-	return writev(fd, iov, count);
+	ssize_t n = writev(fd, iov, count);
+	if (init_reply && n >= 0 && w->after_init)
+		w->after_init(w->after_init_arg);
+	return n;
 }

@@ -26,7 +26,12 @@ struct sfs_wire {
 	int want_killpriv_v2;   /* set before the session starts */
 	int killpriv_v2;        /* negotiated: the kernel accepted it */
 	unsigned long long init_unique; /* unique of the INIT request */
-	int init_seen;
+	int init_seen;          /* INIT read, reply not yet written */
+	int offers_v2;          /* the kernel's INIT offered KILLPRIV_V2 */
+	/* called once the kernel has taken the INIT reply (it applies it
+	 * while the reply is written), e.g. to tune what INIT resets */
+	void (*after_init)(void *arg);
+	void *after_init_arg;
 };
 
 /* fuse_custom_io callbacks; userdata is the session's, see sfs_wire_of */
