@@ -604,6 +604,30 @@ START_TEST(test_xattr)
 END_TEST
 
 static int count_keys(char tag, uint64_t ino, size_t only_len);
+/* Superblock: formats 2 and 3 are read; others, bad checksums and sizes are not. */
+START_TEST(test_super_versions)
+{
+	sfs_super s, d;
+	memset(&s, 0, sizeof s);
+	s.chunk_size = 65536;
+	s.created_ns = 123;
+	uint8_t b[SFS_SUPER_SIZE];
+	for (uint32_t v = 0; v <= 5; v++) {
+		s.version = v;
+		sfs_super_encode(&s, b);
+		int want = (v == 2 || v == 3) ? 0 : -EPROTO;
+		ck_assert_int_eq(sfs_super_decode(b, sizeof b, &d), want);
+		if (want == 0) {
+			ck_assert_uint_eq(d.version, v);
+			ck_assert_uint_eq(d.chunk_size, 65536);
+		}
+	}
+	b[13] ^= 1;
+	ck_assert_int_eq(sfs_super_decode(b, sizeof b, &d), -EIO);
+	ck_assert_int_eq(sfs_super_decode(b, sizeof b - 1, &d), -EIO);
+}
+END_TEST
+
 
 /* Deleting an inode finds its xattrs from the inode's flag, after a reopen too. */
 START_TEST(test_xattr_reclaim)
@@ -1324,6 +1348,7 @@ int main(void)
 	tcase_add_test(tc, test_readdir);
 	tcase_add_test(tc, test_xattr);
 	tcase_add_test(tc, test_xattr_reclaim);
+	tcase_add_test(tc, test_super_versions);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
 	tcase_add_test(tc, test_truncate_many_chunks);
