@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define SFS_FILL_QUEUE 32
 
@@ -124,7 +125,7 @@ void sfs_filler_queue(sfs_filler *f, uint64_t ino, uint64_t token, uint64_t off,
 	pthread_mutex_unlock(&f->lock);
 }
 
-void sfs_filler_stop(sfs_filler *f)
+void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg)
 {
 	if (!f)
 		return;
@@ -132,7 +133,14 @@ void sfs_filler_stop(sfs_filler *f)
 	f->stop = 1;
 	pthread_cond_signal(&f->cond);
 	pthread_mutex_unlock(&f->lock);
-	pthread_join(f->thread, NULL);
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 2;
+	if (pthread_timedjoin_np(f->thread, NULL, &t) != 0) {
+		if (unblock)
+			unblock(arg);
+		pthread_join(f->thread, NULL);
+	}
 	for (; f->count; f->count--) {
 		free(f->ring[f->head].buf);
 		f->head = (f->head + 1) % SFS_FILL_QUEUE;

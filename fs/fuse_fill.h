@@ -34,7 +34,13 @@ sfs_filler *sfs_filler_start(struct fuse_session *se, settfs *fs);
  */
 void sfs_filler_queue(sfs_filler *f, uint64_t ino, uint64_t token, uint64_t off,
 		      void *buf, size_t len, size_t skip_from, size_t skip_to);
-/* Stop the thread, dropping what is queued, and free the filler. */
-void sfs_filler_stop(sfs_filler *f);
+/*
+ * Stop the thread, dropping what is queued, and free the filler.  A push
+ * can wait for a page whose READ no worker will answer once the session
+ * loop has ended (a signal ended it while the kernel still had requests
+ * queued); if the thread has not stopped within two seconds, unblock(arg)
+ * is called, which should abort the connection, and the wait goes on.
+ */
+void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg);
 
 #endif

@@ -691,6 +691,28 @@ static void bdi_set(const char *dir, const char *attr, long value)
  * - readahead: 128 KiB, while one READ may carry 1 MiB (max_write/
  *   max_pages): sequential reads make 8x the round trips they need.
  */
+/*
+ * Fail every request the kernel still has for this mount (its connection's
+ * "abort" in fusectl): the way out for a push that waits on a READ no one
+ * will answer.  The connection is named by the mount's device number.
+ */
+static void abort_connection(void *arg)
+{
+	const char *mountpoint = arg;
+	char dir[128];
+	unsigned maj, min;
+	mount_bdi(mountpoint, dir, sizeof dir);
+	if (!dir[0] || sscanf(dir, "/sys/class/bdi/%u:%u", &maj, &min) != 2)
+		return;
+	char p[128];
+	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+}
+
 struct bdi_tuning {
 	const char *mountpoint;
 	const struct sfs_cfg *cfg;
@@ -911,7 +933,7 @@ int main(int argc, char *argv[])
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
 	/* before the session and the store go: it uses both */
-	sfs_filler_stop(f.filler);
+	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
 out_unmount:
 	fuse_session_unmount(se);
