@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")"
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev check"
-TEST_DEPS="attr rsync python3 fio"
+TEST_DEPS="attr rsync python3 fio git util-linux"
 
 install_deps() {
 	missing=""
