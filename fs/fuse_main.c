@@ -40,6 +40,7 @@ struct sfs_cfg {
 	int clone_fd;
 	int dirty_ratio;      /* -1: leave the kernel's setting */
 	int readahead_kb;     /* -1: leave the kernel's setting */
+	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
 	int show_help, show_version;
 };
@@ -121,8 +122,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+	/*
+	 * Always "plus" unless asked: entries and attributes come from the
+	 * same store, and a plain READDIR makes rm -r, rsync and find LOOKUP
+	 * every name they then touch.
+	 */
+	if (f->cfg->readdirplus_auto && (conn->capable & FUSE_CAP_READDIRPLUS_AUTO))
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -740,6 +748,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("clone_fd", clone_fd, 1),
 	SFS_OPT("dirty_ratio=%d", dirty_ratio, 0),
 	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
+	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
@@ -777,6 +786,8 @@ static void usage(const char *prog)
 	       "    -o dirty_ratio=N         share of the kernel's dirty page limit, in percent,\n"
 	       "                             this mount may hold (50; -1 keeps FUSE's 1%%)\n"
 	       "    -o readahead_kb=N        kernel readahead of this mount (1024; -1 keeps 128)\n"
+	       "    -o readdirplus_auto      let the kernel choose plain READDIR after the first\n"
+	       "                             call of a directory listing (default: always plus)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
 	       "                             READ into the kernel's page cache\n\n",
 	       prog);
