@@ -73,7 +73,22 @@ struct compactor_state {
 
 	discard *dc;
 	uint64_t last_persist_ms;
+
+	/* idle compaction of L0 (worker 0 only) */
+	uint64_t idle_version;   /* last_version when seen last */
+	uint64_t idle_since_ms;  /* since when it has not moved */
+	uint64_t idle_done;      /* last_version of the last idle compaction */
 };
+
+/*
+ * A store that stops being written keeps its last few L0 tables: no level
+ * is over its target, so nothing merges them, and the versions they shadow
+ * are never counted as garbage.  Their value-log space (a file rewritten
+ * in place through the filesystem: all of it) would stay until the next
+ * burst of writes.  After this long without a commit, L0 is merged down
+ * once, which drops shadowed versions and feeds value-log GC.
+ */
+#define IDLE_COMPACT_MS 5000
 
 /* Targets of one version. */
 typedef struct level_targets {
@@ -668,6 +683,18 @@ static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, 
 			r = pick_l0(cs, v, &t, t.base, j);
 		else
 			r = pick_level(cs, v, &t, l, l + 1, j);
+	}
+	if (worker == 0 && n == 0 && r == 0) {
+		uint64_t lv = __atomic_load_n(&db->last_version, __ATOMIC_RELAXED), now = now_ms();
+		if (lv != cs->idle_version) {
+			cs->idle_version = lv;
+			cs->idle_since_ms = now;
+		} else if (now - cs->idle_since_ms >= IDLE_COMPACT_MS && lv != cs->idle_done &&
+			   v->ntables[0] > 0) {
+			r = pick_l0(cs, v, &t, t.base, j);
+			if (r > 0)
+				cs->idle_done = lv;
+		}
 	}
 	pthread_mutex_unlock(&cs->mu);
 	pthread_mutex_unlock(&db->mu);

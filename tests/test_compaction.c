@@ -523,6 +523,47 @@ START_TEST(test_discard_file)
 }
 END_TEST
 
+/*
+ * A store that stops being written merges its last L0 table down after a
+ * few idle seconds, so the versions it shadows count as value-log garbage
+ * (and GC can reclaim them) without further writes.
+ */
+START_TEST(test_idle_l0_merged)
+{
+	char *dir = tu_tmpdir("idle");
+	sett_options o;
+	small_options(&o);
+	o.gc_discard_ratio = 0; /* watch the discard counts, not GC */
+	o.num_level_zero_tables = 3;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	/* every key twice, one flush each: 2 L0 tables, under the trigger */
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t k = 0; k < 200; k++)
+			ck_assert_int_eq(put_kv(db, k * 2 + 1, round + 1), 0);
+		ck_assert_int_eq(sett_flush(db), 0);
+	}
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_int_eq(st.levels[0].tables, 2);
+	ck_assert_uint_eq(st.vlog_discard_bytes, 0);
+	/* idle: within a minute L0 is merged down and the old values are garbage */
+	for (int i = 0; i < 600; i++) {
+		ck_assert_int_eq(sett_get_stats(db, &st), 0);
+		if (st.levels[0].tables == 0 && st.vlog_discard_bytes > 0)
+			break;
+		usleep(100000);
+	}
+	ck_assert_int_eq(st.levels[0].tables, 0);
+	ck_assert_uint_gt(st.vlog_discard_bytes, 0);
+	for (uint32_t k = 0; k < 200; k++)
+		check_key(db, k * 2 + 1, 2, 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* ---- crash in the middle of background work ---- */
 
 #define CRASH_KEYS 2000
@@ -647,6 +688,7 @@ int main(void)
 	TCase *tc = tcase_create("compaction");
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_discard_file);
+	tcase_add_test(tc, test_idle_l0_merged);
 	tcase_add_test(tc, test_tombstones_dropped_at_bottom);
 	tcase_add_test(tc, test_ttl_dropped);
 	tcase_add_test(tc, test_levels_shape);
