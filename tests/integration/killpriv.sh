@@ -49,5 +49,13 @@ umount_fs
 mount_fs
 [ "$(mode "$m/w")" = 777 ] && [ "$(mode "$m/r")" = 4777 ] || fail "modes after remount"
 umount_fs
+
+# With KILLPRIV_V2 negotiated the kernel stops asking for security.capability
+# before each write(2) once it checked the inode (without: one GETXATTR per write).
+mount_fs -d 2>"$work/debug.log"
+dd if=/dev/zero of="$m/many" bs=4096 count=200 status=none || fail "writes"
+umount_fs
+n=$(grep -c "opcode: GETXATTR" "$work/debug.log")
+[ "$n" -lt 20 ] || fail "$n GETXATTR requests for 200 writes"
 check_fsck
 echo PASS
