@@ -198,6 +198,22 @@ static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint
 	return 0;
 }
 
+/*
+ * arr (n elements used, *cap allocated) with room for one more: arr
+ * itself, or a larger copy (*cap updated).  NULL when out of memory, arr
+ * untouched.
+ */
+static void *room_for_one(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return arr;
+	size_t c = *cap ? *cap * 2 : first;
+	void *p = realloc(arr, c * elem);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
 {
 	sfs_chunk *c = find_chunk(n, idx);
@@ -205,14 +221,10 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 		*cp = c;
 		return 0;
 	}
-	if (n->nchunks == n->capchunks) {
-		size_t cap = n->capchunks ? n->capchunks * 2 : 8;
-		sfs_chunk *nc = realloc(n->chunks, cap * sizeof *nc);
-		if (!nc)
-			return -ENOMEM;
-		n->chunks = nc;
-		n->capchunks = cap;
-	}
+	sfs_chunk *nc = room_for_one(n->chunks, &n->capchunks, n->nchunks, sizeof *nc, 8);
+	if (!nc)
+		return -ENOMEM;
+	n->chunks = nc;
 	uint8_t *buf = malloc(fs->chunk_size);
 	if (!buf)
 		return -ENOMEM;
@@ -258,14 +270,10 @@ static int get_page_buffer(settfs *fs, sfs_node *n, uint64_t idx, uint32_t pg, i
 		*pp = p;
 		return 0;
 	}
-	if (n->npages == n->cappages) {
-		size_t cap = n->cappages ? n->cappages * 2 : 16;
-		sfs_page *np = realloc(n->pages, cap * sizeof *np);
-		if (!np)
-			return -ENOMEM;
-		n->pages = np;
-		n->cappages = cap;
-	}
+	sfs_page *np = room_for_one(n->pages, &n->cappages, n->npages, sizeof *np, 16);
+	if (!np)
+		return -ENOMEM;
+	n->pages = np;
 	uint8_t *buf = malloc(SFS_PAGE_SIZE);
 	if (!buf)
 		return -ENOMEM;

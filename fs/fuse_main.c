@@ -635,24 +635,23 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 	.lseek = op_lseek,
 };
 
-/* ---- command line ---------------------------------------------------- */
+/* ---- the mount in sysfs ------------------------------------------------ */
 
-#define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
 /*
- * The mount's backing device info in sysfs: /sys/class/bdi/MAJ:MIN, named
- * by the mount's device number in /proc/self/mountinfo (read without
- * touching the mount, whose daemon is not serving yet).  Empty if not found.
+ * The mount's device number, from /proc/self/mountinfo (read without
+ * touching the mount, whose daemon may not be serving).  0 if found.
  */
-static void mount_bdi(const char *mountpoint, char *dir, size_t dirlen)
+static int mount_dev(const char *mountpoint, unsigned *maj, unsigned *min)
 {
-	dir[0] = 0;
+	int found = 0;
 	char *mp = realpath(mountpoint, NULL);
 	FILE *f = mp ? fopen("/proc/self/mountinfo", "r") : NULL;
 	char line[4096];
 	while (f && fgets(line, sizeof line, f)) {
-		char d[64], path[4096];
+		unsigned a, b;
+		char path[4096];
 		/* id parent major:minor root mountpoint ...; the last match is on top */
-		if (sscanf(line, "%*d %*d %63s %*s %4095s", d, path) != 2)
+		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, path) != 3)
 			continue;
 		/* mountinfo escapes space, tab, newline and backslash as \ooo */
 		char un[4096], *o = un;
@@ -665,31 +664,51 @@ static void mount_bdi(const char *mountpoint, char *dir, size_t dirlen)
 			}
 		}
 		*o = 0;
-		if (strcmp(un, mp) == 0)
-			snprintf(dir, dirlen, "/sys/class/bdi/%s", d);
+		if (strcmp(un, mp) == 0) {
+			*maj = a;
+			*min = b;
+			found = 1;
+		}
 	}
 	if (f)
 		fclose(f);
 	free(mp);
+	return found ? 0 : -1;
 }
 
-/* Best effort: a daemon that may not write sysfs keeps the kernel's value. */
-static void bdi_set(const char *dir, const char *attr, long value)
+/* Best effort: a daemon that may not write sysfs leaves the kernel's value. */
+static void sysfs_write(const char *path, long value)
 {
-	if (!dir[0] || value < 0)
-		return;
-	char p[256];
-	snprintf(p, sizeof p, "%s/%s", dir, attr);
-	FILE *b = fopen(p, "w");
-	if (b) {
-		fprintf(b, "%ld\n", value);
-		fclose(b);
+	FILE *f = value < 0 ? NULL : fopen(path, "w");
+	if (f) {
+		fprintf(f, "%ld\n", value);
+		fclose(f);
 	}
 }
 
 /*
+ * Fail every request the kernel still has for this mount (its connection's
+ * "abort" in fusectl, named by the kernel's dev_t of the mount): the way
+ * out for a push that waits on a READ no one will answer.
+ */
+static void abort_connection(void *arg)
+{
+	unsigned maj, min;
+	char p[128];
+	if (mount_dev(arg, &maj, &min) != 0)
+		return;
+	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
+	sysfs_write(p, 1);
+}
+
+struct bdi_tuning {
+	const char *mountpoint;
+	const struct sfs_cfg *cfg;
+};
+
+/*
  * Two limits of the kernel's defaults for a FUSE mount, raised for this
- * one when the daemon runs as root:
+ * one (in /sys/class/bdi/MAJ:MIN) when the daemon runs as root:
  * - dirty pages: at most 1% of the kernel's dirty page limit (strictlimit,
  *   max_ratio 1), a protection against daemons that cannot be trusted
  *   with memory.  Past it, writers wait for every page to make its round
@@ -698,44 +717,24 @@ static void bdi_set(const char *dir, const char *attr, long value)
  *   (vm.dirty_ratio) still hold.
  * - readahead: 128 KiB, while one READ may carry 1 MiB (max_write/
  *   max_pages): sequential reads make 8x the round trips they need.
+ * Called after INIT: the kernel sets the readahead from the INIT reply.
  */
-/*
- * Fail every request the kernel still has for this mount (its connection's
- * "abort" in fusectl): the way out for a push that waits on a READ no one
- * will answer.  The connection is named by the mount's device number.
- */
-static void abort_connection(void *arg)
-{
-	const char *mountpoint = arg;
-	char dir[128];
-	unsigned maj, min;
-	mount_bdi(mountpoint, dir, sizeof dir);
-	if (!dir[0] || sscanf(dir, "/sys/class/bdi/%u:%u", &maj, &min) != 2)
-		return;
-	char p[128];
-	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
-	FILE *f = fopen(p, "w");
-	if (f) {
-		fputs("1\n", f);
-		fclose(f);
-	}
-}
-
-struct bdi_tuning {
-	const char *mountpoint;
-	const struct sfs_cfg *cfg;
-};
-
-/* After INIT: the kernel sets the readahead from the INIT reply. */
 static void tune_bdi(void *arg)
 {
 	const struct bdi_tuning *t = arg;
-	char dir[128];
-	mount_bdi(t->mountpoint, dir, sizeof dir);
-	bdi_set(dir, "max_ratio", t->cfg->dirty_ratio > 100 ? 100 : t->cfg->dirty_ratio);
-	bdi_set(dir, "read_ahead_kb", t->cfg->readahead_kb);
+	unsigned maj, min;
+	char p[128];
+	if (mount_dev(t->mountpoint, &maj, &min) != 0)
+		return;
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/max_ratio", maj, min);
+	sysfs_write(p, t->cfg->dirty_ratio > 100 ? 100 : t->cfg->dirty_ratio);
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	sysfs_write(p, t->cfg->readahead_kb);
 }
 
+/* ---- command line ---------------------------------------------------- */
+
+#define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
 static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("sync_writes", sync_writes, 1),
 	SFS_OPT("value_threshold=%zu", value_threshold, 0),
@@ -916,7 +915,6 @@ int main(int argc, char *argv[])
 	struct bdi_tuning tuning = { opts.mountpoint, &cfg };
 	f.wire.after_init = tune_bdi;
 	f.wire.after_init_arg = &tuning;
-	f.wire.want_killpriv_v2 = 1;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);

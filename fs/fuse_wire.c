@@ -93,7 +93,7 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 			init_reply = oh.error == 0;
 			w->init_seen = 0;
 		}
-		if (init_reply && w->want_killpriv_v2 && w->offers_v2 &&
+		if (init_reply && w->offers_v2 &&
 		    oh.len >= sizeof oh + offsetof(struct fuse_init_out, flags) + 4) {
 			char *p = iov_at(iov, count, sizeof oh + offsetof(struct fuse_init_out, flags));
 			if (p) {

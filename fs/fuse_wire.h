@@ -23,7 +23,6 @@
 #include <sys/uio.h>
 
 struct sfs_wire {
-	int want_killpriv_v2;   /* set before the session starts */
 	int killpriv_v2;        /* negotiated: the kernel accepted it */
 	unsigned long long init_unique; /* unique of the INIT request */
 	int init_seen;          /* INIT read, reply not yet written */
@@ -34,7 +33,7 @@ struct sfs_wire {
 	void *after_init_arg;
 };
 
-/* fuse_custom_io callbacks; userdata is the session's, see sfs_wire_of */
+/* fuse_custom_io read and writev, given the daemon's struct sfs_wire */
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w);
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w);
 
