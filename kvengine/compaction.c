@@ -266,15 +266,13 @@ static void running_unregister(struct compactor_state *cs, cjob *j)
 
 /* ---- picking (db->mu and cs->mu held) ---- */
 
+static void job_discard_unpicked(cjob *j);
+
 static void job_release(cjob *j)
 {
 	for (int i = 0; i < j->nin; i++)
 		table_unref(j->in[i]);
-	free(j->in);
-	buf_free(&j->lo);
-	buf_free(&j->hi);
-	memset(j, 0, sizeof *j);
-	j->slot = -1;
+	job_discard_unpicked(j);
 }
 
 /*
@@ -517,9 +515,15 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	sit **children = calloc((size_t)j->nin, sizeof *children);
 	if (!children)
 		return -ENOMEM;
+	int bad = 0;
 	for (int i = 0; i < j->nin; i++)
-		children[i] = table_iter_new(j->in[i]);
-	sit *m = merge_iter_new(children, j->nin);
+		bad |= (children[i] = table_iter_new(j->in[i])) == NULL;
+	sit *m = NULL;
+	if (!bad)
+		m = merge_iter_new(children, j->nin);
+	else
+		for (int i = 0; i < j->nin; i++)
+			sit_free(children[i]);
 	free(children);
 	if (!m)
 		return -ENOMEM;
@@ -632,10 +636,8 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	if (!r) {
 		for (size_t i = 0; i < acc.n; i++)
 			discard_add(cs->dc, acc.rows[i].fid, acc.rows[i].bytes);
+		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
-		pthread_mutex_lock(&db->mu);
-		pthread_cond_broadcast(&db->cv_room);
-		pthread_mutex_unlock(&db->mu);
 	}
 	free(acc.rows);
 	return r;
@@ -773,8 +775,6 @@ int compaction_start(sett_db *db)
 		return -ENOMEM;
 	pthread_mutex_init(&cs->mu, NULL);
 	pthread_cond_init(&cs->cv, NULL);
-	for (int i = 0; i < MAX_RUNNING; i++)
-		cs->running[i].used = 0;
 	char why[256];
 	int r = discard_open(db->dir, 0, &cs->dc, why, sizeof why);
 	if (r == SETT_ECORRUPT)

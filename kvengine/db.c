@@ -583,14 +583,7 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 	if (r)
 		return r;
 	db->next_wal_id = 1;
-	uint32_t max_fid = 0, *fids = NULL;
-	int nf = 0;
-	if (!r && (r = vlog_list(db->vl, &fids, &nf)) == 0) {
-		for (int i = 0; i < nf; i++)
-			if (fids[i] > max_fid)
-				max_fid = fids[i];
-		free(fids);
-	}
+	uint32_t max_fid = vlog_head_fid(db->vl); /* the head is the newest file */
 	for (size_t i = 0; i < n && !r; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%05llu.mem", db->dir, (unsigned long long)ids[i]);

@@ -46,7 +46,6 @@
 #include "discard.h"
 #include "ikey.h"
 
-#define VLOG_FILE_HEADER 16
 #define GC_BATCH_BYTES (4u << 20)
 #define GC_BATCH_ENTRIES 1024
 /* Time between the end of a rewrite and the unlink, so a point read that
@@ -310,7 +309,7 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 		live_set_free(&ls);
 		return r;
 	}
-	uint64_t payload = size > VLOG_FILE_HEADER ? size - VLOG_FILE_HEADER : 0;
+	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
 	if (!qualifies) {
@@ -345,7 +344,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	uint32_t head = vlog_head_fid(db->vl);
 	uint64_t head_size = vlog_file_size(db->vl, head);
 	uint64_t rotate_min = db->opt.value_log_file_size / 16;
-	if (head_size > VLOG_FILE_HEADER && head_size >= rotate_min) {
+	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min) {
 		uint64_t d = dc ? discard_get(dc, head) : 0;
 		if (explicit_call || (double)d >= ratio * (double)head_size) {
 			if ((r = vlog_rotate(db->vl)))
@@ -397,7 +396,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 		if (!explicit_call && fid != scan_extra) {
 			uint64_t size = vlog_file_size(db->vl, fid);
 			uint64_t d = dc ? discard_get(dc, fid) : 0;
-			if (size > VLOG_FILE_HEADER && (double)d < ratio * (double)size)
+			if (size > LOG_HEADER_SIZE && (double)d < ratio * (double)size)
 				continue;
 		}
 		int g = gc_file(db, gs, fid, ratio);
