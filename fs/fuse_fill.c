@@ -125,6 +125,14 @@ void sfs_filler_queue(sfs_filler *f, uint64_t ino, uint64_t token, uint64_t off,
 	pthread_mutex_unlock(&f->lock);
 }
 
+int sfs_filler_has_room(sfs_filler *f)
+{
+	pthread_mutex_lock(&f->lock);
+	int room = !f->stop && f->count < SFS_FILL_QUEUE;
+	pthread_mutex_unlock(&f->lock);
+	return room;
+}
+
 void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg)
 {
 	if (!f)

@@ -34,6 +34,8 @@ sfs_filler *sfs_filler_start(struct fuse_session *se, settfs *fs);
  */
 void sfs_filler_queue(sfs_filler *f, uint64_t ino, uint64_t token, uint64_t off,
 		      void *buf, size_t len, size_t skip_from, size_t skip_to);
+/* Whether a push queued now would be kept (a hint: the queue may fill meanwhile). */
+int sfs_filler_has_room(sfs_filler *f);
 /*
  * Stop the thread, dropping what is queued, and free the filler.  A push
  * can wait for a page whose READ no worker will answer once the session

@@ -360,8 +360,9 @@ static int read_chunk_and_fill(fuse_req_t req, fuse_ino_t ino, size_t size, off_
 	struct sfs_fuse *f = ctx_of(req);
 	uint64_t cs = settfs_chunk_size(f->fs);
 	uint64_t cstart = (uint64_t)off / cs * cs, token, fsize;
-	if (!f->filler || off < 0 || size >= cs || (uint64_t)off + size > cstart + cs)
-		return -1;
+	if (!f->filler || off < 0 || size >= cs || (uint64_t)off + size > cstart + cs ||
+	    !sfs_filler_has_room(f->filler))
+		return -1; /* the plain read: no push would follow */
 	if (settfs_fill_token(f->fs, ino, &token, &fsize) != 0)
 		return -1; /* a writable handle is open, or not a regular file */
 	uint8_t *buf = malloc(cs);
@@ -925,9 +926,15 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
-	/* chunks of whole pages only: a push never reaches past a chunk */
+	/*
+	 * Chunks of whole pages only: a push never reaches past a chunk.  Not
+	 * with one request thread: a writable open of the file being pushed
+	 * waits for the push, which may wait for a READ only that thread
+	 * would answer.
+	 */
 	uint32_t cs = settfs_chunk_size(f.fs);
-	if (!cfg.nofill && f.page_size && cs > f.page_size && cs % f.page_size == 0)
+	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
+	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
 	int lr;
 	if (opts.singlethread) {

@@ -133,6 +133,29 @@ umount_fs
 # -o nofill still reads right
 mount_fs -o nofill
 cmp "$mnt/f" "$model" || fail "content with nofill"
+dd if=/dev/urandom of="$mnt/g" bs=64k count=32 status=none || fail "write g"
 umount_fs
+
+# The fill is what turns later reads into page-cache hits: count the READs
+# the daemon gets (its -d log) for every page of a 32-chunk file read once
+# in random order, with and without it.
+reads() {
+	mount_fs -d "$@" 2>"$work/debug.log"
+	python3 - "$mnt/g" <<'PY' || fail "random reads of g"
+import os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+pages = list(range(os.fstat(fd).st_size // 4096))
+random.Random(9).shuffle(pages)
+for p in pages:
+    os.pread(fd, 4096, p * 4096)
+PY
+	umount_fs
+	grep -c "opcode: READ (" "$work/debug.log"
+}
+with=$(reads)
+without=$(reads -o nofill)
+[ "$without" -ge 400 ] || fail "$without READs for 512 pages without the fill"
+[ "$with" -le 160 ] || fail "$with READs for 512 pages (32 chunks) with the fill"
 check_fsck
 echo PASS
