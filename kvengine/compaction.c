@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -71,7 +72,6 @@ struct compactor_state {
 	pthread_t threads[MAX_COMPACTORS];
 	compactor_arg args[MAX_COMPACTORS];
 
-	discard *dc;
 	uint64_t last_persist_ms;
 
 	/* idle compaction of L0 (worker 0 only) */
@@ -635,7 +635,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	free(out.t);
 	if (!r) {
 		for (size_t i = 0; i < acc.n; i++)
-			discard_add(cs->dc, acc.rows[i].fid, acc.rows[i].bytes);
+			discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
 		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
 	}
@@ -703,12 +703,12 @@ static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, 
 	return r;
 }
 
-static void maybe_persist_discard(struct compactor_state *cs, int force)
+static void maybe_persist_discard(sett_db *db, struct compactor_state *cs)
 {
 	uint64_t t = now_ms();
-	if (force || t - cs->last_persist_ms >= 1000) {
+	if (t - cs->last_persist_ms >= 1000) {
 		cs->last_persist_ms = t;
-		discard_persist(cs->dc); /* advisory: a failure is retried later */
+		discard_persist(db->discard); /* advisory: a failure is retried later */
 	}
 }
 
@@ -743,7 +743,7 @@ static void *compactor_main(void *arg)
 		if (r > 0) {
 			r = compaction_run_job(db, cs, &j);
 			if (a->idx == 0)
-				maybe_persist_discard(cs, 0);
+				maybe_persist_discard(db, cs);
 			if (r == 0) {
 				backoff = 0;
 				continue;
@@ -752,7 +752,7 @@ static void *compactor_main(void *arg)
 			backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
 		}
 		if (a->idx == 0)
-			maybe_persist_discard(cs, 0);
+			maybe_persist_discard(db, cs);
 		pthread_mutex_lock(&cs->mu);
 		struct timespec ts;
 		deadline_in(&ts, backoff ? backoff : 1000);
@@ -775,16 +775,7 @@ int compaction_start(sett_db *db)
 		return -ENOMEM;
 	pthread_mutex_init(&cs->mu, NULL);
 	pthread_cond_init(&cs->cv, NULL);
-	char why[256];
-	int r = discard_open(db->dir, 0, &cs->dc, why, sizeof why);
-	if (r == SETT_ECORRUPT)
-		r = discard_new(db->dir, 0, &cs->dc); /* advisory: rebuilt by compaction and GC */
-	if (r) {
-		pthread_cond_destroy(&cs->cv);
-		pthread_mutex_destroy(&cs->mu);
-		free(cs);
-		return r;
-	}
+	int r;
 	cs->last_persist_ms = now_ms();
 	pthread_mutex_lock(&db->mu);
 	db->compactors = cs;
@@ -812,7 +803,7 @@ void compaction_stop(sett_db *db)
 	struct compactor_state *cs = db->compactors;
 	if (!cs)
 		return;
-	gc_stop(db); /* GC uses the discard statistics owned here */
+	gc_stop(db); /* GC may be waiting for a compaction */
 	pthread_mutex_lock(&cs->mu);
 	__atomic_store_n(&cs->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&cs->cv);
@@ -822,7 +813,6 @@ void compaction_stop(sett_db *db)
 	pthread_mutex_lock(&db->mu);
 	db->compactors = NULL;
 	pthread_mutex_unlock(&db->mu);
-	discard_close(cs->dc);
 	for (int i = 0; i < MAX_RUNNING; i++) {
 		buf_free(&cs->running[i].lo);
 		buf_free(&cs->running[i].hi);
@@ -843,11 +833,6 @@ void compaction_kick(sett_db *db)
 	pthread_mutex_unlock(&cs->mu);
 }
 
-discard *compaction_discard(sett_db *db)
-{
-	struct compactor_state *cs = db->compactors;
-	return cs ? cs->dc : NULL;
-}
 
 void compaction_level_info(sett_db *db, sett_level_info *levels)
 {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -663,6 +664,8 @@ static void db_free(sett_db *db)
 		memtable_unref(db->active.mt);
 	if (db->current)
 		version_unref(db->current);
+	if (db->discard)
+		discard_close(db->discard);
 	if (db->vl)
 		vlog_close(db->vl);
 	if (db->man)
@@ -746,6 +749,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
+		goto fail;
+	/* Advisory: a damaged DISCARD starts empty (compaction and GC rebuild it). */
+	r = discard_open(db->dir, o.read_only, &db->discard, NULL, 0);
+	if (r == SETT_ECORRUPT)
+		r = discard_new(db->dir, o.read_only, &db->discard);
+	if (r)
 		goto fail;
 	db->next_version = db->last_version;
 	free(mt);

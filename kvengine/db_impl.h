@@ -123,6 +123,9 @@ struct sett_db {
 	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
 	struct compactor_state *compactors;
 	struct gc_state *gc;
+	/* Per value-log file discard statistics (discard.h): compaction adds,
+	 * GC reads and corrects them; loaded read-only too, for sett info. */
+	struct discard *discard;
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;

@@ -124,7 +124,7 @@ static int pending_process(sett_db *db, struct gc_state *gs, int wait_grace)
 {
 	int removed = 0;
 	uint64_t oldest = db_oldest_read_version(db);
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
 	pthread_mutex_lock(&gs->mu);
 	for (size_t i = 0; i < gs->npend;) {
 		pending_removal p = gs->pend[i];
@@ -338,7 +338,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	int done = 0, r = 0;
 	pthread_mutex_lock(&gs->run_mu);
 	__atomic_fetch_add(&db->stat_gc_runs, 1, __ATOMIC_RELAXED);
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
 	done += pending_process(db, gs, explicit_call);
 
 	uint32_t head = vlog_head_fid(db->vl);
@@ -510,7 +510,7 @@ int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 	int r = vlog_list(db->vl, &fids, &n);
 	if (r)
 		return r;
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
 	for (int i = 0; i < n && i < max; i++) {
 		out[i].fid = fids[i];
 		out[i].bytes = vlog_file_size(db->vl, fids[i]);
