@@ -78,15 +78,18 @@ struct compactor_state {
 	uint64_t idle_version;   /* last_version when seen last */
 	uint64_t idle_since_ms;  /* since when it has not moved */
 	uint64_t idle_done;      /* last_version of the last idle compaction */
+	uint64_t idle_flushed;   /* last_version of the last idle memtable flush */
 };
 
 /*
- * A store that stops being written keeps its last few L0 tables: no level
- * is over its target, so nothing merges them, and the versions they shadow
- * are never counted as garbage.  Their value-log space (a file rewritten
- * in place through the filesystem: all of it) would stay until the next
- * burst of writes.  After this long without a commit, L0 is merged down
- * once, which drops shadowed versions and feeds value-log GC.
+ * A store that stops being written keeps its active memtable and its last
+ * few L0 tables: no level is over its target, so nothing merges them, and
+ * the versions they shadow (the values of deleted files, of a file
+ * rewritten in place: all of it) are never counted as garbage, so
+ * value-log GC never picks their files.  After this long without a
+ * commit, the active memtable is flushed and L0 is merged down once, which
+ * drops the shadowed versions, counts them in the discard statistics and
+ * feeds value-log GC.
  */
 #define IDLE_COMPACT_MS 5000
 
@@ -648,8 +651,11 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 /*
  * Picks the most urgent compaction this worker may run.  Returns 1 with *j
  * filled (registered, inputs referenced), 0 if there is nothing to do.
+ * Sets *flush when the store is idle and the active memtable should be
+ * flushed first (see IDLE_COMPACT_MS).
  */
-static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, cjob *j)
+static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, cjob *j,
+			   int *flush)
 {
 	level_targets t;
 	int r = 0;
@@ -691,11 +697,15 @@ static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, 
 		if (lv != cs->idle_version) {
 			cs->idle_version = lv;
 			cs->idle_since_ms = now;
-		} else if (now - cs->idle_since_ms >= IDLE_COMPACT_MS && lv != cs->idle_done &&
-			   v->ntables[0] > 0) {
-			r = pick_l0(cs, v, &t, t.base, j);
-			if (r > 0)
-				cs->idle_done = lv;
+		} else if (now - cs->idle_since_ms >= IDLE_COMPACT_MS && lv != cs->idle_done) {
+			if (cs->idle_flushed != lv && db->active.mt && memtable_count(db->active.mt)) {
+				cs->idle_flushed = lv;
+				*flush = 1;
+			} else if (db->nimm == 0 && v->ntables[0] > 0) {
+				r = pick_l0(cs, v, &t, t.base, j);
+				if (r > 0)
+					cs->idle_done = lv;
+			}
 		}
 	}
 	pthread_mutex_unlock(&cs->mu);
@@ -738,8 +748,12 @@ static void *compactor_main(void *arg)
 		cjob j;
 		memset(&j, 0, sizeof j);
 		j.slot = -1;
-		int r = __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED) ? 0
-									: pick_compaction(db, cs, a->idx, &j);
+		int flush = 0;
+		int r = __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED)
+				? 0
+				: pick_compaction(db, cs, a->idx, &j, &flush);
+		if (flush && db_rotate_memtable(db) == 0)
+			continue; /* the flusher kicks us when the table is in L0 */
 		if (r > 0) {
 			r = compaction_run_job(db, cs, &j);
 			if (a->idx == 0)

@@ -193,6 +193,8 @@ uint64_t db_new_table_id(sett_db *db);
  */
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
 		  const vptr *old, int n);
+/* Asks the writer to make a non-empty active memtable immutable (to be flushed). */
+int db_rotate_memtable(sett_db *db);
 
 /* Hooks into the background work; no-ops until it is started. */
 int compaction_start(sett_db *db);

@@ -320,11 +320,113 @@ START_TEST(test_corrupt_value_not_copied)
 }
 END_TEST
 
+/* The value-log position of key i's newest version. */
+static vptr pointer_of(sett_db *db, uint32_t i)
+{
+	char k[32];
+	key_of(k, sizeof k, i);
+	buf vs = { 0 };
+	uint64_t ver;
+	ck_assert_int_eq(db_lookup(db, slice_make(k, strlen(k)), UINT64_MAX, &ver, &vs), 1);
+	vstruct v;
+	vptr p;
+	ck_assert_int_eq(vstruct_decode(vs.p, vs.n, &v), 0);
+	ck_assert(v.meta & META_VALUE_POINTER);
+	ck_assert_int_eq(vptr_decode(v.data.p, v.data.n, &p), 0);
+	buf_free(&vs);
+	return p;
+}
+
+#define MAX_FILES 64
+
+/* Waits (bounded) until every file's discard is want[fid]; 1 if it got there. */
+static int wait_discard(sett_db *db, const uint64_t *want, int max_wait_ms)
+{
+	for (int t = 0;; t += 50) {
+		sett_vlog_info vi[MAX_FILES];
+		int n = sett_vlog_files(db, vi, MAX_FILES), same = 1;
+		ck_assert(n > 0 && n <= MAX_FILES);
+		for (int i = 0; i < n; i++)
+			same &= vi[i].discard_bytes == want[vi[i].fid];
+		if (same || t >= max_wait_ms)
+			return same;
+		usleep(50000);
+	}
+}
+
+static void print_discard(sett_db *db, const uint64_t *want)
+{
+	sett_vlog_info vi[MAX_FILES];
+	int n = sett_vlog_files(db, vi, MAX_FILES);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "  %06u.vlog %llu bytes: discard %llu, expected %llu\n", vi[i].fid,
+			(unsigned long long)vi[i].bytes, (unsigned long long)vi[i].discard_bytes,
+			(unsigned long long)want[vi[i].fid]);
+}
+
+/*
+ * Deleting and overwriting keys whose values are in the value log raises
+ * the discard of exactly the files that held those values, by their entry
+ * lengths, without a flush or a compaction being asked for (the store only
+ * goes idle), and a read-only open (sett info) shows the same figures.
+ */
+START_TEST(test_discard_accounting)
+{
+	char *dir = tu_tmpdir("gc-discard");
+	sett_options o;
+	gc_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 400; /* 25 MiB: three sealed files and the head */
+	vptr *at = calloc(n, sizeof *at);
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	for (uint32_t i = 0; i < n; i++)
+		at[i] = pointer_of(db, i);
+	ck_assert(at[n - 1].fid >= 3);
+	uint64_t want[MAX_FILES] = { 0 };
+	/* Delete every key of the first file and every third key of the others;
+	 * overwrite every fifth key left. */
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		if (at[i].fid == at[0].fid || i % 3 == 0) {
+			ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+			want[at[i].fid] += at[i].len;
+		} else if (i % 5 == 0) {
+			put_chunk(db, v, i, 2);
+			want[at[i].fid] += at[i].len;
+		}
+	}
+	int ok = wait_discard(db, want, 60000);
+	if (!ok)
+		print_discard(db, want);
+	ck_assert_msg(ok, "the discard statistics do not match the deletes and overwrites");
+	ck_assert_int_eq(sett_close(db), 0);
+
+	o.read_only = 1;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	ok = wait_discard(db, want, 0);
+	if (!ok)
+		print_discard(db, want);
+	ck_assert_msg(ok, "a read-only open shows other discard statistics");
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, at[i].fid == at[0].fid || i % 3 == 0 ? 0 : i % 5 == 0 ? 2 : 1);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(at);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gc");
 	TCase *tc = tcase_create("gc");
 	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_discard_accounting);
 	tcase_add_test(tc, test_corrupt_value_not_copied);
 	tcase_add_test(tc, test_iterator_keeps_files);
 	tcase_add_test(tc, test_no_resurrection);
