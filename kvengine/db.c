@@ -31,7 +31,6 @@
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
-int db_rotate_memtable(sett_db *db);
 int db_sync_request(sett_db *db);
 int db_new_memslot_locked(sett_db *db, memslot *s);
 void compaction_fill_stats(sett_db *db, sett_stats *st);
