@@ -631,7 +631,8 @@ static int check_options(const sett_options *o)
 	    o->num_level_zero_tables_stall <= o->num_level_zero_tables ||
 	    o->level_size_multiplier < 2 || o->num_compactors < 0 ||
 	    o->bloom_false_positive <= 0 || o->bloom_false_positive >= 1 ||
-	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD))
+	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD) ||
+	    !(o->gc_garbage_share >= 0 && o->gc_garbage_share < 1))
 		return -EINVAL;
 	return 0;
 }
@@ -924,6 +925,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->compactions = __atomic_load_n(&db->stat_compactions, __ATOMIC_RELAXED);
 	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
+	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
 	return 0;
 }

@@ -25,6 +25,7 @@ void sett_options_init(sett_options *o)
 	o->value_log_max_entries = 1000000;
 	o->gc_discard_ratio = 0.5;
 	o->gc_interval_ms = 10000;
+	o->gc_garbage_share = 0.15;
 	o->verify_value_checksum = 1;
 }
 

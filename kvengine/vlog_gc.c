@@ -37,6 +37,7 @@
  * value_log_file_size.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -75,6 +76,7 @@ struct gc_state {
 	int cycle_active;
 	uint32_t scan_cursor;
 	uint64_t cycle_version;
+	char activity[96]; /* under mu: what the last or current pass is doing */
 };
 
 static uint64_t now_ms(void)
@@ -295,16 +297,31 @@ static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
 	return r;
 }
 
+/* What GC is doing, for sett_get_stats (db->gc->activity). */
+static void gc_activity(struct gc_state *gs, const char *what, uint32_t fid)
+{
+	pthread_mutex_lock(&gs->mu);
+	if (fid == UINT32_MAX)
+		snprintf(gs->activity, sizeof gs->activity, "%s", what);
+	else
+		snprintf(gs->activity, sizeof gs->activity, "%s %06u.vlog", what, fid);
+	pthread_mutex_unlock(&gs->mu);
+}
+
 /*
  * Measures file fid and rewrites it when at least `ratio` of it is dead.
  * Returns 1 if the file was rewritten (and scheduled for deletion), 0 if
- * it did not qualify, <0 on error.
+ * it did not qualify, <0 on error.  A file that does not qualify and holds
+ * less garbage than its discard statistics say gets the measured figure,
+ * so statistics that overstate do not pick it again and again.
  */
 static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 {
 	uint64_t size = vlog_file_size(db->vl, fid);
 	live_set ls = { .db = db, .gs = gs, .fid = fid, .now = (uint64_t)time(NULL) };
+	gc_activity(gs, "measuring", fid);
 	int r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
+	__atomic_fetch_add(&db->stat_gc_bytes_measured, size, __ATOMIC_RELAXED);
 	if (r) {
 		live_set_free(&ls);
 		return r;
@@ -313,13 +330,19 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
 	if (!qualifies) {
+		if (db->discard && discard_get(db->discard, fid) > dead)
+			discard_set(db->discard, fid, dead);
 		live_set_free(&ls);
 		return 0;
 	}
 	if (ls.n) {
+		gc_activity(gs, "rewriting", fid);
 		r = rewrite_live(db, gs, &ls);
 		if (!r)
 			r = sett_sync(db);
+		if (!r)
+			__atomic_fetch_add(&db->stat_gc_bytes_rewritten, ls.live_bytes,
+					   __ATOMIC_RELAXED);
 	}
 	live_set_free(&ls);
 	if (r)
@@ -329,8 +352,83 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 }
 
 /*
- * One GC pass.  explicit_call: measure every file (sett_gc); otherwise the
- * statistics' candidates plus one round-robin file.  Returns the number of
+ * Which files the background GC rewrites, from the discard statistics
+ * (garbage g and size s of each file; the head is a file like the others
+ * and is rotated when picked):
+ *   - every file with g >= gc_discard_ratio * s (mostly garbage);
+ *   - while the garbage of the whole value log exceeds gc_garbage_share of
+ *     its size (and value_log_file_size / 16), the file with the largest
+ *     share of garbage, as long as that share is at least
+ *     gc_garbage_share.  Rewriting it takes its garbage out of the store.
+ * So the value log holds at most about 1 / (1 - gc_garbage_share) times its
+ * live data once GC has caught up, and a rewrite copies at most
+ * (1 - share) / share bytes per byte it frees; a store whose garbage is
+ * spread thinly below the share is left alone.
+ * Sets thr[i] to the ratio at which gc_file must confirm file fids[i]
+ * (-1: not picked).  Returns the number of files picked.
+ */
+static int gc_plan(sett_db *db, const uint32_t *fids, int n, double *thr)
+{
+	double ratio = db->opt.gc_discard_ratio, share = db->opt.gc_garbage_share;
+	discard *dc = db->discard;
+	uint64_t *g = calloc((size_t)n + 1, sizeof *g), *sz = calloc((size_t)n + 1, sizeof *sz);
+	uint64_t tg = 0, ts = 0;
+	int picked = 0;
+	for (int i = 0; i < n; i++) {
+		thr[i] = -1;
+		uint64_t s = vlog_file_size(db->vl, fids[i]);
+		uint64_t payload = s > LOG_HEADER_SIZE ? s - LOG_HEADER_SIZE : 0;
+		uint64_t d = dc ? discard_get(dc, fids[i]) : 0;
+		if (d > payload)
+			d = payload;
+		if (g) {
+			g[i] = d;
+			sz[i] = s;
+		}
+		tg += d;
+		ts += s;
+		if (ratio > 0 && d > 0 && (double)d >= ratio * (double)s) {
+			thr[i] = ratio;
+			picked++;
+		}
+	}
+	if (!g || !sz || share <= 0) {
+		free(g);
+		free(sz);
+		return picked;
+	}
+	uint64_t floor = db->opt.value_log_file_size / 16;
+	for (;;) {
+		if (tg <= floor || (double)tg <= share * (double)ts)
+			break;
+		int best = -1;
+		double best_share = 0;
+		for (int i = 0; i < n; i++) {
+			if (thr[i] >= 0 || !sz[i])
+				continue;
+			double sh = (double)g[i] / (double)sz[i];
+			if (sh >= share && sh > best_share) {
+				best = i;
+				best_share = sh;
+			}
+		}
+		if (best < 0)
+			break;
+		thr[best] = share;
+		picked++;
+		tg -= g[best];
+		ts -= g[best]; /* its live data stays, at the head */
+	}
+	free(g);
+	free(sz);
+	return picked;
+}
+
+/*
+ * One GC pass.  explicit_call: measure every file but the head with
+ * `ratio` (sett_gc); otherwise the files gc_plan picks plus one file
+ * measured directly per pass (see cycle_active), which catches garbage the
+ * statistics miss (after a crash they may lag).  Returns the number of
  * files rewritten or removed, or <0 on error.
  */
 static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_call)
@@ -341,16 +439,37 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	discard *dc = db->discard;
 	done += pending_process(db, gs, explicit_call);
 
+	uint32_t *fids = NULL;
+	double *thr = NULL;
+	int n = 0;
+	if ((r = vlog_list(db->vl, &fids, &n)))
+		goto out;
+	if (dc)
+		discard_retain(dc, fids, (size_t)n);
+	if (!(thr = malloc(((size_t)n + 1) * sizeof *thr))) {
+		r = -ENOMEM;
+		goto out;
+	}
 	uint32_t head = vlog_head_fid(db->vl);
+	if (explicit_call)
+		for (int i = 0; i < n; i++)
+			thr[i] = ratio;
+	else
+		gc_plan(db, fids, n, thr);
+
+	/* The head is rotated when it is picked (sett_gc: when it is big
+	 * enough to be worth a file of its own). */
 	uint64_t head_size = vlog_file_size(db->vl, head);
 	uint64_t rotate_min = db->opt.value_log_file_size / 16;
-	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min) {
-		uint64_t d = dc ? discard_get(dc, head) : 0;
-		if (explicit_call || (double)d >= ratio * (double)head_size) {
-			if ((r = vlog_rotate(db->vl)))
-				goto out;
-			head = vlog_head_fid(db->vl);
-		}
+	int head_picked = 0;
+	for (int i = 0; i < n; i++)
+		if (fids[i] == head)
+			head_picked = thr[i] >= 0;
+	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min && head_picked) {
+		gc_activity(gs, "rotating", head);
+		if ((r = vlog_rotate(db->vl)))
+			goto out;
+		head = vlog_head_fid(db->vl);
 	}
 
 	/* Files a group being written points into are not in the LSM yet. */
@@ -358,15 +477,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	if (busy < head)
 		head = busy;
 
-	uint32_t *fids = NULL;
-	int n = 0;
-	if ((r = vlog_list(db->vl, &fids, &n)))
-		goto out;
-	if (dc)
-		discard_retain(dc, fids, (size_t)n);
-
 	/* The thread measures one extra file per wake (see cycle_active). */
-	uint32_t scan_extra = UINT32_MAX;
 	uint64_t lv = sett_current_version(db);
 	if (!explicit_call) {
 		if (!gs->cycle_active && lv != gs->cycle_version) {
@@ -375,41 +486,49 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 			gs->scan_cursor = 0;
 		}
 		if (gs->cycle_active) {
-			for (int i = 0; i < n && scan_extra == UINT32_MAX; i++)
+			int extra = -1;
+			for (int i = 0; i < n && extra < 0; i++)
 				if ((gs->scan_cursor == 0 || fids[i] > gs->scan_cursor) && fids[i] < head)
-					scan_extra = fids[i];
-			if (scan_extra == UINT32_MAX)
+					extra = i;
+			if (extra < 0) {
 				gs->cycle_active = 0;
-			else
-				gs->scan_cursor = scan_extra;
+			} else {
+				gs->scan_cursor = fids[extra];
+				if (thr[extra] < 0)
+					thr[extra] = ratio;
+			}
 		}
 	}
 
 	for (int i = 0; i < n && !r; i++) {
 		uint32_t fid = fids[i];
-		if (fid >= head || pending_has(gs, fid))
+		if (fid >= head || thr[i] < 0 || pending_has(gs, fid))
 			continue;
 		if (gc_stopping(gs) || __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED)) {
 			r = SETT_ECLOSED;
 			break;
 		}
-		if (!explicit_call && fid != scan_extra) {
-			uint64_t size = vlog_file_size(db->vl, fid);
-			uint64_t d = dc ? discard_get(dc, fid) : 0;
-			if (size > LOG_HEADER_SIZE && (double)d < ratio * (double)size)
-				continue;
-		}
-		int g = gc_file(db, gs, fid, ratio);
+		int g = gc_file(db, gs, fid, thr[i]);
 		if (g > 0)
 			done++;
 		else if (g < 0 && g != SETT_ECORRUPT)
 			r = g; /* a corrupt file is left alone; sett_verify reports it */
 	}
-	free(fids);
 	done += pending_process(db, gs, explicit_call);
 	if (dc)
 		discard_persist(dc);
 out:
+	free(fids);
+	free(thr);
+	pthread_mutex_lock(&gs->mu);
+	size_t npend = gs->npend;
+	pthread_mutex_unlock(&gs->mu);
+	if (r)
+		gc_activity(gs, sett_strerror(r), UINT32_MAX);
+	else if (npend)
+		gc_activity(gs, "waiting for readers before deleting files", UINT32_MAX);
+	else
+		gc_activity(gs, done ? "idle (last pass reclaimed files)" : "idle", UINT32_MAX);
 	pthread_mutex_unlock(&gs->run_mu);
 	return r ? r : done;
 }
@@ -418,7 +537,7 @@ static void *gc_main(void *arg)
 {
 	sett_db *db = arg;
 	struct gc_state *gs = db->gc;
-	int interval = db->opt.gc_interval_ms > 0 ? db->opt.gc_interval_ms : 10000;
+	int base = db->opt.gc_interval_ms > 0 ? db->opt.gc_interval_ms : 10000, interval = base;
 	for (;;) {
 		pthread_mutex_lock(&gs->mu);
 		struct timespec ts;
@@ -436,7 +555,13 @@ static void *gc_main(void *arg)
 		pthread_mutex_unlock(&gs->mu);
 		if (stop)
 			break;
-		gc_pass(db, gs, db->opt.gc_discard_ratio, 0);
+		/* After a pass that found work, look again soon: the files it
+		 * rewrote are deleted by a later pass, and more may qualify. */
+		int did = gc_pass(db, gs, db->opt.gc_discard_ratio, 0);
+		pthread_mutex_lock(&gs->mu);
+		int soon = did > 0 || gs->npend > 0;
+		pthread_mutex_unlock(&gs->mu);
+		interval = soon && base > 1000 ? 1000 : base;
 	}
 	return NULL;
 }
@@ -503,6 +628,23 @@ int sett_gc(sett_db *db, double discard_ratio)
 	return r > 0 ? 0 : SETT_ENOREWRITE;
 }
 
+void gc_fill_stats(sett_db *db, sett_stats *st)
+{
+	st->gc_bytes_measured = __atomic_load_n(&db->stat_gc_bytes_measured, __ATOMIC_RELAXED);
+	st->gc_bytes_rewritten = __atomic_load_n(&db->stat_gc_bytes_rewritten, __ATOMIC_RELAXED);
+	struct gc_state *gs = db->gc;
+	const char *a = !gs ? "not running (store open read-only)"
+			    : !gs->have_thread ? "no background thread (explicit sett gc only)" : NULL;
+	if (a) {
+		snprintf(st->gc_activity, sizeof st->gc_activity, "%s", a);
+		return;
+	}
+	pthread_mutex_lock(&gs->mu);
+	snprintf(st->gc_activity, sizeof st->gc_activity, "%s",
+		 gs->activity[0] ? gs->activity : "idle (no pass yet)");
+	pthread_mutex_unlock(&gs->mu);
+}
+
 int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 {
 	uint32_t *fids;
@@ -511,11 +653,16 @@ int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 	if (r)
 		return r;
 	discard *dc = db->discard;
+	double *thr = malloc(((size_t)n + 1) * sizeof *thr);
+	if (thr)
+		gc_plan(db, fids, n, thr);
 	for (int i = 0; i < n && i < max; i++) {
 		out[i].fid = fids[i];
 		out[i].bytes = vlog_file_size(db->vl, fids[i]);
 		out[i].discard_bytes = dc ? discard_get(dc, fids[i]) : 0;
+		out[i].gc_picked = thr && thr[i] >= 0;
 	}
+	free(thr);
 	free(fids);
 	return n;
 }

@@ -170,6 +170,73 @@ START_TEST(test_gc_thread_runs_by_itself)
 }
 END_TEST
 
+/* Waits (bounded) until the store takes at most `limit` bytes; returns its size. */
+static uint64_t wait_size_below(const char *dir, uint64_t limit, int max_wait_ms)
+{
+	uint64_t b = dir_bytes(dir);
+	for (int t = 0; b > limit && t < max_wait_ms; t += 50) {
+		usleep(50000);
+		b = dir_bytes(dir);
+	}
+	return b;
+}
+
+/*
+ * The GC thread alone (no sett_gc, no flush) brings a store whose garbage
+ * is spread thinly over every file (30 % each: below gc_discard_ratio)
+ * within 1.25x of its live data, and a store whose keys are all deleted
+ * (the head file included) to a few files' headers.
+ */
+START_TEST(test_gc_thread_garbage_share)
+{
+	char *dir = tu_tmpdir("gc-share");
+	sett_options o;
+	gc_options(&o);
+	o.gc_discard_ratio = 0.5;
+	o.gc_garbage_share = 0.15;
+	o.gc_interval_ms = 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 480; /* 30 MiB: three sealed files and the head */
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	uint32_t live_n = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		if (i % 10 < 3)
+			ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+		else
+			live_n++;
+	}
+	uint64_t live = (uint64_t)live_n * VAL;
+	uint64_t b = wait_size_below(dir, live + live / 4, 60000);
+	ck_assert_msg(b <= live + live / 4, "GC left %.2fx of the live data on disk",
+		      (double)b / (double)live);
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert(st.gc_bytes_rewritten > 0);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, i % 10 < 3 ? 0 : 1);
+
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		if (i % 10 >= 3)
+			ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+	}
+	uint64_t small = live / 20 + (1u << 20);
+	b = wait_size_below(dir, small, 60000);
+	ck_assert_msg(b <= small, "after deleting everything the store takes %.1f MiB",
+		      b / 1048576.0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* GC racing with deletes and overwrites never resurrects a key. */
 typedef struct race_arg {
 	sett_db *db;
@@ -431,6 +498,7 @@ int main(void)
 	tcase_add_test(tc, test_iterator_keeps_files);
 	tcase_add_test(tc, test_no_resurrection);
 	tcase_add_test(tc, test_gc_thread_runs_by_itself);
+	tcase_add_test(tc, test_gc_thread_garbage_share);
 	tcase_add_test(tc, test_space_reclaimed);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

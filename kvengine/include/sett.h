@@ -85,6 +85,9 @@ typedef struct sett_options {
 	uint32_t value_log_max_entries; /* [1000000] ... or at this many entries */
 	double gc_discard_ratio;    /* [0.5] automatic value-log GC threshold (0: no auto GC) */
 	int gc_interval_ms;         /* [10000] how often the GC thread looks for work */
+	double gc_garbage_share;    /* [0.15] the GC thread also rewrites the file with the
+				     * most garbage while the value log's garbage exceeds
+				     * this share of its size (0: only gc_discard_ratio) */
 	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
@@ -219,6 +222,9 @@ typedef struct sett_stats {
 	uint64_t gc_runs;
 	uint64_t gc_files_rewritten;
 	uint64_t write_stalls;
+	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
+	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
+	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 } sett_stats;
 
 int sett_get_stats(sett_db *db, sett_stats *st);
@@ -227,7 +233,8 @@ int sett_get_stats(sett_db *db, sett_stats *st);
 typedef struct sett_vlog_info {
 	uint32_t fid;
 	uint64_t bytes;
-	uint64_t discard_bytes;
+	uint64_t discard_bytes;     /* garbage: entries no reader needs any more */
+	int gc_picked;              /* the GC thread's rule picks this file now */
 } sett_vlog_info;
 /* Fills up to `max` entries; returns the number of files (may exceed max). */
 int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max);
