@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -709,6 +710,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		return -ENOTDIR;
 	}
 
+	/* GC works file by file: no file may take a large share of the disk. */
+	struct statvfs sv;
+	uint64_t disk = statvfs(path, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+	if (disk && o.value_log_file_size > disk / 16)
+		o.value_log_file_size = disk / 16 > (1u << 20) ? disk / 16 : (1u << 20);
+
 	sett_db *db = calloc(1, sizeof *db);
 	if (!db || !(db->dir = strdup(path))) {
 		free(db);
@@ -883,6 +890,18 @@ int sett_flush(sett_db *db)
 }
 
 /* ---- introspection ---- */
+
+int sett_disk_space(sett_db *db, sett_space *out)
+{
+	struct statvfs sv;
+	if (statvfs(db->dir, &sv) != 0)
+		return -errno;
+	out->disk_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+	out->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->reserve = db->opt.disk_reserve >= 0 ? (uint64_t)db->opt.disk_reserve
+						 : sett_default_reserve(out->disk_bytes);
+	return 0;
+}
 
 int sett_get_stats(sett_db *db, sett_stats *st)
 {

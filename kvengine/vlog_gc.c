@@ -309,6 +309,19 @@ static void gc_activity(struct gc_state *gs, const char *what, uint32_t fid)
 }
 
 /*
+ * Is there room on the disk (the reserve included: GC may use it) to copy
+ * `live` bytes to the head, with the tables and logs that go with them?
+ * A rewrite that cannot finish only fills the disk further.
+ */
+static int room_for_rewrite(sett_db *db, uint64_t live)
+{
+	sett_space sp;
+	if (sett_disk_space(db, &sp) != 0)
+		return 1; /* unknown: let the write say */
+	return sp.free_bytes >= live + live / 8 + (4u << 20);
+}
+
+/*
  * Measures file fid and rewrites it when at least `ratio` of it is dead.
  * Returns 1 if the file was rewritten (and scheduled for deletion), 0 if
  * it did not qualify, <0 on error.  A file that does not qualify and holds
@@ -332,6 +345,11 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 	if (!qualifies) {
 		if (db->discard && discard_get(db->discard, fid) > dead)
 			discard_set(db->discard, fid, dead);
+		live_set_free(&ls);
+		return 0;
+	}
+	if (ls.n && !room_for_rewrite(db, ls.live_bytes)) {
+		gc_activity(gs, "waiting for disk space to rewrite", fid);
 		live_set_free(&ls);
 		return 0;
 	}

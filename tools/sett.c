@@ -229,6 +229,15 @@ static int cmd_info(int argc, char **argv)
 	       (unsigned long long)st.gc_files_rewritten,
 	       (human(a, sizeof a, st.gc_bytes_measured), a));
 	printf("%s rewritten\n", (human(a, sizeof a, st.gc_bytes_rewritten), a));
+	sett_space sp;
+	if (sett_disk_space(db, &sp) == 0) {
+		char c[32];
+		human(a, sizeof a, sp.disk_bytes);
+		human(b, sizeof b, sp.free_bytes);
+		human(c, sizeof c, sp.reserve);
+		printf("disk %s, free %s, reserve %s (default rule; settfs -o reserve= sets it)\n", a,
+		       b, c);
+	}
 	printf("block cache hits %llu misses %llu (%s)\n", (unsigned long long)st.block_cache_hits,
 	       (unsigned long long)st.block_cache_misses,
 	       (human(a, sizeof a, st.block_cache_bytes), a));
