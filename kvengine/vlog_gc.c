@@ -324,9 +324,11 @@ static int room_for_rewrite(sett_db *db, uint64_t live)
 /*
  * Measures file fid and rewrites it when at least `ratio` of it is dead.
  * Returns 1 if the file was rewritten (and scheduled for deletion), 0 if
- * it did not qualify, <0 on error.  A file that does not qualify and holds
- * less garbage than its discard statistics say gets the measured figure,
- * so statistics that overstate do not pick it again and again.
+ * it did not qualify, <0 on error.  The file's discard statistics become
+ * the measured garbage: that counts versions still shadowed in memtables
+ * (a store being written flushes late), and statistics that overstate (a
+ * version measured dead here and dropped by a compaction later is counted
+ * twice) do not pick the file again and again.
  */
 static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 {
@@ -342,9 +344,9 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
+	if (db->discard)
+		discard_set(db->discard, fid, dead);
 	if (!qualifies) {
-		if (db->discard && discard_get(db->discard, fid) > dead)
-			discard_set(db->discard, fid, dead);
 		live_set_free(&ls);
 		return 0;
 	}
