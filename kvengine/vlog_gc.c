@@ -384,10 +384,11 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
  * live data once GC has caught up, and a rewrite copies at most
  * (1 - share) / share bytes per byte it frees; a store whose garbage is
  * spread thinly below the share is left alone.
- * Sets thr[i] to the ratio at which gc_file must confirm file fids[i]
- * (-1: not picked).  Returns the number of files picked.
+ * Files waiting for their deletion do not count.  Sets thr[i] to the
+ * ratio at which gc_file must confirm file fids[i] (-1: not picked).
+ * Returns the number of files picked.
  */
-static int gc_plan(sett_db *db, const uint32_t *fids, int n, double *thr)
+static int gc_plan(sett_db *db, struct gc_state *gs, const uint32_t *fids, int n, double *thr)
 {
 	double ratio = db->opt.gc_discard_ratio, share = db->opt.gc_garbage_share;
 	discard *dc = db->discard;
@@ -396,6 +397,8 @@ static int gc_plan(sett_db *db, const uint32_t *fids, int n, double *thr)
 	int picked = 0;
 	for (int i = 0; i < n; i++) {
 		thr[i] = -1;
+		if (gs && pending_has(gs, fids[i]))
+			continue; /* rewritten already: it goes, its live data is at the head */
 		uint64_t s = vlog_file_size(db->vl, fids[i]);
 		uint64_t payload = s > LOG_HEADER_SIZE ? s - LOG_HEADER_SIZE : 0;
 		uint64_t d = dc ? discard_get(dc, fids[i]) : 0;
@@ -475,7 +478,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 		for (int i = 0; i < n; i++)
 			thr[i] = ratio;
 	else
-		gc_plan(db, fids, n, thr);
+		gc_plan(db, gs, fids, n, thr);
 
 	/* The head is rotated when it is picked (sett_gc: when it is big
 	 * enough to be worth a file of its own). */
@@ -675,7 +678,7 @@ int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 	discard *dc = db->discard;
 	double *thr = malloc(((size_t)n + 1) * sizeof *thr);
 	if (thr)
-		gc_plan(db, fids, n, thr);
+		gc_plan(db, db->gc, fids, n, thr);
 	for (int i = 0; i < n && i < max; i++) {
 		out[i].fid = fids[i];
 		out[i].bytes = vlog_file_size(db->vl, fids[i]);
