@@ -683,6 +683,8 @@ int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 		out[i].fid = fids[i];
 		out[i].bytes = vlog_file_size(db->vl, fids[i]);
 		out[i].discard_bytes = dc ? discard_get(dc, fids[i]) : 0;
+		uint64_t payload = out[i].bytes > LOG_HEADER_SIZE ? out[i].bytes - LOG_HEADER_SIZE : 0;
+		out[i].live_bytes = payload > out[i].discard_bytes ? payload - out[i].discard_bytes : 0;
 		out[i].gc_picked = thr && thr[i] >= 0;
 	}
 	free(thr);

@@ -205,25 +205,28 @@ static int cmd_info(int argc, char **argv)
 	printf("tables total %s\n", a);
 	sett_vlog_info vi[1024];
 	int n = sett_vlog_files(db, vi, 1024);
-	uint64_t garbage = 0;
-	for (int i = 0; i < n && i < 1024; i++)
-		garbage += vi[i].discard_bytes < vi[i].bytes ? vi[i].discard_bytes : vi[i].bytes;
+	uint64_t garbage = 0, live = 0;
+	for (int i = 0; i < n && i < 1024; i++) {
+		live += vi[i].live_bytes;
+		garbage += vi[i].bytes - vi[i].live_bytes;
+	}
 	human(a, sizeof a, st.vlog_bytes);
 	human(b, sizeof b, garbage);
 	printf("value log %d files, %s, garbage %s (%.0f%%)\n", n < 0 ? 0 : n, a, b,
 	       st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
 	for (int i = 0; i < n && i < 1024; i++) {
-		uint64_t g = vi[i].discard_bytes < vi[i].bytes ? vi[i].discard_bytes : vi[i].bytes;
+		uint64_t g = vi[i].bytes - vi[i].live_bytes;
 		char c[32];
 		human(a, sizeof a, vi[i].bytes);
-		human(b, sizeof b, vi[i].bytes - g);
+		human(b, sizeof b, vi[i].live_bytes);
 		human(c, sizeof c, g);
 		printf("  %06u.vlog %11s  live %11s  garbage %11s (%3.0f%%)%s%s\n", vi[i].fid, a, b,
 		       c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
 		       i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
 	}
-	human(a, sizeof a, st.lsm_bytes + st.wal_bytes + st.vlog_bytes - garbage);
-	printf("live (tables, logs and live values) %s\n", a);
+	human(a, sizeof a, live);
+	human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
+	printf("live values %s; with tables and logs %s\n", a, b);
 	printf("gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
 	       st.gc_activity, (unsigned long long)st.gc_runs,
 	       (unsigned long long)st.gc_files_rewritten,

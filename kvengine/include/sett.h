@@ -238,6 +238,7 @@ typedef struct sett_vlog_info {
 	uint32_t fid;
 	uint64_t bytes;
 	uint64_t discard_bytes;     /* garbage: entries no reader needs any more */
+	uint64_t live_bytes;        /* the rest of the file's entries */
 	int gc_picked;              /* the GC thread's rule picks this file now */
 } sett_vlog_info;
 /* Fills up to `max` entries; returns the number of files (may exceed max). */
