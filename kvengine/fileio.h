@@ -67,6 +67,9 @@ int sio_mkdir(const char *dir);
 void sio_fault_fail_nth(long nth, int err);
 /* Every later write fails with err once `bytes` more bytes were written. */
 void sio_fault_fail_after_bytes(uint64_t bytes, int err);
+/* Every later write that would extend a file past max_size bytes fails with
+ * err (a per-file limit, like RLIMIT_FSIZE); 0 turns it off. */
+void sio_fault_file_size_limit(uint64_t max_size, int err);
 /* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
 void sio_fault_powercut(void);
 /* Clear all faults and forget what is known about files. */
