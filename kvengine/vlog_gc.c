@@ -11,7 +11,8 @@
  * already dropped, so data still in memtables (a small store that keeps
  * overwriting) would never qualify.  GC therefore measures liveness
  * directly: pass 1 reads every entry of the file (vlog_iterate checks each
- * entry's checksum) and asks the LSM for the key's newest version; an
+ * entry's checksum) and asks the LSM for the key's newest version at the
+ * published version (a group not yet acknowledged decides nothing); an
  * entry is live iff that version is the entry's version, is not a
  * tombstone, has not expired, and points at exactly this file and offset.
  * sett_gc() measures every file but the head; the background thread
@@ -23,8 +24,9 @@
  * key) and hands them in batches to db_gc_rewrite, which re-checks
  * liveness on the writer thread and writes the value under the same
  * version: a compare-and-set, so a key deleted or overwritten meanwhile is
- * skipped and never comes back.  sett_sync() then makes the rewrite
- * durable before anything is deleted.
+ * skipped and never comes back.  sett_sync() then makes the rewrite, and
+ * every overwrite or delete that made the file's entries dead, durable
+ * before the file is scheduled for deletion (also when nothing was live).
  *
  * Delete: readers (iterators) at a read version older than the end of the
  * rewrite may still need old versions in the file, so the file is deleted

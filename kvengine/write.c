@@ -17,6 +17,12 @@
  * is framed in the WAL (META_TXN ... META_FIN_TXN) so that replay applies
  * it whole or not at all.
  *
+ * Errors (doc/FORMAT.md, "Write results"): each request's result is what
+ * replay will find.  A request that fails cleanly fails alone; only a log
+ * whose state is uncertain (failed fsync or cut-back) fails the group and
+ * sets the sticky bg_error.  Flushes and compactions that fail cleanly are
+ * retried; stall_error makes writers that would wait for them fail.
+ *
  * The flusher turns the oldest immutable memtable into an L0 table, records
  * it in the MANIFEST, swaps in a new version, and only then deletes the WAL.
  */
