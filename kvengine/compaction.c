@@ -718,8 +718,9 @@ static int compaction_run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	job_release(j);
 	if (r == SETT_ECORRUPT)
 		db_set_bg_error(db, r);
-	else if (r && r != SETT_ECLOSED)
-		db_set_stall_error(db, r); /* retried; writers stalled on L0 fail meanwhile */
+	else if (r != SETT_ECLOSED)
+		/* A failure is retried; writers stalled on L0 fail meanwhile. */
+		db_set_stall_error(db, STALL_L0, r);
 	return r;
 }
 

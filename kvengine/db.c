@@ -56,10 +56,10 @@ void db_set_bg_error(sett_db *db, int err)
 	pthread_mutex_unlock(&db->mu);
 }
 
-void db_set_stall_error(sett_db *db, int err)
+void db_set_stall_error(sett_db *db, int which, int err)
 {
 	pthread_mutex_lock(&db->mu);
-	db->stall_error = err;
+	db->stall_error[which] = err;
 	pthread_cond_broadcast(&db->cv_room);
 	pthread_mutex_unlock(&db->mu);
 }
@@ -340,7 +340,6 @@ int db_install_edit(sett_db *db, const version_edit *e)
 					if (table_id(old->tables[l][i]) == e->del_ids[k])
 						table_mark_obsolete(old->tables[l][i]);
 		db->current = nv;
-		db->stall_error = 0; /* background work made progress */
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_cond_broadcast(&db->cv_bg);
 	}
@@ -848,7 +847,7 @@ int sett_close(sett_db *db)
 		for (int i = 0; !r && i < db->nimm; i++)
 			r = wal_sync(db->imm[i].w);
 		if (!r && db->nimm)
-			r = db->stall_error ? db->stall_error : -EIO;
+			r = db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	}
 	db_free(db);
 	return r;
@@ -898,7 +897,8 @@ int db_wait_flushed(sett_db *db)
 		pthread_cond_wait(&db->cv_room, &db->mu);
 	int r = db->bg_error;
 	if (!r && db->nimm > 0)
-		r = db->closing ? SETT_ECLOSED : db->stall_error ? db->stall_error : -EIO;
+		r = db->closing ? SETT_ECLOSED
+				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	pthread_mutex_unlock(&db->mu);
 	return r;
 }

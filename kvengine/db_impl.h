@@ -66,6 +66,7 @@ typedef struct memslot {
 
 #define MAX_MEMTABLES 32
 #define CLOSING_FLUSH 3
+enum { STALL_MEMTABLES, STALL_L0 };
 
 struct write_req;
 struct compactor_state;
@@ -129,11 +130,12 @@ struct sett_db {
 	 */
 	int bg_error;
 	/*
-	 * The last flush or compaction failed without harm (full disk...) and
-	 * is being retried; cleared by the next one that installs.  Writers
-	 * that would have to wait for room fail with it instead.  Under mu.
+	 * The last flush (STALL_MEMTABLES) or compaction (STALL_L0) failed
+	 * without harm (full disk...) and is being retried; cleared by the next
+	 * one that succeeds.  A writer that would have to wait for that kind of
+	 * room fails with it instead.  Under mu.
 	 */
-	int stall_error;
+	int stall_error[2];
 	uint64_t flush_failures; /* failed flushes so far (under mu) */
 
 	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
@@ -188,9 +190,9 @@ void db_reader_remove(sett_db *db, uint64_t v);
 
 /* Records a background error (first one wins) and wakes everyone. */
 void db_set_bg_error(sett_db *db, int err);
-/* Records (err < 0) a failed flush or compaction that is retried, and wakes
- * writers waiting for room. */
-void db_set_stall_error(sett_db *db, int err);
+/* Records (err < 0) or clears (0) stall_error[which] and wakes writers
+ * waiting for room. */
+void db_set_stall_error(sett_db *db, int which, int err);
 /*
  * Waits until every immutable memtable is flushed: 0, or bg_error, or the
  * error of a flush that failed meanwhile (SETT_ECLOSED when closing).
@@ -199,8 +201,7 @@ int db_wait_flushed(sett_db *db);
 
 /*
  * Installs a new version after a flush or compaction: writes the manifest
- * change set, swaps db->current, marks removed tables obsolete, clears
- * stall_error.  Takes mu.  When it fails with the MANIFEST's state
+ * change set, swaps db->current, marks removed tables obsolete.  Takes mu.  When it fails with the MANIFEST's state
  * uncertain (it may name the new tables), it sets bg_error itself; any
  * other failure changed nothing.
  */

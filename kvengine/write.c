@@ -310,8 +310,10 @@ static int rotate(sett_db *db)
 			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
-		if (db->stall_error) {
-			r = db->stall_error;
+		r = mem_full ? db->stall_error[STALL_MEMTABLES] : 0;
+		if (!r && l0_full)
+			r = db->stall_error[STALL_L0];
+		if (r) {
 			pthread_mutex_unlock(&db->mu);
 			return r;
 		}
@@ -725,7 +727,7 @@ void *db_flusher_main(void *arg)
 			if (vlog_error(db->vl))
 				db_set_bg_error(db, r);
 			else
-				db_set_stall_error(db, r);
+				db_set_stall_error(db, STALL_MEMTABLES, r);
 			pthread_mutex_lock(&db->mu);
 			db->flush_failures++;
 			pthread_cond_broadcast(&db->cv_room);
@@ -737,6 +739,7 @@ void *db_flusher_main(void *arg)
 		}
 		backoff = 0;
 		pthread_mutex_lock(&db->mu);
+		db->stall_error[STALL_MEMTABLES] = 0;
 		memmove(&db->imm[0], &db->imm[1], (size_t)(db->nimm - 1) * sizeof(memslot));
 		db->nimm--;
 		pthread_cond_broadcast(&db->cv_room);
