@@ -47,6 +47,11 @@ static uint64_t fail_bytes_left;
 static int fail_bytes_err;
 static uint64_t fail_size_limit; /* 0: off */
 static int fail_size_err;
+static pthread_cond_t pause_cv = PTHREAD_COND_INITIALIZER;
+static long pause_nth;       /* 0: off */
+static int paused;           /* an operation waits in fault_check */
+static int pause_release;    /* set by sio_fault_resume */
+static int pause_err;
 static int dead;             /* after a power cut */
 static uint64_t bytes_written;
 
@@ -99,6 +104,14 @@ static int fault_check(size_t nbytes, uint64_t end)
 	pthread_mutex_lock(&fault_mu);
 	if (dead) {
 		r = -EIO;
+	} else if (pause_nth > 0 && --pause_nth == 0) {
+		paused = 1;
+		pthread_cond_broadcast(&pause_cv);
+		while (!pause_release)
+			pthread_cond_wait(&pause_cv, &fault_mu);
+		paused = pause_release = 0;
+		r = -pause_err;
+		pthread_cond_broadcast(&pause_cv);
 	} else if (fail_size_limit && end > fail_size_limit) {
 		r = -fail_size_err;
 	} else if (fail_nth > 0 && --fail_nth == 0) {
@@ -140,6 +153,34 @@ void sio_fault_file_size_limit(uint64_t max_size, int err)
 	pthread_mutex_unlock(&fault_mu);
 }
 
+void sio_fault_pause_nth(long nth)
+{
+	pthread_mutex_lock(&fault_mu);
+	pause_nth = nth;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_wait_paused(void)
+{
+	pthread_mutex_lock(&fault_mu);
+	while (!paused)
+		pthread_cond_wait(&pause_cv, &fault_mu);
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_resume(int err)
+{
+	pthread_mutex_lock(&fault_mu);
+	if (paused) {
+		pause_err = err > 0 ? err : -err;
+		pause_release = 1;
+		pthread_cond_broadcast(&pause_cv);
+		while (paused)
+			pthread_cond_wait(&pause_cv, &fault_mu);
+	}
+	pthread_mutex_unlock(&fault_mu);
+}
+
 void sio_fault_powercut(void)
 {
 	pthread_mutex_lock(&fault_mu);
@@ -171,6 +212,10 @@ void sio_fault_reset(void)
 	fail_bytes_armed = 0;
 	fail_size_limit = 0;
 	dead = 0;
+	pthread_mutex_unlock(&fault_mu);
+	sio_fault_resume(0);
+	pthread_mutex_lock(&fault_mu);
+	pause_nth = 0;
 	pthread_mutex_unlock(&fault_mu);
 }
 
