@@ -6,25 +6,29 @@
  * rewrites the live entries of such a file to the head of the log and
  * deletes the file.
  *
- * Which files: the discard statistics (discard.h, kept by compaction) give
- * a cheap first estimate, but they only count versions compaction has
- * already dropped, so data still in memtables (a small store that keeps
- * overwriting) would never qualify.  GC therefore measures liveness
+ * Which files: the discard statistics (discard.h) give a cheap estimate:
+ * compaction adds every version it drops (an idle store flushes its
+ * memtable and merges L0 down, so versions superseded in memory count
+ * too), and GC replaces a file's figure by what it measured.  gc_plan
+ * turns them into the files to rewrite.  GC confirms by measuring liveness
  * directly: pass 1 reads every entry of the file (vlog_iterate checks each
- * entry's checksum) and asks the LSM for the key's newest version; an
+ * entry's checksum) and asks the LSM for the key's newest version at the
+ * published version (a group not yet acknowledged decides nothing); an
  * entry is live iff that version is the entry's version, is not a
  * tombstone, has not expired, and points at exactly this file and offset.
  * sett_gc() measures every file but the head; the background thread
- * measures the files the statistics point at plus one more file per wake
- * (a cycle over all files, restarted whenever the store changed), so a
- * daemon's store shrinks without anyone calling sett_gc().
+ * measures the files gc_plan picks plus one more file per wake (a cycle
+ * over all files, restarted whenever the store changed: it catches what
+ * the statistics miss while writes go on or after a crash), so a daemon's
+ * store shrinks without anyone calling sett_gc().
  *
  * Rewrite: pass 2 reads the live values again (vlog_read checks the user
  * key) and hands them in batches to db_gc_rewrite, which re-checks
  * liveness on the writer thread and writes the value under the same
  * version: a compare-and-set, so a key deleted or overwritten meanwhile is
- * skipped and never comes back.  sett_sync() then makes the rewrite
- * durable before anything is deleted.
+ * skipped and never comes back.  sett_sync() then makes the rewrite, and
+ * every overwrite or delete that made the file's entries dead, durable
+ * before the file is scheduled for deletion (also when nothing was live).
  *
  * Delete: readers (iterators) at a read version older than the end of the
  * rewrite may still need old versions in the file, so the file is deleted
@@ -179,6 +183,7 @@ typedef struct live_set {
 	sett_db *db;
 	struct gc_state *gs;
 	uint32_t fid;
+	uint64_t read_version; /* liveness is judged at this published version */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -198,7 +203,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 		return 0;
 	slice uk = ikey_user(e->key);
 	uint64_t ver = ikey_version(e->key), cur = 0;
-	int r = db_lookup(ls->db, uk, UINT64_MAX, &cur, &ls->vs);
+	int r = db_lookup(ls->db, uk, ls->read_version, &cur, &ls->vs);
 	if (r < 0)
 		return r;
 	if (r == 0 || cur != ver)
@@ -330,10 +335,12 @@ static int room_for_rewrite(sett_db *db, uint64_t live)
  * version measured dead here and dropped by a compaction later is counted
  * twice) do not pick the file again and again.
  */
-static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
+static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
+		   uint64_t read_version)
 {
 	uint64_t size = vlog_file_size(db->vl, fid);
-	live_set ls = { .db = db, .gs = gs, .fid = fid, .now = (uint64_t)time(NULL) };
+	live_set ls = { .db = db, .gs = gs, .fid = fid, .read_version = read_version,
+			.now = (uint64_t)time(NULL) };
 	gc_activity(gs, "measuring", fid);
 	int r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
 	__atomic_fetch_add(&db->stat_gc_bytes_measured, size, __ATOMIC_RELAXED);
@@ -358,16 +365,21 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 	if (ls.n) {
 		gc_activity(gs, "rewriting", fid);
 		r = rewrite_live(db, gs, &ls);
-		if (!r)
-			r = sett_sync(db);
-		if (!r)
-			__atomic_fetch_add(&db->stat_gc_bytes_rewritten, ls.live_bytes,
-					   __ATOMIC_RELAXED);
 	}
+	/*
+	 * Whatever made the file's entries dead (an overwrite, a delete, this
+	 * rewrite) must be durable before the file can go: a power cut must
+	 * not bring back a durable pointer into a deleted file.  The writes
+	 * seen at ls.read_version were all acknowledged before this sync.
+	 */
+	if (!r)
+		r = sett_sync(db);
+	if (!r)
+		__atomic_fetch_add(&db->stat_gc_bytes_rewritten, ls.live_bytes, __ATOMIC_RELAXED);
 	live_set_free(&ls);
 	if (r)
 		return r;
-	r = pending_add(gs, fid, sett_current_version(db), now_ms() + (ls.n ? GC_GRACE_MS : 0));
+	r = pending_add(gs, fid, sett_current_version(db), now_ms() + GC_GRACE_MS);
 	return r ? r : 1;
 }
 
@@ -495,13 +507,20 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 		head = vlog_head_fid(db->vl);
 	}
 
-	/* Files a group being written points into are not in the LSM yet. */
+	/*
+	 * Files a group being written points into are not published yet.
+	 * Liveness is judged at the version published when the group in
+	 * flight (if any) was seen: a group still in the memtable but not
+	 * published (its fsync may yet fail) must not decide anything, and a
+	 * group that wrote into a file below `head` was published before it
+	 * cleared inflight_fid (write.c), so `lv` covers it.
+	 */
 	uint32_t busy = __atomic_load_n(&db->inflight_fid, __ATOMIC_SEQ_CST);
 	if (busy < head)
 		head = busy;
+	uint64_t lv = sett_current_version(db);
 
 	/* The thread measures one extra file per wake (see cycle_active). */
-	uint64_t lv = sett_current_version(db);
 	if (!explicit_call) {
 		if (!gs->cycle_active && lv != gs->cycle_version) {
 			gs->cycle_active = 1;
@@ -531,7 +550,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 			r = SETT_ECLOSED;
 			break;
 		}
-		int g = gc_file(db, gs, fid, thr[i]);
+		int g = gc_file(db, gs, fid, thr[i], lv);
 		if (g > 0)
 			done++;
 		else if (g < 0 && g != SETT_ECORRUPT)
