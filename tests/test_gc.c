@@ -239,6 +239,75 @@ START_TEST(test_gc_thread_garbage_share)
 }
 END_TEST
 
+/* Small inline writes over a few keys, until told to stop: the store is
+ * never idle, but its value log does not grow. */
+typedef struct small_writer {
+	sett_db *db;
+	int stop;
+	int rc;
+	long n;
+} small_writer;
+
+static void *small_writes(void *p)
+{
+	small_writer *w = p;
+	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+		char k[32], v[100];
+		snprintf(k, sizeof k, "small%03ld", w->n % 500);
+		memset(v, 'a' + (int)(w->n % 26), sizeof v);
+		if ((w->rc = sett_put(w->db, (sett_val){ strlen(k), k }, (sett_val){ sizeof v, v })))
+			break;
+		w->n++;
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* While writes go on (the store is never idle), the GC thread still brings
+ * a store with garbage spread thinly over every file within 1.25x of its
+ * live data. */
+START_TEST(test_gc_thread_while_writing)
+{
+	char *dir = tu_tmpdir("gc-busy");
+	sett_options o;
+	gc_options(&o);
+	o.mem_table_size = 4u << 20; /* the small writes do not fill it soon */
+	o.gc_discard_ratio = 0.5;
+	o.gc_interval_ms = 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 480;
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	small_writer w = { .db = db };
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, small_writes, &w), 0);
+	uint32_t live_n = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		if (i % 10 < 3)
+			ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+		else
+			live_n++;
+	}
+	uint64_t live = (uint64_t)live_n * VAL;
+	uint64_t b = wait_size_below(dir, live + live / 4, 90000);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	ck_assert_msg(w.rc == 0 && w.n > 0, "the writer failed: %s", sett_strerror(w.rc));
+	ck_assert_msg(b <= live + live / 4, "GC left %.2fx of the live data on disk while writing",
+		      (double)b / (double)live);
+	for (uint32_t i = 0; i < n; i++)
+		check_chunk(db, v, i, i % 10 < 3 ? 0 : 1);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* GC racing with deletes and overwrites never resurrects a key. */
 typedef struct race_arg {
 	sett_db *db;
@@ -637,6 +706,7 @@ int main(void)
 	tcase_add_test(tc, test_no_resurrection);
 	tcase_add_test(tc, test_gc_thread_runs_by_itself);
 	tcase_add_test(tc, test_gc_thread_garbage_share);
+	tcase_add_test(tc, test_gc_thread_while_writing);
 	tcase_add_test(tc, test_space_reclaimed);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
