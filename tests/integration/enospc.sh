@@ -1,8 +1,9 @@
 #!/bin/sh
 # A full disk is survivable: with the store on a small tmpfs, several
-# writers fill it until they get ENOSPC; existing files still read back;
-# after deletes, new writes succeed again without a remount (bounded wait);
-# fsck is clean after each cycle and every fsynced file is intact.
+# writers fill it until they get ENOSPC; the full store is fsck clean and
+# remounts, and every fsynced file reads back; after deletes, new writes
+# succeed again without a remount (bounded wait); fsck is clean after each
+# cycle and the fsynced files kept from every cycle stay intact.
 # SETTFS_ENOSPC_MB: tmpfs size (default 256); SETTFS_ENOSPC_CYCLES (3).
 . "${srcdir:-.}/tests/integration/lib.sh"
 mb=${SETTFS_ENOSPC_MB:-256}
@@ -65,7 +66,12 @@ while [ $c -le $cycles ]; do
 	echo "cycle $c: $n files fsynced before ENOSPC; df avail ${avail} KiB; store $(du -sm "$store" | cut -f1) MiB"
 	[ "$avail" -lt 16384 ] || fail "cycle $c: df shows $avail KiB available after ENOSPC"
 
-	# a full disk: reads, listing and stat work; so do deletes and renames
+	# a full disk: the store remounts (so what follows reads the store,
+	# not the page cache), reads, listing and stat work; so do deletes
+	# and renames
+	umount_fs
+	check_fsck
+	mount_fs
 	while read -r f id; do
 		cmp -s "$work/ref$id" "$f" || fail "cycle $c: reading $f on a full disk"
 	done < "$work/synced"
@@ -91,6 +97,16 @@ while [ $c -le $cycles ]; do
 	echo "cycle $c: writes work again ${t} s after the deletes; store $(du -sm "$store" | cut -f1) MiB"
 	cmp -s "$work/ref0" "$mnt/probe" || fail "cycle $c: probe file differs"
 	rm -f "$mnt/probe"
+	# and the space of what was deleted comes back: below 64 MiB plus
+	# 1.25x of the kept files
+	limit=$(( (64 << 20) + $(wc -l < "$work/kept") * (5 << 20) ))
+	t=0
+	while [ "$(du -sB1 "$store" | cut -f1)" -gt $limit ]; do
+		t=$((t + 2))
+		[ $t -le 180 ] || fail "cycle $c: store still $(du -sm "$store" | cut -f1) MiB 180 s after the deletes"
+		sleep 2
+	done
+	echo "cycle $c: store $(du -sm "$store" | cut -f1) MiB ${t} s later (limit $((limit >> 20)) MiB)"
 	mkdir "$mnt/after$c" && rmdir "$mnt/after$c" || fail "cycle $c: mkdir after the deletes"
 	umount_fs
 	check_fsck
