@@ -389,22 +389,31 @@ static int create_empty(manifest *m)
 	return write_whole(m, &none, &renamed);
 }
 
-int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
-		  size_t *ntables, char *why, size_t whylen)
+/* A manifest of dir with nothing open yet, or NULL. */
+static manifest *manifest_new(const char *dir)
 {
-	if (why && whylen)
-		why[0] = 0;
 	manifest *m = calloc(1, sizeof *m);
 	if (!m)
-		return -ENOMEM;
+		return NULL;
 	pthread_mutex_init(&m->mu, NULL);
 	m->dir = strdup(dir);
 	m->path = path_join(dir, MANIFEST_NAME);
 	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
 	if (!m->dir || !m->path || !m->rewrite_path) {
 		manifest_free(m);
-		return -ENOMEM;
+		return NULL;
 	}
+	return m;
+}
+
+int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
+		  size_t *ntables, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	manifest *m = manifest_new(dir);
+	if (!m)
+		return -ENOMEM;
 
 	sfile *f;
 	int r = sfile_open(m->path, read_only ? O_RDONLY : O_RDWR, &f);
@@ -465,14 +474,10 @@ fail:
 
 int manifest_create(const char *dir)
 {
-	manifest *m = calloc(1, sizeof *m);
+	manifest *m = manifest_new(dir);
 	if (!m)
 		return -ENOMEM;
-	pthread_mutex_init(&m->mu, NULL);
-	m->dir = strdup(dir);
-	m->path = path_join(dir, MANIFEST_NAME);
-	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
-	int r = !m->dir || !m->path || !m->rewrite_path ? -ENOMEM : create_empty(m);
+	int r = create_empty(m);
 	manifest_free(m);
 	return r;
 }
