@@ -599,6 +599,11 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	size_t n;
 	if ((r = list_ids(db->dir, ".sst", &ids, &n)))
 		return r;
+	/*
+	 * New ids start at the limit: not past the unnamed files, which are
+	 * gone (deleted or quarantined) by the time an id is handed out, and
+	 * whose ids the engine never allocated if they are at or above it.
+	 */
 	db->table_id_limit = next;
 	db->next_table_id = max_id + 1 > next ? max_id + 1 : next;
 	un->ids = ids;
@@ -606,8 +611,6 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	un->nleftover = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = ids[i];
-		if (id >= db->next_table_id)
-			db->next_table_id = id + 1;
 		int known = 0;
 		for (size_t k = 0; k < nmt && !known; k++)
 			known = mt[k].id == id;

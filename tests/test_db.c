@@ -648,6 +648,7 @@ static void two_table_store(const char *dir, sett_options *o)
 		if (i == 99)
 			ck_assert_int_eq(sett_flush(db), 0);
 	}
+	ck_assert_int_eq(sett_flush(db), 0);
 	ck_assert_int_eq(sett_close(db), 0);
 }
 
