@@ -70,6 +70,8 @@ uint64_t manifest_torn_at(const manifest *m);
  */
 int manifest_finish_open(manifest *m);
 int manifest_apply(manifest *m, const manifest_change *c, size_t n);
+/* The sticky error above (0 if none): after it, the file's state is uncertain. */
+int manifest_error(manifest *m);
 int manifest_close(manifest *m);
 
 #endif
