@@ -106,7 +106,7 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 	if (r == 0)
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
 	if (r == 0)
-		r = sfs_batch_inode(b, SETTFS_ROOT_INO, &root);
+		r = sfs_batch_new_inode(b, SETTFS_ROOT_INO, &root);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
@@ -293,49 +293,16 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes (each once). */
-static int flush_all(settfs *fs)
-{
-	pthread_mutex_lock(&fs->tab_lock);
-	size_t n = 0, cap = fs->nnodes;
-	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
-	for (size_t i = 0; inos && i < fs->nbuckets; i++)
-		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
-			if (x->nchunks || x->npages || x->meta_dirty)
-				inos[n++] = x->ino;
-	pthread_mutex_unlock(&fs->tab_lock);
-	if (!inos)
-		return -ENOMEM;
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		sfs_node *x;
-		int r = sfs_node_get(fs, inos[i], &x);
-		if (r == 0) {
-			r = sfs_node_flush(fs, x, 0);
-			if (r) {
-				/* the data is lost either way: let the node go */
-				sfs_node_drop_chunks(fs, x);
-				x->meta_dirty = 0;
-			}
-			sfs_node_put(fs, x);
-		}
-		if (r && !rc)
-			rc = r;
-	}
-	free(inos);
-	return rc;
-}
-
 int settfs_sync(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0);
 	int s = sfs_errno(sett_sync(fs->db));
 	return r ? r : s;
 }
 
 int settfs_close(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		sfs_node *n = fs->buckets[i];
 		while (n) {

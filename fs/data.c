@@ -469,7 +469,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	if ((flags & SETTFS_WRITE_KILL_SUIDGID) && killed_suidgid(n->in.mode) != n->in.mode) {
 		n->in.mode = killed_suidgid(n->in.mode);
 		n->in.ctime = sfs_now();
-		n->meta_dirty = 1;
+		sfs_node_dirtied(n);
 	}
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
@@ -506,7 +506,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		if (pos > n->in.size)
 			n->in.size = pos;
 		n->in.mtime = n->in.ctime = sfs_now();
-		n->meta_dirty = 1;
+		sfs_node_dirtied(n);
 	}
 	if (r == 0 && (n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
 		       (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit))
@@ -580,7 +580,7 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		if (n->in.atime <= n->in.mtime || n->in.atime <= n->in.ctime ||
 		    now - n->in.atime > 86400LL * 1000000000) {
 			n->in.atime = now;
-			n->meta_dirty = 1;
+			sfs_node_dirtied(n);
 		}
 	}
 	sfs_node_put(fs, n);
@@ -598,7 +598,7 @@ static int commit_partial(settfs *fs, uint64_t ino, sfs_inode *in, sett_batch *b
 {
 	sfs_inode tmp = *in;
 	tmp.blocks = *freed > tmp.blocks ? 0 : tmp.blocks - *freed;
-	int r = sfs_batch_inode(b, ino, &tmp);
+	int r = sfs_batch_new_inode(b, ino, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_clear(b);
@@ -685,12 +685,12 @@ static int truncate_node(settfs *fs, sfs_node *n, uint64_t size)
 	r = sfs_truncate_batch(fs, n->ino, &tmp, size, b);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_inode(b, n->ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0)
-		n->in = tmp;
+		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -809,8 +809,8 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		else if (attr->st_size < 0)
 			r = -EINVAL;
 	}
-	/* the inode is written whole: commit buffered data with it first */
-	if (r == 0)
+	/* a truncate works on stored chunks: commit the buffers first */
+	if (r == 0 && resize)
 		r = sfs_node_flush(fs, n, 0);
 	sett_batch *b = NULL;
 	if (r == 0)
@@ -851,13 +851,12 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 	else
 		tmp.ctime = now;
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0) {
-		n->in = tmp;
-		n->meta_dirty = 0;
+		sfs_node_committed(fs, n, &tmp);
 		sfs_fill_stat(fs, ino, &n->in, st);
 	}
 out:
@@ -959,12 +958,12 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	tmp.blocks = freed > tmp.blocks ? 0 : tmp.blocks - freed;
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_inode(b, n->ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0)
-		n->in = tmp;
+		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 

@@ -70,6 +70,12 @@ typedef struct sfs_node {
 	int loaded;           /* `in` holds the inode */
 	int gone;             /* deleted from the store */
 	int meta_dirty;       /* `in` differs from the store */
+	/*
+	 * CLOCK_MONOTONIC ns when `in` or the buffers last went from clean to
+	 * dirty, 0 while clean; written under lock, read by the expiry scan
+	 * under tab_lock only.
+	 */
+	atomic_llong dirty_since;
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
 	sfs_chunk *chunks;
@@ -146,10 +152,27 @@ sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino);
 void sfs_node_put(settfs *fs, sfs_node *n);
 /* Adjust counts (under tab_lock internally). */
 void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen);
-/* Add the node's inode (encoded) to batch b. */
-int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
+/* Add an inode that has no node yet (a new one) to batch b. */
+int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
+/*
+ * Add `in`, the new state of node n's inode (a copy of n->in with the
+ * operation's changes), to b with n's buffered chunks and pages, so that
+ * no stored inode has a size covering data the store does not hold.
+ * Updates in->blocks and in->flags.  Every commit of an existing inode
+ * goes through here; after the commit succeeded, sfs_node_committed().
+ */
+int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in);
+/* n->in = *in, clean: the buffers were committed with it. */
+void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in);
+/* n->in was changed in memory (meta_dirty) or buffers were added. */
+void sfs_node_dirtied(sfs_node *n);
 /* Write the node's dirty chunks and inode in one commit. */
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
+/*
+ * sfs_node_flush() every node that has been dirty for at least min_age_ns
+ * (0: every dirty node; on an error its buffers are then dropped).
+ */
+int sfs_flush_nodes(settfs *fs, int64_t min_age_ns);
 /* Drop buffered chunks and pages (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
 /*
