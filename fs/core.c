@@ -263,6 +263,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_rwlock_init(&fs->ns_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
+	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
 		r = sfs_errno(sett_open(path, &o->engine, &fs->db));
@@ -286,11 +287,32 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		free(fs->path);
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
+		pthread_mutex_destroy(&fs->wb_lock);
 		free(fs);
 		return r;
 	}
 	*fsp = fs;
 	return 0;
+}
+
+int settfs_writeback(settfs *fs, unsigned age_ms)
+{
+	int64_t age = (int64_t)age_ms * 1000000;
+	int r = sfs_flush_nodes(fs, age);
+	pthread_mutex_lock(&fs->wb_lock);
+	uint64_t v = sett_current_version(fs->db);
+	int64_t now = sfs_mono_now();
+	if (v != fs->synced_version && now - fs->synced_at >= age) {
+		int s = sfs_errno(sett_sync(fs->db));
+		if (s == 0) {
+			fs->synced_version = v;
+			fs->synced_at = now;
+		}
+		if (r == 0)
+			r = s;
+	}
+	pthread_mutex_unlock(&fs->wb_lock);
+	return r;
 }
 
 int settfs_sync(settfs *fs)
@@ -323,6 +345,7 @@ int settfs_close(settfs *fs)
 	free(fs->path);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
+	pthread_mutex_destroy(&fs->wb_lock);
 	free(fs);
 	return r ? r : s ? s : c;
 }

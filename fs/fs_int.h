@@ -109,6 +109,10 @@ struct settfs {
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
+	/* settfs_writeback: engine version last made durable, and when (ns) */
+	pthread_mutex_t wb_lock;
+	uint64_t synced_version;
+	int64_t synced_at;
 };
 
 struct settfs_dir {
@@ -127,6 +131,7 @@ static inline sett_val sfs_val(const void *p, size_t n)
 }
 
 int64_t sfs_now(void);
+int64_t sfs_mono_now(void); /* CLOCK_MONOTONIC ns */
 int sfs_errno(int err);  /* engine error -> -errno */
 
 /*

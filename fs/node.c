@@ -268,7 +268,7 @@ void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in)
 	atomic_store(&n->dirty_since, 0);
 }
 
-static int64_t mono_now(void)
+int64_t sfs_mono_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -279,7 +279,7 @@ void sfs_node_dirtied(sfs_node *n)
 {
 	n->meta_dirty = 1;
 	if (atomic_load(&n->dirty_since) == 0)
-		atomic_store(&n->dirty_since, mono_now());
+		atomic_store(&n->dirty_since, sfs_mono_now());
 }
 
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
@@ -316,7 +316,7 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 
 int sfs_flush_nodes(settfs *fs, int64_t min_age_ns)
 {
-	int64_t now = mono_now();
+	int64_t now = sfs_mono_now();
 	pthread_mutex_lock(&fs->tab_lock);
 	size_t n = 0, cap = fs->nnodes;
 	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
