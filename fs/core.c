@@ -256,6 +256,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
+	if (o->max_batch_deletes && o->max_batch_deletes < fs->max_batch_deletes)
+		fs->max_batch_deletes = o->max_batch_deletes;
 	/* creates must not starve behind a stream of lookups; no reader nests */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -298,7 +300,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 int settfs_writeback(settfs *fs, unsigned age_ms)
 {
 	int64_t age = (int64_t)age_ms * 1000000;
-	int r = sfs_flush_nodes(fs, age);
+	int r = sfs_flush_nodes(fs, age, 0);
 	pthread_mutex_lock(&fs->wb_lock);
 	uint64_t v = sett_current_version(fs->db);
 	int64_t now = sfs_mono_now();
@@ -317,14 +319,14 @@ int settfs_writeback(settfs *fs, unsigned age_ms)
 
 int settfs_sync(settfs *fs)
 {
-	int r = sfs_flush_nodes(fs, 0);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	int s = sfs_errno(sett_sync(fs->db));
 	return r ? r : s;
 }
 
 int settfs_close(settfs *fs)
 {
-	int r = sfs_flush_nodes(fs, 0);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		sfs_node *n = fs->buckets[i];
 		while (n) {

@@ -175,9 +175,10 @@ void sfs_node_dirtied(sfs_node *n);
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
 /*
  * sfs_node_flush() every node that has been dirty for at least min_age_ns
- * (0: every dirty node; on an error its buffers are then dropped).
+ * (0: every dirty node); with drop_failed, a node whose commit fails
+ * drops its buffers (its data is lost, the node may go).
  */
-int sfs_flush_nodes(settfs *fs, int64_t min_age_ns);
+int sfs_flush_nodes(settfs *fs, int64_t min_age_ns, int drop_failed);
 /* Drop buffered chunks and pages (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
 /*
@@ -197,9 +198,13 @@ void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct s
 int sfs_dentry_get(settfs *fs, uint64_t parent, const char *name, uint64_t *ino,
 		   uint32_t *type);
 int sfs_check_name(const char *name);
-/* Truncate helper: adds chunk deletions/tail rewrite to b and updates in. */
-int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
-		       sett_batch *b);
+/*
+ * Truncate helper (n flushed, locked): adds the chunk deletions and the
+ * tail cut to b and sets in->size and in->blocks; `in` is the caller's
+ * copy of n->in.  A truncate too large for one batch commits intermediate
+ * ones first, each a legal state (see data.c), and updates n->in with them.
+ */
+int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b);
 /* Does the directory have entries? 1 yes, 0 no, <0 error */
 int sfs_dir_nonempty(settfs *fs, uint64_t ino);
 

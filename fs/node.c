@@ -314,7 +314,7 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	return r;
 }
 
-int sfs_flush_nodes(settfs *fs, int64_t min_age_ns)
+int sfs_flush_nodes(settfs *fs, int64_t min_age_ns, int drop_failed)
 {
 	int64_t now = sfs_mono_now();
 	pthread_mutex_lock(&fs->tab_lock);
@@ -335,8 +335,8 @@ int sfs_flush_nodes(settfs *fs, int64_t min_age_ns)
 		int r = sfs_node_get(fs, inos[i], &x);
 		if (r == 0) {
 			r = sfs_node_flush(fs, x, 0);
-			if (r && min_age_ns == 0) {
-				/* closing: the data is lost either way, let the node go */
+			if (r && drop_failed) {
+				/* the data is lost either way: let the node go */
 				sfs_node_drop_chunks(fs, x);
 				x->meta_dirty = 0;
 				atomic_store(&x->dirty_since, 0);

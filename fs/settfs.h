@@ -51,6 +51,8 @@ typedef struct settfs_options {
 	uint32_t chunk_size;   /* [65536] fixed when the store is created */
 	size_t dirty_limit;    /* [64 MiB] buffered write bytes before writers flush */
 	size_t inode_dirty_limit; /* [1 MiB] buffered bytes per inode before it flushes */
+	size_t max_batch_deletes; /* [0: what fits the memtable] deletions per commit of a
+				   * large truncate, punch hole or reclaim */
 } settfs_options;
 
 void settfs_options_init(settfs_options *o);
