@@ -3,7 +3,8 @@
 # writer holds open (a close would have committed them):
 # 1. rename, link, unlink and setxattr commit the inode with its buffered
 #    data (no background writeback: -o dirty_expire=0), so the file never
-#    comes back at its new size reading as zeros;
+#    comes back at its new size reading as zeros; a file written and
+#    closed survives too (close commits);
 # 2. after sync(2), which sends the daemon nothing, the buffers reach the
 #    store within the writeback expiry (dirty_expire, default 5 s), with
 #    and without the kernel's writeback cache.
@@ -62,6 +63,7 @@ for op in rename link unlink setxattr; do
 	rm -rf "$store"
 	mount_fs -o no_writeback_cache -o dirty_expire=0
 	[ $op = unlink ] && { : > "$mnt/f"; ln "$mnt/f" "$mnt/keep"; }
+	cat "$work/ref" > "$mnt/closed" || fail "write closed"
 	start_writer "$mnt/f" "$work/ref"
 	case $op in
 	rename) mv "$mnt/f" "$mnt/g"; name=g ;;
@@ -75,6 +77,7 @@ for op in rename link unlink setxattr; do
 	mount_fs
 	[ "$(stat -c %s "$mnt/$name")" = 204800 ] || fail "$op: size $(stat -c %s "$mnt/$name")"
 	cmp -s "$work/ref" "$mnt/$name" || fail "$op: buffered data lost (committed inode without it)"
+	cmp -s "$work/ref" "$mnt/closed" || fail "$op: closed file lost"
 	umount_fs
 	check_fsck
 done
