@@ -761,6 +761,7 @@ static void *flusher_main(void *arg)
 		tick_ms = 100;
 	if (tick_ms > 1000)
 		tick_ms = 1000;
+	int last = 0;
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
 		struct timespec ts;
@@ -772,8 +773,9 @@ static void *flusher_main(void *arg)
 			continue;
 		pthread_mutex_unlock(&w->lock);
 		int r = settfs_writeback(w->fs, w->age_ms);
-		if (r)
+		if (r && r != last) /* once per kind: a failed store fails every tick */
 			fprintf(stderr, "settfs: background writeback: %s\n", strerror(-r));
+		last = r;
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
