@@ -254,6 +254,7 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 	c->buf = buf;
 	memcpy(c->ovl, si.ovl, sizeof c->ovl);
 	atomic_fetch_add(&fs->dirty_bytes, (long long)fs->chunk_size);
+	sfs_node_dirtied(n);
 	*cp = c;
 	return 0;
 }
@@ -305,6 +306,7 @@ static int get_page_buffer(settfs *fs, sfs_node *n, uint64_t idx, uint32_t pg, i
 	p->len = len;
 	p->buf = buf;
 	atomic_fetch_add(&fs->dirty_bytes, (long long)SFS_PAGE_SIZE);
+	sfs_node_dirtied(n);
 	*pp = p;
 	return 0;
 }
