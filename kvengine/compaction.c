@@ -884,14 +884,14 @@ static int wait_memtables_flushed(sett_db *db)
 {
 	int r = 0;
 	pthread_mutex_lock(&db->mu);
-	while (db->nimm > 0 && !db->closing && !db->bg_error) {
+	while (db->nimm > 0 && !db->stopping && !db->bg_error) {
 		struct timespec ts;
 		deadline_in(&ts, 50);
 		pthread_cond_timedwait(&db->cv_room, &db->mu, &ts);
 	}
 	if (db->bg_error)
 		r = db->bg_error;
-	else if (db->closing)
+	else if (db->stopping)
 		r = SETT_ECLOSED;
 	pthread_mutex_unlock(&db->mu);
 	return r;

@@ -806,7 +806,7 @@ int sett_close(sett_db *db)
 		/* A writer stalled on a deep L0 goes on: compactions that cannot
 		 * progress must not hang close (see rotate()). */
 		pthread_mutex_lock(&db->mu);
-		db->closing = 2;
+		db->stopping = STOP_WRITERS;
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_writer)
@@ -819,7 +819,7 @@ int sett_close(sett_db *db)
 			db->imm[db->nimm++] = db->active;
 			db->active = (memslot){ 0 };
 		}
-		db->closing = 1;
+		db->stopping = STOP_FLUSHER;
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_flusher)

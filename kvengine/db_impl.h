@@ -27,6 +27,8 @@
 
 #define MAX_LEVELS SETT_MAX_LEVELS
 
+enum { STOP_WRITERS = 1, STOP_FLUSHER = 2 }; /* sett_db.stopping */
+
 /*
  * An immutable shape of the LSM tree: the tables of every level.  L0 holds
  * tables newest first (they may overlap); L1.. hold non-overlapping tables
@@ -117,7 +119,13 @@ struct sett_db {
 	 */
 	uint32_t inflight_fid; /* atomic */
 
-	int closing;   /* set under mu and wmu when closing */
+	int closing;   /* under wmu: writes are refused; the writer exits once idle */
+	/*
+	 * Under mu: how far sett_close is.  STOP_WRITERS: writers no longer
+	 * stall on a deep L0 and sett_flatten gives up; STOP_FLUSHER: the
+	 * writer is gone, the flusher flushes what is left and exits.
+	 */
+	int stopping;
 	int bg_error;  /* first background error: writes fail with it */
 
 	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */

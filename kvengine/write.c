@@ -296,7 +296,7 @@ static int rotate(sett_db *db)
 		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
 		/* While closing, a deep L0 does not stop the last writes: the
 		 * compactors may be failing, and close must not hang on them. */
-		int l0_full = db->closing < 2 && db->compactors && db->opt.num_compactors > 0 &&
+		int l0_full = !db->stopping && db->compactors && db->opt.num_compactors > 0 &&
 			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
@@ -638,7 +638,7 @@ void *db_flusher_main(void *arg)
 	sett_db *db = arg;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
-		while (db->nimm == 0 && !db->closing)
+		while (db->nimm == 0 && db->stopping < STOP_FLUSHER)
 			pthread_cond_wait(&db->cv_flush, &db->mu);
 		if (db->nimm == 0 || db->bg_error)
 			break;
