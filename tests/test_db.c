@@ -692,6 +692,35 @@ START_TEST(test_table_truncated_underneath)
 }
 END_TEST
 
+/*
+ * sett_close flushes every memtable, so nothing is left to replay: no WAL
+ * survives it.  Close starts while the flusher is busy with the memtables
+ * the writes filled (the flusher used to exit once it found none left,
+ * before close queued the last one).
+ */
+START_TEST(test_close_flushes_all)
+{
+	char *dir = tu_tmpdir("closeflush");
+	sett_options o;
+	small_opts(&o);
+	char k[32], v[200];
+	memset(v, 'c', sizeof v);
+	for (int round = 0; round < 20; round++) {
+		sett_db *db = open_db(dir, &o);
+		for (int i = 0; i < 2000; i++) {
+			snprintf(k, sizeof k, "r%02dk%05d", round, i);
+			ck_assert_int_eq(sett_put(db, V(k), B(v, sizeof v)), 0);
+		}
+		ck_assert_int_eq(sett_close(db), 0);
+		char path[4200];
+		ck_assert_msg(!find_file(dir, ".mem", path, sizeof path),
+			      "round %d: %s left after close", round, path);
+	}
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("db");
@@ -706,6 +735,7 @@ int main(void)
 	tcase_add_test(tc, test_wal_ahead_of_vlog);
 	tcase_add_test(tc, test_corruption_reported);
 	tcase_add_test(tc, test_table_truncated_underneath);
+	tcase_add_test(tc, test_close_flushes_all);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
