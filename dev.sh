@@ -66,8 +66,7 @@ test-tsan)
 	install_deps
 	build build-tsan --enable-tsan
 	# A race fails the test that ran into it (the forked test exits 66).
-	# SIGBUS stays with the engine's handler (kvengine/mapguard.c).
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 handle_sigbus=0" \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 		make -C build-tsan check TESTS="$TSAN_TESTS"
 	;;
 *)
