@@ -637,7 +637,7 @@ END_TEST
 /*
  * A table cut to half its size under an open store: reads of keys in the
  * lost half and a full scan fail with SETT_ECORRUPT, the rest still read,
- * and the process lives (a memory-mapped table raised SIGBUS here).
+ * and the process lives (reading the mapped table unguarded died of SIGBUS).
  */
 START_TEST(test_table_truncated_underneath)
 {

@@ -742,11 +742,11 @@ START_TEST(test_concurrent_gets)
 END_TEST
 
 /*
- * A table file cut to half its size while the table is open (a truncated
- * copy, a full disk's lost tail, the same path a media error takes): every
- * read of a block past the new end fails with SETT_ECORRUPT naming the file
- * and the block's offset, blocks before it still read, and nothing raises
- * SIGBUS (which a memory-mapped table would, killing the process).
+ * A table file cut to half its size while the table is open: every read of
+ * a block past the new end fails with SETT_ECORRUPT naming the file and the
+ * block's offset, blocks before it still read, and the SIGBUS of the lost
+ * mapped pages (the signal a media error raises too) does not kill the
+ * process, as it did when the mapping was read unguarded.
  */
 static void truncated_open(int compression, int cached)
 {
