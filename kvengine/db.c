@@ -763,9 +763,13 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	pthread_mutex_unlock(&db->mu);
 	if (r)
 		goto fail;
+	/* The compactors first: the writer and the flusher read db->compactors
+	 * without a lock, which is safe only if it is set before they start. */
+	if ((r = compaction_start(db)))
+		goto fail_threads;
 	if ((r = pthread_create(&db->writer, NULL, db_writer_main, db))) {
 		r = -r;
-		goto fail;
+		goto fail_threads;
 	}
 	db->have_writer = 1;
 	if ((r = pthread_create(&db->flusher, NULL, db_flusher_main, db))) {
@@ -773,8 +777,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail_threads;
 	}
 	db->have_flusher = 1;
-	if ((r = compaction_start(db)))
-		goto fail_threads;
 	if ((r = gc_start(db)))
 		goto fail_threads;
 	*dbp = db;

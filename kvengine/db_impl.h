@@ -128,7 +128,11 @@ struct sett_db {
 	int stopping;
 	int bg_error;  /* first background error: writes fail with it */
 
-	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
+	/*
+	 * Background work (compaction.c, vlog_gc.c); NULL when not running.
+	 * Set by sett_open before the writer, flusher and GC threads start and
+	 * cleared by sett_close after they stopped, so they read it unlocked.
+	 */
 	struct compactor_state *compactors;
 	struct gc_state *gc;
 
