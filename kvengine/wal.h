@@ -14,7 +14,7 @@
  * file name and offset through the `why` buffer.
  *
  * Thread safety: one writer (the db's writer thread); replay happens before
- * the db is shared.
+ * the db is shared.  wal_size may be called from any thread.
  */
 #ifndef SETT_WAL_H
 #define SETT_WAL_H
