@@ -9,12 +9,14 @@
  *      files exist, it is a hard error and nothing is changed);
  *   3. open the tables named by the manifest, level by level, and sort the
  *      table files it does not name: leftovers it proves (an id it
- *      allocated), others (quarantined), or, when its tail is torn,
- *      unaccountable (a hard error);
+ *      allocated), others (quarantined); when its tail is torn, the
+ *      ids prove nothing and step 6 judges the tables by their contents;
  *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
+ *      with a torn MANIFEST tail, an unnamed table all of whose entries
+ *      the store already holds is a leftover, any other a hard error;
  *   7. only then delete the proven leftovers, move the others to
  *      quarantine/, cut the MANIFEST's torn tail;
  *   8. start the writer, the flusher, compaction and value-log GC.
@@ -548,6 +550,7 @@ typedef struct unnamed_tables {
 	uint64_t *ids;
 	size_t n;
 	size_t nleftover; /* ids[0, nleftover): proven leftovers; the rest: quarantine */
+	uint64_t torn;    /* the MANIFEST's torn record's offset, or 0 */
 } unnamed_tables;
 
 static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tables *un,
@@ -603,9 +606,9 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	 * recorded as allocated (below its next id) is the engine's own: a
 	 * table written but never recorded (a crash in between) or recorded
 	 * deleted and not yet unlinked.  Any other is not accounted for and
-	 * is kept aside.  With a torn MANIFEST tail nothing is provable: the
+	 * is kept aside.  With a torn MANIFEST tail the id proves nothing (the
 	 * lost record may have named the table, or the MANIFEST may have lost
-	 * more than its last append.
+	 * more than its last append): prove_unnamed() decides after replay.
 	 */
 	uint64_t next = manifest_next_id(db->man), torn = manifest_torn_at(db->man);
 	uint64_t *ids;
@@ -622,6 +625,7 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	un->ids = ids;
 	un->n = 0;
 	un->nleftover = 0;
+	un->torn = torn;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = ids[i];
 		int known = 0;
@@ -629,15 +633,6 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			known = mt[k].id == id;
 		if (known)
 			continue;
-		if (torn) {
-			char path[4096];
-			db_table_path(db, id, path, sizeof path);
-			snprintf(why, whylen,
-				 "%s/MANIFEST: torn record at offset %llu, and %s is not named by "
-				 "the records before it (MANIFEST cut short?)",
-				 db->dir, (unsigned long long)torn, path);
-			return SETT_ECORRUPT;
-		}
 		/* Leftovers first, in id order, then the others. */
 		if (id < next) {
 			memmove(&ids[un->nleftover + 1], &ids[un->nleftover],
@@ -647,6 +642,70 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			ids[un->n] = id;
 		}
 		un->n++;
+	}
+	return 0;
+}
+
+/*
+ * Whether every entry of table `id` is also in the store as opened: the
+ * same key at the same version, in a named table or a replayed WAL.
+ * 0 if so, SETT_ECORRUPT (naming the first entry that is not) otherwise.
+ */
+static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
+{
+	char path[4096];
+	db_table_path(db, id, path, sizeof path);
+	table *t;
+	/* No block cache: a quarantined table's id may be handed out again. */
+	int r = table_open(path, id, NULL, &t, why, whylen);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	sit *it = table_iter_new(t);
+	table_unref(t);
+	if (!it)
+		return -ENOMEM;
+	buf vs = { 0 };
+	for (sit_first(it); !r && sit_valid(it); sit_next(it)) {
+		slice ik = sit_key(it);
+		uint64_t ver = ikey_version(ik), cur = 0;
+		int f = db_lookup(db, ikey_user(ik), ver, &cur, &vs);
+		if (f < 0)
+			r = f;
+		else if (f == 0 || cur != ver) {
+			snprintf(why, whylen, "%s holds entries (version %llu) that no named table "
+				 "or WAL holds", path, (unsigned long long)ver);
+			r = SETT_ECORRUPT;
+		}
+	}
+	if (!r)
+		r = sit_error(it);
+	buf_free(&vs);
+	sit_free(it);
+	return r;
+}
+
+/*
+ * Step 6b: with a torn MANIFEST tail, an unnamed table is a crash leftover
+ * only if the store as named already holds all of it.  A power cut tears
+ * at most the last append, and everything that append's edit added (a
+ * flush's table, a compaction's outputs) is still in the WAL or the input
+ * tables it came from: those are deleted only after the edit is durable.
+ * A table that holds anything else was named by records the MANIFEST lost
+ * (a MANIFEST cut short or damaged): the open is refused.
+ */
+static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
+{
+	if (!un->torn)
+		return 0;
+	for (size_t i = 0; i < un->n; i++) {
+		char whyt[768] = "";
+		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
+		if (r) {
+			snprintf(why, whylen, "%s/MANIFEST: torn record at offset %llu, and %s",
+				 db->dir, (unsigned long long)un->torn,
+				 whyt[0] ? whyt : sett_strerror(r));
+			return r;
+		}
 	}
 	return 0;
 }
@@ -922,6 +981,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
+		goto fail;
+	if ((r = prove_unnamed(db, &un, why, sizeof why)))
 		goto fail;
 	db->next_version = db->last_version;
 	free(mt);
