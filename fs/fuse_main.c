@@ -27,6 +27,7 @@
 
 #include "fuse_wire.h"
 #include "fuse_fill.h"
+#include "fuse_inval.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -56,6 +57,7 @@ struct sfs_fuse {
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
+	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	size_t page_size;
 };
 
@@ -430,6 +432,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
+		sfs_inval_reply_write(ctx_of(req)->inval, ctx_of(req)->se, req, ino,
+				      (uint64_t)off, (size_t)n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -1056,7 +1062,7 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL, NULL, (size_t)sysconf(_SC_PAGESIZE) };
+	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
 	int ret = 1;
@@ -1087,6 +1093,7 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	f.inval = sfs_inval_start(se);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
@@ -1103,6 +1110,8 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	f.inval = NULL;
 	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);
