@@ -1,7 +1,7 @@
 /*
- * fuse_inval.c - the settfs daemon's replies to direct writes (see
- * fuse_inval.h).  A FIFO of pending replies served by one thread; each
- * entry stands for a WRITE the kernel waits for, so the queue is bounded
+ * fuse_inval.c - the settfs daemon's replies that must follow a page-cache
+ * invalidation (see fuse_inval.h).  A FIFO served by one thread; each
+ * entry stands for a request the kernel waits for, so the queue is bounded
  * by the kernel's own limit on requests in flight.
  */
 #include "fuse_inval.h"
@@ -13,8 +13,9 @@
 typedef struct inval_item {
 	struct inval_item *next;
 	fuse_req_t req;
-	uint64_t ino, off;
-	size_t n;
+	uint64_t ino, off, len;
+	sfs_inval_done done;
+	uint64_t a, b;
 } inval_item;
 
 struct sfs_inval {
@@ -26,12 +27,11 @@ struct sfs_inval {
 	inval_item *head, **tail; /* under lock */
 };
 
-static void invalidate_and_reply(struct fuse_session *se, fuse_req_t req, uint64_t ino,
-				 uint64_t off, size_t n)
+static void run_item(struct fuse_session *se, const inval_item *it)
 {
 	/* errors are not interesting: -ENOENT when the kernel has no such inode */
-	fuse_lowlevel_notify_inval_inode(se, ino, (off_t)off, (off_t)n);
-	fuse_reply_write(req, n);
+	fuse_lowlevel_notify_inval_inode(se, it->ino, (off_t)it->off, (off_t)it->len);
+	it->done(it->req, it->ino, it->a, it->b);
 }
 
 static void *inval_main(void *arg)
@@ -48,7 +48,7 @@ static void *inval_main(void *arg)
 		if (!v->head)
 			v->tail = &v->head;
 		pthread_mutex_unlock(&v->lock);
-		invalidate_and_reply(v->se, it->req, it->ino, it->off, it->n);
+		run_item(v->se, it);
 		free(it);
 		pthread_mutex_lock(&v->lock);
 	}
@@ -74,19 +74,16 @@ sfs_inval *sfs_inval_start(struct fuse_session *se)
 	return v;
 }
 
-void sfs_inval_reply_write(sfs_inval *v, struct fuse_session *se, fuse_req_t req,
-			   uint64_t ino, uint64_t off, size_t n)
+void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint64_t ino,
+		    uint64_t off, uint64_t len, sfs_inval_done done, uint64_t a, uint64_t b)
 {
+	inval_item local = { NULL, req, ino, off, len, done, a, b };
 	inval_item *it = v ? malloc(sizeof *it) : NULL;
 	if (!it) {
-		invalidate_and_reply(se, req, ino, off, n);
+		run_item(se, &local);
 		return;
 	}
-	it->next = NULL;
-	it->req = req;
-	it->ino = ino;
-	it->off = off;
-	it->n = n;
+	*it = local;
 	pthread_mutex_lock(&v->lock);
 	*v->tail = it;
 	v->tail = &it->next;

@@ -421,6 +421,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
+{
+	(void)ino;
+	(void)unused;
+	fuse_reply_write(req, (size_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -434,8 +441,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, (int)-n);
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
-		sfs_inval_reply_write(ctx_of(req)->inval, ctx_of(req)->se, req, ino,
-				      (uint64_t)off, (size_t)n);
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
+			       (uint64_t)n, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -600,14 +607,32 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)
 {
-	off_t r = settfs_lseek(fs_of(req), ino, off, whence);
+	off_t r = settfs_lseek(fs_of(req), ino, (off_t)off, (int)whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_lseek(req, r);
+}
+
+/*
+ * The kernel does not write its dirty pages back before LSEEK.  It can
+ * hold some only while the file has a writable handle (settfs_fill_token
+ * says -EBUSY): then the reply waits until the range from off on has been
+ * invalidated, which writes them back (fuse_inval.h).
+ */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	uint64_t token, size;
+	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+	else
+		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
 
 static const struct fuse_lowlevel_ops sfs_ops = {
