@@ -103,11 +103,5 @@ sys.exit(bad)
 PY
 }
 
-mount_fs
-run default
-umount_fs
-mount_fs -o no_writeback_cache
-run no_writeback_cache
-umount_fs
-check_fsck
+both_caches run
 echo "PASS"

@@ -65,11 +65,5 @@ os.close(fd)
 PY
 }
 
-mount_fs
-run default
-umount_fs
-mount_fs -o no_writeback_cache
-run no_writeback_cache
-umount_fs
-check_fsck
+both_caches run
 echo "PASS"

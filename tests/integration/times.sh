@@ -41,11 +41,5 @@ for i in range(200):
 PY
 }
 
-mount_fs
-run default
-umount_fs
-mount_fs -o no_writeback_cache
-run no_writeback_cache
-umount_fs
-check_fsck
+both_caches run
 echo "PASS"
