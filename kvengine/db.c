@@ -965,3 +965,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	free(fids);
 	return bad ? SETT_ECORRUPT : 0;
 }
+
+int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n)
+{
+	return list_ids(dir, suffix, ids, n);
+}

@@ -551,3 +551,29 @@ int manifest_close(manifest *m)
 	manifest_free(m);
 	return r;
 }
+
+int manifest_write(const char *dir, const manifest_table *tables, size_t n)
+{
+	manifest *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_init(&m->mu, NULL);
+	m->dir = strdup(dir);
+	m->path = path_join(dir, MANIFEST_NAME);
+	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
+	int r = m->dir && m->path && m->rewrite_path ? 0 : -ENOMEM;
+	table_set s = { 0 };
+	for (size_t i = 0; i < n && !r; i++) {
+		manifest_change c = { .op = MANIFEST_CREATE, .level = tables[i].level,
+				      .compression = tables[i].compression, .id = tables[i].id };
+		r = ts_apply(&s, &c);
+		if (r == SETT_ECORRUPT)
+			r = -EINVAL;
+	}
+	int renamed;
+	if (!r)
+		r = write_whole(m, &s, &renamed);
+	free(s.t);
+	manifest_free(m);
+	return r;
+}

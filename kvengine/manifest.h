@@ -52,5 +52,10 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 		  size_t *ntables, char *why, size_t whylen);
 int manifest_apply(manifest *m, const manifest_change *c, size_t n);
 int manifest_close(manifest *m);
+/*
+ * Writes dir/MANIFEST anew (MANIFEST-REWRITE, fsync, rename, fsync of the
+ * directory), holding exactly `tables`.  For repair, which rebuilds it.
+ */
+int manifest_write(const char *dir, const manifest_table *tables, size_t n);
 
 #endif

@@ -73,6 +73,15 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 /* Iterator over the table (holds a reference). */
 sit *table_iter_new(table *t);
 
+/*
+ * A forward-only iterator (first, next) that skips damage instead of
+ * stopping: for each damaged block, lost(arg, after, last, why) gets the
+ * internal keys it covered, from after `after` (empty: the table's start)
+ * to `last` (inclusive), and `why` (file and offset).  Used by repair.
+ */
+typedef void (*table_lost_fn)(void *arg, slice after, slice last, const char *why);
+sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg);
+
 /* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
 int table_verify(table *t, char *why, size_t whylen);
 

@@ -889,6 +889,142 @@ sit *table_iter_new(table *t)
 	return &ti->base;
 }
 
+/* ---------------------------------------------------------- salvage */
+
+/*
+ * A forward-only iterator that goes on past damage: a block that fails its
+ * checks is reported to `lost` with the keys it covered (after the last key
+ * returned, up to the block's last key in the index) and skipped, and so
+ * is the rest of a block whose entries stop decoding or go out of order.
+ */
+typedef struct salvage_iter {
+	sit base;
+	tcur tc;
+	table_lost_fn lost;
+	void *arg;
+	buf prev; /* the last key returned */
+	size_t bi;
+	int valid;
+} salvage_iter;
+
+#define SV(it) ((salvage_iter *)(it))
+
+static void sv_report(salvage_iter *s, const char *why)
+{
+	if (s->lost)
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->tc.t->index[s->bi].last_key, why);
+}
+
+/* Positions at the first entry of the first block from bi on that loads;
+ * the ones that do not are reported.  0, or an error other than damage. */
+static int sv_load_from(salvage_iter *s, size_t bi)
+{
+	tcur *tc = &s->tc;
+	for (s->bi = bi; s->bi < tc->t->nblocks; s->bi++) {
+		tc->err = 0;
+		if (tc_load(tc, s->bi) == 0) {
+			blk_first(&tc->bc);
+			return 0;
+		}
+		if (tc->err != SETT_ECORRUPT)
+			return tc->err;
+		sv_report(s, tc->why);
+	}
+	tc->err = 0;
+	return 0;
+}
+
+/* Settles on the current entry, or moves on to the next good one. */
+static void sv_settle(salvage_iter *s)
+{
+	tcur *tc = &s->tc;
+	table *t = tc->t;
+	s->valid = 0;
+	while (s->bi < t->nblocks) {
+		if (blk_valid(&tc->bc)) {
+			slice k = tc_key(tc);
+			if (!s->prev.n || ikey_cmp(slice_make(s->prev.p, s->prev.n), k) < 0) {
+				s->prev.n = 0;
+				if (buf_append(&s->prev, k.p, k.n)) {
+					tc->err = -ENOMEM;
+					return;
+				}
+				s->valid = 1;
+				return;
+			}
+			char why[400];
+			snprintf(why, sizeof why, "%s: block at offset %llu: keys out of order",
+				 t->path, (unsigned long long)t->index[s->bi].off);
+			sv_report(s, why);
+		} else if (tc->bc.err == SETT_ECORRUPT) {
+			corrupt_at(t, t->index[s->bi].off, tc->why, sizeof tc->why);
+			sv_report(s, tc->why);
+		} else if (tc->bc.err) {
+			tc->err = tc->bc.err;
+			return;
+		}
+		if (sv_load_from(s, s->bi + 1))
+			return;
+	}
+}
+
+static void sv_first(sit *it)
+{
+	salvage_iter *s = SV(it);
+	s->prev.n = 0;
+	if (sv_load_from(s, 0) == 0)
+		sv_settle(s);
+	else
+		s->valid = 0;
+}
+
+static void sv_next(sit *it)
+{
+	salvage_iter *s = SV(it);
+	if (!s->valid)
+		return;
+	blk_next(&s->tc.bc);
+	sv_settle(s);
+}
+
+static void sv_unsupported(sit *it)
+{
+	SV(it)->valid = 0;
+	SV(it)->tc.err = -ENOTSUP;
+}
+static void sv_seek(sit *it, slice k) { (void)k; sv_unsupported(it); }
+static int sv_valid(const sit *it) { return ((const salvage_iter *)it)->valid; }
+static slice sv_key(const sit *it) { return tc_key(&((const salvage_iter *)it)->tc); }
+static slice sv_value(const sit *it) { return ((const salvage_iter *)it)->tc.bc.val; }
+static int sv_error(const sit *it) { return ((const salvage_iter *)it)->tc.err; }
+
+static void sv_free(sit *it)
+{
+	table *t = SV(it)->tc.t;
+	tc_close(&SV(it)->tc);
+	buf_free(&SV(it)->prev);
+	free(it);
+	table_unref(t);
+}
+
+static const struct sit_ops salvage_iter_ops = {
+	sv_seek, sv_seek, sv_first, sv_unsupported, sv_next, sv_unsupported,
+	sv_valid, sv_key, sv_value, sv_error, sv_free,
+};
+
+sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)
+{
+	salvage_iter *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->base.ops = &salvage_iter_ops;
+	s->lost = lost;
+	s->arg = arg;
+	table_ref(t);
+	tc_init(&s->tc, t, 0); /* the file's own bytes, checked now */
+	return &s->base;
+}
+
 /* ----------------------------------------------------------- verify */
 
 int table_verify(table *t, char *why, size_t whylen)
