@@ -374,22 +374,31 @@ static int create_empty(manifest *m)
 	return write_whole(m, &none, &renamed);
 }
 
-int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
-		  size_t *ntables, char *why, size_t whylen)
+/* A manifest of dir with nothing open and nothing live; NULL: no memory. */
+static manifest *manifest_new(const char *dir)
 {
-	if (why && whylen)
-		why[0] = 0;
 	manifest *m = calloc(1, sizeof *m);
 	if (!m)
-		return -ENOMEM;
+		return NULL;
 	pthread_mutex_init(&m->mu, NULL);
 	m->dir = strdup(dir);
 	m->path = path_join(dir, MANIFEST_NAME);
 	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
 	if (!m->dir || !m->path || !m->rewrite_path) {
 		manifest_free(m);
-		return -ENOMEM;
+		return NULL;
 	}
+	return m;
+}
+
+int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
+		  size_t *ntables, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	manifest *m = manifest_new(dir);
+	if (!m)
+		return -ENOMEM;
 
 	int r;
 	sfile *f;
@@ -554,14 +563,10 @@ int manifest_close(manifest *m)
 
 int manifest_write(const char *dir, const manifest_table *tables, size_t n)
 {
-	manifest *m = calloc(1, sizeof *m);
+	manifest *m = manifest_new(dir);
 	if (!m)
 		return -ENOMEM;
-	pthread_mutex_init(&m->mu, NULL);
-	m->dir = strdup(dir);
-	m->path = path_join(dir, MANIFEST_NAME);
-	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
-	int r = m->dir && m->path && m->rewrite_path ? 0 : -ENOMEM;
+	int r = 0;
 	table_set s = { 0 };
 	for (size_t i = 0; i < n && !r; i++) {
 		manifest_change c = { .op = MANIFEST_CREATE, .level = tables[i].level,
