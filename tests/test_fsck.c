@@ -208,6 +208,9 @@ START_TEST(test_fs_faults)
 				  (sett_val){ 3, "zzz" }), 0);
 	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_chunk(k, keep, 50), k },
 				  (sett_val){ 3, "zzz" }), 0);
+	/* an xattr of a missing inode */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_xattr(k, 888887, "user.q", 6), k },
+				  (sett_val){ 1, "q" }), 0);
 	/* a directory loop cut off from the root: x under y under x */
 	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "x", 1), k }), 0);
 	sfs_dentry_encode(x, S_IFDIR, v);
@@ -224,6 +227,7 @@ START_TEST(test_fs_faults)
 	HAS("has nlink 5, expected 2");
 	HAS("is unreachable");
 	HAS("inode 888888");
+	HAS("lost: extended attributes of inode 888887");
 	HAS("/keep: chunk 50 holds bytes past the end of file");
 	HAS("does not reach the root");
 	HAS("not fixed (needs -y)");
@@ -274,22 +278,40 @@ START_TEST(test_preen)
 		return;
 	settfs *fs = fs_open();
 	uint64_t a = mk(fs, 1, "a", "abc", 3);
+	static uint8_t bdata[70000];
+	uint64_t b = mk(fs, 1, "b", bdata, sizeof bdata);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	sett_db *db = db_open();
 	uint8_t k[SFS_KEY_MAX], v[SFS_DENTRY_SIZE];
 	rewrite_inode(db, a, 3);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_orphan(k, a), k }, (sett_val){ 0, "" }), 0);
+	/* b: unlinked while open when the daemon died; mount or -p reclaims it */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "b", 1), k }), 0);
+	rewrite_inode(db, b, 0);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_orphan(k, b), k }, (sett_val){ 0, "" }), 0);
 	sfs_dentry_encode(777777, S_IFREG, v);
 	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k },
 				  (sett_val){ sizeof v, v }), 0);
 	ck_assert_int_eq(sett_close(db), 0);
 	ck_assert_int_eq(fsck("-p"), 5);
 	HAS("/a (inode");
+	HAS("has links and an orphan key");
+	HAS("reclaimed unlinked inode");
 	HAS("lost: /ghost");
 	ck_assert_int_eq(fsck("-n"), 4);
 	ck_assert(strstr(out, "has nlink") == NULL);
 	ck_assert_int_eq(fsck("-y"), 1);
 	ck_assert_int_eq(fsck("-n"), 0);
 	ck_assert_int_eq(fsck("-n -y"), 16);
+	/* b is gone with its chunks */
+	db = db_open();
+	void *val;
+	size_t vn;
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_inode(k, b), k }, 0, &val, &vn),
+			 SETT_ENOTFOUND);
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_chunk(k, b, 0), k }, 0, &val, &vn),
+			 SETT_ENOTFOUND);
+	ck_assert_int_eq(sett_close(db), 0);
 }
 END_TEST
 
@@ -351,6 +373,77 @@ START_TEST(test_manifest_rebuild)
 	}
 	ck_assert_uint_eq(look(fs, d, "l"), l);
 	expect_data(fs, l, two, 5000);
+	ck_assert_int_eq(settfs_close(fs), 0);
+}
+END_TEST
+
+/* A crash leaves writes in a WAL; then the MANIFEST is lost too: the
+ * rebuild takes the WAL's writes along. */
+START_TEST(test_rebuild_with_wal)
+{
+	if (!have_fsck())
+		return;
+	static uint8_t early[90000], late[90000];
+	uint64_t seed = 17;
+	tu_fill_random(&seed, early, sizeof early);
+	tu_fill_random(&seed, late, sizeof late);
+	settfs *fs = fs_open();
+	uint64_t e = mk(fs, 1, "early", early, sizeof early);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		settfs *cfs = fs_open();
+		mk(cfs, 1, "late", late, sizeof late);
+		ck_assert_int_eq(settfs_unlink(cfs, 1, "early"), 0);
+		_exit(0); /* a crash: no close, nothing flushed to a table */
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char mp[4200];
+	snprintf(mp, sizeof mp, "%s/MANIFEST", dir);
+	ck_assert_int_eq(unlink(mp), 0);
+	ck_assert_int_eq(fsck("-n"), 4);
+	ck_assert_int_eq(fsck("-y"), 1);
+	HAS("1 logs");
+	ck_assert_int_eq(fsck("-n"), 0);
+	fs = fs_open();
+	uint64_t l = look(fs, 1, "late");
+	ck_assert_uint_ne(l, 0);
+	expect_data(fs, l, late, sizeof late);
+	ck_assert_uint_eq(look(fs, 1, "early"), 0);
+	ck_assert_int_eq(settfs_getattr(fs, e, &(struct stat){ 0 }), -ENOENT);
+	ck_assert_int_eq(settfs_close(fs), 0);
+}
+END_TEST
+
+/* A MANIFEST that fails its checksum: refused, then rebuilt by -y. */
+START_TEST(test_manifest_damaged)
+{
+	if (!have_fsck())
+		return;
+	static uint8_t data[50000];
+	uint64_t seed = 23;
+	tu_fill_random(&seed, data, sizeof data);
+	settfs *fs = fs_open();
+	uint64_t f = mk(fs, 1, "f", data, sizeof data);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	char mp[4200];
+	snprintf(mp, sizeof mp, "%s/MANIFEST", dir);
+	tu_flip_byte(mp, 13); /* the header checksum */
+	uint64_t h = store_hash();
+	ck_assert_int_eq(fsck("-n"), 4);
+	HAS("MANIFEST");
+	ck_assert_uint_eq(store_hash(), h);
+	ck_assert_int_eq(fsck("-y"), 1);
+	ck_assert_int_eq(fsck("-n"), 0);
+	char qp[4200];
+	snprintf(qp, sizeof qp, "%s/quarantine/MANIFEST", dir);
+	ck_assert_int_eq(access(qp, F_OK), 0);
+	fs = fs_open();
+	ck_assert_uint_eq(look(fs, 1, "f"), f);
+	expect_data(fs, f, data, sizeof data);
 	ck_assert_int_eq(settfs_close(fs), 0);
 }
 END_TEST
@@ -478,6 +571,8 @@ int main(void)
 	tcase_add_test(tc, test_fs_faults);
 	tcase_add_test(tc, test_preen);
 	tcase_add_test(tc, test_manifest_rebuild);
+	tcase_add_test(tc, test_rebuild_with_wal);
+	tcase_add_test(tc, test_manifest_damaged);
 	tcase_add_test(tc, test_vlog_damage);
 	tcase_add_test(tc, test_table_damage);
 	suite_add_tcase(s, tc);
