@@ -183,6 +183,7 @@ START_TEST(test_fs_faults)
 	uint64_t f = mk(fs, d, "f", big, sizeof big);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.k", "v", 1, 0), 0);
 	uint64_t g = mk(fs, sub, "g", "hello", 5);
+	uint64_t e = mk(fs, d, "e", NULL, 0);
 	uint64_t keep = mk(fs, 1, "keep", small, sizeof small);
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, keep, 1, "keep2", &st), 0);
@@ -197,8 +198,11 @@ START_TEST(test_fs_faults)
 	sfs_dentry_encode(999999, S_IFREG, v);
 	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_dentry(k, 1, "ghost", 5), k },
 				  (sett_val){ sizeof v, v }), 0);
-	/* a lost inode: its entry dangles, its chunk is left over */
+	/* lost inodes whose entries and data remain: a file, a directory */
 	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_inode(k, g), k }), 0);
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_inode(k, sub), k }), 0);
+	/* a lost inode with nothing left but its entry */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_inode(k, e), k }), 0);
 	/* a wrong link count */
 	rewrite_inode(db, keep, 5);
 	/* an unreachable inode: no entry, no orphan key */
@@ -222,7 +226,10 @@ START_TEST(test_fs_faults)
 	uint64_t h = store_hash();
 	ck_assert_int_eq(fsck("-n"), 4);
 	HAS("lost: /ghost (inode 999999");
-	HAS("lost: /d/sub/g (inode");
+	HAS("lost: /d/e (inode");
+	HAS("/d/sub/g (inode");
+	HAS("the inode is lost, its entry and data remain: remade as a file");
+	HAS("the inode is lost, its entry and entries remain: remade as a directory");
 	HAS("/keep (inode");
 	HAS("has nlink 5, expected 2");
 	HAS("is unreachable");
@@ -259,7 +266,13 @@ START_TEST(test_fs_faults)
 	ck_assert_int_eq(st.st_nlink, 2);
 	expect_data(fs, keep, small, sizeof small);
 	ck_assert_uint_eq(look(fs, 1, "ghost"), 0);
-	ck_assert_uint_eq(look(fs, sub, "g"), 0);
+	ck_assert_uint_eq(look(fs, d, "e"), 0);
+	ck_assert_uint_eq(look(fs, d, "sub"), sub);
+	ck_assert_int_eq(settfs_getattr(fs, sub, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_uint_eq(look(fs, sub, "g"), g);
+	expect_data(fs, g, (const uint8_t *)"hello", 5);
 	snprintf(name, sizeof name, "#%llu", (unsigned long long)x);
 	ck_assert_uint_eq(look(fs, lf, name), x);
 	ck_assert_uint_eq(look(fs, x, "y"), y);
@@ -542,16 +555,21 @@ START_TEST(test_table_damage)
 	closedir(dd);
 	ck_assert_int_gt(best, 20000);
 	tu_flip_byte(tp, 100);
+	tu_flip_byte(tp, best / 2);
 	uint64_t h = store_hash();
 	int r = fsck("-n");
 	ck_assert_int_eq(r, 4);
+	/* both damaged blocks are reported, not only the first */
+	const char *p1 = strstr(out, "corrupt block at offset");
+	ck_assert_ptr_nonnull(p1);
+	ck_assert_ptr_nonnull(strstr(p1 + 1, "corrupt block at offset"));
 	ck_assert_uint_eq(store_hash(), h);
 	ck_assert_int_eq(fsck("-y"), 1);
 	HAS("lost");
 	ck_assert_int_eq(fsck("-n"), 0);
 	fs = fs_open();
 	/* the last files are in later blocks and survive */
-	for (int i = 390; i < 400; i++) {
+	for (int i = 398; i < 400; i++) {
 		char n[32];
 		snprintf(n, sizeof n, "file-with-a-long-name-%04d", i);
 		uint64_t ino = look(fs, 1, n);

@@ -57,6 +57,7 @@ typedef struct fino {
 	int dirty;   /* `in` changed: rewrite it */
 	int made;    /* created by this run (its link count is set, not a fault) */
 	int unreach; /* reported unreachable and left so */
+	int phantom; /* remade in memory only: this run does not fix it */
 	uint64_t refs, subdirs, stored;
 	size_t ent;  /* the entry that names it (SIZE_MAX: none) */
 } fino;
@@ -69,6 +70,7 @@ typedef struct fent {
 	int gone;  /* removed by a fix */
 	int added; /* (re)written by a fix */
 	int stored; /* the key exists in the store */
+	int remade; /* it names an inode that is remade (or would be, with -y) */
 } fent;
 
 /* A key whose data the engine repair could not save. */
@@ -399,10 +401,8 @@ static void load_inodes(void)
 			sfs_inode_free(&f->in);
 			memset(&f->in, 0, sizeof f->in);
 			f->state = INO_DROPPED;
-			if (fault(FIX_ALL, key.data, key.size,
-				  "inode %llu does not decode: deleted with its data",
-				  (unsigned long long)ino))
-				del_key(ck.ns, key.data, key.size);
+			f->dirty = fault(FIX_ALL, key.data, key.size,
+					 "inode %llu does not decode", (unsigned long long)ino);
 		}
 	}
 	scan_end(it, r, "inodes");
@@ -617,6 +617,118 @@ static const char *type_name(uint32_t mode)
 	}
 }
 
+/*
+ * Whether the store holds data of a lost regular file ino: then *size is
+ * where its last chunk or page ends.
+ */
+static int has_data(uint64_t ino, uint64_t *size)
+{
+	uint8_t p[SFS_KEY_MAX];
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.reverse = 1;
+	io.prefix.data = p;
+	io.prefix.size = sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino);
+	sett_iter *it;
+	if (sett_iter_new(ck.db, &io, &it))
+		return 0;
+	sett_iter_rewind(it);
+	int found = sett_iter_valid(it);
+	*size = 0;
+	if (found) {
+		sett_val key = sett_iter_key(it);
+		const uint8_t *kb = key.data;
+		uint64_t idx = key.size >= SFS_CHUNK_KEY_LEN ? sfs_get_be64(kb + 9) : 0;
+		uint64_t start = idx * ck.cs, room = ck.cs;
+		if (key.size == SFS_PAGE_KEY_LEN) {
+			start += (uint64_t)sfs_get_be32(kb + 17) * SFS_PAGE_SIZE;
+			room = SFS_PAGE_SIZE;
+		}
+		void *v = NULL;
+		size_t vn = 0;
+		if (sett_get(ck.db, key, 0, &v, &vn) == 0 && vn <= room)
+			room = vn;
+		free(v);
+		*size = start + room;
+	}
+	sett_iter_free(it);
+	return found;
+}
+
+/*
+ * An entry names a regular file or a directory whose inode is lost, while
+ * the file's chunks (or entries in the directory) remain: the inode is
+ * remade from that evidence (type from the entry, size from the chunks,
+ * owner from the parent directory, mode 0644 or 0755, times now), so the
+ * data and the subtree stay where they were.
+ */
+static void remake_inodes(size_t nloaded)
+{
+	uint8_t k[SFS_KEY_MAX];
+	char pb[4096];
+	for (size_t i = 0; i < nloaded; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = find(e->child);
+		if ((c && c->state != INO_DROPPED) || (e->type != S_IFREG && e->type != S_IFDIR))
+			continue;
+		if (c && c->in.mode) /* already remade for another entry */
+			continue;
+		uint64_t size = 0;
+		int evidence = 0;
+		if (e->type == S_IFREG) {
+			evidence = has_data(e->child, &size);
+		} else {
+			for (size_t j = 0; j < nloaded && !evidence; j++)
+				evidence = ck.ents[j].parent == e->child;
+		}
+		if (!evidence)
+			continue;
+		for (size_t j = 0; j < nloaded; j++)
+			if (ck.ents[j].child == e->child)
+				ck.ents[j].remade = 1;
+		int fix = fault(FIX_ALL, k, sfs_key_inode(k, e->child),
+			   "%s (inode %llu): the inode is lost, its entry and %s remain: remade as a %s "
+			   "(mode, owner and times are guesses)",
+			   ent_path(e, pb, sizeof pb), (unsigned long long)e->child,
+			   e->type == S_IFREG ? "data" : "entries", type_name(e->type));
+		/* without the fix the rest of the check still sees it, unwritten */
+		fino *p = live(e->parent);
+		uint32_t uid = p ? p->in.uid : 0, gid = p ? p->in.gid : 0;
+		if (!c)
+			c = insert_inode(e->child);
+		sfs_inode_free(&c->in);
+		memset(&c->in, 0, sizeof c->in);
+		c->state = INO_LIVE;
+		c->in.mode = e->type | (e->type == S_IFDIR ? 0755 : 0644);
+		c->in.uid = uid;
+		c->in.gid = gid;
+		c->in.size = size;
+		c->in.atime = c->in.mtime = c->in.ctime = c->in.btime = sfs_now();
+		c->in.parent = e->type == S_IFDIR ? e->parent : 0;
+		c->dirty = fix;
+		c->phantom = !fix;
+		c->made = 1;
+		c->ent = i;
+	}
+}
+
+/* The entry that names each inode: the first; directories prefer the one
+ * their parent pointer agrees with. */
+static void pick_entries(size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = live(e->child);
+		if (e->gone || !c)
+			continue;
+		if (c->ent == SIZE_MAX || ck.ents[c->ent].gone ||
+		    (S_ISDIR(c->in.mode) && ck.ents[c->ent].parent != c->in.parent &&
+		     e->parent == c->in.parent))
+			c->ent = i;
+	}
+}
+
 static void check_namespace(void)
 {
 	uint8_t k[SFS_KEY_MAX];
@@ -639,8 +751,12 @@ static void check_namespace(void)
 			root->dirty = 1;
 		}
 	}
+	size_t nloaded = ck.nents, nloaded0 = nloaded;
+	pick_entries(nloaded);
+	/* inodes lost while their entries and data remain: remade */
+	remake_inodes(nloaded0);
+
 	/* entries: where they are and what they name */
-	size_t nloaded = ck.nents;
 	for (size_t i = 0; i < nloaded; i++) {
 		fent *e = &ck.ents[i];
 		fino *p = live(e->parent), *c = live(e->child);
@@ -664,17 +780,12 @@ static void check_namespace(void)
 				e->added = 1; /* rewritten at commit unless removed */
 			}
 		}
-		/* the first entry names the inode; directories prefer the one
-		 * their parent pointer agrees with */
-		if (c->ent == SIZE_MAX ||
-		    (S_ISDIR(c->in.mode) && ck.ents[c->ent].parent != c->in.parent &&
-		     e->parent == c->in.parent))
-			c->ent = i;
 	}
+	pick_entries(nloaded);
 	/* entries that point at missing inodes: the loss, by path */
 	for (size_t i = 0; i < nloaded; i++) {
 		fent *e = &ck.ents[i];
-		if (e->gone || live(e->child))
+		if (e->gone || e->remade || live(e->child))
 			continue;
 		if (fault(FIX_ALL, k, sfs_key_dentry(k, e->parent, e->name, e->len),
 			  "lost: %s (inode %llu, a %s): the entry points at a missing inode; entry removed",
@@ -978,7 +1089,9 @@ static void check_counts(void)
 			continue;
 		if (f->ino > max)
 			max = f->ino;
-		if (f->state == INO_LIVE && S_ISREG(f->in.mode) && f->stored != f->in.blocks &&
+		if (f->state == INO_LIVE && f->made) {
+			f->in.blocks = f->stored;
+		} else if (f->state == INO_LIVE && S_ISREG(f->in.mode) && f->stored != f->in.blocks &&
 		    fault(FIX_SAFE, k, sfs_key_inode(k, f->ino), "%s (inode %llu) counts %llu stored bytes, chunks hold %llu",
 			  PATH(f->ino), (unsigned long long)f->ino, (unsigned long long)f->in.blocks,
 			  (unsigned long long)f->stored)) {
@@ -1006,10 +1119,12 @@ static void commit(void)
 	}
 	for (size_t i = 0; i < ck.ninodes; i++) {
 		fino *f = &ck.inodes[i];
-		if (f->state == INO_LIVE && f->dirty) {
+		if (f->state == INO_LIVE && f->dirty && !f->phantom) {
 			int r = sfs_batch_inode(ck.ns, f->ino, &f->in);
 			if (r)
 				operr("batch", r);
+		} else if (f->state == INO_DROPPED && f->dirty) {
+			del_key(ck.ns, k, sfs_key_inode(k, f->ino));
 		}
 	}
 	sfs_put_be64(v, ck.next_ino);
