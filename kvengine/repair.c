@@ -53,6 +53,12 @@ typedef struct src_wal {
 	int damaged;
 } src_wal;
 
+/* The user keys of a damaged block, and the newest version its table held. */
+typedef struct lost_range {
+	buf from, to; /* empty: the table's start */
+	uint64_t max_version;
+} lost_range;
+
 typedef struct rep {
 	const char *dir;
 	sett_options o;
@@ -66,10 +72,13 @@ typedef struct rep {
 	src_wal *wals;
 	size_t nwals;
 	int *cur_damaged; /* the source being salvaged */
+	uint64_t cur_max_version;
+	lost_range *ranges;
+	size_t nranges;
 	uint64_t next_id;
 	manifest_table *out;
 	size_t nout;
-	uint64_t kept, lost_values, lost_blocks, moved;
+	uint64_t kept, lost_values, lost_blocks, moved, stale;
 } rep;
 
 static void emit(rep *r, int kind, slice k, slice kend, const char *fmt, ...)
@@ -169,6 +178,19 @@ static void on_lost_block(void *arg, slice after, slice last, const char *why)
 	slice a = after.n >= IKEY_SUFFIX ? ikey_user(after) : slice_make(NULL, 0);
 	slice b = last.n >= IKEY_SUFFIX ? ikey_user(last) : slice_make(NULL, 0);
 	emit(r, SETT_REPAIR_LOST_KEYS, a, b, "%s: the keys in it are lost", why);
+	lost_range *nr = realloc(r->ranges, (r->nranges + 1) * sizeof *nr);
+	if (!nr)
+		return; /* the staleness check then misses this block */
+	r->ranges = nr;
+	lost_range *lr = &r->ranges[r->nranges];
+	memset(lr, 0, sizeof *lr);
+	lr->max_version = r->cur_max_version;
+	if (buf_append(&lr->from, a.p, a.n) || buf_append(&lr->to, b.p, b.n)) {
+		buf_free(&lr->from);
+		buf_free(&lr->to);
+		return;
+	}
+	r->nranges++;
 }
 
 static int open_tables(rep *r)
@@ -264,15 +286,21 @@ typedef struct src_iter {
 	sit *in;
 	rep *r;
 	int *damaged;
+	uint64_t max_version;
 } src_iter;
 
 #define SRC(it) ((src_iter *)(it))
-static void si_seek(sit *it, slice k) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_seek(SRC(it)->in, k); }
-static void si_seek_prev(sit *it, slice k) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_seek_for_prev(SRC(it)->in, k); }
-static void si_first(sit *it) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_first(SRC(it)->in); }
-static void si_last(sit *it) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_last(SRC(it)->in); }
-static void si_next(sit *it) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_next(SRC(it)->in); }
-static void si_prev(sit *it) { SRC(it)->r->cur_damaged = SRC(it)->damaged; sit_prev(SRC(it)->in); }
+static void src_enter(src_iter *s)
+{
+	s->r->cur_damaged = s->damaged;
+	s->r->cur_max_version = s->max_version;
+}
+static void si_seek(sit *it, slice k) { src_enter(SRC(it)); sit_seek(SRC(it)->in, k); }
+static void si_seek_prev(sit *it, slice k) { src_enter(SRC(it)); sit_seek_for_prev(SRC(it)->in, k); }
+static void si_first(sit *it) { src_enter(SRC(it)); sit_first(SRC(it)->in); }
+static void si_last(sit *it) { src_enter(SRC(it)); sit_last(SRC(it)->in); }
+static void si_next(sit *it) { src_enter(SRC(it)); sit_next(SRC(it)->in); }
+static void si_prev(sit *it) { src_enter(SRC(it)); sit_prev(SRC(it)->in); }
 static int si_valid(const sit *it) { return sit_valid(((const src_iter *)it)->in); }
 static slice si_key(const sit *it) { return sit_key(((const src_iter *)it)->in); }
 static slice si_value(const sit *it) { return sit_value(((const src_iter *)it)->in); }
@@ -287,7 +315,7 @@ static const struct sit_ops src_iter_ops = {
 	si_valid, si_key, si_value, si_error, si_free,
 };
 
-static sit *src_iter_new(rep *r, sit *in, int *damaged)
+static sit *src_iter_new(rep *r, sit *in, int *damaged, uint64_t max_version)
 {
 	if (!in)
 		return NULL;
@@ -300,6 +328,7 @@ static sit *src_iter_new(rep *r, sit *in, int *damaged)
 	s->in = in;
 	s->r = r;
 	s->damaged = damaged;
+	s->max_version = max_version;
 	return &s->base;
 }
 
@@ -330,6 +359,26 @@ static void remove_outputs(rep *r)
 	r->nout = 0;
 }
 
+/*
+ * A key whose newest version kept is not newer than a damaged block that
+ * covered it may have lost a newer version there: it reads as that older
+ * version (or as deleted), and is reported.
+ */
+static void check_stale(rep *r, slice uk, uint64_t version)
+{
+	for (size_t i = 0; i < r->nranges; i++) {
+		lost_range *lr = &r->ranges[i];
+		if (version > lr->max_version ||
+		    (lr->from.n && slice_cmp(uk, slice_make(lr->from.p, lr->from.n)) < 0) ||
+		    (lr->to.n && slice_cmp(uk, slice_make(lr->to.p, lr->to.n)) > 0))
+			continue;
+		r->stale++;
+		emit(r, SETT_REPAIR_STALE, uk, slice_make(NULL, 0),
+		     "a newer version may have been in a damaged block");
+		return;
+	}
+}
+
 /* Merges every source and writes the newest version of each key. */
 static int rebuild(rep *r)
 {
@@ -340,13 +389,14 @@ static int rebuild(rep *r)
 	int e = 0;
 	for (size_t i = r->nwals; i-- > 0 && !e;) /* newest first */
 		if (!(kids[nsrc++] = src_iter_new(r, memtable_iter_new(r->wals[i].mt),
-						  &r->wals[i].damaged)))
+						  &r->wals[i].damaged, UINT64_MAX)))
 			e = -ENOMEM;
 	for (size_t i = 0; i < r->ntables && !e; i++)
 		if (r->tables[i].t &&
 		    !(kids[nsrc++] = src_iter_new(r, table_salvage_iter_new(r->tables[i].t,
 									   on_lost_block, r),
-						  &r->tables[i].damaged)))
+						  &r->tables[i].damaged,
+						  table_max_version(r->tables[i].t))))
 			e = -ENOMEM;
 	if (e) {
 		for (size_t i = 0; i < nsrc; i++)
@@ -384,6 +434,7 @@ static int rebuild(rep *r)
 			     "its value does not decode");
 			continue;
 		}
+		check_stale(r, uk, ikey_version(ik));
 		if ((v.meta & META_DELETE) || (v.expires_at && v.expires_at <= (uint64_t)now))
 			continue; /* nothing below it any more */
 		uint8_t pb[VPTR_SIZE];
@@ -566,10 +617,10 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 	if (!e)
 		note(&r, "rebuilt %s from %zu tables and %zu logs: %llu keys in %zu tables; "
 		     "%llu values copied out of damaged value-log files; %llu values and %llu "
-		     "damaged stretches lost",
+		     "damaged stretches lost; %llu keys may be older than they were",
 		     path, r.ntables, r.nwals, (unsigned long long)r.kept, r.nout,
 		     (unsigned long long)r.moved, (unsigned long long)r.lost_values,
-		     (unsigned long long)r.lost_blocks);
+		     (unsigned long long)r.lost_blocks, (unsigned long long)r.stale);
 out:
 	for (size_t i = 0; i < r.ntables; i++)
 		if (r.tables[i].t)
@@ -577,6 +628,11 @@ out:
 	for (size_t i = 0; i < r.nwals; i++)
 		if (r.wals[i].mt)
 			memtable_unref(r.wals[i].mt);
+	for (size_t i = 0; i < r.nranges; i++) {
+		buf_free(&r.ranges[i].from);
+		buf_free(&r.ranges[i].to);
+	}
+	free(r.ranges);
 	free(r.tables);
 	free(r.wals);
 	free(r.bad_fids);

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,6 +97,7 @@ static struct {
 	uint32_t sbversion;
 	uint64_t next_ino;
 	uint64_t lf;      /* /lost+found, 0 until found or made */
+	int remake_super; /* write a new superblock */
 	int fatal;        /* an engine error stopped a scan: fix nothing */
 	lostkey *lost;
 	size_t nlost;
@@ -352,6 +354,48 @@ static void scan_end(sett_iter *it, int r, const char *what)
 	}
 }
 
+/* Does any key with this tag exist? */
+static int any_key(char tag)
+{
+	sett_iter *it = scan(tag, 1);
+	int any = sett_iter_valid(it);
+	sett_iter_free(it);
+	return any;
+}
+
+/*
+ * The chunk size of a store whose superblock is lost: a chunk followed by
+ * another of the same file is full, so its length is the chunk size; else
+ * the largest chunk, rounded up to a power of two, and at least the default.
+ */
+static uint32_t guess_chunk_size(void)
+{
+	sett_iter *it = scan(SFS_TAG_CHUNK, 1);
+	uint64_t prev_ino = 0, prev_idx = UINT64_MAX, prev_len = 0, largest = 0, full = 0;
+	for (; sett_iter_valid(it) && !full; sett_iter_next(it)) {
+		sett_val key = sett_iter_key(it), val;
+		if (key.size != SFS_CHUNK_KEY_LEN || sett_iter_value(it, &val))
+			continue;
+		const uint8_t *kb = key.data;
+		uint64_t ino = sfs_get_be64(kb + 1), idx = sfs_get_be64(kb + 9);
+		if (ino == prev_ino && idx == prev_idx + 1 && prev_len >= 4096 &&
+		    !(prev_len & (prev_len - 1)))
+			full = prev_len;
+		if (val.size > largest)
+			largest = val.size;
+		prev_ino = ino;
+		prev_idx = idx;
+		prev_len = val.size;
+	}
+	sett_iter_free(it);
+	if (full && full <= (1u << 20))
+		return (uint32_t)full;
+	uint32_t cs = SETTFS_DEFAULT_CHUNK_SIZE;
+	while (cs < largest && cs < (1u << 20))
+		cs <<= 1;
+	return cs;
+}
+
 static void load_super(void)
 {
 	uint8_t k[SFS_KEY_MAX];
@@ -360,16 +404,26 @@ static void load_super(void)
 	sfs_super sb = { 0 };
 	ck.cs = SETTFS_DEFAULT_CHUNK_SIZE;
 	int r = sett_get(ck.db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
-	if (r == SETT_ENOTFOUND) {
-		fprintf(stderr, "fsck.settfs: no superblock: not a settfs store\n");
+	int d = r ? 0 : sfs_super_decode(v, vn, &sb);
+	if (d == -EPROTO) {
+		fprintf(stderr, "fsck.settfs: settfs format %u is not supported by this fsck\n",
+			sb.version);
 		exit(EXIT_OPERR);
 	}
-	if (r)
-		fault(FIX_NONE, k, 1, "superblock unreadable: %s", sett_strerror(r));
-	else if (sfs_super_decode(v, vn, &sb) != 0)
-		fault(FIX_NONE, k, 1, "bad superblock");
-	else
+	if (r || d) {
+		if (r == SETT_ENOTFOUND && !any_key(SFS_TAG_INODE)) {
+			fprintf(stderr, "fsck.settfs: no superblock and no inode: not a settfs store\n");
+			exit(EXIT_OPERR);
+		}
+		sb.version = SFS_SUPER_VERSION;
+		ck.cs = guess_chunk_size();
+		ck.remake_super = fault(FIX_ALL, k, 1,
+					"superblock %s: remade, with chunk size %u guessed from the chunks",
+					r == SETT_ENOTFOUND ? "missing" : r ? sett_strerror(r) : "damaged",
+					ck.cs);
+	} else {
 		ck.cs = sb.chunk_size;
+	}
 	ck.sbversion = sb.version;
 	free(v);
 	v = NULL;
@@ -1127,6 +1181,18 @@ static void commit(void)
 			del_key(ck.ns, k, sfs_key_inode(k, f->ino));
 		}
 	}
+	if (ck.remake_super) {
+		sfs_super sb = { .version = SFS_SUPER_VERSION, .chunk_size = ck.cs,
+				 .created_ns = sfs_now() };
+		if (getrandom(sb.uuid, sizeof sb.uuid, 0) != (ssize_t)sizeof sb.uuid)
+			for (size_t i = 0; i < sizeof sb.uuid; i++)
+				sb.uuid[i] = (uint8_t)(sb.created_ns >> (i % 8 * 8)) ^ (uint8_t)i;
+		sb.uuid[6] = (sb.uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+		sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
+		uint8_t sv[SFS_SUPER_SIZE];
+		sfs_super_encode(&sb, sv);
+		set_key(ck.ns, k, sfs_key_super(k), sv, sizeof sv);
+	}
 	sfs_put_be64(v, ck.next_ino);
 	if (sett_batch_count(ck.ns))
 		set_key(ck.ns, k, sfs_key_nextino(k), v, 8);
@@ -1152,85 +1218,79 @@ static void reset(void)
 	ck.found = ck.fixed = 0;
 	ck.lf = 0;
 	ck.fatal = 0;
+	ck.remake_super = 0;
 }
 
 /* ---- what the engine repair lost, by path ---- */
 
-/*
- * A lost key range that covers chunk keys: the bytes of every file in it,
- * by path (from the chunk after the last key kept, to the range's last
- * chunk).  0 if the range holds no chunk keys.
- */
-static int lost_chunks(const lostkey *l)
+/* What a settfs key names, with paths where it can: into out. */
+static const char *describe(const uint8_t *k, size_t n, char *out, size_t on)
 {
-	const uint8_t *a = l->k, *b = l->kend;
-	/* an empty end is unknown: the whole key space on that side; with
-	 * both unknown (a table that does not open) nothing can be said */
-	if ((!l->kn && !l->kendn) || (l->kn && a[0] > SFS_TAG_CHUNK) || (l->kendn && b[0] < SFS_TAG_CHUNK))
-		return 0;
-	uint64_t lo = 0, hi = UINT64_MAX, lo_idx = 0, hi_idx = UINT64_MAX;
-	if (l->kn && a[0] == SFS_TAG_CHUNK && l->kn >= 9) {
-		lo = sfs_get_be64(a + 1);
-		if (l->kn >= SFS_CHUNK_KEY_LEN)
-			lo_idx = sfs_get_be64(a + 9);
+	if (n == 0) {
+		snprintf(out, on, "(unknown)");
+		return out;
 	}
-	if (l->kendn && b[0] == SFS_TAG_CHUNK && l->kendn >= 9) {
-		hi = sfs_get_be64(b + 1);
-		if (l->kendn >= SFS_CHUNK_KEY_LEN)
-			hi_idx = sfs_get_be64(b + 9);
+	uint64_t ino = n >= 9 ? sfs_get_be64(k + 1) : 0;
+	switch (n >= 9 ? k[0] : 0) {
+	case SFS_TAG_INODE:
+		snprintf(out, on, "the inode of %s (inode %llu)", PATH(ino), (unsigned long long)ino);
+		break;
+	case SFS_TAG_DENTRY:
+		snprintf(out, on, "the entry \"%.*s\" of directory %s", (int)(n - 9), (const char *)k + 9,
+			 PATH(ino));
+		break;
+	case SFS_TAG_CHUNK:
+		if (n >= SFS_CHUNK_KEY_LEN) {
+			uint64_t start = sfs_get_be64(k + 9) * ck.cs, len = ck.cs;
+			if (n == SFS_PAGE_KEY_LEN) {
+				start += (uint64_t)sfs_get_be32(k + 17) * SFS_PAGE_SIZE;
+				len = SFS_PAGE_SIZE;
+			}
+			snprintf(out, on, "%s: bytes %llu-%llu", PATH(ino), (unsigned long long)start,
+				 (unsigned long long)(start + len - 1));
+		} else {
+			snprintf(out, on, "the data of %s", PATH(ino));
+		}
+		break;
+	case SFS_TAG_XATTR:
+		snprintf(out, on, "the xattr %.*s of %s", (int)(n - 9), (const char *)k + 9, PATH(ino));
+		break;
+	case SFS_TAG_ORPHAN:
+		snprintf(out, on, "the orphan key of inode %llu", (unsigned long long)ino);
+		break;
+	default:
+		if (k[0] == SFS_TAG_SUPER)
+			snprintf(out, on, "the superblock");
+		else if (k[0] == SFS_TAG_NEXTINO)
+			snprintf(out, on, "the inode counter");
+		else
+			snprintf(out, on, "a key with tag 0x%02x", k[0]);
 	}
-	int any = 0;
-	for (size_t i = 0; i < ck.ninodes; i++) {
-		fino *f = &ck.inodes[i];
-		if (f->ino < lo || f->ino > hi || f->state != INO_LIVE || !S_ISREG(f->in.mode) ||
-		    f->in.size == 0)
-			continue;
-		uint64_t from = f->ino == lo ? lo_idx * ck.cs : 0;
-		uint64_t to = f->in.size - 1;
-		if (f->ino == hi && hi_idx < (to / ck.cs))
-			to = (hi_idx + 1) * ck.cs - 1;
-		if (from > to)
-			continue;
-		printf("%s: bytes %llu-%llu may be lost (%s)\n", PATH(f->ino),
-		       (unsigned long long)from, (unsigned long long)to, l->msg);
-		any = 1;
-	}
-	if (!any)
-		printf("lost: chunk keys of no existing file (%s)\n", l->msg);
-	return 1;
+	return out;
 }
 
 static void report_lost(void)
 {
+	char a[4200], b[4200];
 	for (size_t i = 0; i < ck.nlost; i++) {
 		lostkey *l = &ck.lost[i];
-		const uint8_t *kb = l->k;
 		ck.found++;
 		ck.fixed++;
 		if (ck.quiet)
 			continue;
-		if (l->kind == SETT_REPAIR_LOST_VALUE && l->kn >= SFS_CHUNK_KEY_LEN && kb[0] == SFS_TAG_CHUNK) {
-			uint64_t ino = sfs_get_be64(kb + 1), idx = sfs_get_be64(kb + 9);
-			uint64_t start = idx * ck.cs, len = ck.cs;
-			if (l->kn == SFS_PAGE_KEY_LEN) {
-				start += (uint64_t)sfs_get_be32(kb + 17) * SFS_PAGE_SIZE;
-				len = SFS_PAGE_SIZE;
-			}
-			printf("%s: bytes %llu-%llu lost (%s)\n", PATH(ino), (unsigned long long)start,
-			       (unsigned long long)(start + len - 1), l->msg);
-		} else if (l->kind == SETT_REPAIR_LOST_VALUE && l->kn == 9 && kb[0] == SFS_TAG_INODE) {
-			printf("lost: %s (inode %llu) (%s)\n", PATH(sfs_get_be64(kb + 1)),
-			       (unsigned long long)sfs_get_be64(kb + 1), l->msg);
-		} else if (l->kind == SETT_REPAIR_LOST_KEYS && lost_chunks(l)) {
-			/* printed, by path */
-		} else {
-			printf("lost: %s", l->msg);
-			if (l->kn)
-				print_key(l->k, l->kn);
-			if (l->kendn)
-				print_key(l->kend, l->kendn);
-			putchar('\n');
-		}
+		describe(l->k, l->kn, a, sizeof a);
+		if (l->kind == SETT_REPAIR_LOST_VALUE && l->kn >= SFS_CHUNK_KEY_LEN &&
+		    l->k[0] == SFS_TAG_CHUNK)
+			printf("%s lost (%s)\n", a, l->msg); /* "PATH: bytes A-B lost" */
+		else if (l->kind == SETT_REPAIR_LOST_VALUE)
+			printf("lost: %s (%s)\n", a, l->msg);
+		else if (l->kind == SETT_REPAIR_STALE)
+			printf("%s may be older than it was (%s)\n", a, l->msg);
+		else if (l->kn || l->kendn)
+			printf("lost: the keys %s%s up to %s (%s)\n", l->kn ? "after " : "from the start",
+			       l->kn ? a : "", describe(l->kend, l->kendn, b, sizeof b), l->msg);
+		else
+			printf("lost: %s\n", l->msg);
 	}
 }
 
@@ -1316,6 +1376,16 @@ static int open_store(const char *store, int read_only, sett_db **db, char *why,
 	o.error_buf_size = whylen;
 	why[0] = 0;
 	return sett_open(store, &o, db);
+}
+
+static int has_super(sett_db *db)
+{
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t vn;
+	int r = sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
+	free(v);
+	return r != SETT_ENOTFOUND;
 }
 
 /* Runs the filesystem check (and with level > 0 its fixes) on an open store. */
@@ -1409,6 +1479,13 @@ int main(int argc, char **argv)
 			engine_repair = 1;
 			sett_close(db);
 		}
+	}
+	if (!engine_repair && level >= FIX_ALL && !has_super(db)) {
+		/* a MANIFEST cut short may have dropped the table that holds it */
+		faults++;
+		printf("engine: no superblock: rebuilding the store from all its tables\n");
+		engine_repair = 1;
+		sett_close(db);
 	}
 	if (engine_repair) {
 		settfs_options so;

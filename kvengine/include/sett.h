@@ -254,7 +254,9 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * the value log first).
  *
  * What cannot come back: keys in damaged table blocks or after a damaged
- * WAL entry, values in damaged value-log entries.  A table that a
+ * WAL entry, values in damaged value-log entries.  A key in the range of a
+ * damaged block that survives in an older table comes back with that
+ * older value (reported as SETT_REPAIR_STALE).  A table that a
  * compaction had replaced but that was not yet deleted when the MANIFEST
  * was lost can bring back keys deleted since (the MANIFEST was what said
  * it was dead).
@@ -265,8 +267,10 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
 enum sett_repair_kind {
 	SETT_REPAIR_NOTE = 0,       /* what the repair did; nothing lost */
 	SETT_REPAIR_LOST_VALUE = 1, /* `key` lost its value: it now reads as absent */
-	SETT_REPAIR_LOST_KEYS = 2   /* the keys from `key` to `key_end` (inclusive; an
+	SETT_REPAIR_LOST_KEYS = 2,  /* the keys from `key` to `key_end` (inclusive; an
 				     * empty one: unknown) in a damaged block are gone */
+	SETT_REPAIR_STALE = 3       /* `key` was in such a range, and what it holds now
+				     * may be older than what the damaged block held */
 };
 typedef struct sett_repair_event {
 	int kind;
