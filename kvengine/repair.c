@@ -213,6 +213,19 @@ static int open_tables(rep *r)
 			r->next_id = ids[i] + 1;
 		snprintf(path, sizeof path, "%s/%06llu.sst", r->dir, (unsigned long long)ids[i]);
 		e = table_open(path, ids[i], NULL, &s->t, why, sizeof why);
+		if (e == SETT_ECORRUPT) {
+			/* the footer, index or properties: find the data blocks */
+			char why2[512] = "";
+			s->damaged = 1;
+			int e2 = table_open_salvage(path, ids[i], &s->t, why2, sizeof why2);
+			if (e2 == 0)
+				note(r, "%s: does not open (%s); its data blocks are read by their "
+				     "checksums, and it goes to " QUARANTINE "/", path, why);
+			else
+				e = e2 == SETT_ECORRUPT ? e : e2;
+			if (e2 == 0)
+				e = 0;
+		}
 		if (e == -ENOMEM)
 			break;
 		if (e) {

@@ -82,6 +82,18 @@ sit *table_iter_new(table *t);
 typedef void (*table_lost_fn)(void *arg, slice after, slice last, const char *why);
 sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg);
 
+/*
+ * For repair: opens a table whose footer, index or properties are damaged,
+ * by finding its data blocks through their checksums (a raw block starts
+ * with a zero byte, a compressed one with the zstd magic; its end is where
+ * a type byte and checksum match what comes before).  Only blocks whose
+ * entries decode and follow the blocks before are taken; the salvage
+ * iterator reports the damaged stretches between and after them.  Only
+ * table_salvage_iter_new, table_max_version and table_unref may be used on
+ * the result.
+ */
+int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen);
+
 /* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
 int table_verify(table *t, char *why, size_t whylen);
 

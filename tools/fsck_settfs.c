@@ -1287,8 +1287,9 @@ static void report_lost(void)
 		else if (l->kind == SETT_REPAIR_STALE)
 			printf("%s may be older than it was (%s)\n", a, l->msg);
 		else if (l->kn || l->kendn)
-			printf("lost: the keys %s%s up to %s (%s)\n", l->kn ? "after " : "from the start",
-			       l->kn ? a : "", describe(l->kend, l->kendn, b, sizeof b), l->msg);
+			printf("lost: the keys %s%s %s%s (%s)\n", l->kn ? "after " : "from the start",
+			       l->kn ? a : "", l->kendn ? "up to " : "to the end",
+			       l->kendn ? describe(l->kend, l->kendn, b, sizeof b) : "", l->msg);
 		else
 			printf("lost: %s\n", l->msg);
 	}
