@@ -522,6 +522,33 @@ static int rebuild(rep *r)
 	return e;
 }
 
+/*
+ * A KEYREGISTRY that fails its checksum goes to quarantine/ (the next
+ * writable open makes a new one: no data keys exist yet).  One that checks
+ * is kept, whatever it says.
+ */
+static int check_keyregistry(rep *r)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/KEYREGISTRY", r->dir);
+	sfile *f;
+	int e = sfile_open(path, O_RDONLY, &f);
+	if (e == -ENOENT)
+		return 0;
+	if (e)
+		return e;
+	uint8_t h[24];
+	int64_t size = sfile_size(f);
+	e = size == 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
+	sfile_close(f);
+	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16))
+		return 0;
+	if (e && e != SETT_ECORRUPT)
+		return e;
+	note(r, "%s: damaged; it goes to " QUARANTINE "/ and a new one is made", path);
+	return quarantine(r, "KEYREGISTRY");
+}
+
 static int lock_store(const char *dir, int *fdp)
 {
 	char path[4096];
@@ -580,7 +607,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;
 	}
-	if ((e = scan_vlog(&r)) || (e = open_tables(&r)) || (e = replay_wals(&r)))
+	if ((e = check_keyregistry(&r)) || (e = scan_vlog(&r)) || (e = open_tables(&r)) ||
+	    (e = replay_wals(&r)))
 		goto out;
 	if ((e = rebuild(&r)))
 		goto out;

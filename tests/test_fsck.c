@@ -431,7 +431,8 @@ START_TEST(test_rebuild_with_wal)
 }
 END_TEST
 
-/* A MANIFEST that fails its checksum: refused, then rebuilt by -y. */
+/* A MANIFEST (then a KEYREGISTRY) that fails its checksum: refused, then
+ * rebuilt by -y. */
 START_TEST(test_manifest_damaged)
 {
 	if (!have_fsck())
@@ -454,6 +455,13 @@ START_TEST(test_manifest_damaged)
 	char qp[4200];
 	snprintf(qp, sizeof qp, "%s/quarantine/MANIFEST", dir);
 	ck_assert_int_eq(access(qp, F_OK), 0);
+	/* and a KEYREGISTRY that fails its checksum */
+	snprintf(mp, sizeof mp, "%s/KEYREGISTRY", dir);
+	tu_flip_byte(mp, 20);
+	ck_assert_int_eq(fsck("-n"), 4);
+	HAS("KEYREGISTRY");
+	ck_assert_int_eq(fsck("-y"), 1);
+	ck_assert_int_eq(fsck("-n"), 0);
 	fs = fs_open();
 	ck_assert_uint_eq(look(fs, 1, "f"), f);
 	expect_data(fs, f, data, sizeof data);
