@@ -2,7 +2,8 @@
 # Damage each kind of store file (a flipped byte or a cut at a random
 # offset, SWEEP_RUNS times per file), then fsck.settfs -y: it never crashes
 # or hangs, leaves a store that fsck then calls clean and that mounts, and
-# every file it does not name as damaged reads back as it was written.
+# every file it does not name as damaged reads back as it was written (or,
+# when what held it is lost without a trace, is gone and a loss reported).
 . "${srcdir:-.}/tests/integration/lib.sh"
 src=${srcdir:-.}
 runs=${SWEEP_RUNS:-6}
@@ -54,6 +55,12 @@ for f in $files; do
 		for r in "$work"/ref/*; do
 			n=$(basename "$r")
 			grep -q "/t/$n\b\|/t (inode\|lost+found" "$work/out" && continue
+			if [ ! -e "$mnt/t/$n" ]; then
+				# gone without a trace (a whole table or block lost): said so
+				grep -q "lost" "$work/out" && continue
+				cat "$work/out"
+				fail "$f, $what: /t/$n gone and no loss reported"
+			fi
 			cmp -s "$r" "$mnt/t/$n" || { cat "$work/out"; fail "$f, $what: /t/$n differs"; }
 		done
 		umount_fs
