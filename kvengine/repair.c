@@ -233,8 +233,8 @@ static int open_tables(rep *r)
 			s->damaged = 1;
 			r->lost_blocks++;
 			emit(r, SETT_REPAIR_LOST_KEYS, slice_make(NULL, 0), slice_make(NULL, 0),
-			     "%s: does not open (%s): its keys are lost (a file it held a newer version of "
-			     "has its older contents now); it goes to " QUARANTINE "/",
+			     "%s: does not open (%s): its keys are lost (files it held newer versions of "
+			     "read as they were before); it goes to " QUARANTINE "/",
 			     path, why[0] ? why : sett_strerror(e));
 			e = 0;
 		}

@@ -98,6 +98,7 @@ static struct {
 	uint64_t next_ino;
 	uint64_t lf;      /* /lost+found, 0 until found or made */
 	int remake_super; /* write a new superblock */
+	int blocked;      /* engine faults left: nothing is fixed */
 	int fatal;        /* an engine error stopped a scan: fix nothing */
 	lostkey *lost;
 	size_t nlost;
@@ -141,7 +142,7 @@ static int fault(int need, const void *k, size_t kn, const char *fmt, ...)
 	if (fix)
 		fputs(": fixed", stdout);
 	else if (need != FIX_NONE && !ck.fatal)
-		printf(": not fixed (needs %s)", level_flag(need));
+		printf(": not fixed (needs %s)", ck.blocked ? "-y, for the engine" : level_flag(need));
 	putchar('\n');
 	return fix;
 }
@@ -1457,6 +1458,7 @@ int main(int argc, char **argv)
 		return EXIT_OPERR;
 	}
 	int engine_repair = 0;
+	long engine_left = 0; /* engine faults this run does not repair */
 	if (r) {
 		if (!looks_like_store(store) || r == -ENOTDIR || r == -EACCES || r == -ENOMEM) {
 			fprintf(stderr, "fsck.settfs: %s: %s\n", store, why[0] ? why : sett_strerror(r));
@@ -1476,6 +1478,7 @@ int main(int argc, char **argv)
 		if (r && r != SETT_ECORRUPT)
 			operr("verify", r);
 		faults += engine_faults;
+		engine_left = engine_faults;
 		if (engine_faults && level >= FIX_ALL) {
 			engine_repair = 1;
 			sett_close(db);
@@ -1504,26 +1507,32 @@ int main(int argc, char **argv)
 		sett_verify(db, on_verify, NULL);
 		ck.quiet = quiet;
 		long remain = engine_faults - before;
+		engine_left = remain;
 		fixed += faults - (remain < faults ? remain : faults);
 		if (remain)
 			printf("fsck.settfs: %ld engine faults remain after the repair\n", remain);
 	}
 
 	/* the filesystem: fixes need a writable open, which the read-only one
-	 * has shown to be safe */
-	if (level > FIX_NONE) {
+	 * has shown to be safe; a store with engine faults left (-p) is not
+	 * written to */
+	if (level > FIX_NONE && !engine_left) {
 		sett_close(db);
 		if ((r = open_store(store, 0, &db, why, sizeof why)))
 			operr(why[0] ? why : store, r);
 	}
-	fs_check(db, level, quiet);
+	if (engine_left && level > FIX_NONE)
+		printf("fsck.settfs: the engine has faults: nothing is changed without -y\n");
+	ck.blocked = engine_left && level > FIX_NONE;
+	fs_check(db, engine_left ? FIX_NONE : level, quiet);
+	ck.blocked = 0;
 	faults += ck.found;
 	fixed += ck.fixed;
 	size_t ninodes = 0;
 	for (size_t i = 0; i < ck.ninodes; i++)
 		ninodes += ck.inodes[i].state == INO_LIVE;
 	long left = faults - fixed;
-	if (level > FIX_NONE && ck.found) {
+	if (level > FIX_NONE && !engine_left && ck.found) {
 		/* what a fresh look still finds was not corrected */
 		sett_close(db);
 		if ((r = open_store(store, 1, &db, why, sizeof why)))
