@@ -621,7 +621,7 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	if ((e = manifest_write(path, r.out, r.nout)))
+	if ((e = manifest_write(path, r.out, r.nout, r.next_id)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* the old files: their content is in the new tables now */

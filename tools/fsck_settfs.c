@@ -1465,8 +1465,8 @@ int main(int argc, char **argv)
 			return EXIT_OPERR;
 		}
 		faults++;
-		if (!quiet)
-			printf("engine: the store does not open: %s\n", why[0] ? why : sett_strerror(r));
+		fprintf(stderr, "fsck.settfs: cannot open %s: %s\n", store,
+			why[0] ? why : sett_strerror(r));
 		if (level < FIX_ALL) {
 			printf("fsck.settfs: %s: the store does not open; fsck.settfs -y rebuilds it\n",
 			       store);
