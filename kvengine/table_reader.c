@@ -906,8 +906,7 @@ sit *table_iter_new(table *t)
  * is the rest of a block whose entries stop decoding or go out of order.
  */
 typedef struct salvage_iter {
-	sit base;
-	tcur tc;
+	table_iter ti; /* key, value and error are the table iterator's */
 	table_lost_fn lost;
 	void *arg;
 	buf prev; /* the last key returned */
@@ -920,14 +919,14 @@ typedef struct salvage_iter {
 static void sv_report(salvage_iter *s, const char *why)
 {
 	if (s->lost)
-		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->tc.t->index[s->bi].last_key, why);
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->ti.tc.t->index[s->bi].last_key, why);
 }
 
 /* Positions at the first entry of the first block from bi on that loads;
  * the ones that do not are reported.  0, or an error other than damage. */
 static int sv_load_from(salvage_iter *s, size_t bi)
 {
-	tcur *tc = &s->tc;
+	tcur *tc = &s->ti.tc;
 	for (s->bi = bi; s->bi < tc->t->nblocks; s->bi++) {
 		tc->err = 0;
 		if (tc->t->gap && tc->t->gap[s->bi]) {
@@ -960,7 +959,7 @@ static int sv_load_from(salvage_iter *s, size_t bi)
 /* Settles on the current entry, or moves on to the next good one. */
 static void sv_settle(salvage_iter *s)
 {
-	tcur *tc = &s->tc;
+	tcur *tc = &s->ti.tc;
 	table *t = tc->t;
 	s->valid = 0;
 	while (s->bi < t->nblocks) {
@@ -1006,25 +1005,22 @@ static void sv_next(sit *it)
 	salvage_iter *s = SV(it);
 	if (!s->valid)
 		return;
-	blk_next(&s->tc.bc);
+	blk_next(&s->ti.tc.bc);
 	sv_settle(s);
 }
 
 static void sv_unsupported(sit *it)
 {
 	SV(it)->valid = 0;
-	SV(it)->tc.err = -ENOTSUP;
+	SV(it)->ti.tc.err = -ENOTSUP;
 }
 static void sv_seek(sit *it, slice k) { (void)k; sv_unsupported(it); }
 static int sv_valid(const sit *it) { return ((const salvage_iter *)it)->valid; }
-static slice sv_key(const sit *it) { return tc_key(&((const salvage_iter *)it)->tc); }
-static slice sv_value(const sit *it) { return ((const salvage_iter *)it)->tc.bc.val; }
-static int sv_error(const sit *it) { return ((const salvage_iter *)it)->tc.err; }
 
 static void sv_free(sit *it)
 {
-	table *t = SV(it)->tc.t;
-	tc_close(&SV(it)->tc);
+	table *t = SV(it)->ti.tc.t;
+	tc_close(&SV(it)->ti.tc);
 	buf_free(&SV(it)->prev);
 	free(it);
 	table_unref(t);
@@ -1032,7 +1028,7 @@ static void sv_free(sit *it)
 
 static const struct sit_ops salvage_iter_ops = {
 	sv_seek, sv_seek, sv_first, sv_unsupported, sv_next, sv_unsupported,
-	sv_valid, sv_key, sv_value, sv_error, sv_free,
+	sv_valid, ti_key, ti_value, ti_error, sv_free,
 };
 
 sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)
@@ -1040,12 +1036,12 @@ sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)
 	salvage_iter *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->base.ops = &salvage_iter_ops;
+	s->ti.base.ops = &salvage_iter_ops;
 	s->lost = lost;
 	s->arg = arg;
 	table_ref(t);
-	tc_init(&s->tc, t, 0); /* the file's own bytes, checked now */
-	return &s->base;
+	tc_init(&s->ti.tc, t, 0); /* the file's own bytes, checked now */
+	return &s->ti.base;
 }
 
 /* ------------------------------------------------- salvage open */

@@ -169,6 +169,32 @@ static void rewrite_inode(sett_db *db, uint64_t ino, uint32_t nlink)
 	sfs_inode_free(&in);
 }
 
+/* The path of the biggest table (newest 0) or the newest one (1) into out;
+ * returns its size. */
+static long long pick_table(int newest, char *out, size_t on)
+{
+	DIR *dd = opendir(dir);
+	ck_assert_ptr_nonnull(dd);
+	struct dirent *de;
+	long long best = -1, size = -1;
+	while ((de = readdir(dd))) {
+		size_t l = strlen(de->d_name);
+		if (l <= 4 || strcmp(de->d_name + l - 4, ".sst"))
+			continue;
+		char p[4200];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		long long v = newest ? (long long)strtoull(de->d_name, NULL, 10) : tu_file_size(p);
+		if (v > best) {
+			best = v;
+			size = tu_file_size(p);
+			snprintf(out, on, "%s", p);
+		}
+	}
+	closedir(dd);
+	ck_assert_int_ge(best, 0);
+	return size;
+}
+
 /* Every filesystem fault kind, planted with the engine API. */
 START_TEST(test_fs_faults)
 {
@@ -545,22 +571,8 @@ START_TEST(test_table_damage)
 	ck_assert_int_eq(settfs_close(fs), 0);
 	ck_assert_int_eq(fsck("-n"), 0);
 	/* the biggest table; a byte in its first data block */
-	DIR *dd = opendir(dir);
-	struct dirent *de;
-	char tp[4200] = "";
-	long long best = -1;
-	while ((de = readdir(dd))) {
-		size_t l = strlen(de->d_name);
-		if (l > 4 && !strcmp(de->d_name + l - 4, ".sst")) {
-			char p[4200];
-			snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-			if (tu_file_size(p) > best) {
-				best = tu_file_size(p);
-				snprintf(tp, sizeof tp, "%s", p);
-			}
-		}
-	}
-	closedir(dd);
+	char tp[4200];
+	long long best = pick_table(0, tp, sizeof tp);
 	ck_assert_int_gt(best, 20000);
 	tu_flip_byte(tp, 100);
 	tu_flip_byte(tp, best / 2);
@@ -601,20 +613,8 @@ START_TEST(test_table_meta_damage)
 		mk(fs, 1, n, n, strlen(n));
 	}
 	ck_assert_int_eq(settfs_close(fs), 0);
-	char tp[4200] = "";
-	long long best = -1;
-	DIR *dd = opendir(dir);
-	struct dirent *de;
-	while ((de = readdir(dd))) {
-		size_t l = strlen(de->d_name);
-		char p[4200];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (l > 4 && !strcmp(de->d_name + l - 4, ".sst") && tu_file_size(p) > best) {
-			best = tu_file_size(p);
-			snprintf(tp, sizeof tp, "%s", p);
-		}
-	}
-	closedir(dd);
+	char tp[4200];
+	long long best = pick_table(0, tp, sizeof tp);
 	/* the footer, then the index (the index is about 1/40 of the table) */
 	tu_flip_byte(tp, best - 20);
 	tu_flip_byte(tp, best - 600);
@@ -652,17 +652,8 @@ START_TEST(test_stale_after_damage)
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	/* the newest table: its first block holds the chunk key */
-	DIR *dd = opendir(dir);
-	struct dirent *de;
-	unsigned long best = 0;
-	while ((de = readdir(dd))) {
-		size_t l = strlen(de->d_name);
-		if (l > 4 && !strcmp(de->d_name + l - 4, ".sst") && strtoul(de->d_name, NULL, 10) > best)
-			best = strtoul(de->d_name, NULL, 10);
-	}
-	closedir(dd);
 	char tp[4200];
-	snprintf(tp, sizeof tp, "%s/%06lu.sst", dir, best);
+	pick_table(1, tp, sizeof tp);
 	tu_flip_byte(tp, 3);
 	ck_assert_int_eq(fsck("-y"), 1);
 	HAS("/f: bytes 0-65535 may be older than it was");
