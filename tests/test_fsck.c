@@ -169,9 +169,9 @@ static void rewrite_inode(sett_db *db, uint64_t ino, uint32_t nlink)
 	sfs_inode_free(&in);
 }
 
-/* The path of the biggest table (newest 0) or the newest one (1) into out;
+/* The path of the biggest table (newest 0) or the newest one (1) into path;
  * returns its size. */
-static long long pick_table(int newest, char *out, size_t on)
+static long long pick_table(int newest, char *path, size_t on)
 {
 	DIR *dd = opendir(dir);
 	ck_assert_ptr_nonnull(dd);
@@ -187,7 +187,7 @@ static long long pick_table(int newest, char *out, size_t on)
 		if (v > best) {
 			best = v;
 			size = tu_file_size(p);
-			snprintf(out, on, "%s", p);
+			snprintf(path, on, "%s", p);
 		}
 	}
 	closedir(dd);
