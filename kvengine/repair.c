@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -67,6 +68,9 @@ typedef struct rep {
 	vlog *vl;
 	uint32_t *bad_fids;
 	int nbad;
+	uint32_t *fids;   /* every value-log file at the start, ascending */
+	uint64_t *live;   /* bytes of entries the new tables point at, per fids[i] */
+	int nfids;
 	src_table *tables;
 	size_t ntables;
 	src_wal *wals;
@@ -151,7 +155,8 @@ static int scan_vlog(rep *r)
 	if (e)
 		return e;
 	r->bad_fids = calloc((size_t)n + 1, sizeof *r->bad_fids);
-	if (!r->bad_fids) {
+	r->live = calloc((size_t)n + 1, sizeof *r->live);
+	if (!r->bad_fids || !r->live) {
 		free(fids);
 		return -ENOMEM;
 	}
@@ -166,8 +171,44 @@ static int scan_vlog(rep *r)
 		}
 		e = 0;
 	}
-	free(fids);
+	r->fids = fids;
+	r->nfids = n;
 	return e;
+}
+
+static void add_live(rep *r, const vptr *p)
+{
+	int lo = 0, hi = r->nfids;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (r->fids[mid] < p->fid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < r->nfids && r->fids[lo] == p->fid)
+		r->live[lo] += p->len;
+}
+
+/*
+ * DISCARD anew: what the new tables do not point at in each value-log
+ * file is garbage (the older versions repair dropped), so GC finds it.
+ * Files created by the repair (the copies) hold only live values.
+ */
+static int write_discard(rep *r)
+{
+	discard *d;
+	int e = discard_new(r->dir, 0, &d);
+	if (e)
+		return e;
+	for (int i = 0; i < r->nfids; i++) {
+		uint64_t size = vlog_file_size(r->vl, r->fids[i]);
+		if (!is_bad_fid(r, r->fids[i]) && size > LOG_HEADER_SIZE + r->live[i])
+			discard_add(d, r->fids[i], size - LOG_HEADER_SIZE - r->live[i]);
+	}
+	e = discard_persist(d);
+	int c = discard_close(d);
+	return e ? e : c;
 }
 
 static void on_lost_block(void *arg, slice after, slice last, const char *why)
@@ -482,6 +523,8 @@ static int rebuild(rep *r)
 				vptr_encode(pb, &np);
 				v.data = slice_make(pb, VPTR_SIZE);
 				r->moved++;
+			} else {
+				add_live(r, &p);
 			}
 		}
 		vs.n = 0;
@@ -624,6 +667,10 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 	if ((e = manifest_write(path, r.out, r.nout, r.next_id)))
 		goto out; /* the new tables are there; a new run merges them again */
 
+	/* advisory: a failure leaves GC with less to go on, nothing worse */
+	if (write_discard(&r) != 0)
+		note(&r, "%s/DISCARD: not rewritten; value-log GC may miss garbage", path);
+
 	/* the old files: their content is in the new tables now */
 	for (size_t i = 0; i < r.ntables; i++) {
 		src_table *s = &r.tables[i];
@@ -678,6 +725,8 @@ out:
 	free(r.tables);
 	free(r.wals);
 	free(r.bad_fids);
+	free(r.fids);
+	free(r.live);
 	free(r.out);
 	if (r.vl)
 		vlog_close(r.vl);

@@ -413,6 +413,15 @@ START_TEST(test_manifest_rebuild)
 	ck_assert_uint_eq(look(fs, d, "l"), l);
 	expect_data(fs, l, two, 5000);
 	ck_assert_int_eq(settfs_close(fs), 0);
+	/* the overwritten and deleted values are garbage that GC can see */
+	sett_db *db = db_open();
+	sett_vlog_info vi[16];
+	int nv = sett_vlog_files(db, vi, 16);
+	uint64_t discard = 0;
+	for (int i = 0; i < nv && i < 16; i++)
+		discard += vi[i].discard_bytes;
+	ck_assert_uint_ge(discard, (1000 + 3 * 7000) + (1000 + 5 * 7000)); /* f3 old, f5 */
+	ck_assert_int_eq(sett_close(db), 0);
 }
 END_TEST
 
