@@ -1195,10 +1195,11 @@ typedef struct bad_blocks {
 	int n;
 } bad_blocks;
 
-static void on_bad_block(void *arg, slice after, slice last, const char *why)
+static void on_bad_block(void *arg, slice after, slice last, int excl, const char *why)
 {
 	(void)after;
 	(void)last;
+	(void)excl;
 	bad_blocks *b = arg;
 	b->n++;
 	b->report(b->arg, why);

@@ -56,7 +56,8 @@ typedef struct src_wal {
 
 /* The user keys of a damaged block, and the newest version its table held. */
 typedef struct lost_range {
-	buf from, to; /* empty: the table's start */
+	buf from, to; /* empty: the table's start, its end */
+	int to_excl;  /* `to` itself is not in the range */
 	uint64_t max_version;
 } lost_range;
 
@@ -211,7 +212,7 @@ static int write_discard(rep *r)
 	return e ? e : c;
 }
 
-static void on_lost_block(void *arg, slice after, slice last, const char *why)
+static void on_lost_block(void *arg, slice after, slice last, int excl, const char *why)
 {
 	rep *r = arg;
 	*r->cur_damaged = 1;
@@ -226,6 +227,7 @@ static void on_lost_block(void *arg, slice after, slice last, const char *why)
 	lost_range *lr = &r->ranges[r->nranges];
 	memset(lr, 0, sizeof *lr);
 	lr->max_version = r->cur_max_version;
+	lr->to_excl = excl;
 	if (buf_append(&lr->from, a.p, a.n) || buf_append(&lr->to, b.p, b.n)) {
 		buf_free(&lr->from);
 		buf_free(&lr->to);
@@ -425,7 +427,7 @@ static void check_stale(rep *r, slice uk, uint64_t version)
 		lost_range *lr = &r->ranges[i];
 		if (version > lr->max_version ||
 		    (lr->from.n && slice_cmp(uk, slice_make(lr->from.p, lr->from.n)) < 0) ||
-		    (lr->to.n && slice_cmp(uk, slice_make(lr->to.p, lr->to.n)) > 0))
+		    (lr->to.n && slice_cmp(uk, slice_make(lr->to.p, lr->to.n)) >= !lr->to_excl))
 			continue;
 		r->stale++;
 		emit(r, SETT_REPAIR_STALE, uk, slice_make(NULL, 0),

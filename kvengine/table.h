@@ -75,11 +75,12 @@ sit *table_iter_new(table *t);
 
 /*
  * A forward-only iterator (first, next) that skips damage instead of
- * stopping: for each damaged block, lost(arg, after, last, why) gets the
- * internal keys it covered, from after `after` (empty: the table's start)
- * to `last` (inclusive), and `why` (file and offset).  Used by repair.
+ * stopping: for each damaged block, lost(arg, after, last, excl, why) gets
+ * the internal keys it covered, from after `after` (empty: the table's
+ * start) to `last` (inclusive, or exclusive with excl; empty: the end), and
+ * `why` (file and offset).  Used by repair and verify.
  */
-typedef void (*table_lost_fn)(void *arg, slice after, slice last, const char *why);
+typedef void (*table_lost_fn)(void *arg, slice after, slice last, int excl, const char *why);
 sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg);
 
 /*

@@ -910,6 +910,7 @@ typedef struct salvage_iter {
 	table_lost_fn lost;
 	void *arg;
 	buf prev; /* the last key returned */
+	char gap_why[400]; /* damage before the current block: reported at its first key */
 	size_t bi;
 	int valid;
 } salvage_iter;
@@ -919,7 +920,8 @@ typedef struct salvage_iter {
 static void sv_report(salvage_iter *s, const char *why)
 {
 	if (s->lost)
-		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->ti.tc.t->index[s->bi].last_key, why);
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->ti.tc.t->index[s->bi].last_key, 0,
+			why);
 }
 
 /* Positions at the first entry of the first block from bi on that loads;
@@ -929,12 +931,9 @@ static int sv_load_from(salvage_iter *s, size_t bi)
 	tcur *tc = &s->ti.tc;
 	for (s->bi = bi; s->bi < tc->t->nblocks; s->bi++) {
 		tc->err = 0;
-		if (tc->t->gap && tc->t->gap[s->bi]) {
-			char why[400];
-			snprintf(why, sizeof why, "%s: damaged bytes before offset %llu", tc->t->path,
-				 (unsigned long long)tc->t->index[s->bi].off);
-			sv_report(s, why);
-		}
+		if (tc->t->gap && tc->t->gap[s->bi])
+			snprintf(s->gap_why, sizeof s->gap_why, "%s: damaged bytes before offset %llu",
+				 tc->t->path, (unsigned long long)tc->t->index[s->bi].off);
 		if (tc_load(tc, s->bi) == 0) {
 			blk_first(&tc->bc);
 			return 0;
@@ -950,7 +949,7 @@ static int sv_load_from(salvage_iter *s, size_t bi)
 			 tc->t->nblocks ? (unsigned long long)(tc->t->index[tc->t->nblocks - 1].off +
 							     tc->t->index[tc->t->nblocks - 1].size)
 					: 0ull);
-		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), slice_make(NULL, 0), why);
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), slice_make(NULL, 0), 0, why);
 		tc->t->tail_lost = 0; /* once */
 	}
 	return 0;
@@ -966,6 +965,9 @@ static void sv_settle(salvage_iter *s)
 		if (blk_valid(&tc->bc)) {
 			slice k = tc_key(tc);
 			if (!s->prev.n || ikey_cmp(slice_make(s->prev.p, s->prev.n), k) < 0) {
+				if (s->gap_why[0] && s->lost)
+					s->lost(s->arg, slice_make(s->prev.p, s->prev.n), k, 1, s->gap_why);
+				s->gap_why[0] = 0;
 				s->prev.n = 0;
 				if (buf_append(&s->prev, k.p, k.n)) {
 					tc->err = -ENOMEM;
@@ -1154,8 +1156,11 @@ int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, siz
 	uint64_t expect = 0;
 	static const uint8_t zmagic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
 	for (size_t pos = 0; pos + TABLE_BLOCK_TRAILER < n && pos < data_end && !r;) {
-		if (all[pos] != 0 && (n - pos < 4 || memcmp(all + pos, zmagic, 4) != 0)) {
-			pos++; /* a raw data block starts with shared = 0, zstd with its magic */
+		/* a raw data block starts with shared = 0, zstd with its magic;
+		 * right after the data, the bloom block may start anyhow */
+		int at_end = pos == expect && t->nblocks && data_end == UINT64_MAX;
+		if (all[pos] != 0 && (n - pos < 4 || memcmp(all + pos, zmagic, 4) != 0) && !at_end) {
+			pos++;
 			continue;
 		}
 		size_t bsize = scan_block_end(all, n, pos, st);
@@ -1168,6 +1173,12 @@ int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, siz
 		int ok = read_block_raw(t, pos, bsize, NULL, &d, &dn, &charge, NULL, 0) == 0 &&
 			 scan_block_ok(d, dn, &last, &last, &t->count, &t->max_version);
 		free(d);
+		if (!ok && at_end) {
+			/* a checked block right after the data that is not data: the
+			 * bloom block, so the data ends here (the footer is lost) */
+			data_end = pos;
+			break;
+		}
 		if (!ok) {
 			pos++;
 			continue;
