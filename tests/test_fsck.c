@@ -47,7 +47,7 @@ static int fsck(const char *flags)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define HAS(s) ck_assert_msg(strstr(out, (s)) != NULL, "no \"%s\" in:\n%s", (s), out)
+#define HAS(s) ck_assert_msg(strstr(out, (s)) != NULL, "no \"%s\" in:\n%.3000s", (s), out)
 
 /* A hash of every file of the store but LOCK: "nothing changed". */
 static uint64_t store_hash(void)
@@ -624,18 +624,29 @@ START_TEST(test_table_meta_damage)
 	ck_assert_int_eq(settfs_close(fs), 0);
 	char tp[4200];
 	long long best = pick_table(0, tp, sizeof tp);
-	/* the footer, then the index (the index is about 1/40 of the table) */
+	/* the footer, then the index (the index is about 1/40 of the table),
+	 * then a data block */
 	tu_flip_byte(tp, best - 20);
 	tu_flip_byte(tp, best - 600);
+	tu_flip_byte(tp, 5000); /* among the chunk keys, which come first */
 	ck_assert_int_eq(fsck("-n"), 4);
 	ck_assert_int_eq(fsck("-y"), 1);
 	HAS("read by their checksums");
+	HAS("damaged bytes before offset");
+	/* the blocks around the damage are this table's own: nothing else is
+	 * suspected of holding older data */
+	ck_assert_msg(strstr(out, "may be older than it was") == NULL, "%.2000s", out);
+	static char report[sizeof out];
+	memcpy(report, out, sizeof out);
 	ck_assert_int_eq(fsck("-n"), 0);
 	fs = fs_open();
 	for (int i = 0; i < 300; i++) {
-		char n[32];
+		char n[32], p[40];
 		snprintf(n, sizeof n, "file-with-a-long-name-%04d", i);
+		snprintf(p, sizeof p, "/%s ", n);
 		uint64_t ino = look(fs, 1, n);
+		if (strstr(report, p)) /* named as damaged */
+			continue;
 		ck_assert_msg(ino != 0, "%s lost", n);
 		expect_data(fs, ino, (const uint8_t *)n, strlen(n));
 	}
