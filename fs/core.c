@@ -172,7 +172,7 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 	if (r == 0)
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
 	if (r == 0)
-		r = sfs_batch_inode(b, SETTFS_ROOT_INO, &root);
+		r = sfs_batch_new_inode(b, SETTFS_ROOT_INO, &root);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
@@ -342,6 +342,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
+	if (o->max_batch_deletes && o->max_batch_deletes < fs->max_batch_deletes)
+		fs->max_batch_deletes = o->max_batch_deletes;
 	/* creates must not starve behind a stream of lookups; no reader nests */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -349,6 +351,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_rwlock_init(&fs->ns_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
+	pthread_mutex_init(&fs->space_mu, NULL);
+	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
 		r = open_engine(path, o, 0, &fs->db);
@@ -374,6 +378,9 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		r = count_inodes(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
+	sett_space sp;
+	if (r == 0 && sett_disk_space(fs->db, &sp) == 0)
+		fs->reserve = sp.reserve;
 	if (r) {
 		if (fs->db)
 			sett_close(fs->db);
@@ -381,6 +388,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		free(fs->path);
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
+		pthread_mutex_destroy(&fs->space_mu);
+		pthread_mutex_destroy(&fs->wb_lock);
 		free(fs);
 		return r;
 	}
@@ -388,49 +397,36 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes (each once). */
-static int flush_all(settfs *fs)
+int settfs_writeback(settfs *fs, unsigned age_ms)
 {
-	pthread_mutex_lock(&fs->tab_lock);
-	size_t n = 0, cap = fs->nnodes;
-	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
-	for (size_t i = 0; inos && i < fs->nbuckets; i++)
-		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
-			if (x->nchunks || x->npages || x->meta_dirty)
-				inos[n++] = x->ino;
-	pthread_mutex_unlock(&fs->tab_lock);
-	if (!inos)
-		return -ENOMEM;
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		sfs_node *x;
-		int r = sfs_node_get(fs, inos[i], &x);
-		if (r == 0) {
-			r = sfs_node_flush(fs, x, 0);
-			if (r) {
-				/* the data is lost either way: let the node go */
-				sfs_node_drop_chunks(fs, x);
-				x->meta_dirty = 0;
-			}
-			sfs_node_put(fs, x);
+	int64_t age = (int64_t)age_ms * 1000000;
+	int r = sfs_flush_nodes(fs, age, 0);
+	pthread_mutex_lock(&fs->wb_lock);
+	uint64_t v = sett_current_version(fs->db);
+	int64_t now = sfs_mono_now();
+	if (v != fs->synced_version && now - fs->synced_at >= age) {
+		int s = sfs_errno(sett_sync(fs->db));
+		if (s == 0) {
+			fs->synced_version = v;
+			fs->synced_at = now;
 		}
-		if (r && !rc)
-			rc = r;
+		if (r == 0)
+			r = s;
 	}
-	free(inos);
-	return rc;
+	pthread_mutex_unlock(&fs->wb_lock);
+	return r;
 }
 
 int settfs_sync(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	int s = sfs_errno(sett_sync(fs->db));
 	return r ? r : s;
 }
 
 int settfs_close(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		sfs_node *n = fs->buckets[i];
 		while (n) {
@@ -451,8 +447,42 @@ int settfs_close(settfs *fs)
 	free(fs->path);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
+	pthread_mutex_destroy(&fs->space_mu);
+	pthread_mutex_destroy(&fs->wb_lock);
 	free(fs);
 	return r ? r : s ? s : c;
+}
+
+/*
+ * The free space is measured (statvfs) at most once a second while it is
+ * well above the reserve, and for every admission within SPACE_NEAR of it;
+ * in between, admitted bytes are taken off the last measurement.
+ */
+#define SPACE_NEAR (64ull << 20)
+
+int sfs_space_admit(settfs *fs, uint64_t bytes)
+{
+	if (!fs->reserve)
+		return 0;
+	pthread_mutex_lock(&fs->space_mu);
+	int64_t now = sfs_now();
+	if (now - fs->space_measured >= 1000000000LL ||
+	    fs->space_free < fs->reserve + bytes + SPACE_NEAR) {
+		sett_space sp;
+		if (sett_disk_space(fs->db, &sp) != 0) {
+			pthread_mutex_unlock(&fs->space_mu);
+			return 0; /* unknown: the write itself will tell */
+		}
+		fs->space_free = sp.free_bytes;
+		fs->space_measured = now;
+	}
+	int r = 0;
+	if (fs->space_free < fs->reserve + bytes)
+		r = -ENOSPC;
+	else
+		fs->space_free -= bytes;
+	pthread_mutex_unlock(&fs->space_mu);
+	return r;
 }
 
 int settfs_statfs(settfs *fs, struct statvfs *sv)
@@ -468,7 +498,10 @@ int settfs_statfs(settfs *fs, struct statvfs *sv)
 	memset(sv, 0, sizeof *sv);
 	sv->f_bsize = fs->chunk_size;
 	sv->f_frsize = frsize;
-	sv->f_bavail = disk.f_bavail;
+	/* Free space net of the reserve: df shows 100 % before writers get
+	 * ENOSPC; f_bfree counts the reserve (as ext4's reserved blocks). */
+	uint64_t rblocks = (fs->reserve + frsize - 1) / frsize;
+	sv->f_bavail = disk.f_bavail > rblocks ? disk.f_bavail - rblocks : 0;
 	sv->f_bfree = disk.f_bavail;
 	sv->f_blocks = disk.f_bavail + (used + frsize - 1) / frsize;
 	long long ni = atomic_load(&fs->used_inodes);
