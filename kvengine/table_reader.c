@@ -975,7 +975,7 @@ sit *table_iter_new(table *t)
  * is the rest of a block whose entries stop decoding or go out of order.
  */
 typedef struct salvage_iter {
-	table_iter ti; /* key, value and error are the table iterator's */
+	table_iter ti; /* key and error are the table iterator's */
 	table_lost_fn lost;
 	void *arg;
 	buf prev; /* the last key returned */
@@ -1087,6 +1087,9 @@ static void sv_unsupported(sit *it)
 }
 static void sv_seek(sit *it, slice k) { (void)k; sv_unsupported(it); }
 static int sv_valid(const sit *it) { return ((const salvage_iter *)it)->valid; }
+/* The cursor reads with pread into its own buffers (use_cache 0), never
+ * the mapping, so the value is used in place. */
+static slice sv_value(const sit *it) { return ((const salvage_iter *)it)->ti.tc.bc.val; }
 
 static void sv_free(sit *it)
 {
@@ -1099,7 +1102,7 @@ static void sv_free(sit *it)
 
 static const struct sit_ops salvage_iter_ops = {
 	sv_seek, sv_seek, sv_first, sv_unsupported, sv_next, sv_unsupported,
-	sv_valid, ti_key, ti_value, ti_error, sv_free,
+	sv_valid, ti_key, sv_value, ti_error, sv_free,
 };
 
 sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)

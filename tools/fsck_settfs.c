@@ -1175,7 +1175,7 @@ static void commit(void)
 	for (size_t i = 0; i < ck.ninodes; i++) {
 		fino *f = &ck.inodes[i];
 		if (f->state == INO_LIVE && f->dirty && !f->phantom) {
-			int r = sfs_batch_inode(ck.ns, f->ino, &f->in);
+			int r = sfs_batch_new_inode(ck.ns, f->ino, &f->in);
 			if (r)
 				operr("batch", r);
 		} else if (f->state == INO_DROPPED && f->dirty) {
