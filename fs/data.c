@@ -459,6 +459,20 @@ static uint32_t killed_suidgid(uint32_t mode)
 	return mode;
 }
 
+/*
+ * Every operation that changes a file's data on behalf of a caller without
+ * CAP_FSETID (write, truncate, fallocate in every mode) clears the bits;
+ * it goes with the operation's own commit.
+ */
+static void kill_suidgid(sfs_node *n)
+{
+	if (killed_suidgid(n->in.mode) == n->in.mode)
+		return;
+	n->in.mode = killed_suidgid(n->in.mode);
+	n->in.ctime = sfs_now();
+	sfs_node_dirtied(n, SFS_DIRTY_META);
+}
+
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_t size,
 		     unsigned flags)
 {
@@ -471,11 +485,8 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		return r;
 	if (flags & SETTFS_WRITE_APPEND)
 		off = (off_t)n->in.size;
-	if ((flags & SETTFS_WRITE_KILL_SUIDGID) && killed_suidgid(n->in.mode) != n->in.mode) {
-		n->in.mode = killed_suidgid(n->in.mode);
-		n->in.ctime = sfs_now();
-		sfs_node_dirtied(n, SFS_DIRTY_META);
-	}
+	if (flags & SETTFS_WRITE_KILL_SUIDGID)
+		kill_suidgid(n);
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
 		return off < 0 ? -EINVAL : -EFBIG;
@@ -1042,12 +1053,79 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	return r;
 }
 
-int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
+/*
+ * Allocation (fallocate mode 0, KEEP_SIZE and ZERO_RANGE) stores the holes
+ * of [off, end) (end within the size: nothing is stored past the end of
+ * file) as zeros: each chunk that meets the range is made to reach at
+ * least the range's end in it, through the chunk buffers of the write
+ * path, which commit it (folding any overlays) and count its bytes in
+ * the inode's blocks like written data.  So st_blocks counts what was
+ * allocated, and the bytes were taken from the disk when fallocate
+ * returned.  Every intermediate commit only turns holes into stored
+ * zeros: the file reads the same throughout.  With `need` set nothing is
+ * changed and *need gets the bytes the allocation would store.
+ */
+static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint64_t *need)
+{
+	uint64_t cs = fs->chunk_size;
+	if (off >= end)
+		return 0;
+	uint8_t *scratch = malloc(cs), p[9];
+	sett_iter *it = NULL;
+	int r = scratch ? chunk_iter(fs, n->ino, p, &it) : -ENOMEM;
+	for (uint64_t idx = off / cs; r == 0 && idx * cs < end; idx++) {
+		uint32_t to = (uint32_t)(end - idx * cs < cs ? end - idx * cs : cs);
+		stored_info si;
+		sfs_chunk *c = find_chunk(n, idx);
+		uint32_t len = c ? c->len : 0;
+		if (!c) {
+			r = read_stored(fs, it, n->ino, idx, 0, (uint32_t)cs, scratch, &si);
+			len = si.len;
+		}
+		if (r || len >= to)
+			continue;
+		if (need) {
+			*need += to - len;
+			continue;
+		}
+		if (!c && (r = get_chunk_buffer(fs, n, idx, &c)) != 0)
+			break;
+		c->len = to; /* the buffer is zero past its data */
+		if (n->nchunks * cs >= fs->inode_dirty_limit ||
+		    (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit)
+			r = sfs_node_flush(fs, n, 0);
+	}
+	sett_iter_free(it);
+	free(scratch);
+	if (r == 0 && !need)
+		r = sfs_node_flush(fs, n, 0);
+	return r;
+}
+
+/*
+ * Admission of an allocation: the bytes alloc_range will store, and, for
+ * KEEP_SIZE past the end of file (where nothing is stored), the bytes
+ * asked for there; ENOSPC when the disk cannot hold them above the reserve.
+ */
+static int admit_alloc(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint64_t size)
+{
+	uint64_t need = 0;
+	int r = alloc_range(fs, n, off, end < size ? end : size, &need);
+	if (r == 0 && end > size)
+		need += end - (off > size ? off : size);
+	return r ? r : sfs_space_admit(fs, need);
+}
+
+int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, unsigned flags)
 {
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	if ((uint64_t)off + (uint64_t)len > (uint64_t)INT64_MAX)
 		return -EFBIG;
+	int keep = (mode & FALLOC_FL_KEEP_SIZE) != 0, kind = mode & ~FALLOC_FL_KEEP_SIZE;
+	if (kind != 0 && kind != FALLOC_FL_ZERO_RANGE &&
+	    mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
 	sfs_node *n;
 	int r = sfs_node_get_change(fs, ino, &n);
 	if (r)
@@ -1058,22 +1136,29 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
 		return r;
 	}
 	sfs_node_data_changed(fs, n);
-	if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE)
-		r = sfs_space_admit(fs, 0);
-	if (r) {
-		/* below the reserve: refuse what announces growth */
-	} else if (mode == 0) {
-		/* space is not reserved: chunks are written when data arrives */
-		uint64_t end = (uint64_t)off + (uint64_t)len;
-		if (end > n->in.size)
-			r = truncate_node(fs, n, end);
-	} else if (mode == FALLOC_FL_KEEP_SIZE) {
-		r = 0;
-	} else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-		r = punch_hole(fs, n, (uint64_t)off, (uint64_t)len);
-	} else {
-		r = -EOPNOTSUPP;
+	uint64_t start = (uint64_t)off, end = start + (uint64_t)len;
+	uint64_t size = keep || end < n->in.size ? n->in.size : end; /* the size after */
+	/* allocation works on stored chunks: commit the buffers first */
+	r = sfs_node_flush(fs, n, 0);
+	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE)
+		r = admit_alloc(fs, n, start, end, size);
+	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
+		kill_suidgid(n);
+	/*
+	 * ZERO_RANGE punches first (the range reads zeros, some of it as
+	 * holes: a state punch_hole's commits may leave anyway), then grows
+	 * and allocates like mode 0.
+	 */
+	if (r == 0 && kind != 0)
+		r = punch_hole(fs, n, start, end - start);
+	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE) {
+		if (size > n->in.size)
+			r = truncate_node(fs, n, size);
+		if (r == 0)
+			r = alloc_range(fs, n, start, end < size ? end : size, NULL);
 	}
+	if (r == 0 && n->meta_dirty) /* the mode, when nothing else was committed */
+		r = sfs_node_flush(fs, n, 0);
 	sfs_node_put_change(fs, n);
 	return r;
 }

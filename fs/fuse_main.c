@@ -604,7 +604,14 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
+	/*
+	 * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
+	 * itself: as for a write, a caller without CAP_FSETID (taken to be
+	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
+	 * expires its attributes after every fallocate.
+	 */
+	unsigned flags = fuse_req_ctx(req)->uid != 0 ? SETTFS_WRITE_KILL_SUIDGID : 0;
+	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len, flags));
 }
 
 static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)

@@ -168,8 +168,16 @@ int settfs_flush(settfs *fs, uint64_t ino);
 int settfs_release(settfs *fs, uint64_t ino, int flags);
 /* Makes the inode's data and metadata durable. */
 int settfs_fsync(settfs *fs, uint64_t ino, int datasync);
-/* mode 0 (extend size) or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE. */
-int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len);
+/*
+ * mode 0 (allocate, extending the size), FALLOC_FL_KEEP_SIZE,
+ * FALLOC_FL_ZERO_RANGE (with or without KEEP_SIZE) or
+ * FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE; others: -EOPNOTSUPP.
+ * Allocation stores the range's holes as zeros (counted in st_blocks);
+ * -ENOSPC when the disk cannot hold them above the reserve.  flags:
+ * SETTFS_WRITE_KILL_SUIDGID (the caller lacks CAP_FSETID), same commit.
+ */
+int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len,
+		     unsigned flags);
 /* SEEK_DATA / SEEK_HOLE; returns the offset or -ENXIO. */
 off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence);
 int settfs_statfs(settfs *fs, struct statvfs *sv);

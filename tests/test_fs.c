@@ -210,17 +210,17 @@ START_TEST(test_truncate_and_holes)
 	memset(b, 'q', 3 * cs);
 	ck_assert_int_eq(settfs_write(fs, f, 0, b, 3 * cs, 0), (ssize_t)(3 * cs));
 	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					  10, 2 * cs), 0);
+					  10, 2 * cs, 0), 0);
 	ck_assert_int_eq(settfs_read(fs, f, 0, 3 * cs, b), (ssize_t)(3 * cs));
 	ck_assert_int_eq(b[9], 'q');
 	ck_assert_int_eq(b[10], 0);
 	ck_assert_int_eq(b[2 * cs + 9], 0);
 	ck_assert_int_eq(b[2 * cs + 10], 'q');
 	ck_assert_int_eq(settfs_lseek(fs, f, 20, SEEK_DATA), 2 * cs);
-	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 4 * cs), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 4 * cs, 0), 0);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 4 * cs);
-	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, cs), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, cs, 0), -EOPNOTSUPP);
 	/* truncate of a directory */
 	in.st_size = 0;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
@@ -698,7 +698,7 @@ START_TEST(test_reserve)
 	memset(&in, 0, sizeof in);
 	in.st_size = (off_t)sizeof data * 2;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), -ENOSPC);
-	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20), -ENOSPC);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20, 0), -ENOSPC);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 
 	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
@@ -707,7 +707,7 @@ START_TEST(test_reserve)
 	in.st_size = 100000;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, h, &in, SETTFS_SET_SIZE, &st), 0);
 	ck_assert_int_eq(settfs_fallocate(fs, h, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-					  65536), 0);
+					  65536, 0), 0);
 	ck_assert_int_eq(settfs_release(fs, h, O_RDWR), 0);
 	ck_assert_int_eq(settfs_removexattr(fs, h, "user.a"), 0);
 	ck_assert_int_eq(settfs_rename(fs, 1, "h", 1, "h2", 0), 0);
@@ -1238,7 +1238,7 @@ START_TEST(test_big_truncate_punch_crash)
 			int r;
 			if (op == BIG_PUNCH) {
 				r = settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-						     (off_t)p0, (off_t)(p1 - p0));
+						     (off_t)p0, (off_t)(p1 - p0), 0);
 			} else {
 				struct stat a, st;
 				memset(&a, 0, sizeof a);
@@ -1470,11 +1470,11 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(settfs_lseek(fs, f, 2 * 16384 + 4096 + 60, SEEK_DATA), -ENXIO);
 	/* punch inside the overlay, then the whole overlay page */
 	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					  12300, 100), 0);
+					  12300, 100, 0), 0);
 	memset(model + 12300, 0, 100);
 	check_bytes(f, 0, model, sizeof model);
 	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					  2 * 16384, 16384), 0);
+					  2 * 16384, 16384, 0), 0);
 	memset(model + 2 * 16384, 0, 16384);
 	check_bytes(f, 0, model, sizeof model);
 	ck_assert_int_eq(settfs_lseek(fs, f, 16384, SEEK_DATA), -ENXIO);
@@ -1551,7 +1551,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 			size = ns;
 		} else if (r < 65) {
 			ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-							  (off_t)off, (off_t)len), 0);
+							  (off_t)off, (off_t)len, 0), 0);
 			if (off < size)
 				memset(model + off, 0, (off + len > size ? size : off + len) - off);
 		} else if (r < 67) {
@@ -1686,11 +1686,11 @@ START_TEST(test_fill_token)
 	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
 	t = fill_token(f);
 	/* fallocate: extend, then punch */
-	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 65536), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 65536, 0), 0);
 	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
 	t = fill_token(f);
 	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-					  4096), 0);
+					  4096, 0), 0);
 	ck_assert_int_eq(fill_runs(f, t), -ESTALE);
 	/* O_TRUNC */
 	t = fill_token(f);
