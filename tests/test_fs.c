@@ -1174,12 +1174,13 @@ static uint64_t big_file(uint8_t *ref, uint64_t *size)
 	return f;
 }
 
-enum { BIG_TRUNC, BIG_TRUNC0, BIG_PUNCH };
+enum { BIG_TRUNC, BIG_TRUNC0, BIG_PUNCH, BIG_ZERO };
 
 /*
  * Is the file in a state a crash of `op` may leave?  A truncate: the old
  * file cut at a size between the new and the old one.  A punch hole: the
- * old size and data, bytes of the hole old or zero.  Returns 0 for the old
+ * old size and data, bytes of the hole old or zero (a zero range keeping
+ * the size: the same).  Returns 0 for the old
  * state, 1 for the finished operation, 2 for a state in between.
  */
 static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint64_t cut,
@@ -1188,7 +1189,7 @@ static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint
 	struct stat st;
 	attr(f, &st);
 	uint64_t now = (uint64_t)st.st_size;
-	if (op == BIG_PUNCH)
+	if (op >= BIG_PUNCH)
 		ck_assert_uint_eq(now, size);
 	else
 		ck_assert_msg(now >= cut && now <= size, "size %llu outside [%llu, %llu]",
@@ -1198,15 +1199,15 @@ static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint
 	int zeroed = 0, kept = 0; /* hole bytes (not zero before) now zero / still old */
 	for (uint64_t i = 0; i < now; i++) {
 		if (got[i] == ref[i]) {
-			kept += op == BIG_PUNCH && i >= p0 && i < p1 && ref[i];
+			kept += op >= BIG_PUNCH && i >= p0 && i < p1 && ref[i];
 			continue;
 		}
-		ck_assert_msg(op == BIG_PUNCH && i >= p0 && i < p1 && got[i] == 0,
+		ck_assert_msg(op >= BIG_PUNCH && i >= p0 && i < p1 && got[i] == 0,
 			      "op %d, crash at I/O %d: byte %llu is %d, was %d (size %llu)", op,
 			      big_n, (unsigned long long)i, got[i], ref[i], (unsigned long long)now);
 		zeroed++;
 	}
-	if (op == BIG_PUNCH)
+	if (op >= BIG_PUNCH)
 		return !zeroed ? 0 : !kept ? 1 : 2;
 	return now == size ? 0 : now == cut ? 1 : 2;
 }
@@ -1225,7 +1226,7 @@ START_TEST(test_big_truncate_punch_crash)
 	ck_assert(ref && got);
 	const uint64_t cut = 5 * BIG_CS + 77;
 	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
-	for (int op = BIG_TRUNC; op <= BIG_PUNCH; op++) {
+	for (int op = BIG_TRUNC; op <= BIG_ZERO; op++) {
 		int mids = 0, n, ok = 0;
 		/* until it succeeded three times in a row (a fault may hit a background write) */
 		for (n = 1; ok < 3; n++) {
@@ -1236,9 +1237,10 @@ START_TEST(test_big_truncate_punch_crash)
 			sio_fault_fail_nth(n, EIO);
 			big_n = n;
 			int r;
-			if (op == BIG_PUNCH) {
-				r = settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-						     (off_t)p0, (off_t)(p1 - p0), 0);
+			if (op >= BIG_PUNCH) {
+				int mode = op == BIG_PUNCH ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
+				r = settfs_fallocate(fs, f, mode | FALLOC_FL_KEEP_SIZE, (off_t)p0,
+						     (off_t)(p1 - p0), 0);
 			} else {
 				struct stat a, st;
 				memset(&a, 0, sizeof a);
@@ -1550,9 +1552,16 @@ static void random_ops(uint64_t seed, int ops, int small)
 				memset(model + ns, 0, size - ns);
 			size = ns;
 		} else if (r < 65) {
-			ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-							  (off_t)off, (off_t)len, 0), 0);
-			if (off < size)
+			/* punch, zero range (keeping the size or not), allocate (mode 0, KEEP_SIZE) */
+			static const int modes[] = {
+				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE,
+				FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, FALLOC_FL_KEEP_SIZE
+			};
+			int mode = modes[tu_rand(&seed) % 5];
+			ck_assert_int_eq(settfs_fallocate(fs, f, mode, (off_t)off, (off_t)len, 0), 0);
+			if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
+				size = off + len;
+			if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) && off < size)
 				memset(model + off, 0, (off + len > size ? size : off + len) - off);
 		} else if (r < 67) {
 			ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
@@ -1614,6 +1623,106 @@ START_TEST(test_random_ops_overlays)
 	random_ops(777, 1500, 1);
 	fresh_store(65536);
 	random_ops(4242, 1500, 1);
+}
+END_TEST
+
+/*
+ * fallocate allocates: the holes of the range are stored as zeros and
+ * counted in st_blocks, so a later write there adds no blocks; what the
+ * disk cannot hold above the reserve is refused with ENOSPC, and nothing
+ * changes then.
+ */
+START_TEST(test_fallocate_allocates)
+{
+	uint64_t f = mkfile(1, "f");
+	struct stat st;
+	/* an unaligned range meeting two pages (xfstests generic/568) */
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 4095, 2, 0), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 4097);
+	ck_assert_int_ge(st.st_blocks * 512, 4097);
+	blkcnt_t before = st.st_blocks;
+	ck_assert_int_eq(settfs_write(fs, f, 4095, "ab", 2, 0), 2);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_blocks, before);
+	/* KEEP_SIZE allocates within the size only; the size stays */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, 1 << 20, 0), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 4097);
+	ck_assert_int_eq(st.st_blocks, before);
+	/* a zero range past the end grows the file and allocates it */
+	uint32_t cs = 65536;
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_ZERO_RANGE, 4096, 3 * cs, 0), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 4096 + 3 * cs);
+	ck_assert_int_ge(st.st_blocks * 512, 4096 + 3 * cs);
+	char b[4];
+	ck_assert_int_eq(settfs_read(fs, f, 4094, 4, b), 4);
+	ck_assert(memcmp(b, "\0a\0\0", 4) == 0);
+	settfs_release(fs, f, O_RDWR);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0); /* blocks match the stored bytes */
+
+	/* with a reserve: more than the free space is refused, whatever the mode */
+	fs_open_reserve(1 << 20);
+	struct statvfs sv;
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	off_t big = (off_t)(sv.f_bavail * sv.f_frsize) + (1LL << 30);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, big, 0), -ENOSPC);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, big, 0), -ENOSPC);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_ZERO_RANGE, 0, big, 0), -ENOSPC);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 4096 + 3 * cs);
+	ck_assert_int_eq(settfs_read(fs, f, 4094, 4, b), 4);
+	ck_assert(memcmp(b, "\0a\0\0", 4) == 0);
+	/* what fits is granted; an allocated range needs nothing more */
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20, 0), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20, 0), 0);
+	/* a punch frees, it never needs space */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					  big, 0), 0);
+	settfs_release(fs, f, O_RDWR);
+}
+END_TEST
+
+/* fallocate by a caller without CAP_FSETID clears the bits, in every mode */
+START_TEST(test_fallocate_kill_suidgid)
+{
+	static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE,
+				     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE };
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	uint64_t f = 0;
+	for (int i = 0; i < 5; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "f%d", i);
+		f = mkfile(1, name);
+		ck_assert_int_eq(settfs_write(fs, f, 0, "data", 4, 0), 4);
+		in.st_mode = 06777;
+		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, 0), 0);
+		attr(f, &st);
+		ck_assert_int_eq(st.st_mode & 07777, 06777); /* kept with CAP_FSETID */
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+				 0);
+		attr(f, &st);
+		ck_assert_int_eq(st.st_mode & 07777, 0777);
+		in.st_mode = 02767; /* set-group-ID without group execute stays */
+		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+				 0);
+		attr(f, &st);
+		ck_assert_int_eq(st.st_mode & 07777, 02767);
+		settfs_release(fs, f, O_RDWR);
+	}
+	reopen();
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode & 07777, 02767);
 }
 END_TEST
 
@@ -1822,6 +1931,8 @@ int main(void)
 	tcase_add_test(tc, test_fsck);
 	tcase_add_test(tc, test_random_ops);
 	tcase_add_test(tc, test_random_ops_overlays);
+	tcase_add_test(tc, test_fallocate_allocates);
+	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
 	tcase_add_test(tc, test_overlay_truncate_punch_seek);
 	tcase_add_test(tc, test_fill_token);
