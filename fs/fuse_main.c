@@ -608,10 +608,13 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	 * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
 	 * itself: as for a write, a caller without CAP_FSETID (taken to be
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
-	 * expires its attributes after every fallocate.
+	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
 	unsigned flags = fuse_req_ctx(req)->uid != 0 ? SETTFS_WRITE_KILL_SUIDGID : 0;
-	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len, flags));
+	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
+	if (flags)
+		mode_changed(req, ino);
+	fuse_reply_err(req, -r);
 }
 
 static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Random operations on files against an in-memory model, through the
-# kernel: writes, truncates and mmap stores under a writable handle, then
+# kernel: writes, truncates, fallocate (allocate, KEEP_SIZE, punch hole,
+# zero range with and without KEEP_SIZE) and mmap stores under a writable
+# handle, then
 # read phases with only read-only handles (where the daemon pushes whole
 # chunks into the page cache) with truncates by path in between, page
 # cache drops so reads miss, and a remount at the end.  Any byte that
@@ -10,7 +12,15 @@
 command -v python3 >/dev/null 2>&1 || skip "no python3"
 mount_fs
 python3 - "$mnt" "$work/model" "${SETTFS_FSX_OPS:-300}" "${SETTFS_FSX_SEED:-0}" <<'PY' || fail "fsx"
-import mmap, os, random, sys
+import ctypes, mmap, os, random, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+KEEP, PUNCH, ZERO = 1, 2, 16
+
+def fallocate(fd, mode, off, n):
+    if libc.fallocate(fd, mode, off, n) != 0:
+        e = ctypes.get_errno()
+        sys.exit("fallocate(%d, %d, %d): %s, seed %d" % (mode, off, n, os.strerror(e), seed))
 root, modeldir, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 os.makedirs(modeldir)
 seed = int(sys.argv[4]) or random.SystemRandom().randrange(1, 1 << 30)
@@ -49,6 +59,18 @@ for r in range(rounds):
             if off > len(m):
                 m.extend(bytes(off - len(m)))
             m[off:off + n] = data
+        elif op < 0.7:
+            mode = rnd.choice([0, KEEP, PUNCH | KEEP, ZERO, ZERO | KEEP])
+            off = rand_off(len(m))
+            n = rnd.choice([1, 2, 4096, 5000, CH, 3 * CH + 17])
+            if rnd.random() < 0.5:
+                off -= off % 4096
+            fallocate(fd, mode, off, n)
+            if not mode & KEEP and off + n > len(m):
+                m.extend(bytes(off + n - len(m)))
+            if mode & (PUNCH | ZERO):
+                e = min(off + n, len(m))
+                m[off:e] = bytes(max(0, e - off))
         elif op < 0.8:
             size = rnd.randrange(0, len(m) + CH + 1)
             os.ftruncate(fd, size)

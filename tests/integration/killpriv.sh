@@ -1,5 +1,6 @@
 #!/bin/sh
-# Writes, truncates and chown clear set-user-ID/set-group-ID as on a kernel
+# Writes, truncates, fallocate (every mode) and chown clear
+# set-user-ID/set-group-ID as on a kernel
 # filesystem (the daemon does it when the kernel hands it the job with
 # FUSE_HANDLE_KILLPRIV_V2), a writer with CAP_FSETID keeps them, and a
 # write removes security.capability, also after earlier writes let the
@@ -29,6 +30,22 @@ asuser "truncate -s 2 '$m/t'" || fail "truncate as user"
 [ "$(stat -c %s "$m/t")" = 2 ] || fail "truncate size"
 asuser ": > '$m/o'" || fail "O_TRUNC open as user"
 [ "$(mode "$m/o")" = 777 ] || fail "O_TRUNC kept set-user-ID: $(mode "$m/o")"
+# fallocate: the request carries no kill flag, the daemon decides by the caller
+command -v fallocate >/dev/null 2>&1 || skip "no fallocate (util-linux)"
+for a in "-l 100000" "-n -l 100000" "-p -o 0 -l 2" "-z -o 0 -l 2" "-z -n -o 0 -l 2"; do
+	f=$m/fa$(echo "$a" | tr -dc a-z)
+	echo data > "$f"; chmod 6777 "$f"
+	asuser "fallocate $a '$f'" || fail "fallocate $a as user"
+	[ "$(mode "$f")" = 777 ] || fail "fallocate $a kept set-user-ID: $(mode "$f")"
+	chmod 2767 "$f"
+	asuser "fallocate $a '$f'" || fail "fallocate $a as user"
+	[ "$(mode "$f")" = 2767 ] || fail "fallocate $a cleared set-group-ID without g+x: $(mode "$f")"
+	chmod 6777 "$f"
+	fallocate $a "$f" || fail "fallocate $a as root"
+	[ "$(mode "$f")" = 6777 ] || fail "root's fallocate $a cleared the bits: $(mode "$f")"
+	chmod 6777 "$f"
+	asuser "fallocate $a '$f'" || fail "fallocate $a as user"
+done
 echo root >> "$m/r"
 [ "$(mode "$m/r")" = 4777 ] || fail "root's write cleared set-user-ID: $(mode "$m/r")"
 chown 65534 "$m/c"
@@ -48,6 +65,7 @@ more" ] || fail "content of w"
 umount_fs
 mount_fs
 [ "$(mode "$m/w")" = 777 ] && [ "$(mode "$m/r")" = 4777 ] || fail "modes after remount"
+[ "$(mode "$m/faznol")" = 777 ] || fail "fallocate's mode after remount: $(mode "$m/faznol")"
 umount_fs
 
 # With KILLPRIV_V2 negotiated the kernel stops asking for security.capability
