@@ -214,7 +214,8 @@ static void *room_for_one(void *arr, size_t *cap, size_t n, size_t elem, size_t 
 	return p;
 }
 
-static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
+/* The buffer of chunk idx; `empty`: the caller knows nothing of it is stored. */
+static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_chunk **cp)
 {
 	sfs_chunk *c = find_chunk(n, idx);
 	if (c) {
@@ -232,7 +233,7 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 	memset(&si, 0, sizeof si);
 	int r = 0;
 	/* nothing is stored at or past the end of file */
-	if (idx * fs->chunk_size < n->in.size) {
+	if (!empty && idx * fs->chunk_size < n->in.size) {
 		uint8_t p[9];
 		sett_iter *it;
 		r = chunk_iter(fs, n->ino, p, &it);
@@ -257,6 +258,11 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 	sfs_node_dirtied(n, SFS_DIRTY_META);
 	*cp = c;
 	return 0;
+}
+
+static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
+{
+	return chunk_buffer(fs, n, idx, 0, cp);
 }
 
 /*
@@ -1070,15 +1076,28 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 	uint64_t cs = fs->chunk_size;
 	if (off >= end)
 		return 0;
-	uint8_t *scratch = malloc(cs), p[9];
+	uint8_t *scratch = malloc(cs), k[SFS_KEY_MAX], p[9];
 	sett_iter *it = NULL;
 	int r = scratch ? chunk_iter(fs, n->ino, p, &it) : -ENOMEM;
+	/*
+	 * One walk over the range's keys (seeking to each chunk of a range
+	 * just punched would step over all the deletions after it each time):
+	 * `next` is the chunk of the next stored key, those before it are holes.
+	 */
+	uint64_t next = UINT64_MAX;
+	if (r == 0)
+		sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, off / cs)));
 	for (uint64_t idx = off / cs; r == 0 && idx * cs < end; idx++) {
-		uint32_t to = (uint32_t)(end - idx * cs < cs ? end - idx * cs : cs);
+		uint32_t to = (uint32_t)(end - idx * cs < cs ? end - idx * cs : cs), pg;
+		if (next < idx || next == UINT64_MAX) {
+			next = UINT64_MAX;
+			if (sett_iter_valid(it) && (r = parse_ckey(fs, sett_iter_key(it), &next, &pg)))
+				break;
+		}
 		stored_info si;
 		sfs_chunk *c = find_chunk(n, idx);
 		uint32_t len = c ? c->len : 0;
-		if (!c) {
+		if (!c && next == idx) {
 			r = read_stored(fs, it, n->ino, idx, 0, (uint32_t)cs, scratch, &si);
 			len = si.len;
 		}
@@ -1088,13 +1107,15 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 			*need += to - len;
 			continue;
 		}
-		if (!c && (r = get_chunk_buffer(fs, n, idx, &c)) != 0)
+		if (!c && (r = chunk_buffer(fs, n, idx, next != idx, &c)) != 0)
 			break;
 		c->len = to; /* the buffer is zero past its data */
 		if (n->nchunks * cs >= fs->inode_dirty_limit ||
 		    (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit)
 			r = sfs_node_flush(fs, n, 0);
 	}
+	if (r == 0 && it)
+		r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
 	free(scratch);
 	if (r == 0 && !need)
