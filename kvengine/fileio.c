@@ -7,6 +7,10 @@
  * (truncate every file to its durable length) and count the bytes written
  * (write amplification).  Faults are process-wide on purpose: a test arms
  * them, runs engine code, and checks the engine's reaction.
+ *
+ * The recorder (tests only) logs every mutating operation for the crash
+ * explorer; each operation asks rec_lock() first, which costs one relaxed
+ * load while recording is off.
  */
 #include "fileio.h"
 
@@ -27,6 +31,7 @@ struct sfile {
 	char *path;
 	void *map; /* sfile_map's mapping, or NULL */
 	size_t map_len;
+	uint64_t rec_handle; /* the recorder's number for this open, 0: none */
 };
 
 /* ---- registry and faults ---- */
@@ -163,6 +168,124 @@ uint64_t sio_bytes_written(void)
 	return __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
 }
 
+/* ---- recorder ---- */
+
+static int recording;
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+static sio_rec *rec_log;
+static size_t rec_n, rec_cap;
+static uint64_t rec_handles;
+static int rec_failed; /* out of memory while recording: the log is unusable */
+
+/* Locks the recorder if recording is on; returns whether it did. */
+static int rec_lock(void)
+{
+	if (!__atomic_load_n(&recording, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&rec_mu);
+	if (recording)
+		return 1;
+	pthread_mutex_unlock(&rec_mu);
+	return 0;
+}
+
+static void rec_unlock(int locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&rec_mu);
+}
+
+/* Appends a record with its paths copied (rec_mu held); NULL on failure. */
+static sio_rec *rec_add(int kind, const char *path, const char *path2)
+{
+	if (rec_failed)
+		return NULL;
+	if (rec_n == rec_cap) {
+		size_t cap = rec_cap ? rec_cap * 2 : 256;
+		sio_rec *n = realloc(rec_log, cap * sizeof *n);
+		if (!n) {
+			rec_failed = 1;
+			return NULL;
+		}
+		rec_log = n;
+		rec_cap = cap;
+	}
+	sio_rec *r = &rec_log[rec_n];
+	memset(r, 0, sizeof *r);
+	r->kind = kind;
+	if ((path && !(r->path = strdup(path))) || (path2 && !(r->path2 = strdup(path2)))) {
+		free(r->path);
+		rec_failed = 1;
+		return NULL;
+	}
+	rec_n++;
+	return r;
+}
+
+static void rec_file_op(int kind, const sfile *f, uint64_t off, const void *data, uint64_t len)
+{
+	sio_rec *r = rec_add(kind, NULL, NULL);
+	if (!r)
+		return;
+	r->handle = f->rec_handle;
+	r->off = off;
+	r->len = len;
+	if (data && len) {
+		if (!(r->data = malloc(len))) {
+			rec_failed = 1;
+			return;
+		}
+		memcpy(r->data, data, len);
+	}
+}
+
+void sio_record_free(sio_rec *recs, size_t n)
+{
+	for (size_t i = 0; recs && i < n; i++) {
+		free(recs[i].path);
+		free(recs[i].path2);
+		free(recs[i].data);
+	}
+	free(recs);
+}
+
+void sio_record_start(void)
+{
+	pthread_mutex_lock(&rec_mu);
+	sio_record_free(rec_log, rec_n);
+	rec_log = NULL;
+	rec_n = rec_cap = 0;
+	rec_failed = 0;
+	__atomic_store_n(&recording, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&rec_mu);
+}
+
+void sio_record_mark(uint64_t id)
+{
+	int locked = rec_lock();
+	sio_rec *r = locked ? rec_add(SIO_REC_MARK, NULL, NULL) : NULL;
+	if (r)
+		r->off = id;
+	rec_unlock(locked);
+}
+
+size_t sio_record_stop(sio_rec **recs)
+{
+	pthread_mutex_lock(&rec_mu);
+	__atomic_store_n(&recording, 0, __ATOMIC_RELAXED);
+	size_t n = rec_n;
+	*recs = rec_log;
+	if (rec_failed) {
+		sio_record_free(rec_log, rec_n);
+		*recs = NULL;
+		n = 0;
+	}
+	rec_log = NULL;
+	rec_n = rec_cap = 0;
+	pthread_mutex_unlock(&rec_mu);
+	return n;
+}
+
 /* ---- files ---- */
 
 int sfile_open(const char *path, int flags, sfile **fp)
@@ -173,17 +296,31 @@ int sfile_open(const char *path, int flags, sfile **fp)
 		if (r)
 			return r;
 	}
+	int locked = writable ? rec_lock() : 0;
 	int existed = writable ? access(path, F_OK) == 0 : 1;
 	int fd = open(path, flags | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
 	sfile *f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
+		rec_unlock(locked);
 		free(f);
 		close(fd);
 		return -ENOMEM;
 	}
 	f->fd = fd;
+	if (locked) {
+		sio_rec *r = rec_add(SIO_REC_OPEN, path, NULL);
+		if (r) {
+			r->handle = f->rec_handle = ++rec_handles;
+			r->created = !existed;
+			r->trunc = (flags & O_TRUNC) != 0;
+		}
+		rec_unlock(locked);
+	}
 	if (writable) {
 		pthread_mutex_lock(&fault_mu);
 		known_file *k = known_find(path);
@@ -245,16 +382,25 @@ int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
 	int r = fault_check(n);
 	if (r)
 		return r;
+	int locked = rec_lock();
 	size_t done = 0;
 	while (done < n) {
 		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			int e = errno;
+			/* what did reach the file is in the log */
+			if (locked && done)
+				rec_file_op(SIO_REC_WRITE, f, off, buf, done);
+			rec_unlock(locked);
+			return -e;
 		}
 		done += (size_t)k;
 	}
+	if (locked)
+		rec_file_op(SIO_REC_WRITE, f, off, buf, n);
+	rec_unlock(locked);
 	__atomic_add_fetch(&bytes_written, n, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -264,8 +410,15 @@ int sfile_sync(sfile *f)
 	int r = fault_check(0);
 	if (r)
 		return r;
-	if (fdatasync(f->fd) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (fdatasync(f->fd) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_file_op(SIO_REC_SYNC, f, 0, NULL, 0);
+	rec_unlock(locked);
 	struct stat st;
 	if (fstat(f->fd, &st) == 0) {
 		pthread_mutex_lock(&fault_mu);
@@ -284,8 +437,15 @@ int sfile_truncate(sfile *f, uint64_t size)
 	int r = fault_check(0);
 	if (r)
 		return r;
-	if (ftruncate(f->fd, (off_t)size) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (ftruncate(f->fd, (off_t)size) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_file_op(SIO_REC_TRUNCATE, f, size, NULL, 0);
+	rec_unlock(locked);
 	return 0;
 }
 
@@ -338,8 +498,15 @@ int sio_unlink(const char *path)
 	int r = fault_check(0);
 	if (r)
 		return r;
-	if (unlink(path) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (unlink(path) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_add(SIO_REC_UNLINK, path, NULL);
+	rec_unlock(locked);
 	pthread_mutex_lock(&fault_mu);
 	known_drop(path);
 	pthread_mutex_unlock(&fault_mu);
@@ -351,8 +518,15 @@ int sio_rename(const char *from, const char *to)
 	int r = fault_check(0);
 	if (r)
 		return r;
-	if (rename(from, to) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (rename(from, to) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_add(SIO_REC_RENAME, from, to);
+	rec_unlock(locked);
 	pthread_mutex_lock(&fault_mu);
 	known_drop(to);
 	known_file *k = known_find(from);
@@ -375,7 +549,11 @@ int sio_sync_dir(const char *dir)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	int locked = rec_lock();
 	r = fsync(fd) == 0 ? 0 : -errno;
+	if (locked && r == 0)
+		rec_add(SIO_REC_SYNC_DIR, dir, NULL);
+	rec_unlock(locked);
 	close(fd);
 	return r;
 }
@@ -385,7 +563,14 @@ int sio_mkdir(const char *dir)
 	int r = fault_check(0);
 	if (r)
 		return r;
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return -errno;
+	int locked = rec_lock();
+	if (mkdir(dir, 0755) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return e == EEXIST ? 0 : -e;
+	}
+	if (locked)
+		rec_add(SIO_REC_MKDIR, dir, NULL);
+	rec_unlock(locked);
 	return 0;
 }
