@@ -687,7 +687,7 @@ void xp_explore(xp_log *l, const char *name, long nstates, uint64_t seed, long o
 		dump_log(l);
 	}
 	char *out = tu_tmpdir("xstate");
-	char why[1024];
+	char why[1024], kept[4200] = "";
 	for (long i = only >= 0 ? only : 0; i < (only >= 0 ? only + 1 : nstates); i++) {
 		xdesc d = { .n = 0 };
 		d.s[0] = 0;
@@ -696,14 +696,23 @@ void xp_explore(xp_log *l, const char *name, long nstates, uint64_t seed, long o
 		res->states++;
 		if (check(arg, out, l->mark_before[c], why, sizeof why) == 0)
 			continue;
+		if (res->failures == 0 && (only >= 0 || getenv("SETT_EXPLORE_KEEP"))) {
+			/* the same state again, untouched by the checker's recovery */
+			xdesc d2 = { .n = 0 };
+			snprintf(kept, sizeof kept, "%s.crash", out);
+			materialise(l, state_seed(seed, i), kept, &d2);
+		}
 		if (res->failures++ < 3 || only >= 0)
 			fprintf(stderr,
 				"explore %s: FAILED state %ld (SETT_EXPLORE_SEED=%#llx SETT_EXPLORE_STATE=%ld):\n"
 				"  %s\n  state: %s\n",
 				name, i, (unsigned long long)seed, i, why, d.s);
 	}
+	if (kept[0])
+		fprintf(stderr, "explore %s: the first failed state, as the crash left it: %s\n", name,
+			kept);
 	if (only >= 0)
-		fprintf(stderr, "explore %s: state kept in %s\n", name, out);
+		fprintf(stderr, "explore %s: state %ld after the check: %s\n", name, only, out);
 	else
 		tu_rmrf(out);
 	free(out);
