@@ -78,6 +78,7 @@ struct xp_log {
 	size_t ndops;
 	long *rec_fid;         /* per record: the file of a data record or sync */
 	uint64_t *mark_before; /* per crash point 0..n: the last mark before it */
+	size_t *marks, nmarks, capmarks; /* log indices of the marks */
 	char err[512];
 };
 
@@ -345,6 +346,7 @@ static void analyse(xp_log *l)
 			break;
 		case SIO_REC_MARK:
 			mark = r->off;
+			PUSH(l->marks, l->nmarks, l->capmarks, i);
 			break;
 		}
 	}
@@ -386,6 +388,7 @@ void xp_free(xp_log *l)
 	sio_record_free(l->recs, l->n);
 	free(l->rec_fid);
 	free(l->mark_before);
+	free(l->marks);
 	free(l->dir);
 	free(l);
 }
@@ -550,9 +553,19 @@ static size_t materialise(const xp_log *l, uint64_t seed, const char *out, xdesc
 {
 	uint64_t rng = seed | 1;
 	tu_rand(&rng);
-	/* the crash point: uniform, or just after a sync or a name change */
+	/*
+	 * The crash point: uniform over the records; or inside a uniformly
+	 * chosen stretch between two marks (so that a short operation of the
+	 * workload is hit as often as a long one); or just after a sync or a
+	 * name change.
+	 */
 	size_t c = (size_t)(tu_rand(&rng) % (l->n + 1));
-	if (tu_rand(&rng) % 3 == 0) {
+	int how = (int)(tu_rand(&rng) % 3);
+	if (how == 1 && l->nmarks) {
+		size_t k = (size_t)(tu_rand(&rng) % l->nmarks);
+		size_t lo = l->marks[k], hi = k + 1 < l->nmarks ? l->marks[k + 1] : l->n;
+		c = lo + 1 + (size_t)(tu_rand(&rng) % (hi - lo));
+	} else if (how == 2) {
 		for (size_t k = c; k < l->n; k++) {
 			int kind = l->recs[k].kind;
 			if (kind == SIO_REC_SYNC || kind == SIO_REC_SYNC_DIR || kind == SIO_REC_RENAME ||

@@ -389,7 +389,7 @@ START_TEST(test_engine_writes)
 		if (tu_rand(&rng) % 10 == 0)
 			e_call(&m, EV_SYNC, "sett_sync", sett_sync);
 	}
-	engine_finish(&m, l, dir, "writes", 800, NULL);
+	engine_finish(&m, l, dir, "writes", 1500, NULL);
 }
 END_TEST
 
@@ -411,7 +411,7 @@ START_TEST(test_engine_flush_compact)
 		if (i % 20 == 5)
 			e_call(&m, EV_SYNC, "sett_sync", sett_sync);
 	}
-	engine_finish(&m, l, dir, "flush+compact", 700, NULL);
+	engine_finish(&m, l, dir, "flush+compact", 1500, NULL);
 }
 END_TEST
 
