@@ -19,7 +19,7 @@
  *    never written appears; every batch is all or nothing (a key of a
  *    visible batch holds that batch's write or a later one);
  *  - settfs workloads (through the fs core, no FUSE): fsck.settfs's checker
- *    (linked in, run in a child) is clean; each file holds exactly one of the
+ *    (linked in) is clean; each file holds exactly one of the
  *    contents it had (old or new after a rename over it, never a mix or
  *    zeros) and not one older than its last durable one; xattrs likewise.
  *
@@ -48,7 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -656,39 +655,16 @@ static void f_unlink_open(fmodel *m, uint64_t *rng, int i)
 	f_end(m, e);
 }
 
-int fsck_settfs_main(int argc, char **argv); /* tools/fsck_settfs.c, via fsck_main.c */
+int fsck_settfs_run(const char *store, char *first, size_t n); /* tests/fsck_main.c */
 
-/* fsck.settfs on dir, in a child: 0 if clean, else 1 with its first fault in why. */
+/* fsck.settfs's checker on dir: 0 if clean, else 1 with its first line in why. */
 static int run_fsck(const char *dir, char *why, size_t n)
 {
-	int p[2];
-	ck_assert_int_eq(pipe(p), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		char *argv[] = { "fsck.settfs", (char *)dir, NULL };
-		int st = fsck_settfs_main(2, argv);
-		fflush(NULL);
-		_exit(st);
-	}
-	close(p[1]);
-	char out[4096];
-	size_t got = 0;
-	ssize_t k;
-	while ((k = read(p[0], out + got, sizeof out - 1 - got)) > 0)
-		got += (size_t)k;
-	out[got] = 0;
-	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+	char first[512];
+	int st = fsck_settfs_run(dir, first, sizeof first);
+	if (st == 0)
 		return 0;
-	out[strcspn(out, "\n")] = 0;
-	snprintf(why, n, "fsck.settfs exits %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+	snprintf(why, n, "fsck.settfs exits %d: %s", st, first);
 	return 1;
 }
 
