@@ -222,6 +222,15 @@ static sio_rec *rec_add(int kind, const char *path, const char *path2)
 	return r;
 }
 
+/* Ends a name operation begun under rec_lock: logs it if rc is 0; returns rc. */
+static int rec_name_op(int locked, int rc, int kind, const char *path, const char *path2)
+{
+	if (locked && rc == 0)
+		rec_add(kind, path, path2);
+	rec_unlock(locked);
+	return rc;
+}
+
 static void rec_file_op(int kind, const sfile *f, uint64_t off, const void *data, uint64_t len)
 {
 	sio_rec *r = rec_add(kind, NULL, NULL);
@@ -499,14 +508,9 @@ int sio_unlink(const char *path)
 	if (r)
 		return r;
 	int locked = rec_lock();
-	if (unlink(path) != 0) {
-		int e = errno;
-		rec_unlock(locked);
-		return -e;
-	}
-	if (locked)
-		rec_add(SIO_REC_UNLINK, path, NULL);
-	rec_unlock(locked);
+	r = rec_name_op(locked, unlink(path) == 0 ? 0 : -errno, SIO_REC_UNLINK, path, NULL);
+	if (r)
+		return r;
 	pthread_mutex_lock(&fault_mu);
 	known_drop(path);
 	pthread_mutex_unlock(&fault_mu);
@@ -519,14 +523,9 @@ int sio_rename(const char *from, const char *to)
 	if (r)
 		return r;
 	int locked = rec_lock();
-	if (rename(from, to) != 0) {
-		int e = errno;
-		rec_unlock(locked);
-		return -e;
-	}
-	if (locked)
-		rec_add(SIO_REC_RENAME, from, to);
-	rec_unlock(locked);
+	r = rec_name_op(locked, rename(from, to) == 0 ? 0 : -errno, SIO_REC_RENAME, from, to);
+	if (r)
+		return r;
 	pthread_mutex_lock(&fault_mu);
 	known_drop(to);
 	known_file *k = known_find(from);
@@ -550,10 +549,7 @@ int sio_sync_dir(const char *dir)
 	if (fd < 0)
 		return -errno;
 	int locked = rec_lock();
-	r = fsync(fd) == 0 ? 0 : -errno;
-	if (locked && r == 0)
-		rec_add(SIO_REC_SYNC_DIR, dir, NULL);
-	rec_unlock(locked);
+	r = rec_name_op(locked, fsync(fd) == 0 ? 0 : -errno, SIO_REC_SYNC_DIR, dir, NULL);
 	close(fd);
 	return r;
 }
@@ -564,13 +560,6 @@ int sio_mkdir(const char *dir)
 	if (r)
 		return r;
 	int locked = rec_lock();
-	if (mkdir(dir, 0755) != 0) {
-		int e = errno;
-		rec_unlock(locked);
-		return e == EEXIST ? 0 : -e;
-	}
-	if (locked)
-		rec_add(SIO_REC_MKDIR, dir, NULL);
-	rec_unlock(locked);
-	return 0;
+	r = rec_name_op(locked, mkdir(dir, 0755) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
+	return r == -EEXIST ? 0 : r;
 }

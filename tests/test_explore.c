@@ -591,16 +591,26 @@ static void f_replace(fmodel *m, uint64_t *rng, int i, int tmpno, int fsync_dir,
 	f_end(m, e);
 }
 
+/* Begins an event on name i if it exists now: sets *e and *ino; 0 if it does not. */
+static int f_existing(fmodel *m, int i, size_t *e, uint64_t *ino)
+{
+	if (!m->cur[i])
+		return 0;
+	char name[16];
+	fs_name(i, name);
+	*e = f_begin(m);
+	*ino = f_lookup(m, name);
+	return 1;
+}
+
 /* Truncate a file in place (to below `max`, 0: its size) and fsync it. */
 static void f_truncate(fmodel *m, uint64_t *rng, int i, uint32_t max)
 {
-	if (!m->cur[i])
+	size_t e;
+	uint64_t ino;
+	if (!f_existing(m, i, &e, &ino))
 		return;
 	const fver *old = &m->v[m->cur[i] - 1];
-	char name[16];
-	fs_name(i, name);
-	size_t e = f_begin(m);
-	uint64_t ino = f_lookup(m, name);
 	ck_assert_int_eq(settfs_file_open(m->fs, ino, O_RDWR), 0);
 	struct stat a = { 0 }, st;
 	if (!max || max > old->size)
@@ -617,12 +627,10 @@ static void f_truncate(fmodel *m, uint64_t *rng, int i, uint32_t max)
 /* Set the file's xattr and fsync the file. */
 static void f_xattr(fmodel *m, uint64_t *rng, int i)
 {
-	if (!m->cur[i])
+	size_t e;
+	uint64_t ino;
+	if (!f_existing(m, i, &e, &ino))
 		return;
-	char name[16];
-	fs_name(i, name);
-	size_t e = f_begin(m);
-	uint64_t ino = f_lookup(m, name);
 	uint64_t seed = tu_rand(rng) & ~SPARSE_SEED;
 	uint32_t size = 1 + (uint32_t)(tu_rand(rng) % 3000);
 	uint8_t v[3000];
@@ -637,12 +645,12 @@ static void f_xattr(fmodel *m, uint64_t *rng, int i)
 /* Unlink a file that is still open, keep writing to it, fsync, close. */
 static void f_unlink_open(fmodel *m, uint64_t *rng, int i)
 {
-	if (!m->cur[i])
+	size_t e;
+	uint64_t ino;
+	if (!f_existing(m, i, &e, &ino))
 		return;
 	char name[16];
 	fs_name(i, name);
-	size_t e = f_begin(m);
-	uint64_t ino = f_lookup(m, name);
 	ck_assert_int_eq(settfs_file_open(m->fs, ino, O_RDWR), 0);
 	ck_assert_int_eq(settfs_unlink(m->fs, SETTFS_ROOT_INO, name), 0);
 	f_version(m, i, 1, 0, 0, e);
