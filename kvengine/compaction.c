@@ -616,13 +616,12 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			e.add_levels = lv;
 			e.nadd = out.n;
 			r = db_install_edit(db, &e);
-			/* The MANIFEST may name the outputs even though the install
-			 * failed: keep their files (the next open deletes the tables
-			 * the MANIFEST does not name) and stop writing. */
-			if (r) {
+			/* If the MANIFEST may name the outputs even though the
+			 * install failed (db_install_edit then set bg_error), keep
+			 * their files: the next open deletes the tables the
+			 * MANIFEST does not name. */
+			if (r && __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE))
 				installed_unknown = 1;
-				db_set_bg_error(db, r);
-			}
 		}
 		free(del);
 		free(lv);
@@ -719,6 +718,9 @@ static int compaction_run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	job_release(j);
 	if (r == SETT_ECORRUPT)
 		db_set_bg_error(db, r);
+	else if (r != SETT_ECLOSED)
+		/* A failure is retried; writers stalled on L0 fail meanwhile. */
+		db_set_stall_error(db, STALL_L0, r);
 	return r;
 }
 
@@ -879,24 +881,6 @@ void compaction_fill_stats(sett_db *db, sett_stats *st)
 
 /* ---- sett_flatten ---- */
 
-/* Waits until every immutable memtable has been flushed to L0. */
-static int wait_memtables_flushed(sett_db *db)
-{
-	int r = 0;
-	pthread_mutex_lock(&db->mu);
-	while (db->nimm > 0 && !db->closing && !db->bg_error) {
-		struct timespec ts;
-		deadline_in(&ts, 50);
-		pthread_cond_timedwait(&db->cv_room, &db->mu, &ts);
-	}
-	if (db->bg_error)
-		r = db->bg_error;
-	else if (db->closing)
-		r = SETT_ECLOSED;
-	pthread_mutex_unlock(&db->mu);
-	return r;
-}
-
 /*
  * Flush, then compact every level down until L0..L5 are empty, then
  * rewrite each L6 table once: all data ends in L6, where tombstones,
@@ -909,10 +893,8 @@ int sett_flatten(sett_db *db)
 	struct compactor_state *cs = db->compactors;
 	if (!cs)
 		return SETT_ECLOSED;
-	int r = sett_flush(db);
+	int r = sett_flush(db); /* waits for the flush */
 	if (r)
-		return r;
-	if ((r = wait_memtables_flushed(db)))
 		return r;
 	uint64_t *self_ids = NULL;
 	size_t nself = 0, iself = 0;

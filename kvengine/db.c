@@ -56,6 +56,14 @@ void db_set_bg_error(sett_db *db, int err)
 	pthread_mutex_unlock(&db->mu);
 }
 
+void db_set_stall_error(sett_db *db, int which, int err)
+{
+	pthread_mutex_lock(&db->mu);
+	db->stall_error[which] = err;
+	pthread_cond_broadcast(&db->cv_room);
+	pthread_mutex_unlock(&db->mu);
+}
+
 /* ---- read versions ---- */
 
 /* REQUIRES: mu held. */
@@ -315,6 +323,9 @@ int db_install_edit(sett_db *db, const version_edit *e)
 	free(ch);
 	if (r) {
 		pthread_mutex_unlock(&db->install_mu);
+		/* A cleanly failed append (full disk) changed nothing. */
+		if (manifest_error(db->man))
+			db_set_bg_error(db, r);
 		return r;
 	}
 	lsm_version *nv;
@@ -336,6 +347,8 @@ int db_install_edit(sett_db *db, const version_edit *e)
 	pthread_mutex_unlock(&db->install_mu);
 	if (r == 0)
 		version_unref(old);
+	else
+		db_set_bg_error(db, r); /* the MANIFEST names what memory does not */
 	return r;
 }
 
@@ -819,7 +832,7 @@ int sett_close(sett_db *db)
 			db->imm[db->nimm++] = db->active;
 			db->active = (memslot){ 0 };
 		}
-		db->closing = 1;
+		db->closing = CLOSING_FLUSH;
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_flusher)
@@ -829,6 +842,12 @@ int sett_close(sett_db *db)
 		r = db->bg_error;
 		if (!r && db->vl)
 			r = vlog_sync(db->vl);
+		/* A flush that failed (full disk) left memtables: their WALs,
+		 * made durable here, are replayed at the next open. */
+		for (int i = 0; !r && i < db->nimm; i++)
+			r = wal_sync(db->imm[i].w);
+		if (!r && db->nimm)
+			r = db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	}
 	db_free(db);
 	return r;
@@ -865,10 +884,21 @@ int sett_flush(sett_db *db)
 	int r = db_rotate_memtable(db);
 	if (r)
 		return r;
+	return db_wait_flushed(db);
+}
+
+int db_wait_flushed(sett_db *db)
+{
+	/* Until the memtables are flushed, or a flush fails (it is retried,
+	 * but not waited for: the disk may stay full). */
 	pthread_mutex_lock(&db->mu);
-	while (db->nimm > 0 && !db->bg_error)
+	uint64_t fails = db->flush_failures;
+	while (db->nimm > 0 && !db->bg_error && !db->closing && db->flush_failures == fails)
 		pthread_cond_wait(&db->cv_room, &db->mu);
-	r = db->bg_error;
+	int r = db->bg_error;
+	if (!r && db->nimm > 0)
+		r = db->closing ? SETT_ECLOSED
+				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	pthread_mutex_unlock(&db->mu);
 	return r;
 }

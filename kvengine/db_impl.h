@@ -65,6 +65,8 @@ typedef struct memslot {
 } memslot;
 
 #define MAX_MEMTABLES 32
+#define CLOSING_FLUSH 3
+enum { STALL_MEMTABLES, STALL_L0 };
 
 struct write_req;
 struct compactor_state;
@@ -117,8 +119,24 @@ struct sett_db {
 	 */
 	uint32_t inflight_fid; /* atomic */
 
-	int closing;   /* set under mu and wmu when closing */
-	int bg_error;  /* first background error: writes fail with it */
+	/* Set under mu and wmu when closing: 1, then 2 (writers no longer
+	 * stall on L0), then CLOSING_FLUSH once the writer has exited and the
+	 * last memtable was handed to the flusher. */
+	int closing;
+	/*
+	 * First error after which the state on disk is uncertain (a failed
+	 * fsync or cut-back, corruption): every later write fails with it until
+	 * the store is reopened.
+	 */
+	int bg_error;
+	/*
+	 * The last flush (STALL_MEMTABLES) or compaction (STALL_L0) failed
+	 * without harm (full disk...) and is being retried; cleared by the next
+	 * one that succeeds.  A writer that would have to wait for that kind of
+	 * room fails with it instead.  Under mu.
+	 */
+	int stall_error[2];
+	uint64_t flush_failures; /* failed flushes so far (under mu) */
 
 	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
 	struct compactor_state *compactors;
@@ -172,10 +190,20 @@ void db_reader_remove(sett_db *db, uint64_t v);
 
 /* Records a background error (first one wins) and wakes everyone. */
 void db_set_bg_error(sett_db *db, int err);
+/* Records (err < 0) or clears (0) stall_error[which] and wakes writers
+ * waiting for room. */
+void db_set_stall_error(sett_db *db, int which, int err);
+/*
+ * Waits until every immutable memtable is flushed: 0, or bg_error, or the
+ * error of a flush that failed meanwhile (SETT_ECLOSED when closing).
+ */
+int db_wait_flushed(sett_db *db);
 
 /*
  * Installs a new version after a flush or compaction: writes the manifest
- * change set, swaps db->current, marks removed tables obsolete.  Takes mu.
+ * change set, swaps db->current, marks removed tables obsolete.  Takes mu.  When it fails with the MANIFEST's state
+ * uncertain (it may name the new tables), it sets bg_error itself; any
+ * other failure changed nothing.
  */
 int db_install_edit(sett_db *db, const version_edit *e);
 

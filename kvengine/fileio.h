@@ -67,6 +67,18 @@ int sio_mkdir(const char *dir);
 void sio_fault_fail_nth(long nth, int err);
 /* Every later write fails with err once `bytes` more bytes were written. */
 void sio_fault_fail_after_bytes(uint64_t bytes, int err);
+/* Every later write that would extend a file past max_size bytes fails with
+ * err (a per-file limit, like RLIMIT_FSIZE); 0 turns it off. */
+void sio_fault_file_size_limit(uint64_t max_size, int err);
+/*
+ * The nth write/sync/truncate/rename from now blocks until sio_fault_resume,
+ * which lets it go on and fail with err (0: it runs).  sio_fault_wait_paused
+ * waits until it is blocked.  This freezes a thread inside an operation so
+ * that a test can act in that window.
+ */
+void sio_fault_pause_nth(long nth);
+void sio_fault_wait_paused(void);
+void sio_fault_resume(int err);
 /* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
 void sio_fault_powercut(void);
 /* Clear all faults and forget what is known about files. */

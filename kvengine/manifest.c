@@ -542,6 +542,14 @@ out:
 	return r;
 }
 
+int manifest_error(manifest *m)
+{
+	pthread_mutex_lock(&m->mu);
+	int r = m->err;
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
 int manifest_close(manifest *m)
 {
 	if (!m)

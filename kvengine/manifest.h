@@ -51,6 +51,8 @@ typedef struct manifest manifest;
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen);
 int manifest_apply(manifest *m, const manifest_change *c, size_t n);
+/* The sticky error above (0 if none): after it, the file's state is uncertain. */
+int manifest_error(manifest *m);
 int manifest_close(manifest *m);
 
 #endif

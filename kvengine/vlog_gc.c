@@ -11,7 +11,8 @@
  * already dropped, so data still in memtables (a small store that keeps
  * overwriting) would never qualify.  GC therefore measures liveness
  * directly: pass 1 reads every entry of the file (vlog_iterate checks each
- * entry's checksum) and asks the LSM for the key's newest version; an
+ * entry's checksum) and asks the LSM for the key's newest version at the
+ * published version (a group not yet acknowledged decides nothing); an
  * entry is live iff that version is the entry's version, is not a
  * tombstone, has not expired, and points at exactly this file and offset.
  * sett_gc() measures every file but the head; the background thread
@@ -23,8 +24,9 @@
  * key) and hands them in batches to db_gc_rewrite, which re-checks
  * liveness on the writer thread and writes the value under the same
  * version: a compare-and-set, so a key deleted or overwritten meanwhile is
- * skipped and never comes back.  sett_sync() then makes the rewrite
- * durable before anything is deleted.
+ * skipped and never comes back.  sett_sync() then makes the rewrite, and
+ * every overwrite or delete that made the file's entries dead, durable
+ * before the file is scheduled for deletion (also when nothing was live).
  *
  * Delete: readers (iterators) at a read version older than the end of the
  * rewrite may still need old versions in the file, so the file is deleted
@@ -177,6 +179,7 @@ typedef struct live_set {
 	sett_db *db;
 	struct gc_state *gs;
 	uint32_t fid;
+	uint64_t read_version; /* liveness is judged at this published version */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -196,7 +199,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 		return 0;
 	slice uk = ikey_user(e->key);
 	uint64_t ver = ikey_version(e->key), cur = 0;
-	int r = db_lookup(ls->db, uk, UINT64_MAX, &cur, &ls->vs);
+	int r = db_lookup(ls->db, uk, ls->read_version, &cur, &ls->vs);
 	if (r < 0)
 		return r;
 	if (r == 0 || cur != ver)
@@ -300,10 +303,12 @@ static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
  * Returns 1 if the file was rewritten (and scheduled for deletion), 0 if
  * it did not qualify, <0 on error.
  */
-static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
+static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
+		   uint64_t read_version)
 {
 	uint64_t size = vlog_file_size(db->vl, fid);
-	live_set ls = { .db = db, .gs = gs, .fid = fid, .now = (uint64_t)time(NULL) };
+	live_set ls = { .db = db, .gs = gs, .fid = fid, .read_version = read_version,
+			.now = (uint64_t)time(NULL) };
 	int r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
 	if (r) {
 		live_set_free(&ls);
@@ -316,15 +321,20 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 		live_set_free(&ls);
 		return 0;
 	}
-	if (ls.n) {
+	if (ls.n)
 		r = rewrite_live(db, gs, &ls);
-		if (!r)
-			r = sett_sync(db);
-	}
+	/*
+	 * Whatever made the file's entries dead (an overwrite, a delete, this
+	 * rewrite) must be durable before the file can go: a power cut must
+	 * not bring back a durable pointer into a deleted file.  The writes
+	 * seen at ls.read_version were all acknowledged before this sync.
+	 */
+	if (!r)
+		r = sett_sync(db);
 	live_set_free(&ls);
 	if (r)
 		return r;
-	r = pending_add(gs, fid, sett_current_version(db), now_ms() + (ls.n ? GC_GRACE_MS : 0));
+	r = pending_add(gs, fid, sett_current_version(db), now_ms() + GC_GRACE_MS);
 	return r ? r : 1;
 }
 
@@ -353,10 +363,18 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 		}
 	}
 
-	/* Files a group being written points into are not in the LSM yet. */
+	/*
+	 * Files a group being written points into are not published yet.
+	 * Liveness is judged at the version published when the group in
+	 * flight (if any) was seen: a group still in the memtable but not
+	 * published (its fsync may yet fail) must not decide anything, and a
+	 * group that wrote into a file below `head` was published before it
+	 * cleared inflight_fid (write.c), so `lv` covers it.
+	 */
 	uint32_t busy = __atomic_load_n(&db->inflight_fid, __ATOMIC_SEQ_CST);
 	if (busy < head)
 		head = busy;
+	uint64_t lv = sett_current_version(db);
 
 	uint32_t *fids = NULL;
 	int n = 0;
@@ -367,7 +385,6 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 
 	/* The thread measures one extra file per wake (see cycle_active). */
 	uint32_t scan_extra = UINT32_MAX;
-	uint64_t lv = sett_current_version(db);
 	if (!explicit_call) {
 		if (!gs->cycle_active && lv != gs->cycle_version) {
 			gs->cycle_active = 1;
@@ -399,7 +416,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 			if (size > LOG_HEADER_SIZE && (double)d < ratio * (double)size)
 				continue;
 		}
-		int g = gc_file(db, gs, fid, ratio);
+		int g = gc_file(db, gs, fid, ratio, lv);
 		if (g > 0)
 			done++;
 		else if (g < 0 && g != SETT_ECORRUPT)

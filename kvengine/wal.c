@@ -28,7 +28,7 @@ struct wal {
 	uint32_t fid;
 	uint64_t size;  /* valid end: where the next append goes */
 	int writable;
-	int broken;     /* error that made the file unusable for appends */
+	int broken;     /* a failed cut-back or fsync: the file's state is uncertain */
 	int dir_synced; /* the file's directory entry is known durable */
 };
 
@@ -304,7 +304,14 @@ int wal_sync(wal *w)
 		if ((r = sio_sync_dir(dir)) == 0)
 			w->dir_synced = 1;
 	}
+	if (r)
+		w->broken = r; /* what reached the disk is unknown */
 	return r;
+}
+
+int wal_error(const wal *w)
+{
+	return w ? w->broken : 0;
 }
 
 uint64_t wal_size(const wal *w)

@@ -58,11 +58,17 @@ int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
  * Appends encoded entries (a byte string of whole entries) at the end.  If
  * the write fails, the file is cut back to its previous end so that no part
  * of the failed write can be replayed; if even that fails, every later
- * append fails too.
+ * append fails too (wal_error).
  */
 int wal_append(wal *w, const void *p, size_t n);
 /* fsync the file (and, the first time, its directory). */
 int wal_sync(wal *w);
+/*
+ * Non-zero once the file's state on disk is uncertain (a failed append
+ * could not be cut back, or an fsync failed); every later append and sync
+ * fails with it.  Any other failed append left the file as it was.
+ */
+int wal_error(const wal *w);
 uint64_t wal_size(const wal *w);
 uint32_t wal_fid(const wal *w);
 const char *wal_path(const wal *w);
