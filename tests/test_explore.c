@@ -23,13 +23,16 @@
  *    contents it had (old or new after a rename over it, never a mix or
  *    zeros) and not one older than its last durable one; xattrs likewise.
  *
- * Three workloads find defects of issue 8 and are marked known-failing
- * (each at its explore call, "Known-failing until ...": set the string to
- * NULL once the fix is merged; with the fix reverted they fail again):
- *  - gc: defect 1, GC's early unlink of a value-log file (vlog_gc.c deleted
- *    a file whose entries were all dead before the write that killed them
- *    was durable: the durable old pointer names a missing file, sett_get
- *    fails with ENOENT);
+ * The gc workload finds issue 8's defect 1 when its fix (vlog_gc.c: a
+ * removal waits for sett_sync) is reverted: GC deleted a value-log file
+ * whose entries were all dead before the write that killed them was
+ * durable, so the durable old pointer names a missing file and sett_get
+ * fails with ENOENT (states with "+unlink 000001.vlog; 00001.mem:none").
+ *
+ * Two workloads find defects of issue 8 not fixed yet and are marked
+ * known-failing: they report but pass.  Each has a "Known-failing until
+ * ..." comment at its explore call: set the string argument to NULL once
+ * the fix is merged (with the fix reverted it fails again):
  *  - fs-buffered: defect 4, rename and setxattr of a file with buffered
  *    writes commit its size without the data (the file reads as zeros);
  *  - fs-truncate: defect 5, a truncate of many chunks commits partial
@@ -434,8 +437,7 @@ START_TEST(test_engine_gc)
 		if (i % 13 == 12)
 			e_call(&m, EV_SYNC, "sett_sync", sett_sync);
 	}
-	/* Known-failing until the GC unlink fix is merged: set to NULL then. */
-	engine_finish(&m, l, dir, "gc", 800, "issue 8 defect 1: GC unlinks a value-log file early");
+	engine_finish(&m, l, dir, "gc", 800, NULL);
 }
 END_TEST
 
