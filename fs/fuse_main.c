@@ -844,7 +844,10 @@ static void powercut_arm(void)
 {
 	const char *path = getenv("SETTFS_TEST_POWERCUT_FIFO");
 	pthread_t t;
-	if (path && *path && pthread_create(&t, NULL, powercut_thread, (void *)path) == 0)
+	if (!path || !*path)
+		return;
+	sio_fault_powercut_arm();
+	if (pthread_create(&t, NULL, powercut_thread, (void *)path) == 0)
 		pthread_detach(t);
 }
 

@@ -186,8 +186,39 @@ void sio_fault_resume(int err)
 	pthread_mutex_unlock(&fault_mu);
 }
 
+/*
+ * With the power cut armed, every operation that changes files holds
+ * cut_mu shared from its fault check to its last effect, and the cut holds
+ * it exclusively: an fsync that returned success was not undone by a cut
+ * running meanwhile, and no write lands after the cut.
+ */
+static int cut_armed;
+static pthread_rwlock_t cut_mu = PTHREAD_RWLOCK_INITIALIZER;
+
+static int cut_enter(void)
+{
+	if (!__atomic_load_n(&cut_armed, __ATOMIC_RELAXED))
+		return 0;
+	pthread_rwlock_rdlock(&cut_mu);
+	return 1;
+}
+
+static void cut_leave(int held)
+{
+	if (held)
+		pthread_rwlock_unlock(&cut_mu);
+}
+
+void sio_fault_powercut_arm(void)
+{
+	__atomic_store_n(&cut_armed, 1, __ATOMIC_RELAXED);
+}
+
 void sio_fault_powercut(void)
 {
+	int held = __atomic_load_n(&cut_armed, __ATOMIC_RELAXED);
+	if (held)
+		pthread_rwlock_wrlock(&cut_mu);
 	pthread_mutex_lock(&fault_mu);
 	for (known_file *k = known; k; k = k->next) {
 		if (!k->synced_valid) {
@@ -202,6 +233,8 @@ void sio_fault_powercut(void)
 	}
 	dead = 1;
 	pthread_mutex_unlock(&fault_mu);
+	if (held)
+		pthread_rwlock_unlock(&cut_mu);
 }
 
 void sio_fault_reset(void)
@@ -358,7 +391,7 @@ size_t sio_record_stop(sio_rec **recs)
 
 /* ---- files ---- */
 
-int sfile_open(const char *path, int flags, sfile **fp)
+static int open_op(const char *path, int flags, sfile **fp)
 {
 	int writable = (flags & O_ACCMODE) != O_RDONLY;
 	if (writable) {
@@ -447,7 +480,7 @@ int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off)
 	return (size_t)k == n ? 0 : SETT_ECORRUPT;
 }
 
-int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
+static int pwrite_op(sfile *f, const void *buf, size_t n, uint64_t off)
 {
 	int r = fault_check(n, off + n);
 	if (r)
@@ -475,7 +508,7 @@ int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-int sfile_sync(sfile *f)
+static int sync_op(sfile *f)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -502,7 +535,7 @@ int sfile_sync(sfile *f)
 	return 0;
 }
 
-int sfile_truncate(sfile *f, uint64_t size)
+static int truncate_op(sfile *f, uint64_t size)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -563,7 +596,7 @@ void sfile_unmap(sfile *f)
 	f->map_len = 0;
 }
 
-int sio_unlink(const char *path)
+static int unlink_op(const char *path)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -578,7 +611,7 @@ int sio_unlink(const char *path)
 	return 0;
 }
 
-int sio_rename(const char *from, const char *to)
+static int rename_op(const char *from, const char *to)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -601,7 +634,7 @@ int sio_rename(const char *from, const char *to)
 	return 0;
 }
 
-int sio_sync_dir(const char *dir)
+static int sync_dir_op(const char *dir)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -615,7 +648,7 @@ int sio_sync_dir(const char *dir)
 	return r;
 }
 
-int sio_mkdir(const char *dir)
+static int mkdir_op(const char *dir)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -623,4 +656,73 @@ int sio_mkdir(const char *dir)
 	int locked = rec_lock();
 	r = rec_name_op(locked, mkdir(dir, 0755) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
 	return r == -EEXIST ? 0 : r;
+}
+
+/*
+ * The operations that change files: each runs whole under cut_enter, so
+ * that an armed power cut falls between operations, never inside one.
+ */
+
+int sfile_open(const char *path, int flags, sfile **fp)
+{
+	int h = cut_enter();
+	int r = open_op(path, flags, fp);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
+{
+	int h = cut_enter();
+	int r = pwrite_op(f, buf, n, off);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_sync(sfile *f)
+{
+	int h = cut_enter();
+	int r = sync_op(f);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_truncate(sfile *f, uint64_t size)
+{
+	int h = cut_enter();
+	int r = truncate_op(f, size);
+	cut_leave(h);
+	return r;
+}
+
+int sio_unlink(const char *path)
+{
+	int h = cut_enter();
+	int r = unlink_op(path);
+	cut_leave(h);
+	return r;
+}
+
+int sio_rename(const char *from, const char *to)
+{
+	int h = cut_enter();
+	int r = rename_op(from, to);
+	cut_leave(h);
+	return r;
+}
+
+int sio_sync_dir(const char *dir)
+{
+	int h = cut_enter();
+	int r = sync_dir_op(dir);
+	cut_leave(h);
+	return r;
+}
+
+int sio_mkdir(const char *dir)
+{
+	int h = cut_enter();
+	int r = mkdir_op(dir);
+	cut_leave(h);
+	return r;
 }

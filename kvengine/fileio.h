@@ -81,6 +81,14 @@ void sio_fault_wait_paused(void);
 void sio_fault_resume(int err);
 /* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
 void sio_fault_powercut(void);
+/*
+ * Makes a later sio_fault_powercut atomic with respect to operations that
+ * other threads have in flight: each completes before the cut (an fsync
+ * that succeeded stays durable) or fails with -EIO after it.  Costs a
+ * shared lock per operation from then on; for a process that is cut while
+ * it serves requests (the daemon's test switch).
+ */
+void sio_fault_powercut_arm(void);
 /* Clear all faults and forget what is known about files. */
 void sio_fault_reset(void);
 /* Bytes written through the layer since process start (write amplification). */

@@ -20,6 +20,13 @@ content() {
 	tail -c +$(( ($1 * 7919) % 1000000 + 1 )) "$work/ref" | head -c $(( ($1 * 104729) % 98304 + 1 ))
 }
 
+# a failed check keeps the store and the listing for inspection
+lost() {
+	KEEP=1
+	ls -la "$mnt/d" > "$work/listing" 2>&1
+	fail "iteration $it: $* (store and listing kept in $work)"
+}
+
 writer() {
 	i=$1
 	while :; do
@@ -57,12 +64,12 @@ while [ $it -lt "$iters" ]; do
 
 	mount_fs
 	for i in $(cat "$work/acked"); do
-		[ -f "$mnt/d/f.$i" ] || fail "iteration $it: acknowledged file f.$i lost"
+		[ -f "$mnt/d/f.$i" ] || lost "acknowledged file f.$i lost"
 	done
 	for f in "$mnt"/d/f.*; do
 		[ -e "$f" ] || continue
 		i=${f##*/f.}
-		content $i | cmp -s - "$f" || fail "iteration $it: $f has the wrong content"
+		content $i | cmp -s - "$f" || lost "$f has the wrong content"
 		checked=$((checked + 1))
 		[ "$i" -ge "$next" ] && next=$((i + 1))
 	done
@@ -74,6 +81,6 @@ while [ $it -lt "$iters" ]; do
 	# unlinks too, then a clean unmount and fsck
 	rm -rf "$mnt/d" || fail "iteration $it: rm"
 	umount_fs
-	"$FSCK" -q "$store" >/dev/null || { KEEP=1; fail "iteration $it: fsck.settfs exit $? (store kept in $work)"; }
+	"$FSCK" -q "$store" >/dev/null || lost "fsck.settfs exit $?"
 done
 echo "PASS: $cuts power cuts, $checked files checked"
