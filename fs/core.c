@@ -5,10 +5,19 @@
  * it loads the chunk size and the inode allocation limit (`N`), counts the
  * inodes for statfs and reclaims orphans (`O` keys): inodes unlinked while
  * still referenced when the previous mount ended.
+ *
+ * A filesystem is created only where nothing is: in a missing or empty
+ * directory, or in a store that holds nothing at all (no key, no table,
+ * nothing quarantined).  A non-empty directory without a store, and a
+ * store with data but no superblock (damaged, or another program's), are
+ * refused with a message in o->engine.error_buf.
  */
 #include "fs_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -28,6 +37,63 @@ void settfs_options_init(settfs_options *o)
 uint32_t settfs_chunk_size(const settfs *fs)
 {
 	return fs->chunk_size;
+}
+
+static int say(const settfs_options *o, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int say(const settfs_options *o, int err, const char *fmt, ...)
+{
+	if (o->engine.error_buf && o->engine.error_buf_size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(o->engine.error_buf, o->engine.error_buf_size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+enum { DIR_EMPTY, DIR_STORE, DIR_OTHER };
+
+/* A missing or empty directory (a lone LOCK counts as empty), a store (it has a MANIFEST), or something else. */
+static int dir_state(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? DIR_EMPTY : -errno;
+	int state = DIR_EMPTY;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK"))
+			continue;
+		if (!strcmp(n, "MANIFEST")) {
+			state = DIR_STORE;
+			break;
+		}
+		state = DIR_OTHER;
+	}
+	closedir(d);
+	return state;
+}
+
+/*
+ * Opens the engine, creating a store only in a missing or empty directory
+ * (or anywhere with `anywhere`).  A non-empty directory without a store is
+ * -ENOTEMPTY.
+ */
+static int open_engine(const char *path, const settfs_options *o, int anywhere, sett_db **db)
+{
+	sett_options eo = o->engine;
+	int st = dir_state(path);
+	if (st < 0)
+		return st;
+	if (st == DIR_OTHER && !anywhere)
+		eo.create_if_missing = 0; /* the engine reports a damaged store */
+	int r = sett_open(path, &eo, db);
+	if (r == -ENOENT && st == DIR_OTHER && !eo.read_only)
+		return say(o, -ENOTEMPTY,
+			   "%s: not empty and holds no store; refusing to create one there", path);
+	return sfs_errno(r);
 }
 
 static int store_is_empty(sett_db *db)
@@ -113,6 +179,26 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 	return r;
 }
 
+/*
+ * Whether the store holds nothing a filesystem could be made of: no key,
+ * no table, nothing quarantined (1), or something (0).
+ */
+static int store_is_fresh(sett_db *db, const char *path)
+{
+	int r = store_is_empty(db);
+	if (r != 1)
+		return r;
+	sett_stats st;
+	if ((r = sfs_errno(sett_get_stats(db, &st))))
+		return r;
+	for (int l = 0; l < SETT_MAX_LEVELS; l++)
+		if (st.levels[l].tables)
+			return 0;
+	char q[4200];
+	snprintf(q, sizeof q, "%s/quarantine", path);
+	return dir_state(q) == DIR_EMPTY;
+}
+
 static int has_super(sett_db *db)
 {
 	uint8_t k[1];
@@ -128,19 +214,19 @@ static int has_super(sett_db *db)
 int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx,
 		int force)
 {
-	sett_options eo = o->engine;
-	eo.create_if_missing = 1;
-	eo.read_only = 0;
+	settfs_options mo = *o;
+	mo.engine.create_if_missing = 1;
+	mo.engine.read_only = 0;
 	sett_db *db;
-	int r = sfs_errno(sett_open(path, &eo, &db));
+	int r = open_engine(path, &mo, force, &db);
 	if (r)
 		return r;
-	int empty = store_is_empty(db);
-	if (empty < 0)
-		r = empty;
-	else if (!empty && !force)
-		r = -EEXIST;
-	else if (!empty)
+	int fresh = store_is_fresh(db, path);
+	if (fresh < 0)
+		r = fresh;
+	else if (!fresh && !force)
+		r = say(o, -EEXIST, "%s: already holds a store (-f erases it)", path);
+	else if (!fresh)
 		r = wipe_store(db);
 	if (r == 0)
 		r = format_db(db, o->chunk_size, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
@@ -265,13 +351,22 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
-		r = sfs_errno(sett_open(path, &o->engine, &fs->db));
-	if (r == 0 && o->engine.create_if_missing && !o->engine.read_only) {
+		r = open_engine(path, o, 0, &fs->db);
+	if (r == 0) {
 		int s = has_super(fs->db);
-		if (s == 0 && store_is_empty(fs->db) == 1)
+		int fresh = s == 0 ? store_is_fresh(fs->db, path) : 0;
+		if (s < 0 || fresh < 0)
+			r = s < 0 ? s : fresh;
+		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
 			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
-		else if (s < 0)
-			r = s;
+		else if (s == 0 && fresh)
+			r = say(o, -EINVAL, "%s: an empty store, not a settfs (mkfs.settfs makes one)",
+				path);
+		else if (s == 0)
+			r = say(o, -EINVAL,
+				"%s: the store holds data but no settfs superblock: damaged, or not "
+				"a settfs; not formatted (fsck.settfs reports what it holds)",
+				path);
 	}
 	if (r == 0)
 		r = load_super(fs);

@@ -11,6 +11,7 @@
  */
 #define FUSE_USE_VERSION 312
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -775,7 +776,8 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
-	       "(created on first use) at MOUNTPOINT.\n\n"
+	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem;\n"
+	       "a non-empty one that holds no store is refused.\n\n"
 	       "settfs options:\n"
 	       "    -o sync_writes           make every commit durable before replying\n"
 	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
@@ -795,6 +797,24 @@ static void usage(const char *prog)
 	       prog);
 }
 
+/* Table files the engine could not account for are kept in STORE/quarantine. */
+static void warn_quarantine(const char *store)
+{
+	char q[4200];
+	snprintf(q, sizeof q, "%s/quarantine", store);
+	DIR *d = opendir(q);
+	if (!d)
+		return;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	if (n)
+		fprintf(stderr, "settfs: %s holds %d file%s the store could not account for; "
+				"they are not used (see fsck.settfs)\n", q, n, n == 1 ? "" : "s");
+}
+
 /*
  * Opens the store, waiting up to 30 s while another process holds it: an
  * unmount returns before the previous daemon has finished flushing and
@@ -804,7 +824,17 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 {
 	int said = 0;
 	for (int waited_ms = 0;; waited_ms += 100) {
+		o->engine.error_buf[0] = 0;
 		int r = settfs_open(store, o, fs);
+		if (r && (r != -EBUSY || waited_ms >= 30000)) {
+			fprintf(stderr, "settfs: cannot open store %s: %s\n", store,
+				o->engine.error_buf[0] ? o->engine.error_buf : strerror(-r));
+			if (r == -EIO)
+				fprintf(stderr, "settfs: nothing was changed; `fsck.settfs %s` "
+						"reports what the store holds\n", store);
+		}
+		if (r == 0)
+			warn_quarantine(store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
@@ -914,11 +944,12 @@ int main(int argc, char *argv[])
 	 * after it.
 	 */
 	settfs *fs = NULL;
+	char why[1024];
+	o.engine.error_buf = why;
+	o.engine.error_buf_size = sizeof why;
 	int r = open_store(store, &o, &fs);
-	if (r) {
-		fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+	if (r)
 		return 1;
-	}
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
@@ -960,10 +991,8 @@ int main(int argc, char *argv[])
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
 		r = open_store(store, &o, &f.fs);
-		if (r) {
-			fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+		if (r)
 			goto out_unmount;
-		}
 	}
 	powercut_arm();
 	/*

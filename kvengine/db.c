@@ -4,14 +4,22 @@
  *
  * Open sequence (doc/FORMAT.md, "Store directory"):
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
- *   2. MANIFEST: which table is at which level;
- *   3. KEYREGISTRY (checksummed; holds no keys until encryption exists);
- *   4. open the tables named by the manifest, level by level, and delete
- *      table files the manifest does not name (left by a crash);
+ *   2. MANIFEST: which table is at which level (created only in a
+ *      directory that holds no store file; missing or damaged while store
+ *      files exist, it is a hard error and nothing is changed);
+ *   3. open the tables named by the manifest, level by level, and sort the
+ *      table files it does not name: leftovers it proves (an id it
+ *      allocated), others (quarantined); when its tail is torn, the
+ *      ids prove nothing and step 6 judges the tables by their contents;
+ *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
- *   7. start the writer, the flusher, compaction and value-log GC.
+ *      with a torn MANIFEST tail, an unnamed table all of whose entries
+ *      the store already holds is a leftover, any other a hard error;
+ *   7. only then delete the proven leftovers, move the others to
+ *      quarantine/, cut the MANIFEST's torn tail;
+ *   8. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,9 +48,27 @@ void db_table_path(const sett_db *db, uint64_t id, char *out, size_t n)
 	snprintf(out, n, "%s/%06llu.sst", db->dir, (unsigned long long)id);
 }
 
+/* Table ids the MANIFEST allocates at a time (doc/FORMAT.md, "MANIFEST"). */
+#define TABLE_ID_RESERVE 16
+
+/*
+ * A table id, recorded in the MANIFEST as allocated (a NEXT_ID change) before
+ * the caller creates its file, so that a crash leftover of that file is
+ * provably the engine's own.  If the record cannot be written the id is
+ * still returned: its file is then one the MANIFEST does not account for,
+ * quarantined rather than deleted if a crash leaves it behind.
+ */
 uint64_t db_new_table_id(sett_db *db)
 {
-	return __atomic_fetch_add(&db->next_table_id, 1, __ATOMIC_RELAXED);
+	uint64_t id = __atomic_fetch_add(&db->next_table_id, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&db->install_mu);
+	if (id >= db->table_id_limit) {
+		manifest_change c = { .op = MANIFEST_NEXT_ID, .id = id + TABLE_ID_RESERVE };
+		if (manifest_apply(db->man, &c, 1) == 0)
+			db->table_id_limit = c.id;
+	}
+	pthread_mutex_unlock(&db->install_mu);
+	return id;
 }
 
 void db_set_bg_error(sett_db *db, int err)
@@ -519,7 +545,16 @@ static int lock_dir(sett_db *db)
 	return 0;
 }
 
-static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, char *why, size_t whylen)
+/* Table files the MANIFEST does not name, sorted at open (step 3). */
+typedef struct unnamed_tables {
+	uint64_t *ids;
+	size_t n;
+	size_t nleftover; /* ids[0, nleftover): proven leftovers; the rest: quarantine */
+	uint64_t torn;    /* the MANIFEST's torn record's offset, or 0 */
+} unnamed_tables;
+
+static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tables *un,
+		       char *why, size_t whylen)
 {
 	lsm_version *v = version_new_empty();
 	if (!v)
@@ -564,28 +599,214 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, char *why, s
 		return r;
 	}
 	db->current = v;
-	db->next_table_id = max_id + 1;
 	db->last_version = max_version;
 
-	/* Table files the manifest does not name were left by a crash. */
+	/*
+	 * Table files the MANIFEST does not name.  One whose id the MANIFEST
+	 * recorded as allocated (below its next id) is the engine's own: a
+	 * table written but never recorded (a crash in between) or recorded
+	 * deleted and not yet unlinked.  Any other is not accounted for and
+	 * is kept aside.  With a torn MANIFEST tail the id proves nothing (the
+	 * lost record may have named the table, or the MANIFEST may have lost
+	 * more than its last append): prove_unnamed() decides after replay.
+	 */
+	uint64_t next = manifest_next_id(db->man), torn = manifest_torn_at(db->man);
 	uint64_t *ids;
 	size_t n;
 	if ((r = list_ids(db->dir, ".sst", &ids, &n)))
 		return r;
+	/*
+	 * New ids start at the limit: not past the unnamed files, which are
+	 * gone (deleted or quarantined) by the time an id is handed out, and
+	 * whose ids the engine never allocated if they are at or above it.
+	 */
+	db->table_id_limit = next;
+	db->next_table_id = max_id + 1 > next ? max_id + 1 : next;
+	un->ids = ids;
+	un->n = 0;
+	un->nleftover = 0;
+	un->torn = torn;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t id = ids[i];
 		int known = 0;
 		for (size_t k = 0; k < nmt && !known; k++)
-			known = mt[k].id == ids[i];
-		if (ids[i] >= db->next_table_id)
-			db->next_table_id = ids[i] + 1;
-		if (!known && !db->opt.read_only) {
-			char path[4096];
-			db_table_path(db, ids[i], path, sizeof path);
-			sio_unlink(path);
+			known = mt[k].id == id;
+		if (known)
+			continue;
+		/* Leftovers first, in id order, then the others. */
+		if (id < next) {
+			memmove(&ids[un->nleftover + 1], &ids[un->nleftover],
+				(un->n - un->nleftover) * sizeof *ids);
+			ids[un->nleftover++] = id;
+		} else {
+			ids[un->n] = id;
+		}
+		un->n++;
+	}
+	return 0;
+}
+
+/*
+ * Whether every entry of table `id` is also in the store as opened: the
+ * same key at the same version, in a named table or a replayed WAL.
+ * 0 if so, SETT_ECORRUPT (naming the first entry that is not) otherwise.
+ */
+static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
+{
+	char path[4096];
+	db_table_path(db, id, path, sizeof path);
+	table *t;
+	/* No block cache: a quarantined table's id may be handed out again. */
+	int r = table_open(path, id, NULL, &t, why, whylen);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	sit *it = table_iter_new(t);
+	table_unref(t);
+	if (!it)
+		return -ENOMEM;
+	buf vs = { 0 };
+	for (sit_first(it); !r && sit_valid(it); sit_next(it)) {
+		slice ik = sit_key(it);
+		uint64_t ver = ikey_version(ik), cur = 0;
+		int f = db_lookup(db, ikey_user(ik), ver, &cur, &vs);
+		if (f < 0)
+			r = f;
+		else if (f == 0 || cur != ver) {
+			snprintf(why, whylen, "%s holds entries (version %llu) that no named table "
+				 "or WAL holds", path, (unsigned long long)ver);
+			r = SETT_ECORRUPT;
 		}
 	}
-	free(ids);
+	if (!r)
+		r = sit_error(it);
+	buf_free(&vs);
+	sit_free(it);
+	return r;
+}
+
+/*
+ * Step 6b: with a torn MANIFEST tail, an unnamed table is a crash leftover
+ * only if the store as named already holds all of it.  A power cut tears
+ * at most the last append, and everything that append's edit added (a
+ * flush's table, a compaction's outputs) is still in the WAL or the input
+ * tables it came from: those are deleted only after the edit is durable.
+ * A table that holds anything else was named by records the MANIFEST lost
+ * (a MANIFEST cut short or damaged): the open is refused.
+ */
+static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
+{
+	if (!un->torn)
+		return 0;
+	for (size_t i = 0; i < un->n; i++) {
+		char whyt[768] = "";
+		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
+		if (r) {
+			snprintf(why, whylen, "%s/MANIFEST: torn record at offset %llu, and %s",
+				 db->dir, (unsigned long long)un->torn,
+				 whyt[0] ? whyt : sett_strerror(r));
+			return r;
+		}
+	}
 	return 0;
+}
+
+/* Moves dir/name into dir/quarantine/ (never over an earlier one). */
+static int quarantine(sett_db *db, const char *name)
+{
+	char qdir[4096], from[4200], to[4300];
+	snprintf(qdir, sizeof qdir, "%s/quarantine", db->dir);
+	snprintf(from, sizeof from, "%s/%s", db->dir, name);
+	int r = sio_mkdir(qdir);
+	if (r)
+		return r;
+	struct stat st;
+	for (int i = 0;; i++) {
+		if (i)
+			snprintf(to, sizeof to, "%s/%s.%d", qdir, name, i);
+		else
+			snprintf(to, sizeof to, "%s/%s", qdir, name);
+		if (lstat(to, &st) != 0)
+			break;
+	}
+	if ((r = sio_rename(from, to)) || (r = sio_sync_dir(qdir)))
+		return r;
+	return sio_sync_dir(db->dir);
+}
+
+/* Step 7: deletes the proven leftovers and quarantines the other unnamed tables. */
+static int settle_unnamed(sett_db *db, const unnamed_tables *un)
+{
+	for (size_t i = 0; i < un->n; i++) {
+		char path[4096];
+		db_table_path(db, un->ids[i], path, sizeof path);
+		int r;
+		if (i < un->nleftover)
+			r = sio_unlink(path);
+		else
+			r = quarantine(db, strrchr(path, '/') + 1);
+		if (r && r != -ENOENT)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Whether dir holds a file with data of a store (a missing MANIFEST is then
+ * damage, not a new store): the first one found goes to `name`.  LOCK,
+ * KEYREGISTRY (no keys yet) and DISCARD (advisory) hold none.
+ */
+static int has_store_files(const char *dir, char *name, size_t n)
+{
+	static const char *const exact[] = { "MANIFEST-REWRITE", "quarantine" };
+	static const char *const suffix[] = { ".sst", ".vlog", ".mem" };
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		for (size_t i = 0; i < sizeof exact / sizeof *exact && !found; i++)
+			found = strcmp(de->d_name, exact[i]) == 0;
+		for (size_t i = 0; i < sizeof suffix / sizeof *suffix && !found; i++) {
+			size_t sl = strlen(suffix[i]);
+			found = l > sl && strcmp(de->d_name + l - sl, suffix[i]) == 0;
+		}
+		if (found)
+			snprintf(name, n, "%s", de->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Step 2.  A MANIFEST is created only where no store is: a missing one in
+ * a directory that holds tables, value logs or WALs is a hard error.
+ */
+static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *why,
+			 size_t whylen)
+{
+	char path[4096], name[256];
+	snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+	struct stat st;
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		int has = has_store_files(db->dir, name, sizeof name);
+		if (has < 0)
+			return has;
+		if (has) {
+			snprintf(why, whylen, "%s: missing, but the store holds %s/%s", path,
+				 db->dir, name);
+			return SETT_ECORRUPT;
+		}
+		if (db->opt.read_only || !db->opt.create_if_missing) {
+			snprintf(why, whylen, "%s: no such file (not a store)", path);
+			return -ENOENT;
+		}
+		int r = manifest_create(db->dir);
+		if (r)
+			return r;
+	}
+	return manifest_open(db->dir, db->opt.read_only, &db->man, mt, nmt, why, whylen);
 }
 
 static int replay_wals(sett_db *db, char *why, size_t whylen)
@@ -741,15 +962,16 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	char why[1024] = "";
 	manifest_table *mt = NULL;
 	size_t nmt = 0;
+	unnamed_tables un = { 0 };
 	if ((r = lock_dir(db)))
 		goto fail;
 	if ((r = cache_new(o.block_cache_size, &db->bcache)))
 		goto fail;
-	if ((r = manifest_open(db->dir, o.read_only, &db->man, &mt, &nmt, why, sizeof why)))
+	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
+		goto fail;
+	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
 	if ((r = keyregistry_open(db, why, sizeof why)))
-		goto fail;
-	if ((r = open_tables(db, mt, nmt, why, sizeof why)))
 		goto fail;
 	/* the value log first: replay checks the WAL's pointers against it */
 	vlog_options vo = { .file_size = o.value_log_file_size,
@@ -760,17 +982,25 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
 		goto fail;
+	if ((r = prove_unnamed(db, &un, why, sizeof why)))
+		goto fail;
 	db->next_version = db->last_version;
 	free(mt);
 	mt = NULL;
 
 	if (o.read_only) {
 		/* Replayed memtables stay in memory; nothing is written. */
+		free(un.ids);
 		if ((r = memtable_new(&db->active.mt)))
 			goto fail;
 		*dbp = db;
 		return 0;
 	}
+	r = settle_unnamed(db, &un);
+	free(un.ids);
+	un.ids = NULL;
+	if (r || (r = manifest_finish_open(db->man)))
+		goto fail;
 	pthread_mutex_lock(&db->mu);
 	r = db_new_memslot_locked(db, &db->active);
 	pthread_mutex_unlock(&db->mu);
@@ -800,6 +1030,7 @@ fail:
 	if (o.error_buf && o.error_buf_size)
 		snprintf(o.error_buf, o.error_buf_size, "%s", why[0] ? why : sett_strerror(r));
 	free(mt);
+	free(un.ids);
 	db_free(db);
 	return r;
 }

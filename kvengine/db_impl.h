@@ -94,6 +94,7 @@ struct sett_db {
 	lsm_version *current;
 
 	uint64_t next_table_id;
+	uint64_t table_id_limit; /* ids below it are recorded allocated (install_mu) */
 	uint32_t next_wal_id;
 
 	/* The newest version whose batch is fully applied (readers use it). */

@@ -4,11 +4,12 @@
  * The writer thread appends whole group-commit batches with one write, so
  * after a crash the file ends either cleanly or inside the last write.
  * Replay reads the file into memory (a WAL is bounded by the memtable size)
- * and tells the two failure shapes apart: a bad stretch with nothing valid
- * after it is a torn tail (cut off, replay succeeds); a bad entry followed
- * by a valid one cannot come from a torn write and is reported as
- * corruption, because silently dropping the entries after it would lose
- * acknowledged writes.
+ * and tells the two failure shapes apart: an entry that ends past what was
+ * written, with nothing valid after it, is a torn tail (cut off, replay
+ * succeeds); a complete entry that fails its checksum, or a bad entry
+ * followed by a valid one, cannot come from a torn write and is reported
+ * as corruption, because silently dropping it and the entries after it
+ * would lose acknowledged (perhaps fsynced) writes.
  */
 #include "wal.h"
 
@@ -95,6 +96,20 @@ int wal_create(const char *path, uint32_t fid, wal **wp)
 	return 0;
 }
 
+int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end)
+{
+	if (end > n)
+		return 1; /* short: the file ends inside the record */
+	size_t z = n; /* start of the trailing run of zero bytes */
+	while (z > off && p[z - 1] == 0)
+		z--;
+	if (z == off)
+		return 1; /* nothing of the record was written */
+	/* Zeros from a sector boundary inside the record on: unwritten sectors. */
+	uint64_t sector = (z + LOG_SECTOR - 1) / LOG_SECTOR * LOG_SECTOR;
+	return sector < n && sector < end;
+}
+
 /* Whether a valid entry starts anywhere in (from, n) of p. */
 static int valid_entry_after(const uint8_t *p, size_t n, size_t from)
 {
@@ -140,7 +155,14 @@ static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn 
 		entry e;
 		long k = entry_decode(data + off, n - off, &e);
 		if (k <= 0) {
-			if (valid_entry_after(data, n, off)) {
+			/* Where the entry claims to end: its length fields, or its header. */
+			size_t hlen, total;
+			uint64_t end = n + 1; /* header incomplete: short */
+			if (entry_decode_header(data + off, n - off, &e, &hlen, &total) == 1)
+				end = off + (uint64_t)total;
+			else if (k < 0) /* a damaged header is not a short one */
+				end = off + ENTRY_HEADER_MAX < n ? off + ENTRY_HEADER_MAX : n;
+			if (!log_torn(data, n, off, end) || valid_entry_after(data, n, off)) {
 				set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
 					(unsigned long long)off);
 				r = SETT_ECORRUPT;

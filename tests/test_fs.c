@@ -697,6 +697,61 @@ START_TEST(test_mkfs_and_corrupt_inode)
 }
 END_TEST
 
+/*
+ * A filesystem is created only where nothing is (issue 9): a non-empty
+ * directory without a store is refused by settfs_open and settfs_mkfs
+ * (unless force) and left as it was; a store with keys but no superblock is
+ * not formatted.
+ */
+START_TEST(test_create_only_where_nothing_is)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	char *other = tu_tmpdir("fs-foreign");
+	char path[4200];
+	snprintf(path, sizeof path, "%s/HEAD", other);
+	FILE *f = fopen(path, "w");
+	fputs("ref: refs/heads/main\n", f);
+	fclose(f);
+	uint64_t before = tu_dir_digest(other);
+	settfs_options o;
+	settfs_options_init(&o);
+	char why[1024] = "";
+	o.engine.error_buf = why;
+	o.engine.error_buf_size = sizeof why;
+	settfs *fs2 = NULL;
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), -ENOTEMPTY);
+	ck_assert_ptr_nonnull(strstr(why, "not empty and holds no store"));
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 0), -ENOTEMPTY);
+	ck_assert(tu_dir_digest(other) == before);
+	/* -f: the store goes in beside what is there. */
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), 0);
+	ck_assert_int_eq(settfs_close(fs2), 0);
+
+	/* A store with data but no superblock (say, a sett store): refused. */
+	tu_rmrf(other);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(other, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_put(db, (sett_val){ 1, "k" }, (sett_val){ 1, "v" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	why[0] = 0;
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "holds data but no settfs superblock"));
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 0), -EEXIST);
+	o.engine.create_if_missing = 0;
+	ck_assert_int_eq(sett_open(other, &o.engine, &db), 0);
+	void *v = NULL;
+	size_t n;
+	ck_assert_int_eq(sett_get(db, (sett_val){ 1, "k" }, 0, &v, &n), 0);
+	free(v);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(other);
+	free(other);
+}
+END_TEST
+
 /* Many chunks (4 KiB chunk size) so truncates span several batches. */
 START_TEST(test_truncate_many_chunks)
 {
@@ -1351,6 +1406,7 @@ int main(void)
 	tcase_add_test(tc, test_super_versions);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
+	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_truncate_many_chunks);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_fsck);

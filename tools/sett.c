@@ -31,7 +31,14 @@ int cli_open(const char *cmd, const char *path, int read_only, sett_db **db)
 	o.read_only = read_only;
 	o.create_if_missing = !read_only;
 	o.gc_discard_ratio = 0; /* a short-lived command runs no automatic GC */
+	char why[1024] = "";
+	o.error_buf = why;
+	o.error_buf_size = sizeof why;
 	int r = sett_open(path, &o, db);
+	if (r && why[0]) {
+		fprintf(stderr, "sett %s: %s\n", cmd, why);
+		return 1;
+	}
 	if (r)
 		return cli_fail(cmd, path, r);
 	return 0;

@@ -63,7 +63,8 @@ enum sett_compression { SETT_COMPRESS_NONE = 0, SETT_COMPRESS_ZSTD = 1 };
  * Defaults are given in brackets.
  */
 typedef struct sett_options {
-	int create_if_missing;      /* [1] create the directory and store */
+	int create_if_missing;      /* [1] create the directory and store (a store is
+				     * created only where no store file is) */
 	int read_only;              /* [0] open without writing anything */
 	int sync_writes;            /* [0] fsync WAL and value log before acking a write */
 	size_t value_threshold;     /* [1024] values of this size or more go to the value log */
