@@ -29,16 +29,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
-int db_rotate_memtable(sett_db *db);
 int db_sync_request(sett_db *db);
 int db_new_memslot_locked(sett_db *db, memslot *s);
 void compaction_fill_stats(sett_db *db, sett_stats *st);
@@ -865,7 +866,8 @@ static int check_options(const sett_options *o)
 	    o->num_level_zero_tables_stall <= o->num_level_zero_tables ||
 	    o->level_size_multiplier < 2 || o->num_compactors < 0 ||
 	    o->bloom_false_positive <= 0 || o->bloom_false_positive >= 1 ||
-	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD))
+	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD) ||
+	    !(o->gc_garbage_share >= 0 && o->gc_garbage_share < 1))
 		return -EINVAL;
 	return 0;
 }
@@ -897,6 +899,8 @@ static void db_free(sett_db *db)
 		memtable_unref(db->active.mt);
 	if (db->current)
 		version_unref(db->current);
+	if (db->discard)
+		discard_close(db->discard);
 	if (db->vl)
 		vlog_close(db->vl);
 	if (db->man)
@@ -939,6 +943,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	} else if (!S_ISDIR(st.st_mode)) {
 		return -ENOTDIR;
 	}
+
+	/* GC works file by file: no file may take a large share of the disk. */
+	struct statvfs sv;
+	uint64_t disk = statvfs(path, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+	if (disk && o.value_log_file_size > disk / 16)
+		o.value_log_file_size = disk / 16 > (1u << 20) ? disk / 16 : (1u << 20);
 
 	sett_db *db = calloc(1, sizeof *db);
 	if (!db || !(db->dir = strdup(path))) {
@@ -983,6 +993,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = replay_wals(db, why, sizeof why)))
 		goto fail;
 	if ((r = prove_unnamed(db, &un, why, sizeof why)))
+		goto fail;
+	/* Advisory: a damaged DISCARD starts empty (compaction and GC rebuild it). */
+	r = discard_open(db->dir, o.read_only, &db->discard, NULL, 0);
+	if (r == SETT_ECORRUPT)
+		r = discard_new(db->dir, o.read_only, &db->discard);
+	if (r)
 		goto fail;
 	db->next_version = db->last_version;
 	free(mt);
@@ -1136,6 +1152,18 @@ int db_wait_flushed(sett_db *db)
 
 /* ---- introspection ---- */
 
+int sett_disk_space(sett_db *db, sett_space *out)
+{
+	struct statvfs sv;
+	if (statvfs(db->dir, &sv) != 0)
+		return -errno;
+	out->disk_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+	out->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->reserve = db->opt.disk_reserve >= 0 ? (uint64_t)db->opt.disk_reserve
+						 : sett_default_reserve(out->disk_bytes);
+	return 0;
+}
+
 int sett_get_stats(sett_db *db, sett_stats *st)
 {
 	memset(st, 0, sizeof *st);
@@ -1177,6 +1205,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->compactions = __atomic_load_n(&db->stat_compactions, __ATOMIC_RELAXED);
 	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
+	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
 	return 0;
 }
