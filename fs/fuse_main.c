@@ -28,6 +28,7 @@
 #include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
+#include "fuse_inval.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -46,6 +47,7 @@ struct sfs_cfg {
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
+	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int show_help, show_version;
 };
 
@@ -56,6 +58,7 @@ struct sfs_fuse {
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
+	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	size_t page_size;
 };
 
@@ -419,6 +422,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
+{
+	(void)ino;
+	(void)unused;
+	fuse_reply_write(req, (size_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -430,6 +440,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
+			       (uint64_t)n, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -594,14 +608,32 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)
 {
-	off_t r = settfs_lseek(fs_of(req), ino, off, whence);
+	off_t r = settfs_lseek(fs_of(req), ino, (off_t)off, (int)whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_lseek(req, r);
+}
+
+/*
+ * The kernel does not write its dirty pages back before LSEEK.  It can
+ * hold some only while the file has a writable handle (settfs_fill_token
+ * says -EBUSY): then the reply waits until the range from off on has been
+ * invalidated, which writes them back (fuse_inval.h).
+ */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	uint64_t token, size;
+	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+	else
+		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
 
 static const struct fuse_lowlevel_ops sfs_ops = {
@@ -737,6 +769,92 @@ static void tune_bdi(void *arg)
 	sysfs_write(p, t->cfg->readahead_kb);
 }
 
+/* ---- bounded-time writeback ------------------------------------------ */
+
+/*
+ * The kernel sends no request for sync(2) or syncfs(2) (FUSE_SYNCFS only
+ * reaches virtiofs servers), so nothing tells the daemon to write its
+ * buffers out.  Instead a thread calls settfs_writeback() a few times per
+ * expiry period: what the daemon holds is committed within about
+ * dirty_expire seconds and durable within about twice that.
+ */
+struct sfs_flusher {
+	settfs *fs;
+	unsigned age_ms;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+};
+
+static void *flusher_main(void *arg)
+{
+	struct sfs_flusher *w = arg;
+	unsigned tick_ms = w->age_ms / 5;
+	if (tick_ms < 100)
+		tick_ms = 100;
+	if (tick_ms > 1000)
+		tick_ms = 1000;
+	int last = 0;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(tick_ms % 1000) * 1000000;
+		ts.tv_sec += tick_ms / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0 || w->stop)
+			continue;
+		pthread_mutex_unlock(&w->lock);
+		int r = settfs_writeback(w->fs, w->age_ms);
+		if (r && r != last) /* once per kind: a failed store fails every tick */
+			fprintf(stderr, "settfs: background writeback: %s\n", strerror(-r));
+		last = r;
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static struct sfs_flusher *flusher_start(settfs *fs, double seconds)
+{
+	if (seconds <= 0)
+		return NULL;
+	struct sfs_flusher *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->fs = fs;
+	w->age_ms = seconds * 1000 > 86400000 ? 86400000 : (unsigned)(seconds * 1000);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&w->thread, NULL, flusher_main, w) != 0) {
+		fprintf(stderr, "settfs: no background writeback thread\n");
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void flusher_stop(struct sfs_flusher *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
@@ -755,6 +873,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
+	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -798,7 +917,9 @@ static void usage(const char *prog)
 	       "                             READ into the kernel's page cache\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
-	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n\n",
+	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
+	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
+	       "                             commits durable every S seconds (5; 0: never)\n\n",
 	       prog);
 }
 
@@ -916,6 +1037,7 @@ int main(int argc, char *argv[])
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
+	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return 1;
 	if (cfg.show_version) {
@@ -1003,7 +1125,7 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL, NULL, (size_t)sysconf(_SC_PAGESIZE) };
+	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
 	int ret = 1;
@@ -1035,6 +1157,8 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	f.inval = sfs_inval_start(se);
+	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
 		lr = fuse_session_loop(se);
@@ -1050,6 +1174,9 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	f.inval = NULL;
+	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

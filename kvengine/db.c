@@ -1022,9 +1022,13 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	pthread_mutex_unlock(&db->mu);
 	if (r)
 		goto fail;
+	/* The compactors first: the writer and the flusher read db->compactors
+	 * without a lock, which is safe only if it is set before they start. */
+	if ((r = compaction_start(db)))
+		goto fail_threads;
 	if ((r = pthread_create(&db->writer, NULL, db_writer_main, db))) {
 		r = -r;
-		goto fail;
+		goto fail_threads;
 	}
 	db->have_writer = 1;
 	if ((r = pthread_create(&db->flusher, NULL, db_flusher_main, db))) {
@@ -1032,8 +1036,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail_threads;
 	}
 	db->have_flusher = 1;
-	if ((r = compaction_start(db)))
-		goto fail_threads;
 	if ((r = gc_start(db)))
 		goto fail_threads;
 	*dbp = db;
@@ -1066,7 +1068,7 @@ int sett_close(sett_db *db)
 		/* A writer stalled on a deep L0 goes on: compactions that cannot
 		 * progress must not hang close (see rotate()). */
 		pthread_mutex_lock(&db->mu);
-		db->closing = 2;
+		db->stopping = STOP_WRITERS;
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_writer)
@@ -1079,7 +1081,7 @@ int sett_close(sett_db *db)
 			db->imm[db->nimm++] = db->active;
 			db->active = (memslot){ 0 };
 		}
-		db->closing = CLOSING_FLUSH;
+		db->stopping = STOP_FLUSHER;
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_flusher)
@@ -1140,11 +1142,11 @@ int db_wait_flushed(sett_db *db)
 	 * but not waited for: the disk may stay full). */
 	pthread_mutex_lock(&db->mu);
 	uint64_t fails = db->flush_failures;
-	while (db->nimm > 0 && !db->bg_error && !db->closing && db->flush_failures == fails)
+	while (db->nimm > 0 && !db->bg_error && !db->stopping && db->flush_failures == fails)
 		pthread_cond_wait(&db->cv_room, &db->mu);
 	int r = db->bg_error;
 	if (!r && db->nimm > 0)
-		r = db->closing ? SETT_ECLOSED
+		r = db->stopping ? SETT_ECLOSED
 				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	pthread_mutex_unlock(&db->mu);
 	return r;
@@ -1218,6 +1220,35 @@ static int verify_entry(void *arg, const entry *e, const vptr *p)
 	return 0;
 }
 
+typedef struct bad_blocks {
+	sett_report_fn report;
+	void *arg;
+	int n;
+} bad_blocks;
+
+static void on_bad_block(void *arg, slice after, slice last, int excl, const char *why)
+{
+	(void)after;
+	(void)last;
+	(void)excl;
+	bad_blocks *b = arg;
+	b->n++;
+	b->report(b->arg, why);
+}
+
+/* Reports every damaged block of t (verify stops at the first); their number. */
+static int report_bad_blocks(table *t, sett_report_fn report, void *arg)
+{
+	bad_blocks b = { report, arg, 0 };
+	sit *it = table_salvage_iter_new(t, on_bad_block, &b);
+	if (!it)
+		return 0;
+	for (sit_first(it); sit_valid(it); sit_next(it))
+		;
+	sit_free(it);
+	return b.n;
+}
+
 int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 {
 	char why[1024];
@@ -1230,7 +1261,7 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
 			if (r) {
 				bad = r;
-				if (report)
+				if (report && !report_bad_blocks(vw.v->tables[l][i], report, arg))
 					report(arg, why[0] ? why : sett_strerror(r));
 			}
 		}
@@ -1254,4 +1285,9 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	}
 	free(fids);
 	return bad ? SETT_ECORRUPT : 0;
+}
+
+int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n)
+{
+	return list_ids(dir, suffix, ids, n);
 }

@@ -4,15 +4,23 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand.  The file is mapped read-only when the system allows
- * (tables are immutable and never truncated while open, so the mapping
- * cannot fault): an uncompressed block is then used in place, with no copy,
- * no system call and no cache entry; a bitmap remembers which blocks had
- * their checksum checked, so each is hashed once per open table.  A
- * compressed block, or any block when the file is not mapped, goes through
- * the block cache when the table has one (decoded once, shared by every
- * reader), otherwise into a buffer owned by the reader for as long as it
- * looks at that block.
+ * are read on demand.  The file is mapped read-only when the system allows:
+ * an uncompressed block is then used in place, with no copy, no system
+ * call and no cache entry; a bitmap remembers which blocks had their
+ * checksum checked, so each is hashed once per open table.  A compressed
+ * block, any block when the file is not mapped, and every block that
+ * table_verify reads, is read with pread into the block cache when the
+ * table has one (decoded once, shared by every reader), otherwise into a
+ * buffer owned by the reader for as long as it looks at that block.
+ *
+ * A mapped page that cannot be read (a media error, or a file cut short
+ * under the open table) raises SIGBUS.  Every cursor operation that may
+ * touch the mapping therefore runs under map_guarded (mapguard.h): a fault
+ * ends the operation with -EIO, or SETT_ECORRUPT naming the file and the
+ * first lost block's offset when the file is now shorter than at open.
+ * No pointer into the mapping leaves a cursor operation: keys are copied
+ * as entries are decoded, and the current value is copied at the end of
+ * each operation (into the caller's buffer for table_get).
  *
  * Nothing read from the file is trusted: each block's checksum is checked
  * before anything in it is parsed, a compressed block must decompress to
@@ -32,11 +40,14 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "bloom.h"
+#include "entry.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "mapguard.h"
 #include "sett.h"
 #include "table_format.h"
 
@@ -63,6 +74,11 @@ struct table {
 
 	slice smallest, largest; /* point into props_raw */
 	uint64_t count, min_version, max_version, raw_bytes;
+
+	/* tables opened by table_open_salvage: gap[bi], damage before block bi;
+	 * tail_lost, damage after the last block */
+	uint8_t *gap;
+	int tail_lost;
 };
 
 static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
@@ -76,51 +92,40 @@ static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 /* ---------------------------------------------------------------- blocks */
 
 /*
- * Reads the block at [off, off+size), checks its trailer and returns its
- * decoded bytes in a malloc'ed buffer: *data (the buffer) and *n (decoded
- * length; the buffer may be longer).  *charge is the buffer's size.
+ * Reads the block at [off, off+size) with pread (never through the
+ * mapping), checks its trailer and returns its decoded bytes in a
+ * malloc'ed buffer: *data (the buffer) and *n (decoded length; the buffer
+ * may be longer).  *charge is the buffer's size.
  */
 static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx **dctx,
 			  uint8_t **data, size_t *n, size_t *charge, char *why, size_t whylen)
 {
 	if (size < TABLE_BLOCK_TRAILER || off > t->file_size || size > t->file_size - off)
 		return corrupt_at(t, off, why, whylen);
-	/* p: the block in a buffer of ours, src: the block wherever it is */
-	uint8_t *p = NULL;
-	const uint8_t *src;
-	if (t->map) {
-		src = t->map + off;
-	} else {
-		if (!(p = malloc(size)))
-			return -ENOMEM;
-		int r = sfile_pread_full(t->f, p, size, off);
-		if (r) {
-			free(p);
-			return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
-		}
-		src = p;
+	uint8_t *p = malloc(size);
+	if (!p)
+		return -ENOMEM;
+	int r = sfile_pread_full(t->f, p, size, off);
+	if (r) {
+		free(p);
+		return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
 	}
 	size_t pn = size - TABLE_BLOCK_TRAILER;
-	if (table_block_checksum(src, pn) != get_le64(src + pn + 1)) {
+	if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	if (src[pn] == TABLE_BLOCK_RAW) {
-		if (!p) {
-			if (!(p = malloc(size)))
-				return -ENOMEM;
-			memcpy(p, src, pn);
-		}
+	if (p[pn] == TABLE_BLOCK_RAW) {
 		*data = p;
 		*n = pn;
 		*charge = size;
 		return 0;
 	}
-	if (src[pn] != TABLE_BLOCK_ZSTD) {
+	if (p[pn] != TABLE_BLOCK_ZSTD) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	unsigned long long rn = ZSTD_getFrameContentSize(src, pn);
+	unsigned long long rn = ZSTD_getFrameContentSize(p, pn);
 	if (rn == ZSTD_CONTENTSIZE_UNKNOWN || rn == ZSTD_CONTENTSIZE_ERROR || rn == 0 ||
 	    rn > TABLE_MAX_BLOCK) {
 		free(p);
@@ -134,8 +139,8 @@ static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx
 	/* A reader that decodes many blocks keeps one context for them all. */
 	if (dctx && !*dctx)
 		*dctx = ZSTD_createDCtx();
-	size_t got = dctx && *dctx ? ZSTD_decompressDCtx(*dctx, d, rn, src, pn)
-				   : ZSTD_decompress(d, rn, src, pn);
+	size_t got = dctx && *dctx ? ZSTD_decompressDCtx(*dctx, d, rn, p, pn)
+				   : ZSTD_decompress(d, rn, p, pn);
 	free(p);
 	if (ZSTD_isError(got) || got != rn) {
 		free(d);
@@ -191,13 +196,12 @@ static void blockref_release(const table *t, blockref *br)
 
 /*
  * An uncompressed block of a mapped table, in place: its checksum is
- * checked the first time (and every time when `recheck`), its restart array
- * every time (cheap, and it is what keeps the cursor inside the block).
+ * checked the first time, its restart array every time (cheap, and it is
+ * what keeps the cursor inside the block).
  * Returns 1 with br set, 0 if the block is not uncompressed (the caller
  * takes the general path, which reports a bad type), or <0.
  */
-static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, char *why,
-			  size_t whylen)
+static int get_mapped_raw(const table *t, size_t bi, blockref *br, char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	const uint8_t *p = t->map + ie->off;
@@ -206,7 +210,7 @@ static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, 
 		return 0;
 	atomic_uint_least64_t *w = &t->checked[bi / 64];
 	uint64_t bit = (uint64_t)1 << (bi % 64);
-	if (recheck || !(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
+	if (!(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
 		if (table_block_checksum(p, pn) != get_le64(p + pn + 1))
 			return corrupt_at(t, ie->off, why, whylen);
 		atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
@@ -221,15 +225,16 @@ static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, 
 /*
  * Gets data block bi: in place from the mapping if it is uncompressed,
  * else from the cache if the table has one (and use_cache).  use_cache 0
- * also means "check the file's bytes now", whatever was checked before.
+ * means "check the file's bytes now": a pread, whatever was checked or
+ * cached before (and no read of the mapping, so no guard is needed).
  */
 static int get_block(const table *t, size_t bi, int use_cache, ZSTD_DCtx **dctx, blockref *br,
 		     char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	memset(br, 0, sizeof *br);
-	if (t->map) {
-		int r = get_mapped_raw(t, bi, !use_cache, br, why, whylen);
+	if (t->map && use_cache) {
+		int r = get_mapped_raw(t, bi, br, why, whylen);
 		if (r)
 			return r < 0 ? r : 0;
 	}
@@ -428,6 +433,7 @@ typedef struct tcur {
 	blockref br;
 	blkcur bc;
 	ZSTD_DCtx *dctx; /* made at the first compressed block */
+	buf val;         /* the current entry's value, copied (see tc_do) */
 	int err;
 	char why[320];
 } tcur;
@@ -444,6 +450,7 @@ static void tc_close(tcur *tc)
 {
 	blockref_release(tc->t, &tc->br);
 	buf_free(&tc->bc.key);
+	buf_free(&tc->val);
 	ZSTD_freeDCtx(tc->dctx);
 }
 
@@ -594,6 +601,69 @@ static void tc_prev(tcur *tc)
 	tc_skip_backward(tc);
 }
 
+/*
+ * After a SIGBUS in a read of the mapping: the file is shorter than at
+ * open (SETT_ECORRUPT at the first block it no longer holds) or could not
+ * be read (-EIO).
+ */
+static int mapped_fault(const table *t, char *why, size_t whylen)
+{
+	int64_t now = sfile_size(t->f);
+	if (now >= 0 && (uint64_t)now < t->file_size) {
+		size_t bi = 0;
+		while (bi < t->nblocks && t->index[bi].off + t->index[bi].size <= (uint64_t)now)
+			bi++;
+		return corrupt_at(t, bi < t->nblocks ? t->index[bi].off : (uint64_t)now, why, whylen);
+	}
+	if (why && whylen)
+		snprintf(why, whylen, "%s: I/O error reading the table", t->path);
+	return -EIO;
+}
+
+enum { OP_SEEK, OP_SEEK_FOR_PREV, OP_FIRST, OP_LAST, OP_NEXT, OP_PREV };
+
+typedef struct tc_call {
+	tcur *tc;
+	int op;
+	slice key;
+	buf *out; /* where the value goes */
+} tc_call;
+
+static int tc_call_run(void *arg)
+{
+	tc_call *c = arg;
+	tcur *tc = c->tc;
+	switch (c->op) {
+	case OP_SEEK: tc_seek(tc, c->key); break;
+	case OP_SEEK_FOR_PREV: tc_seek_for_prev(tc, c->key); break;
+	case OP_FIRST: tc_first(tc); break;
+	case OP_LAST: tc_last(tc); break;
+	case OP_NEXT: tc_next(tc); break;
+	case OP_PREV: tc_prev(tc); break;
+	}
+	c->out->n = 0;
+	if (tc_valid(tc) && buf_append(c->out, tc->bc.val.p, tc->bc.val.n)) {
+		tc->err = -ENOMEM;
+		tc_invalidate(tc);
+	}
+	return 0;
+}
+
+/*
+ * Runs one cursor operation and copies the value it lands on into `out`
+ * (tc->val when NULL), guarded when the table is mapped.
+ */
+static void tc_do(tcur *tc, int op, slice key, buf *out)
+{
+	tc_call c = { tc, op, key, out ? out : &tc->val };
+	if (!tc->t->map) {
+		tc_call_run(&c);
+	} else if (map_guarded(tc_call_run, &c) == MAPGUARD_FAULT) {
+		tc_invalidate(tc);
+		tc->err = mapped_fault(tc->t, tc->why, sizeof tc->why);
+	}
+}
+
 /* ------------------------------------------------------------- open */
 
 static int read_meta(table *t, uint64_t off, uint64_t size, uint8_t **p, size_t *n, char *why,
@@ -679,6 +749,7 @@ static void table_destroy(table *t)
 	if (t->f)
 		sfile_close(t->f); /* and unmaps */
 	free(t->checked);
+	free(t->gap);
 	free(t->bloom_raw);
 	free(t->index_raw);
 	free(t->props_raw);
@@ -760,7 +831,8 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		goto fail;
 	}
 	/* Without a mapping every block is read with pread: slower, not wrong. */
-	t->checked = calloc((t->nblocks + 63) / 64, sizeof *t->checked);
+	t->checked = map_guard_init() == 0 ? calloc((t->nblocks + 63) / 64, sizeof *t->checked)
+					    : NULL;
 	if (t->checked && sfile_map(t->f, t->file_size, &t->map) != 0) {
 		free(t->checked);
 		t->checked = NULL;
@@ -824,7 +896,7 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 	ikey_make(sk, ukey.p, ukey.n, read_version);
 	tcur tc;
 	tc_init(&tc, t, 1);
-	tc_seek(&tc, slice_make(sk, ukey.n + IKEY_SUFFIX));
+	tc_do(&tc, OP_SEEK, slice_make(sk, ukey.n + IKEY_SUFFIX), vs);
 	int r = 0;
 	if (tc.err) {
 		r = tc.err;
@@ -834,11 +906,11 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 		slice k = tc_key(&tc);
 		if (slice_cmp(ikey_user(k), ukey) == 0) {
 			*version = ikey_version(k);
-			r = buf_append(vs, tc.bc.val.p, tc.bc.val.n);
-			if (!r)
-				r = 1;
+			r = 1;
 		}
 	}
+	if (r != 1)
+		vs->n = 0;
 	tc_close(&tc);
 	if (sk != stackkey)
 		free(sk);
@@ -854,15 +926,20 @@ typedef struct table_iter {
 
 #define TI(it) ((table_iter *)(it))
 
-static void ti_seek(sit *it, slice k) { tc_seek(&TI(it)->tc, k); }
-static void ti_seek_for_prev(sit *it, slice k) { tc_seek_for_prev(&TI(it)->tc, k); }
-static void ti_first(sit *it) { tc_first(&TI(it)->tc); }
-static void ti_last(sit *it) { tc_last(&TI(it)->tc); }
-static void ti_next(sit *it) { tc_next(&TI(it)->tc); }
-static void ti_prev(sit *it) { tc_prev(&TI(it)->tc); }
+static const slice no_key;
+static void ti_seek(sit *it, slice k) { tc_do(&TI(it)->tc, OP_SEEK, k, NULL); }
+static void ti_seek_for_prev(sit *it, slice k) { tc_do(&TI(it)->tc, OP_SEEK_FOR_PREV, k, NULL); }
+static void ti_first(sit *it) { tc_do(&TI(it)->tc, OP_FIRST, no_key, NULL); }
+static void ti_last(sit *it) { tc_do(&TI(it)->tc, OP_LAST, no_key, NULL); }
+static void ti_next(sit *it) { tc_do(&TI(it)->tc, OP_NEXT, no_key, NULL); }
+static void ti_prev(sit *it) { tc_do(&TI(it)->tc, OP_PREV, no_key, NULL); }
 static int ti_valid(const sit *it) { return tc_valid(&((const table_iter *)it)->tc); }
 static slice ti_key(const sit *it) { return tc_key(&((const table_iter *)it)->tc); }
-static slice ti_value(const sit *it) { return ((const table_iter *)it)->tc.bc.val; }
+static slice ti_value(const sit *it)
+{
+	const buf *v = &((const table_iter *)it)->tc.val;
+	return slice_make(v->p, v->n);
+}
 static int ti_error(const sit *it) { return ((const table_iter *)it)->tc.err; }
 
 static void ti_free(sit *it)
@@ -887,6 +964,350 @@ sit *table_iter_new(table *t)
 	table_ref(t);
 	tc_init(&ti->tc, t, 1);
 	return &ti->base;
+}
+
+/* ---------------------------------------------------------- salvage */
+
+/*
+ * A forward-only iterator that goes on past damage: a block that fails its
+ * checks is reported to `lost` with the keys it covered (after the last key
+ * returned, up to the block's last key in the index) and skipped, and so
+ * is the rest of a block whose entries stop decoding or go out of order.
+ */
+typedef struct salvage_iter {
+	table_iter ti; /* key and error are the table iterator's */
+	table_lost_fn lost;
+	void *arg;
+	buf prev; /* the last key returned */
+	char gap_why[400]; /* damage before the current block: reported at its first key */
+	size_t bi;
+	int valid;
+} salvage_iter;
+
+#define SV(it) ((salvage_iter *)(it))
+
+static void sv_report(salvage_iter *s, const char *why)
+{
+	if (s->lost)
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->ti.tc.t->index[s->bi].last_key, 0,
+			why);
+}
+
+/* Positions at the first entry of the first block from bi on that loads;
+ * the ones that do not are reported.  0, or an error other than damage. */
+static int sv_load_from(salvage_iter *s, size_t bi)
+{
+	tcur *tc = &s->ti.tc;
+	for (s->bi = bi; s->bi < tc->t->nblocks; s->bi++) {
+		tc->err = 0;
+		if (tc->t->gap && tc->t->gap[s->bi])
+			snprintf(s->gap_why, sizeof s->gap_why, "%s: damaged bytes before offset %llu",
+				 tc->t->path, (unsigned long long)tc->t->index[s->bi].off);
+		if (tc_load(tc, s->bi) == 0) {
+			blk_first(&tc->bc);
+			return 0;
+		}
+		if (tc->err != SETT_ECORRUPT)
+			return tc->err;
+		sv_report(s, tc->why);
+	}
+	tc->err = 0;
+	if (tc->t->tail_lost && s->lost) {
+		char why[400];
+		snprintf(why, sizeof why, "%s: damaged bytes after offset %llu", tc->t->path,
+			 tc->t->nblocks ? (unsigned long long)(tc->t->index[tc->t->nblocks - 1].off +
+							     tc->t->index[tc->t->nblocks - 1].size)
+					: 0ull);
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), slice_make(NULL, 0), 0, why);
+		tc->t->tail_lost = 0; /* once */
+	}
+	return 0;
+}
+
+/* Settles on the current entry, or moves on to the next good one. */
+static void sv_settle(salvage_iter *s)
+{
+	tcur *tc = &s->ti.tc;
+	table *t = tc->t;
+	s->valid = 0;
+	while (s->bi < t->nblocks) {
+		if (blk_valid(&tc->bc)) {
+			slice k = tc_key(tc);
+			if (!s->prev.n || ikey_cmp(slice_make(s->prev.p, s->prev.n), k) < 0) {
+				if (s->gap_why[0] && s->lost)
+					s->lost(s->arg, slice_make(s->prev.p, s->prev.n), k, 1, s->gap_why);
+				s->gap_why[0] = 0;
+				s->prev.n = 0;
+				if (buf_append(&s->prev, k.p, k.n)) {
+					tc->err = -ENOMEM;
+					return;
+				}
+				s->valid = 1;
+				return;
+			}
+			char why[400];
+			snprintf(why, sizeof why, "%s: block at offset %llu: keys out of order",
+				 t->path, (unsigned long long)t->index[s->bi].off);
+			sv_report(s, why);
+		} else if (tc->bc.err == SETT_ECORRUPT) {
+			corrupt_at(t, t->index[s->bi].off, tc->why, sizeof tc->why);
+			sv_report(s, tc->why);
+		} else if (tc->bc.err) {
+			tc->err = tc->bc.err;
+			return;
+		}
+		if (sv_load_from(s, s->bi + 1))
+			return;
+	}
+}
+
+static void sv_first(sit *it)
+{
+	salvage_iter *s = SV(it);
+	s->prev.n = 0;
+	if (sv_load_from(s, 0) == 0)
+		sv_settle(s);
+	else
+		s->valid = 0;
+}
+
+static void sv_next(sit *it)
+{
+	salvage_iter *s = SV(it);
+	if (!s->valid)
+		return;
+	blk_next(&s->ti.tc.bc);
+	sv_settle(s);
+}
+
+static void sv_unsupported(sit *it)
+{
+	SV(it)->valid = 0;
+	SV(it)->ti.tc.err = -ENOTSUP;
+}
+static void sv_seek(sit *it, slice k) { (void)k; sv_unsupported(it); }
+static int sv_valid(const sit *it) { return ((const salvage_iter *)it)->valid; }
+/* The cursor reads with pread into its own buffers (use_cache 0), never
+ * the mapping, so the value is used in place. */
+static slice sv_value(const sit *it) { return ((const salvage_iter *)it)->ti.tc.bc.val; }
+
+static void sv_free(sit *it)
+{
+	table *t = SV(it)->ti.tc.t;
+	tc_close(&SV(it)->ti.tc);
+	buf_free(&SV(it)->prev);
+	free(it);
+	table_unref(t);
+}
+
+static const struct sit_ops salvage_iter_ops = {
+	sv_seek, sv_seek, sv_first, sv_unsupported, sv_next, sv_unsupported,
+	sv_valid, ti_key, sv_value, ti_error, sv_free,
+};
+
+sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)
+{
+	salvage_iter *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->ti.base.ops = &salvage_iter_ops;
+	s->lost = lost;
+	s->arg = arg;
+	table_ref(t);
+	tc_init(&s->ti.tc, t, 0); /* the file's own bytes, checked now */
+	return &s->ti.base;
+}
+
+/* ------------------------------------------------- salvage open */
+
+/* Largest block the scan looks for (blocks are near block_size; an entry
+ * may add a key of up to 64 KiB). */
+#define SCAN_MAX_BLOCK ((size_t)256 << 10)
+
+/*
+ * The size (trailer included) of the block that starts at pos, found by
+ * its checksum: the first end whose type byte and checksum match.  0: none.
+ */
+static size_t scan_block_end(const uint8_t *all, size_t n, size_t pos, XXH3_state_t *st)
+{
+	XXH3_64bits_reset(st);
+	size_t fed = pos;
+	for (size_t e = pos + 8; e + 1 + 8 <= n && e - pos <= SCAN_MAX_BLOCK; e++) {
+		if (all[e] != TABLE_BLOCK_RAW && all[e] != TABLE_BLOCK_ZSTD)
+			continue;
+		XXH3_64bits_update(st, all + fed, e + 1 - fed);
+		fed = e + 1;
+		if (XXH3_64bits_digest(st) == get_le64(all + e + 1))
+			return e + TABLE_BLOCK_TRAILER - pos;
+	}
+	return 0;
+}
+
+/*
+ * Whether decoded block d is a data block whose keys all follow `prev`
+ * and whose values decode; then *last is its last key, and count and
+ * versions are added up.
+ */
+static int scan_block_ok(const uint8_t *d, size_t dn, const buf *prev, buf *last, uint64_t *count,
+			 uint64_t *maxv)
+{
+	if (check_data_block(d, dn))
+		return 0;
+	blkcur bc = { 0 };
+	blk_init(&bc, d, dn);
+	buf pk = { 0 };
+	int ok = 1;
+	uint64_t c = 0, mv = 0;
+	if (buf_append(&pk, prev->p, prev->n))
+		ok = 0;
+	for (blk_first(&bc); ok && blk_valid(&bc); blk_next(&bc)) {
+		slice k = slice_make(bc.key.p, bc.key.n);
+		vstruct v;
+		if ((pk.n && ikey_cmp(slice_make(pk.p, pk.n), k) >= 0) ||
+		    vstruct_decode(bc.val.p, bc.val.n, &v))
+			ok = 0;
+		pk.n = 0;
+		if (buf_append(&pk, k.p, k.n))
+			ok = 0;
+		if (ikey_version(k) > mv)
+			mv = ikey_version(k);
+		c++;
+	}
+	if (bc.err || !c)
+		ok = 0;
+	if (ok) {
+		last->n = 0;
+		ok = !buf_append(last, pk.p, pk.n);
+		*count += c;
+		if (mv > *maxv)
+			*maxv = mv;
+	}
+	buf_free(&pk);
+	buf_free(&bc.key);
+	return ok;
+}
+
+int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	t->path = strdup(path);
+	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	int64_t fsz = r ? 0 : sfile_size(t->f);
+	if (!r && fsz < 0)
+		r = (int)fsz;
+	size_t n = (size_t)fsz;
+	uint8_t *all = r ? NULL : malloc(n ? n : 1);
+	if (!r && !all)
+		r = -ENOMEM;
+	if (!r)
+		r = sfile_pread_full(t->f, all, n, 0);
+	XXH3_state_t *st = r ? NULL : XXH3_createState();
+	if (!r && !st)
+		r = -ENOMEM;
+	if (r)
+		goto out;
+	t->file_size = n;
+
+	/* where the data blocks end, if the footer says so */
+	uint64_t data_end = UINT64_MAX;
+	if (n >= TABLE_FOOTER_SIZE) {
+		const uint8_t *foot = all + n - TABLE_FOOTER_SIZE;
+		if (memcmp(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8) == 0 &&
+		    sett_hash(foot, TABLE_FOOTER_FIELDS) == get_le64(foot + TABLE_FOOTER_FIELDS))
+			data_end = get_le64(foot);
+	}
+	buf keys = { 0 }, last = { 0 };
+	size_t cap = 0, *keyoff = NULL;
+	uint64_t expect = 0;
+	static const uint8_t zmagic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+	for (size_t pos = 0; pos + TABLE_BLOCK_TRAILER < n && pos < data_end && !r;) {
+		/* a raw data block starts with shared = 0, zstd with its magic;
+		 * right after the data, the bloom block may start anyhow */
+		int at_end = pos == expect && t->nblocks && data_end == UINT64_MAX;
+		if (all[pos] != 0 && (n - pos < 4 || memcmp(all + pos, zmagic, 4) != 0) && !at_end) {
+			pos++;
+			continue;
+		}
+		size_t bsize = scan_block_end(all, n, pos, st);
+		if (!bsize) {
+			pos++;
+			continue;
+		}
+		uint8_t *d = NULL;
+		size_t dn, charge;
+		int ok = read_block_raw(t, pos, bsize, NULL, &d, &dn, &charge, NULL, 0) == 0 &&
+			 scan_block_ok(d, dn, &last, &last, &t->count, &t->max_version);
+		free(d);
+		if (!ok && at_end) {
+			/* a checked block right after the data that is not data: the
+			 * bloom block, so the data ends here (the footer is lost) */
+			data_end = pos;
+			break;
+		}
+		if (!ok) {
+			pos++;
+			continue;
+		}
+		if (t->nblocks == cap) {
+			cap = cap ? cap * 2 : 64;
+			index_entry *ni = realloc(t->index, cap * sizeof *ni);
+			size_t *nk = realloc(keyoff, cap * sizeof *nk);
+			uint8_t *ng = realloc(t->gap, cap);
+			if (ni)
+				t->index = ni;
+			if (nk)
+				keyoff = nk;
+			if (ng)
+				t->gap = ng;
+			if (!ni || !nk || !ng) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		t->gap[t->nblocks] = pos != expect;
+		keyoff[t->nblocks] = keys.n;
+		t->index[t->nblocks++] = (index_entry){ slice_make(NULL, last.n), pos, bsize };
+		if ((r = buf_append(&keys, last.p, last.n)))
+			break;
+		pos += bsize;
+		expect = pos;
+	}
+	t->tail_lost = data_end == UINT64_MAX || expect != data_end;
+	if (!r && t->nblocks == 0) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: no readable data block", path);
+		r = SETT_ECORRUPT;
+	}
+	if (!r) {
+		/* the slices into the keys' buffer, now that it stays where it is */
+		t->index_raw = keys.p;
+		keys.p = NULL;
+		for (size_t i = 0; i < t->nblocks; i++)
+			t->index[i].last_key = slice_make(t->index_raw + keyoff[i],
+							  t->index[i].last_key.n);
+		/* only the salvage iterator reads this table: bounds are not needed */
+		t->smallest = t->index[0].last_key;
+		t->largest = t->index[t->nblocks - 1].last_key;
+	}
+	buf_free(&keys);
+	buf_free(&last);
+	free(keyoff);
+out:
+	XXH3_freeState(st);
+	free(all);
+	if (r) {
+		table_destroy(t);
+		return r;
+	}
+	*tp = t;
+	return 0;
 }
 
 /* ----------------------------------------------------------- verify */
