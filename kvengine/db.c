@@ -691,14 +691,19 @@ static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
  * at most the last append, and everything that append's edit added (a
  * flush's table, a compaction's outputs) is still in the WAL or the input
  * tables it came from: those are deleted only after the edit is durable.
- * A table that holds anything else was named by records the MANIFEST lost
- * (a MANIFEST cut short or damaged): the open is refused.
+ * A table an intact record deleted (its unlink waits for its last reader)
+ * is a leftover too: ids are never reused.  A table that holds anything
+ * else was named by records the MANIFEST lost (a MANIFEST cut short or
+ * damaged): the open is refused.
  */
 static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
 {
 	if (!un->torn)
 		return 0;
 	for (size_t i = 0; i < un->n; i++) {
+		/* deleted by an intact record: the lost one cannot bring it back */
+		if (manifest_deleted_at_open(db->man, un->ids[i]))
+			continue;
 		char whyt[768] = "";
 		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
 		if (r) {

@@ -715,6 +715,43 @@ START_TEST(test_torn_manifest_append_opens)
 }
 END_TEST
 
+/*
+ * A torn MANIFEST tail next to a table that an intact record deleted (its
+ * file outlived the record: the unlink waits for the last reader) opens:
+ * the lost record cannot have named it again, though it holds a version
+ * compaction dropped (formerly refused: its contents proved nothing).
+ */
+START_TEST(test_torn_manifest_deleted_table)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	o.num_compactors = 0;
+	sett_db *db = open_db(dir, &o);
+	char t1[4200], keep[4200], cmd[8600];
+	snprintf(t1, sizeof t1, "%s/000001.sst", dir);
+	snprintf(keep, sizeof keep, "%s.t1", dir);
+	ck_assert_int_eq(sett_put(db, V("k"), V("one")), 0);
+	ck_assert_int_eq(sett_flush(db), 0);
+	snprintf(cmd, sizeof cmd, "cp -p %s %s", t1, keep);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(sett_put(db, V("k"), V("two")), 0);
+	ck_assert_int_eq(sett_flush(db), 0);
+	ck_assert_int_eq(sett_flatten(db), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_msg(access(t1, F_OK) != 0, "the flattened table is still there");
+	snprintf(cmd, sizeof cmd, "cp -p %s %s && printf 'xy' >> %s/MANIFEST", keep, t1, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	db = open_db(dir, &o);
+	expect_value(db, V("k"), 0, "two", 3);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_msg(access(t1, F_OK) != 0, "the leftover table was kept");
+	unlink(keep);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* Both a writable and a read-only open fail with `err` and `msg` in the message; nothing on disk changes. */
 static void refused(const char *dir, const sett_options *base, int err, const char *msg)
 {
@@ -957,6 +994,7 @@ int main(void)
 	tcase_add_test(tc, test_corruption_reported);
 	tcase_add_test(tc, test_damaged_manifest_refused);
 	tcase_add_test(tc, test_torn_manifest_append_opens);
+	tcase_add_test(tc, test_torn_manifest_deleted_table);
 	tcase_add_test(tc, test_unnamed_tables);
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_table_truncated_underneath);
