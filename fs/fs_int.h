@@ -103,6 +103,11 @@ struct settfs {
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
+	int read_only;        /* the engine is open read-only */
+	int degraded;         /* opened read-only around damage (settfs_degraded) */
+	char first_corrupt[512]; /* the first SETT_ECORRUPT a read met, under tab_lock */
+	void (*corruption_fn)(void *, const char *); /* the caller's engine.corruption_fn */
+	void *corruption_arg;
 };
 
 struct settfs_dir {

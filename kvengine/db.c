@@ -233,12 +233,14 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 	slice seek = slice_make(ik, ukey.n + IKEY_SUFFIX);
 	int found = 0;
 	for (int l = 1; l < MAX_LEVELS && !found; l++) {
-		int n = v->ntables[l];
+		int n = v->ntables[l], inside = 0;
 		/* A user key's versions may straddle two adjacent tables. */
 		for (int i = level_find(v->tables[l], n, seek); i < n; i++) {
 			table *t = v->tables[l][i];
 			if (slice_cmp(ikey_user(table_smallest(t)), ukey) > 0)
 				break;
+			inside |= slice_cmp(ikey_user(table_smallest(t)), ukey) < 0 &&
+				  slice_cmp(ikey_user(table_largest(t)), ukey) > 0;
 			if (table_may_contain(t, h)) {
 				found = table_get(t, ukey, rv, version, vs, why, sizeof why);
 				if (found)
@@ -247,6 +249,12 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 			if (slice_cmp(ikey_user(table_largest(t)), ukey) != 0)
 				break;
 		}
+		/*
+		 * Not found in a level with a damaged table: only a key strictly
+		 * inside a readable table's range cannot be in the damaged one.
+		 */
+		if (!found && v->damaged[l] && !inside)
+			found = table_get(v->damaged[l], ukey, rv, version, vs, why, sizeof why);
 	}
 	if (ik != stackkey)
 		free(ik);
@@ -262,6 +270,13 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	return r;
 }
 
+void db_report_corrupt(void *arg, const char *why)
+{
+	sett_db *db = arg;
+	if (db->opt.corruption_fn && why && why[0])
+		db->opt.corruption_fn(db->opt.corruption_arg, why);
+}
+
 int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out)
 {
 	out->n = 0;
@@ -271,7 +286,11 @@ int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out)
 	if (vptr_decode(v->data.p, v->data.n, &p))
 		return SETT_ECORRUPT;
 	char why[512];
-	return vlog_read(db->vl, &p, ukey, out, why, sizeof why);
+	why[0] = 0;
+	int r = vlog_read(db->vl, &p, ukey, out, why, sizeof why);
+	if (r == SETT_ECORRUPT)
+		db_report_corrupt(db, why);
+	return r;
 }
 
 static int is_expired(const vstruct *v)
@@ -570,15 +589,38 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			snprintf(why, whylen, "%s: named by MANIFEST but missing", path);
 			r = SETT_ECORRUPT;
 		}
+		if (r == SETT_ECORRUPT && db->opt.read_only && db->opt.open_damaged) {
+			r = table_open_damaged(path, mt[i].id, why, &opened[i]);
+			db->damaged_tables++;
+			why[0] = 0;
+		}
+		if (!r)
+			table_set_reporter(opened[i], db_report_corrupt, db);
 		levels[i] = mt[i].level;
 		if (mt[i].id > max_id)
 			max_id = mt[i].id;
 		if (!r && table_max_version(opened[i]) > max_version)
 			max_version = table_max_version(opened[i]);
 	}
+	/* A damaged table below L0 marks its level: its place in it is unknown. */
+	size_t nadd = 0;
+	for (size_t i = 0; i < nmt && !r; i++) {
+		if (levels[i] > 0 && table_is_damaged(opened[i])) {
+			if (v->damaged[levels[i]])
+				table_unref(opened[i]);
+			else
+				v->damaged[levels[i]] = opened[i];
+			opened[i] = NULL;
+			continue;
+		}
+		levels[nadd] = levels[i];
+		opened[nadd] = opened[i];
+		if (nadd++ != i)
+			opened[i] = NULL;
+	}
 	if (!r) {
 		/* L0 newest first: version_apply puts later additions in front. */
-		version_edit e = { .add = opened, .add_levels = levels, .nadd = nmt };
+		version_edit e = { .add = opened, .add_levels = levels, .nadd = nadd };
 		lsm_version *nv;
 		r = version_apply(v, &e, &nv);
 		if (!r) {
@@ -1117,6 +1159,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
 

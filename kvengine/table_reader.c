@@ -63,13 +63,26 @@ struct table {
 
 	slice smallest, largest; /* point into props_raw */
 	uint64_t count, min_version, max_version, raw_bytes;
+
+	char *damaged; /* table_open_damaged: why the table could not be opened */
+	void (*report)(void *, const char *);
+	void *report_arg;
 };
 
 static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 {
-	if (why && whylen)
+	char own[512];
+	if (!why || !whylen) {
+		why = own;
+		whylen = sizeof own;
+	}
+	if (t->damaged)
+		snprintf(why, whylen, "%s", t->damaged);
+	else
 		snprintf(why, whylen, "%s: corrupt block at offset %llu", t->path,
 			 (unsigned long long)off);
+	if (t->report)
+		t->report(t->report_arg, why);
 	return SETT_ECORRUPT;
 }
 
@@ -515,10 +528,20 @@ static void tc_skip_backward(tcur *tc)
 	}
 }
 
+/* A damaged table has no block to go to: every positioning fails. */
+static int tc_damaged(tcur *tc)
+{
+	if (!tc->t->damaged)
+		return 0;
+	tc_invalidate(tc);
+	tc->err = corrupt_at(tc->t, 0, tc->why, sizeof tc->why);
+	return 1;
+}
+
 static void tc_first(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, 0))
+	if (tc_damaged(tc) || tc_load(tc, 0))
 		return;
 	blk_first(&tc->bc);
 	tc_skip_forward(tc);
@@ -527,7 +550,7 @@ static void tc_first(tcur *tc)
 static void tc_last(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, tc->t->nblocks - 1))
+	if (tc_damaged(tc) || tc_load(tc, tc->t->nblocks - 1))
 		return;
 	blk_last(&tc->bc);
 	tc_skip_backward(tc);
@@ -541,6 +564,8 @@ static void tc_seek(tcur *tc, slice target)
 		tc_invalidate(tc);
 		return;
 	}
+	if (tc_damaged(tc))
+		return;
 	const table *t = tc->t;
 	size_t lo = 0, hi = t->nblocks; /* first block whose last key >= target */
 	while (lo < hi) {
@@ -684,6 +709,7 @@ static void table_destroy(table *t)
 	free(t->props_raw);
 	free(t->index);
 	free(t->path);
+	free(t->damaged);
 	free(t);
 }
 
@@ -772,6 +798,45 @@ fail:
 	return r;
 }
 
+int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp)
+{
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	t->path = strdup(path);
+	/* smallest: the empty key, newest; largest: the longest 0xff key, oldest */
+	size_t ln = SETT_MAX_KEY_SIZE + IKEY_SUFFIX;
+	t->props_raw = malloc(IKEY_SUFFIX + ln);
+	size_t dn = strlen(path) + strlen(cause) + 64;
+	t->damaged = malloc(dn);
+	if (!t->path || !t->props_raw || !t->damaged) {
+		table_destroy(t);
+		return -ENOMEM;
+	}
+	snprintf(t->damaged, dn, "%s: damaged table, its keys cannot be read (%s)", path,
+		 cause[0] ? cause : "corrupt");
+	ikey_make(t->props_raw, NULL, 0, UINT64_MAX);
+	memset(t->props_raw + IKEY_SUFFIX, 0xff, ln);
+	t->smallest = slice_make(t->props_raw, IKEY_SUFFIX);
+	t->largest = slice_make(t->props_raw + IKEY_SUFFIX, ln);
+	*tp = t;
+	return 0;
+}
+
+int table_is_damaged(const table *t)
+{
+	return t->damaged != NULL;
+}
+
+void table_set_reporter(table *t, void (*fn)(void *, const char *), void *arg)
+{
+	t->report = fn;
+	t->report_arg = arg;
+}
+
 void table_ref(table *t)
 {
 	atomic_fetch_add(&t->refs, 1);
@@ -783,7 +848,7 @@ void table_unref(table *t)
 		return;
 	/* The blocks of a closed table are of no use to anyone. */
 	cache_erase_id(t->c, t->id);
-	if (atomic_load(&t->obsolete)) {
+	if (atomic_load(&t->obsolete) && !t->damaged) {
 		sfile_close(t->f); /* and unmaps */
 		t->f = NULL;
 		sio_unlink(t->path);
@@ -805,7 +870,7 @@ slice table_largest(const table *t) { return t->largest; }
 
 int table_may_contain(table *t, uint64_t ukey_hash)
 {
-	return bloom_may_contain(t->bloom, ukey_hash);
+	return t->damaged || bloom_may_contain(t->bloom, ukey_hash);
 }
 
 /* -------------------------------------------------------------- get */
@@ -895,6 +960,8 @@ int table_verify(table *t, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
+	if (t->damaged)
+		return corrupt_at(t, 0, why, whylen);
 	tcur tc;
 	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
 	buf prev = { 0 };
