@@ -233,27 +233,26 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 	slice seek = slice_make(ik, ukey.n + IKEY_SUFFIX);
 	int found = 0;
 	for (int l = 1; l < MAX_LEVELS && !found; l++) {
-		int n = v->ntables[l], inside = 0;
+		int n = v->ntables[l], trusted = 0;
 		/* A user key's versions may straddle two adjacent tables. */
 		for (int i = level_find(v->tables[l], n, seek); i < n; i++) {
 			table *t = v->tables[l][i];
-			if (slice_cmp(ikey_user(table_smallest(t)), ukey) > 0)
+			slice lo = ikey_user(table_smallest(t)), hi = ikey_user(table_largest(t));
+			if (slice_cmp(lo, ukey) > 0)
 				break;
-			inside |= slice_cmp(ikey_user(table_smallest(t)), ukey) < 0 &&
-				  slice_cmp(ikey_user(table_largest(t)), ukey) > 0;
-			if (table_may_contain(t, h)) {
+			if (table_may_contain(t, h))
 				found = table_get(t, ukey, rv, version, vs, why, sizeof why);
-				if (found)
-					break;
-			}
-			if (slice_cmp(ikey_user(table_largest(t)), ukey) != 0)
+			/*
+			 * With a damaged table somewhere in the level, the answer
+			 * holds only for a key above t's first one (newer versions
+			 * of which the table before t may hold) and below its last
+			 * one (older versions: the table after), or found.
+			 */
+			trusted |= slice_cmp(lo, ukey) < 0 && (found > 0 || slice_cmp(hi, ukey) > 0);
+			if (found || slice_cmp(hi, ukey) != 0)
 				break;
 		}
-		/*
-		 * Not found in a level with a damaged table: only a key strictly
-		 * inside a readable table's range cannot be in the damaged one.
-		 */
-		if (!found && v->damaged[l] && !inside)
+		if (found >= 0 && v->damaged[l] && !trusted)
 			found = table_get(v->damaged[l], ukey, rv, version, vs, why, sizeof why);
 	}
 	if (ik != stackkey)
@@ -604,12 +603,16 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	}
 	/* A damaged table below L0 marks its level: its place in it is unknown. */
 	size_t nadd = 0;
+	if (!r && db->damaged_tables &&
+	    !(db->damaged_below_l0 = calloc((size_t)db->damaged_tables, sizeof(table *))))
+		r = -ENOMEM;
 	for (size_t i = 0; i < nmt && !r; i++) {
 		if (levels[i] > 0 && table_is_damaged(opened[i])) {
-			if (v->damaged[levels[i]])
-				table_unref(opened[i]);
-			else
+			if (!v->damaged[levels[i]]) {
 				v->damaged[levels[i]] = opened[i];
+				table_ref(opened[i]);
+			}
+			db->damaged_below_l0[db->ndamaged_below_l0++] = opened[i];
 			opened[i] = NULL;
 			continue;
 		}
@@ -880,6 +883,9 @@ static void db_free(sett_db *db)
 		memtable_unref(db->active.mt);
 	if (db->current)
 		version_unref(db->current);
+	for (int i = 0; i < db->ndamaged_below_l0; i++)
+		table_unref(db->damaged_below_l0[i]);
+	free(db->damaged_below_l0);
 	if (db->vl)
 		vlog_close(db->vl);
 	if (db->man)
@@ -1189,6 +1195,11 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		}
 	}
 	db_view_release(&vw);
+	for (int i = 0; i < db->ndamaged_below_l0; i++) {
+		bad = table_verify(db->damaged_below_l0[i], why, sizeof why);
+		if (report)
+			report(arg, why);
+	}
 	uint32_t *fids = NULL;
 	int n = 0;
 	int r = vlog_list(db->vl, &fids, &n);

@@ -154,6 +154,8 @@ struct sett_db {
 	uint64_t stat_user_bytes;
 	uint64_t stat_write_stalls;
 	int damaged_tables; /* opened with table_open_damaged */
+	table **damaged_below_l0; /* those below L0 (referenced), for sett_verify */
+	int ndamaged_below_l0;
 	uint64_t stat_compactions;
 	uint64_t stat_gc_runs;
 	uint64_t stat_gc_files;
