@@ -43,9 +43,10 @@ void table_builder_abandon(table_builder *b);
 typedef struct table table;
 
 /*
- * Opens and validates a table (footer, properties, index and bloom
- * checksums).  `c` may be NULL (no caching).  On corruption, `why` gets the
- * file name and offset.
+ * Opens and validates a table (footer, properties and index checksums and
+ * structure; a bloom block that fails its checksum is left unused and
+ * reported by table_verify).  `c` may be NULL (no caching).  On
+ * corruption, `why` gets the file name and offset.
  */
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen);
 /*

@@ -4,7 +4,10 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand.  The file is mapped read-only when the system allows
+ * are read on demand, and checked when read: a bad data block fails only
+ * the reads that need it.  A bloom block that fails its checksum is not
+ * used (every key may be in the table) and table_verify reports it; a bad
+ * footer, index or properties block fails the open.  The file is mapped read-only when the system allows
  * (tables are immutable and never truncated while open, so the mapping
  * cannot fault): an uncompressed block is then used in place, with no copy,
  * no system call and no cache entry; a bitmap remembers which blocks had
@@ -64,6 +67,7 @@ struct table {
 	slice smallest, largest; /* point into props_raw */
 	uint64_t count, min_version, max_version, raw_bytes;
 
+	uint64_t bad_bloom_off; /* a bloom block that failed its checks (not used), or 0 */
 	char *damaged; /* table_open_damaged: why the table could not be opened */
 	void (*report)(void *, const char *);
 	void *report_arg;
@@ -773,8 +777,16 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		goto fail;
 	}
 	size_t bn, in, pn;
-	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) ||
-	    (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
+	/* A damaged bloom filter costs lookups, not keys: every key "may be" here. */
+	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) == SETT_ECORRUPT) {
+		t->bad_bloom_off = f[0];
+		t->bloom_raw = NULL;
+		bn = 0;
+		r = 0;
+		if (why && whylen)
+			why[0] = 0;
+	}
+	if (r || (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
 	    (r = read_meta(t, f[4], f[5], &t->props_raw, &pn, why, whylen)))
 		goto fail;
 	t->bloom = slice_make(t->bloom_raw, bn);
@@ -960,8 +972,8 @@ int table_verify(table *t, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
-	if (t->damaged)
-		return corrupt_at(t, 0, why, whylen);
+	if (t->damaged || t->bad_bloom_off)
+		return corrupt_at(t, t->bad_bloom_off, why, whylen);
 	tcur tc;
 	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
 	buf prev = { 0 };
