@@ -411,6 +411,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	fs->corruption_fn = o->engine.corruption_fn;
 	fs->corruption_arg = o->engine.corruption_arg;
+	pthread_mutex_init(&fs->space_mu, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
 		r = open_fs(fs, path, o);
@@ -436,6 +437,9 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		/* the first failure is the damage; a second one says no more */
 		say(o, 0, "%s", first[0] ? first : "input/output error");
 	}
+	sett_space sp;
+	if (r == 0 && sett_disk_space(fs->db, &sp) == 0)
+		fs->reserve = sp.reserve;
 	if (r) {
 		if (fs->db)
 			sett_close(fs->db);
@@ -443,6 +447,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		free(fs->path);
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
+		pthread_mutex_destroy(&fs->space_mu);
 		free(fs);
 		return r;
 	}
@@ -513,8 +518,41 @@ int settfs_close(settfs *fs)
 	free(fs->path);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
+	pthread_mutex_destroy(&fs->space_mu);
 	free(fs);
 	return r ? r : s ? s : c;
+}
+
+/*
+ * The free space is measured (statvfs) at most once a second while it is
+ * well above the reserve, and for every admission within SPACE_NEAR of it;
+ * in between, admitted bytes are taken off the last measurement.
+ */
+#define SPACE_NEAR (64ull << 20)
+
+int sfs_space_admit(settfs *fs, uint64_t bytes)
+{
+	if (!fs->reserve)
+		return 0;
+	pthread_mutex_lock(&fs->space_mu);
+	int64_t now = sfs_now();
+	if (now - fs->space_measured >= 1000000000LL ||
+	    fs->space_free < fs->reserve + bytes + SPACE_NEAR) {
+		sett_space sp;
+		if (sett_disk_space(fs->db, &sp) != 0) {
+			pthread_mutex_unlock(&fs->space_mu);
+			return 0; /* unknown: the write itself will tell */
+		}
+		fs->space_free = sp.free_bytes;
+		fs->space_measured = now;
+	}
+	int r = 0;
+	if (fs->space_free < fs->reserve + bytes)
+		r = -ENOSPC;
+	else
+		fs->space_free -= bytes;
+	pthread_mutex_unlock(&fs->space_mu);
+	return r;
 }
 
 int settfs_statfs(settfs *fs, struct statvfs *sv)
@@ -530,7 +568,10 @@ int settfs_statfs(settfs *fs, struct statvfs *sv)
 	memset(sv, 0, sizeof *sv);
 	sv->f_bsize = fs->chunk_size;
 	sv->f_frsize = frsize;
-	sv->f_bavail = disk.f_bavail;
+	/* Free space net of the reserve: df shows 100 % before writers get
+	 * ENOSPC; f_bfree counts the reserve (as ext4's reserved blocks). */
+	uint64_t rblocks = (fs->reserve + frsize - 1) / frsize;
+	sv->f_bavail = disk.f_bavail > rblocks ? disk.f_bavail - rblocks : 0;
 	sv->f_bfree = disk.f_bavail;
 	sv->f_blocks = disk.f_bavail + (used + frsize - 1) / frsize;
 	long long ni = atomic_load(&fs->used_inodes);

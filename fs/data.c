@@ -460,8 +460,11 @@ static uint32_t killed_suidgid(uint32_t mode)
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_t size,
 		     unsigned flags)
 {
+	int r = sfs_space_admit(fs, size);
+	if (r)
+		return r;
 	sfs_node *n;
-	int r = node_get_reg(fs, ino, &n);
+	r = node_get_reg(fs, ino, &n);
 	if (r)
 		return r;
 	if (flags & SETTFS_WRITE_APPEND)
@@ -580,7 +583,7 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		if (n->in.atime <= n->in.mtime || n->in.atime <= n->in.ctime ||
 		    now - n->in.atime > 86400LL * 1000000000) {
 			n->in.atime = now;
-			n->meta_dirty = 1;
+			n->meta_dirty |= SFS_DIRTY_ATIME;
 		}
 	}
 	sfs_node_put(fs, n);
@@ -808,6 +811,8 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 			r = -EINVAL;
 		else if (attr->st_size < 0)
 			r = -EINVAL;
+		else if ((uint64_t)attr->st_size > n->in.size)
+			r = sfs_space_admit(fs, 0);
 	}
 	/* the inode is written whole: commit buffered data with it first */
 	if (r == 0)
@@ -984,7 +989,11 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
 		return r;
 	}
 	sfs_node_data_changed(fs, n);
-	if (mode == 0) {
+	if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE)
+		r = sfs_space_admit(fs, 0);
+	if (r) {
+		/* below the reserve: refuse what announces growth */
+	} else if (mode == 0) {
 		/* space is not reserved: chunks are written when data arrives */
 		uint64_t end = (uint64_t)off + (uint64_t)len;
 		if (end > n->in.size)

@@ -58,6 +58,14 @@ typedef struct sfs_page {
 	uint8_t *buf;         /* SFS_PAGE_SIZE bytes */
 } sfs_page;
 
+/*
+ * Why a node's inode must be written.  An atime-only change is best
+ * effort: a read must never fail for lack of disk space, so when its write
+ * fails the new atime is dropped.
+ */
+#define SFS_DIRTY_META 1
+#define SFS_DIRTY_ATIME 2
+
 typedef struct sfs_node {
 	uint64_t ino;
 	struct sfs_node *hnext;
@@ -69,7 +77,7 @@ typedef struct sfs_node {
 	pthread_mutex_t lock;
 	int loaded;           /* `in` holds the inode */
 	int gone;             /* deleted from the store */
-	int meta_dirty;       /* `in` differs from the store */
+	int meta_dirty;       /* `in` differs from the store: SFS_DIRTY_* bits */
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
 	sfs_chunk *chunks;
@@ -108,7 +116,22 @@ struct settfs {
 	char first_corrupt[512]; /* the first SETT_ECORRUPT a read met, under tab_lock */
 	void (*corruption_fn)(void *, const char *); /* the caller's engine.corruption_fn */
 	void *corruption_arg;
+	/* the reserve (sfs_space_admit), under space_mu */
+	pthread_mutex_t space_mu;
+	uint64_t reserve;
+	uint64_t space_free;      /* free bytes of the disk, less what was admitted since */
+	int64_t space_measured;   /* sfs_now() of the last statvfs */
 };
+
+/*
+ * Admits an operation that grows the store by about `bytes`: -ENOSPC when
+ * the store's disk would have less than the reserve free.  Operations that
+ * free space (unlink, rmdir, truncate down, punch hole, removexattr,
+ * rename) and metadata updates do not ask.
+ */
+int sfs_space_admit(settfs *fs, uint64_t bytes);
+/* What a new inode or dentry costs the store, roughly (for sfs_space_admit). */
+#define SFS_INODE_ESTIMATE 512
 
 struct settfs_dir {
 	uint64_t ino;

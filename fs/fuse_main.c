@@ -45,6 +45,7 @@ struct sfs_cfg {
 	int readahead_kb;     /* -1: leave the kernel's setting */
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
+	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	int show_help, show_version;
 };
 
@@ -753,6 +754,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
+	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -793,8 +795,31 @@ static void usage(const char *prog)
 	       "    -o readdirplus_auto      let the kernel choose plain READDIR after the first\n"
 	       "                             call of a directory listing (default: always plus)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
-	       "                             READ into the kernel's page cache\n\n",
+	       "                             READ into the kernel's page cache\n"
+	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
+	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
+	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n\n",
 	       prog);
+}
+
+/* "123", "64K", "32M", "2G" (powers of 1024) -> bytes. */
+static int parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno)
+		return -1;
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end || v > ((unsigned long long)INT64_MAX >> shift))
+		return -1;
+	*out = (int64_t)(v << shift);
+	return 0;
 }
 
 /* Table files the engine could not account for are kept in STORE/quarantine. */
@@ -925,6 +950,11 @@ int main(int argc, char *argv[])
 		o.engine.mem_table_size = cfg.mem_table_size;
 	if (cfg.chunk_size)
 		o.chunk_size = cfg.chunk_size;
+	if (cfg.reserve && parse_size(cfg.reserve, &o.engine.disk_reserve) != 0) {
+		fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
+			argv[0], cfg.reserve);
+		return 1;
+	}
 
 	/*
 	 * Open once in the foreground so errors reach the terminal; the engine's

@@ -196,6 +196,9 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	if (target && (tlen == 0 || tlen > SETTFS_SYMLINK_MAX))
 		return tlen ? -ENAMETOOLONG : -ENOENT;
 
+	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + tlen);
+	if (r)
+		return r;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -432,6 +435,9 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 		return r;
 	if (is_dot(newname))
 		return -EEXIST;
+	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE);
+	if (r)
+		return r;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;

@@ -260,6 +260,7 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 		return 0;
 	if (!n->nchunks && !n->npages && !n->meta_dirty)
 		return sync ? sfs_errno(sett_sync(fs->db)) : 0;
+	int atime_only = !n->nchunks && !n->npages && n->meta_dirty == SFS_DIRTY_ATIME;
 	sett_batch *b;
 	int r = sfs_errno(sett_batch_new(&b));
 	if (r)
@@ -278,6 +279,9 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 		n->in.flags = tmp.flags;
 		n->meta_dirty = 0;
 		sfs_node_drop_chunks(fs, n);
+	} else if (atime_only && !sync) {
+		n->meta_dirty = 0; /* best effort (SFS_DIRTY_ATIME) */
+		r = 0;
 	}
 	return r;
 }

@@ -60,6 +60,8 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	 */
 	if (!remove && strncmp(name, "system.posix_acl_", 17) == 0)
 		return -EOPNOTSUPP;
+	if (!remove && (r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + nl + size)))
+		return r;
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)

@@ -9,12 +9,14 @@
  *      files exist, it is a hard error and nothing is changed);
  *   3. open the tables named by the manifest, level by level, and sort the
  *      table files it does not name: leftovers it proves (an id it
- *      allocated), others (quarantined), or, when its tail is torn,
- *      unaccountable (a hard error);
+ *      allocated), others (quarantined); when its tail is torn, the
+ *      ids prove nothing and step 6 judges the tables by their contents;
  *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
+ *      with a torn MANIFEST tail, an unnamed table all of whose entries
+ *      the store already holds is a leftover, any other a hard error;
  *   7. only then delete the proven leftovers, move the others to
  *      quarantine/, cut the MANIFEST's torn tail;
  *   8. start the writer, the flusher, compaction and value-log GC.
@@ -27,16 +29,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
-int db_rotate_memtable(sett_db *db);
 int db_sync_request(sett_db *db);
 int db_new_memslot_locked(sett_db *db, memslot *s);
 void compaction_fill_stats(sett_db *db, sett_stats *st);
@@ -566,6 +569,7 @@ typedef struct unnamed_tables {
 	uint64_t *ids;
 	size_t n;
 	size_t nleftover; /* ids[0, nleftover): proven leftovers; the rest: quarantine */
+	uint64_t torn;    /* the MANIFEST's torn record's offset, or 0 */
 } unnamed_tables;
 
 static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tables *un,
@@ -648,9 +652,9 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	 * recorded as allocated (below its next id) is the engine's own: a
 	 * table written but never recorded (a crash in between) or recorded
 	 * deleted and not yet unlinked.  Any other is not accounted for and
-	 * is kept aside.  With a torn MANIFEST tail nothing is provable: the
+	 * is kept aside.  With a torn MANIFEST tail the id proves nothing (the
 	 * lost record may have named the table, or the MANIFEST may have lost
-	 * more than its last append.
+	 * more than its last append): prove_unnamed() decides after replay.
 	 */
 	uint64_t next = manifest_next_id(db->man), torn = manifest_torn_at(db->man);
 	uint64_t *ids;
@@ -667,6 +671,7 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	un->ids = ids;
 	un->n = 0;
 	un->nleftover = 0;
+	un->torn = torn;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t id = ids[i];
 		int known = 0;
@@ -674,15 +679,6 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			known = mt[k].id == id;
 		if (known)
 			continue;
-		if (torn) {
-			char path[4096];
-			db_table_path(db, id, path, sizeof path);
-			snprintf(why, whylen,
-				 "%s/MANIFEST: torn record at offset %llu, and %s is not named by "
-				 "the records before it (MANIFEST cut short?)",
-				 db->dir, (unsigned long long)torn, path);
-			return SETT_ECORRUPT;
-		}
 		/* Leftovers first, in id order, then the others. */
 		if (id < next) {
 			memmove(&ids[un->nleftover + 1], &ids[un->nleftover],
@@ -692,6 +688,70 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			ids[un->n] = id;
 		}
 		un->n++;
+	}
+	return 0;
+}
+
+/*
+ * Whether every entry of table `id` is also in the store as opened: the
+ * same key at the same version, in a named table or a replayed WAL.
+ * 0 if so, SETT_ECORRUPT (naming the first entry that is not) otherwise.
+ */
+static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
+{
+	char path[4096];
+	db_table_path(db, id, path, sizeof path);
+	table *t;
+	/* No block cache: a quarantined table's id may be handed out again. */
+	int r = table_open(path, id, NULL, &t, why, whylen);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	sit *it = table_iter_new(t);
+	table_unref(t);
+	if (!it)
+		return -ENOMEM;
+	buf vs = { 0 };
+	for (sit_first(it); !r && sit_valid(it); sit_next(it)) {
+		slice ik = sit_key(it);
+		uint64_t ver = ikey_version(ik), cur = 0;
+		int f = db_lookup(db, ikey_user(ik), ver, &cur, &vs);
+		if (f < 0)
+			r = f;
+		else if (f == 0 || cur != ver) {
+			snprintf(why, whylen, "%s holds entries (version %llu) that no named table "
+				 "or WAL holds", path, (unsigned long long)ver);
+			r = SETT_ECORRUPT;
+		}
+	}
+	if (!r)
+		r = sit_error(it);
+	buf_free(&vs);
+	sit_free(it);
+	return r;
+}
+
+/*
+ * Step 6b: with a torn MANIFEST tail, an unnamed table is a crash leftover
+ * only if the store as named already holds all of it.  A power cut tears
+ * at most the last append, and everything that append's edit added (a
+ * flush's table, a compaction's outputs) is still in the WAL or the input
+ * tables it came from: those are deleted only after the edit is durable.
+ * A table that holds anything else was named by records the MANIFEST lost
+ * (a MANIFEST cut short or damaged): the open is refused.
+ */
+static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
+{
+	if (!un->torn)
+		return 0;
+	for (size_t i = 0; i < un->n; i++) {
+		char whyt[768] = "";
+		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
+		if (r) {
+			snprintf(why, whylen, "%s/MANIFEST: torn record at offset %llu, and %s",
+				 db->dir, (unsigned long long)un->torn,
+				 whyt[0] ? whyt : sett_strerror(r));
+			return r;
+		}
 	}
 	return 0;
 }
@@ -851,7 +911,8 @@ static int check_options(const sett_options *o)
 	    o->num_level_zero_tables_stall <= o->num_level_zero_tables ||
 	    o->level_size_multiplier < 2 || o->num_compactors < 0 ||
 	    o->bloom_false_positive <= 0 || o->bloom_false_positive >= 1 ||
-	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD))
+	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD) ||
+	    !(o->gc_garbage_share >= 0 && o->gc_garbage_share < 1))
 		return -EINVAL;
 	return 0;
 }
@@ -886,6 +947,8 @@ static void db_free(sett_db *db)
 	for (int i = 0; i < db->ndamaged_below_l0; i++)
 		table_unref(db->damaged_below_l0[i]);
 	free(db->damaged_below_l0);
+	if (db->discard)
+		discard_close(db->discard);
 	if (db->vl)
 		vlog_close(db->vl);
 	if (db->man)
@@ -929,6 +992,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		return -ENOTDIR;
 	}
 
+	/* GC works file by file: no file may take a large share of the disk. */
+	struct statvfs sv;
+	uint64_t disk = statvfs(path, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+	if (disk && o.value_log_file_size > disk / 16)
+		o.value_log_file_size = disk / 16 > (1u << 20) ? disk / 16 : (1u << 20);
+
 	sett_db *db = calloc(1, sizeof *db);
 	if (!db || !(db->dir = strdup(path))) {
 		free(db);
@@ -970,6 +1039,14 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
+		goto fail;
+	if ((r = prove_unnamed(db, &un, why, sizeof why)))
+		goto fail;
+	/* Advisory: a damaged DISCARD starts empty (compaction and GC rebuild it). */
+	r = discard_open(db->dir, o.read_only, &db->discard, NULL, 0);
+	if (r == SETT_ECORRUPT)
+		r = discard_new(db->dir, o.read_only, &db->discard);
+	if (r)
 		goto fail;
 	db->next_version = db->last_version;
 	free(mt);
@@ -1123,6 +1200,18 @@ int db_wait_flushed(sett_db *db)
 
 /* ---- introspection ---- */
 
+int sett_disk_space(sett_db *db, sett_space *out)
+{
+	struct statvfs sv;
+	if (statvfs(db->dir, &sv) != 0)
+		return -errno;
+	out->disk_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+	out->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->reserve = db->opt.disk_reserve >= 0 ? (uint64_t)db->opt.disk_reserve
+						 : sett_default_reserve(out->disk_bytes);
+	return 0;
+}
+
 int sett_get_stats(sett_db *db, sett_stats *st)
 {
 	memset(st, 0, sizeof *st);
@@ -1164,6 +1253,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->compactions = __atomic_load_n(&db->stat_compactions, __ATOMIC_RELAXED);
 	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
+	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;

@@ -149,6 +149,9 @@ struct sett_db {
 	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
 	struct compactor_state *compactors;
 	struct gc_state *gc;
+	/* Per value-log file discard statistics (discard.h): compaction adds,
+	 * GC reads and corrects them; loaded read-only too, for sett info. */
+	struct discard *discard;
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;
@@ -159,6 +162,8 @@ struct sett_db {
 	uint64_t stat_compactions;
 	uint64_t stat_gc_runs;
 	uint64_t stat_gc_files;
+	uint64_t stat_gc_bytes_measured;
+	uint64_t stat_gc_bytes_rewritten;
 };
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */
@@ -232,6 +237,10 @@ uint64_t db_new_table_id(sett_db *db);
  */
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
 		  const vptr *old, int n);
+/* Fills the GC part of sett_get_stats (vlog_gc.c). */
+void gc_fill_stats(sett_db *db, sett_stats *st);
+/* Asks the writer to make a non-empty active memtable immutable (to be flushed). */
+int db_rotate_memtable(sett_db *db);
 
 /* Hooks into the background work; no-ops until it is started. */
 int compaction_start(sett_db *db);

@@ -13,9 +13,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "coding.h"
 #include "settfs.h"
 #include "schema.h"
+#include "fileio.h"
 #include "testutil.h"
 
 static char *dir;
@@ -23,13 +23,20 @@ static settfs *fs;
 static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
 static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
 
-static void fs_open_(void)
+/* reserve: -1 for the default rule */
+static void fs_open_reserve(int64_t reserve)
 {
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.mem_table_size = 4u << 20;
+	o.engine.disk_reserve = reserve;
 	int r = settfs_open(dir, &o, &fs);
 	ck_assert_msg(r == 0, "settfs_open: %d", r);
+}
+
+static void fs_open_(void)
+{
+	fs_open_reserve(-1);
 }
 
 static void setup(void)
@@ -650,6 +657,92 @@ START_TEST(test_xattr_reclaim)
 	ck_assert_int_eq(count_keys(SFS_TAG_CHUNK, f, 0), 0);
 	ck_assert_int_eq(count_keys(SFS_TAG_INODE, f, 0), 0);
 	ck_assert_int_eq(count_keys(SFS_TAG_INODE, g, 0), 0);
+}
+END_TEST
+
+/*
+ * Below the reserve, what grows the store fails with ENOSPC, while reads,
+ * unlink, rmdir, truncate down, punch hole, removexattr and rename work,
+ * and statfs shows no space available.
+ */
+START_TEST(test_reserve)
+{
+	static uint8_t data[200000], back[200000];
+	uint64_t seed = 3;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f"), h = mkfile(1, "h");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_write(fs, h, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_setxattr(fs, h, "user.a", "v", 1, 0), 0);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, h, O_RDWR);
+	mkdir_(1, "d");
+	struct statvfs sv;
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	ck_assert_uint_gt(sv.f_bavail, 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+
+	fs_open_reserve(INT64_MAX / 2); /* more than any disk has */
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	ck_assert_uint_eq(sv.f_bavail, 0);
+	ck_assert_uint_gt(sv.f_bfree, 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, "new", 0644, O_RDWR, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, 1, "nd", 0755, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, 1, "sl", "f", &st), -ENOSPC);
+	ck_assert_int_eq(settfs_link(fs, f, 1, "hard", &st), -ENOSPC);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.b", "v", 1, 0), -ENOSPC);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, 0), -ENOSPC);
+	struct stat in;
+	memset(&in, 0, sizeof in);
+	in.st_size = (off_t)sizeof data * 2;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20), -ENOSPC);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	ck_assert(memcmp(back, data, sizeof data) == 0);
+	ck_assert_int_eq(settfs_file_open(fs, h, O_RDWR), 0);
+	in.st_size = 100000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, h, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, h, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					  65536), 0);
+	ck_assert_int_eq(settfs_release(fs, h, O_RDWR), 0);
+	ck_assert_int_eq(settfs_removexattr(fs, h, "user.a"), 0);
+	ck_assert_int_eq(settfs_rename(fs, 1, "h", 1, "h2", 0), 0);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), 0);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), -ENOENT);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "h2", &st), 0);
+	ck_assert_int_eq(st.st_size, 100000);
+}
+END_TEST
+
+/* A read's atime update is best effort: on a disk that refuses every write,
+ * reading and closing an existing file still succeed. */
+START_TEST(test_read_needs_no_space)
+{
+	static uint8_t data[100000], back[100000];
+	uint64_t seed = 5;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	reopen();
+	sio_fault_fail_after_bytes(0, -ENOSPC);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	ck_assert(memcmp(back, data, sizeof data) == 0);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	settfs_close(fs); /* may report the refused writes */
+	fs = NULL;
+	sio_fault_reset();
 }
 END_TEST
 
@@ -1390,6 +1483,24 @@ END_TEST
  * size and the first byte (the settfs tag) of each block's last key, read
  * from the footer and the (uncompressed) index block.  Returns the count.
  */
+static uint64_t le64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static const uint8_t *uvarint_at(const uint8_t *p, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0;; shift += 7, p++) {
+		*v |= (uint64_t)(*p & 0x7f) << shift;
+		if (!(*p & 0x80))
+			return p + 1;
+	}
+}
+
 static int table_blocks(const char *path, uint64_t *off, uint64_t *size, uint8_t *tag, int max)
 {
 	long long n = tu_file_size(path);
@@ -1399,15 +1510,15 @@ static int table_blocks(const char *path, uint64_t *off, uint64_t *size, uint8_t
 	ck_assert(b && f && fread(b, 1, (size_t)n, f) == (size_t)n);
 	fclose(f);
 	const uint8_t *foot = b + n - 68;
-	const uint8_t *p = b + get_le64(foot + 16), *end = p + get_le64(foot + 24) - 9;
+	const uint8_t *p = b + le64_at(foot + 16), *end = p + le64_at(foot + 24) - 9;
 	int i = 0;
 	while (p < end && i < max) {
 		uint64_t klen, o, sz;
-		p += varint_get(p, end, &klen);
+		p = uvarint_at(p, &klen);
 		tag[i] = p[0];
 		p += klen;
-		p += varint_get(p, end, &o);
-		p += varint_get(p, end, &sz);
+		p = uvarint_at(p, &o);
+		p = uvarint_at(p, &sz);
 		off[i] = o;
 		size[i++] = sz;
 	}
@@ -1553,6 +1664,8 @@ int main(void)
 	tcase_add_test(tc, test_xattr_reclaim);
 	tcase_add_test(tc, test_super_versions);
 	tcase_add_test(tc, test_statfs_fsync);
+	tcase_add_test(tc, test_reserve);
+	tcase_add_test(tc, test_read_needs_no_space);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_bad_block_mounts_degraded);
