@@ -975,6 +975,73 @@ START_TEST(test_damaged_table_open)
 }
 END_TEST
 
+/*
+ * A compaction that meets a bad block fails; it never drops the keys it
+ * could not read (issue 9): the damaged table stays named and in place,
+ * the engine reports the corruption to writers, and the keys of the
+ * table's other blocks still read.
+ */
+START_TEST(test_compaction_meets_bad_block)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	o.num_compactors = 0;
+	sett_db *db = open_db(dir, &o);
+	char k[32], v[40];
+	memset(v, 'v', sizeof v);
+	for (int i = 0; i < 400; i++) {
+		snprintf(k, sizeof k, "k%03d", i);
+		ck_assert_int_eq(sett_put(db, V(k), B(v, sizeof v)), 0);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	char path[4200];
+	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	tu_flip_byte(path, tu_file_size(path) / 3); /* a data block */
+
+	o.num_compactors = 1;
+	o.num_level_zero_tables = 2;
+	db = open_db(dir, &o);
+	int r = 0;
+	/* a second L0 table starts the compaction; writers then see its error */
+	for (int i = 0; i < 600 && r == 0; i++) {
+		snprintf(k, sizeof k, "m%03d", i % 100);
+		r = sett_put(db, V(k), B(v, sizeof v));
+		if (r == 0 && i % 100 == 99)
+			r = sett_flush(db);
+		if (r == 0 && i >= 200) {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	ck_assert_msg(r == SETT_ECORRUPT, "writes: %s", sett_strerror(r));
+	sett_close(db);
+	ck_assert_msg(tu_file_size(path) > 0, "the damaged table is gone");
+	o.read_only = 1;
+	db = open_db(dir, &o);
+	int good = 0, bad = 0;
+	for (int i = 0; i < 400; i++) {
+		void *val;
+		size_t n;
+		snprintf(k, sizeof k, "k%03d", i);
+		r = sett_get(db, V(k), 0, &val, &n);
+		if (r == 0) {
+			ck_assert(n == sizeof v && memcmp(val, v, n) == 0);
+			free(val);
+			good++;
+		} else {
+			ck_assert_int_eq(r, SETT_ECORRUPT);
+			bad++;
+		}
+	}
+	ck_assert_int_gt(bad, 0);
+	ck_assert_int_gt(good, 300);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("db");
@@ -993,6 +1060,7 @@ int main(void)
 	tcase_add_test(tc, test_unnamed_tables);
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_damaged_table_open);
+	tcase_add_test(tc, test_compaction_meets_bad_block);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
