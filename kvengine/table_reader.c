@@ -717,19 +717,31 @@ static void table_destroy(table *t)
 	free(t);
 }
 
+/* A table with one reference, its id and path (NULL when out of memory). */
+static table *table_alloc(const char *path, uint64_t id)
+{
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	if (!(t->path = strdup(path))) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
-	table *t = calloc(1, sizeof *t);
+	table *t = table_alloc(path, id);
 	if (!t)
 		return -ENOMEM;
-	atomic_init(&t->refs, 1);
-	atomic_init(&t->obsolete, 0);
-	t->id = id;
 	t->c = c;
-	t->path = strdup(path);
-	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	int r = sfile_open(path, O_RDONLY, &t->f);
 	if (r)
 		goto fail;
 	int64_t fsz = sfile_size(t->f);
@@ -812,19 +824,15 @@ fail:
 
 int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp)
 {
-	table *t = calloc(1, sizeof *t);
+	table *t = table_alloc(path, id);
 	if (!t)
 		return -ENOMEM;
-	atomic_init(&t->refs, 1);
-	atomic_init(&t->obsolete, 0);
-	t->id = id;
-	t->path = strdup(path);
 	/* smallest: the empty key, newest; largest: the longest 0xff key, oldest */
 	size_t ln = SETT_MAX_KEY_SIZE + IKEY_SUFFIX;
 	t->props_raw = malloc(IKEY_SUFFIX + ln);
 	size_t dn = strlen(path) + strlen(cause) + 64;
 	t->damaged = malloc(dn);
-	if (!t->path || !t->props_raw || !t->damaged) {
+	if (!t->props_raw || !t->damaged) {
 		table_destroy(t);
 		return -ENOMEM;
 	}
