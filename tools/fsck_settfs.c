@@ -11,7 +11,9 @@
  * directory reaches the root through its parent pointers; an inode without
  * entries has an orphan key; chunks and xattrs belong to existing inodes,
  * chunks lie within the file size, and the stored bytes match the inode's
- * block count.  Each fault is printed with its key.
+ * block count.  Each fault is printed with its key; a chunk whose value
+ * cannot be read (a damaged value-log entry) is reported with the file's
+ * path and byte range, and the check goes on.
  *
  * The store is opened read-only; a store the engine refuses to open (a
  * damaged MANIFEST, say) is reported with the file and offset and counts
@@ -34,6 +36,9 @@ typedef struct fino {
 	uint64_t size, blocks, parent;
 	uint64_t refs, subdirs, stored;
 	int orphan;
+	int unreadable; /* a chunk could not be read: stored bytes unknown */
+	uint64_t name_dir; /* the directory of its first entry, and the entry's name */
+	char *name;
 } fino;
 
 static long faults;
@@ -101,6 +106,34 @@ static int scan(sett_db *db, char tag, int key_only, sett_iter **itp)
 	return r;
 }
 
+/* The engine's description of the last corruption a read met. */
+static char last_corrupt[512];
+static void note_corrupt(void *arg, const char *why)
+{
+	(void)arg;
+	snprintf(last_corrupt, sizeof last_corrupt, "%s", why);
+}
+
+static fino *find(uint64_t ino);
+
+/* ino's path from the root through first entries (or "inode N"). */
+static void path_of(uint64_t ino, char *out, size_t n)
+{
+	char tmp[4096] = "";
+	for (size_t depth = 0; ino != SETTFS_ROOT_INO && depth < 256; depth++) {
+		fino *f = find(ino);
+		if (!f || !f->name) {
+			snprintf(out, n, "inode %llu%s", (unsigned long long)ino, tmp);
+			return;
+		}
+		char t2[4096];
+		snprintf(t2, sizeof t2, "/%s%s", f->name, tmp);
+		memcpy(tmp, t2, sizeof tmp);
+		ino = f->name_dir;
+	}
+	snprintf(out, n, "%s", tmp[0] ? tmp : "/");
+}
+
 static int op_error(const char *what, int r)
 {
 	fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
@@ -138,6 +171,7 @@ int main(int argc, char **argv)
 	char why[1024] = "";
 	o.error_buf = why;
 	o.error_buf_size = sizeof why;
+	o.corruption_fn = note_corrupt;
 	sett_db *db;
 	int r = sett_open(store, &o, &db);
 	if (r == SETT_ELOCKED) {
@@ -289,6 +323,11 @@ int main(int argc, char **argv)
 			fault(key.data, key.size, "entry type differs from inode %llu",
 			      (unsigned long long)child);
 		f->refs++;
+		if (!f->name && (f->name = malloc(key.size - 8))) {
+			memcpy(f->name, kb + 9, key.size - 9);
+			f->name[key.size - 9] = 0;
+			f->name_dir = parent;
+		}
 		if (S_ISDIR(f->mode)) {
 			if (p)
 				p->subdirs++;
@@ -330,10 +369,27 @@ int main(int argc, char **argv)
 		if (overlay && !(f->flags & SFS_IFLAG_OVERLAYS))
 			fault(key.data, key.size, "overlay page of inode %llu, which lacks the overlay flag",
 			      (unsigned long long)ino);
-		if ((r = sett_iter_value(it, &val)))
-			break;
 		/* where the key's bytes start in the file, and how many may be there */
 		uint64_t start = (uint64_t)pg * SFS_PAGE_SIZE, room = overlay ? SFS_PAGE_SIZE : cs;
+		if ((r = sett_iter_value(it, &val)) == SETT_ECORRUPT) {
+			char path[4096];
+			path_of(ino, path, sizeof path);
+			uint64_t from = idx * cs + start, to = from + room;
+			fault(key.data, key.size, "%s: bytes %llu..%llu cannot be read (%s)", path,
+			      (unsigned long long)from,
+			      (unsigned long long)(to < f->size ? to : f->size) - 1,
+			      last_corrupt[0] ? last_corrupt : "corrupt");
+			f->unreadable = 1;
+			r = 0;
+			/* the failed read ended the scan: back to this key, then on */
+			uint8_t kc[SFS_KEY_MAX];
+			size_t kn = key.size < sizeof kc ? key.size : sizeof kc;
+			memcpy(kc, key.data, kn);
+			sett_iter_seek(it, (sett_val){ kn, kc });
+			continue;
+		}
+		if (r)
+			break;
 		if (val.size > room)
 			fault(key.data, key.size, overlay ? "overlay larger than a page"
 							  : "chunk larger than the chunk size");
@@ -405,7 +461,7 @@ int main(int argc, char **argv)
 		if (f->refs == 0 && f->ino != SETTFS_ROOT_INO && !f->orphan)
 			fault(k, kn, "inode %llu is unreachable and not an orphan",
 			      (unsigned long long)f->ino);
-		if (S_ISREG(f->mode) && f->stored != f->blocks)
+		if (S_ISREG(f->mode) && !f->unreadable && f->stored != f->blocks)
 			fault(k, kn, "inode %llu counts %llu stored bytes, chunks hold %llu",
 			      (unsigned long long)f->ino, (unsigned long long)f->blocks,
 			      (unsigned long long)f->stored);
@@ -425,6 +481,8 @@ int main(int argc, char **argv)
 		}
 	}
 	sett_close(db);
+	for (size_t i = 0; i < ninodes; i++)
+		free(inodes[i].name);
 	free(inodes);
 	printf("fsck.settfs: %s: %zu inodes, %ld fault%s\n", store, ninodes, faults,
 	       faults == 1 ? "" : "s");

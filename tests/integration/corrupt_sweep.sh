@@ -7,7 +7,8 @@
 # refused (settfs exits with a message, no signal) or mounts; mounted,
 # every file reads as written or fails with EIO, never as other bytes; a
 # mount that met the damage at open is read-only and says so; when a read
-# failed, fsck.settfs does not call the store clean.  At least one of the
+# failed, fsck.settfs does not call the store clean (and names the file
+# and byte range of a damaged value-log entry).  At least one of the
 # table's damaged blocks must be one the open reads (the inodes): formerly
 # "cannot open store: Input/output error", now a read-only mount.
 . "${srcdir:-.}/tests/integration/lib.sh"
@@ -83,8 +84,13 @@ check_copy() {
 	daemon=
 	if [ $eio -gt 0 ]; then
 		eios=$((eios + 1))
-		"$FSCK" -q "$store" >/dev/null 2>&1 && fail "$1: $eio reads failed, fsck says clean"
+		"$FSCK" "$store" >"$work/fsck.out" 2>&1 && fail "$1: $eio reads failed, fsck says clean"
 		[ $? -lt 128 ] || fail "$1: fsck died of a signal"
+		# a damaged value-log entry: fsck names the file and the bytes
+		case $1 in *.vlog\ flipped*)
+			grep -q "^fault: /d1/.*: bytes [0-9]*\.\.[0-9]* cannot be read" "$work/fsck.out" ||
+				fail "$1: fsck named no file: $(cat "$work/fsck.out")"
+		esac
 	fi
 	return 0
 }
