@@ -271,6 +271,8 @@ static int run_check(const char *dir, const char *what, int torn_ok)
 		      WTERMSIG(st) == SIGALRM ? " (hang)" : "");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 3, "%s: a read returned wrong bytes",
 		      what);
+	/* anything else: a sanitizer's report (ASAN_OPTIONS=exitcode=99, say) */
+	ck_assert_msg(WEXITSTATUS(st) <= 2, "%s: open/read exited %d", what, WEXITSTATUS(st));
 	return WEXITSTATUS(st);
 }
 
@@ -285,6 +287,7 @@ static int run_fsck(const char *dir, const char *what)
 	ck_assert_msg(WIFEXITED(st), "%s: fsck: status %d", what, st);
 	int rc = WEXITSTATUS(st);
 	ck_assert_msg(rc < 124, "%s: fsck crashed or hung (%d)", what, rc);
+	ck_assert_msg(rc <= 8, "%s: fsck exited %d", what, rc); /* 8: operational error */
 	return rc;
 }
 
