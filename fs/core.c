@@ -172,7 +172,7 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 	if (r == 0)
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
 	if (r == 0)
-		r = sfs_batch_inode(b, SETTFS_ROOT_INO, &root);
+		r = sfs_batch_new_inode(b, SETTFS_ROOT_INO, &root);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
@@ -330,10 +330,9 @@ static int load_super(settfs *fs)
 static void sfs_corrupt(void *arg, const char *why)
 {
 	settfs *fs = arg;
-	pthread_mutex_lock(&fs->tab_lock);
-	if (!fs->first_corrupt[0])
+	/* no lock: the engine may call this under any of the filesystem's locks */
+	if (!atomic_exchange(&fs->first_corrupt_taken, 1))
 		snprintf(fs->first_corrupt, sizeof fs->first_corrupt, "%s", why);
-	pthread_mutex_unlock(&fs->tab_lock);
 	if (fs->corruption_fn)
 		fs->corruption_fn(fs->corruption_arg, why);
 }
@@ -402,6 +401,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
+	if (o->max_batch_deletes && o->max_batch_deletes < fs->max_batch_deletes)
+		fs->max_batch_deletes = o->max_batch_deletes;
 	/* creates must not starve behind a stream of lookups; no reader nests */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -412,6 +413,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->corruption_fn = o->engine.corruption_fn;
 	fs->corruption_arg = o->engine.corruption_arg;
 	pthread_mutex_init(&fs->space_mu, NULL);
+	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
 		r = open_fs(fs, path, o);
@@ -448,6 +450,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
 		pthread_mutex_destroy(&fs->space_mu);
+		pthread_mutex_destroy(&fs->wb_lock);
 		free(fs);
 		return r;
 	}
@@ -455,49 +458,36 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes (each once). */
-static int flush_all(settfs *fs)
+int settfs_writeback(settfs *fs, unsigned age_ms)
 {
-	pthread_mutex_lock(&fs->tab_lock);
-	size_t n = 0, cap = fs->nnodes;
-	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
-	for (size_t i = 0; inos && i < fs->nbuckets; i++)
-		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
-			if (x->nchunks || x->npages || x->meta_dirty)
-				inos[n++] = x->ino;
-	pthread_mutex_unlock(&fs->tab_lock);
-	if (!inos)
-		return -ENOMEM;
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		sfs_node *x;
-		int r = sfs_node_get(fs, inos[i], &x);
-		if (r == 0) {
-			r = sfs_node_flush(fs, x, 0);
-			if (r) {
-				/* the data is lost either way: let the node go */
-				sfs_node_drop_chunks(fs, x);
-				x->meta_dirty = 0;
-			}
-			sfs_node_put(fs, x);
+	int64_t age = (int64_t)age_ms * 1000000;
+	int r = sfs_flush_nodes(fs, age, 0);
+	pthread_mutex_lock(&fs->wb_lock);
+	uint64_t v = sett_current_version(fs->db);
+	int64_t now = sfs_mono_now();
+	if (v != fs->synced_version && now - fs->synced_at >= age) {
+		int s = sfs_errno(sett_sync(fs->db));
+		if (s == 0) {
+			fs->synced_version = v;
+			fs->synced_at = now;
 		}
-		if (r && !rc)
-			rc = r;
+		if (r == 0)
+			r = s;
 	}
-	free(inos);
-	return rc;
+	pthread_mutex_unlock(&fs->wb_lock);
+	return r;
 }
 
 int settfs_sync(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	int s = sfs_errno(sett_sync(fs->db));
 	return r ? r : s;
 }
 
 int settfs_close(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		sfs_node *n = fs->buckets[i];
 		while (n) {
@@ -519,6 +509,7 @@ int settfs_close(settfs *fs)
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
 	pthread_mutex_destroy(&fs->space_mu);
+	pthread_mutex_destroy(&fs->wb_lock);
 	free(fs);
 	return r ? r : s ? s : c;
 }

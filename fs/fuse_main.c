@@ -46,6 +46,7 @@ struct sfs_cfg {
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
+	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int show_help, show_version;
 };
 
@@ -737,6 +738,92 @@ static void tune_bdi(void *arg)
 	sysfs_write(p, t->cfg->readahead_kb);
 }
 
+/* ---- bounded-time writeback ------------------------------------------ */
+
+/*
+ * The kernel sends no request for sync(2) or syncfs(2) (FUSE_SYNCFS only
+ * reaches virtiofs servers), so nothing tells the daemon to write its
+ * buffers out.  Instead a thread calls settfs_writeback() a few times per
+ * expiry period: what the daemon holds is committed within about
+ * dirty_expire seconds and durable within about twice that.
+ */
+struct sfs_flusher {
+	settfs *fs;
+	unsigned age_ms;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+};
+
+static void *flusher_main(void *arg)
+{
+	struct sfs_flusher *w = arg;
+	unsigned tick_ms = w->age_ms / 5;
+	if (tick_ms < 100)
+		tick_ms = 100;
+	if (tick_ms > 1000)
+		tick_ms = 1000;
+	int last = 0;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(tick_ms % 1000) * 1000000;
+		ts.tv_sec += tick_ms / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0 || w->stop)
+			continue;
+		pthread_mutex_unlock(&w->lock);
+		int r = settfs_writeback(w->fs, w->age_ms);
+		if (r && r != last) /* once per kind: a failed store fails every tick */
+			fprintf(stderr, "settfs: background writeback: %s\n", strerror(-r));
+		last = r;
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static struct sfs_flusher *flusher_start(settfs *fs, double seconds)
+{
+	if (seconds <= 0)
+		return NULL;
+	struct sfs_flusher *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->fs = fs;
+	w->age_ms = seconds * 1000 > 86400000 ? 86400000 : (unsigned)(seconds * 1000);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&w->thread, NULL, flusher_main, w) != 0) {
+		fprintf(stderr, "settfs: no background writeback thread\n");
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void flusher_stop(struct sfs_flusher *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
@@ -755,6 +842,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
+	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -798,7 +886,9 @@ static void usage(const char *prog)
 	       "                             READ into the kernel's page cache\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
-	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n\n",
+	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
+	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
+	       "                             commits durable every S seconds (5; 0: never)\n\n",
 	       prog);
 }
 
@@ -904,6 +994,7 @@ int main(int argc, char *argv[])
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
+	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return 1;
 	if (cfg.show_version) {
@@ -1030,6 +1121,7 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
 		lr = fuse_session_loop(se);
@@ -1045,6 +1137,7 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

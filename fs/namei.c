@@ -6,6 +6,8 @@
  * reading), computes the new state of every inode it touches on copies,
  * commits all keys in one sett batch, and only then updates the in-memory
  * nodes.  So a crash or a failed commit leaves the old state everywhere.
+ * An inode's copy includes its buffered writes (size, mtime), and so does
+ * the batch: sfs_batch_node adds the buffered data with the inode.
  */
 #include "fs_int.h"
 
@@ -248,16 +250,16 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 
 	r = sfs_errno(sett_batch_new(&b));
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &in);
+		r = sfs_batch_new_inode(b, ino, &in);
 	if (r == 0)
 		r = batch_dentry(b, parent, name, ino, in.mode);
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r)
 		goto out;
-	p->in = pin;
+	sfs_node_committed(fs, p, &pin);
 	atomic_fetch_add(&fs->used_inodes, 1);
 	r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -396,16 +398,16 @@ static int remove_entry(settfs *fs, uint64_t parent, const char *name, int dir)
 	if (r == 0)
 		r = batch_dentry(b, parent, name, 0, 0);
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &cin);
+		r = sfs_batch_node(fs, b, n, &cin);
 	if (r == 0 && cin.nlink == 0)
 		r = batch_orphan(b, ino);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		p->in = pin;
-		n->in = cin;
+		sfs_node_committed(fs, p, &pin);
+		sfs_node_committed(fs, n, &cin);
 	}
 out:
 	if (n)
@@ -479,14 +481,14 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 	if (r == 0)
 		r = batch_dentry(b, newparent, newname, ino, cin.mode);
 	if (r == 0)
-		r = sfs_batch_inode(b, newparent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &cin);
+		r = sfs_batch_node(fs, b, n, &cin);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		p->in = pin;
-		n->in = cin;
+		sfs_node_committed(fs, p, &pin);
+		sfs_node_committed(fs, n, &cin);
 		sfs_node_ref(fs, n, 1, 0);
 		sfs_fill_stat(fs, ino, &n->in, st);
 	}
@@ -657,22 +659,22 @@ int settfs_rename(settfs *fs, uint64_t parent, const char *name, uint64_t newpar
 		}
 	}
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &spin);
+		r = sfs_batch_node(fs, b, sp, &spin);
 	if (r == 0 && dp)
-		r = sfs_batch_inode(b, newparent, &dpin);
+		r = sfs_batch_node(fs, b, dp, &dpin);
 	if (r == 0)
-		r = sfs_batch_inode(b, sino, &sin);
+		r = sfs_batch_node(fs, b, sn, &sin);
 	if (r == 0 && dn)
-		r = sfs_batch_inode(b, dino, &din);
+		r = sfs_batch_node(fs, b, dn, &din);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		sp->in = spin;
+		sfs_node_committed(fs, sp, &spin);
 		if (dp)
-			dp->in = dpin;
-		sn->in = sin;
+			sfs_node_committed(fs, dp, &dpin);
+		sfs_node_committed(fs, sn, &sin);
 		if (dn)
-			dn->in = din;
+			sfs_node_committed(fs, dn, &din);
 	}
 out:
 	if (dn)

@@ -1070,9 +1070,13 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	pthread_mutex_unlock(&db->mu);
 	if (r)
 		goto fail;
+	/* The compactors first: the writer and the flusher read db->compactors
+	 * without a lock, which is safe only if it is set before they start. */
+	if ((r = compaction_start(db)))
+		goto fail_threads;
 	if ((r = pthread_create(&db->writer, NULL, db_writer_main, db))) {
 		r = -r;
-		goto fail;
+		goto fail_threads;
 	}
 	db->have_writer = 1;
 	if ((r = pthread_create(&db->flusher, NULL, db_flusher_main, db))) {
@@ -1080,8 +1084,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail_threads;
 	}
 	db->have_flusher = 1;
-	if ((r = compaction_start(db)))
-		goto fail_threads;
 	if ((r = gc_start(db)))
 		goto fail_threads;
 	*dbp = db;
@@ -1114,7 +1116,7 @@ int sett_close(sett_db *db)
 		/* A writer stalled on a deep L0 goes on: compactions that cannot
 		 * progress must not hang close (see rotate()). */
 		pthread_mutex_lock(&db->mu);
-		db->closing = 2;
+		db->stopping = STOP_WRITERS;
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_writer)
@@ -1127,7 +1129,7 @@ int sett_close(sett_db *db)
 			db->imm[db->nimm++] = db->active;
 			db->active = (memslot){ 0 };
 		}
-		db->closing = CLOSING_FLUSH;
+		db->stopping = STOP_FLUSHER;
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_flusher)
@@ -1188,11 +1190,11 @@ int db_wait_flushed(sett_db *db)
 	 * but not waited for: the disk may stay full). */
 	pthread_mutex_lock(&db->mu);
 	uint64_t fails = db->flush_failures;
-	while (db->nimm > 0 && !db->bg_error && !db->closing && db->flush_failures == fails)
+	while (db->nimm > 0 && !db->bg_error && !db->stopping && db->flush_failures == fails)
 		pthread_cond_wait(&db->cv_room, &db->mu);
 	int r = db->bg_error;
 	if (!r && db->nimm > 0)
-		r = db->closing ? SETT_ECLOSED
+		r = db->stopping ? SETT_ECLOSED
 				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	pthread_mutex_unlock(&db->mu);
 	return r;

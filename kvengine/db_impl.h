@@ -72,7 +72,7 @@ typedef struct memslot {
 } memslot;
 
 #define MAX_MEMTABLES 32
-#define CLOSING_FLUSH 3
+enum { STOP_WRITERS = 1, STOP_FLUSHER = 2 }; /* sett_db.stopping */
 enum { STALL_MEMTABLES, STALL_L0 };
 
 struct write_req;
@@ -127,10 +127,14 @@ struct sett_db {
 	 */
 	uint32_t inflight_fid; /* atomic */
 
-	/* Set under mu and wmu when closing: 1, then 2 (writers no longer
-	 * stall on L0), then CLOSING_FLUSH once the writer has exited and the
-	 * last memtable was handed to the flusher. */
-	int closing;
+	int closing; /* under wmu: writes are refused; the writer exits once idle */
+	/*
+	 * Under mu: how far sett_close is.  STOP_WRITERS: writers no longer
+	 * stall on a deep L0, and waits for flushes give up; STOP_FLUSHER: the
+	 * writer has exited and the last memtable was handed to the flusher,
+	 * which flushes what is left and exits.
+	 */
+	int stopping;
 	/*
 	 * First error after which the state on disk is uncertain (a failed
 	 * fsync or cut-back, corruption): every later write fails with it until
@@ -146,7 +150,11 @@ struct sett_db {
 	int stall_error[2];
 	uint64_t flush_failures; /* failed flushes so far (under mu) */
 
-	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
+	/*
+	 * Background work (compaction.c, vlog_gc.c); NULL when not running.
+	 * Set by sett_open before the writer, flusher and GC threads start and
+	 * cleared by sett_close after they stopped, so they read it unlocked.
+	 */
 	struct compactor_state *compactors;
 	struct gc_state *gc;
 	/* Per value-log file discard statistics (discard.h): compaction adds,

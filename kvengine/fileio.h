@@ -47,8 +47,9 @@ const char *sfile_path(const sfile *f);
 void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n);
 /*
  * Maps [0, len) of f read-only and sets *p to it; the mapping lives until
- * sfile_unmap or sfile_close.  Only for a file that cannot shrink while
- * mapped: touching a page past a truncated end raises SIGBUS.  A file has
+ * sfile_unmap or sfile_close.  Touching a page that cannot be read (a
+ * media error, or past the end of a file cut short since) raises SIGBUS:
+ * read the mapping only under map_guarded (mapguard.h).  A file has
  * at most one mapping (-EBUSY otherwise); len must be > 0 and not past the
  * file's current end (-EINVAL).  Callers keep pread as the fallback when
  * this fails.

@@ -27,7 +27,7 @@ static const char wal_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 0 };
 struct wal {
 	sfile *f;
 	uint32_t fid;
-	uint64_t size;  /* valid end: where the next append goes */
+	uint64_t size;  /* valid end: where the next append goes; stored atomically */
 	int writable;
 	int broken;     /* a failed cut-back or fsync: the file's state is uncertain */
 	int dir_synced; /* the file's directory entry is known durable */
@@ -309,7 +309,8 @@ int wal_append(wal *w, const void *p, size_t n)
 			w->broken = r;
 		return r;
 	}
-	w->size += n;
+	/* wal_size may read it from another thread (sett_get_stats). */
+	__atomic_store_n(&w->size, w->size + n, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -338,7 +339,7 @@ int wal_error(const wal *w)
 
 uint64_t wal_size(const wal *w)
 {
-	return w->size;
+	return __atomic_load_n(&w->size, __ATOMIC_RELAXED);
 }
 
 uint32_t wal_fid(const wal *w)

@@ -15,7 +15,7 @@
  * SETT_ECORRUPT and reports the file name and offset through `why`.
  *
  * Thread safety: one writer (the db's writer thread); replay happens before
- * the db is shared.
+ * the db is shared.  wal_size may be called from any thread.
  */
 #ifndef SETT_WAL_H
 #define SETT_WAL_H

@@ -306,7 +306,7 @@ static int rotate(sett_db *db)
 		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
 		/* While closing, a deep L0 does not stop the last writes: the
 		 * compactors may be failing, and close must not hang on them. */
-		int l0_full = db->closing < 2 && db->compactors && db->opt.num_compactors > 0 &&
+		int l0_full = !db->stopping && db->compactors && db->opt.num_compactors > 0 &&
 			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
@@ -686,7 +686,7 @@ static void flusher_backoff(sett_db *db, long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	while (db->closing != CLOSING_FLUSH && !db->bg_error)
+	while (db->stopping != STOP_FLUSHER && !db->bg_error)
 		if (pthread_cond_timedwait(&db->cv_flush, &db->mu, &ts) == ETIMEDOUT)
 			break;
 }
@@ -706,7 +706,7 @@ void *db_flusher_main(void *arg)
 	long backoff = 0;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
-		while (db->nimm == 0 && db->closing != CLOSING_FLUSH)
+		while (db->nimm == 0 && db->stopping != STOP_FLUSHER)
 			pthread_cond_wait(&db->cv_flush, &db->mu);
 		if (db->nimm == 0 || db->bg_error)
 			break;
@@ -731,7 +731,7 @@ void *db_flusher_main(void *arg)
 			pthread_mutex_lock(&db->mu);
 			db->flush_failures++;
 			pthread_cond_broadcast(&db->cv_room);
-			if (db->bg_error || db->closing == CLOSING_FLUSH)
+			if (db->bg_error || db->stopping == STOP_FLUSHER)
 				break;
 			backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
 			flusher_backoff(db, backoff);
