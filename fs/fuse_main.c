@@ -28,6 +28,7 @@
 
 #include "fuse_wire.h"
 #include "fuse_fill.h"
+#include "fuse_inval.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -57,6 +58,7 @@ struct sfs_fuse {
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
+	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	size_t page_size;
 };
 
@@ -420,6 +422,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
+{
+	(void)ino;
+	(void)unused;
+	fuse_reply_write(req, (size_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -431,6 +440,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
+			       (uint64_t)n, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -595,14 +608,32 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)
 {
-	off_t r = settfs_lseek(fs_of(req), ino, off, whence);
+	off_t r = settfs_lseek(fs_of(req), ino, (off_t)off, (int)whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_lseek(req, r);
+}
+
+/*
+ * The kernel does not write its dirty pages back before LSEEK.  It can
+ * hold some only while the file has a writable handle (settfs_fill_token
+ * says -EBUSY): then the reply waits until the range from off on has been
+ * invalidated, which writes them back (fuse_inval.h).
+ */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	uint64_t token, size;
+	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+	else
+		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
 
 static const struct fuse_lowlevel_ops sfs_ops = {
@@ -1090,7 +1121,7 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL, NULL, (size_t)sysconf(_SC_PAGESIZE) };
+	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
 	int ret = 1;
@@ -1121,6 +1152,7 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	f.inval = sfs_inval_start(se);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
@@ -1137,6 +1169,8 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	f.inval = NULL;
 	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);

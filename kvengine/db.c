@@ -1269,6 +1269,35 @@ static int verify_entry(void *arg, const entry *e, const vptr *p)
 	return 0;
 }
 
+typedef struct bad_blocks {
+	sett_report_fn report;
+	void *arg;
+	int n;
+} bad_blocks;
+
+static void on_bad_block(void *arg, slice after, slice last, int excl, const char *why)
+{
+	(void)after;
+	(void)last;
+	(void)excl;
+	bad_blocks *b = arg;
+	b->n++;
+	b->report(b->arg, why);
+}
+
+/* Reports every damaged block of t (verify stops at the first); their number. */
+static int report_bad_blocks(table *t, sett_report_fn report, void *arg)
+{
+	bad_blocks b = { report, arg, 0 };
+	sit *it = table_salvage_iter_new(t, on_bad_block, &b);
+	if (!it)
+		return 0;
+	for (sit_first(it); sit_valid(it); sit_next(it))
+		;
+	sit_free(it);
+	return b.n;
+}
+
 int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 {
 	char why[1024];
@@ -1281,7 +1310,7 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
 			if (r) {
 				bad = r;
-				if (report)
+				if (report && !report_bad_blocks(vw.v->tables[l][i], report, arg))
 					report(arg, why[0] ? why : sett_strerror(r));
 			}
 		}
@@ -1310,4 +1339,9 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	}
 	free(fids);
 	return bad ? SETT_ECORRUPT : 0;
+}
+
+int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n)
+{
+	return list_ids(dir, suffix, ids, n);
 }

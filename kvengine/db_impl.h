@@ -176,6 +176,8 @@ struct sett_db {
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */
 
+/* The ids of the files named NNNN<suffix> in dir, sorted (malloc'ed). */
+int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n);
 /* Paths of the store's files (snprintf into out). */
 void db_table_path(const sett_db *db, uint64_t id, char *out, size_t n);
 

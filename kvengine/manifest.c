@@ -615,3 +615,25 @@ int manifest_close(manifest *m)
 	manifest_free(m);
 	return r;
 }
+
+int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint64_t next_id)
+{
+	manifest *m = manifest_new(dir);
+	if (!m)
+		return -ENOMEM;
+	int r = 0;
+	table_set s = { .next_id = next_id };
+	for (size_t i = 0; i < n && !r; i++) {
+		manifest_change c = { .op = MANIFEST_CREATE, .level = tables[i].level,
+				      .compression = tables[i].compression, .id = tables[i].id };
+		r = ts_apply(&s, &c);
+		if (r == SETT_ECORRUPT)
+			r = -EINVAL;
+	}
+	int renamed;
+	if (!r)
+		r = write_whole(m, &s, &renamed);
+	free(s.t);
+	manifest_free(m);
+	return r;
+}

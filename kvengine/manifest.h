@@ -73,5 +73,11 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n);
 /* The sticky error above (0 if none): after it, the file's state is uncertain. */
 int manifest_error(manifest *m);
 int manifest_close(manifest *m);
+/*
+ * Writes dir/MANIFEST anew (MANIFEST-REWRITE, fsync, rename, fsync of the
+ * directory), holding exactly `tables`, and next_id as the allocation limit
+ * (above every table id ever used in dir).  For repair, which rebuilds it.
+ */
+int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint64_t next_id);
 
 #endif

@@ -88,7 +88,7 @@ check_copy() {
 		[ $? -lt 128 ] || fail "$1: fsck died of a signal"
 		# a damaged value-log entry: fsck names the file and the bytes
 		case $1 in *.vlog\ flipped*)
-			grep -q "^fault: /d1/.*: bytes [0-9]*\.\.[0-9]* cannot be read" "$work/fsck.out" ||
+			grep -q "^/d1/.*: bytes [0-9]*-[0-9]* unreadable" "$work/fsck.out" ||
 				fail "$1: fsck named no file: $(cat "$work/fsck.out")"
 		esac
 	fi
