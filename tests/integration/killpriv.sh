@@ -2,9 +2,9 @@
 # Writes, truncates, fallocate (every mode) and chown clear
 # set-user-ID/set-group-ID as on a kernel
 # filesystem (the daemon does it when the kernel hands it the job with
-# FUSE_HANDLE_KILLPRIV_V2), a writer with CAP_FSETID keeps them, and a
-# write removes security.capability, also after earlier writes let the
-# kernel stop asking for it.
+# FUSE_HANDLE_KILLPRIV_V2; for fallocate it decides by the caller's uid), a
+# writer with CAP_FSETID keeps them, and a write or fallocate removes
+# security.capability, also after earlier writes let the kernel stop asking.
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v setpriv >/dev/null 2>&1 || skip "no setpriv (util-linux)"
 command -v setfattr >/dev/null 2>&1 || skip "no setfattr (attr package)"
@@ -59,6 +59,9 @@ setfattr -n security.capability -v $cap "$m/x" || fail "set capability"
 getfattr -n security.capability "$m/x" >/dev/null 2>&1 || fail "capability not set"
 echo more >> "$m/x"
 getfattr -n security.capability "$m/x" >/dev/null 2>&1 && fail "write kept security.capability"
+setfattr -n security.capability -v $cap "$m/x" || fail "set capability"
+fallocate -z -o 0 -l 2 "$m/x" || fail "fallocate"
+getfattr -n security.capability "$m/x" >/dev/null 2>&1 && fail "fallocate kept security.capability"
 [ "$(cat "$m/w")" = "data
 more" ] || fail "content of w"
 
