@@ -1124,14 +1124,20 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 }
 
 /*
- * Admission of an allocation: the bytes alloc_range will store, and, for
- * KEEP_SIZE past the end of file (where nothing is stored), the bytes
+ * Admission of an allocation: the bytes alloc_range will store (for a zero
+ * range, whose punch comes first, the whole range within the size), and,
+ * for KEEP_SIZE past the end of file (where nothing is stored), the bytes
  * asked for there; ENOSPC when the disk cannot hold them above the reserve.
  */
-static int admit_alloc(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint64_t size)
+static int admit_alloc(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint64_t size,
+		       int zero)
 {
-	uint64_t need = 0;
-	int r = alloc_range(fs, n, off, end < size ? end : size, &need);
+	uint64_t need = 0, in_size = end < size ? end : size;
+	int r = 0;
+	if (zero)
+		need = in_size > off ? in_size - off : 0;
+	else
+		r = alloc_range(fs, n, off, in_size, &need);
 	if (r == 0 && end > size)
 		need += end - (off > size ? off : size);
 	return r ? r : sfs_space_admit(fs, need);
@@ -1162,7 +1168,7 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 	/* allocation works on stored chunks: commit the buffers first */
 	r = sfs_node_flush(fs, n, 0);
 	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE)
-		r = admit_alloc(fs, n, start, end, size);
+		r = admit_alloc(fs, n, start, end, size, kind == FALLOC_FL_ZERO_RANGE);
 	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
 		kill_suidgid(n);
 	/*
