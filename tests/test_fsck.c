@@ -727,11 +727,14 @@ static long long table_id(const char *d, int newest)
  * Repair must keep the copy that reads back, whichever table holds it:
  * layout 0 is the store as the engine left it (the stale copy in the
  * lower-numbered table), layout 1 the same with the table ids swapped.
+ * Layout 2 keeps the old file (as a crash before its deletion would): both
+ * copies read back, the one in the newer file is kept, and the old file is
+ * then all garbage for GC.
  */
 START_TEST(test_repair_after_gc)
 {
 	enum { N = 100, OVER = 80, VSZ = 4096 };
-	for (int layout = 0; layout < 2; layout++) {
+	for (int layout = 0; layout < 3; layout++) {
 		char *d = tu_tmpdir("repair-gc");
 		sett_options o;
 		sett_options_init(&o);
@@ -756,8 +759,11 @@ START_TEST(test_repair_after_gc)
 		}
 		/* rewrites the 20 live values of 000001.vlog, then deletes it
 		 * (after a grace period: GC passes retry the deletion) */
-		char vp[4200];
+		char vp[4200], keep[4300];
 		snprintf(vp, sizeof vp, "%s/000001.vlog", d);
+		snprintf(keep, sizeof keep, "%s.keep", vp);
+		if (layout == 2)
+			ck_assert_int_eq(link(vp, keep), 0);
 		ck_assert_int_eq(sett_gc(db, 0.3), 0);
 		for (int t = 0; t < 1000 && access(vp, F_OK) == 0; t++) {
 			usleep(10000);
@@ -783,6 +789,8 @@ START_TEST(test_repair_after_gc)
 			snprintf(to, sizeof to, "%s/%06lld.sst", d, top + 1);
 			ck_assert_int_eq(rename(from, to), 0);
 		}
+		if (layout == 2)
+			ck_assert_int_eq(rename(keep, vp), 0);
 		int lost = 0;
 		ck_assert_int_eq(sett_repair(d, &o, count_lost, &lost), 0);
 		ck_assert_msg(lost == 0, "layout %d: repair lost %d values", layout, lost);
@@ -799,6 +807,15 @@ START_TEST(test_repair_after_gc)
 				      "layout %d: %s: wrong value", layout, k);
 			free(got);
 		}
+		sett_vlog_info vi[8];
+		int nv = sett_vlog_files(db, vi, 8);
+		ck_assert_int_gt(nv, 0);
+		ck_assert_int_le(nv, 8);
+		for (int i = 0; i < nv; i++)
+			ck_assert_msg(vi[i].fid != 1 || vi[i].live_bytes == 0,
+				      "layout %d: 000001.vlog still holds %llu live bytes", layout,
+				      (unsigned long long)vi[i].live_bytes);
+		ck_assert_int_eq(vi[0].fid == 1, layout == 2);
 		ck_assert_int_eq(sett_close(db), 0);
 		tu_rmrf(d);
 		free(d);
