@@ -11,9 +11,10 @@
  * holds the newest version of each of its keys.  A merge by internal key
  * does, so the newest version of every key is written out as one sorted
  * run on the last level.  A value pointer is read back before it is
- * written: a bad one loses its key (reported), a good one into a value-log
- * file that holds any damaged entry is copied to the head of the log, so
- * that the damaged file can leave the store.
+ * written: a bad one loses its key (reported) unless another source holds
+ * the same version with one that reads back (pick()); a good one into a
+ * value-log file that holds any damaged entry is copied to the head of the
+ * log, so that the damaged file can leave the store.
  *
  * Order on disk: new tables (fsynced) and the copied values (fsynced), the
  * directory, then the old MANIFEST moved to quarantine/ and the new one
