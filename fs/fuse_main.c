@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
@@ -961,6 +963,25 @@ static void warn_quarantine(const char *store)
 }
 
 /*
+ * A read met damage: say where (the store file and offset), on stderr in
+ * the foreground and to syslog (a daemon's stderr is /dev/null).  The same
+ * message again in a row is said once.
+ */
+static void log_corruption(void *arg, const char *why)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static char last[512];
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	if (strcmp(last, why) != 0) {
+		snprintf(last, sizeof last, "%s", why);
+		fprintf(stderr, "settfs: damaged data, read fails with EIO: %s\n", why);
+		syslog(LOG_ERR, "damaged data, read fails with EIO: %s", why);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/*
  * Opens the store, waiting up to 30 s while another process holds it: an
  * unmount returns before the previous daemon has finished flushing and
  * released the store, so "umount && mount" would otherwise fail.
@@ -980,6 +1001,12 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 		}
 		if (r == 0)
 			warn_quarantine(store);
+		if (r == 0 && settfs_degraded(*fs) && !o->engine.open_damaged)
+			fprintf(stderr, "settfs: %s is damaged: %s\n"
+					"settfs: mounting it read-only: what is undamaged reads as "
+					"written, damaged data fails with EIO; `fsck.settfs %s` "
+					"reports what is lost\n",
+				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
@@ -987,6 +1014,43 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/*
+ * Test-only power cut (tests/integration/powercut.sh): with
+ * SETTFS_TEST_POWERCUT_FIFO=PATH in the environment, a thread waits for a
+ * byte on that FIFO, then drops every byte the engine has not fsynced
+ * (sio_fault_powercut: each file is cut to its last fsynced length) and
+ * kills the daemon at once, as a power cut would: no reply is sent and
+ * nothing buffered is flushed.
+ */
+static void *powercut_thread(void *arg)
+{
+	const char *path = arg;
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return NULL;
+		char c;
+		ssize_t k = read(fd, &c, 1);
+		close(fd);
+		if (k == 1)
+			break;
+	}
+	sio_fault_powercut();
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static void powercut_arm(void)
+{
+	const char *path = getenv("SETTFS_TEST_POWERCUT_FIFO");
+	pthread_t t;
+	if (!path || !*path)
+		return;
+	sio_fault_powercut_arm();
+	if (pthread_create(&t, NULL, powercut_thread, (void *)path) == 0)
+		pthread_detach(t);
 }
 
 int main(int argc, char *argv[])
@@ -1061,9 +1125,16 @@ int main(int argc, char *argv[])
 	char why[1024];
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
+	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, &fs);
 	if (r)
 		return 1;
+	int degraded = settfs_degraded(fs);
+	if (degraded) {
+		/* the daemon's own open goes straight to the same state */
+		o.engine.read_only = 1;
+		o.engine.open_damaged = 1;
+	}
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
@@ -1082,7 +1153,8 @@ int main(int argc, char *argv[])
 		*e++ = *s;
 	}
 	*e = 0;
-	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s", esc) < 0)
+	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s%s", esc,
+		     degraded ? ",ro" : "") < 0)
 		return 1;
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
@@ -1108,6 +1180,7 @@ int main(int argc, char *argv[])
 		if (r)
 			goto out_unmount;
 	}
+	powercut_arm();
 	/*
 	 * Chunks of whole pages only: a push never reaches past a chunk.  Not
 	 * with one request thread: a writable open of the file being pushed
