@@ -628,6 +628,23 @@ START_TEST(test_super_versions)
 }
 END_TEST
 
+/* A directory entry's type byte is a file type (S_IFMT >> 12) and nothing else. */
+START_TEST(test_dentry_type_byte)
+{
+	uint8_t b[SFS_DENTRY_SIZE];
+	uint64_t ino;
+	uint32_t type;
+	sfs_dentry_encode(42, S_IFREG | 0644, b);
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), 0);
+	ck_assert_uint_eq(ino, 42);
+	ck_assert_uint_eq(type, S_IFREG);
+	/* 0x18: S_IFREG's bits plus one above S_IFMT */
+	b[8] = 0x18;
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), -EIO);
+	b[8] = 0;
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), -EIO);
+}
+END_TEST
 
 /* Deleting an inode finds its xattrs from the inode's flag, after a reopen too. */
 START_TEST(test_xattr_reclaim)
@@ -1349,6 +1366,7 @@ int main(void)
 	tcase_add_test(tc, test_xattr);
 	tcase_add_test(tc, test_xattr_reclaim);
 	tcase_add_test(tc, test_super_versions);
+	tcase_add_test(tc, test_dentry_type_byte);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
 	tcase_add_test(tc, test_truncate_many_chunks);
