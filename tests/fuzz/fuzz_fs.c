@@ -2,16 +2,19 @@
  * fuzz_fs.c - the settfs core (fs/) on a store of arbitrary keys and values:
  * superblock, inode, directory entry, xattr, chunk and overlay-page values
  * as settfs_open, lookups, directory listings, reads, readlink, xattr
- * calls and small writes decode them.
+ * calls, small writes, hole punches, truncates, renames and unlinks decode
+ * them.
  *
  * Input: mode byte, then records uvarint klen | key | uvarint vlen | value
  * (a dump of a filesystem's keys, fuzz_seeds.c).  The records are written
  * to a fresh store, which is then opened as a filesystem and walked from
- * the root.  Checks: no call returns more bytes than asked for, and a byte
- * written into a file reads back.
+ * the root.  Checks: no call returns more bytes than asked for, a byte
+ * written into a file reads back, a punched hole reads as zeros, and an
+ * xattr that was set reads back.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +70,16 @@ static void file_ops(settfs *fs, uint64_t ino, const struct stat *st, uint8_t *b
 		if (settfs_read(fs, ino, 4097, 1, &got) == 1)
 			FUZZ_CHECK(got == b);
 	}
+	/* changes that read what is stored: a hole punched, a shorter size */
+	if (size < ((uint64_t)1 << 40)) {
+		settfs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2048, 8192);
+		struct stat a = { .st_size = (off_t)(size / 2) };
+		struct stat out;
+		settfs_setattr(fs, NULL, ino, &a, SETTFS_SET_SIZE, &out);
+		uint8_t got = 1;
+		if (size / 2 > 2048 + 100 && settfs_read(fs, ino, 2048 + 100, 1, &got) == 1)
+			FUZZ_CHECK(got == 0);
+	}
 	settfs_release(fs, ino, O_RDWR);
 }
 
@@ -84,6 +97,9 @@ static void xattr_ops(settfs *fs, uint64_t ino, uint8_t *buf)
 		i += (ssize_t)l + 1;
 	}
 	settfs_getxattr(fs, ino, "user.fuzz", buf, 0);
+	if (settfs_setxattr(fs, ino, "user.fuzz", "x", 1, 0) == 0)
+		FUZZ_CHECK(settfs_getxattr(fs, ino, "user.fuzz", buf, 1) == 1 && buf[0] == 'x');
+	settfs_removexattr(fs, ino, "user.fuzz");
 }
 
 static void walk(settfs *fs, uint8_t *buf)
@@ -112,6 +128,12 @@ static void walk(settfs *fs, uint8_t *buf)
 				FUZZ_CHECK(settfs_readlink(fs, ino, (char *)buf, 4096) <= 4096);
 			xattr_ops(fs, ino, buf);
 			settfs_forget(fs, ino, 1);
+		}
+		/* namespace changes that decode the entries and inodes they touch */
+		if (ns.n > 1 && ns.v[0] && ns.v[1]) {
+			settfs_rename(fs, dino, ns.v[0], dino, ns.v[1], 0);
+			if (settfs_unlink(fs, dino, ns.v[1]) != 0)
+				settfs_rmdir(fs, dino, ns.v[1]);
 		}
 		for (int i = 0; i < ns.n; i++)
 			free(ns.v[i]);

@@ -78,6 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sit_seek(it, k);
 		if (ok)
 			FUZZ_CHECK(sit_valid(it) && slice_cmp(sit_key(it), k) == 0);
+		sit_seek_for_prev(it, k);
+		if (ok)
+			FUZZ_CHECK(sit_valid(it) && slice_cmp(sit_key(it), k) == 0);
 		if (k.n < 8)
 			continue;
 		slice uk = ikey_user(k);
