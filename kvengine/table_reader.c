@@ -918,6 +918,8 @@ int table_verify(table *t, char *why, size_t whylen)
 				ri++;
 			if ((count == 0 && ikey_cmp(k, t->smallest) != 0) ||
 			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0) ||
+			    /* a get looks at the bloom filter first */
+			    !bloom_may_contain(t->bloom, sett_hash(ikey_user(k).p, ikey_user(k).n)) ||
 			    (ri < tc.bc.nrest && blk_restart(&tc.bc, ri) <= tc.bc.cur) ||
 			    (restart && (blk_header(&tc.bc, tc.bc.cur, &shared, &unshared, &vlen,
 						    &body) || shared != 0))) {

@@ -621,6 +621,42 @@ START_TEST(test_verify_restarts)
 }
 END_TEST
 
+/* A bloom filter that rules out a key the table holds loses it: verify says so. */
+START_TEST(test_verify_bloom)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 200, 0, 0, 4);
+	table_options o = topts(4096, SETT_COMPRESS_NONE);
+	build(path, &d, &o);
+	long long size = tu_file_size(path);
+	uint8_t *f = malloc((size_t)size);
+	FILE *fp = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fread(f, 1, (size_t)size, fp), size);
+	/* clear the bloom block's bits (keep k), with a valid block checksum */
+	const uint8_t *foot = f + size - 68;
+	uint64_t boff = get_le64(foot), bsize = get_le64(foot + 8);
+	size_t pn = (size_t)bsize - 9;
+	memset(f + boff, 0, pn - 1);
+	put_le64(f + boff + pn + 1, sett_hash(f + boff, pn + 1));
+	ck_assert_int_eq(fseek(fp, 0, SEEK_SET), 0);
+	ck_assert_int_eq(fwrite(f, 1, (size_t)size, fp), size);
+	fclose(fp);
+	free(f);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
+	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
+	table_unref(t);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_empty_and_order)
 {
 	char *dir = tu_tmpdir("table");
@@ -852,6 +888,7 @@ int main(void)
 	add(s, "corrupt_zstd_cached", test_corrupt_zstd_cached);
 	add(s, "format_version", test_format_version);
 	add(s, "verify_restarts", test_verify_restarts);
+	add(s, "verify_bloom", test_verify_bloom);
 	add(s, "empty_and_order", test_empty_and_order);
 	add(s, "obsolete_unlink", test_obsolete_unlink);
 	add(s, "concurrent_gets", test_concurrent_gets);
