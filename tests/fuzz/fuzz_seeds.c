@@ -125,6 +125,9 @@ static void seed_store(const char *dir, const char *tag)
 		case FUZZ_F_DISCARD:
 			seed1("discard", name, FUZZ_FIX_SUMS, p, n);
 			break;
+		case FUZZ_F_KEYREGISTRY:
+			seed1("keyregistry", name, FUZZ_FIX_SUMS, p, n);
+			break;
 		case FUZZ_F_TABLE:
 			seed1("table", name, FUZZ_FIX_SUMS, p, n);
 			snprintf(name, sizeof name, "%s-cached-%s", tag, de->d_name);
