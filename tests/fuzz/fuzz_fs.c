@@ -10,7 +10,7 @@
  * to a fresh store, which is then opened as a filesystem and walked from
  * the root.  Checks: no call returns more bytes than asked for, a byte
  * written into a file reads back, a punched hole reads as zeros, and an
- * xattr that was set reads back.
+ * xattr that was set reads back, a new file takes no inode number in use.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,8 +102,13 @@ static void xattr_ops(settfs *fs, uint64_t ino, uint8_t *buf)
 	settfs_removexattr(fs, ino, "user.fuzz");
 }
 
+#define MAX_SEEN 1024
+static uint64_t seen[MAX_SEEN];
+static int nseen;
+
 static void walk(settfs *fs, uint8_t *buf)
 {
+	nseen = 0;
 	uint64_t todo[MAX_NODES] = { SETTFS_ROOT_INO };
 	int head = 0, tail = 1;
 	while (head < tail) {
@@ -119,6 +124,8 @@ static void walk(settfs *fs, uint8_t *buf)
 			if (!ns.v[i] || settfs_lookup(fs, dino, ns.v[i], &st) != 0)
 				continue;
 			uint64_t ino = st.st_ino;
+			if (nseen < MAX_SEEN)
+				seen[nseen++] = ino;
 			settfs_getattr(fs, ino, &st);
 			if (S_ISDIR(st.st_mode) && tail < MAX_NODES)
 				todo[tail++] = ino;
@@ -140,6 +147,20 @@ static void walk(settfs *fs, uint8_t *buf)
 	}
 	struct statvfs sv;
 	settfs_statfs(fs, &sv);
+}
+
+/* A new inode never takes a number in use. */
+static void create_one(settfs *fs)
+{
+	settfs_ctx ctx = { .uid = 0, .gid = 0 };
+	struct stat st;
+	if (settfs_create(fs, &ctx, SETTFS_ROOT_INO, "fuzz-new", 0644, O_RDWR | O_EXCL, &st))
+		return;
+	FUZZ_CHECK(st.st_ino > SETTFS_ROOT_INO);
+	for (int i = 0; i < nseen; i++)
+		FUZZ_CHECK(st.st_ino != seen[i]);
+	settfs_release(fs, st.st_ino, O_RDWR);
+	settfs_forget(fs, st.st_ino, 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -191,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *buf = malloc(READ_MAX + SETTFS_XATTR_SIZE_MAX);
 	FUZZ_CHECK(buf != NULL);
 	walk(fs, buf);
+	create_one(fs);
 	free(buf);
 	settfs_close(fs);
 	return 0;
