@@ -571,6 +571,28 @@ START_TEST(test_format_version)
 }
 END_TEST
 
+/* The whole file (malloc'ed, *size bytes). */
+static uint8_t *load_file(const char *path, long long *size)
+{
+	*size = tu_file_size(path);
+	uint8_t *p = malloc((size_t)*size);
+	FILE *fp = fopen(path, "rb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fread(p, 1, (size_t)*size, fp), *size);
+	fclose(fp);
+	return p;
+}
+
+/* Writes p over the file and frees it. */
+static void save_file(const char *path, uint8_t *p, long long size)
+{
+	FILE *fp = fopen(path, "wb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fwrite(p, 1, (size_t)size, fp), size);
+	fclose(fp);
+	free(p);
+}
+
 /*
  * A restart point that is not where an entry starts (with a valid block
  * checksum: a writer's mistake) breaks seeks and backward iteration, which
@@ -585,11 +607,8 @@ START_TEST(test_verify_restarts)
 	make_dataset(&d, 200, 0, 0, 3);
 	table_options o = topts(4096, SETT_COMPRESS_NONE);
 	build(path, &d, &o);
-	long long size = tu_file_size(path);
-	uint8_t *f = malloc((size_t)size);
-	FILE *fp = fopen(path, "r+b");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_int_eq(fread(f, 1, (size_t)size, fp), size);
+	long long size;
+	uint8_t *f = load_file(path, &size);
 	/* data block 0 is the first entry of the index (a raw block) */
 	const uint8_t *foot = f + size - 68, *ix = f + get_le64(foot + 16), *end = ix + 64;
 	uint64_t klen = 0, boff = 1, bsize = 0;
@@ -605,12 +624,9 @@ START_TEST(test_verify_restarts)
 	uint8_t *r1 = f + pn - 4 - 4 * (size_t)nrest + 4;
 	put_le32(r1, get_le32(r1) - 1);
 	put_le64(f + pn + 1, sett_hash(f, pn + 1));
-	ck_assert_int_eq(fseek(fp, 0, SEEK_SET), 0);
-	ck_assert_int_eq(fwrite(f, 1, (size_t)size, fp), size);
-	fclose(fp);
-	free(f);
 	table *t;
 	char why[256];
+	save_file(path, f, size);
 	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
 	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
 	ck_assert(strstr(why, "corrupt block at offset 0") != NULL);
@@ -631,23 +647,17 @@ START_TEST(test_verify_bloom)
 	make_dataset(&d, 200, 0, 0, 4);
 	table_options o = topts(4096, SETT_COMPRESS_NONE);
 	build(path, &d, &o);
-	long long size = tu_file_size(path);
-	uint8_t *f = malloc((size_t)size);
-	FILE *fp = fopen(path, "r+b");
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_int_eq(fread(f, 1, (size_t)size, fp), size);
+	long long size;
+	uint8_t *f = load_file(path, &size);
 	/* clear the bloom block's bits (keep k), with a valid block checksum */
 	const uint8_t *foot = f + size - 68;
 	uint64_t boff = get_le64(foot), bsize = get_le64(foot + 8);
 	size_t pn = (size_t)bsize - 9;
 	memset(f + boff, 0, pn - 1);
 	put_le64(f + boff + pn + 1, sett_hash(f + boff, pn + 1));
-	ck_assert_int_eq(fseek(fp, 0, SEEK_SET), 0);
-	ck_assert_int_eq(fwrite(f, 1, (size_t)size, fp), size);
-	fclose(fp);
-	free(f);
 	table *t;
 	char why[256];
+	save_file(path, f, size);
 	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
 	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
 	table_unref(t);

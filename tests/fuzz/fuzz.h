@@ -39,6 +39,19 @@ int fuzz_read(const char *dir, const char *name, uint8_t **out, size_t *n);
 uint8_t *fuzz_dup(const uint8_t *p, size_t n);
 
 /*
+ * The input after its mode byte (*mode), copied (*n bytes), its checksums
+ * repaired by fix (may be NULL) when the mode says so; NULL for an empty
+ * input.
+ */
+typedef void (*fuzz_fix_fn)(uint8_t *p, size_t n);
+uint8_t *fuzz_payload(const uint8_t *data, size_t size, fuzz_fix_fn fix, unsigned *mode,
+		      size_t *n);
+
+/* Engine options for a small store without background work; no creation. */
+struct sett_options;
+void fuzz_sett_options(struct sett_options *o, int read_only);
+
+/*
  * Checksum repair, in place.  Each recomputes what the writer would have
  * stored for the bytes that are there: the log header and every entry that
  * can be delimited (a WAL or value-log file), the MANIFEST header and its

@@ -16,6 +16,7 @@
 #include "coding.h"
 #include "entry.h"
 #include "schema.h"
+#include "sett.h"
 #include "table_format.h"
 
 void fuzz_fail(const char *file, int line, const char *what)
@@ -112,6 +113,30 @@ uint8_t *fuzz_dup(const uint8_t *p, size_t n)
 	if (n)
 		memcpy(b, p, n);
 	return b;
+}
+
+uint8_t *fuzz_payload(const uint8_t *data, size_t size, fuzz_fix_fn fix, unsigned *mode,
+		      size_t *n)
+{
+	if (size < 1)
+		return NULL;
+	*mode = data[0];
+	*n = size - 1;
+	uint8_t *p = fuzz_dup(data + 1, *n);
+	if (fix && (*mode & FUZZ_FIX_SUMS))
+		fix(p, *n);
+	return p;
+}
+
+void fuzz_sett_options(sett_options *o, int read_only)
+{
+	sett_options_init(o);
+	o->create_if_missing = 0;
+	o->read_only = read_only;
+	o->num_compactors = 0;
+	o->gc_discard_ratio = 0;
+	o->mem_table_size = 1 << 20;
+	o->block_cache_size = 1 << 20;
 }
 
 uint64_t fuzz_hash(uint64_t h, const void *p, size_t n)

@@ -79,11 +79,11 @@ static void check_header(const uint8_t *p, size_t n, const char *magic)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	unsigned mode;
+	size_t n;
+	uint8_t *p = fuzz_payload(data, size, NULL, &mode, &n);
+	if (!p)
 		return 0;
-	unsigned mode = data[0];
-	uint8_t *p = fuzz_dup(data + 1, size - 1);
-	size_t n = size - 1;
 	/* mode bit 1 picks which checksum to repair: the header's or the entry's */
 	if ((mode & FUZZ_FIX_SUMS) && (mode & 2) && n >= LOG_HEADER_SIZE)
 		put_le64(p + 16, sett_hash(p, 16));

@@ -171,10 +171,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *dir = fuzz_dir();
 	settfs_options o;
 	settfs_options_init(&o);
-	o.engine.num_compactors = 0;
-	o.engine.gc_discard_ratio = 0;
-	o.engine.mem_table_size = 1 << 20;
-	o.engine.block_cache_size = 1 << 20;
+	size_t threshold = o.engine.value_threshold;
+	fuzz_sett_options(&o.engine, 0);
+	o.engine.value_threshold = threshold;
+	o.engine.create_if_missing = 1;
 
 	sett_db *db;
 	FUZZ_CHECK(sett_open(dir, &o.engine, &db) == 0);

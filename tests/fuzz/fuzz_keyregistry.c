@@ -16,13 +16,7 @@
 static int open_close(const char *dir, int read_only)
 {
 	sett_options o;
-	sett_options_init(&o);
-	o.create_if_missing = 0;
-	o.read_only = read_only;
-	o.num_compactors = 0;
-	o.gc_discard_ratio = 0;
-	o.mem_table_size = 1 << 20;
-	o.block_cache_size = 0;
+	fuzz_sett_options(&o, read_only);
 	char why[512];
 	o.error_buf = why;
 	o.error_buf_size = sizeof why;
@@ -36,13 +30,11 @@ static int open_close(const char *dir, int read_only)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	unsigned mode;
+	size_t n;
+	uint8_t *p = fuzz_payload(data, size, fuzz_fix_keyregistry, &mode, &n);
+	if (!p)
 		return 0;
-	unsigned mode = data[0];
-	size_t n = size - 1;
-	uint8_t *p = fuzz_dup(data + 1, n);
-	if (mode & FUZZ_FIX_SUMS)
-		fuzz_fix_keyregistry(p, n);
 	const char *dir = fuzz_dir();
 	/* an empty MANIFEST, as the engine writes it */
 	manifest *m;

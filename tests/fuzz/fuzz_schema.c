@@ -63,13 +63,12 @@ static void check_dentry(const uint8_t *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	unsigned mode;
+	size_t n;
+	uint8_t *p = fuzz_payload(data, size, fuzz_fix_super, &mode, &n);
+	if (!p)
 		return 0;
-	unsigned mode = data[0], which = (mode >> 1) & 3;
-	size_t n = size - 1;
-	uint8_t *p = fuzz_dup(data + 1, n);
-	if (mode & FUZZ_FIX_SUMS)
-		fuzz_fix_super(p, n);
+	unsigned which = (mode >> 1) & 3;
 	if (which == 0 || which == 3)
 		check_super(p, n);
 	if (which == 1 || which == 3)

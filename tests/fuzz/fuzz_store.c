@@ -28,13 +28,7 @@ static void report(void *arg, const char *msg)
 static int open_store(const char *dir, int read_only, sett_db **db)
 {
 	sett_options o;
-	sett_options_init(&o);
-	o.create_if_missing = 0;
-	o.read_only = read_only;
-	o.num_compactors = 0;
-	o.gc_discard_ratio = 0;
-	o.mem_table_size = 1 << 20;
-	o.block_cache_size = 1 << 20;
+	fuzz_sett_options(&o, read_only);
 	char why[512];
 	o.error_buf = why;
 	o.error_buf_size = sizeof why;

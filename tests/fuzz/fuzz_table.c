@@ -23,13 +23,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	unsigned mode;
+	size_t n;
+	uint8_t *p = fuzz_payload(data, size, fuzz_fix_table, &mode, &n);
+	if (!p)
 		return 0;
-	unsigned mode = data[0];
-	size_t n = size - 1;
-	uint8_t *p = fuzz_dup(data + 1, n);
-	if (mode & FUZZ_FIX_SUMS)
-		fuzz_fix_table(p, n);
 	const char *dir = fuzz_dir();
 	fuzz_write(dir, "000001.sst", p, n);
 	free(p);

@@ -42,11 +42,11 @@ static int replay(const char *path, int writable, wal **w, seen *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	unsigned mode;
+	size_t n;
+	uint8_t *p = fuzz_payload(data, size, NULL, &mode, &n);
+	if (!p)
 		return 0;
-	unsigned mode = data[0];
-	uint8_t *p = fuzz_dup(data + 1, size - 1);
-	size_t n = size - 1;
 	if (mode & FUZZ_FIX_SUMS)
 		fuzz_fix_log(p, n, mode);
 	const char *dir = fuzz_dir();
