@@ -4,6 +4,7 @@
 #   ./dev.sh run [STORE [MOUNTPOINT]]  install dependencies, build, mount a store
 #   ./dev.sh test                      install dependencies, build, run every test
 #   ./dev.sh test-asan                 the same under AddressSanitizer + UBSan
+#   ./dev.sh test-tsan                 the engine's threaded suites under ThreadSanitizer
 #   ./dev.sh fuzz [SECONDS]            build the fuzz targets with clang and run
 #                                      each for SECONDS [60] (doc/TESTING.md)
 #
@@ -15,6 +16,10 @@ cd "$(dirname "$0")"
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev check"
 TEST_DEPS="attr rsync python3 fio git util-linux"
 FUZZ_DEPS="clang libclang-rt-dev"
+# The suites that run engine threads (writer, flusher, compactors, GC) or
+# start their own.
+TSAN_TESTS="tests/test_cache tests/test_memtable tests/test_table tests/test_vlog \
+tests/test_db tests/test_gc tests/test_compaction tests/test_crash"
 
 install_deps() { # install_deps [extra packages]
 	missing=""
@@ -65,8 +70,15 @@ fuzz)
 	build build-fuzz CC=clang --enable-fuzz
 	make -C build-fuzz fuzz FUZZ_SECONDS="${1:-60}"
 	;;
+test-tsan)
+	install_deps
+	build build-tsan --enable-tsan
+	# A race fails the test that ran into it (the forked test exits 66).
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		make -C build-tsan check TESTS="$TSAN_TESTS"
+	;;
 *)
-	echo "usage: $0 run [STORE [MOUNTPOINT]] | test | test-asan | fuzz [SECONDS]" >&2
+	echo "usage: $0 run [STORE [MOUNTPOINT]] | test | test-asan | test-tsan | fuzz [SECONDS]" >&2
 	exit 2
 	;;
 esac

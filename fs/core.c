@@ -5,10 +5,19 @@
  * it loads the chunk size and the inode allocation limit (`N`), counts the
  * inodes for statfs and reclaims orphans (`O` keys): inodes unlinked while
  * still referenced when the previous mount ended.
+ *
+ * A filesystem is created only where nothing is: in a missing or empty
+ * directory, or in a store that holds nothing at all (no key, no table,
+ * nothing quarantined).  A non-empty directory without a store, and a
+ * store with data but no superblock (damaged, or another program's), are
+ * refused with a message in o->engine.error_buf.
  */
 #include "fs_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -28,6 +37,63 @@ void settfs_options_init(settfs_options *o)
 uint32_t settfs_chunk_size(const settfs *fs)
 {
 	return fs->chunk_size;
+}
+
+static int say(const settfs_options *o, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int say(const settfs_options *o, int err, const char *fmt, ...)
+{
+	if (o->engine.error_buf && o->engine.error_buf_size) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(o->engine.error_buf, o->engine.error_buf_size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+enum { DIR_EMPTY, DIR_STORE, DIR_OTHER };
+
+/* A missing or empty directory (a lone LOCK counts as empty), a store (it has a MANIFEST), or something else. */
+static int dir_state(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? DIR_EMPTY : -errno;
+	int state = DIR_EMPTY;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK"))
+			continue;
+		if (!strcmp(n, "MANIFEST")) {
+			state = DIR_STORE;
+			break;
+		}
+		state = DIR_OTHER;
+	}
+	closedir(d);
+	return state;
+}
+
+/*
+ * Opens the engine, creating a store only in a missing or empty directory
+ * (or anywhere with `anywhere`).  A non-empty directory without a store is
+ * -ENOTEMPTY.
+ */
+static int open_engine(const char *path, const settfs_options *o, int anywhere, sett_db **db)
+{
+	sett_options eo = o->engine;
+	int st = dir_state(path);
+	if (st < 0)
+		return st;
+	if (st == DIR_OTHER && !anywhere)
+		eo.create_if_missing = 0; /* the engine reports a damaged store */
+	int r = sett_open(path, &eo, db);
+	if (r == -ENOENT && st == DIR_OTHER && !eo.read_only)
+		return say(o, -ENOTEMPTY,
+			   "%s: not empty and holds no store; refusing to create one there", path);
+	return sfs_errno(r);
 }
 
 static int store_is_empty(sett_db *db)
@@ -106,11 +172,31 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 	if (r == 0)
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
 	if (r == 0)
-		r = sfs_batch_inode(b, SETTFS_ROOT_INO, &root);
+		r = sfs_batch_new_inode(b, SETTFS_ROOT_INO, &root);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
 	return r;
+}
+
+/*
+ * Whether the store holds nothing a filesystem could be made of: no key,
+ * no table, nothing quarantined (1), or something (0).
+ */
+static int store_is_fresh(sett_db *db, const char *path)
+{
+	int r = store_is_empty(db);
+	if (r != 1)
+		return r;
+	sett_stats st;
+	if ((r = sfs_errno(sett_get_stats(db, &st))))
+		return r;
+	for (int l = 0; l < SETT_MAX_LEVELS; l++)
+		if (st.levels[l].tables)
+			return 0;
+	char q[4200];
+	snprintf(q, sizeof q, "%s/quarantine", path);
+	return dir_state(q) == DIR_EMPTY;
 }
 
 static int has_super(sett_db *db)
@@ -128,19 +214,19 @@ static int has_super(sett_db *db)
 int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx,
 		int force)
 {
-	sett_options eo = o->engine;
-	eo.create_if_missing = 1;
-	eo.read_only = 0;
+	settfs_options mo = *o;
+	mo.engine.create_if_missing = 1;
+	mo.engine.read_only = 0;
 	sett_db *db;
-	int r = sfs_errno(sett_open(path, &eo, &db));
+	int r = open_engine(path, &mo, force, &db);
 	if (r)
 		return r;
-	int empty = store_is_empty(db);
-	if (empty < 0)
-		r = empty;
-	else if (!empty && !force)
-		r = -EEXIST;
-	else if (!empty)
+	int fresh = store_is_fresh(db, path);
+	if (fresh < 0)
+		r = fresh;
+	else if (!fresh && !force)
+		r = say(o, -EEXIST, "%s: already holds a store (-f erases it)", path);
+	else if (!fresh)
 		r = wipe_store(db);
 	if (r == 0)
 		r = format_db(db, o->chunk_size, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
@@ -292,6 +378,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 8192;
 	if (fs->max_batch_deletes < 16)
 		fs->max_batch_deletes = 16;
+	if (o->max_batch_deletes && o->max_batch_deletes < fs->max_batch_deletes)
+		fs->max_batch_deletes = o->max_batch_deletes;
 	/* creates must not starve behind a stream of lookups; no reader nests */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);
@@ -299,15 +387,26 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_rwlock_init(&fs->ns_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
+	pthread_mutex_init(&fs->space_mu, NULL);
+	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
-		r = sfs_errno(sett_open(path, &o->engine, &fs->db));
-	if (r == 0 && o->engine.create_if_missing && !o->engine.read_only) {
+		r = open_engine(path, o, 0, &fs->db);
+	if (r == 0) {
 		int s = has_super(fs->db);
-		if (s == 0 && store_is_empty(fs->db) == 1)
+		int fresh = s == 0 ? store_is_fresh(fs->db, path) : 0;
+		if (s < 0 || fresh < 0)
+			r = s < 0 ? s : fresh;
+		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
 			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
-		else if (s < 0)
-			r = s;
+		else if (s == 0 && fresh)
+			r = say(o, -EINVAL, "%s: an empty store, not a settfs (mkfs.settfs makes one)",
+				path);
+		else if (s == 0)
+			r = say(o, -EINVAL,
+				"%s: the store holds data but no settfs superblock: damaged, or not "
+				"a settfs; not formatted (fsck.settfs reports what it holds)",
+				path);
 	}
 	if (r == 0)
 		r = load_super(fs);
@@ -317,6 +416,9 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		r = raise_next_ino(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
+	sett_space sp;
+	if (r == 0 && sett_disk_space(fs->db, &sp) == 0)
+		fs->reserve = sp.reserve;
 	if (r) {
 		if (fs->db)
 			sett_close(fs->db);
@@ -324,6 +426,8 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		free(fs->path);
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
+		pthread_mutex_destroy(&fs->space_mu);
+		pthread_mutex_destroy(&fs->wb_lock);
 		free(fs);
 		return r;
 	}
@@ -331,49 +435,36 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	return 0;
 }
 
-/* Flush every node with buffered writes (each once). */
-static int flush_all(settfs *fs)
+int settfs_writeback(settfs *fs, unsigned age_ms)
 {
-	pthread_mutex_lock(&fs->tab_lock);
-	size_t n = 0, cap = fs->nnodes;
-	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
-	for (size_t i = 0; inos && i < fs->nbuckets; i++)
-		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext)
-			if (x->nchunks || x->npages || x->meta_dirty)
-				inos[n++] = x->ino;
-	pthread_mutex_unlock(&fs->tab_lock);
-	if (!inos)
-		return -ENOMEM;
-	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		sfs_node *x;
-		int r = sfs_node_get(fs, inos[i], &x);
-		if (r == 0) {
-			r = sfs_node_flush(fs, x, 0);
-			if (r) {
-				/* the data is lost either way: let the node go */
-				sfs_node_drop_chunks(fs, x);
-				x->meta_dirty = 0;
-			}
-			sfs_node_put(fs, x);
+	int64_t age = (int64_t)age_ms * 1000000;
+	int r = sfs_flush_nodes(fs, age, 0);
+	pthread_mutex_lock(&fs->wb_lock);
+	uint64_t v = sett_current_version(fs->db);
+	int64_t now = sfs_mono_now();
+	if (v != fs->synced_version && now - fs->synced_at >= age) {
+		int s = sfs_errno(sett_sync(fs->db));
+		if (s == 0) {
+			fs->synced_version = v;
+			fs->synced_at = now;
 		}
-		if (r && !rc)
-			rc = r;
+		if (r == 0)
+			r = s;
 	}
-	free(inos);
-	return rc;
+	pthread_mutex_unlock(&fs->wb_lock);
+	return r;
 }
 
 int settfs_sync(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	int s = sfs_errno(sett_sync(fs->db));
 	return r ? r : s;
 }
 
 int settfs_close(settfs *fs)
 {
-	int r = flush_all(fs);
+	int r = sfs_flush_nodes(fs, 0, 1);
 	for (size_t i = 0; i < fs->nbuckets; i++) {
 		sfs_node *n = fs->buckets[i];
 		while (n) {
@@ -394,8 +485,42 @@ int settfs_close(settfs *fs)
 	free(fs->path);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
+	pthread_mutex_destroy(&fs->space_mu);
+	pthread_mutex_destroy(&fs->wb_lock);
 	free(fs);
 	return r ? r : s ? s : c;
+}
+
+/*
+ * The free space is measured (statvfs) at most once a second while it is
+ * well above the reserve, and for every admission within SPACE_NEAR of it;
+ * in between, admitted bytes are taken off the last measurement.
+ */
+#define SPACE_NEAR (64ull << 20)
+
+int sfs_space_admit(settfs *fs, uint64_t bytes)
+{
+	if (!fs->reserve)
+		return 0;
+	pthread_mutex_lock(&fs->space_mu);
+	int64_t now = sfs_now();
+	if (now - fs->space_measured >= 1000000000LL ||
+	    fs->space_free < fs->reserve + bytes + SPACE_NEAR) {
+		sett_space sp;
+		if (sett_disk_space(fs->db, &sp) != 0) {
+			pthread_mutex_unlock(&fs->space_mu);
+			return 0; /* unknown: the write itself will tell */
+		}
+		fs->space_free = sp.free_bytes;
+		fs->space_measured = now;
+	}
+	int r = 0;
+	if (fs->space_free < fs->reserve + bytes)
+		r = -ENOSPC;
+	else
+		fs->space_free -= bytes;
+	pthread_mutex_unlock(&fs->space_mu);
+	return r;
 }
 
 int settfs_statfs(settfs *fs, struct statvfs *sv)
@@ -411,7 +536,10 @@ int settfs_statfs(settfs *fs, struct statvfs *sv)
 	memset(sv, 0, sizeof *sv);
 	sv->f_bsize = fs->chunk_size;
 	sv->f_frsize = frsize;
-	sv->f_bavail = disk.f_bavail;
+	/* Free space net of the reserve: df shows 100 % before writers get
+	 * ENOSPC; f_bfree counts the reserve (as ext4's reserved blocks). */
+	uint64_t rblocks = (fs->reserve + frsize - 1) / frsize;
+	sv->f_bavail = disk.f_bavail > rblocks ? disk.f_bavail - rblocks : 0;
 	sv->f_bfree = disk.f_bavail;
 	sv->f_blocks = disk.f_bavail + (used + frsize - 1) / frsize;
 	long long ni = atomic_load(&fs->used_inodes);

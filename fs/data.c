@@ -254,6 +254,7 @@ static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **c
 	c->buf = buf;
 	memcpy(c->ovl, si.ovl, sizeof c->ovl);
 	atomic_fetch_add(&fs->dirty_bytes, (long long)fs->chunk_size);
+	sfs_node_dirtied(n, SFS_DIRTY_META);
 	*cp = c;
 	return 0;
 }
@@ -305,6 +306,7 @@ static int get_page_buffer(settfs *fs, sfs_node *n, uint64_t idx, uint32_t pg, i
 	p->len = len;
 	p->buf = buf;
 	atomic_fetch_add(&fs->dirty_bytes, (long long)SFS_PAGE_SIZE);
+	sfs_node_dirtied(n, SFS_DIRTY_META);
 	*pp = p;
 	return 0;
 }
@@ -460,8 +462,11 @@ static uint32_t killed_suidgid(uint32_t mode)
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_t size,
 		     unsigned flags)
 {
+	int r = sfs_space_admit(fs, size);
+	if (r)
+		return r;
 	sfs_node *n;
-	int r = node_get_reg(fs, ino, &n);
+	r = node_get_reg(fs, ino, &n);
 	if (r)
 		return r;
 	if (flags & SETTFS_WRITE_APPEND)
@@ -469,7 +474,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	if ((flags & SETTFS_WRITE_KILL_SUIDGID) && killed_suidgid(n->in.mode) != n->in.mode) {
 		n->in.mode = killed_suidgid(n->in.mode);
 		n->in.ctime = sfs_now();
-		n->meta_dirty = 1;
+		sfs_node_dirtied(n, SFS_DIRTY_META);
 	}
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
@@ -506,7 +511,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		if (pos > n->in.size)
 			n->in.size = pos;
 		n->in.mtime = n->in.ctime = sfs_now();
-		n->meta_dirty = 1;
+		sfs_node_dirtied(n, SFS_DIRTY_META);
 	}
 	if (r == 0 && (n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
 		       (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit))
@@ -580,7 +585,7 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		if (n->in.atime <= n->in.mtime || n->in.atime <= n->in.ctime ||
 		    now - n->in.atime > 86400LL * 1000000000) {
 			n->in.atime = now;
-			n->meta_dirty = 1;
+			sfs_node_dirtied(n, SFS_DIRTY_ATIME);
 		}
 	}
 	sfs_node_put(fs, n);
@@ -588,53 +593,111 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 }
 
 /*
- * Chunk deletions beyond fs->max_batch_deletes are committed in intermediate batches
- * (with the inode's block count, size unchanged) so that a batch always
- * fits the engine's memtable.  A crash between them leaves the old size with
- * zeros where deleted chunks were: the bytes the truncate was dropping.
+ * A truncate or punch hole that deletes more keys than fit one batch
+ * (fs->max_batch_deletes, so that a batch fits the engine's memtable)
+ * commits intermediate batches.  Each one must leave a state the file
+ * could legally be found in after a crash; see sfs_truncate_batch and
+ * punch_hole for which.  commit_mid commits b with the inode as `in` with
+ * size `size` and `freed` fewer stored bytes, and makes that the node's
+ * state (the node's buffers were flushed before: none go with it).
  */
-static int commit_partial(settfs *fs, uint64_t ino, sfs_inode *in, sett_batch *b,
-			  uint64_t *freed)
+static int commit_mid(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b,
+		      uint64_t *freed)
 {
-	sfs_inode tmp = *in;
-	tmp.blocks = *freed > tmp.blocks ? 0 : tmp.blocks - *freed;
-	int r = sfs_batch_inode(b, ino, &tmp);
+	sfs_inode mid = n->in;
+	mid.size = size < in->size ? size : in->size;
+	mid.blocks = *freed > in->blocks ? 0 : in->blocks - *freed;
+	mid.mtime = mid.ctime = sfs_now();
+	int r = sfs_batch_node(fs, b, n, &mid);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_clear(b);
 	if (r == 0) {
-		in->blocks = tmp.blocks;
+		sfs_node_committed(fs, n, &mid);
+		in->size = mid.size;
+		in->blocks = mid.blocks;
+		in->mtime = mid.mtime;
+		in->ctime = mid.ctime;
 		*freed = 0;
 	}
 	return r;
 }
 
-int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
-		       sett_batch *b)
+/* Are there more than `max` C keys of ino from chunk `from` on?  1, 0 or <0. */
+static int more_keys_than(settfs *fs, uint64_t ino, uint64_t from, size_t max)
 {
-	uint64_t cs = fs->chunk_size;
-	if (size >= in->size) {
-		in->size = size;
-		return 0;
-	}
 	uint8_t k[SFS_KEY_MAX], p[9];
-	/* the chunk that holds the new end keeps `keep` bytes; later ones go */
-	uint64_t tail = size / cs;
-	uint32_t keep = (uint32_t)(size % cs);
 	sett_iter *it;
 	int r = chunk_iter(fs, ino, p, &it);
 	if (r)
 		return r;
-	uint64_t freed = 0;
+	size_t nkeys = 0;
+	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, from)));
+	     sett_iter_valid(it) && nkeys <= max; sett_iter_next(it))
+		nkeys++;
+	r = sfs_errno(sett_iter_error(it));
+	sett_iter_free(it);
+	return r ? r : nkeys > max;
+}
+
+/*
+ * Truncating down deletes the keys past the new end from the highest
+ * chunk down.  When they do not fit one batch, each intermediate batch
+ * deletes whole chunks and sets the size to the start of the lowest chunk
+ * it deleted: after a crash the file is the old file cut at a size
+ * between the new and the old one (never zeros where old data was, never
+ * a stored byte past the end of file).  The last part (the chunk that
+ * holds the new end is cut) is left in b for the caller's commit with
+ * the new size.  Intermediate batches change n->in as well.
+ */
+int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b)
+{
+	uint64_t cs = fs->chunk_size, ino = n->ino;
+	if (size >= in->size) {
+		in->size = size;
+		return 0;
+	}
+	/* the chunk that holds the new end keeps `keep` bytes; later ones go */
+	uint64_t tail = size / cs;
+	uint32_t keep = (uint32_t)(size % cs);
+	/*
+	 * Intermediate inodes need exact block counts, so the values of the
+	 * deleted chunks are read (only their sizes count).  A truncate to 0
+	 * in one batch zeroes the count without reading them.
+	 */
+	int exact = size > 0;
+	if (!exact) {
+		exact = more_keys_than(fs, ino, tail, fs->max_batch_deletes);
+		if (exact < 0)
+			return exact;
+	}
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.reverse = 1;
+	uint8_t p[9];
+	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	if (r)
+		return r;
+	uint64_t freed = 0, low = UINT64_MAX; /* lowest chunk whose keys are in b */
 	size_t deletes = 0;
-	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, ino, tail)));
-	     r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it), v;
 		uint64_t idx;
 		uint32_t pg;
 		r = parse_ckey(fs, key, &idx, &pg);
-		if (r)
+		if (r || idx < tail)
 			break;
+		/* every key of chunks >= low is in b: a legal state to commit */
+		if (idx != low && deletes >= fs->max_batch_deletes) {
+			r = commit_mid(fs, n, in, low * cs, b, &freed);
+			deletes = 0;
+			if (r)
+				break;
+		}
+		low = idx;
 		uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
 		if (keep && idx == tail && ps < keep) {
 			/* cut what reaches past the new end */
@@ -650,16 +713,14 @@ int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
 		}
 		if (pg != PG_BASE) {
 			freed += SFS_PAGE_SIZE;
-		} else if (size > 0) {
-			/* to keep the block count exact; truncating to 0 zeroes it */
+		} else if (exact) {
 			r = sfs_errno(sett_iter_value(it, &v));
 			if (r)
 				break;
 			freed += v.size;
 		}
 		r = sfs_errno(sett_batch_delete(b, key));
-		if (r == 0 && ++deletes % fs->max_batch_deletes == 0)
-			r = commit_partial(fs, ino, in, b, &freed);
+		deletes++;
 	}
 	if (r == 0)
 		r = sfs_errno(sett_iter_error(it));
@@ -682,15 +743,15 @@ static int truncate_node(settfs *fs, sfs_node *n, uint64_t size)
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
-	r = sfs_truncate_batch(fs, n->ino, &tmp, size, b);
+	r = sfs_truncate_batch(fs, n, &tmp, size, b);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_inode(b, n->ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0)
-		n->in = tmp;
+		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -808,9 +869,11 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 			r = -EINVAL;
 		else if (attr->st_size < 0)
 			r = -EINVAL;
+		else if ((uint64_t)attr->st_size > n->in.size)
+			r = sfs_space_admit(fs, 0);
 	}
-	/* the inode is written whole: commit buffered data with it first */
-	if (r == 0)
+	/* a truncate works on stored chunks: commit the buffers first */
+	if (r == 0 && resize)
 		r = sfs_node_flush(fs, n, 0);
 	sett_batch *b = NULL;
 	if (r == 0)
@@ -820,7 +883,7 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 	int64_t now = sfs_now();
 	sfs_inode tmp = n->in;
 	if (to_set & SETTFS_SET_SIZE) {
-		r = sfs_truncate_batch(fs, ino, &tmp, (uint64_t)attr->st_size, b);
+		r = sfs_truncate_batch(fs, n, &tmp, (uint64_t)attr->st_size, b);
 		tmp.mtime = now;
 	}
 	if ((to_set & SETTFS_SET_KILL_SUIDGID) && S_ISREG(tmp.mode))
@@ -851,13 +914,12 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 	else
 		tmp.ctime = now;
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0) {
-		n->in = tmp;
-		n->meta_dirty = 0;
+		sfs_node_committed(fs, n, &tmp);
 		sfs_fill_stat(fs, ino, &n->in, st);
 	}
 out:
@@ -914,6 +976,18 @@ static int punch_key(sett_iter *it, sett_batch *b, uint32_t ps, uint32_t pe, uin
 	return r;
 }
 
+/*
+ * Punch [off, off+len) (within the size, which stays).  Keys are visited
+ * in key order and each is deleted, shortened or rewritten with zeros in
+ * the hole only.  A punch too large for one batch commits intermediate
+ * batches in that order, and every state between reads as the old data
+ * with some of the hole's bytes already zero and nothing else changed:
+ * a chunk's base key sorts before its overlay pages, so an overlay inside
+ * the hole is only ever deleted after the base bytes under it were
+ * zeroed (else the base's older bytes would show through).  A base never
+ * reaches past the length of an overlay of its page, so deleting a short
+ * overlay exposes no base bytes either.
+ */
 static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 {
 	uint64_t cs = fs->chunk_size, end = off + len;
@@ -950,7 +1024,7 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 		int deleted;
 		r = punch_key(it, b, ps, pe, from, to, pg != PG_BASE, &freed, &deleted);
 		if (r == 0 && deleted && sett_batch_count(b) >= fs->max_batch_deletes)
-			r = commit_partial(fs, n->ino, &n->in, b, &freed);
+			r = commit_mid(fs, n, &n->in, n->in.size, b, &freed);
 	}
 	if (r == 0 && it)
 		r = sfs_errno(sett_iter_error(it));
@@ -959,12 +1033,12 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	tmp.blocks = freed > tmp.blocks ? 0 : tmp.blocks - freed;
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_inode(b, n->ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0)
-		n->in = tmp;
+		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -984,7 +1058,11 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len)
 		return r;
 	}
 	sfs_node_data_changed(fs, n);
-	if (mode == 0) {
+	if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE)
+		r = sfs_space_admit(fs, 0);
+	if (r) {
+		/* below the reserve: refuse what announces growth */
+	} else if (mode == 0) {
 		/* space is not reserved: chunks are written when data arrives */
 		uint64_t end = (uint64_t)off + (uint64_t)len;
 		if (end > n->in.size)

@@ -58,6 +58,14 @@ typedef struct sfs_page {
 	uint8_t *buf;         /* SFS_PAGE_SIZE bytes */
 } sfs_page;
 
+/*
+ * Why a node's inode must be written.  An atime-only change is best
+ * effort: a read must never fail for lack of disk space, so when its write
+ * fails the new atime is dropped.
+ */
+#define SFS_DIRTY_META 1
+#define SFS_DIRTY_ATIME 2
+
 typedef struct sfs_node {
 	uint64_t ino;
 	struct sfs_node *hnext;
@@ -69,7 +77,13 @@ typedef struct sfs_node {
 	pthread_mutex_t lock;
 	int loaded;           /* `in` holds the inode */
 	int gone;             /* deleted from the store */
-	int meta_dirty;       /* `in` differs from the store */
+	int meta_dirty;       /* `in` differs from the store: SFS_DIRTY_* bits */
+	/*
+	 * CLOCK_MONOTONIC ns when `in` or the buffers last went from clean to
+	 * dirty, 0 while clean; written under lock, read by the expiry scan
+	 * under tab_lock only.
+	 */
+	atomic_llong dirty_since;
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
 	sfs_chunk *chunks;
@@ -103,7 +117,26 @@ struct settfs {
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
+	/* the reserve (sfs_space_admit), under space_mu */
+	pthread_mutex_t space_mu;
+	uint64_t reserve;
+	uint64_t space_free;      /* free bytes of the disk, less what was admitted since */
+	int64_t space_measured;   /* sfs_now() of the last statvfs */
+	/* settfs_writeback: engine version last made durable, and when (ns) */
+	pthread_mutex_t wb_lock;
+	uint64_t synced_version;
+	int64_t synced_at;
 };
+
+/*
+ * Admits an operation that grows the store by about `bytes`: -ENOSPC when
+ * the store's disk would have less than the reserve free.  Operations that
+ * free space (unlink, rmdir, truncate down, punch hole, removexattr,
+ * rename) and metadata updates do not ask.
+ */
+int sfs_space_admit(settfs *fs, uint64_t bytes);
+/* What a new inode or dentry costs the store, roughly (for sfs_space_admit). */
+#define SFS_INODE_ESTIMATE 512
 
 struct settfs_dir {
 	uint64_t ino;
@@ -121,6 +154,7 @@ static inline sett_val sfs_val(const void *p, size_t n)
 }
 
 int64_t sfs_now(void);
+int64_t sfs_mono_now(void); /* CLOCK_MONOTONIC ns */
 int sfs_errno(int err);  /* engine error -> -errno */
 
 /*
@@ -146,10 +180,28 @@ sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino);
 void sfs_node_put(settfs *fs, sfs_node *n);
 /* Adjust counts (under tab_lock internally). */
 void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen);
-/* Add the node's inode (encoded) to batch b. */
-int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
+/* Add an inode that has no node yet (a new one) to batch b. */
+int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
+/*
+ * Add `in`, the new state of node n's inode (a copy of n->in with the
+ * operation's changes), to b with n's buffered chunks and pages, so that
+ * no stored inode has a size covering data the store does not hold.
+ * Updates in->blocks and in->flags.  Every commit of an existing inode
+ * goes through here; after the commit succeeded, sfs_node_committed().
+ */
+int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in);
+/* n->in = *in, clean: the buffers were committed with it. */
+void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in);
+/* n->in was changed in memory (what: SFS_DIRTY_*) or buffers were added. */
+void sfs_node_dirtied(sfs_node *n, int what);
 /* Write the node's dirty chunks and inode in one commit. */
 int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
+/*
+ * sfs_node_flush() every node that has been dirty for at least min_age_ns
+ * (0: every dirty node); with drop_failed, a node whose commit fails
+ * drops its buffers (its data is lost, the node may go).
+ */
+int sfs_flush_nodes(settfs *fs, int64_t min_age_ns, int drop_failed);
 /* Drop buffered chunks and pages (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
 /*
@@ -169,9 +221,13 @@ void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct s
 int sfs_dentry_get(settfs *fs, uint64_t parent, const char *name, uint64_t *ino,
 		   uint32_t *type);
 int sfs_check_name(const char *name);
-/* Truncate helper: adds chunk deletions/tail rewrite to b and updates in. */
-int sfs_truncate_batch(settfs *fs, uint64_t ino, sfs_inode *in, uint64_t size,
-		       sett_batch *b);
+/*
+ * Truncate helper (n flushed, locked): adds the chunk deletions and the
+ * tail cut to b and sets in->size and in->blocks; `in` is the caller's
+ * copy of n->in.  A truncate too large for one batch commits intermediate
+ * ones first, each a legal state (see data.c), and updates n->in with them.
+ */
+int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b);
 /* Does the directory have entries? 1 yes, 0 no, <0 error */
 int sfs_dir_nonempty(settfs *fs, uint64_t ino);
 

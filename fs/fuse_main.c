@@ -11,10 +11,12 @@
  */
 #define FUSE_USE_VERSION 312
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -42,6 +44,8 @@ struct sfs_cfg {
 	int readahead_kb;     /* -1: leave the kernel's setting */
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
+	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
+	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int show_help, show_version;
 };
 
@@ -733,6 +737,92 @@ static void tune_bdi(void *arg)
 	sysfs_write(p, t->cfg->readahead_kb);
 }
 
+/* ---- bounded-time writeback ------------------------------------------ */
+
+/*
+ * The kernel sends no request for sync(2) or syncfs(2) (FUSE_SYNCFS only
+ * reaches virtiofs servers), so nothing tells the daemon to write its
+ * buffers out.  Instead a thread calls settfs_writeback() a few times per
+ * expiry period: what the daemon holds is committed within about
+ * dirty_expire seconds and durable within about twice that.
+ */
+struct sfs_flusher {
+	settfs *fs;
+	unsigned age_ms;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+};
+
+static void *flusher_main(void *arg)
+{
+	struct sfs_flusher *w = arg;
+	unsigned tick_ms = w->age_ms / 5;
+	if (tick_ms < 100)
+		tick_ms = 100;
+	if (tick_ms > 1000)
+		tick_ms = 1000;
+	int last = 0;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(tick_ms % 1000) * 1000000;
+		ts.tv_sec += tick_ms / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0 || w->stop)
+			continue;
+		pthread_mutex_unlock(&w->lock);
+		int r = settfs_writeback(w->fs, w->age_ms);
+		if (r && r != last) /* once per kind: a failed store fails every tick */
+			fprintf(stderr, "settfs: background writeback: %s\n", strerror(-r));
+		last = r;
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static struct sfs_flusher *flusher_start(settfs *fs, double seconds)
+{
+	if (seconds <= 0)
+		return NULL;
+	struct sfs_flusher *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->fs = fs;
+	w->age_ms = seconds * 1000 > 86400000 ? 86400000 : (unsigned)(seconds * 1000);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&w->thread, NULL, flusher_main, w) != 0) {
+		fprintf(stderr, "settfs: no background writeback thread\n");
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void flusher_stop(struct sfs_flusher *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
@@ -750,6 +840,8 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
+	SFS_OPT("reserve=%s", reserve, 0),
+	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -773,7 +865,8 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
-	       "(created on first use) at MOUNTPOINT.\n\n"
+	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem;\n"
+	       "a non-empty one that holds no store is refused.\n\n"
 	       "settfs options:\n"
 	       "    -o sync_writes           make every commit durable before replying\n"
 	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
@@ -789,8 +882,51 @@ static void usage(const char *prog)
 	       "    -o readdirplus_auto      let the kernel choose plain READDIR after the first\n"
 	       "                             call of a directory listing (default: always plus)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
-	       "                             READ into the kernel's page cache\n\n",
+	       "                             READ into the kernel's page cache\n"
+	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
+	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
+	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
+	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
+	       "                             commits durable every S seconds (5; 0: never)\n\n",
 	       prog);
+}
+
+/* "123", "64K", "32M", "2G" (powers of 1024) -> bytes. */
+static int parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno)
+		return -1;
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (*end || v > ((unsigned long long)INT64_MAX >> shift))
+		return -1;
+	*out = (int64_t)(v << shift);
+	return 0;
+}
+
+/* Table files the engine could not account for are kept in STORE/quarantine. */
+static void warn_quarantine(const char *store)
+{
+	char q[4200];
+	snprintf(q, sizeof q, "%s/quarantine", store);
+	DIR *d = opendir(q);
+	if (!d)
+		return;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	if (n)
+		fprintf(stderr, "settfs: %s holds %d file%s the store could not account for; "
+				"they are not used (see fsck.settfs)\n", q, n, n == 1 ? "" : "s");
 }
 
 /*
@@ -802,7 +938,17 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 {
 	int said = 0;
 	for (int waited_ms = 0;; waited_ms += 100) {
+		o->engine.error_buf[0] = 0;
 		int r = settfs_open(store, o, fs);
+		if (r && (r != -EBUSY || waited_ms >= 30000)) {
+			fprintf(stderr, "settfs: cannot open store %s: %s\n", store,
+				o->engine.error_buf[0] ? o->engine.error_buf : strerror(-r));
+			if (r == -EIO)
+				fprintf(stderr, "settfs: nothing was changed; `fsck.settfs %s` "
+						"reports what the store holds\n", store);
+		}
+		if (r == 0)
+			warn_quarantine(store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
@@ -822,6 +968,7 @@ int main(int argc, char *argv[])
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
+	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return 1;
 	if (cfg.show_version) {
@@ -868,6 +1015,11 @@ int main(int argc, char *argv[])
 		o.engine.mem_table_size = cfg.mem_table_size;
 	if (cfg.chunk_size)
 		o.chunk_size = cfg.chunk_size;
+	if (cfg.reserve && parse_size(cfg.reserve, &o.engine.disk_reserve) != 0) {
+		fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
+			argv[0], cfg.reserve);
+		return 1;
+	}
 
 	/*
 	 * Open once in the foreground so errors reach the terminal; the engine's
@@ -875,11 +1027,12 @@ int main(int argc, char *argv[])
 	 * after it.
 	 */
 	settfs *fs = NULL;
+	char why[1024];
+	o.engine.error_buf = why;
+	o.engine.error_buf_size = sizeof why;
 	int r = open_store(store, &o, &fs);
-	if (r) {
-		fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+	if (r)
 		return 1;
-	}
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
@@ -921,10 +1074,8 @@ int main(int argc, char *argv[])
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
 		r = open_store(store, &o, &f.fs);
-		if (r) {
-			fprintf(stderr, "settfs: cannot open store %s: %s\n", store, strerror(-r));
+		if (r)
 			goto out_unmount;
-		}
 	}
 	/*
 	 * Chunks of whole pages only: a push never reaches past a chunk.  Not
@@ -936,6 +1087,7 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
 		lr = fuse_session_loop(se);
@@ -951,6 +1103,7 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -6,6 +6,8 @@
  * reading), computes the new state of every inode it touches on copies,
  * commits all keys in one sett batch, and only then updates the in-memory
  * nodes.  So a crash or a failed commit leaves the old state everywhere.
+ * An inode's copy includes its buffered writes (size, mtime), and so does
+ * the batch: sfs_batch_node adds the buffered data with the inode.
  */
 #include "fs_int.h"
 
@@ -198,6 +200,9 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	if (target && (tlen == 0 || tlen > SETTFS_SYMLINK_MAX))
 		return tlen ? -ENAMETOOLONG : -ENOENT;
 
+	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + tlen);
+	if (r)
+		return r;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -247,16 +252,16 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 
 	r = sfs_errno(sett_batch_new(&b));
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &in);
+		r = sfs_batch_new_inode(b, ino, &in);
 	if (r == 0)
 		r = batch_dentry(b, parent, name, ino, in.mode);
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r)
 		goto out;
-	p->in = pin;
+	sfs_node_committed(fs, p, &pin);
 	atomic_fetch_add(&fs->used_inodes, 1);
 	r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -395,16 +400,16 @@ static int remove_entry(settfs *fs, uint64_t parent, const char *name, int dir)
 	if (r == 0)
 		r = batch_dentry(b, parent, name, 0, 0);
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &cin);
+		r = sfs_batch_node(fs, b, n, &cin);
 	if (r == 0 && cin.nlink == 0)
 		r = batch_orphan(b, ino);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		p->in = pin;
-		n->in = cin;
+		sfs_node_committed(fs, p, &pin);
+		sfs_node_committed(fs, n, &cin);
 	}
 out:
 	if (n)
@@ -434,6 +439,9 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 		return r;
 	if (is_dot(newname))
 		return -EEXIST;
+	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE);
+	if (r)
+		return r;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -475,14 +483,14 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 	if (r == 0)
 		r = batch_dentry(b, newparent, newname, ino, cin.mode);
 	if (r == 0)
-		r = sfs_batch_inode(b, newparent, &pin);
+		r = sfs_batch_node(fs, b, p, &pin);
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &cin);
+		r = sfs_batch_node(fs, b, n, &cin);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		p->in = pin;
-		n->in = cin;
+		sfs_node_committed(fs, p, &pin);
+		sfs_node_committed(fs, n, &cin);
 		sfs_node_ref(fs, n, 1, 0);
 		sfs_fill_stat(fs, ino, &n->in, st);
 	}
@@ -653,22 +661,22 @@ int settfs_rename(settfs *fs, uint64_t parent, const char *name, uint64_t newpar
 		}
 	}
 	if (r == 0)
-		r = sfs_batch_inode(b, parent, &spin);
+		r = sfs_batch_node(fs, b, sp, &spin);
 	if (r == 0 && dp)
-		r = sfs_batch_inode(b, newparent, &dpin);
+		r = sfs_batch_node(fs, b, dp, &dpin);
 	if (r == 0)
-		r = sfs_batch_inode(b, sino, &sin);
+		r = sfs_batch_node(fs, b, sn, &sin);
 	if (r == 0 && dn)
-		r = sfs_batch_inode(b, dino, &din);
+		r = sfs_batch_node(fs, b, dn, &din);
 	if (r == 0)
 		r = commit(fs, b);
 	if (r == 0) {
-		sp->in = spin;
+		sfs_node_committed(fs, sp, &spin);
 		if (dp)
-			dp->in = dpin;
-		sn->in = sin;
+			sfs_node_committed(fs, dp, &dpin);
+		sfs_node_committed(fs, sn, &sin);
 		if (dn)
-			dn->in = din;
+			sfs_node_committed(fs, dn, &din);
 	}
 out:
 	if (dn)

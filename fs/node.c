@@ -6,7 +6,7 @@
  * A node is freed when all three reach zero, so memory follows what the
  * kernel holds rather than what the store contains.  The last reference to
  * an unlinked inode reclaims its keys.  Buffered writes (sfs_chunk) live
- * here too, and sfs_node_flush commits them with the inode in one batch.
+ * here too, and every commit of an inode carries them (sfs_batch_node).
  */
 #include "fs_int.h"
 
@@ -201,6 +201,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 				n->gone = 1;
 				n->loaded = 0;
 				n->meta_dirty = 0;
+				atomic_store(&n->dirty_since, 0);
 				sfs_inode_free(&n->in);
 			}
 		} else if (n->meta_dirty || n->nchunks || n->npages) {
@@ -229,7 +230,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 	}
 }
 
-int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
+int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
 {
 	uint8_t k[SFS_KEY_MAX];
 	uint8_t *v;
@@ -240,6 +241,45 @@ int sfs_batch_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
 	r = sett_batch_set(b, sfs_val(k, sfs_key_inode(k, ino)), sfs_val(v, vn));
 	free(v);
 	return sfs_errno(r);
+}
+
+/*
+ * The one place an existing inode is added to a batch.  Its in-memory
+ * size (and mtime) already cover the buffered writes, so the buffers go
+ * into the same batch: a crash leaves the inode with the data its size
+ * promises, or the old inode with the old data.
+ */
+int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in)
+{
+	int r = 0;
+	if (n->nchunks || n->npages) {
+		if (n->npages)
+			in->flags |= SFS_IFLAG_OVERLAYS; /* in the batch that writes them */
+		r = sfs_data_batch(fs, n, b, &in->blocks);
+	}
+	return r ? r : sfs_batch_new_inode(b, n->ino, in);
+}
+
+void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in)
+{
+	n->in = *in;
+	n->meta_dirty = 0;
+	sfs_node_drop_chunks(fs, n);
+	atomic_store(&n->dirty_since, 0);
+}
+
+int64_t sfs_mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void sfs_node_dirtied(sfs_node *n, int what)
+{
+	n->meta_dirty |= what;
+	if (atomic_load(&n->dirty_since) == 0)
+		atomic_store(&n->dirty_since, sfs_mono_now());
 }
 
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
@@ -260,26 +300,61 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 		return 0;
 	if (!n->nchunks && !n->npages && !n->meta_dirty)
 		return sync ? sfs_errno(sett_sync(fs->db)) : 0;
+	int atime_only = !n->nchunks && !n->npages && n->meta_dirty == SFS_DIRTY_ATIME;
 	sett_batch *b;
 	int r = sfs_errno(sett_batch_new(&b));
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
-	if (n->npages)
-		tmp.flags |= SFS_IFLAG_OVERLAYS; /* in the batch that writes them */
-	r = sfs_data_batch(fs, n, b, &tmp.blocks);
-	if (r == 0)
-		r = sfs_batch_inode(b, n->ino, &tmp);
+	r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
 	sett_batch_free(b);
 	if (r == 0) {
-		n->in.blocks = tmp.blocks;
-		n->in.flags = tmp.flags;
+		sfs_node_committed(fs, n, &tmp);
+	} else if (atime_only && !sync) {
+		/* best effort (SFS_DIRTY_ATIME) */
 		n->meta_dirty = 0;
-		sfs_node_drop_chunks(fs, n);
+		atomic_store(&n->dirty_since, 0);
+		r = 0;
 	}
 	return r;
+}
+
+int sfs_flush_nodes(settfs *fs, int64_t min_age_ns, int drop_failed)
+{
+	int64_t now = sfs_mono_now();
+	pthread_mutex_lock(&fs->tab_lock);
+	size_t n = 0, cap = fs->nnodes;
+	uint64_t *inos = malloc((cap ? cap : 1) * sizeof *inos);
+	for (size_t i = 0; inos && i < fs->nbuckets; i++)
+		for (sfs_node *x = fs->buckets[i]; x && n < cap; x = x->hnext) {
+			int64_t since = atomic_load(&x->dirty_since);
+			if (since && now - since >= min_age_ns)
+				inos[n++] = x->ino;
+		}
+	pthread_mutex_unlock(&fs->tab_lock);
+	if (!inos)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		sfs_node *x;
+		int r = sfs_node_get(fs, inos[i], &x);
+		if (r == 0) {
+			r = sfs_node_flush(fs, x, 0);
+			if (r && drop_failed) {
+				/* the data is lost either way: let the node go */
+				sfs_node_drop_chunks(fs, x);
+				x->meta_dirty = 0;
+				atomic_store(&x->dirty_since, 0);
+			}
+			sfs_node_put(fs, x);
+		}
+		if (r && !rc && r != -ENOENT)
+			rc = r;
+	}
+	free(inos);
+	return rc;
 }
 
 /* Add b to the store when it holds max_batch_deletes entries, and empty it. */

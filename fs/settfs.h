@@ -51,6 +51,8 @@ typedef struct settfs_options {
 	uint32_t chunk_size;   /* [65536] fixed when the store is created */
 	size_t dirty_limit;    /* [64 MiB] buffered write bytes before writers flush */
 	size_t inode_dirty_limit; /* [1 MiB] buffered bytes per inode before it flushes */
+	size_t max_batch_deletes; /* [0: what fits the memtable] deletions per commit of a
+				   * large truncate, punch hole or reclaim */
 } settfs_options;
 
 void settfs_options_init(settfs_options *o);
@@ -82,6 +84,16 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp);
 int settfs_close(settfs *fs);
 /* Flush every buffered write and make the store durable. */
 int settfs_sync(settfs *fs);
+/*
+ * Bounded-time writeback, for a caller that runs it periodically (the
+ * daemon: every second).  Commits the buffered writes of every inode
+ * that has been dirty for at least age_ms milliseconds; and when
+ * something was committed since the store was last made durable, and
+ * that was at least age_ms ago, makes the store durable (sett_sync).  So
+ * a write is committed within age_ms plus the period, and durable within
+ * about twice that, with no fsync, close or unmount.
+ */
+int settfs_writeback(settfs *fs, unsigned age_ms);
 uint32_t settfs_chunk_size(const settfs *fs);
 
 /* ---- namespace ------------------------------------------------------ */

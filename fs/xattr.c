@@ -1,7 +1,8 @@
 /*
  * xattr.c - extended attributes of settfs: keys X+ino+name.
  *
- * Each change commits the attribute together with the inode's new ctime.
+ * Each change commits the attribute together with the inode's new ctime
+ * (and, as every inode commit, the inode's buffered writes).
  * The node caches whether the inode has any attribute at all, so the
  * kernel's getxattr("security.capability") before every write is answered
  * without touching the store.
@@ -60,6 +61,8 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	 */
 	if (!remove && strncmp(name, "system.posix_acl_", 17) == 0)
 		return -EOPNOTSUPP;
+	if (!remove && (r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + nl + size)))
+		return r;
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -96,13 +99,12 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		r = remove ? sfs_errno(sett_batch_delete(b, sfs_val(k, kn)))
 			   : sfs_errno(sett_batch_set(b, sfs_val(k, kn), sfs_val(value, size)));
 	if (r == 0)
-		r = sfs_batch_inode(b, ino, &tmp);
+		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
 		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
 	sett_batch_free(b);
 	if (r == 0) {
-		n->in.ctime = tmp.ctime;
-		n->in.flags = tmp.flags;
+		sfs_node_committed(fs, n, &tmp);
 		n->xattrs = remove ? -1 : 1;
 	}
 	sfs_node_put(fs, n);

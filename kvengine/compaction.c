@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -71,22 +72,24 @@ struct compactor_state {
 	pthread_t threads[MAX_COMPACTORS];
 	compactor_arg args[MAX_COMPACTORS];
 
-	discard *dc;
 	uint64_t last_persist_ms;
 
 	/* idle compaction of L0 (worker 0 only) */
 	uint64_t idle_version;   /* last_version when seen last */
 	uint64_t idle_since_ms;  /* since when it has not moved */
 	uint64_t idle_done;      /* last_version of the last idle compaction */
+	uint64_t idle_flushed;   /* last_version of the last idle memtable flush */
 };
 
 /*
- * A store that stops being written keeps its last few L0 tables: no level
- * is over its target, so nothing merges them, and the versions they shadow
- * are never counted as garbage.  Their value-log space (a file rewritten
- * in place through the filesystem: all of it) would stay until the next
- * burst of writes.  After this long without a commit, L0 is merged down
- * once, which drops shadowed versions and feeds value-log GC.
+ * A store that stops being written keeps its active memtable and its last
+ * few L0 tables: no level is over its target, so nothing merges them, and
+ * the versions they shadow (the values of deleted files, of a file
+ * rewritten in place: all of it) are never counted as garbage, so
+ * value-log GC never picks their files.  After this long without a
+ * commit, the active memtable is flushed and L0 is merged down once, which
+ * drops the shadowed versions, counts them in the discard statistics and
+ * feeds value-log GC.
  */
 #define IDLE_COMPACT_MS 5000
 
@@ -616,13 +619,12 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			e.add_levels = lv;
 			e.nadd = out.n;
 			r = db_install_edit(db, &e);
-			/* The MANIFEST may name the outputs even though the install
-			 * failed: keep their files (the next open deletes the tables
-			 * the MANIFEST does not name) and stop writing. */
-			if (r) {
+			/* If the MANIFEST may name the outputs even though the
+			 * install failed (db_install_edit then set bg_error), keep
+			 * their files: the next open deletes the tables the
+			 * MANIFEST does not name. */
+			if (r && __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE))
 				installed_unknown = 1;
-				db_set_bg_error(db, r);
-			}
 		}
 		free(del);
 		free(lv);
@@ -635,7 +637,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	free(out.t);
 	if (!r) {
 		for (size_t i = 0; i < acc.n; i++)
-			discard_add(cs->dc, acc.rows[i].fid, acc.rows[i].bytes);
+			discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
 		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
 	}
@@ -648,8 +650,11 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 /*
  * Picks the most urgent compaction this worker may run.  Returns 1 with *j
  * filled (registered, inputs referenced), 0 if there is nothing to do.
+ * Sets *flush when the store is idle and the active memtable should be
+ * flushed first (see IDLE_COMPACT_MS).
  */
-static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, cjob *j)
+static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, cjob *j,
+			   int *flush)
 {
 	level_targets t;
 	int r = 0;
@@ -691,11 +696,15 @@ static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, 
 		if (lv != cs->idle_version) {
 			cs->idle_version = lv;
 			cs->idle_since_ms = now;
-		} else if (now - cs->idle_since_ms >= IDLE_COMPACT_MS && lv != cs->idle_done &&
-			   v->ntables[0] > 0) {
-			r = pick_l0(cs, v, &t, t.base, j);
-			if (r > 0)
-				cs->idle_done = lv;
+		} else if (now - cs->idle_since_ms >= IDLE_COMPACT_MS && lv != cs->idle_done) {
+			if (cs->idle_flushed != lv && db->active.mt && memtable_count(db->active.mt)) {
+				cs->idle_flushed = lv;
+				*flush = 1;
+			} else if (db->nimm == 0 && v->ntables[0] > 0) {
+				r = pick_l0(cs, v, &t, t.base, j);
+				if (r > 0)
+					cs->idle_done = lv;
+			}
 		}
 	}
 	pthread_mutex_unlock(&cs->mu);
@@ -703,12 +712,12 @@ static int pick_compaction(sett_db *db, struct compactor_state *cs, int worker, 
 	return r;
 }
 
-static void maybe_persist_discard(struct compactor_state *cs, int force)
+static void maybe_persist_discard(sett_db *db, struct compactor_state *cs)
 {
 	uint64_t t = now_ms();
-	if (force || t - cs->last_persist_ms >= 1000) {
+	if (t - cs->last_persist_ms >= 1000) {
 		cs->last_persist_ms = t;
-		discard_persist(cs->dc); /* advisory: a failure is retried later */
+		discard_persist(db->discard); /* advisory: a failure is retried later */
 	}
 }
 
@@ -719,6 +728,9 @@ static int compaction_run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	job_release(j);
 	if (r == SETT_ECORRUPT)
 		db_set_bg_error(db, r);
+	else if (r != SETT_ECLOSED)
+		/* A failure is retried; writers stalled on L0 fail meanwhile. */
+		db_set_stall_error(db, STALL_L0, r);
 	return r;
 }
 
@@ -738,12 +750,16 @@ static void *compactor_main(void *arg)
 		cjob j;
 		memset(&j, 0, sizeof j);
 		j.slot = -1;
-		int r = __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED) ? 0
-									: pick_compaction(db, cs, a->idx, &j);
+		int flush = 0;
+		int r = __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED)
+				? 0
+				: pick_compaction(db, cs, a->idx, &j, &flush);
+		if (flush && db_rotate_memtable(db) == 0)
+			continue; /* the flusher kicks us when the table is in L0 */
 		if (r > 0) {
 			r = compaction_run_job(db, cs, &j);
 			if (a->idx == 0)
-				maybe_persist_discard(cs, 0);
+				maybe_persist_discard(db, cs);
 			if (r == 0) {
 				backoff = 0;
 				continue;
@@ -752,7 +768,7 @@ static void *compactor_main(void *arg)
 			backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
 		}
 		if (a->idx == 0)
-			maybe_persist_discard(cs, 0);
+			maybe_persist_discard(db, cs);
 		pthread_mutex_lock(&cs->mu);
 		struct timespec ts;
 		deadline_in(&ts, backoff ? backoff : 1000);
@@ -775,16 +791,7 @@ int compaction_start(sett_db *db)
 		return -ENOMEM;
 	pthread_mutex_init(&cs->mu, NULL);
 	pthread_cond_init(&cs->cv, NULL);
-	char why[256];
-	int r = discard_open(db->dir, 0, &cs->dc, why, sizeof why);
-	if (r == SETT_ECORRUPT)
-		r = discard_new(db->dir, 0, &cs->dc); /* advisory: rebuilt by compaction and GC */
-	if (r) {
-		pthread_cond_destroy(&cs->cv);
-		pthread_mutex_destroy(&cs->mu);
-		free(cs);
-		return r;
-	}
+	int r;
 	cs->last_persist_ms = now_ms();
 	pthread_mutex_lock(&db->mu);
 	db->compactors = cs;
@@ -812,7 +819,7 @@ void compaction_stop(sett_db *db)
 	struct compactor_state *cs = db->compactors;
 	if (!cs)
 		return;
-	gc_stop(db); /* GC uses the discard statistics owned here */
+	gc_stop(db); /* GC may be waiting for a compaction */
 	pthread_mutex_lock(&cs->mu);
 	__atomic_store_n(&cs->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&cs->cv);
@@ -822,7 +829,6 @@ void compaction_stop(sett_db *db)
 	pthread_mutex_lock(&db->mu);
 	db->compactors = NULL;
 	pthread_mutex_unlock(&db->mu);
-	discard_close(cs->dc);
 	for (int i = 0; i < MAX_RUNNING; i++) {
 		buf_free(&cs->running[i].lo);
 		buf_free(&cs->running[i].hi);
@@ -843,11 +849,6 @@ void compaction_kick(sett_db *db)
 	pthread_mutex_unlock(&cs->mu);
 }
 
-discard *compaction_discard(sett_db *db)
-{
-	struct compactor_state *cs = db->compactors;
-	return cs ? cs->dc : NULL;
-}
 
 void compaction_level_info(sett_db *db, sett_level_info *levels)
 {
@@ -879,24 +880,6 @@ void compaction_fill_stats(sett_db *db, sett_stats *st)
 
 /* ---- sett_flatten ---- */
 
-/* Waits until every immutable memtable has been flushed to L0. */
-static int wait_memtables_flushed(sett_db *db)
-{
-	int r = 0;
-	pthread_mutex_lock(&db->mu);
-	while (db->nimm > 0 && !db->closing && !db->bg_error) {
-		struct timespec ts;
-		deadline_in(&ts, 50);
-		pthread_cond_timedwait(&db->cv_room, &db->mu, &ts);
-	}
-	if (db->bg_error)
-		r = db->bg_error;
-	else if (db->closing)
-		r = SETT_ECLOSED;
-	pthread_mutex_unlock(&db->mu);
-	return r;
-}
-
 /*
  * Flush, then compact every level down until L0..L5 are empty, then
  * rewrite each L6 table once: all data ends in L6, where tombstones,
@@ -909,10 +892,8 @@ int sett_flatten(sett_db *db)
 	struct compactor_state *cs = db->compactors;
 	if (!cs)
 		return SETT_ECLOSED;
-	int r = sett_flush(db);
+	int r = sett_flush(db); /* waits for the flush */
 	if (r)
-		return r;
-	if ((r = wait_memtables_flushed(db)))
 		return r;
 	uint64_t *self_ids = NULL;
 	size_t nself = 0, iself = 0;

@@ -14,11 +14,6 @@
 #define SETT_COMPACTION_H
 
 #include "db_impl.h"
-#include "discard.h"
-
-/* The store's discard statistics; NULL when background work is not running. */
-discard *compaction_discard(sett_db *db);
-
 /* Fills levels[0..SETT_MAX_LEVELS-1] from the current version. */
 void compaction_level_info(sett_db *db, sett_level_info *levels);
 

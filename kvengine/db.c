@@ -4,14 +4,22 @@
  *
  * Open sequence (doc/FORMAT.md, "Store directory"):
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
- *   2. MANIFEST: which table is at which level;
- *   3. KEYREGISTRY (checksummed; holds no keys until encryption exists);
- *   4. open the tables named by the manifest, level by level, and delete
- *      table files the manifest does not name (left by a crash);
+ *   2. MANIFEST: which table is at which level (created only in a
+ *      directory that holds no store file; missing or damaged while store
+ *      files exist, it is a hard error and nothing is changed);
+ *   3. open the tables named by the manifest, level by level, and sort the
+ *      table files it does not name: leftovers it proves (an id it
+ *      allocated), others (quarantined); when its tail is torn, the
+ *      ids prove nothing and step 6 judges the tables by their contents;
+ *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
- *   7. start the writer, the flusher, compaction and value-log GC.
+ *      with a torn MANIFEST tail, an unnamed table all of whose entries
+ *      the store already holds is a leftover, any other a hard error;
+ *   7. only then delete the proven leftovers, move the others to
+ *      quarantine/, cut the MANIFEST's torn tail;
+ *   8. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,16 +29,17 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
-int db_rotate_memtable(sett_db *db);
 int db_sync_request(sett_db *db);
 int db_new_memslot_locked(sett_db *db, memslot *s);
 void compaction_fill_stats(sett_db *db, sett_stats *st);
@@ -40,9 +49,27 @@ void db_table_path(const sett_db *db, uint64_t id, char *out, size_t n)
 	snprintf(out, n, "%s/%06llu.sst", db->dir, (unsigned long long)id);
 }
 
+/* Table ids the MANIFEST allocates at a time (doc/FORMAT.md, "MANIFEST"). */
+#define TABLE_ID_RESERVE 16
+
+/*
+ * A table id, recorded in the MANIFEST as allocated (a NEXT_ID change) before
+ * the caller creates its file, so that a crash leftover of that file is
+ * provably the engine's own.  If the record cannot be written the id is
+ * still returned: its file is then one the MANIFEST does not account for,
+ * quarantined rather than deleted if a crash leaves it behind.
+ */
 uint64_t db_new_table_id(sett_db *db)
 {
-	return __atomic_fetch_add(&db->next_table_id, 1, __ATOMIC_RELAXED);
+	uint64_t id = __atomic_fetch_add(&db->next_table_id, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&db->install_mu);
+	if (id >= db->table_id_limit) {
+		manifest_change c = { .op = MANIFEST_NEXT_ID, .id = id + TABLE_ID_RESERVE };
+		if (manifest_apply(db->man, &c, 1) == 0)
+			db->table_id_limit = c.id;
+	}
+	pthread_mutex_unlock(&db->install_mu);
+	return id;
 }
 
 void db_set_bg_error(sett_db *db, int err)
@@ -53,6 +80,14 @@ void db_set_bg_error(sett_db *db, int err)
 	pthread_cond_broadcast(&db->cv_room);
 	pthread_cond_broadcast(&db->cv_flush);
 	pthread_cond_broadcast(&db->cv_bg);
+	pthread_mutex_unlock(&db->mu);
+}
+
+void db_set_stall_error(sett_db *db, int which, int err)
+{
+	pthread_mutex_lock(&db->mu);
+	db->stall_error[which] = err;
+	pthread_cond_broadcast(&db->cv_room);
 	pthread_mutex_unlock(&db->mu);
 }
 
@@ -315,6 +350,9 @@ int db_install_edit(sett_db *db, const version_edit *e)
 	free(ch);
 	if (r) {
 		pthread_mutex_unlock(&db->install_mu);
+		/* A cleanly failed append (full disk) changed nothing. */
+		if (manifest_error(db->man))
+			db_set_bg_error(db, r);
 		return r;
 	}
 	lsm_version *nv;
@@ -336,6 +374,8 @@ int db_install_edit(sett_db *db, const version_edit *e)
 	pthread_mutex_unlock(&db->install_mu);
 	if (r == 0)
 		version_unref(old);
+	else
+		db_set_bg_error(db, r); /* the MANIFEST names what memory does not */
 	return r;
 }
 
@@ -506,7 +546,16 @@ static int lock_dir(sett_db *db)
 	return 0;
 }
 
-static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, char *why, size_t whylen)
+/* Table files the MANIFEST does not name, sorted at open (step 3). */
+typedef struct unnamed_tables {
+	uint64_t *ids;
+	size_t n;
+	size_t nleftover; /* ids[0, nleftover): proven leftovers; the rest: quarantine */
+	uint64_t torn;    /* the MANIFEST's torn record's offset, or 0 */
+} unnamed_tables;
+
+static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tables *un,
+		       char *why, size_t whylen)
 {
 	lsm_version *v = version_new_empty();
 	if (!v)
@@ -551,28 +600,214 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, char *why, s
 		return r;
 	}
 	db->current = v;
-	db->next_table_id = max_id + 1;
 	db->last_version = max_version;
 
-	/* Table files the manifest does not name were left by a crash. */
+	/*
+	 * Table files the MANIFEST does not name.  One whose id the MANIFEST
+	 * recorded as allocated (below its next id) is the engine's own: a
+	 * table written but never recorded (a crash in between) or recorded
+	 * deleted and not yet unlinked.  Any other is not accounted for and
+	 * is kept aside.  With a torn MANIFEST tail the id proves nothing (the
+	 * lost record may have named the table, or the MANIFEST may have lost
+	 * more than its last append): prove_unnamed() decides after replay.
+	 */
+	uint64_t next = manifest_next_id(db->man), torn = manifest_torn_at(db->man);
 	uint64_t *ids;
 	size_t n;
 	if ((r = list_ids(db->dir, ".sst", &ids, &n)))
 		return r;
+	/*
+	 * New ids start at the limit: not past the unnamed files, which are
+	 * gone (deleted or quarantined) by the time an id is handed out, and
+	 * whose ids the engine never allocated if they are at or above it.
+	 */
+	db->table_id_limit = next;
+	db->next_table_id = max_id + 1 > next ? max_id + 1 : next;
+	un->ids = ids;
+	un->n = 0;
+	un->nleftover = 0;
+	un->torn = torn;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t id = ids[i];
 		int known = 0;
 		for (size_t k = 0; k < nmt && !known; k++)
-			known = mt[k].id == ids[i];
-		if (ids[i] >= db->next_table_id)
-			db->next_table_id = ids[i] + 1;
-		if (!known && !db->opt.read_only) {
-			char path[4096];
-			db_table_path(db, ids[i], path, sizeof path);
-			sio_unlink(path);
+			known = mt[k].id == id;
+		if (known)
+			continue;
+		/* Leftovers first, in id order, then the others. */
+		if (id < next) {
+			memmove(&ids[un->nleftover + 1], &ids[un->nleftover],
+				(un->n - un->nleftover) * sizeof *ids);
+			ids[un->nleftover++] = id;
+		} else {
+			ids[un->n] = id;
+		}
+		un->n++;
+	}
+	return 0;
+}
+
+/*
+ * Whether every entry of table `id` is also in the store as opened: the
+ * same key at the same version, in a named table or a replayed WAL.
+ * 0 if so, SETT_ECORRUPT (naming the first entry that is not) otherwise.
+ */
+static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
+{
+	char path[4096];
+	db_table_path(db, id, path, sizeof path);
+	table *t;
+	/* No block cache: a quarantined table's id may be handed out again. */
+	int r = table_open(path, id, NULL, &t, why, whylen);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	sit *it = table_iter_new(t);
+	table_unref(t);
+	if (!it)
+		return -ENOMEM;
+	buf vs = { 0 };
+	for (sit_first(it); !r && sit_valid(it); sit_next(it)) {
+		slice ik = sit_key(it);
+		uint64_t ver = ikey_version(ik), cur = 0;
+		int f = db_lookup(db, ikey_user(ik), ver, &cur, &vs);
+		if (f < 0)
+			r = f;
+		else if (f == 0 || cur != ver) {
+			snprintf(why, whylen, "%s holds entries (version %llu) that no named table "
+				 "or WAL holds", path, (unsigned long long)ver);
+			r = SETT_ECORRUPT;
 		}
 	}
-	free(ids);
+	if (!r)
+		r = sit_error(it);
+	buf_free(&vs);
+	sit_free(it);
+	return r;
+}
+
+/*
+ * Step 6b: with a torn MANIFEST tail, an unnamed table is a crash leftover
+ * only if the store as named already holds all of it.  A power cut tears
+ * at most the last append, and everything that append's edit added (a
+ * flush's table, a compaction's outputs) is still in the WAL or the input
+ * tables it came from: those are deleted only after the edit is durable.
+ * A table that holds anything else was named by records the MANIFEST lost
+ * (a MANIFEST cut short or damaged): the open is refused.
+ */
+static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
+{
+	if (!un->torn)
+		return 0;
+	for (size_t i = 0; i < un->n; i++) {
+		char whyt[768] = "";
+		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
+		if (r) {
+			snprintf(why, whylen, "%s/MANIFEST: torn record at offset %llu, and %s",
+				 db->dir, (unsigned long long)un->torn,
+				 whyt[0] ? whyt : sett_strerror(r));
+			return r;
+		}
+	}
 	return 0;
+}
+
+/* Moves dir/name into dir/quarantine/ (never over an earlier one). */
+static int quarantine(sett_db *db, const char *name)
+{
+	char qdir[4096], from[4200], to[4300];
+	snprintf(qdir, sizeof qdir, "%s/quarantine", db->dir);
+	snprintf(from, sizeof from, "%s/%s", db->dir, name);
+	int r = sio_mkdir(qdir);
+	if (r)
+		return r;
+	struct stat st;
+	for (int i = 0;; i++) {
+		if (i)
+			snprintf(to, sizeof to, "%s/%s.%d", qdir, name, i);
+		else
+			snprintf(to, sizeof to, "%s/%s", qdir, name);
+		if (lstat(to, &st) != 0)
+			break;
+	}
+	if ((r = sio_rename(from, to)) || (r = sio_sync_dir(qdir)))
+		return r;
+	return sio_sync_dir(db->dir);
+}
+
+/* Step 7: deletes the proven leftovers and quarantines the other unnamed tables. */
+static int settle_unnamed(sett_db *db, const unnamed_tables *un)
+{
+	for (size_t i = 0; i < un->n; i++) {
+		char path[4096];
+		db_table_path(db, un->ids[i], path, sizeof path);
+		int r;
+		if (i < un->nleftover)
+			r = sio_unlink(path);
+		else
+			r = quarantine(db, strrchr(path, '/') + 1);
+		if (r && r != -ENOENT)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Whether dir holds a file with data of a store (a missing MANIFEST is then
+ * damage, not a new store): the first one found goes to `name`.  LOCK,
+ * KEYREGISTRY (no keys yet) and DISCARD (advisory) hold none.
+ */
+static int has_store_files(const char *dir, char *name, size_t n)
+{
+	static const char *const exact[] = { "MANIFEST-REWRITE", "quarantine" };
+	static const char *const suffix[] = { ".sst", ".vlog", ".mem" };
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		for (size_t i = 0; i < sizeof exact / sizeof *exact && !found; i++)
+			found = strcmp(de->d_name, exact[i]) == 0;
+		for (size_t i = 0; i < sizeof suffix / sizeof *suffix && !found; i++) {
+			size_t sl = strlen(suffix[i]);
+			found = l > sl && strcmp(de->d_name + l - sl, suffix[i]) == 0;
+		}
+		if (found)
+			snprintf(name, n, "%s", de->d_name);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Step 2.  A MANIFEST is created only where no store is: a missing one in
+ * a directory that holds tables, value logs or WALs is a hard error.
+ */
+static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *why,
+			 size_t whylen)
+{
+	char path[4096], name[256];
+	snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+	struct stat st;
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		int has = has_store_files(db->dir, name, sizeof name);
+		if (has < 0)
+			return has;
+		if (has) {
+			snprintf(why, whylen, "%s: missing, but the store holds %s/%s", path,
+				 db->dir, name);
+			return SETT_ECORRUPT;
+		}
+		if (db->opt.read_only || !db->opt.create_if_missing) {
+			snprintf(why, whylen, "%s: no such file (not a store)", path);
+			return -ENOENT;
+		}
+		int r = manifest_create(db->dir);
+		if (r)
+			return r;
+	}
+	return manifest_open(db->dir, db->opt.read_only, &db->man, mt, nmt, why, whylen);
 }
 
 static int replay_wals(sett_db *db, char *why, size_t whylen)
@@ -631,7 +866,8 @@ static int check_options(const sett_options *o)
 	    o->num_level_zero_tables_stall <= o->num_level_zero_tables ||
 	    o->level_size_multiplier < 2 || o->num_compactors < 0 ||
 	    o->bloom_false_positive <= 0 || o->bloom_false_positive >= 1 ||
-	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD))
+	    (o->compression != SETT_COMPRESS_NONE && o->compression != SETT_COMPRESS_ZSTD) ||
+	    !(o->gc_garbage_share >= 0 && o->gc_garbage_share < 1))
 		return -EINVAL;
 	return 0;
 }
@@ -663,6 +899,8 @@ static void db_free(sett_db *db)
 		memtable_unref(db->active.mt);
 	if (db->current)
 		version_unref(db->current);
+	if (db->discard)
+		discard_close(db->discard);
 	if (db->vl)
 		vlog_close(db->vl);
 	if (db->man)
@@ -706,6 +944,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		return -ENOTDIR;
 	}
 
+	/* GC works file by file: no file may take a large share of the disk. */
+	struct statvfs sv;
+	uint64_t disk = statvfs(path, &sv) == 0 ? (uint64_t)sv.f_blocks * sv.f_frsize : 0;
+	if (disk && o.value_log_file_size > disk / 16)
+		o.value_log_file_size = disk / 16 > (1u << 20) ? disk / 16 : (1u << 20);
+
 	sett_db *db = calloc(1, sizeof *db);
 	if (!db || !(db->dir = strdup(path))) {
 		free(db);
@@ -728,15 +972,16 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	char why[1024] = "";
 	manifest_table *mt = NULL;
 	size_t nmt = 0;
+	unnamed_tables un = { 0 };
 	if ((r = lock_dir(db)))
 		goto fail;
 	if ((r = cache_new(o.block_cache_size, &db->bcache)))
 		goto fail;
-	if ((r = manifest_open(db->dir, o.read_only, &db->man, &mt, &nmt, why, sizeof why)))
+	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
+		goto fail;
+	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
 	if ((r = keyregistry_open(db, why, sizeof why)))
-		goto fail;
-	if ((r = open_tables(db, mt, nmt, why, sizeof why)))
 		goto fail;
 	/* the value log first: replay checks the WAL's pointers against it */
 	vlog_options vo = { .file_size = o.value_log_file_size,
@@ -747,25 +992,43 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
 		goto fail;
+	if ((r = prove_unnamed(db, &un, why, sizeof why)))
+		goto fail;
+	/* Advisory: a damaged DISCARD starts empty (compaction and GC rebuild it). */
+	r = discard_open(db->dir, o.read_only, &db->discard, NULL, 0);
+	if (r == SETT_ECORRUPT)
+		r = discard_new(db->dir, o.read_only, &db->discard);
+	if (r)
+		goto fail;
 	db->next_version = db->last_version;
 	free(mt);
 	mt = NULL;
 
 	if (o.read_only) {
 		/* Replayed memtables stay in memory; nothing is written. */
+		free(un.ids);
 		if ((r = memtable_new(&db->active.mt)))
 			goto fail;
 		*dbp = db;
 		return 0;
 	}
+	r = settle_unnamed(db, &un);
+	free(un.ids);
+	un.ids = NULL;
+	if (r || (r = manifest_finish_open(db->man)))
+		goto fail;
 	pthread_mutex_lock(&db->mu);
 	r = db_new_memslot_locked(db, &db->active);
 	pthread_mutex_unlock(&db->mu);
 	if (r)
 		goto fail;
+	/* The compactors first: the writer and the flusher read db->compactors
+	 * without a lock, which is safe only if it is set before they start. */
+	if ((r = compaction_start(db)))
+		goto fail_threads;
 	if ((r = pthread_create(&db->writer, NULL, db_writer_main, db))) {
 		r = -r;
-		goto fail;
+		goto fail_threads;
 	}
 	db->have_writer = 1;
 	if ((r = pthread_create(&db->flusher, NULL, db_flusher_main, db))) {
@@ -773,8 +1036,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail_threads;
 	}
 	db->have_flusher = 1;
-	if ((r = compaction_start(db)))
-		goto fail_threads;
 	if ((r = gc_start(db)))
 		goto fail_threads;
 	*dbp = db;
@@ -787,6 +1048,7 @@ fail:
 	if (o.error_buf && o.error_buf_size)
 		snprintf(o.error_buf, o.error_buf_size, "%s", why[0] ? why : sett_strerror(r));
 	free(mt);
+	free(un.ids);
 	db_free(db);
 	return r;
 }
@@ -806,7 +1068,7 @@ int sett_close(sett_db *db)
 		/* A writer stalled on a deep L0 goes on: compactions that cannot
 		 * progress must not hang close (see rotate()). */
 		pthread_mutex_lock(&db->mu);
-		db->closing = 2;
+		db->stopping = STOP_WRITERS;
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_writer)
@@ -819,7 +1081,7 @@ int sett_close(sett_db *db)
 			db->imm[db->nimm++] = db->active;
 			db->active = (memslot){ 0 };
 		}
-		db->closing = 1;
+		db->stopping = STOP_FLUSHER;
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_mutex_unlock(&db->mu);
 		if (db->have_flusher)
@@ -829,6 +1091,12 @@ int sett_close(sett_db *db)
 		r = db->bg_error;
 		if (!r && db->vl)
 			r = vlog_sync(db->vl);
+		/* A flush that failed (full disk) left memtables: their WALs,
+		 * made durable here, are replayed at the next open. */
+		for (int i = 0; !r && i < db->nimm; i++)
+			r = wal_sync(db->imm[i].w);
+		if (!r && db->nimm)
+			r = db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	}
 	db_free(db);
 	return r;
@@ -865,15 +1133,38 @@ int sett_flush(sett_db *db)
 	int r = db_rotate_memtable(db);
 	if (r)
 		return r;
+	return db_wait_flushed(db);
+}
+
+int db_wait_flushed(sett_db *db)
+{
+	/* Until the memtables are flushed, or a flush fails (it is retried,
+	 * but not waited for: the disk may stay full). */
 	pthread_mutex_lock(&db->mu);
-	while (db->nimm > 0 && !db->bg_error)
+	uint64_t fails = db->flush_failures;
+	while (db->nimm > 0 && !db->bg_error && !db->stopping && db->flush_failures == fails)
 		pthread_cond_wait(&db->cv_room, &db->mu);
-	r = db->bg_error;
+	int r = db->bg_error;
+	if (!r && db->nimm > 0)
+		r = db->stopping ? SETT_ECLOSED
+				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	pthread_mutex_unlock(&db->mu);
 	return r;
 }
 
 /* ---- introspection ---- */
+
+int sett_disk_space(sett_db *db, sett_space *out)
+{
+	struct statvfs sv;
+	if (statvfs(db->dir, &sv) != 0)
+		return -errno;
+	out->disk_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+	out->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->reserve = db->opt.disk_reserve >= 0 ? (uint64_t)db->opt.disk_reserve
+						 : sett_default_reserve(out->disk_bytes);
+	return 0;
+}
 
 int sett_get_stats(sett_db *db, sett_stats *st)
 {
@@ -916,6 +1207,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->compactions = __atomic_load_n(&db->stat_compactions, __ATOMIC_RELAXED);
 	st->gc_runs = __atomic_load_n(&db->stat_gc_runs, __ATOMIC_RELAXED);
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
+	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
 	return 0;
 }

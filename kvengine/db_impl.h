@@ -65,6 +65,8 @@ typedef struct memslot {
 } memslot;
 
 #define MAX_MEMTABLES 32
+enum { STOP_WRITERS = 1, STOP_FLUSHER = 2 }; /* sett_db.stopping */
+enum { STALL_MEMTABLES, STALL_L0 };
 
 struct write_req;
 struct compactor_state;
@@ -92,6 +94,7 @@ struct sett_db {
 	lsm_version *current;
 
 	uint64_t next_table_id;
+	uint64_t table_id_limit; /* ids below it are recorded allocated (install_mu) */
 	uint32_t next_wal_id;
 
 	/* The newest version whose batch is fully applied (readers use it). */
@@ -117,12 +120,39 @@ struct sett_db {
 	 */
 	uint32_t inflight_fid; /* atomic */
 
-	int closing;   /* set under mu and wmu when closing */
-	int bg_error;  /* first background error: writes fail with it */
+	int closing; /* under wmu: writes are refused; the writer exits once idle */
+	/*
+	 * Under mu: how far sett_close is.  STOP_WRITERS: writers no longer
+	 * stall on a deep L0, and waits for flushes give up; STOP_FLUSHER: the
+	 * writer has exited and the last memtable was handed to the flusher,
+	 * which flushes what is left and exits.
+	 */
+	int stopping;
+	/*
+	 * First error after which the state on disk is uncertain (a failed
+	 * fsync or cut-back, corruption): every later write fails with it until
+	 * the store is reopened.
+	 */
+	int bg_error;
+	/*
+	 * The last flush (STALL_MEMTABLES) or compaction (STALL_L0) failed
+	 * without harm (full disk...) and is being retried; cleared by the next
+	 * one that succeeds.  A writer that would have to wait for that kind of
+	 * room fails with it instead.  Under mu.
+	 */
+	int stall_error[2];
+	uint64_t flush_failures; /* failed flushes so far (under mu) */
 
-	/* Background work (compaction.c, vlog_gc.c); NULL when not running. */
+	/*
+	 * Background work (compaction.c, vlog_gc.c); NULL when not running.
+	 * Set by sett_open before the writer, flusher and GC threads start and
+	 * cleared by sett_close after they stopped, so they read it unlocked.
+	 */
 	struct compactor_state *compactors;
 	struct gc_state *gc;
+	/* Per value-log file discard statistics (discard.h): compaction adds,
+	 * GC reads and corrects them; loaded read-only too, for sett info. */
+	struct discard *discard;
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;
@@ -130,6 +160,8 @@ struct sett_db {
 	uint64_t stat_compactions;
 	uint64_t stat_gc_runs;
 	uint64_t stat_gc_files;
+	uint64_t stat_gc_bytes_measured;
+	uint64_t stat_gc_bytes_rewritten;
 };
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */
@@ -172,10 +204,20 @@ void db_reader_remove(sett_db *db, uint64_t v);
 
 /* Records a background error (first one wins) and wakes everyone. */
 void db_set_bg_error(sett_db *db, int err);
+/* Records (err < 0) or clears (0) stall_error[which] and wakes writers
+ * waiting for room. */
+void db_set_stall_error(sett_db *db, int which, int err);
+/*
+ * Waits until every immutable memtable is flushed: 0, or bg_error, or the
+ * error of a flush that failed meanwhile (SETT_ECLOSED when closing).
+ */
+int db_wait_flushed(sett_db *db);
 
 /*
  * Installs a new version after a flush or compaction: writes the manifest
- * change set, swaps db->current, marks removed tables obsolete.  Takes mu.
+ * change set, swaps db->current, marks removed tables obsolete.  Takes mu.  When it fails with the MANIFEST's state
+ * uncertain (it may name the new tables), it sets bg_error itself; any
+ * other failure changed nothing.
  */
 int db_install_edit(sett_db *db, const version_edit *e);
 
@@ -190,6 +232,10 @@ uint64_t db_new_table_id(sett_db *db);
  */
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
 		  const vptr *old, int n);
+/* Fills the GC part of sett_get_stats (vlog_gc.c). */
+void gc_fill_stats(sett_db *db, sett_stats *st);
+/* Asks the writer to make a non-empty active memtable immutable (to be flushed). */
+int db_rotate_memtable(sett_db *db);
 
 /* Hooks into the background work; no-ops until it is started. */
 int compaction_start(sett_db *db);

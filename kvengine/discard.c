@@ -198,14 +198,13 @@ fail:
 	return r;
 }
 
-void discard_add(discard *d, uint32_t fid, uint64_t bytes)
+/* Adds bytes to fid's row (set: replaces it). */
+static void discard_update(discard *d, uint32_t fid, uint64_t bytes, int set)
 {
-	if (!bytes)
-		return;
 	pthread_mutex_lock(&d->mu);
 	size_t i = discard_find(d, fid);
 	if (i < d->nrows && d->rows[i].fid == fid) {
-		d->rows[i].bytes += bytes;
+		d->rows[i].bytes = set ? bytes : d->rows[i].bytes + bytes;
 	} else {
 		if (d->nrows == d->cap) {
 			size_t cap = d->cap ? d->cap * 2 : 16;
@@ -225,6 +224,17 @@ void discard_add(discard *d, uint32_t fid, uint64_t bytes)
 	}
 	d->dirty++;
 	pthread_mutex_unlock(&d->mu);
+}
+
+void discard_add(discard *d, uint32_t fid, uint64_t bytes)
+{
+	if (bytes)
+		discard_update(d, fid, bytes, 0);
+}
+
+void discard_set(discard *d, uint32_t fid, uint64_t bytes)
+{
+	discard_update(d, fid, bytes, 1);
 }
 
 uint64_t discard_get(discard *d, uint32_t fid)

@@ -37,6 +37,8 @@ int discard_close(discard *d);
 
 void discard_add(discard *d, uint32_t fid, uint64_t bytes);
 uint64_t discard_get(discard *d, uint32_t fid);
+/* Replaces fid's figure (GC measured the file). */
+void discard_set(discard *d, uint32_t fid, uint64_t bytes);
 /* Forgets fid (its file was deleted). */
 void discard_remove(discard *d, uint32_t fid);
 /* Forgets every file not in fids[0..n) (ascending): files deleted meanwhile. */

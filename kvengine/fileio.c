@@ -45,6 +45,13 @@ static int fail_nth_err;
 static int fail_bytes_armed;
 static uint64_t fail_bytes_left;
 static int fail_bytes_err;
+static uint64_t fail_size_limit; /* 0: off */
+static int fail_size_err;
+static pthread_cond_t pause_cv = PTHREAD_COND_INITIALIZER;
+static long pause_nth;       /* 0: off */
+static int paused;           /* an operation waits in fault_check */
+static int pause_release;    /* set by sio_fault_resume */
+static int pause_err;
 static int dead;             /* after a power cut */
 static uint64_t bytes_written;
 
@@ -87,13 +94,26 @@ static void known_drop(const char *path)
 	}
 }
 
-/* Called before every mutating operation: returns an injected error or 0. */
-static int fault_check(size_t nbytes)
+/*
+ * Called before every mutating operation: returns an injected error or 0.
+ * A write of nbytes passes end, the file offset it would end at.
+ */
+static int fault_check(size_t nbytes, uint64_t end)
 {
 	int r = 0;
 	pthread_mutex_lock(&fault_mu);
 	if (dead) {
 		r = -EIO;
+	} else if (pause_nth > 0 && --pause_nth == 0) {
+		paused = 1;
+		pthread_cond_broadcast(&pause_cv);
+		while (!pause_release)
+			pthread_cond_wait(&pause_cv, &fault_mu);
+		paused = pause_release = 0;
+		r = -pause_err;
+		pthread_cond_broadcast(&pause_cv);
+	} else if (fail_size_limit && end > fail_size_limit) {
+		r = -fail_size_err;
 	} else if (fail_nth > 0 && --fail_nth == 0) {
 		r = -fail_nth_err;
 	} else if (fail_bytes_armed) {
@@ -122,6 +142,42 @@ void sio_fault_fail_after_bytes(uint64_t bytes, int err)
 	fail_bytes_armed = 1;
 	fail_bytes_left = bytes;
 	fail_bytes_err = err > 0 ? err : -err;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_file_size_limit(uint64_t max_size, int err)
+{
+	pthread_mutex_lock(&fault_mu);
+	fail_size_limit = max_size;
+	fail_size_err = err > 0 ? err : -err;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_pause_nth(long nth)
+{
+	pthread_mutex_lock(&fault_mu);
+	pause_nth = nth;
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_wait_paused(void)
+{
+	pthread_mutex_lock(&fault_mu);
+	while (!paused)
+		pthread_cond_wait(&pause_cv, &fault_mu);
+	pthread_mutex_unlock(&fault_mu);
+}
+
+void sio_fault_resume(int err)
+{
+	pthread_mutex_lock(&fault_mu);
+	if (paused) {
+		pause_err = err > 0 ? err : -err;
+		pause_release = 1;
+		pthread_cond_broadcast(&pause_cv);
+		while (paused)
+			pthread_cond_wait(&pause_cv, &fault_mu);
+	}
 	pthread_mutex_unlock(&fault_mu);
 }
 
@@ -154,7 +210,12 @@ void sio_fault_reset(void)
 	}
 	fail_nth = 0;
 	fail_bytes_armed = 0;
+	fail_size_limit = 0;
 	dead = 0;
+	pthread_mutex_unlock(&fault_mu);
+	sio_fault_resume(0);
+	pthread_mutex_lock(&fault_mu);
+	pause_nth = 0;
 	pthread_mutex_unlock(&fault_mu);
 }
 
@@ -169,7 +230,7 @@ int sfile_open(const char *path, int flags, sfile **fp)
 {
 	int writable = (flags & O_ACCMODE) != O_RDONLY;
 	if (writable) {
-		int r = fault_check(0);
+		int r = fault_check(0, 0);
 		if (r)
 			return r;
 	}
@@ -242,7 +303,7 @@ int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off)
 
 int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
 {
-	int r = fault_check(n);
+	int r = fault_check(n, off + n);
 	if (r)
 		return r;
 	size_t done = 0;
@@ -261,7 +322,7 @@ int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
 
 int sfile_sync(sfile *f)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	if (fdatasync(f->fd) != 0)
@@ -281,7 +342,7 @@ int sfile_sync(sfile *f)
 
 int sfile_truncate(sfile *f, uint64_t size)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	if (ftruncate(f->fd, (off_t)size) != 0)
@@ -335,7 +396,7 @@ void sfile_unmap(sfile *f)
 
 int sio_unlink(const char *path)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	if (unlink(path) != 0)
@@ -348,7 +409,7 @@ int sio_unlink(const char *path)
 
 int sio_rename(const char *from, const char *to)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	if (rename(from, to) != 0)
@@ -369,7 +430,7 @@ int sio_rename(const char *from, const char *to)
 
 int sio_sync_dir(const char *dir)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -382,7 +443,7 @@ int sio_sync_dir(const char *dir)
 
 int sio_mkdir(const char *dir)
 {
-	int r = fault_check(0);
+	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)

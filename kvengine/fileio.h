@@ -47,8 +47,9 @@ const char *sfile_path(const sfile *f);
 void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n);
 /*
  * Maps [0, len) of f read-only and sets *p to it; the mapping lives until
- * sfile_unmap or sfile_close.  Only for a file that cannot shrink while
- * mapped: touching a page past a truncated end raises SIGBUS.  A file has
+ * sfile_unmap or sfile_close.  Touching a page that cannot be read (a
+ * media error, or past the end of a file cut short since) raises SIGBUS:
+ * read the mapping only under map_guarded (mapguard.h).  A file has
  * at most one mapping (-EBUSY otherwise); len must be > 0 and not past the
  * file's current end (-EINVAL).  Callers keep pread as the fallback when
  * this fails.
@@ -67,6 +68,18 @@ int sio_mkdir(const char *dir);
 void sio_fault_fail_nth(long nth, int err);
 /* Every later write fails with err once `bytes` more bytes were written. */
 void sio_fault_fail_after_bytes(uint64_t bytes, int err);
+/* Every later write that would extend a file past max_size bytes fails with
+ * err (a per-file limit, like RLIMIT_FSIZE); 0 turns it off. */
+void sio_fault_file_size_limit(uint64_t max_size, int err);
+/*
+ * The nth write/sync/truncate/rename from now blocks until sio_fault_resume,
+ * which lets it go on and fail with err (0: it runs).  sio_fault_wait_paused
+ * waits until it is blocked.  This freezes a thread inside an operation so
+ * that a test can act in that window.
+ */
+void sio_fault_pause_nth(long nth);
+void sio_fault_wait_paused(void);
+void sio_fault_resume(int err);
 /* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
 void sio_fault_powercut(void);
 /* Clear all faults and forget what is known about files. */

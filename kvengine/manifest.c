@@ -26,6 +26,7 @@
 #include "coding.h"
 #include "fileio.h"
 #include "sett.h"
+#include "wal.h"
 
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_REWRITE_NAME "MANIFEST-REWRITE"
@@ -45,6 +46,7 @@
 typedef struct table_set {
 	manifest_table *t;
 	size_t n, cap;
+	uint64_t next_id; /* every table file ever created has an id below this */
 } table_set;
 
 struct manifest {
@@ -56,6 +58,7 @@ struct manifest {
 	uint64_t size;   /* append offset */
 	uint64_t deletions; /* delete records since the file was last written whole */
 	int err;         /* sticky: the file's state on disk is uncertain */
+	uint64_t file_size; /* size found at open; > size while a torn tail is uncut */
 	table_set live;
 };
 
@@ -78,6 +81,7 @@ static size_t ts_find(const table_set *s, uint64_t id, int *found)
 
 static int ts_copy(table_set *dst, const table_set *src)
 {
+	dst->next_id = src->next_id;
 	dst->n = src->n;
 	dst->cap = src->n + 16;
 	dst->t = malloc(dst->cap * sizeof *dst->t);
@@ -118,6 +122,13 @@ static int ts_apply(table_set *s, const manifest_change *c)
 			return SETT_ECORRUPT;
 		memmove(&s->t[i], &s->t[i + 1], (s->n - i - 1) * sizeof *s->t);
 		s->n--;
+		return 0;
+	}
+	if (c->op == MANIFEST_NEXT_ID) {
+		/* The allocation limit only grows. */
+		if (c->id < s->next_id)
+			return SETT_ECORRUPT;
+		s->next_id = c->id;
 		return 0;
 	}
 	return SETT_ECORRUPT;
@@ -174,8 +185,8 @@ static char *path_join(const char *dir, const char *name)
 }
 
 /*
- * Writes a complete MANIFEST holding `s` (header plus, if s has tables, one
- * record) to MANIFEST-REWRITE, fsyncs it, renames it over MANIFEST and
+ * Writes a complete MANIFEST holding `s` (header plus, if s has tables or
+ * an allocation limit, one record) to MANIFEST-REWRITE, fsyncs it, renames it over MANIFEST and
  * fsyncs the directory.  Returns 0, or <0 with *renamed saying whether
  * MANIFEST was already replaced.
  */
@@ -188,8 +199,9 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 		return r;
 	header_encode(b.p);
 	b.n = MANIFEST_HEADER;
-	if (s->n) {
-		manifest_change *c = malloc(s->n * sizeof *c);
+	size_t nc = s->n + (s->next_id != 0);
+	if (nc) {
+		manifest_change *c = malloc(nc * sizeof *c);
 		if (!c) {
 			buf_free(&b);
 			return -ENOMEM;
@@ -200,7 +212,9 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 			c[i].level = s->t[i].level;
 			c[i].compression = s->t[i].compression;
 		}
-		r = record_append(&b, c, s->n);
+		if (s->next_id)
+			c[s->n] = (manifest_change){ .op = MANIFEST_NEXT_ID, .id = s->next_id };
+		r = record_append(&b, c, nc);
 		free(c);
 		if (r) {
 			buf_free(&b);
@@ -229,6 +243,7 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 		return r;
 	}
 	*renamed = 1;
+	m->file_size = size; /* a torn tail of the old file went with it */
 	r = sio_sync_dir(m->dir);
 	if (r)
 		return r;
@@ -260,61 +275,58 @@ static int set_why(char *why, size_t whylen, int err, const char *fmt, ...)
 	return err;
 }
 
-static int all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 /*
  * Replays the records in data[0, size) into m->live.  Sets *valid_end to
- * where the valid records end (size unless the tail is torn).
+ * where the valid records end (size unless the tail is torn).  A record
+ * that fails is a torn tail only by the rule shared with the WAL
+ * (log_torn): it ends past what was written.
  */
 static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *valid_end,
 		  char *why, size_t whylen)
 {
 	uint64_t off = MANIFEST_HEADER;
+	const char *what = NULL;
 	while (off < size) {
 		uint64_t left = size - off;
 		const uint8_t *rec = data + off;
-		/*
-		 * A crash mid-append leaves a short record, or (on some file
-		 * systems) a zero-filled tail: both end replay, they are not
-		 * corruption since the append was never acknowledged.
-		 */
-		if (left < MANIFEST_REC_HEADER || all_zero(rec, (size_t)left))
-			break;
+		if (left < MANIFEST_REC_HEADER) {
+			if (log_torn(data, (size_t)size, (size_t)off, off + MANIFEST_REC_HEADER))
+				break;
+			what = " (short header)";
+			goto corrupt;
+		}
 		uint32_t plen = get_le32(rec);
 		if (plen < 4 || (plen - 4) % MANIFEST_CHANGE_LEN ||
-		    (plen - 4) / MANIFEST_CHANGE_LEN > MANIFEST_MAX_CHANGES)
-			return set_why(why, whylen, SETT_ECORRUPT,
-				       "%s: corrupt record at offset %llu (bad length)", m->path, (unsigned long long)off);
+		    (plen - 4) / MANIFEST_CHANGE_LEN > MANIFEST_MAX_CHANGES) {
+			/* The length field itself may lie in unwritten bytes. */
+			if (log_torn(data, (size_t)size, (size_t)off, off + 4))
+				break;
+			what = " (bad length)";
+			goto corrupt;
+		}
 		/*
 		 * A torn append still has its first bytes, so a count that
 		 * disagrees with the length is damage, not a tear (this keeps
 		 * a flipped length bit from passing as a torn tail).
 		 */
 		if (left >= MANIFEST_REC_HEADER + 4 &&
-		    get_le32(rec + MANIFEST_REC_HEADER) != (plen - 4) / MANIFEST_CHANGE_LEN)
-			return set_why(why, whylen, SETT_ECORRUPT,
-				       "%s: corrupt record at offset %llu (bad count)", m->path, (unsigned long long)off);
-		if (left < MANIFEST_REC_HEADER + (uint64_t)plen)
-			break; /* torn */
+		    get_le32(rec + MANIFEST_REC_HEADER) != (plen - 4) / MANIFEST_CHANGE_LEN) {
+			if (log_torn(data, (size_t)size, (size_t)off, off + MANIFEST_REC_HEADER + 4))
+				break;
+			what = " (bad count)";
+			goto corrupt;
+		}
+		uint64_t end = off + MANIFEST_REC_HEADER + (uint64_t)plen;
+		if (end > size)
+			break; /* short: torn */
 		const uint8_t *payload = rec + MANIFEST_REC_HEADER;
 		if (sett_hash(payload, plen) != get_le64(rec + 4)) {
-			/* The last record, half written (maybe zero-padded): torn. */
-			uint64_t after = left - MANIFEST_REC_HEADER - plen;
-			if (all_zero(payload + plen, (size_t)after))
+			if (log_torn(data, (size_t)size, (size_t)off, end))
 				break;
-			return set_why(why, whylen, SETT_ECORRUPT,
-				       "%s: corrupt record at offset %llu", m->path, (unsigned long long)off);
+			what = "";
+			goto corrupt;
 		}
 		uint32_t count = get_le32(payload);
-		if ((uint64_t)count * MANIFEST_CHANGE_LEN + 4 != plen)
-			return set_why(why, whylen, SETT_ECORRUPT,
-				       "%s: corrupt record at offset %llu (bad count)", m->path, (unsigned long long)off);
 		for (uint32_t i = 0; i < count; i++) {
 			manifest_change c;
 			change_decode(payload + 4 + (size_t)i * MANIFEST_CHANGE_LEN, &c);
@@ -328,10 +340,13 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 			if (c.op == MANIFEST_DELETE)
 				m->deletions++;
 		}
-		off += MANIFEST_REC_HEADER + plen;
+		off = end;
 	}
 	*valid_end = off < size ? off : size;
 	return 0;
+corrupt:
+	return set_why(why, whylen, SETT_ECORRUPT, "%s: corrupt record at offset %llu%s", m->path,
+		       (unsigned long long)off, what);
 }
 
 static int check_header(const manifest *m, const uint8_t *h, uint64_t size, char *why,
@@ -374,41 +389,34 @@ static int create_empty(manifest *m)
 	return write_whole(m, &none, &renamed);
 }
 
-int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
-		  size_t *ntables, char *why, size_t whylen)
+/* A manifest of dir with nothing open yet, or NULL. */
+static manifest *manifest_new(const char *dir)
 {
-	if (why && whylen)
-		why[0] = 0;
 	manifest *m = calloc(1, sizeof *m);
 	if (!m)
-		return -ENOMEM;
+		return NULL;
 	pthread_mutex_init(&m->mu, NULL);
 	m->dir = strdup(dir);
 	m->path = path_join(dir, MANIFEST_NAME);
 	m->rewrite_path = path_join(dir, MANIFEST_REWRITE_NAME);
 	if (!m->dir || !m->path || !m->rewrite_path) {
 		manifest_free(m);
-		return -ENOMEM;
+		return NULL;
 	}
+	return m;
+}
 
-	int r;
+int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
+		  size_t *ntables, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	manifest *m = manifest_new(dir);
+	if (!m)
+		return -ENOMEM;
+
 	sfile *f;
-	if (read_only) {
-		r = sfile_open(m->path, O_RDONLY, &f);
-	} else {
-		/* A rewrite that crashed before its rename: the old file is valid. */
-		r = sio_unlink(m->rewrite_path);
-		if (r && r != -ENOENT)
-			goto fail;
-		r = sfile_open(m->path, O_RDWR, &f);
-		if (r == -ENOENT) {
-			r = create_empty(m);
-			if (r)
-				goto fail;
-			f = m->f;
-			m->f = NULL;
-		}
-	}
+	int r = sfile_open(m->path, read_only ? O_RDONLY : O_RDWR, &f);
 	if (r) {
 		if (r == -ENOENT)
 			set_why(why, whylen, r, "%s: no such file", m->path);
@@ -435,12 +443,6 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 	if (!r)
 		r = replay(m, data, size, &end, why, whylen);
 	free(data);
-	if (!r && end < size && !read_only) {
-		/* Cut the torn tail so that the next append follows valid data. */
-		r = sfile_truncate(f, end);
-		if (!r)
-			r = sfile_sync(f);
-	}
 	if (r) {
 		sfile_close(f);
 		goto fail;
@@ -451,6 +453,7 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 	}
 	m->f = f;
 	m->size = end;
+	m->file_size = size;
 
 	manifest_table *out = malloc((m->live.n ? m->live.n : 1) * sizeof *out);
 	if (!out) {
@@ -469,6 +472,57 @@ fail:
 	return r;
 }
 
+int manifest_create(const char *dir)
+{
+	manifest *m = manifest_new(dir);
+	if (!m)
+		return -ENOMEM;
+	int r = create_empty(m);
+	manifest_free(m);
+	return r;
+}
+
+uint64_t manifest_next_id(const manifest *m)
+{
+	return m->live.next_id;
+}
+
+uint64_t manifest_torn_at(const manifest *m)
+{
+	return m->file_size > m->size ? m->size : 0;
+}
+
+/* Cuts a torn tail found at open, so that the next append follows valid data. */
+static int cut_torn_locked(manifest *m)
+{
+	if (m->file_size <= m->size)
+		return 0;
+	int r = sfile_truncate(m->f, m->size);
+	if (!r)
+		r = sfile_sync(m->f);
+	if (r)
+		m->err = r;
+	else
+		m->file_size = m->size;
+	return r;
+}
+
+int manifest_finish_open(manifest *m)
+{
+	if (!m->f)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	int r = cut_torn_locked(m);
+	pthread_mutex_unlock(&m->mu);
+	/* A rewrite that crashed before its rename: MANIFEST is the valid one. */
+	if (!r) {
+		r = sio_unlink(m->rewrite_path);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	return r;
+}
+
 int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 {
 	if (n == 0)
@@ -479,6 +533,8 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 	int r = m->err;
 	if (!r && !m->f)
 		r = -EROFS;
+	if (!r)
+		r = cut_torn_locked(m);
 	if (r)
 		goto out;
 
@@ -538,6 +594,14 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 	free(m->live.t);
 	m->live = next;
 out:
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+int manifest_error(manifest *m)
+{
+	pthread_mutex_lock(&m->mu);
+	int r = m->err;
 	pthread_mutex_unlock(&m->mu);
 	return r;
 }

@@ -3,16 +3,24 @@
  *
  * File: a 16-byte header (magic "SETTMANI", u32 LE version 1, u32 LE low 32
  * bits of the XXH3-64 of the first 12 bytes) then change-set records:
- * u32 LE payload length | u64 LE XXH3 of payload | payload.  A payload is a change set applied atomically: u32 LE count then
- * `count` changes of { u8 op (1 create, 2 delete), u64 LE table id,
- * u8 level, u8 compression }.  Every append is fsynced.
+ * u32 LE payload length | u64 LE XXH3 of payload | payload.  A payload is a
+ * change set applied atomically: u32 LE count then `count` changes of
+ * { u8 op (1 create, 2 delete, 3 next id), u64 LE table id, u8 level,
+ * u8 compression }.  Every append is fsynced.  "Next id" N records that
+ * table ids below N may have been handed out: the engine appends it before
+ * it creates a table file with a higher id, so a table file below N that
+ * no create names is provably the engine's own leftover.
  *
- * Replay: a torn last record (short, zero bytes, or failing its checksum with
- * only zero bytes after it) ends replay and is cut off; a checksum mismatch
- * followed by more bytes, a bad header, or an invalid change (create of a
- * live id, delete of an unknown id, level >= 7) is SETT_ECORRUPT with the
- * file and offset in `why`; a wrong magic or version is SETT_EFORMAT.  A
- * read-only open of a store without MANIFEST returns -ENOENT.
+ * Replay: a last record that ends past what was written (log_torn, wal.h:
+ * short, or zeros where its bytes should be) is a torn tail: replay stops
+ * before it, and it is cut off by manifest_finish_open or the next apply,
+ * never by the open itself, so that a caller that finds the tail cannot
+ * be accounted for can refuse with the file unchanged.  A complete record
+ * that fails its checksum, a bad header, or an invalid change (create of a
+ * live id, delete of an unknown id, level >= 7, a next id lower than the
+ * last) is SETT_ECORRUPT with the file and offset in `why`; a wrong magic or
+ * version is SETT_EFORMAT.  A missing MANIFEST is -ENOENT: manifest_open
+ * never creates one (manifest_create does).
  *
  * manifest_apply: an invalid change set is -EINVAL; on any failure the
  * in-memory state is unchanged.  After a failed fsync the file's state is
@@ -29,7 +37,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-enum { MANIFEST_CREATE = 1, MANIFEST_DELETE = 2 };
+enum { MANIFEST_CREATE = 1, MANIFEST_DELETE = 2, MANIFEST_NEXT_ID = 3 };
 
 typedef struct manifest_change {
 	uint8_t op;
@@ -47,10 +55,23 @@ typedef struct manifest_table {
 
 typedef struct manifest manifest;
 
-/* Opens or creates dir/MANIFEST and replays it into *tables (malloc'ed). */
+/* Opens dir/MANIFEST and replays it into *tables (malloc'ed). */
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen);
+/* Creates an empty dir/MANIFEST (written aside, fsynced, renamed). */
+int manifest_create(const char *dir);
+/* The replayed allocation limit (0: the file records none). */
+uint64_t manifest_next_id(const manifest *m);
+/* Offset of a torn tail found at open and not cut yet, or 0. */
+uint64_t manifest_torn_at(const manifest *m);
+/*
+ * After the caller has accounted for the store: cuts the torn tail (if
+ * any) and removes the remnant of an interrupted rewrite.  Writable only.
+ */
+int manifest_finish_open(manifest *m);
 int manifest_apply(manifest *m, const manifest_change *c, size_t n);
+/* The sticky error above (0 if none): after it, the file's state is uncertain. */
+int manifest_error(manifest *m);
 int manifest_close(manifest *m);
 
 #endif

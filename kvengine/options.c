@@ -25,7 +25,21 @@ void sett_options_init(sett_options *o)
 	o->value_log_max_entries = 1000000;
 	o->gc_discard_ratio = 0.5;
 	o->gc_interval_ms = 10000;
+	o->gc_garbage_share = 0.15;
+	o->disk_reserve = -1;
 	o->verify_value_checksum = 1;
+}
+
+uint64_t sett_default_reserve(uint64_t disk_bytes)
+{
+	uint64_t r = disk_bytes / 50;
+	if (r < (32u << 20))
+		r = 32u << 20;
+	if (r > (1u << 30))
+		r = 1u << 30;
+	if (r > disk_bytes / 8)
+		r = disk_bytes / 8;
+	return r;
 }
 
 void sett_iter_options_init(sett_iter_options *o)

@@ -4,15 +4,23 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand.  The file is mapped read-only when the system allows
- * (tables are immutable and never truncated while open, so the mapping
- * cannot fault): an uncompressed block is then used in place, with no copy,
- * no system call and no cache entry; a bitmap remembers which blocks had
- * their checksum checked, so each is hashed once per open table.  A
- * compressed block, or any block when the file is not mapped, goes through
- * the block cache when the table has one (decoded once, shared by every
- * reader), otherwise into a buffer owned by the reader for as long as it
- * looks at that block.
+ * are read on demand.  The file is mapped read-only when the system allows:
+ * an uncompressed block is then used in place, with no copy, no system
+ * call and no cache entry; a bitmap remembers which blocks had their
+ * checksum checked, so each is hashed once per open table.  A compressed
+ * block, any block when the file is not mapped, and every block that
+ * table_verify reads, is read with pread into the block cache when the
+ * table has one (decoded once, shared by every reader), otherwise into a
+ * buffer owned by the reader for as long as it looks at that block.
+ *
+ * A mapped page that cannot be read (a media error, or a file cut short
+ * under the open table) raises SIGBUS.  Every cursor operation that may
+ * touch the mapping therefore runs under map_guarded (mapguard.h): a fault
+ * ends the operation with -EIO, or SETT_ECORRUPT naming the file and the
+ * first lost block's offset when the file is now shorter than at open.
+ * No pointer into the mapping leaves a cursor operation: keys are copied
+ * as entries are decoded, and the current value is copied at the end of
+ * each operation (into the caller's buffer for table_get).
  *
  * Nothing read from the file is trusted: each block's checksum is checked
  * before anything in it is parsed, a compressed block must decompress to
@@ -37,6 +45,7 @@
 #include "bloom.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "mapguard.h"
 #include "sett.h"
 #include "table_format.h"
 
@@ -76,51 +85,40 @@ static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 /* ---------------------------------------------------------------- blocks */
 
 /*
- * Reads the block at [off, off+size), checks its trailer and returns its
- * decoded bytes in a malloc'ed buffer: *data (the buffer) and *n (decoded
- * length; the buffer may be longer).  *charge is the buffer's size.
+ * Reads the block at [off, off+size) with pread (never through the
+ * mapping), checks its trailer and returns its decoded bytes in a
+ * malloc'ed buffer: *data (the buffer) and *n (decoded length; the buffer
+ * may be longer).  *charge is the buffer's size.
  */
 static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx **dctx,
 			  uint8_t **data, size_t *n, size_t *charge, char *why, size_t whylen)
 {
 	if (size < TABLE_BLOCK_TRAILER || off > t->file_size || size > t->file_size - off)
 		return corrupt_at(t, off, why, whylen);
-	/* p: the block in a buffer of ours, src: the block wherever it is */
-	uint8_t *p = NULL;
-	const uint8_t *src;
-	if (t->map) {
-		src = t->map + off;
-	} else {
-		if (!(p = malloc(size)))
-			return -ENOMEM;
-		int r = sfile_pread_full(t->f, p, size, off);
-		if (r) {
-			free(p);
-			return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
-		}
-		src = p;
+	uint8_t *p = malloc(size);
+	if (!p)
+		return -ENOMEM;
+	int r = sfile_pread_full(t->f, p, size, off);
+	if (r) {
+		free(p);
+		return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
 	}
 	size_t pn = size - TABLE_BLOCK_TRAILER;
-	if (table_block_checksum(src, pn) != get_le64(src + pn + 1)) {
+	if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	if (src[pn] == TABLE_BLOCK_RAW) {
-		if (!p) {
-			if (!(p = malloc(size)))
-				return -ENOMEM;
-			memcpy(p, src, pn);
-		}
+	if (p[pn] == TABLE_BLOCK_RAW) {
 		*data = p;
 		*n = pn;
 		*charge = size;
 		return 0;
 	}
-	if (src[pn] != TABLE_BLOCK_ZSTD) {
+	if (p[pn] != TABLE_BLOCK_ZSTD) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
-	unsigned long long rn = ZSTD_getFrameContentSize(src, pn);
+	unsigned long long rn = ZSTD_getFrameContentSize(p, pn);
 	if (rn == ZSTD_CONTENTSIZE_UNKNOWN || rn == ZSTD_CONTENTSIZE_ERROR || rn == 0 ||
 	    rn > TABLE_MAX_BLOCK) {
 		free(p);
@@ -134,8 +132,8 @@ static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx
 	/* A reader that decodes many blocks keeps one context for them all. */
 	if (dctx && !*dctx)
 		*dctx = ZSTD_createDCtx();
-	size_t got = dctx && *dctx ? ZSTD_decompressDCtx(*dctx, d, rn, src, pn)
-				   : ZSTD_decompress(d, rn, src, pn);
+	size_t got = dctx && *dctx ? ZSTD_decompressDCtx(*dctx, d, rn, p, pn)
+				   : ZSTD_decompress(d, rn, p, pn);
 	free(p);
 	if (ZSTD_isError(got) || got != rn) {
 		free(d);
@@ -191,13 +189,12 @@ static void blockref_release(const table *t, blockref *br)
 
 /*
  * An uncompressed block of a mapped table, in place: its checksum is
- * checked the first time (and every time when `recheck`), its restart array
- * every time (cheap, and it is what keeps the cursor inside the block).
+ * checked the first time, its restart array every time (cheap, and it is
+ * what keeps the cursor inside the block).
  * Returns 1 with br set, 0 if the block is not uncompressed (the caller
  * takes the general path, which reports a bad type), or <0.
  */
-static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, char *why,
-			  size_t whylen)
+static int get_mapped_raw(const table *t, size_t bi, blockref *br, char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	const uint8_t *p = t->map + ie->off;
@@ -206,7 +203,7 @@ static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, 
 		return 0;
 	atomic_uint_least64_t *w = &t->checked[bi / 64];
 	uint64_t bit = (uint64_t)1 << (bi % 64);
-	if (recheck || !(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
+	if (!(atomic_load_explicit(w, memory_order_relaxed) & bit)) {
 		if (table_block_checksum(p, pn) != get_le64(p + pn + 1))
 			return corrupt_at(t, ie->off, why, whylen);
 		atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
@@ -221,15 +218,16 @@ static int get_mapped_raw(const table *t, size_t bi, int recheck, blockref *br, 
 /*
  * Gets data block bi: in place from the mapping if it is uncompressed,
  * else from the cache if the table has one (and use_cache).  use_cache 0
- * also means "check the file's bytes now", whatever was checked before.
+ * means "check the file's bytes now": a pread, whatever was checked or
+ * cached before (and no read of the mapping, so no guard is needed).
  */
 static int get_block(const table *t, size_t bi, int use_cache, ZSTD_DCtx **dctx, blockref *br,
 		     char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	memset(br, 0, sizeof *br);
-	if (t->map) {
-		int r = get_mapped_raw(t, bi, !use_cache, br, why, whylen);
+	if (t->map && use_cache) {
+		int r = get_mapped_raw(t, bi, br, why, whylen);
 		if (r)
 			return r < 0 ? r : 0;
 	}
@@ -428,6 +426,7 @@ typedef struct tcur {
 	blockref br;
 	blkcur bc;
 	ZSTD_DCtx *dctx; /* made at the first compressed block */
+	buf val;         /* the current entry's value, copied (see tc_do) */
 	int err;
 	char why[320];
 } tcur;
@@ -444,6 +443,7 @@ static void tc_close(tcur *tc)
 {
 	blockref_release(tc->t, &tc->br);
 	buf_free(&tc->bc.key);
+	buf_free(&tc->val);
 	ZSTD_freeDCtx(tc->dctx);
 }
 
@@ -592,6 +592,69 @@ static void tc_prev(tcur *tc)
 		return;
 	blk_prev(&tc->bc);
 	tc_skip_backward(tc);
+}
+
+/*
+ * After a SIGBUS in a read of the mapping: the file is shorter than at
+ * open (SETT_ECORRUPT at the first block it no longer holds) or could not
+ * be read (-EIO).
+ */
+static int mapped_fault(const table *t, char *why, size_t whylen)
+{
+	int64_t now = sfile_size(t->f);
+	if (now >= 0 && (uint64_t)now < t->file_size) {
+		size_t bi = 0;
+		while (bi < t->nblocks && t->index[bi].off + t->index[bi].size <= (uint64_t)now)
+			bi++;
+		return corrupt_at(t, bi < t->nblocks ? t->index[bi].off : (uint64_t)now, why, whylen);
+	}
+	if (why && whylen)
+		snprintf(why, whylen, "%s: I/O error reading the table", t->path);
+	return -EIO;
+}
+
+enum { OP_SEEK, OP_SEEK_FOR_PREV, OP_FIRST, OP_LAST, OP_NEXT, OP_PREV };
+
+typedef struct tc_call {
+	tcur *tc;
+	int op;
+	slice key;
+	buf *out; /* where the value goes */
+} tc_call;
+
+static int tc_call_run(void *arg)
+{
+	tc_call *c = arg;
+	tcur *tc = c->tc;
+	switch (c->op) {
+	case OP_SEEK: tc_seek(tc, c->key); break;
+	case OP_SEEK_FOR_PREV: tc_seek_for_prev(tc, c->key); break;
+	case OP_FIRST: tc_first(tc); break;
+	case OP_LAST: tc_last(tc); break;
+	case OP_NEXT: tc_next(tc); break;
+	case OP_PREV: tc_prev(tc); break;
+	}
+	c->out->n = 0;
+	if (tc_valid(tc) && buf_append(c->out, tc->bc.val.p, tc->bc.val.n)) {
+		tc->err = -ENOMEM;
+		tc_invalidate(tc);
+	}
+	return 0;
+}
+
+/*
+ * Runs one cursor operation and copies the value it lands on into `out`
+ * (tc->val when NULL), guarded when the table is mapped.
+ */
+static void tc_do(tcur *tc, int op, slice key, buf *out)
+{
+	tc_call c = { tc, op, key, out ? out : &tc->val };
+	if (!tc->t->map) {
+		tc_call_run(&c);
+	} else if (map_guarded(tc_call_run, &c) == MAPGUARD_FAULT) {
+		tc_invalidate(tc);
+		tc->err = mapped_fault(tc->t, tc->why, sizeof tc->why);
+	}
 }
 
 /* ------------------------------------------------------------- open */
@@ -760,7 +823,8 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		goto fail;
 	}
 	/* Without a mapping every block is read with pread: slower, not wrong. */
-	t->checked = calloc((t->nblocks + 63) / 64, sizeof *t->checked);
+	t->checked = map_guard_init() == 0 ? calloc((t->nblocks + 63) / 64, sizeof *t->checked)
+					    : NULL;
 	if (t->checked && sfile_map(t->f, t->file_size, &t->map) != 0) {
 		free(t->checked);
 		t->checked = NULL;
@@ -824,7 +888,7 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 	ikey_make(sk, ukey.p, ukey.n, read_version);
 	tcur tc;
 	tc_init(&tc, t, 1);
-	tc_seek(&tc, slice_make(sk, ukey.n + IKEY_SUFFIX));
+	tc_do(&tc, OP_SEEK, slice_make(sk, ukey.n + IKEY_SUFFIX), vs);
 	int r = 0;
 	if (tc.err) {
 		r = tc.err;
@@ -834,11 +898,11 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 		slice k = tc_key(&tc);
 		if (slice_cmp(ikey_user(k), ukey) == 0) {
 			*version = ikey_version(k);
-			r = buf_append(vs, tc.bc.val.p, tc.bc.val.n);
-			if (!r)
-				r = 1;
+			r = 1;
 		}
 	}
+	if (r != 1)
+		vs->n = 0;
 	tc_close(&tc);
 	if (sk != stackkey)
 		free(sk);
@@ -854,15 +918,20 @@ typedef struct table_iter {
 
 #define TI(it) ((table_iter *)(it))
 
-static void ti_seek(sit *it, slice k) { tc_seek(&TI(it)->tc, k); }
-static void ti_seek_for_prev(sit *it, slice k) { tc_seek_for_prev(&TI(it)->tc, k); }
-static void ti_first(sit *it) { tc_first(&TI(it)->tc); }
-static void ti_last(sit *it) { tc_last(&TI(it)->tc); }
-static void ti_next(sit *it) { tc_next(&TI(it)->tc); }
-static void ti_prev(sit *it) { tc_prev(&TI(it)->tc); }
+static const slice no_key;
+static void ti_seek(sit *it, slice k) { tc_do(&TI(it)->tc, OP_SEEK, k, NULL); }
+static void ti_seek_for_prev(sit *it, slice k) { tc_do(&TI(it)->tc, OP_SEEK_FOR_PREV, k, NULL); }
+static void ti_first(sit *it) { tc_do(&TI(it)->tc, OP_FIRST, no_key, NULL); }
+static void ti_last(sit *it) { tc_do(&TI(it)->tc, OP_LAST, no_key, NULL); }
+static void ti_next(sit *it) { tc_do(&TI(it)->tc, OP_NEXT, no_key, NULL); }
+static void ti_prev(sit *it) { tc_do(&TI(it)->tc, OP_PREV, no_key, NULL); }
 static int ti_valid(const sit *it) { return tc_valid(&((const table_iter *)it)->tc); }
 static slice ti_key(const sit *it) { return tc_key(&((const table_iter *)it)->tc); }
-static slice ti_value(const sit *it) { return ((const table_iter *)it)->tc.bc.val; }
+static slice ti_value(const sit *it)
+{
+	const buf *v = &((const table_iter *)it)->tc.val;
+	return slice_make(v->p, v->n);
+}
 static int ti_error(const sit *it) { return ((const table_iter *)it)->tc.err; }
 
 static void ti_free(sit *it)

@@ -59,7 +59,7 @@ struct vlog {
 	vfile *head;         /* NULL only for an empty read-only value log */
 	buf wbuf;            /* append encoding buffer (wmu) */
 	int dirty;           /* head has unsynced bytes (wmu) */
-	int broken;          /* a failed write could not be undone (wmu) */
+	int broken;          /* a failed write could not be undone, or an fsync failed (wmu) */
 	uint64_t *verified;  /* VERIFIED_SLOTS entries, see entry_verified() */
 };
 
@@ -614,8 +614,10 @@ static int rotate_locked(vlog *v)
 	if (v->head->fid == UINT32_MAX)
 		return -EOVERFLOW;
 	int r = sfile_sync(v->head->f);
-	if (r)
+	if (r) {
+		v->broken = r; /* what reached the disk is unknown */
 		return r;
+	}
 	v->dirty = 0;
 	if ((r = create_file(v, v->head->fid + 1, &vf)) != 0)
 		return r;
@@ -693,7 +695,17 @@ int vlog_sync(vlog *v)
 		r = v->broken ? v->broken : sfile_sync(v->head->f);
 		if (!r)
 			v->dirty = 0;
+		else
+			v->broken = r; /* what reached the disk is unknown */
 	}
+	pthread_mutex_unlock(&v->wmu);
+	return r;
+}
+
+int vlog_error(vlog *v)
+{
+	pthread_mutex_lock(&v->wmu);
+	int r = v->broken;
 	pthread_mutex_unlock(&v->wmu);
 	return r;
 }

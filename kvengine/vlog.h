@@ -49,11 +49,18 @@ int vlog_close(vlog *v);
  * Appends n entries (keys are internal keys) and fills out[i] with their
  * pointers.  Rotates files as needed.  Does not fsync (except the file
  * being rotated away from).  -EROFS when read-only, SETT_ETOOBIG for a key
- * or value beyond the limits.  A failed write is cut off the file again.
+ * or value beyond the limits.  A failed write is cut off the file again
+ * (if that fails too, see vlog_error).
  */
 int vlog_append(vlog *v, const entry *e, int n, vptr *out);
 /* fsync the files written since the last sync.  Safe from any thread. */
 int vlog_sync(vlog *v);
+/*
+ * Non-zero once the log's state on disk is uncertain: a failed write could
+ * not be cut off again, or an fsync failed.  Every later append and sync
+ * then fails with it.  Any other failed append left the files as they were.
+ */
+int vlog_error(vlog *v);
 
 /*
  * Reads the entry at p; checks it (checksum when verify is on, and always

@@ -6,25 +6,29 @@
  * rewrites the live entries of such a file to the head of the log and
  * deletes the file.
  *
- * Which files: the discard statistics (discard.h, kept by compaction) give
- * a cheap first estimate, but they only count versions compaction has
- * already dropped, so data still in memtables (a small store that keeps
- * overwriting) would never qualify.  GC therefore measures liveness
+ * Which files: the discard statistics (discard.h) give a cheap estimate:
+ * compaction adds every version it drops (an idle store flushes its
+ * memtable and merges L0 down, so versions superseded in memory count
+ * too), and GC replaces a file's figure by what it measured.  gc_plan
+ * turns them into the files to rewrite.  GC confirms by measuring liveness
  * directly: pass 1 reads every entry of the file (vlog_iterate checks each
- * entry's checksum) and asks the LSM for the key's newest version; an
+ * entry's checksum) and asks the LSM for the key's newest version at the
+ * published version (a group not yet acknowledged decides nothing); an
  * entry is live iff that version is the entry's version, is not a
  * tombstone, has not expired, and points at exactly this file and offset.
  * sett_gc() measures every file but the head; the background thread
- * measures the files the statistics point at plus one more file per wake
- * (a cycle over all files, restarted whenever the store changed), so a
- * daemon's store shrinks without anyone calling sett_gc().
+ * measures the files gc_plan picks plus one more file per wake (a cycle
+ * over all files, restarted whenever the store changed: it catches what
+ * the statistics miss while writes go on or after a crash), so a daemon's
+ * store shrinks without anyone calling sett_gc().
  *
  * Rewrite: pass 2 reads the live values again (vlog_read checks the user
  * key) and hands them in batches to db_gc_rewrite, which re-checks
  * liveness on the writer thread and writes the value under the same
  * version: a compare-and-set, so a key deleted or overwritten meanwhile is
- * skipped and never comes back.  sett_sync() then makes the rewrite
- * durable before anything is deleted.
+ * skipped and never comes back.  sett_sync() then makes the rewrite, and
+ * every overwrite or delete that made the file's entries dead, durable
+ * before the file is scheduled for deletion (also when nothing was live).
  *
  * Delete: readers (iterators) at a read version older than the end of the
  * rewrite may still need old versions in the file, so the file is deleted
@@ -37,6 +41,7 @@
  * value_log_file_size.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -75,6 +80,7 @@ struct gc_state {
 	int cycle_active;
 	uint32_t scan_cursor;
 	uint64_t cycle_version;
+	char activity[96]; /* under mu: what the last or current pass is doing */
 };
 
 static uint64_t now_ms(void)
@@ -124,7 +130,7 @@ static int pending_process(sett_db *db, struct gc_state *gs, int wait_grace)
 {
 	int removed = 0;
 	uint64_t oldest = db_oldest_read_version(db);
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
 	pthread_mutex_lock(&gs->mu);
 	for (size_t i = 0; i < gs->npend;) {
 		pending_removal p = gs->pend[i];
@@ -177,6 +183,7 @@ typedef struct live_set {
 	sett_db *db;
 	struct gc_state *gs;
 	uint32_t fid;
+	uint64_t read_version; /* liveness is judged at this published version */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -196,7 +203,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 		return 0;
 	slice uk = ikey_user(e->key);
 	uint64_t ver = ikey_version(e->key), cur = 0;
-	int r = db_lookup(ls->db, uk, UINT64_MAX, &cur, &ls->vs);
+	int r = db_lookup(ls->db, uk, ls->read_version, &cur, &ls->vs);
 	if (r < 0)
 		return r;
 	if (r == 0 || cur != ver)
@@ -295,16 +302,48 @@ static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
 	return r;
 }
 
+/* What GC is doing, for sett_get_stats (db->gc->activity). */
+static void gc_activity(struct gc_state *gs, const char *what, uint32_t fid)
+{
+	pthread_mutex_lock(&gs->mu);
+	if (fid == UINT32_MAX)
+		snprintf(gs->activity, sizeof gs->activity, "%s", what);
+	else
+		snprintf(gs->activity, sizeof gs->activity, "%s %06u.vlog", what, fid);
+	pthread_mutex_unlock(&gs->mu);
+}
+
+/*
+ * Is there room on the disk (the reserve included: GC may use it) to copy
+ * `live` bytes to the head, with the tables and logs that go with them?
+ * A rewrite that cannot finish only fills the disk further.
+ */
+static int room_for_rewrite(sett_db *db, uint64_t live)
+{
+	sett_space sp;
+	if (sett_disk_space(db, &sp) != 0)
+		return 1; /* unknown: let the write say */
+	return sp.free_bytes >= live + live / 8 + (4u << 20);
+}
+
 /*
  * Measures file fid and rewrites it when at least `ratio` of it is dead.
  * Returns 1 if the file was rewritten (and scheduled for deletion), 0 if
- * it did not qualify, <0 on error.
+ * it did not qualify, <0 on error.  The file's discard statistics become
+ * the measured garbage: that counts versions still shadowed in memtables
+ * (a store being written flushes late), and statistics that overstate (a
+ * version measured dead here and dropped by a compaction later is counted
+ * twice) do not pick the file again and again.
  */
-static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
+static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
+		   uint64_t read_version)
 {
 	uint64_t size = vlog_file_size(db->vl, fid);
-	live_set ls = { .db = db, .gs = gs, .fid = fid, .now = (uint64_t)time(NULL) };
+	live_set ls = { .db = db, .gs = gs, .fid = fid, .read_version = read_version,
+			.now = (uint64_t)time(NULL) };
+	gc_activity(gs, "measuring", fid);
 	int r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
+	__atomic_fetch_add(&db->stat_gc_bytes_measured, size, __ATOMIC_RELAXED);
 	if (r) {
 		live_set_free(&ls);
 		return r;
@@ -312,25 +351,119 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio)
 	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
+	if (db->discard)
+		discard_set(db->discard, fid, dead);
 	if (!qualifies) {
 		live_set_free(&ls);
 		return 0;
 	}
-	if (ls.n) {
-		r = rewrite_live(db, gs, &ls);
-		if (!r)
-			r = sett_sync(db);
+	if (ls.n && !room_for_rewrite(db, ls.live_bytes)) {
+		gc_activity(gs, "waiting for disk space to rewrite", fid);
+		live_set_free(&ls);
+		return 0;
 	}
+	if (ls.n) {
+		gc_activity(gs, "rewriting", fid);
+		r = rewrite_live(db, gs, &ls);
+	}
+	/*
+	 * Whatever made the file's entries dead (an overwrite, a delete, this
+	 * rewrite) must be durable before the file can go: a power cut must
+	 * not bring back a durable pointer into a deleted file.  The writes
+	 * seen at ls.read_version were all acknowledged before this sync.
+	 */
+	if (!r)
+		r = sett_sync(db);
+	if (!r)
+		__atomic_fetch_add(&db->stat_gc_bytes_rewritten, ls.live_bytes, __ATOMIC_RELAXED);
 	live_set_free(&ls);
 	if (r)
 		return r;
-	r = pending_add(gs, fid, sett_current_version(db), now_ms() + (ls.n ? GC_GRACE_MS : 0));
+	r = pending_add(gs, fid, sett_current_version(db), now_ms() + GC_GRACE_MS);
 	return r ? r : 1;
 }
 
 /*
- * One GC pass.  explicit_call: measure every file (sett_gc); otherwise the
- * statistics' candidates plus one round-robin file.  Returns the number of
+ * Which files the background GC rewrites, from the discard statistics
+ * (garbage g and size s of each file; the head is a file like the others
+ * and is rotated when picked):
+ *   - every file with g >= gc_discard_ratio * s (mostly garbage);
+ *   - while the garbage of the whole value log exceeds gc_garbage_share of
+ *     its size (and value_log_file_size / 16), the file with the largest
+ *     share of garbage, as long as that share is at least
+ *     gc_garbage_share.  Rewriting it takes its garbage out of the store.
+ * So the value log holds at most about 1 / (1 - gc_garbage_share) times its
+ * live data once GC has caught up, and a rewrite copies at most
+ * (1 - share) / share bytes per byte it frees; a store whose garbage is
+ * spread thinly below the share is left alone.
+ * Files waiting for their deletion do not count.  Sets thr[i] to the
+ * ratio at which gc_file must confirm file fids[i] (-1: not picked).
+ * Returns the number of files picked.
+ */
+static int gc_plan(sett_db *db, struct gc_state *gs, const uint32_t *fids, int n, double *thr)
+{
+	double ratio = db->opt.gc_discard_ratio, share = db->opt.gc_garbage_share;
+	discard *dc = db->discard;
+	uint64_t *g = calloc((size_t)n + 1, sizeof *g), *sz = calloc((size_t)n + 1, sizeof *sz);
+	uint64_t tg = 0, ts = 0;
+	int picked = 0;
+	for (int i = 0; i < n; i++) {
+		thr[i] = -1;
+		if (gs && pending_has(gs, fids[i]))
+			continue; /* rewritten already: it goes, its live data is at the head */
+		uint64_t s = vlog_file_size(db->vl, fids[i]);
+		uint64_t payload = s > LOG_HEADER_SIZE ? s - LOG_HEADER_SIZE : 0;
+		uint64_t d = dc ? discard_get(dc, fids[i]) : 0;
+		if (d > payload)
+			d = payload;
+		if (g) {
+			g[i] = d;
+			sz[i] = s;
+		}
+		tg += d;
+		ts += s;
+		if (ratio > 0 && d > 0 && (double)d >= ratio * (double)s) {
+			thr[i] = ratio;
+			picked++;
+		}
+	}
+	if (!g || !sz || share <= 0) {
+		free(g);
+		free(sz);
+		return picked;
+	}
+	uint64_t floor = db->opt.value_log_file_size / 16;
+	for (;;) {
+		if (tg <= floor || (double)tg <= share * (double)ts)
+			break;
+		int best = -1;
+		double best_share = 0;
+		for (int i = 0; i < n; i++) {
+			if (thr[i] >= 0 || !sz[i])
+				continue;
+			double sh = (double)g[i] / (double)sz[i];
+			if (sh >= share && sh > best_share) {
+				best = i;
+				best_share = sh;
+			}
+		}
+		if (best < 0)
+			break;
+		thr[best] = share;
+		picked++;
+		tg -= g[best];
+		ts -= g[best]; /* its live data stays, at the head */
+	}
+	free(g);
+	free(sz);
+	return picked;
+}
+
+/*
+ * One GC pass.  explicit_call: measure every file but the head with
+ * `ratio` (sett_gc); otherwise the files gc_plan picks plus one file
+ * measured directly per pass (see cycle_active), which catches garbage the
+ * statistics miss (after a crash they may lag).  Returns the number of
  * files rewritten or removed, or <0 on error.
  */
 static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_call)
@@ -338,36 +471,56 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	int done = 0, r = 0;
 	pthread_mutex_lock(&gs->run_mu);
 	__atomic_fetch_add(&db->stat_gc_runs, 1, __ATOMIC_RELAXED);
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
 	done += pending_process(db, gs, explicit_call);
 
-	uint32_t head = vlog_head_fid(db->vl);
-	uint64_t head_size = vlog_file_size(db->vl, head);
-	uint64_t rotate_min = db->opt.value_log_file_size / 16;
-	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min) {
-		uint64_t d = dc ? discard_get(dc, head) : 0;
-		if (explicit_call || (double)d >= ratio * (double)head_size) {
-			if ((r = vlog_rotate(db->vl)))
-				goto out;
-			head = vlog_head_fid(db->vl);
-		}
-	}
-
-	/* Files a group being written points into are not in the LSM yet. */
-	uint32_t busy = __atomic_load_n(&db->inflight_fid, __ATOMIC_SEQ_CST);
-	if (busy < head)
-		head = busy;
-
 	uint32_t *fids = NULL;
+	double *thr = NULL;
 	int n = 0;
 	if ((r = vlog_list(db->vl, &fids, &n)))
 		goto out;
 	if (dc)
 		discard_retain(dc, fids, (size_t)n);
+	if (!(thr = malloc(((size_t)n + 1) * sizeof *thr))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint32_t head = vlog_head_fid(db->vl);
+	if (explicit_call)
+		for (int i = 0; i < n; i++)
+			thr[i] = ratio;
+	else
+		gc_plan(db, gs, fids, n, thr);
+
+	/* The head is rotated when it is picked (sett_gc: when it is big
+	 * enough to be worth a file of its own). */
+	uint64_t head_size = vlog_file_size(db->vl, head);
+	uint64_t rotate_min = db->opt.value_log_file_size / 16;
+	int head_picked = 0;
+	for (int i = 0; i < n; i++)
+		if (fids[i] == head)
+			head_picked = thr[i] >= 0;
+	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min && head_picked) {
+		gc_activity(gs, "rotating", head);
+		if ((r = vlog_rotate(db->vl)))
+			goto out;
+		head = vlog_head_fid(db->vl);
+	}
+
+	/*
+	 * Files a group being written points into are not published yet.
+	 * Liveness is judged at the version published when the group in
+	 * flight (if any) was seen: a group still in the memtable but not
+	 * published (its fsync may yet fail) must not decide anything, and a
+	 * group that wrote into a file below `head` was published before it
+	 * cleared inflight_fid (write.c), so `lv` covers it.
+	 */
+	uint32_t busy = __atomic_load_n(&db->inflight_fid, __ATOMIC_SEQ_CST);
+	if (busy < head)
+		head = busy;
+	uint64_t lv = sett_current_version(db);
 
 	/* The thread measures one extra file per wake (see cycle_active). */
-	uint32_t scan_extra = UINT32_MAX;
-	uint64_t lv = sett_current_version(db);
 	if (!explicit_call) {
 		if (!gs->cycle_active && lv != gs->cycle_version) {
 			gs->cycle_active = 1;
@@ -375,41 +528,49 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 			gs->scan_cursor = 0;
 		}
 		if (gs->cycle_active) {
-			for (int i = 0; i < n && scan_extra == UINT32_MAX; i++)
+			int extra = -1;
+			for (int i = 0; i < n && extra < 0; i++)
 				if ((gs->scan_cursor == 0 || fids[i] > gs->scan_cursor) && fids[i] < head)
-					scan_extra = fids[i];
-			if (scan_extra == UINT32_MAX)
+					extra = i;
+			if (extra < 0) {
 				gs->cycle_active = 0;
-			else
-				gs->scan_cursor = scan_extra;
+			} else {
+				gs->scan_cursor = fids[extra];
+				if (thr[extra] < 0)
+					thr[extra] = ratio;
+			}
 		}
 	}
 
 	for (int i = 0; i < n && !r; i++) {
 		uint32_t fid = fids[i];
-		if (fid >= head || pending_has(gs, fid))
+		if (fid >= head || thr[i] < 0 || pending_has(gs, fid))
 			continue;
 		if (gc_stopping(gs) || __atomic_load_n(&db->bg_error, __ATOMIC_RELAXED)) {
 			r = SETT_ECLOSED;
 			break;
 		}
-		if (!explicit_call && fid != scan_extra) {
-			uint64_t size = vlog_file_size(db->vl, fid);
-			uint64_t d = dc ? discard_get(dc, fid) : 0;
-			if (size > LOG_HEADER_SIZE && (double)d < ratio * (double)size)
-				continue;
-		}
-		int g = gc_file(db, gs, fid, ratio);
+		int g = gc_file(db, gs, fid, thr[i], lv);
 		if (g > 0)
 			done++;
 		else if (g < 0 && g != SETT_ECORRUPT)
 			r = g; /* a corrupt file is left alone; sett_verify reports it */
 	}
-	free(fids);
 	done += pending_process(db, gs, explicit_call);
 	if (dc)
 		discard_persist(dc);
 out:
+	free(fids);
+	free(thr);
+	pthread_mutex_lock(&gs->mu);
+	size_t npend = gs->npend;
+	pthread_mutex_unlock(&gs->mu);
+	if (r)
+		gc_activity(gs, sett_strerror(r), UINT32_MAX);
+	else if (npend)
+		gc_activity(gs, "waiting for readers before deleting files", UINT32_MAX);
+	else
+		gc_activity(gs, done ? "idle (last pass reclaimed files)" : "idle", UINT32_MAX);
 	pthread_mutex_unlock(&gs->run_mu);
 	return r ? r : done;
 }
@@ -418,7 +579,7 @@ static void *gc_main(void *arg)
 {
 	sett_db *db = arg;
 	struct gc_state *gs = db->gc;
-	int interval = db->opt.gc_interval_ms > 0 ? db->opt.gc_interval_ms : 10000;
+	int base = db->opt.gc_interval_ms > 0 ? db->opt.gc_interval_ms : 10000, interval = base;
 	for (;;) {
 		pthread_mutex_lock(&gs->mu);
 		struct timespec ts;
@@ -436,7 +597,13 @@ static void *gc_main(void *arg)
 		pthread_mutex_unlock(&gs->mu);
 		if (stop)
 			break;
-		gc_pass(db, gs, db->opt.gc_discard_ratio, 0);
+		/* After a pass that found work, look again soon: the files it
+		 * rewrote are deleted by a later pass, and more may qualify. */
+		int did = gc_pass(db, gs, db->opt.gc_discard_ratio, 0);
+		pthread_mutex_lock(&gs->mu);
+		int soon = did > 0 || gs->npend > 0;
+		pthread_mutex_unlock(&gs->mu);
+		interval = soon && base > 1000 ? 1000 : base;
 	}
 	return NULL;
 }
@@ -503,6 +670,23 @@ int sett_gc(sett_db *db, double discard_ratio)
 	return r > 0 ? 0 : SETT_ENOREWRITE;
 }
 
+void gc_fill_stats(sett_db *db, sett_stats *st)
+{
+	st->gc_bytes_measured = __atomic_load_n(&db->stat_gc_bytes_measured, __ATOMIC_RELAXED);
+	st->gc_bytes_rewritten = __atomic_load_n(&db->stat_gc_bytes_rewritten, __ATOMIC_RELAXED);
+	struct gc_state *gs = db->gc;
+	const char *a = !gs ? "not running (store open read-only)"
+			    : !gs->have_thread ? "no background thread (explicit sett gc only)" : NULL;
+	if (a) {
+		snprintf(st->gc_activity, sizeof st->gc_activity, "%s", a);
+		return;
+	}
+	pthread_mutex_lock(&gs->mu);
+	snprintf(st->gc_activity, sizeof st->gc_activity, "%s",
+		 gs->activity[0] ? gs->activity : "idle (no pass yet)");
+	pthread_mutex_unlock(&gs->mu);
+}
+
 int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 {
 	uint32_t *fids;
@@ -510,12 +694,19 @@ int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max)
 	int r = vlog_list(db->vl, &fids, &n);
 	if (r)
 		return r;
-	discard *dc = compaction_discard(db);
+	discard *dc = db->discard;
+	double *thr = malloc(((size_t)n + 1) * sizeof *thr);
+	if (thr)
+		gc_plan(db, db->gc, fids, n, thr);
 	for (int i = 0; i < n && i < max; i++) {
 		out[i].fid = fids[i];
 		out[i].bytes = vlog_file_size(db->vl, fids[i]);
 		out[i].discard_bytes = dc ? discard_get(dc, fids[i]) : 0;
+		uint64_t payload = out[i].bytes > LOG_HEADER_SIZE ? out[i].bytes - LOG_HEADER_SIZE : 0;
+		out[i].live_bytes = payload > out[i].discard_bytes ? payload - out[i].discard_bytes : 0;
+		out[i].gc_picked = thr && thr[i] >= 0;
 	}
+	free(thr);
 	free(fids);
 	return n;
 }

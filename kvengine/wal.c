@@ -4,11 +4,12 @@
  * The writer thread appends whole group-commit batches with one write, so
  * after a crash the file ends either cleanly or inside the last write.
  * Replay reads the file into memory (a WAL is bounded by the memtable size)
- * and tells the two failure shapes apart: a bad stretch with nothing valid
- * after it is a torn tail (cut off, replay succeeds); a bad entry followed
- * by a valid one cannot come from a torn write and is reported as
- * corruption, because silently dropping the entries after it would lose
- * acknowledged writes.
+ * and tells the two failure shapes apart: an entry that ends past what was
+ * written, with nothing valid after it, is a torn tail (cut off, replay
+ * succeeds); a complete entry that fails its checksum, or a bad entry
+ * followed by a valid one, cannot come from a torn write and is reported
+ * as corruption, because silently dropping it and the entries after it
+ * would lose acknowledged (perhaps fsynced) writes.
  */
 #include "wal.h"
 
@@ -26,9 +27,9 @@ static const char wal_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 0 };
 struct wal {
 	sfile *f;
 	uint32_t fid;
-	uint64_t size;  /* valid end: where the next append goes */
+	uint64_t size;  /* valid end: where the next append goes; stored atomically */
 	int writable;
-	int broken;     /* error that made the file unusable for appends */
+	int broken;     /* a failed cut-back or fsync: the file's state is uncertain */
 	int dir_synced; /* the file's directory entry is known durable */
 };
 
@@ -95,6 +96,20 @@ int wal_create(const char *path, uint32_t fid, wal **wp)
 	return 0;
 }
 
+int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end)
+{
+	if (end > n)
+		return 1; /* short: the file ends inside the record */
+	size_t z = n; /* start of the trailing run of zero bytes */
+	while (z > off && p[z - 1] == 0)
+		z--;
+	if (z == off)
+		return 1; /* nothing of the record was written */
+	/* Zeros from a sector boundary inside the record on: unwritten sectors. */
+	uint64_t sector = (z + LOG_SECTOR - 1) / LOG_SECTOR * LOG_SECTOR;
+	return sector < n && sector < end;
+}
+
 /* Whether a valid entry starts anywhere in (from, n) of p. */
 static int valid_entry_after(const uint8_t *p, size_t n, size_t from)
 {
@@ -140,7 +155,14 @@ static int replay(const char *path, const uint8_t *data, size_t n, wal_apply_fn 
 		entry e;
 		long k = entry_decode(data + off, n - off, &e);
 		if (k <= 0) {
-			if (valid_entry_after(data, n, off)) {
+			/* Where the entry claims to end: its length fields, or its header. */
+			size_t hlen, total;
+			uint64_t end = n + 1; /* header incomplete: short */
+			if (entry_decode_header(data + off, n - off, &e, &hlen, &total) == 1)
+				end = off + (uint64_t)total;
+			else if (k < 0) /* a damaged header is not a short one */
+				end = off + ENTRY_HEADER_MAX < n ? off + ENTRY_HEADER_MAX : n;
+			if (!log_torn(data, n, off, end) || valid_entry_after(data, n, off)) {
 				set_why(why, whylen, "%s: corrupt entry at offset %llu", path,
 					(unsigned long long)off);
 				r = SETT_ECORRUPT;
@@ -287,7 +309,8 @@ int wal_append(wal *w, const void *p, size_t n)
 			w->broken = r;
 		return r;
 	}
-	w->size += n;
+	/* wal_size may read it from another thread (sett_get_stats). */
+	__atomic_store_n(&w->size, w->size + n, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -304,12 +327,19 @@ int wal_sync(wal *w)
 		if ((r = sio_sync_dir(dir)) == 0)
 			w->dir_synced = 1;
 	}
+	if (r)
+		w->broken = r; /* what reached the disk is unknown */
 	return r;
+}
+
+int wal_error(const wal *w)
+{
+	return w ? w->broken : 0;
 }
 
 uint64_t wal_size(const wal *w)
 {
-	return w->size;
+	return __atomic_load_n(&w->size, __ATOMIC_RELAXED);
 }
 
 uint32_t wal_fid(const wal *w)

@@ -8,13 +8,14 @@
  * replay applies a batch only when its FIN entry is seen.
  *
  * Replay: entries are read to the last valid one.  A bad or incomplete
- * entry with no valid entry after it is a torn tail: the file is truncated
- * there (unless read-only) and replay succeeds.  A bad entry followed by a
- * valid one is corruption: replay fails with SETT_ECORRUPT and reports the
- * file name and offset through the `why` buffer.
+ * entry is a torn tail when log_torn() says so and no valid entry starts
+ * after it: the file is truncated there (unless read-only) and replay
+ * succeeds.  Any other bad entry (a complete entry that fails its checksum,
+ * or one followed by a valid entry) is corruption: replay fails with
+ * SETT_ECORRUPT and reports the file name and offset through `why`.
  *
  * Thread safety: one writer (the db's writer thread); replay happens before
- * the db is shared.
+ * the db is shared.  wal_size may be called from any thread.
  */
 #ifndef SETT_WAL_H
 #define SETT_WAL_H
@@ -22,6 +23,23 @@
 #include "entry.h"
 
 typedef struct wal wal;
+
+/*
+ * The torn-tail rule shared by the WAL and the MANIFEST (doc/FORMAT.md,
+ * "Torn tails").  A crash can leave a log file that ends inside its last
+ * append: the append's bytes are missing past some point, or read as zeros
+ * where the file's size reached the disk and its data did not (from where
+ * the append started, or from a 512-byte sector boundary on).  A record
+ * that fails to decode is a torn tail only when that explains it:
+ * log_torn(p, n, off, end) says whether a record starting at `off` and
+ * claiming to end at `end` (where its length field says, or the end of its
+ * damaged header) in the n bytes at p ends past what was written: `end` is
+ * past the end of the file, or every byte from `off` on is zero, or every
+ * byte from a sector boundary before `end` on is zero.  A complete record
+ * that fails its checksum with written bytes up to its end is corruption.
+ */
+#define LOG_SECTOR 512
+int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end);
 
 /*
  * Creates a new, empty WAL file at path (fails if it exists).  Nothing is
@@ -58,11 +76,17 @@ int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
  * Appends encoded entries (a byte string of whole entries) at the end.  If
  * the write fails, the file is cut back to its previous end so that no part
  * of the failed write can be replayed; if even that fails, every later
- * append fails too.
+ * append fails too (wal_error).
  */
 int wal_append(wal *w, const void *p, size_t n);
 /* fsync the file (and, the first time, its directory). */
 int wal_sync(wal *w);
+/*
+ * Non-zero once the file's state on disk is uncertain (a failed append
+ * could not be cut back, or an fsync failed); every later append and sync
+ * fails with it.  Any other failed append left the file as it was.
+ */
+int wal_error(const wal *w);
 uint64_t wal_size(const wal *w);
 uint32_t wal_fid(const wal *w);
 const char *wal_path(const wal *w);

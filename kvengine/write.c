@@ -17,6 +17,12 @@
  * is framed in the WAL (META_TXN ... META_FIN_TXN) so that replay applies
  * it whole or not at all.
  *
+ * Errors (doc/FORMAT.md, "Write results"): each request's result is what
+ * replay will find.  A request that fails cleanly fails alone; only a log
+ * whose state is uncertain (failed fsync or cut-back) fails the group and
+ * sets the sticky bg_error.  Flushes and compactions that fail cleanly are
+ * retried; stall_error makes writers that would wait for them fail.
+ *
  * The flusher turns the oldest immutable memtable into an L0 table, records
  * it in the MANIFEST, swaps in a new version, and only then deletes the WAL.
  */
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db_impl.h"
 #include "fileio.h"
@@ -274,9 +281,12 @@ int db_new_memslot_locked(sett_db *db, memslot *s);
 
 /*
  * Makes the active memtable immutable and starts a new one.  Waits (on
- * cv_room) while the flusher is behind or L0 is too deep.  The retired WAL
- * is fsynced first, after the value log it points into: sett_sync and GC
- * sync only the active WAL, so a retired one must be durable on its own.
+ * cv_room) while the flusher is behind or L0 is too deep; when the flush or
+ * compaction it waits for is failing (stall_error, e.g. a full disk), it
+ * fails with that error instead of waiting for space to come back.  The
+ * retired WAL is fsynced first, after the value log it points into:
+ * sett_sync and GC sync only the active WAL, so a retired one must be
+ * durable on its own.
  */
 static int rotate(sett_db *db)
 {
@@ -296,10 +306,17 @@ static int rotate(sett_db *db)
 		int mem_full = db->nimm >= db->opt.num_memtables - 1 || db->nimm >= MAX_MEMTABLES;
 		/* While closing, a deep L0 does not stop the last writes: the
 		 * compactors may be failing, and close must not hang on them. */
-		int l0_full = db->closing < 2 && db->compactors && db->opt.num_compactors > 0 &&
+		int l0_full = !db->stopping && db->compactors && db->opt.num_compactors > 0 &&
 			      db->current->ntables[0] >= db->opt.num_level_zero_tables_stall;
 		if (!mem_full && !l0_full)
 			break;
+		r = mem_full ? db->stall_error[STALL_MEMTABLES] : 0;
+		if (!r && l0_full)
+			r = db->stall_error[STALL_L0];
+		if (r) {
+			pthread_mutex_unlock(&db->mu);
+			return r;
+		}
 		if (!stalled) {
 			stalled = 1;
 			__atomic_add_fetch(&db->stat_write_stalls, 1, __ATOMIC_RELAXED);
@@ -386,13 +403,19 @@ static int prepare(sett_db *db, write_req *r, pending **out, size_t *nout)
 	return 0;
 }
 
-/* The compare-and-set of a GC write-back: is old[i] still the newest? */
+/*
+ * The compare-and-set of a GC write-back: is old[i] still the newest at the
+ * published version?  Earlier requests of the group being written are not
+ * published yet; one that overwrote the key only makes the rewrite
+ * redundant (its version is newer), never wrong.
+ */
 static int gc_still_live(sett_db *db, const write_req *r, int i)
 {
 	buf vs = { 0 };
 	uint64_t ver = 0;
 	int live = 0;
-	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), UINT64_MAX, &ver, &vs);
+	uint64_t published = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), published, &ver, &vs);
 	if (f == 1 && ver == r->gc_versions[i]) {
 		vstruct v;
 		vptr cur;
@@ -405,9 +428,13 @@ static int gc_still_live(sett_db *db, const write_req *r, int i)
 	return live;
 }
 
-/* Appends a request's entries to the WAL and inserts them in the memtable. */
+/*
+ * Appends a request's entries to the WAL and inserts them in the memtable.
+ * On failure nothing of the request is in either, unless *uncertain is set
+ * (the memtable took part of it after the WAL append).
+ */
 static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, buf *wbuf,
-			 buf *vsbuf)
+			 buf *vsbuf, int *uncertain)
 {
 	size_t need = 0;
 	for (size_t i = 0; i < n; i++)
@@ -451,14 +478,25 @@ static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, buf *w
 			v.data = slice_make(p[i].vp, VPTR_SIZE);
 		}
 		vsbuf->n = 0;
-		if ((rc = vstruct_append(vsbuf, &v)))
+		if ((rc = vstruct_append(vsbuf, &v)) ||
+		    (rc = memtable_put(db->active.mt, p[i].e.key, slice_make(vsbuf->p, vsbuf->n)))) {
+			*uncertain = 1;
 			return rc;
-		if ((rc = memtable_put(db->active.mt, p[i].e.key, slice_make(vsbuf->p, vsbuf->n))))
-			return rc;
+		}
 	}
 	return 0;
 }
 
+/*
+ * Writes a group.  Each request's result is what replay will find: a
+ * request that fails leaves nothing behind (its WAL append was cut back,
+ * its values in the value log are unreferenced garbage), so it fails alone
+ * and the others are written, acknowledged and published.  Only when the
+ * logs' state is uncertain (a failed fsync, a failed cut-back, a memtable
+ * that took part of a request) does the whole group fail, and every later
+ * write with it (bg_error): what reached the disk is then what the next
+ * open replays.
+ */
 static void write_group(sett_db *db, write_req *group)
 {
 	int sync = db->opt.sync_writes;
@@ -473,24 +511,26 @@ static void write_group(sett_db *db, write_req *group)
 	vptr *vps = NULL;
 	buf wbuf = { 0 }, vsbuf = { 0 };
 	int rc = (!ps || !ns) ? -ENOMEM : 0;
-	uint64_t newest = db->next_version;
+	int uncertain = 0;
+	uint64_t publish = 0;
 
 	/* Versions and entries. */
 	size_t j = 0, nlarge = 0;
-	rc = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
+	if (!rc)
+		rc = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
 	for (write_req *r = group; r && !rc; r = r->next, j++) {
 		/* A GC write-back keeps its entries' versions but still takes a
 		 * version of its own: readers older than it are then known to GC,
 		 * which keeps the old file until they are gone. */
 		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
-			r->version = newest = ++db->next_version;
+			r->version = ++db->next_version;
 		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
 			rc = prepare(db, r, &ps[j], &ns[j]);
 		for (size_t i = 0; !rc && i < ns[j]; i++)
 			nlarge += ps[j][i].separated;
 	}
-	/* 1. The value log.  Until step 2 puts the pointers in the memtable,
-	 * GC must not take the files they point into for dead. */
+	/* 1. The value log.  Until step 4 publishes the group, GC must not
+	 * judge the files its pointers go into. */
 	if (!rc && nlarge)
 		__atomic_store_n(&db->inflight_fid, vlog_head_fid(db->vl), __ATOMIC_SEQ_CST);
 	if (!rc && nlarge) {
@@ -520,38 +560,40 @@ static void write_group(sett_db *db, write_req *group)
 		}
 		if (r->kind == REQ_ROTATE) {
 			r->result = memtable_count(db->active.mt) ? rotate(db) : 0;
-			continue;
+		} else if (r->kind == REQ_SYNC) {
+			r->result = 0;
+		} else {
+			r->result = apply_request(db, r, ps[j], ns[j], &wbuf, &vsbuf, &uncertain);
+			if (!r->result) {
+				publish = r->version;
+				if (r->kind == REQ_BATCH)
+					__atomic_add_fetch(&db->stat_user_bytes, r->b->user_bytes,
+							   __ATOMIC_RELAXED);
+			}
 		}
-		if (r->kind == REQ_SYNC)
-			continue;
-		r->result = apply_request(db, r, ps[j], ns[j], &wbuf, &vsbuf);
-		if (r->result)
-			rc = r->result; /* later requests of the group fail too */
-		else if (r->kind == REQ_BATCH)
-			__atomic_add_fetch(&db->stat_user_bytes, r->b->user_bytes, __ATOMIC_RELAXED);
+		if (r->result && (uncertain || vlog_error(db->vl) || wal_error(db->active.w)))
+			rc = r->result; /* the rest of the group fails too */
 	}
-	__atomic_store_n(&db->inflight_fid, UINT32_MAX, __ATOMIC_SEQ_CST);
 	/* 3. Durability: value log before the WAL that points into it. */
 	if (!rc && sync) {
 		rc = vlog_sync(db->vl);
 		if (!rc)
 			rc = wal_sync(db->active.w);
-		if (rc)
-			for (write_req *r = group; r; r = r->next)
-				if (!r->result)
-					r->result = rc;
+		uncertain |= rc != 0; /* a failed fsync: the data may or may not be there */
 	}
 	if (rc) {
-		/* Nothing of a failed group is published: none of it is acked. */
+		/* Nothing of the group is published or acknowledged. */
 		for (write_req *r = group; r; r = r->next)
-			if (!r->result)
-				r->result = rc;
-		db_set_bg_error(db, rc);
+			r->result = rc;
+		if (uncertain || vlog_error(db->vl) || wal_error(db->active.w))
+			db_set_bg_error(db, rc);
+		publish = 0;
 	}
-	/* 4. Publish.  A failed group is never made visible by a later one: the
-	 * db refuses writes after a background error. */
-	if (!rc)
-		__atomic_store_n(&db->last_version, newest, __ATOMIC_RELEASE);
+	/* 4. Publish.  After a background error the db refuses writes, so a
+	 * failed group is never made visible by a later one. */
+	if (publish)
+		__atomic_store_n(&db->last_version, publish, __ATOMIC_RELEASE);
+	__atomic_store_n(&db->inflight_fid, UINT32_MAX, __ATOMIC_SEQ_CST);
 
 	for (size_t q = 0; q < nreq; q++)
 		if (ps && ps[q])
@@ -626,19 +668,45 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp)
 		table_builder_abandon(b);
 		return r;
 	}
-	if ((r = table_builder_finish(b)))
+	if ((r = table_builder_finish(b))) /* fsyncs the table and the directory */
 		return r;
-	if ((r = sio_sync_dir(db->dir)))
-		return r;
-	return table_open(path, id, db->bcache, tp, why, sizeof why);
+	if ((r = table_open(path, id, db->bcache, tp, why, sizeof why)))
+		sio_unlink(path);
+	return r;
 }
 
+/* Waits (mu held) until woken, the final flush, or `ms` have passed. */
+static void flusher_backoff(sett_db *db, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (db->stopping != STOP_FLUSHER && !db->bg_error)
+		if (pthread_cond_timedwait(&db->cv_flush, &db->mu, &ts) == ETIMEDOUT)
+			break;
+}
+
+/*
+ * A flush that fails without harm (a full disk: the partial table is
+ * removed, the MANIFEST is unchanged, the memtable and its WAL stay) is
+ * retried with a growing pause; meanwhile stall_error makes writers that
+ * wait for a free memtable fail instead of hanging.  When closing, a
+ * failed flush is given up: the memtable's WAL is replayed at the next
+ * open.  A value log or MANIFEST whose state is uncertain stops the
+ * flusher (bg_error).
+ */
 void *db_flusher_main(void *arg)
 {
 	sett_db *db = arg;
+	long backoff = 0;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
-		while (db->nimm == 0 && !db->closing)
+		while (db->nimm == 0 && db->stopping != STOP_FLUSHER)
 			pthread_cond_wait(&db->cv_flush, &db->mu);
 		if (db->nimm == 0 || db->bg_error)
 			break;
@@ -651,14 +719,27 @@ void *db_flusher_main(void *arg)
 			uint8_t lvl = 0;
 			version_edit e = { .add = &t, .add_levels = &lvl, .nadd = 1 };
 			r = db_install_edit(db, &e);
+			if (r && !__atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE))
+				table_mark_obsolete(t); /* not named by the MANIFEST */
 			table_unref(t); /* the version holds its own reference */
 		}
 		if (r) {
-			db_set_bg_error(db, r);
+			if (vlog_error(db->vl))
+				db_set_bg_error(db, r);
+			else
+				db_set_stall_error(db, STALL_MEMTABLES, r);
 			pthread_mutex_lock(&db->mu);
-			break;
+			db->flush_failures++;
+			pthread_cond_broadcast(&db->cv_room);
+			if (db->bg_error || db->stopping == STOP_FLUSHER)
+				break;
+			backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
+			flusher_backoff(db, backoff);
+			continue;
 		}
+		backoff = 0;
 		pthread_mutex_lock(&db->mu);
+		db->stall_error[STALL_MEMTABLES] = 0;
 		memmove(&db->imm[0], &db->imm[1], (size_t)(db->nimm - 1) * sizeof(memslot));
 		db->nimm--;
 		pthread_cond_broadcast(&db->cv_room);

@@ -12,8 +12,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "settfs.h"
 #include "schema.h"
+#include "fileio.h"
 #include "testutil.h"
 
 static char *dir;
@@ -21,13 +23,20 @@ static settfs *fs;
 static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
 static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
 
-static void fs_open_(void)
+/* reserve: -1 for the default rule */
+static void fs_open_reserve(int64_t reserve)
 {
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.mem_table_size = 4u << 20;
+	o.engine.disk_reserve = reserve;
 	int r = settfs_open(dir, &o, &fs);
 	ck_assert_msg(r == 0, "settfs_open: %d", r);
+}
+
+static void fs_open_(void)
+{
+	fs_open_reserve(-1);
 }
 
 static void setup(void)
@@ -721,6 +730,92 @@ START_TEST(test_xattr_reclaim)
 }
 END_TEST
 
+/*
+ * Below the reserve, what grows the store fails with ENOSPC, while reads,
+ * unlink, rmdir, truncate down, punch hole, removexattr and rename work,
+ * and statfs shows no space available.
+ */
+START_TEST(test_reserve)
+{
+	static uint8_t data[200000], back[200000];
+	uint64_t seed = 3;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f"), h = mkfile(1, "h");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_write(fs, h, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_setxattr(fs, h, "user.a", "v", 1, 0), 0);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, h, O_RDWR);
+	mkdir_(1, "d");
+	struct statvfs sv;
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	ck_assert_uint_gt(sv.f_bavail, 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+
+	fs_open_reserve(INT64_MAX / 2); /* more than any disk has */
+	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
+	ck_assert_uint_eq(sv.f_bavail, 0);
+	ck_assert_uint_gt(sv.f_bfree, 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_create(fs, &root_ctx, 1, "new", 0644, O_RDWR, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, 1, "nd", 0755, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, 1, "sl", "f", &st), -ENOSPC);
+	ck_assert_int_eq(settfs_link(fs, f, 1, "hard", &st), -ENOSPC);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "user.b", "v", 1, 0), -ENOSPC);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, 0), -ENOSPC);
+	struct stat in;
+	memset(&in, 0, sizeof in);
+	in.st_size = (off_t)sizeof data * 2;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), -ENOSPC);
+	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 1 << 20), -ENOSPC);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	ck_assert(memcmp(back, data, sizeof data) == 0);
+	ck_assert_int_eq(settfs_file_open(fs, h, O_RDWR), 0);
+	in.st_size = 100000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, h, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, h, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					  65536), 0);
+	ck_assert_int_eq(settfs_release(fs, h, O_RDWR), 0);
+	ck_assert_int_eq(settfs_removexattr(fs, h, "user.a"), 0);
+	ck_assert_int_eq(settfs_rename(fs, 1, "h", 1, "h2", 0), 0);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	ck_assert_int_eq(settfs_rmdir(fs, 1, "d"), 0);
+	reopen();
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f", &st), -ENOENT);
+	ck_assert_int_eq(settfs_lookup(fs, 1, "h2", &st), 0);
+	ck_assert_int_eq(st.st_size, 100000);
+}
+END_TEST
+
+/* A read's atime update is best effort: on a disk that refuses every write,
+ * reading and closing an existing file still succeed. */
+START_TEST(test_read_needs_no_space)
+{
+	static uint8_t data[100000], back[100000];
+	uint64_t seed = 5;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	reopen();
+	sio_fault_fail_after_bytes(0, -ENOSPC);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	ck_assert(memcmp(back, data, sizeof data) == 0);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), 0);
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof back, back), (ssize_t)sizeof data);
+	settfs_close(fs); /* may report the refused writes */
+	fs = NULL;
+	sio_fault_reset();
+}
+END_TEST
+
 START_TEST(test_statfs_fsync)
 {
 	struct statvfs sv;
@@ -767,6 +862,61 @@ START_TEST(test_mkfs_and_corrupt_inode)
 }
 END_TEST
 
+/*
+ * A filesystem is created only where nothing is (issue 9): a non-empty
+ * directory without a store is refused by settfs_open and settfs_mkfs
+ * (unless force) and left as it was; a store with keys but no superblock is
+ * not formatted.
+ */
+START_TEST(test_create_only_where_nothing_is)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	char *other = tu_tmpdir("fs-foreign");
+	char path[4200];
+	snprintf(path, sizeof path, "%s/HEAD", other);
+	FILE *f = fopen(path, "w");
+	fputs("ref: refs/heads/main\n", f);
+	fclose(f);
+	uint64_t before = tu_dir_digest(other);
+	settfs_options o;
+	settfs_options_init(&o);
+	char why[1024] = "";
+	o.engine.error_buf = why;
+	o.engine.error_buf_size = sizeof why;
+	settfs *fs2 = NULL;
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), -ENOTEMPTY);
+	ck_assert_ptr_nonnull(strstr(why, "not empty and holds no store"));
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 0), -ENOTEMPTY);
+	ck_assert(tu_dir_digest(other) == before);
+	/* -f: the store goes in beside what is there. */
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 1), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), 0);
+	ck_assert_int_eq(settfs_close(fs2), 0);
+
+	/* A store with data but no superblock (say, a sett store): refused. */
+	tu_rmrf(other);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(other, &o.engine, &db), 0);
+	ck_assert_int_eq(sett_put(db, (sett_val){ 1, "k" }, (sett_val){ 1, "v" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	why[0] = 0;
+	ck_assert_int_eq(settfs_open(other, &o, &fs2), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "holds data but no settfs superblock"));
+	ck_assert_int_eq(settfs_mkfs(other, &o, &root_ctx, 0), -EEXIST);
+	o.engine.create_if_missing = 0;
+	ck_assert_int_eq(sett_open(other, &o.engine, &db), 0);
+	void *v = NULL;
+	size_t n;
+	ck_assert_int_eq(sett_get(db, (sett_val){ 1, "k" }, 0, &v, &n), 0);
+	free(v);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(other);
+	free(other);
+}
+END_TEST
+
 /* Many chunks (4 KiB chunk size) so truncates span several batches. */
 START_TEST(test_truncate_many_chunks)
 {
@@ -807,6 +957,101 @@ START_TEST(test_truncate_many_chunks)
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
 	ck_assert_int_eq(settfs_lseek(fs, f, 0, SEEK_DATA), -ENXIO);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+}
+END_TEST
+
+/*
+ * Runs work() on the store in a child process that then dies without
+ * closing (as a kill -9 of the daemon: every commit reached the engine's
+ * files, nothing else did), and opens the store again here.
+ */
+static void crash_after(void (*work)(int), int arg)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		fs_open_();
+		work(arg);
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed");
+	fs_open_();
+}
+
+#define BUFFERED (200 * 1024) /* under the per-inode limit: stays buffered */
+
+static void fill_pattern(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t st = seed;
+	tu_fill_random(&st, p, n);
+}
+
+enum { OP_RENAME, OP_UNLINK, OP_LINK, OP_SETXATTR, OP_REMOVEXATTR, OP_CHMOD, OP_NOPS };
+
+/*
+ * An open file with buffered writes, then a namespace or attribute
+ * operation that commits its inode; the writer keeps the file open.
+ */
+static void buffered_then_op(int op)
+{
+	struct stat st;
+	if (settfs_create(fs, &root_ctx, 1, "f", 0644, O_RDWR, &st))
+		_exit(2);
+	uint64_t f = st.st_ino;
+	if (op == OP_UNLINK && settfs_link(fs, f, 1, "keep", &st))
+		_exit(3);
+	if (op == OP_REMOVEXATTR && (settfs_setxattr(fs, f, "user.a", "1", 1, 0) ||
+				     settfs_flush(fs, f)))
+		_exit(4);
+	static uint8_t buf[BUFFERED];
+	fill_pattern(buf, sizeof buf, 42);
+	for (size_t off = 0; off < sizeof buf; off += 4096)
+		if (settfs_write(fs, f, (off_t)off, buf + off, 4096, 0) != 4096)
+			_exit(5);
+	struct stat a;
+	memset(&a, 0, sizeof a);
+	a.st_mode = 0600;
+	int r = op == OP_RENAME ? settfs_rename(fs, 1, "f", 1, "g", 0)
+		: op == OP_UNLINK ? settfs_unlink(fs, 1, "f")
+		: op == OP_LINK ? settfs_link(fs, f, 1, "g", &st)
+		: op == OP_SETXATTR ? settfs_setxattr(fs, f, "user.b", "2", 1, 0)
+		: op == OP_REMOVEXATTR ? settfs_removexattr(fs, f, "user.a")
+		: settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_MODE, &st);
+	if (r)
+		_exit(6);
+}
+
+/*
+ * Every commit of an inode carries the inode's buffered data, or the
+ * stored size would cover bytes the store does not hold: after the crash
+ * the file would read as zeros.
+ */
+START_TEST(test_inode_commit_carries_buffers)
+{
+	static const char *const names[] = { "g", "keep", "g", "f", "f", "f" };
+	static uint8_t want[BUFFERED], got[BUFFERED];
+	fill_pattern(want, sizeof want, 42);
+	char bad[64] = "";
+	for (int op = 0; op < OP_NOPS; op++) {
+		crash_after(buffered_then_op, op);
+		struct stat st;
+		ck_assert_int_eq(settfs_lookup(fs, 1, names[op], &st), 0);
+		if (st.st_size != BUFFERED ||
+		    settfs_read(fs, st.st_ino, 0, sizeof got, got) != BUFFERED ||
+		    memcmp(got, want, sizeof got) != 0)
+			snprintf(bad + strlen(bad), sizeof bad - strlen(bad), " %d", op);
+		settfs_forget(fs, st.st_ino, 1);
+		/* next round on an empty store */
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		tu_rmrf(dir);
+		fs_open_();
+	}
+	ck_assert_msg(bad[0] == 0, "buffered data lost by the inode commit of op(s)%s", bad);
 }
 END_TEST
 
@@ -881,6 +1126,221 @@ static int run_fsck(void)
 	int st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+/* 1 if root entry `name` exists with exactly the n bytes `want`, 0 if absent. */
+static int file_is(const char *name, const uint8_t *want, size_t n)
+{
+	struct stat st;
+	int r = settfs_lookup(fs, 1, name, &st);
+	if (r == -ENOENT)
+		return 0;
+	ck_assert_int_eq(r, 0);
+	ck_assert_msg((size_t)st.st_size == n, "%s: size %lld", name, (long long)st.st_size);
+	uint8_t *got = malloc(n + 1);
+	ck_assert_int_eq(settfs_read(fs, st.st_ino, 0, n + 1, got), (ssize_t)n);
+	ck_assert_msg(memcmp(got, want, n) == 0, "%s: other bytes", name);
+	free(got);
+	settfs_forget(fs, st.st_ino, 1);
+	return 1;
+}
+
+/*
+ * What survives a power cut (every byte not fsynced dropped): fsync makes
+ * the file's data and inode durable, a directory fsync every commit so
+ * far, settfs_writeback the buffers of open files; a write with none of
+ * these may be lost, but never comes back as zeros.
+ */
+START_TEST(test_durability_powercut)
+{
+	static uint8_t data[100000];
+	fill_pattern(data, sizeof data, 9);
+	uint64_t a = mkfile(1, "a");
+	ck_assert_int_eq(settfs_write(fs, a, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_fsync(fs, a, 1), 0);
+	uint64_t b = mkfile(1, "b");
+	ck_assert_int_eq(settfs_write(fs, b, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_release(fs, b, O_RDWR), 0);
+	ck_assert_int_eq(settfs_rename(fs, 1, "b", 1, "c", 0), 0);
+	ck_assert_int_eq(settfs_fsyncdir(fs, 1, 0), 0);
+	uint64_t d = mkfile(1, "d");
+	ck_assert_int_eq(settfs_write(fs, d, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_writeback(fs, 0), 0);
+	uint64_t e = mkfile(1, "e");
+	ck_assert_int_eq(settfs_write(fs, e, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	ck_assert_int_eq(settfs_flush(fs, e), 0); /* committed, not durable */
+	uint64_t g = mkfile(1, "g");
+	ck_assert_int_eq(settfs_write(fs, g, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	sio_fault_powercut();
+	settfs_close(fs); /* fails: the machine is off */
+	sio_fault_reset();
+	fs = NULL;
+	fs_open_();
+	ck_assert(file_is("a", data, sizeof data));
+	ck_assert(!file_is("b", data, sizeof data));
+	ck_assert(file_is("c", data, sizeof data));
+	ck_assert(file_is("d", data, sizeof data));
+	struct stat st;
+	for (const char *n = "e"; n; n = *n == 'e' ? "g" : NULL)
+		if (settfs_lookup(fs, 1, n, &st) == 0) {
+			if (st.st_size)
+				ck_assert(file_is(n, data, sizeof data));
+			settfs_forget(fs, st.st_ino, 1);
+		}
+}
+END_TEST
+
+/* ---- crashes between the batches of a large truncate / punch hole ---- */
+
+#define BIG_CS 16384u
+#define BIG_CHUNKS 300
+static int big_n; /* the I/O that failed, for messages */
+
+/*
+ * 128 deletions a batch, every commit durable; no memtable flush, GC or
+ * compaction, so that the crashes fall into the WAL and value log writes
+ * of the operation's commits.
+ */
+static void big_opts(settfs_options *o)
+{
+	settfs_options_init(o);
+	o->chunk_size = BIG_CS;
+	o->max_batch_deletes = 128;
+	o->engine.mem_table_size = 8u << 20;
+	o->engine.value_threshold = 512;
+	o->engine.sync_writes = 1;
+	o->engine.num_compactors = 0;
+	o->engine.gc_discard_ratio = 0;
+}
+
+/*
+ * 300 chunks, each a short base (1000 bytes), every third one with an
+ * overlay page: 400 keys.  ref gets the file's bytes.
+ */
+static uint64_t big_file(uint8_t *ref, uint64_t *size)
+{
+	settfs_options o;
+	big_opts(&o);
+	o.engine.sync_writes = 0; /* made durable once, at the end */
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	uint64_t f = mkfile(1, "big");
+	uint64_t st = 7;
+	*size = (uint64_t)(BIG_CHUNKS - 1) * BIG_CS + 1000;
+	memset(ref, 0, *size);
+	for (uint64_t i = 0; i < BIG_CHUNKS; i++) {
+		tu_fill_random(&st, ref + i * BIG_CS, 1000);
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)(i * BIG_CS), ref + i * BIG_CS, 1000, 0),
+				 1000);
+	}
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	for (uint64_t i = 0; i < BIG_CHUNKS; i += 3) {
+		uint8_t *p = ref + i * BIG_CS + 4096 + 10;
+		tu_fill_random(&st, p, 100);
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)(p - ref), p, 100, 0), 100);
+	}
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	big_opts(&o);
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	return f;
+}
+
+enum { BIG_TRUNC, BIG_TRUNC0, BIG_PUNCH };
+
+/*
+ * Is the file in a state a crash of `op` may leave?  A truncate: the old
+ * file cut at a size between the new and the old one.  A punch hole: the
+ * old size and data, bytes of the hole old or zero.  Returns 0 for the old
+ * state, 1 for the finished operation, 2 for a state in between.
+ */
+static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint64_t cut,
+		     uint64_t p0, uint64_t p1, uint8_t *got)
+{
+	struct stat st;
+	attr(f, &st);
+	uint64_t now = (uint64_t)st.st_size;
+	if (op == BIG_PUNCH)
+		ck_assert_uint_eq(now, size);
+	else
+		ck_assert_msg(now >= cut && now <= size, "size %llu outside [%llu, %llu]",
+			      (unsigned long long)now, (unsigned long long)cut,
+			      (unsigned long long)size);
+	ck_assert_int_eq(settfs_read(fs, f, 0, now, got), (ssize_t)now);
+	int zeroed = 0, kept = 0; /* hole bytes (not zero before) now zero / still old */
+	for (uint64_t i = 0; i < now; i++) {
+		if (got[i] == ref[i]) {
+			kept += op == BIG_PUNCH && i >= p0 && i < p1 && ref[i];
+			continue;
+		}
+		ck_assert_msg(op == BIG_PUNCH && i >= p0 && i < p1 && got[i] == 0,
+			      "op %d, crash at I/O %d: byte %llu is %d, was %d (size %llu)", op,
+			      big_n, (unsigned long long)i, got[i], ref[i], (unsigned long long)now);
+		zeroed++;
+	}
+	if (op == BIG_PUNCH)
+		return !zeroed ? 0 : !kept ? 1 : 2;
+	return now == size ? 0 : now == cut ? 1 : 2;
+}
+
+/*
+ * The nth I/O from the start of the operation fails, then the power goes:
+ * every state so reached must be legal, for every n until the operation
+ * succeeds.
+ */
+START_TEST(test_big_truncate_punch_crash)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	size_t max = (size_t)BIG_CHUNKS * BIG_CS;
+	uint8_t *ref = malloc(max), *got = malloc(max);
+	ck_assert(ref && got);
+	const uint64_t cut = 5 * BIG_CS + 77;
+	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
+	for (int op = BIG_TRUNC; op <= BIG_PUNCH; op++) {
+		int mids = 0, n, ok = 0;
+		/* until it succeeded three times in a row (a fault may hit a background write) */
+		for (n = 1; ok < 3; n++) {
+			tu_rmrf(dir);
+			uint64_t size;
+			uint64_t f = big_file(ref, &size);
+			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+			sio_fault_fail_nth(n, EIO);
+			big_n = n;
+			int r;
+			if (op == BIG_PUNCH) {
+				r = settfs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						     (off_t)p0, (off_t)(p1 - p0));
+			} else {
+				struct stat a, st;
+				memset(&a, 0, sizeof a);
+				a.st_size = (off_t)(op == BIG_TRUNC ? cut : 0);
+				r = settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_SIZE, &st);
+			}
+			if (r != 0)
+				sio_fault_powercut();
+			settfs_close(fs); /* fails after the power cut */
+			sio_fault_reset();
+			fs = NULL;
+			settfs_options o;
+			big_opts(&o);
+			ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+			int state = big_check(op, f, ref, size, op == BIG_TRUNC ? cut : 0, p0, p1, got);
+			mids += state == 2;
+			if (r == 0)
+				ck_assert_msg(state == 1, "op %d finished but not in its final state", op);
+			ck_assert_int_eq(settfs_close(fs), 0);
+			fs = NULL;
+			if (access("./fsck.settfs", X_OK) == 0)
+				ck_assert_msg(run_fsck() == 0, "op %d, crash at I/O %d: fsck", op, n);
+			ok = r == 0 ? ok + 1 : 0;
+		}
+		/* the crashes did reach states between the batches */
+		ck_assert_msg(mids > 0, "op %d: no intermediate state in %d crashes", op, n);
+	}
+	free(ref);
+	free(got);
+	fs_open_();
+}
+END_TEST
 
 /* fsck.settfs (when built next to the tests) finds planted faults. */
 START_TEST(test_fsck)
@@ -1422,9 +1882,15 @@ int main(void)
 	tcase_add_test(tc, test_dentry_type_byte);
 	tcase_add_test(tc, test_next_ino_damaged);
 	tcase_add_test(tc, test_statfs_fsync);
+	tcase_add_test(tc, test_reserve);
+	tcase_add_test(tc, test_read_needs_no_space);
+	tcase_add_test(tc, test_durability_powercut);
 	tcase_add_test(tc, test_mkfs_and_corrupt_inode);
+	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_truncate_many_chunks);
+	tcase_add_test(tc, test_big_truncate_punch_crash);
 	tcase_add_test(tc, test_concurrency);
+	tcase_add_test(tc, test_inode_commit_carries_buffers);
 	tcase_add_test(tc, test_fsck);
 	tcase_add_test(tc, test_random_ops);
 	tcase_add_test(tc, test_random_ops_overlays);

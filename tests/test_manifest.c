@@ -27,13 +27,35 @@ static char *mpath(const char *dir)
 	return p;
 }
 
+/* Opens as the engine does: a writable open creates a missing file and cuts a torn tail. */
 static manifest *open_ok(const char *dir, int ro, manifest_table **t, size_t *n)
 {
 	manifest *m = NULL;
 	char why[256];
+	if (!ro && access(mpath(dir), F_OK) != 0)
+		ck_assert_int_eq(manifest_create(dir), 0);
 	int r = manifest_open(dir, ro, &m, t, n, why, sizeof why);
 	ck_assert_msg(r == 0, "manifest_open: %d %s", r, why);
+	if (!ro)
+		ck_assert_int_eq(manifest_finish_open(m), 0);
 	return m;
+}
+
+/* Both opens fail with SETT_ECORRUPT naming `off`, and leave the file as it is. */
+static void refused_at(const char *dir, long long off)
+{
+	long long size = tu_file_size(mpath(dir));
+	for (int ro = 1; ro >= 0; ro--) {
+		manifest *m = NULL;
+		manifest_table *t = NULL;
+		size_t n;
+		char why[256] = "", want[4200];
+		int r = manifest_open(dir, ro, &m, &t, &n, why, sizeof why);
+		ck_assert_msg(r == SETT_ECORRUPT, "ro=%d: r=%d %s", ro, r, why);
+		snprintf(want, sizeof want, "%s: corrupt record at offset %lld", mpath(dir), off);
+		ck_assert_msg(strncmp(why, want, strlen(want)) == 0, "why: %s", why);
+		ck_assert_int_eq(tu_file_size(mpath(dir)), size);
+	}
 }
 
 /* Reopens dir and checks that the replayed state equals the model. */
@@ -282,13 +304,16 @@ START_TEST(test_torn_tail)
 		free(d2);
 	}
 
-	/* A checksum failure in the very last record is a torn write too. */
+	/*
+	 * A complete last record that fails its checksum is corruption, not a
+	 * torn write: it may have been fsynced and acknowledged.
+	 */
 	tu_flip_byte(mpath(dir), full - 3);
-	check_state(dir, &a);
-	/* ... also when zeros follow it (size extended, data never written). */
+	refused_at(dir, after_a);
+	/* ... also when zeros follow it. */
 	ck_assert_int_eq(truncate(mpath(dir), after_a + 200), 0);
-	check_state(dir, &a);
-	/* A zero-filled tail where a record should start likewise. */
+	refused_at(dir, after_a);
+	/* A zero-filled tail where a record should start: size written, data not. */
 	ck_assert_int_eq(truncate(mpath(dir), after_a), 0);
 	ck_assert_int_eq(truncate(mpath(dir), after_a + 100), 0);
 	check_state(dir, &a);
@@ -298,6 +323,97 @@ START_TEST(test_torn_tail)
 	free(t);
 	ck_assert_int_eq(manifest_close(m), 0);
 	ck_assert_int_eq(tu_file_size(mpath(dir)), after_a);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A complete-length last record whose bytes from a 512-byte sector boundary
+ * on are zero was torn (those sectors never reached the disk); the same
+ * record with written bytes up to its end and one flipped is corruption.
+ */
+START_TEST(test_torn_sector)
+{
+	char *dir = tu_tmpdir("mani");
+	model a = { 0 };
+	manifest_table *t;
+	size_t n;
+	manifest *m = open_ok(dir, 0, &t, &n);
+	free(t);
+	/* Records of 27 bytes from 16: the 19th ends at 529, across 512. */
+	for (uint64_t id = 1; id <= 18; id++) {
+		manifest_change c = mk(MANIFEST_CREATE, id, 1, 1);
+		apply_ok(m, &a, &c, 1);
+	}
+	long long before = tu_file_size(mpath(dir));
+	ck_assert_int_eq(before, 16 + 18 * 27);
+	model b = a;
+	manifest_change c = mk(MANIFEST_CREATE, 19, 1, 1);
+	apply_ok(m, &b, &c, 1);
+	ck_assert_int_eq(manifest_close(m), 0);
+	ck_assert_int_eq(tu_file_size(mpath(dir)), 529);
+
+	char *copy = tu_tmpdir("mani-copy");
+	char cmd[8400];
+	snprintf(cmd, sizeof cmd, "cp -p %s %s/MANIFEST", mpath(dir), copy);
+	ck_assert_int_eq(system(cmd), 0);
+	/* Flip a byte of its payload before the boundary: corruption. */
+	tu_flip_byte(mpath(copy), 505);
+	refused_at(copy, before);
+	/* Zero [512, 529): the last sector was not written. */
+	tu_flip_byte(mpath(copy), 505);
+	int fd = open(mpath(copy), O_WRONLY);
+	uint8_t z[17] = { 0 };
+	ck_assert_int_eq(pwrite(fd, z, sizeof z, 512), (ssize_t)sizeof z);
+	close(fd);
+	check_state(copy, &a);
+	m = open_ok(copy, 0, &t, &n);
+	free(t);
+	ck_assert_int_eq(manifest_close(m), 0);
+	ck_assert_int_eq(tu_file_size(mpath(copy)), before);
+	check_state(dir, &b);
+	tu_rmrf(copy);
+	free(copy);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The allocation limit (NEXT_ID) replays, only grows and survives a rewrite. */
+START_TEST(test_next_id)
+{
+	char *dir = tu_tmpdir("mani");
+	manifest_table *t;
+	size_t n;
+	manifest *m = open_ok(dir, 0, &t, &n);
+	free(t);
+	ck_assert_uint_eq(manifest_next_id(m), 0);
+	manifest_change c = mk(MANIFEST_NEXT_ID, 16, 0, 0);
+	ck_assert_int_eq(manifest_apply(m, &c, 1), 0);
+	c.id = 10;
+	ck_assert_int_eq(manifest_apply(m, &c, 1), -EINVAL);
+	ck_assert_uint_eq(manifest_next_id(m), 16);
+	ck_assert_int_eq(manifest_close(m), 0);
+	m = open_ok(dir, 1, &t, &n);
+	free(t);
+	ck_assert_uint_eq(manifest_next_id(m), 16);
+	ck_assert_int_eq(manifest_close(m), 0);
+
+	/* Enough create/delete pairs to force a rewrite: the limit is kept. */
+	m = open_ok(dir, 0, &t, &n);
+	free(t);
+	for (uint64_t id = 1; id <= 1001; id++) {
+		manifest_change cd[2] = { mk(MANIFEST_CREATE, id, 0, 0), mk(MANIFEST_DELETE, id, 0, 0) };
+		ck_assert_int_eq(manifest_apply(m, cd, 2), 0);
+	}
+	ck_assert_int_lt(tu_file_size(mpath(dir)), 100);
+	ck_assert_int_eq(manifest_close(m), 0);
+	m = open_ok(dir, 1, &t, &n);
+	free(t);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(manifest_next_id(m), 16);
+	ck_assert_int_eq(manifest_close(m), 0);
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -568,6 +684,8 @@ int main(void)
 	tcase_add_test(tc, test_many_change_sets);
 	tcase_add_test(tc, test_rewrite);
 	tcase_add_test(tc, test_torn_tail);
+	tcase_add_test(tc, test_torn_sector);
+	tcase_add_test(tc, test_next_id);
 	tcase_add_test(tc, test_corrupt_middle);
 	tcase_add_test(tc, test_bad_header);
 	tcase_add_test(tc, test_invalid_changes);

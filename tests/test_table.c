@@ -4,16 +4,20 @@
  * of any byte, the empty-table rule and obsolete-file deletion.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bloom.h"
 #include "cache.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "mapguard.h"
 #include "sett.h"
 #include "table.h"
 #include "testutil.h"
@@ -804,7 +808,6 @@ START_TEST(test_concurrent_gets)
 	snprintf(path, sizeof path, "%s/000001.sst", dir);
 	dataset d;
 	make_dataset(&d, 20000, 0, 1, 12);
-	/* compressed: uncompressed blocks are read in place, not cached */
 	table_options o = topts(1024, SETT_COMPRESS_ZSTD);
 	build(path, &d, &o);
 	cache *c;
@@ -829,6 +832,141 @@ START_TEST(test_concurrent_gets)
 	table_unref(t);
 	cache_free(c);
 	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A table file cut to half its size while the table is open: every read of
+ * a block past the new end fails with SETT_ECORRUPT naming the file and the
+ * block's offset, blocks before it still read, and the SIGBUS of the lost
+ * mapped pages (the signal a media error raises too) does not kill the
+ * process, as it did when the mapping was read unguarded.
+ */
+static void truncated_open(int compression, int cached)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000004.sst", dir);
+	dataset d;
+	make_dataset(&d, 3000, 0, compression, 31);
+	table_options o = topts(1024, compression);
+	build(path, &d, &o);
+	cache *c = NULL;
+	if (cached)
+		ck_assert_int_eq(cache_new(1 << 20, &c), 0);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open(path, 4, c, &t, why, sizeof why), 0);
+	long long size = tu_file_size(path);
+	ck_assert_int_eq(truncate(path, size / 2), 0);
+	size_t good = 0, bad = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		uint64_t ver;
+		buf vs = { 0 };
+		why[0] = 0;
+		int r = table_get(t, ikey_user(K(&d, i)), ikey_version(K(&d, i)), &ver, &vs, why,
+				  sizeof why);
+		if (r == 1) {
+			REQUIRE(ver == ikey_version(K(&d, i)) && vs.n == d.e[i].v.n);
+			REQUIRE(vs.n == 0 || memcmp(vs.p, d.e[i].v.p, vs.n) == 0);
+			good++;
+		} else {
+			REQUIRE(r == SETT_ECORRUPT, "get %zu: %d", i, r);
+			REQUIRE(strstr(why, path) && strstr(why, "corrupt block at offset"),
+				"why: %s", why);
+			bad++;
+		}
+		buf_free(&vs);
+	}
+	ck_assert_uint_gt(good, 0);
+	ck_assert_uint_gt(bad, d.n / 4);
+	sit *it = table_iter_new(t);
+	size_t n = 0;
+	for (sit_first(it); sit_valid(it); sit_next(it), n++)
+		check_at(it, &d, n);
+	ck_assert_uint_lt(n, d.n);
+	ck_assert_int_eq(sit_error(it), SETT_ECORRUPT);
+	sit_free(it);
+	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
+	ck_assert_msg(strstr(why, path) != NULL, "why: %s", why);
+	table_unref(t);
+	cache_free(c);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+START_TEST(test_truncated_while_open)
+{
+	truncated_open(SETT_COMPRESS_NONE, 0);
+	truncated_open(SETT_COMPRESS_NONE, 1);
+	truncated_open(SETT_COMPRESS_ZSTD, 1);
+}
+END_TEST
+
+static const volatile uint8_t *guard_page;
+
+static int touch_page(void *arg)
+{
+	(void)arg;
+	return guard_page[0];
+}
+
+/* Maps one page of a file and cuts the file to nothing under the mapping. */
+static const uint8_t *map_cut_page(const char *dir, sfile **fp)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/cut", dir);
+	uint8_t page[4096];
+	memset(page, 'x', sizeof page);
+	ck_assert_int_eq(sfile_open(path, O_RDWR | O_CREAT | O_EXCL, fp), 0);
+	ck_assert_int_eq(sfile_pwrite(*fp, page, sizeof page, 0), 0);
+	const uint8_t *m;
+	ck_assert_int_eq(sfile_map(*fp, sizeof page, &m), 0);
+	ck_assert_int_eq(truncate(path, 0), 0);
+	return m;
+}
+
+/* map_guarded turns the SIGBUS of a lost page into MAPGUARD_FAULT, again and again. */
+START_TEST(test_mapguard_catches)
+{
+	char *dir = tu_tmpdir("guard");
+	sfile *f;
+	ck_assert_int_eq(map_guard_init(), 0);
+	guard_page = map_cut_page(dir, &f);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(map_guarded(touch_page, NULL), MAPGUARD_FAULT);
+	sfile_close(f);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * Outside map_guarded the SIGBUS goes where it went before map_guard_init:
+ * the default action kills the process (or a sanitizer's handler reports
+ * it); the process never carries on after the faulting read.
+ */
+START_TEST(test_mapguard_outside_kills)
+{
+	char *dir = tu_tmpdir("guard");
+	ck_assert_int_eq(map_guard_init(), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		sfile *f;
+		guard_page = map_cut_page(dir, &f);
+		touch_page(NULL);
+		_exit(0);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "the read past the end carried on");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS);
+#endif
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -903,5 +1041,8 @@ int main(void)
 	add(s, "obsolete_unlink", test_obsolete_unlink);
 	add(s, "concurrent_gets", test_concurrent_gets);
 	add(s, "write_failure", test_write_failure);
+	add(s, "truncated_while_open", test_truncated_while_open);
+	add(s, "mapguard_catches", test_mapguard_catches);
+	add(s, "mapguard_outside_kills", test_mapguard_outside_kills);
 	return tu_run(s);
 }

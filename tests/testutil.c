@@ -1,6 +1,7 @@
 /* testutil.c - helpers shared by the Check suites. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -75,6 +76,65 @@ void tu_flip_byte(const char *path, long long off)
 	c ^= 0x5a;
 	ck_assert_int_eq(pwrite(fd, &c, 1, off), 1);
 	close(fd);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static uint64_t digest(uint64_t h, const char *dir)
+{
+	DIR *d = opendir(dir);
+	ck_assert_msg(d != NULL, "opendir %s", dir);
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "LOCK"))
+			continue;
+		names = realloc(names, (n + 1) * sizeof *names);
+		names[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		h = fnv(h, names[i], strlen(names[i]) + 1);
+		struct stat st;
+		ck_assert_int_eq(lstat(path, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			h = digest(fnv(h, "/", 1), path);
+		} else {
+			int fd = open(path, O_RDONLY);
+			ck_assert_msg(fd >= 0, "open %s", path);
+			char b[65536];
+			ssize_t k;
+			while ((k = read(fd, b, sizeof b)) > 0)
+				h = fnv(h, b, (size_t)k);
+			close(fd);
+			h = fnv(h, &st.st_size, sizeof st.st_size);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return h;
+}
+
+uint64_t tu_dir_digest(const char *dir)
+{
+	return digest(0xcbf29ce484222325ULL, dir);
 }
 
 int tu_run(Suite *s)

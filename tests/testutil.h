@@ -17,6 +17,12 @@ void tu_fill_random(uint64_t *state, void *p, size_t n);
 long long tu_file_size(const char *path);
 /* Flip one bit of the byte at off in file path. */
 void tu_flip_byte(const char *path, long long off);
+/*
+ * A digest of a directory tree: every name (sorted) and every file's bytes,
+ * LOCK files left out (they hold the pid of the last opener).  Equal
+ * digests: nothing was created, deleted, renamed or written.
+ */
+uint64_t tu_dir_digest(const char *dir);
 /* Runs a suite; returns the process exit status (0 if every test passed). */
 int tu_run(Suite *s);
 

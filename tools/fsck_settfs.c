@@ -13,7 +13,9 @@
  * chunks lie within the file size, and the stored bytes match the inode's
  * block count.  Each fault is printed with its key.
  *
- * Exit status: 0 clean, 1 faults found, 2 operational error.
+ * The store is opened read-only; a store the engine refuses to open (a
+ * damaged MANIFEST, say) is reported with the file and offset and counts
+ * as a fault.  Exit status: 0 clean, 1 faults found, 2 operational error.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -132,18 +134,21 @@ int main(int argc, char **argv)
 	o.read_only = 1;
 	o.num_compactors = 0;
 	o.gc_discard_ratio = 0;
+	/* Read-only, and only that: a check never writes to the store. */
+	char why[1024] = "";
+	o.error_buf = why;
+	o.error_buf_size = sizeof why;
 	sett_db *db;
 	int r = sett_open(store, &o, &db);
-	if (r && r != SETT_ELOCKED) {
-		o.read_only = 0; /* the engine may not support read-only opens */
-		r = sett_open(store, &o, &db);
-	}
 	if (r == SETT_ELOCKED) {
 		fprintf(stderr, "fsck.settfs: %s is in use (mounted?)\n", store);
 		return 2;
 	}
-	if (r)
-		return op_error(store, r);
+	if (r) {
+		fprintf(stderr, "fsck.settfs: cannot open %s: %s\n", store,
+			why[0] ? why : sett_strerror(r));
+		return r == SETT_ECORRUPT || r == SETT_EFORMAT ? 1 : 2;
+	}
 
 	r = sett_verify(db, report, NULL);
 	if (r && r != SETT_ECORRUPT) {

@@ -3,8 +3,11 @@
  *
  *   mkfs.settfs [-f] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE
  *
- * Writes the superblock, the inode counter and the root directory.  An
- * existing store is refused unless -f, which erases it.
+ * Writes the superblock, the inode counter and the root directory.  A
+ * missing or empty directory gets a new store.  An existing store is
+ * refused unless -f, which erases its keys; a non-empty directory that
+ * holds no store is refused unless -f, which puts the store among what is
+ * there (nothing in it is deleted).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +20,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: mkfs.settfs [-f] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE\n"
-		     "  -f   erase an existing store\n"
+		     "  -f   erase an existing store, or use a non-empty directory\n"
 		     "  -c   data chunk size in bytes, a power of two in 4096..1048576 (65536)\n"
 		     "  -u, -g  owner of the root directory (the caller)\n");
 }
@@ -63,14 +66,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *store = argv[optind];
+	char why[1024] = "";
+	o.engine.error_buf = why;
+	o.engine.error_buf_size = sizeof why;
 	int r = settfs_mkfs(store, &o, &ctx, force);
-	if (r == -EEXIST) {
-		fprintf(stderr, "mkfs.settfs: %s already holds a store (use -f to erase it)\n", store);
+	if (r == -EEXIST || r == -ENOTEMPTY) {
+		fprintf(stderr, "mkfs.settfs: %s\n", why);
+		if (r == -ENOTEMPTY)
+			fprintf(stderr, "mkfs.settfs: use -f to create the store there anyway\n");
 		return 1;
 	}
 	if (r) {
 		fprintf(stderr, "mkfs.settfs: %s: %s\n", store,
-			r == -EINVAL ? "invalid chunk size" : sett_strerror(r));
+			why[0] ? why : r == -EINVAL ? "invalid chunk size" : sett_strerror(r));
 		return 1;
 	}
 	printf("mkfs.settfs: created settfs in %s (chunk size %u)\n", store, o.chunk_size);

@@ -30,8 +30,18 @@ int cli_open(const char *cmd, const char *path, int read_only, sett_db **db)
 	sett_options_init(&o);
 	o.read_only = read_only;
 	o.create_if_missing = !read_only;
-	o.gc_discard_ratio = 0; /* a short-lived command runs no automatic GC */
+	/* A short-lived command runs no automatic GC (a read-only open has no GC
+	 * thread and keeps the ratio for the plan `sett info` shows). */
+	if (!read_only)
+		o.gc_discard_ratio = 0;
+	char why[1024] = "";
+	o.error_buf = why;
+	o.error_buf_size = sizeof why;
 	int r = sett_open(path, &o, db);
+	if (r && why[0]) {
+		fprintf(stderr, "sett %s: %s\n", cmd, why);
+		return 1;
+	}
 	if (r)
 		return cli_fail(cmd, path, r);
 	return 0;
@@ -202,13 +212,41 @@ static int cmd_info(int argc, char **argv)
 	printf("tables total %s\n", a);
 	sett_vlog_info vi[1024];
 	int n = sett_vlog_files(db, vi, 1024);
-	human(a, sizeof a, st.vlog_bytes);
-	printf("value log %d files, %s\n", n < 0 ? 0 : n, a);
+	uint64_t garbage = 0, live = 0;
 	for (int i = 0; i < n && i < 1024; i++) {
+		live += vi[i].live_bytes;
+		garbage += vi[i].bytes - vi[i].live_bytes;
+	}
+	human(a, sizeof a, st.vlog_bytes);
+	human(b, sizeof b, garbage);
+	printf("value log %d files, %s, garbage %s (%.0f%%)\n", n < 0 ? 0 : n, a, b,
+	       st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
+	for (int i = 0; i < n && i < 1024; i++) {
+		uint64_t g = vi[i].bytes - vi[i].live_bytes;
+		char c[32];
 		human(a, sizeof a, vi[i].bytes);
-		human(b, sizeof b, vi[i].discard_bytes);
-		printf("  %06u.vlog %11s  discard %11s (%.0f%%)\n", vi[i].fid, a, b,
-		       vi[i].bytes ? 100.0 * (double)vi[i].discard_bytes / (double)vi[i].bytes : 0.0);
+		human(b, sizeof b, vi[i].live_bytes);
+		human(c, sizeof c, g);
+		printf("  %06u.vlog %11s  live %11s  garbage %11s (%3.0f%%)%s%s\n", vi[i].fid, a, b,
+		       c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
+		       i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
+	}
+	human(a, sizeof a, live);
+	human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
+	printf("live values %s; with tables and logs %s\n", a, b);
+	printf("gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
+	       st.gc_activity, (unsigned long long)st.gc_runs,
+	       (unsigned long long)st.gc_files_rewritten,
+	       (human(a, sizeof a, st.gc_bytes_measured), a));
+	printf("%s rewritten\n", (human(a, sizeof a, st.gc_bytes_rewritten), a));
+	sett_space sp;
+	if (sett_disk_space(db, &sp) == 0) {
+		char c[32];
+		human(a, sizeof a, sp.disk_bytes);
+		human(b, sizeof b, sp.free_bytes);
+		human(c, sizeof c, sp.reserve);
+		printf("disk %s, free %s, reserve %s (default rule; settfs -o reserve= sets it)\n", a,
+		       b, c);
 	}
 	printf("block cache hits %llu misses %llu (%s)\n", (unsigned long long)st.block_cache_hits,
 	       (unsigned long long)st.block_cache_misses,

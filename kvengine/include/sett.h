@@ -63,7 +63,8 @@ enum sett_compression { SETT_COMPRESS_NONE = 0, SETT_COMPRESS_ZSTD = 1 };
  * Defaults are given in brackets.
  */
 typedef struct sett_options {
-	int create_if_missing;      /* [1] create the directory and store */
+	int create_if_missing;      /* [1] create the directory and store (a store is
+				     * created only where no store file is) */
 	int read_only;              /* [0] open without writing anything */
 	int sync_writes;            /* [0] fsync WAL and value log before acking a write */
 	size_t value_threshold;     /* [1024] values of this size or more go to the value log */
@@ -85,6 +86,13 @@ typedef struct sett_options {
 	uint32_t value_log_max_entries; /* [1000000] ... or at this many entries */
 	double gc_discard_ratio;    /* [0.5] automatic value-log GC threshold (0: no auto GC) */
 	int gc_interval_ms;         /* [10000] how often the GC thread looks for work */
+	double gc_garbage_share;    /* [0.15] the GC thread also rewrites the file with the
+				     * most garbage while the value log's garbage exceeds
+				     * this share of its size (0: only gc_discard_ratio) */
+	int64_t disk_reserve;       /* [-1] bytes of the store's disk kept for deletes, GC
+				     * and compaction (-1: sett_default_reserve of the disk);
+				     * the engine reports it (sett_disk_space), its user
+				     * refuses growth below it */
 	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
@@ -219,6 +227,9 @@ typedef struct sett_stats {
 	uint64_t gc_runs;
 	uint64_t gc_files_rewritten;
 	uint64_t write_stalls;
+	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
+	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
+	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 } sett_stats;
 
 int sett_get_stats(sett_db *db, sett_stats *st);
@@ -227,10 +238,27 @@ int sett_get_stats(sett_db *db, sett_stats *st);
 typedef struct sett_vlog_info {
 	uint32_t fid;
 	uint64_t bytes;
-	uint64_t discard_bytes;
+	uint64_t discard_bytes;     /* garbage: entries no reader needs any more */
+	uint64_t live_bytes;        /* the rest of the file's entries */
+	int gc_picked;              /* the GC thread's rule picks this file now */
 } sett_vlog_info;
 /* Fills up to `max` entries; returns the number of files (may exceed max). */
 int sett_vlog_files(sett_db *db, sett_vlog_info *out, int max);
+
+/*
+ * The space of the filesystem that holds the store.  Value-log files are
+ * never larger than 1/16 of it (value_log_file_size is lowered at open),
+ * so GC can return space in steps a full disk can afford.
+ */
+typedef struct sett_space {
+	uint64_t disk_bytes;        /* size of the filesystem */
+	uint64_t free_bytes;        /* free for unprivileged writers (statvfs f_bavail) */
+	uint64_t reserve;           /* disk_reserve in effect */
+} sett_space;
+int sett_disk_space(sett_db *db, sett_space *out);
+/* The default reserve: 2 % of the disk, at least 32 MiB, at most 1 GiB, and
+ * never more than 1/8 of the disk. */
+uint64_t sett_default_reserve(uint64_t disk_bytes);
 
 /* Verify every checksum in the store (tables, WAL, value log). */
 typedef void (*sett_report_fn)(void *arg, const char *msg);
