@@ -22,11 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
+#include "fuse_inval.h"
 #include "settfs.h"
 
 struct sfs_cfg {
@@ -56,6 +59,7 @@ struct sfs_fuse {
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
+	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	size_t page_size;
 };
 
@@ -419,6 +423,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
+{
+	(void)ino;
+	(void)unused;
+	fuse_reply_write(req, (size_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		     off_t off, struct fuse_file_info *fi)
 {
@@ -430,6 +441,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
+			       (uint64_t)n, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -594,14 +609,32 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -settfs_fallocate(fs_of(req), ino, mode, off, len));
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+static void reply_lseek(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t whence)
 {
-	off_t r = settfs_lseek(fs_of(req), ino, off, whence);
+	off_t r = settfs_lseek(fs_of(req), ino, (off_t)off, (int)whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
 		fuse_reply_lseek(req, r);
+}
+
+/*
+ * The kernel does not write its dirty pages back before LSEEK.  It can
+ * hold some only while the file has a writable handle (settfs_fill_token
+ * says -EBUSY): then the reply waits until the range from off on has been
+ * invalidated, which writes them back (fuse_inval.h).
+ */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)fi;
+	uint64_t token, size;
+	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+	else
+		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
 
 static const struct fuse_lowlevel_ops sfs_ops = {
@@ -930,6 +963,25 @@ static void warn_quarantine(const char *store)
 }
 
 /*
+ * A read met damage: say where (the store file and offset), on stderr in
+ * the foreground and to syslog (a daemon's stderr is /dev/null).  The same
+ * message again in a row is said once.
+ */
+static void log_corruption(void *arg, const char *why)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static char last[512];
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	if (strcmp(last, why) != 0) {
+		snprintf(last, sizeof last, "%s", why);
+		fprintf(stderr, "settfs: damaged data, read fails with EIO: %s\n", why);
+		syslog(LOG_ERR, "damaged data, read fails with EIO: %s", why);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/*
  * Opens the store, waiting up to 30 s while another process holds it: an
  * unmount returns before the previous daemon has finished flushing and
  * released the store, so "umount && mount" would otherwise fail.
@@ -949,6 +1001,12 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 		}
 		if (r == 0)
 			warn_quarantine(store);
+		if (r == 0 && settfs_degraded(*fs) && !o->engine.open_damaged)
+			fprintf(stderr, "settfs: %s is damaged: %s\n"
+					"settfs: mounting it read-only: what is undamaged reads as "
+					"written, damaged data fails with EIO; `fsck.settfs %s` "
+					"reports what is lost\n",
+				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
@@ -956,6 +1014,43 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/*
+ * Test-only power cut (tests/integration/powercut.sh): with
+ * SETTFS_TEST_POWERCUT_FIFO=PATH in the environment, a thread waits for a
+ * byte on that FIFO, then drops every byte the engine has not fsynced
+ * (sio_fault_powercut: each file is cut to its last fsynced length) and
+ * kills the daemon at once, as a power cut would: no reply is sent and
+ * nothing buffered is flushed.
+ */
+static void *powercut_thread(void *arg)
+{
+	const char *path = arg;
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return NULL;
+		char c;
+		ssize_t k = read(fd, &c, 1);
+		close(fd);
+		if (k == 1)
+			break;
+	}
+	sio_fault_powercut();
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static void powercut_arm(void)
+{
+	const char *path = getenv("SETTFS_TEST_POWERCUT_FIFO");
+	pthread_t t;
+	if (!path || !*path)
+		return;
+	sio_fault_powercut_arm();
+	if (pthread_create(&t, NULL, powercut_thread, (void *)path) == 0)
+		pthread_detach(t);
 }
 
 int main(int argc, char *argv[])
@@ -1030,9 +1125,16 @@ int main(int argc, char *argv[])
 	char why[1024];
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
+	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, &fs);
 	if (r)
 		return 1;
+	int degraded = settfs_degraded(fs);
+	if (degraded) {
+		/* the daemon's own open goes straight to the same state */
+		o.engine.read_only = 1;
+		o.engine.open_damaged = 1;
+	}
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
@@ -1051,12 +1153,13 @@ int main(int argc, char *argv[])
 		*e++ = *s;
 	}
 	*e = 0;
-	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s", esc) < 0)
+	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s%s", esc,
+		     degraded ? ",ro" : "") < 0)
 		return 1;
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
-	struct sfs_fuse f = { fs, &cfg, 0, { 0 }, NULL, NULL, (size_t)sysconf(_SC_PAGESIZE) };
+	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
 	int ret = 1;
@@ -1077,6 +1180,7 @@ int main(int argc, char *argv[])
 		if (r)
 			goto out_unmount;
 	}
+	powercut_arm();
 	/*
 	 * Chunks of whole pages only: a push never reaches past a chunk.  Not
 	 * with one request thread: a writable open of the file being pushed
@@ -1087,6 +1191,7 @@ int main(int argc, char *argv[])
 	if (!cfg.nofill && !opts.singlethread && f.page_size && cs > f.page_size &&
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
+	f.inval = sfs_inval_start(se);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
@@ -1103,6 +1208,8 @@ int main(int argc, char *argv[])
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
 	f.filler = NULL;
+	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	f.inval = NULL;
 	flusher_stop(flusher);
 out_unmount:
 	fuse_session_unmount(se);

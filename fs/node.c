@@ -15,10 +15,16 @@
 #include <string.h>
 #include <time.h>
 
+/*
+ * The time of a change.  The kernel stamps the changes it times itself
+ * (writes and utime(NULL) with the writeback cache) from its coarse clock,
+ * current_time(): the daemon reads the same clock, so that a later change
+ * never carries an earlier time than one the daemon stamped.
+ */
 int64_t sfs_now(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 

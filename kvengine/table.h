@@ -43,11 +43,23 @@ void table_builder_abandon(table_builder *b);
 typedef struct table table;
 
 /*
- * Opens and validates a table (footer, properties, index and bloom
- * checksums).  `c` may be NULL (no caching).  On corruption, `why` gets the
- * file name and offset.
+ * Opens and validates a table (footer, properties and index checksums and
+ * structure; a bloom block that fails its checksum is left unused and
+ * reported by table_verify).  `c` may be NULL (no caching).  On
+ * corruption, `why` gets the file name and offset.
  */
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen);
+/*
+ * A table named by the MANIFEST whose footer, index or properties cannot
+ * be read (table_open failed with SETT_ECORRUPT; `cause` is its why): it
+ * holds no known key, every table_get and every iterator positioning on it
+ * fails with SETT_ECORRUPT, table_verify too.  Its key range is unknown:
+ * smallest and largest span every key.  It never deletes its file.
+ */
+int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp);
+int table_is_damaged(const table *t);
+/* Called with the why of every SETT_ECORRUPT a read of t meets (or NULL: none). */
+void table_set_reporter(table *t, void (*fn)(void *, const char *), void *arg);
 void table_ref(table *t);
 void table_unref(table *t);
 void table_mark_obsolete(table *t);
@@ -72,6 +84,28 @@ int table_get(table *t, slice ukey, uint64_t read_version, uint64_t *version, bu
 
 /* Iterator over the table (holds a reference). */
 sit *table_iter_new(table *t);
+
+/*
+ * A forward-only iterator (first, next) that skips damage instead of
+ * stopping: for each damaged block, lost(arg, after, last, excl, why) gets
+ * the internal keys it covered, from after `after` (empty: the table's
+ * start) to `last` (inclusive, or exclusive with excl; empty: the end), and
+ * `why` (file and offset).  Used by repair and verify.
+ */
+typedef void (*table_lost_fn)(void *arg, slice after, slice last, int excl, const char *why);
+sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg);
+
+/*
+ * For repair: opens a table whose footer, index or properties are damaged,
+ * by finding its data blocks through their checksums (a raw block starts
+ * with a zero byte, a compressed one with the zstd magic; its end is where
+ * a type byte and checksum match what comes before).  Only blocks whose
+ * entries decode and follow the blocks before are taken; the salvage
+ * iterator reports the damaged stretches between and after them.  Only
+ * table_salvage_iter_new, table_max_version and table_unref may be used on
+ * the result.
+ */
+int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen);
 
 /* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
 int table_verify(table *t, char *why, size_t whylen);

@@ -4,14 +4,18 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand.  The file is mapped read-only when the system allows:
- * an uncompressed block is then used in place, with no copy, no system
- * call and no cache entry; a bitmap remembers which blocks had their
- * checksum checked, so each is hashed once per open table.  A compressed
- * block, any block when the file is not mapped, and every block that
- * table_verify reads, is read with pread into the block cache when the
- * table has one (decoded once, shared by every reader), otherwise into a
- * buffer owned by the reader for as long as it looks at that block.
+ * are read on demand, and checked when read: a bad data block fails only
+ * the reads that need it.  A bloom block that fails its checksum is not
+ * used (every key may be in the table) and table_verify reports it; a bad
+ * footer, index or properties block fails the open.  The file is mapped
+ * read-only when the system allows: an uncompressed block is then used in
+ * place, with no copy, no system call and no cache entry; a bitmap
+ * remembers which blocks had their checksum checked, so each is hashed
+ * once per open table.  A compressed block, any block when the file is
+ * not mapped, and every block that table_verify reads, is read with pread
+ * into the block cache when the table has one (decoded once, shared by
+ * every reader), otherwise into a buffer owned by the reader for as long
+ * as it looks at that block.
  *
  * A mapped page that cannot be read (a media error, or a file cut short
  * under the open table) raises SIGBUS.  Every cursor operation that may
@@ -40,9 +44,11 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "bloom.h"
+#include "entry.h"
 #include "fileio.h"
 #include "ikey.h"
 #include "mapguard.h"
@@ -72,13 +78,31 @@ struct table {
 
 	slice smallest, largest; /* point into props_raw */
 	uint64_t count, min_version, max_version, raw_bytes;
+
+	uint64_t bad_bloom_off; /* a bloom block that failed its checks (not used), or 0 */
+	char *damaged; /* table_open_damaged: why the table could not be opened */
+	void (*report)(void *, const char *);
+	void *report_arg;
+	/* tables opened by table_open_salvage: gap[bi], damage before block bi;
+	 * tail_lost, damage after the last block */
+	uint8_t *gap;
+	int tail_lost;
 };
 
 static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 {
-	if (why && whylen)
+	char own[512];
+	if (!why || !whylen) {
+		why = own;
+		whylen = sizeof own;
+	}
+	if (t->damaged)
+		snprintf(why, whylen, "%s", t->damaged);
+	else
 		snprintf(why, whylen, "%s: corrupt block at offset %llu", t->path,
 			 (unsigned long long)off);
+	if (t->report)
+		t->report(t->report_arg, why);
 	return SETT_ECORRUPT;
 }
 
@@ -515,10 +539,20 @@ static void tc_skip_backward(tcur *tc)
 	}
 }
 
+/* A damaged table has no block to go to: every positioning fails. */
+static int tc_damaged(tcur *tc)
+{
+	if (!tc->t->damaged)
+		return 0;
+	tc_invalidate(tc);
+	tc->err = corrupt_at(tc->t, 0, tc->why, sizeof tc->why);
+	return 1;
+}
+
 static void tc_first(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, 0))
+	if (tc_damaged(tc) || tc_load(tc, 0))
 		return;
 	blk_first(&tc->bc);
 	tc_skip_forward(tc);
@@ -527,7 +561,7 @@ static void tc_first(tcur *tc)
 static void tc_last(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, tc->t->nblocks - 1))
+	if (tc_damaged(tc) || tc_load(tc, tc->t->nblocks - 1))
 		return;
 	blk_last(&tc->bc);
 	tc_skip_backward(tc);
@@ -541,6 +575,8 @@ static void tc_seek(tcur *tc, slice target)
 		tc_invalidate(tc);
 		return;
 	}
+	if (tc_damaged(tc))
+		return;
 	const table *t = tc->t;
 	size_t lo = 0, hi = t->nblocks; /* first block whose last key >= target */
 	while (lo < hi) {
@@ -742,27 +778,41 @@ static void table_destroy(table *t)
 	if (t->f)
 		sfile_close(t->f); /* and unmaps */
 	free(t->checked);
+	free(t->gap);
 	free(t->bloom_raw);
 	free(t->index_raw);
 	free(t->props_raw);
 	free(t->index);
 	free(t->path);
+	free(t->damaged);
 	free(t);
+}
+
+/* A table with one reference, its id and path (NULL when out of memory). */
+static table *table_alloc(const char *path, uint64_t id)
+{
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	if (!(t->path = strdup(path))) {
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
-	table *t = calloc(1, sizeof *t);
+	table *t = table_alloc(path, id);
 	if (!t)
 		return -ENOMEM;
-	atomic_init(&t->refs, 1);
-	atomic_init(&t->obsolete, 0);
-	t->id = id;
 	t->c = c;
-	t->path = strdup(path);
-	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	int r = sfile_open(path, O_RDONLY, &t->f);
 	if (r)
 		goto fail;
 	int64_t fsz = sfile_size(t->f);
@@ -810,8 +860,16 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		goto fail;
 	}
 	size_t bn, in, pn;
-	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) ||
-	    (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
+	/* A damaged bloom filter costs lookups, not keys: every key "may be" here. */
+	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) == SETT_ECORRUPT) {
+		t->bad_bloom_off = f[0];
+		t->bloom_raw = NULL;
+		bn = 0;
+		r = 0;
+		if (why && whylen)
+			why[0] = 0;
+	}
+	if (r || (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
 	    (r = read_meta(t, f[4], f[5], &t->props_raw, &pn, why, whylen)))
 		goto fail;
 	t->bloom = slice_make(t->bloom_raw, bn);
@@ -836,6 +894,41 @@ fail:
 	return r;
 }
 
+int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp)
+{
+	table *t = table_alloc(path, id);
+	if (!t)
+		return -ENOMEM;
+	/* smallest: the empty key, newest; largest: the longest 0xff key, oldest */
+	size_t ln = SETT_MAX_KEY_SIZE + IKEY_SUFFIX;
+	t->props_raw = malloc(IKEY_SUFFIX + ln);
+	size_t dn = strlen(path) + strlen(cause) + 64;
+	t->damaged = malloc(dn);
+	if (!t->props_raw || !t->damaged) {
+		table_destroy(t);
+		return -ENOMEM;
+	}
+	snprintf(t->damaged, dn, "%s: damaged table, its keys cannot be read (%s)", path,
+		 cause[0] ? cause : "corrupt");
+	ikey_make(t->props_raw, NULL, 0, UINT64_MAX);
+	memset(t->props_raw + IKEY_SUFFIX, 0xff, ln);
+	t->smallest = slice_make(t->props_raw, IKEY_SUFFIX);
+	t->largest = slice_make(t->props_raw + IKEY_SUFFIX, ln);
+	*tp = t;
+	return 0;
+}
+
+int table_is_damaged(const table *t)
+{
+	return t->damaged != NULL;
+}
+
+void table_set_reporter(table *t, void (*fn)(void *, const char *), void *arg)
+{
+	t->report = fn;
+	t->report_arg = arg;
+}
+
 void table_ref(table *t)
 {
 	atomic_fetch_add(&t->refs, 1);
@@ -847,7 +940,7 @@ void table_unref(table *t)
 		return;
 	/* The blocks of a closed table are of no use to anyone. */
 	cache_erase_id(t->c, t->id);
-	if (atomic_load(&t->obsolete)) {
+	if (atomic_load(&t->obsolete) && !t->damaged) {
 		sfile_close(t->f); /* and unmaps */
 		t->f = NULL;
 		sio_unlink(t->path);
@@ -869,7 +962,7 @@ slice table_largest(const table *t) { return t->largest; }
 
 int table_may_contain(table *t, uint64_t ukey_hash)
 {
-	return bloom_may_contain(t->bloom, ukey_hash);
+	return t->damaged || bloom_may_contain(t->bloom, ukey_hash);
 }
 
 /* -------------------------------------------------------------- get */
@@ -958,12 +1051,358 @@ sit *table_iter_new(table *t)
 	return &ti->base;
 }
 
+/* ---------------------------------------------------------- salvage */
+
+/*
+ * A forward-only iterator that goes on past damage: a block that fails its
+ * checks is reported to `lost` with the keys it covered (after the last key
+ * returned, up to the block's last key in the index) and skipped, and so
+ * is the rest of a block whose entries stop decoding or go out of order.
+ */
+typedef struct salvage_iter {
+	table_iter ti; /* key and error are the table iterator's */
+	table_lost_fn lost;
+	void *arg;
+	buf prev; /* the last key returned */
+	char gap_why[400]; /* damage before the current block: reported at its first key */
+	size_t bi;
+	int valid;
+} salvage_iter;
+
+#define SV(it) ((salvage_iter *)(it))
+
+static void sv_report(salvage_iter *s, const char *why)
+{
+	if (s->lost)
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), s->ti.tc.t->index[s->bi].last_key, 0,
+			why);
+}
+
+/* Positions at the first entry of the first block from bi on that loads;
+ * the ones that do not are reported.  0, or an error other than damage. */
+static int sv_load_from(salvage_iter *s, size_t bi)
+{
+	tcur *tc = &s->ti.tc;
+	for (s->bi = bi; s->bi < tc->t->nblocks; s->bi++) {
+		tc->err = 0;
+		if (tc->t->gap && tc->t->gap[s->bi])
+			snprintf(s->gap_why, sizeof s->gap_why, "%s: damaged bytes before offset %llu",
+				 tc->t->path, (unsigned long long)tc->t->index[s->bi].off);
+		if (tc_load(tc, s->bi) == 0) {
+			blk_first(&tc->bc);
+			return 0;
+		}
+		if (tc->err != SETT_ECORRUPT)
+			return tc->err;
+		sv_report(s, tc->why);
+	}
+	tc->err = 0;
+	if (tc->t->tail_lost && s->lost) {
+		char why[400];
+		snprintf(why, sizeof why, "%s: damaged bytes after offset %llu", tc->t->path,
+			 tc->t->nblocks ? (unsigned long long)(tc->t->index[tc->t->nblocks - 1].off +
+							     tc->t->index[tc->t->nblocks - 1].size)
+					: 0ull);
+		s->lost(s->arg, slice_make(s->prev.p, s->prev.n), slice_make(NULL, 0), 0, why);
+		tc->t->tail_lost = 0; /* once */
+	}
+	return 0;
+}
+
+/* Settles on the current entry, or moves on to the next good one. */
+static void sv_settle(salvage_iter *s)
+{
+	tcur *tc = &s->ti.tc;
+	table *t = tc->t;
+	s->valid = 0;
+	while (s->bi < t->nblocks) {
+		if (blk_valid(&tc->bc)) {
+			slice k = tc_key(tc);
+			if (!s->prev.n || ikey_cmp(slice_make(s->prev.p, s->prev.n), k) < 0) {
+				if (s->gap_why[0] && s->lost)
+					s->lost(s->arg, slice_make(s->prev.p, s->prev.n), k, 1, s->gap_why);
+				s->gap_why[0] = 0;
+				s->prev.n = 0;
+				if (buf_append(&s->prev, k.p, k.n)) {
+					tc->err = -ENOMEM;
+					return;
+				}
+				s->valid = 1;
+				return;
+			}
+			char why[400];
+			snprintf(why, sizeof why, "%s: block at offset %llu: keys out of order",
+				 t->path, (unsigned long long)t->index[s->bi].off);
+			sv_report(s, why);
+		} else if (tc->bc.err == SETT_ECORRUPT) {
+			corrupt_at(t, t->index[s->bi].off, tc->why, sizeof tc->why);
+			sv_report(s, tc->why);
+		} else if (tc->bc.err) {
+			tc->err = tc->bc.err;
+			return;
+		}
+		if (sv_load_from(s, s->bi + 1))
+			return;
+	}
+}
+
+static void sv_first(sit *it)
+{
+	salvage_iter *s = SV(it);
+	s->prev.n = 0;
+	if (sv_load_from(s, 0) == 0)
+		sv_settle(s);
+	else
+		s->valid = 0;
+}
+
+static void sv_next(sit *it)
+{
+	salvage_iter *s = SV(it);
+	if (!s->valid)
+		return;
+	blk_next(&s->ti.tc.bc);
+	sv_settle(s);
+}
+
+static void sv_unsupported(sit *it)
+{
+	SV(it)->valid = 0;
+	SV(it)->ti.tc.err = -ENOTSUP;
+}
+static void sv_seek(sit *it, slice k) { (void)k; sv_unsupported(it); }
+static int sv_valid(const sit *it) { return ((const salvage_iter *)it)->valid; }
+/* The cursor reads with pread into its own buffers (use_cache 0), never
+ * the mapping, so the value is used in place. */
+static slice sv_value(const sit *it) { return ((const salvage_iter *)it)->ti.tc.bc.val; }
+
+static void sv_free(sit *it)
+{
+	table *t = SV(it)->ti.tc.t;
+	tc_close(&SV(it)->ti.tc);
+	buf_free(&SV(it)->prev);
+	free(it);
+	table_unref(t);
+}
+
+static const struct sit_ops salvage_iter_ops = {
+	sv_seek, sv_seek, sv_first, sv_unsupported, sv_next, sv_unsupported,
+	sv_valid, ti_key, sv_value, ti_error, sv_free,
+};
+
+sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg)
+{
+	salvage_iter *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->ti.base.ops = &salvage_iter_ops;
+	s->lost = lost;
+	s->arg = arg;
+	table_ref(t);
+	tc_init(&s->ti.tc, t, 0); /* the file's own bytes, checked now */
+	return &s->ti.base;
+}
+
+/* ------------------------------------------------- salvage open */
+
+/* Largest block the scan looks for (blocks are near block_size; an entry
+ * may add a key of up to 64 KiB). */
+#define SCAN_MAX_BLOCK ((size_t)256 << 10)
+
+/*
+ * The size (trailer included) of the block that starts at pos, found by
+ * its checksum: the first end whose type byte and checksum match.  0: none.
+ */
+static size_t scan_block_end(const uint8_t *all, size_t n, size_t pos, XXH3_state_t *st)
+{
+	XXH3_64bits_reset(st);
+	size_t fed = pos;
+	for (size_t e = pos + 8; e + 1 + 8 <= n && e - pos <= SCAN_MAX_BLOCK; e++) {
+		if (all[e] != TABLE_BLOCK_RAW && all[e] != TABLE_BLOCK_ZSTD)
+			continue;
+		XXH3_64bits_update(st, all + fed, e + 1 - fed);
+		fed = e + 1;
+		if (XXH3_64bits_digest(st) == get_le64(all + e + 1))
+			return e + TABLE_BLOCK_TRAILER - pos;
+	}
+	return 0;
+}
+
+/*
+ * Whether decoded block d is a data block whose keys all follow `prev`
+ * and whose values decode; then *last is its last key, and count and
+ * versions are added up.
+ */
+static int scan_block_ok(const uint8_t *d, size_t dn, const buf *prev, buf *last, uint64_t *count,
+			 uint64_t *maxv)
+{
+	if (check_data_block(d, dn))
+		return 0;
+	blkcur bc = { 0 };
+	blk_init(&bc, d, dn);
+	buf pk = { 0 };
+	int ok = 1;
+	uint64_t c = 0, mv = 0;
+	if (buf_append(&pk, prev->p, prev->n))
+		ok = 0;
+	for (blk_first(&bc); ok && blk_valid(&bc); blk_next(&bc)) {
+		slice k = slice_make(bc.key.p, bc.key.n);
+		vstruct v;
+		if ((pk.n && ikey_cmp(slice_make(pk.p, pk.n), k) >= 0) ||
+		    vstruct_decode(bc.val.p, bc.val.n, &v))
+			ok = 0;
+		pk.n = 0;
+		if (buf_append(&pk, k.p, k.n))
+			ok = 0;
+		if (ikey_version(k) > mv)
+			mv = ikey_version(k);
+		c++;
+	}
+	if (bc.err || !c)
+		ok = 0;
+	if (ok) {
+		last->n = 0;
+		ok = !buf_append(last, pk.p, pk.n);
+		*count += c;
+		if (mv > *maxv)
+			*maxv = mv;
+	}
+	buf_free(&pk);
+	buf_free(&bc.key);
+	return ok;
+}
+
+int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	t->path = strdup(path);
+	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	int64_t fsz = r ? 0 : sfile_size(t->f);
+	if (!r && fsz < 0)
+		r = (int)fsz;
+	size_t n = (size_t)fsz;
+	uint8_t *all = r ? NULL : malloc(n ? n : 1);
+	if (!r && !all)
+		r = -ENOMEM;
+	if (!r)
+		r = sfile_pread_full(t->f, all, n, 0);
+	XXH3_state_t *st = r ? NULL : XXH3_createState();
+	if (!r && !st)
+		r = -ENOMEM;
+	if (r)
+		goto out;
+	t->file_size = n;
+
+	/* where the data blocks end, if the footer says so */
+	uint64_t data_end = UINT64_MAX;
+	if (n >= TABLE_FOOTER_SIZE) {
+		const uint8_t *foot = all + n - TABLE_FOOTER_SIZE;
+		if (memcmp(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8) == 0 &&
+		    sett_hash(foot, TABLE_FOOTER_FIELDS) == get_le64(foot + TABLE_FOOTER_FIELDS))
+			data_end = get_le64(foot);
+	}
+	buf keys = { 0 }, last = { 0 };
+	size_t cap = 0, *keyoff = NULL;
+	uint64_t expect = 0;
+	static const uint8_t zmagic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+	for (size_t pos = 0; pos + TABLE_BLOCK_TRAILER < n && pos < data_end && !r;) {
+		/* a raw data block starts with shared = 0, zstd with its magic;
+		 * right after the data, the bloom block may start anyhow */
+		int at_end = pos == expect && t->nblocks && data_end == UINT64_MAX;
+		if (all[pos] != 0 && (n - pos < 4 || memcmp(all + pos, zmagic, 4) != 0) && !at_end) {
+			pos++;
+			continue;
+		}
+		size_t bsize = scan_block_end(all, n, pos, st);
+		if (!bsize) {
+			pos++;
+			continue;
+		}
+		uint8_t *d = NULL;
+		size_t dn, charge;
+		int ok = read_block_raw(t, pos, bsize, NULL, &d, &dn, &charge, NULL, 0) == 0 &&
+			 scan_block_ok(d, dn, &last, &last, &t->count, &t->max_version);
+		free(d);
+		if (!ok && at_end) {
+			/* a checked block right after the data that is not data: the
+			 * bloom block, so the data ends here (the footer is lost) */
+			data_end = pos;
+			break;
+		}
+		if (!ok) {
+			pos++;
+			continue;
+		}
+		if (t->nblocks == cap) {
+			cap = cap ? cap * 2 : 64;
+			index_entry *ni = realloc(t->index, cap * sizeof *ni);
+			size_t *nk = realloc(keyoff, cap * sizeof *nk);
+			uint8_t *ng = realloc(t->gap, cap);
+			if (ni)
+				t->index = ni;
+			if (nk)
+				keyoff = nk;
+			if (ng)
+				t->gap = ng;
+			if (!ni || !nk || !ng) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		t->gap[t->nblocks] = pos != expect;
+		keyoff[t->nblocks] = keys.n;
+		t->index[t->nblocks++] = (index_entry){ slice_make(NULL, last.n), pos, bsize };
+		if ((r = buf_append(&keys, last.p, last.n)))
+			break;
+		pos += bsize;
+		expect = pos;
+	}
+	t->tail_lost = data_end == UINT64_MAX || expect != data_end;
+	if (!r && t->nblocks == 0) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: no readable data block", path);
+		r = SETT_ECORRUPT;
+	}
+	if (!r) {
+		/* the slices into the keys' buffer, now that it stays where it is */
+		t->index_raw = keys.p;
+		keys.p = NULL;
+		for (size_t i = 0; i < t->nblocks; i++)
+			t->index[i].last_key = slice_make(t->index_raw + keyoff[i],
+							  t->index[i].last_key.n);
+		/* only the salvage iterator reads this table: bounds are not needed */
+		t->smallest = t->index[0].last_key;
+		t->largest = t->index[t->nblocks - 1].last_key;
+	}
+	buf_free(&keys);
+	buf_free(&last);
+	free(keyoff);
+out:
+	XXH3_freeState(st);
+	free(all);
+	if (r) {
+		table_destroy(t);
+		return r;
+	}
+	*tp = t;
+	return 0;
+}
+
 /* ----------------------------------------------------------- verify */
 
 int table_verify(table *t, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
+	if (t->damaged || t->bad_bloom_off)
+		return corrupt_at(t, t->bad_bloom_off, why, whylen);
 	tcur tc;
 	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
 	buf prev = { 0 };

@@ -1,271 +1,503 @@
 /*
- * fsck_settfs.c - fsck.settfs: check a settfs store.
+ * fsck_settfs.c - fsck.settfs: check and repair a settfs store.
  *
- *   fsck.settfs [-q] STORE
+ *   fsck.settfs [-n | -p | -y] [-q] STORE
  *
- * First the engine verifies every checksum (sett_verify), then the
+ * -n (also the default): report only; the store is opened read-only and
+ * nothing is changed.  -p: fix what is safe without a person deciding (link
+ * counts, block counts, inode flags, bytes past the end of a file, orphan
+ * keys, the inode counter).  -y: fix everything that can be fixed: also
+ * rebuild the engine's MANIFEST and damaged tables (sett_repair), remove
+ * entries that point at missing inodes, link unreachable inodes and
+ * detached directories into /lost+found, delete the data of missing
+ * inodes and unreadable chunks.
+ *
+ * The engine verifies every checksum first (sett_verify); then the
  * filesystem invariants are checked over a full scan of the keys: a valid
  * superblock and inode counter; every inode decodes; every directory entry
  * names an existing inode of the type it records, under a directory; nlink
  * equals the number of entries (directories: 2 + subdirectories); every
- * directory reaches the root through its parent pointers; an inode without
- * entries has an orphan key; chunks and xattrs belong to existing inodes,
- * chunks lie within the file size, and the stored bytes match the inode's
- * block count.  Each fault is printed with its key.
+ * directory reaches the root; an inode without entries has an orphan key;
+ * chunks and xattrs belong to existing inodes, chunks lie within the file
+ * size and can be read, and the stored bytes match the inode's block
+ * count.  Every fault is reported, with the path of the file it concerns.
+ * The analysis reads everything first and writes its fixes afterwards (the
+ * namespace and inode fixes in one batch); a fixing run is followed by a
+ * quiet check, and what it still finds counts as uncorrected.
  *
- * The store is opened read-only; a store the engine refuses to open (a
- * damaged MANIFEST, say) is reported with the file and offset and counts
- * as a fault.  Exit status: 0 clean, 1 faults found, 2 operational error.
+ * Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left
+ * uncorrected (1|4 = 5: some of each), 8 operational error, 16 usage error.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs_int.h"
 #include "schema.h"
 #include "settfs.h"
 
+enum { EXIT_CLEAN = 0, EXIT_FIXED = 1, EXIT_LEFT = 4, EXIT_OPERR = 8, EXIT_USAGE = 16 };
+
+/* The fix level a fault needs: -p fixes FIX_SAFE, -y also FIX_ALL. */
+enum { FIX_NONE = 0, FIX_SAFE = 1, FIX_ALL = 2 };
+
+enum { INO_LIVE = 0, INO_RECLAIMED, INO_DROPPED };
+
 typedef struct fino {
 	uint64_t ino;
-	uint32_t mode, nlink, flags;
-	uint64_t size, blocks, parent;
-	uint64_t refs, subdirs, stored;
+	sfs_inode in;
+	int state;
 	int orphan;
+	int reach;
+	int dirty;   /* `in` changed: rewrite it */
+	int made;    /* created by this run (its link count is set, not a fault) */
+	int unreach; /* reported unreachable and left so */
+	int phantom; /* remade in memory only: this run does not fix it */
+	uint64_t refs, subdirs, stored;
+	size_t ent;  /* the entry that names it (SIZE_MAX: none) */
 } fino;
 
-static long faults;
-static int quiet;
+typedef struct fent {
+	uint64_t parent, child;
+	uint32_t type;
+	char *name;
+	size_t len;
+	int gone;  /* removed by a fix */
+	int added; /* (re)written by a fix */
+	int stored; /* the key exists in the store */
+	int remade; /* it names an inode that is remade (or would be, with -y) */
+} fent;
 
-static void print_key(const uint8_t *k, size_t n)
+/* A key whose data the engine repair could not save. */
+typedef struct lostkey {
+	int kind;
+	uint8_t *k, *kend;
+	size_t kn, kendn;
+	char *msg;
+} lostkey;
+
+static struct {
+	int level;   /* FIX_* this run may apply */
+	int quiet;
+	long found, fixed;
+	sett_db *db;
+	sett_batch *ns;   /* namespace and inode fixes: committed at the end */
+	sett_batch *junk; /* deletions of unreachable keys: committed as they grow */
+	fino *inodes;
+	size_t ninodes, capinodes;
+	fent *ents;
+	size_t nents, capents;
+	uint32_t cs;
+	uint32_t sbversion;
+	uint64_t next_ino;
+	uint64_t lf;      /* /lost+found, 0 until found or made */
+	int remake_super; /* write a new superblock */
+	int blocked;      /* engine faults left: nothing is fixed */
+	int fatal;        /* an engine error stopped a scan: fix nothing */
+	lostkey *lost;
+	size_t nlost;
+} ck;
+
+static const char *level_flag(int need)
 {
-	fputs(" key ", stdout);
-	for (size_t i = 0; i < n && i < 80; i++)
-		printf("%02x", k[i]);
-	if (n > 80)
-		fputs("...", stdout);
+	return need == FIX_SAFE ? "-p" : "-y";
 }
 
-static void fault(const void *k, size_t kn, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fault(const void *k, size_t kn, const char *fmt, ...)
+static void print_key(const void *key, size_t n)
 {
-	faults++;
-	if (quiet)
-		return;
+	const uint8_t *k = key;
+	fputs(" [key ", stdout);
+	for (size_t i = 0; i < n && i < 40; i++)
+		printf("%02x", k[i]);
+	if (n > 40)
+		fputs("...", stdout);
+	putchar(']');
+}
+
+/*
+ * Reports one fault.  Returns 1 when this run fixes it (the caller then
+ * adds the fix), 0 when it is left.  `need` FIX_NONE: cannot be fixed.
+ */
+static int fault(int need, const void *k, size_t kn, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fault(int need, const void *k, size_t kn, const char *fmt, ...)
+{
+	int fix = need != FIX_NONE && ck.level >= need && !ck.fatal;
+	ck.found++;
+	ck.fixed += fix;
+	if (ck.quiet)
+		return fix;
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("fault: ", stdout);
 	vprintf(fmt, ap);
 	va_end(ap);
 	if (k)
 		print_key(k, kn);
+	if (fix)
+		fputs(": fixed", stdout);
+	else if (need != FIX_NONE && !ck.fatal)
+		printf(": not fixed (needs %s)", ck.blocked ? "-y, for the engine" : level_flag(need));
+	putchar('\n');
+	return fix;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	if (ck.quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
 	putchar('\n');
 }
 
-static void report(void *arg, const char *msg)
+static void oom(void)
 {
-	(void)arg;
-	fault(NULL, 0, "engine: %s", msg);
+	fprintf(stderr, "fsck.settfs: out of memory\n");
+	exit(EXIT_OPERR);
 }
 
-static fino *inodes;
-static size_t ninodes, capinodes;
+static void operr(const char *what, int r)
+{
+	fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
+	exit(EXIT_OPERR);
+}
+
+/* ---- fixes ---- */
+
+static void junk_commit(void)
+{
+	if (sett_batch_count(ck.junk) == 0)
+		return;
+	int r = sett_write(ck.db, ck.junk, 0, NULL);
+	if (r)
+		operr("write", r);
+	sett_batch_clear(ck.junk);
+}
+
+static void del_key(sett_batch *b, const void *k, size_t kn)
+{
+	int r = sett_batch_delete(b, (sett_val){ kn, k });
+	if (r)
+		operr("batch", r);
+	if (b == ck.junk && sett_batch_count(b) >= 50000)
+		junk_commit();
+}
+
+static void set_key(sett_batch *b, const void *k, size_t kn, const void *v, size_t vn)
+{
+	int r = sett_batch_set(b, (sett_val){ kn, k }, (sett_val){ vn, v });
+	if (r)
+		operr("batch", r);
+}
+
+/* ---- the in-memory tables ---- */
 
 static fino *find(uint64_t ino)
 {
-	size_t lo = 0, hi = ninodes;
+	size_t lo = 0, hi = ck.ninodes;
 	while (lo < hi) {
 		size_t m = (lo + hi) / 2;
-		if (inodes[m].ino < ino)
+		if (ck.inodes[m].ino < ino)
 			lo = m + 1;
 		else
 			hi = m;
 	}
-	return lo < ninodes && inodes[lo].ino == ino ? &inodes[lo] : NULL;
+	return lo < ck.ninodes && ck.inodes[lo].ino == ino ? &ck.inodes[lo] : NULL;
 }
 
-static int scan(sett_db *db, char tag, int key_only, sett_iter **itp)
+static fino *live(uint64_t ino)
+{
+	fino *f = find(ino);
+	return f && f->state == INO_LIVE ? f : NULL;
+}
+
+/* Appends an inode (numbers must come in increasing order). */
+static fino *add_inode(uint64_t ino)
+{
+	if (ck.ninodes == ck.capinodes) {
+		ck.capinodes = ck.capinodes ? ck.capinodes * 2 : 1024;
+		ck.inodes = realloc(ck.inodes, ck.capinodes * sizeof *ck.inodes);
+		if (!ck.inodes)
+			oom();
+	}
+	fino *f = &ck.inodes[ck.ninodes++];
+	memset(f, 0, sizeof *f);
+	f->ino = ino;
+	f->ent = SIZE_MAX;
+	return f;
+}
+
+/* Inserts an inode at its place in the sorted table. */
+static fino *insert_inode(uint64_t ino)
+{
+	add_inode(ino);
+	size_t i = ck.ninodes - 1;
+	while (i > 0 && ck.inodes[i - 1].ino > ino)
+		i--;
+	memmove(&ck.inodes[i + 1], &ck.inodes[i], (ck.ninodes - 1 - i) * sizeof *ck.inodes);
+	memset(&ck.inodes[i], 0, sizeof ck.inodes[i]);
+	ck.inodes[i].ino = ino;
+	ck.inodes[i].ent = SIZE_MAX;
+	return &ck.inodes[i];
+}
+
+static fent *add_ent(uint64_t parent, const char *name, size_t len, uint64_t child, uint32_t type)
+{
+	if (ck.nents == ck.capents) {
+		ck.capents = ck.capents ? ck.capents * 2 : 1024;
+		ck.ents = realloc(ck.ents, ck.capents * sizeof *ck.ents);
+		if (!ck.ents)
+			oom();
+	}
+	fent *e = &ck.ents[ck.nents++];
+	memset(e, 0, sizeof *e);
+	e->parent = parent;
+	e->child = child;
+	e->type = type;
+	e->len = len;
+	e->name = malloc(len + 1);
+	if (!e->name)
+		oom();
+	memcpy(e->name, name, len);
+	e->name[len] = 0;
+	return e;
+}
+
+/* ---- paths ---- */
+
+/*
+ * The path of an inode through the entries that name it, written to out
+ * (always NUL-terminated).  A chain that breaks (an inode nothing names, a
+ * loop) starts with "<inode N>".
+ */
+static const char *path_of(uint64_t ino, char *out, size_t n)
+{
+	size_t pos = n - 1;
+	out[pos] = 0;
+	uint64_t cur = ino, seen[256];
+	for (size_t steps = 0; cur != SETTFS_ROOT_INO; steps++) {
+		fino *f = find(cur);
+		fent *e = f && f->ent != SIZE_MAX ? &ck.ents[f->ent] : NULL;
+		int loop = steps > ck.ninodes;
+		for (size_t i = 0; i < steps && i < 256 && !loop; i++)
+			loop = seen[i] == cur;
+		if (steps < 256)
+			seen[steps] = cur;
+		if (!e || loop || e->len + 1 > pos) {
+			char head[48];
+			int hn = snprintf(head, sizeof head, "<inode %llu>", (unsigned long long)cur);
+			if ((size_t)hn > pos)
+				hn = (int)pos;
+			pos -= (size_t)hn;
+			memcpy(out + pos, head, (size_t)hn);
+			return out + pos;
+		}
+		pos -= e->len;
+		memcpy(out + pos, e->name, e->len);
+		out[--pos] = '/';
+		cur = e->parent;
+	}
+	if (pos == n - 1)
+		out[--pos] = '/';
+	return out + pos;
+}
+
+/* The path of entry `e` (which may name a missing inode). */
+static const char *ent_path(const fent *e, char *out, size_t n)
+{
+	char pb[4096];
+	const char *p = path_of(e->parent, pb, sizeof pb);
+	snprintf(out, n, "%s%s%s", p, strcmp(p, "/") ? "/" : "", e->name);
+	return out;
+}
+
+#define PATH(ino) path_of((ino), (char[4096]){ 0 }, 4096)
+
+/* ---- scans ---- */
+
+static sett_iter *scan(char tag, int key_only)
 {
 	uint8_t p[1] = { (uint8_t)tag };
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.key_only = key_only;
-	io.prefix.data = p;
-	io.prefix.size = 1;
-	int r = sett_iter_new(db, &io, itp);
-	if (r == 0)
-		sett_iter_rewind(*itp);
-	return r;
+	if (tag) {
+		io.prefix.data = p;
+		io.prefix.size = 1;
+	}
+	sett_iter *it;
+	int r = sett_iter_new(ck.db, &io, &it);
+	if (r)
+		operr("scan", r);
+	sett_iter_rewind(it);
+	return it;
 }
 
-static int op_error(const char *what, int r)
+/* Ends a scan; an engine error (a damaged table) stops every fix. */
+static void scan_end(sett_iter *it, int r, const char *what)
 {
-	fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
-	return 2;
-}
-
-int main(int argc, char **argv)
-{
-	int c;
-	while ((c = getopt(argc, argv, "qh")) != -1) {
-		if (c == 'q') {
-			quiet = 1;
-		} else {
-			printf("usage: fsck.settfs [-q] STORE\n");
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: fsck.settfs [-q] STORE\n");
-		return 2;
-	}
-	const char *store = argv[optind];
-	struct stat sst;
-	if (stat(store, &sst) != 0) {
-		fprintf(stderr, "fsck.settfs: %s: %s\n", store, strerror(errno));
-		return 2;
-	}
-	sett_options o;
-	sett_options_init(&o);
-	o.create_if_missing = 0;
-	o.read_only = 1;
-	o.num_compactors = 0;
-	o.gc_discard_ratio = 0;
-	/* Read-only, and only that: a check never writes to the store. */
-	char why[1024] = "";
-	o.error_buf = why;
-	o.error_buf_size = sizeof why;
-	sett_db *db;
-	int r = sett_open(store, &o, &db);
-	if (r == SETT_ELOCKED) {
-		fprintf(stderr, "fsck.settfs: %s is in use (mounted?)\n", store);
-		return 2;
-	}
+	if (!r)
+		r = sett_iter_error(it);
+	sett_iter_free(it);
 	if (r) {
-		fprintf(stderr, "fsck.settfs: cannot open %s: %s\n", store,
-			why[0] ? why : sett_strerror(r));
-		return r == SETT_ECORRUPT || r == SETT_EFORMAT ? 1 : 2;
+		fault(FIX_NONE, NULL, 0, "scan of %s stopped: %s (the engine must be repaired: -y)",
+		      what, sett_strerror(r));
+		ck.fatal = 1;
 	}
+}
 
-	r = sett_verify(db, report, NULL);
-	if (r && r != SETT_ECORRUPT) {
-		sett_close(db);
-		return op_error("verify", r);
+/* Does any key with this tag exist? */
+static int any_key(char tag)
+{
+	sett_iter *it = scan(tag, 1);
+	int any = sett_iter_valid(it);
+	sett_iter_free(it);
+	return any;
+}
+
+/*
+ * The chunk size of a store whose superblock is lost: a chunk followed by
+ * another of the same file is full, so its length is the chunk size; else
+ * the largest chunk, rounded up to a power of two, and at least the default.
+ */
+static uint32_t guess_chunk_size(void)
+{
+	sett_iter *it = scan(SFS_TAG_CHUNK, 1);
+	uint64_t prev_ino = 0, prev_idx = UINT64_MAX, prev_len = 0, largest = 0, full = 0;
+	for (; sett_iter_valid(it) && !full; sett_iter_next(it)) {
+		sett_val key = sett_iter_key(it), val;
+		if (key.size != SFS_CHUNK_KEY_LEN || sett_iter_value(it, &val))
+			continue;
+		const uint8_t *kb = key.data;
+		uint64_t ino = sfs_get_be64(kb + 1), idx = sfs_get_be64(kb + 9);
+		if (ino == prev_ino && idx == prev_idx + 1 && prev_len >= 4096 &&
+		    !(prev_len & (prev_len - 1)))
+			full = prev_len;
+		if (val.size > largest)
+			largest = val.size;
+		prev_ino = ino;
+		prev_idx = idx;
+		prev_len = val.size;
 	}
+	sett_iter_free(it);
+	if (full && full <= (1u << 20))
+		return (uint32_t)full;
+	uint32_t cs = SETTFS_DEFAULT_CHUNK_SIZE;
+	while (cs < largest && cs < (1u << 20))
+		cs <<= 1;
+	return cs;
+}
 
+static void load_super(void)
+{
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
 	size_t vn = 0;
 	sfs_super sb = { 0 };
-	uint32_t cs = SETTFS_DEFAULT_CHUNK_SIZE;
-	r = sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
-	if (r == SETT_ENOTFOUND) {
-		fprintf(stderr, "fsck.settfs: %s: no superblock: not a settfs store\n", store);
-		sett_close(db);
-		return 2;
-	} else if (r) {
-		sett_close(db);
-		return op_error("superblock", r);
-	} else if (sfs_super_decode(v, vn, &sb) != 0) {
-		fault(k, 1, "bad superblock");
-	} else {
-		cs = sb.chunk_size;
+	ck.cs = SETTFS_DEFAULT_CHUNK_SIZE;
+	int r = sett_get(ck.db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
+	int d = r ? 0 : sfs_super_decode(v, vn, &sb);
+	if (d == -EPROTO) {
+		fprintf(stderr, "fsck.settfs: settfs format %u is not supported by this fsck\n",
+			sb.version);
+		exit(EXIT_OPERR);
 	}
+	if (r || d) {
+		if (r == SETT_ENOTFOUND && !any_key(SFS_TAG_INODE)) {
+			fprintf(stderr, "fsck.settfs: no superblock and no inode: not a settfs store\n");
+			exit(EXIT_OPERR);
+		}
+		sb.version = SFS_SUPER_VERSION;
+		ck.cs = guess_chunk_size();
+		ck.remake_super = fault(FIX_ALL, k, 1,
+					"superblock %s: remade, with chunk size %u guessed from the chunks",
+					r == SETT_ENOTFOUND ? "missing" : r ? sett_strerror(r) : "damaged",
+					ck.cs);
+	} else {
+		ck.cs = sb.chunk_size;
+	}
+	ck.sbversion = sb.version;
 	free(v);
 	v = NULL;
-	uint64_t next_ino = UINT64_MAX;
-	r = sett_get(db, (sett_val){ sfs_key_nextino(k), k }, 0, &v, &vn);
+	ck.next_ino = 0;
+	r = sett_get(ck.db, (sett_val){ sfs_key_nextino(k), k }, 0, &v, &vn);
 	if (r == 0 && vn == 8)
-		next_ino = sfs_get_be64(v);
-	else if (r == 0 || r == SETT_ENOTFOUND)
-		fault(k, 1, "missing or bad inode counter");
-	else {
-		sett_close(db);
-		return op_error("inode counter", r);
-	}
+		ck.next_ino = sfs_get_be64(v);
+	else
+		ck.next_ino = 0; /* checked against the inodes below */
 	free(v);
+}
 
-	sett_iter *it;
-	int err = 0;
-	/* inodes */
-	if ((r = scan(db, SFS_TAG_INODE, 0, &it)))
-		return op_error("scan", r);
+static void load_inodes(void)
+{
+	sett_iter *it = scan(SFS_TAG_INODE, 0);
+	int r = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it), val;
 		if (key.size != 9) {
-			fault(key.data, key.size, "bad inode key");
+			if (fault(FIX_ALL, key.data, key.size, "bad inode key"))
+				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
 		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
 		if ((r = sett_iter_value(it, &val)))
 			break;
-		sfs_inode in;
-		if (sfs_inode_decode(val.data, val.size, &in) != 0) {
-			fault(key.data, key.size, "inode %llu does not decode",
-			      (unsigned long long)ino);
-			sfs_inode_free(&in);
-			continue;
+		fino *f = add_inode(ino);
+		if (sfs_inode_decode(val.data, val.size, &f->in) != 0) {
+			sfs_inode_free(&f->in);
+			memset(&f->in, 0, sizeof f->in);
+			f->state = INO_DROPPED;
+			f->dirty = fault(FIX_ALL, key.data, key.size,
+					 "inode %llu does not decode", (unsigned long long)ino);
 		}
-		sfs_inode_free(&in);
-		if (ino >= next_ino)
-			fault(key.data, key.size, "inode %llu beyond the inode counter %llu",
-			      (unsigned long long)ino, (unsigned long long)next_ino);
-		if (ninodes == capinodes) {
-			capinodes = capinodes ? capinodes * 2 : 1024;
-			inodes = realloc(inodes, capinodes * sizeof *inodes);
-			if (!inodes) {
-				fprintf(stderr, "fsck.settfs: out of memory\n");
-				return 2;
-			}
-		}
-		fino *f = &inodes[ninodes++];
-		memset(f, 0, sizeof *f);
-		f->ino = ino;
-		f->mode = in.mode;
-		f->nlink = in.nlink;
-		f->flags = in.flags;
-		f->size = in.size;
-		f->blocks = in.blocks;
-		f->parent = in.parent;
 	}
-	err = r ? r : sett_iter_error(it);
-	sett_iter_free(it);
-	if (err)
-		return op_error("scan inodes", err);
+	scan_end(it, r, "inodes");
+}
 
-	fino *root = find(SETTFS_ROOT_INO);
-	if (!root || !S_ISDIR(root->mode))
-		fault(k, sfs_key_inode(k, SETTFS_ROOT_INO), "root directory missing or not a directory");
-
-	/* orphans */
-	if ((r = scan(db, SFS_TAG_ORPHAN, 1, &it)))
-		return op_error("scan", r);
+static void load_orphans(void)
+{
+	sett_iter *it = scan(SFS_TAG_ORPHAN, 1);
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it);
-		fino *f = key.size == 9 ? find(sfs_get_be64((const uint8_t *)key.data + 1)) : NULL;
-		if (f)
+		if (key.size != 9) {
+			if (fault(FIX_ALL, key.data, key.size, "bad orphan key"))
+				del_key(ck.junk, key.data, key.size);
+			continue;
+		}
+		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
+		fino *f = find(ino);
+		if (f) {
 			f->orphan = 1;
-		else if (key.size != 9)
-			fault(key.data, key.size, "bad orphan key");
-		/* an orphan key without inode is an unfinished reclaim: mount completes it */
+		} else {
+			/* an unfinished reclaim: mount completes it, and so does -p */
+			insert_inode(ino)->state = INO_RECLAIMED;
+			if (ck.level >= FIX_SAFE && !ck.fatal)
+				del_key(ck.junk, key.data, key.size);
+		}
 	}
-	err = sett_iter_error(it);
-	sett_iter_free(it);
-	if (err)
-		return op_error("scan orphans", err);
+	scan_end(it, 0, "orphans");
+}
 
-	/* directory entries */
-	if ((r = scan(db, SFS_TAG_DENTRY, 0, &it)))
-		return op_error("scan", r);
+static void load_entries(void)
+{
+	sett_iter *it = scan(SFS_TAG_DENTRY, 0);
+	int r = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it), val;
 		const uint8_t *kb = key.data;
 		if (key.size <= 9 || key.size > 9 + SETTFS_NAME_MAX ||
 		    memchr(kb + 9, '/', key.size - 9) || memchr(kb + 9, 0, key.size - 9)) {
-			fault(key.data, key.size, "bad directory entry name");
+			if (fault(FIX_ALL, key.data, key.size, "bad directory entry name: removed"))
+				del_key(ck.ns, key.data, key.size);
 			continue;
 		}
 		uint64_t parent = sfs_get_be64(kb + 1), child;
@@ -273,160 +505,1054 @@ int main(int argc, char **argv)
 		if ((r = sett_iter_value(it, &val)))
 			break;
 		if (sfs_dentry_decode(val.data, val.size, &child, &type) != 0) {
-			fault(key.data, key.size, "directory entry does not decode");
+			if (fault(FIX_ALL, key.data, key.size, "directory entry does not decode: removed"))
+				del_key(ck.ns, key.data, key.size);
 			continue;
 		}
-		fino *p = find(parent), *f = find(child);
-		if (!p || !S_ISDIR(p->mode))
-			fault(key.data, key.size, "entry in missing or non-directory inode %llu",
-			      (unsigned long long)parent);
-		if (!f) {
-			fault(key.data, key.size, "entry points at missing inode %llu",
-			      (unsigned long long)child);
-			continue;
-		}
-		if ((f->mode & S_IFMT) != type)
-			fault(key.data, key.size, "entry type differs from inode %llu",
-			      (unsigned long long)child);
-		f->refs++;
-		if (S_ISDIR(f->mode)) {
-			if (p)
-				p->subdirs++;
-			if (f->parent != parent)
-				fault(key.data, key.size, "directory %llu has parent %llu, entry in %llu",
-				      (unsigned long long)child, (unsigned long long)f->parent,
-				      (unsigned long long)parent);
+		add_ent(parent, (const char *)kb + 9, key.size - 9, child, type)->stored = 1;
+	}
+	scan_end(it, r, "directory entries");
+}
+
+/* ---- namespace analysis ---- */
+
+static void drop_ent(fent *e)
+{
+	uint8_t k[SFS_KEY_MAX];
+	e->gone = 1;
+	if (e->stored)
+		del_key(ck.ns, k, sfs_key_dentry(k, e->parent, e->name, e->len));
+}
+
+static int name_taken(uint64_t dir, const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < ck.nents; i++) {
+		fent *e = &ck.ents[i];
+		if (e->parent == dir && e->len == len && !memcmp(e->name, name, len))
+			return 1;
+	}
+	return 0;
+}
+
+static uint64_t new_ino(void)
+{
+	uint64_t ino = ck.next_ino;
+	if (ck.ninodes && ck.inodes[ck.ninodes - 1].ino >= ino)
+		ino = ck.inodes[ck.ninodes - 1].ino + 1;
+	ck.next_ino = ino + 1;
+	return ino;
+}
+
+static fino *new_dir(uint64_t parent, mode_t perm)
+{
+	fino *f = add_inode(new_ino());
+	f->in.mode = S_IFDIR | perm;
+	f->in.nlink = 2;
+	f->in.atime = f->in.mtime = f->in.ctime = f->in.btime = sfs_now();
+	f->in.parent = parent;
+	f->dirty = 1;
+	f->made = 1;
+	return f;
+}
+
+/* /lost+found, made (mode 0700, as e2fsck) at the first need; NULL if impossible. */
+static fino *lost_found(void)
+{
+	if (ck.lf)
+		return live(ck.lf);
+	for (size_t i = 0; i < ck.nents; i++) {
+		fent *e = &ck.ents[i];
+		if (!e->gone && e->parent == SETTFS_ROOT_INO && !strcmp(e->name, "lost+found")) {
+			fino *f = live(e->child);
+			if (!f || !S_ISDIR(f->in.mode))
+				return NULL;
+			ck.lf = f->ino;
+			return f;
 		}
 	}
-	err = r ? r : sett_iter_error(it);
-	sett_iter_free(it);
-	if (err)
-		return op_error("scan entries", err);
+	fino *f = new_dir(SETTFS_ROOT_INO, 0700);
+	fent *e = add_ent(SETTFS_ROOT_INO, "lost+found", 10, f->ino, S_IFDIR);
+	e->added = 1;
+	f->ent = (size_t)(e - ck.ents);
+	f->reach = 1;
+	ck.lf = f->ino;
+	note("created /lost+found (inode %llu)", (unsigned long long)f->ino);
+	return live(ck.lf); /* add_inode may have moved the array */
+}
 
-	/* chunks */
-	if ((r = scan(db, SFS_TAG_CHUNK, 1, &it)))
-		return op_error("scan", r);
+/* Links f into /lost+found as "#INO" (its old entry, if any, is dropped). */
+static int link_lost(fino *f)
+{
+	uint64_t ino = f->ino;
+	fino *lf = lost_found();
+	f = find(ino);
+	if (!lf)
+		return -1;
+	char name[64];
+	snprintf(name, sizeof name, "#%llu", (unsigned long long)ino);
+	for (int i = 1; name_taken(lf->ino, name); i++)
+		snprintf(name, sizeof name, "#%llu.%d", (unsigned long long)ino, i);
+	if (f->ent != SIZE_MAX)
+		drop_ent(&ck.ents[f->ent]);
+	fent *e = add_ent(lf->ino, name, strlen(name), ino, f->in.mode & S_IFMT);
+	e->added = 1;
+	f->ent = (size_t)(e - ck.ents);
+	if (S_ISDIR(f->in.mode) && f->in.parent != lf->ino) {
+		f->in.parent = lf->ino;
+		f->dirty = 1;
+	}
+	return 0;
+}
+
+static void mark_reach(uint64_t dir);
+
+/* Directory entries by parent, for the reachability walk. */
+static size_t *byparent;
+
+static int cmp_ent_parent(const void *a, const void *b)
+{
+	const fent *x = &ck.ents[*(const size_t *)a], *y = &ck.ents[*(const size_t *)b];
+	return x->parent < y->parent ? -1 : x->parent > y->parent;
+}
+
+static void mark_reach(uint64_t dir)
+{
+	/* an explicit stack: trees may be deep */
+	size_t cap = 64, n = 0;
+	uint64_t *st = malloc(cap * sizeof *st);
+	if (!st)
+		oom();
+	st[n++] = dir;
+	while (n) {
+		uint64_t d = st[--n];
+		fino *df = live(d);
+		if (!df || df->reach)
+			continue;
+		df->reach = 1;
+		/* first entry of parent d in byparent */
+		size_t lo = 0, hi = ck.nents;
+		while (lo < hi) {
+			size_t m = (lo + hi) / 2;
+			if (ck.ents[byparent[m]].parent < d)
+				lo = m + 1;
+			else
+				hi = m;
+		}
+		for (size_t i = lo; i < ck.nents && ck.ents[byparent[i]].parent == d; i++) {
+			fent *e = &ck.ents[byparent[i]];
+			fino *c = live(e->child);
+			if (e->gone || !c)
+				continue;
+			if (S_ISDIR(c->in.mode)) {
+				if (c->ent != (size_t)(e - ck.ents) || c->reach)
+					continue;
+				if (n == cap) {
+					cap *= 2;
+					st = realloc(st, cap * sizeof *st);
+					if (!st)
+						oom();
+				}
+				st[n++] = c->ino;
+			} else {
+				c->reach = 1;
+			}
+		}
+	}
+	free(st);
+}
+
+static const char *type_name(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return "file";
+	case S_IFDIR: return "directory";
+	case S_IFLNK: return "symlink";
+	default: return "special file";
+	}
+}
+
+/*
+ * Whether the store holds data of a lost regular file ino: then *size is
+ * where its last chunk or page ends.
+ */
+static int has_data(uint64_t ino, uint64_t *size)
+{
+	uint8_t p[SFS_KEY_MAX];
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.reverse = 1;
+	io.prefix.data = p;
+	io.prefix.size = sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino);
+	sett_iter *it;
+	if (sett_iter_new(ck.db, &io, &it))
+		return 0;
+	sett_iter_rewind(it);
+	int found = sett_iter_valid(it);
+	*size = 0;
+	if (found) {
+		sett_val key = sett_iter_key(it);
+		const uint8_t *kb = key.data;
+		uint64_t idx = key.size >= SFS_CHUNK_KEY_LEN ? sfs_get_be64(kb + 9) : 0;
+		uint64_t start = idx * ck.cs, room = ck.cs;
+		if (key.size == SFS_PAGE_KEY_LEN) {
+			start += (uint64_t)sfs_get_be32(kb + 17) * SFS_PAGE_SIZE;
+			room = SFS_PAGE_SIZE;
+		}
+		void *v = NULL;
+		size_t vn = 0;
+		if (sett_get(ck.db, key, 0, &v, &vn) == 0 && vn <= room)
+			room = vn;
+		free(v);
+		*size = start + room;
+	}
+	sett_iter_free(it);
+	return found;
+}
+
+/*
+ * An entry names a regular file or a directory whose inode is lost, while
+ * the file's chunks (or entries in the directory) remain: the inode is
+ * remade from that evidence (type from the entry, size from the chunks,
+ * owner from the parent directory, mode 0644 or 0755, times now), so the
+ * data and the subtree stay where they were.
+ */
+static void remake_inodes(size_t nloaded)
+{
+	uint8_t k[SFS_KEY_MAX];
+	char pb[4096];
+	for (size_t i = 0; i < nloaded; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = find(e->child);
+		if ((c && c->state != INO_DROPPED) || (e->type != S_IFREG && e->type != S_IFDIR))
+			continue;
+		if (c && c->in.mode) /* already remade for another entry */
+			continue;
+		uint64_t size = 0;
+		int evidence = 0;
+		if (e->type == S_IFREG) {
+			evidence = has_data(e->child, &size);
+		} else {
+			for (size_t j = 0; j < nloaded && !evidence; j++)
+				evidence = ck.ents[j].parent == e->child;
+		}
+		if (!evidence)
+			continue;
+		for (size_t j = 0; j < nloaded; j++)
+			if (ck.ents[j].child == e->child)
+				ck.ents[j].remade = 1;
+		int fix = fault(FIX_ALL, k, sfs_key_inode(k, e->child),
+			   "%s (inode %llu): the inode is lost, its entry and %s remain: remade as a %s "
+			   "(mode, owner and times are guesses)",
+			   ent_path(e, pb, sizeof pb), (unsigned long long)e->child,
+			   e->type == S_IFREG ? "data" : "entries", type_name(e->type));
+		/* without the fix the rest of the check still sees it, unwritten */
+		fino *p = live(e->parent);
+		uint32_t uid = p ? p->in.uid : 0, gid = p ? p->in.gid : 0;
+		if (!c)
+			c = insert_inode(e->child);
+		sfs_inode_free(&c->in);
+		memset(&c->in, 0, sizeof c->in);
+		c->state = INO_LIVE;
+		c->in.mode = e->type | (e->type == S_IFDIR ? 0755 : 0644);
+		c->in.uid = uid;
+		c->in.gid = gid;
+		c->in.size = size;
+		c->in.atime = c->in.mtime = c->in.ctime = c->in.btime = sfs_now();
+		c->in.parent = e->type == S_IFDIR ? e->parent : 0;
+		c->dirty = fix;
+		c->phantom = !fix;
+		c->made = 1;
+		c->ent = i;
+	}
+}
+
+/* The entry that names each inode: the first; directories prefer the one
+ * their parent pointer agrees with. */
+static void pick_entries(size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = live(e->child);
+		if (e->gone || !c)
+			continue;
+		if (c->ent == SIZE_MAX || ck.ents[c->ent].gone ||
+		    (S_ISDIR(c->in.mode) && ck.ents[c->ent].parent != c->in.parent &&
+		     e->parent == c->in.parent))
+			c->ent = i;
+	}
+}
+
+static void check_namespace(void)
+{
+	uint8_t k[SFS_KEY_MAX];
+	char pb[4096];
+	fino *root = live(SETTFS_ROOT_INO);
+	if (!root || !S_ISDIR(root->in.mode)) {
+		if (fault(FIX_ALL, k, sfs_key_inode(k, SETTFS_ROOT_INO),
+			  "root directory missing or not a directory: made anew")) {
+			if (root) {
+				sfs_inode_free(&root->in);
+				memset(&root->in, 0, sizeof root->in);
+			} else {
+				root = insert_inode(SETTFS_ROOT_INO);
+			}
+			root->state = INO_LIVE;
+			root->in.mode = S_IFDIR | 0755;
+			root->in.nlink = 2;
+			root->in.atime = root->in.mtime = root->in.ctime = root->in.btime = sfs_now();
+			root->in.parent = SETTFS_ROOT_INO;
+			root->dirty = 1;
+		}
+	}
+	size_t nloaded = ck.nents, nloaded0 = nloaded;
+	pick_entries(nloaded);
+	/* inodes lost while their entries and data remain: remade */
+	remake_inodes(nloaded0);
+
+	/* entries: where they are and what they name */
+	for (size_t i = 0; i < nloaded; i++) {
+		fent *e = &ck.ents[i];
+		fino *p = live(e->parent), *c = live(e->child);
+		size_t kn = sfs_key_dentry(k, e->parent, e->name, e->len);
+		if (!p || !S_ISDIR(p->in.mode)) {
+			if (fault(FIX_ALL, k, kn, "entry \"%s\" in missing or non-directory inode %llu%s",
+				  e->name, (unsigned long long)e->parent,
+				  c ? " (what it names goes to /lost+found)" : ": removed")) {
+				drop_ent(e);
+				continue;
+			}
+		}
+		if (!c) {
+			/* paths of entries print once the tree is known (below) */
+			continue;
+		}
+		if ((c->in.mode & S_IFMT) != e->type) {
+			if (fault(FIX_SAFE, k, kn, "entry \"%s\" in inode %llu records another type than inode %llu",
+				  e->name, (unsigned long long)e->parent, (unsigned long long)e->child)) {
+				e->type = c->in.mode & S_IFMT;
+				e->added = 1; /* rewritten at commit unless removed */
+			}
+		}
+	}
+	pick_entries(nloaded);
+	/* entries that point at missing inodes: the loss, by path */
+	for (size_t i = 0; i < nloaded; i++) {
+		fent *e = &ck.ents[i];
+		if (e->gone || e->remade || live(e->child))
+			continue;
+		if (fault(FIX_ALL, k, sfs_key_dentry(k, e->parent, e->name, e->len),
+			  "lost: %s (inode %llu, a %s): the entry points at a missing inode; entry removed",
+			  ent_path(e, pb, sizeof pb), (unsigned long long)e->child, type_name(e->type)))
+			drop_ent(e);
+	}
+	/* a directory has one entry; its parent pointer names that entry's directory */
+	for (size_t i = 0; i < nloaded; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = live(e->child);
+		if (e->gone || !c || !S_ISDIR(c->in.mode) || c->ent == i)
+			continue;
+		if (fault(FIX_ALL, k, sfs_key_dentry(k, e->parent, e->name, e->len),
+			  "directory %s (inode %llu) has a second entry %s: removed",
+			  PATH(c->ino), (unsigned long long)c->ino, ent_path(e, pb, sizeof pb)))
+			drop_ent(e);
+	}
+	for (size_t i = 0; i < ck.ninodes; i++) {
+		fino *f = &ck.inodes[i];
+		if (f->state != INO_LIVE || !S_ISDIR(f->in.mode) || f->ent == SIZE_MAX ||
+		    ck.ents[f->ent].gone)
+			continue;
+		uint64_t p = ck.ents[f->ent].parent;
+		if (f->in.parent != p &&
+		    fault(FIX_SAFE, k, sfs_key_inode(k, f->ino),
+			  "directory %s (inode %llu) has parent %llu, its entry is in %llu",
+			  PATH(f->ino), (unsigned long long)f->ino, (unsigned long long)f->in.parent,
+			  (unsigned long long)p)) {
+			f->in.parent = p;
+			f->dirty = 1;
+		}
+	}
+	/* an inode named only by removed entries is named by none */
+	for (size_t i = 0; i < ck.ninodes; i++) {
+		fino *f = &ck.inodes[i];
+		if (f->ent != SIZE_MAX && ck.ents[f->ent].gone) {
+			f->ent = SIZE_MAX;
+			for (size_t j = 0; j < ck.nents; j++)
+				if (!ck.ents[j].gone && ck.ents[j].child == f->ino &&
+				    !S_ISDIR(f->in.mode)) {
+					f->ent = j;
+					break;
+				}
+		}
+	}
+
+	/* reachability from the root */
+	byparent = malloc((ck.nents + 1) * sizeof *byparent);
+	if (!byparent)
+		oom();
+	for (size_t i = 0; i < ck.nents; i++)
+		byparent[i] = i;
+	qsort(byparent, ck.nents, sizeof *byparent, cmp_ent_parent);
+	mark_reach(SETTFS_ROOT_INO);
+	/* directories first: what they hold becomes reachable with them */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < ck.ninodes; i++) {
+			fino *f = &ck.inodes[i];
+			if (f->state != INO_LIVE || f->reach || f->ino == SETTFS_ROOT_INO ||
+			    (pass == 0) != S_ISDIR(f->in.mode))
+				continue;
+			uint64_t ino = f->ino;
+			if (pass == 1 && f->ent != SIZE_MAX)
+				continue; /* under a detached directory, reported with it */
+			if (f->ent == SIZE_MAX && f->orphan && f->in.nlink == 0 && !S_ISDIR(f->in.mode)) {
+				/* unlinked while open: the reclaim mount does too */
+				if (ck.level >= FIX_SAFE && !ck.fatal) {
+					f->state = INO_RECLAIMED;
+					del_key(ck.ns, k, sfs_key_inode(k, ino));
+					del_key(ck.ns, k, sfs_key_orphan(k, ino));
+					note("reclaimed unlinked inode %llu", (unsigned long long)ino);
+				}
+				continue;
+			}
+			int fix;
+			if (f->ent == SIZE_MAX)
+				fix = fault(FIX_ALL, k, sfs_key_inode(k, ino),
+					    "inode %llu (a %s of %llu bytes) is unreachable: linked as /lost+found/#%llu",
+					    (unsigned long long)ino, type_name(f->in.mode),
+					    (unsigned long long)f->in.size, (unsigned long long)ino);
+			else
+				fix = fault(FIX_ALL, k, sfs_key_inode(k, ino),
+					    "directory %s (inode %llu) does not reach the root: moved to /lost+found/#%llu",
+					    PATH(ino), (unsigned long long)ino, (unsigned long long)ino);
+			if (!fix) {
+				f->unreach = 1;
+				continue;
+			}
+			size_t oldn = ck.nents;
+			if (link_lost(f) != 0) {
+				note("cannot link inode %llu: /lost+found is not a directory",
+				     (unsigned long long)ino);
+				continue;
+			}
+			if (ck.nents != oldn) {
+				/* rebuild the index over the new entries */
+				free(byparent);
+				byparent = malloc((ck.nents + 1) * sizeof *byparent);
+				if (!byparent)
+					oom();
+				for (size_t j = 0; j < ck.nents; j++)
+					byparent[j] = j;
+				qsort(byparent, ck.nents, sizeof *byparent, cmp_ent_parent);
+			}
+			f = find(ino);
+			if (S_ISDIR(f->in.mode)) {
+				fino *lf = live(ck.lf);
+				lf->reach = 1;
+				mark_reach(ino);
+			} else {
+				f->reach = 1;
+			}
+		}
+	}
+	free(byparent);
+	byparent = NULL;
+
+	/* link counts, from the entries that stay */
+	for (size_t i = 0; i < ck.nents; i++) {
+		fent *e = &ck.ents[i];
+		fino *c = live(e->child), *p = live(e->parent);
+		if (e->gone || !c)
+			continue;
+		c->refs++;
+		if (S_ISDIR(c->in.mode) && p && c->ent == i)
+			p->subdirs++;
+	}
+	for (size_t i = 0; i < ck.ninodes; i++) {
+		fino *f = &ck.inodes[i];
+		if (f->state != INO_LIVE)
+			continue;
+		uint64_t expect = f->refs;
+		if (S_ISDIR(f->in.mode))
+			expect = f->refs || f->ino == SETTFS_ROOT_INO ? 2 + f->subdirs : 0;
+		if (f->made) {
+			f->in.nlink = (uint32_t)expect;
+		} else if (f->unreach) {
+			/* linking it is the fix */
+		} else if (f->in.nlink != expect &&
+		    fault(FIX_SAFE, k, sfs_key_inode(k, f->ino), "%s (inode %llu) has nlink %u, expected %llu",
+			  PATH(f->ino), (unsigned long long)f->ino, f->in.nlink,
+			  (unsigned long long)expect)) {
+			f->in.nlink = (uint32_t)expect;
+			f->dirty = 1;
+		}
+		if (f->orphan && f->in.nlink > 0 &&
+		    (f->refs || f->ino == SETTFS_ROOT_INO) &&
+		    fault(FIX_SAFE, k, sfs_key_orphan(k, f->ino), "%s (inode %llu) has links and an orphan key",
+			  PATH(f->ino), (unsigned long long)f->ino))
+			del_key(ck.ns, k, sfs_key_orphan(k, f->ino));
+	}
+}
+
+/* ---- data ---- */
+
+/* The leftover keys of inode ino, which is missing: delete them? */
+static int leftover(uint64_t ino, const void *k, size_t kn, const char *what, uint64_t *last)
+{
+	fino *f = find(ino);
+	if (f && f->state == INO_RECLAIMED) {
+		if (ck.level >= FIX_SAFE && !ck.fatal)
+			return 1;
+		return 0;
+	}
+	if (*last == ino) {
+		/* one report per inode; the rest follow its verdict */
+		ck.found++;
+		int fix = ck.level >= FIX_ALL && !ck.fatal;
+		ck.fixed += fix;
+		return fix;
+	}
+	*last = ino;
+	return fault(FIX_ALL, k, kn, "lost: %s of inode %llu, which is missing or not a regular file: deleted",
+		     what, (unsigned long long)ino);
+}
+
+static void check_chunks(void)
+{
+	sett_iter *it = scan(SFS_TAG_CHUNK, 1);
+	uint64_t last_missing = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
-		sett_val key = sett_iter_key(it), val;
+		sett_val key = sett_iter_key(it);
 		if (key.size != SFS_CHUNK_KEY_LEN && key.size != SFS_PAGE_KEY_LEN) {
-			fault(key.data, key.size, "bad chunk key");
+			if (fault(FIX_ALL, key.data, key.size, "bad chunk key: removed"))
+				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
-		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
-		uint64_t idx = sfs_get_be64((const uint8_t *)key.data + 9);
+		const uint8_t *kb = key.data;
+		uint64_t ino = sfs_get_be64(kb + 1), idx = sfs_get_be64(kb + 9);
 		int overlay = key.size == SFS_PAGE_KEY_LEN;
-		uint32_t pg = overlay ? sfs_get_be32((const uint8_t *)key.data + 17) : 0;
-		fino *f = find(ino);
-		if (!f || !S_ISREG(f->mode)) {
-			fault(key.data, key.size, "chunk of missing or non-file inode %llu",
-			      (unsigned long long)ino);
+		uint32_t pg = overlay ? sfs_get_be32(kb + 17) : 0;
+		fino *f = live(ino);
+		if (!f || !S_ISREG(f->in.mode)) {
+			if (leftover(ino, key.data, key.size, "data", &last_missing))
+				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
+		uint64_t cs = ck.cs, room = overlay ? SFS_PAGE_SIZE : cs;
+		uint64_t start = idx > (UINT64_MAX - cs) / cs ? UINT64_MAX
+				 : idx * cs + (uint64_t)pg * SFS_PAGE_SIZE;
 		if (overlay && pg >= cs / SFS_PAGE_SIZE) {
-			fault(key.data, key.size, "overlay page %u outside its chunk", pg);
+			if (fault(FIX_ALL, key.data, key.size, "%s: overlay page %u outside its chunk: removed",
+				  PATH(ino), pg))
+				del_key(ck.ns, key.data, key.size);
 			continue;
 		}
 		/* reads skip the overlay lookup for files without the flag */
-		if (overlay && !(f->flags & SFS_IFLAG_OVERLAYS))
-			fault(key.data, key.size, "overlay page of inode %llu, which lacks the overlay flag",
-			      (unsigned long long)ino);
-		if ((r = sett_iter_value(it, &val)))
-			break;
-		/* where the key's bytes start in the file, and how many may be there */
-		uint64_t start = (uint64_t)pg * SFS_PAGE_SIZE, room = overlay ? SFS_PAGE_SIZE : cs;
-		if (val.size > room)
-			fault(key.data, key.size, overlay ? "overlay larger than a page"
-							  : "chunk larger than the chunk size");
-		if (overlay && val.size == 0)
-			fault(key.data, key.size, "empty overlay page");
-		if (idx > (UINT64_MAX - cs) / cs || idx * cs + start + val.size > f->size)
-			fault(key.data, key.size, "chunk %llu beyond the size of inode %llu",
-			      (unsigned long long)idx, (unsigned long long)ino);
-		f->stored += overlay ? SFS_PAGE_SIZE : val.size;
+		if (overlay && !(f->in.flags & SFS_IFLAG_OVERLAYS) &&
+		    fault(FIX_SAFE, key.data, key.size, "%s: overlay page of a file without the overlay flag",
+			  PATH(ino))) {
+			f->in.flags |= SFS_IFLAG_OVERLAYS;
+			f->dirty = 1;
+		}
+		void *v = NULL;
+		size_t vn = 0;
+		int r = sett_get(ck.db, key, 0, &v, &vn);
+		if (r) {
+			uint64_t end = start + room - 1;
+			if (fault(FIX_ALL, key.data, key.size, "%s: bytes %llu-%llu unreadable (%s): %s", PATH(ino),
+				  (unsigned long long)start, (unsigned long long)end, sett_strerror(r),
+				  "chunk removed, the bytes read as zeros"))
+				del_key(ck.ns, key.data, key.size);
+			continue;
+		}
+		size_t keep = vn;
+		if (vn > room &&
+		    fault(FIX_SAFE, key.data, key.size, "%s: %s", PATH(ino),
+			  overlay ? "overlay larger than a page" : "chunk larger than the chunk size"))
+			keep = (size_t)room;
+		if (start >= f->in.size || vn > f->in.size - start) {
+			uint64_t upto = start >= f->in.size ? 0 : f->in.size - start;
+			if (fault(FIX_SAFE, key.data, key.size, "%s: %s %llu holds bytes past the end of file",
+				  PATH(ino), overlay ? "overlay page of chunk" : "chunk",
+				  (unsigned long long)idx) && upto < keep)
+				keep = (size_t)upto;
+		}
+		if (overlay && vn == 0 &&
+		    fault(FIX_ALL, key.data, key.size, "%s: empty overlay page: removed", PATH(ino)))
+			keep = 0;
+		if (keep != vn) {
+			if (keep == 0)
+				del_key(ck.ns, key.data, key.size);
+			else
+				set_key(ck.ns, key.data, key.size, v, keep);
+		}
+		if (keep || keep == vn)
+			f->stored += overlay ? SFS_PAGE_SIZE : keep;
+		free(v);
 	}
-	err = r ? r : sett_iter_error(it);
-	sett_iter_free(it);
-	if (err)
-		return op_error("scan chunks", err);
+	scan_end(it, 0, "chunks");
+}
 
-	/* xattrs */
-	if ((r = scan(db, SFS_TAG_XATTR, 1, &it)))
-		return op_error("scan", r);
+static void check_xattrs(void)
+{
+	sett_iter *it = scan(SFS_TAG_XATTR, 1);
+	uint64_t last_missing = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it);
 		if (key.size <= 9 || key.size > 9 + SETTFS_XATTR_NAME_MAX) {
-			fault(key.data, key.size, "bad xattr key");
+			if (fault(FIX_ALL, key.data, key.size, "bad xattr key: removed"))
+				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
 		uint64_t ino = sfs_get_be64((const uint8_t *)key.data + 1);
-		fino *f = find(ino);
-		if (!f)
-			fault(key.data, key.size, "xattr of missing inode");
-		/* from format 3 on, deleting an inode without the flag skips its xattrs */
-		else if (sb.version >= 3 && !(f->flags & SFS_IFLAG_XATTRS))
-			fault(key.data, key.size, "xattr of inode %llu, which lacks the xattr flag",
-			      (unsigned long long)ino);
-	}
-	err = sett_iter_error(it);
-	sett_iter_free(it);
-	if (err)
-		return op_error("scan xattrs", err);
-
-	/* unknown tags */
-	{
-		sett_iter_options io;
-		sett_iter_options_init(&io);
-		io.key_only = 1;
-		if ((r = sett_iter_new(db, &io, &it)))
-			return op_error("scan", r);
-		for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
-			sett_val key = sett_iter_key(it);
-			const char *tags = "SNIDCXO";
-			if (key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 7))
-				fault(key.data, key.size, "key with an unknown tag");
-		}
-		sett_iter_free(it);
-	}
-
-	/* per-inode invariants */
-	for (size_t i = 0; i < ninodes; i++) {
-		fino *f = &inodes[i];
-		size_t kn = sfs_key_inode(k, f->ino);
-		uint64_t expect = f->refs;
-		if (S_ISDIR(f->mode)) {
-			expect = f->refs || f->ino == SETTFS_ROOT_INO ? 2 + f->subdirs : 0;
-			if (f->refs > 1)
-				fault(k, kn, "directory %llu has %llu entries", (unsigned long long)f->ino,
-				      (unsigned long long)f->refs);
-		}
-		if (f->nlink != expect)
-			fault(k, kn, "inode %llu has nlink %u, expected %llu",
-			      (unsigned long long)f->ino, f->nlink, (unsigned long long)expect);
-		if (f->refs == 0 && f->ino != SETTFS_ROOT_INO && !f->orphan)
-			fault(k, kn, "inode %llu is unreachable and not an orphan",
-			      (unsigned long long)f->ino);
-		if (S_ISREG(f->mode) && f->stored != f->blocks)
-			fault(k, kn, "inode %llu counts %llu stored bytes, chunks hold %llu",
-			      (unsigned long long)f->ino, (unsigned long long)f->blocks,
-			      (unsigned long long)f->stored);
-		if (S_ISDIR(f->mode) && f->refs && f->ino != SETTFS_ROOT_INO) {
-			/* walk up to the root */
-			uint64_t d = f->parent;
-			size_t steps = 0;
-			while (d != SETTFS_ROOT_INO && steps++ <= ninodes) {
-				fino *p = find(d);
-				if (!p)
-					break;
-				d = p->parent;
+		fino *f = live(ino);
+		if (!f) {
+			if (leftover(ino, key.data, key.size, "extended attributes", &last_missing))
+				del_key(ck.junk, key.data, key.size);
+		} else if (ck.sbversion >= 3 && !(f->in.flags & SFS_IFLAG_XATTRS)) {
+			/* from format 3 on, deleting an inode without the flag skips its xattrs */
+			if (fault(FIX_SAFE, key.data, key.size, "%s: xattr of an inode without the xattr flag",
+				  PATH(ino))) {
+				f->in.flags |= SFS_IFLAG_XATTRS;
+				f->dirty = 1;
 			}
-			if (d != SETTFS_ROOT_INO)
-				fault(k, kn, "directory %llu does not reach the root",
-				      (unsigned long long)f->ino);
 		}
+	}
+	scan_end(it, 0, "xattrs");
+}
+
+static void check_tags(void)
+{
+	sett_iter *it = scan(0, 1);
+	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val key = sett_iter_key(it);
+		const char *tags = "SNIDCXO";
+		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 7)) &&
+		    fault(FIX_ALL, key.data, key.size, "key with an unknown tag: removed"))
+			del_key(ck.junk, key.data, key.size);
+	}
+	scan_end(it, 0, "keys");
+}
+
+static void check_counts(void)
+{
+	uint8_t k[SFS_KEY_MAX];
+	uint64_t max = 0;
+	for (size_t i = 0; i < ck.ninodes; i++) {
+		fino *f = &ck.inodes[i];
+		if (f->state == INO_DROPPED)
+			continue;
+		if (f->ino > max)
+			max = f->ino;
+		if (f->state == INO_LIVE && f->made) {
+			f->in.blocks = f->stored;
+		} else if (f->state == INO_LIVE && S_ISREG(f->in.mode) && f->stored != f->in.blocks &&
+		    fault(FIX_SAFE, k, sfs_key_inode(k, f->ino), "%s (inode %llu) counts %llu stored bytes, chunks hold %llu",
+			  PATH(f->ino), (unsigned long long)f->ino, (unsigned long long)f->in.blocks,
+			  (unsigned long long)f->stored)) {
+			f->in.blocks = f->stored;
+			f->dirty = 1;
+		}
+	}
+	if (ck.next_ino <= max &&
+	    fault(FIX_SAFE, k, sfs_key_nextino(k), "inode counter %llu is not above inode %llu",
+		  (unsigned long long)ck.next_ino, (unsigned long long)max))
+		ck.next_ino = max + 1;
+}
+
+/* Writes the fixes: the namespace and every changed inode in one batch. */
+static void commit(void)
+{
+	uint8_t k[SFS_KEY_MAX], v[8];
+	for (size_t i = 0; i < ck.nents; i++) {
+		fent *e = &ck.ents[i];
+		if (e->added && !e->gone) {
+			uint8_t dv[SFS_DENTRY_SIZE];
+			sfs_dentry_encode(e->child, e->type, dv);
+			set_key(ck.ns, k, sfs_key_dentry(k, e->parent, e->name, e->len), dv, sizeof dv);
+		}
+	}
+	for (size_t i = 0; i < ck.ninodes; i++) {
+		fino *f = &ck.inodes[i];
+		if (f->state == INO_LIVE && f->dirty && !f->phantom) {
+			int r = sfs_batch_new_inode(ck.ns, f->ino, &f->in);
+			if (r)
+				operr("batch", r);
+		} else if (f->state == INO_DROPPED && f->dirty) {
+			del_key(ck.ns, k, sfs_key_inode(k, f->ino));
+		}
+	}
+	if (ck.remake_super) {
+		sfs_super sb = { .version = SFS_SUPER_VERSION, .chunk_size = ck.cs,
+				 .created_ns = sfs_now() };
+		if (getrandom(sb.uuid, sizeof sb.uuid, 0) != (ssize_t)sizeof sb.uuid)
+			for (size_t i = 0; i < sizeof sb.uuid; i++)
+				sb.uuid[i] = (uint8_t)(sb.created_ns >> (i % 8 * 8)) ^ (uint8_t)i;
+		sb.uuid[6] = (sb.uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+		sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
+		uint8_t sv[SFS_SUPER_SIZE];
+		sfs_super_encode(&sb, sv);
+		set_key(ck.ns, k, sfs_key_super(k), sv, sizeof sv);
+	}
+	sfs_put_be64(v, ck.next_ino);
+	if (sett_batch_count(ck.ns))
+		set_key(ck.ns, k, sfs_key_nextino(k), v, 8);
+	junk_commit();
+	int r = sett_batch_count(ck.ns) ? sett_write(ck.db, ck.ns, 1, NULL) : 0;
+	if (!r)
+		r = sett_sync(ck.db);
+	if (r)
+		operr("write", r);
+}
+
+static void reset(void)
+{
+	for (size_t i = 0; i < ck.ninodes; i++)
+		sfs_inode_free(&ck.inodes[i].in);
+	for (size_t i = 0; i < ck.nents; i++)
+		free(ck.ents[i].name);
+	free(ck.inodes);
+	free(ck.ents);
+	ck.inodes = NULL;
+	ck.ents = NULL;
+	ck.ninodes = ck.capinodes = ck.nents = ck.capents = 0;
+	ck.found = ck.fixed = 0;
+	ck.lf = 0;
+	ck.fatal = 0;
+	ck.remake_super = 0;
+}
+
+/* ---- what the engine repair lost, by path ---- */
+
+/* What a settfs key names, with paths where it can: into out. */
+static const char *describe(const uint8_t *k, size_t n, char *out, size_t on)
+{
+	if (n == 0) {
+		snprintf(out, on, "(unknown)");
+		return out;
+	}
+	uint64_t ino = n >= 9 ? sfs_get_be64(k + 1) : 0;
+	switch (n >= 9 ? k[0] : 0) {
+	case SFS_TAG_INODE:
+		snprintf(out, on, "the inode of %s (inode %llu)", PATH(ino), (unsigned long long)ino);
+		break;
+	case SFS_TAG_DENTRY:
+		snprintf(out, on, "the entry \"%.*s\" of directory %s", (int)(n - 9), (const char *)k + 9,
+			 PATH(ino));
+		break;
+	case SFS_TAG_CHUNK:
+		if (n >= SFS_CHUNK_KEY_LEN) {
+			uint64_t start = sfs_get_be64(k + 9) * ck.cs, len = ck.cs;
+			if (n == SFS_PAGE_KEY_LEN) {
+				start += (uint64_t)sfs_get_be32(k + 17) * SFS_PAGE_SIZE;
+				len = SFS_PAGE_SIZE;
+			}
+			snprintf(out, on, "%s: bytes %llu-%llu", PATH(ino), (unsigned long long)start,
+				 (unsigned long long)(start + len - 1));
+		} else {
+			snprintf(out, on, "the data of %s", PATH(ino));
+		}
+		break;
+	case SFS_TAG_XATTR:
+		snprintf(out, on, "the xattr %.*s of %s", (int)(n - 9), (const char *)k + 9, PATH(ino));
+		break;
+	case SFS_TAG_ORPHAN:
+		snprintf(out, on, "the orphan key of inode %llu", (unsigned long long)ino);
+		break;
+	default:
+		if (k[0] == SFS_TAG_SUPER)
+			snprintf(out, on, "the superblock");
+		else if (k[0] == SFS_TAG_NEXTINO)
+			snprintf(out, on, "the inode counter");
+		else
+			snprintf(out, on, "a key with tag 0x%02x", k[0]);
+	}
+	return out;
+}
+
+static void report_lost(void)
+{
+	char a[4200], b[4200];
+	for (size_t i = 0; i < ck.nlost; i++) {
+		lostkey *l = &ck.lost[i];
+		ck.found++;
+		ck.fixed++;
+		if (ck.quiet)
+			continue;
+		describe(l->k, l->kn, a, sizeof a);
+		if (l->kind == SETT_REPAIR_LOST_VALUE && l->kn >= SFS_CHUNK_KEY_LEN &&
+		    l->k[0] == SFS_TAG_CHUNK)
+			printf("%s lost (%s)\n", a, l->msg); /* "PATH: bytes A-B lost" */
+		else if (l->kind == SETT_REPAIR_LOST_VALUE)
+			printf("lost: %s (%s)\n", a, l->msg);
+		else if (l->kind == SETT_REPAIR_STALE)
+			printf("%s may be older than it was (%s)\n", a, l->msg);
+		else if (l->kn || l->kendn)
+			printf("lost: the keys %s%s %s%s (%s)\n", l->kn ? "after " : "from the start",
+			       l->kn ? a : "", l->kendn ? "up to " : "to the end",
+			       l->kendn ? describe(l->kend, l->kendn, b, sizeof b) : "", l->msg);
+		else
+			printf("lost: %s\n", l->msg);
+	}
+}
+
+static void *memdup(const void *p, size_t n)
+{
+	void *q = malloc(n ? n : 1);
+	if (!q)
+		oom();
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+static void on_repair(void *arg, const sett_repair_event *ev)
+{
+	(void)arg;
+	if (ev->kind == SETT_REPAIR_NOTE) {
+		note("engine: %s", ev->msg);
+		return;
+	}
+	ck.lost = realloc(ck.lost, (ck.nlost + 1) * sizeof *ck.lost);
+	if (!ck.lost)
+		oom();
+	lostkey *l = &ck.lost[ck.nlost++];
+	l->kind = ev->kind;
+	l->k = memdup(ev->key.data, ev->key.size);
+	l->kn = ev->key.size;
+	l->kend = memdup(ev->key_end.data, ev->key_end.size);
+	l->kendn = ev->key_end.size;
+	l->msg = strdup(ev->msg);
+	if (!l->msg)
+		oom();
+}
+
+static long engine_faults;
+
+static void on_verify(void *arg, const char *msg)
+{
+	(void)arg;
+	engine_faults++;
+	if (!ck.quiet)
+		printf("engine: %s\n", msg);
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: fsck.settfs [-n | -p | -y] [-q] STORE\n"
+		   "  -n  report only, change nothing (the default)\n"
+		   "  -p  fix what is safe to fix without asking\n"
+		   "  -y  fix everything that can be fixed (rebuilds the engine if needed)\n"
+		   "  -q  print only the summary\n");
+}
+
+/* Does dir hold any file of a sett store? */
+static int looks_like_store(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int found = 0;
+	while (!found && (de = readdir(d))) {
+		const char *dot = strrchr(de->d_name, '.');
+		found = !strcmp(de->d_name, "MANIFEST") ||
+			(dot && (!strcmp(dot, ".sst") || !strcmp(dot, ".vlog") || !strcmp(dot, ".mem")));
+	}
+	closedir(d);
+	return found;
+}
+
+static int open_store(const char *store, int read_only, sett_db **db, char *why, size_t whylen)
+{
+	settfs_options so;
+	settfs_options_init(&so);
+	sett_options o = so.engine;
+	o.create_if_missing = 0;
+	o.read_only = read_only;
+	o.num_compactors = 0;
+	o.gc_discard_ratio = 0;
+	o.error_buf = why;
+	o.error_buf_size = whylen;
+	why[0] = 0;
+	return sett_open(store, &o, db);
+}
+
+static int has_super(sett_db *db)
+{
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t vn;
+	int r = sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn);
+	free(v);
+	return r != SETT_ENOTFOUND;
+}
+
+/* Runs the filesystem check (and with level > 0 its fixes) on an open store. */
+static void fs_check(sett_db *db, int level, int quiet)
+{
+	reset();
+	ck.db = db;
+	ck.level = level;
+	ck.quiet = quiet;
+	if (sett_batch_new(&ck.ns) || sett_batch_new(&ck.junk))
+		oom();
+	load_super();
+	load_inodes();
+	load_orphans();
+	load_entries();
+	if (ck.fatal) {
+		note("the namespace checks are skipped: the scans above did not complete");
+	} else {
+		check_namespace();
+		report_lost();
+		check_chunks();
+		check_xattrs();
+		check_tags();
+		if (!ck.fatal)
+			check_counts();
+	}
+	if (level > FIX_NONE && !ck.fatal)
+		commit();
+	sett_batch_free(ck.ns);
+	sett_batch_free(ck.junk);
+	ck.ns = ck.junk = NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int c, level = FIX_NONE, modes = 0, quiet = 0;
+	while ((c = getopt(argc, argv, "npyqh")) != -1) {
+		switch (c) {
+		case 'n': level = FIX_NONE; modes++; break;
+		case 'p': level = FIX_SAFE; modes++; break;
+		case 'y': level = FIX_ALL; modes++; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return EXIT_CLEAN;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || modes > 1) {
+		if (modes > 1)
+			fprintf(stderr, "fsck.settfs: only one of -n, -p and -y\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *store = argv[optind];
+	struct stat sst;
+	if (stat(store, &sst) != 0) {
+		fprintf(stderr, "fsck.settfs: %s: %s\n", store, strerror(errno));
+		return EXIT_OPERR;
+	}
+	ck.quiet = quiet;
+	char why[1024];
+	long faults = 0, fixed = 0;
+	sett_db *db;
+	/* The first look is read-only whatever the mode: nothing changes
+	 * before the store is known to open. */
+	int r = open_store(store, 1, &db, why, sizeof why);
+	if (r == SETT_ELOCKED) {
+		fprintf(stderr, "fsck.settfs: %s is in use (mounted?)\n", store);
+		return EXIT_OPERR;
+	}
+	int engine_repair = 0;
+	long engine_left = 0; /* engine faults this run does not repair */
+	if (r) {
+		if (!looks_like_store(store) || r == -ENOTDIR || r == -EACCES || r == -ENOMEM) {
+			fprintf(stderr, "fsck.settfs: %s: %s\n", store, why[0] ? why : sett_strerror(r));
+			return EXIT_OPERR;
+		}
+		faults++;
+		fprintf(stderr, "fsck.settfs: cannot open %s: %s\n", store,
+			why[0] ? why : sett_strerror(r));
+		if (level < FIX_ALL) {
+			printf("fsck.settfs: %s: the store does not open; fsck.settfs -y rebuilds it\n",
+			       store);
+			return EXIT_LEFT;
+		}
+		engine_repair = 1;
+	} else {
+		r = sett_verify(db, on_verify, NULL);
+		if (r && r != SETT_ECORRUPT)
+			operr("verify", r);
+		faults += engine_faults;
+		engine_left = engine_faults;
+		if (engine_faults && level >= FIX_ALL) {
+			engine_repair = 1;
+			sett_close(db);
+		}
+	}
+	if (!engine_repair && level >= FIX_ALL && !has_super(db)) {
+		/* a MANIFEST cut short may have dropped the table that holds it */
+		faults++;
+		printf("engine: no superblock: rebuilding the store from all its tables\n");
+		engine_repair = 1;
+		sett_close(db);
+	}
+	if (engine_repair) {
+		settfs_options so;
+		settfs_options_init(&so);
+		r = sett_repair(store, &so.engine, on_repair, NULL);
+		if (r)
+			operr("engine repair", r);
+		if ((r = open_store(store, 1, &db, why, sizeof why))) {
+			fprintf(stderr, "fsck.settfs: %s: does not open after the engine repair: %s\n",
+				store, why[0] ? why : sett_strerror(r));
+			return EXIT_OPERR;
+		}
+		long before = engine_faults;
+		ck.quiet = 1;
+		sett_verify(db, on_verify, NULL);
+		ck.quiet = quiet;
+		long remain = engine_faults - before;
+		engine_left = remain;
+		fixed += faults - (remain < faults ? remain : faults);
+		if (remain)
+			printf("fsck.settfs: %ld engine faults remain after the repair\n", remain);
+	}
+
+	/* the filesystem: fixes need a writable open, which the read-only one
+	 * has shown to be safe; a store with engine faults left (-p) is not
+	 * written to */
+	if (level > FIX_NONE && !engine_left) {
+		sett_close(db);
+		if ((r = open_store(store, 0, &db, why, sizeof why)))
+			operr(why[0] ? why : store, r);
+	}
+	if (engine_left && level > FIX_NONE)
+		printf("fsck.settfs: the engine has faults: nothing is changed without -y\n");
+	ck.blocked = engine_left && level > FIX_NONE;
+	fs_check(db, engine_left ? FIX_NONE : level, quiet);
+	ck.blocked = 0;
+	faults += ck.found;
+	fixed += ck.fixed;
+	size_t ninodes = 0;
+	for (size_t i = 0; i < ck.ninodes; i++)
+		ninodes += ck.inodes[i].state == INO_LIVE;
+	long left = faults - fixed;
+	if (level > FIX_NONE && !engine_left && ck.found) {
+		/* what a fresh look still finds was not corrected */
+		sett_close(db);
+		if ((r = open_store(store, 1, &db, why, sizeof why)))
+			operr(why[0] ? why : store, r);
+		ck.nlost = 0;
+		engine_faults = 0;
+		ck.quiet = 1;
+		sett_verify(db, on_verify, NULL);
+		fs_check(db, FIX_NONE, 1);
+		left = ck.found + engine_faults;
+		if (left > faults)
+			left = faults;
+		if (left && !quiet)
+			printf("fsck.settfs: %ld faults remain after the repair; "
+			       "run fsck.settfs -n to see them\n", left);
+		fixed = faults - left;
 	}
 	sett_close(db);
-	free(inodes);
-	printf("fsck.settfs: %s: %zu inodes, %ld fault%s\n", store, ninodes, faults,
-	       faults == 1 ? "" : "s");
-	return faults ? 1 : 0;
+	printf("fsck.settfs: %s: %zu inodes, %ld fault%s, %ld fixed\n", store, ninodes, faults,
+	       faults == 1 ? "" : "s", fixed);
+	reset();
+	return (fixed > 0 ? EXIT_FIXED : 0) | (left > 0 ? EXIT_LEFT : 0);
 }

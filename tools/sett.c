@@ -282,6 +282,20 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+static void repair_line(void *arg, const sett_repair_event *ev)
+{
+	(void)arg;
+	printf("%s%s\n", ev->kind == SETT_REPAIR_NOTE ? "" : "lost: ", ev->msg);
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	int r = sett_repair(argv[1], NULL, repair_line, NULL);
+	return r ? cli_fail("repair", argv[1], r) : 0;
+}
+
 static int cmd_gc(int argc, char **argv)
 {
 	if (argc != 2 && argc != 3)
@@ -330,6 +344,7 @@ static const struct command {
 	{ "scan", cmd_scan, "[--prefix P] [--reverse] [--keys] STORE", "list keys (and values)" },
 	{ "info", cmd_info, "STORE", "levels, tables, value-log files, cache statistics" },
 	{ "check", cmd_check, "STORE", "verify every checksum (exit 1 on corruption)" },
+	{ "repair", cmd_repair, "STORE", "rebuild the store from its tables, logs and value log (see sett.h)" },
 	{ "gc", cmd_gc, "STORE [RATIO]", "run value-log GC until nothing qualifies" },
 	{ "flatten", cmd_flatten, "STORE", "flush and compact every level" },
 	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },

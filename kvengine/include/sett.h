@@ -97,6 +97,14 @@ typedef struct sett_options {
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
 	size_t error_buf_size;      /*   failure here (file name and offset) */
+	int open_damaged;           /* [0] with read_only: a table named by the MANIFEST
+				     * whose footer, index or properties cannot be read
+				     * opens as damaged; every read that may need its keys
+				     * fails with SETT_ECORRUPT (sett_stats.damaged_tables) */
+	/* [NULL] called with "FILE: what, at offset N" for each SETT_ECORRUPT a
+	 * read meets in a table or the value log (from any thread) */
+	void (*corruption_fn)(void *arg, const char *why);
+	void *corruption_arg;
 } sett_options;
 
 void sett_options_init(sett_options *opt);
@@ -230,6 +238,7 @@ typedef struct sett_stats {
 	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
 	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
+	int damaged_tables;         /* opened as damaged (open_damaged) */
 } sett_stats;
 
 int sett_get_stats(sett_db *db, sett_stats *st);
@@ -263,6 +272,53 @@ uint64_t sett_default_reserve(uint64_t disk_bytes);
 /* Verify every checksum in the store (tables, WAL, value log). */
 typedef void (*sett_report_fn)(void *arg, const char *msg);
 int sett_verify(sett_db *db, sett_report_fn report, void *arg);
+
+/* ---- repair ---------------------------------------------------------- */
+
+/*
+ * sett_repair rebuilds a store that does not open or fails sett_verify, the
+ * way LevelDB's RepairDB does: from the files themselves, without the
+ * MANIFEST.  The store must not be open.  Every table (NNNNNN.sst) is read
+ * block by block, skipping blocks that fail their checks; every WAL
+ * (NNNNN.mem) is replayed up to its first damaged entry; the newest
+ * version of every key is kept (deleted keys are dropped), and every value
+ * pointer is read back from the value log: one whose entry is damaged or
+ * missing is dropped, and the key is reported lost.  The result is written
+ * as new tables on the last level and a new MANIFEST naming only them.
+ * Then the old tables and WALs are removed, except those that were
+ * damaged, which go to quarantine/ in the store with the value-log files
+ * that held damaged entries (their good values are copied to the head of
+ * the value log first).
+ *
+ * What cannot come back: keys in damaged table blocks or after a damaged
+ * WAL entry, values in damaged value-log entries.  A key in the range of a
+ * damaged block that survives in an older table comes back with that
+ * older value (reported as SETT_REPAIR_STALE).  A table that a
+ * compaction had replaced but that was not yet deleted when the MANIFEST
+ * was lost can bring back keys deleted since (the MANIFEST was what said
+ * it was dead).
+ *
+ * Each thing done or lost is passed to `report` (may be NULL).
+ * Returns 0, -ENOENT when the directory holds no store files, or an error.
+ */
+enum sett_repair_kind {
+	SETT_REPAIR_NOTE = 0,       /* what the repair did; nothing lost */
+	SETT_REPAIR_LOST_VALUE = 1, /* `key` lost its value: it now reads as absent */
+	SETT_REPAIR_LOST_KEYS = 2,  /* the keys from `key` to `key_end` (inclusive; an
+				     * empty one: unknown) in a damaged block are gone */
+	SETT_REPAIR_STALE = 3       /* `key` was in such a range, and what it holds now
+				     * may be older than what the damaged block held */
+};
+typedef struct sett_repair_event {
+	int kind;
+	const char *msg;  /* names the store file and offset */
+	sett_val key;     /* user keys */
+	sett_val key_end;
+} sett_repair_event;
+typedef void (*sett_repair_fn)(void *arg, const sett_repair_event *ev);
+/* Options: the table options (block size, compression) and value log
+ * limits of `opt` are used for what is written; NULL: defaults. */
+int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report, void *arg);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
 # A damaged store is refused, never made worse (issue 9): with the MANIFEST
 # missing, cut short (to 30 bytes) or with a flipped byte in its last
 # record, `settfs` and `fsck.settfs` refuse, naming the MANIFEST, and no
-# file of the store changes.  A non-empty directory that is not a store is
+# file of the store changes; `fsck.settfs -y` rebuilds it with every file.  A non-empty directory that is not a store is
 # refused by settfs and mkfs.settfs; mkfs.settfs -f uses it anyway.
 . "${srcdir:-.}/tests/integration/lib.sh"
 
@@ -27,6 +27,24 @@ expect_refused() {
 	[ "$(digest "$1")" = "$before" ] || fail "$1 changed ($2)"
 }
 
+# expect_repaired WHAT: fsck.settfs -y on a copy of the store rebuilds it
+# (exit 1), then it is clean and every file is back.
+expect_repaired() {
+	rm -rf "$work/copy"
+	cp -rp "$store" "$work/copy"
+	"$FSCK" -y "$work/copy" >"$work/out" 2>&1
+	rc=$?
+	[ $rc = 1 ] || { cat "$work/out"; fail "fsck.settfs -y ($1): exit $rc, not 1"; }
+	"$FSCK" "$work/copy" >"$work/out" 2>&1 || { cat "$work/out"; fail "not clean after -y ($1)"; }
+	keep=$store
+	store=$work/copy
+	mount_fs
+	[ "$(cat "$mnt/one")" = one ] && [ "$(cat "$mnt/two")" = two ] || fail "files lost ($1)"
+	[ "$(sha256sum < "$mnt/big")" = "$want" ] || fail "big file differs ($1)"
+	umount_fs
+	store=$keep
+}
+
 # flip FILE OFFSET: xor one byte with 0x5a.
 flip() {
 	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
@@ -48,12 +66,15 @@ size=$(stat -c %s "$store/MANIFEST")
 
 rm "$store/MANIFEST"
 expect_refused "$store" "MANIFEST: missing"
+expect_repaired "MANIFEST missing"
 cp -p "$work/MANIFEST.keep" "$store/MANIFEST"
 truncate -s 30 "$store/MANIFEST"
 expect_refused "$store" "MANIFEST: torn record at offset 16"
+expect_repaired "MANIFEST cut short"
 cp -p "$work/MANIFEST.keep" "$store/MANIFEST"
 flip "$store/MANIFEST" $((size - 5))
 expect_refused "$store" "MANIFEST: corrupt record at offset"
+expect_repaired "MANIFEST record flipped"
 
 # The intact MANIFEST brings everything back.
 cp -p "$work/MANIFEST.keep" "$store/MANIFEST"

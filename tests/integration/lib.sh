@@ -60,3 +60,15 @@ umount_fs() {
 check_fsck() {
 	"$FSCK" "$store" || fail "fsck.settfs exit $?"
 }
+
+# both_caches FUNC: FUNC on a mount with the writeback cache and again on
+# one without; FUNC gets the mount option as its argument.  Ends unmounted
+# and checked.
+both_caches() {
+	for opt in writeback_cache no_writeback_cache; do
+		mount_fs -o "$opt"
+		"$1" "$opt"
+		umount_fs
+	done
+	check_fsck
+}

@@ -1,0 +1,113 @@
+/*
+ * fuse_inval.c - the settfs daemon's replies that must follow a page-cache
+ * invalidation (see fuse_inval.h).  A FIFO served by one thread; each
+ * entry stands for a request the kernel waits for, so the queue is bounded
+ * by the kernel's own limit on requests in flight.
+ */
+#include "fuse_inval.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct inval_item {
+	struct inval_item *next;
+	fuse_req_t req;
+	uint64_t ino, off, len;
+	sfs_inval_done done;
+	uint64_t a, b;
+} inval_item;
+
+struct sfs_inval {
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	inval_item *head, **tail; /* under lock */
+};
+
+static void run_item(struct fuse_session *se, const inval_item *it)
+{
+	/* errors are not interesting: -ENOENT when the kernel has no such inode */
+	fuse_lowlevel_notify_inval_inode(se, it->ino, (off_t)it->off, (off_t)it->len);
+	it->done(it->req, it->ino, it->a, it->b);
+}
+
+static void *inval_main(void *arg)
+{
+	sfs_inval *v = arg;
+	pthread_mutex_lock(&v->lock);
+	for (;;) {
+		while (!v->head && !v->stop)
+			pthread_cond_wait(&v->cond, &v->lock);
+		inval_item *it = v->head;
+		if (!it)
+			break; /* stopped and drained */
+		v->head = it->next;
+		if (!v->head)
+			v->tail = &v->head;
+		pthread_mutex_unlock(&v->lock);
+		run_item(v->se, it);
+		free(it);
+		pthread_mutex_lock(&v->lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+sfs_inval *sfs_inval_start(struct fuse_session *se)
+{
+	sfs_inval *v = calloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	v->se = se;
+	v->tail = &v->head;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	if (pthread_create(&v->thread, NULL, inval_main, v) != 0) {
+		pthread_cond_destroy(&v->cond);
+		pthread_mutex_destroy(&v->lock);
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint64_t ino,
+		    uint64_t off, uint64_t len, sfs_inval_done done, uint64_t a, uint64_t b)
+{
+	inval_item local = { NULL, req, ino, off, len, done, a, b };
+	inval_item *it = v ? malloc(sizeof *it) : NULL;
+	if (!it) {
+		run_item(se, &local);
+		return;
+	}
+	*it = local;
+	pthread_mutex_lock(&v->lock);
+	*v->tail = it;
+	v->tail = &it->next;
+	pthread_cond_signal(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg)
+{
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->lock);
+	v->stop = 1;
+	pthread_cond_signal(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 2;
+	if (pthread_timedjoin_np(v->thread, NULL, &t) != 0) {
+		if (unblock)
+			unblock(arg);
+		pthread_join(v->thread, NULL);
+	}
+	pthread_cond_destroy(&v->cond);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}

@@ -1,0 +1,64 @@
+/*
+ * fuse_inval.h - the settfs daemon's replies that must follow a page-cache
+ * invalidation.
+ *
+ * Two requests are answered only after the daemon has made the kernel
+ * drop (and, for dirty pages, first write back) a range of a file's page
+ * cache:
+ *
+ * - A write that did not come through the page cache (O_DIRECT) changes
+ *   bytes the kernel may hold cached.  The kernel drops the range before
+ *   it sends such a write, and after a synchronous one, but not after an
+ *   asynchronous one (AIO, io_uring): a buffered read running meanwhile
+ *   can bring the old bytes back into the cache, where they would stay.
+ *   So the daemon invalidates the written range once the write is in the
+ *   store, and only then replies: when the writer learns that its write is
+ *   done, no cached page holds older bytes.
+ * - SEEK_DATA/SEEK_HOLE: the kernel sends LSEEK without writing its dirty
+ *   pages back, so data still in the writeback cache (or in dirty mmap
+ *   pages) would be reported as a hole.  While the file has a writable
+ *   handle the daemon first invalidates the range from the offset on, which
+ *   writes dirty pages back, and answers after that.
+ *
+ * The invalidation waits for the page locks of the range, and a page is
+ * locked while its READ waits for a request thread; so it runs on one
+ * background thread, which then sends the reply, and the request thread
+ * is free meanwhile.
+ *
+ * Thread safety: sfs_inval_then may be called from any thread; start and
+ * stop belong to the thread that runs the session, and stop must come
+ * before the session and the store are destroyed.
+ */
+#ifndef SETTFS_FUSE_INVAL_H
+#define SETTFS_FUSE_INVAL_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312
+#endif
+#include <fuse_lowlevel.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sfs_inval sfs_inval;
+
+/* Start the thread; NULL if it cannot (replies then invalidate in place). */
+sfs_inval *sfs_inval_start(struct fuse_session *se);
+/* The reply to req, sent after the invalidation with the arguments given. */
+typedef void (*sfs_inval_done)(fuse_req_t req, uint64_t ino, uint64_t a, uint64_t b);
+/*
+ * Invalidate the kernel's cached pages of [off, off + len) of ino (len 0:
+ * to the end), then call done(req, ino, a, b).  With v NULL both happen on
+ * the calling thread.
+ */
+void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint64_t ino,
+		    uint64_t off, uint64_t len, sfs_inval_done done, uint64_t a, uint64_t b);
+/*
+ * Stop the thread after it has answered everything queued, and free v.
+ * If it has not stopped within two seconds (an invalidation waits for a
+ * READ no worker will answer once the session loop has ended),
+ * unblock(arg) is called, which should abort the connection, and the wait
+ * goes on.
+ */
+void sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg);
+
+#endif
