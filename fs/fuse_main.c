@@ -1103,9 +1103,10 @@ static int cmd_umount(int argc, char **argv)
 		}
 		i += 2;
 	}
-	if (i + 1 != argc || argv[i][0] == '-') {
-		fprintf(stderr, "usage: settfs umount [-t SECONDS] MOUNTPOINT\n");
-		return 1;
+	int help = i + 1 == argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"));
+	if (help || i + 1 != argc || argv[i][0] == '-') {
+		fprintf(help ? stdout : stderr, "usage: settfs umount [-t SECONDS] MOUNTPOINT\n");
+		return !help;
 	}
 	const char *arg = argv[i];
 	char *mp = realpath(arg, NULL);
@@ -1119,6 +1120,9 @@ static int cmd_umount(int argc, char **argv)
 	char lock[4200];
 	snprintf(lock, sizeof lock, "%s/LOCK", store);
 	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fprintf(stderr, "settfs umount: %s: %s; the release cannot be waited for\n", lock,
+			strerror(errno));
 	long pid = sett_lock_holder(store);
 	int r;
 	if (geteuid() == 0) {
@@ -1135,7 +1139,9 @@ static int cmd_umount(int argc, char **argv)
 		int st = 0;
 		r = c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
 	}
-	if (r == 0 && fd >= 0 && wait_unlocked(fd, secs) != 0) {
+	if (r == 0 && fd < 0)
+		r = 3;
+	if (r == 0 && wait_unlocked(fd, secs) != 0) {
 		fprintf(stderr, "settfs umount: %s is unmounted, but pid %ld still holds %s after "
 				"%g s (still flushing?)\n", arg, pid, store, secs);
 		r = 3;
@@ -1185,6 +1191,10 @@ int main(int argc, char *argv[])
 		devfd = -1;
 	close_inherited(devfd);
 	char *store = realpath(cfg.store, NULL);
+	if (!store && cfg.ro) {
+		fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
+		return 1;
+	}
 	if (!store) {
 		/* created on first use */
 		store = strdup(cfg.store);
@@ -1204,6 +1214,8 @@ int main(int argc, char *argv[])
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
 	o.engine.read_only = cfg.ro;
+	if (cfg.ro)
+		o.engine.create_if_missing = 0;
 	if (cfg.value_threshold)
 		o.engine.value_threshold = cfg.value_threshold;
 	if (cfg.mem_table_size)
