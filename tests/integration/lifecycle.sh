@@ -75,15 +75,10 @@ done
 mkdir -p "$ro"
 mount --bind "$store" "$ro" && mount -o remount,bind,ro "$ro" || skip "no read-only bind mount"
 touch "$ro/x" 2>/dev/null && fail "bind mount is writable"
-"$SETTFS" -f -o ro "$ro" "$mnt" &
-daemon=$!
-i=0
-while ! is_mounted; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && fail "read-only mount did not appear"
-	kill -0 "$daemon" 2>/dev/null || fail "settfs -o ro on read-only media exited"
-	sleep 0.1
-done
+rw=$store
+store=$ro
+mount_fs -o ro
+store=$rw
 cmp "$work/big" "$mnt/big" || fail "read on a read-only mount"
 echo new 2> "$work/w.err" > "$mnt/new" && fail "write on a read-only mount"
 grep -q "Read-only file system" "$work/w.err" || { cat "$work/w.err"; fail "write: not EROFS"; }
