@@ -326,6 +326,65 @@ static int load_super(settfs *fs)
 	return fs->next_ino > SETTFS_ROOT_INO ? 0 : -EIO;
 }
 
+/* Every SETT_ECORRUPT a read meets: the first is kept (the mount's reason to degrade). */
+static void sfs_corrupt(void *arg, const char *why)
+{
+	settfs *fs = arg;
+	/* no lock: the engine may call this under any of the filesystem's locks */
+	if (!atomic_exchange(&fs->first_corrupt_taken, 1))
+		snprintf(fs->first_corrupt, sizeof fs->first_corrupt, "%s", why);
+	if (fs->corruption_fn)
+		fs->corruption_fn(fs->corruption_arg, why);
+}
+
+/*
+ * Opens the engine and the filesystem in it.  With engine.open_damaged
+ * (read-only), inodes that cannot be counted are left out of statfs.
+ */
+static int open_fs(settfs *fs, const char *path, const settfs_options *o)
+{
+	settfs_options mo = *o;
+	mo.engine.corruption_fn = sfs_corrupt;
+	mo.engine.corruption_arg = fs;
+	fs->read_only = o->engine.read_only;
+	int r = open_engine(path, &mo, 0, &fs->db);
+	if (r == 0) {
+		int s = has_super(fs->db);
+		int fresh = s == 0 ? store_is_fresh(fs->db, path) : 0;
+		if (s < 0 || fresh < 0)
+			r = s < 0 ? s : fresh;
+		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
+			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
+		else if (s == 0 && fresh)
+			r = say(o, -EINVAL, "%s: an empty store, not a settfs (mkfs.settfs makes one)",
+				path);
+		else if (s == 0)
+			r = say(o, -EINVAL,
+				"%s: the store holds data but no settfs superblock: damaged, or not "
+				"a settfs; not formatted (fsck.settfs reports what it holds)",
+				path);
+	}
+	if (r == 0)
+		r = load_super(fs);
+	if (r == 0) {
+		r = count_inodes(fs);
+		if (r == -EIO && o->engine.open_damaged && o->engine.read_only)
+			r = 0;
+	}
+	if (r == 0 && !o->engine.read_only)
+		r = drain_orphans(fs);
+	if (r && fs->db) {
+		sett_close(fs->db);
+		fs->db = NULL;
+	}
+	return r;
+}
+
+int settfs_degraded(const settfs *fs)
+{
+	return fs->degraded;
+}
+
 int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 {
 	settfs *fs = calloc(1, sizeof *fs);
@@ -351,33 +410,35 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	pthread_rwlock_init(&fs->ns_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&fs->tab_lock, NULL);
+	fs->corruption_fn = o->engine.corruption_fn;
+	fs->corruption_arg = o->engine.corruption_arg;
 	pthread_mutex_init(&fs->space_mu, NULL);
 	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
-		r = open_engine(path, o, 0, &fs->db);
-	if (r == 0) {
-		int s = has_super(fs->db);
-		int fresh = s == 0 ? store_is_fresh(fs->db, path) : 0;
-		if (s < 0 || fresh < 0)
-			r = s < 0 ? s : fresh;
-		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
-			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
-		else if (s == 0 && fresh)
-			r = say(o, -EINVAL, "%s: an empty store, not a settfs (mkfs.settfs makes one)",
-				path);
-		else if (s == 0)
-			r = say(o, -EINVAL,
-				"%s: the store holds data but no settfs superblock: damaged, or not "
-				"a settfs; not formatted (fsck.settfs reports what it holds)",
-				path);
+		r = open_fs(fs, path, o);
+	/*
+	 * Damage (a table that cannot be opened, a block that the open's own
+	 * reads need): open again read-only, with damaged tables failing the
+	 * reads that need them, so that everything else can be read.  Nothing
+	 * is written, so nothing is rewritten around the damage.
+	 */
+	if (r == -EIO && !o->engine.open_damaged) {
+		char first[1024] = "";
+		if (o->engine.error_buf && o->engine.error_buf_size)
+			snprintf(first, sizeof first, "%s", o->engine.error_buf);
+		if (!first[0])
+			snprintf(first, sizeof first, "%s", fs->first_corrupt);
+		settfs_options ro = *o;
+		ro.engine.read_only = 1;
+		ro.engine.open_damaged = 1;
+		if (open_fs(fs, path, &ro) == 0) {
+			fs->degraded = 1;
+			r = 0;
+		}
+		/* the first failure is the damage; a second one says no more */
+		say(o, 0, "%s", first[0] ? first : "input/output error");
 	}
-	if (r == 0)
-		r = load_super(fs);
-	if (r == 0)
-		r = count_inodes(fs);
-	if (r == 0 && !o->engine.read_only)
-		r = drain_orphans(fs);
 	sett_space sp;
 	if (r == 0 && sett_disk_space(fs->db, &sp) == 0)
 		fs->reserve = sp.reserve;

@@ -579,8 +579,8 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		pos += want;
 	}
 	sett_iter_free(it);
-	if (r == 0) {
-		/* relatime */
+	if (r == 0 && !fs->read_only) {
+		/* relatime (not on a read-only store) */
 		int64_t now = sfs_now();
 		if (n->in.atime <= n->in.mtime || n->in.atime <= n->in.ctime ||
 		    now - n->in.atime > 86400LL * 1000000000) {

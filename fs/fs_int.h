@@ -117,6 +117,12 @@ struct settfs {
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
+	int read_only;        /* the engine is open read-only */
+	int degraded;         /* opened read-only around damage (settfs_degraded) */
+	atomic_int first_corrupt_taken;
+	char first_corrupt[512]; /* the first SETT_ECORRUPT a read met (read after open) */
+	void (*corruption_fn)(void *, const char *); /* the caller's engine.corruption_fn */
+	void *corruption_arg;
 	/* the reserve (sfs_space_admit), under space_mu */
 	pthread_mutex_t space_mu;
 	uint64_t reserve;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -1006,6 +1007,25 @@ static void warn_quarantine(const char *store)
 }
 
 /*
+ * A read met damage: say where (the store file and offset), on stderr in
+ * the foreground and to syslog (a daemon's stderr is /dev/null).  The same
+ * message again in a row is said once.
+ */
+static void log_corruption(void *arg, const char *why)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static char last[512];
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	if (strcmp(last, why) != 0) {
+		snprintf(last, sizeof last, "%s", why);
+		fprintf(stderr, "settfs: damaged data, read fails with EIO: %s\n", why);
+		syslog(LOG_ERR, "damaged data, read fails with EIO: %s", why);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+/*
  * Opens the store.  Held by a daemon still mounted (a settfs mount of the
  * store is in mountinfo): fails at once, naming it.  Held otherwise (a
  * daemon that was unmounted and is still flushing, or a `sett` or
@@ -1035,6 +1055,12 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 		}
 		if (r == 0)
 			warn_quarantine(store);
+		if (r == 0 && settfs_degraded(*fs) && !o->engine.open_damaged)
+			fprintf(stderr, "settfs: %s is damaged: %s\n"
+					"settfs: mounting it read-only: what is undamaged reads as "
+					"written, damaged data fails with EIO; `fsck.settfs %s` "
+					"reports what is lost\n",
+				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
@@ -1237,9 +1263,16 @@ int main(int argc, char *argv[])
 	char why[1024];
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
+	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
 	if (r)
 		return 1;
+	int degraded = settfs_degraded(fs);
+	if (degraded) {
+		/* the daemon's own open goes straight to the same state */
+		o.engine.read_only = 1;
+		o.engine.open_damaged = 1;
+	}
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
@@ -1258,7 +1291,8 @@ int main(int argc, char *argv[])
 		*e++ = *s;
 	}
 	*e = 0;
-	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s", esc) < 0)
+	if (asprintf(&mo, "-odefault_permissions,subtype=settfs,fsname=settfs:%s%s", esc,
+		     degraded ? ",ro" : "") < 0)
 		return 1;
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);

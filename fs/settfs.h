@@ -80,6 +80,14 @@ int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx
  * settfs (no superblock), -EIO for a corrupt superblock.
  */
 int settfs_open(const char *path, const settfs_options *o, settfs **fsp);
+/*
+ * 1 when settfs_open met damage (a table the engine cannot open, or a
+ * corrupt block its own reads needed) and opened the store read-only
+ * instead (engine.read_only and engine.open_damaged): reads that need
+ * damaged data fail with -EIO, everything else reads as written.  The
+ * damage is described in o->engine.error_buf.
+ */
+int settfs_degraded(const settfs *fs);
 /* Flush buffered writes, make everything durable and close the engine. */
 int settfs_close(settfs *fs);
 /* Flush every buffered write and make the store durable. */

@@ -500,6 +500,7 @@ static int finish_table(sett_db *db, table_builder *b, uint64_t id, outputs *o)
 		sio_unlink(path);
 		return r;
 	}
+	table_set_reporter(t, db_report_corrupt, db);
 	r = outputs_push(o, t);
 	if (r) {
 		table_mark_obsolete(t);

@@ -237,20 +237,27 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 	slice seek = slice_make(ik, ukey.n + IKEY_SUFFIX);
 	int found = 0;
 	for (int l = 1; l < MAX_LEVELS && !found; l++) {
-		int n = v->ntables[l];
+		int n = v->ntables[l], trusted = 0;
 		/* A user key's versions may straddle two adjacent tables. */
 		for (int i = level_find(v->tables[l], n, seek); i < n; i++) {
 			table *t = v->tables[l][i];
-			if (slice_cmp(ikey_user(table_smallest(t)), ukey) > 0)
+			slice lo = ikey_user(table_smallest(t)), hi = ikey_user(table_largest(t));
+			if (slice_cmp(lo, ukey) > 0)
 				break;
-			if (table_may_contain(t, h)) {
+			if (table_may_contain(t, h))
 				found = table_get(t, ukey, rv, version, vs, why, sizeof why);
-				if (found)
-					break;
-			}
-			if (slice_cmp(ikey_user(table_largest(t)), ukey) != 0)
+			/*
+			 * With a damaged table somewhere in the level, the answer
+			 * holds only for a key above t's first one (newer versions
+			 * of which the table before t may hold) and below its last
+			 * one (older versions: the table after), or found.
+			 */
+			trusted |= slice_cmp(lo, ukey) < 0 && (found > 0 || slice_cmp(hi, ukey) > 0);
+			if (found || slice_cmp(hi, ukey) != 0)
 				break;
 		}
+		if (found >= 0 && v->damaged[l] && !trusted)
+			found = table_get(v->damaged[l], ukey, rv, version, vs, why, sizeof why);
 	}
 	if (ik != stackkey)
 		free(ik);
@@ -266,6 +273,13 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	return r;
 }
 
+void db_report_corrupt(void *arg, const char *why)
+{
+	sett_db *db = arg;
+	if (db->opt.corruption_fn && why && why[0])
+		db->opt.corruption_fn(db->opt.corruption_arg, why);
+}
+
 int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out)
 {
 	out->n = 0;
@@ -275,7 +289,11 @@ int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out)
 	if (vptr_decode(v->data.p, v->data.n, &p))
 		return SETT_ECORRUPT;
 	char why[512];
-	return vlog_read(db->vl, &p, ukey, out, why, sizeof why);
+	why[0] = 0;
+	int r = vlog_read(db->vl, &p, ukey, out, why, sizeof why);
+	if (r == SETT_ECORRUPT)
+		db_report_corrupt(db, why);
+	return r;
 }
 
 static int is_expired(const vstruct *v)
@@ -602,15 +620,42 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 			snprintf(why, whylen, "%s: named by MANIFEST but missing", path);
 			r = SETT_ECORRUPT;
 		}
+		if (r == SETT_ECORRUPT && db->opt.read_only && db->opt.open_damaged) {
+			r = table_open_damaged(path, mt[i].id, why, &opened[i]);
+			db->damaged_tables++;
+			why[0] = 0;
+		}
+		if (!r)
+			table_set_reporter(opened[i], db_report_corrupt, db);
 		levels[i] = mt[i].level;
 		if (mt[i].id > max_id)
 			max_id = mt[i].id;
 		if (!r && table_max_version(opened[i]) > max_version)
 			max_version = table_max_version(opened[i]);
 	}
+	/* A damaged table below L0 marks its level: its place in it is unknown. */
+	size_t nadd = 0;
+	if (!r && db->damaged_tables &&
+	    !(db->damaged_below_l0 = calloc((size_t)db->damaged_tables, sizeof(table *))))
+		r = -ENOMEM;
+	for (size_t i = 0; i < nmt && !r; i++) {
+		if (levels[i] > 0 && table_is_damaged(opened[i])) {
+			if (!v->damaged[levels[i]]) {
+				v->damaged[levels[i]] = opened[i];
+				table_ref(opened[i]);
+			}
+			db->damaged_below_l0[db->ndamaged_below_l0++] = opened[i];
+			opened[i] = NULL;
+			continue;
+		}
+		levels[nadd] = levels[i];
+		opened[nadd] = opened[i];
+		if (nadd++ != i)
+			opened[i] = NULL;
+	}
 	if (!r) {
 		/* L0 newest first: version_apply puts later additions in front. */
-		version_edit e = { .add = opened, .add_levels = levels, .nadd = nmt };
+		version_edit e = { .add = opened, .add_levels = levels, .nadd = nadd };
 		lsm_version *nv;
 		r = version_apply(v, &e, &nv);
 		if (!r) {
@@ -719,14 +764,19 @@ static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
  * at most the last append, and everything that append's edit added (a
  * flush's table, a compaction's outputs) is still in the WAL or the input
  * tables it came from: those are deleted only after the edit is durable.
- * A table that holds anything else was named by records the MANIFEST lost
- * (a MANIFEST cut short or damaged): the open is refused.
+ * A table an intact record deleted (its unlink waits for its last reader)
+ * is a leftover too: ids are never reused.  A table that holds anything
+ * else was named by records the MANIFEST lost (a MANIFEST cut short or
+ * damaged): the open is refused.
  */
 static int prove_unnamed(sett_db *db, unnamed_tables *un, char *why, size_t whylen)
 {
 	if (!un->torn)
 		return 0;
 	for (size_t i = 0; i < un->n; i++) {
+		/* deleted by an intact record: the lost one cannot bring it back */
+		if (manifest_deleted_at_open(db->man, un->ids[i]))
+			continue;
 		char whyt[768] = "";
 		int r = table_accounted(db, un->ids[i], whyt, sizeof whyt);
 		if (r) {
@@ -927,6 +977,9 @@ static void db_free(sett_db *db)
 		memtable_unref(db->active.mt);
 	if (db->current)
 		version_unref(db->current);
+	for (int i = 0; i < db->ndamaged_below_l0; i++)
+		table_unref(db->damaged_below_l0[i]);
+	free(db->damaged_below_l0);
 	if (db->discard)
 		discard_close(db->discard);
 	if (db->vl)
@@ -1237,6 +1290,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
 
@@ -1295,6 +1349,11 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		}
 	}
 	db_view_release(&vw);
+	for (int i = 0; i < db->ndamaged_below_l0; i++) {
+		bad = table_verify(db->damaged_below_l0[i], why, sizeof why);
+		if (report)
+			report(arg, why);
+	}
 	uint32_t *fids = NULL;
 	int n = 0;
 	int r = vlog_list(db->vl, &fids, &n);

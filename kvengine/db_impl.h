@@ -37,6 +37,13 @@ typedef struct lsm_version {
 	int refs; /* atomic */
 	int ntables[MAX_LEVELS];
 	table **tables[MAX_LEVELS];
+	/*
+	 * Read-only opens with open_damaged: L1.. levels that hold a damaged
+	 * table (table_open_damaged) somewhere between their readable ones,
+	 * with its key range unknown; one of them, referenced.  Damaged L0
+	 * tables are in tables[0] in their place.
+	 */
+	table *damaged[MAX_LEVELS];
 } lsm_version;
 
 /* A change of shape: tables removed and tables added (with their level). */
@@ -157,6 +164,9 @@ struct sett_db {
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;
 	uint64_t stat_write_stalls;
+	int damaged_tables; /* opened with table_open_damaged */
+	table **damaged_below_l0; /* those below L0 (referenced), for sett_verify */
+	int ndamaged_below_l0;
 	uint64_t stat_compactions;
 	uint64_t stat_gc_runs;
 	uint64_t stat_gc_files;
@@ -203,6 +213,9 @@ int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out);
 uint64_t db_oldest_read_version(sett_db *db);
 void db_reader_add(sett_db *db, uint64_t v);
 void db_reader_remove(sett_db *db, uint64_t v);
+
+/* Hands why (a SETT_ECORRUPT a read met) to opt.corruption_fn; a table reporter. */
+void db_report_corrupt(void *db, const char *why);
 
 /* Records a background error (first one wins) and wakes everyone. */
 void db_set_bg_error(sett_db *db, int err);

@@ -28,7 +28,28 @@ typedef struct level_iter {
 	int cur;        /* index of the open table, or -1 */
 	sit *it;
 	int err;
+	table *damaged; /* the level's damaged table (lsm_version.damaged), or NULL */
 } level_iter;
+
+/*
+ * With a damaged table in the level, the keys between two readable tables
+ * (and before the first, after the last) may be in it: a cursor that gets
+ * there fails, with the damaged table's error.
+ */
+static void li_gap(level_iter *li)
+{
+	sit *it = table_iter_new(li->damaged);
+	if (it) {
+		sit_first(it);
+		li->err = sit_error(it);
+		sit_free(it);
+	} else {
+		li->err = -ENOMEM;
+	}
+	sit_free(li->it);
+	li->it = NULL;
+	li->cur = -1;
+}
 
 static void li_open(level_iter *li, int i)
 {
@@ -61,6 +82,10 @@ static int li_check(level_iter *li)
 static void li_skip_forward(level_iter *li)
 {
 	while (li->it && !li_check(li) && !sit_valid(li->it)) {
+		if (li->damaged) {
+			li_gap(li);
+			return;
+		}
 		if (li->cur + 1 >= li->n) {
 			sit_free(li->it);
 			li->it = NULL;
@@ -76,6 +101,10 @@ static void li_skip_forward(level_iter *li)
 static void li_skip_backward(level_iter *li)
 {
 	while (li->it && !li_check(li) && !sit_valid(li->it)) {
+		if (li->damaged) {
+			li_gap(li);
+			return;
+		}
 		if (li->cur <= 0) {
 			sit_free(li->it);
 			li->it = NULL;
@@ -99,6 +128,10 @@ static void li_seek(sit *s, slice k)
 		else
 			hi = mid;
 	}
+	if (li->damaged && (lo == li->n || ikey_cmp(k, table_smallest(li->tables[lo])) < 0)) {
+		li_gap(li);
+		return;
+	}
 	li_open(li, lo);
 	if (li->it)
 		sit_seek(li->it, k);
@@ -117,6 +150,10 @@ static void li_seek_for_prev(sit *s, slice k)
 		else
 			hi = mid;
 	}
+	if (li->damaged && (lo == 0 || ikey_cmp(k, table_largest(li->tables[lo - 1])) > 0)) {
+		li_gap(li);
+		return;
+	}
 	li_open(li, lo - 1);
 	if (li->it)
 		sit_seek_for_prev(li->it, k);
@@ -126,6 +163,10 @@ static void li_seek_for_prev(sit *s, slice k)
 static void li_first(sit *s)
 {
 	level_iter *li = (level_iter *)s;
+	if (li->damaged) {
+		li_gap(li);
+		return;
+	}
 	li_open(li, 0);
 	if (li->it)
 		sit_first(li->it);
@@ -135,6 +176,10 @@ static void li_first(sit *s)
 static void li_last(sit *s)
 {
 	level_iter *li = (level_iter *)s;
+	if (li->damaged) {
+		li_gap(li);
+		return;
+	}
 	li_open(li, li->n - 1);
 	if (li->it)
 		sit_last(li->it);
@@ -188,7 +233,7 @@ static const struct sit_ops level_iter_ops = {
 	li_valid, li_key, li_value, li_error, li_free,
 };
 
-static sit *level_iter_new(table **tables, int n)
+static sit *level_iter_new(table **tables, int n, table *damaged)
 {
 	level_iter *li = calloc(1, sizeof *li);
 	if (!li)
@@ -197,6 +242,7 @@ static sit *level_iter_new(table **tables, int n)
 	li->tables = tables;
 	li->n = n;
 	li->cur = -1;
+	li->damaged = damaged;
 	return &li->base;
 }
 
@@ -218,8 +264,9 @@ sit *db_view_iter(sett_db *db, db_view *vw)
 	for (int i = 0; i < nl0; i++)
 		many[n++] = table_iter_new(vw->v->tables[0][i]);
 	for (int l = 1; l < MAX_LEVELS; l++)
-		if (vw->v->ntables[l])
-			many[n++] = level_iter_new(vw->v->tables[l], vw->v->ntables[l]);
+		if (vw->v->ntables[l] || vw->v->damaged[l])
+			many[n++] = level_iter_new(vw->v->tables[l], vw->v->ntables[l],
+						   vw->v->damaged[l]);
 	int bad = 0;
 	for (int i = 0; i < n; i++)
 		bad |= many[i] == NULL;

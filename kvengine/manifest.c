@@ -60,6 +60,9 @@ struct manifest {
 	int err;         /* sticky: the file's state on disk is uncertain */
 	uint64_t file_size; /* size found at open; > size while a torn tail is uncut */
 	table_set live;
+	/* ids the records read at open deleted, sorted (manifest_deleted_at_open) */
+	uint64_t *deleted;
+	size_t ndeleted, capdeleted;
 };
 
 /* ---- the in-memory state ---- */
@@ -281,6 +284,26 @@ static int set_why(char *why, size_t whylen, int err, const char *fmt, ...)
  * that fails is a torn tail only by the rule shared with the WAL
  * (log_torn): it ends past what was written.
  */
+static int note_deleted(manifest *m, uint64_t id)
+{
+	if (m->ndeleted == m->capdeleted) {
+		size_t cap = m->capdeleted ? m->capdeleted * 2 : 64;
+		uint64_t *d = realloc(m->deleted, cap * sizeof *d);
+		if (!d)
+			return -ENOMEM;
+		m->deleted = d;
+		m->capdeleted = cap;
+	}
+	m->deleted[m->ndeleted++] = id;
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *valid_end,
 		  char *why, size_t whylen)
 {
@@ -337,12 +360,17 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 					       (unsigned long long)off);
 			if (r)
 				return r;
-			if (c.op == MANIFEST_DELETE)
+			if (c.op == MANIFEST_DELETE) {
 				m->deletions++;
+				if ((r = note_deleted(m, c.id)))
+					return r;
+			}
 		}
 		off = end;
 	}
 	*valid_end = off < size ? off : size;
+	if (m->ndeleted)
+		qsort(m->deleted, m->ndeleted, sizeof *m->deleted, cmp_id);
 	return 0;
 corrupt:
 	return set_why(why, whylen, SETT_ECORRUPT, "%s: corrupt record at offset %llu%s", m->path,
@@ -375,6 +403,7 @@ static void manifest_free(manifest *m)
 	sfile_close(m->f);
 	pthread_mutex_destroy(&m->mu);
 	free(m->live.t);
+	free(m->deleted);
 	free(m->dir);
 	free(m->path);
 	free(m->rewrite_path);
@@ -485,6 +514,11 @@ int manifest_create(const char *dir)
 uint64_t manifest_next_id(const manifest *m)
 {
 	return m->live.next_id;
+}
+
+int manifest_deleted_at_open(const manifest *m, uint64_t id)
+{
+	return m->ndeleted && bsearch(&id, m->deleted, m->ndeleted, sizeof id, cmp_id) != NULL;
 }
 
 uint64_t manifest_torn_at(const manifest *m)

@@ -62,6 +62,12 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 int manifest_create(const char *dir);
 /* The replayed allocation limit (0: the file records none). */
 uint64_t manifest_next_id(const manifest *m);
+/*
+ * Whether a record read at open deleted table `id` (created and deleted
+ * since the file was last written whole): its file, if still there, is a
+ * leftover whatever a torn tail may have held, since ids are not reused.
+ */
+int manifest_deleted_at_open(const manifest *m, uint64_t id);
 /* Offset of a torn tail found at open and not cut yet, or 0. */
 uint64_t manifest_torn_at(const manifest *m);
 /*

@@ -43,11 +43,23 @@ void table_builder_abandon(table_builder *b);
 typedef struct table table;
 
 /*
- * Opens and validates a table (footer, properties, index and bloom
- * checksums).  `c` may be NULL (no caching).  On corruption, `why` gets the
- * file name and offset.
+ * Opens and validates a table (footer, properties and index checksums and
+ * structure; a bloom block that fails its checksum is left unused and
+ * reported by table_verify).  `c` may be NULL (no caching).  On
+ * corruption, `why` gets the file name and offset.
  */
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen);
+/*
+ * A table named by the MANIFEST whose footer, index or properties cannot
+ * be read (table_open failed with SETT_ECORRUPT; `cause` is its why): it
+ * holds no known key, every table_get and every iterator positioning on it
+ * fails with SETT_ECORRUPT, table_verify too.  Its key range is unknown:
+ * smallest and largest span every key.  It never deletes its file.
+ */
+int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp);
+int table_is_damaged(const table *t);
+/* Called with the why of every SETT_ECORRUPT a read of t meets (or NULL: none). */
+void table_set_reporter(table *t, void (*fn)(void *, const char *), void *arg);
 void table_ref(table *t);
 void table_unref(table *t);
 void table_mark_obsolete(table *t);

@@ -4,14 +4,18 @@
  * table_open checks the footer and loads the bloom filter, index and
  * properties into memory, where they stay while the table is open (they
  * are small next to the data, and every lookup needs them).  Data blocks
- * are read on demand.  The file is mapped read-only when the system allows:
- * an uncompressed block is then used in place, with no copy, no system
- * call and no cache entry; a bitmap remembers which blocks had their
- * checksum checked, so each is hashed once per open table.  A compressed
- * block, any block when the file is not mapped, and every block that
- * table_verify reads, is read with pread into the block cache when the
- * table has one (decoded once, shared by every reader), otherwise into a
- * buffer owned by the reader for as long as it looks at that block.
+ * are read on demand, and checked when read: a bad data block fails only
+ * the reads that need it.  A bloom block that fails its checksum is not
+ * used (every key may be in the table) and table_verify reports it; a bad
+ * footer, index or properties block fails the open.  The file is mapped
+ * read-only when the system allows: an uncompressed block is then used in
+ * place, with no copy, no system call and no cache entry; a bitmap
+ * remembers which blocks had their checksum checked, so each is hashed
+ * once per open table.  A compressed block, any block when the file is
+ * not mapped, and every block that table_verify reads, is read with pread
+ * into the block cache when the table has one (decoded once, shared by
+ * every reader), otherwise into a buffer owned by the reader for as long
+ * as it looks at that block.
  *
  * A mapped page that cannot be read (a media error, or a file cut short
  * under the open table) raises SIGBUS.  Every cursor operation that may
@@ -75,6 +79,10 @@ struct table {
 	slice smallest, largest; /* point into props_raw */
 	uint64_t count, min_version, max_version, raw_bytes;
 
+	uint64_t bad_bloom_off; /* a bloom block that failed its checks (not used), or 0 */
+	char *damaged; /* table_open_damaged: why the table could not be opened */
+	void (*report)(void *, const char *);
+	void *report_arg;
 	/* tables opened by table_open_salvage: gap[bi], damage before block bi;
 	 * tail_lost, damage after the last block */
 	uint8_t *gap;
@@ -83,9 +91,18 @@ struct table {
 
 static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 {
-	if (why && whylen)
+	char own[512];
+	if (!why || !whylen) {
+		why = own;
+		whylen = sizeof own;
+	}
+	if (t->damaged)
+		snprintf(why, whylen, "%s", t->damaged);
+	else
 		snprintf(why, whylen, "%s: corrupt block at offset %llu", t->path,
 			 (unsigned long long)off);
+	if (t->report)
+		t->report(t->report_arg, why);
 	return SETT_ECORRUPT;
 }
 
@@ -522,10 +539,20 @@ static void tc_skip_backward(tcur *tc)
 	}
 }
 
+/* A damaged table has no block to go to: every positioning fails. */
+static int tc_damaged(tcur *tc)
+{
+	if (!tc->t->damaged)
+		return 0;
+	tc_invalidate(tc);
+	tc->err = corrupt_at(tc->t, 0, tc->why, sizeof tc->why);
+	return 1;
+}
+
 static void tc_first(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, 0))
+	if (tc_damaged(tc) || tc_load(tc, 0))
 		return;
 	blk_first(&tc->bc);
 	tc_skip_forward(tc);
@@ -534,7 +561,7 @@ static void tc_first(tcur *tc)
 static void tc_last(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_load(tc, tc->t->nblocks - 1))
+	if (tc_damaged(tc) || tc_load(tc, tc->t->nblocks - 1))
 		return;
 	blk_last(&tc->bc);
 	tc_skip_backward(tc);
@@ -548,6 +575,8 @@ static void tc_seek(tcur *tc, slice target)
 		tc_invalidate(tc);
 		return;
 	}
+	if (tc_damaged(tc))
+		return;
 	const table *t = tc->t;
 	size_t lo = 0, hi = t->nblocks; /* first block whose last key >= target */
 	while (lo < hi) {
@@ -755,22 +784,35 @@ static void table_destroy(table *t)
 	free(t->props_raw);
 	free(t->index);
 	free(t->path);
+	free(t->damaged);
 	free(t);
+}
+
+/* A table with one reference, its id and path (NULL when out of memory). */
+static table *table_alloc(const char *path, uint64_t id)
+{
+	table *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->obsolete, 0);
+	t->id = id;
+	if (!(t->path = strdup(path))) {
+		free(t);
+		return NULL;
+	}
+	return t;
 }
 
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
-	table *t = calloc(1, sizeof *t);
+	table *t = table_alloc(path, id);
 	if (!t)
 		return -ENOMEM;
-	atomic_init(&t->refs, 1);
-	atomic_init(&t->obsolete, 0);
-	t->id = id;
 	t->c = c;
-	t->path = strdup(path);
-	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
+	int r = sfile_open(path, O_RDONLY, &t->f);
 	if (r)
 		goto fail;
 	int64_t fsz = sfile_size(t->f);
@@ -818,8 +860,16 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		goto fail;
 	}
 	size_t bn, in, pn;
-	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) ||
-	    (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
+	/* A damaged bloom filter costs lookups, not keys: every key "may be" here. */
+	if ((r = read_meta(t, f[0], f[1], &t->bloom_raw, &bn, why, whylen)) == SETT_ECORRUPT) {
+		t->bad_bloom_off = f[0];
+		t->bloom_raw = NULL;
+		bn = 0;
+		r = 0;
+		if (why && whylen)
+			why[0] = 0;
+	}
+	if (r || (r = read_meta(t, f[2], f[3], &t->index_raw, &in, why, whylen)) ||
 	    (r = read_meta(t, f[4], f[5], &t->props_raw, &pn, why, whylen)))
 		goto fail;
 	t->bloom = slice_make(t->bloom_raw, bn);
@@ -844,6 +894,41 @@ fail:
 	return r;
 }
 
+int table_open_damaged(const char *path, uint64_t id, const char *cause, table **tp)
+{
+	table *t = table_alloc(path, id);
+	if (!t)
+		return -ENOMEM;
+	/* smallest: the empty key, newest; largest: the longest 0xff key, oldest */
+	size_t ln = SETT_MAX_KEY_SIZE + IKEY_SUFFIX;
+	t->props_raw = malloc(IKEY_SUFFIX + ln);
+	size_t dn = strlen(path) + strlen(cause) + 64;
+	t->damaged = malloc(dn);
+	if (!t->props_raw || !t->damaged) {
+		table_destroy(t);
+		return -ENOMEM;
+	}
+	snprintf(t->damaged, dn, "%s: damaged table, its keys cannot be read (%s)", path,
+		 cause[0] ? cause : "corrupt");
+	ikey_make(t->props_raw, NULL, 0, UINT64_MAX);
+	memset(t->props_raw + IKEY_SUFFIX, 0xff, ln);
+	t->smallest = slice_make(t->props_raw, IKEY_SUFFIX);
+	t->largest = slice_make(t->props_raw + IKEY_SUFFIX, ln);
+	*tp = t;
+	return 0;
+}
+
+int table_is_damaged(const table *t)
+{
+	return t->damaged != NULL;
+}
+
+void table_set_reporter(table *t, void (*fn)(void *, const char *), void *arg)
+{
+	t->report = fn;
+	t->report_arg = arg;
+}
+
 void table_ref(table *t)
 {
 	atomic_fetch_add(&t->refs, 1);
@@ -855,7 +940,7 @@ void table_unref(table *t)
 		return;
 	/* The blocks of a closed table are of no use to anyone. */
 	cache_erase_id(t->c, t->id);
-	if (atomic_load(&t->obsolete)) {
+	if (atomic_load(&t->obsolete) && !t->damaged) {
 		sfile_close(t->f); /* and unmaps */
 		t->f = NULL;
 		sio_unlink(t->path);
@@ -877,7 +962,7 @@ slice table_largest(const table *t) { return t->largest; }
 
 int table_may_contain(table *t, uint64_t ukey_hash)
 {
-	return bloom_may_contain(t->bloom, ukey_hash);
+	return t->damaged || bloom_may_contain(t->bloom, ukey_hash);
 }
 
 /* -------------------------------------------------------------- get */
@@ -1316,6 +1401,8 @@ int table_verify(table *t, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
+	if (t->damaged || t->bad_bloom_off)
+		return corrupt_at(t, t->bad_bloom_off, why, whylen);
 	tcur tc;
 	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
 	buf prev = { 0 };

@@ -35,6 +35,8 @@ void version_unref(lsm_version *v)
 		for (int i = 0; i < v->ntables[l]; i++)
 			table_unref(v->tables[l][i]);
 		free(v->tables[l]);
+		if (v->damaged[l])
+			table_unref(v->damaged[l]);
 	}
 	free(v);
 }
@@ -59,6 +61,8 @@ int version_apply(const lsm_version *base, const version_edit *e, lsm_version **
 	if (!v)
 		return -ENOMEM;
 	for (int l = 0; l < MAX_LEVELS; l++) {
+		if ((v->damaged[l] = base->damaged[l]))
+			table_ref(v->damaged[l]);
 		size_t cap = (size_t)base->ntables[l];
 		for (size_t i = 0; i < e->nadd; i++)
 			cap += e->add_levels[i] == l;

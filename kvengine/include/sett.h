@@ -97,6 +97,14 @@ typedef struct sett_options {
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
 	size_t error_buf_size;      /*   failure here (file name and offset) */
+	int open_damaged;           /* [0] with read_only: a table named by the MANIFEST
+				     * whose footer, index or properties cannot be read
+				     * opens as damaged; every read that may need its keys
+				     * fails with SETT_ECORRUPT (sett_stats.damaged_tables) */
+	/* [NULL] called with "FILE: what, at offset N" for each SETT_ECORRUPT a
+	 * read meets in a table or the value log (from any thread) */
+	void (*corruption_fn)(void *arg, const char *why);
+	void *corruption_arg;
 } sett_options;
 
 void sett_options_init(sett_options *opt);
@@ -233,6 +241,7 @@ typedef struct sett_stats {
 	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
 	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
+	int damaged_tables;         /* opened as damaged (open_damaged) */
 } sett_stats;
 
 int sett_get_stats(sett_db *db, sett_stats *st);
