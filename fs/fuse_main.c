@@ -1265,8 +1265,13 @@ int main(int argc, char *argv[])
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
-	if (r)
+	if (r) {
+		free(store);
+		free(cfg.store);
+		free(opts.mountpoint);
+		fuse_opt_free_args(&args);
 		return 1;
+	}
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
