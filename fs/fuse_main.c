@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
@@ -1178,6 +1179,43 @@ static int cmd_umount(int argc, char **argv)
 	return r == 0 ? 0 : r == 3 ? 3 : 2;
 }
 
+/*
+ * Test-only power cut (tests/integration/powercut.sh): with
+ * SETTFS_TEST_POWERCUT_FIFO=PATH in the environment, a thread waits for a
+ * byte on that FIFO, then drops every byte the engine has not fsynced
+ * (sio_fault_powercut: each file is cut to its last fsynced length) and
+ * kills the daemon at once, as a power cut would: no reply is sent and
+ * nothing buffered is flushed.
+ */
+static void *powercut_thread(void *arg)
+{
+	const char *path = arg;
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return NULL;
+		char c;
+		ssize_t k = read(fd, &c, 1);
+		close(fd);
+		if (k == 1)
+			break;
+	}
+	sio_fault_powercut();
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+static void powercut_arm(void)
+{
+	const char *path = getenv("SETTFS_TEST_POWERCUT_FIFO");
+	pthread_t t;
+	if (!path || !*path)
+		return;
+	sio_fault_powercut_arm();
+	if (pthread_create(&t, NULL, powercut_thread, (void *)path) == 0)
+		pthread_detach(t);
+}
+
 int main(int argc, char *argv[])
 {
 	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
@@ -1323,6 +1361,7 @@ int main(int argc, char *argv[])
 		if (r)
 			goto out_unmount;
 	}
+	powercut_arm();
 	/*
 	 * Chunks of whole pages only: a push never reaches past a chunk.  Not
 	 * with one request thread: a writable open of the file being pushed

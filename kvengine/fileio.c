@@ -7,6 +7,10 @@
  * (truncate every file to its durable length) and count the bytes written
  * (write amplification).  Faults are process-wide on purpose: a test arms
  * them, runs engine code, and checks the engine's reaction.
+ *
+ * The recorder (tests only) logs every mutating operation for the crash
+ * explorer; each operation asks rec_lock() first, which costs one relaxed
+ * load while recording is off.
  */
 #include "fileio.h"
 
@@ -27,6 +31,7 @@ struct sfile {
 	char *path;
 	void *map; /* sfile_map's mapping, or NULL */
 	size_t map_len;
+	uint64_t rec_handle; /* the recorder's number for this open, 0: none */
 };
 
 /* ---- registry and faults ---- */
@@ -181,8 +186,39 @@ void sio_fault_resume(int err)
 	pthread_mutex_unlock(&fault_mu);
 }
 
+/*
+ * With the power cut armed, every operation that changes files holds
+ * cut_mu shared from its fault check to its last effect, and the cut holds
+ * it exclusively: an fsync that returned success was not undone by a cut
+ * running meanwhile, and no write lands after the cut.
+ */
+static int cut_armed;
+static pthread_rwlock_t cut_mu = PTHREAD_RWLOCK_INITIALIZER;
+
+static int cut_enter(void)
+{
+	if (!__atomic_load_n(&cut_armed, __ATOMIC_RELAXED))
+		return 0;
+	pthread_rwlock_rdlock(&cut_mu);
+	return 1;
+}
+
+static void cut_leave(int held)
+{
+	if (held)
+		pthread_rwlock_unlock(&cut_mu);
+}
+
+void sio_fault_powercut_arm(void)
+{
+	__atomic_store_n(&cut_armed, 1, __ATOMIC_RELAXED);
+}
+
 void sio_fault_powercut(void)
 {
+	int held = __atomic_load_n(&cut_armed, __ATOMIC_RELAXED);
+	if (held)
+		pthread_rwlock_wrlock(&cut_mu);
 	pthread_mutex_lock(&fault_mu);
 	for (known_file *k = known; k; k = k->next) {
 		if (!k->synced_valid) {
@@ -197,6 +233,8 @@ void sio_fault_powercut(void)
 	}
 	dead = 1;
 	pthread_mutex_unlock(&fault_mu);
+	if (held)
+		pthread_rwlock_unlock(&cut_mu);
 }
 
 void sio_fault_reset(void)
@@ -224,9 +262,136 @@ uint64_t sio_bytes_written(void)
 	return __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
 }
 
+/* ---- recorder ---- */
+
+static int recording;
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+static sio_rec *rec_log;
+static size_t rec_n, rec_cap;
+static uint64_t rec_handles;
+static int rec_failed; /* out of memory while recording: the log is unusable */
+
+/* Locks the recorder if recording is on; returns whether it did. */
+static int rec_lock(void)
+{
+	if (!__atomic_load_n(&recording, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&rec_mu);
+	if (recording)
+		return 1;
+	pthread_mutex_unlock(&rec_mu);
+	return 0;
+}
+
+static void rec_unlock(int locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&rec_mu);
+}
+
+/* Appends a record with its paths copied (rec_mu held); NULL on failure. */
+static sio_rec *rec_add(int kind, const char *path, const char *path2)
+{
+	if (rec_failed)
+		return NULL;
+	if (rec_n == rec_cap) {
+		size_t cap = rec_cap ? rec_cap * 2 : 256;
+		sio_rec *n = realloc(rec_log, cap * sizeof *n);
+		if (!n) {
+			rec_failed = 1;
+			return NULL;
+		}
+		rec_log = n;
+		rec_cap = cap;
+	}
+	sio_rec *r = &rec_log[rec_n];
+	memset(r, 0, sizeof *r);
+	r->kind = kind;
+	if ((path && !(r->path = strdup(path))) || (path2 && !(r->path2 = strdup(path2)))) {
+		free(r->path);
+		rec_failed = 1;
+		return NULL;
+	}
+	rec_n++;
+	return r;
+}
+
+/* Ends a name operation begun under rec_lock: logs it if rc is 0; returns rc. */
+static int rec_name_op(int locked, int rc, int kind, const char *path, const char *path2)
+{
+	if (locked && rc == 0)
+		rec_add(kind, path, path2);
+	rec_unlock(locked);
+	return rc;
+}
+
+static void rec_file_op(int kind, const sfile *f, uint64_t off, const void *data, uint64_t len)
+{
+	sio_rec *r = rec_add(kind, NULL, NULL);
+	if (!r)
+		return;
+	r->handle = f->rec_handle;
+	r->off = off;
+	r->len = len;
+	if (data && len) {
+		if (!(r->data = malloc(len))) {
+			rec_failed = 1;
+			return;
+		}
+		memcpy(r->data, data, len);
+	}
+}
+
+void sio_record_free(sio_rec *recs, size_t n)
+{
+	for (size_t i = 0; recs && i < n; i++) {
+		free(recs[i].path);
+		free(recs[i].path2);
+		free(recs[i].data);
+	}
+	free(recs);
+}
+
+void sio_record_start(void)
+{
+	pthread_mutex_lock(&rec_mu);
+	sio_record_free(rec_log, rec_n);
+	rec_log = NULL;
+	rec_n = rec_cap = 0;
+	rec_failed = 0;
+	__atomic_store_n(&recording, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&rec_mu);
+}
+
+void sio_record_mark(uint64_t id)
+{
+	int locked = rec_lock();
+	sio_rec *r = locked ? rec_add(SIO_REC_MARK, NULL, NULL) : NULL;
+	if (r)
+		r->off = id;
+	rec_unlock(locked);
+}
+
+size_t sio_record_stop(sio_rec **recs)
+{
+	pthread_mutex_lock(&rec_mu);
+	__atomic_store_n(&recording, 0, __ATOMIC_RELAXED);
+	size_t n = rec_n;
+	*recs = rec_log;
+	if (rec_failed) {
+		sio_record_free(rec_log, rec_n);
+		*recs = NULL;
+		n = 0;
+	}
+	rec_log = NULL;
+	rec_n = rec_cap = 0;
+	pthread_mutex_unlock(&rec_mu);
+	return n;
+}
+
 /* ---- files ---- */
 
-int sfile_open(const char *path, int flags, sfile **fp)
+static int open_op(const char *path, int flags, sfile **fp)
 {
 	int writable = (flags & O_ACCMODE) != O_RDONLY;
 	if (writable) {
@@ -234,17 +399,31 @@ int sfile_open(const char *path, int flags, sfile **fp)
 		if (r)
 			return r;
 	}
+	int locked = writable ? rec_lock() : 0;
 	int existed = writable ? access(path, F_OK) == 0 : 1;
 	int fd = open(path, flags | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
 	sfile *f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
+		rec_unlock(locked);
 		free(f);
 		close(fd);
 		return -ENOMEM;
 	}
 	f->fd = fd;
+	if (locked) {
+		sio_rec *r = rec_add(SIO_REC_OPEN, path, NULL);
+		if (r) {
+			r->handle = f->rec_handle = ++rec_handles;
+			r->created = !existed;
+			r->trunc = (flags & O_TRUNC) != 0;
+		}
+		rec_unlock(locked);
+	}
 	if (writable) {
 		pthread_mutex_lock(&fault_mu);
 		known_file *k = known_find(path);
@@ -301,32 +480,48 @@ int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off)
 	return (size_t)k == n ? 0 : SETT_ECORRUPT;
 }
 
-int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
+static int pwrite_op(sfile *f, const void *buf, size_t n, uint64_t off)
 {
 	int r = fault_check(n, off + n);
 	if (r)
 		return r;
+	int locked = rec_lock();
 	size_t done = 0;
 	while (done < n) {
 		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			int e = errno;
+			/* what did reach the file is in the log */
+			if (locked && done)
+				rec_file_op(SIO_REC_WRITE, f, off, buf, done);
+			rec_unlock(locked);
+			return -e;
 		}
 		done += (size_t)k;
 	}
+	if (locked)
+		rec_file_op(SIO_REC_WRITE, f, off, buf, n);
+	rec_unlock(locked);
 	__atomic_add_fetch(&bytes_written, n, __ATOMIC_RELAXED);
 	return 0;
 }
 
-int sfile_sync(sfile *f)
+static int sync_op(sfile *f)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
-	if (fdatasync(f->fd) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (fdatasync(f->fd) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_file_op(SIO_REC_SYNC, f, 0, NULL, 0);
+	rec_unlock(locked);
 	struct stat st;
 	if (fstat(f->fd, &st) == 0) {
 		pthread_mutex_lock(&fault_mu);
@@ -340,13 +535,20 @@ int sfile_sync(sfile *f)
 	return 0;
 }
 
-int sfile_truncate(sfile *f, uint64_t size)
+static int truncate_op(sfile *f, uint64_t size)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
-	if (ftruncate(f->fd, (off_t)size) != 0)
-		return -errno;
+	int locked = rec_lock();
+	if (ftruncate(f->fd, (off_t)size) != 0) {
+		int e = errno;
+		rec_unlock(locked);
+		return -e;
+	}
+	if (locked)
+		rec_file_op(SIO_REC_TRUNCATE, f, size, NULL, 0);
+	rec_unlock(locked);
 	return 0;
 }
 
@@ -394,26 +596,30 @@ void sfile_unmap(sfile *f)
 	f->map_len = 0;
 }
 
-int sio_unlink(const char *path)
+static int unlink_op(const char *path)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
-	if (unlink(path) != 0)
-		return -errno;
+	int locked = rec_lock();
+	r = rec_name_op(locked, unlink(path) == 0 ? 0 : -errno, SIO_REC_UNLINK, path, NULL);
+	if (r)
+		return r;
 	pthread_mutex_lock(&fault_mu);
 	known_drop(path);
 	pthread_mutex_unlock(&fault_mu);
 	return 0;
 }
 
-int sio_rename(const char *from, const char *to)
+static int rename_op(const char *from, const char *to)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
-	if (rename(from, to) != 0)
-		return -errno;
+	int locked = rec_lock();
+	r = rec_name_op(locked, rename(from, to) == 0 ? 0 : -errno, SIO_REC_RENAME, from, to);
+	if (r)
+		return r;
 	pthread_mutex_lock(&fault_mu);
 	known_drop(to);
 	known_file *k = known_find(from);
@@ -428,7 +634,7 @@ int sio_rename(const char *from, const char *to)
 	return 0;
 }
 
-int sio_sync_dir(const char *dir)
+static int sync_dir_op(const char *dir)
 {
 	int r = fault_check(0, 0);
 	if (r)
@@ -436,17 +642,87 @@ int sio_sync_dir(const char *dir)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = fsync(fd) == 0 ? 0 : -errno;
+	int locked = rec_lock();
+	r = rec_name_op(locked, fsync(fd) == 0 ? 0 : -errno, SIO_REC_SYNC_DIR, dir, NULL);
 	close(fd);
+	return r;
+}
+
+static int mkdir_op(const char *dir)
+{
+	int r = fault_check(0, 0);
+	if (r)
+		return r;
+	int locked = rec_lock();
+	r = rec_name_op(locked, mkdir(dir, 0755) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
+	return r == -EEXIST ? 0 : r;
+}
+
+/*
+ * The operations that change files: each runs whole under cut_enter, so
+ * that an armed power cut falls between operations, never inside one.
+ */
+
+int sfile_open(const char *path, int flags, sfile **fp)
+{
+	int h = cut_enter();
+	int r = open_op(path, flags, fp);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
+{
+	int h = cut_enter();
+	int r = pwrite_op(f, buf, n, off);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_sync(sfile *f)
+{
+	int h = cut_enter();
+	int r = sync_op(f);
+	cut_leave(h);
+	return r;
+}
+
+int sfile_truncate(sfile *f, uint64_t size)
+{
+	int h = cut_enter();
+	int r = truncate_op(f, size);
+	cut_leave(h);
+	return r;
+}
+
+int sio_unlink(const char *path)
+{
+	int h = cut_enter();
+	int r = unlink_op(path);
+	cut_leave(h);
+	return r;
+}
+
+int sio_rename(const char *from, const char *to)
+{
+	int h = cut_enter();
+	int r = rename_op(from, to);
+	cut_leave(h);
+	return r;
+}
+
+int sio_sync_dir(const char *dir)
+{
+	int h = cut_enter();
+	int r = sync_dir_op(dir);
+	cut_leave(h);
 	return r;
 }
 
 int sio_mkdir(const char *dir)
 {
-	int r = fault_check(0, 0);
-	if (r)
-		return r;
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	int h = cut_enter();
+	int r = mkdir_op(dir);
+	cut_leave(h);
+	return r;
 }

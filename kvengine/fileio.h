@@ -82,9 +82,61 @@ void sio_fault_wait_paused(void);
 void sio_fault_resume(int err);
 /* Drop every unsynced byte of every known file; later I/O fails (-EIO). */
 void sio_fault_powercut(void);
+/*
+ * Makes a later sio_fault_powercut atomic with respect to operations that
+ * other threads have in flight: each completes before the cut (an fsync
+ * that succeeded stays durable) or fails with -EIO after it.  Costs a
+ * shared lock per operation from then on; for a process that is cut while
+ * it serves requests (the daemon's test switch).
+ */
+void sio_fault_powercut_arm(void);
 /* Clear all faults and forget what is known about files. */
 void sio_fault_reset(void);
 /* Bytes written through the layer since process start (write amplification). */
 uint64_t sio_bytes_written(void);
+
+/*
+ * ---- recording (tests only) ----
+ *
+ * While recording, every successful mutating operation is appended to a
+ * process-wide log, in the order the operations took effect (the recorder
+ * holds one lock across the system call and the append, so concurrent
+ * threads are serialised while recording is on).  A crash explorer replays
+ * chosen subsets of the log onto a copy of the store taken when recording
+ * started (tests/explore.c).  When recording is off the cost is one
+ * relaxed load per operation.
+ *
+ * Start recording only while no file is open for writing (e.g. with the
+ * store closed): a write on a file opened earlier cannot be attributed.
+ */
+enum sio_rec_kind {
+	SIO_REC_OPEN,     /* handle, path, created, trunc: a writable open */
+	SIO_REC_WRITE,    /* handle, off, len, data */
+	SIO_REC_SYNC,     /* handle: fdatasync */
+	SIO_REC_TRUNCATE, /* handle, off = new size */
+	SIO_REC_RENAME,   /* path -> path2 */
+	SIO_REC_UNLINK,   /* path */
+	SIO_REC_MKDIR,    /* path: a directory that did not exist */
+	SIO_REC_SYNC_DIR, /* path */
+	SIO_REC_MARK      /* off = the caller's number (sio_record_mark) */
+};
+
+typedef struct sio_rec {
+	int kind;
+	int created;     /* OPEN: the file did not exist */
+	int trunc;       /* OPEN: O_TRUNC */
+	uint64_t handle; /* OPEN, WRITE, SYNC, TRUNCATE: one number per open */
+	char *path, *path2;
+	uint64_t off, len;
+	uint8_t *data;
+} sio_rec;
+
+/* Starts a new log (dropping an old one not yet taken). */
+void sio_record_start(void);
+/* Appends a MARK: lets a test place its own events (acknowledgements) in the log. */
+void sio_record_mark(uint64_t id);
+/* Stops recording and hands over the log; free it with sio_record_free. */
+size_t sio_record_stop(sio_rec **recs);
+void sio_record_free(sio_rec *recs, size_t n);
 
 #endif

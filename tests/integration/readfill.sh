@@ -138,15 +138,21 @@ umount_fs
 
 # The fill is what turns later reads into page-cache hits: count the READs
 # the daemon gets (its -d log) for every page of a 32-chunk file read once
-# in random order, with and without it.
+# in random order, with and without it.  One page of each chunk is read
+# first and the pushes are given time to finish (they are asynchronous:
+# on a loaded machine a reader racing the filler would count its misses).
 reads() {
 	mount_fs -d "$@" 2>"$work/debug.log"
 	python3 - "$mnt/g" <<'PY' || fail "random reads of g"
-import os, random, sys
+import os, random, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 pages = list(range(os.fstat(fd).st_size // 4096))
-random.Random(9).shuffle(pages)
+rnd = random.Random(9)
+for c in range(len(pages) // 16):
+    os.pread(fd, 4096, (c * 16 + rnd.randrange(16)) * 4096)
+time.sleep(2)
+rnd.shuffle(pages)
 for p in pages:
     os.pread(fd, 4096, p * 4096)
 PY
