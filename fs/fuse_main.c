@@ -1115,7 +1115,7 @@ static int wait_unlocked(int fd, double secs)
  * daemon has flushed and released the store.  Exit status: 0 done;
  * 1 bad usage, or MOUNTPOINT is not a settfs mount; 2 the unmount failed
  * (busy, not permitted); 3 unmounted, but the store was still held after
- * SECONDS (60).
+ * SECONDS (60), or its LOCK could not be opened to wait on.
  */
 static int cmd_umount(int argc, char **argv)
 {
