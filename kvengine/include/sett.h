@@ -117,6 +117,9 @@ int sett_close(sett_db *db);
 int sett_sync(sett_db *db);
 
 const char *sett_strerror(int err);
+/* The process holding the store in `path` open (the flock on its LOCK file),
+ * or 0 when none does or it cannot be told. */
+long sett_lock_holder(const char *path);
 
 /* ---- writes ---------------------------------------------------------- */
 
