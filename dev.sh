@@ -5,6 +5,8 @@
 #   ./dev.sh test                      install dependencies, build, run every test
 #   ./dev.sh test-asan                 the same under AddressSanitizer + UBSan
 #   ./dev.sh test-tsan                 the engine's threaded suites under ThreadSanitizer
+#   ./dev.sh fuzz [SECONDS]            build the fuzz targets with clang and run
+#                                      each for SECONDS [60] (doc/TESTING.md)
 #
 # Dependencies come from Debian's archive; apt-get runs only when something
 # is missing (as root, or through sudo).
@@ -13,14 +15,15 @@ cd "$(dirname "$0")"
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev check"
 TEST_DEPS="attr rsync python3 fio git util-linux"
+FUZZ_DEPS="clang libclang-rt-dev"
 # The suites that run engine threads (writer, flusher, compactors, GC) or
 # start their own.
 TSAN_TESTS="tests/test_cache tests/test_memtable tests/test_table tests/test_vlog \
 tests/test_db tests/test_gc tests/test_compaction tests/test_crash"
 
-install_deps() {
+install_deps() { # install_deps [extra packages]
 	missing=""
-	for p in $BUILD_DEPS $TEST_DEPS; do
+	for p in $BUILD_DEPS $TEST_DEPS "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0
@@ -62,6 +65,11 @@ test-asan)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		make -C build-asan check
 	;;
+fuzz)
+	install_deps $FUZZ_DEPS
+	build build-fuzz CC=clang --enable-fuzz
+	make -C build-fuzz fuzz FUZZ_SECONDS="${1:-60}"
+	;;
 test-tsan)
 	install_deps
 	build build-tsan --enable-tsan
@@ -70,7 +78,7 @@ test-tsan)
 		make -C build-tsan check TESTS="$TSAN_TESTS"
 	;;
 *)
-	echo "usage: $0 run [STORE [MOUNTPOINT]] | test | test-asan | test-tsan" >&2
+	echo "usage: $0 run [STORE [MOUNTPOINT]] | test | test-asan | test-tsan | fuzz [SECONDS]" >&2
 	exit 2
 	;;
 esac

@@ -295,6 +295,42 @@ static int count_inodes(settfs *fs)
 	return r;
 }
 
+/*
+ * Inode numbers are never reused, and the `N` key says where allocation
+ * resumes; a damaged `N` below a number in use would hand that number out
+ * again, and the new inode would take over the old one's keys.  So
+ * allocation resumes above every inode number that any key names (inodes,
+ * the parents of directory entries, chunks, xattrs, orphan markers),
+ * whatever `N` says.
+ */
+static int raise_next_ino(settfs *fs)
+{
+	static const char tags[] = { SFS_TAG_INODE, SFS_TAG_DENTRY, SFS_TAG_CHUNK,
+				     SFS_TAG_XATTR, SFS_TAG_ORPHAN };
+	int r = 0;
+	for (size_t i = 0; i < sizeof tags && r == 0; i++) {
+		uint8_t p[1] = { (uint8_t)tags[i] };
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.key_only = 1;
+		io.reverse = 1;
+		io.prefix = sfs_val(p, 1);
+		sett_iter *it;
+		if ((r = sfs_errno(sett_iter_new(fs->db, &io, &it))))
+			break;
+		sett_iter_rewind(it);
+		if (sett_iter_valid(it)) {
+			sett_val k = sett_iter_key(it);
+			uint64_t ino = k.size >= 9 ? sfs_get_be64((const uint8_t *)k.data + 1) : 0;
+			if (ino >= fs->next_ino) /* at UINT64_MAX allocation stops (ENOSPC) */
+				fs->next_ino = fs->ino_limit = ino < UINT64_MAX ? ino + 1 : ino;
+		}
+		r = sfs_errno(sett_iter_error(it));
+		sett_iter_free(it);
+	}
+	return r;
+}
+
 static int load_super(settfs *fs)
 {
 	uint8_t k[SFS_KEY_MAX];
@@ -371,6 +407,9 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		if (r == -EIO && o->engine.open_damaged && o->engine.read_only)
 			r = 0;
 	}
+	/* only a writable filesystem allocates inode numbers */
+	if (r == 0 && !o->engine.read_only)
+		r = raise_next_ino(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
 	if (r && fs->db) {

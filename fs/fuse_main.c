@@ -24,6 +24,9 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -49,6 +52,7 @@ struct sfs_cfg {
 	int nofill;
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
+	int ro;               /* -o ro: the store is opened read-only */
 	int show_help, show_version;
 };
 
@@ -685,43 +689,72 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 
 /* ---- the mount in sysfs ------------------------------------------------ */
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unmangle(const char *in, char *out, size_t n)
+{
+	char *o = out;
+	for (const char *c = in; *c && o < out + n - 1; c++) {
+		if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
+			*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+			c += 3;
+		} else {
+			*o++ = *c;
+		}
+	}
+	*o = 0;
+}
+
+struct mount_ent {
+	unsigned maj, min;
+	char mountpoint[4096];
+	char source[4096]; /* "settfs:STORE" for a settfs mount */
+};
+
 /*
- * The mount's device number, from /proc/self/mountinfo (read without
- * touching the mount, whose daemon may not be serving).  0 if found.
+ * The topmost mount in /proc/self/mountinfo (read without touching the
+ * mount, whose daemon may not be serving) at `mountpoint` (a real path), or
+ * else with `source`.  0 if found.
  */
-static int mount_dev(const char *mountpoint, unsigned *maj, unsigned *min)
+static int mount_find(const char *mountpoint, const char *source, struct mount_ent *m)
 {
 	int found = 0;
-	char *mp = realpath(mountpoint, NULL);
-	FILE *f = mp ? fopen("/proc/self/mountinfo", "r") : NULL;
-	char line[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
 	while (f && fgets(line, sizeof line, f)) {
 		unsigned a, b;
-		char path[4096];
-		/* id parent major:minor root mountpoint ...; the last match is on top */
-		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, path) != 3)
+		char mp[4096], src[4096];
+		/* id parent major:minor root mountpoint opts [tags] - type source ... */
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, mp) != 3 ||
+		    sscanf(dash, " - %*s %4095s", src) != 1)
 			continue;
-		/* mountinfo escapes space, tab, newline and backslash as \ooo */
-		char un[4096], *o = un;
-		for (const char *c = path; *c && o < un + sizeof un - 1; c++) {
-			if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
-				*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
-				c += 3;
-			} else {
-				*o++ = *c;
-			}
-		}
-		*o = 0;
-		if (strcmp(un, mp) == 0) {
-			*maj = a;
-			*min = b;
+		struct mount_ent e = { a, b, "", "" };
+		unmangle(mp, e.mountpoint, sizeof e.mountpoint);
+		unmangle(src, e.source, sizeof e.source);
+		if (mountpoint ? strcmp(e.mountpoint, mountpoint) == 0
+			       : strcmp(e.source, source) == 0) {
+			*m = e;
 			found = 1;
 		}
 	}
 	if (f)
 		fclose(f);
-	free(mp);
 	return found ? 0 : -1;
+}
+
+/* The mount's device number.  0 if found. */
+static int mount_dev(const char *mountpoint, unsigned *maj, unsigned *min)
+{
+	char *mp = realpath(mountpoint, NULL);
+	struct mount_ent *m = malloc(sizeof *m);
+	int r = mp && m ? mount_find(mp, NULL, m) : -1;
+	if (r == 0) {
+		*maj = m->maj;
+		*min = m->min;
+	}
+	free(m);
+	free(mp);
+	return r;
 }
 
 /* Best effort: a daemon that may not write sysfs leaves the kernel's value. */
@@ -869,6 +902,8 @@ static void flusher_stop(struct sfs_flusher *w)
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
+enum { KEY_RO = 1, KEY_RW };
+
 static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("sync_writes", sync_writes, 1),
 	SFS_OPT("value_threshold=%zu", value_threshold, 0),
@@ -885,6 +920,8 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -895,6 +932,8 @@ static const struct fuse_opt sfs_opts[] = {
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct sfs_cfg *c = data;
+	if (key == KEY_RO || key == KEY_RW)
+		c->ro = key == KEY_RO; /* and the kernel mounts it so */
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (c->nonopts++ == 0) {
@@ -906,11 +945,17 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
+	printf("usage: %s [options] STORE MOUNTPOINT\n"
+	       "       %s umount [-t SECONDS] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem;\n"
-	       "a non-empty one that holds no store is refused.\n\n"
+	       "a non-empty one that holds no store is refused.  A store mounted by another\n"
+	       "daemon is refused at once; one still being released is waited for (30 s).\n"
+	       "`settfs umount` unmounts and returns once the daemon has flushed and\n"
+	       "released the store (exit 0; 1: not a settfs mount; 2: unmount failed;\n"
+	       "3: still held after SECONDS, default 60).\n\n"
 	       "settfs options:\n"
+	       "    -o ro                    mount read-only; the store is opened read-only\n"
 	       "    -o sync_writes           make every commit durable before replying\n"
 	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
 	       "    -o mem_table_size=N      engine memtable size in bytes (64 MiB)\n"
@@ -931,7 +976,7 @@ static void usage(const char *prog)
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
 	       "                             commits durable every S seconds (5; 0: never)\n\n",
-	       prog);
+	       prog, prog);
 }
 
 /* "123", "64K", "32M", "2G" (powers of 1024) -> bytes. */
@@ -992,16 +1037,26 @@ static void log_corruption(void *arg, const char *why)
 }
 
 /*
- * Opens the store, waiting up to 30 s while another process holds it: an
- * unmount returns before the previous daemon has finished flushing and
- * released the store, so "umount && mount" would otherwise fail.
+ * Opens the store.  Held by a daemon still mounted (a settfs mount of the
+ * store is in mountinfo): fails at once, naming it.  Held otherwise (a
+ * daemon that was unmounted and is still flushing, or a `sett` or
+ * fsck.settfs run): waits up to 30 s for it to be released, so "umount &&
+ * mount" works.  `own` is set once this process mounted the store itself.
  */
-static int open_store(const char *store, const settfs_options *o, settfs **fs)
+static int open_store(const char *store, const settfs_options *o, int own, settfs **fs)
 {
 	int said = 0;
+	char src[4200];
+	snprintf(src, sizeof src, "settfs:%s", store);
 	for (int waited_ms = 0;; waited_ms += 100) {
 		o->engine.error_buf[0] = 0;
 		int r = settfs_open(store, o, fs);
+		struct mount_ent m;
+		if (r == -EBUSY && !own && mount_find(NULL, src, &m) == 0) {
+			fprintf(stderr, "settfs: %s is in use: mounted at %s by pid %ld\n", store,
+				m.mountpoint, sett_lock_holder(store));
+			return r;
+		}
 		if (r && (r != -EBUSY || waited_ms >= 30000)) {
 			fprintf(stderr, "settfs: cannot open store %s: %s\n", store,
 				o->engine.error_buf[0] ? o->engine.error_buf : strerror(-r));
@@ -1020,10 +1075,118 @@ static int open_store(const char *store, const settfs_options *o, settfs **fs)
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
 		if (!said++)
-			fprintf(stderr, "settfs: %s is in use, waiting for it to be released\n", store);
+			fprintf(stderr, "settfs: %s is in use by pid %ld (not mounted), waiting up to "
+					"30 s for it to be released\n", store, sett_lock_holder(store));
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+/*
+ * Closes the descriptors above stderr this process inherited (say, the
+ * lock of `flock FILE settfs ...`, which the daemon would otherwise hold
+ * until unmount) except `keep`, a /dev/fuse descriptor handed over as
+ * the mountpoint /dev/fd/N.
+ */
+static void close_inherited(int keep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int fds[256], n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < 256) {
+		int fd = atoi(de->d_name);
+		if (fd > 2 && fd != keep && fd != dirfd(d))
+			fds[n++] = fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Waits while `fd` (the store's LOCK) is locked; 0 once free, -1 after `secs`. */
+static int wait_unlocked(int fd, double secs)
+{
+	for (double waited = 0;; waited += 0.05) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			flock(fd, LOCK_UN);
+			return 0;
+		}
+		if (waited >= secs)
+			return -1;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * settfs umount [-t SECONDS] MOUNTPOINT: unmounts and returns once the
+ * daemon has flushed and released the store.  Exit status: 0 done;
+ * 1 bad usage, or MOUNTPOINT is not a settfs mount; 2 the unmount failed
+ * (busy, not permitted); 3 unmounted, but the store was still held after
+ * SECONDS (60), or its LOCK could not be opened to wait on.
+ */
+static int cmd_umount(int argc, char **argv)
+{
+	double secs = 60;
+	int i = 2;
+	if (i + 1 < argc && strcmp(argv[i], "-t") == 0) {
+		char *end;
+		secs = strtod(argv[i + 1], &end);
+		if (*end || secs < 0) {
+			fprintf(stderr, "settfs umount: bad -t %s (seconds)\n", argv[i + 1]);
+			return 1;
+		}
+		i += 2;
+	}
+	int help = i + 1 == argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"));
+	if (help || i + 1 != argc || argv[i][0] == '-') {
+		fprintf(help ? stdout : stderr, "usage: settfs umount [-t SECONDS] MOUNTPOINT\n");
+		return !help;
+	}
+	const char *arg = argv[i];
+	char *mp = realpath(arg, NULL);
+	struct mount_ent m;
+	if (!mp || mount_find(mp, NULL, &m) != 0 || strncmp(m.source, "settfs:", 7) != 0) {
+		fprintf(stderr, "settfs umount: %s: not a settfs mount\n", arg);
+		free(mp);
+		return 1;
+	}
+	const char *store = m.source + 7;
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s/LOCK", store);
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fprintf(stderr, "settfs umount: %s: %s; the release cannot be waited for\n", lock,
+			strerror(errno));
+	long pid = sett_lock_holder(store);
+	int r;
+	if (geteuid() == 0) {
+		r = umount2(mp, 0) == 0 ? 0 : -errno;
+		if (r)
+			fprintf(stderr, "settfs umount: %s: %s\n", arg, strerror(-r));
+	} else {
+		pid_t c = fork();
+		if (c == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "--", mp, (char *)NULL);
+			fprintf(stderr, "settfs umount: fusermount3: %s\n", strerror(errno));
+			_exit(127);
+		}
+		int st = 0;
+		r = c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
+	}
+	if (r == 0 && fd < 0)
+		r = 3;
+	if (r == 0 && wait_unlocked(fd, secs) != 0) {
+		fprintf(stderr, "settfs umount: %s is unmounted, but pid %ld still holds %s after "
+				"%g s (still flushing?)\n", arg, pid, store, secs);
+		r = 3;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(mp);
+	return r == 0 ? 0 : r == 3 ? 3 : 2;
 }
 
 /*
@@ -1065,6 +1228,8 @@ static void powercut_arm(void)
 
 int main(int argc, char *argv[])
 {
+	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
+		return cmd_umount(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);
@@ -1095,7 +1260,15 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: need STORE and MOUNTPOINT (see --help)\n", argv[0]);
 		return 1;
 	}
+	int devfd = -1;
+	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
+		devfd = -1;
+	close_inherited(devfd);
 	char *store = realpath(cfg.store, NULL);
+	if (!store && cfg.ro) {
+		fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
+		return 1;
+	}
 	if (!store) {
 		/* created on first use */
 		store = strdup(cfg.store);
@@ -1114,6 +1287,9 @@ int main(int argc, char *argv[])
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
+	o.engine.read_only = cfg.ro;
+	if (cfg.ro)
+		o.engine.create_if_missing = 0;
 	if (cfg.value_threshold)
 		o.engine.value_threshold = cfg.value_threshold;
 	if (cfg.mem_table_size)
@@ -1136,9 +1312,14 @@ int main(int argc, char *argv[])
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
-	int r = open_store(store, &o, &fs);
-	if (r)
+	int r = open_store(store, &o, 0, &fs);
+	if (r) {
+		free(store);
+		free(cfg.store);
+		free(opts.mountpoint);
+		fuse_opt_free_args(&args);
 		return 1;
+	}
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
@@ -1186,7 +1367,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
-		r = open_store(store, &o, &f.fs);
+		r = open_store(store, &o, 1, &f.fs);
 		if (r)
 			goto out_unmount;
 	}

@@ -110,6 +110,8 @@ static int commit(settfs *fs, sett_batch *b)
 static int alloc_ino(settfs *fs, uint64_t *ino)
 {
 	if (fs->next_ino >= fs->ino_limit) {
+		if (fs->next_ino > UINT64_MAX - SFS_INO_BATCH)
+			return -ENOSPC; /* numbers are never reused, so never wrap */
 		uint8_t k[1], v[8];
 		uint64_t lim = fs->next_ino + SFS_INO_BATCH;
 		sfs_put_be64(v, lim);

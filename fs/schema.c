@@ -205,7 +205,8 @@ int sfs_dentry_decode(const void *p, size_t n, uint64_t *ino, uint32_t *type)
 		return -EIO;
 	*ino = sfs_get_be64(b);
 	*type = (uint32_t)b[8] << 12;
-	if (*ino == 0 || !mode_type_valid(*type))
+	/* the byte is the type alone: no bits above S_IFMT's four */
+	if (*ino == 0 || b[8] > (S_IFMT >> 12) || !mode_type_valid(*type))
 		return -EIO;
 	return 0;
 }

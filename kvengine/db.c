@@ -30,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -562,6 +563,33 @@ static int lock_dir(sett_db *db)
 	}
 	db->lock_fd = fd;
 	return 0;
+}
+
+long sett_lock_holder(const char *path)
+{
+	char lock[4096];
+	snprintf(lock, sizeof lock, "%s/LOCK", path);
+	struct stat st;
+	if (stat(lock, &st) != 0)
+		return 0;
+	/* /proc/locks: "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" */
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	char line[256];
+	long pid = 0;
+	while (!pid && fgets(line, sizeof line, f)) {
+		char kind[16];
+		long p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
+		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev))
+			pid = p;
+	}
+	fclose(f);
+	return pid;
 }
 
 /* Table files the MANIFEST does not name, sorted at open (step 3). */

@@ -6,7 +6,8 @@
  * newest source first.  Children may hold the same internal key (a key
  * flushed from a memtable while still in its WAL replay, a table rewritten by
  * compaction while an old iterator still sees the input); the entry of the
- * lowest-numbered (newest) child is returned once and the others are skipped.
+ * lowest-numbered (newest) child is returned once and the others are skipped
+ * (merge_iter_new_all returns them all, for repair to choose from).
  *
  * Invariant (as in LevelDB's merging iterator): moving forward, every child
  * other than the current one is positioned at a key >= the current key;
@@ -74,6 +75,7 @@ typedef struct merge_iter {
 	int cur; /* index of the current child, -1 when not valid */
 	int dir;
 	int err; /* first child error seen, sticky until repositioned */
+	int all; /* forward only: duplicates are returned, not skipped */
 	sit **child;
 } merge_iter;
 
@@ -181,7 +183,7 @@ static void mi_next(sit *it)
 			if (sit_valid(c) && ikey_cmp(sit_key(c), key) == 0)
 				sit_next(c);
 		}
-	} else {
+	} else if (!m->all) {
 		/* Skip the duplicates of key held by other children. */
 		for (int i = 0; i < m->n; i++) {
 			sit *c = m->child[i];
@@ -267,7 +269,7 @@ static const struct sit_ops merge_ops = {
 	.free = mi_free,
 };
 
-sit *merge_iter_new(sit **children, int n)
+static sit *merge_new(sit **children, int n, int all)
 {
 	if (n == 0)
 		return empty_iter_new(0);
@@ -287,6 +289,17 @@ sit *merge_iter_new(sit **children, int n)
 	m->n = n;
 	m->cur = -1;
 	m->dir = DIR_FORWARD;
+	m->all = all;
 	m->child = c;
 	return &m->base;
+}
+
+sit *merge_iter_new(sit **children, int n)
+{
+	return merge_new(children, n, 0);
+}
+
+sit *merge_iter_new_all(sit **children, int n)
+{
+	return merge_new(children, n, 1);
 }

@@ -53,6 +53,12 @@ static inline void sit_free(sit *it) { if (it) it->ops->free(it); }
  * skipped.  Works in both directions, including changes of direction.
  */
 sit *merge_iter_new(sit **children, int n);
+/*
+ * The same, but every child's entry is returned: the entries of one
+ * internal key come one after another, lowest-numbered child first.
+ * Forward only (first, seek, next).
+ */
+sit *merge_iter_new_all(sit **children, int n);
 
 /* An iterator over nothing. */
 sit *empty_iter_new(int error);

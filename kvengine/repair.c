@@ -11,9 +11,10 @@
  * holds the newest version of each of its keys.  A merge by internal key
  * does, so the newest version of every key is written out as one sorted
  * run on the last level.  A value pointer is read back before it is
- * written: a bad one loses its key (reported), a good one into a value-log
- * file that holds any damaged entry is copied to the head of the log, so
- * that the damaged file can leave the store.
+ * written: a bad one loses its key (reported) unless another source holds
+ * the same version with one that reads back (pick()); a good one into a
+ * value-log file that holds any damaged entry is copied to the head of the
+ * log, so that the damaged file can leave the store.
  *
  * Order on disk: new tables (fsynced) and the copied values (fsynced), the
  * directory, then the old MANIFEST moved to quarantine/ and the new one
@@ -57,7 +58,8 @@ typedef struct src_wal {
 /* The user keys of a damaged block, and the newest version its table held. */
 typedef struct lost_range {
 	buf from, to; /* empty: the table's start, its end */
-	int to_excl;  /* `to` itself is not in the range */
+	int to_excl;  /* `to` itself is not in the range (`from` never is: the
+		       * block's entries of that key are older than the one kept) */
 	uint64_t max_version;
 } lost_range;
 
@@ -426,13 +428,117 @@ static void check_stale(rep *r, slice uk, uint64_t version)
 	for (size_t i = 0; i < r->nranges; i++) {
 		lost_range *lr = &r->ranges[i];
 		if (version > lr->max_version ||
-		    (lr->from.n && slice_cmp(uk, slice_make(lr->from.p, lr->from.n)) < 0) ||
+		    (lr->from.n && slice_cmp(uk, slice_make(lr->from.p, lr->from.n)) <= 0) ||
 		    (lr->to.n && slice_cmp(uk, slice_make(lr->to.p, lr->to.n)) >= !lr->to_excl))
 			continue;
 		r->stale++;
 		emit(r, SETT_REPAIR_STALE, uk, slice_make(NULL, 0),
 		     "a newer version may have been in a damaged block");
 		return;
+	}
+}
+
+/*
+ * How much an entry is preferred: a pointer by its value-log file, then
+ * anything else that decodes (an inline value, a tombstone), then what
+ * does not.
+ */
+static int64_t rank_of(slice raw)
+{
+	vstruct v;
+	vptr p;
+	if (vstruct_decode(raw.p, raw.n, &v))
+		return -1;
+	if (!(v.meta & META_VALUE_POINTER))
+		return 0;
+	return vptr_decode(v.data.p, v.data.n, &p) ? -1 : (int64_t)p.fid + 1;
+}
+
+#define TRIED INT64_MIN
+
+/* The entries of one internal key, one per source that holds it. */
+typedef struct dups {
+	struct dup {
+		buf v;
+		int64_t rank; /* rank_of(v); TRIED once read */
+	} *e;
+	size_t n, cap;
+} dups;
+
+static int dups_add(dups *d, slice v)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 4;
+		struct dup *ne = realloc(d->e, cap * sizeof *ne);
+		if (!ne)
+			return -ENOMEM;
+		memset(ne + d->cap, 0, (cap - d->cap) * sizeof *ne);
+		d->e = ne;
+		d->cap = cap;
+	}
+	struct dup *x = &d->e[d->n++];
+	x->v.n = 0;
+	x->rank = rank_of(v);
+	return buf_append(&x->v, v.p, v.n);
+}
+
+static void dups_free(dups *d)
+{
+	for (size_t i = 0; i < d->cap; i++)
+		buf_free(&d->e[i].v);
+	free(d->e);
+}
+
+/*
+ * Chooses among the entries of one internal key.  Sources hold the same
+ * key at the same version when value-log GC copied a live value to a newer
+ * file: the WAL and then the table it wrote hold the new pointer, an older
+ * table may still hold the old one (a compaction can carry that into a
+ * table with any id), and once GC has deleted the old file only the new
+ * pointer reads back.  So the entry that reads back wins; of several, the
+ * pointer into the newest value-log file (a GC copy always goes to a newer
+ * one), then one that needs no value log, then the newest source.  The
+ * key's value is lost only if none reads back.
+ *
+ * 0: *v is the entry (for a pointer, *p with its value in val); otherwise
+ * the error of the best-ranked entry, and why says what was lost.
+ */
+static int pick(rep *r, slice uk, dups *d, vstruct *v, vptr *p, buf *val, char *why,
+		size_t whylen)
+{
+	int lost = 0;
+	for (;;) {
+		struct dup *x = NULL;
+		for (size_t i = 0; i < d->n; i++)
+			if (d->e[i].rank != TRIED && (!x || d->e[i].rank > x->rank))
+				x = &d->e[i];
+		if (!x)
+			return lost;
+		int64_t rank = x->rank;
+		x->rank = TRIED;
+		int e;
+		char at[512] = "";
+		if (rank < 0) {
+			e = SETT_ECORRUPT;
+			if (!lost)
+				snprintf(why, whylen, "its value does not decode");
+		} else {
+			vstruct_decode(x->v.p, x->v.n, v);
+			if (rank == 0)
+				return 0;
+			vptr_decode(v->data.p, v->data.n, p);
+			val->n = 0;
+			e = vlog_read(r->vl, p, uk, val, at, sizeof at);
+			if (e == 0 || e == -ENOMEM)
+				return e;
+			if (e == -ENOENT)
+				snprintf(at, sizeof at, "%s/%06u.vlog: missing", r->dir, p->fid);
+			if (!lost)
+				snprintf(why, whylen, "its value at %s is lost (%s)",
+					 at[0] ? at : "a bad value pointer", sett_strerror(e));
+		}
+		if (!lost)
+			lost = e;
 	}
 }
 
@@ -461,7 +567,7 @@ static int rebuild(rep *r)
 		free(kids);
 		return e;
 	}
-	sit *m = merge_iter_new(kids, (int)nsrc);
+	sit *m = merge_iter_new_all(kids, (int)nsrc);
 	free(kids);
 	if (!m)
 		return -ENOMEM;
@@ -471,12 +577,25 @@ static int rebuild(rep *r)
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	size_t cap = 0;
-	buf last = { 0 }, val = { 0 }, vs = { 0 };
+	buf ikb = { 0 }, last = { 0 }, val = { 0 }, vs = { 0 };
+	dups d = { 0 };
 	int have_last = 0;
 	time_t now = time(NULL);
-	for (sit_first(m); !e && sit_valid(m); sit_next(m)) {
-		slice ik = sit_key(m);
+	sit_first(m);
+	while (!e && sit_valid(m)) {
+		ikb.n = 0;
+		if ((e = buf_append(&ikb, sit_key(m).p, sit_key(m).n)))
+			break;
+		slice ik = slice_make(ikb.p, ikb.n);
 		slice uk = ikey_user(ik);
+		d.n = 0;
+		do { /* every source's entry for this key and version */
+			if ((e = dups_add(&d, sit_value(m))))
+				break;
+			sit_next(m);
+		} while (sit_valid(m) && ikey_cmp(sit_key(m), ik) == 0);
+		if (e)
+			break;
 		if (have_last && slice_cmp(uk, slice_make(last.p, last.n)) == 0)
 			continue; /* an older version */
 		last.n = 0;
@@ -484,11 +603,16 @@ static int rebuild(rep *r)
 			break;
 		have_last = 1;
 		vstruct v;
-		slice raw = sit_value(m);
-		if (vstruct_decode(raw.p, raw.n, &v)) {
+		vptr p;
+		char why[1024] = "";
+		e = pick(r, uk, &d, &v, &p, &val, why, sizeof why);
+		if (e == -ENOMEM)
+			break;
+		if (e) {
+			/* no older version comes back in its place: it was overwritten */
 			r->lost_values++;
-			emit(r, SETT_REPAIR_LOST_VALUE, uk, slice_make(NULL, 0),
-			     "its value does not decode");
+			emit(r, SETT_REPAIR_LOST_VALUE, uk, slice_make(NULL, 0), "%s", why);
+			e = 0;
 			continue;
 		}
 		check_stale(r, uk, ikey_version(ik));
@@ -496,26 +620,6 @@ static int rebuild(rep *r)
 			continue; /* nothing below it any more */
 		uint8_t pb[VPTR_SIZE];
 		if (v.meta & META_VALUE_POINTER) {
-			vptr p;
-			char why[512] = "";
-			if (vptr_decode(v.data.p, v.data.n, &p)) {
-				e = SETT_ECORRUPT;
-			} else {
-				val.n = 0;
-				e = vlog_read(r->vl, &p, uk, &val, why, sizeof why);
-				if (e == -ENOENT)
-					snprintf(why, sizeof why, "%s/%06u.vlog: missing", r->dir, p.fid);
-			}
-			if (e == -ENOMEM)
-				break;
-			if (e) {
-				r->lost_values++;
-				emit(r, SETT_REPAIR_LOST_VALUE, uk, slice_make(NULL, 0),
-				     "its value at %s is lost (%s)",
-				     why[0] ? why : "a bad value pointer", sett_strerror(e));
-				e = 0;
-				continue;
-			}
 			if (is_bad_fid(r, p.fid)) {
 				entry en = { .key = ik, .value = slice_make(val.p, val.n),
 					     .user_meta = v.user_meta, .expires_at = v.expires_at };
@@ -556,6 +660,8 @@ static int rebuild(rep *r)
 	if (b)
 		table_builder_abandon(b);
 	sit_free(m);
+	dups_free(&d);
+	buf_free(&ikb);
 	buf_free(&last);
 	buf_free(&val);
 	buf_free(&vs);

@@ -1411,10 +1411,26 @@ int table_verify(table *t, char *why, size_t whylen)
 	for (size_t bi = 0; bi < t->nblocks && !r; bi++) {
 		if ((r = tc_load(&tc, bi)))
 			break;
+		/*
+		 * Seeks and backward steps start at restart points, which the
+		 * forward walk never uses: each must be where an entry starts, and
+		 * that entry must share nothing with its predecessor.
+		 */
+		uint32_t ri = 0;
 		for (blk_first(&tc.bc); blk_valid(&tc.bc); blk_next(&tc.bc)) {
 			slice k = tc_key(&tc);
+			uint64_t shared, unshared, vlen;
+			size_t body;
+			int restart = ri < tc.bc.nrest && blk_restart(&tc.bc, ri) == tc.bc.cur;
+			if (restart)
+				ri++;
 			if ((count == 0 && ikey_cmp(k, t->smallest) != 0) ||
-			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0)) {
+			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0) ||
+			    /* a get looks at the bloom filter first */
+			    !bloom_may_contain(t->bloom, sett_hash(ikey_user(k).p, ikey_user(k).n)) ||
+			    (ri < tc.bc.nrest && blk_restart(&tc.bc, ri) <= tc.bc.cur) ||
+			    (restart && (blk_header(&tc.bc, tc.bc.cur, &shared, &unshared, &vlen,
+						    &body) || shared != 0))) {
 				r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
 				break;
 			}
@@ -1425,6 +1441,8 @@ int table_verify(table *t, char *why, size_t whylen)
 		}
 		if (!r && (r = tc_check(&tc)))
 			break;
+		if (!r && ri != tc.bc.nrest) /* a restart point past the last entry */
+			r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
 		/* the index's key for the block must be the block's last key */
 		if (!r && ikey_cmp(slice_make(prev.p, prev.n), t->index[bi].last_key) != 0)
 			r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);

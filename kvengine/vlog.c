@@ -195,7 +195,8 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 
 	while (at < end) {
 		size_t avail = (size_t)(bstart + blen - at);
-		const uint8_t *p = b.p + (at - bstart);
+		/* nothing buffered yet: b.p is NULL, and NULL + 0 is undefined */
+		const uint8_t *p = avail ? b.p + (at - bstart) : NULL;
 		entry e;
 		size_t hlen, total;
 		int h = avail ? entry_decode_header(p, avail, &e, &hlen, &total) : 0;

@@ -638,6 +638,76 @@ START_TEST(test_super_versions)
 }
 END_TEST
 
+/* A directory entry's type byte is a file type (S_IFMT >> 12) and nothing else. */
+START_TEST(test_dentry_type_byte)
+{
+	uint8_t b[SFS_DENTRY_SIZE];
+	uint64_t ino;
+	uint32_t type;
+	sfs_dentry_encode(42, S_IFREG | 0644, b);
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), 0);
+	ck_assert_uint_eq(ino, 42);
+	ck_assert_uint_eq(type, S_IFREG);
+	/* 0x18: S_IFREG's bits plus one above S_IFMT */
+	b[8] = 0x18;
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), -EIO);
+	b[8] = 0;
+	ck_assert_int_eq(sfs_dentry_decode(b, sizeof b, &ino, &type), -EIO);
+}
+END_TEST
+
+/* Sets the store's N key (next inode number) with the filesystem closed. */
+static void set_next_ino(uint64_t v)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	sett_options o;
+	sett_options_init(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t k[1], b[8];
+	sfs_put_be64(b, v);
+	ck_assert_int_eq(sett_put(db, (sett_val){ .data = k, .size = sfs_key_nextino(k) },
+				  (sett_val){ .data = b, .size = 8 }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	fs_open_();
+}
+
+/* A damaged N never makes a create reuse an inode number, nor wrap to 0 and 1. */
+START_TEST(test_next_ino_damaged)
+{
+	uint64_t a = mkfile(1, "a");
+	ck_assert_int_eq(settfs_write(fs, a, 0, "abc", 3, 0), 3);
+	settfs_release(fs, a, O_RDWR);
+	set_next_ino(2); /* below a */
+	uint64_t b = mkfile(1, "b");
+	settfs_release(fs, b, O_RDWR);
+	ck_assert_uint_gt(b, a);
+	char buf[8];
+	ck_assert_int_eq(settfs_read(fs, a, 0, sizeof buf, buf), 3);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+
+	set_next_ino(UINT64_MAX - 2);
+	struct stat st;
+	for (int i = 0; i < 4; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "c%d", i);
+		int r = settfs_create(fs, &root_ctx, 1, name, 0644, O_RDWR, &st);
+		if (r == 0) {
+			ck_assert_uint_gt(st.st_ino, b);
+			settfs_release(fs, st.st_ino, O_RDWR);
+			settfs_forget(fs, st.st_ino, 1);
+		} else {
+			ck_assert_int_eq(r, -ENOSPC);
+		}
+	}
+	ck_assert_int_eq(settfs_getattr(fs, 1, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(settfs_lookup(fs, 1, "a", &st), 0);
+	ck_assert_uint_eq(st.st_ino, a);
+	settfs_forget(fs, a, 1);
+}
+END_TEST
 
 /* Deleting an inode finds its xattrs from the inode's flag, after a reopen too. */
 START_TEST(test_xattr_reclaim)
@@ -2090,6 +2160,8 @@ int main(void)
 	tcase_add_test(tc, test_xattr);
 	tcase_add_test(tc, test_xattr_reclaim);
 	tcase_add_test(tc, test_super_versions);
+	tcase_add_test(tc, test_dentry_type_byte);
+	tcase_add_test(tc, test_next_ino_damaged);
 	tcase_add_test(tc, test_statfs_fsync);
 	tcase_add_test(tc, test_reserve);
 	tcase_add_test(tc, test_read_needs_no_space);

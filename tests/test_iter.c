@@ -215,9 +215,10 @@ typedef struct world {
 /*
  * nchild children of random sizes over a small key space, so the same ikey
  * often appears in several children.  The model keeps, for each ikey, the
- * entry of the lowest-numbered child.
+ * entry of the lowest-numbered child, or with `all` every child's entry,
+ * lowest-numbered child first (merge_iter_new_all).
  */
-static void world_make(world *w, uint64_t *rs, int nchild)
+static void world_make(world *w, uint64_t *rs, int nchild, int all)
 {
 	sit *ch[32];
 	w->nchild = nchild;
@@ -241,10 +242,10 @@ static void world_make(world *w, uint64_t *rs, int nchild)
 	qsort(w->model, (size_t)w->n, sizeof(ent), ent_child_cmp_q);
 	long m = 0;
 	for (long i = 0; i < w->n; i++)
-		if (m == 0 || ent_cmp(&w->model[m - 1], &w->model[i]) != 0)
+		if (all || m == 0 || ent_cmp(&w->model[m - 1], &w->model[i]) != 0)
 			w->model[m++] = w->model[i];
 	w->n = m;
-	w->merge = merge_iter_new(ch, nchild);
+	w->merge = all ? merge_iter_new_all(ch, nchild) : merge_iter_new(ch, nchild);
 }
 
 static void world_free(world *w)
@@ -287,7 +288,7 @@ START_TEST(test_full_scans)
 	uint64_t rs = 7;
 	for (int round = 0; round < 200; round++) {
 		world w;
-		world_make(&w, &rs, 1 + (int)(tu_rand(&rs) % 20));
+		world_make(&w, &rs, 1 + (int)(tu_rand(&rs) % 20), 0);
 		long i = 0;
 		for (sit_first(w.merge); sit_valid(w.merge); sit_next(w.merge))
 			check_at(&w, i++);
@@ -307,7 +308,7 @@ START_TEST(test_seeks_and_direction_changes)
 	uint64_t rs = 99;
 	for (int round = 0; round < 300; round++) {
 		world w;
-		world_make(&w, &rs, 1 + (int)(tu_rand(&rs) % 20));
+		world_make(&w, &rs, 1 + (int)(tu_rand(&rs) % 20), 0);
 		long i = -1;
 		for (int op = 0; op < 300; op++) {
 			int what = (int)(tu_rand(&rs) % 10);
@@ -340,6 +341,33 @@ START_TEST(test_seeks_and_direction_changes)
 			}
 			check_at(&w, i);
 		}
+		world_free(&w);
+	}
+}
+END_TEST
+
+/* merge_iter_new_all: forward scans and seeks return every child's entry. */
+START_TEST(test_all_entries)
+{
+	uint64_t rs = 11;
+	for (int round = 0; round < 200; round++) {
+		world w;
+		world_make(&w, &rs, 1 + (int)(tu_rand(&rs) % 20), 1);
+		long i = 0;
+		for (sit_first(w.merge); sit_valid(w.merge); sit_next(w.merge))
+			check_at(&w, i++);
+		ck_assert_int_eq(i, w.n);
+		for (int s = 0; s < 20; s++) {
+			ent t;
+			rand_ikey(&rs, &t, 3, 3, 6);
+			sit_seek(w.merge, slice_make(t.k, t.kn));
+			for (long j = model_ge(&w, &t); j <= w.n; j++) {
+				check_at(&w, j);
+				if (j < w.n)
+					sit_next(w.merge);
+			}
+		}
+		ck_assert_int_eq(sit_error(w.merge), 0);
 		world_free(&w);
 	}
 }
@@ -468,6 +496,7 @@ int main(void)
 	tcase_add_test(tc, test_full_scans);
 	tcase_add_test(tc, test_seeks_and_direction_changes);
 	tcase_add_test(tc, test_identical_children);
+	tcase_add_test(tc, test_all_entries);
 	tcase_add_test(tc, test_child_error);
 	tcase_add_test(tc, test_degenerate);
 	suite_add_tcase(s, tc);

@@ -575,6 +575,102 @@ START_TEST(test_format_version)
 }
 END_TEST
 
+/* The whole file (malloc'ed, *size bytes). */
+static uint8_t *load_file(const char *path, long long *size)
+{
+	*size = tu_file_size(path);
+	uint8_t *p = malloc((size_t)*size);
+	FILE *fp = fopen(path, "rb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fread(p, 1, (size_t)*size, fp), *size);
+	fclose(fp);
+	return p;
+}
+
+/* Writes p over the file and frees it. */
+static void save_file(const char *path, uint8_t *p, long long size)
+{
+	FILE *fp = fopen(path, "wb");
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fwrite(p, 1, (size_t)size, fp), size);
+	fclose(fp);
+	free(p);
+}
+
+/*
+ * A restart point that is not where an entry starts (with a valid block
+ * checksum: a writer's mistake) breaks seeks and backward iteration, which
+ * start there, while a forward walk never notices: table_verify must.
+ */
+START_TEST(test_verify_restarts)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 200, 0, 0, 3);
+	table_options o = topts(4096, SETT_COMPRESS_NONE);
+	build(path, &d, &o);
+	long long size;
+	uint8_t *f = load_file(path, &size);
+	/* data block 0 is the first entry of the index (a raw block) */
+	const uint8_t *foot = f + size - 68, *ix = f + get_le64(foot + 16), *end = ix + 64;
+	uint64_t klen = 0, boff = 1, bsize = 0;
+	ix += varint_get(ix, end, &klen);
+	ix += klen;
+	ix += varint_get(ix, end, &boff);
+	varint_get(ix, end, &bsize);
+	ck_assert_uint_eq(boff, 0);
+	size_t pn = (size_t)bsize - 9;
+	uint32_t nrest = get_le32(f + pn - 4);
+	ck_assert_uint_ge(nrest, 2);
+	/* restart 1 one byte early: inside the entry before it */
+	uint8_t *r1 = f + pn - 4 - 4 * (size_t)nrest + 4;
+	put_le32(r1, get_le32(r1) - 1);
+	put_le64(f + pn + 1, sett_hash(f, pn + 1));
+	table *t;
+	char why[256];
+	save_file(path, f, size);
+	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
+	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
+	ck_assert(strstr(why, "corrupt block at offset 0") != NULL);
+	table_unref(t);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A bloom filter that rules out a key the table holds loses it: verify says so. */
+START_TEST(test_verify_bloom)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 200, 0, 0, 4);
+	table_options o = topts(4096, SETT_COMPRESS_NONE);
+	build(path, &d, &o);
+	long long size;
+	uint8_t *f = load_file(path, &size);
+	/* clear the bloom block's bits (keep k), with a valid block checksum */
+	const uint8_t *foot = f + size - 68;
+	uint64_t boff = get_le64(foot), bsize = get_le64(foot + 8);
+	size_t pn = (size_t)bsize - 9;
+	memset(f + boff, 0, pn - 1);
+	put_le64(f + boff + pn + 1, sett_hash(f + boff, pn + 1));
+	table *t;
+	char why[256];
+	save_file(path, f, size);
+	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), 0);
+	ck_assert_int_eq(table_verify(t, why, sizeof why), SETT_ECORRUPT);
+	table_unref(t);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_empty_and_order)
 {
 	char *dir = tu_tmpdir("table");
@@ -939,6 +1035,8 @@ int main(void)
 	add(s, "corrupt_raw", test_corrupt_raw);
 	add(s, "corrupt_zstd_cached", test_corrupt_zstd_cached);
 	add(s, "format_version", test_format_version);
+	add(s, "verify_restarts", test_verify_restarts);
+	add(s, "verify_bloom", test_verify_bloom);
 	add(s, "empty_and_order", test_empty_and_order);
 	add(s, "obsolete_unlink", test_obsolete_unlink);
 	add(s, "concurrent_gets", test_concurrent_gets);

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_int.h"
@@ -1453,8 +1454,18 @@ int main(int argc, char **argv)
 	/* The first look is read-only whatever the mode: nothing changes
 	 * before the store is known to open. */
 	int r = open_store(store, 1, &db, why, sizeof why);
+	/* a daemon just unmounted may still be flushing: wait up to 30 s */
+	for (int ms = 0; r == SETT_ELOCKED && ms < 30000; ms += 100) {
+		if (ms == 0)
+			fprintf(stderr, "fsck.settfs: %s is in use by pid %ld, waiting up to 30 s "
+					"for it to be released\n", store, sett_lock_holder(store));
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		r = open_store(store, 1, &db, why, sizeof why);
+	}
 	if (r == SETT_ELOCKED) {
-		fprintf(stderr, "fsck.settfs: %s is in use (mounted?)\n", store);
+		fprintf(stderr, "fsck.settfs: %s is in use by pid %ld (mounted?)\n", store,
+			sett_lock_holder(store));
 		return EXIT_OPERR;
 	}
 	int engine_repair = 0;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -38,6 +39,16 @@ int cli_open(const char *cmd, const char *path, int read_only, sett_db **db)
 	o.error_buf = why;
 	o.error_buf_size = sizeof why;
 	int r = sett_open(path, &o, db);
+	/* a daemon just unmounted may still be flushing: wait up to 30 s */
+	for (int ms = 0; r == SETT_ELOCKED && ms < 30000; ms += 100) {
+		if (ms == 0)
+			fprintf(stderr, "sett %s: %s is in use by pid %ld, waiting up to 30 s for it "
+					"to be released\n", cmd, path, sett_lock_holder(path));
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		why[0] = 0;
+		r = sett_open(path, &o, db);
+	}
 	if (r && why[0]) {
 		fprintf(stderr, "sett %s: %s\n", cmd, why);
 		return 1;

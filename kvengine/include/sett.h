@@ -117,6 +117,9 @@ int sett_close(sett_db *db);
 int sett_sync(sett_db *db);
 
 const char *sett_strerror(int err);
+/* The process holding the store in `path` open (the flock on its LOCK file),
+ * or 0 when none does or it cannot be told. */
+long sett_lock_holder(const char *path);
 
 /* ---- writes ---------------------------------------------------------- */
 
@@ -283,7 +286,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * (NNNNN.mem) is replayed up to its first damaged entry; the newest
  * version of every key is kept (deleted keys are dropped), and every value
  * pointer is read back from the value log: one whose entry is damaged or
- * missing is dropped, and the key is reported lost.  The result is written
+ * missing is dropped, and the key is reported lost unless another copy of
+ * that version (value-log GC leaves one in a newer file) reads back.  The result is written
  * as new tables on the last level and a new MANIFEST naming only them.
  * Then the old tables and WALs are removed, except those that were
  * damaged, which go to quarantine/ in the store with the value-log files

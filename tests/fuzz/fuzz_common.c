@@ -1,0 +1,285 @@
+/*
+ * fuzz_common.c - scratch files and checksum repair for the fuzz targets
+ * (see fuzz.h).
+ */
+#include "fuzz.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "coding.h"
+#include "entry.h"
+#include "schema.h"
+#include "sett.h"
+#include "table_format.h"
+
+void fuzz_fail(const char *file, int line, const char *what)
+{
+	fprintf(stderr, "%s:%d: invariant failed: %s\n", file, line, what);
+	abort();
+}
+
+static char scratch[4096];
+
+static void rm_tree(const char *dir, int self)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char p[8192];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			rm_tree(p, 1);
+		else
+			unlink(p);
+	}
+	closedir(d);
+	if (self)
+		rmdir(dir);
+}
+
+static void remove_scratch(void)
+{
+	if (scratch[0])
+		rm_tree(scratch, 1);
+}
+
+const char *fuzz_dir(void)
+{
+	if (!scratch[0]) {
+		const char *t = getenv("TMPDIR");
+		if (!t || !*t)
+			t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(scratch, sizeof scratch, "%s/sett-fuzz-XXXXXX", t);
+		if (!mkdtemp(scratch)) {
+			perror("mkdtemp");
+			abort();
+		}
+		atexit(remove_scratch);
+	}
+	rm_tree(scratch, 0);
+	return scratch;
+}
+
+void fuzz_write(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[8192];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || (n && write(fd, p, n) != (ssize_t)n) || close(fd)) {
+		perror(path);
+		abort();
+	}
+}
+
+int fuzz_read(const char *dir, const char *name, uint8_t **out, size_t *n)
+{
+	char path[8192];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t cap = 4096, len = 0;
+	uint8_t *b = malloc(cap);
+	size_t got;
+	while (b && (got = fread(b + len, 1, cap - len, f)) > 0) {
+		len += got;
+		if (len == cap)
+			b = realloc(b, cap *= 2);
+	}
+	fclose(f);
+	if (!b)
+		abort();
+	*out = b;
+	*n = len;
+	return 0;
+}
+
+uint8_t *fuzz_dup(const uint8_t *p, size_t n)
+{
+	uint8_t *b = malloc(n ? n : 1);
+	if (!b)
+		abort();
+	if (n)
+		memcpy(b, p, n);
+	return b;
+}
+
+uint8_t *fuzz_payload(const uint8_t *data, size_t size, fuzz_fix_fn fix, unsigned *mode,
+		      size_t *n)
+{
+	if (size < 1)
+		return NULL;
+	*mode = data[0];
+	*n = size - 1;
+	uint8_t *p = fuzz_dup(data + 1, *n);
+	if (fix && (*mode & FUZZ_FIX_SUMS))
+		fix(p, *n);
+	return p;
+}
+
+void fuzz_sett_options(sett_options *o, int read_only)
+{
+	sett_options_init(o);
+	o->create_if_missing = 0;
+	o->read_only = read_only;
+	o->num_compactors = 0;
+	o->gc_discard_ratio = 0;
+	o->mem_table_size = 1 << 20;
+	o->block_cache_size = 1 << 20;
+}
+
+uint64_t fuzz_hash(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	/* mix the length in so that ("ab","c") differs from ("a","bc") */
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (uint8_t)(n >> (8 * i))) * 1099511628211ull;
+	return h;
+}
+
+/* ---- checksum repair ---- */
+
+/* Length of the entry at p, 0 when it cannot be delimited. */
+static size_t entry_span(const uint8_t *p, size_t n)
+{
+	entry e;
+	size_t hlen, total;
+	if (entry_decode_header(p, n, &e, &hlen, &total) != 1 || total > n || total < 8)
+		return 0;
+	return total;
+}
+
+void fuzz_fix_entry(uint8_t *p, size_t n)
+{
+	size_t t = entry_span(p, n);
+	if (t)
+		put_le64(p + t - 8, sett_hash(p, t - 8));
+}
+
+void fuzz_fix_log(uint8_t *p, size_t n, unsigned mode)
+{
+	if (n < LOG_HEADER_SIZE)
+		return;
+	put_le64(p + 16, sett_hash(p, 16));
+	size_t off = LOG_HEADER_SIZE;
+	while (off < n) {
+		size_t t = entry_span(p + off, n - off);
+		if (t) {
+			put_le64(p + off + t - 8, sett_hash(p + off, t - 8));
+			off += t;
+		} else if (mode & FUZZ_FIX_RESYNC) {
+			off++;
+		} else {
+			break;
+		}
+	}
+}
+
+void fuzz_fix_manifest(uint8_t *p, size_t n)
+{
+	if (n < 16)
+		return;
+	put_le32(p + 12, (uint32_t)sett_hash(p, 12));
+	size_t off = 16;
+	while (n - off >= 12) {
+		uint32_t l = get_le32(p + off);
+		if (l > n - off - 12)
+			break;
+		put_le64(p + off + 4, sett_hash(p + off + 12, l));
+		off += 12 + (size_t)l;
+	}
+}
+
+void fuzz_fix_discard(uint8_t *p, size_t n)
+{
+	if (n >= 24)
+		put_le64(p + n - 8, sett_hash(p, n - 8));
+}
+
+void fuzz_fix_keyregistry(uint8_t *p, size_t n)
+{
+	if (n >= 24)
+		put_le64(p + 16, sett_hash(p, 16));
+}
+
+/* Fixes the block [off, off+size) of a table of `limit` bytes; 1 if it could. */
+static int fix_block(uint8_t *p, size_t limit, uint64_t off, uint64_t size)
+{
+	if (size < TABLE_BLOCK_TRAILER || off > limit || size > limit - off)
+		return 0;
+	size_t pn = (size_t)size - TABLE_BLOCK_TRAILER;
+	put_le64(p + off + pn + 1, table_block_checksum(p + off, pn));
+	return 1;
+}
+
+void fuzz_fix_table(uint8_t *p, size_t n)
+{
+	if (n < TABLE_FOOTER_SIZE)
+		return;
+	uint8_t *foot = p + n - TABLE_FOOTER_SIZE;
+	size_t limit = n - TABLE_FOOTER_SIZE;
+	uint64_t ioff = get_le64(foot + 16), isize = get_le64(foot + 24);
+	/* data blocks, as the index names them (the index is a raw block) */
+	if (isize >= TABLE_BLOCK_TRAILER && ioff <= limit && isize <= limit - ioff &&
+	    p[ioff + isize - TABLE_BLOCK_TRAILER] == TABLE_BLOCK_RAW) {
+		const uint8_t *q = p + ioff, *end = q + isize - TABLE_BLOCK_TRAILER;
+		while (q < end) {
+			uint64_t kl, bo, bs;
+			size_t m = varint_get(q, end, &kl);
+			if (!m || kl > (uint64_t)(end - q - m))
+				break;
+			q += m + kl;
+			if (!(m = varint_get(q, end, &bo)))
+				break;
+			q += m;
+			if (!(m = varint_get(q, end, &bs)))
+				break;
+			q += m;
+			fix_block(p, limit, bo, bs);
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		fix_block(p, limit, get_le64(foot + 16 * i), get_le64(foot + 16 * i + 8));
+	put_le64(foot + TABLE_FOOTER_FIELDS, sett_hash(foot, TABLE_FOOTER_FIELDS));
+}
+
+void fuzz_fix_super(uint8_t *p, size_t n)
+{
+	if (n == SFS_SUPER_SIZE)
+		sfs_put_be64(p + 40, XXH3_64bits(p, 40));
+}
+
+int fuzz_file_name(unsigned kind, uint64_t id, char *name, size_t len)
+{
+	static const char *fixed[] = { "MANIFEST", "KEYREGISTRY", "DISCARD" };
+	id %= 1000000;
+	switch (kind) {
+	case FUZZ_F_MANIFEST: case FUZZ_F_KEYREGISTRY: case FUZZ_F_DISCARD:
+		snprintf(name, len, "%s", fixed[kind]);
+		return 0;
+	case FUZZ_F_WAL:
+		snprintf(name, len, "%05u.mem", (unsigned)id);
+		return 0;
+	case FUZZ_F_VLOG:
+		snprintf(name, len, "%06u.vlog", (unsigned)id);
+		return 0;
+	case FUZZ_F_TABLE:
+		snprintf(name, len, "%06u.sst", (unsigned)id);
+		return 0;
+	default:
+		return -1;
+	}
+}
