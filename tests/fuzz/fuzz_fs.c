@@ -72,7 +72,7 @@ static void file_ops(settfs *fs, uint64_t ino, const struct stat *st, uint8_t *b
 	}
 	/* changes that read what is stored: a hole punched, a shorter size */
 	if (size < ((uint64_t)1 << 40)) {
-		settfs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2048, 8192);
+		settfs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2048, 8192, 0);
 		struct stat a = { .st_size = (off_t)(size / 2) };
 		struct stat out;
 		settfs_setattr(fs, NULL, ino, &a, SETTFS_SET_SIZE, &out);
