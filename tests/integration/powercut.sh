@@ -8,9 +8,9 @@
 # other file present under its final name must be whole (the rename came
 # after the fsync), and fsck.settfs must be clean.
 #
-# SETTFS_POWERCUT_ITERATIONS (default 15) sets the number of power cuts.
+# SETTFS_POWERCUT_ITERATIONS (default 100) sets the number of power cuts.
 . "${srcdir:-.}/tests/integration/lib.sh"
-iters=${SETTFS_POWERCUT_ITERATIONS:-15}
+iters=${SETTFS_POWERCUT_ITERATIONS:-100}
 fifo=$work/powercut
 mkfifo "$fifo" || fail "mkfifo"
 head -c 1100000 /dev/urandom > "$work/ref"
