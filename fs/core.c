@@ -562,6 +562,9 @@ int settfs_close(settfs *fs)
 
 int sfs_space_admit(settfs *fs, uint64_t bytes)
 {
+	/* before anything is buffered: a buffered write could never commit */
+	if (fs->read_only)
+		return -EROFS;
 	if (!fs->reserve)
 		return 0;
 	pthread_mutex_lock(&fs->space_mu);

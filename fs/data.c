@@ -780,18 +780,26 @@ static int is_writable(int flags)
 int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 {
 	int writable = is_writable(flags);
+	/* O_RDONLY|O_TRUNC truncates too: the kernel checked write permission
+	 * and, with atomic O_TRUNC, leaves the truncate to this open */
+	int change = writable || (flags & O_TRUNC);
 	sfs_node *n;
-	int r = writable ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
+	int r = change ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
 	if (S_ISDIR(n->in.mode) && writable)
 		r = -EISDIR;
-	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode) && writable)
+	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode))
 		r = truncate_node(fs, n, 0);
 	if (r == 0)
 		sfs_node_ref(fs, n, 0, 1);
 	if (!writable) {
-		sfs_node_put(fs, n);
+		if (change) {
+			sfs_node_data_changed(fs, n);
+			sfs_node_put_change(fs, n);
+		} else {
+			sfs_node_put(fs, n);
+		}
 		return r;
 	}
 	/*

@@ -135,8 +135,10 @@ struct settfs {
 };
 
 /*
- * Admits an operation that grows the store by about `bytes`: -ENOSPC when
- * the store's disk would have less than the reserve free.  Operations that
+ * Admits an operation that grows the store by about `bytes`: -EROFS on a
+ * store open read-only (-o ro, a degraded mount: the kernel's ro flag may
+ * be missing or remounted away, and a write buffered here would be lost),
+ * -ENOSPC when the store's disk would have less than the reserve free.  Operations that
  * free space (unlink, rmdir, truncate down, punch hole, removexattr,
  * rename) and metadata updates do not ask.
  */

@@ -164,6 +164,16 @@ START_TEST(test_append_and_overwrite)
 	ck_assert_int_eq(st.st_size, 0);
 	ck_assert_int_eq(st.st_blocks, 0);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	/* O_RDONLY|O_TRUNC truncates as well (the kernel leaves it to the open) */
+	ck_assert_int_eq(settfs_write(fs, f, 0, "hello", 5, 0), 5);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDONLY | O_TRUNC), 0);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDONLY), 0);
+	reopen();
+	attr(f, &st);
+	ck_assert_int_eq(st.st_size, 0);
 }
 END_TEST
 
@@ -2130,6 +2140,12 @@ START_TEST(test_bad_block_mounts_degraded)
 	}
 	ck_assert_int_gt(bad, 0);
 	ck_assert_int_ge(good, NF - 40);
+	/* a write is refused, not buffered and lost at close */
+	struct stat st;
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f000", &st) == 0 ||
+			 settfs_lookup(fs, 1, "f001", &st) == 0, 1);
+	ck_assert_int_eq(settfs_write(fs, st.st_ino, 0, want, SZ, 0), -EROFS);
+	settfs_forget(fs, st.st_ino, 1);
 	/* read-only: nothing is rewritten around the damage */
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
