@@ -497,8 +497,9 @@ static void dups_free(dups *d)
  * table with any id), and once GC has deleted the old file only the new
  * pointer reads back.  So the entry that reads back wins; of several, the
  * pointer into the newest value-log file (a GC copy always goes to a newer
- * one), then one that needs no value log, then the newest source.  The
- * key's value is lost only if none reads back.
+ * one), then one that needs no value log; of equal ranks the first source
+ * (they are copies of one entry: same version, same pointer).  The key's
+ * value is lost only if none reads back.
  *
  * 0: *v is the entry (for a pointer, *p with its value in val); otherwise
  * the error of the best-ranked entry, and why says what was lost.
