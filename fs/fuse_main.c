@@ -1296,10 +1296,15 @@ int main(int argc, char *argv[])
 		o.engine.mem_table_size = cfg.mem_table_size;
 	if (cfg.chunk_size)
 		o.chunk_size = cfg.chunk_size;
-	if (cfg.reserve && parse_size(cfg.reserve, &o.engine.disk_reserve) != 0) {
-		fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
-			argv[0], cfg.reserve);
-		return 1;
+	if (cfg.reserve) {
+		int bad = parse_size(cfg.reserve, &o.engine.disk_reserve) != 0;
+		if (bad)
+			fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
+				argv[0], cfg.reserve);
+		free(cfg.reserve); /* fuse_opt's copy */
+		cfg.reserve = NULL;
+		if (bad)
+			return 1;
 	}
 
 	/*
