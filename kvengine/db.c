@@ -76,8 +76,9 @@ uint64_t db_new_table_id(sett_db *db)
 void db_set_bg_error(sett_db *db, int err)
 {
 	pthread_mutex_lock(&db->mu);
+	/* written under mu, read without it by the write path (atomic loads) */
 	if (!db->bg_error)
-		db->bg_error = err;
+		__atomic_store_n(&db->bg_error, err, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&db->cv_room);
 	pthread_cond_broadcast(&db->cv_flush);
 	pthread_cond_broadcast(&db->cv_bg);
