@@ -25,7 +25,8 @@
  * use, every version newer than D is kept; of the versions <= D only the
  * newest is kept, and even that one is dropped when it is a tombstone or
  * an expired entry and nothing below the output level overlaps the key
- * range (the "bottom").  Every dropped value pointer adds its length to
+ * range (the "bottom").  Pinned versions (pin.h) below D are kept the same
+ * way: of the versions each pin sees, the newest stays.  Every dropped value pointer adds its length to
  * the discard statistics of its value-log file (after the new version is
  * installed, so a failed compaction counts nothing).
  *
@@ -45,6 +46,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "pin.h"
 
 #define MAX_RUNNING 64
 #define MAX_COMPACTORS 16
@@ -533,6 +535,12 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		return -ENOMEM;
 
 	uint64_t discard_point = db_oldest_read_version(db);
+	uint64_t *pins = NULL; /* pinned versions below the discard point, newest first */
+	size_t npins = 0, bucket = 0;
+	if (pin_points(db, discard_point, &pins, &npins)) {
+		sit_free(m);
+		return -ENOMEM;
+	}
 	uint64_t now = (uint64_t)time(NULL);
 	discard_acc acc = { 0 };
 	outputs out = { 0 };
@@ -565,11 +573,25 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			break;
 		int keep = 1;
 		if (ver <= discard_point) {
-			if (seen_le)
+			/*
+			 * The discard point and the pins below it cut the old
+			 * versions into buckets: bucket b holds the versions
+			 * that pins[b-1] (b = 0: the discard point) sees and
+			 * pins[b] does not.  The newest of a bucket is what its
+			 * snapshot reads; the rest no one can see.  A tombstone
+			 * at the bottom goes only from the last bucket: above
+			 * it, it hides what an older pin keeps.
+			 */
+			size_t bk = 0;
+			while (bk < npins && pins[bk] >= ver)
+				bk++;
+			if (seen_le && bk == bucket)
 				keep = 0;
-			else if (j->bottom && ((vs.meta & META_DELETE) || entry_expired(&vs, now)))
+			else if (j->bottom && bk == npins &&
+				 ((vs.meta & META_DELETE) || entry_expired(&vs, now)))
 				keep = 0;
 			seen_le = 1;
+			bucket = bk;
 		}
 		if (!keep) {
 			vptr p;
@@ -591,6 +613,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	if (!r)
 		r = sit_error(m);
 	sit_free(m);
+	free(pins);
 	buf_free(&last);
 	if (b) {
 		if (r)

@@ -38,6 +38,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "pin.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
@@ -989,6 +990,7 @@ static void db_free(sett_db *db)
 		vlog_close(db->vl);
 	if (db->man)
 		manifest_close(db->man);
+	pins_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
 	if (db->lock_fd >= 0)
@@ -1062,6 +1064,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = cache_new(o.block_cache_size, &db->bcache)))
 		goto fail;
 	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
+		goto fail;
+	if ((r = pins_open(db)))
 		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;

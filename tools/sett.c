@@ -5,6 +5,7 @@
  *   sett del STORE KEY              sett scan [--prefix P] [--reverse] [--keys] STORE
  *   sett info STORE                 sett check STORE
  *   sett gc STORE [RATIO]           sett flatten STORE
+ *   sett pin STORE NAME [VERSION]   sett unpin STORE NAME
  *   sett bench [--workload NAME] [--dir DIR]
  *
  * Exit status: 0 success, 1 failure (the first line on stderr says what
@@ -245,6 +246,18 @@ static int cmd_info(int argc, char **argv)
 	human(a, sizeof a, live);
 	human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
 	printf("live values %s; with tables and logs %s\n", a, b);
+	sett_pin_info pins[64];
+	int npins = sett_pins(db, pins, 64);
+	if (npins > 0) {
+		uint64_t held = 0;
+		int pr = sett_pin_space(db, &held);
+		/* every version a pin sees and a current read does not */
+		printf("pins %d, holding %s only they see\n", npins,
+		       pr ? sett_strerror(pr) : (human(a, sizeof a, held), a));
+		for (int i = 0; i < npins && i < 64; i++)
+			printf("  %s at version %llu\n", pins[i].name,
+			       (unsigned long long)pins[i].version);
+	}
 	printf("gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
 	       st.gc_activity, (unsigned long long)st.gc_runs,
 	       (unsigned long long)st.gc_files_rewritten,
@@ -358,6 +371,8 @@ static const struct command {
 	{ "repair", cmd_repair, "STORE", "rebuild the store from its tables, logs and value log (see sett.h)" },
 	{ "gc", cmd_gc, "STORE [RATIO]", "run value-log GC until nothing qualifies" },
 	{ "flatten", cmd_flatten, "STORE", "flush and compact every level" },
+	{ "pin", cmd_pin, "STORE NAME [VERSION]", "pin the current (or an older) version; prints it" },
+	{ "unpin", cmd_unpin, "STORE NAME", "release a pin (compaction and GC free its space)" },
 	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
 };
 

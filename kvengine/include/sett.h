@@ -197,6 +197,43 @@ uint8_t sett_iter_user_meta(const sett_iter *it);
 /* First error the iterator met (0 if none): iteration stops on an error. */
 int sett_iter_error(const sett_iter *it);
 
+/* ---- pinned versions -------------------------------------------------- */
+
+/*
+ * A pin is a named, persistent snapshot: until sett_unpin, every read at
+ * its version (sett_get's read_version, sett_iter_options.read_version)
+ * sees what it saw when the pin was made, across compaction, value-log GC
+ * and restarts.  Compaction keeps, of each key, the newest version at or
+ * below each pin (tombstones included), and value-log GC leaves every file
+ * that holds a value a pin sees; releasing the pin lets both take that
+ * space back.  Pins are recorded in the MANIFEST (a store with pins
+ * cannot be opened by sett 0.1.0, which predates them).
+ *
+ * sett_pin: version 0 pins the current version; an explicit version must
+ * be committed and no older than the oldest version an open iterator or
+ * another pin holds (-EINVAL otherwise: compaction may have dropped what
+ * it saw).  *pinned (if not NULL) is the version pinned.  -EEXIST if the
+ * name is taken; names are 1..SETT_MAX_PIN_NAME bytes.  sett_repair keeps
+ * only the newest version of each key and drops every pin.
+ */
+#define SETT_MAX_PIN_NAME 255
+typedef struct sett_pin_info {
+	char name[SETT_MAX_PIN_NAME + 1];
+	uint64_t version;
+} sett_pin_info;
+int sett_pin(sett_db *db, const char *name, uint64_t version, uint64_t *pinned);
+/* SETT_ENOTFOUND when no pin has that name. */
+int sett_unpin(sett_db *db, const char *name);
+/* Fills up to max pins sorted by name; returns how many there are. */
+int sett_pins(sett_db *db, sett_pin_info *out, int max);
+/*
+ * Bytes held only by pins: key and value bytes (value-log bytes for a
+ * separated value) of every version some pin sees and a current read does
+ * not.  Exact for what the LSM holds now; it reads every version of every
+ * key (the cost of a scan).
+ */
+int sett_pin_space(sett_db *db, uint64_t *bytes);
+
 /* ---- maintenance and introspection ------------------------------------ */
 
 /*
