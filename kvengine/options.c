@@ -66,6 +66,8 @@ const char *sett_strerror(int err)
 		return "database is closed";
 	case SETT_ENOREWRITE:
 		return "value-log GC found no file to rewrite";
+	case SETT_ENOHISTORY:
+		return "the versions asked for are no longer kept (no pin at or below them)";
 	default:
 		if (err < 0 && err > -4096)
 			return strerror(-err);

@@ -15,5 +15,7 @@ int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
 int cmd_bench(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 #endif

@@ -38,7 +38,8 @@ enum {
 	SETT_ETOOBIG = -10004,   /* batch, key or value exceeds a limit */
 	SETT_EFORMAT = -10005,   /* unknown magic or format version */
 	SETT_ECLOSED = -10006,   /* the db is closing or was closed */
-	SETT_ENOREWRITE = -10007 /* value-log GC found nothing to rewrite */
+	SETT_ENOREWRITE = -10007, /* value-log GC found nothing to rewrite */
+	SETT_ENOHISTORY = -10020  /* the versions asked for are no longer kept (no pin) */
 };
 
 /* Limits. */
@@ -233,6 +234,109 @@ int sett_pins(sett_db *db, sett_pin_info *out, int max);
  * key (the cost of a scan).
  */
 int sett_pin_space(sett_db *db, uint64_t *bytes);
+
+/* ---- streams, backup and load ----------------------------------------- */
+
+/* One entry of a stream. */
+typedef struct sett_kv {
+	sett_val key;
+	sett_val value;       /* empty for a delete */
+	uint64_t version;     /* the entry's version in the store it came from */
+	uint64_t expires_at;
+	uint8_t user_meta;
+	uint8_t deleted;      /* a tombstone */
+} sett_kv;
+
+/*
+ * Called with a batch of entries; returns 0 to go on or an error to stop
+ * the stream (sett_stream returns it).  Calls never overlap; within one
+ * range they come in key order (one key's versions oldest first), and
+ * `range` numbers the range (ranges come in no particular order).
+ */
+typedef int (*sett_stream_fn)(void *arg, int range, const sett_kv *kv, size_t n);
+
+typedef struct sett_stream_options {
+	uint64_t read_version; /* [0 = current] */
+	uint64_t since;        /* [0] only versions newer than this */
+	int all_versions;      /* [0] every version (since, read_version], deletes
+				* included; else only the newest of each key */
+	int with_deletes;      /* [0] without all_versions: a key whose newest version
+				* is a delete (or expired) comes as a delete */
+	int threads;           /* [4] */
+	sett_val prefix;       /* [empty] only keys with this prefix */
+	size_t batch_bytes;    /* [1 MiB] about this much per call */
+	uint64_t *skipped;     /* [NULL] if set: old versions skipped because value-log
+				* GC had taken their value (all_versions only) */
+} sett_stream_options;
+
+void sett_stream_options_init(sett_stream_options *o);
+/*
+ * A parallel scan of the store at one version, cut into key ranges at table
+ * boundaries, `threads` ranges at a time (Badger's Stream).  The version is
+ * held (like an open iterator's) for the whole scan; *read_version (if not
+ * NULL) is the version read.
+ */
+int sett_stream(sett_db *db, const sett_stream_options *o, sett_stream_fn fn, void *arg,
+		uint64_t *read_version);
+
+/* Writes n bytes (all of them) or returns a negative error. */
+typedef int (*sett_write_fn)(void *arg, const void *p, size_t n);
+/* Reads up to n bytes: returns how many (0 at the end) or a negative error. */
+typedef long (*sett_read_fn)(void *arg, void *p, size_t n);
+
+typedef struct sett_backup_options {
+	uint64_t since;      /* [0: a full backup] only what changed after this version */
+	int all_versions;    /* [0] every version, not only the newest of each key */
+	/*
+	 * [NULL] if set, the version the backup is complete to is pinned under
+	 * this name when it is done (an older pin of that name is released):
+	 * the store then keeps the deletes the next incremental must carry.
+	 */
+	const char *pin;
+	int threads;         /* [4] */
+} sett_backup_options;
+
+typedef struct sett_backup_result {
+	uint64_t version;    /* complete to: the `since` of the next incremental */
+	uint64_t records;    /* entries written (deletes included) */
+	uint64_t deletes;
+	uint64_t bytes;      /* of the stream */
+	uint64_t skipped;    /* see sett_stream_options.skipped */
+} sett_backup_result;
+
+void sett_backup_options_init(sett_backup_options *o);
+/*
+ * Writes a backup stream (doc/FORMAT.md, "Backup stream") of every entry
+ * changed after `since` at one version, taken while writers go on.  An
+ * incremental (since > 0) carries deletes too; it needs a pin at or below
+ * `since` (the previous backup's, see `pin`), without which compaction may
+ * have dropped a delete: it then fails with SETT_ENOHISTORY.
+ */
+int sett_backup(sett_db *db, const sett_backup_options *o, sett_write_fn write, void *arg,
+		sett_backup_result *res);
+
+typedef struct sett_load_result {
+	uint64_t since, version; /* from the stream's header */
+	uint64_t records;        /* in the stream */
+	uint64_t applied;        /* entries applied to the store */
+	uint64_t offset;         /* SETT_ECORRUPT: where in the stream */
+	char why[256];           /* SETT_ECORRUPT: what is wrong */
+} sett_load_result;
+
+/* Progress of sett_load: bytes read so far, then entries applied of total. */
+typedef void (*sett_progress_fn)(void *arg, int phase, uint64_t done, uint64_t total);
+
+/*
+ * Applies a backup stream to db.  The whole stream is read and verified
+ * first (spooled to an unlinked temporary file in the store's directory):
+ * a damaged or truncated stream is SETT_ECORRUPT (res->offset, res->why)
+ * and the store is unchanged.  Then it is applied in batches; entries get
+ * the store's own versions (each key's versions keep their order).  If
+ * applying fails (a full disk), res->applied says how many entries are in;
+ * applying the same stream again completes it (a load is idempotent).
+ */
+int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progress,
+	      void *parg, sett_load_result *res);
 
 /* ---- maintenance and introspection ------------------------------------ */
 
