@@ -298,7 +298,9 @@ int sett_pin_space(sett_db *db, uint64_t *bytes)
 	int have = 0;
 	if (!it)
 		r = -ENOMEM;
-	for (it && (sit_first(it), 1); !r && it && sit_valid(it); sit_next(it)) {
+	else
+		sit_first(it);
+	for (; !r && sit_valid(it); sit_next(it)) {
 		slice ik = sit_key(it);
 		if (ik.n < IKEY_SUFFIX) {
 			r = SETT_ECORRUPT;
