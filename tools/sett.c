@@ -8,7 +8,7 @@
  *   sett pin STORE NAME [VERSION]   sett unpin STORE NAME
  *   sett backup [--since V] [--all-versions] [--pin NAME] STORE > FILE
  *   sett load STORE < FILE
- *   sett bench [--workload NAME] [--dir DIR]
+ *   sett bench [--workload NAME] [--dir DIR]   (also backup_small, load_small, ...)
  *
  * Exit status: 0 success, 1 failure (the first line on stderr says what
  * failed and the key or file involved), 2 usage error; `get` exits 3 when
