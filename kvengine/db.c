@@ -38,6 +38,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "drop.h"
 #include "pin.h"
 
 void *db_writer_main(void *arg);
@@ -272,6 +273,8 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	db_view_get(db, &vw);
 	int r = lookup_in_view(&vw, ukey, read_version, version, vs);
 	db_view_release(&vw);
+	if (r == 1 && drops_hide(db, ukey, *version, read_version, NULL))
+		r = 0; /* under a prefix drop: absent */
 	return r;
 }
 
@@ -991,6 +994,7 @@ static void db_free(sett_db *db)
 	if (db->man)
 		manifest_close(db->man);
 	pins_close(db);
+	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
 	if (db->lock_fd >= 0)
@@ -1089,6 +1093,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if (r)
 		goto fail;
 	db->next_version = db->last_version;
+	if ((r = drops_open(db)))
+		goto fail;
 	free(mt);
 	mt = NULL;
 

@@ -161,6 +161,7 @@ struct sett_db {
 	 * GC reads and corrects them; loaded read-only too, for sett info. */
 	struct discard *discard;
 	struct pin_state *pins; /* pinned versions (pin.h) */
+	struct drop_state *drops; /* prefix drops (drop.h) */
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "drop.h"
 #include "ikey.h"
 
 #define RANGES_PER_THREAD 4
@@ -234,21 +235,40 @@ static int kv_push(key_versions *k, uint64_t ver, slice vsb)
 	return buf_append(&k->vs, vsb.p, vsb.n);
 }
 
-/* Emits what the options want of one key's versions (newest first). */
+/*
+ * Emits what the options want of one key's versions (newest first, all at
+ * or below the read version; without all_versions only the newest).  A
+ * version hidden by a prefix drop (drop.h) made after `since` comes as a
+ * delete at the drop's version.
+ */
 static int emit_key(stream_ctx *c, key_versions *k, batch_out *out, buf *val, uint64_t now)
 {
 	const sett_stream_options *o = c->o;
 	slice uk = slice_make(k->key.p, k->key.n);
-	size_t last = o->all_versions ? k->n : (k->n ? 1 : 0);
+	uint64_t pending = 0; /* a drop to emit as a delete */
+	vstruct del = { .meta = META_DELETE };
 	/* oldest first, so that applying them in order ends at the newest */
-	for (size_t j = last; j-- > 0;) {
+	for (size_t j = k->n; j-- > 0;) {
 		vstruct vs;
 		if (vstruct_decode(k->vs.p + k->voff[j], k->vlen[j], &vs))
 			return SETT_ECORRUPT;
+		uint64_t dv = 0;
+		int r = 0;
+		if (drops_hide(c->db, uk, k->ver[j], c->rv, &dv)) {
+			/* a stream at `since` <= dv still saw it */
+			if (dv >= o->since && dv + 1 > pending)
+				pending = dv + 1;
+			continue;
+		}
+		if (pending && (o->all_versions || o->with_deletes) &&
+		    (r = out_add(out, uk, NULL, pending, &del, 1)))
+			return r;
+		pending = 0;
+		if (k->ver[j] <= o->since)
+			continue;
 		int gone = (vs.meta & META_DELETE) || (vs.expires_at && vs.expires_at <= now);
 		if (gone && !o->all_versions && !o->with_deletes)
 			continue;
-		int r = 0;
 		val->n = 0;
 		if (!(vs.meta & META_DELETE)) {
 			r = read_value(c, uk, k->ver[j], &vs, val);
@@ -263,6 +283,8 @@ static int emit_key(stream_ctx *c, key_versions *k, batch_out *out, buf *val, ui
 		if (r)
 			return r;
 	}
+	if (pending && (o->all_versions || o->with_deletes))
+		return out_add(out, uk, NULL, pending, &del, 1);
 	return 0;
 }
 
@@ -320,13 +342,12 @@ static int scan_range(stream_ctx *c, int ri)
 				break;
 			have = 1;
 		}
-		/* versions after the read version, or not after `since`, are not asked for;
-		 * without all_versions only the newest at the read version counts */
+		/* versions after the read version are not asked for; without
+		 * all_versions only the newest at the read version counts (emit_key
+		 * leaves out what is not newer than `since`) */
 		if (ver > c->rv || (!c->o->all_versions && k.n) ||
 		    (k.n && k.ver[k.n - 1] == ver))
 			continue;
-		if (ver <= c->o->since)
-			continue; /* (for the newest: the key did not change since) */
 		if ((r = kv_push(&k, ver, sit_value(it))))
 			break;
 	}

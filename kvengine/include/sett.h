@@ -338,6 +338,21 @@ typedef void (*sett_progress_fn)(void *arg, int phase, uint64_t done, uint64_t t
 int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progress,
 	      void *parg, sett_load_result *res);
 
+/* ---- dropping key ranges ----------------------------------------------- */
+
+/*
+ * Deletes every key that starts with `prefix` (sett_drop_all: every key)
+ * without a tombstone per key: the drop is one MANIFEST record, reads at
+ * the current version and later stop seeing those keys at once, whole
+ * tables inside the prefix are removed, and compaction drops the rest; the
+ * value-log space comes back through GC.  Writes acknowledged before the
+ * call are dropped, writes made after it returns are kept; a write racing
+ * with it may land on either side.  Older iterators and pins still see the
+ * dropped keys (and keep their space) until they go.
+ */
+int sett_drop_prefix(sett_db *db, sett_val prefix);
+int sett_drop_all(sett_db *db);
+
 /* ---- maintenance and introspection ------------------------------------ */
 
 /*
