@@ -543,6 +543,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		return -ENOMEM;
 	}
 	uint64_t now = (uint64_t)time(NULL);
+	uint64_t drop_gen = drops_generation(db);
 	discard_acc acc = { 0 };
 	outputs out = { 0 };
 	table_builder *b = NULL;
@@ -648,7 +649,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			e.add = out.t;
 			e.add_levels = lv;
 			e.nadd = out.n;
-			if (kept_hidden)
+			if (kept_hidden || drops_generation(db) != drop_gen)
 				drops_note_kept(db); /* before a retirement can look */
 			r = db_install_edit(db, &e);
 			/* If the MANIFEST may name the outputs even though the

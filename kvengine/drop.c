@@ -11,8 +11,10 @@
  * older reader or a pin below V may still read it.  What is left (tables
  * that straddle P's edges, or held for a reader) is dropped entry by entry
  * by compaction.  A drop is retired (MANIFEST op 7) once no table below its
- * t0 overlaps P; a compaction that had to keep a hidden entry (for a pin)
- * moves t0 past its outputs.  At open t0 is the next table id (every table
+ * t0 overlaps P; a compaction that had to keep a hidden entry (for a pin),
+ * or that started before the drop, moves t0 past its outputs.  A retired
+ * drop stays in memory until close, since older views may still read the
+ * tables that held what it hides.  At open t0 is the next table id (every table
  * is suspect).  Values in the value log are freed by GC, whose liveness
  * check reads through db_lookup and so sees the drop.
  */
@@ -33,6 +35,10 @@ typedef struct drop {
 	size_t len;
 	uint64_t version;
 	uint64_t t0; /* tables with ids >= t0 hold nothing it hides */
+	/* Recorded done in the MANIFEST, but kept (and honoured) until close:
+	 * views taken before (iterators, streams, reads in flight) may still
+	 * hold tables with entries it hides. */
+	int retired;
 } drop;
 
 struct drop_state {
@@ -41,6 +47,7 @@ struct drop_state {
 	drop *d;
 	size_t n;
 	size_t count; /* = n, atomic: the lock-free fast path */
+	uint64_t gen; /* drops made so far, atomic */
 };
 
 static void drops_set_unknown_t0(sett_db *db);
@@ -65,8 +72,9 @@ static int drops_add(struct drop_state *ds, const void *p, size_t len, uint64_t 
 		return -ENOMEM;
 	}
 	ds->d = nd;
-	ds->d[ds->n++] = (drop){ copy, len, v, t0 };
+	ds->d[ds->n++] = (drop){ copy, len, v, t0, 0 };
 	__atomic_store_n(&ds->count, ds->n, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&ds->gen, 1, __ATOMIC_ACQ_REL);
 	pthread_rwlock_unlock(&ds->lock);
 	return 0;
 }
@@ -155,6 +163,11 @@ int drops_compact(sett_db *db, slice ukey, uint64_t ver, uint64_t D, const uint6
 	return res;
 }
 
+uint64_t drops_generation(sett_db *db)
+{
+	return db->drops ? __atomic_load_n(&db->drops->gen, __ATOMIC_ACQUIRE) : 0;
+}
+
 void drops_note_kept(sett_db *db)
 {
 	struct drop_state *ds = db->drops;
@@ -205,7 +218,8 @@ static void retire_locked(sett_db *db)
 		pthread_rwlock_rdlock(&ds->lock);
 		ssize_t found = -1;
 		for (size_t i = 0; i < ds->n && found < 0; i++)
-			if (ds->d[i].t0 != UINT64_MAX && !suspect_tables(v, &ds->d[i]))
+			if (!ds->d[i].retired && ds->d[i].t0 != UINT64_MAX &&
+			    !suspect_tables(v, &ds->d[i]))
 				found = (ssize_t)i;
 		drop d = found >= 0 ? ds->d[found] : (drop){ 0 };
 		pthread_rwlock_unlock(&ds->lock);
@@ -221,10 +235,8 @@ static void retire_locked(sett_db *db)
 		}
 		pthread_rwlock_wrlock(&ds->lock);
 		for (size_t i = 0; i < ds->n; i++)
-			if (ds->d[i].prefix == d.prefix) {
-				drops_remove_at(ds, i);
-				break;
-			}
+			if (ds->d[i].prefix == d.prefix)
+				ds->d[i].retired = 1;
 		pthread_rwlock_unlock(&ds->lock);
 	}
 }

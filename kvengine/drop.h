@@ -38,8 +38,13 @@ int drops_hide(struct sett_db *db, slice ukey, uint64_t ver, uint64_t rv, uint64
  */
 int drops_compact(struct sett_db *db, slice ukey, uint64_t ver, uint64_t D,
 		  const uint64_t *pins, size_t npins);
-/* After a compaction that kept hidden entries (2 above) in new tables. */
+/*
+ * Before installing a compaction that kept hidden entries (2 above) in new
+ * tables, or that started before a drop (drops_generation() changed since)
+ * and so may have kept entries it hides.
+ */
 void drops_note_kept(struct sett_db *db);
+uint64_t drops_generation(struct sett_db *db);
 /* Retires the drops no table can hold an entry of any more (after a
  * compaction is installed). */
 void drops_maybe_retire(struct sett_db *db);
