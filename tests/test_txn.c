@@ -16,6 +16,7 @@
 #include "testutil.h"
 #include "sett.h"
 #include "db_impl.h"
+#include "oracle.h"
 
 static sett_val V(const char *s)
 {
@@ -927,11 +928,62 @@ START_TEST(test_all_versions)
 }
 END_TEST
 
+/* ---- the oracle's tables against a model ---- */
+
+START_TEST(test_oracle_model)
+{
+	oracle o;
+	ck_assert_int_eq(oracle_init(&o), 0);
+	enum { FPS = 3000 };
+	static uint64_t model[FPS]; /* newest version recorded per fingerprint */
+	uint64_t rs = 7, version = 0, pruned = 0;
+	for (int round = 0; round < 40; round++) {
+		/* A few thousand commits, few keys each, some keys hot. */
+		for (int c = 0; c < 200; c++) {
+			version++;
+			int nk = 1 + (int)(tu_rand(&rs) % 4);
+			for (int k = 0; k < nk; k++) {
+				uint64_t f = tu_rand(&rs) % (c % 3 ? FPS : 50);
+				/* Fingerprints in a narrow range collide in the slots. */
+				ck_assert_int_eq(oracle_record(&o, f * 1024, version), 0);
+				model[f] = version;
+			}
+		}
+		/* Prune at a watermark that moves on (sometimes not at all). */
+		uint64_t w = version - tu_rand(&rs) % 300;
+		if (tu_rand(&rs) % 4 && w > pruned)
+			pruned = w;
+		oracle_prune(&o, pruned);
+		size_t live = 0;
+		for (uint64_t f = 0; f < FPS; f++) {
+			if (model[f] <= pruned)
+				continue;
+			live++;
+			uint64_t fp = f * 1024;
+			/* A reader at the version just below conflicts, at it not. */
+			ck_assert_int_eq(oracle_conflicts(&o, &fp, 1, model[f] - 1), 1);
+			ck_assert_int_eq(oracle_conflicts(&o, &fp, 1, model[f]), 0);
+		}
+		ck_assert_uint_eq(oracle_count(&o), live);
+	}
+	oracle_prune(&o, version);
+	ck_assert_uint_eq(oracle_count(&o), 0);
+	/* A commit that was not recorded conflicts with every older reader. */
+	uint64_t fp = 99;
+	oracle_skip(&o, version + 5);
+	ck_assert_int_eq(oracle_conflicts(&o, &fp, 1, version + 4), 1);
+	ck_assert_int_eq(oracle_conflicts(&o, &fp, 1, version + 5), 0);
+	ck_assert_int_eq(oracle_conflicts(&o, NULL, 0, 0), 0);
+	oracle_destroy(&o);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("txn");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_oracle_model);
 	tcase_add_test(tc, test_write_skew);
 	tcase_add_test(tc, test_read_your_writes);
 	tcase_add_test(tc, test_discard_and_snapshot);
