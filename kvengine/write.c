@@ -5,12 +5,16 @@
  * request and wait; the writer thread takes every queued request at once (a
  * group) and, per group (an uncontended caller writes its own request
  * itself, through the same steps, to save two thread switches):
+ *   0. gives each batch its version, in order (admit): a transaction's
+ *      commit is checked for conflicts first and fails alone
+ *      (SETT_ECONFLICT), and the keys written are recorded (oracle.h);
  *   1. appends the values of at least value_threshold bytes to the value
  *      log, which yields their value pointers;
  *   2. per request, makes room in the memtable (a full memtable becomes
  *      immutable and is handed to the flusher; the writer waits on a
  *      condition variable while too many are queued or L0 is too deep),
- *      appends the request's entries to the WAL and inserts them;
+ *      appends the request's entries to the WAL and inserts them, and
+ *      queues them for subscribers (subscribe.h);
  *   3. fsyncs the value log and then the WAL when any request asked for it;
  *   4. publishes the group's newest version to readers and wakes callers.
  * All entries of one request share one version, and a multi-entry request
