@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -60,6 +61,7 @@ struct sfs_fuse {
 	settfs *fs;
 	struct sfs_cfg *cfg;
 	int writeback; /* negotiated */
+	int dont_mask; /* negotiated: create modes arrive without the umask applied */
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
@@ -91,7 +93,8 @@ static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0 };
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0,
+			 ctx_of(req)->dont_mask ? (uint32_t)c->umask : 0 };
 	return s;
 }
 
@@ -152,6 +155,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * 3.14 does not know it).  The old HANDLE_KILLPRIV is not taken.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+	/*
+	 * POSIX ACLs: the kernel enforces them (with default_permissions)
+	 * and caches them; settfs stores them, keeps them in step with the
+	 * mode and applies default ACLs to new inodes.  That needs the
+	 * create mode before the umask (DONT_MASK: the kernel passes the
+	 * umask along instead), since a default ACL replaces the umask.
+	 */
+	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		f->dont_mask = 1;
+	}
 	conn->max_write = 1u << 20;
 }
 
@@ -565,6 +579,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	flags &= XATTR_CREATE | XATTR_REPLACE;
+	if (sfs_wire_acl_kill_sgid())
+		flags |= SETTFS_XATTR_KILL_SGID;
 	fuse_reply_err(req, -settfs_setxattr(fs_of(req), ino, name, value, size, flags));
 }
 

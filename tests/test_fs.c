@@ -21,8 +21,8 @@
 
 static char *dir;
 static settfs *fs;
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
-static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
+static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0, 0 };
 
 /* reserve: -1 for the default rule */
 static void fs_open_reserve(int64_t reserve)
@@ -259,7 +259,7 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(st.st_uid, 1000);
 	/* chmod g+s by a caller outside the file's group drops it */
 	const uint32_t grp[1] = { 1000 };
-	settfs_ctx other = { 1000, 50, NULL, 0 }, member = { 1000, 50, grp, 1 };
+	settfs_ctx other = { 1000, 50, NULL, 0, 0 }, member = { 1000, 50, grp, 1, 0 };
 	in.st_mode = 02755;
 	ck_assert_int_eq(settfs_setattr(fs, &other, f, &in, SETTFS_SET_MODE, &st), 0);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);

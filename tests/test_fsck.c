@@ -22,7 +22,7 @@
 
 static char *dir;
 static char out[1 << 16]; /* fsck's output of the last run */
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
 
 static int have_fsck(void)
 {
