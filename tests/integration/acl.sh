@@ -132,5 +132,9 @@ tree_acls "$mnt/src" | diff "$work/src.acl" - || fail "ACLs changed across a rem
 expect "ACL after remount" "$(acl "$mnt/f")" "$(cat "$work/f.acl")"
 as_nobody cat "$mnt/src/file" >/dev/null || fail "ACL not enforced after a remount"
 umount_fs
+# -o noacl: refused, so that tools fall back to the mode
+mount_fs -o allow_other,noacl
+setfacl -m u:65534:r "$mnt/masked" 2>/dev/null && fail "setfacl with -o noacl"
+umount_fs
 check_fsck
 echo PASS
