@@ -3,7 +3,9 @@
  *
  * Only fixed-layout fields of <linux/fuse.h> are read, and only when the
  * message is long enough to hold them: a short or unknown message passes
- * through untouched and libfuse answers it as before.
+ * through untouched and libfuse answers it as before.  The one message
+ * changed is SETXATTR under FUSE_SETXATTR_EXT, cut to the layout libfuse
+ * reads.
  */
 #include <linux/fuse.h>
 #include <stddef.h>

@@ -107,6 +107,8 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		return r;
 	if (!remove && size > SETTFS_XATTR_SIZE_MAX)
 		return -E2BIG;
+	if (!remove && !value)
+		value = ""; /* below, a NULL value means deletion */
 	int acl = sfs_acl_type(name);
 	uint8_t *copy = NULL;
 	if (acl && !remove) {
@@ -142,7 +144,7 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		r = g;
 	sfs_inode tmp = n->in;
 	tmp.ctime = sfs_now();
-	/* the key's new value: value, NULL for a deletion; `put`: write the key */
+	/* put: the key is written (value) or deleted (value NULL) */
 	int put = 1;
 	if (r == 0 && acl) {
 		/* as Linux: no flags for ACLs, and removing none is no error */
