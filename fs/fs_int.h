@@ -106,6 +106,7 @@ struct settfs {
 	char *path;
 	uint32_t chunk_size;
 	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
+	int no_acl;           /* settfs_options.no_acl */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	pthread_rwlock_t ns_lock;

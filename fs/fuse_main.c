@@ -1314,6 +1314,7 @@ int main(int argc, char *argv[])
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
+	o.no_acl = cfg.noacl;
 	o.engine.read_only = cfg.ro;
 	if (cfg.ro)
 		o.engine.create_if_missing = 0;

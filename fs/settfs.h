@@ -53,6 +53,9 @@ typedef struct settfs_options {
 	size_t inode_dirty_limit; /* [1 MiB] buffered bytes per inode before it flushes */
 	size_t max_batch_deletes; /* [0: what fits the memtable] deletions per commit of a
 				   * large truncate, punch hole or reclaim */
+	int no_acl;            /* [0] no POSIX ACLs: settfs_setxattr and settfs_getxattr
+				* of them give -EOPNOTSUPP, chmod and creation ignore
+				* stored ones (as ext4's noacl) */
 } settfs_options;
 
 void settfs_options_init(settfs_options *o);

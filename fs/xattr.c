@@ -110,6 +110,8 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	if (!remove && !value)
 		value = ""; /* below, a NULL value means deletion */
 	int acl = sfs_acl_type(name);
+	if (acl && fs->no_acl)
+		return -EOPNOTSUPP;
 	uint8_t *copy = NULL;
 	if (acl && !remove) {
 		copy = malloc(size ? size : 1);
@@ -200,7 +202,7 @@ int sfs_acl_chmod_batch(settfs *fs, sfs_node *n, uint32_t mode, sett_batch *b)
 {
 	uint8_t *acl;
 	size_t size;
-	int r = get_acl(fs, n, SFS_ACL_ACCESS_NAME, &acl, &size);
+	int r = fs->no_acl ? -ENODATA : get_acl(fs, n, SFS_ACL_ACCESS_NAME, &acl, &size);
 	if (r)
 		return r == -ENODATA ? 0 : r;
 	if (sfs_acl_chmod(acl, size, mode))
@@ -214,7 +216,7 @@ int sfs_acl_inherit(settfs *fs, sfs_node *p, uint64_t ino, uint32_t *mode, uint3
 {
 	uint8_t *acl;
 	size_t size;
-	int r = get_acl(fs, p, SFS_ACL_DEFAULT_NAME, &acl, &size);
+	int r = fs->no_acl ? -ENODATA : get_acl(fs, p, SFS_ACL_DEFAULT_NAME, &acl, &size);
 	if (r == -ENODATA) {
 		*mode &= ~(umask & 0777u);
 		return 0;
@@ -251,6 +253,8 @@ ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, s
 	int r = check_xname(name, &nl);
 	if (r)
 		return r;
+	if (fs->no_acl && sfs_acl_type(name))
+		return -EOPNOTSUPP;
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)

@@ -975,6 +975,39 @@ START_TEST(test_acl_inherit)
 }
 END_TEST
 
+/* no_acl (-o noacl): ACLs refused; stored ones neither inherited nor changed by chmod. */
+START_TEST(test_acl_off)
+{
+	uint64_t d = mkdir_(1, "d");
+	uint8_t b[128], got[128];
+	const acl_ent def[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(7), OTHER(0) };
+	size_t n = acl_build(b, def, 5);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_DEFAULT_NAME, b, n, 0), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_ACCESS_NAME, b, n, 0), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.mem_table_size = 4u << 20;
+	o.no_acl = 1;
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_ACCESS_NAME, b, n, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_getxattr(fs, d, SFS_ACL_ACCESS_NAME, got, sizeof got), -EOPNOTSUPP);
+	settfs_ctx c = user_ctx;
+	c.umask = 022;
+	struct stat st, a;
+	ck_assert_int_eq(settfs_mkdir(fs, &c, d, "sub", 0777, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFDIR | 0755);
+	uint64_t sub = st.st_ino;
+	memset(&a, 0, sizeof a);
+	a.st_mode = 0700;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, d, &a, SETTFS_SET_MODE, &st), 0);
+	reopen();
+	ck_assert_int_eq(settfs_getxattr(fs, sub, SFS_ACL_DEFAULT_NAME, got, sizeof got), -ENODATA);
+	ck_assert_int_eq(settfs_getxattr(fs, d, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_MASK), 7);
+}
+END_TEST
+
 /* Deleting an inode finds its xattrs from the inode's flag, after a reopen too. */
 START_TEST(test_xattr_reclaim)
 {
@@ -2435,6 +2468,7 @@ int main(void)
 	tcase_add_test(tc, test_acl_mode_rules);
 	tcase_add_test(tc, test_acl_access_and_mode);
 	tcase_add_test(tc, test_acl_inherit);
+	tcase_add_test(tc, test_acl_off);
 	tcase_add_test(tc, test_super_versions);
 	tcase_add_test(tc, test_dentry_type_byte);
 	tcase_add_test(tc, test_next_ino_damaged);
