@@ -544,9 +544,9 @@ int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progre
 	sett_load_result scratch;
 	if (!res)
 		res = &scratch;
-	if (db->opt.read_only) {
+	if (db->opt.read_only || db->opt.managed) {
 		memset(res, 0, sizeof *res);
-		return -EROFS;
+		return db->opt.read_only ? -EROFS : -EINVAL; /* it commits batches */
 	}
 	spool s = { .read = read, .arg = arg, .progress = progress, .parg = parg };
 	int r = open_spool(db, &s.f);

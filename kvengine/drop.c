@@ -272,6 +272,8 @@ int sett_drop_prefix(sett_db *db, sett_val prefix)
 {
 	if (db->opt.read_only)
 		return -EROFS;
+	if (db->opt.managed)
+		return -EINVAL; /* it commits a batch of its own (see sett.h) */
 	if (prefix.size > SETT_MAX_KEY_SIZE || (prefix.size && !prefix.data))
 		return -EINVAL;
 	struct drop_state *ds = db->drops;
