@@ -43,23 +43,6 @@ static sett_db *open_store(const char *dir)
 	return db;
 }
 
-static uint64_t dir_bytes(const char *dir)
-{
-	DIR *d = opendir(dir);
-	ck_assert(d != NULL);
-	uint64_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char p[4096];
-		struct stat st;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-			n += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return n;
-}
-
 static void put(sett_db *db, const char *space, uint32_t i, uint32_t round)
 {
 	char k[64];
@@ -168,7 +151,7 @@ START_TEST(test_drop_prefix_with_writers)
 	ck_assert_int_eq(sett_flatten(db), 0);
 	for (uint32_t i = 0; i < 3000; i += 3)
 		put(db, "a/", i, 2); /* some in the memtable */
-	uint64_t before = dir_bytes(dir);
+	uint64_t before = tu_dir_bytes(dir);
 
 	worker w = { .db = db };
 	pthread_t th;
@@ -199,7 +182,7 @@ START_TEST(test_drop_prefix_with_writers)
 	}
 	/* the space of a/ came back, and the drop's mark is gone */
 	gc_all(db);
-	uint64_t after = dir_bytes(dir);
+	uint64_t after = tu_dir_bytes(dir);
 	ck_assert_msg(after * 2 < before, "store %llu bytes after the drop, %llu before",
 		      (unsigned long long)after, (unsigned long long)before);
 	ck_assert_uint_eq(drop_marks(db), 0);

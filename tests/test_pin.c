@@ -32,23 +32,6 @@ static void pin_options(sett_options *o)
 	o->gc_discard_ratio = 0;
 }
 
-static uint64_t dir_bytes(const char *dir)
-{
-	DIR *d = opendir(dir);
-	ck_assert(d != NULL);
-	uint64_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char p[4096];
-		struct stat st;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-			n += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return n;
-}
-
 static sett_val sv(const char *s) { return (sett_val){ strlen(s), s }; }
 
 /* Value of key i in round r: big (value log) for even i, small (LSM) for odd i. */
@@ -174,13 +157,13 @@ START_TEST(test_pin_survives_churn)
 		check_key(db, v, i, i % 7 == 1 ? 0 : 7, 0);
 	compact_and_gc(db);
 	check_pinned(db, v, pv);
-	uint64_t pinned_size = dir_bytes(dir);
+	uint64_t pinned_size = tu_dir_bytes(dir);
 
 	/* release: compaction and GC take the space back */
 	ck_assert_int_eq(sett_unpin(db, "snap"), 0);
 	compact_and_gc(db);
 	compact_and_gc(db);
-	uint64_t freed_size = dir_bytes(dir);
+	uint64_t freed_size = tu_dir_bytes(dir);
 	uint64_t live = (NKEYS / 2) * (uint64_t)VAL;
 	ck_assert_msg(freed_size + live / 2 < pinned_size,
 		      "after unpin the store still takes %llu bytes (pinned: %llu, live ~%llu)",
