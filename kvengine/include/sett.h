@@ -612,7 +612,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * older value (reported as SETT_REPAIR_STALE).  A table that a
  * compaction had replaced but that was not yet deleted when the MANIFEST
  * was lost can bring back keys deleted since (the MANIFEST was what said
- * it was dead).
+ * it was dead).  Pins are dropped, and so are prefix drops (sett_drop_prefix):
+ * keys whose drop compaction had not carried out yet come back.
  *
  * Each thing done or lost is passed to `report` (may be NULL).
  * Returns 0, -ENOENT when the directory holds no store files, or an error.
