@@ -39,6 +39,27 @@ uint32_t settfs_chunk_size(const settfs *fs)
 	return fs->chunk_size;
 }
 
+sett_db *settfs_engine(settfs *fs)
+{
+	return fs->db;
+}
+
+int settfs_get_stats(settfs *fs, settfs_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	long long ni = atomic_load(&fs->used_inodes);
+	long long dirty = atomic_load(&fs->dirty_bytes);
+	st->inodes = ni > 0 ? (uint64_t)ni : 0;
+	st->dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0;
+	st->chunk_size = fs->chunk_size;
+	st->read_only = fs->read_only;
+	st->degraded = fs->degraded;
+	int r = sfs_errno(sett_get_stats(fs->db, &st->engine));
+	if (r == 0)
+		r = sfs_errno(sett_disk_space(fs->db, &st->space));
+	return r;
+}
+
 static int say(const settfs_options *o, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int say(const settfs_options *o, int err, const char *fmt, ...)

@@ -1293,6 +1293,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->write_stall_us = __atomic_load_n(&db->stat_write_stall_us, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
