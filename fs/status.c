@@ -61,6 +61,10 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	ctl_put_str(b, "mount.store", c->store);
 	ctl_put_str(b, "mount.mountpoint", c->mountpoint);
 	ctl_put_str(b, "mount.options", c->options);
+	struct sfs_mount_ent *m = malloc(sizeof *m);
+	if (m && sfs_mount_find(c->mountpoint, NULL, m) == 0)
+		ctl_put_str(b, "mount.kernel_options", m->options);
+	free(m);
 	ctl_put_u64(b, "mount.pid", (uint64_t)getpid());
 	ctl_put_u64(b, "mount.started", (uint64_t)c->started);
 	ctl_put_f64(b, "mount.uptime_s", up);
@@ -399,51 +403,97 @@ static void text_value(FILE *out, const char *name, const ctl_rec *r)
 	}
 }
 
+/* rows of a table in the text form ("fuse.op.write.count": table fuse.op) */
+struct table {
+	char name[256];     /* "fuse.op"; "" when none is open */
+	char row[256];      /* the row being filled */
+	char header[1024];  /* its columns, from the first row */
+	char line[1024];
+	int rows;
+};
+
+static void table_flush(struct table *t, FILE *out)
+{
+	if (t->row[0]) {
+		if (!t->rows++)
+			fprintf(out, "  %-12s%s\n", strrchr(t->name, '.') + 1, t->header);
+		fprintf(out, "  %-12s%s\n", t->row, t->line);
+	}
+	t->row[0] = t->line[0] = 0;
+}
+
+static void table_cell(struct table *t, const char *name, const ctl_rec *r)
+{
+	char tn[256], row[256], col[256], cell[64];
+	part(name, 0, tn, sizeof tn);
+	size_t k = strlen(tn);
+	snprintf(tn + k, sizeof tn - k, ".%s", part(name, 1, col, sizeof col));
+	part(name, 2, row, sizeof row);
+	part(name, 3, col, sizeof col);
+	if (strcmp(tn, t->name)) {
+		snprintf(t->name, sizeof t->name, "%s", tn);
+		t->rows = 0;
+		t->header[0] = 0;
+	}
+	if (strcmp(row, t->row)) {
+		snprintf(t->row, sizeof t->row, "%s", row);
+		t->line[0] = 0;
+	}
+	if (r->kind == CTL_U64 && ends_with(col, "bytes") && r->u >= 1024)
+		cli_human(cell, sizeof cell, r->u);
+	else if (r->kind == CTL_U64)
+		snprintf(cell, sizeof cell, "%llu", (unsigned long long)r->u);
+	else if (r->kind == CTL_I64)
+		snprintf(cell, sizeof cell, "%lld", (long long)r->i);
+	else if (r->kind == CTL_F64)
+		snprintf(cell, sizeof cell, "%.1f", r->f);
+	else
+		snprintf(cell, sizeof cell, "%.*s", (int)(r->slen < 40 ? r->slen : 40),
+			 (const char *)r->s);
+	if (!t->rows) {
+		k = strlen(t->header);
+		snprintf(t->header + k, sizeof t->header - k, " %12s", col);
+	}
+	k = strlen(t->line);
+	snprintf(t->line + k, sizeof t->line - k, " %12s", cell);
+}
+
 /*
- * "section" lines, then "  rest.of.name  value"; the FUSE requests as a
- * table, one operation a row.
+ * "section" lines, then "  rest.of.name  value"; names of four parts
+ * ("lsm.level.L0.tables") as tables, a row per third part.
  */
 static int print_text(const uint8_t *body, size_t n, FILE *out)
 {
 	ctl_cursor c;
 	ctl_rec r;
-	char section[256] = "", op[256] = "";
+	char section[256] = "";
+	struct table t = { "", "", "", "", 0 };
 	int k;
 	ctl_cursor_init(&c, body, n);
 	while ((k = ctl_next(&c, &r)) == 1) {
 		if (r.kind < CTL_U64 || r.kind > CTL_STR || !strcmp(r.name, "status"))
 			continue;
-		char s[256];
+		char s[256], row[256];
 		part(r.name, 0, s, sizeof s);
+		int table = count_parts(r.name) == 4;
+		if (!table || strcmp(part(r.name, 2, row, sizeof row), t.row))
+			table_flush(&t, out);
+		if (!table)
+			t.name[0] = 0;
 		if (strcmp(s, section)) {
 			fprintf(out, "%s%s\n", section[0] ? "\n" : "", s);
 			snprintf(section, sizeof section, "%s", s);
 		}
-		const char *rest = strchr(r.name, '.');
-		rest = rest ? rest + 1 : r.name;
-		if (!strncmp(r.name, "fuse.op.", 8) && count_parts(r.name) == 4) {
-			char o[256], f[256];
-			part(r.name, 2, o, sizeof o);
-			part(r.name, 3, f, sizeof f);
-			if (strcmp(o, op)) {
-				if (!op[0])
-					fprintf(out, "  %-16s %12s %12s %12s\n", "request", "count",
-						"mean us", "max us");
-				fprintf(out, "  %-16s", o);
-				snprintf(op, sizeof op, "%s", o);
-			}
-			if (r.kind == CTL_U64)
-				fprintf(out, " %12llu", (unsigned long long)r.u);
-			else if (r.kind == CTL_F64)
-				fprintf(out, " %12.1f", r.f);
-			if (!strcmp(f, "max_us"))
-				fputc('\n', out);
+		if (table) {
+			table_cell(&t, r.name, &r);
 			continue;
 		}
-		fprintf(out, "  %-28s ", rest);
+		const char *rest = strchr(r.name, '.');
+		fprintf(out, "  %-24s ", rest ? rest + 1 : r.name);
 		text_value(out, r.name, &r);
 		fputc('\n', out);
 	}
+	table_flush(&t, out);
 	return k < 0 ? k : 0;
 }
 
