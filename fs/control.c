@@ -385,6 +385,26 @@ static void serve_one(ctl_server *s, int fd)
 	free(body);
 }
 
+/*
+ * Closing a Unix socket that still holds unread bytes resets it, and the
+ * client would see ECONNRESET instead of the reply sent before (a refusal,
+ * a request found malformed): read what is left first, bounded in bytes
+ * and time.
+ */
+static void drain_close(int fd)
+{
+	shutdown(fd, SHUT_WR);
+	set_timeouts(fd, 1);
+	char buf[4096];
+	for (size_t got = 0; got < 2 * CTL_MAX_REQUEST;) {
+		ssize_t k = recv(fd, buf, sizeof buf, 0);
+		if (k <= 0 && !(k < 0 && errno == EINTR))
+			break;
+		got += k > 0 ? (size_t)k : 0;
+	}
+	close(fd);
+}
+
 static void *server_main(void *arg)
 {
 	ctl_server *s = arg;
@@ -403,7 +423,7 @@ static void *server_main(void *arg)
 		if (fd < 0)
 			continue;
 		serve_one(s, fd);
-		close(fd);
+		drain_close(fd);
 	}
 	return NULL;
 }
