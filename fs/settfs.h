@@ -193,6 +193,8 @@ int settfs_statfs(settfs *fs, struct statvfs *sv);
 /* Live figures of an open filesystem (`settfs status`); any thread, any time. */
 typedef struct settfs_stats {
 	uint64_t inodes;       /* inodes in use */
+	uint64_t logical_bytes; /* sizes of the regular files (UINT64_MAX: unknown, a
+				 * damaged store whose inodes could not all be read) */
 	uint64_t dirty_bytes;  /* written, buffered in the daemon, not yet committed */
 	uint32_t chunk_size;
 	int read_only;         /* the store is open read-only */

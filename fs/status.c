@@ -72,6 +72,8 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	ctl_put_u64(b, "mount.degraded", (uint64_t)st.degraded);
 
 	ctl_put_u64(b, "fs.inodes", st.inodes);
+	if (st.logical_bytes != UINT64_MAX)
+		ctl_put_u64(b, "fs.logical_bytes", st.logical_bytes);
 	ctl_put_u64(b, "fs.dirty_bytes", st.dirty_bytes);
 	ctl_put_u64(b, "fs.chunk_bytes", st.chunk_size);
 	ctl_put_u64(b, "fs.written_bytes", e->bytes_written_user);

@@ -98,6 +98,22 @@ fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt"
 mount_fs
 status_json "$work/s3.json"
 [ "$(field "$work/s3.json" mount.pid)" = "$daemon" ] || fail "after kill -9: status not from the new daemon"
+# logical bytes: the sizes of the regular files, counted at mount and kept
+sizes() {
+	python3 -c 'import os, sys
+print(sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(sys.argv[1]) for f in fs
+          if os.path.isfile(os.path.join(d, f)) and not os.path.islink(os.path.join(d, f))))' "$mnt"
+}
+ln -s "a-target" "$mnt/link" || fail "symlink"
+mkdir "$mnt/dir" || fail "mkdir"
+l1=$(field "$work/s3.json" fs.logical_bytes)
+[ "$l1" = "$(sizes)" ] || fail "logical bytes $l1 at mount, files hold $(sizes)"
+dd if="$work/four" of="$mnt/dir/new" bs=1M count=1 conv=fsync 2>/dev/null || fail "write"
+truncate -s 100 "$mnt/work" || fail "truncate"
+status_json "$work/s5.json"
+l2=$(field "$work/s5.json" fs.logical_bytes)
+echo "logical bytes $l1 -> $l2 (files: $(sizes))"
+[ "$l2" = "$(sizes)" ] || fail "logical bytes $l2 after a write and a truncate, files hold $(sizes)"
 umount_fs
 
 # 6. a read-only mount answers too
