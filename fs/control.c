@@ -328,12 +328,22 @@ static void set_timeouts(int fd, int secs)
 
 /* ---- server ---------------------------------------------------------- */
 
+#define CTL_MAX_CONNS 4 /* served at once; more wait in the listen queue */
+
 struct ctl_server {
 	int lfd;
 	int wake[2];
 	pthread_t thread;
 	ctl_handler fn;
 	void *arg;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* a connection ended */
+	int active;         /* connection threads running (under mu) */
+};
+
+struct conn {
+	ctl_server *s;
+	int fd;
 };
 
 static void reply_error(int fd, uint16_t type, int err)
@@ -405,6 +415,20 @@ static void drain_close(int fd)
 	close(fd);
 }
 
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	ctl_server *s = c->s;
+	serve_one(s, c->fd);
+	drain_close(c->fd);
+	free(c);
+	pthread_mutex_lock(&s->mu);
+	s->active--;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
 static void *server_main(void *arg)
 {
 	ctl_server *s = arg;
@@ -422,9 +446,33 @@ static void *server_main(void *arg)
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve_one(s, fd);
-		drain_close(fd);
+		/* a thread per connection: a long request (a check) does not hold up a status */
+		struct conn *c = malloc(sizeof *c);
+		pthread_t t;
+		pthread_attr_t at;
+		int started = 0;
+		pthread_mutex_lock(&s->mu);
+		while (s->active >= CTL_MAX_CONNS)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (c && pthread_attr_init(&at) == 0) {
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			*c = (struct conn){ s, fd };
+			started = pthread_create(&t, &at, conn_main, c) == 0;
+			pthread_attr_destroy(&at);
+		}
+		s->active += started;
+		pthread_mutex_unlock(&s->mu);
+		if (!started) {
+			free(c);
+			serve_one(s, fd);
+			drain_close(fd);
+		}
 	}
+	/* the handler uses what the caller closes after ctl_server_stop */
+	pthread_mutex_lock(&s->mu);
+	while (s->active)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
 
@@ -436,6 +484,8 @@ int ctl_server_start(const char *store, ctl_handler fn, void *arg, ctl_server **
 	s->fn = fn;
 	s->arg = arg;
 	s->wake[0] = s->wake[1] = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	struct sockaddr_un sa;
 	unsigned salen;
 	ctl_address(store, &sa, &salen);
@@ -454,6 +504,8 @@ int ctl_server_start(const char *store, ctl_handler fn, void *arg, ctl_server **
 		close(s->wake[0]);
 		close(s->wake[1]);
 	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return r;
 }
@@ -469,6 +521,8 @@ void ctl_server_stop(ctl_server *s)
 	close(s->lfd);
 	close(s->wake[0]);
 	close(s->wake[1]);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 

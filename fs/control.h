@@ -32,7 +32,8 @@
 /* Request types (a reply has the request's type | CTL_REPLY). */
 enum ctl_type {
 	CTL_STATUS = 1, /* live figures of the mount (reply: records, see status.c) */
-	CTL_INFO = 2    /* the text of `sett info` for the store (reply: "text") */
+	CTL_INFO = 2,   /* the text of `sett info` for the store (reply: "text") */
+	CTL_CHECK = 3   /* sett_verify of the open store (reply: "faults", "fault"...) */
 };
 
 /* Record kinds. */
@@ -108,12 +109,13 @@ typedef int (*ctl_handler)(void *arg, const ctl_header *h, const uint8_t *body, 
 typedef struct ctl_server ctl_server;
 /*
  * Listens for the store at `store` and serves requests on a thread of its
- * own, one connection at a time, each bounded by a timeout.  Peers other
+ * own, each connection on a thread of its own (at most 4 at once), each
+ * read and write bounded by a timeout.  Peers other
  * than root and this process's user are refused (status -EACCES).
  * Fails with -EADDRINUSE when another process serves that name.
  */
 int ctl_server_start(const char *store, ctl_handler fn, void *arg, ctl_server **sp);
-/* Stops serving (a request under way finishes first). */
+/* Stops serving; returns once the requests under way have finished. */
 void ctl_server_stop(ctl_server *s);
 
 /* ---- client ---------------------------------------------------------- */

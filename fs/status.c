@@ -156,6 +156,30 @@ static int fill_info(sfs_control *c, ctl_buf *b)
 	return r < 0 && r > -4096 ? r : r ? -EIO : 0;
 }
 
+struct faults {
+	ctl_buf *b;
+	uint64_t n;
+};
+
+static void on_fault(void *arg, const char *msg)
+{
+	struct faults *f = arg;
+	if (f->n++ < 1000) /* the count says how many more */
+		ctl_put_str(f->b, "fault", msg);
+}
+
+/* `sett check` of the mounted store: what sett_verify checks of an open store */
+static int fill_check(sfs_control *c, ctl_buf *b)
+{
+	ctl_put_i64(b, "status", 0);
+	struct faults f = { b, 0 };
+	int r = sett_verify(settfs_engine(c->fs), on_fault, &f);
+	if (r && !f.n)
+		return r < 0 && r > -4096 ? r : -EIO;
+	ctl_put_u64(b, "faults", f.n);
+	return b->err;
+}
+
 static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n, ctl_buf *reply)
 {
 	(void)body;
@@ -165,6 +189,8 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return fill_status(arg, reply);
 	case CTL_INFO:
 		return fill_info(arg, reply);
+	case CTL_CHECK:
+		return fill_check(arg, reply);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -1365,6 +1365,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		return r;
 	for (int i = 0; i < n; i++) {
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
+		if (r == -ENOENT)
+			continue; /* GC deleted it since the list was taken */
 		if (r) {
 			bad = r;
 			if (report) {

@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,11 +189,17 @@ END_TEST
 
 /* ---- server ---- */
 
+static int slow_pipe[2];
+
 static int echo(void *arg, const ctl_header *h, const uint8_t *body, size_t n, ctl_buf *reply)
 {
 	(void)arg;
 	if (h->type == 7)
 		return -ENOSPC;
+	if (h->type == 8) { /* a long request: waits for a byte on slow_pipe */
+		char c;
+		ck_assert_int_eq(read(slow_pipe[0], &c, 1), 1);
+	}
 	ctl_put_i64(reply, "status", 0);
 	ctl_put_bytes(reply, "echo", body, n);
 	return 0;
@@ -222,6 +229,20 @@ static int raw(const char *store, const void *p, size_t n)
 		return -ECONNRESET;
 	ck_assert_int_eq(ctl_find(buf + CTL_HEADER_SIZE, h.len, "status", &r), 1);
 	return (int)r.i;
+}
+
+static void *slow_call(void *arg)
+{
+	ctl_buf q = { 0 };
+	uint8_t *body;
+	size_t n;
+	ctl_begin(&q, 8);
+	ctl_end(&q);
+	int r = ctl_call(arg, &q, &body, &n);
+	if (r == 0)
+		free(body);
+	ctl_buf_free(&q);
+	return r ? (void *)1 : NULL;
 }
 
 START_TEST(server_round_trip_and_hostile_clients)
@@ -269,6 +290,21 @@ START_TEST(server_round_trip_and_hostile_clients)
 	ck_assert_int_eq(ctl_end(&q), 0);
 	ck_assert_int_eq(ctl_call(store, &q, &body, &n), 0);
 	free(body);
+
+	/* a long request does not hold up others */
+	ck_assert_int_eq(pipe(slow_pipe), 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, slow_call, store), 0);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(ctl_call(store, &q, &body, &n), 0);
+		free(body);
+	}
+	ck_assert_int_eq(write(slow_pipe[1], "x", 1), 1);
+	void *res;
+	ck_assert_int_eq(pthread_join(t, &res), 0);
+	ck_assert_ptr_null(res);
+	close(slow_pipe[0]);
+	close(slow_pipe[1]);
 
 	/* another user is refused (root only: it can become one) */
 	if (geteuid() == 0) {

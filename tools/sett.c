@@ -185,37 +185,46 @@ static int cmd_scan(int argc, char **argv)
 	return r ? cli_fail("scan", store, r) : 0;
 }
 
+/*
+ * A mounted store: its daemon answers a request of `type` (0 and the
+ * reply body in *body).  -ENOENT: no daemon serves the store.  Other
+ * errors are reported.
+ */
+static int ask_daemon(const char *cmd, const char *store, uint16_t type, uint8_t **body,
+		      size_t *n)
+{
+	char *real = realpath(store, NULL);
+	if (!real)
+		return -ENOENT;
+	ctl_buf q = { 0 };
+	ctl_begin(&q, type);
+	ctl_end(&q);
+	int r = ctl_call(real, &q, body, n);
+	ctl_buf_free(&q);
+	free(real);
+	if (r && r != -ENOENT)
+		fprintf(stderr, "sett %s: %s: the daemon of the mounted store %s\n", cmd, store,
+			r == -EACCES ? "refused: only root and the mount's owner may ask"
+				     : strerror(-r));
+	return r;
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	/* a mounted store: its daemon answers */
-	char *real = realpath(argv[1], NULL);
-	int r = -ENOENT;
-	if (real) {
-		ctl_buf q = { 0 };
-		uint8_t *body;
-		size_t n;
-		ctl_begin(&q, CTL_INFO);
-		ctl_end(&q);
-		r = ctl_call(real, &q, &body, &n);
-		ctl_buf_free(&q);
+	uint8_t *body;
+	size_t n;
+	int r = ask_daemon("info", argv[1], CTL_INFO, &body, &n);
+	if (r == 0) {
 		ctl_rec t;
-		if (r == 0 && ctl_find(body, n, "text", &t) == 1 && t.kind == CTL_STR)
+		if (ctl_find(body, n, "text", &t) == 1 && t.kind == CTL_STR)
 			fwrite(t.s, 1, t.slen, stdout);
-		else if (r == 0)
-			r = -EPROTO;
-		if (r == 0)
-			free(body);
-		free(real);
-	}
-	if (r == 0)
+		free(body);
 		return 0;
-	if (r != -ENOENT) {
-		fprintf(stderr, "sett info: %s: the daemon of the mounted store answered: %s\n",
-			argv[1], strerror(-r));
-		return 1;
 	}
+	if (r != -ENOENT)
+		return 1;
 	sett_db *db;
 	if (cli_open("info", argv[1], 1, &db))
 		return 1;
@@ -235,12 +244,33 @@ static int cmd_check(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	sett_db *db;
-	if (cli_open("check", argv[1], 1, &db))
-		return 1;
+	uint8_t *body;
+	size_t n;
 	int faults = 0;
-	int r = sett_verify(db, report_line, &faults);
-	sett_close(db);
+	int r = ask_daemon("check", argv[1], CTL_CHECK, &body, &n);
+	if (r == 0) {
+		/* what the daemon can check of the store it has open */
+		ctl_cursor c;
+		ctl_rec rec;
+		uint64_t total = 0;
+		ctl_cursor_init(&c, body, n);
+		while (ctl_next(&c, &rec) == 1) {
+			if (!strcmp(rec.name, "fault") && rec.kind == CTL_STR)
+				fprintf(stderr, "sett check: %.*s\n", (int)rec.slen, (const char *)rec.s);
+			if (!strcmp(rec.name, "faults") && rec.kind == CTL_U64)
+				total = rec.u;
+		}
+		free(body);
+		faults = total > INT32_MAX ? INT32_MAX : (int)total;
+	} else if (r != -ENOENT) {
+		return 1;
+	} else {
+		sett_db *db;
+		if (cli_open("check", argv[1], 1, &db))
+			return 1;
+		r = sett_verify(db, report_line, &faults);
+		sett_close(db);
+	}
 	if (r && !faults)
 		return cli_fail("check", argv[1], r);
 	if (faults) {

@@ -285,7 +285,12 @@ int sett_disk_space(sett_db *db, sett_space *out);
  * never more than 1/8 of the disk. */
 uint64_t sett_default_reserve(uint64_t disk_bytes);
 
-/* Verify every checksum in the store (tables, WAL, value log). */
+/*
+ * Verify every checksum in the store (tables, WAL, value log).  May run
+ * while the store is in use: it checks the tables of one version and the
+ * value-log files of the moment it starts (a file GC deletes meanwhile
+ * is skipped).
+ */
 typedef void (*sett_report_fn)(void *arg, const char *msg);
 int sett_verify(sett_db *db, sett_report_fn report, void *arg);
 

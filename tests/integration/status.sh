@@ -1,8 +1,8 @@
 #!/bin/sh
 # The control path of a mounted store: `settfs status` on a busy mount
 # answers and its counters move with the work; `--json` parses; a user
-# other than root and the mount's owner is refused; `sett info` and the
-# root's settfs.stats xattr go through the daemon; a daemon killed with
+# other than root and the mount's owner is refused; `sett info`, `sett
+# check` and the root's settfs.stats xattr go through the daemon; a daemon killed with
 # SIGKILL leaves nothing that stops the next mount from serving status;
 # two mounts each answer for their own store; a read-only mount answers.
 . "${srcdir:-.}/tests/integration/lib.sh"
@@ -48,6 +48,11 @@ grep -q "store  *$store\$" "$work/s1.txt" || { cat "$work/s1.txt"; fail "status 
 head -c $((4 << 20)) /dev/urandom > "$work/four"
 dd if="$work/four" of="$mnt/work" bs=1M conv=fsync 2>/dev/null || fail "write"
 status_json "$work/s2.json"
+# an online check while the writer goes on: no faults, no waiting for the lock
+timeout 120 "$SETT" check "$store" > "$work/check.out" 2> "$work/check.err" ||
+	{ cat "$work/check.err"; fail "sett check of the mounted store exit $?"; }
+grep -q "no faults" "$work/check.out" || fail "sett check output"
+grep -q "in use" "$work/check.err" && fail "sett check waited for the lock"
 kill "$writer"
 wait "$writer" 2>/dev/null
 writer=
