@@ -46,7 +46,7 @@ int cli_info_print(sett_db *db, const char *store, FILE *f)
 	cli_human(a, sizeof a, st.vlog_bytes);
 	cli_human(b, sizeof b, garbage);
 	fprintf(f, "value log %d files, %s, garbage %s (%.0f%%)\n", n < 0 ? 0 : n, a, b,
-	       st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
+		st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
 	for (int i = 0; i < n && i < 1024; i++) {
 		uint64_t g = vi[i].bytes - vi[i].live_bytes;
 		char c[32];
@@ -54,16 +54,16 @@ int cli_info_print(sett_db *db, const char *store, FILE *f)
 		cli_human(b, sizeof b, vi[i].live_bytes);
 		cli_human(c, sizeof c, g);
 		fprintf(f, "  %06u.vlog %11s  live %11s  garbage %11s (%3.0f%%)%s%s\n", vi[i].fid, a, b,
-		       c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
-		       i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
+			c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
+			i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
 	}
 	cli_human(a, sizeof a, live);
 	cli_human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
 	fprintf(f, "live values %s; with tables and logs %s\n", a, b);
 	fprintf(f, "gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
-	       st.gc_activity, (unsigned long long)st.gc_runs,
-	       (unsigned long long)st.gc_files_rewritten,
-	       (cli_human(a, sizeof a, st.gc_bytes_measured), a));
+		st.gc_activity, (unsigned long long)st.gc_runs,
+		(unsigned long long)st.gc_files_rewritten,
+		(cli_human(a, sizeof a, st.gc_bytes_measured), a));
 	fprintf(f, "%s rewritten\n", (cli_human(a, sizeof a, st.gc_bytes_rewritten), a));
 	sett_space sp;
 	if (sett_disk_space(db, &sp) == 0) {
@@ -72,11 +72,11 @@ int cli_info_print(sett_db *db, const char *store, FILE *f)
 		cli_human(b, sizeof b, sp.free_bytes);
 		cli_human(c, sizeof c, sp.reserve);
 		fprintf(f, "disk %s, free %s, reserve %s (default rule; settfs -o reserve= sets it)\n", a,
-		       b, c);
+			b, c);
 	}
 	fprintf(f, "block cache hits %llu misses %llu (%s)\n", (unsigned long long)st.block_cache_hits,
-	       (unsigned long long)st.block_cache_misses,
-	       (cli_human(a, sizeof a, st.block_cache_bytes), a));
+		(unsigned long long)st.block_cache_misses,
+		(cli_human(a, sizeof a, st.block_cache_bytes), a));
 	return 0;
 }
 
