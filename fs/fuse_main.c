@@ -581,7 +581,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* `getfattr -n settfs.stats MNT`: the text of `settfs status` */
 	struct sfs_fuse *f = ctx_of(req);
 	ssize_t n = ino == FUSE_ROOT_ID && f->control && !strcmp(name, "settfs.stats")
-			    ? sfs_control_xattr(f->control, buf, size)
+			    ? sfs_control_xattr(f->control, fuse_req_ctx(req)->uid, buf, size)
 			    : settfs_getxattr(fs_of(req), ino, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -249,8 +249,10 @@ void sfs_control_stop(sfs_control *c)
 	free(c);
 }
 
-ssize_t sfs_control_xattr(sfs_control *c, char *buf, size_t size)
+ssize_t sfs_control_xattr(sfs_control *c, uid_t uid, char *buf, size_t size)
 {
+	if (uid != 0 && uid != geteuid())
+		return -EACCES; /* as on the control path */
 	ctl_buf b = { 0 };
 	ctl_begin(&b, CTL_STATUS | CTL_REPLY);
 	int r = fill_status(c, &b);

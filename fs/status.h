@@ -25,8 +25,11 @@ sfs_control *sfs_control_start(settfs *fs, const struct sfs_wire *wire, const ch
 			       const char *mountpoint, int argc, char **argv);
 /* Stops the server (before the store is closed). */
 void sfs_control_stop(sfs_control *c);
-/* getxattr of "settfs.stats" on the root: the status text (size 0: its length). */
-ssize_t sfs_control_xattr(sfs_control *c, char *buf, size_t size);
+/*
+ * getxattr of "settfs.stats" on the root by user `uid`: the status text
+ * (size 0: its length); -EACCES for others than root and the daemon's user.
+ */
+ssize_t sfs_control_xattr(sfs_control *c, uid_t uid, char *buf, size_t size);
 
 /* The records of a CTL_STATUS reply as text (json 0) or JSON (json 1). */
 int sfs_status_print(const uint8_t *body, size_t n, int json, FILE *out);

@@ -84,6 +84,16 @@ cat "$work/refused.err"
 grep -q "refused" "$work/refused.err" || fail "unprivileged user: not refused by the daemon"
 setpriv --reuid=65534 --regid=65534 --clear-groups "$SETT" info "$store" > /dev/null 2> "$work/refused2.err" &&
 	fail "an unprivileged user got sett info"
+# the xattr too, on a mount that lets others in
+"$SETTFS" umount "$mnt" || fail "settfs umount"
+wait "$daemon"
+daemon=
+mount_fs -o allow_other
+ls "$mnt" > /dev/null || fail "allow_other mount"
+setpriv --reuid=65534 --regid=65534 --clear-groups ls "$mnt" > /dev/null || fail "allow_other: others cannot list"
+setpriv --reuid=65534 --regid=65534 --clear-groups getfattr --only-values -n settfs.stats "$mnt" \
+	> /dev/null 2>&1 && fail "an unprivileged user read settfs.stats"
+getfattr --only-values -n settfs.stats "$mnt" > /dev/null || fail "root cannot read settfs.stats"
 
 # 4. a second mount answers for its own store
 mkdir -p "$work/mnt2"
