@@ -17,18 +17,22 @@ st_cleanup() {
 }
 trap st_cleanup EXIT
 
-# field JSON_FILE a.b.c: one figure of a `settfs status --json` reply
-field() {
+# fields JSON_FILE a.b.c ...: figures of a `settfs status --json` reply
+# (one python3 run per reply: json.load fails on what does not parse)
+fields() {
 	python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    d = d[k]
-print(d)' "$1" "$2"
+out = []
+for name in sys.argv[2:]:
+    v = d
+    for k in name.split("."):
+        v = v[k]
+    out.append(str(v))
+print(" ".join(out))' "$@" || { cat "$1"; fail "status --json: does not parse, or lacks one of ${*#* }"; }
 }
 
 status_json() { # status_json OUT [MNT]
 	timeout 10 "$SETTFS" status --json "${2:-$mnt}" > "$1" || fail "settfs status --json exit $?"
-	python3 -m json.tool "$1" > /dev/null || { cat "$1"; fail "status --json does not parse"; }
 }
 
 chmod 755 "$work" # let the unprivileged user below reach the mountpoint
@@ -56,18 +60,16 @@ grep -q "in use" "$work/check.err" && fail "sett check waited for the lock"
 kill "$writer"
 wait "$writer" 2>/dev/null
 writer=
-r1=$(field "$work/s1.json" fuse.requests)
-r2=$(field "$work/s2.json" fuse.requests)
-w1=$(field "$work/s1.json" fuse.op.write.count)
-w2=$(field "$work/s2.json" fuse.op.write.count)
-b1=$(field "$work/s1.json" fs.written_bytes)
-b2=$(field "$work/s2.json" fs.written_bytes)
+set -- $(fields "$work/s1.json" fuse.requests fuse.op.write.count fs.written_bytes)
+r1=$1 w1=$2 b1=$3
+set -- $(fields "$work/s2.json" fuse.requests fuse.op.write.count fs.written_bytes mount.pid mount.store)
+r2=$1 w2=$2 b2=$3 pid=$4 st=$5
 echo "requests $r1 -> $r2, writes $w1 -> $w2, bytes committed $b1 -> $b2"
 [ "$r2" -gt "$r1" ] || fail "request count did not grow"
 [ "$w2" -gt "$w1" ] || fail "write count did not grow"
 [ "$b2" -ge $((b1 + (4 << 20))) ] || fail "committed bytes did not grow by the 4 MiB written"
-[ "$(field "$work/s2.json" mount.pid)" = "$daemon" ] || fail "mount.pid is not the daemon"
-[ "$(field "$work/s2.json" mount.store)" = "$store" ] || fail "mount.store"
+[ "$pid" = "$daemon" ] || fail "mount.pid is not the daemon"
+[ "$st" = "$store" ] || fail "mount.store"
 
 # 2. the xattr view and sett info through the daemon
 getfattr --only-values -n settfs.stats "$mnt" > "$work/xattr.txt" || fail "getfattr settfs.stats"
@@ -99,9 +101,9 @@ getfattr --only-values -n settfs.stats "$mnt" > /dev/null || fail "root cannot r
 mkdir -p "$work/mnt2"
 "$SETTFS" "$work/store2" "$work/mnt2" || fail "second mount"
 status_json "$work/m2.json" "$work/mnt2"
-[ "$(field "$work/m2.json" mount.store)" = "$work/store2" ] || fail "second mount: wrong store"
+[ "$(fields "$work/m2.json" mount.store)" = "$work/store2" ] || fail "second mount: wrong store"
 status_json "$work/m1.json"
-[ "$(field "$work/m1.json" mount.store)" = "$store" ] || fail "first mount: wrong store"
+[ "$(fields "$work/m1.json" mount.store)" = "$store" ] || fail "first mount: wrong store"
 "$SETTFS" umount "$work/mnt2" || fail "settfs umount of the second mount"
 "$SETTFS" status "$work/mnt2" 2>/dev/null && fail "status of an unmounted directory"
 
@@ -112,7 +114,9 @@ daemon=
 fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt"
 mount_fs
 status_json "$work/s3.json"
-[ "$(field "$work/s3.json" mount.pid)" = "$daemon" ] || fail "after kill -9: status not from the new daemon"
+set -- $(fields "$work/s3.json" mount.pid fs.logical_bytes)
+[ "$1" = "$daemon" ] || fail "after kill -9: status not from the new daemon"
+l1=$2
 # logical bytes: the sizes of the regular files, counted at mount and kept
 sizes() {
 	python3 -c 'import os, sys
@@ -121,20 +125,21 @@ print(sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(sys.argv[
 }
 ln -s "a-target" "$mnt/link" || fail "symlink"
 mkdir "$mnt/dir" || fail "mkdir"
-l1=$(field "$work/s3.json" fs.logical_bytes)
-[ "$l1" = "$(sizes)" ] || fail "logical bytes $l1 at mount, files hold $(sizes)"
+z=$(sizes)
+[ "$l1" = "$z" ] || fail "logical bytes $l1 at mount, files hold $z"
 dd if="$work/four" of="$mnt/dir/new" bs=1M count=1 conv=fsync 2>/dev/null || fail "write"
 truncate -s 100 "$mnt/work" || fail "truncate"
 status_json "$work/s5.json"
-l2=$(field "$work/s5.json" fs.logical_bytes)
-echo "logical bytes $l1 -> $l2 (files: $(sizes))"
-[ "$l2" = "$(sizes)" ] || fail "logical bytes $l2 after a write and a truncate, files hold $(sizes)"
+l2=$(fields "$work/s5.json" fs.logical_bytes)
+z=$(sizes)
+echo "logical bytes $l1 -> $l2 (files: $z)"
+[ "$l2" = "$z" ] || fail "logical bytes $l2 after a write and a truncate, files hold $z"
 umount_fs
 
 # 6. a read-only mount answers too
 mount_fs -o ro
 status_json "$work/s4.json"
-[ "$(field "$work/s4.json" mount.read_only)" = 1 ] || fail "read-only mount: read_only not 1"
+[ "$(fields "$work/s4.json" mount.read_only)" = 1 ] || fail "read-only mount: read_only not 1"
 umount_fs
 check_fsck
 echo "PASS"
