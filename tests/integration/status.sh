@@ -88,7 +88,7 @@ setpriv --reuid=65534 --regid=65534 --clear-groups "$SETT" info "$store" > /dev/
 	fail "an unprivileged user got sett info"
 # the xattr too, on a mount that lets others in
 "$SETTFS" umount "$mnt" || fail "settfs umount"
-wait "$daemon"
+wait "$daemon" || fail "settfs exit status $?"
 daemon=
 mount_fs -o allow_other
 ls "$mnt" > /dev/null || fail "allow_other mount"
