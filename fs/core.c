@@ -481,6 +481,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->dirty_limit = o->dirty_limit ? o->dirty_limit : 64u << 20;
 	fs->inode_dirty_limit = o->inode_dirty_limit ? o->inode_dirty_limit : 1u << 20;
 	/* the engine takes a batch of at most half a memtable, ~100 bytes a delete */
+	fs->no_acl = o->no_acl;
 	fs->max_batch_deletes = o->engine.mem_table_size / 2 / 128;
 	if (fs->max_batch_deletes > 8192)
 		fs->max_batch_deletes = 8192;

@@ -107,6 +107,7 @@ struct settfs {
 	char *path;
 	uint32_t chunk_size;
 	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
+	int no_acl;           /* settfs_options.no_acl */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	pthread_rwlock_t ns_lock;
@@ -240,6 +241,20 @@ int sfs_check_name(const char *name);
  * ones first, each a legal state (see data.c), and updates n->in with them.
  */
 int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b);
+/*
+ * chmod of node n (locked) to `mode`: adds its access ACL, rewritten to
+ * agree with the mode, to b if it has one.  -EIO for a damaged ACL.
+ */
+int sfs_acl_chmod_batch(settfs *fs, sfs_node *n, uint32_t mode, sett_batch *b);
+/*
+ * A new inode `ino` of *mode in directory p (locked): with a default ACL
+ * on p, adds the inode's access ACL (unless the mode says all of it) and,
+ * for a directory, its default ACL to b, and masks *mode's permission bits
+ * by the ACL; returns 1 if it added an attribute, else 0.  Without one,
+ * clears `umask` from *mode and returns 0.
+ */
+int sfs_acl_inherit(settfs *fs, sfs_node *p, uint64_t ino, uint32_t *mode, uint32_t umask,
+		    sett_batch *b);
 /* Does the directory have entries? 1 yes, 0 no, <0 error */
 int sfs_dir_nonempty(settfs *fs, uint64_t ino);
 

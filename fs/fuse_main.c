@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -52,6 +53,7 @@ struct sfs_cfg {
 	int readahead_kb;     /* -1: leave the kernel's setting */
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
+	int noacl;            /* -o noacl: no POSIX ACLs */
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
@@ -62,6 +64,8 @@ struct sfs_fuse {
 	settfs *fs;
 	struct sfs_cfg *cfg;
 	int writeback; /* negotiated */
+	int acl;       /* negotiated: POSIX ACLs (with DONT_MASK: create modes arrive
+			* without the umask applied) */
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
@@ -94,7 +98,8 @@ static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0 };
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0,
+			 ctx_of(req)->acl ? (uint32_t)c->umask : 0 };
 	return s;
 }
 
@@ -155,6 +160,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * 3.14 does not know it).  The old HANDLE_KILLPRIV is not taken.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+	/*
+	 * POSIX ACLs: the kernel enforces them (with default_permissions)
+	 * and caches them; settfs stores them, keeps them in step with the
+	 * mode and applies default ACLs to new inodes.  That needs the
+	 * create mode before the umask (DONT_MASK: the kernel passes the
+	 * umask along instead), since a default ACL replaces the umask.
+	 */
+	if (!f->cfg->noacl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+	    (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		f->acl = 1;
+	}
 	conn->max_write = 1u << 20;
 }
 
@@ -568,6 +585,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	/* without FUSE_POSIX_ACL the kernel would not enforce them: refused */
+	if (!ctx_of(req)->acl && strncmp(name, "system.posix_acl_", 17) == 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	flags &= XATTR_CREATE | XATTR_REPLACE;
+	if (sfs_wire_acl_kill_sgid())
+		flags |= SETTFS_XATTR_KILL_SGID;
 	fuse_reply_err(req, -settfs_setxattr(fs_of(req), ino, name, value, size, flags));
 }
 
@@ -872,6 +897,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
+	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -925,6 +951,7 @@ static void usage(const char *prog)
 	       "                             call of a directory listing (default: always plus)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
 	       "                             READ into the kernel's page cache\n"
+	       "    -o noacl                 no POSIX ACLs (setting one fails with EOPNOTSUPP)\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
@@ -1243,6 +1270,7 @@ int main(int argc, char *argv[])
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
+	o.no_acl = cfg.noacl;
 	o.engine.read_only = cfg.ro;
 	if (cfg.ro)
 		o.engine.create_if_missing = 0;

@@ -3,7 +3,9 @@
  *
  * Only fixed-layout fields of <linux/fuse.h> are read, and only when the
  * message is long enough to hold them: a short or unknown message passes
- * through untouched and libfuse answers it as before.
+ * through untouched and libfuse answers it as before.  The one message
+ * changed is SETXATTR under FUSE_SETXATTR_EXT, cut to the layout libfuse
+ * reads.
  */
 #include <linux/fuse.h>
 #include <stddef.h>
@@ -14,7 +16,7 @@
 
 #include "fuse_wire.h"
 
-static _Thread_local int kill_suidgid;
+static _Thread_local int kill_suidgid, acl_kill_sgid;
 /* the request this thread read last, until its reply is written */
 static _Thread_local struct {
 	uint64_t unique;
@@ -101,6 +103,11 @@ int sfs_wire_kill_suidgid(void)
 	return kill_suidgid;
 }
 
+int sfs_wire_acl_kill_sgid(void)
+{
+	return acl_kill_sgid;
+}
+
 static uint32_t get32(const void *p)
 {
 	uint32_t v;
@@ -118,10 +125,10 @@ static uint32_t body32(const char *buf, size_t len, size_t off)
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w)
 {
 	ssize_t n = read(fd, buf, len);
-	kill_suidgid = 0;
+	kill_suidgid = acl_kill_sgid = 0;
 	if (n < (ssize_t)sizeof(struct fuse_in_header))
 		return n;
-	const char *b = buf;
+	char *b = buf;
 	size_t got = (size_t)n;
 	struct fuse_in_header h;
 	memcpy(&h, b, sizeof h);
@@ -134,11 +141,23 @@ ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w)
 		cur.pending = 1;
 	}
 	if (h.opcode == FUSE_INIT) {
+		uint32_t flags = body32(b, got, offsetof(struct fuse_init_in, flags));
 		w->init_unique = h.unique;
 		w->init_seen = 1;
-		w->offers_v2 = !!(body32(b, got, offsetof(struct fuse_init_in, flags)) &
-				  FUSE_HANDLE_KILLPRIV_V2);
+		w->offers_v2 = !!(flags & FUSE_HANDLE_KILLPRIV_V2);
+		w->offers_setxattr_ext = !!(flags & FUSE_SETXATTR_EXT);
 		return n;
+	}
+	const size_t hs = sizeof(struct fuse_in_header), ext = sizeof(struct fuse_setxattr_in),
+		     compat = FUSE_COMPAT_SETXATTR_IN_SIZE;
+	if (h.opcode == FUSE_SETXATTR && w->setxattr_ext && got >= hs + ext && h.len == got) {
+		/* hand libfuse the compatible layout: size and flags, then the name */
+		acl_kill_sgid = !!(body32(b, got, offsetof(struct fuse_setxattr_in, setxattr_flags)) &
+				   FUSE_SETXATTR_ACL_KILL_SGID);
+		memmove(b + hs + compat, b + hs + ext, got - hs - ext);
+		h.len -= (uint32_t)(ext - compat);
+		memcpy(b, &h, sizeof h);
+		return n - (ssize_t)(ext - compat);
 	}
 	for (size_t i = 0; w->killpriv_v2 && i < sizeof kill_fields / sizeof *kill_fields; i++)
 		if (kill_fields[i].opcode == h.opcode)
@@ -171,16 +190,23 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 			init_reply = oh.error == 0;
 			w->init_seen = 0;
 		}
-		if (init_reply && w->offers_v2 &&
-		    oh.len >= sizeof oh + offsetof(struct fuse_init_out, flags) + 4) {
-			char *p = iov_at(iov, count, sizeof oh + offsetof(struct fuse_init_out, flags));
-			if (p) {
-				uint32_t flags = get32(p) | FUSE_HANDLE_KILLPRIV_V2;
+		char *p = NULL;
+		if (init_reply && oh.len >= sizeof oh + offsetof(struct fuse_init_out, flags) + 4)
+			p = iov_at(iov, count, sizeof oh + offsetof(struct fuse_init_out, flags));
+		if (p) {
+			uint32_t flags = get32(p);
+			if (w->offers_v2) {
+				flags |= FUSE_HANDLE_KILLPRIV_V2;
 				/* V1 asks the daemon to kill privileges on its own terms: not both */
 				flags &= ~(uint32_t)FUSE_HANDLE_KILLPRIV;
-				memcpy(p, &flags, sizeof flags);
 				w->killpriv_v2 = 1;
 			}
+			if (w->offers_setxattr_ext && (flags & FUSE_POSIX_ACL)) {
+				/* with ACLs: the kernel's set-group-ID verdict on SETXATTR */
+				flags |= FUSE_SETXATTR_EXT;
+				w->setxattr_ext = 1;
+			}
+			memcpy(p, &flags, sizeof flags);
 		}
 	}
 	ssize_t n = writev(fd, iov, count);

@@ -3,7 +3,8 @@
  *
  * libfuse 3.14 neither negotiates FUSE_HANDLE_KILLPRIV_V2 nor passes the
  * flags that come with it (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID,
- * FUSE_OPEN_KILL_SUIDGID) to the filesystem.  settfs reads and writes the
+ * FUSE_OPEN_KILL_SUIDGID) to the filesystem, and the same holds for
+ * FUSE_SETXATTR_EXT and FUSE_SETXATTR_ACL_KILL_SGID.  settfs reads and writes the
  * /dev/fuse channel through these functions (fuse_session_custom_io) to
  * add the capability to the INIT reply and to note, for the request the
  * calling thread has just read, whether the kernel asks for set-user-ID
@@ -43,6 +44,8 @@ struct sfs_wire {
 	unsigned long long init_unique; /* unique of the INIT request */
 	int init_seen;          /* INIT read, reply not yet written */
 	int offers_v2;          /* the kernel's INIT offered KILLPRIV_V2 */
+	int setxattr_ext;       /* negotiated: SETXATTR carries setxattr_flags */
+	int offers_setxattr_ext; /* the kernel's INIT offered SETXATTR_EXT */
 	/* called once the kernel has taken the INIT reply (it applies it
 	 * while the reply is written), e.g. to tune what INIT resets */
 	void (*after_init)(void *arg);
@@ -65,5 +68,15 @@ const char *sfs_wire_op_name(unsigned opcode);
  * the operation on the thread that read the request.
  */
 int sfs_wire_kill_suidgid(void);
+
+/*
+ * 1 if the request this thread read last is a SETXATTR of an ACL for which
+ * the kernel asks to clear set-group-ID (FUSE_SETXATTR_ACL_KILL_SGID: the
+ * caller is neither in the file's group nor has CAP_FSETID).  The flag
+ * comes with FUSE_SETXATTR_EXT, which settfs adds to the INIT reply when
+ * it takes POSIX ACLs; libfuse 3.14 reads SETXATTR in the layout without
+ * it, so the request is handed on in that layout.
+ */
+int sfs_wire_acl_kill_sgid(void);
 
 #endif

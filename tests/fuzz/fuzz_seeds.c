@@ -20,6 +20,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "coding.h"
 #include "control.h"
 #include "entry.h"
@@ -269,6 +270,16 @@ static void fs_store(const char *base)
 	OK(settfs_open(dir, &o, &fs));
 	struct stat d, e, st;
 	OK(settfs_mkdir(fs, &ctx, SETTFS_ROOT_INO, "dir", 0755, &d));
+	/* a default ACL (inherited by what "dir" gets) and an access ACL, as Linux writes them */
+	static const uint8_t acl[] = { 2, 0, 0, 0,
+		0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* user:: rwx */
+		0x02, 0, 6, 0, 0xe8, 0x03, 0, 0,        /* user:1000: rw- */
+		0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,  /* group:: r-x */
+		0x08, 0, 4, 0, 0x32, 0, 0, 0,           /* group:50: r-- */
+		0x10, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* mask:: rwx */
+		0x20, 0, 1, 0, 0xff, 0xff, 0xff, 0xff }; /* other:: --x */
+	OK(settfs_setxattr(fs, d.st_ino, SFS_ACL_DEFAULT_NAME, acl, sizeof acl, 0));
+	OK(settfs_setxattr(fs, SETTFS_ROOT_INO, SFS_ACL_ACCESS_NAME, acl, sizeof acl, 0));
 	OK(settfs_mkdir(fs, &ctx, d.st_ino, "sub", 0700, &e));
 	static uint8_t data[3 * 16384 + 1000];
 	for (size_t i = 0; i < sizeof data; i++)
@@ -301,7 +312,7 @@ static void fs_store(const char *base)
 	buf dump = { 0 };
 	uint8_t mode = FUZZ_FIX_SUMS;
 	OK(buf_append(&dump, &mode, 1));
-	int ni = 0, nd = 0;
+	int ni = 0, nd = 0, na = 0;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val k = sett_iter_key(it), v;
 		OK(sett_iter_value(it, &v));
@@ -321,6 +332,14 @@ static void fs_store(const char *base)
 		} else if (tag == SFS_TAG_DENTRY) {
 			snprintf(name, sizeof name, "dentry-%d", nd++);
 			seed1("schema", name, 2 << 1, v.data, v.size);
+		} else if (tag == SFS_TAG_XATTR && k.size > 9 && k.size - 9 < sizeof name) {
+			memcpy(name, (const char *)k.data + 9, k.size - 9);
+			name[k.size - 9] = 0;
+			if (sfs_acl_type(name) != SFS_ACL_NONE) {
+				/* fuzz_acl: the mode byte is the mode's low bits */
+				snprintf(name, sizeof name, "acl-%d", na++);
+				seed1("acl", name, 0644 & 0xff, v.data, v.size);
+			}
 		}
 		/* value structs of the engine, as tables store them */
 		if (ni + nd < 4) {
