@@ -5,6 +5,8 @@
 #ifndef SETT_CLI_H
 #define SETT_CLI_H
 
+#include <stdio.h>
+
 #include "sett.h"
 
 /* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
@@ -17,5 +19,10 @@ int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+
+/* "12.3 MiB" */
+void cli_human(char *out, size_t n, uint64_t bytes);
+/* The report of `sett info` for an open store (read-only; any thread). */
+int cli_info_print(sett_db *db, const char *store, FILE *f);
 
 #endif
