@@ -38,7 +38,8 @@ enum {
 	SETT_ETOOBIG = -10004,   /* batch, key or value exceeds a limit */
 	SETT_EFORMAT = -10005,   /* unknown magic or format version */
 	SETT_ECLOSED = -10006,   /* the db is closing or was closed */
-	SETT_ENOREWRITE = -10007 /* value-log GC found nothing to rewrite */
+	SETT_ENOREWRITE = -10007, /* value-log GC found nothing to rewrite */
+	SETT_EKEY = -10020       /* wrong or missing master key of an encrypted store */
 };
 
 /* Limits. */
@@ -105,6 +106,17 @@ typedef struct sett_options {
 	 * read meets in a table or the value log (from any thread) */
 	void (*corruption_fn)(void *arg, const char *why);
 	void *corruption_arg;
+	/*
+	 * Encryption at rest (doc/ENCRYPTION.md).  A master key (32 bytes, e.g.
+	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
+	 * data keys in KEYREGISTRY; a wrong one is SETT_EKEY at open.  Not
+	 * every file kind is encrypted yet, so sett_open refuses either with
+	 * -ENOTSUP rather than write plaintext into a store said to be
+	 * encrypted.
+	 */
+	const uint8_t *encryption_key;     /* [NULL] 32-byte master key */
+	const char *encryption_passphrase; /* [NULL] or a passphrase */
+	int key_rotation_days;      /* [30] a new data key for new files after this */
 } sett_options;
 
 void sett_options_init(sett_options *opt);
@@ -117,6 +129,9 @@ int sett_close(sett_db *db);
 int sett_sync(sett_db *db);
 
 const char *sett_strerror(int err);
+/* A master key from a key file: 32 raw bytes, or 64 hex digits (an ending
+ * newline allowed).  0, -EINVAL for any other content, or -errno. */
+int sett_key_file_read(const char *path, uint8_t key[32]);
 /* The process holding the store in `path` open (the flock on its LOCK file),
  * or 0 when none does or it cannot be told. */
 long sett_lock_holder(const char *path);
