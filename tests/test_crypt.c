@@ -13,7 +13,8 @@
  * - Keys rotate on schedule across reopen; old keys keep their id and bytes.
  * - sett_open: an unencrypted store's KEYREGISTRY is the 24-byte version 1
  *   file; a registry with keys is SETT_EKEY naming the file; a master key is
- *   refused (-ENOTSUP) while not every file kind is encrypted.
+ *   refused (-ENOTSUP) while not every file kind is encrypted; sett_repair
+ *   keeps an intact registry with keys.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -352,6 +353,13 @@ START_TEST(test_open_store)
 	o.read_only = 1;
 	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
+	/* repair keeps an intact registry with keys (it holds the only copy) */
+	o.read_only = 0;
+	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), 0);
+	p = slurp(path, &n);
+	ck_assert_uint_eq(n, KEYREG_KDF_END + KEYREG_REC_SIZE + 8);
+	free(p);
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	ck_assert_str_eq(sett_strerror(SETT_EKEY),
 			 "wrong or missing master key for an encrypted store");
 	tu_rmrf(dir);
