@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -15,35 +17,133 @@
 #include "fileio.h"
 #include "sett.h"
 
-static int gcm(int enc, const uint8_t *key, const uint8_t *nonce, const void *aad,
-	       size_t aadlen, const void *in, size_t n, void *out, uint8_t *tag)
+/* A context keyed (key != NULL) for direction `enc`, or NULL. */
+static EVP_CIPHER_CTX *ctx_new(int enc, const uint8_t *key)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	if (c && (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+		  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, CRYPT_NONCE_SIZE, NULL) != 1 ||
+		  EVP_CipherInit_ex(c, NULL, NULL, key, NULL, enc) != 1)) {
+		EVP_CIPHER_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* One message through keyed context c: the nonce is set, the key kept. */
+static int gcm_ctx(EVP_CIPHER_CTX *c, int enc, const uint8_t *nonce, const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out, uint8_t *tag)
 {
 	if (n > (size_t)0x7fffffff || aadlen > (size_t)0x7fffffff)
 		return -EINVAL;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	if (!c)
-		return -ENOMEM;
-	int r = -EIO, len;
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, CRYPT_NONCE_SIZE, NULL) != 1 ||
-	    EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1)
-		goto out;
+	int len;
+	if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) != 1)
+		return -EIO;
 	if (aadlen && EVP_CipherUpdate(c, NULL, &len, aad, (int)aadlen) != 1)
-		goto out;
+		return -EIO;
 	if (n && EVP_CipherUpdate(c, out, &len, in, (int)n) != 1)
-		goto out;
+		return -EIO;
 	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_SIZE, tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(c, (uint8_t *)out + n, &len) != 1) {
-		r = enc ? -EIO : SETT_ECORRUPT;
-		goto out;
-	}
+		return -EIO;
+	if (EVP_CipherFinal_ex(c, (uint8_t *)out + n, &len) != 1)
+		return enc ? -EIO : SETT_ECORRUPT;
 	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, CRYPT_TAG_SIZE, tag) != 1)
-		goto out;
-	r = 0;
-out:
+		return -EIO;
+	return 0;
+}
+
+static int gcm(int enc, const uint8_t *key, const uint8_t *nonce, const void *aad,
+	       size_t aadlen, const void *in, size_t n, void *out, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *c = ctx_new(enc, key);
+	if (!c)
+		return -EIO;
+	int r = gcm_ctx(c, enc, nonce, aad, aadlen, in, n, out, tag);
 	EVP_CIPHER_CTX_free(c);
 	return r;
+}
+
+/* ---- crypt_key: keyed contexts, pooled ---- */
+
+#define POOL_MAX 16 /* idle contexts kept per direction */
+
+struct crypt_key {
+	pthread_mutex_t mu;
+	EVP_CIPHER_CTX *tmpl[2];           /* keyed templates: [0] open, [1] seal */
+	EVP_CIPHER_CTX *idle[2][POOL_MAX]; /* borrowed by calls */
+	int nidle[2];
+};
+
+int crypt_key_new(const uint8_t key[CRYPT_KEY_SIZE], crypt_key **out)
+{
+	crypt_key *k = calloc(1, sizeof *k);
+	if (!k)
+		return -ENOMEM;
+	pthread_mutex_init(&k->mu, NULL);
+	k->tmpl[0] = ctx_new(0, key);
+	k->tmpl[1] = ctx_new(1, key);
+	if (!k->tmpl[0] || !k->tmpl[1]) {
+		crypt_key_free(k);
+		return -EIO;
+	}
+	*out = k;
+	return 0;
+}
+
+void crypt_key_free(crypt_key *k)
+{
+	if (!k)
+		return;
+	for (int d = 0; d < 2; d++) {
+		EVP_CIPHER_CTX_free(k->tmpl[d]);
+		for (int i = 0; i < k->nidle[d]; i++)
+			EVP_CIPHER_CTX_free(k->idle[d][i]);
+	}
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+static int key_gcm(crypt_key *k, int enc, const uint8_t *nonce, const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *c = NULL;
+	pthread_mutex_lock(&k->mu);
+	if (k->nidle[enc])
+		c = k->idle[enc][--k->nidle[enc]];
+	pthread_mutex_unlock(&k->mu);
+	if (!c) {
+		/* a copy of the template keeps its key schedule */
+		if (!(c = EVP_CIPHER_CTX_new()))
+			return -ENOMEM;
+		if (EVP_CIPHER_CTX_copy(c, k->tmpl[enc]) != 1) {
+			EVP_CIPHER_CTX_free(c);
+			return -EIO;
+		}
+	}
+	int r = gcm_ctx(c, enc, nonce, aad, aadlen, in, n, out, tag);
+	pthread_mutex_lock(&k->mu);
+	if (k->nidle[enc] < POOL_MAX) {
+		k->idle[enc][k->nidle[enc]++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&k->mu);
+	EVP_CIPHER_CTX_free(c);
+	return r;
+}
+
+int crypt_key_seal(crypt_key *k, const uint8_t nonce[CRYPT_NONCE_SIZE], const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out, uint8_t tag[CRYPT_TAG_SIZE])
+{
+	return key_gcm(k, 1, nonce, aad, aadlen, in, n, out, tag);
+}
+
+int crypt_key_open(crypt_key *k, const uint8_t nonce[CRYPT_NONCE_SIZE], const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out,
+		   const uint8_t tag[CRYPT_TAG_SIZE])
+{
+	uint8_t t[CRYPT_TAG_SIZE];
+	memcpy(t, tag, sizeof t);
+	return key_gcm(k, 0, nonce, aad, aadlen, in, n, out, t);
 }
 
 int crypt_seal(const uint8_t key[CRYPT_KEY_SIZE], const uint8_t nonce[CRYPT_NONCE_SIZE],

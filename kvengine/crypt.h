@@ -31,6 +31,22 @@ int crypt_open(const uint8_t key[CRYPT_KEY_SIZE], const uint8_t nonce[CRYPT_NONC
 	       const void *aad, size_t aadlen, const void *in, size_t n, void *out,
 	       const uint8_t tag[CRYPT_TAG_SIZE]);
 
+/*
+ * A data key made ready for many seals and opens: its AES key schedule is
+ * computed once and kept in libcrypto contexts that calls borrow from a
+ * pool (about 0.2 us a call instead of 2 us for crypt_seal's setup).  Any
+ * number of threads may use one crypt_key at once.
+ */
+typedef struct crypt_key crypt_key;
+int crypt_key_new(const uint8_t key[CRYPT_KEY_SIZE], crypt_key **out);
+void crypt_key_free(crypt_key *k);
+/* As crypt_seal and crypt_open, with k's key. */
+int crypt_key_seal(crypt_key *k, const uint8_t nonce[CRYPT_NONCE_SIZE], const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out, uint8_t tag[CRYPT_TAG_SIZE]);
+int crypt_key_open(crypt_key *k, const uint8_t nonce[CRYPT_NONCE_SIZE], const void *aad,
+		   size_t aadlen, const void *in, size_t n, void *out,
+		   const uint8_t tag[CRYPT_TAG_SIZE]);
+
 /* n bytes from the CSPRNG; 0 or -EIO. */
 int crypt_random(void *p, size_t n);
 

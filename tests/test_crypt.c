@@ -4,7 +4,7 @@
  *
  * - The primitive matches a published AES-256-GCM vector, and any changed
  *   byte of ciphertext, tag, nonce or additional data fails with
- *   SETT_ECORRUPT.
+ *   SETT_ECORRUPT; a pooled crypt_key agrees with it from many threads.
  * - A registry round-trips under its master key (a key or a passphrase);
  *   the wrong key, the wrong kind of key or none is SETT_EKEY, never keys
  *   of garbage; every flipped byte is an error; a record re-signed after
@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,55 @@ START_TEST(test_gcm_tamper)
 	aad[8] ^= 1;
 	ck_assert_int_eq(crypt_open(KEY2, nonce, aad, sizeof aad, ct, sizeof ct, back, tag),
 			 SETT_ECORRUPT);
+}
+END_TEST
+
+/* A pooled crypt_key agrees with the one-shot calls, from many threads,
+ * and a failed open leaves its context fit for the next call. */
+typedef struct kthread {
+	crypt_key *k;
+	int id, bad;
+} kthread;
+
+static void *key_thread(void *arg)
+{
+	kthread *t = arg;
+	uint8_t msg[300], ct[300], ct1[300], back[300], tag[16], tag1[16], nonce[12] = { 0 };
+	for (int i = 0; i < 500; i++) {
+		size_t n = (size_t)(i * 7 % 300);
+		for (size_t j = 0; j < n; j++)
+			msg[j] = (uint8_t)(j + (size_t)i + (size_t)t->id);
+		put_le32(nonce, (uint32_t)t->id);
+		put_le32(nonce + 4, (uint32_t)i);
+		if (crypt_key_seal(t->k, nonce, "ad", 2, msg, n, ct, tag) ||
+		    crypt_seal(KEY1, nonce, "ad", 2, msg, n, ct1, tag1) ||
+		    memcmp(ct, ct1, n) || memcmp(tag, tag1, 16))
+			t->bad++;
+		tag[i % 16] ^= 4;
+		if (crypt_key_open(t->k, nonce, "ad", 2, ct, n, back, tag) != SETT_ECORRUPT)
+			t->bad++;
+		tag[i % 16] ^= 4;
+		if (crypt_key_open(t->k, nonce, "ad", 2, ct, n, back, tag) || memcmp(back, msg, n))
+			t->bad++;
+	}
+	return NULL;
+}
+
+START_TEST(test_key_pool)
+{
+	crypt_key *k;
+	ck_assert_int_eq(crypt_key_new(KEY1, &k), 0);
+	pthread_t th[4];
+	kthread t[4];
+	for (int i = 0; i < 4; i++) {
+		t[i] = (kthread){ .k = k, .id = i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, key_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(t[i].bad, 0);
+	}
+	crypt_key_free(k);
 }
 END_TEST
 
@@ -373,6 +423,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_gcm_vector);
 	tcase_add_test(tc, test_gcm_tamper);
+	tcase_add_test(tc, test_key_pool);
 	tcase_add_test(tc, test_key_parse);
 	tcase_add_test(tc, test_registry_roundtrip);
 	tcase_add_test(tc, test_registry_passphrase);
