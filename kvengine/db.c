@@ -1303,6 +1303,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->write_stall_us = __atomic_load_n(&db->stat_write_stall_us, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
@@ -1374,6 +1375,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		return r;
 	for (int i = 0; i < n; i++) {
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
+		if (r == -ENOENT)
+			continue; /* GC deleted it since the list was taken */
 		if (r) {
 			bad = r;
 			if (report) {

@@ -411,8 +411,21 @@ typedef struct sett_stats {
 	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 	int damaged_tables;         /* opened as damaged (open_damaged) */
+	uint64_t write_stall_us;      /* time writers spent waiting in stalls */
+	uint64_t gc_bytes_reclaimed;  /* value-log file bytes GC deleted */
+	int compactions_running;    /* compactions under way now */
+	int compactions_pending;    /* levels at or over their target (score >= 1) */
 } sett_stats;
 
+/*
+ * Live figures of an open store.  May be called from any thread at any
+ * time while the db is open, concurrently with every other call: the
+ * counters are read atomically (each one exact, the set not one instant's
+ * snapshot), the levels from one version, and only short-held locks are
+ * taken (the store's state lock for the memtable and WAL lists, the
+ * compactors' and GC's for what they run); it waits for no I/O, no
+ * compaction and no GC pass.  Counters count since sett_open.
+ */
 int sett_get_stats(sett_db *db, sett_stats *st);
 
 /* Per value-log file information, for `sett info`. */
@@ -441,7 +454,12 @@ int sett_disk_space(sett_db *db, sett_space *out);
  * never more than 1/8 of the disk. */
 uint64_t sett_default_reserve(uint64_t disk_bytes);
 
-/* Verify every checksum in the store (tables, WAL, value log). */
+/*
+ * Verify every checksum in the store (tables, WAL, value log).  May run
+ * while the store is in use: it checks the tables of one version and the
+ * value-log files of the moment it starts (a file GC deletes meanwhile
+ * is skipped).
+ */
 typedef void (*sett_report_fn)(void *arg, const char *msg);
 int sett_verify(sett_db *db, sett_report_fn report, void *arg);
 

@@ -22,6 +22,7 @@
 
 #include "acl.h"
 #include "coding.h"
+#include "control.h"
 #include "entry.h"
 #include "fuzz.h"
 #include "keyregistry.h"
@@ -388,6 +389,30 @@ static void fs_store(const char *base)
 	seed1("entry", "log-header", FUZZ_FIX_SUMS | 2, b, LOG_HEADER_SIZE);
 }
 
+/* ---- the control protocol (fuzz_control) ---- */
+
+static void control_seeds(void)
+{
+	ctl_buf b = { 0 };
+	ctl_begin(&b, CTL_STATUS);
+	OK(ctl_end(&b));
+	seed1("control", "request", FUZZ_FIX_SUMS, b.p, b.n);
+	ctl_begin(&b, CTL_STATUS | CTL_REPLY);
+	ctl_put_i64(&b, "status", 0);
+	ctl_put_str(&b, "mount.store", "/srv/store");
+	ctl_put_u64(&b, "fs.inodes", 12345);
+	ctl_put_f64(&b, "mount.uptime_s", 3.25);
+	ctl_put_u64(&b, "lsm.level.L0.tables", 3);
+	ctl_put_f64(&b, "lsm.level.L0.score", 0.6);
+	ctl_put_u64(&b, "fuse.op.write.count", 99);
+	ctl_put_f64(&b, "fuse.op.write.mean_us", 12.5);
+	ctl_put_bytes(&b, "x", "\0\xff", 2);
+	OK(ctl_end(&b));
+	seed1("control", "status-reply", FUZZ_FIX_SUMS, b.p, b.n);
+	seed1("control", "status-reply-raw", 0, b.p, b.n);
+	ctl_buf_free(&b);
+}
+
 static void rm_rf(const char *path)
 {
 	char cmd[8400];
@@ -413,6 +438,7 @@ int main(int argc, char **argv)
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
 	keyregistry_seeds();
+	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);
 	return 0;
