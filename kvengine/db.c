@@ -404,6 +404,23 @@ int db_install_edit(sett_db *db, const version_edit *e)
 	for (size_t i = 0; i < e->ndel; i++)
 		ch[n++] = (manifest_change){ .op = MANIFEST_DELETE, .id = e->del_ids[i] };
 	pthread_mutex_lock(&db->install_mu);
+	/*
+	 * The entries of the tables leaving the tree may hold the newest
+	 * version used (a deleted key dropped at the last level, a dropped
+	 * prefix): the MANIFEST keeps it, so that no reopen reuses a version
+	 * a pin, a drop, a backup or a reader has already seen.
+	 */
+	uint64_t gone = 0;
+	pthread_mutex_lock(&db->mu);
+	for (int l = 0; l < MAX_LEVELS && e->ndel; l++)
+		for (int i = 0; i < db->current->ntables[l]; i++)
+			for (size_t k = 0; k < e->ndel; k++)
+				if (table_id(db->current->tables[l][i]) == e->del_ids[k] &&
+				    table_max_version(db->current->tables[l][i]) > gone)
+					gone = table_max_version(db->current->tables[l][i]);
+	pthread_mutex_unlock(&db->mu);
+	if (gone > manifest_max_version(db->man))
+		ch[n++] = (manifest_change){ .op = MANIFEST_MAX_VERSION, .id = gone };
 	int r = manifest_apply(db->man, ch, n);
 	free(ch);
 	if (r) {
@@ -673,6 +690,20 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 		version_unref(v);
 		return r;
 	}
+	/* Versions continue after the newest ever used, even where its
+	 * entries are gone (the MANIFEST's high-water mark, pins, drops). */
+	if (manifest_max_version(db->man) > max_version)
+		max_version = manifest_max_version(db->man);
+	manifest_mark *mk;
+	size_t nmk;
+	if ((r = manifest_marks(db->man, &mk, &nmk))) {
+		version_unref(v);
+		return r;
+	}
+	for (size_t i = 0; i < nmk; i++)
+		if (mk[i].version > max_version)
+			max_version = mk[i].version;
+	manifest_marks_free(mk, nmk);
 	db->current = v;
 	db->last_version = max_version;
 

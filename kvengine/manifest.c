@@ -52,6 +52,7 @@ typedef struct table_set {
 	manifest_table *t;
 	size_t n, cap;
 	uint64_t next_id; /* every table file ever created has an id below this */
+	uint64_t max_version; /* every version at or below this has been used */
 	manifest_mark *marks; /* pins and prefix drops, in the order they were added */
 	size_t nmarks;
 } table_set;
@@ -93,6 +94,7 @@ static size_t ts_find(const table_set *s, uint64_t id, int *found)
 static int ts_copy(table_set *dst, const table_set *src)
 {
 	dst->next_id = src->next_id;
+	dst->max_version = src->max_version;
 	dst->n = src->n;
 	dst->cap = src->n + 16;
 	dst->t = malloc(dst->cap * sizeof *dst->t);
@@ -237,6 +239,13 @@ static int ts_apply(table_set *s, const manifest_change *c)
 		s->next_id = c->id;
 		return 0;
 	}
+	if (c->op == MANIFEST_MAX_VERSION) {
+		/* The version high-water mark only grows. */
+		if (c->id < s->max_version)
+			return SETT_ECORRUPT;
+		s->max_version = c->id;
+		return 0;
+	}
 	return SETT_ECORRUPT;
 }
 
@@ -337,7 +346,7 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 	uint32_t version = s->nmarks ? MANIFEST_VERSION_MARKS : MANIFEST_VERSION;
 	header_encode(b.p, version);
 	b.n = MANIFEST_HEADER;
-	size_t nc = s->n + (s->next_id != 0) + s->nmarks;
+	size_t nc = s->n + (s->next_id != 0) + (s->max_version != 0) + s->nmarks;
 	if (nc) {
 		manifest_change *c = calloc(nc, sizeof *c);
 		if (!c) {
@@ -353,6 +362,8 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 		size_t k = s->n;
 		if (s->next_id)
 			c[k++] = (manifest_change){ .op = MANIFEST_NEXT_ID, .id = s->next_id };
+		if (s->max_version)
+			c[k++] = (manifest_change){ .op = MANIFEST_MAX_VERSION, .id = s->max_version };
 		for (size_t i = 0; i < s->nmarks; i++, k++) {
 			const manifest_mark *mk = &s->marks[i];
 			c[k].op = mk->kind == MANIFEST_MARK_PIN ? MANIFEST_PIN : MANIFEST_DROP;
@@ -681,6 +692,14 @@ int manifest_marks(manifest *m, manifest_mark **out, size_t *n)
 uint64_t manifest_next_id(const manifest *m)
 {
 	return m->live.next_id;
+}
+
+uint64_t manifest_max_version(manifest *m)
+{
+	pthread_mutex_lock(&m->mu);
+	uint64_t v = m->live.max_version;
+	pthread_mutex_unlock(&m->mu);
+	return v;
 }
 
 int manifest_deleted_at_open(const manifest *m, uint64_t id)

@@ -44,6 +44,7 @@ enum {
 	MANIFEST_CREATE = 1,
 	MANIFEST_DELETE = 2,
 	MANIFEST_NEXT_ID = 3,
+	MANIFEST_MAX_VERSION = 8, /* every version <= `id` has been used (op 8) */
 	/* Marks (version 2 files): named state beside the tables. */
 	MANIFEST_PIN = 4,       /* pin `name` at version `id` (pin.c) */
 	MANIFEST_UNPIN = 5,     /* release pin `name` */
@@ -91,6 +92,8 @@ int manifest_marks_copy(const manifest_mark *src, size_t n, manifest_mark **out)
 void manifest_marks_free(manifest_mark *m, size_t n);
 /* The replayed allocation limit (0: the file records none). */
 uint64_t manifest_next_id(const manifest *m);
+/* The version high-water mark (op 8; 0: the file records none). */
+uint64_t manifest_max_version(manifest *m);
 /*
  * Whether a record read at open deleted table `id` (created and deleted
  * since the file was last written whole): its file, if still there, is a
