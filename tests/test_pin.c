@@ -261,6 +261,181 @@ START_TEST(test_pin_versions_not_reused)
 }
 END_TEST
 
+/*
+ * Model-based: random puts, deletes (small and value-log values), pins,
+ * unpins, flushes and compactions (sett_flatten), value-log GC, reopens
+ * and an iterator held open across them; every pinned version, the held
+ * iterator's version and the current version read as the model says.
+ * SETT_PIN_MODEL_STEPS and SETT_PIN_MODEL_SEED widen the run.
+ */
+#define MK 12          /* keys */
+#define MH 4096        /* history entries per key, at most */
+#define MPINS 6
+typedef struct { uint64_t ver; int32_t val; } mentry; /* val < 0: deleted */
+typedef struct {
+	mentry h[MK][MH];
+	size_t nh[MK];
+	uint64_t pin[MPINS];
+	int pinned[MPINS];
+} pmodel;
+
+static int model_at(const pmodel *m, int k, uint64_t rv)
+{
+	int v = -1;
+	for (size_t i = 0; i < m->nh[k] && m->h[k][i].ver <= rv; i++)
+		v = m->h[k][i].val;
+	return v;
+}
+
+static size_t model_value(uint8_t *v, int k, int32_t val)
+{
+	uint64_t s = ((uint64_t)(uint32_t)val << 8) ^ (uint64_t)k ^ 99;
+	size_t n = val % 3 ? 30 : 3000;
+	tu_fill_random(&s, v, n);
+	return n;
+}
+
+static void model_check_get(sett_db *db, const pmodel *m, uint8_t *v, uint64_t rv, uint64_t mv)
+{
+	for (int k = 0; k < MK; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "m%02d", k);
+		void *got = NULL;
+		size_t n = 0;
+		int r = sett_get(db, sv(key), rv, &got, &n);
+		int want = model_at(m, k, mv);
+		if (want < 0) {
+			ck_assert_msg(r == SETT_ENOTFOUND, "%s at %llu: expected absent, got %d (len %zu)",
+				      key, (unsigned long long)mv, r, n);
+			continue;
+		}
+		ck_assert_msg(r == 0, "%s at %llu: %s", key, (unsigned long long)mv, sett_strerror(r));
+		size_t wn = model_value(v, k, want);
+		ck_assert_msg(n == wn && memcmp(got, v, n) == 0, "%s at %llu: wrong value", key,
+			      (unsigned long long)mv);
+		free(got);
+	}
+}
+
+static void model_check_iter(sett_iter *it, const pmodel *m, uint8_t *v, uint64_t mv)
+{
+	int k = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		while (k < MK && model_at(m, k, mv) < 0)
+			k++;
+		ck_assert_msg(k < MK, "iterator at %llu: an extra key", (unsigned long long)mv);
+		char key[16];
+		snprintf(key, sizeof key, "m%02d", k);
+		sett_val kk = sett_iter_key(it);
+		ck_assert_msg(kk.size == strlen(key) && memcmp(kk.data, key, kk.size) == 0,
+			      "iterator at %llu: expected %s", (unsigned long long)mv, key);
+		sett_val got;
+		ck_assert_int_eq(sett_iter_value(it, &got), 0);
+		size_t wn = model_value(v, k, model_at(m, k, mv));
+		ck_assert_msg(got.size == wn && memcmp(got.data, v, wn) == 0,
+			      "iterator at %llu: %s wrong value", (unsigned long long)mv, key);
+		k++;
+	}
+	ck_assert_int_eq(sett_iter_error(it), 0);
+	while (k < MK && model_at(m, k, mv) < 0)
+		k++;
+	ck_assert_msg(k == MK, "iterator at %llu: missing key m%02d", (unsigned long long)mv, k);
+}
+
+START_TEST(test_pin_model)
+{
+	char *dir = tu_tmpdir("pin-model");
+	sett_options o;
+	pin_options(&o);
+	o.mem_table_size = 64u << 10;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	pmodel *m = calloc(1, sizeof *m);
+	uint8_t *v = malloc(4096);
+	const char *e = getenv("SETT_PIN_MODEL_STEPS");
+	int steps = e ? atoi(e) : 1500;
+	e = getenv("SETT_PIN_MODEL_SEED");
+	uint64_t seed = e ? strtoull(e, NULL, 0) : 12345;
+	sett_iter *held = NULL;
+	uint64_t held_v = 0;
+	int32_t nextval = 1;
+	for (int step = 0; step < steps; step++) {
+		uint64_t x = tu_rand(&seed) % 100;
+		int k = (int)(tu_rand(&seed) % MK);
+		char key[16];
+		snprintf(key, sizeof key, "m%02d", k);
+		if (x < 65) {
+			int del = x >= 45;
+			int32_t val = nextval++;
+			if (del)
+				ck_assert_int_eq(sett_del(db, sv(key)), 0);
+			else {
+				size_t n = model_value(v, k, val);
+				ck_assert_int_eq(sett_put(db, sv(key), (sett_val){ n, v }), 0);
+			}
+			ck_assert_uint_lt(m->nh[k], MH);
+			uint64_t ver = sett_current_version(db);
+			ck_assert(m->nh[k] == 0 || m->h[k][m->nh[k] - 1].ver < ver);
+			m->h[k][m->nh[k]++] = (mentry){ ver, del ? -1 : val };
+		} else if (x < 72 && sett_current_version(db)) { /* a read at 0 is a current read */
+			int i = (int)(tu_rand(&seed) % MPINS);
+			char name[16];
+			snprintf(name, sizeof name, "p%d", i);
+			if (m->pinned[i])
+				ck_assert_int_eq(sett_unpin(db, name), 0);
+			else
+				ck_assert_int_eq(sett_pin(db, name, 0, &m->pin[i]), 0);
+			m->pinned[i] = !m->pinned[i];
+		} else if (x < 80) {
+			ck_assert_int_eq(sett_flatten(db), 0);
+		} else if (x < 84) {
+			int r = sett_gc(db, 0.01);
+			ck_assert_msg(r == 0 || r == SETT_ENOREWRITE, "gc: %s", sett_strerror(r));
+		} else if (x < 87) {
+			if (held) {
+				model_check_iter(held, m, v, held_v);
+				sett_iter_free(held);
+				held = NULL;
+			}
+			ck_assert_int_eq(sett_close(db), 0);
+			ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+		} else if (x < 91) {
+			if (held) {
+				model_check_iter(held, m, v, held_v);
+				sett_iter_free(held);
+				held = NULL;
+			} else {
+				sett_iter_options io;
+				sett_iter_options_init(&io);
+				ck_assert_int_eq(sett_iter_new(db, &io, &held), 0);
+				held_v = sett_current_version(db);
+			}
+		} else {
+			model_check_get(db, m, v, 0, UINT64_MAX);
+			for (int i = 0; i < MPINS; i++)
+				if (m->pinned[i])
+					model_check_get(db, m, v, m->pin[i], m->pin[i]);
+		}
+	}
+	if (held) {
+		model_check_iter(held, m, v, held_v);
+		sett_iter_free(held);
+	}
+	ck_assert_int_eq(sett_flatten(db), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	model_check_get(db, m, v, 0, UINT64_MAX);
+	for (int i = 0; i < MPINS; i++)
+		if (m->pinned[i])
+			model_check_get(db, m, v, m->pin[i], m->pin[i]);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	free(m);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_pin_api)
 {
 	char *dir = tu_tmpdir("pin-api");
@@ -370,6 +545,7 @@ int main(void)
 	tcase_add_test(tc, test_pin_api);
 	tcase_add_test(tc, test_pin_keeps_tombstone);
 	tcase_add_test(tc, test_pin_versions_not_reused);
+	tcase_add_test(tc, test_pin_model);
 	tcase_add_test(tc, test_pin_survives_manifest_rewrite);
 	tcase_add_test(tc, test_pin_survives_churn);
 	suite_add_tcase(s, tc);
