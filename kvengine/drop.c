@@ -15,7 +15,8 @@
  * or that started before the drop, moves t0 past its outputs.  A retired
  * drop stays in memory until close, since older views may still read the
  * tables that held what it hides.  At open t0 is the next table id (every table
- * is suspect).  Values in the value log are freed by GC, whose liveness
+ * is suspect); a flush of a memtable holding a hidden entry (a WAL replayed
+ * at open, written before the drop's own flush) moves t0 past its table.  Values in the value log are freed by GC, whose liveness
  * check reads through db_lookup and so sees the drop.
  */
 #include "drop.h"

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "drop.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -721,8 +722,12 @@ void *db_writer_main(void *arg)
 
 /* ---- the flusher thread ---- */
 
-/* Writes memtable mt as table `id`; *tp is NULL when the memtable is empty. */
-static int flush_memtable(sett_db *db, memtable *mt, table **tp)
+/*
+ * Writes memtable mt as table `id`; *tp is NULL when the memtable is empty.
+ * *hides: whether it holds an entry a prefix drop hides (a WAL replayed at
+ * open may hold entries written before the drop).
+ */
+static int flush_memtable(sett_db *db, memtable *mt, table **tp, int *hides)
 {
 	char path[4096], why[512] = "";
 	*tp = NULL;
@@ -744,8 +749,12 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp)
 		table_builder_abandon(b);
 		return -ENOMEM;
 	}
-	for (sit_first(it); sit_valid(it) && !r; sit_next(it))
-		r = table_builder_add(b, sit_key(it), sit_value(it));
+	for (sit_first(it); sit_valid(it) && !r; sit_next(it)) {
+		slice ik = sit_key(it);
+		if (!*hides && ik.n >= IKEY_SUFFIX)
+			*hides = drops_compact(db, ikey_user(ik), ikey_version(ik), UINT64_MAX, NULL, 0);
+		r = table_builder_add(b, ik, sit_value(it));
+	}
 	if (!r)
 		r = sit_error(it);
 	sit_free(it);
@@ -799,10 +808,16 @@ void *db_flusher_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 
 		table *t = NULL;
-		int r = flush_memtable(db, s.mt, &t);
+		int hides = 0;
+		uint64_t drop_gen = drops_generation(db);
+		int r = flush_memtable(db, s.mt, &t, &hides);
 		if (!r && t) {
 			uint8_t lvl = 0;
 			version_edit e = { .add = &t, .add_levels = &lvl, .nadd = 1 };
+			/* a table holding what a drop hides keeps the drop from
+			 * being retired (drop.h), as a compaction's outputs do */
+			if (hides || drops_generation(db) != drop_gen)
+				drops_note_kept(db);
 			r = db_install_edit(db, &e);
 			if (r && !__atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE))
 				table_mark_obsolete(t); /* not named by the MANIFEST */
