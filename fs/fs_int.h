@@ -124,6 +124,8 @@ struct settfs {
 	char first_corrupt[512]; /* the first SETT_ECORRUPT a read met (read after open) */
 	void (*corruption_fn)(void *, const char *); /* the caller's engine.corruption_fn */
 	void *corruption_arg;
+	void (*attr_fn)(void *, uint64_t); /* settfs_set_attr_fn; NULL: none */
+	void *attr_arg;
 	/* the reserve (sfs_space_admit), under space_mu */
 	pthread_mutex_t space_mu;
 	uint64_t reserve;
