@@ -19,7 +19,8 @@ FUZZ_DEPS="clang libclang-rt-dev"
 # The suites that run engine threads (writer, flusher, compactors, GC) or
 # start their own.
 TSAN_TESTS="tests/test_cache tests/test_memtable tests/test_table tests/test_vlog \
-tests/test_db tests/test_gc tests/test_compaction tests/test_crash tests/test_txn"
+tests/test_db tests/test_gc tests/test_compaction tests/test_crash tests/test_txn \
+tests/test_control tests/test_pin tests/test_backup tests/test_drop"
 
 install_deps() { # install_deps [extra packages]
 	missing=""

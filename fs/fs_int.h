@@ -86,6 +86,7 @@ typedef struct sfs_node {
 	atomic_llong dirty_since;
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
+	uint64_t counted;     /* what this node adds to fs->logical_bytes */
 	sfs_chunk *chunks;
 	size_t nchunks, capchunks;
 	sfs_page *pages;
@@ -117,6 +118,9 @@ struct settfs {
 	uint64_t next_ino, ino_limit;
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
+	/* sizes of the regular files: counted at open, kept by sfs_node_put */
+	atomic_llong logical_bytes;
+	int logical_known;    /* the count at open read every inode */
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
 	int read_only;        /* the engine is open read-only */
 	int degraded;         /* opened read-only around damage (settfs_degraded) */

@@ -30,11 +30,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
 #include "settfs.h"
+#include "status.h"
 
 /*
  * How long the kernel may keep entries (names, and names that do not
@@ -99,6 +101,7 @@ struct sfs_fuse {
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
+	sfs_control *control; /* settfs status; NULL: none */
 	size_t page_size;
 };
 
@@ -639,7 +642,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = settfs_getxattr(fs_of(req), ino, name, buf, size);
+	/* `getfattr -n settfs.stats MNT`: the text of `settfs status` */
+	struct sfs_fuse *f = ctx_of(req);
+	ssize_t n = ino == FUSE_ROOT_ID && f->control && !strcmp(name, "settfs.stats")
+			    ? sfs_control_xattr(f->control, fuse_req_ctx(req)->uid, buf, size)
+			    : settfs_getxattr(fs_of(req), ino, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -753,65 +760,12 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 
 /* ---- the mount in sysfs ------------------------------------------------ */
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void unmangle(const char *in, char *out, size_t n)
-{
-	char *o = out;
-	for (const char *c = in; *c && o < out + n - 1; c++) {
-		if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
-			*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
-			c += 3;
-		} else {
-			*o++ = *c;
-		}
-	}
-	*o = 0;
-}
-
-struct mount_ent {
-	unsigned maj, min;
-	char mountpoint[4096];
-	char source[4096]; /* "settfs:STORE" for a settfs mount */
-};
-
-/*
- * The topmost mount in /proc/self/mountinfo (read without touching the
- * mount, whose daemon may not be serving) at `mountpoint` (a real path), or
- * else with `source`.  0 if found.
- */
-static int mount_find(const char *mountpoint, const char *source, struct mount_ent *m)
-{
-	int found = 0;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	while (f && fgets(line, sizeof line, f)) {
-		unsigned a, b;
-		char mp[4096], src[4096];
-		/* id parent major:minor root mountpoint opts [tags] - type source ... */
-		const char *dash = strstr(line, " - ");
-		if (!dash || sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, mp) != 3 ||
-		    sscanf(dash, " - %*s %4095s", src) != 1)
-			continue;
-		struct mount_ent e = { a, b, "", "" };
-		unmangle(mp, e.mountpoint, sizeof e.mountpoint);
-		unmangle(src, e.source, sizeof e.source);
-		if (mountpoint ? strcmp(e.mountpoint, mountpoint) == 0
-			       : strcmp(e.source, source) == 0) {
-			*m = e;
-			found = 1;
-		}
-	}
-	if (f)
-		fclose(f);
-	return found ? 0 : -1;
-}
-
 /* The mount's device number.  0 if found. */
 static int mount_dev(const char *mountpoint, unsigned *maj, unsigned *min)
 {
 	char *mp = realpath(mountpoint, NULL);
-	struct mount_ent *m = malloc(sizeof *m);
-	int r = mp && m ? mount_find(mp, NULL, m) : -1;
+	struct sfs_mount_ent *m = malloc(sizeof *m);
+	int r = mp && m ? sfs_mount_find(mp, NULL, m) : -1;
 	if (r == 0) {
 		*maj = m->maj;
 		*min = m->min;
@@ -1122,8 +1076,8 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 	for (int waited_ms = 0;; waited_ms += 100) {
 		o->engine.error_buf[0] = 0;
 		int r = settfs_open(store, o, fs);
-		struct mount_ent m;
-		if (r == -EBUSY && !own && mount_find(NULL, src, &m) == 0) {
+		struct sfs_mount_ent m;
+		if (r == -EBUSY && !own && sfs_mount_find(NULL, src, &m) == 0) {
 			fprintf(stderr, "settfs: %s is in use: mounted at %s by pid %ld\n", store,
 				m.mountpoint, sett_lock_holder(store));
 			return r;
@@ -1218,8 +1172,8 @@ static int cmd_umount(int argc, char **argv)
 	}
 	const char *arg = argv[i];
 	char *mp = realpath(arg, NULL);
-	struct mount_ent m;
-	if (!mp || mount_find(mp, NULL, &m) != 0 || strncmp(m.source, "settfs:", 7) != 0) {
+	struct sfs_mount_ent m;
+	if (!mp || sfs_mount_find(mp, NULL, &m) != 0 || strncmp(m.source, "settfs:", 7) != 0) {
 		fprintf(stderr, "settfs umount: %s: not a settfs mount\n", arg);
 		free(mp);
 		return 1;
@@ -1301,6 +1255,8 @@ int main(int argc, char *argv[])
 {
 	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
 		return cmd_umount(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return sfs_status_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);
@@ -1461,6 +1417,7 @@ int main(int argc, char *argv[])
 		f.filler = sfs_filler_start(se, f.fs);
 	f.inval = sfs_inval_start(se);
 	settfs_set_attr_fn(f.fs, attr_changed, &f);
+	f.control = sfs_control_start(f.fs, &f.wire, store, opts.mountpoint, argc, argv);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
@@ -1480,6 +1437,8 @@ int main(int argc, char *argv[])
 	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
 	f.inval = NULL;
 	flusher_stop(flusher);
+	sfs_control_stop(f.control);
+	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
 out_unmount:
 	fuse_session_unmount(se);

@@ -20,10 +20,26 @@
 #define SETTFS_FUSE_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/*
+ * Requests by opcode since mount: counted when read; timed (read to
+ * reply) when the thread that read a request also writes its reply, as
+ * libfuse does for every operation settfs answers synchronously.
+ * Updated with relaxed atomics; read with sfs_wire_op_stats.
+ */
+#define SFS_WIRE_NOPS 64
+struct sfs_op_stat {
+	uint64_t count;  /* requests read */
+	uint64_t timed;  /* of them, replies timed */
+	uint64_t sum_ns; /* total time of the timed ones */
+	uint64_t max_ns; /* longest */
+};
+
 struct sfs_wire {
+	struct sfs_op_stat ops[SFS_WIRE_NOPS]; /* by opcode (< SFS_WIRE_NOPS) */
 	int killpriv_v2;        /* negotiated: the kernel accepted it */
 	unsigned long long init_unique; /* unique of the INIT request */
 	int init_seen;          /* INIT read, reply not yet written */
@@ -39,6 +55,11 @@ struct sfs_wire {
 /* fuse_custom_io read and writev, given the daemon's struct sfs_wire */
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w);
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w);
+
+/* A consistent-enough copy of the counters (each field is read atomically). */
+void sfs_wire_op_stats(const struct sfs_wire *w, struct sfs_op_stat out[SFS_WIRE_NOPS]);
+/* "write", "lookup", ... for an opcode; NULL for one settfs does not name. */
+const char *sfs_wire_op_name(unsigned opcode);
 
 /*
  * 1 if the request this thread read last asks the filesystem to clear

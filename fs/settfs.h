@@ -207,6 +207,22 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len,
 off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence);
 int settfs_statfs(settfs *fs, struct statvfs *sv);
 
+/* Live figures of an open filesystem (`settfs status`); any thread, any time. */
+typedef struct settfs_stats {
+	uint64_t inodes;       /* inodes in use */
+	uint64_t logical_bytes; /* sizes of the regular files (UINT64_MAX: unknown, a
+				 * damaged store whose inodes could not all be read) */
+	uint64_t dirty_bytes;  /* written, buffered in the daemon, not yet committed */
+	uint32_t chunk_size;
+	int read_only;         /* the store is open read-only */
+	int degraded;          /* settfs_degraded */
+	sett_stats engine;
+	sett_space space;      /* the store's disk and its reserve */
+} settfs_stats;
+int settfs_get_stats(settfs *fs, settfs_stats *st);
+/* The engine under the filesystem, for read-only introspection (sett info). */
+sett_db *settfs_engine(settfs *fs);
+
 /* ---- page-cache fill ------------------------------------------------ */
 
 /*

@@ -38,6 +38,8 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "drop.h"
+#include "pin.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
@@ -304,6 +306,8 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	db_view_get(db, &vw);
 	int r = lookup_in_view(&vw, ukey, read_version, version, vs);
 	db_view_release(&vw);
+	if (r == 1 && drops_hide(db, ukey, *version, read_version, NULL))
+		r = 0; /* under a prefix drop: absent */
 	return r;
 }
 
@@ -1022,6 +1026,8 @@ static void db_free(sett_db *db)
 		vlog_close(db->vl);
 	if (db->man)
 		manifest_close(db->man);
+	pins_close(db);
+	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
 	if (db->lock_fd >= 0)
@@ -1100,6 +1106,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
 		goto fail;
+	if ((r = pins_open(db)))
+		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
 	if ((r = keyregistry_open(db, why, sizeof why)))
@@ -1122,6 +1130,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if (r)
 		goto fail;
 	db->next_version = db->last_version;
+	if ((r = drops_open(db)))
+		goto fail;
 	free(mt);
 	mt = NULL;
 
@@ -1330,6 +1340,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->write_stall_us = __atomic_load_n(&db->stat_write_stall_us, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
@@ -1401,6 +1412,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		return r;
 	for (int i = 0; i < n; i++) {
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
+		if (r == -ENOENT)
+			continue; /* GC deleted it since the list was taken */
 		if (r) {
 			bad = r;
 			if (report) {

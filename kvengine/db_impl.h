@@ -167,10 +167,13 @@ struct sett_db {
 	/* Per value-log file discard statistics (discard.h): compaction adds,
 	 * GC reads and corrects them; loaded read-only too, for sett info. */
 	struct discard *discard;
+	struct pin_state *pins; /* pinned versions (pin.h) */
+	struct drop_state *drops; /* prefix drops (drop.h) */
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;
 	uint64_t stat_write_stalls;
+	uint64_t stat_write_stall_us;
 	int damaged_tables; /* opened with table_open_damaged */
 	table **damaged_below_l0; /* those below L0 (referenced), for sett_verify */
 	int ndamaged_below_l0;
@@ -179,6 +182,7 @@ struct sett_db {
 	uint64_t stat_gc_files;
 	uint64_t stat_gc_bytes_measured;
 	uint64_t stat_gc_bytes_rewritten;
+	uint64_t stat_gc_bytes_reclaimed;
 };
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */

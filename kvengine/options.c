@@ -72,6 +72,8 @@ const char *sett_strerror(int err)
 		return "transaction too big for one commit";
 	case SETT_ESUBBEHIND:
 		return "subscriber fell behind and was cut off";
+	case SETT_ENOHISTORY:
+		return "the versions asked for are no longer kept (no pin at or below them)";
 	default:
 		if (err < 0 && err > -4096)
 			return strerror(-err);

@@ -364,6 +364,7 @@ static int rotate(sett_db *db)
 		return r;
 	pthread_mutex_lock(&db->mu);
 	int stalled = 0;
+	struct timespec stall_t0;
 	for (;;) {
 		if (db->bg_error) {
 			r = db->bg_error;
@@ -387,9 +388,18 @@ static int rotate(sett_db *db)
 		if (!stalled) {
 			stalled = 1;
 			__atomic_add_fetch(&db->stat_write_stalls, 1, __ATOMIC_RELAXED);
+			clock_gettime(CLOCK_MONOTONIC, &stall_t0);
 		}
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_cond_wait(&db->cv_room, &db->mu);
+	}
+	if (stalled) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		int64_t us = (int64_t)(t1.tv_sec - stall_t0.tv_sec) * 1000000 +
+			     (t1.tv_nsec - stall_t0.tv_nsec) / 1000;
+		__atomic_add_fetch(&db->stat_write_stall_us, (uint64_t)(us > 0 ? us : 0),
+				   __ATOMIC_RELAXED);
 	}
 	memslot s;
 	r = db_new_memslot_locked(db, &s);

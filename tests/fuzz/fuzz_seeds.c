@@ -22,6 +22,7 @@
 
 #include "acl.h"
 #include "coding.h"
+#include "control.h"
 #include "entry.h"
 #include "fuzz.h"
 #include "schema.h"
@@ -187,6 +188,43 @@ static void copy_dir(const char *from, const char *to)
 		closedir(d);
 }
 
+static int seed_write(void *arg, const void *p, size_t n)
+{
+	return buf_append(arg, p, n);
+}
+
+/* A full and an incremental backup stream (the pin puts a mark in the MANIFEST). */
+static void seed_backups(sett_db *db, const char *tag)
+{
+	buf full = { 0 }, inc = { 0 };
+	sett_backup_options bo;
+	sett_backup_options_init(&bo);
+	bo.pin = "seed";
+	bo.all_versions = 1;
+	sett_backup_result res;
+	OK(sett_backup(db, &bo, seed_write, &full, &res));
+	for (int i = 0; i < 10; i++) {
+		char k[32];
+		snprintf(k, sizeof k, "key%05d", i * 9);
+		if (i % 2)
+			put(db, k, (size_t)(i * 17), i + 7);
+		else
+			OK(sett_del(db, (sett_val){ .data = k, .size = strlen(k) }));
+	}
+	bo.since = res.version;
+	bo.all_versions = 0;
+	OK(sett_backup(db, &bo, seed_write, &inc, &res));
+	char name[300];
+	snprintf(name, sizeof name, "%s-full", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, full.p, full.n);
+	snprintf(name, sizeof name, "%s-full-sums", tag);
+	seed1("backup", name, 0, full.p, full.n);
+	snprintf(name, sizeof name, "%s-incremental", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, inc.p, inc.n);
+	buf_free(&full);
+	buf_free(&inc);
+}
+
 static void engine_store(const char *base, const char *tag, int compression)
 {
 	char dir[4200], live[4200];
@@ -244,6 +282,7 @@ static void engine_store(const char *base, const char *tag, int compression)
 	OK(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
 	OK(sett_sync(db));
+	seed_backups(db, tag);
 	copy_dir(dir, live);
 	OK(sett_close(db));
 	seed_store(live, tag);
@@ -365,6 +404,30 @@ static void fs_store(const char *base)
 	seed1("entry", "log-header", FUZZ_FIX_SUMS | 2, b, LOG_HEADER_SIZE);
 }
 
+/* ---- the control protocol (fuzz_control) ---- */
+
+static void control_seeds(void)
+{
+	ctl_buf b = { 0 };
+	ctl_begin(&b, CTL_STATUS);
+	OK(ctl_end(&b));
+	seed1("control", "request", FUZZ_FIX_SUMS, b.p, b.n);
+	ctl_begin(&b, CTL_STATUS | CTL_REPLY);
+	ctl_put_i64(&b, "status", 0);
+	ctl_put_str(&b, "mount.store", "/srv/store");
+	ctl_put_u64(&b, "fs.inodes", 12345);
+	ctl_put_f64(&b, "mount.uptime_s", 3.25);
+	ctl_put_u64(&b, "lsm.level.L0.tables", 3);
+	ctl_put_f64(&b, "lsm.level.L0.score", 0.6);
+	ctl_put_u64(&b, "fuse.op.write.count", 99);
+	ctl_put_f64(&b, "fuse.op.write.mean_us", 12.5);
+	ctl_put_bytes(&b, "x", "\0\xff", 2);
+	OK(ctl_end(&b));
+	seed1("control", "status-reply", FUZZ_FIX_SUMS, b.p, b.n);
+	seed1("control", "status-reply-raw", 0, b.p, b.n);
+	ctl_buf_free(&b);
+}
+
 static void rm_rf(const char *path)
 {
 	char cmd[8400];
@@ -389,6 +452,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);
 	return 0;
