@@ -937,6 +937,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (c->nonopts++ == 0) {
+		/* settfs:/STORE, the mount's source in /proc/mounts, names STORE */
+		if (strncmp(arg, "settfs:/", 8) == 0)
+			arg += 7;
 		c->store = strdup(arg);
 		return 0; /* keep STORE out of the FUSE arguments */
 	}
