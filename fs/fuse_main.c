@@ -95,6 +95,38 @@ static settfs_ctx creds_of(fuse_req_t req)
 	return s;
 }
 
+/* creds_of with the caller's supplementary groups (at most 64) in g */
+static settfs_ctx creds_with_groups(fuse_req_t req, uint32_t g[64])
+{
+	settfs_ctx c = creds_of(req);
+	gid_t groups[64];
+	int n = c.uid != 0 ? fuse_req_getgroups(req, 64, groups) : 0;
+	for (int i = 0; i < n && i < 64; i++)
+		g[i] = (uint32_t)groups[i];
+	c.groups = g;
+	c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	return c;
+}
+
+/*
+ * The flags of a data change (write, fallocate) by a caller without
+ * CAP_FSETID: SETTFS_WRITE_KILL_SUIDGID, and SETTFS_WRITE_KILL_SGID when
+ * the file is set-group-ID without group execute and the caller is not in
+ * its group (Linux drops the bit then too; FUSE's kill flags predate that).
+ */
+static unsigned kill_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	if (settfs_getattr(fs_of(req), ino, &st) != 0 || (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID)
+		return SETTFS_WRITE_KILL_SUIDGID;
+	uint32_t g[64];
+	settfs_ctx c = creds_with_groups(req, g);
+	int member = c.gid == st.st_gid;
+	for (int i = 0; i < c.ngroups && !member; i++)
+		member = g[i] == st.st_gid;
+	return SETTFS_WRITE_KILL_SUIDGID | (member ? 0 : SETTFS_WRITE_KILL_SGID);
+}
+
 static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 {
 	if (r) {
@@ -218,16 +250,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if ((valid & FUSE_SET_ATTR_SIZE) && sfs_wire_kill_suidgid())
 		set |= SETTFS_SET_KILL_SUIDGID;
 	settfs_ctx c = creds_of(req);
-	gid_t groups[64];
 	uint32_t g32[64];
-	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) && c.uid != 0) {
-		/* chmod g+s by a non-member drops the bit: needs the caller's groups */
-		int n = fuse_req_getgroups(req, 64, groups);
-		for (int i = 0; i < n && i < 64; i++)
-			g32[i] = (uint32_t)groups[i];
-		c.groups = g32;
-		c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
-	}
+	/* chmod g+s, or a truncate's kill, by a non-member drops set-group-ID */
+	if (((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID)) ||
+	    (set & SETTFS_SET_KILL_SUIDGID))
+		c = creds_with_groups(req, g32);
 	struct stat st;
 	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
 	if (r)
@@ -320,7 +347,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* O_TRUNC by a caller without CAP_FSETID; cleared before the truncate */
 		struct stat a, st;
 		memset(&a, 0, sizeof a);
-		settfs_ctx c = creds_of(req);
+		uint32_t g32[64];
+		settfs_ctx c = creds_with_groups(req, g32);
 		r = settfs_setattr(fs_of(req), &c, ino, &a, SETTFS_SET_KILL_SUIDGID, &st);
 		if (r == 0)
 			mode_changed(req, ino);
@@ -439,7 +467,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	unsigned flags = fi->fh ? SETTFS_WRITE_APPEND : 0;
 	if (sfs_wire_kill_suidgid())
-		flags |= SETTFS_WRITE_KILL_SUIDGID;
+		flags |= kill_flags(req, ino);
 	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, flags);
 	if (flags & SETTFS_WRITE_KILL_SUIDGID)
 		mode_changed(req, ino);
@@ -616,7 +644,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
 	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
-	unsigned flags = fuse_req_ctx(req)->uid != 0 ? SETTFS_WRITE_KILL_SUIDGID : 0;
+	unsigned flags = fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
 	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
 	if (flags)
 		mode_changed(req, ino);
