@@ -22,7 +22,8 @@
 # images of XFSTESTS_SIZE (default 8G, sparse) under XFSTESTS_WORK (default
 # a new directory in $TMPDIR), so a test that fills its filesystem fills an
 # image, not the host; /sbin gets mount.fuse.settfs (so `mount -t
-# fuse.settfs` finds this build) and /etc/passwd the users fsgqa, fsgqa2
+# fuse.settfs` finds this build; umount.fuse.settfs waits for the daemon
+# to release the store, as `settfs umount` does) and /etc/passwd the users fsgqa, fsgqa2
 # and 123456-fsgqa that xfstests runs unprivileged tests as.  None of it is
 # visible outside, and every mount and daemon ends with the run, on failure
 # too.  TEST_DEV and SCRATCH_DEV are `settfs:STORE`, the source the mounts
@@ -136,7 +137,18 @@ PATH=$SETTFS_BUILD:\$PATH
 export PATH
 exec sh "$helper" "\$@"
 EOF
-chmod +x "$w/sbin/mount.fuse.settfs" # mount(8) runs it with a standard PATH
+# umount(8) runs this one: return once the daemon has released the store, so
+# that the next mount of it (xfstests remounts all the time) does not wait
+cat >"$w/sbin/umount.fuse.settfs" <<EOF
+#!/bin/sh
+m=\$1
+shift
+o=
+for a; do case \$a in -l|-f) o="\$o \$a" ;; esac; done
+[ -z "\$o" ] || exec umount -i \$o "\$m"
+exec "$SETTFS" umount "\$m"
+EOF
+chmod +x "$w/sbin/mount.fuse.settfs" "$w/sbin/umount.fuse.settfs" # run with a standard PATH
 sbin=$(readlink -f /sbin)
 mount -t overlay overlay -o "lowerdir=$w/sbin:$sbin" "$sbin" ||
 	skip "cannot overlay $sbin"
