@@ -175,7 +175,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
-	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/*
+	 * File handles (name_to_handle_at, NFS export): the kernel looks a
+	 * forgotten inode up as "." in it and a directory's parent as "..",
+	 * which settfs_lookup answers from the store; inode numbers are never
+	 * reused, so generation 0 makes a handle of a deleted file stale.
+	 */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/*
