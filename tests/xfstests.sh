@@ -29,6 +29,9 @@
 # too.  TEST_DEV and SCRATCH_DEV are `settfs:STORE`, the source the mounts
 # show in /proc/mounts, so that xfstests' unmounts by device work.
 # SETTFS_MOUNT_OPTIONS adds settfs options (e.g. no_writeback_cache).
+# XFSTESTS_PASSTHROUGH_LL=/path/to/passthrough_ll runs the same on libfuse's
+# example filesystem over a directory on the ext4 images instead, for
+# comparison (built from libfuse's source: example/passthrough_ll.c).
 #
 # Exit status: 0 every test passed or was not run, 1 a test failed, 77
 # xfstests, root, /dev/fuse or an ext4 image cannot be had (a skip).  The
@@ -105,7 +108,8 @@ loops=
 cleanup() {
 	for m in "$w/test" "$w/scratch"; do
 		if grep -q " $m fuse" /proc/self/mounts; then
-			"$SETTFS" umount -t 60 "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null
+			"$SETTFS" umount -t 60 "$m" >/dev/null 2>&1 || umount "$m" 2>/dev/null ||
+				umount -l "$m" 2>/dev/null
 		fi
 	done
 	for i in test scratch; do
@@ -148,6 +152,18 @@ for a; do case \$a in -l|-f) o="\$o \$a" ;; esac; done
 [ -z "\$o" ] || exec umount -i \$o "\$m"
 exec "$SETTFS" umount "\$m"
 EOF
+# for comparison: libfuse's example passthrough_ll over a directory (the
+# set-up of xfstests' README.fuse)
+pt=${XFSTESTS_PASSTHROUGH_LL:-}
+if [ -n "$pt" ]; then
+	cat >"$w/sbin/mount.fuse.passthrough_ll" <<EOF
+#!/bin/sh
+ulimit -n \$(ulimit -Hn)
+exec "$pt" -ofsname="\$@"
+EOF
+	chmod +x "$w/sbin/mount.fuse.passthrough_ll"
+	mkdir -p "$w/disk/test/dir" "$w/disk/scratch/dir"
+fi
 chmod +x "$w/sbin/mount.fuse.settfs" "$w/sbin/umount.fuse.settfs" # run with a standard PATH
 sbin=$(readlink -f /sbin)
 mount -t overlay overlay -o "lowerdir=$w/sbin:$sbin" "$sbin" ||
@@ -165,7 +181,20 @@ for u in fsgqa fsgqa2 123456-fsgqa; do
 done
 for f in passwd group shadow; do mount --bind "$w/etc/$f" "/etc/$f" || exit 1; done
 
-cat >"$w/local.config" <<EOF
+if [ -n "$pt" ]; then
+	cat >"$w/local.config" <<EOF
+export FSTYP=fuse
+export FUSE_SUBTYP=.passthrough_ll
+export TEST_DEV=pt-test
+export TEST_DIR=$w/test
+export SCRATCH_DEV=pt-scratch
+export SCRATCH_MNT=$w/scratch
+export TEST_FS_MOUNT_OPTS="-osource=$w/disk/test/dir,allow_other,default_permissions"
+export MOUNT_OPTIONS="-osource=$w/disk/scratch/dir,allow_other,default_permissions"
+export RESULT_BASE=$w/results
+EOF
+else
+	cat >"$w/local.config" <<EOF
 export FSTYP=fuse
 export FUSE_SUBTYP=.settfs
 export TEST_DEV=settfs:$w/disk/test/store
@@ -176,6 +205,7 @@ export TEST_FS_MOUNT_OPTS="-o allow_other${SETTFS_MOUNT_OPTIONS:+,$SETTFS_MOUNT_
 export MOUNT_OPTIONS="-o allow_other${SETTFS_MOUNT_OPTIONS:+,$SETTFS_MOUNT_OPTIONS}"
 export RESULT_BASE=$w/results
 EOF
+fi
 [ $# -gt 0 ] || set -- $XFSTESTS_SHORT
 cd "$XFSTESTS_BUILD" || exit 1
 HOST_OPTIONS=$w/local.config PATH=$SETTFS_BUILD:$PATH ./check "$@"
