@@ -14,7 +14,12 @@
 # Debian build deps: xfslibs-dev uuid-dev libattr1-dev libacl1-dev
 # libaio-dev liburing-dev libgdbm-dev xfsprogs) and given the one change it
 # needs: its _fs_type (common/rc) reports a FUSE mount as the kernel names
-# it, `fuse.settfs`, where FSTYP=fuse expects `fuse`.
+# it, `fuse.settfs`, where FSTYP=fuse expects `fuse`.  A second one makes
+# _scratch_mkfs a mkfs: for FSTYP=fuse it only removes the files, which on
+# settfs leaves their space in the value log until compaction and GC get to
+# it (after a test that filled the scratch store, the next ones would fail
+# with ENOSPC); here it runs FUSE_SCRATCH_MKFS, which removes the store
+# (settfs makes a new one at the next mount).
 #
 # The settfs programs come from SETTFS_BUILD (default: the directory this is
 # run from when it holds `settfs`, else ./build).  Everything runs in a
@@ -78,6 +83,12 @@ if [ "${XFSTESTS_INNER:-}" != 1 ]; then
 		sed -i "s|-e 's/fuse.ceph-fuse/ceph-fuse/'\$|& -e 's/^fuse\\\\..*/fuse/' # settfs: fuse.SUBTYPE|" "$rc"
 		grep -q "settfs: fuse.SUBTYPE" "$rc" ||
 			{ echo "xfstests.sh: cannot patch _fs_type in $rc" >&2; exit 1; }
+	fi
+	if ! grep -q "settfs: a new scratch" "$rc"; then
+		# _scratch_mkfs: FSTYP=fuse only removes the files; run FUSE_SCRATCH_MKFS
+		sed -i '/^_scratch_mkfs()$/{n;s/$/\n\t[ -n "${FUSE_SCRATCH_MKFS:-}" ] \&\& { $FUSE_SCRATCH_MKFS; return $?; } # settfs: a new scratch/}' "$rc"
+		grep -q "settfs: a new scratch" "$rc" ||
+			{ echo "xfstests.sh: cannot patch _scratch_mkfs in $rc" >&2; exit 1; }
 	fi
 
 	if [ -z "${XFSTESTS_WORK:-}" ]; then
@@ -165,6 +176,15 @@ EOF
 	mkdir -p "$w/disk/test/dir" "$w/disk/scratch/dir"
 fi
 chmod +x "$w/sbin/mount.fuse.settfs" "$w/sbin/umount.fuse.settfs" # run with a standard PATH
+if [ -n "$pt" ]; then src=$w/disk/scratch/dir; else src=$w/disk/scratch/store; fi
+cat >"$w/scratch-mkfs" <<EOF
+#!/bin/sh
+if grep -q " $w/scratch fuse" /proc/self/mounts; then
+	"$SETTFS" umount "$w/scratch" 2>/dev/null || umount "$w/scratch" || exit 1
+fi
+rm -rf "$src" && mkdir "$src"
+EOF
+chmod +x "$w/scratch-mkfs"
 sbin=$(readlink -f /sbin)
 mount -t overlay overlay -o "lowerdir=$w/sbin:$sbin" "$sbin" ||
 	skip "cannot overlay $sbin"
@@ -206,6 +226,7 @@ export MOUNT_OPTIONS="-o allow_other${SETTFS_MOUNT_OPTIONS:+,$SETTFS_MOUNT_OPTIO
 export RESULT_BASE=$w/results
 EOF
 fi
+echo "export FUSE_SCRATCH_MKFS=$w/scratch-mkfs" >>"$w/local.config"
 [ $# -gt 0 ] || set -- $XFSTESTS_SHORT
 cd "$XFSTESTS_BUILD" || exit 1
 HOST_OPTIONS=$w/local.config PATH=$SETTFS_BUILD:$PATH ./check "$@"
