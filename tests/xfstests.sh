@@ -22,7 +22,8 @@
 # (settfs makes a new one at the next mount).
 #
 # The settfs programs come from SETTFS_BUILD (default: the directory this is
-# run from when it holds `settfs`, else ./build).  Everything runs in a
+# run from when it holds `settfs`, else ./build; mount.settfs from the
+# source's tools/).  `make check` runs it too: it skips without XFSTESTS_DIR.  Everything runs in a
 # private mount namespace: the TEST and SCRATCH stores live on two ext4
 # images of XFSTESTS_SIZE (default 8G, sparse) under XFSTESTS_WORK (default
 # a new directory in $TMPDIR), so a test that fills its filesystem fills an
@@ -141,11 +142,9 @@ for i in test scratch; do
 	mkdir -p "$w/disk/$i" && mount "$l" "$w/disk/$i" || skip "cannot mount the ext4 image"
 done
 
-# tools/ is in the source tree; a build dir inside it is the usual case
-for t in "$SETTFS_BUILD/../tools/mount.settfs" "$SETTFS_BUILD/tools/mount.settfs"; do
-	[ -f "$t" ] && helper=$(cd "$(dirname "$t")" && pwd)/mount.settfs && break
-done
-[ -n "${helper:-}" ] || skip "tools/mount.settfs not found next to $SETTFS_BUILD"
+# mount.settfs is in the source tree, next to this script's directory
+helper=$(cd "$(dirname "$0")/../tools" && pwd)/mount.settfs
+[ -f "$helper" ] || skip "no $helper"
 cat >"$w/sbin/mount.fuse.settfs" <<EOF
 #!/bin/sh
 PATH=$SETTFS_BUILD:\$PATH
