@@ -192,6 +192,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_write = 1u << 20;
+	/* FUSE's default, stated: fuse_inval.c keeps writeback a slot of it */
+	conn->max_background = SFS_MAX_BACKGROUND;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -483,7 +485,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
 		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
-			       (uint64_t)n, reply_written, (uint64_t)n, 0);
+			       (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -680,7 +682,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t token, size;
 	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
 	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
 			       reply_lseek, (uint64_t)off, (uint64_t)whence);
 	else
 		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
