@@ -750,7 +750,8 @@ struct mount_ent {
 /*
  * The topmost mount in /proc/self/mountinfo (read without touching the
  * mount, whose daemon may not be serving) at `mountpoint` (a real path), or
- * else with `source`.  0 if found.
+ * else with `source`, or else (both NULL) of the device m->maj:m->min.
+ * 0 if found.
  */
 static int mount_find(const char *mountpoint, const char *source, struct mount_ent *m)
 {
@@ -769,7 +770,8 @@ static int mount_find(const char *mountpoint, const char *source, struct mount_e
 		unmangle(mp, e.mountpoint, sizeof e.mountpoint);
 		unmangle(src, e.source, sizeof e.source);
 		if (mountpoint ? strcmp(e.mountpoint, mountpoint) == 0
-			       : strcmp(e.source, source) == 0) {
+		    : source   ? strcmp(e.source, source) == 0
+			       : e.maj == m->maj && e.min == m->min) {
 			*m = e;
 			found = 1;
 		}
@@ -1215,6 +1217,13 @@ static int cmd_umount(int argc, char **argv)
 		}
 		int st = 0;
 		r = c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
+	}
+	/* another mount of the filesystem (a bind mount) keeps the daemon serving */
+	if (r == 0 && mount_find(NULL, NULL, &m) == 0) {
+		if (fd >= 0)
+			close(fd);
+		free(mp);
+		return 0;
 	}
 	if (r == 0 && fd < 0)
 		r = 3;
