@@ -1116,7 +1116,8 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
-		if (!said++)
+		/* a release that takes a moment (umount; mount) is waited for silently */
+		if (waited_ms >= 2000 && !said++)
 			fprintf(stderr, "settfs: %s is in use by pid %ld (not mounted), waiting up to "
 					"30 s for it to be released\n", store, sett_lock_holder(store));
 		struct timespec ts = { 0, 100 * 1000 * 1000 };

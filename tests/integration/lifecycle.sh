@@ -79,6 +79,16 @@ for prog in "$FSCK" "$top/sett info"; do
 	wait "$holder"
 done
 
+# a daemon's release that takes a moment is waited for without a word
+flock "$store/LOCK" sleep 0.1 &
+holder=$!
+"$SETTFS" "$store" "$mnt" 2> "$work/wait.err" || { cat "$work/wait.err"; fail "settfs did not wait"; }
+daemon=background
+grep "waiting" "$work/wait.err" && fail "settfs spoke of a short wait"
+wait "$holder"
+"$SETTFS" umount "$mnt" || fail "settfs umount (after a short wait)"
+daemon=
+
 # 5. -o ro on a read-only bind mount of the store
 mkdir -p "$ro"
 mount --bind "$store" "$ro" && mount -o remount,bind,ro "$ro" || skip "no read-only bind mount"
