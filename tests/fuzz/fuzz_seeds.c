@@ -20,7 +20,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "coding.h"
+#include "control.h"
 #include "entry.h"
 #include "fuzz.h"
 #include "schema.h"
@@ -186,6 +188,43 @@ static void copy_dir(const char *from, const char *to)
 		closedir(d);
 }
 
+static int seed_write(void *arg, const void *p, size_t n)
+{
+	return buf_append(arg, p, n);
+}
+
+/* A full and an incremental backup stream (the pin puts a mark in the MANIFEST). */
+static void seed_backups(sett_db *db, const char *tag)
+{
+	buf full = { 0 }, inc = { 0 };
+	sett_backup_options bo;
+	sett_backup_options_init(&bo);
+	bo.pin = "seed";
+	bo.all_versions = 1;
+	sett_backup_result res;
+	OK(sett_backup(db, &bo, seed_write, &full, &res));
+	for (int i = 0; i < 10; i++) {
+		char k[32];
+		snprintf(k, sizeof k, "key%05d", i * 9);
+		if (i % 2)
+			put(db, k, (size_t)(i * 17), i + 7);
+		else
+			OK(sett_del(db, (sett_val){ .data = k, .size = strlen(k) }));
+	}
+	bo.since = res.version;
+	bo.all_versions = 0;
+	OK(sett_backup(db, &bo, seed_write, &inc, &res));
+	char name[300];
+	snprintf(name, sizeof name, "%s-full", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, full.p, full.n);
+	snprintf(name, sizeof name, "%s-full-sums", tag);
+	seed1("backup", name, 0, full.p, full.n);
+	snprintf(name, sizeof name, "%s-incremental", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, inc.p, inc.n);
+	buf_free(&full);
+	buf_free(&inc);
+}
+
 static void engine_store(const char *base, const char *tag, int compression)
 {
 	char dir[4200], live[4200];
@@ -243,6 +282,7 @@ static void engine_store(const char *base, const char *tag, int compression)
 	OK(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
 	OK(sett_sync(db));
+	seed_backups(db, tag);
 	copy_dir(dir, live);
 	OK(sett_close(db));
 	seed_store(live, tag);
@@ -268,6 +308,16 @@ static void fs_store(const char *base)
 	OK(settfs_open(dir, &o, &fs));
 	struct stat d, e, st;
 	OK(settfs_mkdir(fs, &ctx, SETTFS_ROOT_INO, "dir", 0755, &d));
+	/* a default ACL (inherited by what "dir" gets) and an access ACL, as Linux writes them */
+	static const uint8_t acl[] = { 2, 0, 0, 0,
+		0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* user:: rwx */
+		0x02, 0, 6, 0, 0xe8, 0x03, 0, 0,        /* user:1000: rw- */
+		0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,  /* group:: r-x */
+		0x08, 0, 4, 0, 0x32, 0, 0, 0,           /* group:50: r-- */
+		0x10, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* mask:: rwx */
+		0x20, 0, 1, 0, 0xff, 0xff, 0xff, 0xff }; /* other:: --x */
+	OK(settfs_setxattr(fs, d.st_ino, SFS_ACL_DEFAULT_NAME, acl, sizeof acl, 0));
+	OK(settfs_setxattr(fs, SETTFS_ROOT_INO, SFS_ACL_ACCESS_NAME, acl, sizeof acl, 0));
 	OK(settfs_mkdir(fs, &ctx, d.st_ino, "sub", 0700, &e));
 	static uint8_t data[3 * 16384 + 1000];
 	for (size_t i = 0; i < sizeof data; i++)
@@ -300,7 +350,7 @@ static void fs_store(const char *base)
 	buf dump = { 0 };
 	uint8_t mode = FUZZ_FIX_SUMS;
 	OK(buf_append(&dump, &mode, 1));
-	int ni = 0, nd = 0;
+	int ni = 0, nd = 0, na = 0;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val k = sett_iter_key(it), v;
 		OK(sett_iter_value(it, &v));
@@ -320,6 +370,14 @@ static void fs_store(const char *base)
 		} else if (tag == SFS_TAG_DENTRY) {
 			snprintf(name, sizeof name, "dentry-%d", nd++);
 			seed1("schema", name, 2 << 1, v.data, v.size);
+		} else if (tag == SFS_TAG_XATTR && k.size > 9 && k.size - 9 < sizeof name) {
+			memcpy(name, (const char *)k.data + 9, k.size - 9);
+			name[k.size - 9] = 0;
+			if (sfs_acl_type(name) != SFS_ACL_NONE) {
+				/* fuzz_acl: the mode byte is the mode's low bits */
+				snprintf(name, sizeof name, "acl-%d", na++);
+				seed1("acl", name, 0644 & 0xff, v.data, v.size);
+			}
 		}
 		/* value structs of the engine, as tables store them */
 		if (ni + nd < 4) {
@@ -346,6 +404,30 @@ static void fs_store(const char *base)
 	seed1("entry", "log-header", FUZZ_FIX_SUMS | 2, b, LOG_HEADER_SIZE);
 }
 
+/* ---- the control protocol (fuzz_control) ---- */
+
+static void control_seeds(void)
+{
+	ctl_buf b = { 0 };
+	ctl_begin(&b, CTL_STATUS);
+	OK(ctl_end(&b));
+	seed1("control", "request", FUZZ_FIX_SUMS, b.p, b.n);
+	ctl_begin(&b, CTL_STATUS | CTL_REPLY);
+	ctl_put_i64(&b, "status", 0);
+	ctl_put_str(&b, "mount.store", "/srv/store");
+	ctl_put_u64(&b, "fs.inodes", 12345);
+	ctl_put_f64(&b, "mount.uptime_s", 3.25);
+	ctl_put_u64(&b, "lsm.level.L0.tables", 3);
+	ctl_put_f64(&b, "lsm.level.L0.score", 0.6);
+	ctl_put_u64(&b, "fuse.op.write.count", 99);
+	ctl_put_f64(&b, "fuse.op.write.mean_us", 12.5);
+	ctl_put_bytes(&b, "x", "\0\xff", 2);
+	OK(ctl_end(&b));
+	seed1("control", "status-reply", FUZZ_FIX_SUMS, b.p, b.n);
+	seed1("control", "status-reply-raw", 0, b.p, b.n);
+	ctl_buf_free(&b);
+}
+
 static void rm_rf(const char *path)
 {
 	char cmd[8400];
@@ -370,6 +452,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);
 	return 0;
