@@ -128,6 +128,7 @@ cleanup() {
 		umount "$w/disk/$i" 2>/dev/null || umount -l "$w/disk/$i" 2>/dev/null
 	done
 	for l in $loops; do losetup -d "$l" 2>/dev/null; done
+	rm -f "$w/test.img" "$w/scratch.img" # the results stay
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
