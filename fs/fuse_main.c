@@ -103,6 +103,38 @@ static settfs_ctx creds_of(fuse_req_t req)
 	return s;
 }
 
+/* creds_of with the caller's supplementary groups (at most 64) in g */
+static settfs_ctx creds_with_groups(fuse_req_t req, uint32_t g[64])
+{
+	settfs_ctx c = creds_of(req);
+	gid_t groups[64];
+	int n = c.uid != 0 ? fuse_req_getgroups(req, 64, groups) : 0;
+	for (int i = 0; i < n && i < 64; i++)
+		g[i] = (uint32_t)groups[i];
+	c.groups = g;
+	c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	return c;
+}
+
+/*
+ * The flags of a data change (write, fallocate) by a caller without
+ * CAP_FSETID: SETTFS_WRITE_KILL_SUIDGID, and SETTFS_WRITE_KILL_SGID when
+ * the file is set-group-ID without group execute and the caller is not in
+ * its group (Linux drops the bit then too; FUSE's kill flags predate that).
+ */
+static unsigned kill_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	if (settfs_getattr(fs_of(req), ino, &st) != 0 || (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID)
+		return SETTFS_WRITE_KILL_SUIDGID;
+	uint32_t g[64];
+	settfs_ctx c = creds_with_groups(req, g);
+	int member = c.gid == st.st_gid;
+	for (int i = 0; i < c.ngroups && !member; i++)
+		member = g[i] == st.st_gid;
+	return SETTFS_WRITE_KILL_SUIDGID | (member ? 0 : SETTFS_WRITE_KILL_SGID);
+}
+
 static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 {
 	if (r) {
@@ -151,7 +183,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
-	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/*
+	 * File handles (name_to_handle_at, NFS export): the kernel looks a
+	 * forgotten inode up as "." in it and a directory's parent as "..",
+	 * which settfs_lookup answers from the store; inode numbers are never
+	 * reused, so generation 0 makes a handle of a deleted file stale.
+	 */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/*
@@ -173,6 +212,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		f->acl = 1;
 	}
 	conn->max_write = 1u << 20;
+	/* FUSE's default, stated: fuse_inval.c keeps writeback a slot of it */
+	conn->max_background = SFS_MAX_BACKGROUND;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -238,16 +279,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if ((valid & FUSE_SET_ATTR_SIZE) && sfs_wire_kill_suidgid())
 		set |= SETTFS_SET_KILL_SUIDGID;
 	settfs_ctx c = creds_of(req);
-	gid_t groups[64];
 	uint32_t g32[64];
-	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) && c.uid != 0) {
-		/* chmod g+s by a non-member drops the bit: needs the caller's groups */
-		int n = fuse_req_getgroups(req, 64, groups);
-		for (int i = 0; i < n && i < 64; i++)
-			g32[i] = (uint32_t)groups[i];
-		c.groups = g32;
-		c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
-	}
+	/* chmod g+s, or a truncate's kill, by a non-member drops set-group-ID */
+	if (((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID)) ||
+	    (set & SETTFS_SET_KILL_SUIDGID))
+		c = creds_with_groups(req, g32);
 	struct stat st;
 	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
 	if (r)
@@ -340,7 +376,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* O_TRUNC by a caller without CAP_FSETID; cleared before the truncate */
 		struct stat a, st;
 		memset(&a, 0, sizeof a);
-		settfs_ctx c = creds_of(req);
+		uint32_t g32[64];
+		settfs_ctx c = creds_with_groups(req, g32);
 		r = settfs_setattr(fs_of(req), &c, ino, &a, SETTFS_SET_KILL_SUIDGID, &st);
 		if (r == 0)
 			mode_changed(req, ino);
@@ -459,7 +496,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	unsigned flags = fi->fh ? SETTFS_WRITE_APPEND : 0;
 	if (sfs_wire_kill_suidgid())
-		flags |= SETTFS_WRITE_KILL_SUIDGID;
+		flags |= kill_flags(req, ino);
 	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, flags);
 	if (flags & SETTFS_WRITE_KILL_SUIDGID)
 		mode_changed(req, ino);
@@ -468,7 +505,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
 		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
-			       (uint64_t)n, reply_written, (uint64_t)n, 0);
+			       (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -648,7 +685,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
 	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
-	unsigned flags = fuse_req_ctx(req)->uid != 0 ? SETTFS_WRITE_KILL_SUIDGID : 0;
+	unsigned flags = fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
 	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
 	if (flags)
 		mode_changed(req, ino);
@@ -677,7 +714,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t token, size;
 	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
 	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
 			       reply_lseek, (uint64_t)off, (uint64_t)whence);
 	else
 		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
@@ -917,6 +954,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (c->nonopts++ == 0) {
+		/* settfs:/STORE, the mount's source in /proc/mounts, names STORE */
+		if (strncmp(arg, "settfs:/", 8) == 0)
+			arg += 7;
 		c->store = strdup(arg);
 		return 0; /* keep STORE out of the FUSE arguments */
 	}
@@ -1055,7 +1095,8 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
-		if (!said++)
+		/* a release that takes a moment (umount; mount) is waited for silently */
+		if (waited_ms >= 2000 && !said++)
 			fprintf(stderr, "settfs: %s is in use by pid %ld (not mounted), waiting up to "
 					"30 s for it to be released\n", store, sett_lock_holder(store));
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -1156,6 +1197,13 @@ static int cmd_umount(int argc, char **argv)
 		}
 		int st = 0;
 		r = c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
+	}
+	/* another mount of the filesystem (a bind mount) keeps the daemon serving */
+	if (r == 0 && sfs_mount_find(NULL, NULL, &m) == 0) {
+		if (fd >= 0)
+			close(fd);
+		free(mp);
+		return 0;
 	}
 	if (r == 0 && fd < 0)
 		r = 3;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The mount life cycle: `settfs umount` returns only once the store is
-# released; a second daemon on a mounted store fails at once, naming the
+# released (of a bind mount: at once, the other mount keeps the store in
+# use); a second daemon on a mounted store fails at once, naming the
 # first; the daemon does not keep descriptors it inherited; `-o ro` mounts a
 # store on read-only media; fsck.settfs and sett wait for a store being
 # released.
@@ -11,6 +12,7 @@ ro=$work/ro
 ro_cleanup() {
 	grep -q " $mnt fuse" /proc/mounts && "$SETTFS" umount "$mnt"
 	grep -q " $ro " /proc/mounts && umount "$ro"
+	grep -q " $work/bind " /proc/mounts && umount "$work/bind"
 	cleanup
 }
 trap ro_cleanup EXIT
@@ -41,6 +43,12 @@ cat "$work/second.err"
 grep -q "mounted at $mnt by pid $daemon" "$work/second.err" || fail "second daemon: holder not named"
 grep -q "waiting" "$work/second.err" && fail "second daemon waited for a live mount"
 cmp "$work/big" "$mnt/big" || fail "data"
+# a bind mount of it: its unmount does not wait for the store, still in use
+mkdir -p "$work/bind"
+mount --bind "$mnt" "$work/bind" || fail "bind mount"
+"$SETTFS" umount -t 2 "$work/bind" || fail "settfs umount of a bind mount: exit $?"
+grep -q " $work/bind " /proc/mounts && fail "bind mount still there"
+cmp "$work/big" "$mnt/big" || fail "data after the bind mount went"
 "$SETTFS" umount "$mnt" || fail "settfs umount"
 wait "$daemon"
 daemon=
@@ -70,6 +78,16 @@ for prog in "$FSCK" "$top/sett info"; do
 	grep -q "in use by pid $holder, waiting" "$work/wait.err" || { cat "$work/wait.err"; fail "$prog: no word of the wait"; }
 	wait "$holder"
 done
+
+# a daemon's release that takes a moment is waited for without a word
+flock "$store/LOCK" sleep 0.1 &
+holder=$!
+"$SETTFS" "$store" "$mnt" 2> "$work/wait.err" || { cat "$work/wait.err"; fail "settfs did not wait"; }
+daemon=background
+grep "waiting" "$work/wait.err" && fail "settfs spoke of a short wait"
+wait "$holder"
+"$SETTFS" umount "$mnt" || fail "settfs umount (after a short wait)"
+daemon=
 
 # 5. -o ro on a read-only bind mount of the store
 mkdir -p "$ro"

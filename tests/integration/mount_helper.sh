@@ -1,5 +1,6 @@
 #!/bin/sh
-# `mount -t fuse.settfs STORE DIR -o opts` (via mount.fuse3) and mount.settfs.
+# `mount -t fuse.settfs STORE DIR -o opts` (via mount.fuse3) and mount.settfs,
+# its remounts, and a STORE given as settfs:/STORE (the mount's source).
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v mount >/dev/null 2>&1 || skip "no mount"
 command -v mount.fuse3 >/dev/null 2>&1 || [ -x /sbin/mount.fuse3 ] || skip "no mount.fuse3"
@@ -20,9 +21,16 @@ grep " $mnt " /proc/mounts | grep -q "default_permissions" || fail "default_perm
 echo hi > "$mnt/x"
 umount "$mnt" || fail "umount"
 sleep 0.5
-sh "${srcdir:-.}/tools/mount.settfs" "$store" "$mnt" -o rw || fail "mount.settfs"
+sh "${srcdir:-.}/tools/mount.settfs" "settfs:$store" "$mnt" -o rw || fail "mount.settfs"
 is_mounted || fail "not mounted by mount.settfs"
 [ "$(cat "$mnt/x")" = hi ] || fail "data"
+# a remount changes the kernel's mount, it starts no second daemon
+sh "${srcdir:-.}/tools/mount.settfs" "$store" "$mnt" -o remount,ro || fail "remount,ro"
+grep " $mnt " /proc/mounts | grep -q " ro," || fail "not read-only after remount,ro"
+(echo y > "$mnt/y") 2>/dev/null && fail "a write on the read-only remount"
+[ "$(cat "$mnt/x")" = hi ] || fail "data after remount,ro"
+sh "${srcdir:-.}/tools/mount.settfs" "settfs:$store" "$mnt" -o remount,rw || fail "remount,rw"
+echo y > "$mnt/y" || fail "write after remount,rw"
 umount "$mnt" || fail "umount 2"
 # an fstab line (mount --fstab reads a private file instead of /etc/fstab)
 if PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v settfs >/dev/null; then
