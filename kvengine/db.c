@@ -1340,8 +1340,13 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int bad = 0;
 	db_view vw;
 	db_view_get(db, &vw);
+	uint64_t ntables = 0, done = 0;
+	for (int l = 0; l < MAX_LEVELS; l++)
+		ntables += (uint64_t)vw.v->ntables[l];
 	for (int l = 0; l < MAX_LEVELS; l++) {
 		for (int i = 0; i < vw.v->ntables[l]; i++) {
+			if (db->opt.progress_fn)
+				db->opt.progress_fn(db->opt.progress_arg, "tables", done++, ntables);
 			why[0] = 0;
 			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
 			if (r) {
@@ -1362,7 +1367,11 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int r = vlog_list(db->vl, &fids, &n);
 	if (r)
 		return r;
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "tables", ntables, ntables);
 	for (int i = 0; i < n; i++) {
+		if (db->opt.progress_fn)
+			db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)i, (uint64_t)n);
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
 		if (r) {
 			bad = r;
@@ -1374,6 +1383,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		}
 	}
 	free(fids);
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)n, (uint64_t)n);
 	return bad ? SETT_ECORRUPT : 0;
 }
 

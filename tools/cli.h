@@ -6,11 +6,15 @@
 #define SETT_CLI_H
 
 #include "sett.h"
+#include "progress.h"
 
 /* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
 int cli_fail(const char *cmd, const char *what, int err);
 /* Opens STORE with the default options (read_only as asked). */
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
+/* The same, reporting the engine's progress (sett_verify) to p. */
+int cli_open_progress(const char *cmd, const char *path, int read_only, progress *p,
+		      sett_db **db);
 
 int cmd_bench(int argc, char **argv);
 
