@@ -35,16 +35,16 @@ void progress_set(progress *p, int pass, const char *what, uint64_t done, uint64
 		return;
 	int step = pass != p->pass;
 	p->pass = pass;
+	/* at most ten times a second, and at each new pass */
+	double t = now();
+	if (!step && done != total && t - p->last < 0.1)
+		return;
+	p->last = t;
 	if (p->fd >= 0) {
 		dprintf(p->fd, "%d %llu %llu %s\n", pass, (unsigned long long)done,
 			(unsigned long long)total, p->store);
 		return;
 	}
-	/* a terminal line is redrawn at most ten times a second, and at each step */
-	double t = now();
-	if (!step && done != total && t - p->last < 0.1)
-		return;
-	p->last = t;
 	if (total)
 		fprintf(p->bar, "\r%s: %s: %s %llu/%llu (%3.0f%%)\033[K", p->prog, p->store, what,
 			(unsigned long long)done, (unsigned long long)total,
@@ -58,8 +58,7 @@ void progress_set(progress *p, int pass, const char *what, uint64_t done, uint64
 
 void progress_engine(void *arg, const char *what, uint64_t done, uint64_t total)
 {
-	progress *p = arg;
-	progress_set(p, p->pass ? p->pass : 1, what, done, total);
+	progress_set(arg, 1, what, done, total);
 }
 
 void progress_clear(progress *p)

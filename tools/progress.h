@@ -27,7 +27,7 @@ typedef struct progress {
 void progress_open(progress *p, const char *prog, const char *store, int fd);
 /* Step `pass` (1, 2, ...), named `what`, is at `done` of `total` (0: not known). */
 void progress_set(progress *p, int pass, const char *what, uint64_t done, uint64_t total);
-/* A sett_options.progress_fn: arg is a progress, in its current pass. */
+/* A sett_options.progress_fn: arg is a progress; the engine's work is pass 1. */
 void progress_engine(void *arg, const char *what, uint64_t done, uint64_t total);
 /* Clears the bar (before other output, and at the end). */
 void progress_clear(progress *p);
