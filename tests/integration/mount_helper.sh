@@ -20,7 +20,7 @@ grep " $mnt " /proc/mounts | grep -q "default_permissions" || fail "default_perm
 echo hi > "$mnt/x"
 umount "$mnt" || fail "umount"
 sleep 0.5
-sh "${srcdir:-.}/tools/mount.settfs" "$store" "$mnt" -o rw || fail "mount.settfs"
+sh "$top/tools/mount.settfs" "$store" "$mnt" -o rw || fail "mount.settfs"
 is_mounted || fail "not mounted by mount.settfs"
 [ "$(cat "$mnt/x")" = hi ] || fail "data"
 umount "$mnt" || fail "umount 2"
