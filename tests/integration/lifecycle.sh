@@ -18,10 +18,14 @@ trap ro_cleanup EXIT
 # store_free: nothing holds the store's LOCK (not even a daemon still flushing)
 store_free() { flock -n "$store/LOCK" true; }
 
-head -c $((64 << 20)) /dev/urandom > "$work/big" || fail "test data"
+# SETTFS_LIFECYCLE_ROUNDS rounds of SETTFS_LIFECYCLE_MIB MiB each (20 of
+# 4 by default; 50 of 64 showed the race "fusermount3 -u && fsck" loses)
+rounds=${SETTFS_LIFECYCLE_ROUNDS:-20}
+mib=${SETTFS_LIFECYCLE_MIB:-4}
+head -c $((mib << 20)) /dev/urandom > "$work/big" || fail "test data"
 
 # 1. umount, then at once fsck: the store is free every time
-for round in $(seq 1 20); do
+for round in $(seq 1 "$rounds"); do
 	mount_fs
 	cp "$work/big" "$mnt/big" || fail "write (round $round)"
 	"$SETTFS" umount "$mnt" || fail "settfs umount exit $? (round $round)"
@@ -55,6 +59,23 @@ flock -n "$work/flockfile" true || fail "the daemon holds the lock it inherited"
 "$SETTFS" umount "$mnt" || fail "settfs umount (background daemon)"
 daemon=
 store_free || fail "store held after settfs umount"
+
+# 3b. every inherited descriptor is closed, however high (here 300 open,
+# the lock on the last)
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$work/flockfile" "$SETTFS" "$store" "$mnt" <<-'EOF' || fail "settfs with 300 descriptors"
+	import fcntl, os, subprocess, sys
+	path, prog, store, mnt = sys.argv[1:]
+	fds = [os.open(path, os.O_RDONLY) for _ in range(300)]
+	fcntl.flock(fds[-1], fcntl.LOCK_EX)
+	subprocess.check_call([prog, store, mnt], pass_fds=fds)
+	EOF
+	daemon=background
+	is_mounted || fail "not mounted (300 descriptors)"
+	flock -n "$work/flockfile" true || fail "the daemon holds a lock it inherited on fd 300+"
+	"$SETTFS" umount "$mnt" || fail "settfs umount (300 descriptors)"
+	daemon=
+fi
 
 # 4. fsck.settfs and sett wait for a store being released
 for prog in "$FSCK" "$top/sett info"; do
