@@ -110,4 +110,29 @@ wait "$daemon" || fail "settfs -o ro exit status $?"
 daemon=
 umount "$ro"
 check_fsck
+
+# 6. the holder is named on btrfs too (a subvolume's st_dev is not the
+# device /proc/locks shows)
+bt=$work/btrfs
+if command -v mkfs.btrfs >/dev/null 2>&1 && truncate -s 300M "$work/btrfs.img" &&
+	mkfs.btrfs -q "$work/btrfs.img" >/dev/null 2>&1 && mkdir -p "$bt" &&
+	mount -o loop "$work/btrfs.img" "$bt" 2>/dev/null; then
+	trap 'grep -q " $bt " /proc/mounts && umount "$bt"; ro_cleanup' EXIT
+	btrfs subvolume create "$bt/sub" >/dev/null || fail "btrfs subvolume"
+	"$MKFS" -q "$bt/sub/store" || fail "mkfs.settfs on btrfs"
+	flock "$bt/sub/store/LOCK" sleep 2 &
+	holder=$!
+	i=0
+	while flock -n "$bt/sub/store/LOCK" true; do
+		i=$((i + 1))
+		[ $i -gt 200 ] && fail "flock did not take the lock on btrfs"
+		sleep 0.05
+	done
+	"$FSCK" "$bt/sub/store" > /dev/null 2> "$work/wait.err" || fail "fsck.settfs on btrfs"
+	grep -q "in use by pid $holder," "$work/wait.err" || { cat "$work/wait.err"; fail "btrfs: holder not named"; }
+	wait "$holder"
+	umount "$bt"
+else
+	echo "no btrfs (btrfs-progs, loop devices): its lock holder not checked"
+fi
 echo PASS
