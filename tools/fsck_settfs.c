@@ -36,7 +36,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +47,7 @@
 
 #include "fs_int.h"
 #include "schema.h"
+#include "getopt_std.h"
 #include "settfs.h"
 #include "progress.h"
 
@@ -1466,13 +1466,7 @@ static void fs_check(sett_db *db, int level, int quiet)
 int main(int argc, char **argv)
 {
 	int c, level = FIX_NONE, modes = 0, quiet = 0, progress_fd = -1;
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	opterr = 0; /* the messages below name the option */
-	while ((c = getopt_long(argc, argv, "+:npayfqC:hV", longopts, NULL)) != -1) {
+	while ((c = std_getopt(argc, argv, "+:npayfqC:hV")) != -1) {
 		switch (c) {
 		case 'n': level = FIX_NONE; modes++; break;
 		case 'p': case 'a': level = FIX_SAFE; modes++; break;
@@ -1495,14 +1489,8 @@ int main(int argc, char **argv)
 		case 'V': printf("fsck.settfs %s (sett %s)\n", SETT_VERSION, SETT_VERSION_STRING);
 			return EXIT_CLEAN;
 		case ':':
-			fprintf(stderr, "fsck.settfs: option '-%c' needs a value\n", optopt);
-			return EXIT_USAGE;
 		default:
-			if (optopt)
-				fprintf(stderr, "fsck.settfs: unknown option '-%c' (see --help)\n", optopt);
-			else
-				fprintf(stderr, "fsck.settfs: unknown option '%s' (see --help)\n",
-					argv[optind - 1]);
+			std_bad_option("fsck.settfs", c, argv);
 			return EXIT_USAGE;
 		}
 	}

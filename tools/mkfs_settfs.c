@@ -12,12 +12,12 @@
  * 1 failed, 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "getopt_std.h"
 #include "settfs.h"
 
 static void usage(FILE *out)
@@ -51,13 +51,7 @@ int main(int argc, char **argv)
 	settfs_options_init(&o);
 	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0 };
 	int force = 0, quiet = 0, c;
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	opterr = 0; /* the messages below name the option */
-	while ((c = getopt_long(argc, argv, "+:fqc:u:g:hV", longopts, NULL)) != -1) {
+	while ((c = std_getopt(argc, argv, "+:fqc:u:g:hV")) != -1) {
 		switch (c) {
 		case 'f':
 			force = 1;
@@ -84,14 +78,8 @@ int main(int argc, char **argv)
 			printf("mkfs.settfs %s (sett %s)\n", SETT_VERSION, SETT_VERSION_STRING);
 			return 0;
 		case ':':
-			fprintf(stderr, "mkfs.settfs: option '-%c' needs a value\n", optopt);
-			return 2;
 		default:
-			if (optopt)
-				fprintf(stderr, "mkfs.settfs: unknown option '-%c' (see --help)\n", optopt);
-			else
-				fprintf(stderr, "mkfs.settfs: unknown option '%s' (see --help)\n",
-					argv[optind - 1]);
+			std_bad_option("mkfs.settfs", c, argv);
 			return 2;
 		}
 	}

@@ -19,7 +19,7 @@ trap ro_cleanup EXIT
 store_free() { flock -n "$store/LOCK" true; }
 
 # SETTFS_LIFECYCLE_ROUNDS rounds of SETTFS_LIFECYCLE_MIB MiB each (20 of
-# 4 by default; 50 of 64 showed the race "fusermount3 -u && fsck" loses)
+# 4 by default; the race of "fusermount3 -u && fsck" was seen after 64 MiB)
 rounds=${SETTFS_LIFECYCLE_ROUNDS:-20}
 mib=${SETTFS_LIFECYCLE_MIB:-4}
 head -c $((mib << 20)) /dev/urandom > "$work/big" || fail "test data"
