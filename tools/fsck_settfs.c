@@ -191,9 +191,15 @@ static void oom(void)
 	exit(EXIT_OPERR);
 }
 
+/* Fails the run: "fsck.settfs: STORE: what: why" (what may name the file itself). */
 static void operr(const char *what, int r)
 {
-	fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
+	const char *store = prog.store ? prog.store : "";
+	progress_clear(&prog);
+	if (*store && strncmp(what, store, strlen(store)) != 0)
+		fprintf(stderr, "fsck.settfs: %s: %s: %s\n", store, what, sett_strerror(r));
+	else
+		fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
 	exit(EXIT_OPERR);
 }
 
