@@ -1295,11 +1295,15 @@ static void powercut_arm(void)
 		pthread_detach(t);
 }
 
+static int log_no_debug; /* while fuse_options_known asks its throwaway session */
+
 /* libfuse's errors and warnings under this program's name ("fuse: " dropped). */
 static void log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	static int mid_line; /* libfuse writes some lines in pieces */
 	char m[2048];
+	if (log_no_debug && level == FUSE_LOG_DEBUG)
+		return;
 	vsnprintf(m, sizeof m, fmt, ap);
 	if (level > FUSE_LOG_WARNING || mid_line)
 		fputs(m, stderr);
@@ -1321,9 +1325,11 @@ static int fuse_options_known(const struct fuse_args *args)
 		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
 			return 0;
 	static const struct fuse_lowlevel_ops none;
+	log_no_debug = 1;
 	struct fuse_session *se = fuse_session_new(&copy, &none, sizeof none, NULL);
 	if (se)
 		fuse_session_destroy(se);
+	log_no_debug = 0;
 	fuse_opt_free_args(&copy);
 	return se != NULL;
 }
