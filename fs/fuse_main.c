@@ -1334,6 +1334,18 @@ static int fuse_options_known(const struct fuse_args *args)
 	return se != NULL;
 }
 
+/* Frees what main() has parsed so far; returns ret. */
+static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char *mountpoint,
+		     char *store)
+{
+	free(store);
+	free(mountpoint);
+	free(cfg->store);
+	free(cfg->reserve);
+	fuse_opt_free_args(args);
+	return ret;
+}
+
 int main(int argc, char *argv[])
 {
 	fuse_set_log_func(log_fuse);
@@ -1349,27 +1361,27 @@ int main(int argc, char *argv[])
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
 		printf("settfs %s (sett %s)\nFUSE library version %s\n", SETT_VERSION,
 		       SETT_VERSION_STRING, fuse_pkgversion());
 		fflush(stdout); /* before what fusermount3 prints itself */
 		fuse_lowlevel_version();
-		return 0;
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	if (cfg.show_help) {
 		usage();
-		return 0;
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	struct fuse_cmdline_opts opts;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (!cfg.store || !opts.mountpoint) {
 		fprintf(stderr, "settfs: need STORE and MOUNTPOINT (see --help)\n");
-		return 1;
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!fuse_options_known(&args))
-		return 1;
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	int devfd = -1;
 	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
 		devfd = -1;
@@ -1377,20 +1389,20 @@ int main(int argc, char *argv[])
 	char *store = realpath(cfg.store, NULL);
 	if (!store && cfg.ro) {
 		fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-		return 1;
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!store) {
 		/* created on first use */
 		store = strdup(cfg.store);
 		if (mkdir(store, 0700) != 0 && errno != EEXIST) {
 			fprintf(stderr, "settfs: cannot create store %s: %s\n", store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 		}
 		free(store);
 		store = realpath(cfg.store, NULL);
 		if (!store) {
 			fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 		}
 	}
 
@@ -1414,7 +1426,7 @@ int main(int argc, char *argv[])
 		free(cfg.reserve); /* fuse_opt's copy */
 		cfg.reserve = NULL;
 		if (bad)
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 	}
 
 	/*
@@ -1428,13 +1440,8 @@ int main(int argc, char *argv[])
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
-	if (r) {
-		free(store);
-		free(cfg.store);
-		free(opts.mountpoint);
-		fuse_opt_free_args(&args);
-		return 1;
-	}
+	if (r)
+		return main_done(1, &args, &cfg, opts.mountpoint, store);
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
