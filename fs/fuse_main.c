@@ -979,7 +979,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
-/* The same options and wording as man/settfs.8. */
+/* settfs(8) and settfs(5) (man/) document the same options: tests/man.sh checks. */
 static void usage(void)
 {
 	printf("usage: settfs [options] STORE MOUNTPOINT\n"
