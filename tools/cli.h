@@ -5,6 +5,8 @@
 #ifndef SETT_CLI_H
 #define SETT_CLI_H
 
+#include <stdio.h>
+
 #include "sett.h"
 #include "progress.h"
 
@@ -17,5 +19,11 @@ int cli_open_progress(const char *cmd, const char *path, int read_only, progress
 		      sett_db **db);
 
 int cmd_bench(int argc, char **argv);
+
+/* "12.3 MiB" */
+void cli_human(char *out, size_t n, uint64_t bytes);
+/* The report of `sett info` for an open store, as text or (json) one JSON
+ * object (read-only; any thread). */
+int cli_info_print(sett_db *db, const char *store, int json, FILE *f);
 
 #endif

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 {
 	settfs_options o;
 	settfs_options_init(&o);
-	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0 };
+	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0, 0 };
 	int force = 0, quiet = 0, c;
 	while ((c = std_getopt(argc, argv, "+:fqc:u:g:hV")) != -1) {
 		switch (c) {

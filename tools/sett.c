@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "schema.h"
+#include "control.h"
 
 int cli_fail(const char *cmd, const char *what, int err)
 {
@@ -198,119 +198,28 @@ static int cmd_scan(int argc, char **argv)
 	return r ? cli_fail("scan", store, r) : 0;
 }
 
-static void human(char *out, size_t n, uint64_t b)
+/*
+ * A mounted store: its daemon answers a request of `type` (0 and the
+ * reply body in *body).  -ENOENT: no daemon serves the store.  Other
+ * errors are reported.
+ */
+static int ask_daemon(const char *cmd, const char *store, uint16_t type, uint8_t **body,
+		      size_t *n)
 {
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)b;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", d, u[i]);
-}
-
-/* A JSON string. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			printf("\\%c", *c);
-		else if (*c < 0x20)
-			printf("\\u%04x", *c);
-		else
-			putchar(*c);
-	}
-	putchar('"');
-}
-
-/* What a settfs filesystem in the store holds (its superblock key, fs/schema.h). */
-typedef struct fs_info {
-	int present;  /* a superblock key exists */
-	int valid;    /* ... and decodes */
-	sfs_super sb;
-	uint64_t next_ino;
-	uint64_t inodes;
-	int count_err;
-} fs_info;
-
-static void read_fs_info(sett_db *db, fs_info *fi)
-{
-	memset(fi, 0, sizeof *fi);
-	uint8_t k[SFS_KEY_MAX];
-	void *v = NULL;
-	size_t n = 0;
-	if (sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &n) != 0)
-		return;
-	fi->present = 1;
-	fi->valid = sfs_super_decode(v, n, &fi->sb) == 0;
-	free(v);
-	if (sett_get(db, (sett_val){ sfs_key_nextino(k), k }, 0, &v, &n) == 0) {
-		if (n == 8)
-			fi->next_ino = sfs_get_be64(v);
-		free(v);
-	}
-	/* the live inodes: a key-only scan of the inode keys */
-	uint8_t tag = SFS_TAG_INODE;
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.prefix = (sett_val){ 1, &tag };
-	io.key_only = 1;
-	sett_iter *it;
-	int r = sett_iter_new(db, &io, &it);
-	if (!r) {
-		for (r = sett_iter_rewind(it); !r && sett_iter_valid(it); r = sett_iter_next(it))
-			fi->inodes++;
-		if (!r)
-			r = sett_iter_error(it);
-		sett_iter_free(it);
-	}
-	fi->count_err = r;
-}
-
-static void print_fs_text(const fs_info *fi)
-{
-	if (!fi->present) {
-		printf("settfs: no superblock (not a settfs filesystem)\n");
-		return;
-	}
-	if (!fi->valid) {
-		printf("settfs: the superblock does not decode (fsck.settfs reports the damage)\n");
-		return;
-	}
-	const uint8_t *u = fi->sb.uuid;
-	time_t t = (time_t)(fi->sb.created_ns / 1000000000);
-	char when[64] = "?";
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-	printf("settfs format %u, chunk size %u, created %s\n", fi->sb.version, fi->sb.chunk_size,
-	       when);
-	printf("settfs uuid %02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	       "%02x%02x%02x%02x%02x%02x\n", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8],
-	       u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-	if (fi->count_err)
-		printf("settfs inodes: not counted (%s); inode counter %llu\n",
-		       sett_strerror(fi->count_err), (unsigned long long)fi->next_ino);
-	else
-		printf("settfs inodes %llu; inode counter %llu\n", (unsigned long long)fi->inodes,
-		       (unsigned long long)fi->next_ino);
-}
-
-static void print_fs_json(const fs_info *fi)
-{
-	if (!fi->present || !fi->valid) {
-		printf("null");
-		return;
-	}
-	const uint8_t *u = fi->sb.uuid;
-	printf("{\"format\": %u, \"chunk_size\": %u, \"uuid\": \"%02x%02x%02x%02x-%02x%02x-"
-	       "%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\", \"created_ns\": %lld, "
-	       "\"inodes\": %llu, \"inode_counter\": %llu}",
-	       fi->sb.version, fi->sb.chunk_size, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
-	       u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15], (long long)fi->sb.created_ns,
-	       (unsigned long long)fi->inodes, (unsigned long long)fi->next_ino);
+	char *real = realpath(store, NULL);
+	if (!real)
+		return -ENOENT;
+	ctl_buf q = { 0 };
+	ctl_begin(&q, type);
+	ctl_end(&q);
+	int r = ctl_call(real, &q, body, n);
+	ctl_buf_free(&q);
+	free(real);
+	if (r && r != -ENOENT)
+		fprintf(stderr, "sett %s: %s: the daemon of the mounted store %s\n", cmd, store,
+			r == -EACCES ? "refused: only root and the mount's owner may ask"
+				     : strerror(-r));
+	return r;
 }
 
 static int cmd_info(int argc, char **argv)
@@ -327,129 +236,24 @@ static int cmd_info(int argc, char **argv)
 	}
 	if (!store)
 		return 2;
-	sett_db *db;
-	sett_options o;
-	sett_options_init(&o);
-	if (cli_open("info", store, 1, &db))
-		return 1;
-	sett_stats st;
-	int r = sett_get_stats(db, &st);
-	if (r) {
-		sett_close(db);
-		return cli_fail("info", store, r);
-	}
-	enum { MAXV = 4096 };
-	sett_vlog_info *vi = calloc(MAXV, sizeof *vi);
-	int n = vi ? sett_vlog_files(db, vi, MAXV) : 0;
-	if (n < 0)
-		n = 0;
-	int shown = n < MAXV ? n : MAXV;
-	uint64_t garbage = 0, live = 0;
-	for (int i = 0; i < shown; i++) {
-		live += vi[i].live_bytes;
-		garbage += vi[i].bytes - vi[i].live_bytes;
-	}
-	sett_space sp;
-	int have_space = sett_disk_space(db, &sp) == 0;
-	fs_info fi;
-	read_fs_info(db, &fi);
-	/* sett and settfs open stores with the engine's default options */
-	const char *compression = o.compression == SETT_COMPRESS_ZSTD ? "zstd" : "none";
-	if (json) {
-		printf("{\"store\": ");
-		json_str(store);
-		printf(", \"last_version\": %llu, \"memtables\": %d, \"memtable_bytes\": %llu,\n",
-		       (unsigned long long)st.last_version, st.memtables,
-		       (unsigned long long)st.memtable_bytes);
-		printf(" \"levels\": [");
-		for (int l = 0; l < SETT_MAX_LEVELS; l++)
-			printf("%s{\"tables\": %d, \"bytes\": %llu, \"target_bytes\": %llu, "
-			       "\"score\": %.4f}", l ? ", " : "", st.levels[l].tables,
-			       (unsigned long long)st.levels[l].bytes,
-			       (unsigned long long)st.levels[l].target_bytes, st.levels[l].score);
-		printf("],\n \"table_bytes\": %llu, \"wal_bytes\": %llu, \"compression\": \"%s\",\n",
-		       (unsigned long long)st.lsm_bytes, (unsigned long long)st.wal_bytes,
-		       compression);
-		printf(" \"value_log\": {\"files\": %d, \"bytes\": %llu, \"live_bytes\": %llu, "
-		       "\"garbage_bytes\": %llu, \"file\": [", n, (unsigned long long)st.vlog_bytes,
-		       (unsigned long long)live, (unsigned long long)garbage);
-		for (int i = 0; i < shown; i++)
-			printf("%s{\"fid\": %u, \"bytes\": %llu, \"live_bytes\": %llu, "
-			       "\"gc_picked\": %s}", i ? ", " : "", vi[i].fid,
-			       (unsigned long long)vi[i].bytes, (unsigned long long)vi[i].live_bytes,
-			       vi[i].gc_picked ? "true" : "false");
-		printf("]},\n \"gc\": {\"activity\": ");
-		json_str(st.gc_activity);
-		printf(", \"runs\": %llu, \"files_deleted\": %llu, \"bytes_measured\": %llu, "
-		       "\"bytes_rewritten\": %llu},\n", (unsigned long long)st.gc_runs,
-		       (unsigned long long)st.gc_files_rewritten,
-		       (unsigned long long)st.gc_bytes_measured,
-		       (unsigned long long)st.gc_bytes_rewritten);
-		if (have_space)
-			printf(" \"disk\": {\"bytes\": %llu, \"free_bytes\": %llu, \"reserve\": %llu},\n",
-			       (unsigned long long)sp.disk_bytes, (unsigned long long)sp.free_bytes,
-			       (unsigned long long)sp.reserve);
-		printf(" \"block_cache\": {\"hits\": %llu, \"misses\": %llu, \"bytes\": %llu},\n",
-		       (unsigned long long)st.block_cache_hits,
-		       (unsigned long long)st.block_cache_misses,
-		       (unsigned long long)st.block_cache_bytes);
-		printf(" \"settfs\": ");
-		print_fs_json(&fi);
-		printf("}\n");
-		free(vi);
-		sett_close(db);
+	uint8_t *body;
+	size_t n;
+	int r = ask_daemon("info", store, CTL_INFO, &body, &n);
+	if (r == 0) {
+		ctl_rec t;
+		if (ctl_find(body, n, json ? "json" : "text", &t) == 1 && t.kind == CTL_STR)
+			fwrite(t.s, 1, t.slen, stdout);
+		free(body);
 		return 0;
 	}
-	char a[32], b[32];
-	printf("store %s\n", store);
-	print_fs_text(&fi);
-	printf("last version %llu\n", (unsigned long long)st.last_version);
-	printf("memtables %d (%s)\n", st.memtables, (human(a, sizeof a, st.memtable_bytes), a));
-	printf("table compression %s\n", compression);
-	printf("level  tables        size      target   score\n");
-	for (int l = 0; l < SETT_MAX_LEVELS; l++) {
-		human(a, sizeof a, st.levels[l].bytes);
-		human(b, sizeof b, st.levels[l].target_bytes);
-		printf("L%-5d %6d %11s %11s %7.2f\n", l, st.levels[l].tables, a, b, st.levels[l].score);
-	}
-	human(a, sizeof a, st.lsm_bytes);
-	printf("tables total %s\n", a);
-	human(a, sizeof a, st.vlog_bytes);
-	human(b, sizeof b, garbage);
-	printf("value log %d files, %s, garbage %s (%.0f%%)\n", n, a, b,
-	       st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
-	for (int i = 0; i < shown; i++) {
-		uint64_t g = vi[i].bytes - vi[i].live_bytes;
-		char c[32];
-		human(a, sizeof a, vi[i].bytes);
-		human(b, sizeof b, vi[i].live_bytes);
-		human(c, sizeof c, g);
-		printf("  %06u.vlog %11s  live %11s  garbage %11s (%3.0f%%)%s%s\n", vi[i].fid, a, b,
-		       c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
-		       i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
-	}
-	human(a, sizeof a, live);
-	human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
-	printf("live values %s; with tables and logs %s\n", a, b);
-	printf("gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
-	       st.gc_activity, (unsigned long long)st.gc_runs,
-	       (unsigned long long)st.gc_files_rewritten,
-	       (human(a, sizeof a, st.gc_bytes_measured), a));
-	printf("%s rewritten\n", (human(a, sizeof a, st.gc_bytes_rewritten), a));
-	if (have_space) {
-		char c[32];
-		human(a, sizeof a, sp.disk_bytes);
-		human(b, sizeof b, sp.free_bytes);
-		human(c, sizeof c, sp.reserve);
-		printf("disk %s, free %s, reserve %s (default rule; settfs -o reserve= sets it)\n", a,
-		       b, c);
-	}
-	printf("block cache hits %llu misses %llu (%s)\n", (unsigned long long)st.block_cache_hits,
-	       (unsigned long long)st.block_cache_misses,
-	       (human(a, sizeof a, st.block_cache_bytes), a));
-	free(vi);
+	if (r != -ENOENT)
+		return 1;
+	sett_db *db;
+	if (cli_open("info", store, 1, &db))
+		return 1;
+	r = cli_info_print(db, store, json, stdout);
 	sett_close(db);
-	return 0;
+	return r ? cli_fail("info", store, r) : 0;
 }
 
 struct check {
@@ -469,14 +273,35 @@ static int cmd_check(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	sett_db *db;
+	uint8_t *body;
+	size_t n;
 	struct check c = { .faults = 0 };
-	progress_open(&c.p, "sett check", argv[1], -1);
-	if (cli_open_progress("check", argv[1], 1, &c.p, &db))
+	int r = ask_daemon("check", argv[1], CTL_CHECK, &body, &n);
+	if (r == 0) {
+		/* what the daemon can check of the store it has open */
+		ctl_cursor cur;
+		ctl_rec rec;
+		uint64_t total = 0;
+		ctl_cursor_init(&cur, body, n);
+		while (ctl_next(&cur, &rec) == 1) {
+			if (!strcmp(rec.name, "fault") && rec.kind == CTL_STR)
+				fprintf(stderr, "sett check: %.*s\n", (int)rec.slen, (const char *)rec.s);
+			if (!strcmp(rec.name, "faults") && rec.kind == CTL_U64)
+				total = rec.u;
+		}
+		free(body);
+		c.faults = total > INT32_MAX ? INT32_MAX : (int)total;
+	} else if (r != -ENOENT) {
 		return 1;
-	int r = sett_verify(db, report_line, &c);
-	progress_clear(&c.p);
-	sett_close(db);
+	} else {
+		sett_db *db;
+		progress_open(&c.p, "sett check", argv[1], -1);
+		if (cli_open_progress("check", argv[1], 1, &c.p, &db))
+			return 1;
+		r = sett_verify(db, report_line, &c);
+		progress_clear(&c.p);
+		sett_close(db);
+	}
 	if (r && !c.faults)
 		return cli_fail("check", argv[1], r);
 	if (c.faults) {
