@@ -5,7 +5,11 @@
  *   sett del STORE KEY              sett scan [--prefix P] [--reverse] [--keys] STORE
  *   sett info [--json] STORE        sett check STORE
  *   sett gc STORE [RATIO]           sett repair STORE
- *   sett flatten STORE              sett bench [--workload NAME] [--dir DIR]
+ *   sett flatten STORE
+ *   sett pin STORE NAME [VERSION]   sett unpin STORE NAME
+ *   sett backup [--since V] [--all-versions] [--pin NAME] STORE > FILE
+ *   sett load STORE < FILE
+ *   sett bench [--workload NAME] [--dir DIR]   (also backup_small, load_small, ...)
  *
  * Options come before "--"; an unknown one is refused, naming it.  `check`,
  * `repair` and `gc` show their progress on stderr when it is a terminal.
@@ -397,6 +401,15 @@ static const struct command {
 	  "rebuild the store from its tables, logs and value log" },
 	{ "gc", cmd_gc, "", "STORE [RATIO]", "run value-log GC until nothing qualifies" },
 	{ "flatten", cmd_flatten, "", "STORE", "flush and compact every level" },
+	{ "backup", cmd_backup, "--since= --all-versions --pin=",
+	  "[--since VERSION] [--all-versions] [--pin NAME] STORE > FILE",
+	  "write a checksummed backup stream; prints the version it is complete to" },
+	{ "load", cmd_load, "", "STORE < FILE",
+	  "apply a backup stream (a damaged one changes nothing)" },
+	{ "pin", cmd_pin, "", "STORE NAME [VERSION]",
+	  "pin the current (or an older) version; prints it" },
+	{ "unpin", cmd_unpin, "", "STORE NAME",
+	  "release a pin (compaction and GC free its space)" },
 	{ "bench", cmd_bench, "--workload= --dir= --scale=",
 	  "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
 };
