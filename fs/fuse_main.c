@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,24 +785,42 @@ static void sysfs_write(const char *path, long value)
 }
 
 /*
+ * This daemon's mount, found once at INIT (the kernel has made it by
+ * then): its device number names the FUSE connection in fusectl
+ * (/sys/fs/fuse/connections/N) and the mount's bdi (/sys/class/bdi/M:m).
+ * Found by the mount point, or, when the daemon was handed a mounted
+ * /dev/fuse descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges),
+ * by its source "settfs:STORE", which its mounter must have set as
+ * fsname (mount.settfs does).
+ */
+struct sfs_conn {
+	const char *mountpoint; /* as given: a path, or /dev/fd/N */
+	const char *source;     /* "settfs:STORE" */
+	const struct sfs_cfg *cfg;
+	int found;
+	unsigned maj, min;
+};
+
+static int conn_is_devfd(const struct sfs_conn *c)
+{
+	int fd;
+	return sscanf(c->mountpoint, "/dev/fd/%d", &fd) == 1;
+}
+
+/*
  * Fail every request the kernel still has for this mount (its connection's
- * "abort" in fusectl, named by the kernel's dev_t of the mount): the way
- * out for a push that waits on a READ no one will answer.
+ * "abort" in fusectl): the way out for a push that waits on a READ no one
+ * will answer.
  */
 static void abort_connection(void *arg)
 {
-	unsigned maj, min;
+	const struct sfs_conn *c = arg;
 	char p[128];
-	if (mount_dev(arg, &maj, &min) != 0)
+	if (!c->found)
 		return;
-	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
+	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (c->maj << 20) | c->min);
 	sysfs_write(p, 1);
 }
-
-struct bdi_tuning {
-	const char *mountpoint;
-	const struct sfs_cfg *cfg;
-};
 
 /*
  * Two limits of the kernel's defaults for a FUSE mount, raised for this
@@ -816,17 +835,34 @@ struct bdi_tuning {
  *   max_pages): sequential reads make 8x the round trips they need.
  * Called after INIT: the kernel sets the readahead from the INIT reply.
  */
-static void tune_bdi(void *arg)
+static void tune_bdi(const struct sfs_conn *c)
 {
-	const struct bdi_tuning *t = arg;
-	unsigned maj, min;
 	char p[128];
-	if (mount_dev(t->mountpoint, &maj, &min) != 0)
-		return;
-	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/max_ratio", maj, min);
-	sysfs_write(p, t->cfg->dirty_ratio > 100 ? 100 : t->cfg->dirty_ratio);
-	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	sysfs_write(p, t->cfg->readahead_kb);
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/max_ratio", c->maj, c->min);
+	sysfs_write(p, c->cfg->dirty_ratio > 100 ? 100 : c->cfg->dirty_ratio);
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", c->maj, c->min);
+	sysfs_write(p, c->cfg->readahead_kb);
+}
+
+/* After the INIT reply: find the mount, then tune it. */
+static void conn_init(void *arg)
+{
+	struct sfs_conn *c = arg;
+	struct sfs_mount_ent *m = malloc(sizeof *m);
+	if (!conn_is_devfd(c)) {
+		c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
+	} else if (m && sfs_mount_find(NULL, c->source, m) == 0) {
+		c->maj = m->maj;
+		c->min = m->min;
+		c->found = 1;
+	} else {
+		fprintf(stderr, "settfs: the mount of %s is not named %s (its mounter must set "
+				"fsname=%s): `settfs umount` will not find it\n", c->mountpoint,
+			c->source, c->source);
+	}
+	free(m);
+	if (c->found)
+		tune_bdi(c);
 }
 
 /* ---- bounded-time writeback ------------------------------------------ */
@@ -963,17 +999,28 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
-static void usage(const char *prog)
+/* settfs(8) and settfs(5) (man/) document the same options: tests/man.sh checks. */
+static void usage(void)
 {
-	printf("usage: %s [options] STORE MOUNTPOINT\n"
-	       "       %s umount [-t SECONDS] MOUNTPOINT\n\n"
+	printf("usage: settfs [options] STORE MOUNTPOINT\n"
+	       "       settfs umount [-t SECONDS] MOUNTPOINT\n"
+	       "       settfs status [--json] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
-	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem;\n"
-	       "a non-empty one that holds no store is refused.  A store mounted by another\n"
-	       "daemon is refused at once; one still being released is waited for (30 s).\n"
+	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
+	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
+	       "refused.  A store mounted by another daemon is refused at once; one still\n"
+	       "being released is waited for (30 s).\n"
 	       "`settfs umount` unmounts and returns once the daemon has flushed and\n"
 	       "released the store (exit 0; 1: not a settfs mount; 2: unmount failed;\n"
-	       "3: still held after SECONDS, default 60).\n\n"
+	       "3: still held after SECONDS, default 60).\n"
+	       "`settfs status` shows the live figures of a mounted store (root and the\n"
+	       "mount's owner only; exit 0; 1: not a settfs mount; 2: refused or no answer).\n\n"
+	       "general options:\n"
+	       "    -h, --help               print this help\n"
+	       "    -V, --version            print the version (then libfuse's)\n"
+	       "    -f                       stay in the foreground\n"
+	       "    -d, -o debug             print every FUSE request (implies -f)\n"
+	       "    -s                       serve requests in one thread\n\n"
 	       "settfs options:\n"
 	       "    -o ro                    mount read-only; the store is opened read-only\n"
 	       "    -o sync_writes           make every commit durable before replying\n"
@@ -996,8 +1043,15 @@ static void usage(const char *prog)
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
-	       "                             commits durable every S seconds (5; 0: never)\n\n",
-	       prog, prog);
+	       "                             commits durable every S seconds (5; 0: never)\n\n"
+	       "mount options (passed to the kernel or libfuse):\n"
+	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
+	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"
+	       "    -o allow_other           allow access by all users (see fuse(8))\n"
+	       "    -o allow_root            allow access by root\n"
+	       "    -o auto_unmount          unmount when the daemon ends\n"
+	       "    -o max_idle_threads=N    idle worker threads kept (libfuse's default)\n\n"
+	       "See settfs(8) and settfs(5).\n");
 }
 
 /* "123", "64K", "32M", "2G" (powers of 1024) -> bytes. */
@@ -1108,23 +1162,34 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
  * Closes the descriptors above stderr this process inherited (say, the
  * lock of `flock FILE settfs ...`, which the daemon would otherwise hold
  * until unmount) except `keep`, a /dev/fuse descriptor handed over as
- * the mountpoint /dev/fd/N.
+ * the mountpoint /dev/fd/N.  Every one, however high: close_range(2), or
+ * where the kernel lacks it, each one /proc/self/fd lists.
  */
 static void close_inherited(int keep)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
+	int lo = 3;
+	if (keep >= lo && close_range((unsigned)lo, (unsigned)keep - 1, 0) == 0 &&
+	    close_range((unsigned)keep + 1, ~0u, 0) == 0)
 		return;
-	int fds[256], n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) && n < 256) {
-		int fd = atoi(de->d_name);
-		if (fd > 2 && fd != keep && fd != dirfd(d))
-			fds[n++] = fd;
+	if (keep < lo && close_range((unsigned)lo, ~0u, 0) == 0)
+		return;
+	for (;;) {
+		DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			return;
+		int fds[256], n = 0;
+		struct dirent *de;
+		while ((de = readdir(d)) && n < 256) {
+			int fd = atoi(de->d_name);
+			if (fd >= lo && fd != keep && fd != dirfd(d))
+				fds[n++] = fd;
+		}
+		closedir(d);
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		if (n < 256)
+			return; /* else list again: there were more */
 	}
-	closedir(d);
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
 }
 
 /* Waits while `fd` (the store's LOCK) is locked; 0 once free, -1 after `secs`. */
@@ -1163,7 +1228,14 @@ static int cmd_umount(int argc, char **argv)
 		i += 2;
 	}
 	int help = i + 1 == argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"));
-	if (help || i + 1 != argc || argv[i][0] == '-') {
+	if (!help && i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-t") == 0)
+			fprintf(stderr, "settfs umount: option '-t' needs a value (seconds)\n");
+		else
+			fprintf(stderr, "settfs umount: unknown option '%s' (see --help)\n", argv[i]);
+		return 1;
+	}
+	if (help || i + 1 != argc) {
 		fprintf(help ? stdout : stderr, "usage: settfs umount [-t SECONDS] MOUNTPOINT\n");
 		return !help;
 	}
@@ -1255,8 +1327,60 @@ static void powercut_arm(void)
 		pthread_detach(t);
 }
 
+static int log_no_debug; /* while fuse_options_known asks its throwaway session */
+
+/* libfuse's errors and warnings under this program's name ("fuse: " dropped). */
+static void log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	static int mid_line; /* libfuse writes some lines in pieces */
+	char m[2048];
+	if (log_no_debug && level == FUSE_LOG_DEBUG)
+		return;
+	vsnprintf(m, sizeof m, fmt, ap);
+	if (level > FUSE_LOG_WARNING || mid_line)
+		fputs(m, stderr);
+	else
+		fprintf(stderr, "settfs: %s", strncmp(m, "fuse: ", 6) == 0 ? m + 6 : m);
+	size_t n = strlen(m);
+	mid_line = n && m[n - 1] != '\n';
+}
+
+/*
+ * Are the options left for libfuse and the kernel all known?  Asked of a
+ * session that is made and dropped at once, before the store is touched;
+ * libfuse names an unknown one.
+ */
+static int fuse_options_known(const struct fuse_args *args)
+{
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
+			return 0;
+	static const struct fuse_lowlevel_ops none;
+	log_no_debug = 1;
+	struct fuse_session *se = fuse_session_new(&copy, &none, sizeof none, NULL);
+	if (se)
+		fuse_session_destroy(se);
+	log_no_debug = 0;
+	fuse_opt_free_args(&copy);
+	return se != NULL;
+}
+
+/* Frees what main() has parsed so far; returns ret. */
+static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char *mountpoint,
+		     char *store)
+{
+	free(store);
+	free(mountpoint);
+	free(cfg->store);
+	free(cfg->reserve);
+	fuse_opt_free_args(args);
+	return ret;
+}
+
 int main(int argc, char *argv[])
 {
+	fuse_set_log_func(log_fuse);
 	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
 		return cmd_umount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
@@ -1271,26 +1395,27 @@ int main(int argc, char *argv[])
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
-		printf("settfs %s (sett %s, FUSE library %s)\n", SETT_VERSION,
+		printf("settfs %s (sett %s)\nFUSE library version %s\n", SETT_VERSION,
 		       SETT_VERSION_STRING, fuse_pkgversion());
+		fflush(stdout); /* before what fusermount3 prints itself */
 		fuse_lowlevel_version();
-		return 0;
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	if (cfg.show_help) {
-		usage(argv[0]);
-		fuse_cmdline_help();
-		fuse_lowlevel_help();
-		return 0;
+		usage();
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	struct fuse_cmdline_opts opts;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (!cfg.store || !opts.mountpoint) {
-		fprintf(stderr, "%s: need STORE and MOUNTPOINT (see --help)\n", argv[0]);
-		return 1;
+		fprintf(stderr, "settfs: need STORE and MOUNTPOINT (see --help)\n");
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
+	if (!fuse_options_known(&args))
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	int devfd = -1;
 	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
 		devfd = -1;
@@ -1298,20 +1423,20 @@ int main(int argc, char *argv[])
 	char *store = realpath(cfg.store, NULL);
 	if (!store && cfg.ro) {
 		fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-		return 1;
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!store) {
 		/* created on first use */
 		store = strdup(cfg.store);
 		if (mkdir(store, 0700) != 0 && errno != EEXIST) {
 			fprintf(stderr, "settfs: cannot create store %s: %s\n", store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 		}
 		free(store);
 		store = realpath(cfg.store, NULL);
 		if (!store) {
 			fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 		}
 	}
 
@@ -1331,12 +1456,12 @@ int main(int argc, char *argv[])
 	if (cfg.reserve) {
 		int bad = parse_size(cfg.reserve, &o.engine.disk_reserve) != 0;
 		if (bad)
-			fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
-				argv[0], cfg.reserve);
+			fprintf(stderr, "settfs: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
+				cfg.reserve);
 		free(cfg.reserve); /* fuse_opt's copy */
 		cfg.reserve = NULL;
 		if (bad)
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 	}
 
 	/*
@@ -1350,13 +1475,8 @@ int main(int argc, char *argv[])
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
-	if (r) {
-		free(store);
-		free(cfg.store);
-		free(opts.mountpoint);
-		fuse_opt_free_args(&args);
-		return 1;
-	}
+	if (r)
+		return main_done(1, &args, &cfg, opts.mountpoint, store);
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
@@ -1387,6 +1507,9 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
+	char *source = NULL; /* the mount's source in mountinfo */
+	if (asprintf(&source, "settfs:%s", store) < 0)
+		return 1;
 	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
@@ -1397,9 +1520,9 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	struct bdi_tuning tuning = { opts.mountpoint, &cfg };
-	f.wire.after_init = tune_bdi;
-	f.wire.after_init_arg = &tuning;
+	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
+	f.wire.after_init = conn_init;
+	f.wire.after_init_arg = &conn;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);
@@ -1435,9 +1558,9 @@ int main(int argc, char *argv[])
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
 	/* before the session and the store go: it uses both */
-	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
+	sfs_filler_stop(f.filler, abort_connection, &conn);
 	f.filler = NULL;
-	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	sfs_inval_stop(f.inval, abort_connection, &conn);
 	f.inval = NULL;
 	flusher_stop(flusher);
 	sfs_control_stop(f.control);
@@ -1457,6 +1580,7 @@ out:
 		}
 	}
 	free(mo);
+	free(source);
 	free(store);
 	free(cfg.store);
 	free(opts.mountpoint);
