@@ -42,7 +42,8 @@ enum {
 	SETT_ECONFLICT = -10020,  /* a transaction read a key another one changed since */
 	SETT_ETXNTOOBIG = -10021, /* a transaction's writes would not fit one commit */
 	SETT_ESUBBEHIND = -10022, /* a subscriber fell behind and was cut off */
-	SETT_ENOHISTORY = -10023  /* the versions asked for are no longer kept (no pin) */
+	SETT_ENOHISTORY = -10023, /* the versions asked for are no longer kept (no pin) */
+	SETT_EKEY = -10024        /* wrong or missing master key of an encrypted store */
 };
 
 /* Limits. */
@@ -112,6 +113,22 @@ typedef struct sett_options {
 	 * read meets in a table or the value log (from any thread) */
 	void (*corruption_fn)(void *arg, const char *why);
 	void *corruption_arg;
+	/* [NULL] long operations (sett_verify, sett_repair) report how far
+	 * they are: `what` names the step ("tables", "value log", ...), `done`
+	 * of `total` items (files, or keys with total 0: not known ahead) */
+	void (*progress_fn)(void *arg, const char *what, uint64_t done, uint64_t total);
+	void *progress_arg;
+	/*
+	 * Encryption at rest (doc/ENGINE.md).  A master key (32 bytes, e.g.
+	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
+	 * data keys in KEYREGISTRY; a wrong one is SETT_EKEY at open.  Not
+	 * every file kind is encrypted yet, so sett_open refuses either with
+	 * -ENOTSUP rather than write plaintext into a store said to be
+	 * encrypted.
+	 */
+	const uint8_t *encryption_key;     /* [NULL] 32-byte master key */
+	const char *encryption_passphrase; /* [NULL] or a passphrase */
+	int key_rotation_days;      /* [30] a new data key for new files after this */
 } sett_options;
 
 void sett_options_init(sett_options *opt);
@@ -124,6 +141,9 @@ int sett_close(sett_db *db);
 int sett_sync(sett_db *db);
 
 const char *sett_strerror(int err);
+/* A master key from a key file: 32 raw bytes, or 64 hex digits (an ending
+ * newline allowed).  0, -EINVAL for any other content, or -errno. */
+int sett_key_file_read(const char *path, uint8_t key[32]);
 /* The process holding the store in `path` open (the flock on its LOCK file),
  * or 0 when none does or it cannot be told. */
 long sett_lock_holder(const char *path);

@@ -62,6 +62,8 @@ void fuzz_fix_log(uint8_t *p, size_t n, unsigned mode);
 void fuzz_fix_manifest(uint8_t *p, size_t n);
 void fuzz_fix_discard(uint8_t *p, size_t n);
 void fuzz_fix_keyregistry(uint8_t *p, size_t n);
+/* The master key of fuzz_keyregistry's direct decode (mode bit 2). */
+extern const uint8_t fuzz_master_key[32];
 void fuzz_fix_table(uint8_t *p, size_t n);
 void fuzz_fix_super(uint8_t *p, size_t n);
 /* A backup stream: the header, every frame that can be delimited, and the

@@ -237,7 +237,12 @@ void fuzz_fix_keyregistry(uint8_t *p, size_t n)
 {
 	if (n >= 24)
 		put_le64(p + 16, sett_hash(p, 16));
+	/* a registry with keys ends in the checksum of everything before */
+	if (n >= 56 && get_le32(p + 12) != 0)
+		put_le64(p + n - 8, sett_hash(p, n - 8));
 }
+
+const uint8_t fuzz_master_key[32] = "sett fuzz master key, 32 bytes!";
 
 /* Fixes the block [off, off+size) of a table of `limit` bytes; 1 if it could. */
 static int fix_block(uint8_t *p, size_t limit, uint64_t off, uint64_t size)

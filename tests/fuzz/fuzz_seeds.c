@@ -25,6 +25,7 @@
 #include "control.h"
 #include "entry.h"
 #include "fuzz.h"
+#include "keyregistry.h"
 #include "schema.h"
 #include "settfs.h"
 
@@ -55,6 +56,28 @@ static void seed1(const char *target, const char *name, uint8_t mode, const void
 }
 
 /* ---- the engine's files ---- */
+
+/* Registries with keys under fuzz_master_key, for the direct decode. */
+static void keyregistry_seeds(void)
+{
+	keyreg_master m = { .key = fuzz_master_key };
+	keyreg *kr;
+	if (keyreg_create(&m, 1, &kr))
+		DIE("keyreg_create");
+	for (int k = 1; k <= 3; k++) {
+		uint8_t *p;
+		size_t n;
+		if (keyreg_encode(kr, &p, &n))
+			DIE("keyreg_encode");
+		char name[64];
+		snprintf(name, sizeof name, "keys-%d", k);
+		seed1("keyregistry", name, FUZZ_FIX_SUMS | 2, p, n);
+		free(p);
+		if (keyreg_rotate(kr, 1 + (uint64_t)k))
+			DIE("keyreg_rotate");
+	}
+	keyreg_free(kr);
+}
 
 static void put(sett_db *db, const char *k, size_t vlen, int salt)
 {
@@ -452,6 +475,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	keyregistry_seeds();
 	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);
