@@ -108,6 +108,7 @@ struct settfs {
 	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
+	size_t max_batch_bytes;   /* value bytes per commit that rewrites data */
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;

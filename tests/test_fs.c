@@ -231,7 +231,7 @@ START_TEST(test_truncate_and_holes)
 	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 4 * cs, 0), 0);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 4 * cs);
-	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, cs, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_UNSHARE_RANGE, 0, cs, 0), -EOPNOTSUPP);
 	/* truncate of a directory */
 	in.st_size = 0;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
@@ -1596,6 +1596,182 @@ START_TEST(test_overlay_truncate_punch_seek)
 }
 END_TEST
 
+/* ---- COLLAPSE_RANGE and INSERT_RANGE ---- */
+
+/* The model's move: size *size, a collapse or an insert of [off, off+len). */
+static void model_move(uint8_t *m, uint64_t *size, int collapse, uint64_t off, uint64_t len)
+{
+	if (collapse) {
+		memmove(m + off, m + off + len, *size - off - len);
+		memset(m + *size - len, 0, len);
+		*size -= len;
+	} else {
+		memmove(m + off + len, m + off, *size - off);
+		memset(m + off, 0, len);
+		*size += len;
+	}
+}
+
+static int set_size(uint64_t f, uint64_t size)
+{
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = (off_t)size;
+	return settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st);
+}
+
+/* f holds exactly the model's size bytes. */
+static void check_model(uint64_t f, const uint8_t *m, uint64_t size)
+{
+	struct stat st;
+	attr(f, &st);
+	ck_assert_uint_eq((uint64_t)st.st_size, size);
+	check_bytes(f, 0, m, size);
+}
+
+/*
+ * Collapse and insert, on whole chunks (keys copied) and on blocks within
+ * chunks (chunks put together anew), with overlay pages, holes and data
+ * still buffered; the rules of ext4 for what is refused.
+ */
+START_TEST(test_collapse_insert)
+{
+	const uint32_t cs = 16384;
+	fresh_store(cs);
+	enum { MAX = 40 * 16384 };
+	uint8_t *m = calloc(1, MAX), *tmp = malloc(MAX);
+	uint64_t seed = 99, size = 20 * cs;
+	uint64_t f = mkfile(1, "f");
+	tu_fill_random(&seed, m, size);
+	memset(m + 5 * cs, 0, 3 * cs); /* a hole of three chunks */
+	ck_assert_int_eq(settfs_write(fs, f, 0, m, 5 * cs, 0), (ssize_t)(5 * cs));
+	ck_assert_int_eq(settfs_write(fs, f, 8 * cs, m + 8 * cs, size - 8 * cs, 0),
+			 (ssize_t)(size - 8 * cs));
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	/* overlay pages, then data left in the buffers */
+	for (uint64_t o = 4096; o < size; o += 3 * cs) {
+		tu_fill_random(&seed, m + o, 100);
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)o, m + o, 100, 0), 100);
+	}
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_gt(count_overlays(f), 0);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	tu_fill_random(&seed, m + 9 * cs + 7, 5000);
+	ck_assert_int_eq(settfs_write(fs, f, 9 * cs + 7, m + 9 * cs + 7, 5000, 0), 5000);
+	struct stat st0, st;
+	memset(&st0, 0, sizeof st0); /* times 0: any move sets them later */
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &st0,
+					SETTFS_SET_MTIME | SETTFS_SET_CTIME, &st), 0);
+	struct {
+		int collapse;
+		uint64_t off, len;
+	} steps[] = {
+		{ 1, 2 * cs, 2 * cs },           /* whole chunks */
+		{ 0, 3 * cs, 4 * cs },           /* whole chunks, a hole in between */
+		{ 1, 4096, 3 * 4096 },           /* blocks within a chunk */
+		{ 0, cs + 8192, cs + 4096 },     /* blocks across chunks */
+		{ 1, 5 * cs + 4096, 6 * cs },    /* over the hole */
+		{ 0, 0, 4096 },                  /* at the start */
+	};
+	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+		int mode = steps[i].collapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
+		ck_assert_msg(settfs_fallocate(fs, f, mode, (off_t)steps[i].off, (off_t)steps[i].len,
+					       0) == 0, "step %zu", i);
+		model_move(m, &size, steps[i].collapse, steps[i].off, steps[i].len);
+		check_model(f, m, size);
+	}
+	attr(f, &st);
+	ck_assert_int_gt(st.st_mtim.tv_sec, 1000000000);
+	ck_assert_int_gt(st.st_ctim.tv_sec, 1000000000);
+	/* at the end: a collapse must end before it, an insert start before it */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, (off_t)(size - 8192),
+					  8192, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, (off_t)size, 4096, 0),
+			 -EINVAL);
+	ck_assert_int_eq(set_size(f, size - 100), 0);
+	size -= 100;
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE,
+					  (off_t)(size / 4096 * 4096 - 4096), 4096, 0), 0);
+	model_move(m, &size, 1, size / 4096 * 4096 - 4096, 4096);
+	check_model(f, m, size);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE,
+					  (off_t)(size / 4096 * 4096), 8192, 0), 0);
+	model_move(m, &size, 0, size / 4096 * 4096, 8192);
+	check_model(f, m, size);
+	/* not whole blocks, other flags, not a regular file */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 100, 4096, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 0, 4000, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, 1, FALLOC_FL_INSERT_RANGE, 0, 4096, 0), -EISDIR);
+	struct stat sl;
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, 1, "l", "f", &sl), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, sl.st_ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096, 0),
+			 -ENODEV);
+	check_model(f, m, size);
+	/* past the largest size */
+	ck_assert_int_eq(set_size(f, INT64_MAX - 4096), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 0, 8192, 0), -EFBIG);
+	/* a sparse file costs its stored chunks: data at the start and near 2^40 */
+	ck_assert_int_eq(settfs_write(fs, f, (off_t)1 << 40, "end", 3, 0), 3);
+	ck_assert_int_eq(set_size(f, ((uint64_t)1 << 40) + 3), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 4096, 4096, 0), 0);
+	ck_assert_int_eq(settfs_read(fs, f, ((off_t)1 << 40) + 4096, 10, tmp), 3);
+	ck_assert(memcmp(tmp, "end", 3) == 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 4096, 8192, 0), 0);
+	ck_assert_int_eq(settfs_read(fs, f, ((off_t)1 << 40) - 4096, 10, tmp), 3);
+	ck_assert(memcmp(tmp, "end", 3) == 0);
+	/* the two moves took the block at 4096 out */
+	check_bytes(f, 0, m, 4096);
+	check_bytes(f, 4096, m + 8192, size - 8192);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, f, O_RDWR);
+	reopen();
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0); /* block counts and chunk bounds hold */
+	fs_open_();
+	free(m);
+	free(tmp);
+}
+END_TEST
+
+/*
+ * A random COLLAPSE_RANGE or INSERT_RANGE on f, applied to the model
+ * (size *size, room for max bytes): whole blocks, often whole chunks,
+ * sometimes against the rules (EINVAL expected).
+ */
+static void move_op(uint64_t *seed, uint64_t f, uint8_t *model, uint64_t *size, uint64_t max)
+{
+	uint64_t cs = settfs_chunk_size(fs), unit = tu_rand(seed) % 2 ? cs : 4096;
+	int collapse = tu_rand(seed) % 2;
+	uint64_t off = tu_rand(seed) % (*size / unit + 2) * unit;
+	uint64_t len = (1 + tu_rand(seed) % (tu_rand(seed) % 4 ? 3 : 40)) * unit;
+	int mode = collapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
+	if (tu_rand(seed) % 8 == 0) {
+		/* not whole blocks */
+		if (tu_rand(seed) % 2)
+			off += 1 + tu_rand(seed) % 4095;
+		else
+			len += 1 + tu_rand(seed) % 4095;
+	}
+	int ok = off % 4096 == 0 && len % 4096 == 0 &&
+		 (collapse ? off + len < *size : off < *size);
+	if (!collapse && *size + len > max) {
+		if (ok)
+			return;
+	}
+	int r = settfs_fallocate(fs, f, mode, (off_t)off, (off_t)len, 0);
+	ck_assert_msg(r == (ok ? 0 : -EINVAL), "%s %llu+%llu (size %llu): %d",
+		      collapse ? "collapse" : "insert", (unsigned long long)off,
+		      (unsigned long long)len, (unsigned long long)*size, r);
+	if (ok)
+		model_move(model, size, collapse, off, len);
+}
+
 /*
  * fsx-style: random writes, truncates, hole punches, seeks and reopens
  * against a model.  `small` makes most writes a few KiB (overlay pages).
@@ -1639,6 +1815,10 @@ static void random_ops(uint64_t seed, int ops, int small)
 				FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, FALLOC_FL_KEEP_SIZE
 			};
 			int mode = modes[tu_rand(&seed) % 5];
+			if (tu_rand(&seed) % 2) {
+				move_op(&seed, f, model, &size, MAX);
+				goto next;
+			}
 			ck_assert_int_eq(settfs_fallocate(fs, f, mode, (off_t)off, (off_t)len, 0), 0);
 			if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
 				size = off + len;
@@ -1675,6 +1855,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 			ck_assert_msg(memcmp(got, model + off, want) == 0, "op %d: read %llu+%llu differs",
 				      op, (unsigned long long)off, (unsigned long long)len);
 		}
+	next:
 		attr(f, &st);
 		ck_assert_int_eq(st.st_size, (off_t)size);
 	}
@@ -1782,27 +1963,31 @@ START_TEST(test_fallocate_kill_suidgid)
 {
 	static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE,
 				     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE };
+				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				     FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE };
+	static uint8_t data[4 * 4096];
 	struct stat in, st;
 	memset(&in, 0, sizeof in);
 	uint64_t f = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 7; i++) {
 		char name[8];
 		snprintf(name, sizeof name, "f%d", i);
 		f = mkfile(1, name);
-		ck_assert_int_eq(settfs_write(fs, f, 0, "data", 4, 0), 4);
+		ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+		/* collapse and insert move whole blocks */
+		off_t len = modes[i] & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ? 4096 : 2;
 		in.st_mode = 06777;
 		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, 0), 0);
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, 0), 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 06777); /* kept with CAP_FSETID */
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, SETTFS_WRITE_KILL_SUIDGID),
 				 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 0777);
 		in.st_mode = 02767; /* set-group-ID without group execute stays */
 		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, SETTFS_WRITE_KILL_SUIDGID),
 				 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 02767);
@@ -2199,6 +2384,12 @@ int main(void)
 	tcase_add_test(tc, test_fill_token);
 	tcase_add_test(tc, test_fill_token_reload);
 	tcase_add_test(tc, test_fill_blocks_writers);
+	suite_add_tcase(s, tc);
+	/* CK_RUN_CASE=move runs these alone */
+	tc = tcase_create("move");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_collapse_insert);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
