@@ -1200,6 +1200,20 @@ START_TEST(test_durability_powercut)
 }
 END_TEST
 
+/* The model's move: size *size, a collapse or an insert of [off, off+len). */
+static void model_move(uint8_t *m, uint64_t *size, int collapse, uint64_t off, uint64_t len)
+{
+	if (collapse) {
+		memmove(m + off, m + off + len, *size - off - len);
+		memset(m + *size - len, 0, len);
+		*size -= len;
+	} else {
+		memmove(m + off + len, m + off, *size - off);
+		memset(m + off, 0, len);
+		*size += len;
+	}
+}
+
 /* ---- crashes between the batches of a large truncate / punch hole ---- */
 
 #define BIG_CS 16384u
@@ -1293,64 +1307,146 @@ static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint
 	return now == size ? 0 : now == cut ? 1 : 2;
 }
 
+/* The moves of the crash test: a collapse / an insert, in blocks or in whole chunks. */
+static const struct {
+	int collapse;
+	uint64_t off, len;
+} big_moves[] = {
+	{ 1, 3 * BIG_CS + 4096, 100 * BIG_CS + 8192 },
+	{ 0, 3 * BIG_CS + 4096, 5 * BIG_CS + 4096 },
+	{ 1, 2 * BIG_CS, 7 * BIG_CS },
+	{ 0, 2 * BIG_CS, 3 * BIG_CS },
+};
+
 /*
- * The nth I/O from the start of the operation fails, then the power goes:
- * every state so reached must be legal, for every n until the operation
- * succeeds.
+ * Is the file in a state a crash of move m may leave (see shift_range in
+ * fs/data.c)?  The bytes before the range unchanged; from there on, for a
+ * collapse, the new bytes up to some point and the old ones after it, the
+ * size between the new and the old one; for an insert, the old bytes up
+ * to some point and the new ones after it, the size old or new.  0 for
+ * the old state, 1 for the finished move, 2 for one in between.
  */
+static int big_move_check(int m, uint64_t f, const uint8_t *ref, uint64_t size,
+			  const uint8_t *want, uint64_t new_size, uint8_t *got)
+{
+	struct stat st;
+	attr(f, &st);
+	uint64_t now = (uint64_t)st.st_size, off = big_moves[m].off;
+	int collapse = big_moves[m].collapse;
+	if (collapse)
+		ck_assert_msg(now >= new_size && now <= size, "move %d, crash at I/O %d: size %llu",
+			      m, big_n, (unsigned long long)now);
+	else
+		ck_assert_msg(now == size || now == new_size, "move %d, crash at I/O %d: size %llu",
+			      m, big_n, (unsigned long long)now);
+	ck_assert_int_eq(settfs_read(fs, f, 0, now, got), (ssize_t)now);
+	/* below the boundary: the new bytes for a collapse, the old for an insert */
+	const uint8_t *lo = collapse ? want : ref, *hi = collapse ? ref : want;
+	uint64_t lo_n = collapse ? new_size : size, hi_n = collapse ? size : new_size;
+	uint64_t x = 0;
+	for (; x < now && x < off; x++)
+		if (got[x] != ref[x])
+			ck_abort_msg("move %d, crash at I/O %d: byte %llu before the range", m, big_n,
+				     (unsigned long long)x);
+	for (; x < now && got[x] == (x < lo_n ? lo[x] : 0); x++)
+		;
+	for (; x < now; x++)
+		if (got[x] != (x < hi_n ? hi[x] : 0))
+			ck_abort_msg("move %d, crash at I/O %d: byte %llu is %d, neither old nor new",
+				     m, big_n, (unsigned long long)x, got[x]);
+	if (now == size && memcmp(got, ref, size) == 0)
+		return 0;
+	return now == new_size && memcmp(got, want, new_size) == 0 ? 1 : 2;
+}
+
+enum { BIG_MOVE = BIG_ZERO + 1 };
+
+/*
+ * Operation op (BIG_MOVE + m: move m) where the nth I/O from its start
+ * fails, then the power goes: every state so reached must be legal, for
+ * every n until the operation succeeds.
+ */
+static void big_crash(int op)
+{
+	size_t max = (size_t)(BIG_CHUNKS + 10) * BIG_CS;
+	uint8_t *ref = calloc(1, max), *got = malloc(max), *want = calloc(1, max);
+	ck_assert(ref && got && want);
+	const uint64_t cut = 5 * BIG_CS + 77;
+	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
+	int mids = 0, n, ok = 0, m = op - BIG_MOVE;
+	/* until it succeeded three times in a row (a fault may hit a background write) */
+	for (n = 1; ok < 3; n++) {
+		tu_rmrf(dir);
+		uint64_t size, new_size = 0;
+		uint64_t f = big_file(ref, &size);
+		ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		if (op >= BIG_MOVE) {
+			memcpy(want, ref, size);
+			new_size = size;
+			model_move(want, &new_size, big_moves[m].collapse, big_moves[m].off,
+				   big_moves[m].len);
+		}
+		sio_fault_fail_nth(n, EIO);
+		big_n = n;
+		int r;
+		if (op >= BIG_MOVE) {
+			r = settfs_fallocate(fs, f,
+					     big_moves[m].collapse ? FALLOC_FL_COLLAPSE_RANGE
+								   : FALLOC_FL_INSERT_RANGE,
+					     (off_t)big_moves[m].off, (off_t)big_moves[m].len, 0);
+		} else if (op >= BIG_PUNCH) {
+			int mode = op == BIG_PUNCH ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
+			r = settfs_fallocate(fs, f, mode | FALLOC_FL_KEEP_SIZE, (off_t)p0,
+					     (off_t)(p1 - p0), 0);
+		} else {
+			struct stat a, st;
+			memset(&a, 0, sizeof a);
+			a.st_size = (off_t)(op == BIG_TRUNC ? cut : 0);
+			r = settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_SIZE, &st);
+		}
+		if (r != 0)
+			sio_fault_powercut();
+		settfs_close(fs); /* fails after the power cut */
+		sio_fault_reset();
+		fs = NULL;
+		settfs_options o;
+		big_opts(&o);
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		int state = op >= BIG_MOVE
+				    ? big_move_check(m, f, ref, size, want, new_size, got)
+				    : big_check(op, f, ref, size, op == BIG_TRUNC ? cut : 0, p0, p1, got);
+		mids += state == 2;
+		if (r == 0)
+			ck_assert_msg(state == 1, "op %d finished but not in its final state", op);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		if (access("./fsck.settfs", X_OK) == 0)
+			ck_assert_msg(run_fsck() == 0, "op %d, crash at I/O %d: fsck", op, n);
+		ok = r == 0 ? ok + 1 : 0;
+	}
+	/* the crashes did reach states between the batches */
+	ck_assert_msg(mids > 0, "op %d: no intermediate state in %d crashes", op, n);
+	free(ref);
+	free(got);
+	free(want);
+}
+
 START_TEST(test_big_truncate_punch_crash)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
-	size_t max = (size_t)BIG_CHUNKS * BIG_CS;
-	uint8_t *ref = malloc(max), *got = malloc(max);
-	ck_assert(ref && got);
-	const uint64_t cut = 5 * BIG_CS + 77;
-	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
-	for (int op = BIG_TRUNC; op <= BIG_ZERO; op++) {
-		int mids = 0, n, ok = 0;
-		/* until it succeeded three times in a row (a fault may hit a background write) */
-		for (n = 1; ok < 3; n++) {
-			tu_rmrf(dir);
-			uint64_t size;
-			uint64_t f = big_file(ref, &size);
-			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
-			sio_fault_fail_nth(n, EIO);
-			big_n = n;
-			int r;
-			if (op >= BIG_PUNCH) {
-				int mode = op == BIG_PUNCH ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
-				r = settfs_fallocate(fs, f, mode | FALLOC_FL_KEEP_SIZE, (off_t)p0,
-						     (off_t)(p1 - p0), 0);
-			} else {
-				struct stat a, st;
-				memset(&a, 0, sizeof a);
-				a.st_size = (off_t)(op == BIG_TRUNC ? cut : 0);
-				r = settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_SIZE, &st);
-			}
-			if (r != 0)
-				sio_fault_powercut();
-			settfs_close(fs); /* fails after the power cut */
-			sio_fault_reset();
-			fs = NULL;
-			settfs_options o;
-			big_opts(&o);
-			ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
-			int state = big_check(op, f, ref, size, op == BIG_TRUNC ? cut : 0, p0, p1, got);
-			mids += state == 2;
-			if (r == 0)
-				ck_assert_msg(state == 1, "op %d finished but not in its final state", op);
-			ck_assert_int_eq(settfs_close(fs), 0);
-			fs = NULL;
-			if (access("./fsck.settfs", X_OK) == 0)
-				ck_assert_msg(run_fsck() == 0, "op %d, crash at I/O %d: fsck", op, n);
-			ok = r == 0 ? ok + 1 : 0;
-		}
-		/* the crashes did reach states between the batches */
-		ck_assert_msg(mids > 0, "op %d: no intermediate state in %d crashes", op, n);
-	}
-	free(ref);
-	free(got);
+	for (int op = BIG_TRUNC; op <= BIG_ZERO; op++)
+		big_crash(op);
+	fs_open_();
+}
+END_TEST
+
+/* The same for collapse and insert, in blocks and in whole chunks. */
+START_TEST(test_big_move_crash)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	big_crash(BIG_MOVE + _i);
 	fs_open_();
 }
 END_TEST
@@ -1597,20 +1693,6 @@ START_TEST(test_overlay_truncate_punch_seek)
 END_TEST
 
 /* ---- COLLAPSE_RANGE and INSERT_RANGE ---- */
-
-/* The model's move: size *size, a collapse or an insert of [off, off+len). */
-static void model_move(uint8_t *m, uint64_t *size, int collapse, uint64_t off, uint64_t len)
-{
-	if (collapse) {
-		memmove(m + off, m + off + len, *size - off - len);
-		memset(m + *size - len, 0, len);
-		*size -= len;
-	} else {
-		memmove(m + off + len, m + off, *size - off);
-		memset(m + off, 0, len);
-		*size += len;
-	}
-}
 
 static int set_size(uint64_t f, uint64_t size)
 {
@@ -2390,6 +2472,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_collapse_insert);
+	tcase_add_loop_test(tc, test_big_move_crash, 0, 4);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
