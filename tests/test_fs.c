@@ -1826,6 +1826,8 @@ END_TEST
  * (size *size, room for max bytes): whole blocks, often whole chunks,
  * sometimes against the rules (EINVAL expected).
  */
+static long moves_done[2]; /* refused, done */
+
 static void move_op(uint64_t *seed, uint64_t f, uint8_t *model, uint64_t *size, uint64_t max)
 {
 	uint64_t cs = settfs_chunk_size(fs), unit = tu_rand(seed) % 2 ? cs : 4096;
@@ -1852,15 +1854,22 @@ static void move_op(uint64_t *seed, uint64_t f, uint8_t *model, uint64_t *size, 
 		      (unsigned long long)len, (unsigned long long)*size, r);
 	if (ok)
 		model_move(model, size, collapse, off, len);
+	moves_done[ok]++;
 }
 
 /*
- * fsx-style: random writes, truncates, hole punches, seeks and reopens
- * against a model.  `small` makes most writes a few KiB (overlay pages).
+ * fsx-style: random writes, truncates, fallocate in every mode (collapse
+ * and insert included), seeks and reopens against a model.  `small` makes
+ * most writes a few KiB (overlay pages).  SETTFS_RANDOM_OPS sets the
+ * number of operations of each run, SETTFS_RANDOM_SEED the seed.
  */
 static void random_ops(uint64_t seed, int ops, int small)
 {
 	enum { MAX = 600000 };
+	if (getenv("SETTFS_RANDOM_OPS"))
+		ops = atoi(getenv("SETTFS_RANDOM_OPS"));
+	if (getenv("SETTFS_RANDOM_SEED"))
+		seed = strtoull(getenv("SETTFS_RANDOM_SEED"), NULL, 0);
 	uint8_t *model = calloc(1, MAX), *got = malloc(MAX), *tmp = malloc(MAX);
 	uint64_t size = 0;
 	uint64_t f = mkfile(1, "fsx");
@@ -1943,6 +1952,9 @@ static void random_ops(uint64_t seed, int ops, int small)
 	}
 	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
 	ck_assert(memcmp(got, model, size) == 0);
+	if (getenv("SETTFS_RANDOM_OPS"))
+		fprintf(stderr, "random_ops: %d operations, %ld collapse/insert done, %ld refused\n",
+			ops, moves_done[1], moves_done[0]);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -2457,8 +2469,6 @@ int main(void)
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_inode_commit_carries_buffers);
 	tcase_add_test(tc, test_fsck);
-	tcase_add_test(tc, test_random_ops);
-	tcase_add_test(tc, test_random_ops_overlays);
 	tcase_add_test(tc, test_fallocate_allocates);
 	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
@@ -2467,7 +2477,13 @@ int main(void)
 	tcase_add_test(tc, test_fill_token_reload);
 	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
-	/* CK_RUN_CASE=move runs these alone */
+	/* CK_RUN_CASE=random (or move) runs these alone */
+	tc = tcase_create("random");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_random_ops);
+	tcase_add_test(tc, test_random_ops_overlays);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("move");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
