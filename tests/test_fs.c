@@ -1138,6 +1138,16 @@ static int run_fsck(void)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Close the store, check it with fsck.settfs when built next to the tests, open it again. */
+static void fsck_reopen(void)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0);
+	fs_open_();
+}
+
 /* 1 if root entry `name` exists with exactly the n bytes `want`, 0 if absent. */
 static int file_is(const char *name, const uint8_t *want, size_t n)
 {
@@ -1609,11 +1619,7 @@ START_TEST(test_overlay_fold)
 	check_bytes(f, 0, model, sizeof model);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_blocks * 512, 4 * 16384);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0);
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 }
 END_TEST
 
@@ -1684,11 +1690,7 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(count_overlays(f), 1);
 	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0);
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 }
 END_TEST
 
@@ -1810,12 +1812,7 @@ START_TEST(test_collapse_insert)
 	check_bytes(f, 4096, m + 8192, size - 8192);
 	settfs_release(fs, f, O_RDWR);
 	settfs_release(fs, f, O_RDWR);
-	reopen();
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0); /* block counts and chunk bounds hold */
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 	free(m);
 	free(tmp);
 }
@@ -1956,11 +1953,7 @@ static void random_ops(uint64_t seed, int ops, int small)
 		fprintf(stderr, "random_ops: %d operations, %ld collapse/insert done, %ld refused\n",
 			ops, moves_done[1], moves_done[0]);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0); /* block count and chunk bounds hold */
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 	free(model);
 	free(got);
 	free(tmp);
@@ -2434,6 +2427,15 @@ START_TEST(test_bad_block_mounts_degraded)
 }
 END_TEST
 
+static TCase *new_case(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -2478,17 +2480,11 @@ int main(void)
 	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
 	/* CK_RUN_CASE=random (or move) runs these alone */
-	tc = tcase_create("random");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = new_case(s, "random");
 	tcase_add_test(tc, test_random_ops);
 	tcase_add_test(tc, test_random_ops_overlays);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("move");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = new_case(s, "move");
 	tcase_add_test(tc, test_collapse_insert);
 	tcase_add_loop_test(tc, test_big_move_crash, 0, 4);
-	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
