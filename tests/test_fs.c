@@ -1386,6 +1386,7 @@ static void big_crash(int op)
 	int mids = 0, n, ok = 0, m = op - BIG_MOVE;
 	/* until it succeeded three times in a row (a fault may hit a background write) */
 	for (n = 1; ok < 3; n++) {
+		ck_assert_msg(n < 200, "op %d: still failing after %d crashes", op, n);
 		tu_rmrf(dir);
 		uint64_t size, new_size = 0;
 		uint64_t f = big_file(ref, &size);
