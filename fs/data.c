@@ -678,16 +678,9 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	uint64_t tail = size / cs;
 	uint32_t keep = (uint32_t)(size % cs);
 	/*
-	 * Intermediate inodes need exact block counts, so the values of the
-	 * deleted chunks are read (only their sizes count).  A truncate to 0
-	 * in one batch zeroes the count without reading them.
+	 * Intermediate inodes need exact block counts: the deleted chunks'
+	 * sizes are taken from their value pointers, without reading them.
 	 */
-	int exact = size > 0;
-	if (!exact) {
-		exact = more_keys_than(fs, ino, tail, fs->max_batch_deletes);
-		if (exact < 0)
-			return exact;
-	}
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.key_only = 1;
@@ -728,14 +721,10 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 			}
 			continue;
 		}
-		if (pg != PG_BASE) {
-			freed += SFS_PAGE_SIZE;
-		} else if (exact) {
-			r = sfs_errno(sett_iter_value(it, &v));
-			if (r)
-				break;
-			freed += v.size;
-		}
+		size_t vn = SFS_PAGE_SIZE;
+		if (pg == PG_BASE && (r = sfs_errno(sett_iter_value_size(it, &vn))) != 0)
+			break;
+		freed += vn;
 		r = sfs_errno(sett_batch_delete(b, key));
 		deletes++;
 	}

@@ -21,6 +21,7 @@
 
 static char *dir;
 static settfs *fs;
+static int run_fsck(void);
 static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
 static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
 
@@ -929,6 +930,49 @@ START_TEST(test_create_only_where_nothing_is)
 END_TEST
 
 /* Many chunks (4 KiB chunk size) so truncates span several batches. */
+/*
+ * A truncate of more chunks than one batch deletes counts their bytes
+ * from their value pointers: it reads none of the values (to 0, and to a
+ * size within the file).
+ */
+START_TEST(test_truncate_reads_no_values)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.chunk_size = 4096;
+	o.max_batch_deletes = 64;
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	static uint8_t data[4096];
+	memset(data, 'v', sizeof data);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		uint64_t f = mkfile(1, pass ? "b" : "a");
+		const int n = 1000; /* 4 MB of values in the value log, 16 batches */
+		for (int i = 0; i < n; i++)
+			ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, data, 4096, 0), 4096);
+		ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		uint64_t before = sio_bytes_read();
+		struct stat in, st;
+		memset(&in, 0, sizeof in);
+		in.st_size = pass ? 4096 + 10 : 0;
+		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+		uint64_t read = sio_bytes_read() - before;
+		ck_assert_msg(read < 256 * 1024, "truncate read %llu bytes", (unsigned long long)read);
+		ck_assert_int_eq(st.st_blocks * 512, pass ? (4096 + 10 + 511) / 512 * 512 : 0);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		if (access("./fsck.settfs", X_OK) == 0)
+			ck_assert_int_eq(run_fsck(), 0);
+	}
+	fs_open_();
+}
+END_TEST
+
 START_TEST(test_truncate_many_chunks)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
@@ -2468,6 +2512,7 @@ int main(void)
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_bad_block_mounts_degraded);
 	tcase_add_test(tc, test_truncate_many_chunks);
+	tcase_add_test(tc, test_truncate_reads_no_values);
 	tcase_add_test(tc, test_big_truncate_punch_crash);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_inode_commit_carries_buffers);
