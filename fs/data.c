@@ -1214,6 +1214,32 @@ static int compose_chunk(shift *s, uint64_t i, const stored_info *oi, uint32_t *
 	return r;
 }
 
+/* The keys of chunk idx in the snapshot and their bytes, without reading their values. */
+static int stored_keys(shift *s, uint64_t idx, stored_info *si)
+{
+	uint8_t k[SFS_KEY_MAX];
+	int r = 0;
+	memset(si, 0, sizeof *si);
+	for (sett_iter_seek(s->it, sfs_val(k, sfs_key_chunk(k, s->n->ino, idx)));
+	     r == 0 && sett_iter_valid(s->it); sett_iter_next(s->it)) {
+		uint64_t kidx;
+		uint32_t pg;
+		size_t vn;
+		r = parse_ckey(s->fs, sett_iter_key(s->it), &kidx, &pg);
+		if (r || kidx != idx)
+			break;
+		r = sfs_errno(sett_iter_value_size(s->it, &vn));
+		if (r == 0 && pg == PG_BASE) {
+			si->has_base = 1;
+			si->base_len = (uint32_t)vn;
+		} else if (r == 0) {
+			bit_set(si->ovl, pg);
+			si->novl++;
+		}
+	}
+	return r ? r : sfs_errno(sett_iter_error(s->it));
+}
+
 /* Write the new chunk i into s->b and account for it in s->tmp.blocks. */
 static int shift_chunk(shift *s, uint64_t i)
 {
@@ -1221,7 +1247,9 @@ static int shift_chunk(shift *s, uint64_t i)
 	uint64_t cs = fs->chunk_size, cstart = i * cs, ino = s->n->ino;
 	uint8_t k[SFS_KEY_MAX];
 	stored_info oi;
-	int r = read_stored(fs, s->it, ino, i, 0, (uint32_t)cs, s->old, &oi);
+	/* the old chunk's bytes are needed only where they stay (before off) */
+	int r = cstart < s->off ? read_stored(fs, s->it, ino, i, 0, (uint32_t)cs, s->old, &oi)
+				: stored_keys(s, i, &oi);
 	if (r)
 		return r;
 	int has_base = 0;
