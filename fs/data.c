@@ -1099,6 +1099,13 @@ typedef struct shift {
 	sett_batch *b;
 	sfs_inode tmp;        /* the inode the commits carry */
 	uint8_t *buf, *old;   /* a chunk each: the new chunk, the old one */
+	/* the last two old chunks read whole (each feeds two new chunks) */
+	struct {
+		uint64_t idx;     /* NO_CHUNK: empty */
+		uint32_t len;     /* end of its stored bytes */
+		uint8_t *bytes;
+	} src[2];
+	int src_next;         /* the slot to fill next */
 } shift;
 
 #define NO_CHUNK UINT64_MAX
@@ -1125,6 +1132,25 @@ static int prev_stored(shift *s, uint64_t idx, uint64_t *out)
 	if (sett_iter_valid(s->rit))
 		return parse_ckey(s->fs, sett_iter_key(s->rit), out, &pg);
 	return sfs_errno(sett_iter_error(s->rit));
+}
+
+/* Old chunk idx read whole (overlays applied) into a slot of s->src. */
+static int source_chunk(shift *s, uint64_t idx, int *slot)
+{
+	for (*slot = 0; *slot < 2; (*slot)++)
+		if (s->src[*slot].idx == idx)
+			return 0;
+	*slot = s->src_next;
+	s->src_next ^= 1;
+	stored_info si;
+	s->src[*slot].idx = NO_CHUNK;
+	int r = read_stored(s->fs, s->it, s->n->ino, idx, 0, s->fs->chunk_size, s->src[*slot].bytes,
+			    &si);
+	if (r == 0) {
+		s->src[*slot].idx = idx;
+		s->src[*slot].len = si.len;
+	}
+	return r;
 }
 
 /* Commit b with s->tmp (times now) and make that the node's state. */
@@ -1202,12 +1228,14 @@ static int compose_chunk(shift *s, uint64_t i, const stored_info *oi, uint32_t *
 		uint32_t sfrom = (uint32_t)(src - sidx * cs);
 		if (run > cs - sfrom)
 			run = (uint32_t)(cs - sfrom);
-		stored_info si;
-		r = read_stored(s->fs, s->it, s->n->ino, sidx, sfrom, sfrom + run, s->buf + t, &si);
-		if (r == 0 && si.len > sfrom) {
-			uint32_t e = t + ((si.len < sfrom + run ? si.len : sfrom + run) - sfrom);
-			if (e > *len)
-				*len = e;
+		int slot;
+		r = source_chunk(s, sidx, &slot);
+		uint32_t slen = s->src[slot].len;
+		if (r == 0 && slen > sfrom) {
+			uint32_t e = (slen < sfrom + run ? slen : sfrom + run) - sfrom;
+			memcpy(s->buf + t, s->src[slot].bytes + sfrom, e);
+			if (t + e > *len)
+				*len = t + e;
 		}
 		t += run;
 	}
@@ -1349,7 +1377,12 @@ static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int 
 		s.tmp.size = s.new_size; /* with the first commit: the top chunks lie past the old end */
 	s.buf = malloc(cs);
 	s.old = malloc(cs);
-	int r = s.buf && s.old ? sfs_errno(sett_batch_new(&s.b)) : -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		s.src[i].idx = NO_CHUNK;
+		s.src[i].bytes = malloc(cs);
+	}
+	int r = s.buf && s.old && s.src[0].bytes && s.src[1].bytes ? sfs_errno(sett_batch_new(&s.b))
+								    : -ENOMEM;
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.key_only = 1;
@@ -1385,6 +1418,8 @@ static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int 
 	sett_batch_free(s.b);
 	free(s.buf);
 	free(s.old);
+	free(s.src[0].bytes);
+	free(s.src[1].bytes);
 	return r;
 }
 
