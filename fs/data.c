@@ -1105,7 +1105,6 @@ typedef struct shift {
 		uint32_t len;     /* end of its stored bytes */
 		uint8_t *bytes;
 	} src[2];
-	int src_next;         /* the slot to fill next */
 } shift;
 
 #define NO_CHUNK UINT64_MAX
@@ -1140,8 +1139,10 @@ static int source_chunk(shift *s, uint64_t idx, int *slot)
 	for (*slot = 0; *slot < 2; (*slot)++)
 		if (s->src[*slot].idx == idx)
 			return 0;
-	*slot = s->src_next;
-	s->src_next ^= 1;
+	/* the one farther from idx goes: the move walks on away from it */
+	uint64_t d0 = s->src[0].idx > idx ? s->src[0].idx - idx : idx - s->src[0].idx;
+	uint64_t d1 = s->src[1].idx > idx ? s->src[1].idx - idx : idx - s->src[1].idx;
+	*slot = s->src[0].idx == NO_CHUNK || (s->src[1].idx != NO_CHUNK && d0 >= d1) ? 0 : 1;
 	stored_info si;
 	s->src[*slot].idx = NO_CHUNK;
 	int r = read_stored(s->fs, s->it, s->n->ino, idx, 0, s->fs->chunk_size, s->src[*slot].bytes,
