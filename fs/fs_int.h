@@ -110,6 +110,7 @@ struct settfs {
 	int no_acl;           /* settfs_options.no_acl */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
+	size_t max_batch_bytes;   /* value bytes per commit that rewrites data */
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;

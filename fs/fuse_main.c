@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -716,16 +717,63 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, -settfs_removexattr(fs_of(req), ino, name));
 }
 
+/*
+ * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
+ * itself: as for a write, a caller without CAP_FSETID (taken to be every
+ * uid but 0) clears set-user-ID/set-group-ID.
+ */
+static unsigned fallocate_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	return fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
+}
+
+/*
+ * COLLAPSE_RANGE / INSERT_RANGE (Linux 6.18's FUSE client refuses both
+ * before sending them; this is for one that does not).  They move every
+ * byte from off to the end of file, so the kernel's pages there must go:
+ * the range is invalidated before (which writes dirty pages back, into
+ * the buffers the move commits first), the move runs on the invalidation
+ * thread, and the range is invalidated again (pages read meanwhile hold
+ * the old bytes) before the reply.
+ */
+static void move_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len, int mode)
+{
+	unsigned flags = fallocate_flags(req, ino);
+	int r = settfs_fallocate(fs_of(req), ino, mode, (off_t)off, (off_t)len, flags);
+	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
+	if (flags)
+		mode_changed(req, ino);
+	fuse_reply_err(req, -r);
+}
+
+static void collapse_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_COLLAPSE_RANGE);
+}
+
+static void insert_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_INSERT_RANGE);
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	if ((mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE) && off >= 0 &&
+	    len > 0) {
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
+			       mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply
+							       : insert_then_reply,
+			       (uint64_t)off, (uint64_t)len);
+		return;
+	}
 	/*
 	 * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
 	 * itself: as for a write, a caller without CAP_FSETID (taken to be
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
 	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
-	unsigned flags = fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
+	unsigned flags = fallocate_flags(req, ino);
 	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
 	if (flags)
 		mode_changed(req, ino);
