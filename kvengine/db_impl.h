@@ -172,6 +172,7 @@ struct sett_db {
 	uint64_t stat_gc_files;
 	uint64_t stat_gc_bytes_measured;
 	uint64_t stat_gc_bytes_rewritten;
+	uint64_t stat_iter_entries;
 };
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */
