@@ -113,13 +113,6 @@ typedef struct cjob {
 	int slot;
 } cjob;
 
-typedef struct discard_acc {
-	struct {
-		uint32_t fid;
-		uint64_t bytes;
-	} *rows;
-	size_t n, cap;
-} discard_acc;
 
 static uint64_t now_ms(void)
 {
@@ -436,26 +429,6 @@ static int pick_self(struct compactor_state *cs, const lsm_version *v, const lev
 
 /* ---- running a compaction ---- */
 
-static void acc_add(discard_acc *a, uint32_t fid, uint64_t bytes)
-{
-	for (size_t i = 0; i < a->n; i++)
-		if (a->rows[i].fid == fid) {
-			a->rows[i].bytes += bytes;
-			return;
-		}
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 8;
-		void *p = realloc(a->rows, cap * sizeof *a->rows);
-		if (!p)
-			return; /* advisory statistics */
-		a->rows = p;
-		a->cap = cap;
-	}
-	a->rows[a->n].fid = fid;
-	a->rows[a->n].bytes = bytes;
-	a->n++;
-}
-
 typedef struct outputs {
 	table **t;
 	size_t n, cap;
@@ -574,7 +547,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		if (!keep) {
 			vptr p;
 			if ((vs.meta & META_VALUE_POINTER) && vptr_decode(vs.data.p, vs.data.n, &p) == 0)
-				acc_add(&acc, p.fid, p.len);
+				discard_acc_add(&acc, p.fid, p.len);
 			continue;
 		}
 		if (b && newkey && table_builder_size(b) >= j->file_size) {
@@ -637,12 +610,11 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	}
 	free(out.t);
 	if (!r) {
-		for (size_t i = 0; i < acc.n; i++)
-			discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
+		discard_acc_apply(db->discard, &acc);
 		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
 	}
-	free(acc.rows);
+	discard_acc_free(&acc);
 	return r;
 }
 

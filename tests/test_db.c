@@ -138,12 +138,17 @@ START_TEST(test_batch_versions_snapshots)
 	}
 	ck_assert_int_eq(n, 2);
 	sett_iter_free(it);
-	/* Versions survive a reopen (flushed to tables by close). */
+	/* A flush keeps the versions an open iterator can see... */
+	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+	ck_assert_int_eq(sett_flush(db), 0);
+	expect_value(db, V("a"), v1, "a1", 2);
+	sett_iter_free(it);
+	/* ...and the newest versions survive a reopen (flushed by close). */
 	ck_assert_int_eq(sett_close(db), 0);
 	db = open_db(dir, &o);
 	ck_assert_uint_ge(sett_current_version(db), v2 + 1);
-	expect_value(db, V("a"), v1, "a1", 2);
 	expect_value(db, V("a"), 0, "a2", 2);
+	expect_missing(db, V("b"), 0);
 	/* user meta and ttl */
 	uint64_t past = (uint64_t)time(NULL) - 10, future = (uint64_t)time(NULL) + 3600;
 	sett_batch_clear(b);
@@ -382,12 +387,56 @@ START_TEST(test_iter_many_versions)
 	}
 	ck_assert_int_eq(sett_del(db, V("k/c")), 0);
 	ck_assert_int_eq(sett_put(db, V("k/d"), V("d")), 0);
+	/* an iterator at mid keeps its versions through the flush */
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = mid;
+	sett_iter *pin;
+	ck_assert_int_eq(sett_iter_new(db, &io, &pin), 0);
 	for (int pass = 0; pass < 2; pass++) {
 		/* pass 0: all in the memtable; pass 1: in an L0 table */
 		expect_scan(db, 0, "k/a=a1999 k/b=b k/d=d", 100);
 		expect_scan(db, mid, "k/a=a1000 k/b=b k/c=c1000", 100);
 		ck_assert_int_eq(sett_flush(db), 0);
 	}
+	sett_iter_free(pin);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A memtable filled with overwrites of a few keys is rotated long before
+ * it is full, and its flush leaves out the versions no reader can see,
+ * counting their values as discarded (no compaction runs here).
+ */
+START_TEST(test_overwrites_rotate_and_flush_drops)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	o.mem_table_size = 64 << 20;
+	o.num_compactors = 0;
+	sett_db *db = open_db(dir, &o);
+	char v[100];
+	for (int i = 0; i < 20000; i++) {
+		memset(v, 'a' + i % 26, sizeof v);
+		snprintf(v, sizeof v, "%d", i);
+		ck_assert_int_eq(sett_put(db, V(i % 2 ? "k/x" : "k/y"), B(v, sizeof v)), 0);
+	}
+	ck_assert_int_eq(sett_flush(db), 0);
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_msg(st.levels[0].tables >= 2, "%d L0 tables: the memtable was not rotated",
+		      st.levels[0].tables);
+	/* every version but the newest of each key went */
+	ck_assert_uint_ge(st.vlog_discard_bytes, 19000 * sizeof v);
+	void *got;
+	size_t n;
+	ck_assert_int_eq(sett_get(db, V("k/x"), 0, &got, &n), 0);
+	ck_assert(n == sizeof v && strcmp(got, "19999") == 0);
+	free(got);
 	ck_assert_int_eq(sett_close(db), 0);
 	tu_rmrf(dir);
 	free(dir);
@@ -1271,6 +1320,7 @@ int main(void)
 	tcase_add_test(tc, test_batch_versions_snapshots);
 	tcase_add_test(tc, test_iterators);
 	tcase_add_test(tc, test_iter_many_versions);
+	tcase_add_test(tc, test_overwrites_rotate_and_flush_drops);
 	tcase_add_loop_test(tc, test_model, 0, 2);
 	tcase_add_test(tc, test_lock_and_errors);
 	tcase_add_test(tc, test_powercut);
