@@ -39,6 +39,29 @@ uint32_t settfs_chunk_size(const settfs *fs)
 	return fs->chunk_size;
 }
 
+sett_db *settfs_engine(settfs *fs)
+{
+	return fs->db;
+}
+
+int settfs_get_stats(settfs *fs, settfs_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	long long ni = atomic_load(&fs->used_inodes);
+	long long dirty = atomic_load(&fs->dirty_bytes);
+	st->inodes = ni > 0 ? (uint64_t)ni : 0;
+	long long lb = atomic_load(&fs->logical_bytes);
+	st->logical_bytes = !fs->logical_known ? UINT64_MAX : lb > 0 ? (uint64_t)lb : 0;
+	st->dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0;
+	st->chunk_size = fs->chunk_size;
+	st->read_only = fs->read_only;
+	st->degraded = fs->degraded;
+	int r = sfs_errno(sett_get_stats(fs->db, &st->engine));
+	if (r == 0)
+		r = sfs_errno(sett_disk_space(fs->db, &st->space));
+	return r;
+}
+
 static int say(const settfs_options *o, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int say(const settfs_options *o, int err, const char *fmt, ...)
@@ -275,24 +298,47 @@ static int drain_orphans(settfs *fs)
 	return r;
 }
 
-static int count_inodes(settfs *fs)
+/*
+ * Counts the inodes (for statfs) and adds up the sizes of regular files
+ * (logical_bytes, for settfs status).  A value that cannot be read (a
+ * damaged store) leaves the sizes unknown and the inodes counted by key.
+ */
+static int count_inodes_pass(settfs *fs, int sizes)
 {
 	uint8_t p[1] = { SFS_TAG_INODE };
 	sett_iter_options io;
 	sett_iter_options_init(&io);
-	io.key_only = 1;
+	io.key_only = !sizes;
 	io.prefix = sfs_val(p, 1);
 	sett_iter *it;
 	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
 	if (r)
 		return r;
-	long long n = 0;
-	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it))
+	long long n = 0, bytes = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 		n++;
+		sett_val v;
+		sfs_inode in;
+		if (!sizes || sett_iter_value(it, &v) != 0)
+			continue;
+		if (sfs_inode_decode(v.data, v.size, &in) == 0 && S_ISREG(in.mode) &&
+		    in.size <= INT64_MAX / 2)
+			bytes += (long long)in.size;
+		sfs_inode_free(&in);
+	}
 	r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
-	atomic_store(&fs->used_inodes, n);
+	if (r == 0) {
+		atomic_store(&fs->used_inodes, n);
+		atomic_store(&fs->logical_bytes, bytes);
+		fs->logical_known = sizes;
+	}
 	return r;
+}
+
+static int count_inodes(settfs *fs)
+{
+	return count_inodes_pass(fs, 1) == 0 ? 0 : count_inodes_pass(fs, 0);
 }
 
 /*
@@ -435,6 +481,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->dirty_limit = o->dirty_limit ? o->dirty_limit : 64u << 20;
 	fs->inode_dirty_limit = o->inode_dirty_limit ? o->inode_dirty_limit : 1u << 20;
 	/* the engine takes a batch of at most half a memtable, ~100 bytes a delete */
+	fs->no_acl = o->no_acl;
 	fs->max_batch_deletes = o->engine.mem_table_size / 2 / 128;
 	if (fs->max_batch_deletes > 8192)
 		fs->max_batch_deletes = 8192;

@@ -925,6 +925,8 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		tmp.mode = (tmp.mode & S_IFMT) | ((uint32_t)attr->st_mode & 07777);
 		if ((tmp.mode & S_ISGID) && ctx && !in_group(ctx, tmp.gid))
 			tmp.mode &= ~(uint32_t)S_ISGID;
+		if (r == 0)
+			r = sfs_acl_chmod_batch(fs, n, tmp.mode, b);
 	}
 	if (to_set & SETTFS_SET_ATIME_NOW)
 		tmp.atime = now;

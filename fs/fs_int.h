@@ -86,6 +86,7 @@ typedef struct sfs_node {
 	atomic_llong dirty_since;
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
+	uint64_t counted;     /* what this node adds to fs->logical_bytes */
 	sfs_chunk *chunks;
 	size_t nchunks, capchunks;
 	sfs_page *pages;
@@ -106,6 +107,7 @@ struct settfs {
 	char *path;
 	uint32_t chunk_size;
 	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
+	int no_acl;           /* settfs_options.no_acl */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	pthread_rwlock_t ns_lock;
@@ -116,6 +118,9 @@ struct settfs {
 	uint64_t next_ino, ino_limit;
 	atomic_llong dirty_bytes;
 	atomic_llong used_inodes;
+	/* sizes of the regular files: counted at open, kept by sfs_node_put */
+	atomic_llong logical_bytes;
+	int logical_known;    /* the count at open read every inode */
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
 	int read_only;        /* the engine is open read-only */
 	int degraded;         /* opened read-only around damage (settfs_degraded) */
@@ -236,6 +241,20 @@ int sfs_check_name(const char *name);
  * ones first, each a legal state (see data.c), and updates n->in with them.
  */
 int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b);
+/*
+ * chmod of node n (locked) to `mode`: adds its access ACL, rewritten to
+ * agree with the mode, to b if it has one.  -EIO for a damaged ACL.
+ */
+int sfs_acl_chmod_batch(settfs *fs, sfs_node *n, uint32_t mode, sett_batch *b);
+/*
+ * A new inode `ino` of *mode in directory p (locked): with a default ACL
+ * on p, adds the inode's access ACL (unless the mode says all of it) and,
+ * for a directory, its default ACL to b, and masks *mode's permission bits
+ * by the ACL; returns 1 if it added an attribute, else 0.  Without one,
+ * clears `umask` from *mode and returns 0.
+ */
+int sfs_acl_inherit(settfs *fs, sfs_node *p, uint64_t ino, uint32_t *mode, uint32_t umask,
+		    sett_batch *b);
 /* Does the directory have entries? 1 yes, 0 no, <0 error */
 int sfs_dir_nonempty(settfs *fs, uint64_t ino);
 

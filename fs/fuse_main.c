@@ -27,13 +27,16 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "fileio.h"
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
 #include "settfs.h"
+#include "status.h"
 
 struct sfs_cfg {
 	char *store;
@@ -50,6 +53,7 @@ struct sfs_cfg {
 	int readahead_kb;     /* -1: leave the kernel's setting */
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
+	int noacl;            /* -o noacl: no POSIX ACLs */
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
@@ -60,10 +64,13 @@ struct sfs_fuse {
 	settfs *fs;
 	struct sfs_cfg *cfg;
 	int writeback; /* negotiated */
+	int acl;       /* negotiated: POSIX ACLs (with DONT_MASK: create modes arrive
+			* without the umask applied) */
 	struct sfs_wire wire;
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
+	sfs_control *control; /* settfs status; NULL: none */
 	size_t page_size;
 };
 
@@ -91,7 +98,8 @@ static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0 };
+	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0,
+			 ctx_of(req)->acl ? (uint32_t)c->umask : 0 };
 	return s;
 }
 
@@ -152,6 +160,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * 3.14 does not know it).  The old HANDLE_KILLPRIV is not taken.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+	/*
+	 * POSIX ACLs: the kernel enforces them (with default_permissions)
+	 * and caches them; settfs stores them, keeps them in step with the
+	 * mode and applies default ACLs to new inodes.  That needs the
+	 * create mode before the umask (DONT_MASK: the kernel passes the
+	 * umask along instead), since a default ACL replaces the umask.
+	 */
+	if (!f->cfg->noacl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+	    (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		f->acl = 1;
+	}
 	conn->max_write = 1u << 20;
 }
 
@@ -565,6 +585,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	/* without FUSE_POSIX_ACL the kernel would not enforce them: refused */
+	if (!ctx_of(req)->acl && strncmp(name, "system.posix_acl_", 17) == 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	flags &= XATTR_CREATE | XATTR_REPLACE;
+	if (sfs_wire_acl_kill_sgid())
+		flags |= SETTFS_XATTR_KILL_SGID;
 	fuse_reply_err(req, -settfs_setxattr(fs_of(req), ino, name, value, size, flags));
 }
 
@@ -575,7 +603,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = settfs_getxattr(fs_of(req), ino, name, buf, size);
+	/* `getfattr -n settfs.stats MNT`: the text of `settfs status` */
+	struct sfs_fuse *f = ctx_of(req);
+	ssize_t n = ino == FUSE_ROOT_ID && f->control && !strcmp(name, "settfs.stats")
+			    ? sfs_control_xattr(f->control, fuse_req_ctx(req)->uid, buf, size)
+			    : settfs_getxattr(fs_of(req), ino, name, buf, size);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -689,65 +721,12 @@ static const struct fuse_lowlevel_ops sfs_ops = {
 
 /* ---- the mount in sysfs ------------------------------------------------ */
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void unmangle(const char *in, char *out, size_t n)
-{
-	char *o = out;
-	for (const char *c = in; *c && o < out + n - 1; c++) {
-		if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
-			*o++ = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
-			c += 3;
-		} else {
-			*o++ = *c;
-		}
-	}
-	*o = 0;
-}
-
-struct mount_ent {
-	unsigned maj, min;
-	char mountpoint[4096];
-	char source[4096]; /* "settfs:STORE" for a settfs mount */
-};
-
-/*
- * The topmost mount in /proc/self/mountinfo (read without touching the
- * mount, whose daemon may not be serving) at `mountpoint` (a real path), or
- * else with `source`.  0 if found.
- */
-static int mount_find(const char *mountpoint, const char *source, struct mount_ent *m)
-{
-	int found = 0;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	while (f && fgets(line, sizeof line, f)) {
-		unsigned a, b;
-		char mp[4096], src[4096];
-		/* id parent major:minor root mountpoint opts [tags] - type source ... */
-		const char *dash = strstr(line, " - ");
-		if (!dash || sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, mp) != 3 ||
-		    sscanf(dash, " - %*s %4095s", src) != 1)
-			continue;
-		struct mount_ent e = { a, b, "", "" };
-		unmangle(mp, e.mountpoint, sizeof e.mountpoint);
-		unmangle(src, e.source, sizeof e.source);
-		if (mountpoint ? strcmp(e.mountpoint, mountpoint) == 0
-			       : strcmp(e.source, source) == 0) {
-			*m = e;
-			found = 1;
-		}
-	}
-	if (f)
-		fclose(f);
-	return found ? 0 : -1;
-}
-
 /* The mount's device number.  0 if found. */
 static int mount_dev(const char *mountpoint, unsigned *maj, unsigned *min)
 {
 	char *mp = realpath(mountpoint, NULL);
-	struct mount_ent *m = malloc(sizeof *m);
-	int r = mp && m ? mount_find(mp, NULL, m) : -1;
+	struct sfs_mount_ent *m = malloc(sizeof *m);
+	int r = mp && m ? sfs_mount_find(mp, NULL, m) : -1;
 	if (r == 0) {
 		*maj = m->maj;
 		*min = m->min;
@@ -918,6 +897,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readahead_kb=%d", readahead_kb, 0),
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
+	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -971,6 +951,7 @@ static void usage(const char *prog)
 	       "                             call of a directory listing (default: always plus)\n"
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
 	       "                             READ into the kernel's page cache\n"
+	       "    -o noacl                 no POSIX ACLs (setting one fails with EOPNOTSUPP)\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
@@ -1051,8 +1032,8 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 	for (int waited_ms = 0;; waited_ms += 100) {
 		o->engine.error_buf[0] = 0;
 		int r = settfs_open(store, o, fs);
-		struct mount_ent m;
-		if (r == -EBUSY && !own && mount_find(NULL, src, &m) == 0) {
+		struct sfs_mount_ent m;
+		if (r == -EBUSY && !own && sfs_mount_find(NULL, src, &m) == 0) {
 			fprintf(stderr, "settfs: %s is in use: mounted at %s by pid %ld\n", store,
 				m.mountpoint, sett_lock_holder(store));
 			return r;
@@ -1147,8 +1128,8 @@ static int cmd_umount(int argc, char **argv)
 	}
 	const char *arg = argv[i];
 	char *mp = realpath(arg, NULL);
-	struct mount_ent m;
-	if (!mp || mount_find(mp, NULL, &m) != 0 || strncmp(m.source, "settfs:", 7) != 0) {
+	struct sfs_mount_ent m;
+	if (!mp || sfs_mount_find(mp, NULL, &m) != 0 || strncmp(m.source, "settfs:", 7) != 0) {
 		fprintf(stderr, "settfs umount: %s: not a settfs mount\n", arg);
 		free(mp);
 		return 1;
@@ -1230,6 +1211,8 @@ int main(int argc, char *argv[])
 {
 	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
 		return cmd_umount(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return sfs_status_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);
@@ -1287,6 +1270,7 @@ int main(int argc, char *argv[])
 	settfs_options o;
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
+	o.no_acl = cfg.noacl;
 	o.engine.read_only = cfg.ro;
 	if (cfg.ro)
 		o.engine.create_if_missing = 0;
@@ -1388,6 +1372,7 @@ int main(int argc, char *argv[])
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
 	f.inval = sfs_inval_start(se);
+	f.control = sfs_control_start(f.fs, &f.wire, store, opts.mountpoint, argc, argv);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
 	if (opts.singlethread) {
@@ -1407,6 +1392,8 @@ int main(int argc, char *argv[])
 	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
 	f.inval = NULL;
 	flusher_stop(flusher);
+	sfs_control_stop(f.control);
+	f.control = NULL;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

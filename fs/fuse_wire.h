@@ -3,7 +3,8 @@
  *
  * libfuse 3.14 neither negotiates FUSE_HANDLE_KILLPRIV_V2 nor passes the
  * flags that come with it (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID,
- * FUSE_OPEN_KILL_SUIDGID) to the filesystem.  settfs reads and writes the
+ * FUSE_OPEN_KILL_SUIDGID) to the filesystem, and the same holds for
+ * FUSE_SETXATTR_EXT and FUSE_SETXATTR_ACL_KILL_SGID.  settfs reads and writes the
  * /dev/fuse channel through these functions (fuse_session_custom_io) to
  * add the capability to the INIT reply and to note, for the request the
  * calling thread has just read, whether the kernel asks for set-user-ID
@@ -19,14 +20,32 @@
 #define SETTFS_FUSE_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/*
+ * Requests by opcode since mount: counted when read; timed (read to
+ * reply) when the thread that read a request also writes its reply, as
+ * libfuse does for every operation settfs answers synchronously.
+ * Updated with relaxed atomics; read with sfs_wire_op_stats.
+ */
+#define SFS_WIRE_NOPS 64
+struct sfs_op_stat {
+	uint64_t count;  /* requests read */
+	uint64_t timed;  /* of them, replies timed */
+	uint64_t sum_ns; /* total time of the timed ones */
+	uint64_t max_ns; /* longest */
+};
+
 struct sfs_wire {
+	struct sfs_op_stat ops[SFS_WIRE_NOPS]; /* by opcode (< SFS_WIRE_NOPS) */
 	int killpriv_v2;        /* negotiated: the kernel accepted it */
 	unsigned long long init_unique; /* unique of the INIT request */
 	int init_seen;          /* INIT read, reply not yet written */
 	int offers_v2;          /* the kernel's INIT offered KILLPRIV_V2 */
+	int setxattr_ext;       /* negotiated: SETXATTR carries setxattr_flags */
+	int offers_setxattr_ext; /* the kernel's INIT offered SETXATTR_EXT */
 	/* called once the kernel has taken the INIT reply (it applies it
 	 * while the reply is written), e.g. to tune what INIT resets */
 	void (*after_init)(void *arg);
@@ -37,6 +56,11 @@ struct sfs_wire {
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w);
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w);
 
+/* A consistent-enough copy of the counters (each field is read atomically). */
+void sfs_wire_op_stats(const struct sfs_wire *w, struct sfs_op_stat out[SFS_WIRE_NOPS]);
+/* "write", "lookup", ... for an opcode; NULL for one settfs does not name. */
+const char *sfs_wire_op_name(unsigned opcode);
+
 /*
  * 1 if the request this thread read last asks the filesystem to clear
  * set-user-ID and set-group-ID (a WRITE, a SETATTR of the size, an OPEN
@@ -44,5 +68,15 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
  * the operation on the thread that read the request.
  */
 int sfs_wire_kill_suidgid(void);
+
+/*
+ * 1 if the request this thread read last is a SETXATTR of an ACL for which
+ * the kernel asks to clear set-group-ID (FUSE_SETXATTR_ACL_KILL_SGID: the
+ * caller is neither in the file's group nor has CAP_FSETID).  The flag
+ * comes with FUSE_SETXATTR_EXT, which settfs adds to the INIT reply when
+ * it takes POSIX ACLs; libfuse 3.14 reads SETXATTR in the layout without
+ * it, so the request is handed on in that layout.
+ */
+int sfs_wire_acl_kill_sgid(void);
 
 #endif

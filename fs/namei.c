@@ -251,6 +251,13 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 		pin.nlink++;
 
 	r = sfs_errno(sett_batch_new(&b));
+	int acls = 0; /* symlinks have no ACLs and ignore the umask */
+	if (r == 0 && !target) {
+		acls = sfs_acl_inherit(fs, p, ino, &in.mode, ctx->umask, b);
+		r = acls < 0 ? acls : 0;
+	}
+	if (acls > 0)
+		in.flags |= SFS_IFLAG_XATTRS;
 	if (r == 0)
 		r = sfs_batch_new_inode(b, ino, &in);
 	if (r == 0)
@@ -267,7 +274,7 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	if (r)
 		goto out;
 	sfs_node_ref(fs, n, 1, open_it ? 1 : 0);
-	n->xattrs = 0;
+	n->xattrs = acls;
 	sfs_fill_stat(fs, ino, &n->in, st);
 out:
 	if (n)

@@ -141,6 +141,8 @@ static int node_get(settfs *fs, uint64_t ino, int change, sfs_node **np)
 		r = load_inode(fs, ino, &n->in);
 		if (r == 0) {
 			n->loaded = 1;
+			/* counted by the count at open, or by the node it was before */
+			n->counted = S_ISREG(n->in.mode) ? n->in.size : 0;
 			if (fs->xattr_flag && !(n->in.flags & SFS_IFLAG_XATTRS))
 				n->xattrs = 0;
 		}
@@ -193,11 +195,22 @@ void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen)
 	pthread_mutex_unlock(&fs->tab_lock);
 }
 
+/* fs->logical_bytes follows the node's size (a regular file's) */
+static void account_size(settfs *fs, sfs_node *n)
+{
+	uint64_t now = n->loaded && !n->gone && S_ISREG(n->in.mode) ? n->in.size : 0;
+	if (now != n->counted) {
+		atomic_fetch_add(&fs->logical_bytes, (long long)(now - n->counted));
+		n->counted = now;
+	}
+}
+
 void sfs_node_put(settfs *fs, sfs_node *n)
 {
 	pthread_mutex_lock(&fs->tab_lock);
 	int idle = n->nlookup == 0 && n->nopen == 0;
 	pthread_mutex_unlock(&fs->tab_lock);
+	account_size(fs, n);
 
 	if (idle && n->loaded && !n->gone) {
 		if (n->in.nlink == 0) {
@@ -209,6 +222,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 				n->meta_dirty = 0;
 				atomic_store(&n->dirty_since, 0);
 				sfs_inode_free(&n->in);
+				account_size(fs, n);
 			}
 		} else if (n->meta_dirty || n->nchunks || n->npages) {
 			sfs_node_flush(fs, n, 0);

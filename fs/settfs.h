@@ -53,6 +53,9 @@ typedef struct settfs_options {
 	size_t inode_dirty_limit; /* [1 MiB] buffered bytes per inode before it flushes */
 	size_t max_batch_deletes; /* [0: what fits the memtable] deletions per commit of a
 				   * large truncate, punch hole or reclaim */
+	int no_acl;            /* [0] no POSIX ACLs: settfs_setxattr and settfs_getxattr
+				* of them give -EOPNOTSUPP, chmod and creation ignore
+				* stored ones (as ext4's noacl) */
 } settfs_options;
 
 void settfs_options_init(settfs_options *o);
@@ -60,11 +63,15 @@ void settfs_options_init(settfs_options *o);
 /*
  * Credentials of the process asking: ownership of new inodes, and the
  * set-group-ID rule of chmod (`groups`: supplementary groups, may be NULL).
+ * `umask`: permission bits a new inode (mknod, mkdir, create) does not get
+ * when its directory has no default ACL; with one, the default ACL masks
+ * the mode instead (POSIX.1e, as Linux does).
  */
 typedef struct settfs_ctx {
 	uint32_t uid, gid;
 	const uint32_t *groups;
 	int ngroups;
+	uint32_t umask;
 } settfs_ctx;
 
 /*
@@ -190,6 +197,22 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len,
 off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence);
 int settfs_statfs(settfs *fs, struct statvfs *sv);
 
+/* Live figures of an open filesystem (`settfs status`); any thread, any time. */
+typedef struct settfs_stats {
+	uint64_t inodes;       /* inodes in use */
+	uint64_t logical_bytes; /* sizes of the regular files (UINT64_MAX: unknown, a
+				 * damaged store whose inodes could not all be read) */
+	uint64_t dirty_bytes;  /* written, buffered in the daemon, not yet committed */
+	uint32_t chunk_size;
+	int read_only;         /* the store is open read-only */
+	int degraded;          /* settfs_degraded */
+	sett_stats engine;
+	sett_space space;      /* the store's disk and its reserve */
+} settfs_stats;
+int settfs_get_stats(settfs *fs, settfs_stats *st);
+/* The engine under the filesystem, for read-only introspection (sett info). */
+sett_db *settfs_engine(settfs *fs);
+
 /* ---- page-cache fill ------------------------------------------------ */
 
 /*
@@ -245,9 +268,24 @@ int settfs_fsyncdir(settfs *fs, uint64_t ino, int datasync);
 /* ---- extended attributes -------------------------------------------- */
 
 /*
- * flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>.  POSIX ACLs
- * (system.posix_acl_*) are not supported: -EOPNOTSUPP.
+ * flags: XATTR_CREATE / XATTR_REPLACE from <sys/xattr.h>, and
+ * SETTFS_XATTR_KILL_SGID.
+ *
+ * POSIX ACLs, system.posix_acl_access and system.posix_acl_default, hold
+ * Linux's ACL xattr encoding (doc/FORMAT.md); a value that is not a valid
+ * ACL is refused with -EINVAL, a default ACL on a non-directory with
+ * -EACCES; XATTR_CREATE / XATTR_REPLACE do not apply to them, and removing
+ * an absent one succeeds.  Setting an access ACL sets the permission bits
+ * of the mode from it (the group bits from its mask if it has one), and
+ * an ACL the mode expresses entirely (owner, group, other entries only) is
+ * kept as the mode alone.  settfs_setattr's mode changes rewrite the
+ * access ACL's owner, group class and other entries; mknod, mkdir and
+ * create apply the directory's default ACL.  The caller (the kernel)
+ * checks that the caller owns the inode.
  */
+/* clear set-group-ID when setting an access ACL (a caller outside the
+ * file's group without CAP_FSETID, as Linux's posix_acl_update_mode) */
+#define SETTFS_XATTR_KILL_SGID 0x100
 int settfs_setxattr(settfs *fs, uint64_t ino, const char *name,
 		    const void *value, size_t size, int flags);
 /* size 0: returns the value size; too small: -ERANGE; absent: -ENODATA. */

@@ -6,7 +6,13 @@
  * The node caches whether the inode has any attribute at all, so the
  * kernel's getxattr("security.capability") before every write is answered
  * without touching the store.
+ *
+ * POSIX ACLs (acl.h) are attributes with rules: their values are checked,
+ * an access ACL and the mode are kept in agreement (a chmod rewrites the
+ * ACL, setting the ACL rewrites the mode, both in one commit), and a new
+ * inode inherits its directory's default ACL.  The kernel enforces them.
  */
+#include "acl.h"
 #include "fs_int.h"
 
 #include <errno.h>
@@ -46,6 +52,52 @@ static int xattr_state(settfs *fs, sfs_node *n)
 	return r;
 }
 
+/* Under the node lock: the stored value of `name` (malloc'ed), -ENODATA if absent. */
+static int get_xattr(settfs *fs, sfs_node *n, const char *name, void **v, size_t *vn)
+{
+	*v = NULL;
+	*vn = 0;
+	int r = xattr_state(fs, n);
+	if (r <= 0)
+		return r < 0 ? r : -ENODATA;
+	uint8_t k[SFS_KEY_MAX];
+	int g = sett_get(fs->db, sfs_val(k, sfs_key_xattr(k, n->ino, name, strlen(name))), 0,
+			 v, vn);
+	if (g) {
+		free(*v);
+		*v = NULL;
+	}
+	return g == SETT_ENOTFOUND ? -ENODATA : sfs_errno(g);
+}
+
+/* A stored ACL of node n (malloc'ed, checked), -ENODATA if absent, -EIO if damaged. */
+static int get_acl(settfs *fs, sfs_node *n, const char *name, uint8_t **acl, size_t *size)
+{
+	void *v;
+	int r = get_xattr(fs, n, name, &v, size);
+	if (r == 0 && sfs_acl_check(v, *size) < 0)
+		r = -EIO;
+	if (r)
+		free(v);
+	*acl = r ? NULL : v;
+	return r;
+}
+
+static int batch_xattr(sett_batch *b, uint64_t ino, const char *name, const void *value,
+		       size_t size)
+{
+	uint8_t k[SFS_KEY_MAX];
+	sett_val key = sfs_val(k, sfs_key_xattr(k, ino, name, strlen(name)));
+	return sfs_errno(value ? sett_batch_set(b, key, sfs_val(value, size))
+			       : sett_batch_delete(b, key));
+}
+
+/*
+ * Set (remove 0) or remove an attribute.  An ACL is checked (-EINVAL) and
+ * stored in its canonical form; an access ACL sets the permission bits of
+ * the mode in the same commit, and one the mode says all of is stored as
+ * the mode alone (Linux's posix_acl_update_mode).
+ */
 static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *value,
 			size_t size, int flags, int remove)
 {
@@ -55,32 +107,65 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		return r;
 	if (!remove && size > SETTFS_XATTR_SIZE_MAX)
 		return -E2BIG;
-	/*
-	 * POSIX ACLs would have to be enforced and mirrored into the mode;
-	 * refusing them makes cp/rsync fall back to chmod.
-	 */
-	if (!remove && strncmp(name, "system.posix_acl_", 17) == 0)
+	if (!remove && !value)
+		value = ""; /* below, a NULL value means deletion */
+	int acl = sfs_acl_type(name);
+	if (acl && fs->no_acl)
 		return -EOPNOTSUPP;
-	if (!remove && (r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + nl + size)))
+	uint8_t *copy = NULL;
+	if (acl && !remove) {
+		copy = malloc(size ? size : 1);
+		if (!copy)
+			return -ENOMEM;
+		if (size)
+			memcpy(copy, value, size);
+		if (sfs_acl_check(copy, size) < 0) {
+			free(copy);
+			return -EINVAL;
+		}
+		value = copy;
+	}
+	if (!remove && (r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + nl + size))) {
+		free(copy);
 		return r;
+	}
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
-	if (r)
+	if (r) {
+		free(copy);
 		return r;
-	uint8_t k[SFS_KEY_MAX];
-	size_t kn = sfs_key_xattr(k, ino, name, nl);
-	int exists = 0;
-	if (xattr_state(fs, n) != 0) {
-		void *v = NULL;
-		size_t vn;
-		int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
-		free(v);
-		if (g == 0)
-			exists = 1;
-		else if (g != SETT_ENOTFOUND)
-			r = sfs_errno(g);
 	}
-	if (r == 0) {
+	int exists = 0;
+	void *old = NULL;
+	size_t oldn;
+	int g = get_xattr(fs, n, name, &old, &oldn);
+	free(old);
+	if (g == 0)
+		exists = 1;
+	else if (g != -ENODATA)
+		r = g;
+	sfs_inode tmp = n->in;
+	tmp.ctime = sfs_now();
+	/* put: the key is written (value) or deleted (value NULL) */
+	int put = 1;
+	if (r == 0 && acl) {
+		/* as Linux: no flags for ACLs, and removing none is no error */
+		if (acl == SFS_ACL_DEFAULT && !S_ISDIR(tmp.mode))
+			r = remove ? 0 : -EACCES;
+		if (remove) {
+			put = exists;
+		} else if (acl == SFS_ACL_ACCESS) {
+			/* the mode follows; an ACL the mode says all of is not kept */
+			if (!sfs_acl_equiv_mode(value, size, &tmp.mode)) {
+				value = NULL;
+				put = exists;
+			}
+			if (flags & SETTFS_XATTR_KILL_SGID)
+				tmp.mode &= ~(uint32_t)S_ISGID;
+		}
+		if (r == 0 && !put && remove)
+			goto out; /* nothing to remove */
+	} else if (r == 0) {
 		if (remove && !exists)
 			r = -ENODATA;
 		else if ((flags & XATTR_CREATE) && exists)
@@ -88,16 +173,15 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 		else if ((flags & XATTR_REPLACE) && !exists)
 			r = -ENODATA;
 	}
+	if (remove)
+		value = NULL;
 	sett_batch *b = NULL;
 	if (r == 0)
 		r = sfs_errno(sett_batch_new(&b));
-	sfs_inode tmp = n->in;
-	tmp.ctime = sfs_now();
-	if (!remove)
+	if (value)
 		tmp.flags |= SFS_IFLAG_XATTRS; /* in the batch that writes one */
-	if (r == 0)
-		r = remove ? sfs_errno(sett_batch_delete(b, sfs_val(k, kn)))
-			   : sfs_errno(sett_batch_set(b, sfs_val(k, kn), sfs_val(value, size)));
+	if (r == 0 && put)
+		r = batch_xattr(b, ino, name, value, size);
 	if (r == 0)
 		r = sfs_batch_node(fs, b, n, &tmp);
 	if (r == 0)
@@ -105,10 +189,51 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	sett_batch_free(b);
 	if (r == 0) {
 		sfs_node_committed(fs, n, &tmp);
-		n->xattrs = remove ? -1 : 1;
+		if (put)
+			n->xattrs = value ? 1 : -1;
 	}
+out:
 	sfs_node_put(fs, n);
+	free(copy);
 	return r;
+}
+
+int sfs_acl_chmod_batch(settfs *fs, sfs_node *n, uint32_t mode, sett_batch *b)
+{
+	uint8_t *acl;
+	size_t size;
+	int r = fs->no_acl ? -ENODATA : get_acl(fs, n, SFS_ACL_ACCESS_NAME, &acl, &size);
+	if (r)
+		return r == -ENODATA ? 0 : r;
+	if (sfs_acl_chmod(acl, size, mode))
+		r = batch_xattr(b, n->ino, SFS_ACL_ACCESS_NAME, acl, size);
+	free(acl);
+	return r;
+}
+
+int sfs_acl_inherit(settfs *fs, sfs_node *p, uint64_t ino, uint32_t *mode, uint32_t umask,
+		    sett_batch *b)
+{
+	uint8_t *acl;
+	size_t size;
+	int r = fs->no_acl ? -ENODATA : get_acl(fs, p, SFS_ACL_DEFAULT_NAME, &acl, &size);
+	if (r == -ENODATA) {
+		*mode &= ~(umask & 0777u);
+		return 0;
+	}
+	if (r)
+		return r;
+	int added = 0;
+	if (S_ISDIR(*mode)) {
+		r = batch_xattr(b, ino, SFS_ACL_DEFAULT_NAME, acl, size);
+		added = 1;
+	}
+	if (r == 0 && sfs_acl_create_masq(acl, size, mode)) {
+		r = batch_xattr(b, ino, SFS_ACL_ACCESS_NAME, acl, size);
+		added = 1;
+	}
+	free(acl);
+	return r ? r : added;
 }
 
 int settfs_setxattr(settfs *fs, uint64_t ino, const char *name, const void *value,
@@ -128,26 +253,17 @@ ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, s
 	int r = check_xname(name, &nl);
 	if (r)
 		return r;
+	if (fs->no_acl && sfs_acl_type(name))
+		return -EOPNOTSUPP;
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
-	r = xattr_state(fs, n);
-	ssize_t res;
-	if (r < 0) {
-		res = r;
-	} else if (r == 0) {
-		res = -ENODATA;
-	} else {
-		uint8_t k[SFS_KEY_MAX];
-		void *v = NULL;
-		size_t vn = 0;
-		int g = sett_get(fs->db, sfs_val(k, sfs_key_xattr(k, ino, name, nl)), 0, &v, &vn);
-		if (g == SETT_ENOTFOUND)
-			res = -ENODATA;
-		else if (g)
-			res = sfs_errno(g);
-		else if (size == 0)
+	void *v;
+	size_t vn;
+	ssize_t res = get_xattr(fs, n, name, &v, &vn);
+	if (res == 0) {
+		if (size == 0)
 			res = (ssize_t)vn;
 		else if (vn > size)
 			res = -ERANGE;
@@ -156,8 +272,8 @@ ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, s
 				memcpy(buf, v, vn);
 			res = (ssize_t)vn;
 		}
-		free(v);
 	}
+	free(v);
 	sfs_node_put(fs, n);
 	return res;
 }

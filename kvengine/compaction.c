@@ -848,7 +848,15 @@ void compaction_fill_stats(sett_db *db, sett_stats *st)
 	for (int i = 0; i < SETT_MAX_LEVELS; i++) {
 		st->levels[i].target_bytes = lv[i].target_bytes;
 		st->levels[i].score = lv[i].score;
+		st->compactions_pending += lv[i].score >= 1.0;
 	}
+	struct compactor_state *cs = db->compactors;
+	if (!cs)
+		return;
+	pthread_mutex_lock(&cs->mu);
+	for (int i = 0; i < MAX_RUNNING; i++)
+		st->compactions_running += cs->running[i].used;
+	pthread_mutex_unlock(&cs->mu);
 }
 
 /* ---- sett_flatten ---- */

@@ -129,15 +129,49 @@ void db_reader_remove(sett_db *db, uint64_t v)
 	pthread_mutex_unlock(&db->mu);
 }
 
+/* REQUIRES: mu held. */
+static uint64_t pick_read_version(sett_db *db, uint64_t requested)
+{
+	uint64_t cur = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	if (db->opt.managed && requested)
+		return requested; /* the caller's versions may run ahead of commits */
+	return requested && requested < cur ? requested : cur;
+}
+
+uint64_t db_reader_begin(sett_db *db, uint64_t requested)
+{
+	pthread_mutex_lock(&db->mu);
+	uint64_t rv = pick_read_version(db, requested);
+	reader_add_locked(db, rv);
+	pthread_mutex_unlock(&db->mu);
+	return rv;
+}
+
 uint64_t db_oldest_read_version(sett_db *db)
 {
 	pthread_mutex_lock(&db->mu);
 	uint64_t m = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	/* Managed mode: the caller's discard version, below which it reads
+	 * nothing (a read at it still sees the newest version <= it). */
+	if (db->opt.managed)
+		m = __atomic_load_n(&db->orc.discard_version, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < db->nreaders; i++)
 		if (db->readers[i] < m)
 			m = db->readers[i];
 	pthread_mutex_unlock(&db->mu);
 	return m;
+}
+
+int sett_set_discard_version(sett_db *db, uint64_t v)
+{
+	if (!db->opt.managed)
+		return -EINVAL;
+	uint64_t cur = __atomic_load_n(&db->orc.discard_version, __ATOMIC_ACQUIRE);
+	while (v > cur &&
+	       !__atomic_compare_exchange_n(&db->orc.discard_version, &cur, v, 0, __ATOMIC_ACQ_REL,
+					    __ATOMIC_ACQUIRE))
+		;
+	return 0;
 }
 
 uint64_t sett_current_version(sett_db *db)
@@ -164,8 +198,7 @@ void db_view_get(sett_db *db, db_view *vw)
 void db_view_get_reader(sett_db *db, db_view *vw, uint64_t requested, uint64_t *rv)
 {
 	pthread_mutex_lock(&db->mu);
-	uint64_t cur = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
-	*rv = requested && requested < cur ? requested : cur;
+	*rv = pick_read_version(db, requested);
 	reader_add_locked(db, *rv);
 	view_get_locked(db, vw);
 	pthread_mutex_unlock(&db->mu);
@@ -1002,6 +1035,8 @@ static void db_free(sett_db *db)
 	pthread_cond_destroy(&db->wcv);
 	pthread_cond_destroy(&db->done_cv);
 	free(db->readers);
+	oracle_destroy(&db->orc);
+	subs_destroy(&db->subs);
 	free(db->dir);
 	free(db);
 }
@@ -1050,6 +1085,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	pthread_cond_init(&db->cv_bg, NULL);
 	pthread_cond_init(&db->wcv, NULL);
 	pthread_cond_init(&db->done_cv, NULL);
+	oracle_init(&db->orc);
+	subs_init(&db->subs);
 	db->topt = (table_options){ .block_size = o.block_size, .compression = o.compression,
 				    .zstd_level = o.zstd_level, .bloom_fp = o.bloom_false_positive };
 
@@ -1293,6 +1330,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->gc_files_rewritten = __atomic_load_n(&db->stat_gc_files, __ATOMIC_RELAXED);
 	gc_fill_stats(db, st);
 	st->write_stalls = __atomic_load_n(&db->stat_write_stalls, __ATOMIC_RELAXED);
+	st->write_stall_us = __atomic_load_n(&db->stat_write_stall_us, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;
 }
@@ -1364,6 +1402,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		return r;
 	for (int i = 0; i < n; i++) {
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
+		if (r == -ENOENT)
+			continue; /* GC deleted it since the list was taken */
 		if (r) {
 			bad = r;
 			if (report) {

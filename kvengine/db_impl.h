@@ -21,6 +21,8 @@
 #include "iter.h"
 #include "manifest.h"
 #include "memtable.h"
+#include "oracle.h"
+#include "subscribe.h"
 #include "table.h"
 #include "vlog.h"
 #include "wal.h"
@@ -108,7 +110,12 @@ struct sett_db {
 	uint64_t last_version; /* atomic */
 	uint64_t next_version; /* writer thread only */
 
-	/* Read versions of open iterators (for compaction's discard point). */
+	/* Conflict records of transactions (oracle.h) and subscriptions. */
+	oracle orc;
+	subs_state subs;
+
+	/* Read versions of open iterators and transactions (for compaction's
+	 * discard point). */
 	uint64_t *readers;
 	size_t nreaders, capreaders;
 
@@ -164,6 +171,7 @@ struct sett_db {
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;
 	uint64_t stat_write_stalls;
+	uint64_t stat_write_stall_us;
 	int damaged_tables; /* opened with table_open_damaged */
 	table **damaged_below_l0; /* those below L0 (referenced), for sett_verify */
 	int ndamaged_below_l0;
@@ -173,6 +181,7 @@ struct sett_db {
 	uint64_t stat_gc_bytes_measured;
 	uint64_t stat_gc_bytes_rewritten;
 	uint64_t stat_iter_entries;
+	uint64_t stat_gc_bytes_reclaimed;
 };
 
 /* ---- helpers implemented in db.c for the rest of the engine ---- */
@@ -210,8 +219,12 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 /* Resolves a value struct to the value bytes (reading the value log). */
 int db_resolve_value(sett_db *db, slice ukey, const vstruct *v, buf *out);
 
-/* Oldest read version still in use (by an iterator), or last_version. */
+/* Oldest read version still in use (by an iterator or a transaction), or
+ * last_version; in managed mode never above the discard version. */
 uint64_t db_oldest_read_version(sett_db *db);
+/* Picks (requested, or the newest if 0 or newer; any in managed mode) and
+ * registers a read version (db_reader_remove when done). */
+uint64_t db_reader_begin(sett_db *db, uint64_t requested);
 void db_reader_add(sett_db *db, uint64_t v);
 void db_reader_remove(sett_db *db, uint64_t v);
 
@@ -248,6 +261,23 @@ uint64_t db_new_table_id(sett_db *db);
  */
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
 		  const vptr *old, int n);
+/* A transaction's commit, for the writer's conflict check (oracle.h). */
+typedef struct txn_commit {
+	const uint64_t *reads;   /* fingerprints of the keys it read */
+	size_t nreads;
+	uint64_t read_version;
+	uint64_t commit_version; /* managed mode; 0: the next version */
+} txn_commit;
+/* sett_write with a transaction's check (tc may be NULL); a batch over the
+ * limit fails with SETT_ETXNTOOBIG when tc is set. */
+int db_write_ex(sett_db *db, sett_batch *b, const txn_commit *tc, int sync, uint64_t *version);
+/* What an entry costs in a memtable, and what one commit may hold (write.c). */
+size_t db_entry_lsm_bytes(const sett_db *db, size_t klen, size_t vlen);
+size_t db_batch_limit(const sett_db *db);
+/* Entry i of a batch. */
+void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int *del,
+		    uint8_t *user_meta, uint64_t *expires_at);
+
 /* Fills the GC part of sett_get_stats (vlog_gc.c). */
 void gc_fill_stats(sett_db *db, sett_stats *st);
 /* Asks the writer to make a non-empty active memtable immutable (to be flushed). */

@@ -18,6 +18,7 @@
 
 #include "db_impl.h"
 #include "ikey.h"
+#include "txn.h"
 
 /* ---- level iterator: a sorted run of non-overlapping tables ---- */
 
@@ -295,6 +296,9 @@ struct sett_iter {
 	int valid;
 	int err;
 	int registered;
+	int all_versions;
+	int deleted;     /* all_versions: the current entry is a delete or expired */
+	sett_txn *txn;   /* a transaction's iterator: notes the keys it yields */
 	/* Current entry (owned copies: the internal iterator moves on). */
 	buf key;     /* user key */
 	buf vs;      /* value struct */
@@ -409,7 +413,8 @@ static void find_next(sett_iter *it, int skip_current)
 			set_error(it, SETT_ECORRUPT);
 			break;
 		}
-		if (!visible(&v)) {
+		it->deleted = !visible(&v);
+		if (it->deleted && !it->all_versions) {
 			skipkey.n = 0;
 			if (buf_append(&skipkey, uk.p, uk.n)) {
 				set_error(it, -ENOMEM);
@@ -430,6 +435,8 @@ static void find_next(sett_iter *it, int skip_current)
 	if (sit_error(it->it))
 		set_error(it, sit_error(it->it));
 	it->skip = skipkey;
+	if (it->valid && it->txn)
+		txn_note_read(it->txn, slice_make(it->key.p, it->key.n));
 }
 
 /* Saves the internal iterator's entry as the candidate; its visibility or <0. */
@@ -521,6 +528,48 @@ static void find_prev(sett_iter *it)
 		return;
 	}
 	it->valid = have;
+	if (it->valid && it->txn)
+		txn_note_read(it->txn, slice_make(it->key.p, it->key.n));
+}
+
+int db_iter_new_ex(sett_db *db, const sett_iter_options *o, uint64_t read_version, sit *pending,
+		   sett_txn *txn, sett_iter **itp)
+{
+	sett_iter *it = calloc(1, sizeof *it);
+	if (!it || (o->all_versions && o->reverse)) {
+		free(it);
+		sit_free(pending);
+		return it ? -EINVAL : -ENOMEM;
+	}
+	it->db = db;
+	it->reverse = o->reverse;
+	it->key_only = o->key_only;
+	it->all_versions = o->all_versions;
+	if (o->prefix.size && buf_append(&it->prefix, o->prefix.data, o->prefix.size)) {
+		free(it);
+		sit_free(pending);
+		return -ENOMEM;
+	}
+	/* The read version is registered with the view, atomically, so
+	 * compaction cannot drop what this iterator may still need. */
+	db_view_get_reader(db, &it->vw, read_version, &it->rv);
+	it->registered = 1;
+	it->it = db_view_iter(db, &it->vw);
+	if (it->it && pending) {
+		/* The transaction's writes, at its read version, go first: they
+		 * hide the store's entries of the same keys (merge_iter_new). */
+		sit *two[2] = { pending, it->it };
+		it->it = merge_iter_new(two, 2);
+		pending = NULL;
+	}
+	sit_free(pending);
+	if (!it->it) {
+		sett_iter_free(it);
+		return -ENOMEM;
+	}
+	it->txn = txn;
+	*itp = it;
+	return 0;
 }
 
 int sett_iter_new(sett_db *db, const sett_iter_options *o, sett_iter **itp)
@@ -530,27 +579,7 @@ int sett_iter_new(sett_db *db, const sett_iter_options *o, sett_iter **itp)
 		sett_iter_options_init(&def);
 		o = &def;
 	}
-	sett_iter *it = calloc(1, sizeof *it);
-	if (!it)
-		return -ENOMEM;
-	it->db = db;
-	it->reverse = o->reverse;
-	it->key_only = o->key_only;
-	if (o->prefix.size && buf_append(&it->prefix, o->prefix.data, o->prefix.size)) {
-		free(it);
-		return -ENOMEM;
-	}
-	/* The read version is registered with the view, atomically, so
-	 * compaction cannot drop what this iterator may still need. */
-	db_view_get_reader(db, &it->vw, o->read_version, &it->rv);
-	it->registered = 1;
-	it->it = db_view_iter(db, &it->vw);
-	if (!it->it) {
-		sett_iter_free(it);
-		return -ENOMEM;
-	}
-	*itp = it;
-	return 0;
+	return db_iter_new_ex(db, o, o->read_version, NULL, NULL, itp);
 }
 
 void sett_iter_free(sett_iter *it)
@@ -563,6 +592,8 @@ void sett_iter_free(sett_iter *it)
 	if (it->registered)
 		db_reader_remove(it->db, it->rv);
 	__atomic_fetch_add(&it->db->stat_iter_entries, it->entries, __ATOMIC_RELAXED);
+	if (it->txn)
+		txn_iter_closed(it->txn);
 	buf_free(&it->prefix);
 	buf_free(&it->key);
 	buf_free(&it->vs);
@@ -652,7 +683,10 @@ int sett_iter_next(sett_iter *it)
 {
 	if (!it->valid)
 		return it->err;
-	if (!it->reverse) {
+	if (it->all_versions) {
+		sit_next(it->it); /* find_next left it at the current entry */
+		find_next(it, 0);
+	} else if (!it->reverse) {
 		find_next(it, 1);
 	} else {
 		/* find_prev left the internal iterator before the current key. */
@@ -700,4 +734,9 @@ uint8_t sett_iter_user_meta(const sett_iter *it)
 int sett_iter_error(const sett_iter *it)
 {
 	return it->err;
+}
+
+int sett_iter_deleted(const sett_iter *it)
+{
+	return it->valid && it->deleted;
 }

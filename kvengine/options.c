@@ -66,6 +66,12 @@ const char *sett_strerror(int err)
 		return "database is closed";
 	case SETT_ENOREWRITE:
 		return "value-log GC found no file to rewrite";
+	case SETT_ECONFLICT:
+		return "transaction conflict: a key it read was changed since (retry it)";
+	case SETT_ETXNTOOBIG:
+		return "transaction too big for one commit";
+	case SETT_ESUBBEHIND:
+		return "subscriber fell behind and was cut off";
 	default:
 		if (err < 0 && err > -4096)
 			return strerror(-err);

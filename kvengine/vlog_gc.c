@@ -152,8 +152,11 @@ static int pending_process(sett_db *db, struct gc_state *gs, int wait_grace)
 		}
 		gs->pend[i] = gs->pend[--gs->npend];
 		pthread_mutex_unlock(&gs->mu);
+		uint64_t size = vlog_file_size(db->vl, p.fid);
 		int r = vlog_file_remove(db->vl, p.fid);
 		if (r == 0 || r == -ENOENT) {
+			if (r == 0)
+				__atomic_fetch_add(&db->stat_gc_bytes_reclaimed, size, __ATOMIC_RELAXED);
 			if (dc)
 				discard_remove(dc, p.fid);
 			__atomic_fetch_add(&db->stat_gc_files, 1, __ATOMIC_RELAXED);
@@ -675,6 +678,7 @@ void gc_fill_stats(sett_db *db, sett_stats *st)
 	st->gc_bytes_measured = __atomic_load_n(&db->stat_gc_bytes_measured, __ATOMIC_RELAXED);
 	st->gc_bytes_rewritten = __atomic_load_n(&db->stat_gc_bytes_rewritten, __ATOMIC_RELAXED);
 	st->iter_entries = __atomic_load_n(&db->stat_iter_entries, __ATOMIC_RELAXED);
+	st->gc_bytes_reclaimed = __atomic_load_n(&db->stat_gc_bytes_reclaimed, __ATOMIC_RELAXED);
 	struct gc_state *gs = db->gc;
 	const char *a = !gs ? "not running (store open read-only)"
 			    : !gs->have_thread ? "no background thread (explicit sett gc only)" : NULL;

@@ -5,12 +5,16 @@
  * request and wait; the writer thread takes every queued request at once (a
  * group) and, per group (an uncontended caller writes its own request
  * itself, through the same steps, to save two thread switches):
+ *   0. gives each batch its version, in order (admit): a transaction's
+ *      commit is checked for conflicts first and fails alone
+ *      (SETT_ECONFLICT), and the keys written are recorded (oracle.h);
  *   1. appends the values of at least value_threshold bytes to the value
  *      log, which yields their value pointers;
  *   2. per request, makes room in the memtable (a full memtable becomes
  *      immutable and is handed to the flusher; the writer waits on a
  *      condition variable while too many are queued or L0 is too deep),
- *      appends the request's entries to the WAL and inserts them;
+ *      appends the request's entries to the WAL and inserts them, and
+ *      queues them for subscribers (subscribe.h);
  *   3. fsyncs the value log and then the WAL when any request asked for it;
  *   4. publishes the group's newest version to readers and wakes callers.
  * All entries of one request share one version, and a multi-entry request
@@ -143,6 +147,8 @@ enum { REQ_BATCH, REQ_GC, REQ_ROTATE, REQ_SYNC };
 typedef struct write_req {
 	int kind;
 	const sett_batch *b;
+	const txn_commit *tc; /* a transaction's commit (REQ_BATCH), or NULL */
+	int conflict;         /* the transaction conflicts: nothing is written */
 	/* REQ_GC */
 	const entry *gc_entries;
 	const uint64_t *gc_versions;
@@ -167,6 +173,41 @@ typedef struct pending {
 } pending;
 
 static void write_group(sett_db *db, write_req *group);
+
+/*
+ * Gives a batch its version, unless it is a transaction that conflicts
+ * (then returns 0 and the request fails with SETT_ECONFLICT).  The check
+ * and the records of the batch's keys happen here, on the one thread that
+ * assigns versions, so they are atomic with respect to other commits.
+ */
+static int admit(sett_db *db, write_req *r)
+{
+	oracle *o = &db->orc;
+	const txn_commit *tc = r->tc;
+	if (tc && oracle_conflicts(o, tc->reads, tc->nreads, tc->read_version)) {
+		r->conflict = 1;
+		r->result = SETT_ECONFLICT;
+		return 0;
+	}
+	if (tc && tc->commit_version) {
+		r->version = tc->commit_version;
+		if (r->version > db->next_version)
+			db->next_version = r->version;
+	} else {
+		r->version = ++db->next_version;
+	}
+	if (oracle_recording(o, db->opt.managed)) {
+		for (size_t i = 0; i < r->b->n; i++)
+			oracle_record(o, sett_hash(r->b->data.p + r->b->ops[i].koff,
+						   r->b->ops[i].klen),
+				      r->version);
+	} else {
+		oracle_skip(o, r->version);
+	}
+	if (oracle_held(o))
+		oracle_prune(o, db_oldest_read_version(db));
+	return 1;
+}
 
 /*
  * Queues a request and waits for it.  When no group is being written and
@@ -206,7 +247,28 @@ static int submit(sett_db *db, write_req *r)
 	return r->result;
 }
 
-int sett_write(sett_db *db, sett_batch *b, int sync, uint64_t *version)
+size_t db_entry_lsm_bytes(const sett_db *db, size_t klen, size_t vlen)
+{
+	return klen + (vlen >= db->opt.value_threshold ? VPTR_SIZE : vlen) + 64;
+}
+
+size_t db_batch_limit(const sett_db *db)
+{
+	return db->opt.mem_table_size / 2;
+}
+
+void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int *del,
+		    uint8_t *user_meta, uint64_t *expires_at)
+{
+	const batch_op *op = &b->ops[i];
+	*key = slice_make(b->data.p + op->koff, op->klen);
+	*value = slice_make(b->data.p + op->voff, op->vlen);
+	*del = op->del;
+	*user_meta = op->user_meta;
+	*expires_at = op->expires_at;
+}
+
+int db_write_ex(sett_db *db, sett_batch *b, const txn_commit *tc, int sync, uint64_t *version)
 {
 	if (db->opt.read_only)
 		return -EROFS;
@@ -214,20 +276,25 @@ int sett_write(sett_db *db, sett_batch *b, int sync, uint64_t *version)
 		return 0;
 	/* A request must fit in one memtable (entries are inserted whole). */
 	size_t lsm_bytes = 0;
-	for (size_t i = 0; i < b->n; i++) {
-		size_t v = b->ops[i].vlen >= db->opt.value_threshold ? VPTR_SIZE : b->ops[i].vlen;
-		lsm_bytes += b->ops[i].klen + v + 64;
-	}
-	if (lsm_bytes > db->opt.mem_table_size / 2)
-		return SETT_ETOOBIG;
+	for (size_t i = 0; i < b->n; i++)
+		lsm_bytes += db_entry_lsm_bytes(db, b->ops[i].klen, b->ops[i].vlen);
+	if (lsm_bytes > db_batch_limit(db))
+		return tc ? SETT_ETXNTOOBIG : SETT_ETOOBIG;
 	int err = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
 	if (err)
 		return err;
-	write_req r = { .kind = REQ_BATCH, .b = b, .sync = sync };
+	write_req r = { .kind = REQ_BATCH, .b = b, .tc = tc, .sync = sync };
 	int rc = submit(db, &r);
 	if (rc == 0 && version)
 		*version = r.version;
 	return rc;
+}
+
+int sett_write(sett_db *db, sett_batch *b, int sync, uint64_t *version)
+{
+	if (db->opt.managed)
+		return -EINVAL; /* versions are the caller's: sett_txn_commit_at */
+	return db_write_ex(db, b, NULL, sync, version);
 }
 
 int sett_put(sett_db *db, sett_val key, sett_val value)
@@ -298,6 +365,7 @@ static int rotate(sett_db *db)
 		return r;
 	pthread_mutex_lock(&db->mu);
 	int stalled = 0;
+	struct timespec stall_t0;
 	for (;;) {
 		if (db->bg_error) {
 			r = db->bg_error;
@@ -321,9 +389,18 @@ static int rotate(sett_db *db)
 		if (!stalled) {
 			stalled = 1;
 			__atomic_add_fetch(&db->stat_write_stalls, 1, __ATOMIC_RELAXED);
+			clock_gettime(CLOCK_MONOTONIC, &stall_t0);
 		}
 		pthread_cond_broadcast(&db->cv_flush);
 		pthread_cond_wait(&db->cv_room, &db->mu);
+	}
+	if (stalled) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		int64_t us = (int64_t)(t1.tv_sec - stall_t0.tv_sec) * 1000000 +
+			     (t1.tv_nsec - stall_t0.tv_nsec) / 1000;
+		__atomic_add_fetch(&db->stat_write_stall_us, (uint64_t)(us > 0 ? us : 0),
+				   __ATOMIC_RELAXED);
 	}
 	memslot s;
 	r = db_new_memslot_locked(db, &s);
@@ -538,7 +615,9 @@ static void write_group(sett_db *db, write_req *group)
 		/* A GC write-back keeps its entries' versions but still takes a
 		 * version of its own: readers older than it are then known to GC,
 		 * which keeps the old file until they are gone. */
-		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
+		if (r->kind == REQ_BATCH && !admit(db, r))
+			continue;
+		if (r->kind == REQ_GC)
 			r->version = ++db->next_version;
 		if (r->kind == REQ_BATCH || r->kind == REQ_GC)
 			rc = prepare(db, r, &ps[j], &ns[j]);
@@ -574,17 +653,23 @@ static void write_group(sett_db *db, write_req *group)
 			r->result = rc;
 			continue;
 		}
-		if (r->kind == REQ_ROTATE) {
+		if (r->conflict) {
+			continue; /* r->result is SETT_ECONFLICT */
+		} else if (r->kind == REQ_ROTATE) {
 			r->result = memtable_count(db->active.mt) ? rotate(db) : 0;
 		} else if (r->kind == REQ_SYNC) {
 			r->result = 0;
 		} else {
 			r->result = apply_request(db, r, ps[j], ns[j], &wbuf, &vsbuf, &uncertain);
 			if (!r->result) {
-				publish = r->version;
-				if (r->kind == REQ_BATCH)
+				/* Managed mode: versions need not come in order. */
+				if (r->version > publish)
+					publish = r->version;
+				if (r->kind == REQ_BATCH) {
 					__atomic_add_fetch(&db->stat_user_bytes, r->b->user_bytes,
 							   __ATOMIC_RELAXED);
+					subs_publish(db, r->b, r->version);
+				}
 			}
 		}
 		if (r->result && (uncertain || vlog_error(db->vl) || wal_error(db->active.w)))
@@ -607,7 +692,7 @@ static void write_group(sett_db *db, write_req *group)
 	}
 	/* 4. Publish.  After a background error the db refuses writes, so a
 	 * failed group is never made visible by a later one. */
-	if (publish)
+	if (publish > __atomic_load_n(&db->last_version, __ATOMIC_RELAXED))
 		__atomic_store_n(&db->last_version, publish, __ATOMIC_RELEASE);
 	__atomic_store_n(&db->inflight_fid, UINT32_MAX, __ATOMIC_SEQ_CST);
 

@@ -450,7 +450,7 @@ END_TEST
 
 /* ==================================================================== settfs */
 
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
 
 #define FS_NAMES 4
 #define FS_MAX_FILE (2u << 20)

@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "fileio.h"
 #include "settfs.h"
 #include "schema.h"
@@ -21,8 +22,8 @@
 
 static char *dir;
 static settfs *fs;
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
-static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
+static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0, 0 };
 
 /* reserve: -1 for the default rule */
 static void fs_open_reserve(int64_t reserve)
@@ -259,7 +260,7 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(st.st_uid, 1000);
 	/* chmod g+s by a caller outside the file's group drops it */
 	const uint32_t grp[1] = { 1000 };
-	settfs_ctx other = { 1000, 50, NULL, 0 }, member = { 1000, 50, grp, 1 };
+	settfs_ctx other = { 1000, 50, NULL, 0, 0 }, member = { 1000, 50, grp, 1, 0 };
 	in.st_mode = 02755;
 	ck_assert_int_eq(settfs_setattr(fs, &other, f, &in, SETTFS_SET_MODE, &st), 0);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0755);
@@ -614,8 +615,9 @@ START_TEST(test_xattr)
 	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), 0);
 	ck_assert_int_eq(settfs_removexattr(fs, f, "user.a"), -ENODATA);
 	ck_assert_int_eq(settfs_getxattr(fs, f, "user.a", b, sizeof b), -ENODATA);
+	/* an ACL with no entries is no ACL */
 	ck_assert_int_eq(settfs_setxattr(fs, f, "system.posix_acl_access", "\2\0\0\0", 4, 0),
-			 -EOPNOTSUPP);
+			 -EINVAL);
 	static char big[70000];
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.big", big, sizeof big, 0), -E2BIG);
 	/* unlink reclaims xattrs with the inode */
@@ -716,6 +718,293 @@ START_TEST(test_next_ino_damaged)
 	ck_assert_int_eq(settfs_lookup(fs, 1, "a", &st), 0);
 	ck_assert_uint_eq(st.st_ino, a);
 	settfs_forget(fs, a, 1);
+}
+END_TEST
+
+/* ACL entries for acl_build: tag, perm, id (ignored for the *_OBJ, MASK, OTHER tags) */
+typedef struct { uint16_t tag, perm; uint32_t id; } acl_ent;
+#define U_OBJ(p) { SFS_ACL_USER_OBJ, p, 0 }
+#define G_OBJ(p) { SFS_ACL_GROUP_OBJ, p, 0 }
+#define MASK(p) { SFS_ACL_MASK, p, 0 }
+#define OTHER(p) { SFS_ACL_OTHER, p, 0 }
+#define USER(id, p) { SFS_ACL_USER, p, id }
+#define GROUP(id, p) { SFS_ACL_GROUP, p, id }
+
+/* the xattr value of n entries, as Linux writes it (ids of *_OBJ etc: 7 to see them fixed) */
+static size_t acl_build(uint8_t *p, const acl_ent *e, size_t n)
+{
+	p[0] = SFS_ACL_VERSION;
+	p[1] = p[2] = p[3] = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *q = p + 4 + 8 * i;
+		q[0] = (uint8_t)e[i].tag;
+		q[1] = (uint8_t)(e[i].tag >> 8);
+		q[2] = (uint8_t)e[i].perm;
+		q[3] = (uint8_t)(e[i].perm >> 8);
+		uint32_t id = e[i].tag == SFS_ACL_USER || e[i].tag == SFS_ACL_GROUP ? e[i].id : 7;
+		for (int b = 0; b < 4; b++)
+			q[4 + b] = (uint8_t)(id >> (8 * b));
+	}
+	return 4 + 8 * n;
+}
+
+/* the perm of the entry with `tag` (the first), -1 if none */
+static int acl_perm(const uint8_t *p, size_t n, uint16_t tag)
+{
+	for (size_t off = 4; off + 8 <= n; off += 8)
+		if ((p[off] | p[off + 1] << 8) == tag)
+			return p[off + 2] | p[off + 3] << 8;
+	return -1;
+}
+
+#define ACL_CHECK(want, ...) do { \
+		const acl_ent e_[] = { __VA_ARGS__ }; \
+		uint8_t b_[256]; \
+		size_t n_ = acl_build(b_, e_, sizeof e_ / sizeof *e_); \
+		ck_assert_int_eq(sfs_acl_check(b_, n_), want); \
+	} while (0)
+
+/* The ACL value rules: Linux's posix_acl_from_xattr and posix_acl_valid. */
+START_TEST(test_acl_check)
+{
+	ACL_CHECK(3, U_OBJ(7), G_OBJ(5), OTHER(4));
+	/* Linux orders named entries in its own code, but does not require it */
+	ACL_CHECK(7, U_OBJ(7), USER(1000, 6), USER(5, 4), G_OBJ(5), GROUP(50, 1), MASK(7),
+		  OTHER(0));
+	ACL_CHECK(4, U_OBJ(7), G_OBJ(5), MASK(1), OTHER(4)); /* a mask alone is allowed */
+	ACL_CHECK(-EINVAL, U_OBJ(7), USER(1000, 6), G_OBJ(5), OTHER(4)); /* needs a mask */
+	ACL_CHECK(-EINVAL, U_OBJ(7), G_OBJ(5));                          /* no OTHER */
+	ACL_CHECK(-EINVAL, G_OBJ(5), U_OBJ(7), OTHER(4));                /* order */
+	ACL_CHECK(-EINVAL, U_OBJ(7), U_OBJ(7), G_OBJ(5), OTHER(4));      /* two owners */
+	ACL_CHECK(-EINVAL, U_OBJ(7), G_OBJ(5), OTHER(4), OTHER(4));      /* after OTHER */
+	ACL_CHECK(-EINVAL, U_OBJ(7), G_OBJ(5), GROUP(1, 1), USER(2, 1), MASK(7), OTHER(4));
+	ACL_CHECK(-EINVAL, U_OBJ(8), G_OBJ(5), OTHER(4));                /* perm beyond rwx */
+	ACL_CHECK(-EINVAL, U_OBJ(7), G_OBJ(5), { 0x40, 0, 0 }, OTHER(4)); /* unknown tag */
+	ACL_CHECK(-EINVAL, U_OBJ(7), USER(SFS_ACL_UNDEFINED_ID, 1), G_OBJ(5), MASK(7), OTHER(4));
+	/* framing: header only, version, partial entry */
+	uint8_t b[64];
+	const acl_ent base[] = { U_OBJ(6), G_OBJ(4), OTHER(4) };
+	size_t n = acl_build(b, base, 3);
+	ck_assert_int_eq(sfs_acl_check(b, 4), -EINVAL);
+	ck_assert_int_eq(sfs_acl_check(b, n - 1), -EINVAL);
+	ck_assert_int_eq(sfs_acl_check(b, 0), -EINVAL);
+	b[0] = 1;
+	ck_assert_int_eq(sfs_acl_check(b, n), -EINVAL);
+	b[0] = 2;
+	/* canonical: the ids of entries that name nobody are ACL_UNDEFINED_ID */
+	ck_assert_int_eq(sfs_acl_check(b, n), 3);
+	for (size_t off = 4; off < n; off += 8)
+		ck_assert(memcmp(b + off + 4, "\xff\xff\xff\xff", 4) == 0);
+	ck_assert_int_eq(sfs_acl_type("system.posix_acl_access"), SFS_ACL_ACCESS);
+	ck_assert_int_eq(sfs_acl_type("system.posix_acl_default"), SFS_ACL_DEFAULT);
+	ck_assert_int_eq(sfs_acl_type("system.posix_acl_accessx"), SFS_ACL_NONE);
+}
+END_TEST
+
+/* equiv_mode, create_masq and chmod, as Linux's fs/posix_acl.c. */
+START_TEST(test_acl_mode_rules)
+{
+	uint8_t b[64];
+	const acl_ent base[] = { U_OBJ(6), G_OBJ(4), OTHER(0) };
+	size_t n = acl_build(b, base, 3);
+	uint32_t mode = S_IFREG | S_ISGID | 0777;
+	ck_assert_int_eq(sfs_acl_equiv_mode(b, n, &mode), 0);
+	ck_assert_uint_eq(mode, S_IFREG | S_ISGID | 0640);
+	const acl_ent ext[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(6), OTHER(1) };
+	n = acl_build(b, ext, 5);
+	mode = S_IFREG;
+	ck_assert_int_eq(sfs_acl_equiv_mode(b, n, &mode), 1);
+	ck_assert_uint_eq(mode, S_IFREG | 0761); /* group bits: the mask */
+	/* chmod sets the owner, mask and other entries; named entries stay */
+	ck_assert_int_eq(sfs_acl_chmod(b, n, 0750), 1);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_USER_OBJ), 7);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_USER), 7);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_GROUP_OBJ), 5);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_MASK), 5);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_OTHER), 0);
+	ck_assert_int_eq(sfs_acl_chmod(b, n, 0750), 0);
+	/* without a mask chmod sets the owning group */
+	n = acl_build(b, base, 3);
+	ck_assert_int_eq(sfs_acl_chmod(b, n, 0705), 1);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_GROUP_OBJ), 0);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_OTHER), 5);
+	/* create: each class gets what both the default ACL and the mode grant */
+	n = acl_build(b, ext, 5);
+	mode = S_IFREG | 0666;
+	ck_assert_int_eq(sfs_acl_create_masq(b, n, &mode), 1);
+	ck_assert_uint_eq(mode, S_IFREG | 0660);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_USER_OBJ), 6);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_USER), 7); /* limited by the mask */
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_GROUP_OBJ), 5);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_MASK), 6);
+	ck_assert_int_eq(acl_perm(b, n, SFS_ACL_OTHER), 0);
+	n = acl_build(b, base, 3);
+	mode = S_IFDIR | 0750;
+	ck_assert_int_eq(sfs_acl_create_masq(b, n, &mode), 0);
+	ck_assert_uint_eq(mode, S_IFDIR | 0640);
+}
+END_TEST
+
+static ssize_t get_acl_(uint64_t ino, const char *name, uint8_t *b, size_t size)
+{
+	return settfs_getxattr(fs, ino, name, b, size);
+}
+
+static uint32_t mode_of(uint64_t ino)
+{
+	struct stat st;
+	attr(ino, &st);
+	return (uint32_t)st.st_mode;
+}
+
+/*
+ * Setting an access ACL sets the mode (in the same commit, kept across a
+ * reopen); chmod rewrites the ACL; an ACL the mode says all of is kept as
+ * the mode; bad values change nothing.
+ */
+START_TEST(test_acl_access_and_mode)
+{
+	uint64_t f = mkfile(1, "f");
+	settfs_release(fs, f, O_RDWR);
+	uint8_t b[128], got[128];
+	const acl_ent ext[] = { U_OBJ(6), USER(1000, 6), G_OBJ(4), MASK(6), OTHER(4) };
+	size_t n = acl_build(b, ext, 5);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n, 0), 0);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0664);
+	reopen();
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0664);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(sfs_acl_check(b, n), 5); /* what is stored: the canonical form */
+	ck_assert(memcmp(got, b, n) == 0);
+	/* chmod */
+	struct stat a, st;
+	memset(&a, 0, sizeof a);
+	a.st_mode = 0710;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_MODE, &st), 0);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_USER_OBJ), 7);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_USER), 6);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_GROUP_OBJ), 4);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_MASK), 1);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_OTHER), 0);
+	/* bad values: nothing stored, mode unchanged */
+	b[4 + 2] = 9;
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n, 0), -EINVAL);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n - 3, 0), -EINVAL);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0710);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	/* an ACL of the base entries only: the mode, and the stored ACL goes */
+	const acl_ent base[] = { U_OBJ(7), G_OBJ(5), OTHER(1) };
+	n = acl_build(b, base, 3);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n, XATTR_REPLACE), 0);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0751);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), -ENODATA);
+	ck_assert_int_eq(settfs_listxattr(fs, f, NULL, 0), 0);
+	/* removing none is no error; a default ACL is for directories */
+	ck_assert_int_eq(settfs_removexattr(fs, f, SFS_ACL_ACCESS_NAME), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_DEFAULT_NAME, b, n, 0), -EACCES);
+	/* set-group-ID goes when the kernel says so */
+	a.st_mode = 02775;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_MODE, &st), 0);
+	n = acl_build(b, ext, 5);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n, 0), 0);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 02664);
+	ck_assert_int_eq(settfs_setxattr(fs, f, SFS_ACL_ACCESS_NAME, b, n,
+					 SETTFS_XATTR_KILL_SGID), 0);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0664);
+	/* removing the ACL keeps the mode */
+	ck_assert_int_eq(settfs_removexattr(fs, f, SFS_ACL_ACCESS_NAME), 0);
+	ck_assert_uint_eq(mode_of(f), S_IFREG | 0664);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), -ENODATA);
+}
+END_TEST
+
+/*
+ * A directory's default ACL: new files get an access ACL masked by the
+ * create mode, directories the default ACL too, and the umask is not
+ * applied; without one it is.
+ */
+START_TEST(test_acl_inherit)
+{
+	settfs_ctx c = user_ctx;
+	c.umask = 077;
+	struct stat st;
+	ck_assert_int_eq(settfs_mkdir(fs, &c, 1, "plain", 0777, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFDIR | 0700);
+	uint64_t d = mkdir_(1, "d");
+	uint8_t b[128], got[128];
+	const acl_ent def[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(7), OTHER(0) };
+	size_t n = acl_build(b, def, 5);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_DEFAULT_NAME, b, n, 0), 0);
+	ck_assert_uint_eq(mode_of(d), S_IFDIR | 0755); /* a default ACL leaves the mode */
+	ck_assert_int_eq(settfs_create(fs, &c, d, "f", 0666, O_RDWR, &st), 0);
+	uint64_t f = st.st_ino;
+	ck_assert_uint_eq(st.st_mode, S_IFREG | 0660);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	ck_assert_int_eq(settfs_mkdir(fs, &c, d, "sub", 0777, &st), 0);
+	uint64_t sub = st.st_ino;
+	ck_assert_uint_eq(st.st_mode, S_IFDIR | 0770);
+	ck_assert_int_eq(settfs_mknod(fs, &c, d, "fifo", S_IFIFO | 0640, 0, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFIFO | 0640);
+	ck_assert_int_eq(settfs_symlink(fs, &c, d, "ln", "f", &st), 0);
+	uint64_t ln = st.st_ino;
+	reopen();
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_USER_OBJ), 6);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_USER), 7);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_MASK), 6);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_OTHER), 0);
+	ck_assert_int_eq(get_acl_(f, SFS_ACL_DEFAULT_NAME, got, sizeof got), -ENODATA);
+	ck_assert_int_eq(get_acl_(sub, SFS_ACL_DEFAULT_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(sfs_acl_check(b, n), 5);
+	ck_assert(memcmp(got, b, n) == 0);
+	ck_assert_int_eq(get_acl_(sub, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(get_acl_(ln, SFS_ACL_ACCESS_NAME, got, sizeof got), -ENODATA);
+	ck_assert_uint_eq(mode_of(ln), S_IFLNK | 0777);
+	/* the ACL goes with the inode */
+	ck_assert_int_eq(settfs_unlink(fs, d, "f"), 0);
+	ck_assert_int_eq(count_keys(SFS_TAG_XATTR, f, 0), 0);
+	/* a default ACL of the base entries gives an access ACL that is the mode */
+	const acl_ent base[] = { U_OBJ(7), G_OBJ(5), OTHER(5) };
+	n = acl_build(b, base, 3);
+	ck_assert_int_eq(settfs_setxattr(fs, sub, SFS_ACL_DEFAULT_NAME, b, n, 0), 0);
+	ck_assert_int_eq(settfs_create(fs, &c, sub, "g", 0640, O_RDWR, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFREG | 0640);
+	ck_assert_int_eq(get_acl_(st.st_ino, SFS_ACL_ACCESS_NAME, got, sizeof got), -ENODATA);
+	ck_assert_int_eq(settfs_release(fs, st.st_ino, O_RDWR), 0);
+}
+END_TEST
+
+/* no_acl (-o noacl): ACLs refused; stored ones neither inherited nor changed by chmod. */
+START_TEST(test_acl_off)
+{
+	uint64_t d = mkdir_(1, "d");
+	uint8_t b[128], got[128];
+	const acl_ent def[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(7), OTHER(0) };
+	size_t n = acl_build(b, def, 5);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_DEFAULT_NAME, b, n, 0), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_ACCESS_NAME, b, n, 0), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.mem_table_size = 4u << 20;
+	o.no_acl = 1;
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, d, SFS_ACL_ACCESS_NAME, b, n, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_getxattr(fs, d, SFS_ACL_ACCESS_NAME, got, sizeof got), -EOPNOTSUPP);
+	settfs_ctx c = user_ctx;
+	c.umask = 022;
+	struct stat st, a;
+	ck_assert_int_eq(settfs_mkdir(fs, &c, d, "sub", 0777, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFDIR | 0755);
+	uint64_t sub = st.st_ino;
+	memset(&a, 0, sizeof a);
+	a.st_mode = 0700;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, d, &a, SETTFS_SET_MODE, &st), 0);
+	reopen();
+	ck_assert_int_eq(settfs_getxattr(fs, sub, SFS_ACL_DEFAULT_NAME, got, sizeof got), -ENODATA);
+	ck_assert_int_eq(settfs_getxattr(fs, d, SFS_ACL_ACCESS_NAME, got, sizeof got), (ssize_t)n);
+	ck_assert_int_eq(acl_perm(got, n, SFS_ACL_MASK), 7);
 }
 END_TEST
 
@@ -2175,6 +2464,11 @@ int main(void)
 	tcase_add_test(tc, test_readdir);
 	tcase_add_test(tc, test_xattr);
 	tcase_add_test(tc, test_xattr_reclaim);
+	tcase_add_test(tc, test_acl_check);
+	tcase_add_test(tc, test_acl_mode_rules);
+	tcase_add_test(tc, test_acl_access_and_mode);
+	tcase_add_test(tc, test_acl_inherit);
+	tcase_add_test(tc, test_acl_off);
 	tcase_add_test(tc, test_super_versions);
 	tcase_add_test(tc, test_dentry_type_byte);
 	tcase_add_test(tc, test_next_ino_damaged);
@@ -2186,7 +2480,6 @@ int main(void)
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_bad_block_mounts_degraded);
 	tcase_add_test(tc, test_truncate_many_chunks);
-	tcase_add_test(tc, test_big_truncate_punch_crash);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_inode_commit_carries_buffers);
 	tcase_add_test(tc, test_fsck);
@@ -2200,5 +2493,12 @@ int main(void)
 	tcase_add_test(tc, test_fill_token_reload);
 	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
+	/* A crash at every I/O of an operation: minutes under sanitizers on a
+	 * loaded machine, so its own limit (the others keep 60 s). */
+	TCase *crash = tcase_create("crash at every I/O");
+	tcase_add_checked_fixture(crash, setup, teardown);
+	tcase_set_timeout(crash, 900);
+	tcase_add_test(crash, test_big_truncate_punch_crash);
+	suite_add_tcase(s, crash);
 	return tu_run(s);
 }

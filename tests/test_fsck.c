@@ -22,7 +22,7 @@
 
 static char *dir;
 static char out[1 << 16]; /* fsck's output of the last run */
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
 
 static int have_fsck(void)
 {
@@ -306,6 +306,69 @@ START_TEST(test_fs_faults)
 	ck_assert_uint_eq(look(fs, y, "x"), 0);
 	ck_assert_int_eq(settfs_getattr(fs, 1, &st), 0);
 	ck_assert_int_eq(st.st_nlink, 4); /* 2 + d and lost+found */
+	ck_assert_int_eq(settfs_close(fs), 0);
+}
+END_TEST
+
+/* the value of an ACL: owner rw-, user 1000 rw-, group r--, mask `mask`, other r-- */
+static size_t acl_value(uint8_t *b, unsigned mask)
+{
+	static const uint8_t e[] = { 2, 0, 0, 0,
+		1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,  2, 0, 6, 0, 0xe8, 3, 0, 0,
+		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,  0x10, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff };
+	memcpy(b, e, sizeof e);
+	b[4 + 3 * 8 + 2] = (uint8_t)mask;
+	return sizeof e;
+}
+
+/*
+ * POSIX ACLs: an access ACL that disagrees with the mode follows the mode
+ * (-p); one that is no ACL, and a default ACL on a file, are removed (-y).
+ */
+START_TEST(test_acl_faults)
+{
+	if (!have_fsck())
+		return;
+	settfs *fs = fs_open();
+	uint64_t f = mk(fs, 1, "f", "x", 1), g = mk(fs, 1, "g", "y", 1);
+	uint8_t b[64], k[SFS_KEY_MAX];
+	size_t n = acl_value(b, 6);
+	ck_assert_int_eq(settfs_setxattr(fs, f, "system.posix_acl_access", b, n, 0), 0);
+	ck_assert_int_eq(settfs_setxattr(fs, g, "system.posix_acl_access", b, n, 0), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_getattr(fs, f, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFREG | 0664);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	ck_assert_int_eq(fsck("-n"), 0);
+
+	sett_db *db = db_open();
+	acl_value(b, 7); /* mask rwx: the mode's group bits say rw- */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_xattr(k, f, "system.posix_acl_access", 23), k },
+				  (sett_val){ n, b }), 0);
+	b[0] = 3; /* no version-3 ACLs exist */
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_xattr(k, g, "system.posix_acl_access", 23), k },
+				  (sett_val){ n, b }), 0);
+	b[0] = 2;
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_xattr(k, f, "system.posix_acl_default", 24), k },
+				  (sett_val){ n, b }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+
+	ck_assert_int_eq(fsck("-n"), 4);
+	HAS("/f: access ACL says mode 674, the inode 664");
+	HAS("/g: system.posix_acl_access is not a valid ACL: removed");
+	HAS("/f: system.posix_acl_default on a non-directory: removed");
+	ck_assert_int_eq(fsck("-p"), 5);
+	ck_assert_int_eq(fsck("-y"), 1);
+	ck_assert_int_eq(fsck("-n"), 0);
+
+	fs = fs_open();
+	ck_assert_int_eq(settfs_getxattr(fs, f, "system.posix_acl_access", b, sizeof b), (ssize_t)n);
+	ck_assert_uint_eq(b[4 + 3 * 8 + 2], 6); /* the mask from the mode */
+	ck_assert_int_eq(settfs_getxattr(fs, f, "system.posix_acl_default", b, sizeof b), -ENODATA);
+	ck_assert_int_eq(settfs_getxattr(fs, g, "system.posix_acl_access", b, sizeof b), -ENODATA);
+	ck_assert_int_eq(settfs_getattr(fs, g, &st), 0);
+	ck_assert_uint_eq(st.st_mode, S_IFREG | 0664);
 	ck_assert_int_eq(settfs_close(fs), 0);
 }
 END_TEST
@@ -831,6 +894,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_fs_faults);
 	tcase_add_test(tc, test_preen);
+	tcase_add_test(tc, test_acl_faults);
 	tcase_add_test(tc, test_manifest_rebuild);
 	tcase_add_test(tc, test_rebuild_with_wal);
 	tcase_add_test(tc, test_manifest_damaged);

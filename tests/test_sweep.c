@@ -40,7 +40,7 @@
 #include "settfs.h"
 #include "testutil.h"
 
-static const settfs_ctx root_ctx = { 0, 0, NULL, 0 };
+static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
 
 /* The known content: files by path, their bytes and one xattr. */
 typedef struct mfile {

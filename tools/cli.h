@@ -5,6 +5,8 @@
 #ifndef SETT_CLI_H
 #define SETT_CLI_H
 
+#include <stdio.h>
+
 #include "sett.h"
 
 /* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
@@ -13,5 +15,10 @@ int cli_fail(const char *cmd, const char *what, int err);
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
 
 int cmd_bench(int argc, char **argv);
+
+/* "12.3 MiB" */
+void cli_human(char *out, size_t n, uint64_t bytes);
+/* The report of `sett info` for an open store (read-only; any thread). */
+int cli_info_print(sett_db *db, const char *store, FILE *f);
 
 #endif

@@ -20,7 +20,8 @@
  * directory reaches the root; an inode without entries has an orphan key;
  * chunks and xattrs belong to existing inodes, chunks lie within the file
  * size and can be read, and the stored bytes match the inode's block
- * count.  Every fault is reported, with the path of the file it concerns.
+ * count; a POSIX ACL is valid, a default ACL belongs to a directory and an
+ * access ACL says the inode's mode.  Every fault is reported, with the path of the file it concerns.
  * The analysis reads everything first and writes its fixes afterwards (the
  * namespace and inode fixes in one batch); a fixing run is followed by a
  * quiet check, and what it still finds counts as uncorrected.
@@ -39,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "fs_int.h"
 #include "schema.h"
 #include "settfs.h"
@@ -1094,6 +1096,38 @@ static void check_chunks(void)
 	scan_end(it, 0, "chunks");
 }
 
+/*
+ * A POSIX ACL (doc/FORMAT.md) must be a valid one, a default ACL sit on a
+ * directory, and an access ACL say the inode's mode: the daemon writes
+ * both in one batch, and the mode is what stat shows, so the ACL follows.
+ */
+static void check_acl(fino *f, uint64_t ino, sett_val key)
+{
+	char name[SETTFS_XATTR_NAME_MAX + 1];
+	memcpy(name, (const char *)key.data + 9, key.size - 9);
+	name[key.size - 9] = 0;
+	int type = sfs_acl_type(name);
+	if (type == SFS_ACL_NONE)
+		return;
+	void *v = NULL;
+	size_t vn = 0;
+	int r = sett_get(ck.db, key, 0, &v, &vn);
+	uint32_t mode = f->in.mode;
+	if (r || sfs_acl_check(v, vn) < 0 || (type == SFS_ACL_DEFAULT && !S_ISDIR(f->in.mode))) {
+		if (fault(FIX_ALL, key.data, key.size, "%s: %s %s: removed", PATH(ino), name,
+			  r ? sett_strerror(r) : type == SFS_ACL_DEFAULT && !S_ISDIR(f->in.mode)
+			  ? "on a non-directory" : "is not a valid ACL"))
+			del_key(ck.ns, key.data, key.size);
+	} else if (type == SFS_ACL_ACCESS && (sfs_acl_equiv_mode(v, vn, &mode), mode != f->in.mode)) {
+		if (fault(FIX_SAFE, key.data, key.size, "%s: access ACL says mode %03o, the inode %03o",
+			  PATH(ino), mode & 0777, f->in.mode & 0777)) {
+			sfs_acl_chmod(v, vn, f->in.mode);
+			set_key(ck.ns, key.data, key.size, v, vn);
+		}
+	}
+	free(v);
+}
+
 static void check_xattrs(void)
 {
 	sett_iter *it = scan(SFS_TAG_XATTR, 1);
@@ -1118,6 +1152,8 @@ static void check_xattrs(void)
 				f->dirty = 1;
 			}
 		}
+		if (f)
+			check_acl(f, ino, key);
 	}
 	scan_end(it, 0, "xattrs");
 }

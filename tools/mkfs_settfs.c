@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 {
 	settfs_options o;
 	settfs_options_init(&o);
-	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0 };
+	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0, 0 };
 	int force = 0, c;
 	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "control.h"
 
 int cli_fail(const char *cmd, const char *what, int err)
 {
@@ -184,86 +185,52 @@ static int cmd_scan(int argc, char **argv)
 	return r ? cli_fail("scan", store, r) : 0;
 }
 
-static void human(char *out, size_t n, uint64_t b)
+/*
+ * A mounted store: its daemon answers a request of `type` (0 and the
+ * reply body in *body).  -ENOENT: no daemon serves the store.  Other
+ * errors are reported.
+ */
+static int ask_daemon(const char *cmd, const char *store, uint16_t type, uint8_t **body,
+		      size_t *n)
 {
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)b;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", d, u[i]);
+	char *real = realpath(store, NULL);
+	if (!real)
+		return -ENOENT;
+	ctl_buf q = { 0 };
+	ctl_begin(&q, type);
+	ctl_end(&q);
+	int r = ctl_call(real, &q, body, n);
+	ctl_buf_free(&q);
+	free(real);
+	if (r && r != -ENOENT)
+		fprintf(stderr, "sett %s: %s: the daemon of the mounted store %s\n", cmd, store,
+			r == -EACCES ? "refused: only root and the mount's owner may ask"
+				     : strerror(-r));
+	return r;
 }
 
 static int cmd_info(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
+	uint8_t *body;
+	size_t n;
+	int r = ask_daemon("info", argv[1], CTL_INFO, &body, &n);
+	if (r == 0) {
+		ctl_rec t;
+		if (ctl_find(body, n, "text", &t) == 1 && t.kind == CTL_STR)
+			fwrite(t.s, 1, t.slen, stdout);
+		free(body);
+		return 0;
+	}
+	if (r != -ENOENT)
+		return 1;
 	sett_db *db;
 	if (cli_open("info", argv[1], 1, &db))
 		return 1;
-	sett_stats st;
-	int r = sett_get_stats(db, &st);
-	if (r) {
-		sett_close(db);
-		return cli_fail("info", argv[1], r);
-	}
-	char a[32], b[32];
-	printf("store %s\n", argv[1]);
-	printf("last version %llu\n", (unsigned long long)st.last_version);
-	printf("memtables %d (%s)\n", st.memtables, (human(a, sizeof a, st.memtable_bytes), a));
-	printf("level  tables        size      target   score\n");
-	for (int l = 0; l < SETT_MAX_LEVELS; l++) {
-		human(a, sizeof a, st.levels[l].bytes);
-		human(b, sizeof b, st.levels[l].target_bytes);
-		printf("L%-5d %6d %11s %11s %7.2f\n", l, st.levels[l].tables, a, b, st.levels[l].score);
-	}
-	human(a, sizeof a, st.lsm_bytes);
-	printf("tables total %s\n", a);
-	sett_vlog_info vi[1024];
-	int n = sett_vlog_files(db, vi, 1024);
-	uint64_t garbage = 0, live = 0;
-	for (int i = 0; i < n && i < 1024; i++) {
-		live += vi[i].live_bytes;
-		garbage += vi[i].bytes - vi[i].live_bytes;
-	}
-	human(a, sizeof a, st.vlog_bytes);
-	human(b, sizeof b, garbage);
-	printf("value log %d files, %s, garbage %s (%.0f%%)\n", n < 0 ? 0 : n, a, b,
-	       st.vlog_bytes ? 100.0 * (double)garbage / (double)st.vlog_bytes : 0.0);
-	for (int i = 0; i < n && i < 1024; i++) {
-		uint64_t g = vi[i].bytes - vi[i].live_bytes;
-		char c[32];
-		human(a, sizeof a, vi[i].bytes);
-		human(b, sizeof b, vi[i].live_bytes);
-		human(c, sizeof c, g);
-		printf("  %06u.vlog %11s  live %11s  garbage %11s (%3.0f%%)%s%s\n", vi[i].fid, a, b,
-		       c, vi[i].bytes ? 100.0 * (double)g / (double)vi[i].bytes : 0.0,
-		       i == n - 1 ? "  head" : "", vi[i].gc_picked ? "  GC picks it" : "");
-	}
-	human(a, sizeof a, live);
-	human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
-	printf("live values %s; with tables and logs %s\n", a, b);
-	printf("gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
-	       st.gc_activity, (unsigned long long)st.gc_runs,
-	       (unsigned long long)st.gc_files_rewritten,
-	       (human(a, sizeof a, st.gc_bytes_measured), a));
-	printf("%s rewritten\n", (human(a, sizeof a, st.gc_bytes_rewritten), a));
-	sett_space sp;
-	if (sett_disk_space(db, &sp) == 0) {
-		char c[32];
-		human(a, sizeof a, sp.disk_bytes);
-		human(b, sizeof b, sp.free_bytes);
-		human(c, sizeof c, sp.reserve);
-		printf("disk %s, free %s, reserve %s (default rule; settfs -o reserve= sets it)\n", a,
-		       b, c);
-	}
-	printf("block cache hits %llu misses %llu (%s)\n", (unsigned long long)st.block_cache_hits,
-	       (unsigned long long)st.block_cache_misses,
-	       (human(a, sizeof a, st.block_cache_bytes), a));
+	r = cli_info_print(db, argv[1], stdout);
 	sett_close(db);
-	return 0;
+	return r ? cli_fail("info", argv[1], r) : 0;
 }
 
 static void report_line(void *arg, const char *msg)
@@ -277,12 +244,33 @@ static int cmd_check(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	sett_db *db;
-	if (cli_open("check", argv[1], 1, &db))
-		return 1;
+	uint8_t *body;
+	size_t n;
 	int faults = 0;
-	int r = sett_verify(db, report_line, &faults);
-	sett_close(db);
+	int r = ask_daemon("check", argv[1], CTL_CHECK, &body, &n);
+	if (r == 0) {
+		/* what the daemon can check of the store it has open */
+		ctl_cursor c;
+		ctl_rec rec;
+		uint64_t total = 0;
+		ctl_cursor_init(&c, body, n);
+		while (ctl_next(&c, &rec) == 1) {
+			if (!strcmp(rec.name, "fault") && rec.kind == CTL_STR)
+				fprintf(stderr, "sett check: %.*s\n", (int)rec.slen, (const char *)rec.s);
+			if (!strcmp(rec.name, "faults") && rec.kind == CTL_U64)
+				total = rec.u;
+		}
+		free(body);
+		faults = total > INT32_MAX ? INT32_MAX : (int)total;
+	} else if (r != -ENOENT) {
+		return 1;
+	} else {
+		sett_db *db;
+		if (cli_open("check", argv[1], 1, &db))
+			return 1;
+		r = sett_verify(db, report_line, &faults);
+		sett_close(db);
+	}
 	if (r && !faults)
 		return cli_fail("check", argv[1], r);
 	if (faults) {

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,129 @@ static int run_put_latency(bench *bn)
 }
 
 /*
+ * txn_uncontended / txn_contended (run them by name): read-write
+ * transactions from TXN_THREADS threads over a store of 100,000 keys of
+ * 100 bytes; each transaction reads two keys and writes both (a
+ * read-modify-write, as a transfer).  Uncontended: each thread has its
+ * own quarter of the keys, so no transaction conflicts.  Contended: every
+ * thread picks from the same 16 keys; a conflicting transaction is retried
+ * until it commits.  Reports commits per second and the conflict rate
+ * (failed commits / commit attempts).
+ */
+#define TXN_THREADS 4
+
+typedef struct txn_job {
+	sett_db *db;
+	long txns, keys, base; /* this thread's key range: base .. base+keys */
+	uint64_t seed;
+	long conflicts;
+	int err;
+} txn_job;
+
+static void *txn_thread(void *arg)
+{
+	txn_job *j = arg;
+	uint8_t v[100];
+	char k1[KEY_LEN], k2[KEY_LEN];
+	for (long i = 0; i < j->txns && !j->err; i++) {
+		long a = j->base + (long)(rnd(&j->seed) % (uint64_t)j->keys);
+		long b = j->base + (long)(rnd(&j->seed) % (uint64_t)(j->keys - 1));
+		if (b >= a)
+			b++;
+		key_of(k1, a);
+		key_of(k2, b);
+		for (;;) {
+			sett_txn *t;
+			int r = sett_txn_begin(j->db, 1, &t);
+			if (r) {
+				j->err = r;
+				break;
+			}
+			sett_val kv1 = { KEY_LEN, k1 }, kv2 = { KEY_LEN, k2 }, vv = { sizeof v, v };
+			void *x;
+			size_t n;
+			for (int q = 0; q < 2 && !r; q++) {
+				r = sett_txn_get(t, q ? kv2 : kv1, &x, &n);
+				if (!r)
+					free(x);
+				else if (r == SETT_ENOTFOUND)
+					r = 0;
+			}
+			fill(&j->seed, v, sizeof v);
+			if (!r)
+				r = sett_txn_set(t, kv1, vv);
+			if (!r)
+				r = sett_txn_set(t, kv2, vv);
+			if (!r)
+				r = sett_txn_commit(t, 0, NULL);
+			sett_txn_discard(t);
+			if (r == SETT_ECONFLICT) {
+				j->conflicts++;
+				continue;
+			}
+			j->err = r;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int run_txn(bench *bn, const char *name)
+{
+	int contended = !strcmp(name, "txn_contended");
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s-txn", bn->small_dir);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sett_db *db;
+	int r = open_store(dir, &db);
+	if (r)
+		return r;
+	long nkeys = bn->n_small / 10 < 1000 ? 1000 : bn->n_small / 10;
+	long *order = malloc((size_t)nkeys * sizeof *order);
+	if (!order) {
+		close_store(db);
+		return -ENOMEM;
+	}
+	for (long i = 0; i < nkeys; i++)
+		order[i] = i;
+	r = fill_keys(db, order, nkeys, bn->small_size, bn->batch, bn->seed);
+	free(order);
+	long per = nkeys / 2 / TXN_THREADS; /* transactions per thread */
+	txn_job jobs[TXN_THREADS];
+	pthread_t th[TXN_THREADS];
+	for (int i = 0; i < TXN_THREADS; i++)
+		jobs[i] = (txn_job){ .db = db, .txns = per,
+				     .keys = contended ? 16 : nkeys / TXN_THREADS,
+				     .base = contended ? 0 : i * (nkeys / TXN_THREADS),
+				     .seed = bn->seed + 17 * (uint64_t)i + 1 };
+	double t0 = now();
+	int started = 0;
+	for (int i = 0; !r && i < TXN_THREADS; i++, started++)
+		if (pthread_create(&th[i], NULL, txn_thread, &jobs[i]))
+			r = -EAGAIN;
+	long conflicts = 0;
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		conflicts += jobs[i].conflicts;
+		if (!r)
+			r = jobs[i].err;
+	}
+	double t1 = now();
+	int c = close_store(db);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (r || c)
+		return r ? r : c;
+	long commits = per * TXN_THREADS;
+	char extra[160];
+	snprintf(extra, sizeof extra,
+		 ",\"threads\":%d,\"conflicts\":%ld,\"conflict_rate\":%.4f,\"us_per_commit\":%.2f",
+		 TXN_THREADS, conflicts, (double)conflicts / (double)(commits + conflicts),
+		 (t1 - t0) / (double)commits * 1e6);
+	emit(name, commits, (uint64_t)commits * 2 * (KEY_LEN + bn->small_size), t1 - t0, extra);
+	return 0;
+}
+
+/*
  * rewrite_sustained (run by name): the same 4,096 keys of 4 KiB values (a
  * 16 MiB range, in the value log) rewritten for SETT_BENCH_SECONDS (60)
  * seconds.  One operation is a batch of 16 random keys of a 256-key
@@ -444,13 +568,12 @@ static int run_rewrite(bench *bn)
 	long ops = 0, ivops = 0, scanned = 0;
 	int interval = 0;
 	while (!r) {
-		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-		long base = (long)(rng % (uint64_t)(nkeys / window)) * window;
+		long base = (long)(rnd(&rng) % (uint64_t)(nkeys / window)) * window;
 		sett_batch_clear(b);
 		for (long j = 0; j < per_batch && !r; j++) {
-			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-			key_of(k, base + (long)(rng % (uint64_t)window));
-			memcpy(v, &rng, sizeof rng);
+			uint64_t x = rnd(&rng);
+			key_of(k, base + (long)(x % (uint64_t)window));
+			memcpy(v, &x, sizeof x);
 			sett_val kv = { KEY_LEN, k }, vv = { sizeof v, v };
 			r = sett_batch_set(b, kv, vv);
 		}
@@ -514,6 +637,8 @@ static int run_one(bench *bn, const char *w)
 		return run_put_latency(bn);
 	if (!strcmp(w, "rewrite_sustained"))
 		return run_rewrite(bn);
+	if (!strcmp(w, "txn_uncontended") || !strcmp(w, "txn_contended"))
+		return run_txn(bn, w);
 	return -EINVAL;
 }
 

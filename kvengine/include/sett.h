@@ -38,7 +38,10 @@ enum {
 	SETT_ETOOBIG = -10004,   /* batch, key or value exceeds a limit */
 	SETT_EFORMAT = -10005,   /* unknown magic or format version */
 	SETT_ECLOSED = -10006,   /* the db is closing or was closed */
-	SETT_ENOREWRITE = -10007 /* value-log GC found nothing to rewrite */
+	SETT_ENOREWRITE = -10007, /* value-log GC found nothing to rewrite */
+	SETT_ECONFLICT = -10020,  /* a transaction read a key another one changed since */
+	SETT_ETXNTOOBIG = -10021, /* a transaction's writes would not fit one commit */
+	SETT_ESUBBEHIND = -10022  /* a subscriber fell behind and was cut off */
 };
 
 /* Limits. */
@@ -66,6 +69,9 @@ typedef struct sett_options {
 	int create_if_missing;      /* [1] create the directory and store (a store is
 				     * created only where no store file is) */
 	int read_only;              /* [0] open without writing anything */
+	int managed;                /* [0] managed mode: the caller assigns read and
+				     * commit versions (sett_txn_begin_at/commit_at)
+				     * and the discard version; see "transactions" */
 	int sync_writes;            /* [0] fsync WAL and value log before acking a write */
 	size_t value_threshold;     /* [1024] values of this size or more go to the value log */
 	size_t mem_table_size;      /* [64 MiB] a memtable is flushed to L0 at this size */
@@ -177,6 +183,9 @@ typedef struct sett_iter_options {
 	int reverse;           /* [0] iterate from large to small keys */
 	int key_only;          /* [0] do not read values (sett_iter_value loads lazily) */
 	sett_val prefix;       /* [empty] only keys with this prefix */
+	int all_versions;      /* [0] every version <= read_version of each key, newest
+				* first, deletes and expired entries included
+				* (sett_iter_deleted); forward only (-EINVAL with reverse) */
 } sett_iter_options;
 
 void sett_iter_options_init(sett_iter_options *o);
@@ -196,6 +205,151 @@ uint64_t sett_iter_version(const sett_iter *it);
 uint8_t sett_iter_user_meta(const sett_iter *it);
 /* First error the iterator met (0 if none): iteration stops on an error. */
 int sett_iter_error(const sett_iter *it);
+/* With all_versions: 1 if the current entry is a delete or has expired. */
+int sett_iter_deleted(const sett_iter *it);
+
+/* ---- transactions ------------------------------------------------------ */
+
+/*
+ * A transaction reads a snapshot (its read version) and commits its writes
+ * atomically at a new version, with serializable snapshot isolation as in
+ * Badger: every key a read-write transaction reads (point reads, and each
+ * key an iterator of the transaction yields) is remembered as a 64-bit
+ * fingerprint; the commit fails with SETT_ECONFLICT when any of them was
+ * written by a commit (of a transaction or a plain batch) newer than the
+ * read version.  Lost updates and write skew are therefore impossible.
+ * Ranges are not remembered: a key that an iterator did not see because
+ * it was inserted after the read version (a phantom) is no conflict.  A
+ * transaction that read nothing never conflicts.  On SETT_ECONFLICT
+ * nothing was written: discard the transaction and retry it.
+ *
+ * Reads see the transaction's own writes (sets and deletes), in point reads
+ * and iterators; its pending entries report the read version as their
+ * version.  Writes are buffered in memory; a transaction whose writes could
+ * not be committed as one batch (more than half a memtable, as for
+ * sett_write) refuses the set or delete that would exceed it with
+ * SETT_ETXNTOOBIG and stays usable.
+ *
+ * Commit versions are given in commit order by the writer thread and the
+ * batch goes through the normal write path (group commit, value log,
+ * WAL, memtable); the commit returns once it is visible to new readers.
+ *
+ * Conflict tracking keeps, per key written, the newest commit version, and
+ * drops it once no open transaction (and no iterator) has a read version
+ * below it: memory is bounded by what open transactions can conflict with.
+ *
+ * Thread safety: a transaction (and its iterators) is used by one thread
+ * at a time; any number of transactions run concurrently.  Free a
+ * transaction's iterators before committing or discarding it, and discard
+ * every transaction before sett_close.
+ *
+ * Managed mode (sett_options.managed): the caller assigns versions.
+ * sett_txn_begin and sett_txn_commit (and sett_write, sett_put, sett_del,
+ * sequences) fail with -EINVAL; use sett_txn_begin_at and
+ * sett_txn_commit_at.  A read at version v sees exactly the commits at
+ * versions <= v that have returned.  Compaction keeps every version a read
+ * at or above the discard version (sett_set_discard_version) can see, and
+ * may drop older ones; in normal mode that point is the oldest read version
+ * of an open transaction or iterator.  Conflicts are checked in managed
+ * mode too, and their records are kept down to the discard version.
+ */
+typedef struct sett_txn sett_txn;
+
+/* Begins a transaction at the newest committed version.  read_write 0: a
+ * read-only transaction (sets and deletes fail with -EPERM). */
+int sett_txn_begin(sett_db *db, int read_write, sett_txn **txnp);
+/* Managed mode: begins a transaction reading at read_version. */
+int sett_txn_begin_at(sett_db *db, int read_write, uint64_t read_version, sett_txn **txnp);
+uint64_t sett_txn_read_version(const sett_txn *txn);
+
+/* Point reads, as sett_get / sett_get_ex at the read version. */
+int sett_txn_get(sett_txn *txn, sett_val key, void **value, size_t *size);
+int sett_txn_get_ex(sett_txn *txn, sett_val key, void **value, size_t *size,
+		    uint64_t *version, uint8_t *user_meta);
+int sett_txn_set(sett_txn *txn, sett_val key, sett_val value);
+int sett_txn_set_ex(sett_txn *txn, sett_val key, sett_val value, uint64_t expires_at,
+		    uint8_t user_meta);
+int sett_txn_delete(sett_txn *txn, sett_val key);
+/* An iterator at the transaction's read version over the store merged with
+ * the transaction's writes so far (o->read_version is ignored). */
+int sett_txn_iter_new(sett_txn *txn, const sett_iter_options *o, sett_iter **itp);
+/*
+ * Commits (0, with *version the commit version if not NULL; a transaction
+ * without writes commits nothing and returns its read version), or fails
+ * with SETT_ECONFLICT or a write error; either way the transaction is over
+ * and only sett_txn_discard remains.  `sync` as for sett_write.  -EBUSY
+ * while an iterator of the transaction is open.
+ */
+int sett_txn_commit(sett_txn *txn, int sync, uint64_t *version);
+/* Managed mode: commits at commit_version (> the read version). */
+int sett_txn_commit_at(sett_txn *txn, uint64_t commit_version, int sync);
+/* Ends the transaction (rolling back what was not committed) and frees it. */
+void sett_txn_discard(sett_txn *txn);
+
+/* Managed mode: versions below v may be dropped by compaction once newer
+ * ones exist (never lowered).  -EINVAL in normal mode. */
+int sett_set_discard_version(sett_db *db, uint64_t v);
+/* Committed-write records the conflict check keeps now (for tests and stats). */
+uint64_t sett_txn_tracked_keys(sett_db *db);
+
+/* ---- subscriptions ----------------------------------------------------- */
+
+/*
+ * A subscription receives every entry committed after it was made whose key
+ * starts with one of its prefixes (no prefix: every key), in commit order,
+ * with its version and user meta; deletes are entries with `deleted` set.
+ * Entries are queued by the write path once they are written to the WAL and
+ * memtable, just before the commit becomes visible to readers, so a
+ * subscriber never sees an entry that failed to commit.  The queue is
+ * bounded (max_entries and max_bytes): a subscriber that lets it fill up is
+ * cut off, and after the entries queued before that its sett_sub_next fails
+ * with SETT_ESUBBEHIND; writers never wait for a subscriber.  Close every
+ * subscription before sett_close.  A subscription is read by one thread at
+ * a time.
+ */
+typedef struct sett_sub sett_sub;
+
+typedef struct sett_sub_entry {
+	sett_val key;
+	sett_val value;        /* empty for a delete */
+	uint64_t version;
+	uint64_t expires_at;
+	uint8_t user_meta;
+	uint8_t deleted;
+} sett_sub_entry;
+
+typedef struct sett_sub_options {
+	size_t max_entries;    /* [65536] queued entries at which the subscriber is cut off */
+	size_t max_bytes;      /* [64 MiB] queued key + value bytes, likewise */
+} sett_sub_options;
+
+void sett_sub_options_init(sett_sub_options *o);
+int sett_subscribe(sett_db *db, const sett_val *prefixes, size_t nprefixes,
+		   const sett_sub_options *o, sett_sub **subp);
+/*
+ * Waits up to timeout_ms (-1: without limit, 0: not at all) for entries and
+ * returns how many it hands over (>= 1), 0 when none came in time, or an
+ * error (SETT_ESUBBEHIND once cut off and drained).  *entries points to an
+ * array owned by the subscription, valid until the next sett_sub_next or
+ * sett_sub_close.
+ */
+int sett_sub_next(sett_sub *sub, const sett_sub_entry **entries, int timeout_ms);
+void sett_sub_close(sett_sub *sub);
+
+/* ---- sequences --------------------------------------------------------- */
+
+/*
+ * A sequence hands out increasing numbers (from 0) stored under `key`, as
+ * Badger's Sequence: it leases `bandwidth` numbers at a time by committing
+ * the upper bound of the lease to the key (doc/FORMAT.md), so numbers never
+ * repeat, even across crashes; a crash loses at most the rest of a lease.
+ * sett_sequence_release gives the unused rest back (writes the next number)
+ * and frees the sequence.  Thread safe.  -EINVAL in managed mode.
+ */
+typedef struct sett_sequence sett_sequence;
+int sett_sequence_get(sett_db *db, sett_val key, uint64_t bandwidth, sett_sequence **seqp);
+int sett_sequence_next(sett_sequence *seq, uint64_t *out);
+int sett_sequence_release(sett_sequence *seq);
 
 /* ---- maintenance and introspection ------------------------------------ */
 
@@ -243,8 +397,21 @@ typedef struct sett_stats {
 	uint64_t iter_entries;        /* entries (versions, tombstones) iterators examined */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 	int damaged_tables;         /* opened as damaged (open_damaged) */
+	uint64_t write_stall_us;      /* time writers spent waiting in stalls */
+	uint64_t gc_bytes_reclaimed;  /* value-log file bytes GC deleted */
+	int compactions_running;    /* compactions under way now */
+	int compactions_pending;    /* levels at or over their target (score >= 1) */
 } sett_stats;
 
+/*
+ * Live figures of an open store.  May be called from any thread at any
+ * time while the db is open, concurrently with every other call: the
+ * counters are read atomically (each one exact, the set not one instant's
+ * snapshot), the levels from one version, and only short-held locks are
+ * taken (the store's state lock for the memtable and WAL lists, the
+ * compactors' and GC's for what they run); it waits for no I/O, no
+ * compaction and no GC pass.  Counters count since sett_open.
+ */
 int sett_get_stats(sett_db *db, sett_stats *st);
 
 /* Per value-log file information, for `sett info`. */
@@ -273,7 +440,12 @@ int sett_disk_space(sett_db *db, sett_space *out);
  * never more than 1/8 of the disk. */
 uint64_t sett_default_reserve(uint64_t disk_bytes);
 
-/* Verify every checksum in the store (tables, WAL, value log). */
+/*
+ * Verify every checksum in the store (tables, WAL, value log).  May run
+ * while the store is in use: it checks the tables of one version and the
+ * value-log files of the moment it starts (a file GC deletes meanwhile
+ * is skipped).
+ */
 typedef void (*sett_report_fn)(void *arg, const char *msg);
 int sett_verify(sett_db *db, sett_report_fn report, void *arg);
 

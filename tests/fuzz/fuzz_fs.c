@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "coding.h"
 #include "fuzz.h"
 #include "schema.h"
@@ -100,6 +101,31 @@ static void xattr_ops(settfs *fs, uint64_t ino, uint8_t *buf)
 	if (settfs_setxattr(fs, ino, "user.fuzz", "x", 1, 0) == 0)
 		FUZZ_CHECK(settfs_getxattr(fs, ino, "user.fuzz", buf, 1) == 1 && buf[0] == 'x');
 	settfs_removexattr(fs, ino, "user.fuzz");
+	/* a chmod rewrites a stored access ACL, which must then say the mode */
+	struct stat a = { .st_mode = 0640 }, out;
+	if (settfs_setattr(fs, NULL, ino, &a, SETTFS_SET_MODE, &out) == 0) {
+		ssize_t g = settfs_getxattr(fs, ino, SFS_ACL_ACCESS_NAME, buf, SETTFS_XATTR_SIZE_MAX);
+		uint32_t m = 0;
+		if (g > 0)
+			FUZZ_CHECK(sfs_acl_check(buf, (size_t)g) > 0 &&
+				   (sfs_acl_equiv_mode(buf, (size_t)g, &m), m == 0640));
+	}
+}
+
+/* A new directory in dino inherits a stored default ACL only if it is one. */
+static void inherit(settfs *fs, uint64_t dino, uint8_t *buf)
+{
+	settfs_ctx ctx = { .uid = 0, .gid = 0, .umask = 022 };
+	struct stat st;
+	if (settfs_mkdir(fs, &ctx, dino, "fuzz-acl", 0777, &st))
+		return;
+	ssize_t g = settfs_getxattr(fs, st.st_ino, SFS_ACL_DEFAULT_NAME, buf, SETTFS_XATTR_SIZE_MAX);
+	if (g > 0)
+		FUZZ_CHECK(sfs_acl_check(buf, (size_t)g) > 0);
+	else if (g == -ENODATA)
+		FUZZ_CHECK((st.st_mode & 0777) == 0755); /* the umask */
+	settfs_forget(fs, st.st_ino, 1);
+	settfs_rmdir(fs, dino, "fuzz-acl");
 }
 
 #define MAX_SEEN 1024
@@ -119,6 +145,7 @@ static void walk(settfs *fs, uint8_t *buf)
 		names ns = { .n = 0 };
 		settfs_readdir(fs, d, 0, 0, fill, &ns);
 		settfs_releasedir(fs, d);
+		inherit(fs, dino, buf);
 		for (int i = 0; i < ns.n; i++) {
 			struct stat st;
 			if (!ns.v[i] || settfs_lookup(fs, dino, ns.v[i], &st) != 0)

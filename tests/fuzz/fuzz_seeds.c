@@ -20,7 +20,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "coding.h"
+#include "control.h"
 #include "entry.h"
 #include "fuzz.h"
 #include "schema.h"
@@ -268,6 +270,16 @@ static void fs_store(const char *base)
 	OK(settfs_open(dir, &o, &fs));
 	struct stat d, e, st;
 	OK(settfs_mkdir(fs, &ctx, SETTFS_ROOT_INO, "dir", 0755, &d));
+	/* a default ACL (inherited by what "dir" gets) and an access ACL, as Linux writes them */
+	static const uint8_t acl[] = { 2, 0, 0, 0,
+		0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* user:: rwx */
+		0x02, 0, 6, 0, 0xe8, 0x03, 0, 0,        /* user:1000: rw- */
+		0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,  /* group:: r-x */
+		0x08, 0, 4, 0, 0x32, 0, 0, 0,           /* group:50: r-- */
+		0x10, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,  /* mask:: rwx */
+		0x20, 0, 1, 0, 0xff, 0xff, 0xff, 0xff }; /* other:: --x */
+	OK(settfs_setxattr(fs, d.st_ino, SFS_ACL_DEFAULT_NAME, acl, sizeof acl, 0));
+	OK(settfs_setxattr(fs, SETTFS_ROOT_INO, SFS_ACL_ACCESS_NAME, acl, sizeof acl, 0));
 	OK(settfs_mkdir(fs, &ctx, d.st_ino, "sub", 0700, &e));
 	static uint8_t data[3 * 16384 + 1000];
 	for (size_t i = 0; i < sizeof data; i++)
@@ -300,7 +312,7 @@ static void fs_store(const char *base)
 	buf dump = { 0 };
 	uint8_t mode = FUZZ_FIX_SUMS;
 	OK(buf_append(&dump, &mode, 1));
-	int ni = 0, nd = 0;
+	int ni = 0, nd = 0, na = 0;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val k = sett_iter_key(it), v;
 		OK(sett_iter_value(it, &v));
@@ -320,6 +332,14 @@ static void fs_store(const char *base)
 		} else if (tag == SFS_TAG_DENTRY) {
 			snprintf(name, sizeof name, "dentry-%d", nd++);
 			seed1("schema", name, 2 << 1, v.data, v.size);
+		} else if (tag == SFS_TAG_XATTR && k.size > 9 && k.size - 9 < sizeof name) {
+			memcpy(name, (const char *)k.data + 9, k.size - 9);
+			name[k.size - 9] = 0;
+			if (sfs_acl_type(name) != SFS_ACL_NONE) {
+				/* fuzz_acl: the mode byte is the mode's low bits */
+				snprintf(name, sizeof name, "acl-%d", na++);
+				seed1("acl", name, 0644 & 0xff, v.data, v.size);
+			}
 		}
 		/* value structs of the engine, as tables store them */
 		if (ni + nd < 4) {
@@ -346,6 +366,30 @@ static void fs_store(const char *base)
 	seed1("entry", "log-header", FUZZ_FIX_SUMS | 2, b, LOG_HEADER_SIZE);
 }
 
+/* ---- the control protocol (fuzz_control) ---- */
+
+static void control_seeds(void)
+{
+	ctl_buf b = { 0 };
+	ctl_begin(&b, CTL_STATUS);
+	OK(ctl_end(&b));
+	seed1("control", "request", FUZZ_FIX_SUMS, b.p, b.n);
+	ctl_begin(&b, CTL_STATUS | CTL_REPLY);
+	ctl_put_i64(&b, "status", 0);
+	ctl_put_str(&b, "mount.store", "/srv/store");
+	ctl_put_u64(&b, "fs.inodes", 12345);
+	ctl_put_f64(&b, "mount.uptime_s", 3.25);
+	ctl_put_u64(&b, "lsm.level.L0.tables", 3);
+	ctl_put_f64(&b, "lsm.level.L0.score", 0.6);
+	ctl_put_u64(&b, "fuse.op.write.count", 99);
+	ctl_put_f64(&b, "fuse.op.write.mean_us", 12.5);
+	ctl_put_bytes(&b, "x", "\0\xff", 2);
+	OK(ctl_end(&b));
+	seed1("control", "status-reply", FUZZ_FIX_SUMS, b.p, b.n);
+	seed1("control", "status-reply-raw", 0, b.p, b.n);
+	ctl_buf_free(&b);
+}
+
 static void rm_rf(const char *path)
 {
 	char cmd[8400];
@@ -370,6 +414,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);
 	return 0;
