@@ -68,6 +68,7 @@ fsx)
 		All) op=$n ;;
 		*) continue ;;
 		esac
+		[ "$op" -gt "$last" ] || continue
 		t=$EPOCHREALTIME c=$(cpu) i=$((i + 1))
 		line fsx_nommap_big "$i" $((op - last)) "$(echo "$t - $tl" | bc)" "$cl" "$c"
 		last=$op tl=$t cl=$c
