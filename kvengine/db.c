@@ -11,7 +11,7 @@
  *      table files it does not name: leftovers it proves (an id it
  *      allocated), others (quarantined); when its tail is torn, the
  *      ids prove nothing and step 6 judges the tables by their contents;
- *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
+ *   4. KEYREGISTRY (keyregistry.c; one that holds data keys needs a master key);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
@@ -38,6 +38,9 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "drop.h"
+#include "pin.h"
+#include "keyregistry.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
@@ -304,6 +307,8 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	db_view_get(db, &vw);
 	int r = lookup_in_view(&vw, ukey, read_version, version, vs);
 	db_view_release(&vw);
+	if (r == 1 && drops_hide(db, ukey, *version, read_version, NULL))
+		r = 0; /* under a prefix drop: absent */
 	return r;
 }
 
@@ -434,51 +439,13 @@ int db_install_edit(sett_db *db, const version_edit *e)
 
 /* ---- KEYREGISTRY ---- */
 
-#define KEYREG_MAGIC "SETTKEYR"
-#define KEYREG_SIZE 24
-
+/* An unencrypted store's registry (keyregistry.c); one with keys needs a
+ * master key, which sett_open does not take yet. */
 static int keyregistry_open(sett_db *db, char *why, size_t whylen)
 {
-	char path[4096];
-	snprintf(path, sizeof path, "%s/KEYREGISTRY", db->dir);
-	sfile *f;
-	int r = sfile_open(path, O_RDONLY, &f);
-	if (r == -ENOENT) {
-		if (db->opt.read_only)
-			return 0;
-		/* magic | u32 version 1 | u32 number of keys (0) | u64 checksum */
-		uint8_t hdr[KEYREG_SIZE];
-		memcpy(hdr, KEYREG_MAGIC, 8);
-		put_le32(hdr + 8, 1);
-		put_le32(hdr + 12, 0);
-		put_le64(hdr + 16, sett_hash(hdr, 16));
-		char tmp[4200];
-		snprintf(tmp, sizeof tmp, "%s.tmp", path);
-		if ((r = sfile_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &f)))
-			return r;
-		r = sfile_pwrite(f, hdr, sizeof hdr, 0);
-		if (!r)
-			r = sfile_sync(f);
-		sfile_close(f);
-		if (!r)
-			r = sio_rename(tmp, path);
-		if (!r)
-			r = sio_sync_dir(db->dir);
-		return r;
-	}
-	if (r)
-		return r;
-	uint8_t hdr[KEYREG_SIZE];
-	r = sfile_pread_full(f, hdr, sizeof hdr, 0);
-	sfile_close(f);
-	if (r == 0 && memcmp(hdr, KEYREG_MAGIC, 8) != 0)
-		r = SETT_EFORMAT;
-	else if (r == 0 && (get_le64(hdr + 16) != sett_hash(hdr, 16)))
-		r = SETT_ECORRUPT;
-	else if (r == 0 && (get_le32(hdr + 8) != 1 || get_le32(hdr + 12) != 0))
-		r = SETT_EFORMAT;
-	if (r)
-		snprintf(why, whylen, "%s: bad header at offset 0", path);
+	keyreg *kr;
+	int r = keyreg_open(db->dir, NULL, db->opt.read_only, 0, &kr, why, whylen);
+	keyreg_free(kr);
 	return r;
 }
 
@@ -599,6 +566,34 @@ static int lock_dir(sett_db *db)
 	return 0;
 }
 
+/* Does process `pid` have a descriptor open on the file (dev, ino)? */
+static int holds_file(long pid, dev_t dev, ino_t ino)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char fd[330];
+		struct stat st;
+		snprintf(fd, sizeof fd, "%s/%s", dir, de->d_name);
+		found = de->d_name[0] != '.' && stat(fd, &st) == 0 && st.st_dev == dev &&
+			st.st_ino == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * /proc/locks names a lock's file by the device of its filesystem's
+ * superblock and its inode.  That device is stat's st_dev on most
+ * filesystems, not on btrfs (a subvolume has a device of its own) or
+ * overlayfs: a lock on the same inode number whose device differs counts
+ * when its process has the file open.
+ */
 long sett_lock_holder(const char *path)
 {
 	char lock[4096];
@@ -612,17 +607,25 @@ long sett_lock_holder(const char *path)
 		return 0;
 	char line[256];
 	long pid = 0;
+	long other[16];
+	int nother = 0;
 	while (!pid && fgets(line, sizeof line, f)) {
 		char kind[16];
 		long p;
 		unsigned maj, min;
 		unsigned long long ino;
-		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
-		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
-		    maj == major(st.st_dev) && min == minor(st.st_dev))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) != 5 ||
+		    strcmp(kind, "FLOCK") != 0 || ino != (unsigned long long)st.st_ino)
+			continue;
+		if (maj == major(st.st_dev) && min == minor(st.st_dev))
 			pid = p;
+		else if (nother < 16)
+			other[nother++] = p;
 	}
 	fclose(f);
+	for (int i = 0; !pid && i < nother; i++)
+		if (holds_file(other[i], st.st_dev, st.st_ino))
+			pid = other[i];
 	return pid;
 }
 
@@ -1022,6 +1025,8 @@ static void db_free(sett_db *db)
 		vlog_close(db->vl);
 	if (db->man)
 		manifest_close(db->man);
+	pins_close(db);
+	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
 	if (db->lock_fd >= 0)
@@ -1051,6 +1056,16 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	int r = check_options(&o);
 	if (r)
 		return r;
+	if (o.encryption_key || o.encryption_passphrase) {
+		/* KEYREGISTRY holds wrapped data keys, but the WAL, value log,
+		 * tables and MANIFEST are not encrypted yet: refuse rather than
+		 * write plaintext into a store the caller believes encrypted */
+		if (o.error_buf && o.error_buf_size)
+			snprintf(o.error_buf, o.error_buf_size, "%s: encryption at rest is not "
+				 "available yet (the WAL, value log, tables and MANIFEST would "
+				 "be written in plaintext)", path);
+		return -ENOTSUP;
+	}
 	apply_memory_budget(&o);
 
 	struct stat st;
@@ -1100,6 +1115,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
 		goto fail;
+	if ((r = pins_open(db)))
+		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
 	if ((r = keyregistry_open(db, why, sizeof why)))
@@ -1122,6 +1139,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if (r)
 		goto fail;
 	db->next_version = db->last_version;
+	if ((r = drops_open(db)))
+		goto fail;
 	free(mt);
 	mt = NULL;
 
@@ -1378,8 +1397,13 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int bad = 0;
 	db_view vw;
 	db_view_get(db, &vw);
+	uint64_t ntables = 0, done = 0;
+	for (int l = 0; l < MAX_LEVELS; l++)
+		ntables += (uint64_t)vw.v->ntables[l];
 	for (int l = 0; l < MAX_LEVELS; l++) {
 		for (int i = 0; i < vw.v->ntables[l]; i++) {
+			if (db->opt.progress_fn)
+				db->opt.progress_fn(db->opt.progress_arg, "tables", done++, ntables);
 			why[0] = 0;
 			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
 			if (r) {
@@ -1400,7 +1424,11 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int r = vlog_list(db->vl, &fids, &n);
 	if (r)
 		return r;
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "tables", ntables, ntables);
 	for (int i = 0; i < n; i++) {
+		if (db->opt.progress_fn)
+			db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)i, (uint64_t)n);
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
 		if (r == -ENOENT)
 			continue; /* GC deleted it since the list was taken */
@@ -1414,6 +1442,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		}
 	}
 	free(fids);
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)n, (uint64_t)n);
 	return bad ? SETT_ECORRUPT : 0;
 }
 

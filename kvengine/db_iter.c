@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "drop.h"
 #include "ikey.h"
 #include "txn.h"
 
@@ -413,7 +414,7 @@ static void find_next(sett_iter *it, int skip_current)
 			set_error(it, SETT_ECORRUPT);
 			break;
 		}
-		it->deleted = !visible(&v);
+		it->deleted = !visible(&v) || drops_hide(it->db, uk, ikey_version(ik), it->rv, NULL);
 		if (it->deleted && !it->all_versions) {
 			skipkey.n = 0;
 			if (buf_append(&skipkey, uk.p, uk.n)) {
@@ -449,7 +450,7 @@ static int save_candidate(sett_iter *it)
 	if (save_current(it, ik, vs))
 		return -ENOMEM;
 	it->user_meta = v.user_meta;
-	return visible(&v);
+	return visible(&v) && !drops_hide(it->db, ikey_user(ik), ikey_version(ik), it->rv, NULL);
 }
 
 /*

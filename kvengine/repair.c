@@ -40,6 +40,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "keyregistry.h"
 
 #define QUARANTINE "quarantine"
 
@@ -141,6 +142,12 @@ static int is_bad_fid(const rep *r, uint32_t fid)
 	return 0;
 }
 
+static void progress(rep *r, const char *what, uint64_t done, uint64_t total)
+{
+	if (r->o.progress_fn)
+		r->o.progress_fn(r->o.progress_arg, what, done, total);
+}
+
 static int vlog_noop(void *arg, const entry *e, const vptr *p)
 {
 	(void)arg;
@@ -164,6 +171,7 @@ static int scan_vlog(rep *r)
 		return -ENOMEM;
 	}
 	for (int i = 0; i < n; i++) {
+		progress(r, "value log", (uint64_t)i, (uint64_t)n);
 		e = vlog_iterate(r->vl, fids[i], vlog_noop, NULL);
 		if (e == -ENOMEM)
 			break;
@@ -251,6 +259,7 @@ static int open_tables(rep *r)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
+		progress(r, "tables", i, n);
 		src_table *s = &r->tables[r->ntables++];
 		char path[4096], why[512] = "";
 		s->id = ids[i];
@@ -316,6 +325,7 @@ static int replay_wals(rep *r)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n && !e; i++) {
+		progress(r, "logs", i, n);
 		src_wal *s = &r->wals[r->nwals++];
 		char path[4096], why[512] = "";
 		s->id = ids[i];
@@ -646,7 +656,8 @@ static int rebuild(rep *r)
 		}
 		if ((e = table_builder_add(b, ik, slice_make(vs.p, vs.n))))
 			break;
-		r->kept++;
+		if (++r->kept % 4096 == 0)
+			progress(r, "keys rebuilt", r->kept, 0);
 		if (table_builder_size(b) >= r->o.base_table_size) {
 			e = finish_table(r, b, bid, &cap);
 			b = NULL;
@@ -676,9 +687,10 @@ static int rebuild(rep *r)
 }
 
 /*
- * A KEYREGISTRY that fails its checksum goes to quarantine/ (the next
- * writable open makes a new one: no data keys exist yet).  One that checks
- * is kept, whatever it says.
+ * A KEYREGISTRY that fails a checksum goes to quarantine/ (the next
+ * writable open makes a new one).  One that checks is kept, whatever it
+ * says: an intact registry with data keys decodes only under its master
+ * key (SETT_EKEY without it), and is never replaced.
  */
 static int check_keyregistry(rep *r)
 {
@@ -692,10 +704,18 @@ static int check_keyregistry(rep *r)
 		return e;
 	uint8_t h[24];
 	int64_t size = sfile_size(f);
-	e = size == 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
+	e = size >= 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
 	sfile_close(f);
-	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16))
-		return 0;
+	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16)) {
+		if (size == 24 || get_le32(h + 12) == 0)
+			return 0;
+		keyreg *kr;
+		char why[512];
+		e = keyreg_open(r->dir, NULL, 1, 0, &kr, why, sizeof why);
+		keyreg_free(kr);
+		if (e != SETT_ECORRUPT)
+			return 0;
+	}
 	if (e && e != SETT_ECORRUPT)
 		return e;
 	note(r, "%s: damaged; it goes to " QUARANTINE "/ and a new one is made", path);
