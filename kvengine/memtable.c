@@ -55,6 +55,7 @@ struct memtable {
 	int height;         /* atomic: current height of the list */
 	size_t bytes;       /* atomic: bytes handed out by the arena (the flush decision) */
 	size_t count;       /* atomic: distinct internal keys */
+	size_t shadowed;    /* atomic: of them, newer versions of a user key already here */
 	uint64_t rng;       /* writer only */
 	mt_chunk *chunks;   /* writer only (freed at the end) */
 	uint8_t *cur;       /* writer only: bump pointer in the current chunk */
@@ -289,6 +290,9 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct)
 		return 0;
 	}
 
+	if (x && slice_cmp(ikey_user(mt_key(x)), ikey_user(ikey)) == 0)
+		__atomic_fetch_add(&mt->shadowed, 1, __ATOMIC_RELAXED);
+
 	int h = mt_random_height(mt);
 	int cur = mt_height(mt);
 	if (h > cur) {
@@ -321,6 +325,11 @@ size_t memtable_bytes(const memtable *mt)
 size_t memtable_count(const memtable *mt)
 {
 	return __atomic_load_n(&mt->count, __ATOMIC_RELAXED);
+}
+
+size_t memtable_shadowed(const memtable *mt)
+{
+	return __atomic_load_n(&mt->shadowed, __ATOMIC_RELAXED);
 }
 
 static slice mt_value_of(const mt_node *x)

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -414,10 +415,25 @@ static int rotate(sett_db *db)
 	return 0;
 }
 
+/*
+ * A memtable whose entries are mostly older versions of keys rewritten
+ * since (a file rewritten in place, a counter) is rotated early: every
+ * search and iterator step in it pays for those versions, which only the
+ * compaction of its L0 table drops.  So the memtable a read searches holds
+ * at most about this many dead versions, whatever its size limit.
+ */
+#define ROTATE_SHADOWED 4096
+
+static int overwritten(const memtable *mt)
+{
+	size_t s = memtable_shadowed(mt);
+	return s >= ROTATE_SHADOWED && s >= memtable_count(mt) / 2;
+}
+
 static int room_for(sett_db *db, size_t need)
 {
 	if (memtable_bytes(db->active.mt) + need <= db->opt.mem_table_size &&
-	    wal_size(db->active.w) + need <= db->opt.mem_table_size)
+	    wal_size(db->active.w) + need <= db->opt.mem_table_size && !overwritten(db->active.mt))
 		return 0;
 	if (memtable_count(db->active.mt) == 0)
 		return 0; /* an empty memtable takes any request */
@@ -721,8 +737,15 @@ void *db_writer_main(void *arg)
 
 /* ---- the flusher thread ---- */
 
-/* Writes memtable mt as table `id`; *tp is NULL when the memtable is empty. */
-static int flush_memtable(sett_db *db, memtable *mt, table **tp)
+/*
+ * Writes memtable mt as a new table; *tp is NULL when the memtable is
+ * empty.  Versions no reader can see are left out, by compaction's rule
+ * without its bottom case (D = the oldest read version in use: of a key's
+ * versions <= D only the newest is kept, even a tombstone: older versions
+ * may be in the tables below); the value pointers left out go to *acc, for
+ * the discard statistics once the table is installed.
+ */
+static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *acc)
 {
 	char path[4096], why[512] = "";
 	*tp = NULL;
@@ -744,8 +767,32 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp)
 		table_builder_abandon(b);
 		return -ENOMEM;
 	}
-	for (sit_first(it); sit_valid(it) && !r; sit_next(it))
-		r = table_builder_add(b, sit_key(it), sit_value(it));
+	uint64_t discard_point = db_oldest_read_version(db);
+	buf last = { 0 };
+	int seen_le = 0; /* a version <= discard_point of `last` was kept */
+	for (sit_first(it); sit_valid(it) && !r; sit_next(it)) {
+		slice ik = sit_key(it), vsb = sit_value(it);
+		slice uk = ikey_user(ik);
+		if (!last.p || slice_cmp(uk, slice_make(last.p, last.n)) != 0) {
+			last.n = 0;
+			if ((r = buf_append(&last, uk.p, uk.n)))
+				break;
+			seen_le = 0;
+		}
+		if (ikey_version(ik) <= discard_point) {
+			vstruct vs;
+			if (seen_le && vstruct_decode(vsb.p, vsb.n, &vs) == 0) {
+				vptr p;
+				if ((vs.meta & META_VALUE_POINTER) &&
+				    vptr_decode(vs.data.p, vs.data.n, &p) == 0)
+					discard_acc_add(acc, p.fid, p.len);
+				continue;
+			}
+			seen_le = 1;
+		}
+		r = table_builder_add(b, ik, vsb);
+	}
+	buf_free(&last);
 	if (!r)
 		r = sit_error(it);
 	sit_free(it);
@@ -799,7 +846,8 @@ void *db_flusher_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 
 		table *t = NULL;
-		int r = flush_memtable(db, s.mt, &t);
+		discard_acc acc = { 0 };
+		int r = flush_memtable(db, s.mt, &t, &acc);
 		if (!r && t) {
 			uint8_t lvl = 0;
 			version_edit e = { .add = &t, .add_levels = &lvl, .nadd = 1 };
@@ -808,6 +856,9 @@ void *db_flusher_main(void *arg)
 				table_mark_obsolete(t); /* not named by the MANIFEST */
 			table_unref(t); /* the version holds its own reference */
 		}
+		if (!r)
+			discard_acc_apply(db->discard, &acc);
+		discard_acc_free(&acc);
 		if (r) {
 			if (vlog_error(db->vl))
 				db_set_bg_error(db, r);

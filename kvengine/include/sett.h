@@ -574,6 +574,7 @@ typedef struct sett_stats {
 	uint64_t write_stalls;
 	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
 	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
+	uint64_t iter_entries;        /* entries (versions, tombstones) iterators examined */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 	int damaged_tables;         /* opened as damaged (open_damaged) */
 	uint64_t write_stall_us;      /* time writers spent waiting in stalls */
