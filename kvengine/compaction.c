@@ -562,9 +562,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			 * at the bottom goes only from the last bucket: above
 			 * it, it hides what an older pin keeps.
 			 */
-			size_t bk = 0;
-			while (bk < npins && pins[bk] >= ver)
-				bk++;
+			size_t bk = pin_bucket(pins, npins, ver);
 			if (seen_le && bk == bucket)
 				keep = 0;
 			else if (j->bottom && bk == npins &&

@@ -38,6 +38,7 @@
 
 #include "db_impl.h"
 #include "discard.h"
+#include "pin.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -767,7 +768,16 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *ac
 		table_builder_abandon(b);
 		return -ENOMEM;
 	}
+	/* compaction's rule (pin.h), without its bottom case: a tombstone
+	 * stays, older versions may be in the tables below */
 	uint64_t discard_point = db_oldest_read_version(db);
+	uint64_t *pins = NULL;
+	size_t npins = 0, bucket = 0;
+	if (pin_points(db, discard_point, &pins, &npins)) {
+		sit_free(it);
+		table_builder_abandon(b);
+		return -ENOMEM;
+	}
 	buf last = { 0 };
 	int seen_le = 0; /* a version <= discard_point of `last` was kept */
 	for (sit_first(it); sit_valid(it) && !r; sit_next(it)) {
@@ -779,9 +789,11 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *ac
 				break;
 			seen_le = 0;
 		}
-		if (ikey_version(ik) <= discard_point) {
+		uint64_t ver = ikey_version(ik);
+		if (ver <= discard_point) {
+			size_t bk = pin_bucket(pins, npins, ver);
 			vstruct vs;
-			if (seen_le && vstruct_decode(vsb.p, vsb.n, &vs) == 0) {
+			if (seen_le && bk == bucket && vstruct_decode(vsb.p, vsb.n, &vs) == 0) {
 				vptr p;
 				if ((vs.meta & META_VALUE_POINTER) &&
 				    vptr_decode(vs.data.p, vs.data.n, &p) == 0)
@@ -789,9 +801,11 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *ac
 				continue;
 			}
 			seen_le = 1;
+			bucket = bk;
 		}
 		r = table_builder_add(b, ik, vsb);
 	}
+	free(pins);
 	buf_free(&last);
 	if (!r)
 		r = sit_error(it);
