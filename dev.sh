@@ -13,14 +13,14 @@
 set -eu
 cd "$(dirname "$0")"
 
-BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev check"
+BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev libssl-dev check"
 TEST_DEPS="attr acl tar rsync python3 fio git util-linux"
 FUZZ_DEPS="clang libclang-rt-dev"
 # The suites that run engine threads (writer, flusher, compactors, GC) or
 # start their own.
 TSAN_TESTS="tests/test_cache tests/test_memtable tests/test_table tests/test_vlog \
 tests/test_db tests/test_gc tests/test_compaction tests/test_crash tests/test_txn \
-tests/test_control"
+tests/test_control tests/test_pin tests/test_backup tests/test_drop"
 
 install_deps() { # install_deps [extra packages]
 	missing=""

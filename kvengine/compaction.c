@@ -25,7 +25,8 @@
  * use, every version newer than D is kept; of the versions <= D only the
  * newest is kept, and even that one is dropped when it is a tombstone or
  * an expired entry and nothing below the output level overlaps the key
- * range (the "bottom").  Every dropped value pointer adds its length to
+ * range (the "bottom").  Pinned versions (pin.h) below D are kept the same
+ * way: of the versions each pin sees, the newest stays.  Every dropped value pointer adds its length to
  * the discard statistics of its value-log file (after the new version is
  * installed, so a failed compaction counts nothing).
  *
@@ -43,8 +44,10 @@
 #include <time.h>
 
 #include "discard.h"
+#include "drop.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "pin.h"
 
 #define MAX_RUNNING 64
 #define MAX_COMPACTORS 16
@@ -533,13 +536,20 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		return -ENOMEM;
 
 	uint64_t discard_point = db_oldest_read_version(db);
+	uint64_t *pins = NULL; /* pinned versions below the discard point, newest first */
+	size_t npins = 0, bucket = 0;
+	if (pin_points(db, discard_point, &pins, &npins)) {
+		sit_free(m);
+		return -ENOMEM;
+	}
 	uint64_t now = (uint64_t)time(NULL);
+	uint64_t drop_gen = drops_generation(db);
 	discard_acc acc = { 0 };
 	outputs out = { 0 };
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	buf last = { 0 };
-	int have_last = 0, seen_le = 0, r = 0;
+	int have_last = 0, seen_le = 0, r = 0, kept_hidden = 0;
 
 	for (sit_first(m); sit_valid(m); sit_next(m)) {
 		if (__atomic_load_n(&cs->stop, __ATOMIC_RELAXED)) {
@@ -564,12 +574,31 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		if ((r = vstruct_decode(vsb.p, vsb.n, &vs)))
 			break;
 		int keep = 1;
-		if (ver <= discard_point) {
-			if (seen_le)
+		/* under a prefix drop (drop.h): gone once no reader or pin sees it */
+		int hidden = drops_compact(db, uk, ver, discard_point, pins, npins);
+		if (hidden == 1)
+			keep = 0;
+		kept_hidden |= hidden == 2;
+		if (keep && ver <= discard_point) {
+			/*
+			 * The discard point and the pins below it cut the old
+			 * versions into buckets: bucket b holds the versions
+			 * that pins[b-1] (b = 0: the discard point) sees and
+			 * pins[b] does not.  The newest of a bucket is what its
+			 * snapshot reads; the rest no one can see.  A tombstone
+			 * at the bottom goes only from the last bucket: above
+			 * it, it hides what an older pin keeps.
+			 */
+			size_t bk = 0;
+			while (bk < npins && pins[bk] >= ver)
+				bk++;
+			if (seen_le && bk == bucket)
 				keep = 0;
-			else if (j->bottom && ((vs.meta & META_DELETE) || entry_expired(&vs, now)))
+			else if (j->bottom && bk == npins &&
+				 ((vs.meta & META_DELETE) || entry_expired(&vs, now)))
 				keep = 0;
 			seen_le = 1;
+			bucket = bk;
 		}
 		if (!keep) {
 			vptr p;
@@ -591,6 +620,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	if (!r)
 		r = sit_error(m);
 	sit_free(m);
+	free(pins);
 	buf_free(&last);
 	if (b) {
 		if (r)
@@ -619,6 +649,8 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			e.add = out.t;
 			e.add_levels = lv;
 			e.nadd = out.n;
+			if (kept_hidden || drops_generation(db) != drop_gen)
+				drops_note_kept(db); /* before a retirement can look */
 			r = db_install_edit(db, &e);
 			/* If the MANIFEST may name the outputs even though the
 			 * install failed (db_install_edit then set bg_error), keep
@@ -641,8 +673,101 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
 		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
+		drops_maybe_retire(db);
 	}
 	free(acc.rows);
+	return r;
+}
+
+static int slice_has_prefix(slice k, slice p)
+{
+	return k.n >= p.n && (p.n == 0 || memcmp(k.p, p.p, p.n) == 0);
+}
+
+/* Adds the value pointers of table t to acc. */
+static int acc_table(discard_acc *acc, table *t)
+{
+	sit *it = table_iter_new(t);
+	if (!it)
+		return -ENOMEM;
+	for (sit_first(it); sit_valid(it); sit_next(it)) {
+		vstruct vs;
+		vptr p;
+		slice v = sit_value(it);
+		if (vstruct_decode(v.p, v.n, &vs) == 0 && (vs.meta & META_VALUE_POINTER) &&
+		    vptr_decode(vs.data.p, vs.data.n, &p) == 0)
+			acc_add(acc, p.fid, p.len);
+	}
+	int r = sit_error(it);
+	sit_free(it);
+	return r;
+}
+
+int compaction_drop_tables(sett_db *db, slice prefix, uint64_t version)
+{
+	struct compactor_state *cs = db->compactors;
+	if (!cs)
+		return 0;
+	uint64_t *pins;
+	size_t npins;
+	if (pin_points(db, version + 1, &pins, &npins))
+		return -ENOMEM;
+	free(pins);
+	if (npins || db_oldest_read_version(db) <= version)
+		return 0; /* someone may read at or below the drop: compaction does it */
+	int r = 0;
+	for (int l = 0; l < MAX_LEVELS && !r; l++) {
+		cjob j;
+		memset(&j, 0, sizeof j);
+		j.slot = -1;
+		j.from = j.to = l;
+		int empty = 1;
+		size_t n = 0;
+		pthread_mutex_lock(&db->mu);
+		lsm_version *v = db->current;
+		pthread_mutex_lock(&cs->mu);
+		int nt = v->ntables[l];
+		uint64_t *ids = calloc((size_t)nt + 1, sizeof *ids);
+		table **tabs = calloc((size_t)nt + 1, sizeof *tabs);
+		if (!ids || !tabs)
+			r = -ENOMEM;
+		for (int i = 0; !r && i < nt && !(l == 0 && cs->l0_busy); i++) {
+			table *t = v->tables[l][i];
+			if (table_is_damaged(t) || table_max_version(t) > version ||
+			    !slice_has_prefix(tab_lo(t), prefix) || !slice_has_prefix(tab_hi(t), prefix) ||
+			    running_conflict(cs, l, tab_lo(t), tab_hi(t)))
+				continue;
+			if ((r = hull_extend(&j.lo, &j.hi, &empty, tab_lo(t), tab_hi(t))))
+				break;
+			table_ref(t);
+			ids[n] = table_id(t);
+			tabs[n++] = t;
+		}
+		/* held like a running compaction while the edit is installed */
+		if (!r && n)
+			r = running_register(cs, &j);
+		pthread_mutex_unlock(&cs->mu);
+		pthread_mutex_unlock(&db->mu);
+		if (!r && n) {
+			version_edit e = { .del_ids = ids, .ndel = n };
+			r = db_install_edit(db, &e);
+			running_unregister(cs, &j);
+			discard_acc acc = { 0 };
+			for (size_t i = 0; !r && i < n; i++)
+				(void)acc_table(&acc, tabs[i]); /* advisory */
+			for (size_t i = 0; i < acc.n; i++)
+				discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
+			free(acc.rows);
+		}
+		for (size_t i = 0; i < n; i++)
+			table_unref(tabs[i]);
+		free(ids);
+		free(tabs);
+		buf_free(&j.lo);
+		buf_free(&j.hi);
+		if (r == -EBUSY)
+			r = 0; /* the registry is full: compaction does it */
+	}
 	return r;
 }
 

@@ -20,6 +20,15 @@ void compaction_level_info(sett_db *db, sett_level_info *levels);
 /* Fills the per-level part of sett_get_stats (targets and scores). */
 void compaction_fill_stats(sett_db *db, sett_stats *st);
 
+/*
+ * Removes, in one MANIFEST change set, every table whose keys all start
+ * with prefix and whose newest version is <= version (a prefix drop,
+ * drop.h), except tables a running compaction holds; does nothing while a
+ * reader or pin below version may read them.  Their value pointers count
+ * as garbage for value-log GC.
+ */
+int compaction_drop_tables(sett_db *db, slice prefix, uint64_t version);
+
 /* Table size growth per level below the base level. */
 #define TABLE_SIZE_MULTIPLIER 2
 

@@ -11,7 +11,7 @@
  *      table files it does not name: leftovers it proves (an id it
  *      allocated), others (quarantined); when its tail is torn, the
  *      ids prove nothing and step 6 judges the tables by their contents;
- *   4. KEYREGISTRY (checksummed; holds no keys until encryption exists);
+ *   4. KEYREGISTRY (keyregistry.c; one that holds data keys needs a master key);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
@@ -38,6 +38,9 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "drop.h"
+#include "pin.h"
+#include "keyregistry.h"
 
 void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
@@ -304,6 +307,8 @@ int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version,
 	db_view_get(db, &vw);
 	int r = lookup_in_view(&vw, ukey, read_version, version, vs);
 	db_view_release(&vw);
+	if (r == 1 && drops_hide(db, ukey, *version, read_version, NULL))
+		r = 0; /* under a prefix drop: absent */
 	return r;
 }
 
@@ -434,51 +439,13 @@ int db_install_edit(sett_db *db, const version_edit *e)
 
 /* ---- KEYREGISTRY ---- */
 
-#define KEYREG_MAGIC "SETTKEYR"
-#define KEYREG_SIZE 24
-
+/* An unencrypted store's registry (keyregistry.c); one with keys needs a
+ * master key, which sett_open does not take yet. */
 static int keyregistry_open(sett_db *db, char *why, size_t whylen)
 {
-	char path[4096];
-	snprintf(path, sizeof path, "%s/KEYREGISTRY", db->dir);
-	sfile *f;
-	int r = sfile_open(path, O_RDONLY, &f);
-	if (r == -ENOENT) {
-		if (db->opt.read_only)
-			return 0;
-		/* magic | u32 version 1 | u32 number of keys (0) | u64 checksum */
-		uint8_t hdr[KEYREG_SIZE];
-		memcpy(hdr, KEYREG_MAGIC, 8);
-		put_le32(hdr + 8, 1);
-		put_le32(hdr + 12, 0);
-		put_le64(hdr + 16, sett_hash(hdr, 16));
-		char tmp[4200];
-		snprintf(tmp, sizeof tmp, "%s.tmp", path);
-		if ((r = sfile_open(tmp, O_RDWR | O_CREAT | O_TRUNC, &f)))
-			return r;
-		r = sfile_pwrite(f, hdr, sizeof hdr, 0);
-		if (!r)
-			r = sfile_sync(f);
-		sfile_close(f);
-		if (!r)
-			r = sio_rename(tmp, path);
-		if (!r)
-			r = sio_sync_dir(db->dir);
-		return r;
-	}
-	if (r)
-		return r;
-	uint8_t hdr[KEYREG_SIZE];
-	r = sfile_pread_full(f, hdr, sizeof hdr, 0);
-	sfile_close(f);
-	if (r == 0 && memcmp(hdr, KEYREG_MAGIC, 8) != 0)
-		r = SETT_EFORMAT;
-	else if (r == 0 && (get_le64(hdr + 16) != sett_hash(hdr, 16)))
-		r = SETT_ECORRUPT;
-	else if (r == 0 && (get_le32(hdr + 8) != 1 || get_le32(hdr + 12) != 0))
-		r = SETT_EFORMAT;
-	if (r)
-		snprintf(why, whylen, "%s: bad header at offset 0", path);
+	keyreg *kr;
+	int r = keyreg_open(db->dir, NULL, db->opt.read_only, 0, &kr, why, whylen);
+	keyreg_free(kr);
 	return r;
 }
 
@@ -1022,6 +989,8 @@ static void db_free(sett_db *db)
 		vlog_close(db->vl);
 	if (db->man)
 		manifest_close(db->man);
+	pins_close(db);
+	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
 	if (db->lock_fd >= 0)
@@ -1051,6 +1020,16 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	int r = check_options(&o);
 	if (r)
 		return r;
+	if (o.encryption_key || o.encryption_passphrase) {
+		/* KEYREGISTRY holds wrapped data keys, but the WAL, value log,
+		 * tables and MANIFEST are not encrypted yet: refuse rather than
+		 * write plaintext into a store the caller believes encrypted */
+		if (o.error_buf && o.error_buf_size)
+			snprintf(o.error_buf, o.error_buf_size, "%s: encryption at rest is not "
+				 "available yet (the WAL, value log, tables and MANIFEST would "
+				 "be written in plaintext)", path);
+		return -ENOTSUP;
+	}
 	apply_memory_budget(&o);
 
 	struct stat st;
@@ -1100,6 +1079,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = open_manifest(db, &mt, &nmt, why, sizeof why)))
 		goto fail;
+	if ((r = pins_open(db)))
+		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
 	if ((r = keyregistry_open(db, why, sizeof why)))
@@ -1122,6 +1103,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if (r)
 		goto fail;
 	db->next_version = db->last_version;
+	if ((r = drops_open(db)))
+		goto fail;
 	free(mt);
 	mt = NULL;
 

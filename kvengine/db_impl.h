@@ -167,6 +167,8 @@ struct sett_db {
 	/* Per value-log file discard statistics (discard.h): compaction adds,
 	 * GC reads and corrects them; loaded read-only too, for sett info. */
 	struct discard *discard;
+	struct pin_state *pins; /* pinned versions (pin.h) */
+	struct drop_state *drops; /* prefix drops (drop.h) */
 
 	/* Counters (atomic). */
 	uint64_t stat_user_bytes;

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "drop.h"
 #include "ikey.h"
 #include "txn.h"
 
@@ -377,7 +378,7 @@ static void find_next(sett_iter *it, int skip_current)
 			set_error(it, SETT_ECORRUPT);
 			break;
 		}
-		it->deleted = !visible(&v);
+		it->deleted = !visible(&v) || drops_hide(it->db, uk, ikey_version(ik), it->rv, NULL);
 		if (it->deleted && !it->all_versions) {
 			skipkey.n = 0;
 			if (buf_append(&skipkey, uk.p, uk.n)) {
@@ -441,7 +442,7 @@ static void find_prev(sett_iter *it)
 				return;
 			}
 			have_key = 1;
-			have = visible(&v);
+			have = visible(&v) && !drops_hide(it->db, uk, ikey_version(ik), it->rv, NULL);
 			it->user_meta = v.user_meta;
 		}
 		sit_prev(it->it);

@@ -31,10 +31,15 @@
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_REWRITE_NAME "MANIFEST-REWRITE"
 #define MANIFEST_MAGIC "SETTMANI"
+/* Version 1 files hold table changes only; a file that holds a mark (a pin
+ * or a prefix drop) is version 2, so an engine that knows no marks refuses it
+ * as an unknown format instead of as corruption. */
 #define MANIFEST_VERSION 1
+#define MANIFEST_VERSION_MARKS 2
 #define MANIFEST_HEADER 16
 #define MANIFEST_REC_HEADER 12 /* u32 len + u64 checksum */
 #define MANIFEST_CHANGE_LEN 11 /* u8 op + u64 id + u8 level + u8 compression */
+#define MANIFEST_MARK_HEAD 11   /* u8 op + u64 version + u16 name length */
 #define MANIFEST_MAX_LEVEL 7
 /* A change set never holds more than this (bounds a corrupt length field). */
 #define MANIFEST_MAX_CHANGES (1u << 24)
@@ -47,6 +52,8 @@ typedef struct table_set {
 	manifest_table *t;
 	size_t n, cap;
 	uint64_t next_id; /* every table file ever created has an id below this */
+	manifest_mark *marks; /* pins and prefix drops, in the order they were added */
+	size_t nmarks;
 } table_set;
 
 struct manifest {
@@ -56,6 +63,7 @@ struct manifest {
 	char *rewrite_path;
 	sfile *f;        /* NULL when read-only */
 	uint64_t size;   /* append offset */
+	uint32_t version; /* of the file's header */
 	uint64_t deletions; /* delete records since the file was last written whole */
 	int err;         /* sticky: the file's state on disk is uncertain */
 	uint64_t file_size; /* size found at open; > size while a torn tail is uncut */
@@ -92,12 +100,107 @@ static int ts_copy(table_set *dst, const table_set *src)
 		return -ENOMEM;
 	if (src->n)
 		memcpy(dst->t, src->t, src->n * sizeof *src->t);
+	dst->marks = NULL;
+	dst->nmarks = 0;
+	if (src->nmarks && manifest_marks_copy(src->marks, src->nmarks, &dst->marks)) {
+		free(dst->t);
+		dst->t = NULL;
+		return -ENOMEM;
+	}
+	dst->nmarks = src->nmarks;
+	return 0;
+}
+
+static void ts_free(table_set *s)
+{
+	free(s->t);
+	manifest_marks_free(s->marks, s->nmarks);
+	s->t = NULL;
+	s->marks = NULL;
+	s->n = s->nmarks = 0;
+}
+
+int manifest_marks_copy(const manifest_mark *src, size_t n, manifest_mark **out)
+{
+	manifest_mark *d = calloc(n ? n : 1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		d[i] = src[i];
+		d[i].name = malloc(src[i].len + 1);
+		if (!d[i].name) {
+			manifest_marks_free(d, i);
+			return -ENOMEM;
+		}
+		if (src[i].len)
+			memcpy(d[i].name, src[i].name, src[i].len);
+		d[i].name[src[i].len] = 0;
+	}
+	*out = d;
+	return 0;
+}
+
+void manifest_marks_free(manifest_mark *m, size_t n)
+{
+	for (size_t i = 0; m && i < n; i++)
+		free(m[i].name);
+	free(m);
+}
+
+static int op_is_mark(uint8_t op)
+{
+	return op >= MANIFEST_PIN && op <= MANIFEST_DROP_DONE;
+}
+
+/* The mark a change names: a pin by its name, a drop by prefix and version. */
+static ssize_t mark_find(const table_set *s, const manifest_change *c, uint8_t kind)
+{
+	for (size_t i = 0; i < s->nmarks; i++) {
+		const manifest_mark *k = &s->marks[i];
+		if (k->kind == kind && k->len == c->name_len &&
+		    (!c->name_len || memcmp(k->name, c->name, c->name_len) == 0) &&
+		    (kind == MANIFEST_MARK_PIN || k->version == c->id))
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+/* Adds (ops 4, 6) or removes (ops 5, 7) a mark. */
+static int ts_apply_mark(table_set *s, const manifest_change *c)
+{
+	uint8_t kind = c->op <= MANIFEST_UNPIN ? MANIFEST_MARK_PIN : MANIFEST_MARK_DROP;
+	ssize_t i = mark_find(s, c, kind);
+	if (c->op == MANIFEST_PIN || c->op == MANIFEST_DROP) {
+		if (i >= 0)
+			return SETT_ECORRUPT;
+		manifest_mark k = { .kind = kind, .version = c->id, .len = c->name_len,
+				    .name = (uint8_t *)c->name };
+		manifest_mark *copy;
+		if (manifest_marks_copy(&k, 1, &copy))
+			return -ENOMEM;
+		manifest_mark *nm = realloc(s->marks, (s->nmarks + 1) * sizeof *nm);
+		if (!nm) {
+			manifest_marks_free(copy, 1);
+			return -ENOMEM;
+		}
+		nm[s->nmarks++] = copy[0];
+		free(copy);
+		s->marks = nm;
+		return 0;
+	}
+	if (i < 0)
+		return SETT_ECORRUPT;
+	free(s->marks[i].name);
+	memmove(&s->marks[i], &s->marks[i + 1], (s->nmarks - (size_t)i - 1) * sizeof *s->marks);
+	s->nmarks--;
 	return 0;
 }
 
 /* Applies one change; 0, SETT_ECORRUPT for an invalid change, or -ENOMEM. */
 static int ts_apply(table_set *s, const manifest_change *c)
 {
+	if (op_is_mark(c->op))
+		return ts_apply_mark(s, c);
 	if (c->level >= MANIFEST_MAX_LEVEL)
 		return SETT_ECORRUPT;
 	int found;
@@ -139,17 +242,26 @@ static int ts_apply(table_set *s, const manifest_change *c)
 
 /* ---- encoding ---- */
 
-static void header_encode(uint8_t *h)
+static void header_encode(uint8_t *h, uint32_t version)
 {
 	memcpy(h, MANIFEST_MAGIC, 8);
-	put_le32(h + 8, MANIFEST_VERSION);
+	put_le32(h + 8, version);
 	put_le32(h + 12, (uint32_t)sett_hash(h, 12));
+}
+
+static size_t change_len(const manifest_change *c)
+{
+	return op_is_mark(c->op) ? MANIFEST_MARK_HEAD + c->name_len : MANIFEST_CHANGE_LEN;
 }
 
 /* Appends one record holding the n changes to b. */
 static int record_append(buf *b, const manifest_change *c, size_t n)
 {
-	size_t plen = 4 + n * MANIFEST_CHANGE_LEN;
+	size_t plen = 4;
+	for (size_t i = 0; i < n; i++)
+		plen += change_len(&c[i]);
+	if (plen > UINT32_MAX)
+		return -EINVAL;
 	int r = buf_reserve(b, MANIFEST_REC_HEADER + plen);
 	if (r)
 		return r;
@@ -160,9 +272,15 @@ static int record_append(buf *b, const manifest_change *c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		p[0] = c[i].op;
 		put_le64(p + 1, c[i].id);
-		p[9] = c[i].level;
-		p[10] = c[i].compression;
-		p += MANIFEST_CHANGE_LEN;
+		if (op_is_mark(c[i].op)) {
+			put_le16(p + 9, c[i].name_len);
+			if (c[i].name_len)
+				memcpy(p + MANIFEST_MARK_HEAD, c[i].name, c[i].name_len);
+		} else {
+			p[9] = c[i].level;
+			p[10] = c[i].compression;
+		}
+		p += change_len(&c[i]);
 	}
 	put_le32(rec, (uint32_t)plen);
 	put_le64(rec + 4, sett_hash(rec + MANIFEST_REC_HEADER, plen));
@@ -170,12 +288,28 @@ static int record_append(buf *b, const manifest_change *c, size_t n)
 	return 0;
 }
 
-static void change_decode(const uint8_t *p, manifest_change *c)
+/*
+ * Decodes the change at p (left bytes of the payload remain); returns its
+ * length, or 0 when it does not fit.  Marks exist in version 2 files only.
+ */
+static size_t change_decode(const uint8_t *p, size_t left, uint32_t version,
+			    manifest_change *c)
 {
+	if (left < MANIFEST_CHANGE_LEN)
+		return 0;
+	memset(c, 0, sizeof *c);
 	c->op = p[0];
 	c->id = get_le64(p + 1);
-	c->level = p[9];
-	c->compression = p[10];
+	if (version < MANIFEST_VERSION_MARKS || !op_is_mark(c->op)) {
+		c->level = p[9];
+		c->compression = p[10];
+		return MANIFEST_CHANGE_LEN;
+	}
+	c->name_len = get_le16(p + 9);
+	if (left - MANIFEST_MARK_HEAD < c->name_len)
+		return 0;
+	c->name = p + MANIFEST_MARK_HEAD;
+	return MANIFEST_MARK_HEAD + c->name_len;
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -200,11 +334,12 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 	int r = buf_reserve(&b, MANIFEST_HEADER);
 	if (r)
 		return r;
-	header_encode(b.p);
+	uint32_t version = s->nmarks ? MANIFEST_VERSION_MARKS : MANIFEST_VERSION;
+	header_encode(b.p, version);
 	b.n = MANIFEST_HEADER;
-	size_t nc = s->n + (s->next_id != 0);
+	size_t nc = s->n + (s->next_id != 0) + s->nmarks;
 	if (nc) {
-		manifest_change *c = malloc(nc * sizeof *c);
+		manifest_change *c = calloc(nc, sizeof *c);
 		if (!c) {
 			buf_free(&b);
 			return -ENOMEM;
@@ -215,8 +350,16 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 			c[i].level = s->t[i].level;
 			c[i].compression = s->t[i].compression;
 		}
+		size_t k = s->n;
 		if (s->next_id)
-			c[s->n] = (manifest_change){ .op = MANIFEST_NEXT_ID, .id = s->next_id };
+			c[k++] = (manifest_change){ .op = MANIFEST_NEXT_ID, .id = s->next_id };
+		for (size_t i = 0; i < s->nmarks; i++, k++) {
+			const manifest_mark *mk = &s->marks[i];
+			c[k].op = mk->kind == MANIFEST_MARK_PIN ? MANIFEST_PIN : MANIFEST_DROP;
+			c[k].id = mk->version;
+			c[k].name = mk->name;
+			c[k].name_len = (uint16_t)mk->len;
+		}
 		r = record_append(&b, c, nc);
 		free(c);
 		if (r) {
@@ -258,6 +401,7 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 	sfile_close(m->f);
 	m->f = nf;
 	m->size = size;
+	m->version = version;
 	m->deletions = 0;
 	return 0;
 }
@@ -319,7 +463,9 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 			goto corrupt;
 		}
 		uint32_t plen = get_le32(rec);
-		if (plen < 4 || (plen - 4) % MANIFEST_CHANGE_LEN ||
+		/* Version 1 changes are all 11 bytes: the length must fit them. */
+		int fixed = m->version < MANIFEST_VERSION_MARKS;
+		if (plen < 4 || (fixed && (plen - 4) % MANIFEST_CHANGE_LEN) ||
 		    (plen - 4) / MANIFEST_CHANGE_LEN > MANIFEST_MAX_CHANGES) {
 			/* The length field itself may lie in unwritten bytes. */
 			if (log_torn(data, (size_t)size, (size_t)off, off + 4))
@@ -332,7 +478,7 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 		 * disagrees with the length is damage, not a tear (this keeps
 		 * a flipped length bit from passing as a torn tail).
 		 */
-		if (left >= MANIFEST_REC_HEADER + 4 &&
+		if (fixed && left >= MANIFEST_REC_HEADER + 4 &&
 		    get_le32(rec + MANIFEST_REC_HEADER) != (plen - 4) / MANIFEST_CHANGE_LEN) {
 			if (log_torn(data, (size_t)size, (size_t)off, off + MANIFEST_REC_HEADER + 4))
 				break;
@@ -350,17 +496,26 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 			goto corrupt;
 		}
 		uint32_t count = get_le32(payload);
-		for (uint32_t i = 0; i < count; i++) {
+		size_t pos = 4;
+		for (uint32_t i = 0; i <= count; i++) {
 			manifest_change c;
-			change_decode(payload + 4 + (size_t)i * MANIFEST_CHANGE_LEN, &c);
-			int r = ts_apply(&m->live, &c);
+			int r = 0;
+			if (i == count) {
+				/* the changes must fill the payload exactly */
+				if (pos != plen)
+					r = SETT_ECORRUPT;
+			} else {
+				size_t clen = change_decode(payload + pos, plen - pos, m->version, &c);
+				pos += clen;
+				r = clen ? ts_apply(&m->live, &c) : SETT_ECORRUPT;
+			}
 			if (r == SETT_ECORRUPT)
 				return set_why(why, whylen, r,
 					       "%s: invalid change in record at offset %llu", m->path,
 					       (unsigned long long)off);
 			if (r)
 				return r;
-			if (c.op == MANIFEST_DELETE) {
+			if (i < count && c.op == MANIFEST_DELETE) {
 				m->deletions++;
 				if ((r = note_deleted(m, c.id)))
 					return r;
@@ -389,7 +544,8 @@ static int check_header(const manifest *m, const uint8_t *h, uint64_t size, char
 	if ((uint32_t)sett_hash(h, 12) != get_le32(h + 12))
 		return set_why(why, whylen, SETT_ECORRUPT,
 			       "%s: header checksum mismatch at offset 12", m->path);
-	if (get_le32(h + 8) != MANIFEST_VERSION)
+	uint32_t v = get_le32(h + 8);
+	if (v != MANIFEST_VERSION && v != MANIFEST_VERSION_MARKS)
 		return set_why(why, whylen, SETT_EFORMAT,
 			       "%s: unsupported format version %u at offset 8", m->path,
 			       get_le32(h + 8));
@@ -402,7 +558,7 @@ static void manifest_free(manifest *m)
 		return;
 	sfile_close(m->f);
 	pthread_mutex_destroy(&m->mu);
-	free(m->live.t);
+	ts_free(&m->live);
 	free(m->deleted);
 	free(m->dir);
 	free(m->path);
@@ -468,6 +624,8 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 	r = sfile_pread_full(f, data, (size_t)size, 0);
 	if (!r)
 		r = check_header(m, data, size, why, whylen);
+	if (!r)
+		m->version = get_le32(data + 8);
 	uint64_t end = size;
 	if (!r)
 		r = replay(m, data, size, &end, why, whylen);
@@ -508,6 +666,15 @@ int manifest_create(const char *dir)
 		return -ENOMEM;
 	int r = create_empty(m);
 	manifest_free(m);
+	return r;
+}
+
+int manifest_marks(manifest *m, manifest_mark **out, size_t *n)
+{
+	pthread_mutex_lock(&m->mu);
+	int r = manifest_marks_copy(m->live.marks, m->live.nmarks, out);
+	*n = r ? 0 : m->live.nmarks;
+	pthread_mutex_unlock(&m->mu);
 	return r;
 }
 
@@ -578,19 +745,23 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 	if (r)
 		goto out;
 	uint64_t dels = 0;
+	int marks = 0;
 	for (size_t i = 0; i < n && !r; i++) {
+		marks |= op_is_mark(c[i].op);
 		r = ts_apply(&next, &c[i]);
 		if (r == SETT_ECORRUPT)
 			r = -EINVAL; /* the caller's mistake; the file is fine */
 		dels += c[i].op == MANIFEST_DELETE;
 	}
 	if (r) {
-		free(next.t);
+		ts_free(&next);
 		goto out;
 	}
 
 	uint64_t deletions = m->deletions + dels;
-	if (deletions > REWRITE_MIN_DELETIONS && deletions > REWRITE_RATIO * (uint64_t)next.n) {
+	/* A version 1 file takes its first mark by being rewritten as version 2. */
+	if ((marks && m->version < MANIFEST_VERSION_MARKS) ||
+	    (deletions > REWRITE_MIN_DELETIONS && deletions > REWRITE_RATIO * (uint64_t)next.n)) {
 		/* The rewrite holds the new state; no separate append needed. */
 		int renamed;
 		r = write_whole(m, &next, &renamed);
@@ -622,10 +793,10 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 		buf_free(&b);
 	}
 	if (r) {
-		free(next.t);
+		ts_free(&next);
 		goto out;
 	}
-	free(m->live.t);
+	ts_free(&m->live);
 	m->live = next;
 out:
 	pthread_mutex_unlock(&m->mu);
@@ -667,7 +838,7 @@ int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint
 	int renamed;
 	if (!r)
 		r = write_whole(m, &s, &renamed);
-	free(s.t);
+	ts_free(&s);
 	manifest_free(m);
 	return r;
 }

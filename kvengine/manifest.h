@@ -6,7 +6,10 @@
  * u32 LE payload length | u64 LE XXH3 of payload | payload.  A payload is a
  * change set applied atomically: u32 LE count then `count` changes of
  * { u8 op (1 create, 2 delete, 3 next id), u64 LE table id, u8 level,
- * u8 compression }.  Every append is fsynced.  "Next id" N records that
+ * u8 compression } (in a version 2 file, marks are { u8 op (4 pin, 5 unpin,
+ * 6 drop prefix, 7 drop done), u64 LE version, u16 LE length, name }).  A file
+ * is version 2 once it holds a mark: the first one rewrites it.  Every append
+ * is fsynced.  "Next id" N records that
  * table ids below N may have been handed out: the engine appends it before
  * it creates a table file with a higher id, so a table file below N that
  * no create names is provably the engine's own leftover.
@@ -37,14 +40,36 @@
 #include <stdint.h>
 #include <stddef.h>
 
-enum { MANIFEST_CREATE = 1, MANIFEST_DELETE = 2, MANIFEST_NEXT_ID = 3 };
+enum {
+	MANIFEST_CREATE = 1,
+	MANIFEST_DELETE = 2,
+	MANIFEST_NEXT_ID = 3,
+	/* Marks (version 2 files): named state beside the tables. */
+	MANIFEST_PIN = 4,       /* pin `name` at version `id` (pin.c) */
+	MANIFEST_UNPIN = 5,     /* release pin `name` */
+	MANIFEST_DROP = 6,      /* keys starting with `name` are dropped at and below
+				 * version `id` (a prefix drop, pin.c) */
+	MANIFEST_DROP_DONE = 7  /* the drop (`name`, `id`) is carried out in every table */
+};
 
 typedef struct manifest_change {
 	uint8_t op;
 	uint8_t level;
 	uint8_t compression;
-	uint64_t id;
+	uint64_t id;        /* table id, allocation limit, or a mark's version */
+	const void *name;   /* marks: the pin name or the dropped prefix */
+	uint16_t name_len;
 } manifest_change;
+
+enum { MANIFEST_MARK_PIN = 1, MANIFEST_MARK_DROP = 2 };
+
+/* A mark of the replayed state (name is malloc'ed and NUL-terminated). */
+typedef struct manifest_mark {
+	uint8_t kind;
+	uint64_t version;
+	uint8_t *name;
+	size_t len;
+} manifest_mark;
 
 /* The replayed state: every live table and its level. */
 typedef struct manifest_table {
@@ -60,6 +85,10 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 		  size_t *ntables, char *why, size_t whylen);
 /* Creates an empty dir/MANIFEST (written aside, fsynced, renamed). */
 int manifest_create(const char *dir);
+/* A copy of the current marks (free with manifest_marks_free). */
+int manifest_marks(manifest *m, manifest_mark **out, size_t *n);
+int manifest_marks_copy(const manifest_mark *src, size_t n, manifest_mark **out);
+void manifest_marks_free(manifest_mark *m, size_t n);
 /* The replayed allocation limit (0: the file records none). */
 uint64_t manifest_next_id(const manifest *m);
 /*

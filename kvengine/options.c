@@ -28,6 +28,7 @@ void sett_options_init(sett_options *o)
 	o->gc_garbage_share = 0.15;
 	o->disk_reserve = -1;
 	o->verify_value_checksum = 1;
+	o->key_rotation_days = 30;
 }
 
 uint64_t sett_default_reserve(uint64_t disk_bytes)
@@ -72,6 +73,10 @@ const char *sett_strerror(int err)
 		return "transaction too big for one commit";
 	case SETT_ESUBBEHIND:
 		return "subscriber fell behind and was cut off";
+	case SETT_ENOHISTORY:
+		return "the versions asked for are no longer kept (no pin at or below them)";
+	case SETT_EKEY:
+		return "wrong or missing master key for an encrypted store";
 	default:
 		if (err < 0 && err > -4096)
 			return strerror(-err);

@@ -40,6 +40,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "keyregistry.h"
 
 #define QUARANTINE "quarantine"
 
@@ -676,9 +677,10 @@ static int rebuild(rep *r)
 }
 
 /*
- * A KEYREGISTRY that fails its checksum goes to quarantine/ (the next
- * writable open makes a new one: no data keys exist yet).  One that checks
- * is kept, whatever it says.
+ * A KEYREGISTRY that fails a checksum goes to quarantine/ (the next
+ * writable open makes a new one).  One that checks is kept, whatever it
+ * says: an intact registry with data keys decodes only under its master
+ * key (SETT_EKEY without it), and is never replaced.
  */
 static int check_keyregistry(rep *r)
 {
@@ -692,10 +694,18 @@ static int check_keyregistry(rep *r)
 		return e;
 	uint8_t h[24];
 	int64_t size = sfile_size(f);
-	e = size == 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
+	e = size >= 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
 	sfile_close(f);
-	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16))
-		return 0;
+	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16)) {
+		if (size == 24 || get_le32(h + 12) == 0)
+			return 0;
+		keyreg *kr;
+		char why[512];
+		e = keyreg_open(r->dir, NULL, 1, 0, &kr, why, sizeof why);
+		keyreg_free(kr);
+		if (e != SETT_ECORRUPT)
+			return 0;
+	}
 	if (e && e != SETT_ECORRUPT)
 		return e;
 	note(r, "%s: damaged; it goes to " QUARANTINE "/ and a new one is made", path);

@@ -50,6 +50,7 @@
 #include "db_impl.h"
 #include "discard.h"
 #include "ikey.h"
+#include "pin.h"
 
 #define GC_BATCH_BYTES (4u << 20)
 #define GC_BATCH_ENTRIES 1024
@@ -61,6 +62,7 @@ typedef struct pending_removal {
 	uint32_t fid;
 	uint64_t after_version; /* readers older than this may need the file */
 	uint64_t not_before_ms;
+	uint64_t pin_gen;       /* pin_generation() when its liveness was measured */
 } pending_removal;
 
 struct gc_state {
@@ -107,7 +109,8 @@ static int pending_has(struct gc_state *gs, uint32_t fid)
 	return has;
 }
 
-static int pending_add(struct gc_state *gs, uint32_t fid, uint64_t after, uint64_t not_before)
+static int pending_add(struct gc_state *gs, uint32_t fid, uint64_t after, uint64_t not_before,
+		       uint64_t pin_gen)
 {
 	pthread_mutex_lock(&gs->mu);
 	if (gs->npend == gs->cappend) {
@@ -120,7 +123,7 @@ static int pending_add(struct gc_state *gs, uint32_t fid, uint64_t after, uint64
 		gs->pend = p;
 		gs->cappend = cap;
 	}
-	gs->pend[gs->npend++] = (pending_removal){ fid, after, not_before };
+	gs->pend[gs->npend++] = (pending_removal){ fid, after, not_before, pin_gen };
 	pthread_mutex_unlock(&gs->mu);
 	return 0;
 }
@@ -134,6 +137,12 @@ static int pending_process(sett_db *db, struct gc_state *gs, int wait_grace)
 	pthread_mutex_lock(&gs->mu);
 	for (size_t i = 0; i < gs->npend;) {
 		pending_removal p = gs->pend[i];
+		if (pin_created_since(db, p.pin_gen, p.after_version)) {
+			/* a pin its measurement did not know may need the file:
+			 * keep it (the next measurement sees the pin) */
+			gs->pend[i] = gs->pend[--gs->npend];
+			continue;
+		}
 		if (oldest < p.after_version) {
 			i++;
 			continue;
@@ -162,7 +171,7 @@ static int pending_process(sett_db *db, struct gc_state *gs, int wait_grace)
 			__atomic_fetch_add(&db->stat_gc_files, 1, __ATOMIC_RELAXED);
 			removed++;
 		} else {
-			pending_add(gs, p.fid, p.after_version, p.not_before_ms);
+			pending_add(gs, p.fid, p.after_version, p.not_before_ms, p.pin_gen);
 		}
 		pthread_mutex_lock(&gs->mu);
 		if (r && r != -ENOENT)
@@ -187,6 +196,9 @@ typedef struct live_set {
 	struct gc_state *gs;
 	uint32_t fid;
 	uint64_t read_version; /* liveness is judged at this published version */
+	uint64_t *pins;        /* ... and at these pinned versions (newest first) */
+	size_t npins;
+	uint64_t pinned_bytes; /* entries only a pin sees: the file must stay */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -194,6 +206,25 @@ typedef struct live_set {
 	buf vs;
 	uint64_t live_bytes;
 } live_set;
+
+/*
+ * Whether a read of uk at read_version sees exactly the entry (ver, p):
+ * 1 with *v its value struct, 0 if not, <0 on error.
+ */
+static int read_sees(live_set *ls, slice uk, uint64_t read_version, uint64_t ver, const vptr *p,
+		     vstruct *v)
+{
+	uint64_t cur = 0;
+	int r = db_lookup(ls->db, uk, read_version, &cur, &ls->vs);
+	if (r <= 0 || cur != ver)
+		return r < 0 ? r : 0;
+	vptr at;
+	if (vstruct_decode(ls->vs.p, ls->vs.n, v) || !(v->meta & META_VALUE_POINTER) ||
+	    (v->meta & META_DELETE) || vptr_decode(v->data.p, v->data.n, &at) ||
+	    at.fid != p->fid || at.offset != p->offset || at.len != p->len)
+		return 0;
+	return !(v->expires_at && v->expires_at <= ls->now);
+}
 
 static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 {
@@ -205,20 +236,22 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 	if (e->meta & META_DELETE)
 		return 0;
 	slice uk = ikey_user(e->key);
-	uint64_t ver = ikey_version(e->key), cur = 0;
-	int r = db_lookup(ls->db, uk, ls->read_version, &cur, &ls->vs);
-	if (r < 0)
-		return r;
-	if (r == 0 || cur != ver)
-		return 0;
+	uint64_t ver = ikey_version(e->key);
 	vstruct v;
-	vptr at;
-	if (vstruct_decode(ls->vs.p, ls->vs.n, &v) || !(v.meta & META_VALUE_POINTER) ||
-	    (v.meta & META_DELETE) || vptr_decode(v.data.p, v.data.n, &at) || at.fid != p->fid ||
-	    at.offset != p->offset || at.len != p->len)
-		return 0;
-	if (v.expires_at && v.expires_at <= ls->now)
-		return 0;
+	int r = read_sees(ls, uk, ls->read_version, ver, p, &v);
+	/* Not current: a pin at or above its version may still see it.  Such
+	 * a value cannot be rewritten under its old version (it would shadow
+	 * the newer ones), so the file stays while the pin does. */
+	for (size_t i = 0; r == 0 && i < ls->npins && ls->pins[i] >= ver; i++) {
+		vstruct pv;
+		r = read_sees(ls, uk, ls->pins[i], ver, p, &pv);
+		if (r == 1) {
+			ls->pinned_bytes += p->len;
+			return 0;
+		}
+	}
+	if (r <= 0)
+		return r;
 	if (ls->n == ls->cap) {
 		size_t cap = ls->cap ? ls->cap * 2 : 256;
 		live_entry *ne = realloc(ls->e, cap * sizeof *ne);
@@ -242,6 +275,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 
 static void live_set_free(live_set *ls)
 {
+	free(ls->pins);
 	free(ls->e);
 	buf_free(&ls->keys);
 	buf_free(&ls->vs);
@@ -344,8 +378,12 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	uint64_t size = vlog_file_size(db->vl, fid);
 	live_set ls = { .db = db, .gs = gs, .fid = fid, .read_version = read_version,
 			.now = (uint64_t)time(NULL) };
+	uint64_t pin_gen = pin_generation(db);
+	int r = pin_points(db, read_version, &ls.pins, &ls.npins);
+	if (r)
+		return r;
 	gc_activity(gs, "measuring", fid);
-	int r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
+	r = vlog_iterate(db->vl, fid, live_scan_entry, &ls);
 	__atomic_fetch_add(&db->stat_gc_bytes_measured, size, __ATOMIC_RELAXED);
 	if (r) {
 		live_set_free(&ls);
@@ -354,6 +392,13 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
+	if (ls.pinned_bytes) {
+		/* A pin holds part of the file: it stays, and counts no garbage
+		 * (so the plan does not pick it again) until the pin is released
+		 * and compaction drops the versions it kept. */
+		qualifies = 0;
+		dead = 0;
+	}
 	if (db->discard)
 		discard_set(db->discard, fid, dead);
 	if (!qualifies) {
@@ -382,7 +427,7 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	live_set_free(&ls);
 	if (r)
 		return r;
-	r = pending_add(gs, fid, sett_current_version(db), now_ms() + GC_GRACE_MS);
+	r = pending_add(gs, fid, sett_current_version(db), now_ms() + GC_GRACE_MS, pin_gen);
 	return r ? r : 1;
 }
 

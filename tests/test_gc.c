@@ -35,23 +35,6 @@ static void gc_options(sett_options *o)
 	o->gc_discard_ratio = 0; /* no thread unless a test wants one */
 }
 
-static uint64_t dir_bytes(const char *dir)
-{
-	DIR *d = opendir(dir);
-	ck_assert(d != NULL);
-	uint64_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char p[4096];
-		struct stat st;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-			n += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return n;
-}
-
 static void key_of(char *k, size_t n, uint32_t i) { snprintf(k, n, "chunk%06u", i); }
 
 static void val_of(uint8_t *v, uint32_t i, uint32_t round)
@@ -109,12 +92,12 @@ START_TEST(test_space_reclaimed)
 	uint8_t *v = malloc(VAL);
 	const uint32_t n = 1024;
 	churn(db, v, n);
-	uint64_t before = dir_bytes(dir);
+	uint64_t before = tu_dir_bytes(dir);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert_int_eq(sett_gc(db, 0.1), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	uint64_t after = dir_bytes(dir);
+	uint64_t after = tu_dir_bytes(dir);
 	uint64_t live = (uint64_t)(n / 2) * VAL;
 	double ratio = (double)after / (double)live;
 	ck_assert_msg(ratio <= 1.2,
@@ -157,7 +140,7 @@ START_TEST(test_gc_thread_runs_by_itself)
 	uint64_t live = (uint64_t)(n / 2) * VAL;
 	double ratio = 0;
 	for (int i = 0; i < 3000; i++) { /* up to a minute on a loaded machine */
-		ratio = (double)dir_bytes(dir) / (double)live;
+		ratio = (double)tu_dir_bytes(dir) / (double)live;
 		if (ratio < 1.6)
 			break;
 		usleep(20000);
@@ -175,10 +158,10 @@ END_TEST
 /* Waits (bounded) until the store takes at most `limit` bytes; returns its size. */
 static uint64_t wait_size_below(const char *dir, uint64_t limit, int max_wait_ms)
 {
-	uint64_t b = dir_bytes(dir);
+	uint64_t b = tu_dir_bytes(dir);
 	for (int t = 0; b > limit && t < max_wait_ms; t += 50) {
 		usleep(50000);
-		b = dir_bytes(dir);
+		b = tu_dir_bytes(dir);
 	}
 	return b;
 }
@@ -405,10 +388,10 @@ START_TEST(test_iterator_keeps_files)
 	}
 	ck_assert_int_eq(sett_iter_error(it), 0);
 	ck_assert_uint_eq(seen, n);
-	uint64_t held = dir_bytes(dir);
+	uint64_t held = tu_dir_bytes(dir);
 	sett_iter_free(it);
 	sett_gc(db, 0.1); /* now the old files can go */
-	uint64_t freed = dir_bytes(dir);
+	uint64_t freed = tu_dir_bytes(dir);
 	ck_assert_msg(freed + (2u << 20) < held, "files not deleted after the iterator closed "
 		      "(%llu -> %llu bytes)", (unsigned long long)held, (unsigned long long)freed);
 	for (uint32_t i = 0; i < n; i++)

@@ -478,7 +478,7 @@ START_TEST(test_bad_header)
 	uint8_t h[16];
 	int fd = open(mpath(dir), O_RDWR);
 	ck_assert_int_eq(pread(fd, h, 16, 0), 16);
-	put_le32(h + 8, 2);
+	put_le32(h + 8, 3);
 	put_le32(h + 12, (uint32_t)sett_hash(h, 12));
 	ck_assert_int_eq(pwrite(fd, h, 16, 0), 16);
 	close(fd);

@@ -145,3 +145,20 @@ int tu_run(Suite *s)
 	srunner_free(sr);
 	return failed == 0 ? 0 : 1;
 }
+
+uint64_t tu_dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	ck_assert(d != NULL);
+	uint64_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p[4096];
+		struct stat st;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+			n += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return n;
+}

@@ -15,6 +15,8 @@ uint64_t tu_rand(uint64_t *state);
 void tu_fill_random(uint64_t *state, void *p, size_t n);
 /* Size in bytes of a file, or -1. */
 long long tu_file_size(const char *path);
+/* Total size of the regular files directly in dir. */
+uint64_t tu_dir_bytes(const char *dir);
 /* Flip one bit of the byte at off in file path. */
 void tu_flip_byte(const char *path, long long off);
 /*

@@ -15,6 +15,10 @@ int cli_fail(const char *cmd, const char *what, int err);
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
 
 int cmd_bench(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_unpin(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 /* "12.3 MiB" */
 void cli_human(char *out, size_t n, uint64_t bytes);

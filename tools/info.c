@@ -60,6 +60,18 @@ int cli_info_print(sett_db *db, const char *store, FILE *f)
 	cli_human(a, sizeof a, live);
 	cli_human(b, sizeof b, st.lsm_bytes + st.wal_bytes + live);
 	fprintf(f, "live values %s; with tables and logs %s\n", a, b);
+	sett_pin_info pins[64];
+	int npins = sett_pins(db, pins, 64);
+	if (npins > 0) {
+		uint64_t held = 0;
+		/* every version a pin sees and a current read does not (a scan) */
+		int pr = sett_pin_space(db, &held);
+		fprintf(f, "pins %d, holding %s only they see\n", npins,
+			pr ? sett_strerror(pr) : (cli_human(a, sizeof a, held), a));
+		for (int i = 0; i < npins && i < 64; i++)
+			fprintf(f, "  %s at version %llu\n", pins[i].name,
+				(unsigned long long)pins[i].version);
+	}
 	fprintf(f, "gc %s; %llu pass(es), %llu file(s) deleted, %s measured, ",
 		st.gc_activity, (unsigned long long)st.gc_runs,
 		(unsigned long long)st.gc_files_rewritten,

@@ -5,7 +5,10 @@
  *   sett del STORE KEY              sett scan [--prefix P] [--reverse] [--keys] STORE
  *   sett info STORE                 sett check STORE
  *   sett gc STORE [RATIO]           sett flatten STORE
- *   sett bench [--workload NAME] [--dir DIR]
+ *   sett pin STORE NAME [VERSION]   sett unpin STORE NAME
+ *   sett backup [--since V] [--all-versions] [--pin NAME] STORE > FILE
+ *   sett load STORE < FILE
+ *   sett bench [--workload NAME] [--dir DIR]   (also backup_small, load_small, ...)
  *
  * Exit status: 0 success, 1 failure (the first line on stderr says what
  * failed and the key or file involved), 2 usage error; `get` exits 3 when
@@ -346,6 +349,11 @@ static const struct command {
 	{ "repair", cmd_repair, "STORE", "rebuild the store from its tables, logs and value log (see sett.h)" },
 	{ "gc", cmd_gc, "STORE [RATIO]", "run value-log GC until nothing qualifies" },
 	{ "flatten", cmd_flatten, "STORE", "flush and compact every level" },
+	{ "backup", cmd_backup, "[--since VERSION] [--all-versions] [--pin NAME] STORE > FILE",
+	  "write a checksummed backup stream; prints the version it is complete to" },
+	{ "load", cmd_load, "STORE < FILE", "apply a backup stream (a damaged one changes nothing)" },
+	{ "pin", cmd_pin, "STORE NAME [VERSION]", "pin the current (or an older) version; prints it" },
+	{ "unpin", cmd_unpin, "STORE NAME", "release a pin (compaction and GC free its space)" },
 	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
 };
 

@@ -403,6 +403,91 @@ static int run_put_latency(bench *bn)
 }
 
 /*
+ * backup_small, backup_large, load_small, load_large (run by name): a full
+ * sett_backup of the small or large store (filled first if empty) to
+ * DIR/NAME.backup, 4 stream threads; then sett_load of that file into a
+ * new store (verify pass, spool, apply, sync).  ops are entries, bytes the
+ * stream's size.
+ */
+static int bk_write(void *arg, const void *p, size_t n)
+{
+	return fwrite(p, 1, n, arg) == n ? 0 : -EIO;
+}
+
+static long bk_read(void *arg, void *p, size_t n)
+{
+	size_t k = fread(p, 1, n, arg);
+	return k || !ferror(arg) ? (long)k : -EIO;
+}
+
+static int run_backup_load(bench *bn, const char *name)
+{
+	int small = strstr(name, "small") != NULL, load = !strncmp(name, "load", 4);
+	const char *dir = small ? bn->small_dir : bn->large_dir;
+	char file[4200], target[4200];
+	snprintf(file, sizeof file, "%s.backup", dir);
+	snprintf(target, sizeof target, "%s-loaded", dir);
+	sett_db *db;
+	int r;
+	if (!load) {
+		if ((r = open_store(dir, &db)))
+			return r;
+		if (sett_current_version(db) == 0) {
+			long n = small ? bn->n_small : bn->n_large;
+			long *order = small ? NULL : shuffled(n, bn->seed + 1);
+			r = fill_keys(db, order, n, small ? bn->small_size : bn->large_size,
+				      small ? bn->batch : 100, bn->seed);
+			free(order);
+			if (r) {
+				close_store(db);
+				return r;
+			}
+		}
+		FILE *f = fopen(file, "wb");
+		if (!f) {
+			close_store(db);
+			return -errno;
+		}
+		sett_backup_result res;
+		double t0 = now();
+		r = sett_backup(db, NULL, bk_write, f, &res);
+		if (fflush(f) && !r)
+			r = -EIO;
+		double t1 = now();
+		fclose(f);
+		int c = close_store(db);
+		if (r || c)
+			return r ? r : c;
+		emit(name, (long)res.records, res.bytes, t1 - t0, NULL);
+		return 0;
+	}
+	FILE *f = fopen(file, "rb");
+	if (!f) {
+		fprintf(stderr, "sett bench: %s: no %s (run backup_%s first)\n", name, file,
+			small ? "small" : "large");
+		return -ENOENT;
+	}
+	nftw(target, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if ((r = open_store(target, &db))) {
+		fclose(f);
+		return r;
+	}
+	struct stat st;
+	uint64_t bytes = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+	sett_load_result res;
+	double t0 = now();
+	r = sett_load(db, bk_read, f, NULL, NULL, &res);
+	double t1 = now();
+	fclose(f);
+	int c = close_store(db);
+	nftw(target, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (r || c)
+		return r ? r : c;
+	emit(name, (long)res.applied, bytes, t1 - t0, NULL);
+	return 0;
+}
+
+/*
  * txn_uncontended / txn_contended (run them by name): read-write
  * transactions from TXN_THREADS threads over a store of 100,000 keys of
  * 100 bytes; each transaction reads two keys and writes both (a
@@ -543,6 +628,9 @@ static int run_one(bench *bn, const char *w)
 		return run_disk_usage(bn);
 	if (!strcmp(w, "put_latency"))
 		return run_put_latency(bn);
+	if (!strcmp(w, "backup_small") || !strcmp(w, "backup_large") ||
+	    !strcmp(w, "load_small") || !strcmp(w, "load_large"))
+		return run_backup_load(bn, w);
 	if (!strcmp(w, "txn_uncontended") || !strcmp(w, "txn_contended"))
 		return run_txn(bn, w);
 	return -EINVAL;

@@ -41,7 +41,9 @@ enum {
 	SETT_ENOREWRITE = -10007, /* value-log GC found nothing to rewrite */
 	SETT_ECONFLICT = -10020,  /* a transaction read a key another one changed since */
 	SETT_ETXNTOOBIG = -10021, /* a transaction's writes would not fit one commit */
-	SETT_ESUBBEHIND = -10022  /* a subscriber fell behind and was cut off */
+	SETT_ESUBBEHIND = -10022, /* a subscriber fell behind and was cut off */
+	SETT_ENOHISTORY = -10023, /* the versions asked for are no longer kept (no pin) */
+	SETT_EKEY = -10024        /* wrong or missing master key of an encrypted store */
 };
 
 /* Limits. */
@@ -111,6 +113,17 @@ typedef struct sett_options {
 	 * read meets in a table or the value log (from any thread) */
 	void (*corruption_fn)(void *arg, const char *why);
 	void *corruption_arg;
+	/*
+	 * Encryption at rest (doc/ENGINE.md).  A master key (32 bytes, e.g.
+	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
+	 * data keys in KEYREGISTRY; a wrong one is SETT_EKEY at open.  Not
+	 * every file kind is encrypted yet, so sett_open refuses either with
+	 * -ENOTSUP rather than write plaintext into a store said to be
+	 * encrypted.
+	 */
+	const uint8_t *encryption_key;     /* [NULL] 32-byte master key */
+	const char *encryption_passphrase; /* [NULL] or a passphrase */
+	int key_rotation_days;      /* [30] a new data key for new files after this */
 } sett_options;
 
 void sett_options_init(sett_options *opt);
@@ -123,6 +136,9 @@ int sett_close(sett_db *db);
 int sett_sync(sett_db *db);
 
 const char *sett_strerror(int err);
+/* A master key from a key file: 32 raw bytes, or 64 hex digits (an ending
+ * newline allowed).  0, -EINVAL for any other content, or -errno. */
+int sett_key_file_read(const char *path, uint8_t key[32]);
 /* The process holding the store in `path` open (the flock on its LOCK file),
  * or 0 when none does or it cannot be told. */
 long sett_lock_holder(const char *path);
@@ -351,6 +367,163 @@ int sett_sequence_get(sett_db *db, sett_val key, uint64_t bandwidth, sett_sequen
 int sett_sequence_next(sett_sequence *seq, uint64_t *out);
 int sett_sequence_release(sett_sequence *seq);
 
+/* ---- pinned versions -------------------------------------------------- */
+
+/*
+ * A pin is a named, persistent snapshot: until sett_unpin, every read at
+ * its version (sett_get's read_version, sett_iter_options.read_version)
+ * sees what it saw when the pin was made, across compaction, value-log GC
+ * and restarts.  Compaction keeps, of each key, the newest version at or
+ * below each pin (tombstones included), and value-log GC leaves every file
+ * that holds a value a pin sees; releasing the pin lets both take that
+ * space back.  Pins are recorded in the MANIFEST (a store with pins
+ * cannot be opened by sett 0.1.0, which predates them).
+ *
+ * sett_pin: version 0 pins the current version; an explicit version must
+ * be committed and no older than the oldest version an open iterator or
+ * another pin holds (-EINVAL otherwise: compaction may have dropped what
+ * it saw).  *pinned (if not NULL) is the version pinned.  -EEXIST if the
+ * name is taken; names are 1..SETT_MAX_PIN_NAME bytes.  sett_repair keeps
+ * only the newest version of each key and drops every pin.
+ */
+#define SETT_MAX_PIN_NAME 255
+typedef struct sett_pin_info {
+	char name[SETT_MAX_PIN_NAME + 1];
+	uint64_t version;
+} sett_pin_info;
+int sett_pin(sett_db *db, const char *name, uint64_t version, uint64_t *pinned);
+/* SETT_ENOTFOUND when no pin has that name. */
+int sett_unpin(sett_db *db, const char *name);
+/* Fills up to max pins sorted by name; returns how many there are. */
+int sett_pins(sett_db *db, sett_pin_info *out, int max);
+/*
+ * Bytes held only by pins: key and value bytes (value-log bytes for a
+ * separated value) of every version some pin sees and a current read does
+ * not.  Exact for what the LSM holds now; it reads every version of every
+ * key (the cost of a scan).
+ */
+int sett_pin_space(sett_db *db, uint64_t *bytes);
+
+/* ---- streams, backup and load ----------------------------------------- */
+
+/* One entry of a stream. */
+typedef struct sett_kv {
+	sett_val key;
+	sett_val value;       /* empty for a delete */
+	uint64_t version;     /* the entry's version in the store it came from */
+	uint64_t expires_at;
+	uint8_t user_meta;
+	uint8_t deleted;      /* a tombstone */
+} sett_kv;
+
+/*
+ * Called with a batch of entries; returns 0 to go on or an error to stop
+ * the stream (sett_stream returns it).  Calls never overlap; within one
+ * range they come in key order (one key's versions oldest first), and
+ * `range` numbers the range (ranges come in no particular order).
+ */
+typedef int (*sett_stream_fn)(void *arg, int range, const sett_kv *kv, size_t n);
+
+typedef struct sett_stream_options {
+	uint64_t read_version; /* [0 = current] */
+	uint64_t since;        /* [0] only versions newer than this */
+	int all_versions;      /* [0] every version (since, read_version], deletes
+				* included; else only the newest of each key */
+	int with_deletes;      /* [0] without all_versions: a key whose newest version
+				* is a delete (or expired) comes as a delete */
+	int threads;           /* [4] */
+	sett_val prefix;       /* [empty] only keys with this prefix */
+	size_t batch_bytes;    /* [1 MiB] about this much per call */
+	uint64_t *skipped;     /* [NULL] if set: old versions skipped because value-log
+				* GC had taken their value (all_versions only) */
+} sett_stream_options;
+
+void sett_stream_options_init(sett_stream_options *o);
+/*
+ * A parallel scan of the store at one version, cut into key ranges at table
+ * boundaries, `threads` ranges at a time (Badger's Stream).  The version is
+ * held (like an open iterator's) for the whole scan; *read_version (if not
+ * NULL) is the version read.
+ */
+int sett_stream(sett_db *db, const sett_stream_options *o, sett_stream_fn fn, void *arg,
+		uint64_t *read_version);
+
+/* Writes n bytes (all of them) or returns a negative error. */
+typedef int (*sett_write_fn)(void *arg, const void *p, size_t n);
+/* Reads up to n bytes: returns how many (0 at the end) or a negative error. */
+typedef long (*sett_read_fn)(void *arg, void *p, size_t n);
+
+typedef struct sett_backup_options {
+	uint64_t since;      /* [0: a full backup] only what changed after this version */
+	int all_versions;    /* [0] every version, not only the newest of each key */
+	/*
+	 * [NULL] if set, the version the backup is complete to is pinned under
+	 * this name when it is done (an older pin of that name is released):
+	 * the store then keeps the deletes the next incremental must carry.
+	 */
+	const char *pin;
+	int threads;         /* [4] */
+} sett_backup_options;
+
+typedef struct sett_backup_result {
+	uint64_t version;    /* complete to: the `since` of the next incremental */
+	uint64_t records;    /* entries written (deletes included) */
+	uint64_t deletes;
+	uint64_t bytes;      /* of the stream */
+	uint64_t skipped;    /* see sett_stream_options.skipped */
+} sett_backup_result;
+
+void sett_backup_options_init(sett_backup_options *o);
+/*
+ * Writes a backup stream (doc/FORMAT.md, "Backup stream") of every entry
+ * changed after `since` at one version, taken while writers go on.  An
+ * incremental (since > 0) carries deletes too; it needs a pin at or below
+ * `since` (the previous backup's, see `pin`), without which compaction may
+ * have dropped a delete: it then fails with SETT_ENOHISTORY.
+ */
+int sett_backup(sett_db *db, const sett_backup_options *o, sett_write_fn write, void *arg,
+		sett_backup_result *res);
+
+typedef struct sett_load_result {
+	uint64_t since, version; /* from the stream's header */
+	uint64_t records;        /* in the stream */
+	uint64_t applied;        /* entries applied to the store */
+	uint64_t offset;         /* SETT_ECORRUPT: where in the stream */
+	char why[256];           /* SETT_ECORRUPT: what is wrong */
+} sett_load_result;
+
+/* Progress of sett_load: bytes read so far, then entries applied of total. */
+typedef void (*sett_progress_fn)(void *arg, int phase, uint64_t done, uint64_t total);
+
+/*
+ * Applies a backup stream to db.  The whole stream is read and verified
+ * first (spooled to an unlinked temporary file in the store's directory):
+ * a damaged or truncated stream is SETT_ECORRUPT (res->offset, res->why)
+ * and the store is unchanged.  Then it is applied in batches; entries get
+ * the store's own versions (each key's versions keep their order).  If
+ * applying fails (a full disk), res->applied says how many entries are in;
+ * applying the same stream again completes it (a load is idempotent).
+ * -EINVAL in managed mode (it commits batches).
+ */
+int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progress,
+	      void *parg, sett_load_result *res);
+
+/* ---- dropping key ranges ----------------------------------------------- */
+
+/*
+ * Deletes every key that starts with `prefix` (sett_drop_all: every key)
+ * without a tombstone per key: the drop is one MANIFEST record, reads at
+ * the current version and later stop seeing those keys at once, whole
+ * tables inside the prefix are removed, and compaction drops the rest; the
+ * value-log space comes back through GC.  Writes acknowledged before the
+ * call are dropped, writes made after it returns are kept; a write racing
+ * with it may land on either side.  Older iterators and pins still see the
+ * dropped keys (and keep their space) until they go.  -EINVAL in managed
+ * mode (the drop commits a batch of its own).
+ */
+int sett_drop_prefix(sett_db *db, sett_val prefix);
+int sett_drop_all(sett_db *db);
+
 /* ---- maintenance and introspection ------------------------------------ */
 
 /*
@@ -472,7 +645,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * older value (reported as SETT_REPAIR_STALE).  A table that a
  * compaction had replaced but that was not yet deleted when the MANIFEST
  * was lost can bring back keys deleted since (the MANIFEST was what said
- * it was dead).
+ * it was dead).  Pins are dropped, and so are prefix drops (sett_drop_prefix):
+ * keys whose drop compaction had not carried out yet come back.
  *
  * Each thing done or lost is passed to `report` (may be NULL).
  * Returns 0, -ENOENT when the directory holds no store files, or an error.

@@ -62,8 +62,13 @@ void fuzz_fix_log(uint8_t *p, size_t n, unsigned mode);
 void fuzz_fix_manifest(uint8_t *p, size_t n);
 void fuzz_fix_discard(uint8_t *p, size_t n);
 void fuzz_fix_keyregistry(uint8_t *p, size_t n);
+/* The master key of fuzz_keyregistry's direct decode (mode bit 2). */
+extern const uint8_t fuzz_master_key[32];
 void fuzz_fix_table(uint8_t *p, size_t n);
 void fuzz_fix_super(uint8_t *p, size_t n);
+/* A backup stream: the header, every frame that can be delimited, and the
+ * trailer's chained checksum. */
+void fuzz_fix_backup(uint8_t *p, size_t n);
 /* Fixes the checksum of the one log entry at p, if it can be delimited. */
 void fuzz_fix_entry(uint8_t *p, size_t n);
 

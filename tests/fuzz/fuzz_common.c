@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "backup.h"
 #include "coding.h"
 #include "entry.h"
 #include "schema.h"
@@ -203,6 +204,29 @@ void fuzz_fix_manifest(uint8_t *p, size_t n)
 	}
 }
 
+void fuzz_fix_backup(uint8_t *p, size_t n)
+{
+	if (n < BACKUP_HEADER)
+		return;
+	put_le64(p + 40, sett_hash(p, 40));
+	uint64_t chain = get_le64(p + 40);
+	size_t off = BACKUP_HEADER;
+	while (n - off >= BACKUP_FRAME_HEADER) {
+		uint8_t *f = p + off;
+		uint32_t l = get_le32(f + 4);
+		if (l > n - off - BACKUP_FRAME_HEADER)
+			break;
+		if (f[0] == BACKUP_FRAME_TRAILER && l == BACKUP_TRAILER_LEN)
+			put_le64(f + BACKUP_FRAME_HEADER + 32, chain);
+		uint64_t h = XXH3_64bits_withSeed(f + BACKUP_FRAME_HEADER, l, get_le64(f));
+		put_le64(f + 8, h);
+		uint8_t b[8];
+		put_le64(b, h);
+		chain = XXH3_64bits_withSeed(b, 8, chain);
+		off += BACKUP_FRAME_HEADER + (size_t)l;
+	}
+}
+
 void fuzz_fix_discard(uint8_t *p, size_t n)
 {
 	if (n >= 24)
@@ -213,7 +237,12 @@ void fuzz_fix_keyregistry(uint8_t *p, size_t n)
 {
 	if (n >= 24)
 		put_le64(p + 16, sett_hash(p, 16));
+	/* a registry with keys ends in the checksum of everything before */
+	if (n >= 56 && get_le32(p + 12) != 0)
+		put_le64(p + n - 8, sett_hash(p, n - 8));
 }
+
+const uint8_t fuzz_master_key[32] = "sett fuzz master key, 32 bytes!";
 
 /* Fixes the block [off, off+size) of a table of `limit` bytes; 1 if it could. */
 static int fix_block(uint8_t *p, size_t limit, uint64_t off, uint64_t size)

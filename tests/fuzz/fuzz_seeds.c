@@ -25,6 +25,7 @@
 #include "control.h"
 #include "entry.h"
 #include "fuzz.h"
+#include "keyregistry.h"
 #include "schema.h"
 #include "settfs.h"
 
@@ -55,6 +56,28 @@ static void seed1(const char *target, const char *name, uint8_t mode, const void
 }
 
 /* ---- the engine's files ---- */
+
+/* Registries with keys under fuzz_master_key, for the direct decode. */
+static void keyregistry_seeds(void)
+{
+	keyreg_master m = { .key = fuzz_master_key };
+	keyreg *kr;
+	if (keyreg_create(&m, 1, &kr))
+		DIE("keyreg_create");
+	for (int k = 1; k <= 3; k++) {
+		uint8_t *p;
+		size_t n;
+		if (keyreg_encode(kr, &p, &n))
+			DIE("keyreg_encode");
+		char name[64];
+		snprintf(name, sizeof name, "keys-%d", k);
+		seed1("keyregistry", name, FUZZ_FIX_SUMS | 2, p, n);
+		free(p);
+		if (keyreg_rotate(kr, 1 + (uint64_t)k))
+			DIE("keyreg_rotate");
+	}
+	keyreg_free(kr);
+}
 
 static void put(sett_db *db, const char *k, size_t vlen, int salt)
 {
@@ -188,6 +211,43 @@ static void copy_dir(const char *from, const char *to)
 		closedir(d);
 }
 
+static int seed_write(void *arg, const void *p, size_t n)
+{
+	return buf_append(arg, p, n);
+}
+
+/* A full and an incremental backup stream (the pin puts a mark in the MANIFEST). */
+static void seed_backups(sett_db *db, const char *tag)
+{
+	buf full = { 0 }, inc = { 0 };
+	sett_backup_options bo;
+	sett_backup_options_init(&bo);
+	bo.pin = "seed";
+	bo.all_versions = 1;
+	sett_backup_result res;
+	OK(sett_backup(db, &bo, seed_write, &full, &res));
+	for (int i = 0; i < 10; i++) {
+		char k[32];
+		snprintf(k, sizeof k, "key%05d", i * 9);
+		if (i % 2)
+			put(db, k, (size_t)(i * 17), i + 7);
+		else
+			OK(sett_del(db, (sett_val){ .data = k, .size = strlen(k) }));
+	}
+	bo.since = res.version;
+	bo.all_versions = 0;
+	OK(sett_backup(db, &bo, seed_write, &inc, &res));
+	char name[300];
+	snprintf(name, sizeof name, "%s-full", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, full.p, full.n);
+	snprintf(name, sizeof name, "%s-full-sums", tag);
+	seed1("backup", name, 0, full.p, full.n);
+	snprintf(name, sizeof name, "%s-incremental", tag);
+	seed1("backup", name, FUZZ_FIX_SUMS, inc.p, inc.n);
+	buf_free(&full);
+	buf_free(&inc);
+}
+
 static void engine_store(const char *base, const char *tag, int compression)
 {
 	char dir[4200], live[4200];
@@ -245,6 +305,7 @@ static void engine_store(const char *base, const char *tag, int compression)
 	OK(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
 	OK(sett_sync(db));
+	seed_backups(db, tag);
 	copy_dir(dir, live);
 	OK(sett_close(db));
 	seed_store(live, tag);
@@ -414,6 +475,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	keyregistry_seeds();
 	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);

@@ -1,0 +1,334 @@
+/*
+ * test_pin.c - pinned versions: a pinned version reads as it was through
+ * overwrites, deletes, compaction, value-log GC and reopens; releasing the
+ * pin gives the space back; pins survive a MANIFEST rewrite; the space only
+ * pins hold is reported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "sett.h"
+#include "manifest.h"
+
+#define VAL (16u << 10)
+#define NKEYS 256u
+
+static void pin_options(sett_options *o)
+{
+	sett_options_init(o);
+	o->mem_table_size = 256u << 10;
+	o->value_threshold = 1024;
+	o->value_log_file_size = 2u << 20;
+	o->base_table_size = 64u << 10;
+	o->base_level_size = 256u << 10;
+	o->num_level_zero_tables = 2;
+	o->num_level_zero_tables_stall = 6;
+	o->block_cache_size = 1u << 20;
+	o->gc_discard_ratio = 0;
+}
+
+static sett_val sv(const char *s) { return (sett_val){ strlen(s), s }; }
+
+/* Value of key i in round r: big (value log) for even i, small (LSM) for odd i. */
+static size_t val_of(uint8_t *v, uint32_t i, uint32_t round)
+{
+	uint64_t s = ((uint64_t)i << 20) ^ round ^ 77;
+	size_t n = i % 2 ? 40 : VAL;
+	tu_fill_random(&s, v, n);
+	return n;
+}
+
+static void put_key(sett_db *db, uint8_t *v, uint32_t i, uint32_t round)
+{
+	char k[32];
+	snprintf(k, sizeof k, "key%06u", i);
+	size_t n = val_of(v, i, round);
+	ck_assert_int_eq(sett_put(db, sv(k), (sett_val){ n, v }), 0);
+}
+
+static void del_key(sett_db *db, uint32_t i)
+{
+	char k[32];
+	snprintf(k, sizeof k, "key%06u", i);
+	ck_assert_int_eq(sett_del(db, sv(k)), 0);
+}
+
+/* Key i reads (at rv) as round `round`'s value, or as absent when round is 0. */
+static void check_key(sett_db *db, uint8_t *v, uint32_t i, uint32_t round, uint64_t rv)
+{
+	char k[32];
+	snprintf(k, sizeof k, "key%06u", i);
+	void *got = NULL;
+	size_t n = 0;
+	int r = sett_get(db, sv(k), rv, &got, &n);
+	if (!round) {
+		ck_assert_msg(r == SETT_ENOTFOUND, "%s at %llu: expected absent, got %d", k,
+			      (unsigned long long)rv, r);
+		return;
+	}
+	ck_assert_msg(r == 0, "%s at %llu: %s", k, (unsigned long long)rv, sett_strerror(r));
+	size_t want = val_of(v, i, round);
+	ck_assert_msg(n == want && memcmp(got, v, n) == 0, "%s at %llu: wrong value", k,
+		      (unsigned long long)rv);
+	free(got);
+}
+
+/* What the pinned version holds: key i at round 1, every 5th key deleted. */
+static uint32_t pinned_round(uint32_t i) { return i % 5 == 0 ? 0 : 1; }
+
+static void check_pinned(sett_db *db, uint8_t *v, uint64_t pv)
+{
+	for (uint32_t i = 0; i < NKEYS; i++)
+		check_key(db, v, i, pinned_round(i), pv);
+	/* an iterator at the pinned version lists exactly the pinned keys */
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = pv;
+	sett_iter *it;
+	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+	uint32_t want = 0, seen = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		while (want < NKEYS && !pinned_round(want))
+			want++;
+		char k[32];
+		snprintf(k, sizeof k, "key%06u", want);
+		sett_val key = sett_iter_key(it);
+		ck_assert_msg(key.size == strlen(k) && memcmp(key.data, k, key.size) == 0,
+			      "iterator at the pin: expected %s", k);
+		want++;
+		seen++;
+	}
+	ck_assert_int_eq(sett_iter_error(it), 0);
+	sett_iter_free(it);
+	uint32_t expect = 0;
+	for (uint32_t i = 0; i < NKEYS; i++)
+		expect += pinned_round(i) != 0;
+	ck_assert_uint_eq(seen, expect);
+}
+
+static void compact_and_gc(sett_db *db)
+{
+	ck_assert_int_eq(sett_flatten(db), 0);
+	int r;
+	for (int i = 0; i < 20 && (r = sett_gc(db, 0.01)) == 0; i++)
+		;
+	ck_assert_msg(r == 0 || r == SETT_ENOREWRITE, "gc: %s", sett_strerror(r));
+}
+
+START_TEST(test_pin_survives_churn)
+{
+	char *dir = tu_tmpdir("pin-churn");
+	sett_options o;
+	pin_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	for (uint32_t i = 0; i < NKEYS; i++)
+		put_key(db, v, i, 1);
+	for (uint32_t i = 0; i < NKEYS; i += 5)
+		del_key(db, i);
+	uint64_t pv;
+	ck_assert_int_eq(sett_pin(db, "snap", 0, &pv), 0);
+	ck_assert_uint_eq(pv, sett_current_version(db));
+	/* heavy overwrite: every key rewritten 6 times, deleted keys come back,
+	 * others are deleted, with compaction and GC in between */
+	for (uint32_t round = 2; round <= 7; round++) {
+		for (uint32_t i = 0; i < NKEYS; i++)
+			put_key(db, v, i, round);
+		for (uint32_t i = 1; i < NKEYS; i += 7)
+			del_key(db, i);
+		compact_and_gc(db);
+		check_pinned(db, v, pv);
+	}
+	uint64_t held;
+	ck_assert_int_eq(sett_pin_space(db, &held), 0);
+	ck_assert_msg(held >= (NKEYS / 2) * 4 / 5 * VAL, "pins hold %llu bytes",
+		      (unsigned long long)held);
+	ck_assert_int_eq(sett_close(db), 0);
+
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	check_pinned(db, v, pv);
+	for (uint32_t i = 0; i < NKEYS; i++)
+		check_key(db, v, i, i % 7 == 1 ? 0 : 7, 0);
+	compact_and_gc(db);
+	check_pinned(db, v, pv);
+	uint64_t pinned_size = tu_dir_bytes(dir);
+
+	/* release: compaction and GC take the space back */
+	ck_assert_int_eq(sett_unpin(db, "snap"), 0);
+	compact_and_gc(db);
+	compact_and_gc(db);
+	uint64_t freed_size = tu_dir_bytes(dir);
+	uint64_t live = (NKEYS / 2) * (uint64_t)VAL;
+	ck_assert_msg(freed_size + live / 2 < pinned_size,
+		      "after unpin the store still takes %llu bytes (pinned: %llu, live ~%llu)",
+		      (unsigned long long)freed_size, (unsigned long long)pinned_size,
+		      (unsigned long long)live);
+	ck_assert_int_eq(sett_pin_space(db, &held), 0);
+	ck_assert_uint_eq(held, 0);
+	for (uint32_t i = 0; i < NKEYS; i++)
+		check_key(db, v, i, i % 7 == 1 ? 0 : 7, 0);
+	ck_assert_int_eq(sett_verify(db, NULL, NULL), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * Two pins on either side of a delete: the tombstone that hides the older
+ * value from the newer pin survives a bottom-level compaction.
+ */
+START_TEST(test_pin_keeps_tombstone)
+{
+	char *dir = tu_tmpdir("pin-tomb");
+	sett_options o;
+	pin_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint64_t a, b;
+	ck_assert_int_eq(sett_put(db, sv("k"), sv("one")), 0);
+	ck_assert_int_eq(sett_pin(db, "a", 0, &a), 0);
+	ck_assert_int_eq(sett_del(db, sv("k")), 0);
+	ck_assert_int_eq(sett_pin(db, "b", 0, &b), 0);
+	ck_assert_int_eq(sett_put(db, sv("k"), sv("three")), 0);
+	ck_assert_int_eq(sett_put(db, sv("k"), sv("four")), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(sett_flatten(db), 0);
+		void *got;
+		size_t n;
+		ck_assert_int_eq(sett_get(db, sv("k"), a, &got, &n), 0);
+		ck_assert(n == 3 && memcmp(got, "one", 3) == 0);
+		free(got);
+		ck_assert_int_eq(sett_get(db, sv("k"), b, &got, &n), SETT_ENOTFOUND);
+		ck_assert_int_eq(sett_get(db, sv("k"), 0, &got, &n), 0);
+		ck_assert(n == 4 && memcmp(got, "four", 4) == 0);
+		free(got);
+		ck_assert_int_eq(sett_close(db), 0);
+		ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_pin_api)
+{
+	char *dir = tu_tmpdir("pin-api");
+	sett_options o;
+	pin_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	ck_assert_int_eq(sett_put(db, sv("k"), sv("v")), 0);
+	uint64_t cur = sett_current_version(db), got;
+	ck_assert_int_eq(sett_pin(db, "", 0, NULL), -EINVAL);
+	ck_assert_int_eq(sett_pin(db, "later", cur + 1, NULL), -EINVAL);
+	ck_assert_int_eq(sett_pin(db, "zeta", cur, &got), 0);
+	ck_assert_uint_eq(got, cur);
+	ck_assert_int_eq(sett_pin(db, "zeta", 0, NULL), -EEXIST);
+	ck_assert_int_eq(sett_pin(db, "alpha", 0, NULL), 0);
+	ck_assert_int_eq(sett_unpin(db, "nope"), SETT_ENOTFOUND);
+	sett_pin_info pi[4];
+	ck_assert_int_eq(sett_pins(db, pi, 4), 2);
+	ck_assert_str_eq(pi[0].name, "alpha");
+	ck_assert_str_eq(pi[1].name, "zeta");
+	ck_assert_int_eq(sett_unpin(db, "alpha"), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	ck_assert_int_eq(sett_pins(db, pi, 4), 1);
+	ck_assert_str_eq(pi[0].name, "zeta");
+	ck_assert_uint_eq(pi[0].version, cur);
+	ck_assert_int_eq(sett_close(db), 0);
+	/* a read-only open sees the pins and refuses to change them */
+	o.read_only = 1;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	ck_assert_int_eq(sett_pins(db, pi, 4), 1);
+	ck_assert_int_eq(sett_pin(db, "x", 0, NULL), -EROFS);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+static uint32_t header_version(const char *dir)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/MANIFEST", dir);
+	FILE *f = fopen(p, "rb");
+	ck_assert(f != NULL);
+	uint8_t h[16];
+	ck_assert_uint_eq(fread(h, 1, 16, f), 16);
+	fclose(f);
+	return (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+	       (uint32_t)h[11] << 24;
+}
+
+/* Marks in the MANIFEST: version 2 from the first one, kept by a rewrite. */
+START_TEST(test_pin_survives_manifest_rewrite)
+{
+	char *dir = tu_tmpdir("pin-manifest");
+	ck_assert_int_eq(manifest_create(dir), 0);
+	manifest *m;
+	manifest_table *t;
+	size_t nt;
+	char why[512];
+	ck_assert_int_eq(manifest_open(dir, 0, &m, &t, &nt, why, sizeof why), 0);
+	free(t);
+	ck_assert_uint_eq(header_version(dir), 1);
+	manifest_change c = { .op = MANIFEST_CREATE, .id = 1 };
+	ck_assert_int_eq(manifest_apply(m, &c, 1), 0);
+	ck_assert_uint_eq(header_version(dir), 1);
+	manifest_change pin = { .op = MANIFEST_PIN, .id = 42, .name = "daily", .name_len = 5 };
+	ck_assert_int_eq(manifest_apply(m, &pin, 1), 0);
+	ck_assert_uint_eq(header_version(dir), 2);
+	ck_assert_int_eq(manifest_apply(m, &pin, 1), -EINVAL); /* taken */
+	manifest_change pin2 = { .op = MANIFEST_PIN, .id = 50, .name = "hourly", .name_len = 6 };
+	ck_assert_int_eq(manifest_apply(m, &pin2, 1), 0);
+	/* enough creates and deletes to force rewrites */
+	for (uint64_t id = 2; id < 1100; id++) {
+		manifest_change cd[2] = { { .op = MANIFEST_CREATE, .id = id },
+					  { .op = MANIFEST_DELETE, .id = id } };
+		ck_assert_int_eq(manifest_apply(m, cd, 2), 0);
+	}
+	manifest_change un = { .op = MANIFEST_UNPIN, .name = "hourly", .name_len = 6 };
+	ck_assert_int_eq(manifest_apply(m, &un, 1), 0);
+	ck_assert_int_eq(manifest_close(m), 0);
+	char p[4096];
+	snprintf(p, sizeof p, "%s/MANIFEST", dir);
+	ck_assert_msg(tu_file_size(p) < 1100 * 30, "the MANIFEST was not rewritten");
+	ck_assert_int_eq(manifest_open(dir, 1, &m, &t, &nt, why, sizeof why), 0);
+	ck_assert_uint_eq(nt, 1);
+	free(t);
+	manifest_mark *mk;
+	size_t nm;
+	ck_assert_int_eq(manifest_marks(m, &mk, &nm), 0);
+	ck_assert_uint_eq(nm, 1);
+	ck_assert_uint_eq(mk[0].kind, MANIFEST_MARK_PIN);
+	ck_assert_uint_eq(mk[0].version, 42);
+	ck_assert_str_eq((char *)mk[0].name, "daily");
+	manifest_marks_free(mk, nm);
+	ck_assert_int_eq(manifest_close(m), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pin");
+	TCase *tc = tcase_create("pin");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_pin_api);
+	tcase_add_test(tc, test_pin_keeps_tombstone);
+	tcase_add_test(tc, test_pin_survives_manifest_rewrite);
+	tcase_add_test(tc, test_pin_survives_churn);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
