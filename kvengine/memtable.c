@@ -180,37 +180,18 @@ static int mt_cmp_parts(const mt_node *x, slice ukey, const uint8_t *suffix)
 	return memcmp(k.p + k.n - IKEY_SUFFIX, suffix, IKEY_SUFFIX);
 }
 
-static mt_node *mt_find_ge(const memtable *mt, slice ukey, const uint8_t *suffix,
-			   mt_node **prev)
-{
-	mt_node *x = mt->head;
-	int level = mt_height(mt) - 1;
-	for (;;) {
-		mt_node *n = mt_next(x, level);
-		if (n && mt_cmp_parts(n, ukey, suffix) < 0) {
-			x = n;
-			continue;
-		}
-		if (prev)
-			prev[level] = x;
-		if (level == 0)
-			return n;
-		level--;
-	}
-}
-
 /*
- * mt_find_ge with prev, for a key known to be greater than every node of
- * mt->finger.  At each level the search starts at the finger's node when
- * that lies further right than where the level above stopped: a finger
- * node at level i is at or after the one at level i+1, so while the
- * search has not moved past the finger no compare is needed to know it.
+ * With finger (mt->finger, for a key known to be greater than every node
+ * of it), each level's search starts at the finger's node when that lies
+ * further right than where the level above stopped: a finger node at
+ * level i is at or after the one at level i+1, so while the search has not
+ * moved past the finger no compare is needed to know it.
  */
-static mt_node *mt_find_ge_from_finger(const memtable *mt, slice ukey, const uint8_t *suffix,
-				       mt_node **prev)
+static mt_node *mt_find_ge(const memtable *mt, slice ukey, const uint8_t *suffix,
+			   mt_node **prev, mt_node *const *finger)
 {
 	int level = mt_height(mt) - 1;
-	mt_node *x = mt->finger[level];
+	mt_node *x = finger ? finger[level] : mt->head;
 	int moved = 0; /* x may lie after finger[level] */
 	for (;;) {
 		mt_node *n = mt_next(x, level);
@@ -219,14 +200,13 @@ static mt_node *mt_find_ge_from_finger(const memtable *mt, slice ukey, const uin
 			moved = 1;
 			continue;
 		}
-		prev[level] = x;
+		if (prev)
+			prev[level] = x;
 		if (level == 0)
 			return n;
 		level--;
-		mt_node *f = mt->finger[level];
-		if (f == x || f == mt->head)
-			continue;
-		if (!moved || ikey_cmp(mt_key(f), mt_key(x)) > 0) {
+		mt_node *f = finger ? finger[level] : x;
+		if (f != x && f != mt->head && (!moved || ikey_cmp(mt_key(f), mt_key(x)) > 0)) {
 			x = f;
 			moved = 0;
 		}
@@ -235,7 +215,7 @@ static mt_node *mt_find_ge_from_finger(const memtable *mt, slice ukey, const uin
 
 static mt_node *mt_find_ge_ikey(const memtable *mt, slice ikey)
 {
-	return mt_find_ge(mt, ikey_user(ikey), ikey.p + ikey.n - IKEY_SUFFIX, NULL);
+	return mt_find_ge(mt, ikey_user(ikey), ikey.p + ikey.n - IKEY_SUFFIX, NULL, NULL);
 }
 
 /* The last node < ikey (or <= ikey when inclusive), or NULL for none. */
@@ -327,9 +307,8 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct)
 
 	mt_node *prev[MT_MAX_HEIGHT];
 	const uint8_t *suffix = ikey.p + ikey.n - IKEY_SUFFIX;
-	mt_node *x = mt->tail && mt_cmp_parts(mt->tail, ikey_user(ikey), suffix) < 0
-			     ? mt_find_ge_from_finger(mt, ikey_user(ikey), suffix, prev)
-			     : mt_find_ge(mt, ikey_user(ikey), suffix, prev);
+	int after_tail = mt->tail && mt_cmp_parts(mt->tail, ikey_user(ikey), suffix) < 0;
+	mt_node *x = mt_find_ge(mt, ikey_user(ikey), suffix, prev, after_tail ? mt->finger : NULL);
 	if (x && ikey_cmp(mt_key(x), ikey) == 0) {
 		/* Same version written again: the later write wins. */
 		__atomic_store_n(&x->value, v, __ATOMIC_RELEASE);
@@ -386,7 +365,7 @@ int memtable_get(memtable *mt, slice ukey, uint64_t read_version, uint64_t *vers
 {
 	uint8_t suffix[IKEY_SUFFIX];
 	put_be64(suffix, UINT64_MAX - read_version);
-	mt_node *x = mt_find_ge(mt, ukey, suffix, NULL);
+	mt_node *x = mt_find_ge(mt, ukey, suffix, NULL, NULL);
 	if (!x || slice_cmp(ikey_user(mt_key(x)), ukey) != 0)
 		return 0;
 	if (version)
