@@ -27,7 +27,6 @@
 
 #include "fileio.h"
 #include "ikey.h"
-#include "mapguard.h"
 #include "sett.h"
 
 static const char vlog_magic[8] = { 'S', 'E', 'T', 'T', 'V', 'L', 'O', 'G' };
@@ -48,9 +47,6 @@ typedef struct vfile {
 	int refs;         /* the table's own reference + readers (v->mu) */
 	int removed;      /* unlink when the last reference goes */
 	int sealed;       /* holds a corrupt entry: never append after it */
-	int map_tried;    /* a mapping was attempted (v->mu) */
-	const uint8_t *map; /* read-only mapping of [0, map_len), or NULL (v->mu) */
-	uint64_t map_len;
 } vfile;
 
 struct vlog {
@@ -156,37 +152,16 @@ static int vfile_destroy(vfile *vf)
 	return r;
 }
 
-/*
- * A referenced file and its published size, or NULL.  A file other than
- * the head no longer changes, so on its first read it is mapped (once);
- * *map is then its mapping of *map_len bytes, else NULL (the head, or
- * mapping failed: reads use pread).  map NULL: no mapping wanted.
- */
-static vfile *vfile_get(vlog *v, uint32_t fid, uint64_t *size, const uint8_t **map,
-			uint64_t *map_len)
+/* A referenced file and its published size, or NULL. */
+static vfile *vfile_get(vlog *v, uint32_t fid, uint64_t *size)
 {
 	vfile *vf = NULL;
-	if (map) {
-		*map = NULL;
-		*map_len = 0;
-	}
 	pthread_mutex_lock(&v->mu);
 	int i = table_find(v, fid);
 	if (i >= 0) {
 		vf = v->files[i];
 		vf->refs++;
 		*size = vf->size;
-		if (map && vf != v->head && !vf->map_tried && vf->size > LOG_HEADER_SIZE) {
-			vf->map_tried = 1;
-			if (map_guard_init() == 0 && sfile_map(vf->f, vf->size, &vf->map) == 0)
-				vf->map_len = vf->size;
-			else
-				vf->map = NULL;
-		}
-		if (map) {
-			*map = vf->map;
-			*map_len = vf->map_len;
-		}
 	}
 	pthread_mutex_unlock(&v->mu);
 	return vf;
@@ -747,48 +722,6 @@ int vlog_rotate(vlog *v)
 
 /* ---- reading ---- */
 
-/*
- * Decodes the entry of p->len bytes at src, checks it (its checksum too
- * unless it was verified before) and appends its value to out, which has
- * room for p->len more bytes.  0, SETT_ECORRUPT, or 1: another key.
- * Touches src only as a read: safe to run under map_guarded.
- */
-typedef struct read_job {
-	vlog *v;
-	const vptr *p;
-	const uint8_t *src;
-	slice expect_ukey;
-	buf *out;
-} read_job;
-
-static int read_decode(void *arg)
-{
-	read_job *j = arg;
-	entry e;
-	if (j->v->o.verify_checksum && !entry_verified(j->v, j->p)) {
-		if (entry_decode(j->src, j->p->len, &e) != (long)j->p->len)
-			return SETT_ECORRUPT;
-		entry_mark_verified(j->v, j->p);
-	} else {
-		size_t hlen, total;
-		if (entry_decode_header(j->src, j->p->len, &e, &hlen, &total) != 1 ||
-		    total != j->p->len)
-			return SETT_ECORRUPT;
-		e.key.p = j->src + hlen;
-		e.value.p = j->src + hlen + e.key.n;
-	}
-	if (j->expect_ukey.p && slice_cmp(ikey_user(e.key), j->expect_ukey) != 0)
-		return 1;
-	memmove(j->out->p + j->out->n, e.value.p, e.value.n);
-	j->out->n += e.value.n;
-	return 0;
-}
-
-/*
- * A file other than the head is read through its mapping, copying just
- * the value once; the head (or a file that could not be mapped) with
- * pread into out and the value moved to the front.
- */
 int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, size_t whylen)
 {
 	/* The file name is formatted only when something is reported. */
@@ -800,9 +733,8 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 			p->offset, p->len);
 		return SETT_ECORRUPT;
 	}
-	uint64_t size, map_len;
-	const uint8_t *map;
-	vfile *vf = vfile_get(v, p->fid, &size, &map, &map_len);
+	uint64_t size;
+	vfile *vf = vfile_get(v, p->fid, &size);
 	if (!vf) {
 		NAME_FILE();
 		set_why(why, whylen, "%s: no such value log file", path);
@@ -818,27 +750,30 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 	}
 	if ((r = buf_reserve(out, p->len)) != 0)
 		goto out;
-	read_job j = { v, p, NULL, expect_ukey, out };
-	if (map && (uint64_t)p->offset + p->len <= map_len) {
-		j.src = map + p->offset;
-		r = map_guarded(read_decode, &j);
-		if (r == MAPGUARD_FAULT)
-			r = -EIO; /* the page could not be read, or the file was cut short */
-	} else {
-		uint8_t *dst = out->p + out->n;
-		if ((r = sfile_pread_full(vf->f, dst, p->len, p->offset)) != 0)
+	uint8_t *dst = out->p + out->n;
+	if ((r = sfile_pread_full(vf->f, dst, p->len, p->offset)) != 0)
+		goto bad;
+	entry e;
+	if (v->o.verify_checksum && !entry_verified(v, p)) {
+		if (entry_decode(dst, p->len, &e) != (long)p->len)
 			goto bad;
-		j.src = dst;
-		r = read_decode(&j);
+		entry_mark_verified(v, p);
+	} else {
+		size_t hlen, total;
+		if (entry_decode_header(dst, p->len, &e, &hlen, &total) != 1 || total != p->len)
+			goto bad;
+		e.key.p = dst + hlen;
+		e.value.p = dst + hlen + e.key.n;
 	}
-	if (r == 1) {
+	if (expect_ukey.p && slice_cmp(ikey_user(e.key), expect_ukey) != 0) {
 		NAME_FILE();
 		set_why(why, whylen, "%s: entry at offset %u holds another key", path, p->offset);
 		r = SETT_ECORRUPT;
 		goto out;
 	}
-	if (r == 0 || r != SETT_ECORRUPT)
-		goto out;
+	memmove(dst, e.value.p, e.value.n);
+	out->n += e.value.n;
+	goto out;
 bad:
 	if (r == 0 || r == SETT_ECORRUPT) {
 		NAME_FILE();
@@ -887,7 +822,7 @@ uint64_t vlog_file_size(vlog *v, uint32_t fid)
 int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg)
 {
 	uint64_t size, end;
-	vfile *vf = vfile_get(v, fid, &size, NULL, NULL);
+	vfile *vf = vfile_get(v, fid, &size);
 	if (!vf)
 		return -ENOENT;
 	int r = scan_file(vf, size, fn, arg, &end, NULL);
