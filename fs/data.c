@@ -456,11 +456,15 @@ static int write_pages(settfs *fs, sfs_node *n, uint64_t idx, uint32_t coff, uin
 	return 0;
 }
 
-/* clear set-user-ID, and set-group-ID when the group may execute (Linux's rule) */
-static uint32_t killed_suidgid(uint32_t mode)
+/*
+ * Clear set-user-ID, and set-group-ID when the group may execute or the
+ * caller is not in the file's group (Linux's setattr_should_drop_sgid;
+ * set-group-ID without group execute is kept only for a member).
+ */
+static uint32_t killed_suidgid(uint32_t mode, int not_in_group)
 {
 	mode &= ~(uint32_t)S_ISUID;
-	if (mode & S_IXGRP)
+	if ((mode & S_IXGRP) || not_in_group)
 		mode &= ~(uint32_t)S_ISGID;
 	return mode;
 }
@@ -470,11 +474,12 @@ static uint32_t killed_suidgid(uint32_t mode)
  * CAP_FSETID (write, truncate, fallocate in every mode) clears the bits;
  * it goes with the operation's own commit.
  */
-static void kill_suidgid(sfs_node *n)
+static void kill_suidgid(sfs_node *n, unsigned flags)
 {
-	if (killed_suidgid(n->in.mode) == n->in.mode)
+	uint32_t mode = killed_suidgid(n->in.mode, (flags & SETTFS_WRITE_KILL_SGID) != 0);
+	if (mode == n->in.mode)
 		return;
-	n->in.mode = killed_suidgid(n->in.mode);
+	n->in.mode = mode;
 	n->in.ctime = sfs_now();
 	sfs_node_dirtied(n, SFS_DIRTY_META);
 }
@@ -492,7 +497,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	if (flags & SETTFS_WRITE_APPEND)
 		off = (off_t)n->in.size;
 	if (flags & SETTFS_WRITE_KILL_SUIDGID)
-		kill_suidgid(n);
+		kill_suidgid(n, flags);
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
 		return off < 0 ? -EINVAL : -EFBIG;
@@ -912,10 +917,10 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		tmp.mtime = now;
 	}
 	if ((to_set & SETTFS_SET_KILL_SUIDGID) && S_ISREG(tmp.mode))
-		tmp.mode = killed_suidgid(tmp.mode);
+		tmp.mode = killed_suidgid(tmp.mode, ctx && !in_group(ctx, tmp.gid));
 	if (to_set & (SETTFS_SET_UID | SETTFS_SET_GID)) {
 		if (!S_ISDIR(tmp.mode))
-			tmp.mode = killed_suidgid(tmp.mode);
+			tmp.mode = killed_suidgid(tmp.mode, 0);
 		if (to_set & SETTFS_SET_UID)
 			tmp.uid = (uint32_t)attr->st_uid;
 		if (to_set & SETTFS_SET_GID)
@@ -1180,7 +1185,7 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE)
 		r = admit_alloc(fs, n, start, end, size, kind == FALLOC_FL_ZERO_RANGE);
 	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
-		kill_suidgid(n);
+		kill_suidgid(n, flags);
 	/*
 	 * ZERO_RANGE punches first (the range reads zeros, some of it as
 	 * holes: a state punch_hole's commits may leave anyway), then grows

@@ -128,7 +128,8 @@ enum {
 	SETTFS_SET_ATIME_NOW = 1 << 6,
 	SETTFS_SET_MTIME_NOW = 1 << 7,
 	SETTFS_SET_CTIME = 1 << 8,   /* from attr->st_ctim */
-	/* clear set-user-ID, and set-group-ID if the group may execute */
+	/* clear set-user-ID, and set-group-ID if the group may execute or ctx
+	 * is not in the file's group */
 	SETTFS_SET_KILL_SUIDGID = 1 << 9
 };
 /*
@@ -171,6 +172,8 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 /* flags of settfs_write */
 #define SETTFS_WRITE_APPEND 1u       /* write at the end of file, ignoring off */
 #define SETTFS_WRITE_KILL_SUIDGID 2u /* as SETTFS_SET_KILL_SUIDGID, same commit */
+/* with KILL_SUIDGID: the caller is not in the file's group (set-group-ID goes) */
+#define SETTFS_WRITE_KILL_SGID 4u
 /* Returns size. */
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf,
 		     size_t size, unsigned flags);

@@ -648,13 +648,15 @@ static int sync_dir_op(const char *dir)
 	return r;
 }
 
+/* A store's directories (the store itself, quarantine/) are the owner's
+ * alone: 0700, as settfs makes a missing store (doc/settfs.md). */
 static int mkdir_op(const char *dir)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	int locked = rec_lock();
-	r = rec_name_op(locked, mkdir(dir, 0755) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
+	r = rec_name_op(locked, mkdir(dir, 0700) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
 	return r == -EEXIST ? 0 : r;
 }
 

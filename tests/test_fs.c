@@ -319,6 +319,18 @@ START_TEST(test_kill_suidgid)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, SETTFS_WRITE_KILL_SUIDGID), 1);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 02745);
+	/* ... for a member of the file's group: a non-member's write or truncate drops it */
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1,
+				      SETTFS_WRITE_KILL_SUIDGID | SETTFS_WRITE_KILL_SGID), 1);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0745);
+	settfs_ctx user = { 1000, 1000, NULL, 0 };
+	in.st_mode = 02745;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	in.st_size = 2;
+	ck_assert_int_eq(settfs_setattr(fs, &user, f, &in, SETTFS_SET_SIZE | SETTFS_SET_KILL_SUIDGID,
+					&st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0745);
 	/* truncate with the kill flag, committed with the size */
 	in.st_mode = 04755;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);

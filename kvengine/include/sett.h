@@ -113,6 +113,11 @@ typedef struct sett_options {
 	 * read meets in a table or the value log (from any thread) */
 	void (*corruption_fn)(void *arg, const char *why);
 	void *corruption_arg;
+	/* [NULL] long operations (sett_verify, sett_repair) report how far
+	 * they are: `what` names the step ("tables", "value log", ...), `done`
+	 * of `total` items (files, or keys with total 0: not known ahead) */
+	void (*progress_fn)(void *arg, const char *what, uint64_t done, uint64_t total);
+	void *progress_arg;
 	/*
 	 * Encryption at rest (doc/ENGINE.md).  A master key (32 bytes, e.g.
 	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
