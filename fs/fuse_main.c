@@ -6,7 +6,7 @@
  * Every request is mapped onto one call of the FUSE-free core (settfs.h);
  * this file only converts arguments and replies.  Since this daemon is the
  * only writer of its store, the kernel may cache entries and attributes
- * (1 s by default) and the writeback cache may merge writes: the core's
+ * (SFS_CACHE_TIMEOUT) and the writeback cache may merge writes: the core's
  * answers stay correct because every change passes through the kernel.
  */
 #define FUSE_USE_VERSION 312
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +40,37 @@
 #include "settfs.h"
 #include "status.h"
 
+/*
+ * How long the kernel may keep entries (names, and names that do not
+ * exist) and attributes: a day, as good as forever.  Only this daemon
+ * changes the store (the store is locked; fsck runs unmounted), and every
+ * change it makes is asked for by the kernel, which updates or expires
+ * what it cached itself:
+ * - create, mknod, mkdir, symlink, link: the reply carries the new
+ *   inode's attributes; the kernel expires the parent's (fuse_dir_changed).
+ *   Hard links share one kernel inode per inode number, so the nlink a
+ *   link reply carries is seen through every name.
+ * - unlink, rmdir, rename: the kernel drops the name, lowers the nlink of
+ *   the inode unlinked or replaced by a rename (fuse_entry_unlinked, also
+ *   for an open file) and expires its attributes, the renamed inode's
+ *   ctime and both parents' attributes.
+ * - setattr: the reply carries the attributes; the kernel forgets its
+ *   cached ACLs, which chmod may have rewritten.
+ * - setxattr/removexattr: the kernel expires ctime; of a POSIX ACL, which
+ *   may change the mode (and clear set-group-ID), all attributes.
+ * - read, readdir: the kernel expires atime (relatime updates here).
+ * - write, fallocate, O_TRUNC: the kernel keeps or expires size, times and
+ *   blocks itself.
+ * What the kernel does not see are the daemon's own changes: set-user-ID/
+ * set-group-ID cleared by a WRITE, an OPEN or a FALLOCATE (mode_changed),
+ * and st_blocks, which moves when buffered data is committed (at a FLUSH,
+ * a RELEASE, by the writeback thread, when the buffers fill), not at the
+ * WRITE (attr_changed, called by the core).  Both expire the inode's
+ * attributes with a notification.  -o entry_timeout=, attr_timeout= and
+ * timeout= (both) shorten them.
+ */
+#define SFS_CACHE_TIMEOUT 86400.0
+
 struct sfs_cfg {
 	char *store;
 	int nonopts;
@@ -46,7 +78,7 @@ struct sfs_cfg {
 	size_t value_threshold;
 	size_t mem_table_size;
 	unsigned chunk_size;
-	double timeout;
+	double entry_timeout, attr_timeout;
 	int writeback;
 	unsigned threads;
 	int clone_fd;
@@ -94,6 +126,12 @@ static settfs *fs_of(fuse_req_t req)
 static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 {
 	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, -1, 0);
+}
+
+/* settfs_set_attr_fn: the core changed st_blocks at a commit */
+static void attr_changed(void *arg, uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(((struct sfs_fuse *)arg)->se, ino, -1, 0);
 }
 
 static settfs_ctx creds_of(fuse_req_t req)
@@ -146,8 +184,8 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 	memset(&e, 0, sizeof e);
 	e.ino = st->st_ino;
 	e.attr = *st;
-	e.attr_timeout = ctx_of(req)->cfg->timeout;
-	e.entry_timeout = ctx_of(req)->cfg->timeout;
+	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
+	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
 }
@@ -225,7 +263,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* negative entry: only this daemon creates names */
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof e);
-		e.entry_timeout = ctx_of(req)->cfg->timeout;
+		e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -252,7 +290,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->attr_timeout);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
@@ -290,7 +328,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->attr_timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -409,7 +447,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	memset(&e, 0, sizeof e);
 	e.ino = st.st_ino;
 	e.attr = st;
-	e.attr_timeout = e.entry_timeout = ctx_of(req)->cfg->timeout;
+	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
+	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		settfs_release(fs_of(req), st.st_ino, fi->flags);
 		settfs_forget(fs_of(req), st.st_ino, 1);
@@ -544,7 +583,7 @@ struct dirbuf {
 	char *p;
 	size_t size, used;
 	int plus;
-	double timeout;
+	double entry_timeout, attr_timeout;
 };
 
 static int fill_dir(void *arg, const char *name, const struct stat *st, off_t next)
@@ -557,7 +596,8 @@ static int fill_dir(void *arg, const char *name, const struct stat *st, off_t ne
 		int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
 		e.ino = dot ? 0 : st->st_ino;
 		e.attr = *st;
-		e.attr_timeout = e.entry_timeout = b->timeout;
+		e.attr_timeout = b->attr_timeout;
+		e.entry_timeout = b->entry_timeout;
 		need = fuse_add_direntry_plus(b->req, b->p + b->used, b->size - b->used, name, &e,
 					      next);
 	} else {
@@ -573,7 +613,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		       int plus)
 {
 	struct dirbuf b = { req, malloc(size ? size : 1), size, 0, plus,
-			    ctx_of(req)->cfg->timeout };
+			    ctx_of(req)->cfg->entry_timeout, ctx_of(req)->cfg->attr_timeout };
 	if (!b.p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -677,16 +717,63 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, -settfs_removexattr(fs_of(req), ino, name));
 }
 
+/*
+ * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
+ * itself: as for a write, a caller without CAP_FSETID (taken to be every
+ * uid but 0) clears set-user-ID/set-group-ID.
+ */
+static unsigned fallocate_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	return fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
+}
+
+/*
+ * COLLAPSE_RANGE / INSERT_RANGE (Linux 6.18's FUSE client refuses both
+ * before sending them; this is for one that does not).  They move every
+ * byte from off to the end of file, so the kernel's pages there must go:
+ * the range is invalidated before (which writes dirty pages back, into
+ * the buffers the move commits first), the move runs on the invalidation
+ * thread, and the range is invalidated again (pages read meanwhile hold
+ * the old bytes) before the reply.
+ */
+static void move_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len, int mode)
+{
+	unsigned flags = fallocate_flags(req, ino);
+	int r = settfs_fallocate(fs_of(req), ino, mode, (off_t)off, (off_t)len, flags);
+	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
+	if (flags)
+		mode_changed(req, ino);
+	fuse_reply_err(req, -r);
+}
+
+static void collapse_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_COLLAPSE_RANGE);
+}
+
+static void insert_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_INSERT_RANGE);
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	if ((mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE) && off >= 0 &&
+	    len > 0) {
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
+			       mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply
+							       : insert_then_reply,
+			       (uint64_t)off, (uint64_t)len);
+		return;
+	}
 	/*
 	 * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
 	 * itself: as for a write, a caller without CAP_FSETID (taken to be
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
 	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
-	unsigned flags = fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
+	unsigned flags = fallocate_flags(req, ino);
 	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
 	if (flags)
 		mode_changed(req, ino);
@@ -961,7 +1048,10 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("value_threshold=%zu", value_threshold, 0),
 	SFS_OPT("mem_table_size=%zu", mem_table_size, 0),
 	SFS_OPT("chunk_size=%u", chunk_size, 0),
-	SFS_OPT("timeout=%lf", timeout, 0),
+	SFS_OPT("timeout=%lf", entry_timeout, 0),
+	SFS_OPT("timeout=%lf", attr_timeout, 0),
+	SFS_OPT("entry_timeout=%lf", entry_timeout, 0),
+	SFS_OPT("attr_timeout=%lf", attr_timeout, 0),
 	SFS_OPT("writeback_cache", writeback, 1),
 	SFS_OPT("no_writeback_cache", writeback, 0),
 	SFS_OPT("threads=%u", threads, 0),
@@ -1027,7 +1117,9 @@ static void usage(void)
 	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
 	       "    -o mem_table_size=N      engine memtable size in bytes (64 MiB)\n"
 	       "    -o chunk_size=N          data chunk size of a new store (65536)\n"
-	       "    -o timeout=S             entry/attribute cache timeout in seconds (1)\n"
+	       "    -o timeout=S             entry and attribute cache timeout in seconds\n"
+	       "    -o entry_timeout=S       entry cache timeout (86400: changes are announced)\n"
+	       "    -o attr_timeout=S        attribute cache timeout (86400)\n"
 	       "    -o no_writeback_cache    do not let the kernel buffer writes\n"
 	       "    -o threads=N             maximum worker threads (10)\n"
 	       "    -o clone_fd              one /dev/fuse descriptor per thread\n"
@@ -1388,7 +1480,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);
-	cfg.timeout = 1.0;
+	cfg.entry_timeout = cfg.attr_timeout = SFS_CACHE_TIMEOUT;
 	cfg.writeback = 1;
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
@@ -1543,6 +1635,7 @@ int main(int argc, char *argv[])
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
 	f.inval = sfs_inval_start(se);
+	settfs_set_attr_fn(f.fs, attr_changed, &f);
 	f.control = sfs_control_start(f.fs, &f.wire, store, opts.mountpoint, argc, argv);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
@@ -1565,6 +1658,7 @@ int main(int argc, char *argv[])
 	flusher_stop(flusher);
 	sfs_control_stop(f.control);
 	f.control = NULL;
+	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

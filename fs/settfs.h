@@ -110,6 +110,16 @@ int settfs_sync(settfs *fs);
  */
 int settfs_writeback(settfs *fs, unsigned age_ms);
 uint32_t settfs_chunk_size(const settfs *fs);
+/*
+ * fn(arg, ino) is called whenever the core changes what a stat of ino
+ * shows by itself, not as the result of the request that asked for it:
+ * st_blocks moves when buffered data is committed (at a flush, a close, by
+ * settfs_writeback, or when the buffers fill), not when it was written.  A
+ * caller that lets a kernel cache attributes expires them there.  fn runs
+ * on any thread with the inode's lock held: it must not call into the
+ * core.  Set it (or NULL) while no other call of the core is running.
+ */
+void settfs_set_attr_fn(settfs *fs, void (*fn)(void *arg, uint64_t ino), void *arg);
 
 /* ---- namespace ------------------------------------------------------ */
 

@@ -655,6 +655,31 @@ int sett_iter_value(sett_iter *it, sett_val *value)
 	return 0;
 }
 
+int sett_iter_value_size(sett_iter *it, size_t *size)
+{
+	if (!it->valid)
+		return it->err ? it->err : -EINVAL;
+	if (it->value_loaded) {
+		*size = it->value.n;
+		return 0;
+	}
+	vstruct v;
+	vptr p;
+	int r = vstruct_decode(it->vs.p, it->vs.n, &v);
+	if (r == 0 && !(v.meta & META_VALUE_POINTER)) {
+		*size = v.data.n;
+		return 0;
+	}
+	/* the pointer's length is the whole log entry's, whose key is the internal key */
+	if (r == 0)
+		r = vptr_decode(v.data.p, v.data.n, &p);
+	if (r == 0)
+		r = entry_value_len(p.len, it->key.n + IKEY_SUFFIX, v.expires_at, size);
+	if (r)
+		set_error(it, r);
+	return r;
+}
+
 uint64_t sett_iter_version(const sett_iter *it)
 {
 	return it->version;

@@ -164,6 +164,54 @@ START_TEST(test_batch_versions_snapshots)
 }
 END_TEST
 
+/*
+ * sett_iter_value_size gives every value's length without reading it, in
+ * the LSM and in the value log, across the varint lengths of both, before
+ * and after the memtable is flushed and with or without a TTL.
+ */
+START_TEST(test_iter_value_size)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	sett_db *db = open_db(dir, &o);
+	static const size_t sizes[] = { 0, 1, 63, 64, 100, 127, 128, 129, 16383, 16384, 16385,
+					70000 };
+	static uint8_t v[70000];
+	enum { N = sizeof sizes / sizeof *sizes };
+	char k[40];
+	for (size_t i = 0; i < 2 * N; i++) {
+		snprintf(k, sizeof k, "key%03zu%.*s", i, (int)(i % 7) * 4, "xxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		sett_batch *b;
+		ck_assert_int_eq(sett_batch_new(&b), 0);
+		ck_assert_int_eq(sett_batch_set_ex(b, V(k), B(v, sizes[i % N]),
+						   i >= N ? (uint64_t)time(NULL) + 100000 : 0, 0), 0);
+		ck_assert_int_eq(sett_write(db, b, 0, NULL), 0);
+		sett_batch_free(b);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.key_only = 1;
+		sett_iter *it;
+		ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+		size_t i = 0;
+		for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it), i++) {
+			size_t n = 1;
+			ck_assert_int_eq(sett_iter_value_size(it, &n), 0);
+			ck_assert_msg(n == sizes[i % N], "pass %d, key %zu: %zu, not %zu", pass, i, n,
+				      sizes[i % N]);
+		}
+		ck_assert_int_eq(i, 2 * N);
+		sett_iter_free(it);
+		ck_assert_int_eq(sett_flush(db), 0);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_iterators)
 {
 	char *dir = tu_tmpdir("db");
@@ -1182,6 +1230,7 @@ int main(void)
 	tcase_add_test(tc, test_put_get_del_reopen);
 	tcase_add_test(tc, test_batch_versions_snapshots);
 	tcase_add_test(tc, test_iterators);
+	tcase_add_test(tc, test_iter_value_size);
 	tcase_add_loop_test(tc, test_model, 0, 2);
 	tcase_add_test(tc, test_lock_and_errors);
 	tcase_add_test(tc, test_powercut);

@@ -222,6 +222,8 @@ int sett_iter_next(sett_iter *it);
 sett_val sett_iter_key(const sett_iter *it);
 /* Value of the current entry; valid until the iterator moves. */
 int sett_iter_value(sett_iter *it, sett_val *value);
+/* Length of the current entry's value, without reading it from the value log. */
+int sett_iter_value_size(sett_iter *it, size_t *size);
 uint64_t sett_iter_version(const sett_iter *it);
 uint8_t sett_iter_user_meta(const sett_iter *it);
 /* First error the iterator met (0 if none): iteration stops on an error. */
