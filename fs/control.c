@@ -618,7 +618,8 @@ int sfs_mount_find(const char *mountpoint, const char *source, struct sfs_mount_
 		unmangle(src, e.source, sizeof e.source);
 		snprintf(e.options, sizeof e.options, "%s", opts);
 		if (mountpoint ? strcmp(e.mountpoint, mountpoint) == 0
-			       : strcmp(e.source, source) == 0) {
+		    : source   ? strcmp(e.source, source) == 0
+			       : e.maj == m->maj && e.min == m->min) {
 			*m = e;
 			found = 1;
 		}

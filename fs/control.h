@@ -143,7 +143,7 @@ char *ctl_path_below(const char *path);
 /*
  * The topmost mount in /proc/self/mountinfo whose mountpoint is
  * `mountpoint` (a real path) or, with mountpoint NULL, whose source is
- * `source`.  0 if found.
+ * `source`, or with both NULL, of the device m->maj:m->min.  0 if found.
  */
 struct sfs_mount_ent {
 	unsigned maj, min;

@@ -489,6 +489,9 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		fs->max_batch_deletes = 16;
 	if (o->max_batch_deletes && o->max_batch_deletes < fs->max_batch_deletes)
 		fs->max_batch_deletes = o->max_batch_deletes;
+	/* value bytes a batch that rewrites data may carry (at most a quarter
+	 * of a memtable: with its entries' overhead, within the engine's half) */
+	fs->max_batch_bytes = o->engine.mem_table_size / 4;
 	/* creates must not starve behind a stream of lookups; no reader nests */
 	pthread_rwlockattr_t ra;
 	pthread_rwlockattr_init(&ra);

@@ -456,11 +456,15 @@ static int write_pages(settfs *fs, sfs_node *n, uint64_t idx, uint32_t coff, uin
 	return 0;
 }
 
-/* clear set-user-ID, and set-group-ID when the group may execute (Linux's rule) */
-static uint32_t killed_suidgid(uint32_t mode)
+/*
+ * Clear set-user-ID, and set-group-ID when the group may execute or the
+ * caller is not in the file's group (Linux's setattr_should_drop_sgid;
+ * set-group-ID without group execute is kept only for a member).
+ */
+static uint32_t killed_suidgid(uint32_t mode, int not_in_group)
 {
 	mode &= ~(uint32_t)S_ISUID;
-	if (mode & S_IXGRP)
+	if ((mode & S_IXGRP) || not_in_group)
 		mode &= ~(uint32_t)S_ISGID;
 	return mode;
 }
@@ -470,11 +474,12 @@ static uint32_t killed_suidgid(uint32_t mode)
  * CAP_FSETID (write, truncate, fallocate in every mode) clears the bits;
  * it goes with the operation's own commit.
  */
-static void kill_suidgid(sfs_node *n)
+static void kill_suidgid(sfs_node *n, unsigned flags)
 {
-	if (killed_suidgid(n->in.mode) == n->in.mode)
+	uint32_t mode = killed_suidgid(n->in.mode, (flags & SETTFS_WRITE_KILL_SGID) != 0);
+	if (mode == n->in.mode)
 		return;
-	n->in.mode = killed_suidgid(n->in.mode);
+	n->in.mode = mode;
 	n->in.ctime = sfs_now();
 	sfs_node_dirtied(n, SFS_DIRTY_META);
 }
@@ -492,7 +497,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	if (flags & SETTFS_WRITE_APPEND)
 		off = (off_t)n->in.size;
 	if (flags & SETTFS_WRITE_KILL_SUIDGID)
-		kill_suidgid(n);
+		kill_suidgid(n, flags);
 	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
 		sfs_node_put(fs, n);
 		return off < 0 ? -EINVAL : -EFBIG;
@@ -678,16 +683,9 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	uint64_t tail = size / cs;
 	uint32_t keep = (uint32_t)(size % cs);
 	/*
-	 * Intermediate inodes need exact block counts, so the values of the
-	 * deleted chunks are read (only their sizes count).  A truncate to 0
-	 * in one batch zeroes the count without reading them.
+	 * Intermediate inodes need exact block counts: the deleted chunks'
+	 * sizes are taken from their value pointers, without reading them.
 	 */
-	int exact = size > 0;
-	if (!exact) {
-		exact = more_keys_than(fs, ino, tail, fs->max_batch_deletes);
-		if (exact < 0)
-			return exact;
-	}
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.key_only = 1;
@@ -728,14 +726,10 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 			}
 			continue;
 		}
-		if (pg != PG_BASE) {
-			freed += SFS_PAGE_SIZE;
-		} else if (exact) {
-			r = sfs_errno(sett_iter_value(it, &v));
-			if (r)
-				break;
-			freed += v.size;
-		}
+		size_t vn = SFS_PAGE_SIZE;
+		if (pg == PG_BASE && (r = sfs_errno(sett_iter_value_size(it, &vn))) != 0)
+			break;
+		freed += vn;
 		r = sfs_errno(sett_batch_delete(b, key));
 		deletes++;
 	}
@@ -912,10 +906,10 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		tmp.mtime = now;
 	}
 	if ((to_set & SETTFS_SET_KILL_SUIDGID) && S_ISREG(tmp.mode))
-		tmp.mode = killed_suidgid(tmp.mode);
+		tmp.mode = killed_suidgid(tmp.mode, ctx && !in_group(ctx, tmp.gid));
 	if (to_set & (SETTFS_SET_UID | SETTFS_SET_GID)) {
 		if (!S_ISDIR(tmp.mode))
-			tmp.mode = killed_suidgid(tmp.mode);
+			tmp.mode = killed_suidgid(tmp.mode, 0);
 		if (to_set & SETTFS_SET_UID)
 			tmp.uid = (uint32_t)attr->st_uid;
 		if (to_set & SETTFS_SET_GID)
@@ -1070,6 +1064,403 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 }
 
 /*
+ * COLLAPSE_RANGE and INSERT_RANGE move the bytes from `off` on by `len`,
+ * down (a collapse removes [off, off+len)) or up (an insert opens a hole
+ * there).  Every chunk from off's chunk to the new end is written anew
+ * from the bytes that land in it, read from a snapshot of the file taken
+ * when the move starts (so the order of the writes cannot change what
+ * they read):
+ * - when off and len are whole chunks, each chunk is an old one unchanged:
+ *   its keys (base and overlay pages) are copied under the new index;
+ * - otherwise a chunk is put together from pieces of at most two old
+ *   chunks, overlays applied, and stored as one base key (its own
+ *   overlays deleted), as long as the stored bytes that land in it reach.
+ * A chunk that receives no stored byte becomes a hole, and chunks that
+ * have no keys and receive none are skipped: a sparse file costs its
+ * stored chunks only.  A collapse then deletes the chunks past the new
+ * end and sets the new size.
+ *
+ * It is one commit when it fits one batch (fs->max_batch_deletes entries,
+ * fs->max_batch_bytes value bytes): after a crash the file is wholly the
+ * old one or wholly the new one.  A larger move commits batches in a
+ * fixed order, and each state between keeps every byte before `off`, and
+ * from `off` on holds the new bytes on one side of a chunk boundary and
+ * the old bytes on the other:
+ * - a collapse goes up from off's chunk with the old size, so the file
+ *   reads as the new bytes below the boundary (zeros from the new end to
+ *   the boundary) and the old ones above it; then the chunks past the new
+ *   end go from the top down as in a truncate (the size falls to the start
+ *   of the lowest chunk deleted), and the last commit sets the new size;
+ * - an insert goes down from the new last chunk with the new size from
+ *   the first commit on, so the file reads as the old bytes below the
+ *   boundary (zeros past the old end) and the new ones above it.
+ * No state has a stored byte past its end of file, and each commits the
+ * exact block count of what it stores.
+ */
+typedef struct shift {
+	settfs *fs;
+	sfs_node *n;
+	sett_iter *it, *rit;  /* forward and reverse over the snapshot */
+	uint64_t off, len, new_size;
+	int collapse;
+	sett_batch *b;
+	sfs_inode tmp;        /* the inode the commits carry */
+	uint8_t *buf, *old;   /* a chunk each: the new chunk, the old one */
+	/* the last two old chunks read whole (each feeds two new chunks) */
+	struct {
+		uint64_t idx;     /* NO_CHUNK: empty */
+		uint32_t len;     /* end of its stored bytes */
+		uint8_t *bytes;
+	} src[2];
+} shift;
+
+#define NO_CHUNK UINT64_MAX
+
+/* The first chunk >= idx with a key in the snapshot (NO_CHUNK: none). */
+static int next_stored(shift *s, uint64_t idx, uint64_t *out)
+{
+	uint8_t k[SFS_KEY_MAX];
+	uint32_t pg;
+	*out = NO_CHUNK;
+	sett_iter_seek(s->it, sfs_val(k, sfs_key_chunk(k, s->n->ino, idx)));
+	if (sett_iter_valid(s->it))
+		return parse_ckey(s->fs, sett_iter_key(s->it), out, &pg);
+	return sfs_errno(sett_iter_error(s->it));
+}
+
+/* The last chunk <= idx with a key in the snapshot (NO_CHUNK: none). */
+static int prev_stored(shift *s, uint64_t idx, uint64_t *out)
+{
+	uint8_t k[SFS_KEY_MAX];
+	uint32_t pg;
+	*out = NO_CHUNK;
+	sett_iter_seek(s->rit, sfs_val(k, sfs_key_page(k, s->n->ino, idx, UINT32_MAX)));
+	if (sett_iter_valid(s->rit))
+		return parse_ckey(s->fs, sett_iter_key(s->rit), out, &pg);
+	return sfs_errno(sett_iter_error(s->rit));
+}
+
+/* Old chunk idx read whole (overlays applied) into a slot of s->src. */
+static int source_chunk(shift *s, uint64_t idx, int *slot)
+{
+	for (*slot = 0; *slot < 2; (*slot)++)
+		if (s->src[*slot].idx == idx)
+			return 0;
+	/* the one farther from idx goes: the move walks on away from it */
+	uint64_t d0 = s->src[0].idx > idx ? s->src[0].idx - idx : idx - s->src[0].idx;
+	uint64_t d1 = s->src[1].idx > idx ? s->src[1].idx - idx : idx - s->src[1].idx;
+	*slot = s->src[0].idx == NO_CHUNK || (s->src[1].idx != NO_CHUNK && d0 >= d1) ? 0 : 1;
+	stored_info si;
+	s->src[*slot].idx = NO_CHUNK;
+	int r = read_stored(s->fs, s->it, s->n->ino, idx, 0, s->fs->chunk_size, s->src[*slot].bytes,
+			    &si);
+	if (r == 0) {
+		s->src[*slot].idx = idx;
+		s->src[*slot].len = si.len;
+	}
+	return r;
+}
+
+/* Commit b with s->tmp (times now) and make that the node's state. */
+static int shift_commit(shift *s)
+{
+	s->tmp.mtime = s->tmp.ctime = sfs_now();
+	int r = sfs_batch_node(s->fs, s->b, s->n, &s->tmp);
+	if (r == 0)
+		r = sfs_errno(sett_write(s->fs->db, s->b, 0, NULL));
+	sett_batch_clear(s->b);
+	if (r == 0)
+		sfs_node_committed(s->fs, s->n, &s->tmp);
+	return r;
+}
+
+/* Copy the keys of old chunk `from` to chunk `to`; *stored: their bytes. */
+static int copy_chunk(shift *s, uint64_t from, uint64_t to, int *has_base, uint64_t *ovl,
+		      uint64_t *stored)
+{
+	uint8_t k[SFS_KEY_MAX];
+	int r = 0;
+	for (sett_iter_seek(s->it, sfs_val(k, sfs_key_chunk(k, s->n->ino, from)));
+	     r == 0 && sett_iter_valid(s->it); sett_iter_next(s->it)) {
+		uint64_t idx;
+		uint32_t pg;
+		sett_val v;
+		r = parse_ckey(s->fs, sett_iter_key(s->it), &idx, &pg);
+		if (r || idx != from)
+			break;
+		r = sfs_errno(sett_iter_value(s->it, &v));
+		if (r)
+			break;
+		if (pg == PG_BASE) {
+			*has_base = 1;
+			*stored += v.size;
+			r = sfs_errno(sett_batch_set(s->b, sfs_val(k, sfs_key_chunk(k, s->n->ino, to)), v));
+		} else {
+			bit_set(ovl, pg);
+			*stored += SFS_PAGE_SIZE;
+			r = sfs_errno(sett_batch_set(s->b, sfs_val(k, sfs_key_page(k, s->n->ino, to, pg)),
+						     v));
+		}
+	}
+	return r ? r : sfs_errno(sett_iter_error(s->it));
+}
+
+/*
+ * The new chunk i into s->buf from the snapshot; *len: where the stored
+ * bytes that land in it end (0: none, a hole).
+ */
+static int compose_chunk(shift *s, uint64_t i, const stored_info *oi, uint32_t *len)
+{
+	uint64_t cs = s->fs->chunk_size, cstart = i * cs;
+	uint64_t cend = cstart + cs < s->new_size ? cstart + cs : s->new_size;
+	uint32_t t = 0, tend = (uint32_t)(cend - cstart);
+	int r = 0;
+	*len = 0;
+	memset(s->buf, 0, cs);
+	if (cstart < s->off) { /* the bytes before off stay */
+		t = (uint32_t)(s->off - cstart);
+		memcpy(s->buf, s->old, t);
+		*len = oi->len < t ? oi->len : t;
+	}
+	while (t < tend && r == 0) {
+		uint64_t x = cstart + t;
+		uint32_t run = tend - t;
+		if (!s->collapse && x < s->off + s->len) { /* the inserted hole */
+			if (s->off + s->len - x < run)
+				run = (uint32_t)(s->off + s->len - x);
+			t += run;
+			continue;
+		}
+		uint64_t src = s->collapse ? x + s->len : x - s->len;
+		uint64_t sidx = src / cs;
+		uint32_t sfrom = (uint32_t)(src - sidx * cs);
+		if (run > cs - sfrom)
+			run = (uint32_t)(cs - sfrom);
+		int slot;
+		r = source_chunk(s, sidx, &slot);
+		uint32_t slen = s->src[slot].len;
+		if (r == 0 && slen > sfrom) {
+			uint32_t e = (slen < sfrom + run ? slen : sfrom + run) - sfrom;
+			memcpy(s->buf + t, s->src[slot].bytes + sfrom, e);
+			if (t + e > *len)
+				*len = t + e;
+		}
+		t += run;
+	}
+	return r;
+}
+
+/* The keys of chunk idx in the snapshot and their bytes, without reading their values. */
+static int stored_keys(shift *s, uint64_t idx, stored_info *si)
+{
+	uint8_t k[SFS_KEY_MAX];
+	int r = 0;
+	memset(si, 0, sizeof *si);
+	for (sett_iter_seek(s->it, sfs_val(k, sfs_key_chunk(k, s->n->ino, idx)));
+	     r == 0 && sett_iter_valid(s->it); sett_iter_next(s->it)) {
+		uint64_t kidx;
+		uint32_t pg;
+		size_t vn;
+		r = parse_ckey(s->fs, sett_iter_key(s->it), &kidx, &pg);
+		if (r || kidx != idx)
+			break;
+		r = sfs_errno(sett_iter_value_size(s->it, &vn));
+		if (r == 0 && pg == PG_BASE) {
+			si->has_base = 1;
+			si->base_len = (uint32_t)vn;
+		} else if (r == 0) {
+			bit_set(si->ovl, pg);
+			si->novl++;
+		}
+	}
+	return r ? r : sfs_errno(sett_iter_error(s->it));
+}
+
+/* Write the new chunk i into s->b and account for it in s->tmp.blocks. */
+static int shift_chunk(shift *s, uint64_t i)
+{
+	settfs *fs = s->fs;
+	uint64_t cs = fs->chunk_size, cstart = i * cs, ino = s->n->ino;
+	uint8_t k[SFS_KEY_MAX];
+	stored_info oi;
+	/* the old chunk's bytes are needed only where they stay (before off) */
+	int r = cstart < s->off ? read_stored(fs, s->it, ino, i, 0, (uint32_t)cs, s->old, &oi)
+				: stored_keys(s, i, &oi);
+	if (r)
+		return r;
+	int has_base = 0;
+	uint64_t ovl[SFS_MAX_PAGES / 64] = { 0 }, stored = 0;
+	int whole = s->off % cs == 0 && s->len % cs == 0 &&
+		    (s->collapse || cstart >= s->off + s->len);
+	if (whole) {
+		/* an old chunk unchanged (its stored bytes end within the new size) */
+		uint64_t l = s->len / cs;
+		r = copy_chunk(s, s->collapse ? i + l : i - l, i, &has_base, ovl, &stored);
+	} else {
+		uint32_t len;
+		r = compose_chunk(s, i, &oi, &len);
+		if (r == 0 && len) {
+			has_base = 1;
+			stored = len;
+			r = sfs_errno(sett_batch_set(s->b, sfs_val(k, sfs_key_chunk(k, ino, i)),
+						     sfs_val(s->buf, len)));
+		}
+	}
+	/* the old keys that were not replaced go */
+	if (r == 0 && oi.has_base && !has_base)
+		r = sfs_errno(sett_batch_delete(s->b, sfs_val(k, sfs_key_chunk(k, ino, i))));
+	for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
+		if (bit_test(oi.ovl, pg) && !bit_test(ovl, pg))
+			r = sfs_errno(sett_batch_delete(s->b, sfs_val(k, sfs_key_page(k, ino, i, pg))));
+	if (r)
+		return r;
+	uint64_t was = oi.base_len + (uint64_t)oi.novl * SFS_PAGE_SIZE;
+	s->tmp.blocks = s->tmp.blocks + stored < was ? 0 : s->tmp.blocks + stored - was;
+	if (sett_batch_count(s->b) >= fs->max_batch_deletes ||
+	    sett_batch_bytes(s->b) >= fs->max_batch_bytes)
+		r = shift_commit(s);
+	return r;
+}
+
+/* A collapse: up from off's chunk to the new last one. */
+static int collapse_chunks(shift *s)
+{
+	uint64_t cs = s->fs->chunk_size, newlast = (s->new_size - 1) / cs;
+	int r = 0;
+	for (uint64_t i = s->off / cs; r == 0 && i <= newlast; i++) {
+		/* the next chunk that has keys or receives stored bytes */
+		uint64_t own, src, from = (i * cs > s->off ? i * cs : s->off) + s->len;
+		if ((r = next_stored(s, i, &own)) != 0 || (r = next_stored(s, from / cs, &src)) != 0)
+			break;
+		if (src != NO_CHUNK) /* the first chunk that receives bytes of chunk src */
+			src = src * cs > s->len ? (src * cs - s->len) / cs : 0;
+		uint64_t next = own < src ? own : src;
+		if (next > newlast)
+			break;
+		if (next > i)
+			i = next;
+		r = shift_chunk(s, i);
+	}
+	return r;
+}
+
+/* An insert: down from the new last chunk to off's chunk. */
+static int insert_chunks(shift *s)
+{
+	uint64_t cs = s->fs->chunk_size, first = s->off / cs;
+	int r = 0;
+	for (uint64_t i = (s->new_size - 1) / cs; r == 0; i--) {
+		uint64_t own, src = NO_CHUNK, last = i * cs + cs - 1;
+		if ((r = prev_stored(s, i, &own)) != 0)
+			break;
+		if (last >= s->off + s->len && (r = prev_stored(s, (last - s->len) / cs, &src)) != 0)
+			break;
+		if (src != NO_CHUNK) /* the last chunk that receives bytes of chunk src */
+			src = (src * cs + cs - 1 + s->len) / cs;
+		uint64_t next = own == NO_CHUNK ? src : src == NO_CHUNK || own > src ? own : src;
+		if (next == NO_CHUNK || next < first)
+			break;
+		if (next < i)
+			i = next;
+		r = shift_chunk(s, i);
+		if (i == first)
+			break;
+	}
+	return r;
+}
+
+static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int collapse)
+{
+	uint64_t cs = fs->chunk_size, size = n->in.size;
+	shift s;
+	memset(&s, 0, sizeof s);
+	s.fs = fs;
+	s.n = n;
+	s.off = off;
+	s.len = len;
+	s.collapse = collapse;
+	s.new_size = collapse ? size - len : size + len;
+	s.tmp = n->in;
+	if (!collapse)
+		s.tmp.size = s.new_size; /* with the first commit: the top chunks lie past the old end */
+	s.buf = malloc(cs);
+	s.old = malloc(cs);
+	for (int i = 0; i < 2; i++) {
+		s.src[i].idx = NO_CHUNK;
+		s.src[i].bytes = malloc(cs);
+	}
+	int r = s.buf && s.old && s.src[0].bytes && s.src[1].bytes ? sfs_errno(sett_batch_new(&s.b))
+								    : -ENOMEM;
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	uint8_t p[9];
+	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, n->ino));
+	io.read_version = sett_current_version(fs->db);
+	if (r == 0)
+		r = sfs_errno(sett_iter_new(fs->db, &io, &s.it));
+	io.reverse = 1;
+	if (r == 0)
+		r = sfs_errno(sett_iter_new(fs->db, &io, &s.rit));
+	if (r == 0)
+		r = collapse ? collapse_chunks(&s) : insert_chunks(&s);
+	if (r == 0 && collapse) {
+		/* the chunks past the new end go, in this commit if they fit */
+		uint64_t cut = ((s.new_size - 1) / cs + 1) * cs;
+		size_t count = sett_batch_count(s.b);
+		if (count) {
+			r = count < fs->max_batch_deletes
+				    ? more_keys_than(fs, n->ino, cut / cs, fs->max_batch_deletes - count)
+				    : 1;
+			if (r > 0)
+				r = shift_commit(&s);
+		}
+		if (r == 0)
+			r = sfs_truncate_batch(fs, n, &s.tmp, cut, s.b);
+		s.tmp.size = s.new_size;
+	}
+	if (r == 0)
+		r = shift_commit(&s);
+	sett_iter_free(s.it);
+	sett_iter_free(s.rit);
+	sett_batch_free(s.b);
+	free(s.buf);
+	free(s.old);
+	free(s.src[0].bytes);
+	free(s.src[1].bytes);
+	return r;
+}
+
+/*
+ * fallocate COLLAPSE_RANGE / INSERT_RANGE (node changing, locked), with
+ * ext4's rules: offset and length whole blocks (SFS_PAGE_SIZE), a
+ * collapse ending before the end of file, an insert starting before it.
+ */
+static int move_range(settfs *fs, sfs_node *n, int mode, uint64_t off, uint64_t len,
+		      unsigned flags)
+{
+	uint64_t size = n->in.size, cs = fs->chunk_size;
+	int collapse = mode == FALLOC_FL_COLLAPSE_RANGE;
+	if (off % SFS_PAGE_SIZE || len % SFS_PAGE_SIZE)
+		return -EINVAL;
+	if (collapse ? off + len >= size : off >= size)
+		return -EINVAL;
+	if (!collapse && len > (uint64_t)INT64_MAX - size)
+		return -EFBIG;
+	/* every stored chunk from off's on is written anew */
+	uint64_t moved = size - off / cs * cs;
+	int r = sfs_space_admit(fs, moved < n->in.blocks ? moved : n->in.blocks);
+	/* the move works on stored chunks: commit the buffers first */
+	if (r == 0)
+		r = sfs_node_flush(fs, n, 0);
+	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
+		kill_suidgid(n, flags);
+	if (r == 0)
+		r = shift_range(fs, n, off, len, collapse);
+	return r;
+}
+
+/*
  * Allocation (fallocate mode 0, KEEP_SIZE and ZERO_RANGE) stores the holes
  * of [off, end) (end within the size: nothing is stored past the end of
  * file) as zeros: each chunk that meets the range is made to reach at
@@ -1160,7 +1551,8 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 	if ((uint64_t)off + (uint64_t)len > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	int keep = (mode & FALLOC_FL_KEEP_SIZE) != 0, kind = mode & ~FALLOC_FL_KEEP_SIZE;
-	if (kind != 0 && kind != FALLOC_FL_ZERO_RANGE &&
+	int move = mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE;
+	if (kind != 0 && kind != FALLOC_FL_ZERO_RANGE && !move &&
 	    mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
 	sfs_node *n;
@@ -1168,11 +1560,16 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 	if (r)
 		return r;
 	if (!S_ISREG(n->in.mode)) {
-		r = S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL;
+		r = S_ISDIR(n->in.mode) ? -EISDIR : -ENODEV;
 		sfs_node_put_change(fs, n);
 		return r;
 	}
 	sfs_node_data_changed(fs, n);
+	if (move) {
+		r = move_range(fs, n, mode, (uint64_t)off, (uint64_t)len, flags);
+		sfs_node_put_change(fs, n);
+		return r;
+	}
 	uint64_t start = (uint64_t)off, end = start + (uint64_t)len;
 	uint64_t size = keep || end < n->in.size ? n->in.size : end; /* the size after */
 	/* allocation works on stored chunks: commit the buffers first */
@@ -1180,7 +1577,7 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE)
 		r = admit_alloc(fs, n, start, end, size, kind == FALLOC_FL_ZERO_RANGE);
 	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
-		kill_suidgid(n);
+		kill_suidgid(n, flags);
 	/*
 	 * ZERO_RANGE punches first (the range reads zeros, some of it as
 	 * holes: a state punch_hole's commits may leave anyway), then grows

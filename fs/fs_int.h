@@ -110,6 +110,7 @@ struct settfs {
 	int no_acl;           /* settfs_options.no_acl */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
+	size_t max_batch_bytes;   /* value bytes per commit that rewrites data */
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;
@@ -128,6 +129,8 @@ struct settfs {
 	char first_corrupt[512]; /* the first SETT_ECORRUPT a read met (read after open) */
 	void (*corruption_fn)(void *, const char *); /* the caller's engine.corruption_fn */
 	void *corruption_arg;
+	void (*attr_fn)(void *, uint64_t); /* settfs_set_attr_fn; NULL: none */
+	void *attr_arg;
 	/* the reserve (sfs_space_admit), under space_mu */
 	pthread_mutex_t space_mu;
 	uint64_t reserve;

@@ -14,7 +14,8 @@ typedef struct inval_item {
 	struct inval_item *next;
 	fuse_req_t req;
 	uint64_t ino, off, len;
-	sfs_inval_done done;
+	int slot;            /* counted in held */
+	sfs_inval_done done; /* NULL: answered already */
 	uint64_t a, b;
 } inval_item;
 
@@ -25,13 +26,15 @@ struct sfs_inval {
 	pthread_cond_t cond;
 	int stop;
 	inval_item *head, **tail; /* under lock */
+	int held;                 /* under lock: queued items with slot set */
 };
 
 static void run_item(struct fuse_session *se, const inval_item *it)
 {
 	/* errors are not interesting: -ENOENT when the kernel has no such inode */
 	fuse_lowlevel_notify_inval_inode(se, it->ino, (off_t)it->off, (off_t)it->len);
-	it->done(it->req, it->ino, it->a, it->b);
+	if (it->done)
+		it->done(it->req, it->ino, it->a, it->b);
 }
 
 static void *inval_main(void *arg)
@@ -49,8 +52,10 @@ static void *inval_main(void *arg)
 			v->tail = &v->head;
 		pthread_mutex_unlock(&v->lock);
 		run_item(v->se, it);
-		free(it);
 		pthread_mutex_lock(&v->lock);
+		if (it->slot)
+			v->held--;
+		free(it);
 	}
 	pthread_mutex_unlock(&v->lock);
 	return NULL;
@@ -75,16 +80,31 @@ sfs_inval *sfs_inval_start(struct fuse_session *se)
 }
 
 void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint64_t ino,
-		    uint64_t off, uint64_t len, sfs_inval_done done, uint64_t a, uint64_t b)
+		    uint64_t off, uint64_t len, int slot, sfs_inval_done done, uint64_t a,
+		    uint64_t b)
 {
-	inval_item local = { NULL, req, ino, off, len, done, a, b };
+	inval_item local = { NULL, req, ino, off, len, 0, done, a, b };
 	inval_item *it = v ? malloc(sizeof *it) : NULL;
 	if (!it) {
+		if (slot) { /* waiting here would hold the slot as well */
+			done(req, ino, a, b);
+			local.done = NULL;
+		}
 		run_item(se, &local);
 		return;
 	}
 	*it = local;
 	pthread_mutex_lock(&v->lock);
+	if (slot && v->held >= SFS_INVAL_HELD) {
+		/* answer now, outside the lock; the invalidation follows */
+		pthread_mutex_unlock(&v->lock);
+		done(req, ino, a, b);
+		it->done = NULL;
+		pthread_mutex_lock(&v->lock);
+	} else if (slot) {
+		it->slot = 1;
+		v->held++;
+	}
 	*v->tail = it;
 	v->tail = &it->next;
 	pthread_cond_signal(&v->cond);

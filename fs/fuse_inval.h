@@ -25,6 +25,16 @@
  * background thread, which then sends the reply, and the request thread
  * is free meanwhile.
  *
+ * Writing dirty pages back takes one of the kernel's background request
+ * slots (SFS_MAX_BACKGROUND of them), and so does every asynchronous write
+ * until it is answered.  Were all the slots held by direct writes waiting
+ * for their invalidation, the writeback it waits for could never be sent:
+ * so at most SFS_INVAL_HELD direct writes wait at once; a further one is
+ * answered first and its range invalidated after (its writer may then
+ * read, through the cache, bytes that its invalidation has still to drop:
+ * only with more than SFS_INVAL_HELD asynchronous direct writes in
+ * flight).
+ *
  * Thread safety: sfs_inval_then may be called from any thread; start and
  * stop belong to the thread that runs the session, and stop must come
  * before the session and the store are destroyed.
@@ -41,6 +51,11 @@
 
 typedef struct sfs_inval sfs_inval;
 
+/* the kernel's limit on background requests, set at FUSE_INIT */
+#define SFS_MAX_BACKGROUND 12
+/* direct writes that may wait for their invalidation at once (< the limit) */
+#define SFS_INVAL_HELD (SFS_MAX_BACKGROUND / 2)
+
 /* Start the thread; NULL if it cannot (replies then invalidate in place). */
 sfs_inval *sfs_inval_start(struct fuse_session *se);
 /* The reply to req, sent after the invalidation with the arguments given. */
@@ -48,10 +63,12 @@ typedef void (*sfs_inval_done)(fuse_req_t req, uint64_t ino, uint64_t a, uint64_
 /*
  * Invalidate the kernel's cached pages of [off, off + len) of ino (len 0:
  * to the end), then call done(req, ino, a, b).  With v NULL both happen on
- * the calling thread.
+ * the calling thread.  `slot`: req holds a background slot (a write), and
+ * with SFS_INVAL_HELD of those waiting done comes first, at once.
  */
 void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint64_t ino,
-		    uint64_t off, uint64_t len, sfs_inval_done done, uint64_t a, uint64_t b);
+		    uint64_t off, uint64_t len, int slot, sfs_inval_done done, uint64_t a,
+		    uint64_t b);
 /*
  * Stop the thread after it has answered everything queued, and free v.
  * If it has not stopped within two seconds (an invalidation waits for a

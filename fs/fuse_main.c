@@ -6,7 +6,7 @@
  * Every request is mapped onto one call of the FUSE-free core (settfs.h);
  * this file only converts arguments and replies.  Since this daemon is the
  * only writer of its store, the kernel may cache entries and attributes
- * (1 s by default) and the writeback cache may merge writes: the core's
+ * (SFS_CACHE_TIMEOUT) and the writeback cache may merge writes: the core's
  * answers stay correct because every change passes through the kernel.
  */
 #define FUSE_USE_VERSION 312
@@ -16,8 +16,10 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,37 @@
 #include "settfs.h"
 #include "status.h"
 
+/*
+ * How long the kernel may keep entries (names, and names that do not
+ * exist) and attributes: a day, as good as forever.  Only this daemon
+ * changes the store (the store is locked; fsck runs unmounted), and every
+ * change it makes is asked for by the kernel, which updates or expires
+ * what it cached itself:
+ * - create, mknod, mkdir, symlink, link: the reply carries the new
+ *   inode's attributes; the kernel expires the parent's (fuse_dir_changed).
+ *   Hard links share one kernel inode per inode number, so the nlink a
+ *   link reply carries is seen through every name.
+ * - unlink, rmdir, rename: the kernel drops the name, lowers the nlink of
+ *   the inode unlinked or replaced by a rename (fuse_entry_unlinked, also
+ *   for an open file) and expires its attributes, the renamed inode's
+ *   ctime and both parents' attributes.
+ * - setattr: the reply carries the attributes; the kernel forgets its
+ *   cached ACLs, which chmod may have rewritten.
+ * - setxattr/removexattr: the kernel expires ctime; of a POSIX ACL, which
+ *   may change the mode (and clear set-group-ID), all attributes.
+ * - read, readdir: the kernel expires atime (relatime updates here).
+ * - write, fallocate, O_TRUNC: the kernel keeps or expires size, times and
+ *   blocks itself.
+ * What the kernel does not see are the daemon's own changes: set-user-ID/
+ * set-group-ID cleared by a WRITE, an OPEN or a FALLOCATE (mode_changed),
+ * and st_blocks, which moves when buffered data is committed (at a FLUSH,
+ * a RELEASE, by the writeback thread, when the buffers fill), not at the
+ * WRITE (attr_changed, called by the core).  Both expire the inode's
+ * attributes with a notification.  -o entry_timeout=, attr_timeout= and
+ * timeout= (both) shorten them.
+ */
+#define SFS_CACHE_TIMEOUT 86400.0
+
 struct sfs_cfg {
 	char *store;
 	int nonopts;
@@ -45,7 +78,7 @@ struct sfs_cfg {
 	size_t value_threshold;
 	size_t mem_table_size;
 	unsigned chunk_size;
-	double timeout;
+	double entry_timeout, attr_timeout;
 	int writeback;
 	unsigned threads;
 	int clone_fd;
@@ -95,12 +128,50 @@ static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, -1, 0);
 }
 
+/* settfs_set_attr_fn: the core changed st_blocks at a commit */
+static void attr_changed(void *arg, uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(((struct sfs_fuse *)arg)->se, ino, -1, 0);
+}
+
 static settfs_ctx creds_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	settfs_ctx s = { (uint32_t)c->uid, (uint32_t)c->gid, NULL, 0,
 			 ctx_of(req)->acl ? (uint32_t)c->umask : 0 };
 	return s;
+}
+
+/* creds_of with the caller's supplementary groups (at most 64) in g */
+static settfs_ctx creds_with_groups(fuse_req_t req, uint32_t g[64])
+{
+	settfs_ctx c = creds_of(req);
+	gid_t groups[64];
+	int n = c.uid != 0 ? fuse_req_getgroups(req, 64, groups) : 0;
+	for (int i = 0; i < n && i < 64; i++)
+		g[i] = (uint32_t)groups[i];
+	c.groups = g;
+	c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
+	return c;
+}
+
+/*
+ * The flags of a data change (write, fallocate) by a caller without
+ * CAP_FSETID: SETTFS_WRITE_KILL_SUIDGID, and SETTFS_WRITE_KILL_SGID when
+ * the file is set-group-ID without group execute and the caller is not in
+ * its group (Linux drops the bit then too; FUSE's kill flags predate that).
+ */
+static unsigned kill_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	if (settfs_getattr(fs_of(req), ino, &st) != 0 || (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID)
+		return SETTFS_WRITE_KILL_SUIDGID;
+	uint32_t g[64];
+	settfs_ctx c = creds_with_groups(req, g);
+	int member = c.gid == st.st_gid;
+	for (int i = 0; i < c.ngroups && !member; i++)
+		member = g[i] == st.st_gid;
+	return SETTFS_WRITE_KILL_SUIDGID | (member ? 0 : SETTFS_WRITE_KILL_SGID);
 }
 
 static void reply_entry(fuse_req_t req, int r, const struct stat *st)
@@ -113,8 +184,8 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 	memset(&e, 0, sizeof e);
 	e.ino = st->st_ino;
 	e.attr = *st;
-	e.attr_timeout = ctx_of(req)->cfg->timeout;
-	e.entry_timeout = ctx_of(req)->cfg->timeout;
+	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
+	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
 }
@@ -151,7 +222,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
-	conn->want &= ~(unsigned)FUSE_CAP_EXPORT_SUPPORT;
+	/*
+	 * File handles (name_to_handle_at, NFS export): the kernel looks a
+	 * forgotten inode up as "." in it and a directory's parent as "..",
+	 * which settfs_lookup answers from the store; inode numbers are never
+	 * reused, so generation 0 makes a handle of a deleted file stale.
+	 */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* locks are left to the kernel: correct for a single-host mount */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/*
@@ -173,6 +251,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		f->acl = 1;
 	}
 	conn->max_write = 1u << 20;
+	/* FUSE's default, stated: fuse_inval.c keeps writeback a slot of it */
+	conn->max_background = SFS_MAX_BACKGROUND;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -183,7 +263,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* negative entry: only this daemon creates names */
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof e);
-		e.entry_timeout = ctx_of(req)->cfg->timeout;
+		e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -210,7 +290,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->attr_timeout);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
@@ -238,22 +318,17 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if ((valid & FUSE_SET_ATTR_SIZE) && sfs_wire_kill_suidgid())
 		set |= SETTFS_SET_KILL_SUIDGID;
 	settfs_ctx c = creds_of(req);
-	gid_t groups[64];
 	uint32_t g32[64];
-	if ((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID) && c.uid != 0) {
-		/* chmod g+s by a non-member drops the bit: needs the caller's groups */
-		int n = fuse_req_getgroups(req, 64, groups);
-		for (int i = 0; i < n && i < 64; i++)
-			g32[i] = (uint32_t)groups[i];
-		c.groups = g32;
-		c.ngroups = n < 0 ? 0 : n > 64 ? 64 : n;
-	}
+	/* chmod g+s, or a truncate's kill, by a non-member drops set-group-ID */
+	if (((valid & FUSE_SET_ATTR_MODE) && (attr->st_mode & S_ISGID)) ||
+	    (set & SETTFS_SET_KILL_SUIDGID))
+		c = creds_with_groups(req, g32);
 	struct stat st;
 	int r = settfs_setattr(fs_of(req), &c, ino, attr, set, &st);
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ctx_of(req)->cfg->timeout);
+		fuse_reply_attr(req, &st, ctx_of(req)->cfg->attr_timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -340,7 +415,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* O_TRUNC by a caller without CAP_FSETID; cleared before the truncate */
 		struct stat a, st;
 		memset(&a, 0, sizeof a);
-		settfs_ctx c = creds_of(req);
+		uint32_t g32[64];
+		settfs_ctx c = creds_with_groups(req, g32);
 		r = settfs_setattr(fs_of(req), &c, ino, &a, SETTFS_SET_KILL_SUIDGID, &st);
 		if (r == 0)
 			mode_changed(req, ino);
@@ -371,7 +447,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	memset(&e, 0, sizeof e);
 	e.ino = st.st_ino;
 	e.attr = st;
-	e.attr_timeout = e.entry_timeout = ctx_of(req)->cfg->timeout;
+	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
+	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		settfs_release(fs_of(req), st.st_ino, fi->flags);
 		settfs_forget(fs_of(req), st.st_ino, 1);
@@ -459,7 +536,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	unsigned flags = fi->fh ? SETTFS_WRITE_APPEND : 0;
 	if (sfs_wire_kill_suidgid())
-		flags |= SETTFS_WRITE_KILL_SUIDGID;
+		flags |= kill_flags(req, ino);
 	ssize_t n = settfs_write(fs_of(req), ino, off, buf, size, flags);
 	if (flags & SETTFS_WRITE_KILL_SUIDGID)
 		mode_changed(req, ino);
@@ -468,7 +545,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
 		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
-			       (uint64_t)n, reply_written, (uint64_t)n, 0);
+			       (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -506,7 +583,7 @@ struct dirbuf {
 	char *p;
 	size_t size, used;
 	int plus;
-	double timeout;
+	double entry_timeout, attr_timeout;
 };
 
 static int fill_dir(void *arg, const char *name, const struct stat *st, off_t next)
@@ -519,7 +596,8 @@ static int fill_dir(void *arg, const char *name, const struct stat *st, off_t ne
 		int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
 		e.ino = dot ? 0 : st->st_ino;
 		e.attr = *st;
-		e.attr_timeout = e.entry_timeout = b->timeout;
+		e.attr_timeout = b->attr_timeout;
+		e.entry_timeout = b->entry_timeout;
 		need = fuse_add_direntry_plus(b->req, b->p + b->used, b->size - b->used, name, &e,
 					      next);
 	} else {
@@ -535,7 +613,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		       int plus)
 {
 	struct dirbuf b = { req, malloc(size ? size : 1), size, 0, plus,
-			    ctx_of(req)->cfg->timeout };
+			    ctx_of(req)->cfg->entry_timeout, ctx_of(req)->cfg->attr_timeout };
 	if (!b.p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -639,16 +717,63 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, -settfs_removexattr(fs_of(req), ino, name));
 }
 
+/*
+ * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
+ * itself: as for a write, a caller without CAP_FSETID (taken to be every
+ * uid but 0) clears set-user-ID/set-group-ID.
+ */
+static unsigned fallocate_flags(fuse_req_t req, fuse_ino_t ino)
+{
+	return fuse_req_ctx(req)->uid != 0 ? kill_flags(req, ino) : 0;
+}
+
+/*
+ * COLLAPSE_RANGE / INSERT_RANGE (Linux 6.18's FUSE client refuses both
+ * before sending them; this is for one that does not).  They move every
+ * byte from off to the end of file, so the kernel's pages there must go:
+ * the range is invalidated before (which writes dirty pages back, into
+ * the buffers the move commits first), the move runs on the invalidation
+ * thread, and the range is invalidated again (pages read meanwhile hold
+ * the old bytes) before the reply.
+ */
+static void move_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len, int mode)
+{
+	unsigned flags = fallocate_flags(req, ino);
+	int r = settfs_fallocate(fs_of(req), ino, mode, (off_t)off, (off_t)len, flags);
+	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
+	if (flags)
+		mode_changed(req, ino);
+	fuse_reply_err(req, -r);
+}
+
+static void collapse_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_COLLAPSE_RANGE);
+}
+
+static void insert_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len)
+{
+	move_then_reply(req, ino, off, len, FALLOC_FL_INSERT_RANGE);
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	if ((mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE) && off >= 0 &&
+	    len > 0) {
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
+			       mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply
+							       : insert_then_reply,
+			       (uint64_t)off, (uint64_t)len);
+		return;
+	}
 	/*
 	 * FUSE_FALLOCATE carries no kill flag and the kernel clears nothing
 	 * itself: as for a write, a caller without CAP_FSETID (taken to be
 	 * every uid but 0) clears set-user-ID/set-group-ID.  The kernel
 	 * expires only size, times and blocks after a fallocate: the mode too.
 	 */
-	unsigned flags = fuse_req_ctx(req)->uid != 0 ? SETTFS_WRITE_KILL_SUIDGID : 0;
+	unsigned flags = fallocate_flags(req, ino);
 	int r = settfs_fallocate(fs_of(req), ino, mode, off, len, flags);
 	if (flags)
 		mode_changed(req, ino);
@@ -677,7 +802,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t token, size;
 	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
 	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0,
+		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
 			       reply_lseek, (uint64_t)off, (uint64_t)whence);
 	else
 		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
@@ -747,24 +872,42 @@ static void sysfs_write(const char *path, long value)
 }
 
 /*
+ * This daemon's mount, found once at INIT (the kernel has made it by
+ * then): its device number names the FUSE connection in fusectl
+ * (/sys/fs/fuse/connections/N) and the mount's bdi (/sys/class/bdi/M:m).
+ * Found by the mount point, or, when the daemon was handed a mounted
+ * /dev/fuse descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges),
+ * by its source "settfs:STORE", which its mounter must have set as
+ * fsname (mount.settfs does).
+ */
+struct sfs_conn {
+	const char *mountpoint; /* as given: a path, or /dev/fd/N */
+	const char *source;     /* "settfs:STORE" */
+	const struct sfs_cfg *cfg;
+	int found;
+	unsigned maj, min;
+};
+
+static int conn_is_devfd(const struct sfs_conn *c)
+{
+	int fd;
+	return sscanf(c->mountpoint, "/dev/fd/%d", &fd) == 1;
+}
+
+/*
  * Fail every request the kernel still has for this mount (its connection's
- * "abort" in fusectl, named by the kernel's dev_t of the mount): the way
- * out for a push that waits on a READ no one will answer.
+ * "abort" in fusectl): the way out for a push that waits on a READ no one
+ * will answer.
  */
 static void abort_connection(void *arg)
 {
-	unsigned maj, min;
+	const struct sfs_conn *c = arg;
 	char p[128];
-	if (mount_dev(arg, &maj, &min) != 0)
+	if (!c->found)
 		return;
-	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (maj << 20) | min);
+	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", (c->maj << 20) | c->min);
 	sysfs_write(p, 1);
 }
-
-struct bdi_tuning {
-	const char *mountpoint;
-	const struct sfs_cfg *cfg;
-};
 
 /*
  * Two limits of the kernel's defaults for a FUSE mount, raised for this
@@ -779,17 +922,34 @@ struct bdi_tuning {
  *   max_pages): sequential reads make 8x the round trips they need.
  * Called after INIT: the kernel sets the readahead from the INIT reply.
  */
-static void tune_bdi(void *arg)
+static void tune_bdi(const struct sfs_conn *c)
 {
-	const struct bdi_tuning *t = arg;
-	unsigned maj, min;
 	char p[128];
-	if (mount_dev(t->mountpoint, &maj, &min) != 0)
-		return;
-	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/max_ratio", maj, min);
-	sysfs_write(p, t->cfg->dirty_ratio > 100 ? 100 : t->cfg->dirty_ratio);
-	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	sysfs_write(p, t->cfg->readahead_kb);
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/max_ratio", c->maj, c->min);
+	sysfs_write(p, c->cfg->dirty_ratio > 100 ? 100 : c->cfg->dirty_ratio);
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", c->maj, c->min);
+	sysfs_write(p, c->cfg->readahead_kb);
+}
+
+/* After the INIT reply: find the mount, then tune it. */
+static void conn_init(void *arg)
+{
+	struct sfs_conn *c = arg;
+	struct sfs_mount_ent *m = malloc(sizeof *m);
+	if (!conn_is_devfd(c)) {
+		c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
+	} else if (m && sfs_mount_find(NULL, c->source, m) == 0) {
+		c->maj = m->maj;
+		c->min = m->min;
+		c->found = 1;
+	} else {
+		fprintf(stderr, "settfs: the mount of %s is not named %s (its mounter must set "
+				"fsname=%s): `settfs umount` will not find it\n", c->mountpoint,
+			c->source, c->source);
+	}
+	free(m);
+	if (c->found)
+		tune_bdi(c);
 }
 
 /* ---- bounded-time writeback ------------------------------------------ */
@@ -888,7 +1048,10 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("value_threshold=%zu", value_threshold, 0),
 	SFS_OPT("mem_table_size=%zu", mem_table_size, 0),
 	SFS_OPT("chunk_size=%u", chunk_size, 0),
-	SFS_OPT("timeout=%lf", timeout, 0),
+	SFS_OPT("timeout=%lf", entry_timeout, 0),
+	SFS_OPT("timeout=%lf", attr_timeout, 0),
+	SFS_OPT("entry_timeout=%lf", entry_timeout, 0),
+	SFS_OPT("attr_timeout=%lf", attr_timeout, 0),
 	SFS_OPT("writeback_cache", writeback, 1),
 	SFS_OPT("no_writeback_cache", writeback, 0),
 	SFS_OPT("threads=%u", threads, 0),
@@ -917,30 +1080,46 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (c->nonopts++ == 0) {
+		/* settfs:/STORE, the mount's source in /proc/mounts, names STORE */
+		if (strncmp(arg, "settfs:/", 8) == 0)
+			arg += 7;
 		c->store = strdup(arg);
 		return 0; /* keep STORE out of the FUSE arguments */
 	}
 	return 1;
 }
 
-static void usage(const char *prog)
+/* settfs(8) and settfs(5) (man/) document the same options: tests/man.sh checks. */
+static void usage(void)
 {
-	printf("usage: %s [options] STORE MOUNTPOINT\n"
-	       "       %s umount [-t SECONDS] MOUNTPOINT\n\n"
+	printf("usage: settfs [options] STORE MOUNTPOINT\n"
+	       "       settfs umount [-t SECONDS] MOUNTPOINT\n"
+	       "       settfs status [--json] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
-	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem;\n"
-	       "a non-empty one that holds no store is refused.  A store mounted by another\n"
-	       "daemon is refused at once; one still being released is waited for (30 s).\n"
+	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
+	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
+	       "refused.  A store mounted by another daemon is refused at once; one still\n"
+	       "being released is waited for (30 s).\n"
 	       "`settfs umount` unmounts and returns once the daemon has flushed and\n"
 	       "released the store (exit 0; 1: not a settfs mount; 2: unmount failed;\n"
-	       "3: still held after SECONDS, default 60).\n\n"
+	       "3: still held after SECONDS, default 60).\n"
+	       "`settfs status` shows the live figures of a mounted store (root and the\n"
+	       "mount's owner only; exit 0; 1: not a settfs mount; 2: refused or no answer).\n\n"
+	       "general options:\n"
+	       "    -h, --help               print this help\n"
+	       "    -V, --version            print the version (then libfuse's)\n"
+	       "    -f                       stay in the foreground\n"
+	       "    -d, -o debug             print every FUSE request (implies -f)\n"
+	       "    -s                       serve requests in one thread\n\n"
 	       "settfs options:\n"
 	       "    -o ro                    mount read-only; the store is opened read-only\n"
 	       "    -o sync_writes           make every commit durable before replying\n"
 	       "    -o value_threshold=N     values of N bytes or more go to the value log (2048)\n"
 	       "    -o mem_table_size=N      engine memtable size in bytes (64 MiB)\n"
 	       "    -o chunk_size=N          data chunk size of a new store (65536)\n"
-	       "    -o timeout=S             entry/attribute cache timeout in seconds (1)\n"
+	       "    -o timeout=S             entry and attribute cache timeout in seconds\n"
+	       "    -o entry_timeout=S       entry cache timeout (86400: changes are announced)\n"
+	       "    -o attr_timeout=S        attribute cache timeout (86400)\n"
 	       "    -o no_writeback_cache    do not let the kernel buffer writes\n"
 	       "    -o threads=N             maximum worker threads (10)\n"
 	       "    -o clone_fd              one /dev/fuse descriptor per thread\n"
@@ -956,8 +1135,15 @@ static void usage(const char *prog)
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
-	       "                             commits durable every S seconds (5; 0: never)\n\n",
-	       prog, prog);
+	       "                             commits durable every S seconds (5; 0: never)\n\n"
+	       "mount options (passed to the kernel or libfuse):\n"
+	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
+	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"
+	       "    -o allow_other           allow access by all users (see fuse(8))\n"
+	       "    -o allow_root            allow access by root\n"
+	       "    -o auto_unmount          unmount when the daemon ends\n"
+	       "    -o max_idle_threads=N    idle worker threads kept (libfuse's default)\n\n"
+	       "See settfs(8) and settfs(5).\n");
 }
 
 /* "123", "64K", "32M", "2G" (powers of 1024) -> bytes. */
@@ -1055,7 +1241,8 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 				store, o->engine.error_buf[0] ? o->engine.error_buf : "corrupt", store);
 		if (r != -EBUSY || waited_ms >= 30000)
 			return r;
-		if (!said++)
+		/* a release that takes a moment (umount; mount) is waited for silently */
+		if (waited_ms >= 2000 && !said++)
 			fprintf(stderr, "settfs: %s is in use by pid %ld (not mounted), waiting up to "
 					"30 s for it to be released\n", store, sett_lock_holder(store));
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -1067,23 +1254,34 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
  * Closes the descriptors above stderr this process inherited (say, the
  * lock of `flock FILE settfs ...`, which the daemon would otherwise hold
  * until unmount) except `keep`, a /dev/fuse descriptor handed over as
- * the mountpoint /dev/fd/N.
+ * the mountpoint /dev/fd/N.  Every one, however high: close_range(2), or
+ * where the kernel lacks it, each one /proc/self/fd lists.
  */
 static void close_inherited(int keep)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
+	int lo = 3;
+	if (keep >= lo && close_range((unsigned)lo, (unsigned)keep - 1, 0) == 0 &&
+	    close_range((unsigned)keep + 1, ~0u, 0) == 0)
 		return;
-	int fds[256], n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) && n < 256) {
-		int fd = atoi(de->d_name);
-		if (fd > 2 && fd != keep && fd != dirfd(d))
-			fds[n++] = fd;
+	if (keep < lo && close_range((unsigned)lo, ~0u, 0) == 0)
+		return;
+	for (;;) {
+		DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			return;
+		int fds[256], n = 0;
+		struct dirent *de;
+		while ((de = readdir(d)) && n < 256) {
+			int fd = atoi(de->d_name);
+			if (fd >= lo && fd != keep && fd != dirfd(d))
+				fds[n++] = fd;
+		}
+		closedir(d);
+		for (int i = 0; i < n; i++)
+			close(fds[i]);
+		if (n < 256)
+			return; /* else list again: there were more */
 	}
-	closedir(d);
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
 }
 
 /* Waits while `fd` (the store's LOCK) is locked; 0 once free, -1 after `secs`. */
@@ -1122,7 +1320,14 @@ static int cmd_umount(int argc, char **argv)
 		i += 2;
 	}
 	int help = i + 1 == argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"));
-	if (help || i + 1 != argc || argv[i][0] == '-') {
+	if (!help && i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-t") == 0)
+			fprintf(stderr, "settfs umount: option '-t' needs a value (seconds)\n");
+		else
+			fprintf(stderr, "settfs umount: unknown option '%s' (see --help)\n", argv[i]);
+		return 1;
+	}
+	if (help || i + 1 != argc) {
 		fprintf(help ? stdout : stderr, "usage: settfs umount [-t SECONDS] MOUNTPOINT\n");
 		return !help;
 	}
@@ -1156,6 +1361,13 @@ static int cmd_umount(int argc, char **argv)
 		}
 		int st = 0;
 		r = c < 0 || waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
+	}
+	/* another mount of the filesystem (a bind mount) keeps the daemon serving */
+	if (r == 0 && sfs_mount_find(NULL, NULL, &m) == 0) {
+		if (fd >= 0)
+			close(fd);
+		free(mp);
+		return 0;
 	}
 	if (r == 0 && fd < 0)
 		r = 3;
@@ -1207,8 +1419,60 @@ static void powercut_arm(void)
 		pthread_detach(t);
 }
 
+static int log_no_debug; /* while fuse_options_known asks its throwaway session */
+
+/* libfuse's errors and warnings under this program's name ("fuse: " dropped). */
+static void log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	static int mid_line; /* libfuse writes some lines in pieces */
+	char m[2048];
+	if (log_no_debug && level == FUSE_LOG_DEBUG)
+		return;
+	vsnprintf(m, sizeof m, fmt, ap);
+	if (level > FUSE_LOG_WARNING || mid_line)
+		fputs(m, stderr);
+	else
+		fprintf(stderr, "settfs: %s", strncmp(m, "fuse: ", 6) == 0 ? m + 6 : m);
+	size_t n = strlen(m);
+	mid_line = n && m[n - 1] != '\n';
+}
+
+/*
+ * Are the options left for libfuse and the kernel all known?  Asked of a
+ * session that is made and dropped at once, before the store is touched;
+ * libfuse names an unknown one.
+ */
+static int fuse_options_known(const struct fuse_args *args)
+{
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	for (int i = 0; i < args->argc; i++)
+		if (fuse_opt_add_arg(&copy, args->argv[i]) != 0)
+			return 0;
+	static const struct fuse_lowlevel_ops none;
+	log_no_debug = 1;
+	struct fuse_session *se = fuse_session_new(&copy, &none, sizeof none, NULL);
+	if (se)
+		fuse_session_destroy(se);
+	log_no_debug = 0;
+	fuse_opt_free_args(&copy);
+	return se != NULL;
+}
+
+/* Frees what main() has parsed so far; returns ret. */
+static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char *mountpoint,
+		     char *store)
+{
+	free(store);
+	free(mountpoint);
+	free(cfg->store);
+	free(cfg->reserve);
+	fuse_opt_free_args(args);
+	return ret;
+}
+
 int main(int argc, char *argv[])
 {
+	fuse_set_log_func(log_fuse);
 	if (argc >= 2 && strcmp(argv[1], "umount") == 0)
 		return cmd_umount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
@@ -1216,33 +1480,34 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);
-	cfg.timeout = 1.0;
+	cfg.entry_timeout = cfg.attr_timeout = SFS_CACHE_TIMEOUT;
 	cfg.writeback = 1;
 	cfg.threads = 10;
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
-		printf("settfs %s (sett %s, FUSE library %s)\n", SETT_VERSION,
+		printf("settfs %s (sett %s)\nFUSE library version %s\n", SETT_VERSION,
 		       SETT_VERSION_STRING, fuse_pkgversion());
+		fflush(stdout); /* before what fusermount3 prints itself */
 		fuse_lowlevel_version();
-		return 0;
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	if (cfg.show_help) {
-		usage(argv[0]);
-		fuse_cmdline_help();
-		fuse_lowlevel_help();
-		return 0;
+		usage();
+		return main_done(0, &args, &cfg, NULL, NULL);
 	}
 	struct fuse_cmdline_opts opts;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
-		return 1;
+		return main_done(1, &args, &cfg, NULL, NULL);
 	if (!cfg.store || !opts.mountpoint) {
-		fprintf(stderr, "%s: need STORE and MOUNTPOINT (see --help)\n", argv[0]);
-		return 1;
+		fprintf(stderr, "settfs: need STORE and MOUNTPOINT (see --help)\n");
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
+	if (!fuse_options_known(&args))
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	int devfd = -1;
 	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
 		devfd = -1;
@@ -1250,20 +1515,20 @@ int main(int argc, char *argv[])
 	char *store = realpath(cfg.store, NULL);
 	if (!store && cfg.ro) {
 		fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-		return 1;
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!store) {
 		/* created on first use */
 		store = strdup(cfg.store);
 		if (mkdir(store, 0700) != 0 && errno != EEXIST) {
 			fprintf(stderr, "settfs: cannot create store %s: %s\n", store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 		}
 		free(store);
 		store = realpath(cfg.store, NULL);
 		if (!store) {
 			fprintf(stderr, "settfs: %s: %s\n", cfg.store, strerror(errno));
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 		}
 	}
 
@@ -1283,12 +1548,12 @@ int main(int argc, char *argv[])
 	if (cfg.reserve) {
 		int bad = parse_size(cfg.reserve, &o.engine.disk_reserve) != 0;
 		if (bad)
-			fprintf(stderr, "%s: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
-				argv[0], cfg.reserve);
+			fprintf(stderr, "settfs: bad -o reserve=%s (bytes, or a number with K, M or G)\n",
+				cfg.reserve);
 		free(cfg.reserve); /* fuse_opt's copy */
 		cfg.reserve = NULL;
 		if (bad)
-			return 1;
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
 	}
 
 	/*
@@ -1302,13 +1567,8 @@ int main(int argc, char *argv[])
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
-	if (r) {
-		free(store);
-		free(cfg.store);
-		free(opts.mountpoint);
-		fuse_opt_free_args(&args);
-		return 1;
-	}
+	if (r)
+		return main_done(1, &args, &cfg, opts.mountpoint, store);
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
@@ -1339,6 +1599,9 @@ int main(int argc, char *argv[])
 	free(esc);
 	fuse_opt_insert_arg(&args, 1, mo);
 
+	char *source = NULL; /* the mount's source in mountinfo */
+	if (asprintf(&source, "settfs:%s", store) < 0)
+		return 1;
 	struct sfs_fuse f = { .fs = fs, .cfg = &cfg, .page_size = (size_t)sysconf(_SC_PAGESIZE) };
 	struct fuse_session *se = fuse_session_new(&args, &sfs_ops, sizeof sfs_ops, &f);
 	f.se = se;
@@ -1349,9 +1612,9 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	struct bdi_tuning tuning = { opts.mountpoint, &cfg };
-	f.wire.after_init = tune_bdi;
-	f.wire.after_init_arg = &tuning;
+	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
+	f.wire.after_init = conn_init;
+	f.wire.after_init_arg = &conn;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);
@@ -1372,6 +1635,7 @@ int main(int argc, char *argv[])
 	    cs % f.page_size == 0)
 		f.filler = sfs_filler_start(se, f.fs);
 	f.inval = sfs_inval_start(se);
+	settfs_set_attr_fn(f.fs, attr_changed, &f);
 	f.control = sfs_control_start(f.fs, &f.wire, store, opts.mountpoint, argc, argv);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
@@ -1387,13 +1651,14 @@ int main(int argc, char *argv[])
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
 	/* before the session and the store go: it uses both */
-	sfs_filler_stop(f.filler, abort_connection, opts.mountpoint);
+	sfs_filler_stop(f.filler, abort_connection, &conn);
 	f.filler = NULL;
-	sfs_inval_stop(f.inval, abort_connection, opts.mountpoint);
+	sfs_inval_stop(f.inval, abort_connection, &conn);
 	f.inval = NULL;
 	flusher_stop(flusher);
 	sfs_control_stop(f.control);
 	f.control = NULL;
+	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -1409,6 +1674,7 @@ out:
 		}
 	}
 	free(mo);
+	free(source);
 	free(store);
 	free(cfg.store);
 	free(opts.mountpoint);

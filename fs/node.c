@@ -280,8 +280,16 @@ int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in)
 	return r ? r : sfs_batch_new_inode(b, n->ino, in);
 }
 
+void settfs_set_attr_fn(settfs *fs, void (*fn)(void *arg, uint64_t ino), void *arg)
+{
+	fs->attr_fn = fn;
+	fs->attr_arg = arg;
+}
+
 void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in)
 {
+	if (in->blocks != n->in.blocks && fs->attr_fn)
+		fs->attr_fn(fs->attr_arg, n->ino); /* settfs_set_attr_fn */
 	n->in = *in;
 	n->meta_dirty = 0;
 	sfs_node_drop_chunks(fs, n);

@@ -110,6 +110,16 @@ int settfs_sync(settfs *fs);
  */
 int settfs_writeback(settfs *fs, unsigned age_ms);
 uint32_t settfs_chunk_size(const settfs *fs);
+/*
+ * fn(arg, ino) is called whenever the core changes what a stat of ino
+ * shows by itself, not as the result of the request that asked for it:
+ * st_blocks moves when buffered data is committed (at a flush, a close, by
+ * settfs_writeback, or when the buffers fill), not when it was written.  A
+ * caller that lets a kernel cache attributes expires them there.  fn runs
+ * on any thread with the inode's lock held: it must not call into the
+ * core.  Set it (or NULL) while no other call of the core is running.
+ */
+void settfs_set_attr_fn(settfs *fs, void (*fn)(void *arg, uint64_t ino), void *arg);
 
 /* ---- namespace ------------------------------------------------------ */
 
@@ -128,7 +138,8 @@ enum {
 	SETTFS_SET_ATIME_NOW = 1 << 6,
 	SETTFS_SET_MTIME_NOW = 1 << 7,
 	SETTFS_SET_CTIME = 1 << 8,   /* from attr->st_ctim */
-	/* clear set-user-ID, and set-group-ID if the group may execute */
+	/* clear set-user-ID, and set-group-ID if the group may execute or ctx
+	 * is not in the file's group */
 	SETTFS_SET_KILL_SUIDGID = 1 << 9
 };
 /*
@@ -171,6 +182,8 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 /* flags of settfs_write */
 #define SETTFS_WRITE_APPEND 1u       /* write at the end of file, ignoring off */
 #define SETTFS_WRITE_KILL_SUIDGID 2u /* as SETTFS_SET_KILL_SUIDGID, same commit */
+/* with KILL_SUIDGID: the caller is not in the file's group (set-group-ID goes) */
+#define SETTFS_WRITE_KILL_SGID 4u
 /* Returns size. */
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf,
 		     size_t size, unsigned flags);

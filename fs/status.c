@@ -137,22 +137,26 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	return b->err;
 }
 
+/* `sett info` of the mounted store: its text and its --json form. */
 static int fill_info(sfs_control *c, ctl_buf *b)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	if (!f)
-		return -ENOMEM;
-	int r = cli_info_print(settfs_engine(c->fs), c->store, f);
-	if (fclose(f) != 0 && r == 0)
-		r = -ENOMEM;
-	if (r == 0) {
-		ctl_put_i64(b, "status", 0);
-		ctl_put_bytes(b, "text", text, len);
-		r = b->err;
+	int r = 0;
+	ctl_put_i64(b, "status", 0);
+	for (int json = 0; json < 2 && r == 0; json++) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		if (!f)
+			return -ENOMEM;
+		r = cli_info_print(settfs_engine(c->fs), c->store, json, f);
+		if (fclose(f) != 0 && r == 0)
+			r = -ENOMEM;
+		if (r == 0) {
+			ctl_put_bytes(b, json ? "json" : "text", text, len);
+			r = b->err;
+		}
+		free(text);
 	}
-	free(text);
 	return r < 0 && r > -4096 ? r : r ? -EIO : 0;
 }
 
@@ -542,7 +546,11 @@ int sfs_status_command(int argc, char **argv)
 		i++;
 	}
 	int help = i + 1 == argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"));
-	if (help || i + 1 != argc || argv[i][0] == '-') {
+	if (!help && i < argc && argv[i][0] == '-') {
+		fprintf(stderr, "settfs status: unknown option '%s' (see --help)\n", argv[i]);
+		return 1;
+	}
+	if (help || i + 1 != argc) {
 		fprintf(help ? stdout : stderr, "usage: settfs status [--json] MOUNTPOINT\n");
 		return !help;
 	}

@@ -116,13 +116,6 @@ typedef struct cjob {
 	int slot;
 } cjob;
 
-typedef struct discard_acc {
-	struct {
-		uint32_t fid;
-		uint64_t bytes;
-	} *rows;
-	size_t n, cap;
-} discard_acc;
 
 static uint64_t now_ms(void)
 {
@@ -439,26 +432,6 @@ static int pick_self(struct compactor_state *cs, const lsm_version *v, const lev
 
 /* ---- running a compaction ---- */
 
-static void acc_add(discard_acc *a, uint32_t fid, uint64_t bytes)
-{
-	for (size_t i = 0; i < a->n; i++)
-		if (a->rows[i].fid == fid) {
-			a->rows[i].bytes += bytes;
-			return;
-		}
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 8;
-		void *p = realloc(a->rows, cap * sizeof *a->rows);
-		if (!p)
-			return; /* advisory statistics */
-		a->rows = p;
-		a->cap = cap;
-	}
-	a->rows[a->n].fid = fid;
-	a->rows[a->n].bytes = bytes;
-	a->n++;
-}
-
 typedef struct outputs {
 	table **t;
 	size_t n, cap;
@@ -589,9 +562,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 			 * at the bottom goes only from the last bucket: above
 			 * it, it hides what an older pin keeps.
 			 */
-			size_t bk = 0;
-			while (bk < npins && pins[bk] >= ver)
-				bk++;
+			size_t bk = pin_bucket(pins, npins, ver);
 			if (seen_le && bk == bucket)
 				keep = 0;
 			else if (j->bottom && bk == npins &&
@@ -603,7 +574,7 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 		if (!keep) {
 			vptr p;
 			if ((vs.meta & META_VALUE_POINTER) && vptr_decode(vs.data.p, vs.data.n, &p) == 0)
-				acc_add(&acc, p.fid, p.len);
+				discard_acc_add(&acc, p.fid, p.len);
 			continue;
 		}
 		if (b && newkey && table_builder_size(b) >= j->file_size) {
@@ -669,13 +640,12 @@ static int run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 	}
 	free(out.t);
 	if (!r) {
-		for (size_t i = 0; i < acc.n; i++)
-			discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
+		discard_acc_apply(db->discard, &acc);
 		/* db_install_edit has woken writers waiting for room */
 		__atomic_fetch_add(&db->stat_compactions, 1, __ATOMIC_RELAXED);
 		drops_maybe_retire(db);
 	}
-	free(acc.rows);
+	discard_acc_free(&acc);
 	return r;
 }
 
@@ -696,7 +666,7 @@ static int acc_table(discard_acc *acc, table *t)
 		slice v = sit_value(it);
 		if (vstruct_decode(v.p, v.n, &vs) == 0 && (vs.meta & META_VALUE_POINTER) &&
 		    vptr_decode(vs.data.p, vs.data.n, &p) == 0)
-			acc_add(acc, p.fid, p.len);
+			discard_acc_add(acc, p.fid, p.len);
 	}
 	int r = sit_error(it);
 	sit_free(it);
@@ -755,9 +725,8 @@ int compaction_drop_tables(sett_db *db, slice prefix, uint64_t version)
 			discard_acc acc = { 0 };
 			for (size_t i = 0; !r && i < n; i++)
 				(void)acc_table(&acc, tabs[i]); /* advisory */
-			for (size_t i = 0; i < acc.n; i++)
-				discard_add(db->discard, acc.rows[i].fid, acc.rows[i].bytes);
-			free(acc.rows);
+			discard_acc_apply(db->discard, &acc);
+			discard_acc_free(&acc);
 		}
 		for (size_t i = 0; i < n; i++)
 			table_unref(tabs[i]);

@@ -583,6 +583,34 @@ static int lock_dir(sett_db *db)
 	return 0;
 }
 
+/* Does process `pid` have a descriptor open on the file (dev, ino)? */
+static int holds_file(long pid, dev_t dev, ino_t ino)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char fd[330];
+		struct stat st;
+		snprintf(fd, sizeof fd, "%s/%s", dir, de->d_name);
+		found = de->d_name[0] != '.' && stat(fd, &st) == 0 && st.st_dev == dev &&
+			st.st_ino == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * /proc/locks names a lock's file by the device of its filesystem's
+ * superblock and its inode.  That device is stat's st_dev on most
+ * filesystems, not on btrfs (a subvolume has a device of its own) or
+ * overlayfs: a lock on the same inode number whose device differs counts
+ * when its process has the file open.
+ */
 long sett_lock_holder(const char *path)
 {
 	char lock[4096];
@@ -596,17 +624,25 @@ long sett_lock_holder(const char *path)
 		return 0;
 	char line[256];
 	long pid = 0;
+	long other[16];
+	int nother = 0;
 	while (!pid && fgets(line, sizeof line, f)) {
 		char kind[16];
 		long p;
 		unsigned maj, min;
 		unsigned long long ino;
-		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
-		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
-		    maj == major(st.st_dev) && min == minor(st.st_dev))
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) != 5 ||
+		    strcmp(kind, "FLOCK") != 0 || ino != (unsigned long long)st.st_ino)
+			continue;
+		if (maj == major(st.st_dev) && min == minor(st.st_dev))
 			pid = p;
+		else if (nother < 16)
+			other[nother++] = p;
 	}
 	fclose(f);
+	for (int i = 0; !pid && i < nother; i++)
+		if (holds_file(other[i], st.st_dev, st.st_ino))
+			pid = other[i];
 	return pid;
 }
 
@@ -1392,8 +1428,13 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int bad = 0;
 	db_view vw;
 	db_view_get(db, &vw);
+	uint64_t ntables = 0, done = 0;
+	for (int l = 0; l < MAX_LEVELS; l++)
+		ntables += (uint64_t)vw.v->ntables[l];
 	for (int l = 0; l < MAX_LEVELS; l++) {
 		for (int i = 0; i < vw.v->ntables[l]; i++) {
+			if (db->opt.progress_fn)
+				db->opt.progress_fn(db->opt.progress_arg, "tables", done++, ntables);
 			why[0] = 0;
 			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
 			if (r) {
@@ -1414,7 +1455,11 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 	int r = vlog_list(db->vl, &fids, &n);
 	if (r)
 		return r;
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "tables", ntables, ntables);
 	for (int i = 0; i < n; i++) {
+		if (db->opt.progress_fn)
+			db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)i, (uint64_t)n);
 		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
 		if (r == -ENOENT)
 			continue; /* GC deleted it since the list was taken */
@@ -1428,6 +1473,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg)
 		}
 	}
 	free(fids);
+	if (db->opt.progress_fn)
+		db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)n, (uint64_t)n);
 	return bad ? SETT_ECORRUPT : 0;
 }
 

@@ -182,6 +182,7 @@ struct sett_db {
 	uint64_t stat_gc_files;
 	uint64_t stat_gc_bytes_measured;
 	uint64_t stat_gc_bytes_rewritten;
+	uint64_t stat_iter_entries;
 	uint64_t stat_gc_bytes_reclaimed;
 };
 

@@ -309,6 +309,7 @@ struct sett_iter {
 	uint8_t user_meta;
 	buf tmp;
 	buf skip;    /* find_next's scratch */
+	uint64_t entries; /* internal entries examined (sett_stats.iter_entries) */
 };
 
 static int has_prefix(const sett_iter *it, slice ukey)
@@ -342,14 +343,37 @@ static int save_current(sett_iter *it, slice ik, slice vs)
 	return 0;
 }
 
+/* Positions the internal iterator at ukey@version (forward: first >=). */
+static int make_ikey(sett_iter *it, slice ukey, uint64_t version)
+{
+	it->tmp.n = 0;
+	if (buf_reserve(&it->tmp, ukey.n + IKEY_SUFFIX))
+		return -ENOMEM;
+	ikey_make(it->tmp.p, ukey.p, ukey.n, version);
+	it->tmp.n = ukey.n + IKEY_SUFFIX;
+	return 0;
+}
+
+/*
+ * How many entries of one user key the public iterator steps over before
+ * it seeks past the rest instead (as RocksDB's
+ * max_sequential_skip_in_iterations).  A key rewritten many times holds
+ * one entry per version in the memtables and L0 until a flush or a
+ * compaction drops them; stepping over each would make the cost of
+ * reading a key grow with how often it was written.  A seek costs one
+ * search per source, about as much as this many steps.
+ */
+#define MAX_SEQUENTIAL_SKIP 8
+
 /*
  * Forward: from the internal position, find the first user key whose
- * newest version <= rv is visible.  `skip` (when non-NULL) is a user key
- * whose remaining versions must be passed over first.
+ * newest version <= rv is visible.  `skip_current`: the remaining versions
+ * of the current key must be passed over first.
  */
 static void find_next(sett_iter *it, int skip_current)
 {
 	int skipping = skip_current;
+	int steps = 0; /* entries of one user key stepped over in a row */
 	buf skipkey = it->skip; /* reused between calls: no allocation per entry */
 	skipkey.n = 0;
 	if (skip_current && buf_append(&skipkey, it->key.p, it->key.n)) {
@@ -361,17 +385,29 @@ static void find_next(sett_iter *it, int skip_current)
 	while (sit_valid(it->it)) {
 		slice ik = sit_key(it->it);
 		slice uk = ikey_user(ik);
+		it->entries++;
 		if (!has_prefix(it, uk)) {
 			if (it->prefix.n && slice_cmp(uk, slice_make(it->prefix.p, it->prefix.n)) > 0)
 				break; /* past the prefix range */
 			sit_next(it->it);
 			continue;
 		}
-		if (ikey_version(ik) > it->rv ||
-		    (skipping && slice_cmp(uk, slice_make(skipkey.p, skipkey.n)) == 0)) {
-			sit_next(it->it);
+		int same = skipping && slice_cmp(uk, slice_make(skipkey.p, skipkey.n)) == 0;
+		if (same || ikey_version(ik) > it->rv) {
+			if (++steps <= MAX_SEQUENTIAL_SKIP) {
+				sit_next(it->it);
+				continue;
+			}
+			/* past every version of the skipped key, or to the newest <= rv */
+			steps = 0;
+			if (make_ikey(it, uk, same ? 0 : it->rv)) {
+				set_error(it, -ENOMEM);
+				break;
+			}
+			sit_seek(it->it, slice_make(it->tmp.p, it->tmp.n));
 			continue;
 		}
+		steps = 0;
 		vstruct v;
 		slice vs = sit_value(it->it);
 		if (vstruct_decode(vs.p, vs.n, &v)) {
@@ -404,46 +440,87 @@ static void find_next(sett_iter *it, int skip_current)
 		txn_note_read(it->txn, slice_make(it->key.p, it->key.n));
 }
 
+/* Saves the internal iterator's entry as the candidate; its visibility or <0. */
+static int save_candidate(sett_iter *it)
+{
+	slice ik = sit_key(it->it), vs = sit_value(it->it);
+	vstruct v;
+	if (vstruct_decode(vs.p, vs.n, &v))
+		return SETT_ECORRUPT;
+	if (save_current(it, ik, vs))
+		return -ENOMEM;
+	it->user_meta = v.user_meta;
+	return visible(&v) && !drops_hide(it->db, ikey_user(ik), ikey_version(ik), it->rv, NULL);
+}
+
 /*
  * Backward: the internal iterator is at or before the entries of the key
  * to produce.  Walk back over all versions of a user key, remembering the
  * newest version <= rv; when the user key changes, the remembered entry is
- * the answer if it is visible.
+ * the answer if it is visible.  After MAX_SEQUENTIAL_SKIP entries of one
+ * key, the newest version <= rv is found with a forward seek instead, and
+ * a seek_for_prev puts the iterator before all of the key's entries.
  */
 static void find_prev(sett_iter *it)
 {
 	it->valid = 0;
 	int have = 0;      /* a candidate for the current user key is saved */
-	int have_key = 0;  /* it->key holds the user key being examined */
+	int steps = 0;     /* entries of the current user key met in a row */
 	while (sit_valid(it->it)) {
 		slice ik = sit_key(it->it);
 		slice uk = ikey_user(ik);
+		it->entries++;
 		if (!has_prefix(it, uk)) {
 			if (it->prefix.n && slice_cmp(uk, slice_make(it->prefix.p, it->prefix.n)) < 0)
 				break;
 			sit_prev(it->it);
 			continue;
 		}
-		if (have_key && slice_cmp(uk, slice_make(it->key.p, it->key.n)) != 0) {
+		if (steps && slice_cmp(uk, slice_make(it->skip.p, it->skip.n)) != 0) {
+			steps = 0;
 			if (have)
 				break; /* the saved key is complete */
-			have_key = 0;
 		}
-		if (ikey_version(ik) <= it->rv) {
-			slice vs = sit_value(it->it);
-			vstruct v;
-			if (vstruct_decode(vs.p, vs.n, &v)) {
-				set_error(it, SETT_ECORRUPT);
-				return;
-			}
-			/* Later (newer) versions of the same key overwrite this. */
-			if (save_current(it, ik, vs)) {
+		if (!steps) {
+			it->skip.n = 0;
+			if (buf_append(&it->skip, uk.p, uk.n)) {
 				set_error(it, -ENOMEM);
 				return;
 			}
-			have_key = 1;
-			have = visible(&v) && !drops_hide(it->db, uk, ikey_version(ik), it->rv, NULL);
-			it->user_meta = v.user_meta;
+		}
+		if (++steps > MAX_SEQUENTIAL_SKIP) {
+			/* the newest version <= rv, then before the key's newest entry */
+			slice k = slice_make(it->skip.p, it->skip.n);
+			if (make_ikey(it, k, it->rv)) {
+				set_error(it, -ENOMEM);
+				return;
+			}
+			sit_seek(it->it, slice_make(it->tmp.p, it->tmp.n));
+			have = 0;
+			if (sit_valid(it->it) && slice_cmp(ikey_user(sit_key(it->it)), k) == 0) {
+				have = save_candidate(it);
+				if (have < 0) {
+					set_error(it, have);
+					return;
+				}
+			}
+			if (make_ikey(it, k, UINT64_MAX)) {
+				set_error(it, -ENOMEM);
+				return;
+			}
+			sit_seek_for_prev(it->it, slice_make(it->tmp.p, it->tmp.n));
+			if (sit_valid(it->it) && slice_cmp(ikey_user(sit_key(it->it)), k) == 0)
+				sit_prev(it->it);
+			/* the next entry is of another key: steps stays, so it ends this one */
+			continue;
+		}
+		if (ikey_version(ik) <= it->rv) {
+			/* Later (newer) versions of the same key overwrite this. */
+			have = save_candidate(it);
+			if (have < 0) {
+				set_error(it, have);
+				return;
+			}
 		}
 		sit_prev(it->it);
 	}
@@ -515,6 +592,7 @@ void sett_iter_free(sett_iter *it)
 		db_view_release(&it->vw);
 	if (it->registered)
 		db_reader_remove(it->db, it->rv);
+	__atomic_fetch_add(&it->db->stat_iter_entries, it->entries, __ATOMIC_RELAXED);
 	if (it->txn)
 		txn_iter_closed(it->txn);
 	buf_free(&it->prefix);
@@ -524,17 +602,6 @@ void sett_iter_free(sett_iter *it)
 	buf_free(&it->tmp);
 	buf_free(&it->skip);
 	free(it);
-}
-
-/* Positions the internal iterator at ukey@version (forward: first >=). */
-static int make_ikey(sett_iter *it, slice ukey, uint64_t version)
-{
-	it->tmp.n = 0;
-	if (buf_reserve(&it->tmp, ukey.n + IKEY_SUFFIX))
-		return -ENOMEM;
-	ikey_make(it->tmp.p, ukey.p, ukey.n, version);
-	it->tmp.n = ukey.n + IKEY_SUFFIX;
-	return 0;
 }
 
 /* The smallest byte string greater than every string with the prefix. */
@@ -653,6 +720,31 @@ int sett_iter_value(sett_iter *it, sett_val *value)
 	value->size = it->value.n;
 	value->data = it->value.p;
 	return 0;
+}
+
+int sett_iter_value_size(sett_iter *it, size_t *size)
+{
+	if (!it->valid)
+		return it->err ? it->err : -EINVAL;
+	if (it->value_loaded) {
+		*size = it->value.n;
+		return 0;
+	}
+	vstruct v;
+	vptr p;
+	int r = vstruct_decode(it->vs.p, it->vs.n, &v);
+	if (r == 0 && !(v.meta & META_VALUE_POINTER)) {
+		*size = v.data.n;
+		return 0;
+	}
+	/* the pointer's length is the whole log entry's, whose key is the internal key */
+	if (r == 0)
+		r = vptr_decode(v.data.p, v.data.n, &p);
+	if (r == 0)
+		r = entry_value_len(p.len, it->key.n + IKEY_SUFFIX, v.expires_at, size);
+	if (r)
+		set_error(it, r);
+	return r;
 }
 
 uint64_t sett_iter_version(const sett_iter *it)

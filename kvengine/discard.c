@@ -232,6 +232,39 @@ void discard_add(discard *d, uint32_t fid, uint64_t bytes)
 		discard_update(d, fid, bytes, 0);
 }
 
+void discard_acc_add(discard_acc *a, uint32_t fid, uint64_t bytes)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->rows[i].fid == fid) {
+			a->rows[i].bytes += bytes;
+			return;
+		}
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 8;
+		void *p = realloc(a->rows, cap * sizeof *a->rows);
+		if (!p)
+			return; /* advisory statistics */
+		a->rows = p;
+		a->cap = cap;
+	}
+	a->rows[a->n].fid = fid;
+	a->rows[a->n].bytes = bytes;
+	a->n++;
+}
+
+void discard_acc_apply(discard *d, const discard_acc *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		discard_add(d, a->rows[i].fid, a->rows[i].bytes);
+}
+
+void discard_acc_free(discard_acc *a)
+{
+	free(a->rows);
+	a->rows = NULL;
+	a->n = a->cap = 0;
+}
+
 void discard_set(discard *d, uint32_t fid, uint64_t bytes)
 {
 	discard_update(d, fid, bytes, 1);

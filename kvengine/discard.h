@@ -46,6 +46,22 @@ void discard_retain(discard *d, const uint32_t *fids, size_t n);
 /* Sum over all files. */
 uint64_t discard_total(discard *d);
 
+/*
+ * Discards collected while a flush or compaction runs, added to the table
+ * only once its result is installed (a failed one counts nothing).
+ */
+typedef struct discard_acc {
+	struct {
+		uint32_t fid;
+		uint64_t bytes;
+	} *rows;
+	size_t n, cap;
+} discard_acc;
+
+void discard_acc_add(discard_acc *a, uint32_t fid, uint64_t bytes);
+void discard_acc_apply(discard *d, const discard_acc *a);
+void discard_acc_free(discard_acc *a);
+
 /* Writes DISCARD atomically (tmp file, fsync, rename, fsync dir) if changed. */
 int discard_persist(discard *d);
 

@@ -38,6 +38,18 @@ size_t entry_encoded_len(const entry *e)
 	return header_len(e) + e->key.n + e->value.n + ENTRY_CHECKSUM;
 }
 
+int entry_value_len(size_t total, size_t klen, uint64_t expires_at, size_t *vlen)
+{
+	size_t fixed = 2 + varint_len(klen) + varint_len(expires_at) + klen + ENTRY_CHECKSUM;
+	/* the value's varint takes s bytes: at most one s fits */
+	for (size_t s = 1; s <= VARINT_MAX && total >= fixed + s; s++)
+		if (varint_len(total - fixed - s) == s) {
+			*vlen = total - fixed - s;
+			return 0;
+		}
+	return SETT_ECORRUPT;
+}
+
 size_t entry_encode(uint8_t *out, const entry *e)
 {
 	size_t n = 0;

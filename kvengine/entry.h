@@ -62,6 +62,13 @@ long entry_decode(const uint8_t *p, size_t n, entry *e);
  */
 int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size_t *total);
 
+/*
+ * The value length of an entry that spans `total` encoded bytes with a
+ * klen-byte key and expires_at (what a value pointer leaves implicit):
+ * 0 and *vlen, or SETT_ECORRUPT when no value length gives that total.
+ */
+int entry_value_len(size_t total, size_t klen, uint64_t expires_at, size_t *vlen);
+
 /* Smallest possible encoded entry: 2 bytes, 3 one-byte varints, an 8-byte key, checksum. */
 #define ENTRY_MIN_LEN (2 + 3 + 8 + ENTRY_CHECKSUM)
 

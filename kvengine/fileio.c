@@ -59,6 +59,7 @@ static int pause_release;    /* set by sio_fault_resume */
 static int pause_err;
 static int dead;             /* after a power cut */
 static uint64_t bytes_written;
+static uint64_t bytes_read;
 
 static known_file *known_find(const char *path)
 {
@@ -260,6 +261,11 @@ void sio_fault_reset(void)
 uint64_t sio_bytes_written(void)
 {
 	return __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
+}
+
+uint64_t sio_bytes_read(void)
+{
+	return __atomic_load_n(&bytes_read, __ATOMIC_RELAXED);
 }
 
 /* ---- recorder ---- */
@@ -469,6 +475,7 @@ ssize_t sfile_pread(sfile *f, void *buf, size_t n, uint64_t off)
 			break;
 		done += (size_t)k;
 	}
+	__atomic_add_fetch(&bytes_read, done, __ATOMIC_RELAXED);
 	return (ssize_t)done;
 }
 
@@ -648,13 +655,15 @@ static int sync_dir_op(const char *dir)
 	return r;
 }
 
+/* A store's directories (the store itself, quarantine/) are the owner's
+ * alone: 0700, as settfs makes a missing store (doc/settfs.md). */
 static int mkdir_op(const char *dir)
 {
 	int r = fault_check(0, 0);
 	if (r)
 		return r;
 	int locked = rec_lock();
-	r = rec_name_op(locked, mkdir(dir, 0755) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
+	r = rec_name_op(locked, mkdir(dir, 0700) == 0 ? 0 : -errno, SIO_REC_MKDIR, dir, NULL);
 	return r == -EEXIST ? 0 : r;
 }
 

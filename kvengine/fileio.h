@@ -94,6 +94,8 @@ void sio_fault_powercut_arm(void);
 void sio_fault_reset(void);
 /* Bytes written through the layer since process start (write amplification). */
 uint64_t sio_bytes_written(void);
+/* Bytes read through the layer with sfile_pread since process start (not mapped reads). */
+uint64_t sio_bytes_read(void);
 
 /*
  * ---- recording (tests only) ----

@@ -55,11 +55,20 @@ struct memtable {
 	int height;         /* atomic: current height of the list */
 	size_t bytes;       /* atomic: bytes handed out by the arena (the flush decision) */
 	size_t count;       /* atomic: distinct internal keys */
+	size_t shadowed;    /* atomic: of them, newer versions of a user key already here */
 	uint64_t rng;       /* writer only */
 	mt_chunk *chunks;   /* writer only (freed at the end) */
 	uint8_t *cur;       /* writer only: bump pointer in the current chunk */
 	size_t left;        /* writer only: bytes left in the current chunk */
 	mt_node *head;
+	/*
+	 * Writer only: the node the last put linked (NULL before the first)
+	 * and the rightmost node at or before it at every level; a put of a
+	 * larger key searches from there (keys written in order then cost a
+	 * compare or two instead of a search from the head).
+	 */
+	mt_node *tail;
+	mt_node *finger[MT_MAX_HEIGHT];
 };
 
 /* ---- arena ---- */
@@ -172,15 +181,24 @@ static int mt_cmp_parts(const mt_node *x, slice ukey, const uint8_t *suffix)
 	return memcmp(k.p + k.n - IKEY_SUFFIX, suffix, IKEY_SUFFIX);
 }
 
+/*
+ * With finger (mt->finger, for a key known to be greater than every node
+ * of it), each level's search starts at the finger's node when that lies
+ * further right than where the level above stopped: a finger node at
+ * level i is at or after the one at level i+1, so while the search has not
+ * moved past the finger no compare is needed to know it.
+ */
 static mt_node *mt_find_ge(const memtable *mt, slice ukey, const uint8_t *suffix,
-			   mt_node **prev)
+			   mt_node **prev, mt_node *const *finger)
 {
-	mt_node *x = mt->head;
 	int level = mt_height(mt) - 1;
+	mt_node *x = finger ? finger[level] : mt->head;
+	int moved = 0; /* x may lie after finger[level] */
 	for (;;) {
 		mt_node *n = mt_next(x, level);
 		if (n && mt_cmp_parts(n, ukey, suffix) < 0) {
 			x = n;
+			moved = 1;
 			continue;
 		}
 		if (prev)
@@ -188,12 +206,17 @@ static mt_node *mt_find_ge(const memtable *mt, slice ukey, const uint8_t *suffix
 		if (level == 0)
 			return n;
 		level--;
+		mt_node *f = finger ? finger[level] : x;
+		if (f != x && f != mt->head && (!moved || ikey_cmp(mt_key(f), mt_key(x)) > 0)) {
+			x = f;
+			moved = 0;
+		}
 	}
 }
 
 static mt_node *mt_find_ge_ikey(const memtable *mt, slice ikey)
 {
-	return mt_find_ge(mt, ikey_user(ikey), ikey.p + ikey.n - IKEY_SUFFIX, NULL);
+	return mt_find_ge(mt, ikey_user(ikey), ikey.p + ikey.n - IKEY_SUFFIX, NULL, NULL);
 }
 
 /* The last node < ikey (or <= ikey when inclusive), or NULL for none. */
@@ -247,6 +270,8 @@ int memtable_new(memtable **mtp)
 		free(mt);
 		return -ENOMEM;
 	}
+	for (int i = 0; i < MT_MAX_HEIGHT; i++)
+		mt->finger[i] = mt->head;
 	*mtp = mt;
 	return 0;
 }
@@ -282,12 +307,17 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct)
 		memcpy(v->data, vstruct.p, vstruct.n);
 
 	mt_node *prev[MT_MAX_HEIGHT];
-	mt_node *x = mt_find_ge(mt, ikey_user(ikey), ikey.p + ikey.n - IKEY_SUFFIX, prev);
+	const uint8_t *suffix = ikey.p + ikey.n - IKEY_SUFFIX;
+	int after_tail = mt->tail && mt_cmp_parts(mt->tail, ikey_user(ikey), suffix) < 0;
+	mt_node *x = mt_find_ge(mt, ikey_user(ikey), suffix, prev, after_tail ? mt->finger : NULL);
 	if (x && ikey_cmp(mt_key(x), ikey) == 0) {
 		/* Same version written again: the later write wins. */
 		__atomic_store_n(&x->value, v, __ATOMIC_RELEASE);
 		return 0;
 	}
+
+	if (x && slice_cmp(ikey_user(mt_key(x)), ikey_user(ikey)) == 0)
+		__atomic_fetch_add(&mt->shadowed, 1, __ATOMIC_RELAXED);
 
 	int h = mt_random_height(mt);
 	int cur = mt_height(mt);
@@ -309,6 +339,11 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct)
 		x->next[i] = __atomic_load_n(&prev[i]->next[i], __ATOMIC_RELAXED);
 		mt_set_next(prev[i], i, x);
 	}
+	mt->tail = x;
+	for (int i = 0; i < h; i++)
+		mt->finger[i] = x;
+	for (int i = h; i < cur; i++)
+		mt->finger[i] = prev[i];
 	__atomic_fetch_add(&mt->count, 1, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -323,6 +358,11 @@ size_t memtable_count(const memtable *mt)
 	return __atomic_load_n(&mt->count, __ATOMIC_RELAXED);
 }
 
+size_t memtable_shadowed(const memtable *mt)
+{
+	return __atomic_load_n(&mt->shadowed, __ATOMIC_RELAXED);
+}
+
 static slice mt_value_of(const mt_node *x)
 {
 	const mt_value *v = __atomic_load_n(&x->value, __ATOMIC_ACQUIRE);
@@ -334,7 +374,7 @@ int memtable_get(memtable *mt, slice ukey, uint64_t read_version, uint64_t *vers
 {
 	uint8_t suffix[IKEY_SUFFIX];
 	put_be64(suffix, UINT64_MAX - read_version);
-	mt_node *x = mt_find_ge(mt, ukey, suffix, NULL);
+	mt_node *x = mt_find_ge(mt, ukey, suffix, NULL, NULL);
 	if (!x || slice_cmp(ikey_user(mt_key(x)), ukey) != 0)
 		return 0;
 	if (version)

@@ -28,6 +28,8 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct);
 /* Bytes of memory used (arena), for the flush decision. */
 size_t memtable_bytes(const memtable *mt);
 size_t memtable_count(const memtable *mt);
+/* Entries put in front of an older version of their user key. */
+size_t memtable_shadowed(const memtable *mt);
 
 /*
  * Finds the newest version <= read_version of ukey.  Returns 1 and fills

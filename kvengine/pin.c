@@ -345,3 +345,11 @@ int sett_pin_space(sett_db *db, uint64_t *bytes)
 	free(pv);
 	return r;
 }
+
+size_t pin_bucket(const uint64_t *pins, size_t npins, uint64_t ver)
+{
+	size_t b = 0;
+	while (b < npins && pins[b] >= ver)
+		b++;
+	return b;
+}

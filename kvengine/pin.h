@@ -29,6 +29,14 @@ void pins_close(struct sett_db *db);
  * discard point.
  */
 int pin_points(struct sett_db *db, uint64_t below, uint64_t **pts, size_t *n);
+/*
+ * The rule by which compactions and flushes drop old versions: the discard
+ * point D and the pins below it (pin_points(D), newest first) cut a key's
+ * versions <= D into buckets - bucket b holds the versions pins[b-1] (b = 0:
+ * D) sees and pins[b] does not - and of each bucket only the newest is read
+ * by anyone.  Returns the bucket of version `ver` (<= D).
+ */
+size_t pin_bucket(const uint64_t *pins, size_t npins, uint64_t ver);
 
 /* A counter that grows with every pin created. */
 uint64_t pin_generation(struct sett_db *db);

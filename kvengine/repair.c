@@ -142,6 +142,12 @@ static int is_bad_fid(const rep *r, uint32_t fid)
 	return 0;
 }
 
+static void progress(rep *r, const char *what, uint64_t done, uint64_t total)
+{
+	if (r->o.progress_fn)
+		r->o.progress_fn(r->o.progress_arg, what, done, total);
+}
+
 static int vlog_noop(void *arg, const entry *e, const vptr *p)
 {
 	(void)arg;
@@ -165,6 +171,7 @@ static int scan_vlog(rep *r)
 		return -ENOMEM;
 	}
 	for (int i = 0; i < n; i++) {
+		progress(r, "value log", (uint64_t)i, (uint64_t)n);
 		e = vlog_iterate(r->vl, fids[i], vlog_noop, NULL);
 		if (e == -ENOMEM)
 			break;
@@ -252,6 +259,7 @@ static int open_tables(rep *r)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
+		progress(r, "tables", i, n);
 		src_table *s = &r->tables[r->ntables++];
 		char path[4096], why[512] = "";
 		s->id = ids[i];
@@ -317,6 +325,7 @@ static int replay_wals(rep *r)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n && !e; i++) {
+		progress(r, "logs", i, n);
 		src_wal *s = &r->wals[r->nwals++];
 		char path[4096], why[512] = "";
 		s->id = ids[i];
@@ -647,7 +656,8 @@ static int rebuild(rep *r)
 		}
 		if ((e = table_builder_add(b, ik, slice_make(vs.p, vs.n))))
 			break;
-		r->kept++;
+		if (++r->kept % 4096 == 0)
+			progress(r, "keys rebuilt", r->kept, 0);
 		if (table_builder_size(b) >= r->o.base_table_size) {
 			e = finish_table(r, b, bid, &cap);
 			b = NULL;

@@ -722,6 +722,7 @@ void gc_fill_stats(sett_db *db, sett_stats *st)
 {
 	st->gc_bytes_measured = __atomic_load_n(&db->stat_gc_bytes_measured, __ATOMIC_RELAXED);
 	st->gc_bytes_rewritten = __atomic_load_n(&db->stat_gc_bytes_rewritten, __ATOMIC_RELAXED);
+	st->iter_entries = __atomic_load_n(&db->stat_iter_entries, __ATOMIC_RELAXED);
 	st->gc_bytes_reclaimed = __atomic_load_n(&db->stat_gc_bytes_reclaimed, __ATOMIC_RELAXED);
 	struct gc_state *gs = db->gc;
 	const char *a = !gs ? "not running (store open read-only)"

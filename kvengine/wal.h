@@ -23,6 +23,7 @@
 #include "entry.h"
 
 typedef struct wal wal;
+struct keyreg;
 
 /*
  * The torn-tail rule shared by the WAL and the MANIFEST (doc/FORMAT.md,
@@ -47,6 +48,12 @@ int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end);
  * durable.  (A crash before that leaves a file that replays as empty.)
  */
 int wal_create(const char *path, uint32_t fid, wal **wp);
+/*
+ * As wal_create; when kr holds data keys the file is encrypted with the
+ * newest (doc/FORMAT.md, "Encrypted WAL"): each append is one sealed
+ * record under a fresh per-file salt and a per-file counter.
+ */
+int wal_create_enc(const char *path, uint32_t fid, const struct keyreg *kr, wal **wp);
 
 /*
  * Opens an existing WAL and replays it: `apply` is called for every entry of
@@ -71,6 +78,18 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 #define WAL_REPLAY_TORN 1
 int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
 			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen);
+/*
+ * As wal_open_replay_checked, for a store whose data keys are kr (NULL or
+ * none: unencrypted).  An encrypted WAL is read with the key its header
+ * names: none given, or one not in kr, is SETT_EKEY; a record that fails
+ * its tag follows the torn-tail rule as a whole (torn, or SETT_ECORRUPT
+ * naming its offset).  An encrypted WAL with records is not appended to
+ * after replay (wal_append: -EBADF), as its last nonces may have sealed a
+ * write that did not survive; one left without a header gets a fresh one.
+ */
+int wal_open_replay_enc(const char *path, int writable, const struct keyreg *kr,
+			wal_apply_fn check, wal_apply_fn apply, void *arg, wal **wp, char *why,
+			size_t whylen);
 
 /*
  * Appends encoded entries (a byte string of whole entries) at the end.  If

@@ -37,7 +37,9 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "discard.h"
 #include "drop.h"
+#include "pin.h"
 #include "fileio.h"
 #include "ikey.h"
 
@@ -415,10 +417,25 @@ static int rotate(sett_db *db)
 	return 0;
 }
 
+/*
+ * A memtable whose entries are mostly older versions of keys rewritten
+ * since (a file rewritten in place, a counter) is rotated early: every
+ * search and iterator step in it pays for those versions, which only the
+ * compaction of its L0 table drops.  So the memtable a read searches holds
+ * at most about this many dead versions, whatever its size limit.
+ */
+#define ROTATE_SHADOWED 4096
+
+static int overwritten(const memtable *mt)
+{
+	size_t s = memtable_shadowed(mt);
+	return s >= ROTATE_SHADOWED && s >= memtable_count(mt) / 2;
+}
+
 static int room_for(sett_db *db, size_t need)
 {
 	if (memtable_bytes(db->active.mt) + need <= db->opt.mem_table_size &&
-	    wal_size(db->active.w) + need <= db->opt.mem_table_size)
+	    wal_size(db->active.w) + need <= db->opt.mem_table_size && !overwritten(db->active.mt))
 		return 0;
 	if (memtable_count(db->active.mt) == 0)
 		return 0; /* an empty memtable takes any request */
@@ -723,11 +740,16 @@ void *db_writer_main(void *arg)
 /* ---- the flusher thread ---- */
 
 /*
- * Writes memtable mt as table `id`; *tp is NULL when the memtable is empty.
- * *hides: whether it holds an entry a prefix drop hides (a WAL replayed at
- * open may hold entries written before the drop).
+ * Writes memtable mt as a new table; *tp is NULL when the memtable is
+ * empty.  Versions no reader can see are left out, by compaction's rule
+ * without its bottom case (D = the oldest read version in use: of a key's
+ * versions <= D only the newest is kept, even a tombstone: older versions
+ * may be in the tables below); the value pointers left out go to *acc, for
+ * the discard statistics once the table is installed.  *hides: whether the
+ * table holds an entry a prefix drop hides (a WAL replayed at open may hold
+ * entries written before the drop).
  */
-static int flush_memtable(sett_db *db, memtable *mt, table **tp, int *hides)
+static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *acc, int *hides)
 {
 	char path[4096], why[512] = "";
 	*tp = NULL;
@@ -749,12 +771,47 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, int *hides)
 		table_builder_abandon(b);
 		return -ENOMEM;
 	}
-	for (sit_first(it); sit_valid(it) && !r; sit_next(it)) {
-		slice ik = sit_key(it);
-		if (!*hides && ik.n >= IKEY_SUFFIX)
-			*hides = drops_compact(db, ikey_user(ik), ikey_version(ik), UINT64_MAX, NULL, 0);
-		r = table_builder_add(b, ik, sit_value(it));
+	/* compaction's rule (pin.h), without its bottom case: a tombstone
+	 * stays, older versions may be in the tables below */
+	uint64_t discard_point = db_oldest_read_version(db);
+	uint64_t *pins = NULL;
+	size_t npins = 0, bucket = 0;
+	if (pin_points(db, discard_point, &pins, &npins)) {
+		sit_free(it);
+		table_builder_abandon(b);
+		return -ENOMEM;
 	}
+	buf last = { 0 };
+	int seen_le = 0; /* a version <= discard_point of `last` was kept */
+	for (sit_first(it); sit_valid(it) && !r; sit_next(it)) {
+		slice ik = sit_key(it), vsb = sit_value(it);
+		slice uk = ikey_user(ik);
+		if (!last.p || slice_cmp(uk, slice_make(last.p, last.n)) != 0) {
+			last.n = 0;
+			if ((r = buf_append(&last, uk.p, uk.n)))
+				break;
+			seen_le = 0;
+		}
+		uint64_t ver = ikey_version(ik);
+		if (ver <= discard_point) {
+			size_t bk = pin_bucket(pins, npins, ver);
+			vstruct vs;
+			if (seen_le && bk == bucket && vstruct_decode(vsb.p, vsb.n, &vs) == 0) {
+				vptr p;
+				if ((vs.meta & META_VALUE_POINTER) &&
+				    vptr_decode(vs.data.p, vs.data.n, &p) == 0)
+					discard_acc_add(acc, p.fid, p.len);
+				continue;
+			}
+			seen_le = 1;
+			bucket = bk;
+		}
+		if (!*hides)
+			*hides = drops_compact(db, uk, ver, UINT64_MAX, NULL, 0);
+		r = table_builder_add(b, ik, vsb);
+	}
+	free(pins);
+	buf_free(&last);
 	if (!r)
 		r = sit_error(it);
 	sit_free(it);
@@ -808,9 +865,10 @@ void *db_flusher_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 
 		table *t = NULL;
+		discard_acc acc = { 0 };
 		int hides = 0;
 		uint64_t drop_gen = drops_generation(db);
-		int r = flush_memtable(db, s.mt, &t, &hides);
+		int r = flush_memtable(db, s.mt, &t, &acc, &hides);
 		if (!r && t) {
 			uint8_t lvl = 0;
 			version_edit e = { .add = &t, .add_levels = &lvl, .nadd = 1 };
@@ -823,6 +881,9 @@ void *db_flusher_main(void *arg)
 				table_mark_obsolete(t); /* not named by the MANIFEST */
 			table_unref(t); /* the version holds its own reference */
 		}
+		if (!r)
+			discard_acc_apply(db->discard, &acc);
+		discard_acc_free(&acc);
 		if (r) {
 			if (vlog_error(db->vl))
 				db_set_bg_error(db, r);

@@ -11,6 +11,11 @@
  *   tampering still fails authentication.
  * - Neither the master key nor a data key appears in the file.
  * - Keys rotate on schedule across reopen; old keys keep their id and bytes.
+ * - An encrypted WAL holds no plaintext of its keys and values and replays
+ *   under its registry; no key or another registry's is SETT_EKEY; a
+ *   flipped byte of a complete record is SETT_ECORRUPT naming its offset; a
+ *   zero or cut tail is torn; a failed and retried append seals its record
+ *   with a new counter (nonce); a replayed encrypted WAL takes no appends.
  * - sett_open: an unencrypted store's KEYREGISTRY is the 24-byte version 1
  *   file; a registry with keys is SETT_EKEY naming the file; a master key is
  *   refused (-ENOTSUP) while not every file kind is encrypted; sett_repair
@@ -27,9 +32,12 @@
 
 #include "coding.h"
 #include "crypt.h"
+#include "fileio.h"
+#include "ikey.h"
 #include "keyregistry.h"
 #include "sett.h"
 #include "testutil.h"
+#include "wal.h"
 
 static const uint8_t KEY1[32] = "0123456789abcdef0123456789abcde";
 static const uint8_t KEY2[32] = "0123456789abcdef0123456789abcdX";
@@ -417,6 +425,179 @@ START_TEST(test_open_store)
 }
 END_TEST
 
+/* ---- encrypted WAL ---- */
+
+#define WAL_ENC_HDR (LOG_HEADER_SIZE + 44) /* log header | key id | salt | check | hash */
+#define WAL_REC_OVER 28                    /* u32 n | u64 seq | tag */
+
+/* Appends batch `b` of n entries "secret-key-<i>" = "secret-value-<i>". */
+static void secret_batch(buf *b, int first, int n)
+{
+	for (int i = first; i < first + n; i++) {
+		char uk[32], val[32];
+		uint8_t ik[64];
+		int kn = snprintf(uk, sizeof uk, "secret-key-%d", i);
+		int vn = snprintf(val, sizeof val, "secret-value-%d", i);
+		ikey_make(ik, uk, (size_t)kn, (uint64_t)i + 1);
+		uint8_t meta = n > 1 ? META_TXN | (i == first + n - 1 ? META_FIN_TXN : 0) : 0;
+		entry e = { slice_make(ik, (size_t)kn + 8), slice_make(val, (size_t)vn), meta, 0, 0 };
+		ck_assert_int_eq(entry_append(b, &e), 0);
+	}
+}
+
+static int count_apply(void *arg, const entry *e)
+{
+	char want[32];
+	int *n = arg;
+	snprintf(want, sizeof want, "secret-value-%d", *n);
+	ck_assert_uint_eq(e->value.n, strlen(want));
+	ck_assert_mem_eq(e->value.p, want, e->value.n);
+	(*n)++;
+	return 0;
+}
+
+static keyreg *one_key(const uint8_t *master)
+{
+	keyreg_master m = { .key = master };
+	keyreg *kr;
+	ck_assert_int_eq(keyreg_create(&m, 1000, &kr), 0);
+	return kr;
+}
+
+/* An encrypted WAL at path with three records of 3, 1 and 2 entries. */
+static void enc_wal(const char *path, const keyreg *kr, size_t ends[3])
+{
+	wal *w;
+	ck_assert_int_eq(wal_create_enc(path, 7, kr, &w), 0);
+	int first = 0, sizes[3] = { 3, 1, 2 };
+	for (int i = 0; i < 3; i++) {
+		buf b = { 0 };
+		secret_batch(&b, first, sizes[i]);
+		first += sizes[i];
+		ck_assert_int_eq(wal_append(w, b.p, b.n), 0);
+		ends[i] = wal_size(w);
+		buf_free(&b);
+	}
+	ck_assert_int_eq(wal_sync(w), 0);
+	ck_assert_int_eq(wal_close(w, 0), 0);
+}
+
+static int replay_count(const char *path, const keyreg *kr, int writable, char *why)
+{
+	int n = 0;
+	why[0] = 0;
+	int r = wal_open_replay_enc(path, writable, kr, NULL, count_apply, &n, NULL, why, 256);
+	return r ? r : n;
+}
+
+START_TEST(test_wal_encrypted)
+{
+	char *dir = tu_tmpdir("crypt");
+	char path[4096], why[256];
+	snprintf(path, sizeof path, "%s/00007.mem", dir);
+	keyreg *kr = one_key(KEY1);
+	size_t ends[3];
+	enc_wal(path, kr, ends);
+
+	size_t n;
+	uint8_t *p = slurp(path, &n);
+	ck_assert_uint_eq(n, ends[2]);
+	ck_assert(!contains(p, n, "secret", 6));
+	ck_assert_int_eq(replay_count(path, kr, 0, why), 6);
+
+	/* No key, or another registry's keys: SETT_EKEY, never garbage. */
+	ck_assert_int_eq(replay_count(path, NULL, 0, why), SETT_EKEY);
+	ck_assert_ptr_nonnull(strstr(why, "00007.mem"));
+	keyreg *other = one_key(KEY2);
+	ck_assert_int_eq(replay_count(path, other, 0, why), SETT_EKEY);
+	/* The plain reader does not take it for a WAL of its own. */
+	ck_assert_int_eq(wal_open_replay(path, 0, count_apply, &(int){ 0 }, NULL, why, 256),
+			 SETT_EKEY);
+
+	/* A flipped byte of any complete record (the last one too) is corruption at it. */
+	size_t starts[3] = { WAL_ENC_HDR, ends[0], ends[1] };
+	for (int i = 0; i < 3; i++) {
+		for (size_t at = starts[i]; at < ends[i]; at += 7) {
+			tu_flip_byte(path, (long long)at);
+			ck_assert_int_eq(replay_count(path, kr, 0, why), SETT_ECORRUPT);
+			char want[64];
+			snprintf(want, sizeof want, "record at offset %zu", starts[i]);
+			ck_assert_msg(strstr(why, want), "%s (flipped %zu)", why, at);
+			tu_flip_byte(path, (long long)at);
+		}
+	}
+	ck_assert_int_eq(replay_count(path, kr, 0, why), 6);
+
+	/* A zero tail is torn: replay succeeds and a writable open cuts it. */
+	ck_assert_int_eq(truncate(path, (off_t)(n + 700)), 0);
+	ck_assert_int_eq(replay_count(path, kr, 1, why), 6);
+	ck_assert_int_eq(tu_file_size(path), (long long)n);
+	/* So is a record cut short (the file ends inside it). */
+	ck_assert_int_eq(truncate(path, (off_t)(ends[2] - 5)), 0);
+	ck_assert_int_eq(replay_count(path, kr, 1, why), 4);
+	ck_assert_int_eq(tu_file_size(path), (long long)ends[1]);
+
+	/* A replayed encrypted WAL takes no appends: its next nonce is unknown. */
+	wal *w;
+	ck_assert_int_eq(wal_open_replay_enc(path, 1, kr, NULL, NULL, NULL, &w, why, 256), 0);
+	ck_assert_int_eq(wal_append(w, "x", 1), -EBADF);
+	wal_close(w, 0);
+
+	free(p);
+	keyreg_free(kr);
+	keyreg_free(other);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* A failed append cut back and retried at the same offset gets a new nonce. */
+START_TEST(test_wal_retry_new_nonce)
+{
+	char *dir = tu_tmpdir("crypt");
+	char path[4096], path2[4096], why[256];
+	snprintf(path, sizeof path, "%s/00001.mem", dir);
+	snprintf(path2, sizeof path2, "%s/00002.mem", dir);
+	keyreg *kr = one_key(KEY1);
+	buf a = { 0 }, c = { 0 };
+	secret_batch(&a, 0, 2);
+	secret_batch(&c, 2, 2);
+	wal *w;
+	ck_assert_int_eq(wal_create_enc(path, 1, kr, &w), 0);
+	ck_assert_int_eq(wal_append(w, a.p, a.n), 0);
+	sio_fault_fail_nth(1, ENOSPC);
+	ck_assert_int_eq(wal_append(w, c.p, c.n), -ENOSPC);
+	sio_fault_reset();
+	ck_assert_uint_eq(wal_size(w), WAL_ENC_HDR + WAL_REC_OVER + a.n);
+	ck_assert_int_eq(wal_append(w, c.p, c.n), 0);
+	ck_assert_int_eq(wal_close(w, 0), 0);
+	ck_assert_int_eq(replay_count(path, kr, 0, why), 4);
+
+	size_t n;
+	uint8_t *p = slurp(path, &n);
+	size_t second = WAL_ENC_HDR + WAL_REC_OVER + a.n;
+	ck_assert_uint_eq(get_le64(p + WAL_ENC_HDR + 4), 0);
+	ck_assert_uint_eq(get_le64(p + second + 4), 2); /* 1 sealed the failed write */
+
+	/* Two files of one key never share a salt. */
+	ck_assert_int_eq(wal_create_enc(path2, 2, kr, &w), 0);
+	ck_assert_int_eq(wal_close(w, 0), 0);
+	size_t n2;
+	uint8_t *p2 = slurp(path2, &n2);
+	ck_assert_uint_eq(n2, WAL_ENC_HDR);
+	ck_assert_uint_eq(get_le64(p2 + LOG_HEADER_SIZE), 1); /* key id */
+	ck_assert(memcmp(p + LOG_HEADER_SIZE + 8, p2 + LOG_HEADER_SIZE + 8, 12) != 0);
+
+	free(p);
+	free(p2);
+	buf_free(&a);
+	buf_free(&c);
+	keyreg_free(kr);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("crypt");
@@ -430,6 +611,8 @@ int main(void)
 	tcase_add_test(tc, test_registry_flip);
 	tcase_add_test(tc, test_registry_rotation);
 	tcase_add_test(tc, test_open_store);
+	tcase_add_test(tc, test_wal_encrypted);
+	tcase_add_test(tc, test_wal_retry_new_nonce);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -138,12 +138,17 @@ START_TEST(test_batch_versions_snapshots)
 	}
 	ck_assert_int_eq(n, 2);
 	sett_iter_free(it);
-	/* Versions survive a reopen (flushed to tables by close). */
+	/* A flush keeps the versions an open iterator can see... */
+	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+	ck_assert_int_eq(sett_flush(db), 0);
+	expect_value(db, V("a"), v1, "a1", 2);
+	sett_iter_free(it);
+	/* ...and the newest versions survive a reopen (flushed by close). */
 	ck_assert_int_eq(sett_close(db), 0);
 	db = open_db(dir, &o);
 	ck_assert_uint_ge(sett_current_version(db), v2 + 1);
-	expect_value(db, V("a"), v1, "a1", 2);
 	expect_value(db, V("a"), 0, "a2", 2);
+	expect_missing(db, V("b"), 0);
 	/* user meta and ttl */
 	uint64_t past = (uint64_t)time(NULL) - 10, future = (uint64_t)time(NULL) + 3600;
 	sett_batch_clear(b);
@@ -158,6 +163,54 @@ START_TEST(test_batch_versions_snapshots)
 	ck_assert_int_eq(um, 7);
 	free(val);
 	sett_batch_free(b);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * sett_iter_value_size gives every value's length without reading it, in
+ * the LSM and in the value log, across the varint lengths of both, before
+ * and after the memtable is flushed and with or without a TTL.
+ */
+START_TEST(test_iter_value_size)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	sett_db *db = open_db(dir, &o);
+	static const size_t sizes[] = { 0, 1, 63, 64, 100, 127, 128, 129, 16383, 16384, 16385,
+					70000 };
+	static uint8_t v[70000];
+	enum { N = sizeof sizes / sizeof *sizes };
+	char k[40];
+	for (size_t i = 0; i < 2 * N; i++) {
+		snprintf(k, sizeof k, "key%03zu%.*s", i, (int)(i % 7) * 4, "xxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		sett_batch *b;
+		ck_assert_int_eq(sett_batch_new(&b), 0);
+		ck_assert_int_eq(sett_batch_set_ex(b, V(k), B(v, sizes[i % N]),
+						   i >= N ? (uint64_t)time(NULL) + 100000 : 0, 0), 0);
+		ck_assert_int_eq(sett_write(db, b, 0, NULL), 0);
+		sett_batch_free(b);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.key_only = 1;
+		sett_iter *it;
+		ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+		size_t i = 0;
+		for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it), i++) {
+			size_t n = 1;
+			ck_assert_int_eq(sett_iter_value_size(it, &n), 0);
+			ck_assert_msg(n == sizes[i % N], "pass %d, key %zu: %zu, not %zu", pass, i, n,
+				      sizes[i % N]);
+		}
+		ck_assert_int_eq(i, 2 * N);
+		sett_iter_free(it);
+		ck_assert_int_eq(sett_flush(db), 0);
+	}
 	ck_assert_int_eq(sett_close(db), 0);
 	tu_rmrf(dir);
 	free(dir);
@@ -305,6 +358,138 @@ static void model_check(sett_db *db, model *m, uint64_t *seed)
 		sett_iter_free(it);
 	}
 }
+
+static uint64_t iter_entries(sett_db *db)
+{
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	return st.iter_entries;
+}
+
+/*
+ * Iterates prefix "k/" (both directions, at read version rv) and checks
+ * that it yields exactly `want` ("key=value" joined by spaces, in forward
+ * order), examining fewer than `limit` internal entries each way.
+ */
+static void expect_scan(sett_db *db, uint64_t rv, const char *want, uint64_t limit)
+{
+	for (int reverse = 0; reverse < 2; reverse++) {
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.read_version = rv;
+		io.reverse = reverse;
+		io.prefix = V("k/");
+		sett_iter *it;
+		uint64_t before = iter_entries(db);
+		ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+		char got[256] = "";
+		for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+			sett_val k = sett_iter_key(it), v;
+			ck_assert_int_eq(sett_iter_value(it, &v), 0);
+			char one[64];
+			snprintf(one, sizeof one, "%.*s=%.*s", (int)k.size, (const char *)k.data,
+				 (int)v.size, (const char *)v.data);
+			char tmp[256];
+			if (reverse)
+				snprintf(tmp, sizeof tmp, "%s%s%s", one, *got ? " " : "", got);
+			else
+				snprintf(tmp, sizeof tmp, "%s%s%s", got, *got ? " " : "", one);
+			strcpy(got, tmp);
+		}
+		ck_assert_int_eq(sett_iter_error(it), 0);
+		sett_iter_free(it);
+		uint64_t n = iter_entries(db) - before;
+		ck_assert_msg(strcmp(got, want) == 0, "%s: got \"%s\", want \"%s\"",
+			      reverse ? "reverse" : "forward", got, want);
+		ck_assert_msg(n < limit, "%s scan examined %llu entries (limit %llu)",
+			      reverse ? "reverse" : "forward", (unsigned long long)n,
+			      (unsigned long long)limit);
+	}
+}
+
+/*
+ * A key rewritten many times keeps every version in the memtable (and in
+ * L0 tables until a compaction): iterators must pass over them with seeks,
+ * so that what a scan costs does not grow with how often a key was
+ * written; and they must still yield the version of their read version.
+ */
+START_TEST(test_iter_many_versions)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	o.mem_table_size = 8 << 20;
+	o.num_compactors = 0;
+	sett_db *db = open_db(dir, &o);
+	char v[32];
+	uint64_t mid = 0;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(v, sizeof v, "a%d", i);
+		ck_assert_int_eq(sett_put(db, V("k/a"), V(v)), 0);
+		snprintf(v, sizeof v, "c%d", i);
+		ck_assert_int_eq(sett_put(db, V("k/c"), V(v)), 0);
+		if (i == 1000) {
+			ck_assert_int_eq(sett_put(db, V("k/b"), V("b")), 0);
+			mid = sett_current_version(db);
+		}
+	}
+	ck_assert_int_eq(sett_del(db, V("k/c")), 0);
+	ck_assert_int_eq(sett_put(db, V("k/d"), V("d")), 0);
+	/* an iterator at mid keeps its versions through the flush */
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = mid;
+	sett_iter *pin;
+	ck_assert_int_eq(sett_iter_new(db, &io, &pin), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: all in the memtable; pass 1: in an L0 table */
+		expect_scan(db, 0, "k/a=a1999 k/b=b k/d=d", 100);
+		expect_scan(db, mid, "k/a=a1000 k/b=b k/c=c1000", 100);
+		ck_assert_int_eq(sett_flush(db), 0);
+	}
+	sett_iter_free(pin);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A memtable filled with overwrites of a few keys is rotated long before
+ * it is full, and its flush leaves out the versions no reader can see,
+ * counting their values as discarded (no compaction runs here).
+ */
+START_TEST(test_overwrites_rotate_and_flush_drops)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	o.mem_table_size = 64 << 20;
+	o.num_compactors = 0;
+	sett_db *db = open_db(dir, &o);
+	char v[100];
+	for (int i = 0; i < 20000; i++) {
+		memset(v, 'a' + i % 26, sizeof v);
+		snprintf(v, sizeof v, "%d", i);
+		ck_assert_int_eq(sett_put(db, V(i % 2 ? "k/x" : "k/y"), B(v, sizeof v)), 0);
+	}
+	ck_assert_int_eq(sett_flush(db), 0);
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_msg(st.levels[0].tables >= 2, "%d L0 tables: the memtable was not rotated",
+		      st.levels[0].tables);
+	/* every version but the newest of each key went */
+	ck_assert_uint_ge(st.vlog_discard_bytes, 19000 * sizeof v);
+	void *got;
+	size_t n;
+	ck_assert_int_eq(sett_get(db, V("k/x"), 0, &got, &n), 0);
+	ck_assert(n == sizeof v && strcmp(got, "19999") == 0);
+	free(got);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
 
 START_TEST(test_model)
 {
@@ -1182,6 +1367,9 @@ int main(void)
 	tcase_add_test(tc, test_put_get_del_reopen);
 	tcase_add_test(tc, test_batch_versions_snapshots);
 	tcase_add_test(tc, test_iterators);
+	tcase_add_test(tc, test_iter_value_size);
+	tcase_add_test(tc, test_iter_many_versions);
+	tcase_add_test(tc, test_overwrites_rotate_and_flush_drops);
 	tcase_add_loop_test(tc, test_model, 0, 2);
 	tcase_add_test(tc, test_lock_and_errors);
 	tcase_add_test(tc, test_powercut);

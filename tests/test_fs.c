@@ -22,6 +22,7 @@
 
 static char *dir;
 static settfs *fs;
+static int run_fsck(void);
 static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
 static const settfs_ctx user_ctx = { 1000, 1000, NULL, 0, 0 };
 
@@ -232,7 +233,7 @@ START_TEST(test_truncate_and_holes)
 	ck_assert_int_eq(settfs_fallocate(fs, f, 0, 0, 4 * cs, 0), 0);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_size, 4 * cs);
-	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, cs, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_UNSHARE_RANGE, 0, cs, 0), -EOPNOTSUPP);
 	/* truncate of a directory */
 	in.st_size = 0;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, 1, &in, SETTFS_SET_SIZE, &st), -EISDIR);
@@ -319,6 +320,18 @@ START_TEST(test_kill_suidgid)
 	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1, SETTFS_WRITE_KILL_SUIDGID), 1);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 02745);
+	/* ... for a member of the file's group: a non-member's write or truncate drops it */
+	ck_assert_int_eq(settfs_write(fs, f, 0, "x", 1,
+				      SETTFS_WRITE_KILL_SUIDGID | SETTFS_WRITE_KILL_SGID), 1);
+	attr(f, &st);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0745);
+	settfs_ctx user = { 1000, 1000, NULL, 0 };
+	in.st_mode = 02745;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
+	in.st_size = 2;
+	ck_assert_int_eq(settfs_setattr(fs, &user, f, &in, SETTFS_SET_SIZE | SETTFS_SET_KILL_SUIDGID,
+					&st), 0);
+	ck_assert_int_eq(st.st_mode, S_IFREG | 0745);
 	/* truncate with the kill flag, committed with the size */
 	in.st_mode = 04755;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
@@ -1218,6 +1231,49 @@ START_TEST(test_create_only_where_nothing_is)
 END_TEST
 
 /* Many chunks (4 KiB chunk size) so truncates span several batches. */
+/*
+ * A truncate of more chunks than one batch deletes counts their bytes
+ * from their value pointers: it reads none of the values (to 0, and to a
+ * size within the file).
+ */
+START_TEST(test_truncate_reads_no_values)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.chunk_size = 4096;
+	o.max_batch_deletes = 64;
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	static uint8_t data[4096];
+	memset(data, 'v', sizeof data);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		uint64_t f = mkfile(1, pass ? "b" : "a");
+		const int n = 1000; /* 4 MB of values in the value log, 16 batches */
+		for (int i = 0; i < n; i++)
+			ck_assert_int_eq(settfs_write(fs, f, (off_t)i * 4096, data, 4096, 0), 4096);
+		ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		uint64_t before = sio_bytes_read();
+		struct stat in, st;
+		memset(&in, 0, sizeof in);
+		in.st_size = pass ? 4096 + 10 : 0;
+		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+		uint64_t read = sio_bytes_read() - before;
+		ck_assert_msg(read < 256 * 1024, "truncate read %llu bytes", (unsigned long long)read);
+		ck_assert_int_eq(st.st_blocks * 512, pass ? (4096 + 10 + 511) / 512 * 512 : 0);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		if (access("./fsck.settfs", X_OK) == 0)
+			ck_assert_int_eq(run_fsck(), 0);
+	}
+	fs_open_();
+}
+END_TEST
+
 START_TEST(test_truncate_many_chunks)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
@@ -1427,6 +1483,16 @@ static int run_fsck(void)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Close the store, check it with fsck.settfs when built next to the tests, open it again. */
+static void fsck_reopen(void)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0);
+	fs_open_();
+}
+
 /* 1 if root entry `name` exists with exactly the n bytes `want`, 0 if absent. */
 static int file_is(const char *name, const uint8_t *want, size_t n)
 {
@@ -1488,6 +1554,20 @@ START_TEST(test_durability_powercut)
 		}
 }
 END_TEST
+
+/* The model's move: size *size, a collapse or an insert of [off, off+len). */
+static void model_move(uint8_t *m, uint64_t *size, int collapse, uint64_t off, uint64_t len)
+{
+	if (collapse) {
+		memmove(m + off, m + off + len, *size - off - len);
+		memset(m + *size - len, 0, len);
+		*size -= len;
+	} else {
+		memmove(m + off + len, m + off, *size - off);
+		memset(m + off, 0, len);
+		*size += len;
+	}
+}
 
 /* ---- crashes between the batches of a large truncate / punch hole ---- */
 
@@ -1582,64 +1662,147 @@ static int big_check(int op, uint64_t f, const uint8_t *ref, uint64_t size, uint
 	return now == size ? 0 : now == cut ? 1 : 2;
 }
 
+/* The moves of the crash test: a collapse / an insert, in blocks or in whole chunks. */
+static const struct {
+	int collapse;
+	uint64_t off, len;
+} big_moves[] = {
+	{ 1, 3 * BIG_CS + 4096, 100 * BIG_CS + 8192 },
+	{ 0, 3 * BIG_CS + 4096, 5 * BIG_CS + 4096 },
+	{ 1, 2 * BIG_CS, 7 * BIG_CS },
+	{ 0, 2 * BIG_CS, 3 * BIG_CS },
+};
+
 /*
- * The nth I/O from the start of the operation fails, then the power goes:
- * every state so reached must be legal, for every n until the operation
- * succeeds.
+ * Is the file in a state a crash of move m may leave (see shift_range in
+ * fs/data.c)?  The bytes before the range unchanged; from there on, for a
+ * collapse, the new bytes up to some point and the old ones after it, the
+ * size between the new and the old one; for an insert, the old bytes up
+ * to some point and the new ones after it, the size old or new.  0 for
+ * the old state, 1 for the finished move, 2 for one in between.
  */
+static int big_move_check(int m, uint64_t f, const uint8_t *ref, uint64_t size,
+			  const uint8_t *want, uint64_t new_size, uint8_t *got)
+{
+	struct stat st;
+	attr(f, &st);
+	uint64_t now = (uint64_t)st.st_size, off = big_moves[m].off;
+	int collapse = big_moves[m].collapse;
+	if (collapse)
+		ck_assert_msg(now >= new_size && now <= size, "move %d, crash at I/O %d: size %llu",
+			      m, big_n, (unsigned long long)now);
+	else
+		ck_assert_msg(now == size || now == new_size, "move %d, crash at I/O %d: size %llu",
+			      m, big_n, (unsigned long long)now);
+	ck_assert_int_eq(settfs_read(fs, f, 0, now, got), (ssize_t)now);
+	/* below the boundary: the new bytes for a collapse, the old for an insert */
+	const uint8_t *lo = collapse ? want : ref, *hi = collapse ? ref : want;
+	uint64_t lo_n = collapse ? new_size : size, hi_n = collapse ? size : new_size;
+	uint64_t x = 0;
+	for (; x < now && x < off; x++)
+		if (got[x] != ref[x])
+			ck_abort_msg("move %d, crash at I/O %d: byte %llu before the range", m, big_n,
+				     (unsigned long long)x);
+	for (; x < now && got[x] == (x < lo_n ? lo[x] : 0); x++)
+		;
+	for (; x < now; x++)
+		if (got[x] != (x < hi_n ? hi[x] : 0))
+			ck_abort_msg("move %d, crash at I/O %d: byte %llu is %d, neither old nor new",
+				     m, big_n, (unsigned long long)x, got[x]);
+	if (now == size && memcmp(got, ref, size) == 0)
+		return 0;
+	return now == new_size && memcmp(got, want, new_size) == 0 ? 1 : 2;
+}
+
+enum { BIG_MOVE = BIG_ZERO + 1 };
+
+/*
+ * Operation op (BIG_MOVE + m: move m) where the nth I/O from its start
+ * fails, then the power goes: every state so reached must be legal, for
+ * every n until the operation succeeds.
+ */
+static void big_crash(int op)
+{
+	size_t max = (size_t)(BIG_CHUNKS + 10) * BIG_CS;
+	uint8_t *ref = calloc(1, max), *got = malloc(max), *want = calloc(1, max);
+	ck_assert(ref && got && want);
+	const uint64_t cut = 5 * BIG_CS + 77;
+	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
+	int mids = 0, n, ok = 0, m = op - BIG_MOVE;
+	/* until it succeeded three times in a row (a fault may hit a background write) */
+	for (n = 1; ok < 3; n++) {
+		ck_assert_msg(n < 200, "op %d: still failing after %d crashes", op, n);
+		tu_rmrf(dir);
+		uint64_t size, new_size = 0;
+		uint64_t f = big_file(ref, &size);
+		ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		if (op >= BIG_MOVE) {
+			memcpy(want, ref, size);
+			new_size = size;
+			model_move(want, &new_size, big_moves[m].collapse, big_moves[m].off,
+				   big_moves[m].len);
+		}
+		sio_fault_fail_nth(n, EIO);
+		big_n = n;
+		int r;
+		if (op >= BIG_MOVE) {
+			r = settfs_fallocate(fs, f,
+					     big_moves[m].collapse ? FALLOC_FL_COLLAPSE_RANGE
+								   : FALLOC_FL_INSERT_RANGE,
+					     (off_t)big_moves[m].off, (off_t)big_moves[m].len, 0);
+		} else if (op >= BIG_PUNCH) {
+			int mode = op == BIG_PUNCH ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
+			r = settfs_fallocate(fs, f, mode | FALLOC_FL_KEEP_SIZE, (off_t)p0,
+					     (off_t)(p1 - p0), 0);
+		} else {
+			struct stat a, st;
+			memset(&a, 0, sizeof a);
+			a.st_size = (off_t)(op == BIG_TRUNC ? cut : 0);
+			r = settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_SIZE, &st);
+		}
+		if (r != 0)
+			sio_fault_powercut();
+		settfs_close(fs); /* fails after the power cut */
+		sio_fault_reset();
+		fs = NULL;
+		settfs_options o;
+		big_opts(&o);
+		ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+		int state = op >= BIG_MOVE
+				    ? big_move_check(m, f, ref, size, want, new_size, got)
+				    : big_check(op, f, ref, size, op == BIG_TRUNC ? cut : 0, p0, p1, got);
+		mids += state == 2;
+		if (r == 0)
+			ck_assert_msg(state == 1, "op %d finished but not in its final state", op);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		if (access("./fsck.settfs", X_OK) == 0)
+			ck_assert_msg(run_fsck() == 0, "op %d, crash at I/O %d: fsck", op, n);
+		ok = r == 0 ? ok + 1 : 0;
+	}
+	/* the crashes did reach states between the batches */
+	ck_assert_msg(mids > 0, "op %d: no intermediate state in %d crashes", op, n);
+	free(ref);
+	free(got);
+	free(want);
+}
+
 START_TEST(test_big_truncate_punch_crash)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
-	size_t max = (size_t)BIG_CHUNKS * BIG_CS;
-	uint8_t *ref = malloc(max), *got = malloc(max);
-	ck_assert(ref && got);
-	const uint64_t cut = 5 * BIG_CS + 77;
-	const uint64_t p0 = 3 * BIG_CS + 500, p1 = 290 * BIG_CS + 4200;
-	for (int op = BIG_TRUNC; op <= BIG_ZERO; op++) {
-		int mids = 0, n, ok = 0;
-		/* until it succeeded three times in a row (a fault may hit a background write) */
-		for (n = 1; ok < 3; n++) {
-			tu_rmrf(dir);
-			uint64_t size;
-			uint64_t f = big_file(ref, &size);
-			ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
-			sio_fault_fail_nth(n, EIO);
-			big_n = n;
-			int r;
-			if (op >= BIG_PUNCH) {
-				int mode = op == BIG_PUNCH ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE;
-				r = settfs_fallocate(fs, f, mode | FALLOC_FL_KEEP_SIZE, (off_t)p0,
-						     (off_t)(p1 - p0), 0);
-			} else {
-				struct stat a, st;
-				memset(&a, 0, sizeof a);
-				a.st_size = (off_t)(op == BIG_TRUNC ? cut : 0);
-				r = settfs_setattr(fs, &root_ctx, f, &a, SETTFS_SET_SIZE, &st);
-			}
-			if (r != 0)
-				sio_fault_powercut();
-			settfs_close(fs); /* fails after the power cut */
-			sio_fault_reset();
-			fs = NULL;
-			settfs_options o;
-			big_opts(&o);
-			ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
-			int state = big_check(op, f, ref, size, op == BIG_TRUNC ? cut : 0, p0, p1, got);
-			mids += state == 2;
-			if (r == 0)
-				ck_assert_msg(state == 1, "op %d finished but not in its final state", op);
-			ck_assert_int_eq(settfs_close(fs), 0);
-			fs = NULL;
-			if (access("./fsck.settfs", X_OK) == 0)
-				ck_assert_msg(run_fsck() == 0, "op %d, crash at I/O %d: fsck", op, n);
-			ok = r == 0 ? ok + 1 : 0;
-		}
-		/* the crashes did reach states between the batches */
-		ck_assert_msg(mids > 0, "op %d: no intermediate state in %d crashes", op, n);
-	}
-	free(ref);
-	free(got);
+	for (int op = BIG_TRUNC; op <= BIG_ZERO; op++)
+		big_crash(op);
+	fs_open_();
+}
+END_TEST
+
+/* The same for collapse and insert, in blocks and in whole chunks. */
+START_TEST(test_big_move_crash)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	big_crash(BIG_MOVE + _i);
 	fs_open_();
 }
 END_TEST
@@ -1802,11 +1965,7 @@ START_TEST(test_overlay_fold)
 	check_bytes(f, 0, model, sizeof model);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_blocks * 512, 4 * 16384);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0);
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 }
 END_TEST
 
@@ -1877,21 +2036,183 @@ START_TEST(test_overlay_truncate_punch_seek)
 	ck_assert_int_eq(count_overlays(f), 1);
 	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
 	ck_assert_int_eq(count_overlays(f), 0);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0);
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
+}
+END_TEST
+
+/* ---- COLLAPSE_RANGE and INSERT_RANGE ---- */
+
+static int set_size(uint64_t f, uint64_t size)
+{
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = (off_t)size;
+	return settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st);
+}
+
+/* f holds exactly the model's size bytes. */
+static void check_model(uint64_t f, const uint8_t *m, uint64_t size)
+{
+	struct stat st;
+	attr(f, &st);
+	ck_assert_uint_eq((uint64_t)st.st_size, size);
+	check_bytes(f, 0, m, size);
+}
+
+/*
+ * Collapse and insert, on whole chunks (keys copied) and on blocks within
+ * chunks (chunks put together anew), with overlay pages, holes and data
+ * still buffered; the rules of ext4 for what is refused.
+ */
+START_TEST(test_collapse_insert)
+{
+	const uint32_t cs = 16384;
+	fresh_store(cs);
+	enum { MAX = 40 * 16384 };
+	uint8_t *m = calloc(1, MAX), *tmp = malloc(MAX);
+	uint64_t seed = 99, size = 20 * cs;
+	uint64_t f = mkfile(1, "f");
+	tu_fill_random(&seed, m, size);
+	memset(m + 5 * cs, 0, 3 * cs); /* a hole of three chunks */
+	ck_assert_int_eq(settfs_write(fs, f, 0, m, 5 * cs, 0), (ssize_t)(5 * cs));
+	ck_assert_int_eq(settfs_write(fs, f, 8 * cs, m + 8 * cs, size - 8 * cs, 0),
+			 (ssize_t)(size - 8 * cs));
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	/* overlay pages, then data left in the buffers */
+	for (uint64_t o = 4096; o < size; o += 3 * cs) {
+		tu_fill_random(&seed, m + o, 100);
+		ck_assert_int_eq(settfs_write(fs, f, (off_t)o, m + o, 100, 0), 100);
+	}
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_int_gt(count_overlays(f), 0);
+	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+	tu_fill_random(&seed, m + 9 * cs + 7, 5000);
+	ck_assert_int_eq(settfs_write(fs, f, 9 * cs + 7, m + 9 * cs + 7, 5000, 0), 5000);
+	struct stat st0, st;
+	memset(&st0, 0, sizeof st0); /* times 0: any move sets them later */
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &st0,
+					SETTFS_SET_MTIME | SETTFS_SET_CTIME, &st), 0);
+	struct {
+		int collapse;
+		uint64_t off, len;
+	} steps[] = {
+		{ 1, 2 * cs, 2 * cs },           /* whole chunks */
+		{ 0, 3 * cs, 4 * cs },           /* whole chunks, a hole in between */
+		{ 1, 4096, 3 * 4096 },           /* blocks within a chunk */
+		{ 0, cs + 8192, cs + 4096 },     /* blocks across chunks */
+		{ 1, 5 * cs + 4096, 6 * cs },    /* over the hole */
+		{ 0, 0, 4096 },                  /* at the start */
+	};
+	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+		int mode = steps[i].collapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
+		ck_assert_msg(settfs_fallocate(fs, f, mode, (off_t)steps[i].off, (off_t)steps[i].len,
+					       0) == 0, "step %zu", i);
+		model_move(m, &size, steps[i].collapse, steps[i].off, steps[i].len);
+		check_model(f, m, size);
+	}
+	attr(f, &st);
+	ck_assert_int_gt(st.st_mtim.tv_sec, 1000000000);
+	ck_assert_int_gt(st.st_ctim.tv_sec, 1000000000);
+	/* at the end: a collapse must end before it, an insert start before it */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, (off_t)(size - 8192),
+					  8192, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, (off_t)size, 4096, 0),
+			 -EINVAL);
+	ck_assert_int_eq(set_size(f, size - 100), 0);
+	size -= 100;
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE,
+					  (off_t)(size / 4096 * 4096 - 4096), 4096, 0), 0);
+	model_move(m, &size, 1, size / 4096 * 4096 - 4096, 4096);
+	check_model(f, m, size);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE,
+					  (off_t)(size / 4096 * 4096), 8192, 0), 0);
+	model_move(m, &size, 0, size / 4096 * 4096, 8192);
+	check_model(f, m, size);
+	/* not whole blocks, other flags, not a regular file */
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 100, 4096, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 0, 4000, 0), -EINVAL);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+					  4096, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(settfs_fallocate(fs, 1, FALLOC_FL_INSERT_RANGE, 0, 4096, 0), -EISDIR);
+	struct stat sl;
+	ck_assert_int_eq(settfs_symlink(fs, &root_ctx, 1, "l", "f", &sl), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, sl.st_ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096, 0),
+			 -ENODEV);
+	check_model(f, m, size);
+	/* past the largest size */
+	ck_assert_int_eq(set_size(f, INT64_MAX - 4096), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 0, 8192, 0), -EFBIG);
+	/* a sparse file costs its stored chunks: data at the start and near 2^40 */
+	ck_assert_int_eq(settfs_write(fs, f, (off_t)1 << 40, "end", 3, 0), 3);
+	ck_assert_int_eq(set_size(f, ((uint64_t)1 << 40) + 3), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 4096, 4096, 0), 0);
+	ck_assert_int_eq(settfs_read(fs, f, ((off_t)1 << 40) + 4096, 10, tmp), 3);
+	ck_assert(memcmp(tmp, "end", 3) == 0);
+	ck_assert_int_eq(settfs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 4096, 8192, 0), 0);
+	ck_assert_int_eq(settfs_read(fs, f, ((off_t)1 << 40) - 4096, 10, tmp), 3);
+	ck_assert(memcmp(tmp, "end", 3) == 0);
+	/* the two moves took the block at 4096 out */
+	check_bytes(f, 0, m, 4096);
+	check_bytes(f, 4096, m + 8192, size - 8192);
+	settfs_release(fs, f, O_RDWR);
+	settfs_release(fs, f, O_RDWR);
+	fsck_reopen(); /* block counts and chunk bounds hold */
+	free(m);
+	free(tmp);
 }
 END_TEST
 
 /*
- * fsx-style: random writes, truncates, hole punches, seeks and reopens
- * against a model.  `small` makes most writes a few KiB (overlay pages).
+ * A random COLLAPSE_RANGE or INSERT_RANGE on f, applied to the model
+ * (size *size, room for max bytes): whole blocks, often whole chunks,
+ * sometimes against the rules (EINVAL expected).
+ */
+static long moves_done[2]; /* refused, done */
+
+static void move_op(uint64_t *seed, uint64_t f, uint8_t *model, uint64_t *size, uint64_t max)
+{
+	uint64_t cs = settfs_chunk_size(fs), unit = tu_rand(seed) % 2 ? cs : 4096;
+	int collapse = tu_rand(seed) % 2;
+	uint64_t off = tu_rand(seed) % (*size / unit + 2) * unit;
+	uint64_t len = (1 + tu_rand(seed) % (tu_rand(seed) % 4 ? 3 : 40)) * unit;
+	int mode = collapse ? FALLOC_FL_COLLAPSE_RANGE : FALLOC_FL_INSERT_RANGE;
+	if (tu_rand(seed) % 8 == 0) {
+		/* not whole blocks */
+		if (tu_rand(seed) % 2)
+			off += 1 + tu_rand(seed) % 4095;
+		else
+			len += 1 + tu_rand(seed) % 4095;
+	}
+	int ok = off % 4096 == 0 && len % 4096 == 0 &&
+		 (collapse ? off + len < *size : off < *size);
+	if (!collapse && *size + len > max) {
+		if (ok)
+			return;
+	}
+	int r = settfs_fallocate(fs, f, mode, (off_t)off, (off_t)len, 0);
+	ck_assert_msg(r == (ok ? 0 : -EINVAL), "%s %llu+%llu (size %llu): %d",
+		      collapse ? "collapse" : "insert", (unsigned long long)off,
+		      (unsigned long long)len, (unsigned long long)*size, r);
+	if (ok)
+		model_move(model, size, collapse, off, len);
+	moves_done[ok]++;
+}
+
+/*
+ * fsx-style: random writes, truncates, fallocate in every mode (collapse
+ * and insert included), seeks and reopens against a model.  `small` makes
+ * most writes a few KiB (overlay pages).  SETTFS_RANDOM_OPS sets the
+ * number of operations of each run, SETTFS_RANDOM_SEED the seed.
  */
 static void random_ops(uint64_t seed, int ops, int small)
 {
 	enum { MAX = 600000 };
+	if (getenv("SETTFS_RANDOM_OPS"))
+		ops = atoi(getenv("SETTFS_RANDOM_OPS"));
+	if (getenv("SETTFS_RANDOM_SEED"))
+		seed = strtoull(getenv("SETTFS_RANDOM_SEED"), NULL, 0);
 	uint8_t *model = calloc(1, MAX), *got = malloc(MAX), *tmp = malloc(MAX);
 	uint64_t size = 0;
 	uint64_t f = mkfile(1, "fsx");
@@ -1928,6 +2249,10 @@ static void random_ops(uint64_t seed, int ops, int small)
 				FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, FALLOC_FL_KEEP_SIZE
 			};
 			int mode = modes[tu_rand(&seed) % 5];
+			if (tu_rand(&seed) % 2) {
+				move_op(&seed, f, model, &size, MAX);
+				goto next;
+			}
 			ck_assert_int_eq(settfs_fallocate(fs, f, mode, (off_t)off, (off_t)len, 0), 0);
 			if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
 				size = off + len;
@@ -1964,17 +2289,17 @@ static void random_ops(uint64_t seed, int ops, int small)
 			ck_assert_msg(memcmp(got, model + off, want) == 0, "op %d: read %llu+%llu differs",
 				      op, (unsigned long long)off, (unsigned long long)len);
 		}
+	next:
 		attr(f, &st);
 		ck_assert_int_eq(st.st_size, (off_t)size);
 	}
 	ck_assert_int_eq(settfs_read(fs, f, 0, MAX, got), (ssize_t)size);
 	ck_assert(memcmp(got, model, size) == 0);
+	if (getenv("SETTFS_RANDOM_OPS"))
+		fprintf(stderr, "random_ops: %d operations, %ld collapse/insert done, %ld refused\n",
+			ops, moves_done[1], moves_done[0]);
 	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	if (access("./fsck.settfs", X_OK) == 0)
-		ck_assert_int_eq(run_fsck(), 0); /* block count and chunk bounds hold */
-	fs_open_();
+	fsck_reopen(); /* block counts and chunk bounds hold */
 	free(model);
 	free(got);
 	free(tmp);
@@ -2071,27 +2396,31 @@ START_TEST(test_fallocate_kill_suidgid)
 {
 	static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE,
 				     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE };
+				     FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				     FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE };
+	static uint8_t data[4 * 4096];
 	struct stat in, st;
 	memset(&in, 0, sizeof in);
 	uint64_t f = 0;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 7; i++) {
 		char name[8];
 		snprintf(name, sizeof name, "f%d", i);
 		f = mkfile(1, name);
-		ck_assert_int_eq(settfs_write(fs, f, 0, "data", 4, 0), 4);
+		ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+		/* collapse and insert move whole blocks */
+		off_t len = modes[i] & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ? 4096 : 2;
 		in.st_mode = 06777;
 		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, 0), 0);
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, 0), 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 06777); /* kept with CAP_FSETID */
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, SETTFS_WRITE_KILL_SUIDGID),
 				 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 0777);
 		in.st_mode = 02767; /* set-group-ID without group execute stays */
 		ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
-		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, 2, SETTFS_WRITE_KILL_SUIDGID),
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[i], 0, len, SETTFS_WRITE_KILL_SUIDGID),
 				 0);
 		attr(f, &st);
 		ck_assert_int_eq(st.st_mode & 07777, 02767);
@@ -2444,6 +2773,15 @@ START_TEST(test_bad_block_mounts_degraded)
 }
 END_TEST
 
+static TCase *new_case(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 int main(void)
 {
 	Suite *s = suite_create("fs");
@@ -2480,11 +2818,10 @@ int main(void)
 	tcase_add_test(tc, test_create_only_where_nothing_is);
 	tcase_add_test(tc, test_bad_block_mounts_degraded);
 	tcase_add_test(tc, test_truncate_many_chunks);
+	tcase_add_test(tc, test_truncate_reads_no_values);
 	tcase_add_test(tc, test_concurrency);
 	tcase_add_test(tc, test_inode_commit_carries_buffers);
 	tcase_add_test(tc, test_fsck);
-	tcase_add_test(tc, test_random_ops);
-	tcase_add_test(tc, test_random_ops_overlays);
 	tcase_add_test(tc, test_fallocate_allocates);
 	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
@@ -2493,12 +2830,17 @@ int main(void)
 	tcase_add_test(tc, test_fill_token_reload);
 	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
+	/* CK_RUN_CASE=random (or move, or crash) runs these alone */
+	tc = new_case(s, "random");
+	tcase_add_test(tc, test_random_ops);
+	tcase_add_test(tc, test_random_ops_overlays);
+	tc = new_case(s, "move");
+	tcase_add_test(tc, test_collapse_insert);
 	/* A crash at every I/O of an operation: minutes under sanitizers on a
 	 * loaded machine, so its own limit (the others keep 60 s). */
-	TCase *crash = tcase_create("crash at every I/O");
-	tcase_add_checked_fixture(crash, setup, teardown);
-	tcase_set_timeout(crash, 900);
-	tcase_add_test(crash, test_big_truncate_punch_crash);
-	suite_add_tcase(s, crash);
+	tc = new_case(s, "crash");
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, test_big_truncate_punch_crash);
+	tcase_add_loop_test(tc, test_big_move_crash, 0, 4);
 	return tu_run(s);
 }

@@ -145,6 +145,61 @@ static void check_at(sit *it, const kv *model, long i, long n)
 	CHECK(v.n == model[i].vn && memcmp(v.p, model[i].v, v.n) == 0, "wrong value at %ld", i);
 }
 
+/*
+ * Puts in mostly ascending runs (each a little past the last key, often
+ * into the middle of keys already there), broken by random jumps and
+ * re-puts of the same key: the list stays sorted and complete whichever
+ * way each put searched for its place.
+ */
+START_TEST(test_ascending_runs_and_jumps)
+{
+	memtable *mt;
+	ck_assert_int_eq(memtable_new(&mt), 0);
+	enum { KEYS = 20000, PUTS = 40000 };
+	long *last = malloc(KEYS * sizeof *last);
+	for (long i = 0; i < KEYS; i++)
+		last[i] = -1;
+	uint64_t rs = 7;
+	long key = 0, distinct = 0;
+	for (long p = 0; p < PUTS; p++) {
+		uint64_t r = tu_rand(&rs) % 10;
+		if (r < 6)
+			key += 1 + (long)(tu_rand(&rs) % 3);
+		else if (r < 9)
+			key = (long)(tu_rand(&rs) % KEYS);
+		/* else: the same key again */
+		key %= KEYS;
+		char uk[16], v[24];
+		snprintf(uk, sizeof uk, "%08ld", key);
+		snprintf(v, sizeof v, "%ld", p);
+		put_str(mt, uk, 1, v);
+		distinct += last[key] < 0;
+		last[key] = p;
+	}
+	ck_assert_uint_eq(memtable_count(mt), (size_t)distinct);
+	sit *it = memtable_iter_new(mt);
+	long prev = -1, seen = 0;
+	for (sit_first(it); sit_valid(it); sit_next(it), seen++) {
+		slice k = sit_key(it);
+		char uk[16];
+		CHECK(k.n == 8 + IKEY_SUFFIX, "key length %zu", k.n);
+		memcpy(uk, k.p, 8);
+		uk[8] = 0;
+		long n = atol(uk);
+		CHECK(n > prev && n < KEYS && last[n] >= 0, "key %ld after %ld", n, prev);
+		slice val = sit_value(it);
+		char want[24];
+		int wn = snprintf(want, sizeof want, "%ld", last[n]);
+		CHECK(val.n == (size_t)wn && memcmp(val.p, want, val.n) == 0, "value of key %ld", n);
+		prev = n;
+	}
+	sit_free(it);
+	ck_assert_int_eq(seen, distinct);
+	free(last);
+	memtable_unref(mt);
+}
+END_TEST
+
 START_TEST(test_iterate_vs_model)
 {
 	memtable *mt;
@@ -413,6 +468,7 @@ int main(void)
 	tcase_add_test(tc, test_versions);
 	tcase_add_test(tc, test_replace);
 	tcase_add_test(tc, test_iterate_vs_model);
+	tcase_add_test(tc, test_ascending_runs_and_jumps);
 	tcase_add_test(tc, test_empty_and_bytes);
 	tcase_add_test(tc, test_concurrent_readers);
 	suite_add_tcase(s, tc);

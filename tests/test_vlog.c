@@ -654,6 +654,50 @@ static void *remove_reader(void *arg)
 	return NULL;
 }
 
+/*
+ * A file other than the head is read through a mapping: a file cut short
+ * under the open log makes a read past the new end fail with an error (no
+ * SIGBUS), reads before it still succeed, and a head that becomes an older
+ * file after a rotation reads the same through its mapping.
+ */
+START_TEST(sealed_file_cut_short_while_open)
+{
+	vlog_options o = opts(1 << 16, 100000);
+	vlog *v = open_ok(&o);
+	vptr p[400];
+	append_items(v, 0, 200, 8, p);
+	/* Read while the file is the head (pread), then after it was sealed (mapping). */
+	check_item(v, 150, &p[150]);
+	ck_assert_int_eq(vlog_rotate(v), 0);
+	append_items(v, 200, 200, 8, p);
+	ck_assert_uint_lt(p[199].fid, vlog_head_fid(v));
+	int late = -1, early = -1;
+	for (int i = 0; i < 200; i++) {
+		check_item(v, i, &p[i]);
+		if (p[i].fid == p[0].fid && p[i].offset > 3 * 4096 && late < 0)
+			late = i;
+		if (p[i].fid == p[0].fid && p[i].offset + p[i].len < 4096)
+			early = i;
+	}
+	ck_assert_int_ge(late, 0);
+	ck_assert_int_ge(early, 0);
+	char path[4200];
+	fpath(p[0].fid, path, sizeof path);
+	ck_assert_int_eq(truncate(path, 2 * 4096), 0);
+	buf out = { 0 };
+	char why[512] = "";
+	item it;
+	item_make(&it, late);
+	int r = vlog_read(v, &p[late], slice_make(it.ukey, strlen(it.ukey)), &out, why, sizeof why);
+	ck_assert_msg(r == -EIO || r == SETT_ECORRUPT, "read past the cut: %d", r);
+	ck_assert_uint_eq(out.n, 0);
+	item_free(&it);
+	check_item(v, early, &p[early]);
+	buf_free(&out);
+	vlog_close(v);
+}
+END_TEST
+
 /* A file removed under a reader: each read either succeeds or sees it gone. */
 START_TEST(remove_while_reading)
 {
@@ -753,6 +797,7 @@ int main(void)
 	tcase_add_test(tc, empty_dir);
 	tcase_add_test(tc, concurrent_readers_during_rotation);
 	tcase_add_test(tc, remove_while_reading);
+	tcase_add_test(tc, sealed_file_cut_short_while_open);
 	tcase_add_test(tc, power_cut_keeps_synced);
 	tcase_add_test(tc, power_cut_after_rotation);
 	suite_add_tcase(s, tc);

@@ -8,11 +8,15 @@
 #include <stdio.h>
 
 #include "sett.h"
+#include "progress.h"
 
 /* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
 int cli_fail(const char *cmd, const char *what, int err);
 /* Opens STORE with the default options (read_only as asked). */
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
+/* The same, reporting the engine's progress (sett_verify) to p. */
+int cli_open_progress(const char *cmd, const char *path, int read_only, progress *p,
+		      sett_db **db);
 
 int cmd_bench(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
@@ -22,7 +26,8 @@ int cmd_load(int argc, char **argv);
 
 /* "12.3 MiB" */
 void cli_human(char *out, size_t n, uint64_t bytes);
-/* The report of `sett info` for an open store (read-only; any thread). */
-int cli_info_print(sett_db *db, const char *store, FILE *f);
+/* The report of `sett info` for an open store, as text or (json) one JSON
+ * object (read-only; any thread). */
+int cli_info_print(sett_db *db, const char *store, int json, FILE *f);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * fsck_settfs.c - fsck.settfs: check and repair a settfs store.
  *
- *   fsck.settfs [-n | -p | -y] [-q] STORE
+ *   fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD] STORE
  *
  * -n (also the default): report only; the store is opened read-only and
  * nothing is changed.  -p: fix what is safe without a person deciding (link
@@ -26,11 +26,17 @@
  * namespace and inode fixes in one batch); a fixing run is followed by a
  * quiet check, and what it still finds counts as uncorrected.
  *
+ * -f is taken for fsck(8) and does nothing (every check is full); -a is
+ * -p.  -C FD shows progress as e2fsck does (progress.h); without it a bar
+ * is drawn on stderr when that is a terminal.  man/fsck.settfs.8 is the
+ * user's description.
+ *
  * Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected (1|4 = 5: some of each), 8 operational error, 16 usage error.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +49,9 @@
 #include "acl.h"
 #include "fs_int.h"
 #include "schema.h"
+#include "getopt_std.h"
 #include "settfs.h"
+#include "progress.h"
 
 enum { EXIT_CLEAN = 0, EXIT_FIXED = 1, EXIT_LEFT = 4, EXIT_OPERR = 8, EXIT_USAGE = 16 };
 
@@ -107,6 +115,21 @@ static struct {
 	size_t nlost;
 } ck;
 
+/* -C, or a terminal on stderr: how far the check is (progress.h) */
+static progress prog;
+
+/* One more item of pass `pass` (2 inodes, 3 entries, 4 chunks, 5 the rest). */
+static void step(int pass, const char *what)
+{
+	static const char *cur;
+	static uint64_t n;
+	if (what != cur) {
+		cur = what;
+		n = 0;
+	}
+	progress_set(&prog, pass, what, ++n, 0);
+}
+
 static const char *level_flag(int need)
 {
 	return need == FIX_SAFE ? "-p" : "-y";
@@ -136,6 +159,7 @@ static int fault(int need, const void *k, size_t kn, const char *fmt, ...)
 	ck.fixed += fix;
 	if (ck.quiet)
 		return fix;
+	progress_clear(&prog);
 	va_list ap;
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
@@ -155,6 +179,7 @@ static void note(const char *fmt, ...)
 {
 	if (ck.quiet)
 		return;
+	progress_clear(&prog);
 	va_list ap;
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
@@ -168,9 +193,15 @@ static void oom(void)
 	exit(EXIT_OPERR);
 }
 
+/* Fails the run: "fsck.settfs: STORE: what: why" (what may name the file itself). */
 static void operr(const char *what, int r)
 {
-	fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
+	const char *store = prog.store ? prog.store : "";
+	progress_clear(&prog);
+	if (*store && strncmp(what, store, strlen(store)) != 0)
+		fprintf(stderr, "fsck.settfs: %s: %s: %s\n", store, what, sett_strerror(r));
+	else
+		fprintf(stderr, "fsck.settfs: %s: %s\n", what, sett_strerror(r));
 	exit(EXIT_OPERR);
 }
 
@@ -445,6 +476,7 @@ static void load_inodes(void)
 	sett_iter *it = scan(SFS_TAG_INODE, 0);
 	int r = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(2, "inodes");
 		sett_val key = sett_iter_key(it), val;
 		if (key.size != 9) {
 			if (fault(FIX_ALL, key.data, key.size, "bad inode key"))
@@ -470,6 +502,7 @@ static void load_orphans(void)
 {
 	sett_iter *it = scan(SFS_TAG_ORPHAN, 1);
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(2, "orphans");
 		sett_val key = sett_iter_key(it);
 		if (key.size != 9) {
 			if (fault(FIX_ALL, key.data, key.size, "bad orphan key"))
@@ -495,6 +528,7 @@ static void load_entries(void)
 	sett_iter *it = scan(SFS_TAG_DENTRY, 0);
 	int r = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(3, "directory entries");
 		sett_val key = sett_iter_key(it), val;
 		const uint8_t *kb = key.data;
 		if (key.size <= 9 || key.size > 9 + SETTFS_NAME_MAX ||
@@ -1025,6 +1059,7 @@ static void check_chunks(void)
 	sett_iter *it = scan(SFS_TAG_CHUNK, 1);
 	uint64_t last_missing = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(4, "chunks");
 		sett_val key = sett_iter_key(it);
 		if (key.size != SFS_CHUNK_KEY_LEN && key.size != SFS_PAGE_KEY_LEN) {
 			if (fault(FIX_ALL, key.data, key.size, "bad chunk key: removed"))
@@ -1133,6 +1168,7 @@ static void check_xattrs(void)
 	sett_iter *it = scan(SFS_TAG_XATTR, 1);
 	uint64_t last_missing = 0;
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(5, "xattrs");
 		sett_val key = sett_iter_key(it);
 		if (key.size <= 9 || key.size > 9 + SETTFS_XATTR_NAME_MAX) {
 			if (fault(FIX_ALL, key.data, key.size, "bad xattr key: removed"))
@@ -1162,6 +1198,7 @@ static void check_tags(void)
 {
 	sett_iter *it = scan(0, 1);
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(5, "keys");
 		sett_val key = sett_iter_key(it);
 		const char *tags = "SNIDCXO";
 		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 7)) &&
@@ -1370,19 +1407,27 @@ static void on_verify(void *arg, const char *msg)
 {
 	(void)arg;
 	engine_faults++;
-	if (!ck.quiet)
+	if (!ck.quiet) {
+		progress_clear(&prog);
 		printf("engine: %s\n", msg);
+	}
 }
 
 /* ---- main ---- */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fsck.settfs [-n | -p | -y] [-q] STORE\n"
-		   "  -n  report only, change nothing (the default)\n"
-		   "  -p  fix what is safe to fix without asking\n"
-		   "  -y  fix everything that can be fixed (rebuilds the engine if needed)\n"
-		   "  -q  print only the summary\n");
+	fprintf(f, "usage: fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD] STORE\n"
+		   "  -n     report only, change nothing (the default)\n"
+		   "  -p, -a fix what is safe to fix without asking\n"
+		   "  -y     fix everything that can be fixed (rebuilds the engine if needed)\n"
+		   "  -f     check fully (accepted for fsck(8); every check is full)\n"
+		   "  -q     print only the summary\n"
+		   "  -C FD  progress: 0 draws a bar on stdout, FD > 0 gets e2fsck's lines\n"
+		   "         \"PASS DONE TOTAL STORE\" (default: a bar on stderr if a terminal)\n"
+		   "  -V, --version; -h, --help\n"
+		   "Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
+		   "8 operational error, 16 usage error.  See fsck.settfs(8).\n");
 }
 
 /* Does dir hold any file of a sett store? */
@@ -1413,6 +1458,8 @@ static int open_store(const char *store, int read_only, sett_db **db, char *why,
 	o.gc_discard_ratio = 0;
 	o.error_buf = why;
 	o.error_buf_size = whylen;
+	o.progress_fn = progress_engine; /* pass 1: the engine's checksums */
+	o.progress_arg = &prog;
 	why[0] = 0;
 	return sett_open(store, &o, db);
 }
@@ -1460,24 +1507,46 @@ static void fs_check(sett_db *db, int level, int quiet)
 
 int main(int argc, char **argv)
 {
-	int c, level = FIX_NONE, modes = 0, quiet = 0;
-	while ((c = getopt(argc, argv, "npyqh")) != -1) {
+	int c, level = FIX_NONE, modes = 0, quiet = 0, progress_fd = -1;
+	while ((c = std_getopt(argc, argv, "+:npayfqC:hV")) != -1) {
 		switch (c) {
 		case 'n': level = FIX_NONE; modes++; break;
-		case 'p': level = FIX_SAFE; modes++; break;
+		case 'p': case 'a': level = FIX_SAFE; modes++; break;
 		case 'y': level = FIX_ALL; modes++; break;
+		case 'f': break;
 		case 'q': quiet = 1; break;
+		case 'C': {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || end == optarg || fd < 0 || fd > INT32_MAX ||
+			    (fd > 0 && fcntl((int)fd, F_GETFD) < 0)) {
+				fprintf(stderr, "fsck.settfs: -C %s: not an open file descriptor\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			progress_fd = (int)fd;
+			break;
+		}
 		case 'h': usage(stdout); return EXIT_CLEAN;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'V': printf("fsck.settfs %s (sett %s)\n", SETT_VERSION, SETT_VERSION_STRING);
+			return EXIT_CLEAN;
+		case ':':
+		default:
+			std_bad_option("fsck.settfs", c, argv);
+			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || modes > 1) {
-		if (modes > 1)
-			fprintf(stderr, "fsck.settfs: only one of -n, -p and -y\n");
-		usage(stderr);
+	if (modes > 1) {
+		fprintf(stderr, "fsck.settfs: only one of -n, -p and -y\n");
+		return EXIT_USAGE;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "fsck.settfs: %s (see --help)\n",
+			optind == argc ? "no STORE given" : "one STORE only");
 		return EXIT_USAGE;
 	}
 	const char *store = argv[optind];
+	progress_open(&prog, "fsck.settfs", store, progress_fd);
 	struct stat sst;
 	if (stat(store, &sst) != 0) {
 		fprintf(stderr, "fsck.settfs: %s: %s\n", store, strerror(errno));
@@ -1598,6 +1667,7 @@ int main(int argc, char **argv)
 		fixed = faults - left;
 	}
 	sett_close(db);
+	progress_clear(&prog);
 	printf("fsck.settfs: %s: %zu inodes, %ld fault%s, %ld fixed\n", store, ninodes, faults,
 	       faults == 1 ? "" : "s", fixed);
 	reset();

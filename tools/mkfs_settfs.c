@@ -1,13 +1,15 @@
 /*
  * mkfs_settfs.c - mkfs.settfs: create a settfs filesystem in a store.
  *
- *   mkfs.settfs [-f] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE
+ *   mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE
  *
  * Writes the superblock, the inode counter and the root directory.  A
  * missing or empty directory gets a new store.  An existing store is
  * refused unless -f, which erases its keys; a non-empty directory that
  * holds no store is refused unless -f, which puts the store among what is
- * there (nothing in it is deleted).
+ * there (nothing in it is deleted).  A missing directory is made with mode
+ * 0700 (the engine makes every store directory so).  Exit status: 0 done,
+ * 1 failed, 2 usage error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,14 +17,32 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "getopt_std.h"
 #include "settfs.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: mkfs.settfs [-f] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE\n"
+	fprintf(out, "usage: mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE\n"
 		     "  -f   erase an existing store, or use a non-empty directory\n"
 		     "  -c   data chunk size in bytes, a power of two in 4096..1048576 (65536)\n"
-		     "  -u, -g  owner of the root directory (the caller)\n");
+		     "  -u, -g  owner of the root directory (the caller)\n"
+		     "  -q   print nothing on success\n"
+		     "  -V, --version; -h, --help\n"
+		     "A missing STORE directory is created with mode 0700.  See mkfs.settfs(8).\n");
+}
+
+/* A whole number of at most `max`; 0 if so, else a message naming it. */
+static int number(char opt, const char *arg, unsigned long max, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 0);
+	if (errno || end == arg || *end || v > max || arg[0] == '-') {
+		fprintf(stderr, "mkfs.settfs: -%c %s: not a number (0..%lu)\n", opt, arg, max);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -30,39 +50,42 @@ int main(int argc, char **argv)
 	settfs_options o;
 	settfs_options_init(&o);
 	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0, 0 };
-	int force = 0, c;
-	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("mkfs.settfs %s\n", SETT_VERSION);
-		return 0;
-	}
-	while ((c = getopt(argc, argv, "fc:u:g:h")) != -1) {
+	int force = 0, quiet = 0, c;
+	while ((c = std_getopt(argc, argv, "+:fqc:u:g:hV")) != -1) {
 		switch (c) {
 		case 'f':
 			force = 1;
 			break;
+		case 'q':
+			quiet = 1;
+			break;
 		case 'c':
-			o.chunk_size = (uint32_t)strtoul(optarg, NULL, 0);
+			if (number('c', optarg, 1u << 30, &o.chunk_size))
+				return 2;
 			break;
 		case 'u':
-			ctx.uid = (uint32_t)strtoul(optarg, NULL, 0);
+			if (number('u', optarg, UINT32_MAX - 1, &ctx.uid))
+				return 2;
 			break;
 		case 'g':
-			ctx.gid = (uint32_t)strtoul(optarg, NULL, 0);
+			if (number('g', optarg, UINT32_MAX - 1, &ctx.gid))
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("mkfs.settfs %s (sett %s)\n", SETT_VERSION, SETT_VERSION_STRING);
+			return 0;
+		case ':':
 		default:
-			usage(stderr);
+			std_bad_option("mkfs.settfs", c, argv);
 			return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		usage(stderr);
+		fprintf(stderr, "mkfs.settfs: %s (see --help)\n",
+			optind == argc ? "no STORE given" : "one STORE only");
 		return 2;
 	}
 	const char *store = argv[optind];
@@ -77,10 +100,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (r) {
-		fprintf(stderr, "mkfs.settfs: %s: %s\n", store,
-			why[0] ? why : r == -EINVAL ? "invalid chunk size" : sett_strerror(r));
+		if (!why[0] && r == -EINVAL)
+			snprintf(why, sizeof why, "chunk size %u is not a power of two in "
+				 "4096..1048576", o.chunk_size);
+		fprintf(stderr, "mkfs.settfs: %s: %s\n", store, why[0] ? why : sett_strerror(r));
 		return 1;
 	}
-	printf("mkfs.settfs: created settfs in %s (chunk size %u)\n", store, o.chunk_size);
+	if (!quiet)
+		printf("mkfs.settfs: created settfs in %s (chunk size %u)\n", store, o.chunk_size);
 	return 0;
 }

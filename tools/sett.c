@@ -3,12 +3,17 @@
  *
  *   sett put STORE KEY VALUE        sett get STORE KEY
  *   sett del STORE KEY              sett scan [--prefix P] [--reverse] [--keys] STORE
- *   sett info STORE                 sett check STORE
- *   sett gc STORE [RATIO]           sett flatten STORE
+ *   sett info [--json] STORE        sett check STORE
+ *   sett gc STORE [RATIO]           sett repair STORE
+ *   sett flatten STORE
  *   sett pin STORE NAME [VERSION]   sett unpin STORE NAME
  *   sett backup [--since V] [--all-versions] [--pin NAME] STORE > FILE
  *   sett load STORE < FILE
  *   sett bench [--workload NAME] [--dir DIR]   (also backup_small, load_small, ...)
+ *
+ * Options come before "--"; an unknown one is refused, naming it.  `check`,
+ * `repair` and `gc` show their progress on stderr when it is a terminal.
+ * man/sett.1 documents every command.
  *
  * Exit status: 0 success, 1 failure (the first line on stderr says what
  * failed and the key or file involved), 2 usage error; `get` exits 3 when
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "control.h"
@@ -31,9 +37,17 @@ int cli_fail(const char *cmd, const char *what, int err)
 
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db)
 {
+	return cli_open_progress(cmd, path, read_only, NULL, db);
+}
+
+int cli_open_progress(const char *cmd, const char *path, int read_only, progress *p,
+		      sett_db **db)
+{
 	sett_options o;
 	sett_options_init(&o);
 	o.read_only = read_only;
+	o.progress_fn = p ? progress_engine : NULL;
+	o.progress_arg = p;
 	o.create_if_missing = !read_only;
 	/* A short-lived command runs no automatic GC (a read-only open has no GC
 	 * thread and keeps the ratio for the plan `sett info` shows). */
@@ -214,14 +228,24 @@ static int ask_daemon(const char *cmd, const char *store, uint16_t type, uint8_t
 
 static int cmd_info(int argc, char **argv)
 {
-	if (argc != 2)
+	int json = 0;
+	const char *store = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!store)
+			store = argv[i];
+		else
+			return 2;
+	}
+	if (!store)
 		return 2;
 	uint8_t *body;
 	size_t n;
-	int r = ask_daemon("info", argv[1], CTL_INFO, &body, &n);
+	int r = ask_daemon("info", store, CTL_INFO, &body, &n);
 	if (r == 0) {
 		ctl_rec t;
-		if (ctl_find(body, n, "text", &t) == 1 && t.kind == CTL_STR)
+		if (ctl_find(body, n, json ? "json" : "text", &t) == 1 && t.kind == CTL_STR)
 			fwrite(t.s, 1, t.slen, stdout);
 		free(body);
 		return 0;
@@ -229,17 +253,23 @@ static int cmd_info(int argc, char **argv)
 	if (r != -ENOENT)
 		return 1;
 	sett_db *db;
-	if (cli_open("info", argv[1], 1, &db))
+	if (cli_open("info", store, 1, &db))
 		return 1;
-	r = cli_info_print(db, argv[1], stdout);
+	r = cli_info_print(db, store, json, stdout);
 	sett_close(db);
-	return r ? cli_fail("info", argv[1], r) : 0;
+	return r ? cli_fail("info", store, r) : 0;
 }
+
+struct check {
+	progress p;
+	int faults;
+};
 
 static void report_line(void *arg, const char *msg)
 {
-	int *n = arg;
-	(*n)++;
+	struct check *c = arg;
+	progress_clear(&c->p);
+	c->faults++;
 	fprintf(stderr, "sett check: %s\n", msg);
 }
 
@@ -249,35 +279,37 @@ static int cmd_check(int argc, char **argv)
 		return 2;
 	uint8_t *body;
 	size_t n;
-	int faults = 0;
+	struct check c = { .faults = 0 };
 	int r = ask_daemon("check", argv[1], CTL_CHECK, &body, &n);
 	if (r == 0) {
 		/* what the daemon can check of the store it has open */
-		ctl_cursor c;
+		ctl_cursor cur;
 		ctl_rec rec;
 		uint64_t total = 0;
-		ctl_cursor_init(&c, body, n);
-		while (ctl_next(&c, &rec) == 1) {
+		ctl_cursor_init(&cur, body, n);
+		while (ctl_next(&cur, &rec) == 1) {
 			if (!strcmp(rec.name, "fault") && rec.kind == CTL_STR)
 				fprintf(stderr, "sett check: %.*s\n", (int)rec.slen, (const char *)rec.s);
 			if (!strcmp(rec.name, "faults") && rec.kind == CTL_U64)
 				total = rec.u;
 		}
 		free(body);
-		faults = total > INT32_MAX ? INT32_MAX : (int)total;
+		c.faults = total > INT32_MAX ? INT32_MAX : (int)total;
 	} else if (r != -ENOENT) {
 		return 1;
 	} else {
 		sett_db *db;
-		if (cli_open("check", argv[1], 1, &db))
+		progress_open(&c.p, "sett check", argv[1], -1);
+		if (cli_open_progress("check", argv[1], 1, &c.p, &db))
 			return 1;
-		r = sett_verify(db, report_line, &faults);
+		r = sett_verify(db, report_line, &c);
+		progress_clear(&c.p);
 		sett_close(db);
 	}
-	if (r && !faults)
+	if (r && !c.faults)
 		return cli_fail("check", argv[1], r);
-	if (faults) {
-		fprintf(stderr, "sett check: %s: %d fault(s)\n", argv[1], faults);
+	if (c.faults) {
+		fprintf(stderr, "sett check: %s: %d fault(s)\n", argv[1], c.faults);
 		return 1;
 	}
 	printf("%s: no faults\n", argv[1]);
@@ -286,7 +318,7 @@ static int cmd_check(int argc, char **argv)
 
 static void repair_line(void *arg, const sett_repair_event *ev)
 {
-	(void)arg;
+	progress_clear(arg);
 	printf("%s%s\n", ev->kind == SETT_REPAIR_NOTE ? "" : "lost: ", ev->msg);
 }
 
@@ -294,7 +326,14 @@ static int cmd_repair(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	int r = sett_repair(argv[1], NULL, repair_line, NULL);
+	progress p;
+	progress_open(&p, "sett repair", argv[1], -1);
+	sett_options o;
+	sett_options_init(&o);
+	o.progress_fn = progress_engine;
+	o.progress_arg = &p;
+	int r = sett_repair(argv[1], &o, repair_line, &p);
+	progress_clear(&p);
 	return r ? cli_fail("repair", argv[1], r) : 0;
 }
 
@@ -302,17 +341,21 @@ static int cmd_gc(int argc, char **argv)
 {
 	if (argc != 2 && argc != 3)
 		return 2;
-	double ratio = argc == 3 ? atof(argv[2]) : 0.5;
-	if (ratio <= 0 || ratio > 1) {
-		fprintf(stderr, "sett gc: ratio must be in (0, 1]\n");
+	char *end = NULL;
+	double ratio = argc == 3 ? strtod(argv[2], &end) : 0.5;
+	if ((end && *end) || !(ratio > 0 && ratio <= 1)) {
+		fprintf(stderr, "sett gc: %s: the ratio must be a number in (0, 1]\n", argv[2]);
 		return 2;
 	}
 	sett_db *db;
 	if (cli_open("gc", argv[1], 0, &db))
 		return 1;
+	progress p;
+	progress_open(&p, "sett gc", argv[1], -1);
 	int r, runs = 0;
 	while ((r = sett_gc(db, ratio)) == 0)
-		runs++;
+		progress_set(&p, 1, "GC passes that rewrote files", (uint64_t)++runs, 0);
+	progress_clear(&p);
 	int c = sett_close(db);
 	if (r != SETT_ENOREWRITE)
 		return cli_fail("gc", argv[1], r);
@@ -334,68 +377,152 @@ static int cmd_flatten(int argc, char **argv)
 	return r || c ? cli_fail("flatten", argv[1], r ? r : c) : 0;
 }
 
+/*
+ * `opts`: the options a command takes, space-separated; "=" after one: it
+ * takes a value (the next argument).  main() refuses any other argument
+ * that starts with '-' (until "--"), naming it.
+ */
 static const struct command {
 	const char *name;
 	int (*fn)(int, char **);
+	const char *opts;
 	const char *usage;
 	const char *help;
 } commands[] = {
-	{ "put", cmd_put, "STORE KEY VALUE", "set KEY to VALUE (durably)" },
-	{ "get", cmd_get, "STORE KEY", "print the value of KEY (exit 3 if absent)" },
-	{ "del", cmd_del, "STORE KEY", "delete KEY" },
-	{ "scan", cmd_scan, "[--prefix P] [--reverse] [--keys] STORE", "list keys (and values)" },
-	{ "info", cmd_info, "STORE", "levels, tables, value-log files, cache statistics" },
-	{ "check", cmd_check, "STORE", "verify every checksum (exit 1 on corruption)" },
-	{ "repair", cmd_repair, "STORE", "rebuild the store from its tables, logs and value log (see sett.h)" },
-	{ "gc", cmd_gc, "STORE [RATIO]", "run value-log GC until nothing qualifies" },
-	{ "flatten", cmd_flatten, "STORE", "flush and compact every level" },
-	{ "backup", cmd_backup, "[--since VERSION] [--all-versions] [--pin NAME] STORE > FILE",
+	{ "put", cmd_put, "", "STORE KEY VALUE", "set KEY to VALUE (durably)" },
+	{ "get", cmd_get, "", "STORE KEY", "print the value of KEY (exit 3 if absent)" },
+	{ "del", cmd_del, "", "STORE KEY", "delete KEY" },
+	{ "scan", cmd_scan, "--prefix= --reverse --keys", "[--prefix P] [--reverse] [--keys] STORE",
+	  "list keys (and values)" },
+	{ "info", cmd_info, "--json", "[--json] STORE",
+	  "levels, tables, value-log files, cache statistics, the settfs superblock" },
+	{ "check", cmd_check, "", "STORE", "verify every checksum (exit 1 on corruption)" },
+	{ "repair", cmd_repair, "", "STORE",
+	  "rebuild the store from its tables, logs and value log" },
+	{ "gc", cmd_gc, "", "STORE [RATIO]", "run value-log GC until nothing qualifies" },
+	{ "flatten", cmd_flatten, "", "STORE", "flush and compact every level" },
+	{ "backup", cmd_backup, "--since= --all-versions --pin=",
+	  "[--since VERSION] [--all-versions] [--pin NAME] STORE > FILE",
 	  "write a checksummed backup stream; prints the version it is complete to" },
-	{ "load", cmd_load, "STORE < FILE", "apply a backup stream (a damaged one changes nothing)" },
-	{ "pin", cmd_pin, "STORE NAME [VERSION]", "pin the current (or an older) version; prints it" },
-	{ "unpin", cmd_unpin, "STORE NAME", "release a pin (compaction and GC free its space)" },
-	{ "bench", cmd_bench, "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
+	{ "load", cmd_load, "", "STORE < FILE",
+	  "apply a backup stream (a damaged one changes nothing)" },
+	{ "pin", cmd_pin, "", "STORE NAME [VERSION]",
+	  "pin the current (or an older) version; prints it" },
+	{ "unpin", cmd_unpin, "", "STORE NAME",
+	  "release a pin (compaction and GC free its space)" },
+	{ "bench", cmd_bench, "--workload= --dir= --scale=",
+	  "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
 };
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sett COMMAND ARGS\n\n");
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  sett %s %s\n      %s\n", commands[i].name, commands[i].usage,
 			commands[i].help);
-	fprintf(f, "\n  sett help COMMAND | sett --version\n");
+	fprintf(f, "\n  sett help [COMMAND] | sett COMMAND --help | sett --version\n"
+		   "\nExit status: 0 done, 1 failed (or check found corruption), 2 usage error,\n"
+		   "3 get: no such key.  See sett(1).\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+static void command_help(const struct command *c)
+{
+	printf("usage: sett %s %s\n%s\n", c->name, c->usage, c->help);
+}
+
+/* Does `opts` list `arg`?  *value: it takes one. */
+static int takes_option(const char *opts, const char *arg, int *value)
+{
+	size_t n = strlen(arg);
+	for (const char *o = opts; (o = strstr(o, arg)); o += n) {
+		int start = o == opts || o[-1] == ' ';
+		if (start && (o[n] == 0 || o[n] == ' ' || o[n] == '=')) {
+			*value = o[n] == '=';
+			return 1;
+		}
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		fprintf(stderr, "sett: no command (sett --help lists them)\n");
 		return 2;
 	}
-	if (!strcmp(argv[1], "--version")) {
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
 		printf("sett %s\n", SETT_VERSION_STRING);
 		return 0;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		for (size_t i = 0; argc > 2 && i < sizeof commands / sizeof commands[0]; i++) {
-			if (!strcmp(argv[2], commands[i].name)) {
-				printf("usage: sett %s %s\n%s\n", commands[i].name, commands[i].usage,
-				       commands[i].help);
-				return 0;
+		if (argc > 3) {
+			fprintf(stderr, "sett help: one command at most\n");
+			return 2;
+		}
+		if (argc == 3) {
+			const struct command *c = find_command(argv[2]);
+			if (!c) {
+				fprintf(stderr, "sett: unknown command '%s'\n", argv[2]);
+				return 2;
 			}
+			command_help(c);
+			return 0;
 		}
 		usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-		if (!strcmp(argv[1], commands[i].name)) {
-			int r = commands[i].fn(argc - 1, argv + 1);
-			if (r == 2)
-				fprintf(stderr, "usage: sett %s %s\n", commands[i].name, commands[i].usage);
-			return r;
+	const struct command *c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "sett: unknown %s '%s' (sett --help lists the commands)\n",
+			argv[1][0] == '-' ? "option" : "command", argv[1]);
+		return 2;
+	}
+	/* the command's arguments: options checked here, "--" dropped */
+	char **av = calloc((size_t)argc, sizeof *av);
+	int ac = 0, opts_done = 0;
+	if (!av)
+		return 1;
+	av[ac++] = argv[1];
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		int value = 0;
+		if (opts_done || a[0] != '-' || !a[1]) {
+			av[ac++] = argv[i];
+		} else if (!strcmp(a, "--")) {
+			opts_done = 1;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			command_help(c);
+			free(av);
+			return 0;
+		} else if (takes_option(c->opts, a, &value)) {
+			if (value && i + 1 >= argc) {
+				fprintf(stderr, "sett %s: option '%s' needs a value\n", c->name, a);
+				free(av);
+				return 2;
+			}
+			av[ac++] = argv[i];
+			if (value)
+				av[ac++] = argv[++i];
+		} else {
+			fprintf(stderr, "sett %s: unknown option '%s' (sett help %s)\n", c->name, a,
+				c->name);
+			free(av);
+			return 2;
 		}
 	}
-	fprintf(stderr, "sett: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return 2;
+	av[ac] = NULL;
+	int r = c->fn(ac, av);
+	if (r == 2)
+		fprintf(stderr, "usage: sett %s %s\n", c->name, c->usage);
+	free(av);
+	return r;
 }

@@ -97,17 +97,13 @@ int cmd_backup(int argc, char **argv)
 	return 0;
 }
 
-static void progress(void *arg, int phase, uint64_t done, uint64_t total)
+/* sett_load's progress: phase 0 verifies the stream (bytes), 1 applies it. */
+static void load_progress(void *arg, int phase, uint64_t done, uint64_t total)
 {
-	uint64_t *last = arg;
-	if (done - *last < (phase ? 10000u : (8u << 20)) && done != total)
-		return;
-	*last = done;
 	if (phase == 0)
-		fprintf(stderr, "\rsett load: verifying, %llu MiB read", (unsigned long long)(done >> 20));
+		progress_set(arg, 1, "MiB verified", done >> 20, 0);
 	else
-		fprintf(stderr, "\rsett load: applying, %llu of %llu entries   ",
-			(unsigned long long)done, (unsigned long long)total);
+		progress_set(arg, 2, "entries applied", done, total);
 }
 
 int cmd_load(int argc, char **argv)
@@ -122,12 +118,11 @@ int cmd_load(int argc, char **argv)
 	if (cli_open("load", argv[1], 0, &db))
 		return 1;
 	int fd = 0;
-	uint64_t last = 0;
-	int tty = isatty(2);
+	progress p;
+	progress_open(&p, "sett load", argv[1], -1);
 	sett_load_result res;
-	int r = sett_load(db, read_fd, &fd, tty ? progress : NULL, &last, &res);
-	if (tty)
-		fprintf(stderr, "\n");
+	int r = sett_load(db, read_fd, &fd, p.bar ? load_progress : NULL, &p, &res);
+	progress_clear(&p);
 	int c = sett_close(db);
 	if ((r == SETT_ECORRUPT || r == SETT_EFORMAT) && res.why[0]) {
 		fprintf(stderr, "sett load: %s; %s is unchanged\n", res.why, argv[1]);

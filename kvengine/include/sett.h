@@ -113,6 +113,11 @@ typedef struct sett_options {
 	 * read meets in a table or the value log (from any thread) */
 	void (*corruption_fn)(void *arg, const char *why);
 	void *corruption_arg;
+	/* [NULL] long operations (sett_verify, sett_repair) report how far
+	 * they are: `what` names the step ("tables", "value log", ...), `done`
+	 * of `total` items (files, or keys with total 0: not known ahead) */
+	void (*progress_fn)(void *arg, const char *what, uint64_t done, uint64_t total);
+	void *progress_arg;
 	/*
 	 * Encryption at rest (doc/ENGINE.md).  A master key (32 bytes, e.g.
 	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
@@ -217,6 +222,8 @@ int sett_iter_next(sett_iter *it);
 sett_val sett_iter_key(const sett_iter *it);
 /* Value of the current entry; valid until the iterator moves. */
 int sett_iter_value(sett_iter *it, sett_val *value);
+/* Length of the current entry's value, without reading it from the value log. */
+int sett_iter_value_size(sett_iter *it, size_t *size);
 uint64_t sett_iter_version(const sett_iter *it);
 uint8_t sett_iter_user_meta(const sett_iter *it);
 /* First error the iterator met (0 if none): iteration stops on an error. */
@@ -567,6 +574,7 @@ typedef struct sett_stats {
 	uint64_t write_stalls;
 	uint64_t gc_bytes_measured;   /* value-log bytes GC read to measure liveness */
 	uint64_t gc_bytes_rewritten;  /* live value bytes GC copied to the head */
+	uint64_t iter_entries;        /* entries (versions, tombstones) iterators examined */
 	char gc_activity[96];         /* what value-log GC is doing (or did last) */
 	int damaged_tables;         /* opened as damaged (open_damaged) */
 	uint64_t write_stall_us;      /* time writers spent waiting in stalls */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Writes, truncates, fallocate (every mode) and chown clear
-# set-user-ID/set-group-ID as on a kernel
+# set-user-ID/set-group-ID as on a kernel (set-group-ID without group
+# execute only when the caller is not in the file's group)
 # filesystem (the daemon does it when the kernel hands it the job with
 # FUSE_HANDLE_KILLPRIV_V2; for fallocate it decides by the caller's uid), a
 # writer with CAP_FSETID keeps them, and a write or fallocate removes
@@ -25,6 +26,17 @@ asuser "echo more >> '$m/w'" || fail "write as user"
 [ "$(mode "$m/w")" = 777 ] || fail "write kept set-user-ID: $(mode "$m/w")"
 asuser "echo more >> '$m/g'" || fail "write as user"
 [ "$(mode "$m/g")" = 777 ] || fail "write kept set-group-ID: $(mode "$m/g")"
+# set-group-ID without group execute: a member keeps it, a non-member drops it
+# (Linux's setattr_should_drop_sgid); write and truncate, user not in group 0
+for op in "echo more >>" "truncate -s 1"; do
+	echo data > "$m/n"; chmod 2767 "$m/n"
+	asuser "$op '$m/n'" || fail "$op as user"
+	[ "$(mode "$m/n")" = 767 ] || fail "$op by a non-member kept set-group-ID: $(mode "$m/n")"
+	chgrp 65534 "$m/n"; chmod 2767 "$m/n"
+	asuser "$op '$m/n'" || fail "$op as user"
+	[ "$(mode "$m/n")" = 2767 ] || fail "$op by a member cleared set-group-ID: $(mode "$m/n")"
+	rm "$m/n"
+done
 asuser "truncate -s 2 '$m/t'" || fail "truncate as user"
 [ "$(mode "$m/t")" = 777 ] || fail "truncate kept set-user-ID: $(mode "$m/t")"
 [ "$(stat -c %s "$m/t")" = 2 ] || fail "truncate size"
@@ -39,7 +51,11 @@ for a in "-l 100000" "-n -l 100000" "-p -o 0 -l 2" "-z -o 0 -l 2" "-z -n -o 0 -l
 	[ "$(mode "$f")" = 777 ] || fail "fallocate $a kept set-user-ID: $(mode "$f")"
 	chmod 2767 "$f"
 	asuser "fallocate $a '$f'" || fail "fallocate $a as user"
-	[ "$(mode "$f")" = 2767 ] || fail "fallocate $a cleared set-group-ID without g+x: $(mode "$f")"
+	[ "$(mode "$f")" = 767 ] || fail "fallocate $a by a non-member kept set-group-ID: $(mode "$f")"
+	chgrp 65534 "$f"; chmod 2767 "$f"
+	asuser "fallocate $a '$f'" || fail "fallocate $a as user"
+	[ "$(mode "$f")" = 2767 ] || fail "fallocate $a by a member cleared set-group-ID without g+x: $(mode "$f")"
+	chgrp 0 "$f"
 	chmod 6777 "$f"
 	fallocate $a "$f" || fail "fallocate $a as root"
 	[ "$(mode "$f")" = 6777 ] || fail "root's fallocate $a cleared the bits: $(mode "$f")"

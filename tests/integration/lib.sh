@@ -30,6 +30,9 @@ cleanup() {
 		sleep 0.2
 		kill -9 "$daemon" 2>/dev/null
 		wait "$daemon" 2>/dev/null
+	elif is_mounted; then
+		# mounted by mount(8) or mount.settfs: the daemon is not a job
+		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
 	fi
 	[ -n "$KEEP" ] || rm -rf "$work"
 }

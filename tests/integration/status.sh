@@ -77,6 +77,10 @@ grep -q "^fuse" "$work/xattr.txt" || fail "settfs.stats has no request figures"
 timeout 10 "$SETT" info "$store" > "$work/info.txt" 2> "$work/info.err" || { cat "$work/info.err"; fail "sett info of the mounted store"; }
 grep -q "^store $store" "$work/info.txt" || fail "sett info output"
 grep -q "in use" "$work/info.err" && fail "sett info waited for the lock"
+grep -q "^settfs inodes [1-9]" "$work/info.txt" || fail "sett info of the mounted store: no inode count"
+timeout 10 "$SETT" info --json "$store" > "$work/info.json" || fail "sett info --json of the mounted store"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["settfs"]["inodes"] >= 1' \
+	"$work/info.json" || { cat "$work/info.json"; fail "sett info --json of the mounted store"; }
 
 # 3. others are refused (and the path itself was not the obstacle)
 command -v setpriv >/dev/null 2>&1 || skip "no setpriv"
