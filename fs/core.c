@@ -502,6 +502,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->corruption_fn = o->engine.corruption_fn;
 	fs->corruption_arg = o->engine.corruption_arg;
 	pthread_mutex_init(&fs->space_mu, NULL);
+	pthread_mutex_init(&fs->reclaim_mu, NULL);
 	pthread_mutex_init(&fs->wb_lock, NULL);
 	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
 	if (r == 0)
@@ -539,6 +540,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 		pthread_rwlock_destroy(&fs->ns_lock);
 		pthread_mutex_destroy(&fs->tab_lock);
 		pthread_mutex_destroy(&fs->space_mu);
+		pthread_mutex_destroy(&fs->reclaim_mu);
 		pthread_mutex_destroy(&fs->wb_lock);
 		free(fs);
 		return r;
@@ -598,6 +600,7 @@ int settfs_close(settfs *fs)
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->tab_lock);
 	pthread_mutex_destroy(&fs->space_mu);
+	pthread_mutex_destroy(&fs->reclaim_mu);
 	pthread_mutex_destroy(&fs->wb_lock);
 	free(fs);
 	return r ? r : s ? s : c;
@@ -610,16 +613,22 @@ int settfs_close(settfs *fs)
  */
 #define SPACE_NEAR (64ull << 20)
 
-int sfs_space_admit(settfs *fs, uint64_t bytes)
+/*
+ * A refused admission first has the engine give back what deletions and
+ * overwrites hold (sett_reclaim: their tombstones may still sit in the
+ * memtable or L0 above the data, so GC has not counted any garbage), then
+ * measures again.  One reclaim at a time; writers refused meanwhile take
+ * its result.  After a reclaim that found nothing, none runs for
+ * RECLAIM_BACKOFF: on a disk full of live data a writer must not pay for
+ * a full compaction every time.
+ */
+#define RECLAIM_BACKOFF (5 * 1000000000LL)
+
+static int space_try(settfs *fs, uint64_t bytes, int remeasure)
 {
-	/* before anything is buffered: a buffered write could never commit */
-	if (fs->read_only)
-		return -EROFS;
-	if (!fs->reserve)
-		return 0;
 	pthread_mutex_lock(&fs->space_mu);
 	int64_t now = sfs_now();
-	if (now - fs->space_measured >= 1000000000LL ||
+	if (remeasure || now - fs->space_measured >= 1000000000LL ||
 	    fs->space_free < fs->reserve + bytes + SPACE_NEAR) {
 		sett_space sp;
 		if (sett_disk_space(fs->db, &sp) != 0) {
@@ -636,6 +645,27 @@ int sfs_space_admit(settfs *fs, uint64_t bytes)
 		fs->space_free -= bytes;
 	pthread_mutex_unlock(&fs->space_mu);
 	return r;
+}
+
+int sfs_space_admit(settfs *fs, uint64_t bytes)
+{
+	/* before anything is buffered: a buffered write could never commit */
+	if (fs->read_only)
+		return -EROFS;
+	if (!fs->reserve)
+		return 0;
+	int r = space_try(fs, bytes, 0);
+	if (r != -ENOSPC)
+		return r;
+	uint64_t gen = __atomic_load_n(&fs->reclaim_gen, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&fs->reclaim_mu);
+	if (fs->reclaim_gen == gen && sfs_now() >= fs->reclaim_after) {
+		int g = sett_reclaim(fs->db);
+		fs->reclaim_after = g == 0 ? 0 : sfs_now() + RECLAIM_BACKOFF;
+		__atomic_store_n(&fs->reclaim_gen, gen + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&fs->reclaim_mu);
+	return space_try(fs, bytes, 1);
 }
 
 int settfs_statfs(settfs *fs, struct statvfs *sv)

@@ -136,6 +136,10 @@ struct settfs {
 	uint64_t reserve;
 	uint64_t space_free;      /* free bytes of the disk, less what was admitted since */
 	int64_t space_measured;   /* sfs_now() of the last statvfs */
+	/* sett_reclaim runs for a refused admission (sfs_space_admit), one at a time */
+	pthread_mutex_t reclaim_mu;
+	uint64_t reclaim_gen;     /* reclaims run so far */
+	int64_t reclaim_after;    /* sfs_now() before which none runs (it found nothing) */
 	/* settfs_writeback: engine version last made durable, and when (ns) */
 	pthread_mutex_t wb_lock;
 	uint64_t synced_version;
@@ -146,7 +150,8 @@ struct settfs {
  * Admits an operation that grows the store by about `bytes`: -EROFS on a
  * store open read-only (-o ro, a degraded mount: the kernel's ro flag may
  * be missing or remounted away, and a write buffered here would be lost),
- * -ENOSPC when the store's disk would have less than the reserve free.  Operations that
+ * -ENOSPC when the store's disk would have less than the reserve free even
+ * after the engine gave back what deletions hold (sett_reclaim).  Operations that
  * free space (unlink, rmdir, truncate down, punch hole, removexattr,
  * rename) and metadata updates do not ask.
  */

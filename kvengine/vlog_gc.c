@@ -718,6 +718,26 @@ int sett_gc(sett_db *db, double discard_ratio)
 	return r > 0 ? 0 : SETT_ENOREWRITE;
 }
 
+int sett_reclaim(sett_db *db)
+{
+	int r = sett_flatten(db);
+	if (r)
+		return r;
+	double ratio = db->opt.gc_discard_ratio > 0 ? db->opt.gc_discard_ratio : 0.5;
+	int any = 0;
+	/* each pass rewrites every qualifying file; a few catch what the
+	 * rewrites themselves leave behind */
+	for (int pass = 0; pass < 4; pass++) {
+		r = sett_gc(db, ratio);
+		if (r == SETT_ENOREWRITE)
+			break;
+		if (r)
+			return r;
+		any = 1;
+	}
+	return any ? 0 : SETT_ENOREWRITE;
+}
+
 void gc_fill_stats(sett_db *db, sett_stats *st)
 {
 	st->gc_bytes_measured = __atomic_load_n(&db->stat_gc_bytes_measured, __ATOMIC_RELAXED);

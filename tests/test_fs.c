@@ -2391,6 +2391,59 @@ START_TEST(test_fallocate_allocates)
 }
 END_TEST
 
+/*
+ * A store whose disk filled up, then was emptied by deletions, takes new
+ * data at once after a reopen: the refused write has the engine reclaim
+ * (the tombstones still sit above the data, so no garbage is counted
+ * before that) instead of failing until background work happens to run.
+ * The disk is made small by a reserve that leaves 128 MiB above it.
+ */
+START_TEST(test_full_disk_reclaim)
+{
+	enum { MB = 1 << 20 };
+	static uint8_t data[MB];
+	uint64_t seed = 11;
+	tu_fill_random(&seed, data, sizeof data);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	struct statvfs sv;
+	ck_assert_int_eq(statvfs(dir, &sv), 0);
+	int64_t disk_free = (int64_t)(sv.f_bavail * sv.f_frsize);
+	if (disk_free < (2LL << 30)) {
+		fs_open_();
+		return; /* too little disk for the test */
+	}
+	int64_t reserve = disk_free - (128LL << 20);
+	fs_open_reserve(reserve);
+	uint64_t f = mkfile(1, "f");
+	int mb = 0;
+	for (; mb < 256; mb++) {
+		memcpy(data, &mb, sizeof mb);
+		ssize_t w = settfs_write(fs, f, (off_t)mb * MB, data, MB, 0);
+		if (w != MB) {
+			ck_assert_int_eq(w, -ENOSPC);
+			break;
+		}
+	}
+	ck_assert_int_gt(mb, 32);
+	ck_assert_int_lt(mb, 256);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	settfs_release(fs, f, O_RDWR);
+	ck_assert_int_eq(settfs_unlink(fs, 1, "f"), 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+
+	fs_open_reserve(reserve); /* no idle time: nothing ran in the background */
+	uint64_t g = mkfile(1, "g");
+	for (int i = 0; i < 64; i++) {
+		memcpy(data, &i, sizeof i);
+		ck_assert_int_eq(settfs_write(fs, g, (off_t)i * MB, data, MB, 0), MB);
+	}
+	ck_assert_int_eq(settfs_flush(fs, g), 0);
+	settfs_release(fs, g, O_RDWR);
+}
+END_TEST
+
 /* fallocate by a caller without CAP_FSETID clears the bits, in every mode */
 START_TEST(test_fallocate_kill_suidgid)
 {
@@ -2830,10 +2883,12 @@ int main(void)
 	tcase_add_test(tc, test_fill_token_reload);
 	tcase_add_test(tc, test_fill_blocks_writers);
 	suite_add_tcase(s, tc);
-	/* CK_RUN_CASE=random (or move, or crash) runs these alone */
+	/* CK_RUN_CASE=random (or space, move, crash) runs these alone */
 	tc = new_case(s, "random");
 	tcase_add_test(tc, test_random_ops);
 	tcase_add_test(tc, test_random_ops_overlays);
+	tc = new_case(s, "space");
+	tcase_add_test(tc, test_full_disk_reclaim);
 	tc = new_case(s, "move");
 	tcase_add_test(tc, test_collapse_insert);
 	/* A crash at every I/O of an operation: minutes under sanitizers on a

@@ -539,10 +539,20 @@ int sett_drop_all(sett_db *db);
  * SETT_ENOREWRITE if nothing qualified.
  */
 int sett_gc(sett_db *db, double discard_ratio);
-/* Flush memtables and compact until every level is within its target. */
+/* Flush memtables and compact everything down to the last level, then
+ * rewrite each table there once (tombstones and hidden versions go). */
 int sett_flatten(sett_db *db);
 /* Flush the active memtable to L0 now. */
 int sett_flush(sett_db *db);
+/*
+ * Gives back the space that deletions and overwrites hold, now, rather
+ * than when background work gets to it: sett_flatten (tombstones meet the
+ * data they hide and the value-log garbage gets counted), then sett_gc
+ * at the store's gc_discard_ratio until nothing more qualifies.  Returns 0
+ * if GC rewrote or removed at least one value-log file, SETT_ENOREWRITE if
+ * there was nothing to reclaim, or an error.
+ */
+int sett_reclaim(sett_db *db);
 
 typedef struct sett_level_info {
 	int tables;
