@@ -124,6 +124,43 @@ START_TEST(test_space_reclaimed)
 }
 END_TEST
 
+/*
+ * sett_reclaim gives back what deletions hold right after a reopen (the
+ * tombstones still above the data), and then says there is nothing more.
+ */
+START_TEST(test_reclaim)
+{
+	char *dir = tu_tmpdir("gc-reclaim");
+	sett_options o;
+	gc_options(&o);
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 256;
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint64_t before = tu_dir_bytes(dir);
+	ck_assert_int_eq(sett_reclaim(db), 0);
+	uint64_t after = tu_dir_bytes(dir);
+	ck_assert_msg(after < (uint64_t)n * VAL / 4, "store %.1f MiB after reclaim (before %.1f MiB)",
+		      after / 1048576.0, before / 1048576.0);
+	ck_assert_int_eq(sett_reclaim(db), SETT_ENOREWRITE);
+	for (uint32_t i = 0; i < n; i += 7)
+		check_chunk(db, v, i, 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* The GC thread collects by itself (no sett_gc, no flush needed). */
 START_TEST(test_gc_thread_runs_by_itself)
 {
@@ -691,6 +728,7 @@ int main(void)
 	tcase_add_test(tc, test_gc_thread_garbage_share);
 	tcase_add_test(tc, test_gc_thread_while_writing);
 	tcase_add_test(tc, test_space_reclaimed);
+	tcase_add_test(tc, test_reclaim);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
