@@ -325,7 +325,7 @@ START_TEST(test_kill_suidgid)
 				      SETTFS_WRITE_KILL_SUIDGID | SETTFS_WRITE_KILL_SGID), 1);
 	attr(f, &st);
 	ck_assert_int_eq(st.st_mode, S_IFREG | 0745);
-	settfs_ctx user = { 1000, 1000, NULL, 0 };
+	settfs_ctx user = { 1000, 1000, NULL, 0, 0 };
 	in.st_mode = 02745;
 	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_MODE, &st), 0);
 	in.st_size = 2;
