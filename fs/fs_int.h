@@ -115,6 +115,9 @@ struct settfs {
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;
 	size_t nbuckets, nnodes;
+	/* handles of settfs_opendir not yet released, under tab_lock: freed
+	 * by settfs_close (an aborted FUSE connection sends no RELEASEDIR) */
+	struct settfs_dir *open_dirs;
 	/* inode allocation, under ns_lock (write) */
 	uint64_t next_ino, ino_limit;
 	atomic_llong dirty_bytes;
@@ -160,6 +163,7 @@ int sfs_space_admit(settfs *fs, uint64_t bytes);
 #define SFS_INODE_ESTIMATE 512
 
 struct settfs_dir {
+	struct settfs_dir *prev, *next; /* settfs.open_dirs */
 	uint64_t ino;
 	off_t last_off;       /* cookie of the last entry returned */
 	size_t last_len;

@@ -112,6 +112,12 @@ static struct sfs_fuse *ctx_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/*
+ * Every fuse_reply_* frees req, whatever it returns (-ENOENT: the kernel
+ * no longer waits for the request, because it was interrupted or because
+ * the connection was aborted, after which every reply fails so): what an
+ * operation needs after its reply it takes from req before.
+ */
 static settfs *fs_of(fuse_req_t req)
 {
 	return ctx_of(req)->fs;
@@ -186,8 +192,9 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 	e.attr = *st;
 	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
 	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
+	settfs *fs = fs_of(req); /* the reply frees req (see fs_of) */
 	if (fuse_reply_entry(req, &e) == -ENOENT)
-		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
+		settfs_forget(fs, st->st_ino, 1); /* interrupted, or the connection aborted */
 }
 
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
@@ -428,8 +435,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	set_file_flags(req, fi);
+	settfs *fs = fs_of(req);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		settfs_release(fs_of(req), ino, fi->flags);
+		settfs_release(fs, ino, fi->flags);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -449,9 +457,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.attr = st;
 	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
 	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
+	settfs *fs = fs_of(req);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		settfs_release(fs_of(req), st.st_ino, fi->flags);
-		settfs_forget(fs_of(req), st.st_ino, 1);
+		settfs_release(fs, st.st_ino, fi->flags);
+		settfs_forget(fs, st.st_ino, 1);
 	}
 }
 
@@ -574,8 +583,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
+	settfs *fs = fs_of(req);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		settfs_releasedir(fs_of(req), d);
+		settfs_releasedir(fs, d);
 }
 
 struct dirbuf {
