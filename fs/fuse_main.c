@@ -17,6 +17,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -882,21 +883,44 @@ static void sysfs_write(const char *path, long value)
 }
 
 /*
- * This daemon's mount, found once at INIT (the kernel has made it by
- * then): its device number names the FUSE connection in fusectl
- * (/sys/fs/fuse/connections/N) and the mount's bdi (/sys/class/bdi/M:m).
- * Found by the mount point, or, when the daemon was handed a mounted
- * /dev/fuse descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges),
- * by its source "settfs:STORE", which its mounter must have set as
- * fsname (mount.settfs does).
+ * This daemon's FUSE connection, found once at INIT (the kernel has made
+ * the mount by then): its number names it in fusectl
+ * (/sys/fs/fuse/connections/N, N the superblock's device number) and the
+ * mount's bdi (/sys/class/bdi/MAJ:MIN).  The kernel states it for the
+ * /dev/fuse descriptor ("fuse_connection:" in /proc/self/fdinfo, Linux
+ * 6.x), whichever way the daemon got it: mounted itself, or handed a
+ * mounted descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges).
+ * Without that line it is the device of the mount found by its mount
+ * point or, for /dev/fd/N, by its source "settfs:STORE", which its
+ * mounter must have set as fsname (mount.settfs does).
  */
 struct sfs_conn {
 	const char *mountpoint; /* as given: a path, or /dev/fd/N */
 	const char *source;     /* "settfs:STORE" */
 	const struct sfs_cfg *cfg;
+	int fd;                 /* the session's /dev/fuse descriptor */
 	int found;
 	unsigned maj, min;
 };
+
+/* The connection of /dev/fuse descriptor fd, from its fdinfo.  0 if stated. */
+static int fdinfo_conn(int fd, unsigned *maj, unsigned *min)
+{
+	char p[64], line[128];
+	snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(p, "re");
+	int r = -1;
+	unsigned long dev;
+	while (f && r && fgets(line, sizeof line, f))
+		if (sscanf(line, "fuse_connection: %lu", &dev) == 1) {
+			*maj = (unsigned)(dev >> 20);
+			*min = (unsigned)(dev & 0xfffff);
+			r = 0;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
 
 static int conn_is_devfd(const struct sfs_conn *c)
 {
@@ -946,12 +970,16 @@ static void conn_init(void *arg)
 {
 	struct sfs_conn *c = arg;
 	struct sfs_mount_ent *m = malloc(sizeof *m);
+	c->found = fdinfo_conn(c->fd, &c->maj, &c->min) == 0;
 	if (!conn_is_devfd(c)) {
-		c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
+		if (!c->found)
+			c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
 	} else if (m && sfs_mount_find(NULL, c->source, m) == 0) {
-		c->maj = m->maj;
-		c->min = m->min;
-		c->found = 1;
+		if (!c->found) {
+			c->maj = m->maj;
+			c->min = m->min;
+			c->found = 1;
+		}
 	} else {
 		fprintf(stderr, "settfs: the mount of %s is not named %s (its mounter must set "
 				"fsname=%s): `settfs umount` will not find it\n", c->mountpoint,
@@ -960,6 +988,93 @@ static void conn_init(void *arg)
 	free(m);
 	if (c->found)
 		tune_bdi(c);
+}
+
+/* ---- stopping the helper threads ------------------------------------ */
+
+struct stopper {
+	sfs_filler *filler;
+	sfs_inval *inval;
+	struct sfs_conn *conn;
+	int done[2]; /* a pipe: written when both have stopped (or given up) */
+	int stuck;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *s = arg;
+	s->stuck = sfs_filler_stop(s->filler, abort_connection, s->conn) != 0;
+	s->stuck |= sfs_inval_stop(s->inval, abort_connection, s->conn) != 0;
+	char c = 1;
+	while (write(s->done[1], &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/*
+ * Until stop_fd is readable, answer what the kernel still sends (the
+ * session loop has ended, by a signal, while the mount is there): a push
+ * or an invalidation being stopped may wait for a READ, or the writeback
+ * of dirty pages, that only an answer ends.  Ends serving when the
+ * connection goes.
+ */
+static void serve_until(struct fuse_session *se, int stop_fd)
+{
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof buf);
+	int serving = 1;
+	fuse_session_reset(se);
+	for (;;) {
+		struct pollfd pf[2] = { { stop_fd, POLLIN, 0 }, { fuse_session_fd(se), POLLIN, 0 } };
+		if (poll(pf, serving ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents)
+			break;
+		if (!(pf[1].revents & POLLIN)) {
+			serving = !pf[1].revents;
+			continue;
+		}
+		int r = fuse_session_receive_buf(se, &buf);
+		if (r > 0)
+			fuse_session_process_buf(se, &buf);
+		else if (r != -EINTR && r != -EAGAIN)
+			serving = 0; /* unmounted, aborted, or a second signal */
+	}
+	free(buf.mem);
+}
+
+/*
+ * Stop the filler and the invalidation thread while this thread answers
+ * requests (its own operations push and invalidate in place meanwhile).
+ * 1 if one of them is stuck: then the session and the store's nodes must
+ * stay as they are (sfs_filler_stop).
+ */
+static int stop_helpers(struct sfs_fuse *f, struct sfs_conn *conn)
+{
+	struct stopper s = { f->filler, f->inval, conn, { -1, -1 }, 0 };
+	if (!s.filler && !s.inval)
+		return 0;
+	f->filler = NULL;
+	f->inval = NULL;
+	pthread_t t;
+	int started = pipe2(s.done, O_CLOEXEC) == 0;
+	if (started && pthread_create(&t, NULL, stopper_main, &s) != 0) {
+		close(s.done[0]);
+		close(s.done[1]);
+		started = 0;
+	}
+	if (!started) { /* stop them here, answering nothing meanwhile */
+		int a = sfs_filler_stop(s.filler, abort_connection, conn);
+		return sfs_inval_stop(s.inval, abort_connection, conn) || a;
+	}
+	serve_until(f->se, s.done[0]);
+	pthread_join(t, NULL);
+	close(s.done[0]);
+	close(s.done[1]);
+	return s.stuck;
 }
 
 /* ---- bounded-time writeback ------------------------------------------ */
@@ -1622,7 +1737,7 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
+	struct sfs_conn conn = { opts.mountpoint, source, &cfg, fuse_session_fd(se), 0, 0, 0 };
 	f.wire.after_init = conn_init;
 	f.wire.after_init_arg = &conn;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
@@ -1660,15 +1775,21 @@ int main(int argc, char *argv[])
 	}
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
-	/* before the session and the store go: it uses both */
-	sfs_filler_stop(f.filler, abort_connection, &conn);
-	f.filler = NULL;
-	sfs_inval_stop(f.inval, abort_connection, &conn);
-	f.inval = NULL;
+	/* before the session and the store go: they use both */
+	int stuck = stop_helpers(&f, &conn);
 	flusher_stop(flusher);
 	sfs_control_stop(f.control);
 	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
+	if (stuck) {
+		fprintf(stderr, "settfs: a page-cache notification is stuck in the kernel and the "
+				"connection could not be aborted (fusectl): committing the store and "
+				"exiting without it\n");
+		r = settfs_close(f.fs);
+		if (r)
+			fprintf(stderr, "settfs: closing store %s: %s\n", store, strerror(-r));
+		_exit(r ? 1 : ret);
+	}
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
