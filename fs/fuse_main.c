@@ -1465,6 +1465,7 @@ static int cmd_umount(int argc, char **argv)
 		return 1;
 	}
 	const char *store = m.source + 7;
+	unsigned maj = m.maj, min = m.min;
 	char lock[4200];
 	snprintf(lock, sizeof lock, "%s/LOCK", store);
 	int fd = open(lock, O_RDONLY | O_CLOEXEC);
@@ -1496,7 +1497,22 @@ static int cmd_umount(int argc, char **argv)
 	}
 	if (r == 0 && fd < 0)
 		r = 3;
-	if (r == 0 && wait_unlocked(fd, secs) != 0) {
+	/*
+	 * The last unmount ends the FUSE connection at once.  Still there: a
+	 * mount namespace made while it was mounted holds a copy of the mount,
+	 * which the daemon goes on serving (and so holds the store) until that
+	 * copy is unmounted too.
+	 */
+	char conn[64];
+	snprintf(conn, sizeof conn, "/sys/fs/fuse/connections/%u", (maj << 20) | min);
+	if (r == 0 && access(conn, F_OK) == 0) {
+		fprintf(stderr, "settfs umount: %s is unmounted here, but the filesystem is still "
+				"mounted elsewhere (a copy in another mount namespace, or a lazily "
+				"detached mount still in use; FUSE "
+				"connection %u): pid %ld goes on serving it and holds %s until the "
+				"last copy is unmounted\n", arg, (maj << 20) | min, pid, store);
+		r = 3;
+	} else if (r == 0 && wait_unlocked(fd, secs) != 0) {
 		fprintf(stderr, "settfs umount: %s is unmounted, but pid %ld still holds %s after "
 				"%g s (still flushing?)\n", arg, pid, store, secs);
 		r = 3;
