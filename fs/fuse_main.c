@@ -104,6 +104,13 @@ struct sfs_fuse {
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
+	/*
+	 * Shutting down: the main thread answers requests while the helper
+	 * threads stop (stop_helpers).  It must not wait for a page lock
+	 * whose READ only it would answer, so replies that follow an
+	 * invalidation are sent without it: the connection ends right after.
+	 */
+	int stopping;
 	sfs_control *control; /* settfs status; NULL: none */
 	size_t page_size;
 };
@@ -198,9 +205,26 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 		settfs_forget(fs, st->st_ino, 1); /* interrupted, or the connection aborted */
 }
 
+/*
+ * libfuse drops a request read after the session was told to exit (a
+ * signal): the kernel would wait for its reply until the connection ends,
+ * and the process that made it with it - a READ so dropped holds its
+ * pages locked, and a push or an invalidation at shutdown waits for them.
+ * Such a request is answered here, on the thread that read it (not for a
+ * cloned descriptor: its replies must go back through it).
+ */
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
-	return sfs_wire_read(fd, buf, len, &((struct sfs_fuse *)userdata)->wire);
+	struct sfs_fuse *f = userdata;
+	ssize_t n = sfs_wire_read(fd, buf, len, &f->wire);
+	if (n > 0 && f->se && fd == fuse_session_fd(f->se) && fuse_session_exited(f->se)) {
+		int old;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old); /* the loop cancels readers */
+		struct fuse_buf b = { .size = (size_t)n, .mem = buf };
+		fuse_session_process_buf(f->se, &b);
+		pthread_setcancelstate(old, NULL);
+	}
+	return n;
 }
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
@@ -534,6 +558,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* sfs_inval_then, or at shutdown the reply alone (sfs_fuse.stopping) */
+static void inval_then(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len, int slot,
+		       sfs_inval_done done, uint64_t a, uint64_t b)
+{
+	struct sfs_fuse *f = ctx_of(req);
+	if (f->stopping)
+		done(req, ino, a, b);
+	else
+		sfs_inval_then(f->inval, f->se, req, ino, off, len, slot, done, a, b);
+}
+
 static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
 {
 	(void)ino;
@@ -554,8 +589,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, (int)-n);
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
-			       (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
+		inval_then(req, ino, (uint64_t)off, (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -751,7 +785,8 @@ static void move_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t
 {
 	unsigned flags = fallocate_flags(req, ino);
 	int r = settfs_fallocate(fs_of(req), ino, mode, (off_t)off, (off_t)len, flags);
-	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
+	if (!ctx_of(req)->stopping)
+		fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
 	if (flags)
 		mode_changed(req, ino);
 	fuse_reply_err(req, -r);
@@ -772,10 +807,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	if ((mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE) && off >= 0 &&
 	    len > 0) {
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
-			       mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply
-							       : insert_then_reply,
-			       (uint64_t)off, (uint64_t)len);
+		inval_then(req, ino, (uint64_t)off, 0, 0,
+			   mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply : insert_then_reply,
+			   (uint64_t)off, (uint64_t)len);
 		return;
 	}
 	/*
@@ -813,8 +847,8 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t token, size;
 	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
 	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
-			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+		inval_then(req, ino, (uint64_t)off, 0, 0, reply_lseek, (uint64_t)off,
+			   (uint64_t)whence);
 	else
 		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
@@ -1048,7 +1082,7 @@ static void serve_until(struct fuse_session *se, int stop_fd)
 
 /*
  * Stop the filler and the invalidation thread while this thread answers
- * requests (its own operations push and invalidate in place meanwhile).
+ * requests (without pushes or invalidations meanwhile: sfs_fuse.stopping).
  * 1 if one of them is stuck: then the session and the store's nodes must
  * stay as they are (sfs_filler_stop).
  */
@@ -1059,6 +1093,7 @@ static int stop_helpers(struct sfs_fuse *f, struct sfs_conn *conn)
 		return 0;
 	f->filler = NULL;
 	f->inval = NULL;
+	f->stopping = 1;
 	pthread_t t;
 	int started = pipe2(s.done, O_CLOEXEC) == 0;
 	if (started && pthread_create(&t, NULL, stopper_main, &s) != 0) {
