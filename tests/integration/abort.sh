@@ -105,12 +105,7 @@ PY
 	ms=$(awk -v s="$seed" -v r="$r" 'BEGIN { srand(s + r); print int(300 + rand() * 1200) }')
 	sleep "$(awk -v m="$ms" 'BEGIN { print m / 1000 }')"
 	abort_conn "$minor" || fail "cannot abort connection $minor (fusectl)"
-	i=0
-	while kill -0 "$daemon" 2>/dev/null && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -0 "$daemon" 2>/dev/null && fail "round $r: the daemon did not exit 30 s after the abort"
+	exited "$daemon" 30 || fail "round $r: the daemon did not exit 30 s after the abort"
 	wait "$daemon"
 	st=$?
 	daemon=

@@ -30,9 +30,7 @@ kill -0 "$daemon" 2>/dev/null || fail "the daemon stopped serving the copy"
 [ "$(nsenter -t "$holder" -m cat "$mnt/f")" = hello ] || fail "the copy does not read"
 kill "$holder"
 holder=
-i=0
-while kill -0 "$daemon" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-kill -0 "$daemon" 2>/dev/null && fail "the daemon did not exit once the copy was gone"
+exited "$daemon" 30 || fail "the daemon did not exit once the copy was gone"
 wait "$daemon" || fail "exit status $?"
 daemon=
 check_fsck

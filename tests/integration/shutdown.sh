@@ -53,12 +53,7 @@ PY
 term() {
 	sleep 1
 	kill -TERM "$1"
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 600 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -0 "$1" 2>/dev/null && fail "$2: the daemon did not exit 60 s after SIGTERM"
+	exited "$1" 60 || fail "$2: the daemon did not exit 60 s after SIGTERM"
 	kill "$load_pid" 2>/dev/null
 	wait "$load_pid" 2>/dev/null
 	fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
