@@ -1477,10 +1477,21 @@ static int fuse_options_known(const struct fuse_args *args)
 	return se != NULL;
 }
 
-/* Frees what main() has parsed so far; returns ret. */
+/* The key of -o key_file / passphrase_file, kept until the daemon's own open. */
+static key_material store_key;
+
+static void forget_key(settfs_options *o)
+{
+	key_wipe(&store_key);
+	o->engine.encryption_key = NULL;
+	o->engine.encryption_passphrase = NULL;
+}
+
+/* Frees what main() has parsed so far (and wipes the key); returns ret. */
 static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char *mountpoint,
 		     char *store)
 {
+	key_wipe(&store_key);
 	free(store);
 	free(mountpoint);
 	free(cfg->store);
@@ -1491,15 +1502,6 @@ static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char 
 	return ret;
 }
 
-/* The key of -o key_file / passphrase_file, kept until the daemon's own open. */
-static key_material store_key;
-
-static void forget_key(settfs_options *o)
-{
-	key_wipe(&store_key);
-	o->engine.encryption_key = NULL;
-	o->engine.encryption_passphrase = NULL;
-}
 
 int main(int argc, char *argv[])
 {
@@ -1538,6 +1540,10 @@ int main(int argc, char *argv[])
 		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!fuse_options_known(&args))
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
+	/* before anything is created, and before inherited descriptors
+	 * (passphrase_file=/dev/fd/N) are closed */
+	if (key_load("settfs", cfg.key_file, cfg.pass_file, &store_key))
 		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	int devfd = -1;
 	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
@@ -1587,8 +1593,6 @@ int main(int argc, char *argv[])
 			return main_done(1, &args, &cfg, opts.mountpoint, store);
 	}
 
-	if (key_load("settfs", cfg.key_file, cfg.pass_file, &store_key))
-		return main_done(1, &args, &cfg, opts.mountpoint, store);
 	key_apply(&store_key, &o.engine);
 
 	/*

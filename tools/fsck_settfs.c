@@ -1562,6 +1562,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *store = argv[optind];
+	if (key_load("fsck.settfs", key_file, pass_file, &key))
+		return EXIT_OPERR;
 	progress_open(&prog, "fsck.settfs", store, progress_fd);
 	struct stat sst;
 	if (stat(store, &sst) != 0) {
@@ -1569,8 +1571,6 @@ int main(int argc, char **argv)
 		return EXIT_OPERR;
 	}
 	ck.quiet = quiet;
-	if (key_load("fsck.settfs", key_file, pass_file, &key))
-		return EXIT_OPERR;
 	char why[1024];
 	long faults = 0, fixed = 0;
 	sett_db *db;
