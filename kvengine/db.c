@@ -4,21 +4,23 @@
  *
  * Open sequence (doc/FORMAT.md, "Store directory"):
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
- *   2. MANIFEST: which table is at which level (created only in a
+ *   2. KEYREGISTRY (keyregistry.c; one that holds data keys needs the
+ *      master key, and its keys decrypt every other file);
+ *   3. MANIFEST: which table is at which level (created only in a
  *      directory that holds no store file; missing or damaged while store
  *      files exist, it is a hard error and nothing is changed);
- *   3. open the tables named by the manifest, level by level, and sort the
+ *   4. open the tables named by the manifest, level by level, and sort the
  *      table files it does not name: leftovers it proves (an id it
  *      allocated), others (quarantined); when its tail is torn, the
  *      ids prove nothing and step 6 judges the tables by their contents;
- *   4. KEYREGISTRY (keyregistry.c; one that holds data keys needs a master key);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
  *      with a torn MANIFEST tail, an unnamed table all of whose entries
  *      the store already holds is a leftover, any other a hard error;
  *   7. only then delete the proven leftovers, move the others to
- *      quarantine/, cut the MANIFEST's torn tail;
+ *      quarantine/, cut the MANIFEST's torn tail, write a missing
+ *      KEYREGISTRY of an unencrypted store, rotate the data key when due;
  *   8. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
@@ -456,13 +458,66 @@ int db_install_edit(sett_db *db, const version_edit *e)
 
 /* ---- KEYREGISTRY ---- */
 
-/* An unencrypted store's registry (keyregistry.c); one with keys needs a
- * master key, which sett_open does not take yet. */
-static int keyregistry_open(sett_db *db, char *why, size_t whylen)
+static int has_store_files(const char *dir, char *name, size_t n);
+
+/* The rotation period of data keys, in seconds (0: never). */
+static uint64_t rotation_seconds(const sett_options *o)
 {
-	keyreg *kr;
-	int r = keyreg_open(db->dir, NULL, db->opt.read_only, 0, &kr, why, whylen);
-	keyreg_free(kr);
+	return o->key_rotation_days > 0 ? (uint64_t)o->key_rotation_days * 86400 : 0;
+}
+
+/*
+ * Step 2: the data keys (keyregistry.c), before anything that may be
+ * encrypted is read.  A missing KEYREGISTRY is made here only for a new
+ * store (with keys when a master key is given); in an existing store it
+ * means an unencrypted one, whose 24-byte registry is written once the
+ * open has succeeded (write_missing_registry).  No key rotates here:
+ * rotate_key does, at the end of a writable open.
+ */
+static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
+{
+	keyreg_master m = { .key = db->opt.encryption_key,
+			    .passphrase = db->opt.encryption_passphrase };
+	char path[4096], name[256];
+	snprintf(path, sizeof path, "%s/KEYREGISTRY", db->dir);
+	struct stat st;
+	int ro = db->opt.read_only;
+	*missing = 0;
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+		int has = lstat(path, &st) == 0 ? 1 : has_store_files(db->dir, name, sizeof name);
+		if (has < 0)
+			return has;
+		/* an existing store without one: unencrypted (a key is refused) */
+		*missing = has;
+		ro |= has;
+	}
+	int r = keyreg_open(db->dir, &m, ro, 0, &db->kr, why, whylen);
+	/* Nothing keeps the caller's key: the registry holds what it needs. */
+	db->opt.encryption_key = NULL;
+	db->opt.encryption_passphrase = NULL;
+	return r;
+}
+
+static int write_missing_registry(sett_db *db, int missing)
+{
+	return missing && !db->opt.read_only ? keyreg_write(db->dir, NULL) : 0;
+}
+
+/*
+ * A new current data key when the current one is older than
+ * key_rotation_days; files written under older keys keep theirs.  Runs at
+ * the end of a writable open, before the first new file.
+ */
+static int rotate_key(sett_db *db)
+{
+	uint64_t period = rotation_seconds(&db->opt), now = (uint64_t)time(NULL);
+	if (!db->kr || db->opt.read_only || !period ||
+	    now < db->kr->keys[db->kr->n - 1].created + period)
+		return 0;
+	int r = keyreg_rotate(db->kr, now);
+	if (!r)
+		r = keyreg_write(db->dir, db->kr);
 	return r;
 }
 
@@ -951,11 +1006,12 @@ static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *wh
 			snprintf(why, whylen, "%s: no such file (not a store)", path);
 			return -ENOENT;
 		}
-		int r = manifest_create(db->dir);
+		int r = manifest_create_enc(db->dir, db->kr);
 		if (r)
 			return r;
 	}
-	return manifest_open(db->dir, db->opt.read_only, &db->man, mt, nmt, why, whylen);
+	return manifest_open_enc(db->dir, db->opt.read_only, db->kr, &db->man, mt, nmt, why,
+				 whylen);
 }
 
 static int replay_wals(sett_db *db, char *why, size_t whylen)
@@ -978,8 +1034,8 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 		if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
-		r = wal_open_replay_checked(path, !db->opt.read_only, replay_check, replay_apply, &c,
-					    &w, why, whylen);
+		r = wal_open_replay_enc(path, !db->opt.read_only, db->kr, replay_check, replay_apply,
+					&c, &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
 			memtable_unref(c.mt);
@@ -1060,6 +1116,7 @@ static void db_free(sett_db *db)
 	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
+	keyreg_free(db->kr); /* wipes the keys; nothing borrows them any more */
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
 	pthread_mutex_destroy(&db->mu);
@@ -1087,16 +1144,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	int r = check_options(&o);
 	if (r)
 		return r;
-	if (o.encryption_key || o.encryption_passphrase) {
-		/* KEYREGISTRY holds wrapped data keys, but the WAL, value log,
-		 * tables and MANIFEST are not encrypted yet: refuse rather than
-		 * write plaintext into a store the caller believes encrypted */
-		if (o.error_buf && o.error_buf_size)
-			snprintf(o.error_buf, o.error_buf_size, "%s: encryption at rest is not "
-				 "available yet (the WAL, value log, tables and MANIFEST would "
-				 "be written in plaintext)", path);
-		return -ENOTSUP;
-	}
 	apply_memory_budget(&o);
 
 	struct stat st;
@@ -1140,7 +1187,10 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	manifest_table *mt = NULL;
 	size_t nmt = 0;
 	unnamed_tables un = { 0 };
+	int no_registry = 0;
 	if ((r = lock_dir(db)))
+		goto fail;
+	if ((r = keyregistry_open(db, &no_registry, why, sizeof why)))
 		goto fail;
 	if ((r = cache_new(o.block_cache_size, &db->bcache)))
 		goto fail;
@@ -1149,8 +1199,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	if ((r = pins_open(db)))
 		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
-		goto fail;
-	if ((r = keyregistry_open(db, why, sizeof why)))
 		goto fail;
 	/* the value log first: replay checks the WAL's pointers against it */
 	vlog_options vo = { .file_size = o.value_log_file_size,
@@ -1186,7 +1234,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	r = settle_unnamed(db, &un);
 	free(un.ids);
 	un.ids = NULL;
-	if (r || (r = manifest_finish_open(db->man)))
+	if (r || (r = manifest_finish_open(db->man)) ||
+	    (r = write_missing_registry(db, no_registry)) || (r = rotate_key(db)))
 		goto fail;
 	pthread_mutex_lock(&db->mu);
 	r = db_new_memslot_locked(db, &db->active);
@@ -1281,7 +1330,7 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 	int r = memtable_new(&s->mt);
 	if (r)
 		return r;
-	if ((r = wal_create(path, id, &s->w))) {
+	if ((r = wal_create_enc(path, id, db->kr, &s->w))) {
 		memtable_unref(s->mt);
 		s->mt = NULL;
 	}

@@ -1458,3 +1458,17 @@ int table_verify(table *t, char *why, size_t whylen)
 	tc_close(&tc);
 	return r;
 }
+
+int table_open_enc(const char *path, uint64_t id, cache *c, const sett_keys *keys, table **tp,
+		   char *why, size_t whylen)
+{
+	(void)keys;
+	return table_open(path, id, c, tp, why, whylen);
+}
+
+int table_open_salvage_enc(const char *path, uint64_t id, const sett_keys *keys, table **tp,
+			   char *why, size_t whylen)
+{
+	(void)keys;
+	return table_open_salvage(path, id, tp, why, whylen);
+}
