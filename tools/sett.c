@@ -399,9 +399,10 @@ static int cmd_flatten(int argc, char **argv)
 /*
  * `opts`: the options a command takes, space-separated; "=" after one: it
  * takes a value (the next argument).  Every command but bench also takes
- * --key-file F and --passphrase-file F.  main() refuses any other argument
+ * KEY_OPTS, which main() reads itself.  main() refuses any other argument
  * that starts with '-' (until "--"), naming it.
  */
+#define KEY_OPTS "--key-file= --passphrase-file="
 static const struct command {
 	const char *name;
 	int (*fn)(int, char **);
@@ -530,22 +531,22 @@ int main(int argc, char **argv)
 			command_help(c);
 			free(av);
 			return 0;
-		} else if (c->fn != cmd_bench && (!strcmp(a, "--key-file") || !strcmp(a, "--passphrase-file"))) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "sett %s: option '%s' needs a value\n", c->name, a);
-				free(av);
-				return 2;
-			}
-			*(a[2] == 'k' ? &key_file : &pass_file) = argv[++i];
-		} else if (takes_option(c->opts, a, &value)) {
+		} else if (takes_option(c->opts, a, &value) ||
+			   (c->fn != cmd_bench && takes_option(KEY_OPTS, a, &value))) {
 			if (value && i + 1 >= argc) {
 				fprintf(stderr, "sett %s: option '%s' needs a value\n", c->name, a);
 				free(av);
 				return 2;
 			}
-			av[ac++] = argv[i];
-			if (value)
-				av[ac++] = argv[++i];
+			if (!strcmp(a, "--key-file")) {
+				key_file = argv[++i];
+			} else if (!strcmp(a, "--passphrase-file")) {
+				pass_file = argv[++i];
+			} else {
+				av[ac++] = argv[i];
+				if (value)
+					av[ac++] = argv[++i];
+			}
 		} else {
 			fprintf(stderr, "sett %s: unknown option '%s' (sett help %s)\n", c->name, a,
 				c->name);
