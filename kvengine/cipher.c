@@ -107,11 +107,7 @@ int cipher_ring_new(const keyreg *kr, cipher_ring **out)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = crypt_key_new(kr->keys[i].key, &g->keys[i]);
-		if (r) {
-			cipher_ring_free(g);
-			return r;
-		}
+		g->keys[i] = kr->keys[i].ck; /* made once, with the registry's key */
 		g->ids[i] = kr->keys[i].id;
 		g->n = i + 1;
 	}
@@ -123,8 +119,6 @@ void cipher_ring_free(cipher_ring *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->n; i++)
-		crypt_key_free(g->keys[i]);
 	free(g->ids);
 	free(g->keys);
 	free(g);

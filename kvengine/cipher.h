@@ -87,7 +87,8 @@ int cipher_rec_open(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t
 		    uint8_t *rec, size_t len);
 
 /*
- * The data keys of a KEYREGISTRY made ready for use (a crypt_key each):
+ * The data keys of a KEYREGISTRY made ready for use (the crypt_key each
+ * key has in the registry, borrowed: the ring must not outlive it):
  * current() for writers, keys() for readers.  An unencrypted registry
  * (NULL or no keys) gives a cipher with key NULL and a lookup that finds
  * nothing.
