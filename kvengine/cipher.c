@@ -22,12 +22,9 @@ void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
 }
 
 int cipher_head_put(const sett_cipher *c, uint8_t *h, size_t at,
-		    uint8_t salt[CIPHER_SALT_SIZE])
+		    const uint8_t salt[CIPHER_SALT_SIZE])
 {
 	uint8_t *x = h + at, nonce[CRYPT_NONCE_SIZE];
-	int r = crypt_random(salt, CIPHER_SALT_SIZE);
-	if (r)
-		return r;
 	put_le64(x, c->key_id);
 	memcpy(x + 8, salt, CIPHER_SALT_SIZE);
 	cipher_nonce(salt, CIPHER_CHECK_CTR, nonce);
@@ -107,7 +104,11 @@ int cipher_ring_new(const keyreg *kr, cipher_ring **out)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		g->keys[i] = kr->keys[i].ck; /* made once, with the registry's key */
+		int r = crypt_key_new(kr->keys[i].key, &g->keys[i]);
+		if (r) {
+			cipher_ring_free(g);
+			return r;
+		}
 		g->ids[i] = kr->keys[i].id;
 		g->n = i + 1;
 	}
@@ -119,6 +120,8 @@ void cipher_ring_free(cipher_ring *g)
 {
 	if (!g)
 		return;
+	for (size_t i = 0; i < g->n; i++)
+		crypt_key_free(g->keys[i]);
 	free(g->ids);
 	free(g->keys);
 	free(g);

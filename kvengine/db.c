@@ -1000,12 +1000,12 @@ static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *wh
 			snprintf(why, whylen, "%s: no such file (not a store)", path);
 			return -ENOENT;
 		}
-		int r = manifest_create_enc(db->dir, db->kr);
+		int r = manifest_create_enc(db->dir, &db->topt.cipher);
 		if (r)
 			return r;
 	}
-	return manifest_open_enc(db->dir, db->opt.read_only, db->kr, &db->man, mt, nmt, why,
-				 whylen);
+	return manifest_open_enc(db->dir, db->opt.read_only, &db->topt.cipher, &db->keys, &db->man,
+				 mt, nmt, why, whylen);
 }
 
 static int replay_wals(sett_db *db, char *why, size_t whylen)
@@ -1028,8 +1028,8 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 		if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
-		r = wal_open_replay_enc(path, !db->opt.read_only, db->kr, replay_check, replay_apply,
-					&c, &w, why, whylen);
+		r = wal_open_replay_enc(path, !db->opt.read_only, &db->topt.cipher, &db->keys,
+					replay_check, replay_apply, &c, &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
 			memtable_unref(c.mt);
@@ -1326,7 +1326,7 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 	int r = memtable_new(&s->mt);
 	if (r)
 		return r;
-	if ((r = wal_create_enc(path, id, db->kr, &s->w))) {
+	if ((r = wal_create_enc(path, id, &db->topt.cipher, &s->w))) {
 		memtable_unref(s->mt);
 		s->mt = NULL;
 	}

@@ -337,7 +337,8 @@ static int replay_wals(rep *r)
 		snprintf(path, sizeof path, "%s/%05llu.mem", r->dir, (unsigned long long)ids[i]);
 		if ((e = memtable_new(&s->mt)))
 			break;
-		e = wal_open_replay_enc(path, 0, r->kr, NULL, wal_apply, s->mt, NULL, why, sizeof why);
+		e = wal_open_replay_enc(path, 0, NULL, &r->keys, NULL, wal_apply, s->mt, NULL, why,
+					sizeof why);
 		if (e == -ENOMEM)
 			break;
 		if (e) {
@@ -804,7 +805,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	if ((e = manifest_write(path, r.kr, r.out, r.nout, r.next_id)))
+	sett_cipher cur = cipher_ring_current(r.ring);
+	if ((e = manifest_write(path, &cur, r.out, r.nout, r.next_id)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* advisory: a failure leaves GC with less to go on, nothing worse */

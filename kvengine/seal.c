@@ -11,7 +11,6 @@
 
 #include "cipher.h"
 #include "coding.h"
-#include "keyregistry.h"
 #include "sett.h"
 #include "wal.h"
 
@@ -24,16 +23,15 @@ void seal_free(seal *s)
 	}
 }
 
-int seal_new(const keyreg *kr, uint32_t fid, uint32_t min_len, seal **out)
+int seal_new(const sett_cipher *c, uint32_t fid, uint32_t min_len, seal **out)
 {
-	crypt_key *k = keyreg_cipher(kr, keyreg_current(kr));
-	if (!k)
-		return SETT_EKEY;
+	if (!cipher_on(c))
+		return -EINVAL;
 	seal *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->k = k;
-	s->key_id = keyreg_current(kr);
+	s->k = c->key;
+	s->key_id = c->key_id;
 	s->fid = fid;
 	s->min_len = min_len ? min_len : 1;
 	*out = s;
@@ -49,18 +47,15 @@ static void rec_aad(uint32_t fid, uint64_t off, uint8_t aad[12])
 int seal_header(seal *s, uint8_t *hdr, size_t hlen)
 {
 	sett_cipher c = { s->key_id, s->k };
-	int r = cipher_head_put(&c, hdr, hlen, s->salt);
+	int r = crypt_random(s->salt, sizeof s->salt);
+	if (!r)
+		r = cipher_head_put(&c, hdr, hlen, s->salt);
 	if (!r)
 		put_le64(hdr + hlen + CIPHER_HEAD_SIZE, sett_hash(hdr + hlen, CIPHER_HEAD_SIZE));
 	return r;
 }
 
-static crypt_key *find_key(void *kr, uint64_t id)
-{
-	return keyreg_cipher(kr, id);
-}
-
-int seal_open_header(const char *path, const keyreg *kr, uint32_t fid, uint32_t min_len,
+int seal_open_header(const char *path, const sett_keys *keys, uint32_t fid, uint32_t min_len,
 		     const uint8_t *data, size_t hlen, size_t n, seal **out, char *why,
 		     size_t whylen)
 {
@@ -74,8 +69,7 @@ int seal_open_header(const char *path, const keyreg *kr, uint32_t fid, uint32_t 
 	seal *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	sett_keys keys = { kr && kr->n ? find_key : NULL, (void *)kr };
-	int r = cipher_head_get(&keys, data, hlen, path, &s->k, &s->key_id, s->salt, why, whylen);
+	int r = cipher_head_get(keys, data, hlen, path, &s->k, &s->key_id, s->salt, why, whylen);
 	if (r) {
 		seal_free(s);
 		return r;

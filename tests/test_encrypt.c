@@ -450,10 +450,11 @@ static void age_keys(const char *dir, int days)
 	keyreg_free(kr);
 }
 
+/* The ring's keys, but only its current one. */
 static crypt_key *only_key(void *arg, uint64_t id)
 {
-	keyreg *kr = arg;
-	return id == kr->keys[kr->n - 1].id ? keyreg_cipher(kr, id) : NULL;
+	cipher_ring *g = arg;
+	return id == cipher_ring_current(g).key_id ? cipher_ring_find(g, id) : NULL;
 }
 
 START_TEST(test_rotation)
@@ -495,6 +496,8 @@ START_TEST(test_rotation)
 	ck_assert_int_eq(keyreg_open(dir, &m, 1, 0, &kr, why, sizeof why), 0);
 	ck_assert_uint_eq(kr->n, 2);
 	ck_assert_uint_eq(kr->keys[1].id, 2);
+	cipher_ring *g;
+	ck_assert_int_eq(cipher_ring_new(kr, &g), 0);
 
 	/* the MANIFEST and the WAL written since name key 2 */
 	char path[4200];
@@ -520,7 +523,7 @@ START_TEST(test_rotation)
 		if (l > 4 && strcmp(de->d_name + l - 4, ".sst") == 0) {
 			/* with key 2 alone: the old table is SETT_EKEY, a new one opens */
 			uint64_t id = strtoull(de->d_name, NULL, 10);
-			sett_keys keys = { only_key, kr };
+			sett_keys keys = { only_key, g };
 			table *t;
 			int r = table_open_enc(path, id, NULL, &keys, &t, why, sizeof why);
 			if (id <= old_tables) {
@@ -533,6 +536,7 @@ START_TEST(test_rotation)
 	}
 	closedir(d);
 	ck_assert_int_eq(wals, 1);
+	cipher_ring_free(g);
 	keyreg_free(kr);
 
 	/* reopened: everything, old key and new, reads */
