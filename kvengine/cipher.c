@@ -22,12 +22,9 @@ void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
 }
 
 int cipher_head_put(const sett_cipher *c, uint8_t *h, size_t at,
-		    uint8_t salt[CIPHER_SALT_SIZE])
+		    const uint8_t salt[CIPHER_SALT_SIZE])
 {
 	uint8_t *x = h + at, nonce[CRYPT_NONCE_SIZE];
-	int r = crypt_random(salt, CIPHER_SALT_SIZE);
-	if (r)
-		return r;
 	put_le64(x, c->key_id);
 	memcpy(x + 8, salt, CIPHER_SALT_SIZE);
 	cipher_nonce(salt, CIPHER_CHECK_CTR, nonce);

@@ -56,12 +56,11 @@ void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
 		  uint8_t nonce[CRYPT_NONCE_SIZE]);
 
 /*
- * Writes the key head of a new file at h + at: c's key id, a fresh random
- * salt (also copied to `salt`) and the key check over h[0, at + 20).
- * 0, or -EIO.
+ * Writes the key head of a new file at h + at: c's key id, `salt` (a new
+ * file's: crypt_random) and the key check over h[0, at + 20).  0, or -EIO.
  */
 int cipher_head_put(const sett_cipher *c, uint8_t *h, size_t at,
-		    uint8_t salt[CIPHER_SALT_SIZE]);
+		    const uint8_t salt[CIPHER_SALT_SIZE]);
 /*
  * Reads the key head at h + at: *key (from keys), *id and salt.
  * SETT_EKEY when keys has no key of that id or the key check fails (a key
