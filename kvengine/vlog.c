@@ -412,7 +412,9 @@ static int write_new_header(vlog *v, vfile *vf, uint32_t fid)
 	const sett_cipher *c = &v->o.cipher;
 	int enc = cipher_on(c);
 	log_header_encode(h, enc ? vlog_enc_magic : vlog_magic, fid);
-	int r = enc ? cipher_head_put(c, h, LOG_HEADER_SIZE, vf->salt) : 0;
+	int r = enc ? crypt_random(vf->salt, sizeof vf->salt) : 0;
+	if (!r && enc)
+		r = cipher_head_put(c, h, LOG_HEADER_SIZE, vf->salt);
 	if (r)
 		return r;
 	if (enc)
