@@ -17,9 +17,10 @@
  *   zero or cut tail is torn; a failed and retried append seals its record
  *   with a new counter (nonce); a replayed encrypted WAL takes no appends.
  * - sett_open: an unencrypted store's KEYREGISTRY is the 24-byte version 1
- *   file; a registry with keys is SETT_EKEY naming the file; a master key is
- *   refused (-ENOTSUP) while not every file kind is encrypted; sett_repair
- *   keeps an intact registry with keys.
+ *   file; a registry with keys is SETT_EKEY naming the file; a master key
+ *   for an unencrypted store is SETT_EKEY; sett_repair without the master
+ *   key of a registry with keys is SETT_EKEY and changes nothing.
+ *   (Encrypted stores through sett_open: test_encrypt.c.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -387,14 +388,14 @@ START_TEST(test_open_store)
 	ck_assert_uint_eq(get_le64(p + 16), sett_hash(p, 16));
 	free(p);
 
-	/* a master key is refused before anything is touched */
+	/* a master key for this unencrypted store is refused, nothing touched */
 	uint64_t digest = tu_dir_digest(dir);
 	o.encryption_key = KEY1;
-	ck_assert_int_eq(sett_open(dir, &o, &db), -ENOTSUP);
-	ck_assert_ptr_nonnull(strstr(why, "not available"));
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
+	ck_assert_ptr_nonnull(strstr(why, "not encrypted"));
 	o.encryption_key = NULL;
 	o.encryption_passphrase = "pass";
-	ck_assert_int_eq(sett_open(dir, &o, &db), -ENOTSUP);
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	o.encryption_passphrase = NULL;
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
 
@@ -412,9 +413,11 @@ START_TEST(test_open_store)
 	o.read_only = 1;
 	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
-	/* repair keeps an intact registry with keys (it holds the only copy) */
+	/* repair without the master key changes nothing (the registry holds
+	 * the only copy of the data keys, and every encrypted file needs them) */
 	o.read_only = 0;
-	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), 0);
+	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), SETT_EKEY);
+	ck_assert_uint_eq(tu_dir_digest(dir), digest);
 	p = slurp(path, &n);
 	ck_assert_uint_eq(n, KEYREG_KDF_END + KEYREG_REC_SIZE + 8);
 	free(p);
