@@ -22,12 +22,9 @@ void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
 }
 
 int cipher_head_put(const sett_cipher *c, uint8_t *h, size_t at,
-		    uint8_t salt[CIPHER_SALT_SIZE])
+		    const uint8_t salt[CIPHER_SALT_SIZE])
 {
 	uint8_t *x = h + at, nonce[CRYPT_NONCE_SIZE];
-	int r = crypt_random(salt, CIPHER_SALT_SIZE);
-	if (r)
-		return r;
 	put_le64(x, c->key_id);
 	memcpy(x + 8, salt, CIPHER_SALT_SIZE);
 	cipher_nonce(salt, CIPHER_CHECK_CTR, nonce);
@@ -63,7 +60,7 @@ int cipher_head_get(const sett_keys *keys, const uint8_t *h, size_t at, const ch
 }
 
 int cipher_rec_seal(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
-		    uint8_t *rec, size_t n)
+		    const void *in, size_t n, uint8_t *rec)
 {
 	if (n > UINT32_MAX)
 		return -EFBIG;
@@ -71,19 +68,19 @@ int cipher_rec_seal(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t
 	cipher_nonce(salt, ctr, nonce);
 	put_le32(rec, (uint32_t)n);
 	uint8_t *p = rec + CIPHER_REC_HEAD;
-	return crypt_key_seal(k, nonce, NULL, 0, p, n, p, p + n);
+	return crypt_key_seal(k, nonce, NULL, 0, in, n, p, p + n);
 }
 
 int cipher_rec_open(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
-		    uint8_t *rec, size_t len)
+		    const uint8_t *rec, size_t len, uint8_t *out)
 {
 	if (len < CIPHER_REC_OVERHEAD || get_le32(rec) != len - CIPHER_REC_OVERHEAD)
 		return SETT_ECORRUPT;
 	uint8_t nonce[CRYPT_NONCE_SIZE];
 	cipher_nonce(salt, ctr, nonce);
 	size_t n = len - CIPHER_REC_OVERHEAD;
-	uint8_t *p = rec + CIPHER_REC_HEAD;
-	return crypt_key_open(k, nonce, NULL, 0, p, n, p, p + n);
+	const uint8_t *p = rec + CIPHER_REC_HEAD;
+	return crypt_key_open(k, nonce, NULL, 0, p, n, out, p + n);
 }
 
 /* ---- the key ring ---- */

@@ -56,12 +56,11 @@ void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
 		  uint8_t nonce[CRYPT_NONCE_SIZE]);
 
 /*
- * Writes the key head of a new file at h + at: c's key id, a fresh random
- * salt (also copied to `salt`) and the key check over h[0, at + 20).
- * 0, or -EIO.
+ * Writes the key head of a new file at h + at: c's key id, `salt` (a new
+ * file's: crypt_random) and the key check over h[0, at + 20).  0, or -EIO.
  */
 int cipher_head_put(const sett_cipher *c, uint8_t *h, size_t at,
-		    uint8_t salt[CIPHER_SALT_SIZE]);
+		    const uint8_t salt[CIPHER_SALT_SIZE]);
 /*
  * Reads the key head at h + at: *key (from keys), *id and salt.
  * SETT_EKEY when keys has no key of that id or the key check fails (a key
@@ -73,18 +72,19 @@ int cipher_head_get(const sett_keys *keys, const uint8_t *h, size_t at, const ch
 		    size_t whylen);
 
 /*
- * Seals the n plaintext bytes at rec + CIPHER_REC_HEAD in place into the
- * record rec[0, n + CIPHER_REC_OVERHEAD) with the nonce of ctr.
+ * Seals the n plaintext bytes at `in` into the record rec[0, n +
+ * CIPHER_REC_OVERHEAD) with the nonce of ctr (in may be rec +
+ * CIPHER_REC_HEAD).
  */
 int cipher_rec_seal(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
-		    uint8_t *rec, size_t n);
+		    const void *in, size_t n, uint8_t *rec);
 /*
- * Opens the record rec[0, len) in place: its plaintext is then at
- * rec + CIPHER_REC_HEAD, len - CIPHER_REC_OVERHEAD bytes.  SETT_ECORRUPT
+ * Opens the record rec[0, len): its len - CIPHER_REC_OVERHEAD plaintext
+ * bytes go to out (which may be rec + CIPHER_REC_HEAD).  SETT_ECORRUPT
  * when its length field disagrees with len or its tag fails.
  */
 int cipher_rec_open(crypt_key *k, const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,
-		    uint8_t *rec, size_t len);
+		    const uint8_t *rec, size_t len, uint8_t *out);
 
 /*
  * The data keys of a KEYREGISTRY made ready for use (a crypt_key each):

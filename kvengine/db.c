@@ -5,7 +5,8 @@
  * Open sequence (doc/FORMAT.md, "Store directory"):
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
  *   2. KEYREGISTRY (keyregistry.c; one that holds data keys needs the
- *      master key, and its keys decrypt every other file);
+ *      master key, and its keys decrypt every other file; a key due for
+ *      rotation gets its successor, which new files use);
  *   3. MANIFEST: which table is at which level (created only in a
  *      directory that holds no store file; missing or damaged while store
  *      files exist, it is a hard error and nothing is changed);
@@ -20,7 +21,7 @@
  *      the store already holds is a leftover, any other a hard error;
  *   7. only then delete the proven leftovers, move the others to
  *      quarantine/, cut the MANIFEST's torn tail, write a missing
- *      KEYREGISTRY of an unencrypted store, rotate the data key when due;
+ *      KEYREGISTRY of an unencrypted store;
  *   8. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
@@ -42,6 +43,7 @@
 #include "ikey.h"
 #include "drop.h"
 #include "pin.h"
+#include "cipher.h"
 #include "keyregistry.h"
 
 void *db_writer_main(void *arg);
@@ -471,8 +473,10 @@ static uint64_t rotation_seconds(const sett_options *o)
  * encrypted is read.  A missing KEYREGISTRY is made here only for a new
  * store (with keys when a master key is given); in an existing store it
  * means an unencrypted one, whose 24-byte registry is written once the
- * open has succeeded (write_missing_registry).  No key rotates here:
- * rotate_key does, at the end of a writable open.
+ * open has succeeded (write_missing_registry).  When the current data
+ * key is older than key_rotation_days, a writable open adds a new one
+ * here, before anything could be written under it (the one change a
+ * refused open may leave: the registry with one more key).
  */
 static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
 {
@@ -492,33 +496,23 @@ static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
 		*missing = has;
 		ro |= has;
 	}
-	int r = keyreg_open(db->dir, &m, ro, 0, &db->kr, why, whylen);
+	int r = keyreg_open(db->dir, &m, ro, rotation_seconds(&db->opt), &db->kr, why, whylen);
 	/* Nothing keeps the caller's key: the registry holds what it needs. */
 	db->opt.encryption_key = NULL;
 	db->opt.encryption_passphrase = NULL;
+	if (!r)
+		r = cipher_ring_new(db->kr, &db->ring);
+	if (!r) {
+		/* new tables, and (vlog_open) new value-log files, use the current key */
+		db->keys = cipher_ring_keys(db->ring);
+		db->topt.cipher = cipher_ring_current(db->ring);
+	}
 	return r;
 }
 
 static int write_missing_registry(sett_db *db, int missing)
 {
 	return missing && !db->opt.read_only ? keyreg_write(db->dir, NULL) : 0;
-}
-
-/*
- * A new current data key when the current one is older than
- * key_rotation_days; files written under older keys keep theirs.  Runs at
- * the end of a writable open, before the first new file.
- */
-static int rotate_key(sett_db *db)
-{
-	uint64_t period = rotation_seconds(&db->opt), now = (uint64_t)time(NULL);
-	if (!db->kr || db->opt.read_only || !period ||
-	    now < db->kr->keys[db->kr->n - 1].created + period)
-		return 0;
-	int r = keyreg_rotate(db->kr, now);
-	if (!r)
-		r = keyreg_write(db->dir, db->kr);
-	return r;
 }
 
 /* ---- open ---- */
@@ -724,7 +718,7 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	for (size_t i = 0; i < nmt && !r; i++) {
 		char path[4096];
 		db_table_path(db, mt[i].id, path, sizeof path);
-		r = table_open(path, mt[i].id, db->bcache, &opened[i], why, whylen);
+		r = table_open_enc(path, mt[i].id, db->bcache, &db->keys, &opened[i], why, whylen);
 		if (r == -ENOENT) {
 			snprintf(why, whylen, "%s: named by MANIFEST but missing", path);
 			r = SETT_ECORRUPT;
@@ -854,7 +848,7 @@ static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
 	db_table_path(db, id, path, sizeof path);
 	table *t;
 	/* No block cache: a quarantined table's id may be handed out again. */
-	int r = table_open(path, id, NULL, &t, why, whylen);
+	int r = table_open_enc(path, id, NULL, &db->keys, &t, why, whylen);
 	if (r)
 		return r == -ENOENT ? 0 : r;
 	sit *it = table_iter_new(t);
@@ -1006,12 +1000,12 @@ static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *wh
 			snprintf(why, whylen, "%s: no such file (not a store)", path);
 			return -ENOENT;
 		}
-		int r = manifest_create_enc(db->dir, db->kr);
+		int r = manifest_create_enc(db->dir, &db->topt.cipher);
 		if (r)
 			return r;
 	}
-	return manifest_open_enc(db->dir, db->opt.read_only, db->kr, &db->man, mt, nmt, why,
-				 whylen);
+	return manifest_open_enc(db->dir, db->opt.read_only, &db->topt.cipher, &db->keys, &db->man,
+				 mt, nmt, why, whylen);
 }
 
 static int replay_wals(sett_db *db, char *why, size_t whylen)
@@ -1034,8 +1028,8 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 		if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
-		r = wal_open_replay_enc(path, !db->opt.read_only, db->kr, replay_check, replay_apply,
-					&c, &w, why, whylen);
+		r = wal_open_replay_enc(path, !db->opt.read_only, &db->topt.cipher, &db->keys,
+					replay_check, replay_apply, &c, &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
 			memtable_unref(c.mt);
@@ -1116,6 +1110,7 @@ static void db_free(sett_db *db)
 	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
+	cipher_ring_free(db->ring);
 	keyreg_free(db->kr); /* wipes the keys; nothing borrows them any more */
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
@@ -1204,7 +1199,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	vlog_options vo = { .file_size = o.value_log_file_size,
 			    .max_entries = o.value_log_max_entries,
 			    .read_only = o.read_only,
-			    .verify_checksum = o.verify_value_checksum };
+			    .verify_checksum = o.verify_value_checksum,
+			    .cipher = db->topt.cipher, .keys = db->keys };
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
@@ -1235,7 +1231,7 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	free(un.ids);
 	un.ids = NULL;
 	if (r || (r = manifest_finish_open(db->man)) ||
-	    (r = write_missing_registry(db, no_registry)) || (r = rotate_key(db)))
+	    (r = write_missing_registry(db, no_registry)))
 		goto fail;
 	pthread_mutex_lock(&db->mu);
 	r = db_new_memslot_locked(db, &db->active);
@@ -1330,7 +1326,7 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 	int r = memtable_new(&s->mt);
 	if (r)
 		return r;
-	if ((r = wal_create_enc(path, id, db->kr, &s->w))) {
+	if ((r = wal_create_enc(path, id, &db->topt.cipher, &s->w))) {
 		memtable_unref(s->mt);
 		s->mt = NULL;
 	}

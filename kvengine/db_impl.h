@@ -94,6 +94,8 @@ struct sett_db {
 	 * every file that borrows its keys is closed.
 	 */
 	struct keyreg *kr;
+	struct cipher_ring *ring; /* kr's keys as tables and the value log take them */
+	sett_keys keys;           /* finds the key a file names (nothing when unencrypted) */
 	vlog *vl;
 	cache *bcache;
 	table_options topt;

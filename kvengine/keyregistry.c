@@ -24,8 +24,6 @@ void keyreg_free(keyreg *kr)
 {
 	if (!kr)
 		return;
-	for (size_t i = 0; kr->keys && i < kr->n; i++)
-		crypt_key_free(kr->keys[i].ck);
 	if (kr->keys)
 		crypt_wipe(kr->keys, kr->n * sizeof *kr->keys);
 	free(kr->keys);
@@ -39,19 +37,6 @@ const uint8_t *keyreg_find(const keyreg *kr, uint64_t id)
 		if (kr->keys[i].id == id)
 			return kr->keys[i].key;
 	return NULL;
-}
-
-crypt_key *keyreg_cipher(const keyreg *kr, uint64_t id)
-{
-	for (size_t i = 0; kr && i < kr->n; i++)
-		if (kr->keys[i].id == id)
-			return kr->keys[i].ck;
-	return NULL;
-}
-
-uint64_t keyreg_current(const keyreg *kr)
-{
-	return kr && kr->n ? kr->keys[kr->n - 1].id : 0;
 }
 
 /* Bytes 24..47 of the file: kdf | iterations | salt. */
@@ -171,8 +156,6 @@ int keyreg_decode(const uint8_t *p, size_t n, const keyreg_master *m, keyreg **o
 			r = SETT_ECORRUPT;
 			goto fail;
 		}
-		if ((r = crypt_key_new(k->key, &k->ck)))
-			goto fail;
 	}
 	*out = kr;
 	return 0;
@@ -242,14 +225,9 @@ int keyreg_rotate(keyreg *kr, uint64_t now)
 	k = &kr->keys[kr->n];
 	k->id = kr->n ? kr->keys[kr->n - 1].id + 1 : 1;
 	k->created = now;
-	k->ck = NULL;
 	int r = crypt_random(k->key, CRYPT_KEY_SIZE);
-	if (!r)
-		r = crypt_key_new(k->key, &k->ck);
-	if (r) {
-		crypt_wipe(k->key, CRYPT_KEY_SIZE);
+	if (r)
 		return r;
-	}
 	kr->n++;
 	return 0;
 }

@@ -33,7 +33,6 @@ typedef struct keyreg_key {
 	uint64_t id;      /* 1, 2, ...: what a file's header names */
 	uint64_t created; /* unix seconds */
 	uint8_t key[CRYPT_KEY_SIZE];
-	crypt_key *ck;    /* the key made ready, made once with the key */
 } keyreg_key;
 
 typedef struct keyreg {
@@ -66,13 +65,6 @@ void keyreg_free(keyreg *kr);
 
 /* The data key with id `id`, or NULL. */
 const uint8_t *keyreg_find(const keyreg *kr, uint64_t id);
-/*
- * The same key made ready for sealing and opening (shared by every file
- * under it, any thread; freed with the registry), or NULL.
- */
-crypt_key *keyreg_cipher(const keyreg *kr, uint64_t id);
-/* The current data key (new files use it): its id; 0 for no registry. */
-uint64_t keyreg_current(const keyreg *kr);
 
 /*
  * Open DIR/KEYREGISTRY: create it when missing (not read-only; with keys

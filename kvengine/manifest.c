@@ -25,7 +25,6 @@
 
 #include "coding.h"
 #include "fileio.h"
-#include "keyregistry.h"
 #include "seal.h"
 #include "sett.h"
 #include "wal.h"
@@ -79,7 +78,8 @@ struct manifest {
 	 * whole (`fresh`): the counters used in one written before are not
 	 * known, so its first change rewrites it under a new salt.
 	 */
-	const keyreg *kr;
+	sett_cipher cipher; /* key NULL: unencrypted */
+	sett_keys keys;
 	seal *c;
 	int fresh;
 	/* opening: plaintext and file ends of the sealed records, for messages */
@@ -357,7 +357,7 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 	*renamed = 0;
 	buf b = { 0 };
 	seal *ns = NULL;
-	int r = m->kr ? seal_new(m->kr, 0, MANIFEST_REC_HEADER + 4, &ns) : 0;
+	int r = cipher_on(&m->cipher) ? seal_new(&m->cipher, 0, MANIFEST_REC_HEADER + 4, &ns) : 0;
 	if (!r)
 		r = buf_reserve(&b, MANIFEST_ENC_HEADER);
 	if (r) {
@@ -627,12 +627,15 @@ static int create_empty(manifest *m)
 }
 
 /* A manifest of dir with nothing open yet, or NULL. */
-static manifest *manifest_new(const char *dir, const keyreg *kr)
+static manifest *manifest_new(const char *dir, const sett_cipher *c, const sett_keys *keys)
 {
 	manifest *m = calloc(1, sizeof *m);
 	if (!m)
 		return NULL;
-	m->kr = kr && kr->n ? kr : NULL;
+	if (cipher_on(c))
+		m->cipher = *c;
+	if (keys)
+		m->keys = *keys;
 	pthread_mutex_init(&m->mu, NULL);
 	m->dir = strdup(dir);
 	m->path = path_join(dir, MANIFEST_NAME);
@@ -647,7 +650,7 @@ static manifest *manifest_new(const char *dir, const keyreg *kr)
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen)
 {
-	return manifest_open_enc(dir, read_only, NULL, mp, tables, ntables, why, whylen);
+	return manifest_open_enc(dir, read_only, NULL, NULL, mp, tables, ntables, why, whylen);
 }
 
 /*
@@ -658,7 +661,7 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 static int replay_sealed(manifest *m, const uint8_t *data, uint64_t size, uint64_t *end,
 			 char *why, size_t whylen)
 {
-	int r = seal_open_header(m->path, m->kr, 0, MANIFEST_REC_HEADER + 4, data,
+	int r = seal_open_header(m->path, &m->keys, 0, MANIFEST_REC_HEADER + 4, data,
 				 MANIFEST_HEADER, (size_t)size, &m->c, why, whylen);
 	uint8_t *plain = NULL;
 	size_t pn, *bounds = NULL, nrec = 0;
@@ -683,12 +686,13 @@ static int replay_sealed(manifest *m, const uint8_t *data, uint64_t size, uint64
 	return r;
 }
 
-int manifest_open_enc(const char *dir, int read_only, const keyreg *kr, manifest **mp,
-		      manifest_table **tables, size_t *ntables, char *why, size_t whylen)
+int manifest_open_enc(const char *dir, int read_only, const sett_cipher *c,
+		      const sett_keys *keys, manifest **mp, manifest_table **tables,
+		      size_t *ntables, char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
-	manifest *m = manifest_new(dir, kr);
+	manifest *m = manifest_new(dir, c, keys);
 	if (!m)
 		return -ENOMEM;
 
@@ -720,7 +724,7 @@ int manifest_open_enc(const char *dir, int read_only, const keyreg *kr, manifest
 		m->version = get_le32(data + 8);
 	uint64_t end = size;
 	int sealed = !r && memcmp(data, MANIFEST_ENC_MAGIC, 8) == 0;
-	if (!r && !sealed && m->kr)
+	if (!r && !sealed && cipher_on(&m->cipher))
 		r = set_why(why, whylen, SETT_ECORRUPT, "%s: not encrypted, but the store is "
 			    "(KEYREGISTRY holds data keys)", m->path);
 	else if (sealed)
@@ -762,9 +766,9 @@ int manifest_create(const char *dir)
 	return manifest_create_enc(dir, NULL);
 }
 
-int manifest_create_enc(const char *dir, const keyreg *kr)
+int manifest_create_enc(const char *dir, const sett_cipher *c)
 {
-	manifest *m = manifest_new(dir, kr);
+	manifest *m = manifest_new(dir, c, NULL);
 	if (!m)
 		return -ENOMEM;
 	int r = create_empty(m);
@@ -871,7 +875,7 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 
 	uint64_t deletions = m->deletions + dels;
 	/* A version 1 file takes its first mark by being rewritten as version 2. */
-	if ((marks && m->version < MANIFEST_VERSION_MARKS) || (m->kr && !m->fresh) ||
+	if ((marks && m->version < MANIFEST_VERSION_MARKS) || (m->c && !m->fresh) ||
 	    (deletions > REWRITE_MIN_DELETIONS && deletions > REWRITE_RATIO * (uint64_t)next.n)) {
 		/* The rewrite holds the new state; no separate append needed. */
 		int renamed;
@@ -938,10 +942,10 @@ int manifest_close(manifest *m)
 	return r;
 }
 
-int manifest_write(const char *dir, const keyreg *kr, const manifest_table *tables, size_t n,
-		   uint64_t next_id)
+int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
+		   size_t n, uint64_t next_id)
 {
-	manifest *m = manifest_new(dir, kr);
+	manifest *m = manifest_new(dir, cipher, NULL);
 	if (!m)
 		return -ENOMEM;
 	int r = 0;

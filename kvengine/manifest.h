@@ -80,26 +80,28 @@ typedef struct manifest_table {
 	uint8_t compression;
 } manifest_table;
 
+#include "cipher.h"
+
 typedef struct manifest manifest;
-struct keyreg;
 
 /* Opens dir/MANIFEST and replays it into *tables (malloc'ed). */
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen);
 /*
- * As manifest_open, for a store whose data keys are kr (NULL or none:
- * unencrypted; kept, not copied, for the manifest's life).  An encrypted
- * MANIFEST (doc/FORMAT.md, "Encrypted MANIFEST") holds its records sealed:
- * no key, or one not in kr, is SETT_EKEY; a plain MANIFEST where kr holds
- * keys is SETT_ECORRUPT.  Its first change after open rewrites it whole
- * under the current key and a new salt.
+ * As manifest_open, for an encrypted store when cipher_on(c): c seals what
+ * is written, `keys` finds the key the file names (its keys must outlive
+ * the manifest).  An encrypted MANIFEST (doc/FORMAT.md, "Encrypted
+ * MANIFEST") holds its records sealed: a key `keys` does not find is
+ * SETT_EKEY; a plain MANIFEST in an encrypted store is SETT_ECORRUPT.
+ * Its first change after open rewrites it whole under c and a new salt.
  */
-int manifest_open_enc(const char *dir, int read_only, const struct keyreg *kr, manifest **mp,
-		      manifest_table **tables, size_t *ntables, char *why, size_t whylen);
+int manifest_open_enc(const char *dir, int read_only, const sett_cipher *c,
+		      const sett_keys *keys, manifest **mp, manifest_table **tables,
+		      size_t *ntables, char *why, size_t whylen);
 /* Creates an empty dir/MANIFEST (written aside, fsynced, renamed). */
 int manifest_create(const char *dir);
-/* The same, encrypted when kr holds data keys. */
-int manifest_create_enc(const char *dir, const struct keyreg *kr);
+/* The same, encrypted with c when cipher_on(c). */
+int manifest_create_enc(const char *dir, const sett_cipher *c);
 /* A copy of the current marks (free with manifest_marks_free). */
 int manifest_marks(manifest *m, manifest_mark **out, size_t *n);
 int manifest_marks_copy(const manifest_mark *src, size_t n, manifest_mark **out);
@@ -130,7 +132,7 @@ int manifest_close(manifest *m);
  * directory), holding exactly `tables`, and next_id as the allocation limit
  * (above every table id ever used in dir).  For repair, which rebuilds it.
  */
-int manifest_write(const char *dir, const struct keyreg *kr, const manifest_table *tables,
+int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
 		   size_t n, uint64_t next_id);
 
 #endif

@@ -40,6 +40,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "cipher.h"
 #include "keyregistry.h"
 
 #define QUARANTINE "quarantine"
@@ -88,6 +89,8 @@ typedef struct rep {
 	size_t nout;
 	uint64_t kept, lost_values, lost_blocks, moved, stale;
 	keyreg *kr; /* an encrypted store's data keys, or NULL */
+	cipher_ring *ring;
+	sett_keys keys;
 } rep;
 
 static void emit(rep *r, int kind, slice k, slice kend, const char *fmt, ...)
@@ -267,12 +270,13 @@ static int open_tables(rep *r)
 		if (ids[i] >= r->next_id)
 			r->next_id = ids[i] + 1;
 		snprintf(path, sizeof path, "%s/%06llu.sst", r->dir, (unsigned long long)ids[i]);
-		e = table_open(path, ids[i], NULL, &s->t, why, sizeof why);
+		e = table_open_enc(path, ids[i], NULL, &r->keys, &s->t, why, sizeof why);
 		if (e == SETT_ECORRUPT) {
 			/* the footer, index or properties: find the data blocks */
 			char why2[512] = "";
 			s->damaged = 1;
-			int e2 = table_open_salvage(path, ids[i], &s->t, why2, sizeof why2);
+			int e2 = table_open_salvage_enc(path, ids[i], &r->keys, &s->t, why2,
+							sizeof why2);
 			if (e2 == 0)
 				note(r, "%s: does not open (%s); its data blocks are read by their "
 				     "checksums, and it goes to " QUARANTINE "/", path, why);
@@ -333,7 +337,8 @@ static int replay_wals(rep *r)
 		snprintf(path, sizeof path, "%s/%05llu.mem", r->dir, (unsigned long long)ids[i]);
 		if ((e = memtable_new(&s->mt)))
 			break;
-		e = wal_open_replay_enc(path, 0, r->kr, NULL, wal_apply, s->mt, NULL, why, sizeof why);
+		e = wal_open_replay_enc(path, 0, NULL, &r->keys, NULL, wal_apply, s->mt, NULL, why,
+					sizeof why);
 		if (e == -ENOMEM)
 			break;
 		if (e) {
@@ -585,7 +590,8 @@ static int rebuild(rep *r)
 		return -ENOMEM;
 
 	table_options to = { .block_size = r->o.block_size, .compression = r->o.compression,
-			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive };
+			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive,
+			     .cipher = cipher_ring_current(r->ring) };
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	size_t cap = 0;
@@ -707,8 +713,10 @@ static int check_keyregistry(rep *r)
 		note(r, "%s", why[0] ? why : sett_strerror(e));
 		return e;
 	}
-	if (!e)
-		return 0;
+	if (!e && !(e = cipher_ring_new(r->kr, &r->ring)))
+		r->keys = cipher_ring_keys(r->ring);
+	if (e != SETT_ECORRUPT)
+		return e;
 	sfile *f;
 	uint8_t h[24];
 	if ((e = sfile_open(path, O_RDONLY, &f)))
@@ -778,7 +786,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		goto out;
 	vlog_options vo = { .file_size = r.o.value_log_file_size,
 			    .max_entries = r.o.value_log_max_entries,
-			    .verify_checksum = 1 };
+			    .verify_checksum = 1, .cipher = cipher_ring_current(r.ring),
+			    .keys = r.keys };
 	if ((e = vlog_open(path, &vo, &r.vl, why, sizeof why))) {
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;
@@ -796,7 +805,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	if ((e = manifest_write(path, r.kr, r.out, r.nout, r.next_id)))
+	sett_cipher cur = cipher_ring_current(r.ring);
+	if ((e = manifest_write(path, &cur, r.out, r.nout, r.next_id)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* advisory: a failure leaves GC with less to go on, nothing worse */
@@ -862,6 +872,7 @@ out:
 	free(r.out);
 	if (r.vl)
 		vlog_close(r.vl);
+	cipher_ring_free(r.ring);
 	keyreg_free(r.kr);
 	close(lockfd);
 	return e;

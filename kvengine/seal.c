@@ -9,12 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cipher.h"
 #include "coding.h"
-#include "keyregistry.h"
 #include "sett.h"
 #include "wal.h"
-
-#define SEAL_HDR_SEQ UINT64_MAX
 
 void seal_free(seal *s)
 {
@@ -25,36 +23,19 @@ void seal_free(seal *s)
 	}
 }
 
-/* The cipher state of data key `id` of kr (salt and counter left zero). */
-static int seal_of(const keyreg *kr, uint64_t id, uint32_t fid, uint32_t min_len, seal **out)
+int seal_new(const sett_cipher *c, uint32_t fid, uint32_t min_len, seal **out)
 {
-	crypt_key *k = keyreg_cipher(kr, id);
-	if (!k)
-		return SETT_EKEY;
+	if (!cipher_on(c))
+		return -EINVAL;
 	seal *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->k = k;
-	s->key_id = id;
+	s->k = c->key;
+	s->key_id = c->key_id;
 	s->fid = fid;
 	s->min_len = min_len ? min_len : 1;
 	*out = s;
 	return 0;
-}
-
-int seal_new(const keyreg *kr, uint32_t fid, uint32_t min_len, seal **out)
-{
-	int r = seal_of(kr, keyreg_current(kr), fid, min_len, out);
-	if (!r && (r = crypt_random((*out)->salt, sizeof (*out)->salt)) != 0)
-		seal_free(*out);
-	return r;
-}
-
-static void rec_nonce(const seal *s, uint64_t seq, uint8_t nonce[CRYPT_NONCE_SIZE])
-{
-	memcpy(nonce, s->salt, CRYPT_NONCE_SIZE);
-	for (int i = 0; i < 8; i++)
-		nonce[CRYPT_NONCE_SIZE - 8 + i] ^= (uint8_t)(seq >> (8 * i));
 }
 
 static void rec_aad(uint32_t fid, uint64_t off, uint8_t aad[12])
@@ -65,47 +46,36 @@ static void rec_aad(uint32_t fid, uint64_t off, uint8_t aad[12])
 
 int seal_header(seal *s, uint8_t *hdr, size_t hlen)
 {
-	uint8_t *x = hdr + hlen, nonce[CRYPT_NONCE_SIZE];
-	put_le64(x, s->key_id);
-	memcpy(x + 8, s->salt, CRYPT_NONCE_SIZE);
-	rec_nonce(s, SEAL_HDR_SEQ, nonce);
-	int r = crypt_key_seal(s->k, nonce, hdr, hlen + 20, hdr, 0, hdr, x + 20);
+	sett_cipher c = { s->key_id, s->k };
+	int r = crypt_random(s->salt, sizeof s->salt);
 	if (!r)
-		put_le64(x + 36, sett_hash(x, 36));
+		r = cipher_head_put(&c, hdr, hlen, s->salt);
+	if (!r)
+		put_le64(hdr + hlen + CIPHER_HEAD_SIZE, sett_hash(hdr + hlen, CIPHER_HEAD_SIZE));
 	return r;
 }
 
-int seal_open_header(const char *path, const keyreg *kr, uint32_t fid, uint32_t min_len,
+int seal_open_header(const char *path, const sett_keys *keys, uint32_t fid, uint32_t min_len,
 		     const uint8_t *data, size_t hlen, size_t n, seal **out, char *why,
 		     size_t whylen)
 {
 	const uint8_t *x = data + hlen;
-	if (n < hlen + SEAL_HEADER || get_le64(x + 36) != sett_hash(x, 36)) {
+	if (n < hlen + SEAL_HEADER ||
+	    get_le64(x + CIPHER_HEAD_SIZE) != sett_hash(x, CIPHER_HEAD_SIZE)) {
 		if (why && whylen)
 			snprintf(why, whylen, "%s: corrupt header at offset %zu", path, hlen);
 		return SETT_ECORRUPT;
 	}
-	uint64_t id = get_le64(x);
-	const char *what = kr && kr->n ? "not in KEYREGISTRY" : "and no key given";
-	seal *s = NULL;
-	int r = kr && kr->n ? seal_of(kr, id, fid, min_len, &s) : SETT_EKEY;
-	if (!r) {
-		uint8_t nonce[CRYPT_NONCE_SIZE], none[1];
-		memcpy(s->salt, x + 8, CRYPT_NONCE_SIZE);
-		rec_nonce(s, SEAL_HDR_SEQ, nonce);
-		r = crypt_key_open(s->k, nonce, data, hlen + 20, none, 0, none, x + 20);
-		if (r == SETT_ECORRUPT) {
-			r = SETT_EKEY;
-			what = "which KEYREGISTRY holds with other bytes (wrong key)";
-		}
-	}
-	if (r == SETT_EKEY && why && whylen)
-		snprintf(why, whylen, "%s: encrypted with data key %llu, %s", path,
-			 (unsigned long long)id, what);
+	seal *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	int r = cipher_head_get(keys, data, hlen, path, &s->k, &s->key_id, s->salt, why, whylen);
 	if (r) {
 		seal_free(s);
 		return r;
 	}
+	s->fid = fid;
+	s->min_len = min_len ? min_len : 1;
 	*out = s;
 	return 0;
 }
@@ -125,7 +95,7 @@ int seal_record(seal *s, uint64_t off, const void *p, size_t n)
 	uint64_t seq = s->seq++;
 	put_le32(s->buf, (uint32_t)n);
 	put_le64(s->buf + 4, seq);
-	rec_nonce(s, seq, nonce);
+	cipher_nonce(s->salt, seq, nonce);
 	rec_aad(s->fid, off, aad);
 	uint8_t *ct = s->buf + SEAL_REC_HEAD;
 	return crypt_key_seal(s->k, nonce, aad, sizeof aad, p, n, ct, ct + n);
@@ -149,7 +119,7 @@ static long open_record(const seal *s, const uint8_t *data, size_t n, size_t off
 	if (*end > n || len < s->min_len)
 		return -1;
 	uint8_t nonce[CRYPT_NONCE_SIZE], aad[12];
-	rec_nonce(s, get_le64(data + off + 4), nonce);
+	cipher_nonce(s->salt, get_le64(data + off + 4), nonce);
 	rec_aad(s->fid, off, aad);
 	const uint8_t *ct = data + off + SEAL_REC_HEAD;
 	if (crypt_key_open(s->k, nonce, aad, sizeof aad, ct, len, out, ct + len) != 0)

@@ -2,12 +2,12 @@
  * seal.h - sealed records: how an encrypted log file (the WAL, the
  * MANIFEST) holds its appends (doc/FORMAT.md, "Sealed records").
  *
- * After the file's own header come 44 bytes:
- *   u64 LE data key id | 12-byte random salt | 16-byte key check | u64 LE
- *   XXH3-64 of the 36 bytes from the key id on
- * where the key check is the GCM tag of nothing, authenticating the file's
- * header and the key id and salt, under the nonce of counter 2^64-1 (which
- * no record uses): a damaged block fails the hash, the wrong key the check.
+ * After the file's own header come 44 bytes: the key head of cipher.h
+ * (u64 LE data key id | 12-byte random salt | 16-byte key check, the GCM
+ * tag of nothing authenticating the file's header, key id and salt under
+ * the nonce of counter 2^64-1, which no record uses), then a u64 LE
+ * XXH3-64 of those 36 bytes: a damaged block fails the hash, the wrong key
+ * the check.
  * Then one sealed record per append:
  *   u32 LE n | u64 LE counter | n bytes of AES-256-GCM ciphertext | tag
  * The nonce is the salt with its last 8 bytes XORed with the counter, which
@@ -23,16 +23,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cipher.h"
 #include "crypt.h"
 
-struct keyreg;
-
-#define SEAL_HEADER 44 /* key id | salt | check | hash */
+#define SEAL_HEADER 44 /* CIPHER_HEAD_SIZE key head | hash */
 #define SEAL_REC_HEAD 12
 #define SEAL_REC_OVERHEAD (SEAL_REC_HEAD + CRYPT_TAG_SIZE)
 
 typedef struct seal {
-	crypt_key *k;     /* the registry's: borrowed */
+	crypt_key *k;     /* the key ring's: borrowed */
 	uint64_t key_id;
 	uint32_t fid;     /* in every record's additional data */
 	uint32_t min_len; /* the smallest plaintext a record can hold */
@@ -42,20 +41,20 @@ typedef struct seal {
 	size_t cap;
 } seal;
 
-/* A new file's: the current key of kr and a fresh salt. */
-int seal_new(const struct keyreg *kr, uint32_t fid, uint32_t min_len, seal **out);
+/* A new file's, sealed with c (seal_header draws its salt). */
+int seal_new(const sett_cipher *c, uint32_t fid, uint32_t min_len, seal **out);
 void seal_free(seal *s);
 /*
  * The SEAL_HEADER bytes at hdr + hlen, after the file's own header hdr[0,
- * hlen) (which the key check authenticates).
+ * hlen) (which the key check authenticates), with a fresh random salt.
  */
 int seal_header(seal *s, uint8_t *hdr, size_t hlen);
 /*
  * Reads the block after the file's header from data[0, n): a failed hash
- * is SETT_ECORRUPT; no registry, a key id not in it or a failed key check
- * is SETT_EKEY; `why` names the file and the key id.
+ * is SETT_ECORRUPT; no keys, a key id they do not hold or a failed key
+ * check is SETT_EKEY; `why` names the file and the key id.
  */
-int seal_open_header(const char *path, const struct keyreg *kr, uint32_t fid,
+int seal_open_header(const char *path, const sett_keys *keys, uint32_t fid,
 		     uint32_t min_len, const uint8_t *data, size_t hlen, size_t n, seal **out,
 		     char *why, size_t whylen);
 /* Seals n bytes as the record at file offset off into s->buf (n + SEAL_REC_OVERHEAD bytes). */

@@ -21,7 +21,6 @@
 
 #include "crypt.h"
 #include "fileio.h"
-#include "keyregistry.h"
 #include "seal.h"
 #include "sett.h"
 
@@ -86,12 +85,12 @@ int wal_create(const char *path, uint32_t fid, wal **wp)
 	return wal_create_enc(path, fid, NULL, wp);
 }
 
-int wal_create_enc(const char *path, uint32_t fid, const keyreg *kr, wal **wp)
+int wal_create_enc(const char *path, uint32_t fid, const sett_cipher *c, wal **wp)
 {
 	wal *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
-	int r = kr && kr->n ? seal_new(kr, fid, ENTRY_MIN_LEN, &w->c) : 0;
+	int r = cipher_on(c) ? seal_new(c, fid, ENTRY_MIN_LEN, &w->c) : 0;
 	if (!r && (r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &w->f)) != 0)
 		seal_free(w->c);
 	if (r) {
@@ -237,16 +236,17 @@ out:
 int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
 		    wal **wp, char *why, size_t whylen)
 {
-	return wal_open_replay_enc(path, writable, NULL, NULL, apply, arg, wp, why, whylen);
+	return wal_open_replay_enc(path, writable, NULL, NULL, NULL, apply, arg, wp, why, whylen);
 }
 
 int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
 			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen)
 {
-	return wal_open_replay_enc(path, writable, NULL, check, apply, arg, wp, why, whylen);
+	return wal_open_replay_enc(path, writable, NULL, NULL, check, apply, arg, wp, why, whylen);
 }
 
-int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_apply_fn check,
+int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
+			const sett_keys *keys, wal_apply_fn check,
 			wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen)
 {
 	wal *w = calloc(1, sizeof *w);
@@ -282,7 +282,7 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 		/* Crash inside wal_create: nothing was ever written to this log. */
 		w->fid = fid_from_path(path);
 		if (writable) {
-			if ((kr && kr->n && (r = seal_new(kr, w->fid, ENTRY_MIN_LEN, &w->c)) != 0) ||
+			if ((cipher_on(c) && (r = seal_new(c, w->fid, ENTRY_MIN_LEN, &w->c)) != 0) ||
 			    (r = sfile_truncate(w->f, 0)) != 0 ||
 			    (r = write_header(w->f, w->fid, w->c)) != 0 ||
 			    (r = sfile_sync(w->f)) != 0)
@@ -295,7 +295,7 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 	}
 	r = log_header_decode(data, n, wal_magic, &w->fid);
 	if (r == SETT_EFORMAT && log_header_decode(data, n, wal_enc_magic, &w->fid) == 0)
-		r = seal_open_header(path, kr, w->fid, ENTRY_MIN_LEN, data, LOG_HEADER_SIZE, n,
+		r = seal_open_header(path, keys, w->fid, ENTRY_MIN_LEN, data, LOG_HEADER_SIZE, n,
 				     &w->c, why, whylen);
 	else if (r)
 		set_why(why, whylen,

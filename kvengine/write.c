@@ -821,7 +821,7 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *ac
 	}
 	if ((r = table_builder_finish(b))) /* fsyncs the table and the directory */
 		return r;
-	if ((r = table_open(path, id, db->bcache, tp, why, sizeof why)))
+	if ((r = table_open_enc(path, id, db->bcache, &db->keys, tp, why, sizeof why)))
 		sio_unlink(path);
 	return r;
 }

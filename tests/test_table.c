@@ -118,7 +118,8 @@ static void free_dataset(dataset *d)
 
 static table_options topts(size_t block_size, int compression)
 {
-	table_options o = { block_size, compression, 3, 0.01 };
+	table_options o = { .block_size = block_size, .compression = compression, .zstd_level = 3,
+			    .bloom_fp = 0.01 };
 	return o;
 }
 

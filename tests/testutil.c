@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cipher.h"
+#include "keyregistry.h"
+
 char *tu_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -161,4 +164,35 @@ uint64_t tu_dir_bytes(const char *dir)
 	}
 	closedir(d);
 	return n;
+}
+
+int tu_file_contains(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *all = malloc(size > 0 ? (size_t)size : 1);
+	ck_assert(fread(all, 1, (size_t)size, f) == (size_t)size);
+	fclose(f);
+	int found = memmem(all, (size_t)size, p, n) != NULL;
+	free(all);
+	return found;
+}
+
+struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed)
+{
+	keyreg kr = { 0 };
+	kr.n = (size_t)(last - first + 1);
+	kr.keys = calloc(kr.n, sizeof *kr.keys);
+	for (size_t i = 0; i < kr.n; i++) {
+		kr.keys[i].id = first + i;
+		for (int j = 0; j < CRYPT_KEY_SIZE; j++)
+			kr.keys[i].key[j] = (uint8_t)(seed * 131 + (first + i) * 17 + (unsigned)j);
+	}
+	cipher_ring *g = NULL;
+	ck_assert_int_eq(cipher_ring_new(&kr, &g), 0);
+	free(kr.keys);
+	return g;
 }

@@ -25,6 +25,14 @@ void tu_flip_byte(const char *path, long long off);
  * digests: nothing was created, deleted, renamed or written.
  */
 uint64_t tu_dir_digest(const char *dir);
+/* Whether the file at path holds the n bytes at p anywhere. */
+int tu_file_contains(const char *path, const void *p, size_t n);
+/*
+ * A key ring of data keys with ids first..last; key i's bytes depend on i
+ * and `seed` only (rings of one seed agree on every id they share).
+ */
+struct cipher_ring;
+struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed);
 /* Runs a suite; returns the process exit status (0 if every test passed). */
 int tu_run(Suite *s);
 
