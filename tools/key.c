@@ -115,7 +115,6 @@ void key_wipe(key_material *k)
 
 const char *key_refused(int has_key)
 {
-	return has_key ? "the key given does not open it (wrong key or passphrase); "
-			 "nothing was changed"
+	return has_key ? "the key given does not open it; nothing was changed"
 		       : "it is encrypted and no key was given; nothing was changed";
 }

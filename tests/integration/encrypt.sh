@@ -4,8 +4,10 @@
 # carry a marker; once unmounted no file of the store holds the marker
 # (the same tree on an unencrypted store does, so the search can find it);
 # a wrong key, no key and a key file others can read are refused without
-# changing the store; fsck.settfs and sett with the key find it clean; a
-# mount through mount.settfs (as fstab's key_file=) reads every byte back.
+# changing the store (sett repair without the key too); fsck.settfs and sett
+# with the key find it clean, also after sett repair; a passphrase from a
+# file or stdin; a mount through mount.settfs (as fstab's key_file=) reads
+# every byte back.
 # Skips while the engine refuses keys (sett_open: -ENOTSUP).
 . "${srcdir:-.}/tests/integration/lib.sh"
 SETT=${SETT:-$top/sett}
@@ -95,11 +97,25 @@ rc=$?
 "$SETT" check --key-file "$wrong" "$store" > "$work/out" 2>&1 && fail "sett check with a wrong key"
 grep -q "sett check: $store: the key given does not open it" "$work/out" ||
 	{ cat "$work/out"; fail "sett check, wrong key: message"; }
-[ "$(store_sum)" = "$before" ] || fail "a refused open changed the store"
 
-# with the key: clean
+"$SETT" repair "$store" > "$work/out" 2>&1 && fail "sett repair without the key"
+[ "$(store_sum)" = "$before" ] || fail "a refused open or repair changed the store"
+
+# with the key: clean, and a repair keeps every file (checked below)
 "$FSCK" --key-file "$key" "$store" > "$work/out" 2>&1 || { cat "$work/out"; fail "fsck.settfs --key-file: exit $?"; }
 "$SETT" check --key-file "$key" "$store" > "$work/out" 2>&1 || { cat "$work/out"; fail "sett check --key-file"; }
+"$SETT" repair --key-file "$key" "$store" > "$work/out" 2>&1 || { cat "$work/out"; fail "sett repair --key-file"; }
+"$FSCK" --key-file "$key" "$store" > "$work/out" 2>&1 || { cat "$work/out"; fail "fsck.settfs after sett repair: exit $?"; }
+
+# a passphrase, from a file and from standard input
+printf 'correct horse battery staple\n' > "$work/pass"
+chmod 600 "$work/pass"
+"$MKFS" -q --passphrase-file "$work/pass" "$work/pstore" || fail "mkfs.settfs --passphrase-file"
+echo "wrong passphrase" | "$SETT" check --passphrase-file - "$work/pstore" > "$work/out" 2>&1 &&
+	fail "sett check with a wrong passphrase"
+grep -q "the key given does not open it" "$work/out" || { cat "$work/out"; fail "wrong passphrase: message"; }
+"$SETT" check --passphrase-file - "$work/pstore" < "$work/pass" > "$work/out" 2>&1 ||
+	{ cat "$work/out"; fail "sett check --passphrase-file -"; }
 
 # remount (through mount.settfs when mount.fuse3 is there, as fstab would)
 # and read back byte for byte
