@@ -8,7 +8,10 @@
 # SETT: a built `sett`; BADGER_BENCH: bench/badger/build.sh's program; DIR:
 # scratch space (emptied per run).  SCALE (0.2) scales the key counts of
 # WORKLOADS.md.  One JSON line per workload on stdout, each with "run"
-# (1-4), "encrypted" and "load1" (the load average when the run started).
+# (1-4), "encrypted", "load1" (the load average when it started) and, for
+# sett, "cpu_s" (user + system seconds of the workload's process, which a
+# busy machine distorts less than the wall clock); Badger runs every
+# workload in one process, whose CPU seconds end its run ("process").
 set -e
 sett=$1 badger=$2 dir=$3 scale=${4:-0.2}
 [ -x "$sett" ] && [ -x "$badger" ] && [ -n "$dir" ] || {
@@ -25,9 +28,15 @@ for mode in plain enc enc plain; do
 	[ $mode = enc ] && enc=1
 	rm -rf "$dir/sett" && mkdir -p "$dir/sett"
 	for w in $workloads; do
-		"$sett" bench ${enc:+--encrypt} --scale "$scale" --workload "$w" --dir "$dir/sett"
+		/usr/bin/time -f '%U %S' -o "$dir/cpu" \
+			"$sett" bench ${enc:+--encrypt} --scale "$scale" --workload "$w" --dir "$dir/sett" \
+			> "$dir/line"
+		sed "s/}\$/,\"cpu_s\":$(awk '{ print $1 + $2 }' "$dir/cpu")}/" "$dir/line"
 	done | tag $run
 	rm -rf "$dir/sett"
-	"$badger" -scale "$scale" -backup -no-overwrite ${enc:+-encrypt} -dir "$dir" 2>/dev/null |
+	/usr/bin/time -f '%U %S' -o "$dir/cpu" \
+		"$badger" -scale "$scale" -backup -no-overwrite ${enc:+-encrypt} -dir "$dir" 2>/dev/null |
 		grep -v '"workload":"config"' | tag $run
+	echo "{\"engine\":\"badger\",\"workload\":\"process\"${enc:+,\"encrypted\":true},\"cpu_s\":$(awk '{ print $1 + $2 }' "$dir/cpu")}" |
+		tag $run
 done
