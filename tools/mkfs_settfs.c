@@ -10,8 +10,8 @@
  * holds no store is refused unless -f, which puts the store among what is
  * there (nothing in it is deleted).  A missing directory is made with mode
  * 0700 (the engine makes every store directory so).  With a key file or a
- * passphrase the store is encrypted at rest (key.h); -f on an encrypted
- * store needs its key.  Exit status: 0 done, 1 failed, 2 usage error.
+ * passphrase the store is encrypted at rest (key.h); -f keeps what a store
+ * is: an encrypted one needs its key, an unencrypted one refuses a key.  Exit status: 0 done, 1 failed, 2 usage error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,6 +115,8 @@ int main(int argc, char **argv)
 	key_wipe(&key);
 	if (r == -EKEYREJECTED) {
 		fprintf(stderr, "mkfs.settfs: %s: %s\n", store, key_refused(key_file || pass_file));
+		if (why[0])
+			fprintf(stderr, "mkfs.settfs: %s\n", why);
 		return 1;
 	}
 	if (r == -EEXIST || r == -ENOTEMPTY) {
