@@ -1662,6 +1662,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
+		key_relock(&store_key); /* the daemon is a forked child */
 		r = open_store(store, &o, 1, &f.fs);
 		forget_key(&o);
 		if (r)

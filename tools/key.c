@@ -107,6 +107,11 @@ void key_apply(const key_material *k, sett_options *o)
 		o->encryption_passphrase = k->pass;
 }
 
+void key_relock(key_material *k)
+{
+	(void)mlock(k, sizeof *k);
+}
+
 void key_wipe(key_material *k)
 {
 	explicit_bzero(k, sizeof *k);

@@ -30,6 +30,8 @@ typedef struct key_material {
 int key_load(const char *prog, const char *key_file, const char *pass_file, key_material *k);
 /* Gives the engine options k's key or passphrase (nothing if k holds none). */
 void key_apply(const key_material *k, sett_options *o);
+/* Locks k's memory again in a forked child (locks are not inherited). */
+void key_relock(key_material *k);
 /* Wipes and unlocks k. */
 void key_wipe(key_material *k);
 
