@@ -87,6 +87,9 @@ typedef struct rep {
 	manifest_table *out;
 	size_t nout;
 	uint64_t kept, lost_values, lost_blocks, moved, stale;
+	/* encryption at rest: the key new files get, and the keys files name */
+	sett_cipher cipher;
+	sett_keys keys;
 } rep;
 
 static void emit(rep *r, int kind, slice k, slice kend, const char *fmt, ...)
@@ -266,12 +269,12 @@ static int open_tables(rep *r)
 		if (ids[i] >= r->next_id)
 			r->next_id = ids[i] + 1;
 		snprintf(path, sizeof path, "%s/%06llu.sst", r->dir, (unsigned long long)ids[i]);
-		e = table_open(path, ids[i], NULL, &s->t, why, sizeof why);
+		e = table_open_enc(path, ids[i], NULL, &r->keys, &s->t, why, sizeof why);
 		if (e == SETT_ECORRUPT) {
 			/* the footer, index or properties: find the data blocks */
 			char why2[512] = "";
 			s->damaged = 1;
-			int e2 = table_open_salvage(path, ids[i], &s->t, why2, sizeof why2);
+			int e2 = table_open_salvage_enc(path, ids[i], &r->keys, &s->t, why2, sizeof why2);
 			if (e2 == 0)
 				note(r, "%s: does not open (%s); its data blocks are read by their "
 				     "checksums, and it goes to " QUARANTINE "/", path, why);
@@ -584,7 +587,8 @@ static int rebuild(rep *r)
 		return -ENOMEM;
 
 	table_options to = { .block_size = r->o.block_size, .compression = r->o.compression,
-			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive };
+			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive,
+			     .cipher = r->cipher };
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	size_t cap = 0;
@@ -775,7 +779,7 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 	char why[1024] = "";
 	vlog_options vo = { .file_size = r.o.value_log_file_size,
 			    .max_entries = r.o.value_log_max_entries,
-			    .verify_checksum = 1 };
+			    .verify_checksum = 1, .cipher = r.cipher, .keys = r.keys };
 	if ((e = vlog_open(path, &vo, &r.vl, why, sizeof why))) {
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;

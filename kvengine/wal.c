@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cipher.h"
 #include "crypt.h"
 #include "fileio.h"
 #include "keyregistry.h"
@@ -29,11 +30,11 @@ static const char wal_enc_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 'E' };
 
 /*
  * An encrypted WAL (doc/FORMAT.md, "Encrypted WAL"): after the log header,
- * u64 LE data key id | 12-byte random salt | 16-byte key check (the GCM
- * tag of nothing, authenticating the 44 bytes before it, under the nonce
- * of seq 2^64-1, which no record uses) | u64 LE XXH3-64 of the 36 bytes
- * from the key id on: a damaged header fails the hash, the wrong key the
- * check.  Then one sealed record per append:
+ * the key head (cipher.h: u64 LE data key id | 12-byte random salt |
+ * 16-byte key check, the GCM tag of nothing authenticating the 44 bytes
+ * before it under the nonce of seq 2^64-1, which no record uses) | u64 LE
+ * XXH3-64 of the 36 bytes from the key id on: a damaged header fails the
+ * hash, the wrong key the check.  Then one sealed record per append:
  *   u32 LE n | u64 LE seq | n bytes of AES-256-GCM ciphertext | 16-byte tag
  * whose plaintext is whole log entries.  The nonce is the salt with its
  * last 8 bytes XORed with seq, a counter that grows with every seal of the
@@ -43,14 +44,13 @@ static const char wal_enc_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 'E' };
  * never appended to (its last seq may have been used by a write that did
  * not survive).
  */
-#define WAL_ENC_HEADER (LOG_HEADER_SIZE + 44)
-#define WAL_HDR_SEQ UINT64_MAX
+#define WAL_ENC_HEADER (LOG_HEADER_SIZE + CIPHER_HEAD_SIZE + 8)
 #define WAL_REC_HEAD 12 /* n | seq */
 #define WAL_REC_OVERHEAD (WAL_REC_HEAD + CRYPT_TAG_SIZE)
 
 typedef struct wal_crypt {
 	crypt_key *k;
-	uint8_t salt[CRYPT_NONCE_SIZE];
+	uint8_t salt[CIPHER_SALT_SIZE];
 	uint64_t seq;  /* the next record's */
 	uint8_t *buf;  /* a sealed record being written */
 	size_t cap;
@@ -130,13 +130,6 @@ static int wal_crypt_fresh(const keyreg *kr, uint64_t *id, wal_crypt **out)
 	return r;
 }
 
-static void rec_nonce(const wal_crypt *c, uint64_t seq, uint8_t nonce[CRYPT_NONCE_SIZE])
-{
-	memcpy(nonce, c->salt, CRYPT_NONCE_SIZE);
-	for (int i = 0; i < 8; i++)
-		nonce[CRYPT_NONCE_SIZE - 8 + i] ^= (uint8_t)(seq >> (8 * i));
-}
-
 static void rec_aad(uint32_t fid, uint64_t off, uint8_t aad[12])
 {
 	put_le32(aad, fid);
@@ -149,14 +142,12 @@ static int write_header(sfile *f, uint32_t fid, const wal_crypt *c, uint64_t key
 	log_header_encode(h, c ? wal_enc_magic : wal_magic, fid);
 	if (!c)
 		return sfile_pwrite(f, h, LOG_HEADER_SIZE, 0);
-	uint8_t *x = h + LOG_HEADER_SIZE, nonce[CRYPT_NONCE_SIZE];
-	put_le64(x, key_id);
-	memcpy(x + 8, c->salt, CRYPT_NONCE_SIZE);
-	rec_nonce(c, WAL_HDR_SEQ, nonce);
-	int r = crypt_key_seal(c->k, nonce, h, LOG_HEADER_SIZE + 20, h, 0, h, x + 20);
+	sett_cipher sc = { key_id, c->k };
+	int r = cipher_head_put(&sc, h, LOG_HEADER_SIZE, c->salt);
 	if (r)
 		return r;
-	put_le64(x + 36, sett_hash(x, 36));
+	uint8_t *x = h + LOG_HEADER_SIZE;
+	put_le64(x + CIPHER_HEAD_SIZE, sett_hash(x, CIPHER_HEAD_SIZE));
 	return sfile_pwrite(f, h, WAL_ENC_HEADER, 0);
 }
 
@@ -332,7 +323,7 @@ static long open_record(const wal *w, const uint8_t *data, size_t n, size_t off,
 	if (*end > n || len < ENTRY_MIN_LEN)
 		return -1;
 	uint8_t nonce[CRYPT_NONCE_SIZE], aad[12];
-	rec_nonce(w->c, get_le64(data + off + 4), nonce);
+	cipher_nonce(w->c->salt, get_le64(data + off + 4), nonce);
 	rec_aad(w->fid, off, aad);
 	const uint8_t *ct = data + off + WAL_REC_HEAD;
 	if (crypt_key_open(w->c->k, nonce, aad, sizeof aad, ct, len, out, ct + len) != 0)
@@ -406,31 +397,36 @@ int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
 	return wal_open_replay_enc(path, writable, NULL, check, apply, arg, wp, why, whylen);
 }
 
+/* A key lookup for cipher_head_get that makes the WAL's cipher state. */
+typedef struct wal_find_arg {
+	const keyreg *kr;
+	wal *w;
+} wal_find_arg;
+
+static crypt_key *wal_find(void *arg, uint64_t id)
+{
+	wal_find_arg *a = arg;
+	return wal_crypt_new(a->kr, id, &a->w->c) == 0 ? a->w->c->k : NULL;
+}
+
 /* Reads and checks an encrypted WAL's key id and salt; sets up w->c. */
 static int open_enc_header(const char *path, wal *w, const keyreg *kr, const uint8_t *data,
 			   size_t n, char *why, size_t whylen)
 {
 	const uint8_t *x = data + LOG_HEADER_SIZE;
-	if (n < WAL_ENC_HEADER || get_le64(x + 36) != sett_hash(x, 36)) {
+	if (n < WAL_ENC_HEADER || get_le64(x + CIPHER_HEAD_SIZE) != sett_hash(x, CIPHER_HEAD_SIZE)) {
 		set_why(why, whylen, "%s: corrupt header at offset %llu", path, LOG_HEADER_SIZE);
 		return SETT_ECORRUPT;
 	}
-	uint64_t id = get_le64(x);
-	const char *what = kr && kr->n ? "not in KEYREGISTRY" : "and no key given";
-	int r = kr && kr->n ? wal_crypt_new(kr, id, &w->c) : SETT_EKEY;
-	if (!r) {
-		uint8_t nonce[CRYPT_NONCE_SIZE], none[1];
-		memcpy(w->c->salt, x + 8, CRYPT_NONCE_SIZE);
-		rec_nonce(w->c, WAL_HDR_SEQ, nonce);
-		r = crypt_key_open(w->c->k, nonce, data, LOG_HEADER_SIZE + 20, none, 0, none, x + 20);
-		if (r == SETT_ECORRUPT) {
-			r = SETT_EKEY;
-			what = "which KEYREGISTRY holds with other bytes (wrong key)";
-		}
-	}
-	if (r == SETT_EKEY && why && whylen)
-		snprintf(why, whylen, "%s: encrypted with data key %llu, %s", path,
-			 (unsigned long long)id, what);
+	wal_find_arg a = { kr, w };
+	sett_keys keys = { wal_find, &a };
+	crypt_key *k;
+	uint64_t id;
+	uint8_t salt[CIPHER_SALT_SIZE];
+	int r = cipher_head_get(kr && kr->n ? &keys : NULL, data, LOG_HEADER_SIZE, path, &k, &id,
+				salt, why, whylen);
+	if (w->c)
+		memcpy(w->c->salt, salt, sizeof salt);
 	return r;
 }
 
@@ -561,7 +557,7 @@ static int seal_record(wal *w, const void *p, size_t n)
 	uint64_t seq = c->seq++;
 	put_le32(c->buf, (uint32_t)n);
 	put_le64(c->buf + 4, seq);
-	rec_nonce(c, seq, nonce);
+	cipher_nonce(c->salt, seq, nonce);
 	rec_aad(w->fid, w->size, aad);
 	uint8_t *ct = c->buf + WAL_REC_HEAD;
 	return crypt_key_seal(c->k, nonce, aad, sizeof aad, p, n, ct, ct + n);
