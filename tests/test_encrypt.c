@@ -21,6 +21,12 @@
  * - A passphrase store: created, reopened, the wrong passphrase refused.
  * - sett_repair of an encrypted store needs its key and keeps the files
  *   encrypted.
+ * - The encrypted MANIFEST itself: no pin name in the file; no key or
+ *   another's is SETT_EKEY; a flipped byte of a complete record is
+ *   SETT_ECORRUPT at its offset; a zero tail is torn and cut; a file found
+ *   at open is rewritten under a new salt at its first change (its last
+ *   counters are unknown), one written by this process is appended to; a
+ *   plain MANIFEST where the store has keys is refused.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +42,7 @@
 #include "cipher.h"
 #include "coding.h"
 #include "keyregistry.h"
+#include "manifest.h"
 #include "sett.h"
 #include "table.h"
 #include "testutil.h"
@@ -353,16 +360,20 @@ static void count_report(void *arg, const char *why)
 /*
  * Opens dir read-only and reads every key: whether anything reported the
  * damage (open, a read, or sett_verify), with every value read being the
- * one written.
+ * one written.  A magic number that is not one's own (`magic`: the flip
+ * is in one) may be SETT_EFORMAT.
  */
-static int damage_reported(const char *dir, const sett_options *base)
+static int damage_reported(const char *dir, const sett_options *base, int magic)
 {
 	sett_options o = *base;
 	o.read_only = 1;
 	sett_db *db;
 	int r = sett_open(dir, &o, &db);
-	if (r)
-		return r == SETT_ECORRUPT || r == -EIO;
+	if (r) {
+		ck_assert_msg(r == SETT_ECORRUPT || r == -EIO || (magic && r == SETT_EFORMAT),
+			      "open: %d (%s)", r, o.error_buf);
+		return 1;
+	}
 	int seen = 0;
 	const char *keys[] = { SECRET_KEY, SECRET_KEY "-large", SECRET_KEY "-wal",
 			       SECRET_KEY "-wal-large" };
@@ -402,7 +413,7 @@ START_TEST(test_flipped_byte)
 				  (sett_val){ sizeof large_value, large_value }), 0);
 	ck_assert_int_eq(sett_close(db), 0);
 	crash_with_wal(dir, &o);
-	ck_assert_int_eq(damage_reported(dir, &o), 0);
+	ck_assert_int_eq(damage_reported(dir, &o, 0), 0);
 
 	/* every file of each kind, bytes spread over its length */
 	const char *kinds[] = { "MANIFEST", "KEYREGISTRY", ".mem", ".sst", ".vlog" };
@@ -420,18 +431,21 @@ START_TEST(test_flipped_byte)
 			if (size <= 68)
 				continue; /* a WAL with no record */
 			files++;
-			for (int j = 1; j <= 7; j++) {
-				long long at = size * j / 8;
+			/* headers and footers (key id, salt, key check) too */
+			long long at_list[] = { 3, 20, 30, 50, size / 4, size / 2, size * 3 / 4,
+						size - 60, size - 30, size - 9, size - 1 };
+			for (size_t j = 0; j < sizeof at_list / sizeof *at_list; j++) {
+				long long at = at_list[j];
 				tu_flip_byte(path, at);
-				ck_assert_msg(damage_reported(dir, &o), "%s: flip at %lld not reported",
-					      path, at);
+				ck_assert_msg(damage_reported(dir, &o, at < 8),
+					      "%s: flip at %lld not reported", path, at);
 				tu_flip_byte(path, at);
 			}
 		}
 		closedir(d);
 		ck_assert_msg(files > 0, "no %s file", kinds[k]);
 	}
-	ck_assert_int_eq(damage_reported(dir, &o), 0);
+	ck_assert_int_eq(damage_reported(dir, &o, 0), 0);
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -619,6 +633,127 @@ START_TEST(test_repair)
 }
 END_TEST
 
+/* ---- the encrypted MANIFEST, below the engine ---- */
+
+static manifest *man_open(const char *dir, cipher_ring *g, int ro, size_t *ntables, int *err,
+			  char *why)
+{
+	sett_cipher c = cipher_ring_current(g);
+	sett_keys k = cipher_ring_keys(g);
+	manifest *m = NULL;
+	manifest_table *t = NULL;
+	size_t n = 0;
+	why[0] = 0;
+	*err = manifest_open_enc(dir, ro, &c, g ? &k : NULL, &m, &t, &n, why, 512);
+	free(t);
+	if (ntables)
+		*ntables = n;
+	if (!*err && !ro)
+		ck_assert_int_eq(manifest_finish_open(m), 0);
+	return m;
+}
+
+static void man_create(manifest *m, uint64_t id)
+{
+	manifest_change c = { .op = MANIFEST_CREATE, .id = id };
+	ck_assert_int_eq(manifest_apply(m, &c, 1), 0);
+}
+
+START_TEST(test_manifest_sealed)
+{
+	char *dir = tu_tmpdir("encrypt");
+	char path[4200], why[512];
+	snprintf(path, sizeof path, "%s/MANIFEST", dir);
+	keyreg_master mk = { .key = KEY1 };
+	keyreg *kr;
+	cipher_ring *g, *other;
+	ck_assert_int_eq(keyreg_create(&mk, 1, &kr), 0);
+	ck_assert_int_eq(cipher_ring_new(kr, &g), 0);
+	keyreg_free(kr);
+	mk.key = KEY2;
+	ck_assert_int_eq(keyreg_create(&mk, 1, &kr), 0);
+	ck_assert_int_eq(cipher_ring_new(kr, &other), 0);
+	keyreg_free(kr);
+
+	sett_cipher cur = cipher_ring_current(g);
+	ck_assert_int_eq(manifest_create_enc(dir, &cur), 0);
+	int err;
+	size_t n;
+	manifest *m = man_open(dir, g, 0, &n, &err, why);
+	ck_assert_msg(err == 0, "%s", why);
+	manifest_change pin = { .op = MANIFEST_PIN, .id = 5, .name = PIN_NAME,
+				.name_len = (uint16_t)strlen(PIN_NAME) };
+	ck_assert_int_eq(manifest_apply(m, &pin, 1), 0);
+	man_create(m, 1);
+	man_create(m, 2);
+	long long appended = tu_file_size(path);
+	man_create(m, 3); /* appended in the file this process wrote */
+	ck_assert_int_gt(tu_file_size(path), appended);
+	manifest_close(m);
+	size_t sz;
+	uint8_t *p = slurp(path, &sz);
+	ck_assert_mem_eq(p, "SETTMANE", 8);
+	ck_assert(!contains(p, sz, PIN_NAME, strlen(PIN_NAME)));
+	uint8_t salt[12];
+	memcpy(salt, p + 16 + 8, 12);
+	free(p);
+
+	/* no keys, other keys: SETT_EKEY; the plain reader too */
+	m = man_open(dir, NULL, 1, NULL, &err, why);
+	ck_assert_int_eq(err, SETT_EKEY);
+	m = man_open(dir, other, 1, NULL, &err, why);
+	ck_assert_int_eq(err, SETT_EKEY);
+	ck_assert_msg(strstr(why, "MANIFEST") && strstr(why, "data key 1"), "%s", why);
+	manifest_table *t = NULL;
+	ck_assert_int_eq(manifest_open(dir, 1, &m, &t, &n, why, sizeof why), SETT_EKEY);
+
+	/* a flipped byte of the last complete record: corrupt at its offset */
+	tu_flip_byte(path, appended + 20);
+	m = man_open(dir, g, 1, NULL, &err, why);
+	ck_assert_int_eq(err, SETT_ECORRUPT);
+	char want[4300];
+	snprintf(want, sizeof want, "%s: corrupt record at offset %lld", path, appended);
+	ck_assert_msg(strstr(why, want), "%s", why);
+	tu_flip_byte(path, appended + 20);
+
+	/* a zero tail is torn, cut at the writable open */
+	long long size = tu_file_size(path);
+	ck_assert_int_eq(truncate(path, (off_t)size + 300), 0);
+	m = man_open(dir, g, 0, &n, &err, why);
+	ck_assert_msg(err == 0, "%s", why);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(tu_file_size(path), size);
+	/* the first change after an open rewrites the file under a new salt */
+	man_create(m, 4);
+	manifest_close(m);
+	p = slurp(path, &sz);
+	ck_assert(memcmp(p + 16 + 8, salt, 12) != 0);
+	free(p);
+	m = man_open(dir, g, 1, &n, &err, why);
+	ck_assert_msg(err == 0, "%s", why);
+	ck_assert_uint_eq(n, 4);
+	manifest_mark *marks;
+	size_t nm;
+	ck_assert_int_eq(manifest_marks(m, &marks, &nm), 0);
+	ck_assert_uint_eq(nm, 1);
+	ck_assert_mem_eq(marks[0].name, PIN_NAME, strlen(PIN_NAME));
+	manifest_marks_free(marks, nm);
+	manifest_close(m);
+
+	/* a plain MANIFEST where the store has keys is refused */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(manifest_create(dir), 0);
+	m = man_open(dir, g, 1, NULL, &err, why);
+	ck_assert_int_eq(err, SETT_ECORRUPT);
+	ck_assert_msg(strstr(why, "not encrypted"), "%s", why);
+
+	cipher_ring_free(g);
+	cipher_ring_free(other);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("encrypt");
@@ -630,6 +765,7 @@ int main(void)
 	tcase_add_test(tc, test_rotation);
 	tcase_add_test(tc, test_passphrase);
 	tcase_add_test(tc, test_repair);
+	tcase_add_test(tc, test_manifest_sealed);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -541,7 +541,7 @@ static int settle_unnamed(sett_db *db, const unnamed_tables *un)
 /*
  * Whether dir holds a file with data of a store (a missing MANIFEST is then
  * damage, not a new store): the first one found goes to `name`.  LOCK,
- * KEYREGISTRY (no keys yet) and DISCARD (advisory) hold none, and neither
+ * KEYREGISTRY (keys only) and DISCARD (advisory) hold none, and neither
  * does a MANIFEST-REWRITE without them: it only names tables, and alone it
  * is what a crash inside the open that creates a store leaves.
  */

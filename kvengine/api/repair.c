@@ -90,6 +90,8 @@ typedef struct rep {
 	uint64_t kept, lost_values, lost_blocks, moved, stale;
 	keyreg *kr; /* an encrypted store's data keys, or NULL */
 	cipher_ring *ring;
+	/* encryption at rest: the key new files get, and the keys files name */
+	sett_cipher cipher;
 	sett_keys keys;
 } rep;
 
@@ -275,8 +277,7 @@ static int open_tables(rep *r)
 			/* the footer, index or properties: find the data blocks */
 			char why2[512] = "";
 			s->damaged = 1;
-			int e2 = table_open_salvage_enc(path, ids[i], &r->keys, &s->t, why2,
-							sizeof why2);
+			int e2 = table_open_salvage_enc(path, ids[i], &r->keys, &s->t, why2, sizeof why2);
 			if (e2 == 0)
 				note(r, "%s: does not open (%s); its data blocks are read by their "
 				     "checksums, and it goes to " QUARANTINE "/", path, why);
@@ -591,7 +592,7 @@ static int rebuild(rep *r)
 
 	table_options to = { .block_size = r->o.block_size, .compression = r->o.compression,
 			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive,
-			     .cipher = cipher_ring_current(r->ring) };
+			     .cipher = r->cipher };
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	size_t cap = 0;
@@ -713,16 +714,21 @@ static int check_keyregistry(rep *r)
 		note(r, "%s", why[0] ? why : sett_strerror(e));
 		return e;
 	}
-	if (!e && !(e = cipher_ring_new(r->kr, &r->ring)))
+	if (!e && !(e = cipher_ring_new(r->kr, &r->ring))) {
 		r->keys = cipher_ring_keys(r->ring);
+		r->cipher = cipher_ring_current(r->ring);
+	}
 	if (e != SETT_ECORRUPT)
 		return e;
 	sfile *f;
 	uint8_t h[24];
 	if ((e = sfile_open(path, O_RDONLY, &f)))
 		return e;
-	e = sfile_pread_full(f, h, sizeof h, 0);
+	int64_t size = sfile_size(f);
+	e = size >= 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
 	sfile_close(f);
+	if (e && e != SETT_ECORRUPT)
+		return e;
 	if (!e && get_le64(h + 16) == sett_hash(h, 16) && get_le32(h + 12) != 0) {
 		note(r, "%s: the store's data keys are lost", why);
 		return SETT_ECORRUPT;
@@ -786,8 +792,7 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		goto out;
 	vlog_options vo = { .file_size = r.o.value_log_file_size,
 			    .max_entries = r.o.value_log_max_entries,
-			    .verify_checksum = 1, .cipher = cipher_ring_current(r.ring),
-			    .keys = r.keys };
+			    .verify_checksum = 1, .cipher = r.cipher, .keys = r.keys };
 	if ((e = vlog_open(path, &vo, &r.vl, why, sizeof why))) {
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;
@@ -805,8 +810,7 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	sett_cipher cur = cipher_ring_current(r.ring);
-	if ((e = manifest_write(path, &cur, r.out, r.nout, r.next_id)))
+	if ((e = manifest_write(path, &r.cipher, r.out, r.nout, r.next_id)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* advisory: a failure leaves GC with less to go on, nothing worse */

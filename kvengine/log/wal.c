@@ -294,7 +294,11 @@ int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
 		goto done;
 	}
 	r = log_header_decode(data, n, wal_magic, &w->fid);
-	if (r == SETT_EFORMAT && log_header_decode(data, n, wal_enc_magic, &w->fid) == 0)
+	/* an encrypted WAL's header is judged as its own (a damaged one is corrupt) */
+	int enc = r == SETT_EFORMAT && memcmp(data, wal_enc_magic, 8) == 0;
+	if (enc)
+		r = log_header_decode(data, n, wal_enc_magic, &w->fid);
+	if (enc && !r)
 		r = seal_open_header(path, keys, w->fid, ENTRY_MIN_LEN, data, LOG_HEADER_SIZE, n,
 				     &w->c, why, whylen);
 	else if (r)

@@ -449,7 +449,11 @@ static int read_header(vlog *v, vfile *vf, const char *path, uint64_t size, char
 	int r = sfile_pread_full(vf->f, h, LOG_HEADER_SIZE, 0);
 	if (!r)
 		r = log_header_decode(h, LOG_HEADER_SIZE, vlog_magic, &hfid);
-	if (r == SETT_EFORMAT && log_header_decode(h, LOG_HEADER_SIZE, vlog_enc_magic, &hfid) == 0) {
+	/* an encrypted file's header is judged as its own (a damaged one is corrupt) */
+	int enc = r == SETT_EFORMAT && memcmp(h, vlog_enc_magic, 8) == 0;
+	if (enc)
+		r = log_header_decode(h, LOG_HEADER_SIZE, vlog_enc_magic, &hfid);
+	if (enc && !r) {
 		uint8_t *x = h + LOG_HEADER_SIZE;
 		vf->start = VLOG_ENC_HEADER;
 		r = size < VLOG_ENC_HEADER ? SETT_ECORRUPT
