@@ -53,27 +53,7 @@ static void unhex(const char *h, uint8_t *out)
 	}
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *p = malloc((size_t)sz + 1);
-	ck_assert_int_eq(fread(p, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*n = (size_t)sz;
-	return p;
-}
 
-static int contains(const uint8_t *p, size_t n, const void *needle, size_t m)
-{
-	for (size_t i = 0; i + m <= n; i++)
-		if (memcmp(p + i, needle, m) == 0)
-			return 1;
-	return 0;
-}
 
 /* NIST GCM test case 14 (AES-256, zero key and IV, one zero block). */
 START_TEST(test_gcm_vector)
@@ -239,9 +219,9 @@ START_TEST(test_registry_roundtrip)
 		ck_assert_mem_eq(back->keys[i].key, kr->keys[i].key, 32);
 		ck_assert_ptr_eq(keyreg_find(back, i + 1), back->keys[i].key);
 		/* neither the data keys nor the master key are in the file */
-		ck_assert(!contains(p, n, kr->keys[i].key, 8));
+		ck_assert(!tu_contains(p, n, kr->keys[i].key, 8));
 	}
-	ck_assert(!contains(p, n, KEY1, 8));
+	ck_assert(!tu_contains(p, n, KEY1, 8));
 	ck_assert_ptr_null(keyreg_find(back, 4));
 	keyreg_free(back);
 
@@ -334,12 +314,12 @@ START_TEST(test_registry_rotation)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/KEYREGISTRY", dir);
 	size_t n0;
-	uint8_t *before = slurp(path, &n0);
+	uint8_t *before = tu_slurp(path, &n0);
 	/* the wrong key changes nothing, even where rotation is due */
 	ck_assert_int_eq(keyreg_open(dir, &wrong, 0, 86400, &kr, why, sizeof why), SETT_EKEY);
 	ck_assert_ptr_nonnull(strstr(why, "KEYREGISTRY"));
 	size_t n1;
-	uint8_t *after = slurp(path, &n1);
+	uint8_t *after = tu_slurp(path, &n1);
 	ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
 	free(after);
 	/* not yet due at 30 days; read-only never rotates */
@@ -382,7 +362,7 @@ START_TEST(test_open_store)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/KEYREGISTRY", dir);
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, 24);
 	ck_assert_mem_eq(p, "SETTKEYR\1\0\0\0\0\0\0\0", 16);
 	ck_assert_uint_eq(get_le64(p + 16), sett_hash(p, 16));
@@ -418,7 +398,7 @@ START_TEST(test_open_store)
 	o.read_only = 0;
 	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), SETT_EKEY);
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
-	p = slurp(path, &n);
+	p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, KEYREG_KDF_END + KEYREG_REC_SIZE + 8);
 	free(p);
 	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
@@ -512,9 +492,9 @@ START_TEST(test_wal_encrypted)
 	enc_wal(path, kr, ends);
 
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, ends[2]);
-	ck_assert(!contains(p, n, "secret", 6));
+	ck_assert(!tu_contains(p, n, "secret", 6));
 	ck_assert_int_eq(replay_count(path, kr, 0, why), 6);
 
 	/* No key, or another registry's keys: SETT_EKEY, never garbage. */
@@ -589,7 +569,7 @@ START_TEST(test_wal_retry_new_nonce)
 	ck_assert_int_eq(replay_count(path, kr, 0, why), 4);
 
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	size_t second = WAL_ENC_HDR + WAL_REC_OVER + a.n;
 	ck_assert_uint_eq(get_le64(p + WAL_ENC_HDR + 4), 0);
 	ck_assert_uint_eq(get_le64(p + second + 4), 2); /* 1 sealed the failed write */
@@ -598,7 +578,7 @@ START_TEST(test_wal_retry_new_nonce)
 	ck_assert_int_eq(wal_create_enc(path2, 2, &cur, &w), 0);
 	ck_assert_int_eq(wal_close(w, 0), 0);
 	size_t n2;
-	uint8_t *p2 = slurp(path2, &n2);
+	uint8_t *p2 = tu_slurp(path2, &n2);
 	ck_assert_uint_eq(n2, WAL_ENC_HDR);
 	ck_assert_uint_eq(get_le64(p2 + LOG_HEADER_SIZE), 1); /* key id */
 	ck_assert(memcmp(p + LOG_HEADER_SIZE + 8, p2 + LOG_HEADER_SIZE + 8, 12) != 0);

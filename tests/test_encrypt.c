@@ -83,28 +83,7 @@ static void small_opts(sett_options *o, const uint8_t *key, char *why, size_t wh
 	o->error_buf_size = whylen;
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *p = malloc((size_t)sz + 1);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_uint_eq(fread(p, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*n = (size_t)sz;
-	return p;
-}
 
-static int contains(const uint8_t *p, size_t n, const void *needle, size_t m)
-{
-	for (size_t i = 0; i + m <= n; i++)
-		if (memcmp(p + i, needle, m) == 0)
-			return 1;
-	return 0;
-}
 
 /*
  * The first file under dir (recursively) holding needle, into `found`
@@ -129,8 +108,8 @@ static int find_in_files(const char *dir, const void *needle, size_t m, char *fo
 		}
 		files++;
 		size_t n;
-		uint8_t *p = slurp(path, &n);
-		if (!found[0] && contains(p, n, needle, m))
+		uint8_t *p = tu_slurp(path, &n);
+		if (!found[0] && tu_contains(p, n, needle, m))
 			snprintf(found, fn, "%s", path);
 		free(p);
 	}
@@ -399,20 +378,30 @@ static int damage_reported(const char *dir, const sett_options *base, int magic)
 	return seen;
 }
 
-START_TEST(test_flipped_byte)
+/*
+ * An encrypted store under KEY1 holding the small and the large value in a
+ * table and the value log, and (crash_with_wal) both again in a WAL.
+ */
+static char *store_with_wal(sett_options *o, char *why, size_t whylen)
 {
 	init_large();
-	char why[512] = "";
 	char *dir = tu_tmpdir("encrypt");
-	sett_options o;
-	small_opts(&o, KEY1, why, sizeof why);
+	small_opts(o, KEY1, why, whylen);
 	sett_db *db;
-	ck_assert_msg(sett_open(dir, &o, &db) == 0, "%s", why);
+	ck_assert_msg(sett_open(dir, o, &db) == 0, "%s", why);
 	ck_assert_int_eq(sett_put(db, sv(SECRET_KEY), sv(SMALL_VALUE)), 0);
 	ck_assert_int_eq(sett_put(db, sv(SECRET_KEY "-large"),
 				  (sett_val){ sizeof large_value, large_value }), 0);
 	ck_assert_int_eq(sett_close(db), 0);
-	crash_with_wal(dir, &o);
+	crash_with_wal(dir, o);
+	return dir;
+}
+
+START_TEST(test_flipped_byte)
+{
+	char why[512] = "";
+	sett_options o;
+	char *dir = store_with_wal(&o, why, sizeof why);
 	ck_assert_int_eq(damage_reported(dir, &o, 0), 0);
 
 	/* every file of each kind, bytes spread over its length */
@@ -517,7 +506,7 @@ START_TEST(test_rotation)
 	char path[4200];
 	size_t n;
 	snprintf(path, sizeof path, "%s/MANIFEST", dir);
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	ck_assert_mem_eq(p, "SETTMANE", 8);
 	ck_assert_uint_eq(get_le64(p + 16), 2);
 	free(p);
@@ -528,7 +517,7 @@ START_TEST(test_rotation)
 		size_t l = strlen(de->d_name);
 		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 		if (l > 4 && strcmp(de->d_name + l - 4, ".mem") == 0) {
-			p = slurp(path, &n);
+			p = tu_slurp(path, &n);
 			ck_assert_mem_eq(p, "SETTWALE", 8);
 			ck_assert_uint_eq(get_le64(p + 24), 2);
 			free(p);
@@ -600,18 +589,10 @@ END_TEST
 
 START_TEST(test_repair)
 {
-	init_large();
 	char why[512] = "";
-	char *dir = tu_tmpdir("encrypt");
 	sett_options o;
-	small_opts(&o, KEY1, why, sizeof why);
+	char *dir = store_with_wal(&o, why, sizeof why);
 	sett_db *db;
-	ck_assert_msg(sett_open(dir, &o, &db) == 0, "%s", why);
-	ck_assert_int_eq(sett_put(db, sv(SECRET_KEY), sv(SMALL_VALUE)), 0);
-	ck_assert_int_eq(sett_put(db, sv(SECRET_KEY "-large"),
-				  (sett_val){ sizeof large_value, large_value }), 0);
-	ck_assert_int_eq(sett_close(db), 0);
-	crash_with_wal(dir, &o);
 	/* without the key (or with the wrong one) repair changes nothing */
 	uint64_t digest = tu_dir_digest(dir);
 	sett_options bad = o;
@@ -691,9 +672,9 @@ START_TEST(test_manifest_sealed)
 	ck_assert_int_gt(tu_file_size(path), appended);
 	manifest_close(m);
 	size_t sz;
-	uint8_t *p = slurp(path, &sz);
+	uint8_t *p = tu_slurp(path, &sz);
 	ck_assert_mem_eq(p, "SETTMANE", 8);
-	ck_assert(!contains(p, sz, PIN_NAME, strlen(PIN_NAME)));
+	ck_assert(!tu_contains(p, sz, PIN_NAME, strlen(PIN_NAME)));
 	uint8_t salt[12];
 	memcpy(salt, p + 16 + 8, 12);
 	free(p);
@@ -726,7 +707,7 @@ START_TEST(test_manifest_sealed)
 	/* the first change after an open rewrites the file under a new salt */
 	man_create(m, 4);
 	manifest_close(m);
-	p = slurp(path, &sz);
+	p = tu_slurp(path, &sz);
 	ck_assert(memcmp(p + 16 + 8, salt, 12) != 0);
 	free(p);
 	m = man_open(dir, g, 1, &n, &err, why);

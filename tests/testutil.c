@@ -70,6 +70,29 @@ long long tu_file_size(const char *path)
 	return (long long)st.st_size;
 }
 
+uint8_t *tu_slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *p = malloc((size_t)sz + 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(fread(p, 1, (size_t)sz, f), (size_t)sz);
+	fclose(f);
+	*n = (size_t)sz;
+	return p;
+}
+
+int tu_contains(const uint8_t *p, size_t n, const void *needle, size_t m)
+{
+	for (size_t i = 0; i + m <= n; i++)
+		if (memcmp(p + i, needle, m) == 0)
+			return 1;
+	return 0;
+}
+
 void tu_flip_byte(const char *path, long long off)
 {
 	int fd = open(path, O_RDWR);

@@ -84,6 +84,9 @@ static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
 		int has = lstat(path, &st) == 0 ? 1 : has_store_files(db->dir, name, sizeof name);
 		if (has < 0)
 			return has;
+		/* no store, and none to be made: the MANIFEST step says so */
+		if (!has && !db->opt.create_if_missing)
+			return 0;
 		/* an existing store without one: unencrypted (a key is refused) */
 		*missing = has;
 		ro |= has || !db->opt.create_if_missing;

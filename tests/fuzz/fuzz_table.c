@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((mode & 4) && cache_new(1 << 20, &c))
 		abort();
 	table *t;
-	sett_keys keys = fuzz_keys();
-	const sett_keys *ks = mode & FUZZ_ENC ? &keys : NULL;
+	sett_keys ring_keys = fuzz_keys();
+	const sett_keys *ks = mode & FUZZ_ENC ? &ring_keys : NULL;
 	int r = ks ? table_open_salvage_enc(path, 1, ks, &t, why, sizeof why) : -1;
 	FUZZ_CHECK(r <= 0);
 	if (r == 0) {
