@@ -89,7 +89,7 @@ static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
 			return 0;
 		/* an existing store without one: unencrypted (a key is refused) */
 		*missing = has;
-		ro |= has || !db->opt.create_if_missing;
+		ro |= has;
 	}
 	int r = keyreg_open(db->dir, &m, ro, rotation_seconds(&db->opt), &db->kr, why, whylen);
 	/* Nothing keeps the caller's key: the registry holds what it needs. */
