@@ -444,8 +444,13 @@ static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint
 	return 0;
 }
 
-/* The buffer of chunk idx; `empty`: the caller knows nothing of it is stored. */
-static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_chunk **cp)
+/*
+ * The buffer of chunk idx; `empty`: the caller knows nothing of it is
+ * stored.  `whole`, for an empty chunk: the caller's bytes that fill it
+ * all, taken as the buffer without a copy (sfs_chunk.borrowed).
+ */
+static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, const uint8_t *whole,
+			sfs_chunk **cp)
 {
 	sfs_chunk *c = find_chunk(n, idx);
 	if (c) {
@@ -456,6 +461,18 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	if (!nc)
 		return -ENOMEM;
 	n->chunks = nc;
+	if (empty && whole) {
+		c = &n->chunks[n->nchunks++];
+		memset(c, 0, sizeof *c);
+		c->idx = idx;
+		c->len = fs->chunk_size;
+		c->buf = (uint8_t *)whole;
+		c->borrowed = 1;
+		atomic_fetch_add(&fs->dirty_bytes, (long long)fs->chunk_size);
+		sfs_node_dirtied(n, SFS_DIRTY_META);
+		*cp = c;
+		return 0;
+	}
 	uint8_t *buf = malloc(fs->chunk_size);
 	if (!buf)
 		return -ENOMEM;
@@ -473,6 +490,7 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	}
 	c = &n->chunks[n->nchunks++];
 	c->idx = idx;
+	c->borrowed = 0;
 	c->len = si.len;
 	c->stored_len = si.base_len + si.novl * SFS_PAGE_SIZE;
 	c->buf = buf;
@@ -483,9 +501,27 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	return 0;
 }
 
-static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
+/*
+ * Borrowed chunk buffers become the node's own copies (when the commit
+ * that was to take them failed).  One that cannot be copied is dropped,
+ * and its bytes with it: the write reports the error.
+ */
+static void own_chunks(settfs *fs, sfs_node *n)
 {
-	return chunk_buffer(fs, n, idx, 0, cp);
+	for (size_t i = 0; i < n->nchunks; i++) {
+		sfs_chunk *c = &n->chunks[i];
+		if (!c->borrowed)
+			continue;
+		uint8_t *buf = malloc(fs->chunk_size);
+		if (!buf) {
+			n->chunks[i--] = n->chunks[--n->nchunks];
+			atomic_fetch_sub(&fs->dirty_bytes, (long long)fs->chunk_size);
+			continue;
+		}
+		memcpy(buf, c->buf, fs->chunk_size);
+		c->buf = buf;
+		c->borrowed = 0;
+	}
 }
 
 /*
@@ -563,8 +599,8 @@ static int batch_chunk_pages(settfs *fs, sfs_node *n, sfs_page *pages, size_t np
 	if (nunion <= fold_limit(fs)) {
 		for (size_t i = 0; i < np && r == 0; i++) {
 			sfs_page *p = &pages[i];
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_page(k, n->ino, idx, p->pg)),
-						     sfs_val(p->buf, p->len)));
+			r = sfs_errno(sett_batch_set_ref(b, sfs_val(k, sfs_key_page(k, n->ino, idx, p->pg)),
+							 sfs_val(p->buf, p->len)));
 			if (!bit_test(stored, p->pg))
 				*blocks += SFS_PAGE_SIZE;
 			bit_set(stored, p->pg);
@@ -608,9 +644,10 @@ int sfs_data_batch(settfs *fs, sfs_node *n, sett_batch *b, uint64_t *blocks)
 	int r = 0;
 	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
 		sfs_chunk *c = &n->chunks[i];
-		if (c->len)  /* never store an empty chunk */
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
-						     sfs_val(c->buf, c->len)));
+		/* never store an empty chunk; the buffers outlive the commit */
+		if (c->len)
+			r = sfs_errno(sett_batch_set_ref(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
+							 sfs_val(c->buf, c->len)));
 		for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
 			if (bit_test(c->ovl, pg))
 				r = sfs_errno(sett_batch_delete(
@@ -714,6 +751,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	}
 	const uint8_t *src = buf;
 	uint64_t pos = (uint64_t)off, end = pos + size, cs = fs->chunk_size;
+	int borrowed = 0;
 	while (pos < end) {
 		uint64_t idx = pos / cs;
 		uint32_t coff = (uint32_t)(pos - idx * cs);
@@ -729,8 +767,13 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 			r = write_pages(fs, n, idx, coff, cend, src);
 			if (r)
 				break;
+		} else if (!c && coff == 0 && cend == cs && idx * cs >= n->in.size) {
+			/* a whole chunk past the end: committed from src before returning */
+			if ((r = chunk_buffer(fs, n, idx, 1, src, &c)))
+				break;
+			borrowed = 1;
 		} else {
-			if (!c && (r = get_chunk_buffer(fs, n, idx, &c)))
+			if (!c && (r = chunk_buffer(fs, n, idx, 0, NULL, &c)))
 				break;
 			memcpy(c->buf + coff, src, cend - coff);
 			if (cend > c->len)
@@ -745,9 +788,11 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		n->in.mtime = n->in.ctime = sfs_now();
 		sfs_node_dirtied(n, SFS_DIRTY_META);
 	}
-	if (r == 0 && (n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
+	if (r == 0 && (borrowed || n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
 		       (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit))
 		r = sfs_node_flush(fs, n, 0);
+	if (borrowed)
+		own_chunks(fs, n); /* what the commit did not take */
 	sfs_node_put(fs, n);
 	if (pos > (uint64_t)off && r == 0)
 		return (ssize_t)(pos - (uint64_t)off);
@@ -1717,7 +1762,7 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 			*need += to - len;
 			continue;
 		}
-		if (!c && (r = chunk_buffer(fs, n, idx, next != idx, &c)) != 0)
+		if (!c && (r = chunk_buffer(fs, n, idx, next != idx, NULL, &c)) != 0)
 			break;
 		c->len = to; /* the buffer is zero past its data */
 		if (n->nchunks * cs >= fs->inode_dirty_limit ||

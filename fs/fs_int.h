@@ -42,6 +42,7 @@ typedef struct sfs_chunk {
 	uint32_t len;         /* bytes of data valid in buf */
 	uint32_t stored_len;  /* bytes the chunk held in the engine (blocks) */
 	uint8_t *buf;         /* chunk_size bytes */
+	int borrowed;         /* buf is the writer's, held only within settfs_write */
 	uint64_t ovl[SFS_MAX_PAGES / 64]; /* stored overlay pages to delete */
 } sfs_chunk;
 

@@ -318,7 +318,8 @@ void sfs_node_dirtied(sfs_node *n, int what)
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
 {
 	for (size_t i = 0; i < n->nchunks; i++)
-		free(n->chunks[i].buf);
+		if (!n->chunks[i].borrowed)
+			free(n->chunks[i].buf);
 	for (size_t i = 0; i < n->npages; i++)
 		free(n->pages[i].buf);
 	atomic_fetch_sub(&fs->dirty_bytes, (long long)(n->nchunks * fs->chunk_size +

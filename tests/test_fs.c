@@ -2035,6 +2035,57 @@ START_TEST(test_rewrites_read_by_name)
 }
 END_TEST
 
+static uint64_t dirty_bytes(void)
+{
+	settfs_stats st;
+	ck_assert_int_eq(settfs_get_stats(fs, &st), 0);
+	return st.dirty_bytes;
+}
+
+/*
+ * Whole chunks written past the end of file are committed from the
+ * writer's bytes before the write returns (no copy into a buffer); the
+ * rest of a write is buffered as before.  The bytes are the writer's at
+ * the time of the write, and stay so.
+ */
+START_TEST(test_whole_chunks_committed_by_write)
+{
+	enum { CS = 65536 };
+	fresh_store(CS);
+	uint8_t *b = malloc(3 * CS), *want = malloc(3 * CS), *got = malloc(3 * CS);
+	uint64_t seed = 7;
+	tu_fill_random(&seed, b, 3 * CS);
+	memcpy(want, b, 3 * CS);
+	uint64_t f = mkfile(1, "f");
+	/* two whole chunks and half of a third */
+	ck_assert_int_eq(settfs_write(fs, f, 0, b, 2 * CS + CS / 2, 0), 2 * CS + CS / 2);
+	ck_assert_uint_eq(dirty_bytes(), 0); /* the partial chunk went with them */
+	memset(b, 0, 3 * CS);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 2 * CS + CS / 2, got), 2 * CS + CS / 2);
+	ck_assert(memcmp(got, want, 2 * CS + CS / 2) == 0);
+	/* a small write is buffered; a whole chunk after it commits both */
+	ck_assert_int_eq(settfs_write(fs, f, 2 * CS + CS / 2, want + 2 * CS + CS / 2, 100, 0), 100);
+	ck_assert_uint_eq(dirty_bytes(), CS);
+	ck_assert_int_eq(settfs_write(fs, f, 3 * CS, want, CS, 0), CS);
+	ck_assert_uint_eq(dirty_bytes(), 0);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_uint_eq(dirty_bytes(), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	reopen();
+	uint8_t *all = malloc(4 * CS);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 4 * CS, all), 4 * CS);
+	ck_assert(memcmp(all, want, 2 * CS + CS / 2 + 100) == 0);
+	for (int i = 2 * CS + CS / 2 + 100; i < 3 * CS; i++)
+		ck_assert_int_eq(all[i], 0);
+	ck_assert(memcmp(all + 3 * CS, want, CS) == 0);
+	fsck_reopen();
+	free(all);
+	free(b);
+	free(want);
+	free(got);
+}
+END_TEST
+
 /* Truncate, punch and SEEK_DATA/SEEK_HOLE see overlay pages. */
 START_TEST(test_overlay_truncate_punch_seek)
 {
@@ -2945,6 +2996,7 @@ int main(void)
 	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
 	tcase_add_test(tc, test_rewrites_read_by_name);
+	tcase_add_test(tc, test_whole_chunks_committed_by_write);
 	tcase_add_test(tc, test_overlay_truncate_punch_seek);
 	tcase_add_test(tc, test_fill_token);
 	tcase_add_test(tc, test_fill_token_reload);
