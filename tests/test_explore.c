@@ -2,7 +2,7 @@
  * test_explore.c - crash-state exploration of the engine and of the settfs
  * core (tests/explore.c has the persistence model).
  *
- * Each workload runs once on a fresh store with kvengine/fileio.c's
+ * Each workload runs once on a fresh store with kvengine/util/fileio.c's
  * recorder on, dropping a mark before and after every call it makes
  * (event e: marks 2e+1 and 2e+2).  Then thousands of crash states are drawn
  * from the log: a crash point; unsynced data of every file dropped, kept, or

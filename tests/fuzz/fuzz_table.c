@@ -1,5 +1,5 @@
 /*
- * fuzz_table.c - the sorted table reader (kvengine/table_reader.c, bloom.c):
+ * fuzz_table.c - the sorted table reader (kvengine/table/table_reader.c, bloom.c):
  * footer, properties, index, bloom and data blocks of a file of arbitrary
  * bytes, through table_open, table_verify, iterators and table_get.
  *

@@ -1,5 +1,5 @@
 /*
- * fuzz_vlog.c - the value log (kvengine/vlog.c): opening a head file of
+ * fuzz_vlog.c - the value log (kvengine/vlog/vlog.c): opening a head file of
  * arbitrary bytes (header, scan, torn-tail detection), iterating it and
  * reading entries through value pointers, with and without checksum
  * verification.

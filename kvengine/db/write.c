@@ -1,5 +1,5 @@
 /*
- * write.c - batches, the writer thread (group commit) and the flusher.
+ * write.c - the writer thread (group commit) and the flusher.
  *
  * Writes are committed one group at a time, as in Badger: callers queue a
  * request and wait; the writer thread takes every queued request at once (a
@@ -36,118 +36,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "db_impl.h"
 #include "discard.h"
 #include "drop.h"
 #include "pin.h"
 #include "fileio.h"
 #include "ikey.h"
-
-/* ---- batches ---- */
-
-typedef struct batch_op {
-	size_t koff, voff;
-	const uint8_t *vref; /* sett_batch_set_ref: the caller's value; NULL: at voff */
-	uint32_t klen, vlen;
-	uint64_t expires_at;
-	uint8_t del;
-	uint8_t user_meta;
-} batch_op;
-
-struct sett_batch {
-	buf data;
-	batch_op *ops;
-	size_t n, cap;
-	size_t user_bytes;
-};
-
-int sett_batch_new(sett_batch **bp)
-{
-	*bp = calloc(1, sizeof(sett_batch));
-	return *bp ? 0 : -ENOMEM;
-}
-
-void sett_batch_free(sett_batch *b)
-{
-	if (!b)
-		return;
-	buf_free(&b->data);
-	free(b->ops);
-	free(b);
-}
-
-void sett_batch_clear(sett_batch *b)
-{
-	b->data.n = 0;
-	b->n = 0;
-	b->user_bytes = 0;
-}
-
-size_t sett_batch_count(const sett_batch *b)
-{
-	return b->n;
-}
-
-size_t sett_batch_bytes(const sett_batch *b)
-{
-	return b->user_bytes;
-}
-
-static int batch_add(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
-		     uint8_t user_meta, int del, int ref)
-{
-	if (key.size > SETT_MAX_KEY_SIZE || value.size > SETT_MAX_VALUE_SIZE)
-		return SETT_ETOOBIG;
-	if ((key.size && !key.data) || (value.size && !value.data))
-		return -EINVAL;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		batch_op *ops = realloc(b->ops, cap * sizeof *ops);
-		if (!ops)
-			return -ENOMEM;
-		b->ops = ops;
-		b->cap = cap;
-	}
-	batch_op *op = &b->ops[b->n];
-	op->koff = b->data.n;
-	op->klen = (uint32_t)key.size;
-	int r = buf_append(&b->data, key.data, key.size);
-	if (r)
-		return r;
-	op->voff = b->data.n;
-	op->vlen = (uint32_t)value.size;
-	op->vref = ref && value.size ? value.data : NULL;
-	if (!op->vref && (r = buf_append(&b->data, value.data, value.size)))
-		return r;
-	op->expires_at = expires_at;
-	op->user_meta = user_meta;
-	op->del = (uint8_t)del;
-	b->n++;
-	b->user_bytes += key.size + value.size;
-	return 0;
-}
-
-int sett_batch_set(sett_batch *b, sett_val key, sett_val value)
-{
-	return batch_add(b, key, value, 0, 0, 0, 0);
-}
-
-int sett_batch_set_ref(sett_batch *b, sett_val key, sett_val value)
-{
-	return batch_add(b, key, value, 0, 0, 0, 1);
-}
-
-int sett_batch_set_ex(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
-		      uint8_t user_meta)
-{
-	return batch_add(b, key, value, expires_at, user_meta, 0, 0);
-}
-
-int sett_batch_delete(sett_batch *b, sett_val key)
-{
-	sett_val none = { 0, NULL };
-	return batch_add(b, key, none, 0, 0, 1, 0);
-}
 
 /* ---- requests ---- */
 
@@ -266,17 +161,6 @@ size_t db_batch_limit(const sett_db *db)
 	return db->opt.mem_table_size / 2;
 }
 
-void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int *del,
-		    uint8_t *user_meta, uint64_t *expires_at)
-{
-	const batch_op *op = &b->ops[i];
-	*key = slice_make(b->data.p + op->koff, op->klen);
-	*value = slice_make(op->vref ? op->vref : b->data.p + op->voff, op->vlen);
-	*del = op->del;
-	*user_meta = op->user_meta;
-	*expires_at = op->expires_at;
-}
-
 int db_write_ex(sett_db *db, sett_batch *b, const txn_commit *tc, int sync, uint64_t *version)
 {
 	if (db->opt.read_only)
@@ -352,7 +236,6 @@ int db_sync_request(sett_db *db)
 	return submit(db, &r);
 }
 
-int db_new_memslot_locked(sett_db *db, memslot *s);
 
 /* ---- the writer thread ---- */
 
@@ -915,10 +798,62 @@ void *db_flusher_main(void *arg)
 
 		wal_close(s.w, 1);
 		memtable_unref(s.mt);
-		compaction_kick(db);
+		db_kick_compaction(db);
 		pthread_mutex_lock(&db->mu);
 	}
 	pthread_cond_broadcast(&db->cv_room);
 	pthread_mutex_unlock(&db->mu);
 	return NULL;
+}
+
+/* ---- memtables, sync and flush ---- */
+
+int db_new_memslot_locked(sett_db *db, memslot *s)
+{
+	char path[4096];
+	uint32_t id = db->next_wal_id++;
+	snprintf(path, sizeof path, "%s/%05u.mem", db->dir, id);
+	int r = memtable_new(&s->mt);
+	if (r)
+		return r;
+	if ((r = wal_create(path, id, &s->w))) {
+		memtable_unref(s->mt);
+		s->mt = NULL;
+	}
+	return r;
+}
+
+int sett_sync(sett_db *db)
+{
+	if (db->opt.read_only)
+		return 0;
+	/* The sync goes through the writer: that orders it after every write
+	 * acknowledged before this call. */
+	return db_sync_request(db);
+}
+
+int sett_flush(sett_db *db)
+{
+	if (db->opt.read_only)
+		return -EROFS;
+	int r = db_rotate_memtable(db);
+	if (r)
+		return r;
+	return db_wait_flushed(db);
+}
+
+int db_wait_flushed(sett_db *db)
+{
+	/* Until the memtables are flushed, or a flush fails (it is retried,
+	 * but not waited for: the disk may stay full). */
+	pthread_mutex_lock(&db->mu);
+	uint64_t fails = db->flush_failures;
+	while (db->nimm > 0 && !db->bg_error && !db->stopping && db->flush_failures == fails)
+		pthread_cond_wait(&db->cv_room, &db->mu);
+	int r = db->bg_error;
+	if (!r && db->nimm > 0)
+		r = db->stopping ? SETT_ECLOSED
+				: db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
+	pthread_mutex_unlock(&db->mu);
+	return r;
 }

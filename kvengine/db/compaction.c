@@ -65,9 +65,8 @@ typedef struct compactor_arg {
 
 struct compactor_state {
 	pthread_mutex_t mu; /* everything below */
-	pthread_cond_t cv;  /* kicks, finished compactions, stop */
+	pthread_cond_t cv;  /* finished compactions, stop (kicks: db->cv_bg) */
 	int stop;           /* atomic reads outside mu */
-	uint64_t kicks;
 	int l0_busy;
 	running_slot running[MAX_RUNNING];
 
@@ -836,10 +835,10 @@ static void *compactor_main(void *arg)
 	struct compactor_state *cs = db->compactors;
 	long backoff = 0;
 	for (;;) {
-		pthread_mutex_lock(&cs->mu);
-		int stop = cs->stop;
-		uint64_t kicks = cs->kicks;
-		pthread_mutex_unlock(&cs->mu);
+		pthread_mutex_lock(&db->mu);
+		int stop = __atomic_load_n(&cs->stop, __ATOMIC_RELAXED);
+		uint64_t kicks = db->compaction_kicks;
+		pthread_mutex_unlock(&db->mu);
 		if (stop)
 			break;
 		cjob j;
@@ -864,13 +863,14 @@ static void *compactor_main(void *arg)
 		}
 		if (a->idx == 0)
 			maybe_persist_discard(db, cs);
-		pthread_mutex_lock(&cs->mu);
+		pthread_mutex_lock(&db->mu);
 		struct timespec ts;
 		deadline_in(&ts, backoff ? backoff : 1000);
-		while (!cs->stop && (backoff || cs->kicks == kicks))
-			if (pthread_cond_timedwait(&cs->cv, &cs->mu, &ts) == ETIMEDOUT)
+		while (!__atomic_load_n(&cs->stop, __ATOMIC_RELAXED) &&
+		       (backoff || db->compaction_kicks == kicks))
+			if (pthread_cond_timedwait(&db->cv_bg, &db->mu, &ts) == ETIMEDOUT)
 				break;
-		pthread_mutex_unlock(&cs->mu);
+		pthread_mutex_unlock(&db->mu);
 	}
 	return NULL;
 }
@@ -914,11 +914,14 @@ void compaction_stop(sett_db *db)
 	struct compactor_state *cs = db->compactors;
 	if (!cs)
 		return;
-	gc_stop(db); /* GC may be waiting for a compaction */
+	/* The caller has stopped GC, which may be waiting for a compaction. */
 	pthread_mutex_lock(&cs->mu);
 	__atomic_store_n(&cs->stop, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&cs->cv);
 	pthread_mutex_unlock(&cs->mu);
+	pthread_mutex_lock(&db->mu);
+	pthread_cond_broadcast(&db->cv_bg);
+	pthread_mutex_unlock(&db->mu);
 	for (int i = 0; i < cs->nthreads; i++)
 		pthread_join(cs->threads[i], NULL);
 	pthread_mutex_lock(&db->mu);
@@ -931,17 +934,6 @@ void compaction_stop(sett_db *db)
 	pthread_cond_destroy(&cs->cv);
 	pthread_mutex_destroy(&cs->mu);
 	free(cs);
-}
-
-void compaction_kick(sett_db *db)
-{
-	struct compactor_state *cs = db->compactors;
-	if (!cs)
-		return;
-	pthread_mutex_lock(&cs->mu);
-	cs->kicks++;
-	pthread_cond_broadcast(&cs->cv);
-	pthread_mutex_unlock(&cs->mu);
 }
 
 

@@ -3,6 +3,9 @@
  * wrapped (AES-256-GCM) with the master key (doc/FORMAT.md, "KEYREGISTRY").
  * An unencrypted store has a registry with no keys, byte for byte the
  * 24-byte file of version 1.
+ *
+ * Thread safety: a keyreg is built at open and then only read; keyreg_rotate
+ * and keyreg_write run while the store opens, before other threads exist.
  */
 #ifndef SETT_KEYREGISTRY_H
 #define SETT_KEYREGISTRY_H

@@ -251,7 +251,7 @@ int sett_unpin(sett_db *db, const char *name)
 		pins_remove(ps, name);
 	pthread_mutex_unlock(&ps->op_mu);
 	if (!r)
-		compaction_kick(db);
+		db_kick_compaction(db);
 	return r;
 }
 

@@ -6,6 +6,8 @@
  * (be64, used in internal keys), and LEB128 unsigned varints.  Decoders take
  * an explicit end pointer and never read past it.  The checksum of every
  * on-disk record is XXH3-64 (sett_hash).
+ *
+ * Thread safety: pure functions; a buf belongs to one thread.
  */
 #ifndef SETT_CODING_H
 #define SETT_CODING_H

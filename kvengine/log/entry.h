@@ -10,6 +10,8 @@
  *   u8 meta | u8 user_meta | uvarint expires_at | data
  * where data is the value itself, or a 12-byte value pointer when meta has
  * META_VALUE_POINTER.
+ *
+ * Thread safety: pure encode/decode functions on caller-owned buffers.
  */
 #ifndef SETT_ENTRY_H
 #define SETT_ENTRY_H

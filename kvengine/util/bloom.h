@@ -5,6 +5,9 @@
  * double hashing of the 64-bit XXH3 of the user key (h1 = low 32 bits,
  * h2 = high 32 bits; probe i tests bit (h1 + i*h2) mod nbits).
  * bits per key = ceil(-ln(fp) / ln(2)^2), k = round(bits_per_key * ln 2).
+ *
+ * Thread safety: a filter under construction belongs to one thread; a built
+ * filter is read-only and may be probed from any thread.
  */
 #ifndef SETT_BLOOM_H
 #define SETT_BLOOM_H

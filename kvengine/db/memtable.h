@@ -9,6 +9,9 @@
  *
  * Reference counted: the db, readers and iterators each hold a reference;
  * the arena is freed with the last one.
+ *
+ * Thread safety: one writer (the write path, or a transaction's own
+ * memtable's owner), any number of concurrent readers, as above.
  */
 #ifndef SETT_MEMTABLE_H
 #define SETT_MEMTABLE_H

@@ -1,6 +1,9 @@
 /*
  * stream.h - internal pieces of the parallel ordered scan (stream.c) that
  * backup.c shares.
+ *
+ * Thread safety: as sett_stream (sett.h): the scan runs on its own worker
+ * threads and calls the caller's callback from one thread at a time.
  */
 #ifndef SETT_STREAM_H
 #define SETT_STREAM_H

@@ -11,6 +11,10 @@
  *
  * Tables are immutable and reference counted.  A table marked obsolete
  * (table_mark_obsolete) deletes its file when the last reference goes.
+ *
+ * Thread safety: a builder belongs to one thread.  An open table is shared
+ * by every thread (read-only but for its atomic reference count and the
+ * atomic bitmap of verified blocks); each iterator belongs to one thread.
  */
 #ifndef SETT_TABLE_H
 #define SETT_TABLE_H

@@ -5,6 +5,8 @@
  * encoding of (UINT64_MAX - version).  Internal keys order by user key
  * (bytewise, shorter first) and then by version, newest first.  All of the
  * LSM (memtable, tables, merge iterators) orders by ikey_cmp().
+ *
+ * Thread safety: pure functions.
  */
 #ifndef SETT_IKEY_H
 #define SETT_IKEY_H

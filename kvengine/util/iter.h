@@ -8,6 +8,9 @@
  *
  * key() and value() are valid until the iterator moves.  After an error
  * valid() is 0 and error() returns it.
+ *
+ * Thread safety: an iterator belongs to one thread at a time; what it reads
+ * (memtables, tables) may be shared (see their headers).
  */
 #ifndef SETT_ITER_H
 #define SETT_ITER_H

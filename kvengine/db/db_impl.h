@@ -1,7 +1,9 @@
 /*
- * db_impl.h - the internals of sett_db, shared by db.c (open, write path,
- * flush, reads), db_iter.c (the public iterator), version.c (LSM shapes)
- * and the background work (compaction, value-log GC).
+ * db_impl.h - the internals of sett_db, shared by the db/ layer: state.c
+ * (views, versions, read versions, lookups, edits), version.c (LSM
+ * shapes), write.c (writer and flusher), compaction.c and vlog_gc.c (the
+ * background work), db_iter.c (the public iterator), and above them by
+ * api/ (open.c opens and closes the store; repair, streams, backups).
  *
  * Locking: db->mu protects the memtable list, the current version, the
  * table/file id counters, the list of open read versions and the
@@ -163,6 +165,7 @@ struct sett_db {
 	 * cleared by sett_close after they stopped, so they read it unlocked.
 	 */
 	struct compactor_state *compactors;
+	uint64_t compaction_kicks; /* mu; the compactors sleep on cv_bg until it moves */
 	struct gc_state *gc;
 	/* Per value-log file discard statistics (discard.h): compaction adds,
 	 * GC reads and corrects them; loaded read-only too, for sett info. */
@@ -186,7 +189,7 @@ struct sett_db {
 	uint64_t stat_gc_bytes_reclaimed;
 };
 
-/* ---- helpers implemented in db.c for the rest of the engine ---- */
+/* ---- shared state (state.c) for the rest of the engine ---- */
 
 /* The ids of the files named NNNN<suffix> in dir, sorted (malloc'ed). */
 int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n);
@@ -251,6 +254,8 @@ int db_wait_flushed(sett_db *db);
  * other failure changed nothing.
  */
 int db_install_edit(sett_db *db, const version_edit *e);
+/* Wakes the compactors (a new L0 table, a version change, a pin released). */
+void db_kick_compaction(sett_db *db);
 
 uint64_t db_new_table_id(sett_db *db);
 
@@ -284,12 +289,16 @@ void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int
 void gc_fill_stats(sett_db *db, sett_stats *st);
 /* Asks the writer to make a non-empty active memtable immutable (to be flushed). */
 int db_rotate_memtable(sett_db *db);
+/* The writer and flusher threads, the writer's sync request and a new
+ * active memtable with its WAL (write.c). */
+void *db_writer_main(void *arg);
+void *db_flusher_main(void *arg);
+int db_sync_request(sett_db *db);
+int db_new_memslot_locked(sett_db *db, memslot *s);
 
 /* Hooks into the background work; no-ops until it is started. */
 int compaction_start(sett_db *db);
 void compaction_stop(sett_db *db);
-/* Wakes the compactors (a new L0 table or a version change). */
-void compaction_kick(sett_db *db);
 int gc_start(sett_db *db);
 void gc_stop(sett_db *db);
 

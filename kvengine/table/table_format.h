@@ -2,6 +2,8 @@
  * table_format.h - constants and helpers shared by the table builder and
  * reader (private to them).  The layout is in doc/FORMAT.md, "Sorted table
  * (NNNNNN.sst)"; this file is its one code-side statement.
+ *
+ * Thread safety: constants and pure functions.
  */
 #ifndef SETT_TABLE_FORMAT_H
 #define SETT_TABLE_FORMAT_H

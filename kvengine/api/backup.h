@@ -7,6 +7,8 @@
  * parsed only after its checksum matched, and the stream is complete only
  * when its trailer (counts and the chained checksum of every frame)
  * matches what was read and nothing follows it.
+ *
+ * Thread safety: a decoder belongs to one thread; decoders share nothing.
  */
 #ifndef SETT_BACKUP_H
 #define SETT_BACKUP_H
