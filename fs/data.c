@@ -19,7 +19,12 @@
  * batch.  The buffers are committed with the inode (size, mtime, blocks)
  * in one batch on flush, fsync, release, or when the inode or the whole
  * filesystem holds too many buffered bytes.  Reads see the buffers
- * directly.  Everything here runs under the node lock.
+ * directly.  Chunks a write covers whole past the end of file are not
+ * copied: they are committed from the writer's bytes before it returns.
+ * Which overlay pages each stored chunk has is kept in the node's overlay
+ * map, so that reads and commits name a chunk's keys (point gets) instead
+ * of walking them with an iterator, which would step over every deleted
+ * overlay and old version too.  Everything here runs under the node lock.
  *
  * Block accounting (sfs_inode.blocks): a chunk counts its stored length, an
  * overlay page counts SFS_PAGE_SIZE whatever its length.
