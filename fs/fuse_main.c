@@ -37,6 +37,7 @@
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
+#include "fuse_uring.h"
 #include "settfs.h"
 #include "status.h"
 
@@ -90,8 +91,11 @@ struct sfs_cfg {
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
+	int io_uring;         /* -o io_uring / no_io_uring; -1: the default */
 	int show_help, show_version;
 };
+
+struct sfs_conn;
 
 struct sfs_fuse {
 	settfs *fs;
@@ -104,6 +108,8 @@ struct sfs_fuse {
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	sfs_control *control; /* settfs status; NULL: none */
+	sfs_uring *uring;     /* requests over io_uring; NULL: /dev/fuse only */
+	struct sfs_conn *conn;
 	size_t page_size;
 };
 
@@ -952,6 +958,15 @@ static void conn_init(void *arg)
 		tune_bdi(c);
 }
 
+/* After the INIT reply: the mount, then the io_uring queues. */
+static void after_init(void *arg)
+{
+	struct sfs_fuse *f = arg;
+	conn_init(f->conn);
+	if (f->wire.uring)
+		sfs_uring_go(f->uring);
+}
+
 /* ---- bounded-time writeback ------------------------------------------ */
 
 /*
@@ -1038,6 +1053,46 @@ static void flusher_stop(struct sfs_flusher *w)
 	free(w);
 }
 
+/* ---- io_uring ------------------------------------------------------- */
+
+/*
+ * -o io_uring: serve requests through io_uring queues when the kernel
+ * offers them (fuse_uring.h), from the INIT reply on.  Not with -s: the
+ * queues have threads of their own.
+ */
+static void uring_setup(struct sfs_fuse *f, int singlethread)
+{
+	int want = f->cfg->io_uring > 0;
+	if (!want)
+		return;
+	if (singlethread) {
+		fprintf(stderr, "settfs: io_uring is not used with -s; requests go through "
+				"/dev/fuse\n");
+		return;
+	}
+	char why[256];
+	f->uring = sfs_uring_new(f->se, fuse_session_fd(f->se), &f->wire,
+				 f->cfg->threads ? f->cfg->threads : 10, why, sizeof why);
+	if (!f->uring) {
+		fprintf(stderr, "settfs: io_uring: %s; requests go through /dev/fuse\n", why);
+		return;
+	}
+	f->wire.uring_prepare = sfs_uring_prepare;
+	f->wire.uring_reply = sfs_uring_reply;
+	f->wire.uring_arg = f->uring;
+	f->wire.want_uring = 1;
+}
+
+static void uring_free(struct sfs_fuse *f)
+{
+	if (!f->uring)
+		return;
+	sfs_uring_stop(f->uring, NULL, NULL); /* a no-op after the loop's stop */
+	__atomic_store_n(&f->wire.uring, 0, __ATOMIC_RELEASE);
+	sfs_uring_free(f->uring);
+	f->uring = NULL;
+}
+
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
@@ -1063,6 +1118,8 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
+	SFS_OPT("io_uring", io_uring, 1),
+	SFS_OPT("no_io_uring", io_uring, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	SFS_OPT("-h", show_help, 1),
@@ -1135,7 +1192,11 @@ static void usage(void)
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
-	       "                             commits durable every S seconds (5; 0: never)\n\n"
+	       "                             commits durable every S seconds (5; 0: never)\n"
+	       "    -o io_uring              serve requests through io_uring queues when the\n"
+	       "                             kernel offers them (Linux 6.14, fuse module\n"
+	       "                             parameter enable_uring=1), else /dev/fuse\n"
+	       "    -o no_io_uring           always /dev/fuse (the default)\n\n"
 	       "mount options (passed to the kernel or libfuse):\n"
 	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
 	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"
@@ -1486,6 +1547,7 @@ int main(int argc, char *argv[])
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
+	cfg.io_uring = -1;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
@@ -1613,10 +1675,12 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
 	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
-	f.wire.after_init = conn_init;
-	f.wire.after_init_arg = &conn;
+	f.conn = &conn;
+	f.wire.after_init = after_init;
+	f.wire.after_init_arg = &f;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
+	uring_setup(&f, opts.singlethread);
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
 		r = open_store(store, &o, 1, &f.fs);
@@ -1650,6 +1714,8 @@ int main(int argc, char *argv[])
 	}
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
+	/* no request is served once the loop has ended */
+	sfs_uring_stop(f.uring, abort_connection, &conn);
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, &conn);
 	f.filler = NULL;
@@ -1660,6 +1726,8 @@ int main(int argc, char *argv[])
 	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
 out_unmount:
+	/* the rings hold /dev/fuse open: closed before, the unmount aborts what is left */
+	uring_free(&f);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
