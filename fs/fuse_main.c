@@ -1056,25 +1056,31 @@ static void flusher_stop(struct sfs_flusher *w)
 /* ---- io_uring ------------------------------------------------------- */
 
 /*
- * -o io_uring: serve requests through io_uring queues when the kernel
- * offers them (fuse_uring.h), from the INIT reply on.  Not with -s: the
- * queues have threads of their own.
+ * Requests through io_uring queues when the kernel offers them
+ * (fuse_uring.h), from the INIT reply on: the default, unless -o
+ * no_io_uring.  Not with -s: the queues have threads of their own.  Why
+ * not is said when -o io_uring asked for it; by default only a failure
+ * once the kernel offered it is (on a kernel without it, or with the
+ * fuse module's enable_uring off, /dev/fuse is the normal case).
  */
 static void uring_setup(struct sfs_fuse *f, int singlethread)
 {
-	int want = f->cfg->io_uring > 0;
-	if (!want)
+	int asked = f->cfg->io_uring > 0;
+	if (f->cfg->io_uring == 0)
 		return;
 	if (singlethread) {
-		fprintf(stderr, "settfs: io_uring is not used with -s; requests go through "
-				"/dev/fuse\n");
+		if (asked)
+			fprintf(stderr, "settfs: io_uring is not used with -s; requests go "
+					"through /dev/fuse\n");
 		return;
 	}
 	char why[256];
 	f->uring = sfs_uring_new(f->se, fuse_session_fd(f->se), &f->wire,
-				 f->cfg->threads ? f->cfg->threads : 10, why, sizeof why);
+				 f->cfg->threads ? f->cfg->threads : 10, !asked, why, sizeof why);
 	if (!f->uring) {
-		fprintf(stderr, "settfs: io_uring: %s; requests go through /dev/fuse\n", why);
+		if (asked)
+			fprintf(stderr, "settfs: io_uring: %s; requests go through /dev/fuse\n",
+				why);
 		return;
 	}
 	f->wire.uring_prepare = sfs_uring_prepare;
@@ -1195,8 +1201,9 @@ static void usage(void)
 	       "                             commits durable every S seconds (5; 0: never)\n"
 	       "    -o io_uring              serve requests through io_uring queues when the\n"
 	       "                             kernel offers them (Linux 6.14, fuse module\n"
-	       "                             parameter enable_uring=1), else /dev/fuse\n"
-	       "    -o no_io_uring           always /dev/fuse (the default)\n\n"
+	       "                             parameter enable_uring=1), else /dev/fuse (the\n"
+	       "                             default; the option says why not on stderr)\n"
+	       "    -o no_io_uring           always /dev/fuse\n\n"
 	       "mount options (passed to the kernel or libfuse):\n"
 	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
 	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"

@@ -93,6 +93,7 @@ struct worker {
 
 struct sfs_uring {
 	struct fuse_session *se;
+	int quiet;
 	int fd;
 	struct sfs_wire *w;
 	unsigned nq, max_threads;
@@ -392,7 +393,7 @@ static int start_worker(sfs_uring *u, struct queue *q)
 }
 
 sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
-			 unsigned max_threads, char *why, size_t why_size)
+			 unsigned max_threads, int quiet, char *why, size_t why_size)
 {
 	sfs_uring *u = calloc(1, sizeof *u);
 	if (!u) {
@@ -400,6 +401,7 @@ sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
 		return NULL;
 	}
 	u->se = se;
+	u->quiet = quiet;
 	u->fd = fd;
 	u->w = w;
 	u->nq = possible_cpus();
@@ -438,6 +440,8 @@ static void join_all(sfs_uring *u)
 int sfs_uring_prepare(void *arg, int offered, size_t payload)
 {
 	sfs_uring *u = arg;
+	if (!offered && u->quiet)
+		return -1;
 	if (!offered) {
 		FILE *f = fopen("/sys/module/fuse/parameters/enable_uring", "r");
 		int c = f ? fgetc(f) : EOF;
@@ -600,9 +604,10 @@ void sfs_uring_free(sfs_uring *u)
 #else /* !HAVE_LIBURING */
 
 sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
-			 unsigned max_threads, char *why, size_t why_size)
+			 unsigned max_threads, int quiet, char *why, size_t why_size)
 {
 	(void)se;
+	(void)quiet;
 	(void)fd;
 	(void)w;
 	(void)max_threads;

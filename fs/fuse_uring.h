@@ -40,17 +40,18 @@ typedef struct sfs_uring sfs_uring;
 
 /*
  * The transport for session se on its /dev/fuse descriptor fd; nothing
- * runs until sfs_uring_prepare.  NULL, with the reason in why, if this
+ * runs until sfs_uring_prepare.  `quiet`: a kernel that does not offer
+ * io_uring is not worth a line on stderr.  NULL, with the reason in why, if this
  * build has no io_uring (liburing) or memory is short.
  */
 sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
-			 unsigned max_threads, char *why, size_t why_size);
+			 unsigned max_threads, int quiet, char *why, size_t why_size);
 /*
  * sfs_wire.uring_prepare (arg: the sfs_uring): at the INIT reply, starts
  * the first workers with rings and buffers for bodies of `payload`
  * bytes; 0 when they are ready, so that the reply may announce
- * FUSE_OVER_IO_URING.  Otherwise, or when the kernel did not offer it,
- * says why on stderr (requests then all go through /dev/fuse).
+ * FUSE_OVER_IO_URING.  Otherwise says why on stderr, and when the kernel
+ * did not offer it unless quiet (requests then all go through /dev/fuse).
  */
 int sfs_uring_prepare(void *arg, int offered, size_t payload);
 /* After the INIT reply (which the kernel needs first): register the queues. */

@@ -1,13 +1,13 @@
 #!/bin/sh
-# FUSE over io_uring (-o io_uring): with the fuse module's enable_uring
+# FUSE over io_uring (-o io_uring, the default): with the fuse module's enable_uring
 # set for the test (and put back after), the daemon must say it serves
 # requests through io_uring and `settfs status` must show it; then a mix
 # through the rings: small files, a big file written and read back after
 # the page cache is dropped, mmap stores, O_DIRECT writes (answered from
 # the invalidation thread), SEEK_DATA with dirty pages, xattrs, parallel
 # writers, a short fsx run; kill -9 during writes, remount, fsck; a
-# clean SIGTERM shutdown; and with enable_uring off, the fallback to
-# /dev/fuse with its log line.  Skips (77) without the kernel's
+# clean SIGTERM shutdown; with enable_uring off, the fallback to
+# /dev/fuse with its log line (silent by default); -o no_io_uring.  Skips (77) without the kernel's
 # CONFIG_FUSE_IO_URING or a settfs built with liburing.
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
@@ -159,6 +159,21 @@ grep -q "does not offer FUSE over io_uring" "$work/log" || {
 	fail "no fallback log line"
 }
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "fallback transport"
+umount_fs
+# by default: io_uring when offered, silently /dev/fuse when not; -o no_io_uring
+mount_fs 2>"$work/log"
+cat "$mnt/d/seven" >/dev/null || fail "read, default, not offered"
+[ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport, not offered"
+umount_fs
+[ -s "$work/log" ] && { cat "$work/log"; fail "default mount said something"; }
+echo 1 > "$param"
+mount_fs
+cat "$mnt/d/seven" >/dev/null || fail "read, default"
+[ "$(status_of fuse.transport)" = io_uring ] || fail "default transport: $(status_of fuse.transport)"
+umount_fs
+mount_fs -o no_io_uring
+cat "$mnt/d/seven" >/dev/null || fail "read, no_io_uring"
+[ "$(status_of fuse.transport)" = /dev/fuse ] || fail "no_io_uring transport"
 umount_fs
 check_fsck
 echo "PASS"
