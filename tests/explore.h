@@ -3,7 +3,7 @@
  *
  * xp_record_start() copies the store directory (the state on disk when
  * recording starts: the store must be closed, so that all of it is durable)
- * and turns on the recorder of kvengine/fileio.c; the workload then runs and
+ * and turns on the recorder of kvengine/util/fileio.c; the workload then runs and
  * drops marks (sio_record_mark) after the events it acknowledges;
  * xp_record_stop() takes the log.  xp_explore() then builds crash states
  * from the log, materialises each into a scratch directory and hands it to

@@ -1,5 +1,5 @@
 /*
- * fuzz_backup.c - the backup stream decoder (kvengine/backup.c, the pass 1
+ * fuzz_backup.c - the backup stream decoder (kvengine/api/backup.c, the pass 1
  * and pass 2 of sett_load) on arbitrary bytes.
  *
  * Input: mode byte, then the stream.  Checks: decoding never crashes or

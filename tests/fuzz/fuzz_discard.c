@@ -1,5 +1,5 @@
 /*
- * fuzz_discard.c - the DISCARD file decoder (kvengine/discard.c).
+ * fuzz_discard.c - the DISCARD file decoder (kvengine/vlog/discard.c).
  *
  * Input: mode byte, then the file.  Checks: a file that decodes is written
  * back by discard_persist so that it decodes to the same statistics (plus

@@ -1,6 +1,6 @@
 /*
  * fuzz_entry.c - the log entry, value struct, value pointer and log header
- * decoders (kvengine/entry.c) on raw bytes.
+ * decoders (kvengine/log/entry.c) on raw bytes.
  *
  * Input: mode byte, then the bytes.  Checks: entry_decode_header and
  * entry_decode agree on the length and fields; a decoded entry, value

@@ -1,5 +1,5 @@
 /*
- * fuzz_keyregistry.c - the KEYREGISTRY decoder (kvengine/keyregistry.c).
+ * fuzz_keyregistry.c - the KEYREGISTRY decoder (kvengine/log/keyregistry.c).
  *
  * Input: mode byte, then the file.  Mode bit 2 clear: through sett_open of
  * a store that has an empty MANIFEST and the fuzzed KEYREGISTRY; a

@@ -1,5 +1,5 @@
 /*
- * fuzz_manifest.c - MANIFEST replay (kvengine/manifest.c) on a file of
+ * fuzz_manifest.c - MANIFEST replay (kvengine/log/manifest.c) on a file of
  * arbitrary bytes.
  *
  * Input: mode byte, then the file.  Checks: a read-only and a writable open

@@ -1,5 +1,5 @@
 /*
- * fuzz_store.c - opening a whole store (kvengine/db.c): the KEYREGISTRY
+ * fuzz_store.c - opening a whole store (kvengine/api/open.c): the KEYREGISTRY
  * decoder, and every other file's decoder in the order and combination
  * sett_open uses them (MANIFEST, tables, value log, WAL replay with its
  * value-pointer checks, DISCARD), then reads through the public API.

@@ -1,5 +1,5 @@
 /*
- * fuzz_wal.c - WAL replay (kvengine/wal.c) on a file of arbitrary bytes.
+ * fuzz_wal.c - WAL replay (kvengine/log/wal.c) on a file of arbitrary bytes.
  *
  * Input: mode byte, then the file.  Checks: a read-only and a writable
  * replay agree (result and entries); after the writable one cut the torn

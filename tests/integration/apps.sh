@@ -21,7 +21,7 @@ export HOME=$work
 	git commit -qm one
 	for i in 1 2 3; do
 		echo "change $i" >> fs/settfs.h
-		git mv kvengine/coding.h "kvengine/coding$i.h" 2>/dev/null ||
+		git mv kvengine/util/coding.h "kvengine/coding$i.h" 2>/dev/null ||
 			git mv "kvengine/coding$((i - 1)).h" "kvengine/coding$i.h"
 		git commit -qam "change $i"
 	done
