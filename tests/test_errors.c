@@ -363,6 +363,59 @@ START_TEST(test_compaction_enospc_no_hang)
 }
 END_TEST
 
+/* ---- many sessions whose final flush fails ---- */
+
+static int count_wals(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.mem$'", dir);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+/*
+ * A disk that stays full over many sessions: every flush fails (tables
+ * cannot grow past a few bytes, WAL appends of one short batch still fit),
+ * so each session's close leaves one more WAL.  The store still opens, with
+ * every acknowledged write, and once space is back the WALs are flushed.
+ */
+START_TEST(test_many_failed_final_flushes)
+{
+	char *dir = tu_tmpdir("err-wals");
+	sett_options o;
+	opts(&o);
+	o.num_compactors = 0;
+	/* key 300 s + 1 has a 201-byte value: its WAL is 258 bytes, the
+	 * smallest table 418 */
+	enum { SESSIONS = 40, WAL_LIMIT = 320 };
+	for (long s = 0; s < SESSIONS; s++) {
+		sio_fault_file_size_limit(WAL_LIMIT, ENOSPC);
+		sett_db *db = open_db(dir, &o);
+		ck_assert_int_eq(put_key(db, 300 * s + 1, 1), 0);
+		int r = sett_close(db);
+		ck_assert_msg(r == -ENOSPC, "session %ld: close returned %s (its flush should fail)",
+			      s, sett_strerror(r));
+		sio_fault_reset();
+	}
+	ck_assert_int_ge(count_wals(dir), SESSIONS);
+	sett_db *db = open_db(dir, &o);
+	for (long s = 0; s < SESSIONS; s++)
+		check_key(db, 300 * s + 1, 1, "after the disk was cleared");
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(count_wals(dir), 0);
+	db = open_db(dir, &o);
+	for (long s = 0; s < SESSIONS; s++)
+		check_key(db, 300 * s + 1, 1, "after the WALs were flushed");
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("errors");
@@ -372,6 +425,7 @@ int main(void)
 	tcase_add_test(tc, test_enospc_not_sticky);
 	tcase_add_test(tc, test_failed_fsync_sticky);
 	tcase_add_test(tc, test_compaction_enospc_no_hang);
+	tcase_add_test(tc, test_many_failed_final_flushes);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
