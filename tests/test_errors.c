@@ -416,6 +416,58 @@ START_TEST(test_many_failed_final_flushes)
 }
 END_TEST
 
+/* ---- whose error a writer stalled on L0 gets ---- */
+
+static int stall_l0(sett_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+	int e = db->stall_error[STALL_L0];
+	pthread_mutex_unlock(&db->mu);
+	return e;
+}
+
+/*
+ * Writers stalled on a deep L0 wait for L0's compactions only: what they
+ * fail with is the last L0 compaction's error, which a compaction of
+ * another level neither sets nor clears.
+ */
+START_TEST(test_stall_l0_error_is_l0s)
+{
+	char *dir = tu_tmpdir("err-stall-l0");
+	sett_options o;
+	opts(&o);
+	o.num_compactors = 1;
+	sett_db *db = open_db(dir, &o);
+	for (long i = 0; i < 300; i++)
+		ck_assert_int_eq(put_key(db, 3 * i + 1, 0), 0);
+	ck_assert_int_eq(sett_flatten(db), 0); /* everything in L6 */
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_int_eq(st.levels[0].tables, 0);
+	ck_assert_int_gt(st.levels[MAX_LEVELS - 1].tables, 0);
+
+	/* as an L0 compaction that failed for space leaves it */
+	db_set_stall_error(db, STALL_L0, -ENOSPC);
+	uint64_t before = st.compactions;
+	ck_assert_int_eq(sett_flatten(db), 0); /* rewrites L6: no L0 compaction */
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_msg(st.compactions > before, "flatten ran no compaction of L6");
+	ck_assert_msg(stall_l0(db) == -ENOSPC,
+		      "a compaction of L6 changed L0's stall error to %s", sett_strerror(stall_l0(db)));
+
+	/* a successful L0 compaction clears it */
+	for (long i = 300; i < 400; i++)
+		ck_assert_int_eq(put_key(db, 3 * i + 1, 0), 0);
+	ck_assert_int_eq(sett_flatten(db), 0);
+	ck_assert_int_eq(stall_l0(db), 0);
+	for (long i = 0; i < 400; i++)
+		check_key(db, 3 * i + 1, 1, "after the compactions");
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("errors");
@@ -426,6 +478,7 @@ int main(void)
 	tcase_add_test(tc, test_failed_fsync_sticky);
 	tcase_add_test(tc, test_compaction_enospc_no_hang);
 	tcase_add_test(tc, test_many_failed_final_flushes);
+	tcase_add_test(tc, test_stall_l0_error_is_l0s);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -815,15 +815,21 @@ static void maybe_persist_discard(sett_db *db, struct compactor_state *cs)
 	}
 }
 
+/*
+ * A failure is retried.  Writers stalled on a deep L0 wait for L0's
+ * compactions alone, so stall_error[STALL_L0] is the result of the last
+ * compaction out of L0: its failure makes them fail meanwhile, and only its
+ * success clears that (a compaction of another level says nothing about L0).
+ */
 static int compaction_run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 {
+	int from = j->from;
 	int r = run_job(db, cs, j);
 	running_unregister(cs, j);
 	job_release(j);
 	if (r == SETT_ECORRUPT)
 		db_set_bg_error(db, r);
-	else if (r != SETT_ECLOSED)
-		/* A failure is retried; writers stalled on L0 fail meanwhile. */
+	else if (r != SETT_ECLOSED && from == 0)
 		db_set_stall_error(db, STALL_L0, r);
 	return r;
 }
