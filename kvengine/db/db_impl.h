@@ -193,6 +193,7 @@ struct sett_db {
 	uint64_t stat_gc_bytes_rewritten;
 	uint64_t stat_iter_entries;
 	uint64_t stat_gc_bytes_reclaimed;
+	uint64_t stat_background_reclaims;
 };
 
 /* ---- shared state (state.c) for the rest of the engine ---- */

@@ -101,6 +101,11 @@ typedef struct sett_options {
 				     * and compaction (-1: sett_default_reserve of the disk);
 				     * the engine reports it (sett_disk_space), its user
 				     * refuses growth below it */
+	int64_t reclaim_below;      /* [-1] while the disk has less free than this, the
+				     * GC thread gives back what deletions hold by
+				     * itself (as sett_reclaim, without rewriting the
+				     * last level; rate-limited); -1: twice the reserve,
+				     * 0: never */
 	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
@@ -591,6 +596,7 @@ typedef struct sett_stats {
 	uint64_t gc_bytes_reclaimed;  /* value-log file bytes GC deleted */
 	int compactions_running;    /* compactions under way now */
 	int compactions_pending;    /* levels at or over their target (score >= 1) */
+	uint64_t background_reclaims; /* reclaims the GC thread ran for low disk space */
 } sett_stats;
 
 /*
