@@ -2444,6 +2444,98 @@ START_TEST(test_full_disk_reclaim)
 }
 END_TEST
 
+typedef struct refused_op {
+	uint64_t ino;
+	int setattr; /* else fallocate */
+	int rc;
+} refused_op;
+
+static void *refused_main(void *p)
+{
+	refused_op *op = p;
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = 8 << 20;
+	op->rc = op->setattr ? settfs_setattr(fs, &root_ctx, op->ino, &in, SETTFS_SET_SIZE, &st)
+			     : settfs_fallocate(fs, op->ino, 0, 0, 8 << 20, 0);
+	return NULL;
+}
+
+typedef struct stat_op {
+	uint64_t ino;
+	int done, rc;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} stat_op;
+
+static void *stat_main(void *p)
+{
+	stat_op *op = p;
+	struct stat st;
+	int r = settfs_getattr(fs, op->ino, &st);
+	pthread_mutex_lock(&op->mu);
+	op->rc = r;
+	op->done = 1;
+	pthread_cond_broadcast(&op->cv);
+	pthread_mutex_unlock(&op->mu);
+	return NULL;
+}
+
+/*
+ * A truncate up or an fallocate refused for space has the engine reclaim
+ * without holding the file's locks: while the reclaim is held inside an
+ * I/O, another request on the same file is served.  (The wait for it is
+ * bounded at 30 s, a hang's bound, not a timing.)
+ */
+START_TEST(test_reclaim_holds_no_node_lock)
+{
+	static uint8_t data[1 << 20];
+	uint64_t seed = 5;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	settfs_release(fs, f, O_RDWR);
+	for (int setattr = 0; setattr < 2; setattr++) {
+		/* a new mount: its first refusal reclaims (a reclaim that found
+		 * nothing holds off the next for a while) */
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs_open_reserve(INT64_MAX / 2); /* every growth is refused */
+		ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		/* the store has tables: the reclaim's compactions write */
+		sio_fault_pause_nth(1);
+		refused_op op = { .ino = f, .setattr = setattr };
+		pthread_t th, sth;
+		ck_assert_int_eq(pthread_create(&th, NULL, refused_main, &op), 0);
+		sio_fault_wait_paused();
+		stat_op so = { .ino = f };
+		pthread_mutex_init(&so.mu, NULL);
+		pthread_cond_init(&so.cv, NULL);
+		ck_assert_int_eq(pthread_create(&sth, NULL, stat_main, &so), 0);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		pthread_mutex_lock(&so.mu);
+		while (!so.done)
+			if (pthread_cond_timedwait(&so.cv, &so.mu, &ts) == ETIMEDOUT)
+				break;
+		int done = so.done;
+		pthread_mutex_unlock(&so.mu);
+		sio_fault_resume(0);
+		pthread_join(th, NULL);
+		pthread_join(sth, NULL);
+		sio_fault_reset();
+		ck_assert_msg(done, "%s: a getattr of the file waited for the reclaim",
+			      setattr ? "truncate up" : "fallocate");
+		ck_assert_int_eq(so.rc, 0);
+		ck_assert_int_eq(op.rc, -ENOSPC);
+		pthread_mutex_destroy(&so.mu);
+		pthread_cond_destroy(&so.cv);
+		ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	}
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof data, data), (ssize_t)sizeof data);
+}
+END_TEST
+
 /* fallocate by a caller without CAP_FSETID clears the bits, in every mode */
 START_TEST(test_fallocate_kill_suidgid)
 {
@@ -2889,6 +2981,7 @@ int main(void)
 	tcase_add_test(tc, test_random_ops_overlays);
 	tc = new_case(s, "space");
 	tcase_add_test(tc, test_full_disk_reclaim);
+	tcase_add_test(tc, test_reclaim_holds_no_node_lock);
 	tc = new_case(s, "move");
 	tcase_add_test(tc, test_collapse_insert);
 	/* A crash at every I/O of an operation: minutes under sanitizers on a
