@@ -396,7 +396,7 @@ int sett_sequence_release(sett_sequence *seq);
  * another pin holds (-EINVAL otherwise: compaction may have dropped what
  * it saw).  *pinned (if not NULL) is the version pinned.  -EEXIST if the
  * name is taken; names are 1..SETT_MAX_PIN_NAME bytes.  sett_repair keeps
- * only the newest version of each key and drops every pin.
+ * the pins the old MANIFEST's intact records hold, and what they read.
  */
 #define SETT_MAX_PIN_NAME 255
 typedef struct sett_pin_info {
@@ -653,7 +653,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * MANIFEST.  The store must not be open.  Every table (NNNNNN.sst) is read
  * block by block, skipping blocks that fail their checks; every WAL
  * (NNNNN.mem) is replayed up to its first damaged entry; the newest
- * version of every key is kept (deleted keys are dropped), and every value
+ * version of every key is kept, and the newest each pin sees (deleted keys
+ * are dropped unless a pin sees an older version), and every value
  * pointer is read back from the value log: one whose entry is damaged or
  * missing is dropped, and the key is reported lost unless another copy of
  * that version (value-log GC leaves one in a newer file) reads back.  The result is written
@@ -669,8 +670,12 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * older value (reported as SETT_REPAIR_STALE).  A table that a
  * compaction had replaced but that was not yet deleted when the MANIFEST
  * was lost can bring back keys deleted since (the MANIFEST was what said
- * it was dead).  Pins are dropped, and so are prefix drops (sett_drop_prefix):
- * keys whose drop compaction had not carried out yet come back.
+ * it was dead).  The old MANIFEST's records that pass their checksum give
+ * the pins, the prefix drops (sett_drop_prefix) and the version high-water
+ * mark, which are kept; a pin or drop in a damaged record is lost (a drop
+ * not yet carried out: its keys come back), and without a readable
+ * MANIFEST the next version starts above the newest one any table, WAL
+ * or value-log file holds.
  *
  * Each thing done or lost is passed to `report` (may be NULL).
  * Returns 0, -ENOENT when the directory holds no store files, or an error.
