@@ -12,7 +12,7 @@ cp "$work/big" "$mnt/big"
 umount_fs
 mount_fs
 echo "second" > "$mnt/tree/second"
-rm "$mnt/tree/db.c"
+rm "$mnt/tree/api/open.c"
 umount_fs
 check_fsck
 
@@ -28,8 +28,8 @@ rc=$?
 [ $rc = 1 ] || { cat "$work/out"; fail "fsck -y: exit $rc, not 1"; }
 check_fsck
 mount_fs
-diff -r -x db.c -x second "$src/kvengine" "$mnt/tree" || fail "tree differs after the rebuild"
-[ -e "$mnt/tree/db.c" ] && fail "an unlinked file came back"
+diff -r -x open.c -x second "$src/kvengine" "$mnt/tree" || fail "tree differs after the rebuild"
+[ -e "$mnt/tree/api/open.c" ] && fail "an unlinked file came back"
 [ "$(cat "$mnt/tree/second")" = second ] || fail "the newer file"
 [ "$(sha256sum < "$mnt/big")" = "$want" ] || fail "big file differs"
 umount_fs

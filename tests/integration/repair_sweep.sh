@@ -9,14 +9,14 @@ src=${srcdir:-.}
 runs=${SWEEP_RUNS:-6}
 mount_fs
 mkdir "$mnt/t"
-cp "$src"/kvengine/*.c "$mnt/t/" || fail "copy"
+cp "$src"/kvengine/*/*.c "$mnt/t/" || fail "copy"
 head -c 400000 /dev/urandom > "$mnt/big"
 umount_fs
 mount_fs
 echo "second" > "$mnt/t/second"
 umount_fs
 check_fsck
-mkdir "$work/ref" && cp "$src"/kvengine/*.c "$work/ref/"
+mkdir "$work/ref" && cp "$src"/kvengine/*/*.c "$work/ref/"
 echo second > "$work/ref/second"
 cp -r "$store" "$work/base"
 # SWEEP_FILES: only these store files.
