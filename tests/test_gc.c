@@ -81,6 +81,18 @@ static void churn(sett_db *db, uint8_t *v, uint32_t n)
 	}
 }
 
+/* Write n chunks, then delete them all. */
+static void put_then_delete(sett_db *db, uint8_t *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+	}
+}
+
 /* 64 MiB of 64 KiB values, overwritten twice, half deleted: space comes back. */
 START_TEST(test_space_reclaimed)
 {
@@ -137,13 +149,7 @@ START_TEST(test_reclaim)
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
 	const uint32_t n = 256;
-	for (uint32_t i = 0; i < n; i++)
-		put_chunk(db, v, i, 1);
-	for (uint32_t i = 0; i < n; i++) {
-		char k[32];
-		key_of(k, sizeof k, i);
-		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
-	}
+	put_then_delete(db, v, n);
 	ck_assert_int_eq(sett_close(db), 0);
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint64_t before = tu_dir_bytes(dir);
@@ -181,13 +187,7 @@ START_TEST(test_background_reclaim_low_space)
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
 	const uint32_t n = 256;
-	for (uint32_t i = 0; i < n; i++)
-		put_chunk(db, v, i, 1);
-	for (uint32_t i = 0; i < n; i++) {
-		char k[32];
-		key_of(k, sizeof k, i);
-		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
-	}
+	put_then_delete(db, v, n);
 	sett_stats st;
 	int tables = 1;
 	uint64_t size = 0;

@@ -683,6 +683,13 @@ static int rebuild(rep *r)
 		vs.n = 0;
 		if ((e = vstruct_append(&vs, &v)))
 			break;
+		/* tables end only between keys: a key's versions stay in one */
+		if (b && newest && table_builder_size(b) >= r->o.base_table_size) {
+			e = finish_table(r, b, bid, &cap);
+			b = NULL;
+			if (e)
+				break;
+		}
 		if (!b) {
 			char path[4096];
 			bid = r->next_id++;
@@ -694,10 +701,6 @@ static int rebuild(rep *r)
 			break;
 		if (++r->kept % 4096 == 0)
 			progress(r, "keys rebuilt", r->kept, 0);
-		if (table_builder_size(b) >= r->o.base_table_size) {
-			e = finish_table(r, b, bid, &cap);
-			b = NULL;
-		}
 	}
 	if (!e)
 		e = sit_error(m);
