@@ -309,44 +309,6 @@ START_TEST(corrupt_head_kept_and_reported)
 }
 END_TEST
 
-/*
- * A crafted tail of plausible headers, each claiming to span the rest of
- * the head file (quadratic to check one by one), is examined within
- * ENTRY_RESCAN_BUDGET and kept as damage (the file is sealed, appends go
- * to a new one), not cut as a torn tail.
- */
-START_TEST(crafted_tail_bounded)
-{
-	vlog_options o = opts(4 << 20, 1000);
-	vlog *v = open_ok(&o);
-	vptr p[5];
-	append_items(v, 0, 5, 5, p);
-	ck_assert_int_eq(vlog_close(v), 0);
-	char path[4200];
-	fpath(1, path, sizeof path);
-	size_t n = 256 << 10;
-	uint8_t *tail = malloc(n);
-	tu_crafted_log_tail(tail, n, 16);
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(tail, 1, n, f), n);
-	fclose(f);
-	free(tail);
-	long long size = tu_file_size(path);
-	uint64_t before = entry_rescan_bytes();
-	v = open_ok(&o);
-	uint64_t spent = entry_rescan_bytes() - before;
-	ck_assert_msg(spent <= ENTRY_RESCAN_BUDGET(n), "the rescan examined %llu bytes of a "
-		      "%zu-byte tail", (unsigned long long)spent, n);
-	ck_assert_int_eq(tu_file_size(path), size);
-	for (int i = 0; i < 5; i++)
-		check_item(v, i, &p[i]);
-	vptr q[6];
-	append_items(v, 5, 1, 1, q); /* fills q[5] */
-	ck_assert_uint_eq(q[5].fid, 2);
-	vlog_close(v);
-}
-END_TEST
-
 /* A complete-length last entry with an unwritten (zero) sector is torn. */
 START_TEST(zero_sector_tail_cut)
 {
@@ -826,7 +788,6 @@ int main(void)
 	tcase_add_test(tc, max_entries_rotation);
 	tcase_add_test(tc, entry_larger_than_file_size);
 	tcase_add_test(tc, torn_tail_of_last_file_cut);
-	tcase_add_test(tc, crafted_tail_bounded);
 	tcase_add_test(tc, corrupt_head_kept_and_reported);
 	tcase_add_test(tc, zero_sector_tail_cut);
 	tcase_add_test(tc, corrupt_value_detected_on_read);

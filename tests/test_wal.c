@@ -263,34 +263,6 @@ START_TEST(garbage_tail_reported)
 END_TEST
 
 /*
- * The rescan after a torn-looking entry (is anything valid further on?)
- * is bounded: a crafted tail of plausible headers, each claiming to span
- * the rest (quadratic to check one by one), is examined within
- * ENTRY_RESCAN_BUDGET and reported as damage, not cut as a torn tail.
- */
-START_TEST(crafted_tail_bounded)
-{
-	buf b = { 0 };
-	add_batch(&b, 0, 3);
-	write_wal(&b);
-	size_t n = 256 << 10;
-	uint8_t *tail = malloc(n);
-	tu_crafted_log_tail(tail, n, 16);
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(tail, 1, n, f), n);
-	fclose(f);
-	free(tail);
-	uint64_t before = entry_rescan_bytes();
-	refused_at((long long)(LOG_HEADER_SIZE + b.n));
-	uint64_t spent = entry_rescan_bytes() - before;
-	ck_assert_msg(spent <= 2 * ENTRY_RESCAN_BUDGET(n), /* two replays */
-		      "the rescan examined %llu bytes of a %zu-byte tail",
-		      (unsigned long long)spent, n);
-	buf_free(&b);
-}
-END_TEST
-
-/*
  * A complete last entry that fails its checksum is corruption, even with
  * nothing after it (issue 8: it may have been fsynced); one that ends past
  * the end of the file, or whose bytes from a sector boundary on are zero,
@@ -538,7 +510,6 @@ int main(void)
 	tcase_add_test(tc, torn_tail_read_only_not_cut);
 	tcase_add_test(tc, zero_tail_cut);
 	tcase_add_test(tc, garbage_tail_reported);
-	tcase_add_test(tc, crafted_tail_bounded);
 	tcase_add_test(tc, corrupt_last_entry_reported);
 	tcase_add_test(tc, unterminated_batch_dropped);
 	tcase_add_test(tc, corrupt_middle_entry_reported);

@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "coding.h"
-
 char *tu_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -163,36 +161,4 @@ uint64_t tu_dir_bytes(const char *dir)
 	}
 	closedir(d);
 	return n;
-}
-
-/* An entry header with an 8-byte key and a value of vlen bytes at p; its length. */
-static size_t crafted_header(uint8_t *p, uint64_t vlen)
-{
-	size_t h = 0;
-	p[h++] = 0; /* meta */
-	p[h++] = 0; /* user meta */
-	h += varint_put(p + h, 8);
-	h += varint_put(p + h, vlen);
-	h += varint_put(p + h, 0);
-	memset(p + h, 'k', 8);
-	return h + 8;
-}
-
-void tu_crafted_log_tail(uint8_t *p, size_t n, size_t period)
-{
-	memset(p, 0x5a, n);
-	uint8_t tmp[64];
-	/* header + key is 2 + 1 + varint_len(vlen) + 1 + 8; the checksum 8 more */
-	size_t l = crafted_header(tmp, n);
-	memcpy(p, tmp, l);
-	for (size_t c = period; c + 64 <= n; c += period) {
-		size_t left = n - c;
-		uint64_t vlen = left - 8 - 8 - 4 - varint_len(left);
-		while (4 + varint_len(vlen) + 8 + vlen + 8 < left)
-			vlen++;
-		while (4 + varint_len(vlen) + 8 + vlen + 8 > left)
-			vlen--;
-		l = crafted_header(tmp, vlen);
-		memcpy(p + c, tmp, l);
-	}
 }

@@ -25,14 +25,6 @@ void tu_flip_byte(const char *path, long long off);
  * digests: nothing was created, deleted, renamed or written.
  */
 uint64_t tu_dir_digest(const char *dir);
-/*
- * Fills p[0, n) with a crafted log tail (WAL and value-log entry format):
- * at 0 an entry header claiming to run past n (a torn write, by its
- * length), then every `period` bytes a header whose entry would end
- * exactly at n, none with a valid checksum.  A rescan that checks every
- * candidate entry hashes about n^2 / (2 period) bytes.
- */
-void tu_crafted_log_tail(uint8_t *p, size_t n, size_t period);
 /* Runs a suite; returns the process exit status (0 if every test passed). */
 int tu_run(Suite *s);
 

@@ -124,18 +124,6 @@ int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size
 	return 1;
 }
 
-static uint64_t rescan_bytes;
-
-void entry_rescan_note(uint64_t bytes)
-{
-	__atomic_fetch_add(&rescan_bytes, bytes, __ATOMIC_RELAXED);
-}
-
-uint64_t entry_rescan_bytes(void)
-{
-	return __atomic_load_n(&rescan_bytes, __ATOMIC_RELAXED);
-}
-
 long entry_decode(const uint8_t *p, size_t n, entry *e)
 {
 	entry h;

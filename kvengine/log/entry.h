@@ -71,20 +71,6 @@ int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size
  */
 int entry_value_len(size_t total, size_t klen, uint64_t expires_at, size_t *vlen);
 
-/*
- * The rescan after a bad entry of a WAL or value log (does a valid entry
- * start further on?  then the bad one is damage, not a torn tail) checks
- * every offset whose header fits in what is left.  A crafted stretch can
- * make each of its n offsets claim to span the rest, n^2/2 bytes to read
- * and hash, so a rescan of n bytes examines at most ENTRY_RESCAN_BUDGET(n)
- * bytes of candidate entries; past that it answers "found" (damage: so
- * many plausible headers are not a torn write, and nothing is cut on a
- * guess).  entry_rescan_bytes() counts what rescans examined (tests).
- */
-#define ENTRY_RESCAN_BUDGET(n) (4 * (uint64_t)(n) + (1u << 20))
-void entry_rescan_note(uint64_t bytes);
-uint64_t entry_rescan_bytes(void);
-
 /* Smallest possible encoded entry: 2 bytes, 3 one-byte varints, an 8-byte key, checksum. */
 #define ENTRY_MIN_LEN (2 + 3 + 8 + ENTRY_CHECKSUM)
 

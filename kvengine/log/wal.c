@@ -212,28 +212,14 @@ int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end)
 	return sector < n && sector < end;
 }
 
-/*
- * Whether a valid entry starts anywhere in (from, n) of p, or the rescan
- * ran out of its budget (ENTRY_RESCAN_BUDGET: damage either way).
- */
+/* Whether a valid entry starts anywhere in (from, n) of p. */
 static int valid_entry_after(const uint8_t *p, size_t n, size_t from)
 {
-	uint64_t budget = ENTRY_RESCAN_BUDGET(n - from), spent = 0;
-	int found = 0;
-	for (size_t c = from + 1; c + ENTRY_MIN_LEN <= n && !found; c++) {
-		entry e;
-		size_t hlen, total;
-		if (entry_decode_header(p + c, n - c, &e, &hlen, &total) != 1 || total > n - c)
-			continue;
-		if (spent + total > budget) {
-			found = 1;
-			break;
-		}
-		spent += total;
-		found = entry_decode(p + c, total, &e) > 0;
-	}
-	entry_rescan_note(spent);
-	return found;
+	entry e;
+	for (size_t c = from + 1; c + ENTRY_MIN_LEN <= n; c++)
+		if (entry_decode(p + c, n - c, &e) > 0)
+			return 1;
+	return 0;
 }
 
 /* Entries of a batch whose FIN entry has not been seen yet. */

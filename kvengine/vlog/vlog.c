@@ -244,13 +244,12 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 
 /*
  * Whether a valid entry starts anywhere in (from, end) of f: that tells
- * mid-file corruption (something valid follows) from a torn tail.  A rescan
- * that runs out of its budget (ENTRY_RESCAN_BUDGET) counts as found.
+ * mid-file corruption (something valid follows) from a torn tail.
  */
 static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
 {
 	buf win = { 0 }, one = { 0 };
-	uint64_t wstart = 0, budget = ENTRY_RESCAN_BUDGET(end - from), spent = 0;
+	uint64_t wstart = 0;
 	size_t wlen = 0;
 	int r = 0;
 	*found = 0;
@@ -270,11 +269,6 @@ static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
 		size_t hlen, total;
 		if (entry_decode_header(p, avail, &e, &hlen, &total) != 1 || total > end - c)
 			continue;
-		if (spent + total > budget) {
-			*found = 1;
-			break;
-		}
-		spent += total;
 		if (total <= avail) {
 			if (entry_decode(p, total, &e) > 0) {
 				*found = 1;
@@ -293,7 +287,6 @@ static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
 	}
 	buf_free(&win);
 	buf_free(&one);
-	entry_rescan_note(spent);
 	return r;
 }
 
