@@ -37,6 +37,7 @@
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
+#include "key.h"
 #include "settfs.h"
 #include "status.h"
 
@@ -90,6 +91,8 @@ struct sfs_cfg {
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
+	char *key_file;       /* -o key_file=F: the master key of an encrypted store */
+	char *pass_file;      /* -o passphrase_file=F: its passphrase */
 	int show_help, show_version;
 };
 
@@ -1063,6 +1066,8 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
+	SFS_OPT("key_file=%s", key_file, 0),
+	SFS_OPT("passphrase_file=%s", pass_file, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	SFS_OPT("-h", show_help, 1),
@@ -1135,7 +1140,11 @@ static void usage(void)
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
-	       "                             commits durable every S seconds (5; 0: never)\n\n"
+	       "                             commits durable every S seconds (5; 0: never)\n"
+	       "    -o key_file=F            the store is encrypted with the master key in F\n"
+	       "                             (32 bytes or 64 hex digits; F: mode 0600 or\n"
+	       "                             stricter, else refused); a new store is made so\n"
+	       "    -o passphrase_file=F     the same with the passphrase on F's first line\n\n"
 	       "mount options (passed to the kernel or libfuse):\n"
 	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
 	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"
@@ -1222,6 +1231,16 @@ static int open_store(const char *store, const settfs_options *o, int own, settf
 		if (r == -EBUSY && !own && sfs_mount_find(NULL, src, &m) == 0) {
 			fprintf(stderr, "settfs: %s is in use: mounted at %s by pid %ld\n", store,
 				m.mountpoint, sett_lock_holder(store));
+			return r;
+		}
+		if (r == -EKEYREJECTED) {
+			int keyed = o->engine.encryption_key || o->engine.encryption_passphrase;
+			fprintf(stderr, "settfs: cannot open store %s: %s\n", store, key_refused(keyed));
+			if (o->engine.error_buf[0])
+				fprintf(stderr, "settfs: %s\n", o->engine.error_buf);
+			if (!keyed)
+				fprintf(stderr, "settfs: give its key with -o key_file=F or "
+						"-o passphrase_file=F\n");
 			return r;
 		}
 		if (r && (r != -EBUSY || waited_ms >= 30000)) {
@@ -1458,17 +1477,31 @@ static int fuse_options_known(const struct fuse_args *args)
 	return se != NULL;
 }
 
-/* Frees what main() has parsed so far; returns ret. */
+/* The key of -o key_file / passphrase_file, kept until the daemon's own open. */
+static key_material store_key;
+
+static void forget_key(settfs_options *o)
+{
+	key_wipe(&store_key);
+	o->engine.encryption_key = NULL;
+	o->engine.encryption_passphrase = NULL;
+}
+
+/* Frees what main() has parsed so far (and wipes the key); returns ret. */
 static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char *mountpoint,
 		     char *store)
 {
+	key_wipe(&store_key);
 	free(store);
 	free(mountpoint);
 	free(cfg->store);
 	free(cfg->reserve);
+	free(cfg->key_file);
+	free(cfg->pass_file);
 	fuse_opt_free_args(args);
 	return ret;
 }
+
 
 int main(int argc, char *argv[])
 {
@@ -1507,6 +1540,10 @@ int main(int argc, char *argv[])
 		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	}
 	if (!fuse_options_known(&args))
+		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
+	/* before anything is created, and before inherited descriptors
+	 * (passphrase_file=/dev/fd/N) are closed */
+	if (key_load("settfs", cfg.key_file, cfg.pass_file, &store_key))
 		return main_done(1, &args, &cfg, opts.mountpoint, NULL);
 	int devfd = -1;
 	if (sscanf(opts.mountpoint, "/dev/fd/%d", &devfd) != 1)
@@ -1556,10 +1593,12 @@ int main(int argc, char *argv[])
 			return main_done(1, &args, &cfg, opts.mountpoint, store);
 	}
 
+	key_apply(&store_key, &o.engine);
+
 	/*
 	 * Open once in the foreground so errors reach the terminal; the engine's
 	 * threads would not survive the daemon's fork, so it is opened again
-	 * after it.
+	 * after it (the key is wiped once the store is open for good).
 	 */
 	settfs *fs = NULL;
 	char why[1024];
@@ -1567,8 +1606,10 @@ int main(int argc, char *argv[])
 	o.engine.error_buf_size = sizeof why;
 	o.engine.corruption_fn = log_corruption;
 	int r = open_store(store, &o, 0, &fs);
-	if (r)
+	if (r) {
+		forget_key(&o);
 		return main_done(1, &args, &cfg, opts.mountpoint, store);
+	}
 	int degraded = settfs_degraded(fs);
 	if (degraded) {
 		/* the daemon's own open goes straight to the same state */
@@ -1578,6 +1619,8 @@ int main(int argc, char *argv[])
 	if (!opts.foreground) {
 		settfs_close(fs);
 		fs = NULL;
+	} else {
+		forget_key(&o);
 	}
 
 	/* default mount options; fsname shows the store in mount/df output */
@@ -1619,7 +1662,9 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
+		key_relock(&store_key); /* the daemon is a forked child */
 		r = open_store(store, &o, 1, &f.fs);
+		forget_key(&o);
 		if (r)
 			goto out_unmount;
 	}
@@ -1677,7 +1722,10 @@ out:
 	free(source);
 	free(store);
 	free(cfg.store);
+	free(cfg.key_file);
+	free(cfg.pass_file);
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
+	forget_key(&o);
 	return ret;
 }

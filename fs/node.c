@@ -43,6 +43,8 @@ int sfs_errno(int err)
 		return -EBUSY;
 	case SETT_ECLOSED:
 		return -ESHUTDOWN;
+	case SETT_EKEY:
+		return -EKEYREJECTED; /* wrong or missing key: not damage */
 	default:
 		return -EIO;
 	}

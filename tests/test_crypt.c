@@ -17,9 +17,10 @@
  *   zero or cut tail is torn; a failed and retried append seals its record
  *   with a new counter (nonce); a replayed encrypted WAL takes no appends.
  * - sett_open: an unencrypted store's KEYREGISTRY is the 24-byte version 1
- *   file; a registry with keys is SETT_EKEY naming the file; a master key is
- *   refused (-ENOTSUP) while not every file kind is encrypted; sett_repair
- *   keeps an intact registry with keys.
+ *   file; a registry with keys is SETT_EKEY naming the file; a master key
+ *   for an unencrypted store is SETT_EKEY; sett_repair without the master
+ *   key of a registry with keys is SETT_EKEY and changes nothing.
+ *   (Encrypted stores through sett_open: test_encrypt.c.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cipher.h"
 #include "coding.h"
 #include "crypt.h"
 #include "fileio.h"
@@ -51,27 +53,7 @@ static void unhex(const char *h, uint8_t *out)
 	}
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *p = malloc((size_t)sz + 1);
-	ck_assert_int_eq(fread(p, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*n = (size_t)sz;
-	return p;
-}
 
-static int contains(const uint8_t *p, size_t n, const void *needle, size_t m)
-{
-	for (size_t i = 0; i + m <= n; i++)
-		if (memcmp(p + i, needle, m) == 0)
-			return 1;
-	return 0;
-}
 
 /* NIST GCM test case 14 (AES-256, zero key and IV, one zero block). */
 START_TEST(test_gcm_vector)
@@ -237,9 +219,9 @@ START_TEST(test_registry_roundtrip)
 		ck_assert_mem_eq(back->keys[i].key, kr->keys[i].key, 32);
 		ck_assert_ptr_eq(keyreg_find(back, i + 1), back->keys[i].key);
 		/* neither the data keys nor the master key are in the file */
-		ck_assert(!contains(p, n, kr->keys[i].key, 8));
+		ck_assert(!tu_contains(p, n, kr->keys[i].key, 8));
 	}
-	ck_assert(!contains(p, n, KEY1, 8));
+	ck_assert(!tu_contains(p, n, KEY1, 8));
 	ck_assert_ptr_null(keyreg_find(back, 4));
 	keyreg_free(back);
 
@@ -332,12 +314,12 @@ START_TEST(test_registry_rotation)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/KEYREGISTRY", dir);
 	size_t n0;
-	uint8_t *before = slurp(path, &n0);
+	uint8_t *before = tu_slurp(path, &n0);
 	/* the wrong key changes nothing, even where rotation is due */
 	ck_assert_int_eq(keyreg_open(dir, &wrong, 0, 86400, &kr, why, sizeof why), SETT_EKEY);
 	ck_assert_ptr_nonnull(strstr(why, "KEYREGISTRY"));
 	size_t n1;
-	uint8_t *after = slurp(path, &n1);
+	uint8_t *after = tu_slurp(path, &n1);
 	ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
 	free(after);
 	/* not yet due at 30 days; read-only never rotates */
@@ -380,20 +362,20 @@ START_TEST(test_open_store)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/KEYREGISTRY", dir);
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, 24);
 	ck_assert_mem_eq(p, "SETTKEYR\1\0\0\0\0\0\0\0", 16);
 	ck_assert_uint_eq(get_le64(p + 16), sett_hash(p, 16));
 	free(p);
 
-	/* a master key is refused before anything is touched */
+	/* a master key for this unencrypted store is refused, nothing touched */
 	uint64_t digest = tu_dir_digest(dir);
 	o.encryption_key = KEY1;
-	ck_assert_int_eq(sett_open(dir, &o, &db), -ENOTSUP);
-	ck_assert_ptr_nonnull(strstr(why, "not available"));
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
+	ck_assert_ptr_nonnull(strstr(why, "not encrypted"));
 	o.encryption_key = NULL;
 	o.encryption_passphrase = "pass";
-	ck_assert_int_eq(sett_open(dir, &o, &db), -ENOTSUP);
+	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	o.encryption_passphrase = NULL;
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
 
@@ -411,10 +393,12 @@ START_TEST(test_open_store)
 	o.read_only = 1;
 	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
 	ck_assert_uint_eq(tu_dir_digest(dir), digest);
-	/* repair keeps an intact registry with keys (it holds the only copy) */
+	/* repair without the master key changes nothing (the registry holds
+	 * the only copy of the data keys, and every encrypted file needs them) */
 	o.read_only = 0;
-	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), 0);
-	p = slurp(path, &n);
+	ck_assert_int_eq(sett_repair(dir, &o, NULL, NULL), SETT_EKEY);
+	ck_assert_uint_eq(tu_dir_digest(dir), digest);
+	p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, KEYREG_KDF_END + KEYREG_REC_SIZE + 8);
 	free(p);
 	ck_assert_int_eq(sett_open(dir, &o, &db), SETT_EKEY);
@@ -456,19 +440,25 @@ static int count_apply(void *arg, const entry *e)
 	return 0;
 }
 
-static keyreg *one_key(const uint8_t *master)
+/* The key ring of a new registry under master (its one key made ready). */
+static cipher_ring *one_key(const uint8_t *master)
 {
 	keyreg_master m = { .key = master };
 	keyreg *kr;
+	cipher_ring *g;
 	ck_assert_int_eq(keyreg_create(&m, 1000, &kr), 0);
-	return kr;
+	ck_assert_int_eq(cipher_ring_new(kr, &g), 0);
+	keyreg_free(kr);
+	return g;
 }
 
+
 /* An encrypted WAL at path with three records of 3, 1 and 2 entries. */
-static void enc_wal(const char *path, const keyreg *kr, size_t ends[3])
+static void enc_wal(const char *path, const cipher_ring *kr, size_t ends[3])
 {
 	wal *w;
-	ck_assert_int_eq(wal_create_enc(path, 7, kr, &w), 0);
+	sett_cipher c = cipher_ring_current(kr);
+	ck_assert_int_eq(wal_create_enc(path, 7, &c, &w), 0);
 	int first = 0, sizes[3] = { 3, 1, 2 };
 	for (int i = 0; i < 3; i++) {
 		buf b = { 0 };
@@ -482,11 +472,13 @@ static void enc_wal(const char *path, const keyreg *kr, size_t ends[3])
 	ck_assert_int_eq(wal_close(w, 0), 0);
 }
 
-static int replay_count(const char *path, const keyreg *kr, int writable, char *why)
+static int replay_count(const char *path, cipher_ring *kr, int writable, char *why)
 {
 	int n = 0;
 	why[0] = 0;
-	int r = wal_open_replay_enc(path, writable, kr, NULL, count_apply, &n, NULL, why, 256);
+	sett_keys keys = cipher_ring_keys(kr);
+	int r = wal_open_replay_enc(path, writable, NULL, kr ? &keys : NULL, NULL, count_apply, &n,
+				    NULL, why, 256);
 	return r ? r : n;
 }
 
@@ -495,20 +487,20 @@ START_TEST(test_wal_encrypted)
 	char *dir = tu_tmpdir("crypt");
 	char path[4096], why[256];
 	snprintf(path, sizeof path, "%s/00007.mem", dir);
-	keyreg *kr = one_key(KEY1);
+	cipher_ring *kr = one_key(KEY1);
 	size_t ends[3];
 	enc_wal(path, kr, ends);
 
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	ck_assert_uint_eq(n, ends[2]);
-	ck_assert(!contains(p, n, "secret", 6));
+	ck_assert(!tu_contains(p, n, "secret", 6));
 	ck_assert_int_eq(replay_count(path, kr, 0, why), 6);
 
 	/* No key, or another registry's keys: SETT_EKEY, never garbage. */
 	ck_assert_int_eq(replay_count(path, NULL, 0, why), SETT_EKEY);
 	ck_assert_ptr_nonnull(strstr(why, "00007.mem"));
-	keyreg *other = one_key(KEY2);
+	cipher_ring *other = one_key(KEY2);
 	ck_assert_int_eq(replay_count(path, other, 0, why), SETT_EKEY);
 	/* The plain reader does not take it for a WAL of its own. */
 	ck_assert_int_eq(wal_open_replay(path, 0, count_apply, &(int){ 0 }, NULL, why, 256),
@@ -539,13 +531,15 @@ START_TEST(test_wal_encrypted)
 
 	/* A replayed encrypted WAL takes no appends: its next nonce is unknown. */
 	wal *w;
-	ck_assert_int_eq(wal_open_replay_enc(path, 1, kr, NULL, NULL, NULL, &w, why, 256), 0);
+	sett_keys keys = cipher_ring_keys(kr);
+	ck_assert_int_eq(wal_open_replay_enc(path, 1, NULL, &keys, NULL, NULL, NULL, &w, why, 256),
+			 0);
 	ck_assert_int_eq(wal_append(w, "x", 1), -EBADF);
 	wal_close(w, 0);
 
 	free(p);
-	keyreg_free(kr);
-	keyreg_free(other);
+	cipher_ring_free(kr);
+	cipher_ring_free(other);
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -558,12 +552,13 @@ START_TEST(test_wal_retry_new_nonce)
 	char path[4096], path2[4096], why[256];
 	snprintf(path, sizeof path, "%s/00001.mem", dir);
 	snprintf(path2, sizeof path2, "%s/00002.mem", dir);
-	keyreg *kr = one_key(KEY1);
+	cipher_ring *kr = one_key(KEY1);
 	buf a = { 0 }, c = { 0 };
 	secret_batch(&a, 0, 2);
 	secret_batch(&c, 2, 2);
 	wal *w;
-	ck_assert_int_eq(wal_create_enc(path, 1, kr, &w), 0);
+	sett_cipher cur = cipher_ring_current(kr);
+	ck_assert_int_eq(wal_create_enc(path, 1, &cur, &w), 0);
 	ck_assert_int_eq(wal_append(w, a.p, a.n), 0);
 	sio_fault_fail_nth(1, ENOSPC);
 	ck_assert_int_eq(wal_append(w, c.p, c.n), -ENOSPC);
@@ -574,16 +569,16 @@ START_TEST(test_wal_retry_new_nonce)
 	ck_assert_int_eq(replay_count(path, kr, 0, why), 4);
 
 	size_t n;
-	uint8_t *p = slurp(path, &n);
+	uint8_t *p = tu_slurp(path, &n);
 	size_t second = WAL_ENC_HDR + WAL_REC_OVER + a.n;
 	ck_assert_uint_eq(get_le64(p + WAL_ENC_HDR + 4), 0);
 	ck_assert_uint_eq(get_le64(p + second + 4), 2); /* 1 sealed the failed write */
 
 	/* Two files of one key never share a salt. */
-	ck_assert_int_eq(wal_create_enc(path2, 2, kr, &w), 0);
+	ck_assert_int_eq(wal_create_enc(path2, 2, &cur, &w), 0);
 	ck_assert_int_eq(wal_close(w, 0), 0);
 	size_t n2;
-	uint8_t *p2 = slurp(path2, &n2);
+	uint8_t *p2 = tu_slurp(path2, &n2);
 	ck_assert_uint_eq(n2, WAL_ENC_HDR);
 	ck_assert_uint_eq(get_le64(p2 + LOG_HEADER_SIZE), 1); /* key id */
 	ck_assert(memcmp(p + LOG_HEADER_SIZE + 8, p2 + LOG_HEADER_SIZE + 8, 12) != 0);
@@ -592,7 +587,7 @@ START_TEST(test_wal_retry_new_nonce)
 	free(p2);
 	buf_free(&a);
 	buf_free(&c);
-	keyreg_free(kr);
+	cipher_ring_free(kr);
 	tu_rmrf(dir);
 	free(dir);
 }

@@ -15,11 +15,13 @@
 
 #include "bloom.h"
 #include "cache.h"
+#include "cipher.h"
 #include "fileio.h"
 #include "ikey.h"
 #include "mapguard.h"
 #include "sett.h"
 #include "table.h"
+#include "table_format.h"
 #include "testutil.h"
 
 /*
@@ -118,7 +120,8 @@ static void free_dataset(dataset *d)
 
 static table_options topts(size_t block_size, int compression)
 {
-	table_options o = { block_size, compression, 3, 0.01 };
+	table_options o = { .block_size = block_size, .compression = compression, .zstd_level = 3,
+			    .bloom_fp = 0.01 };
 	return o;
 }
 
@@ -440,11 +443,11 @@ END_TEST
  * Opens the (corrupted) table and reads it every way.  Returns 1 if the
  * corruption was reported.  Never accepts a wrong answer.
  */
-static int read_corrupted(const char *path, const dataset *d, cache *c)
+static int read_corrupted(const char *path, const dataset *d, cache *c, const sett_keys *keys)
 {
 	table *t;
 	char why[256] = "";
-	int r = table_open(path, 9, c, &t, why, sizeof why);
+	int r = table_open_enc(path, 9, c, keys, &t, why, sizeof why);
 	if (r) {
 		REQUIRE((r) == (SETT_ECORRUPT));
 		REQUIRE(strstr(why, path) != NULL, "why names no file: %s", why);
@@ -492,7 +495,7 @@ static int read_corrupted(const char *path, const dataset *d, cache *c)
 	return 1;
 }
 
-static void corrupt_each(int compression, cache *c)
+static void corrupt_each(int compression, cache *c, cipher_ring *g)
 {
 	char *dir = tu_tmpdir("table");
 	char path[4096];
@@ -500,13 +503,15 @@ static void corrupt_each(int compression, cache *c)
 	dataset d;
 	make_dataset(&d, 1000, 0, compression, 21);
 	table_options o = topts(1024, compression);
+	o.cipher = cipher_ring_current(g);
+	sett_keys keys = cipher_ring_keys(g);
 	build(path, &d, &o);
 	long long size = tu_file_size(path);
 	ck_assert_int_gt(size, 4096);
 	int trials = 0;
 	for (long long off = 0; off < size; off += (off >= size - 500 ? 1 : 23)) {
 		tu_flip_byte(path, off);
-		read_corrupted(path, &d, c);
+		read_corrupted(path, &d, c, &keys);
 		tu_flip_byte(path, off); /* flip back */
 		trials++;
 	}
@@ -514,13 +519,14 @@ static void corrupt_each(int compression, cache *c)
 	/* restored: reads cleanly */
 	table *t;
 	char why[256];
-	ck_assert_int_eq(table_open(path, 9, c, &t, why, sizeof why), 0);
+	ck_assert_int_eq(table_open_enc(path, 9, c, &keys, &t, why, sizeof why), 0);
 	ck_assert_int_eq(table_verify(t, why, sizeof why), 0);
 	table_unref(t);
 	/* truncated files */
 	for (long long cut = size - 1; cut > 0; cut -= size / 7) {
 		ck_assert_int_eq(truncate(path, cut), 0);
-		ck_assert_int_eq(table_open(path, 9, c, &t, why, sizeof why), SETT_ECORRUPT);
+		ck_assert_int_eq(table_open_enc(path, 9, c, &keys, &t, why, sizeof why),
+				 SETT_ECORRUPT);
 	}
 	free_dataset(&d);
 	tu_rmrf(dir);
@@ -529,7 +535,7 @@ static void corrupt_each(int compression, cache *c)
 
 START_TEST(test_corrupt_raw)
 {
-	corrupt_each(SETT_COMPRESS_NONE, NULL);
+	corrupt_each(SETT_COMPRESS_NONE, NULL, NULL);
 }
 END_TEST
 
@@ -537,7 +543,7 @@ START_TEST(test_corrupt_zstd_cached)
 {
 	cache *c;
 	ck_assert_int_eq(cache_new(1 << 20, &c), 0);
-	corrupt_each(SETT_COMPRESS_ZSTD, c);
+	corrupt_each(SETT_COMPRESS_ZSTD, c, NULL);
 	cache_stats st;
 	cache_get_stats(c, &st);
 	ck_assert_uint_eq(st.entries, 0); /* closing a table drops its blocks */
@@ -1017,6 +1023,251 @@ START_TEST(test_write_failure)
 }
 END_TEST
 
+/* ---- encrypted tables (doc/FORMAT.md, "Encrypted table") ---- */
+
+/* Builds d into path with key `cur` of g. */
+static void build_enc(const char *path, const dataset *d, size_t block_size, int compression,
+		      cipher_ring *g)
+{
+	table_options o = topts(block_size, compression);
+	o.cipher = cipher_ring_current(g);
+	build(path, d, &o);
+}
+
+typedef struct lost_log {
+	int n;
+	char why[256];
+} lost_log;
+
+static void note_lost(void *arg, slice after, slice last, int excl, const char *why)
+{
+	lost_log *l = arg;
+	(void)after;
+	(void)last;
+	(void)excl;
+	l->n++;
+	snprintf(l->why, sizeof l->why, "%s", why);
+}
+
+/* Salvage takes only blocks whose values decode: make them value structs. */
+static void as_vstructs(dataset *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		buf v = { 0 };
+		static const uint8_t head[3] = { 0, 0, 0 }; /* meta, user_meta, expires_at */
+		REQUIRE(buf_append(&v, head, 3) == 0 && buf_append(&v, d->e[i].v.p, d->e[i].v.n) == 0);
+		buf_free(&d->e[i].v);
+		d->e[i].v = v;
+	}
+}
+
+/* The salvage iterator's entries: all of d when nothing is lost. */
+static size_t salvage_count(table *t, const dataset *d, lost_log *l)
+{
+	sit *it = table_salvage_iter_new(t, note_lost, l);
+	size_t n = 0;
+	for (sit_first(it); sit_valid(it); sit_next(it)) {
+		size_t i = lower_bound(d, sit_key(it));
+		REQUIRE(i < d->n && ikey_cmp(K(d, i), sit_key(it)) == 0);
+		check_at(it, d, i);
+		n++;
+	}
+	sit_free(it);
+	return n;
+}
+
+START_TEST(test_enc_roundtrip)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	cipher_ring *g = tu_ring(1, 1, 1);
+	sett_keys keys = cipher_ring_keys(g);
+	for (int comp = SETT_COMPRESS_NONE; comp <= SETT_COMPRESS_ZSTD; comp++) {
+		dataset d;
+		make_dataset(&d, 20000, 1, 1, 5);
+		as_vstructs(&d);
+		build_enc(path, &d, 4096, comp, g);
+		/* neither values nor keys are in the file */
+		ck_assert(!tu_file_contains(path, "quick brown", 11));
+		for (size_t i = 0; i < d.n; i += 97)
+			if (K(&d, i).n >= 14)
+				ck_assert(!tu_file_contains(path, K(&d, i).p, 14));
+		ck_assert(!tu_file_contains(path, "SETTSST1", 8));
+		cache *c;
+		ck_assert_int_eq(cache_new(8 << 20, &c), 0);
+		for (int cached = 0; cached <= 1; cached++) {
+			table *t;
+			char why[256];
+			ck_assert_int_eq(table_open_enc(path, 1, cached ? c : NULL, &keys, &t, why,
+							sizeof why), 0);
+			ck_assert_uint_eq(table_entry_count(t), d.n);
+			ck_assert_int_eq(table_verify(t, why, sizeof why), 0);
+			check_all_gets(t, &d, cached ? 1 : 7);
+			check_iter(t, &d, 3);
+			table_unref(t);
+		}
+		/* salvage walks the sealed blocks from offset 0 */
+		table *t;
+		lost_log l = { 0 };
+		ck_assert_int_eq(table_open_salvage_enc(path, 1, &keys, &t, NULL, 0), 0);
+		ck_assert_uint_eq(salvage_count(t, &d, &l), d.n);
+		ck_assert_int_eq(l.n, 0);
+		table_unref(t);
+		cache_free(c);
+		free_dataset(&d);
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	cipher_ring_free(g);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* Every flipped byte is reported (never a wrong answer), naming the block. */
+START_TEST(test_enc_corrupt)
+{
+	cipher_ring *g = tu_ring(1, 1, 1);
+	cache *c;
+	ck_assert_int_eq(cache_new(1 << 20, &c), 0);
+	corrupt_each(SETT_COMPRESS_NONE, NULL, g);
+	corrupt_each(SETT_COMPRESS_ZSTD, c, g);
+	cache_free(c);
+	cipher_ring_free(g);
+}
+END_TEST
+
+/*
+ * Another key of the footer's id, none, or a ring without that id is
+ * SETT_EKEY (for salvage too); after a rotation the old key still reads.
+ */
+START_TEST(test_enc_keys)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	cipher_ring *g1 = tu_ring(1, 1, 1), *other = tu_ring(1, 1, 2), *g12 = tu_ring(1, 2, 1),
+		    *g2 = tu_ring(2, 2, 1);
+	dataset d;
+	make_dataset(&d, 2000, 0, 0, 9);
+	build_enc(path, &d, 1024, SETT_COMPRESS_NONE, g1);
+	sett_keys wrong = cipher_ring_keys(other), later = cipher_ring_keys(g12),
+		  gone = cipher_ring_keys(g2);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &wrong, &t, why, sizeof why), SETT_EKEY);
+	ck_assert_msg(strstr(why, path) && strstr(why, "data key 1") && strstr(why, "wrong key"),
+		      "why: %s", why);
+	ck_assert_int_eq(table_open(path, 1, NULL, &t, why, sizeof why), SETT_EKEY);
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &gone, &t, why, sizeof why), SETT_EKEY);
+	ck_assert_msg(strstr(why, "not in KEYREGISTRY"), "why: %s", why);
+	ck_assert_int_eq(table_open_salvage_enc(path, 1, &wrong, &t, why, sizeof why), SETT_EKEY);
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &later, &t, why, sizeof why), 0);
+	check_all_gets(t, &d, 3);
+	table_unref(t);
+	/* a table built after the rotation names key 2 */
+	char p2[4096];
+	snprintf(p2, sizeof p2, "%s/000002.sst", dir);
+	build_enc(p2, &d, 1024, SETT_COMPRESS_NONE, g12);
+	ck_assert_int_eq(table_open_enc(p2, 2, NULL, &gone, &t, why, sizeof why), 0);
+	table_unref(t);
+	free_dataset(&d);
+	cipher_ring_free(g1);
+	cipher_ring_free(other);
+	cipher_ring_free(g12);
+	cipher_ring_free(g2);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * Repair's salvage of an encrypted table: with the index damaged every
+ * data block is still found; with a data block damaged, the walk finds the
+ * blocks after it and reports the lost stretch.
+ */
+START_TEST(test_enc_salvage)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	cipher_ring *g = tu_ring(1, 1, 1);
+	sett_keys keys = cipher_ring_keys(g);
+	dataset d;
+	make_dataset(&d, 3000, 0, 0, 11);
+	as_vstructs(&d);
+	build_enc(path, &d, 1024, SETT_COMPRESS_NONE, g);
+	long long size;
+	uint8_t *all = load_file(path, &size);
+	uint64_t index_off = get_le64(all + size - TABLE_ENC_FOOTER_SIZE + 16);
+	free(all);
+	tu_flip_byte(path, (long long)index_off + 7);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &keys, &t, why, sizeof why), SETT_ECORRUPT);
+	int sr = table_open_salvage_enc(path, 1, &keys, &t, why, sizeof why);
+	ck_assert_msg(sr == 0, "salvage: %d %s", sr, why);
+	lost_log l = { 0 };
+	ck_assert_uint_eq(salvage_count(t, &d, &l), d.n);
+	ck_assert_int_eq(l.n, 0);
+	table_unref(t);
+	tu_flip_byte(path, (long long)index_off + 7);
+	/* the third data block's length field and ciphertext */
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &keys, &t, why, sizeof why), 0);
+	table_unref(t);
+	all = load_file(path, &size);
+	uint64_t b2 = 0;
+	for (int i = 0; i < 2; i++)
+		b2 += get_le32(all + b2) + CIPHER_REC_OVERHEAD;
+	uint64_t b3 = b2 + get_le32(all + b2) + CIPHER_REC_OVERHEAD;
+	free(all);
+	tu_flip_byte(path, (long long)b2 + 1);
+	tu_flip_byte(path, (long long)b2 + 40);
+	ck_assert_int_eq(table_open_salvage_enc(path, 1, &keys, &t, why, sizeof why), 0);
+	size_t n = salvage_count(t, &d, &l);
+	ck_assert_uint_lt(n, d.n);
+	ck_assert_uint_gt(n, d.n / 2);
+	ck_assert_int_eq(l.n, 1);
+	char off[64];
+	snprintf(off, sizeof off, "damaged bytes before offset %llu", (unsigned long long)b3);
+	ck_assert_msg(strstr(l.why, off), "why: %s", l.why);
+	table_unref(t);
+	free_dataset(&d);
+	cipher_ring_free(g);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* Without a cipher the table is the plaintext format, whatever the key ring. */
+START_TEST(test_plain_unchanged)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	dataset d;
+	make_dataset(&d, 500, 0, 1, 4);
+	table_options o = topts(1024, SETT_COMPRESS_NONE);
+	build(path, &d, &o);
+	long long size;
+	uint8_t *all = load_file(path, &size);
+	ck_assert(memcmp(all + size - 8, "SETTSST1", 8) == 0);
+	ck_assert(tu_file_contains(path, "quick brown", 11));
+	free(all);
+	cipher_ring *g = tu_ring(1, 1, 1);
+	sett_keys keys = cipher_ring_keys(g);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &keys, &t, why, sizeof why), 0);
+	check_all_gets(t, &d, 1);
+	table_unref(t);
+	cipher_ring_free(g);
+	free_dataset(&d);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -1044,5 +1295,10 @@ int main(void)
 	add(s, "truncated_while_open", test_truncated_while_open);
 	add(s, "mapguard_catches", test_mapguard_catches);
 	add(s, "mapguard_outside_kills", test_mapguard_outside_kills);
+	add(s, "enc_roundtrip", test_enc_roundtrip);
+	add(s, "enc_corrupt", test_enc_corrupt);
+	add(s, "enc_keys", test_enc_keys);
+	add(s, "enc_salvage", test_enc_salvage);
+	add(s, "plain_unchanged", test_plain_unchanged);
 	return tu_run(s);
 }

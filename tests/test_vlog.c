@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cipher.h"
 #include "entry.h"
 #include "fileio.h"
 #include "ikey.h"
@@ -36,7 +37,7 @@ static void teardown(void)
 
 static vlog_options opts(uint64_t file_size, uint32_t max_entries)
 {
-	vlog_options o = { file_size, max_entries, 0, 1 };
+	vlog_options o = { .file_size = file_size, .max_entries = max_entries, .verify_checksum = 1 };
 	return o;
 }
 
@@ -777,6 +778,300 @@ START_TEST(power_cut_after_rotation)
 }
 END_TEST
 
+/* ---- encrypted files (doc/FORMAT.md, "Encrypted value log") ---- */
+
+#define ENC_HDR (LOG_HEADER_SIZE + CIPHER_HEAD_SIZE + 8)
+
+/* Options that write with key `cur` of ring g and read with any of g's keys. */
+static vlog_options enc_opts(uint64_t file_size, cipher_ring *g)
+{
+	vlog_options o = opts(file_size, 1000);
+	o.cipher = cipher_ring_current(g);
+	o.keys = cipher_ring_keys(g);
+	return o;
+}
+
+/* The key id the header of file fid names. */
+static uint64_t header_key_id(uint32_t fid)
+{
+	char path[4200];
+	uint8_t h[ENC_HDR];
+	fpath(fid, path, sizeof path);
+	FILE *f = fopen(path, "rb");
+	ck_assert(f && fread(h, 1, sizeof h, f) == sizeof h);
+	fclose(f);
+	ck_assert(memcmp(h, "SETTVLGE", 8) == 0);
+	return get_le64(h + LOG_HEADER_SIZE);
+}
+
+static const char secret_key[] = "secret-user-key";
+static const char secret_val[] = "the-secret-value-that-must-not-leak";
+
+static vptr append_secret(vlog *v)
+{
+	uint8_t ik[64];
+	ikey_make(ik, secret_key, strlen(secret_key), 7);
+	entry e = { slice_make(ik, strlen(secret_key) + 8),
+		    slice_make(secret_val, strlen(secret_val)), 0, 0, 0 };
+	vptr p;
+	ck_assert_int_eq(vlog_append(v, &e, 1, &p), 0);
+	return p;
+}
+
+START_TEST(enc_round_trip_no_plaintext)
+{
+	cipher_ring *g = tu_ring(1, 1, 1);
+	vlog_options o = enc_opts(4096, g);
+	vlog *v = open_ok(&o);
+	vptr p[60];
+	append_items(v, 0, 60, 5, p);
+	vptr s = append_secret(v);
+	ck_assert_uint_gt(vlog_head_fid(v), 2);
+	for (int i = 0; i < 60; i++)
+		check_item(v, i, &p[i]);
+	/* iterate (GC's reader) decodes the same entries at the same pointers */
+	visit vs = { 0, p, 0 };
+	ck_assert_int_eq(vlog_iterate(v, 1, visit_fn, &vs), 0);
+	ck_assert_int_gt(vs.n, 3);
+	ck_assert_uint_eq(p[vs.n].fid, 2);
+	vlog_close(v);
+	v = open_ok(&o);
+	for (int i = 0; i < 60; i++)
+		check_item(v, i, &p[i]);
+	buf out = { 0 };
+	ck_assert_int_eq(vlog_read(v, &s, slice_make(secret_key, strlen(secret_key)), &out, NULL,
+				   0), 0);
+	ck_assert(out.n == strlen(secret_val) && memcmp(out.p, secret_val, out.n) == 0);
+	vlog_close(v);
+	for (uint32_t fid = 1; fid <= s.fid; fid++) {
+		char path[4200];
+		fpath(fid, path, sizeof path);
+		ck_assert_uint_eq(header_key_id(fid), 1);
+		ck_assert(!tu_file_contains(path, secret_val, 12));
+		ck_assert(!tu_file_contains(path, secret_key, 10));
+		ck_assert(!tu_file_contains(path, "key000", 6));
+	}
+	buf_free(&out);
+	cipher_ring_free(g);
+}
+END_TEST
+
+/* A flipped ciphertext byte fails that record's tag, naming file and offset. */
+START_TEST(enc_flipped_byte_is_corrupt)
+{
+	cipher_ring *g = tu_ring(1, 1, 1);
+	vlog_options o = enc_opts(1 << 20, g);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	vlog *v = open_ok(&o);
+	vptr p[10];
+	append_items(v, 0, 10, 10, p);
+	vlog_close(v);
+	long long size = tu_file_size(path);
+	tu_flip_byte(path, p[4].offset + p[4].len / 2);
+	/* the head keeps every byte: a complete record failing its tag is damage */
+	v = open_ok(&o);
+	ck_assert_int_eq(tu_file_size(path), size);
+	buf out = { 0 };
+	char why[512] = "", expect[4300];
+	ck_assert_int_eq(vlog_read(v, &p[4], slice_make(NULL, 0), &out, why, sizeof why),
+			 SETT_ECORRUPT);
+	snprintf(expect, sizeof expect, "%s: corrupt entry at offset %u", path, p[4].offset);
+	ck_assert_str_eq(why, expect);
+	for (int i = 0; i < 10; i++)
+		if (i != 4)
+			check_item(v, i, &p[i]);
+	ck_assert_int_eq(vlog_iterate(v, 1, NULL, NULL), SETT_ECORRUPT);
+	vlog_close(v);
+	buf_free(&out);
+	cipher_ring_free(g);
+}
+END_TEST
+
+/* Another key of the same id, or none, is SETT_EKEY at open, not corruption. */
+START_TEST(enc_wrong_key)
+{
+	cipher_ring *g = tu_ring(1, 1, 1), *other = tu_ring(1, 1, 2);
+	vlog_options o = enc_opts(1 << 20, g);
+	vlog *v = open_ok(&o);
+	vptr p[5];
+	append_items(v, 0, 5, 5, p);
+	vlog_close(v);
+	char why[512] = "", path[4200];
+	fpath(1, path, sizeof path);
+	vlog_options wrong = enc_opts(1 << 20, other);
+	ck_assert_int_eq(vlog_open(dir, &wrong, &v, why, sizeof why), SETT_EKEY);
+	ck_assert_msg(strstr(why, path) && strstr(why, "data key 1") && strstr(why, "wrong key"),
+		      "why: %s", why);
+	vlog_options none = opts(1 << 20, 1000);
+	ck_assert_int_eq(vlog_open(dir, &none, &v, why, sizeof why), SETT_EKEY);
+	ck_assert_msg(strstr(why, "no key given"), "why: %s", why);
+	/* the right key still reads everything */
+	v = open_ok(&o);
+	for (int i = 0; i < 5; i++)
+		check_item(v, i, &p[i]);
+	vlog_close(v);
+	cipher_ring_free(g);
+	cipher_ring_free(other);
+}
+END_TEST
+
+/*
+ * A record cut short, or ending in an unwritten sector, is a torn tail and
+ * is cut; the next append goes to a new file, never over the cut offsets.
+ */
+START_TEST(enc_torn_tail_cut)
+{
+	cipher_ring *g = tu_ring(1, 1, 1);
+	vlog_options o = enc_opts(1 << 20, g);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	for (int zeros = 0; zeros <= 1; zeros++) {
+		vlog *v = open_ok(&o);
+		vptr p[30];
+		append_items(v, 0, 29, 4, p);
+		/* the last record holds 3000 value bytes: a whole sector of it can be lost */
+		uint8_t ik[16], *val = malloc(3000);
+		memset(val, 'q', 3000);
+		ikey_make(ik, "key00029", 8, 30);
+		entry big = { slice_make(ik, 16), slice_make(val, 3000), 0, 0, 0 };
+		ck_assert_int_eq(vlog_append(v, &big, 1, &p[29]), 0);
+		free(val);
+		vlog_close(v);
+		uint64_t end = p[29].offset + p[29].len + CIPHER_REC_OVERHEAD;
+		if (zeros) {
+			FILE *f = fopen(path, "r+b");
+			uint8_t z[512] = { 0 };
+			uint64_t sec = (p[29].offset + 511) / 512 * 512;
+			ck_assert_uint_lt(sec + 512, end);
+			fseek(f, (long)sec, SEEK_SET);
+			fwrite(z, 1, sizeof z, f);
+			fclose(f);
+		} else {
+			ck_assert_int_eq(truncate(path, (off_t)(end - 7)), 0);
+		}
+		v = open_ok(&o);
+		ck_assert_int_eq(tu_file_size(path), (long long)p[29].offset);
+		for (int i = 0; i < 29; i++)
+			check_item(v, i, &p[i]);
+		vptr q[31];
+		append_items(v, 29, 1, 1, q);
+		ck_assert_uint_eq(q[29].fid, 2);
+		check_item(v, 29, &q[29]);
+		vlog_close(v);
+		tu_rmrf(dir);
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+	}
+	cipher_ring_free(g);
+}
+END_TEST
+
+/*
+ * No offset of a file is sealed twice: a reopened head with records takes
+ * no appends, an empty one gets a new salt, a failed write seals the file.
+ */
+START_TEST(enc_no_offset_sealed_twice)
+{
+	cipher_ring *g = tu_ring(1, 1, 1);
+	vlog_options o = enc_opts(1 << 20, g);
+	char path[4200];
+	fpath(2, path, sizeof path);
+	vlog *v = open_ok(&o);
+	vptr p[4];
+	append_items(v, 0, 2, 2, p);
+	vlog_close(v);
+	v = open_ok(&o);
+	append_items(v, 2, 1, 1, p); /* into file 2 */
+	ck_assert_uint_eq(p[2].fid, 2);
+	ck_assert_int_eq(vlog_rotate(v), 0); /* file 3, empty */
+	vlog_close(v);
+	uint8_t h1[ENC_HDR], h2[ENC_HDR];
+	char p3[4200];
+	fpath(3, p3, sizeof p3);
+	FILE *f = fopen(p3, "rb");
+	ck_assert(fread(h1, 1, sizeof h1, f) == sizeof h1);
+	fclose(f);
+	v = open_ok(&o);
+	f = fopen(p3, "rb");
+	ck_assert(fread(h2, 1, sizeof h2, f) == sizeof h2);
+	fclose(f);
+	ck_assert(memcmp(h1 + LOG_HEADER_SIZE + 8, h2 + LOG_HEADER_SIZE + 8, CIPHER_SALT_SIZE) != 0);
+	/* a failed write: the retry goes to the next file */
+	item it;
+	item_make(&it, 3);
+	sio_fault_fail_nth(1, -EIO);
+	ck_assert_int_eq(vlog_append(v, &it.e, 1, &p[3]), -EIO);
+	sio_fault_reset();
+	ck_assert_int_eq(vlog_append(v, &it.e, 1, &p[3]), 0);
+	ck_assert_uint_eq(p[3].fid, 4);
+	item_free(&it);
+	for (int i = 0; i < 4; i++)
+		check_item(v, i, &p[i]);
+	vlog_close(v);
+	cipher_ring_free(g);
+}
+END_TEST
+
+/* After a rotation to key 2 files of key 1 stay readable; new files use key 2. */
+START_TEST(enc_key_rotation)
+{
+	cipher_ring *g1 = tu_ring(1, 1, 1), *g12 = tu_ring(1, 2, 1), *g2 = tu_ring(2, 2, 1);
+	vlog_options o1 = enc_opts(1 << 20, g1), o12 = enc_opts(1 << 20, g12);
+	vlog *v = open_ok(&o1);
+	vptr p[10];
+	append_items(v, 0, 5, 5, p);
+	vlog_close(v);
+	v = open_ok(&o12);
+	append_items(v, 5, 5, 5, p);
+	ck_assert_uint_eq(p[5].fid, 2);
+	for (int i = 0; i < 10; i++)
+		check_item(v, i, &p[i]);
+	vlog_close(v);
+	ck_assert_uint_eq(header_key_id(1), 1);
+	ck_assert_uint_eq(header_key_id(2), 2);
+	/* a plaintext log whose writer now encrypts: new entries go to a new file */
+	tu_rmrf(dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	vlog_options plain = opts(1 << 20, 1000);
+	v = open_ok(&plain);
+	append_items(v, 0, 5, 5, p);
+	vlog_close(v);
+	vlog_options o2 = enc_opts(1 << 20, g2);
+	v = open_ok(&o2);
+	append_items(v, 5, 5, 5, p);
+	ck_assert_uint_eq(p[5].fid, 2);
+	for (int i = 0; i < 10; i++)
+		check_item(v, i, &p[i]);
+	vlog_close(v);
+	ck_assert_uint_eq(header_key_id(2), 2);
+	cipher_ring_free(g1);
+	cipher_ring_free(g12);
+	cipher_ring_free(g2);
+}
+END_TEST
+
+/* Without a cipher the file is byte for byte the plaintext format. */
+START_TEST(plain_format_unchanged)
+{
+	vlog_options o = opts(1 << 20, 1000);
+	vlog *v = open_ok(&o);
+	item it;
+	item_make(&it, 3);
+	vptr p;
+	ck_assert_int_eq(vlog_append(v, &it.e, 1, &p), 0);
+	vlog_close(v);
+	ck_assert_uint_eq(p.offset, LOG_HEADER_SIZE);
+	uint8_t want[LOG_HEADER_SIZE + 1024];
+	log_header_encode(want, "SETTVLOG", 1);
+	size_t n = entry_encode(want + LOG_HEADER_SIZE, &it.e);
+	char path[4200];
+	fpath(1, path, sizeof path);
+	ck_assert_int_eq(tu_file_size(path), (long long)(LOG_HEADER_SIZE + n));
+	ck_assert(tu_file_contains(path, want, LOG_HEADER_SIZE + n));
+	item_free(&it);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vlog");
@@ -800,6 +1095,13 @@ int main(void)
 	tcase_add_test(tc, sealed_file_cut_short_while_open);
 	tcase_add_test(tc, power_cut_keeps_synced);
 	tcase_add_test(tc, power_cut_after_rotation);
+	tcase_add_test(tc, enc_round_trip_no_plaintext);
+	tcase_add_test(tc, enc_flipped_byte_is_corrupt);
+	tcase_add_test(tc, enc_wrong_key);
+	tcase_add_test(tc, enc_torn_tail_cut);
+	tcase_add_test(tc, enc_no_offset_sealed_twice);
+	tcase_add_test(tc, enc_key_rotation);
+	tcase_add_test(tc, plain_format_unchanged);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cipher.h"
+#include "keyregistry.h"
+
 char *tu_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -65,6 +68,29 @@ long long tu_file_size(const char *path)
 	if (stat(path, &st) != 0)
 		return -1;
 	return (long long)st.st_size;
+}
+
+uint8_t *tu_slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *p = malloc((size_t)sz + 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(fread(p, 1, (size_t)sz, f), (size_t)sz);
+	fclose(f);
+	*n = (size_t)sz;
+	return p;
+}
+
+int tu_contains(const uint8_t *p, size_t n, const void *needle, size_t m)
+{
+	for (size_t i = 0; i + m <= n; i++)
+		if (memcmp(p + i, needle, m) == 0)
+			return 1;
+	return 0;
 }
 
 void tu_flip_byte(const char *path, long long off)
@@ -161,4 +187,35 @@ uint64_t tu_dir_bytes(const char *dir)
 	}
 	closedir(d);
 	return n;
+}
+
+int tu_file_contains(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *all = malloc(size > 0 ? (size_t)size : 1);
+	ck_assert(fread(all, 1, (size_t)size, f) == (size_t)size);
+	fclose(f);
+	int found = memmem(all, (size_t)size, p, n) != NULL;
+	free(all);
+	return found;
+}
+
+struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed)
+{
+	keyreg kr = { 0 };
+	kr.n = (size_t)(last - first + 1);
+	kr.keys = calloc(kr.n, sizeof *kr.keys);
+	for (size_t i = 0; i < kr.n; i++) {
+		kr.keys[i].id = first + i;
+		for (int j = 0; j < CRYPT_KEY_SIZE; j++)
+			kr.keys[i].key[j] = (uint8_t)(seed * 131 + (first + i) * 17 + (unsigned)j);
+	}
+	cipher_ring *g = NULL;
+	ck_assert_int_eq(cipher_ring_new(&kr, &g), 0);
+	free(kr.keys);
+	return g;
 }

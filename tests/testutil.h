@@ -17,6 +17,10 @@ void tu_fill_random(uint64_t *state, void *p, size_t n);
 long long tu_file_size(const char *path);
 /* Total size of the regular files directly in dir. */
 uint64_t tu_dir_bytes(const char *dir);
+/* The whole file at path (malloc'ed, one byte more than *n); fails the test if unreadable. */
+uint8_t *tu_slurp(const char *path, size_t *n);
+/* Whether the n bytes at p hold the m bytes of needle. */
+int tu_contains(const uint8_t *p, size_t n, const void *needle, size_t m);
 /* Flip one bit of the byte at off in file path. */
 void tu_flip_byte(const char *path, long long off);
 /*
@@ -25,6 +29,14 @@ void tu_flip_byte(const char *path, long long off);
  * digests: nothing was created, deleted, renamed or written.
  */
 uint64_t tu_dir_digest(const char *dir);
+/* Whether the file at path holds the n bytes at p anywhere. */
+int tu_file_contains(const char *path, const void *p, size_t n);
+/*
+ * A key ring of data keys with ids first..last; key i's bytes depend on i
+ * and `seed` only (rings of one seed agree on every id they share).
+ */
+struct cipher_ring;
+struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed);
 /* Runs a suite; returns the process exit status (0 if every test passed). */
 int tu_run(Suite *s);
 

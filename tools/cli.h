@@ -12,11 +12,15 @@
 
 /* Prints "sett CMD: what failed: why" to stderr; returns exit status 1. */
 int cli_fail(const char *cmd, const char *what, int err);
-/* Opens STORE with the default options (read_only as asked). */
+/* Opens STORE with the default options (read_only as asked) and the key
+ * main() read from --key-file or --passphrase-file. */
 int cli_open(const char *cmd, const char *path, int read_only, sett_db **db);
 /* The same, reporting the engine's progress (sett_verify) to p. */
 int cli_open_progress(const char *cmd, const char *path, int read_only, progress *p,
 		      sett_db **db);
+/* Says why an open (or sett_repair) of `path` failed with err (why: the
+ * engine's description, or ""); returns exit status 1. */
+int cli_open_failed(const char *cmd, const char *path, int err, const char *why);
 
 int cmd_bench(int argc, char **argv);
 int cmd_pin(int argc, char **argv);

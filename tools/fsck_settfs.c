@@ -1,7 +1,8 @@
 /*
  * fsck_settfs.c - fsck.settfs: check and repair a settfs store.
  *
- *   fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD] STORE
+ *   fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD]
+ *               [--key-file F | --passphrase-file F] STORE
  *
  * -n (also the default): report only; the store is opened read-only and
  * nothing is changed.  -p: fix what is safe without a person deciding (link
@@ -31,6 +32,10 @@
  * is drawn on stderr when that is a terminal.  man/fsck.settfs.8 is the
  * user's description.
  *
+ * An encrypted store is opened with the key of --key-file or
+ * --passphrase-file (key.h); a wrong or missing key is an operational
+ * error, never damage: nothing is repaired or changed.
+ *
  * Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected (1|4 = 5: some of each), 8 operational error, 16 usage error.
  */
@@ -50,6 +55,7 @@
 #include "fs_int.h"
 #include "schema.h"
 #include "getopt_std.h"
+#include "key.h"
 #include "settfs.h"
 #include "progress.h"
 
@@ -1417,7 +1423,8 @@ static void on_verify(void *arg, const char *msg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD] STORE\n"
+	fprintf(f, "usage: fsck.settfs [-n | -p | -a | -y] [-f] [-q] [-C FD]\n"
+		   "                   [--key-file F | --passphrase-file F] STORE\n"
 		   "  -n     report only, change nothing (the default)\n"
 		   "  -p, -a fix what is safe to fix without asking\n"
 		   "  -y     fix everything that can be fixed (rebuilds the engine if needed)\n"
@@ -1425,6 +1432,8 @@ static void usage(FILE *f)
 		   "  -q     print only the summary\n"
 		   "  -C FD  progress: 0 draws a bar on stdout, FD > 0 gets e2fsck's lines\n"
 		   "         \"PASS DONE TOTAL STORE\" (default: a bar on stderr if a terminal)\n"
+		   "  --key-file F, --passphrase-file F\n"
+		   "         the master key of an encrypted store (F: mode 0600 or stricter)\n"
 		   "  -V, --version; -h, --help\n"
 		   "Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
 		   "8 operational error, 16 usage error.  See fsck.settfs(8).\n");
@@ -1447,11 +1456,15 @@ static int looks_like_store(const char *dir)
 	return found;
 }
 
+/* --key-file / --passphrase-file */
+static key_material key;
+
 static int open_store(const char *store, int read_only, sett_db **db, char *why, size_t whylen)
 {
 	settfs_options so;
 	settfs_options_init(&so);
 	sett_options o = so.engine;
+	key_apply(&key, &o);
 	o.create_if_missing = 0;
 	o.read_only = read_only;
 	o.num_compactors = 0;
@@ -1508,6 +1521,7 @@ static void fs_check(sett_db *db, int level, int quiet)
 int main(int argc, char **argv)
 {
 	int c, level = FIX_NONE, modes = 0, quiet = 0, progress_fd = -1;
+	const char *key_file = NULL, *pass_file = NULL;
 	while ((c = std_getopt(argc, argv, "+:npayfqC:hV")) != -1) {
 		switch (c) {
 		case 'n': level = FIX_NONE; modes++; break;
@@ -1515,6 +1529,8 @@ int main(int argc, char **argv)
 		case 'y': level = FIX_ALL; modes++; break;
 		case 'f': break;
 		case 'q': quiet = 1; break;
+		case 'K': key_file = optarg; break;
+		case 'P': pass_file = optarg; break;
 		case 'C': {
 			char *end;
 			long fd = strtol(optarg, &end, 10);
@@ -1546,6 +1562,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *store = argv[optind];
+	if (key_load("fsck.settfs", key_file, pass_file, &key))
+		return EXIT_OPERR;
 	progress_open(&prog, "fsck.settfs", store, progress_fd);
 	struct stat sst;
 	if (stat(store, &sst) != 0) {
@@ -1575,6 +1593,21 @@ int main(int argc, char **argv)
 	}
 	int engine_repair = 0;
 	long engine_left = 0; /* engine faults this run does not repair */
+	if (r == SETT_EKEY || r == -ENOTSUP) {
+		/* not damage: a repair would rebuild nothing it can read */
+		if (r == SETT_EKEY)
+			fprintf(stderr, "fsck.settfs: %s: %s\n", store,
+				key_refused(key.has_key || key.has_pass));
+		if (why[0])
+			fprintf(stderr, "fsck.settfs: %s\n", why);
+		else if (r != SETT_EKEY)
+			fprintf(stderr, "fsck.settfs: %s: %s\n", store, sett_strerror(r));
+		if (r == SETT_EKEY && !key.has_key && !key.has_pass)
+			fprintf(stderr, "fsck.settfs: give its key with --key-file F or "
+					"--passphrase-file F\n");
+		key_wipe(&key);
+		return EXIT_OPERR;
+	}
 	if (r) {
 		if (!looks_like_store(store) || r == -ENOTDIR || r == -EACCES || r == -ENOMEM) {
 			fprintf(stderr, "fsck.settfs: %s: %s\n", store, why[0] ? why : sett_strerror(r));
@@ -1610,6 +1643,7 @@ int main(int argc, char **argv)
 	if (engine_repair) {
 		settfs_options so;
 		settfs_options_init(&so);
+		key_apply(&key, &so.engine);
 		r = sett_repair(store, &so.engine, on_repair, NULL);
 		if (r)
 			operr("engine repair", r);
@@ -1667,6 +1701,7 @@ int main(int argc, char **argv)
 		fixed = faults - left;
 	}
 	sett_close(db);
+	key_wipe(&key);
 	progress_clear(&prog);
 	printf("fsck.settfs: %s: %zu inodes, %ld fault%s, %ld fixed\n", store, ninodes, faults,
 	       faults == 1 ? "" : "s", fixed);

@@ -1,15 +1,17 @@
 /*
  * mkfs_settfs.c - mkfs.settfs: create a settfs filesystem in a store.
  *
- *   mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE
+ *   mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID]
+ *               [--key-file F | --passphrase-file F] STORE
  *
  * Writes the superblock, the inode counter and the root directory.  A
  * missing or empty directory gets a new store.  An existing store is
  * refused unless -f, which erases its keys; a non-empty directory that
  * holds no store is refused unless -f, which puts the store among what is
  * there (nothing in it is deleted).  A missing directory is made with mode
- * 0700 (the engine makes every store directory so).  Exit status: 0 done,
- * 1 failed, 2 usage error.
+ * 0700 (the engine makes every store directory so).  With a key file or a
+ * passphrase the store is encrypted at rest (key.h); -f keeps what a store
+ * is: an encrypted one needs its key, an unencrypted one refuses a key.  Exit status: 0 done, 1 failed, 2 usage error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,15 +20,21 @@
 #include <unistd.h>
 
 #include "getopt_std.h"
+#include "key.h"
 #include "settfs.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID] STORE\n"
+	fprintf(out, "usage: mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID]\n"
+		     "                   [--key-file F | --passphrase-file F] STORE\n"
 		     "  -f   erase an existing store, or use a non-empty directory\n"
 		     "  -c   data chunk size in bytes, a power of two in 4096..1048576 (65536)\n"
 		     "  -u, -g  owner of the root directory (the caller)\n"
 		     "  -q   print nothing on success\n"
+		     "  --key-file F         encrypt the store with the master key in F\n"
+		     "                       (32 bytes, or 64 hex digits; mode 0600 or stricter)\n"
+		     "  --passphrase-file F  encrypt it with the passphrase on F's first line\n"
+		     "                       (\"-\": standard input)\n"
 		     "  -V, --version; -h, --help\n"
 		     "A missing STORE directory is created with mode 0700.  See mkfs.settfs(8).\n");
 }
@@ -51,6 +59,7 @@ int main(int argc, char **argv)
 	settfs_options_init(&o);
 	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0, 0 };
 	int force = 0, quiet = 0, c;
+	const char *key_file = NULL, *pass_file = NULL;
 	while ((c = std_getopt(argc, argv, "+:fqc:u:g:hV")) != -1) {
 		switch (c) {
 		case 'f':
@@ -70,6 +79,12 @@ int main(int argc, char **argv)
 		case 'g':
 			if (number('g', optarg, UINT32_MAX - 1, &ctx.gid))
 				return 2;
+			break;
+		case 'K':
+			key_file = optarg;
+			break;
+		case 'P':
+			pass_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -92,7 +107,18 @@ int main(int argc, char **argv)
 	char why[1024] = "";
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
+	static key_material key;
+	if (key_load("mkfs.settfs", key_file, pass_file, &key))
+		return 1;
+	key_apply(&key, &o.engine);
 	int r = settfs_mkfs(store, &o, &ctx, force);
+	key_wipe(&key);
+	if (r == -EKEYREJECTED) {
+		fprintf(stderr, "mkfs.settfs: %s: %s\n", store, key_refused(key_file || pass_file));
+		if (why[0])
+			fprintf(stderr, "mkfs.settfs: %s\n", why);
+		return 1;
+	}
 	if (r == -EEXIST || r == -ENOTEMPTY) {
 		fprintf(stderr, "mkfs.settfs: %s\n", why);
 		if (r == -ENOTEMPTY)
@@ -107,6 +133,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!quiet)
-		printf("mkfs.settfs: created settfs in %s (chunk size %u)\n", store, o.chunk_size);
+		printf("mkfs.settfs: created settfs in %s (chunk size %u%s)\n", store, o.chunk_size,
+		       key_file || pass_file ? ", encrypted" : "");
 	return 0;
 }

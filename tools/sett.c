@@ -11,6 +11,9 @@
  *   sett load STORE < FILE
  *   sett bench [--workload NAME] [--dir DIR]   (also backup_small, load_small, ...)
  *
+ * Every command that opens a store also takes --key-file F or
+ * --passphrase-file F, the master key of an encrypted store (key.h).
+ *
  * Options come before "--"; an unknown one is refused, naming it.  `check`,
  * `repair` and `gc` show their progress on stderr when it is a terminal.
  * man/sett.1 documents every command.
@@ -28,6 +31,10 @@
 
 #include "cli.h"
 #include "control.h"
+#include "key.h"
+
+/* --key-file / --passphrase-file, read by main() before the command runs */
+static key_material cli_key;
 
 int cli_fail(const char *cmd, const char *what, int err)
 {
@@ -49,6 +56,7 @@ int cli_open_progress(const char *cmd, const char *path, int read_only, progress
 	o.progress_fn = p ? progress_engine : NULL;
 	o.progress_arg = p;
 	o.create_if_missing = !read_only;
+	key_apply(&cli_key, &o);
 	/* A short-lived command runs no automatic GC (a read-only open has no GC
 	 * thread and keeps the ratio for the plan `sett info` shows). */
 	if (!read_only)
@@ -67,13 +75,23 @@ int cli_open_progress(const char *cmd, const char *path, int read_only, progress
 		why[0] = 0;
 		r = sett_open(path, &o, db);
 	}
-	if (r && why[0]) {
-		fprintf(stderr, "sett %s: %s\n", cmd, why);
-		return 1;
+	return r ? cli_open_failed(cmd, path, r, why) : 0;
+}
+
+int cli_open_failed(const char *cmd, const char *path, int err, const char *why)
+{
+	if (err == SETT_EKEY) {
+		fprintf(stderr, "sett %s: %s: %s\n", cmd, path,
+			key_refused(cli_key.has_key || cli_key.has_pass));
+		if (!cli_key.has_key && !cli_key.has_pass)
+			fprintf(stderr, "sett %s: give its key with --key-file F or "
+					"--passphrase-file F\n", cmd);
 	}
-	if (r)
-		return cli_fail(cmd, path, r);
-	return 0;
+	if (why[0])
+		fprintf(stderr, "sett %s: %s\n", cmd, why);
+	else if (err != SETT_EKEY)
+		cli_fail(cmd, path, err);
+	return 1;
 }
 
 static sett_val val_of(const char *s)
@@ -332,9 +350,10 @@ static int cmd_repair(int argc, char **argv)
 	sett_options_init(&o);
 	o.progress_fn = progress_engine;
 	o.progress_arg = &p;
+	key_apply(&cli_key, &o);
 	int r = sett_repair(argv[1], &o, repair_line, &p);
 	progress_clear(&p);
-	return r ? cli_fail("repair", argv[1], r) : 0;
+	return r ? cli_open_failed("repair", argv[1], r, "") : 0;
 }
 
 static int cmd_gc(int argc, char **argv)
@@ -379,9 +398,11 @@ static int cmd_flatten(int argc, char **argv)
 
 /*
  * `opts`: the options a command takes, space-separated; "=" after one: it
- * takes a value (the next argument).  main() refuses any other argument
+ * takes a value (the next argument).  Every command but bench also takes
+ * KEY_OPTS, which main() reads itself.  main() refuses any other argument
  * that starts with '-' (until "--"), naming it.
  */
+#define KEY_OPTS "--key-file= --passphrase-file="
 static const struct command {
 	const char *name;
 	int (*fn)(int, char **);
@@ -410,8 +431,9 @@ static const struct command {
 	  "pin the current (or an older) version; prints it" },
 	{ "unpin", cmd_unpin, "", "STORE NAME",
 	  "release a pin (compaction and GC free its space)" },
-	{ "bench", cmd_bench, "--workload= --dir= --scale=",
-	  "[--workload NAME] [--dir DIR] [--scale F]", "run the engine workloads" },
+	{ "bench", cmd_bench, "--workload= --dir= --scale= --encrypt",
+	  "[--workload NAME] [--dir DIR] [--scale F] [--encrypt]",
+	  "run the engine workloads (--encrypt: on encrypted stores)" },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -421,6 +443,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  sett %s %s\n      %s\n", commands[i].name, commands[i].usage,
 			commands[i].help);
+	fprintf(f, "\n  Every command but bench takes --key-file F or --passphrase-file F:\n"
+		   "      the master key of an encrypted store (F: mode 0600 or stricter)\n");
 	fprintf(f, "\n  sett help [COMMAND] | sett COMMAND --help | sett --version\n"
 		   "\nExit status: 0 done, 1 failed (or check found corruption), 2 usage error,\n"
 		   "3 get: no such key.  See sett(1).\n");
@@ -437,6 +461,9 @@ static const struct command *find_command(const char *name)
 static void command_help(const struct command *c)
 {
 	printf("usage: sett %s %s\n%s\n", c->name, c->usage, c->help);
+	if (c->fn != cmd_bench)
+		printf("--key-file F, --passphrase-file F: the master key of an encrypted "
+		       "store\n(a key file, or a passphrase file's first line; \"-\": stdin)\n");
 }
 
 /* Does `opts` list `arg`?  *value: it takes one. */
@@ -492,6 +519,7 @@ int main(int argc, char **argv)
 	if (!av)
 		return 1;
 	av[ac++] = argv[1];
+	const char *key_file = NULL, *pass_file = NULL;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		int value = 0;
@@ -503,15 +531,22 @@ int main(int argc, char **argv)
 			command_help(c);
 			free(av);
 			return 0;
-		} else if (takes_option(c->opts, a, &value)) {
+		} else if (takes_option(c->opts, a, &value) ||
+			   (c->fn != cmd_bench && takes_option(KEY_OPTS, a, &value))) {
 			if (value && i + 1 >= argc) {
 				fprintf(stderr, "sett %s: option '%s' needs a value\n", c->name, a);
 				free(av);
 				return 2;
 			}
-			av[ac++] = argv[i];
-			if (value)
-				av[ac++] = argv[++i];
+			if (!strcmp(a, "--key-file")) {
+				key_file = argv[++i];
+			} else if (!strcmp(a, "--passphrase-file")) {
+				pass_file = argv[++i];
+			} else {
+				av[ac++] = argv[i];
+				if (value)
+					av[ac++] = argv[++i];
+			}
 		} else {
 			fprintf(stderr, "sett %s: unknown option '%s' (sett help %s)\n", c->name, a,
 				c->name);
@@ -520,7 +555,12 @@ int main(int argc, char **argv)
 		}
 	}
 	av[ac] = NULL;
+	if (key_load("sett", key_file, pass_file, &cli_key)) {
+		free(av);
+		return 1;
+	}
 	int r = c->fn(ac, av);
+	key_wipe(&cli_key);
 	if (r == 2)
 		fprintf(stderr, "usage: sett %s %s\n", c->name, c->usage);
 	free(av);

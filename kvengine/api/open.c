@@ -6,21 +6,24 @@
  *
  * Open sequence (doc/FORMAT.md, "Store directory"):
  *   1. lock the directory (LOCK, an flock the kernel drops when we die);
- *   2. MANIFEST: which table is at which level (created only in a
+ *   2. KEYREGISTRY (keyregistry.c; one that holds data keys needs the
+ *      master key, and its keys decrypt every other file; a key due for
+ *      rotation gets its successor, which new files use);
+ *   3. MANIFEST: which table is at which level (created only in a
  *      directory that holds no store file; missing or damaged while store
  *      files exist, it is a hard error and nothing is changed);
- *   3. open the tables named by the manifest, level by level, and sort the
+ *   4. open the tables named by the manifest, level by level, and sort the
  *      table files it does not name: leftovers it proves (an id it
  *      allocated), others (quarantined); when its tail is torn, the
  *      ids prove nothing and step 6 judges the tables by their contents;
- *   4. KEYREGISTRY (keyregistry.c; one that holds data keys needs a master key);
  *   5. open the value log (the last file's torn tail is cut);
  *   6. replay every NNNNN.mem WAL, in order, into an immutable memtable
  *      (value pointers of the newest one are checked against the log);
  *      with a torn MANIFEST tail, an unnamed table all of whose entries
  *      the store already holds is a leftover, any other a hard error;
  *   7. only then delete the proven leftovers, move the others to
- *      quarantine/, cut the MANIFEST's torn tail;
+ *      quarantine/, cut the MANIFEST's torn tail, write a missing
+ *      KEYREGISTRY of an unencrypted store;
  *   8. start the writer, the flusher, compaction and value-log GC.
  */
 #include <dirent.h>
@@ -43,19 +46,68 @@
 #include "ikey.h"
 #include "drop.h"
 #include "pin.h"
+#include "cipher.h"
 #include "keyregistry.h"
 
 
 /* ---- KEYREGISTRY ---- */
 
-/* An unencrypted store's registry (keyregistry.c); one with keys needs a
- * master key, which sett_open does not take yet. */
-static int keyregistry_open(sett_db *db, char *why, size_t whylen)
+static int has_store_files(const char *dir, char *name, size_t n);
+
+/* The rotation period of data keys, in seconds (0: never). */
+static uint64_t rotation_seconds(const sett_options *o)
 {
-	keyreg *kr;
-	int r = keyreg_open(db->dir, NULL, db->opt.read_only, 0, &kr, why, whylen);
-	keyreg_free(kr);
+	return o->key_rotation_days > 0 ? (uint64_t)o->key_rotation_days * 86400 : 0;
+}
+
+/*
+ * Step 2: the data keys (keyregistry.c), before anything that may be
+ * encrypted is read.  A missing KEYREGISTRY is made here only for a new
+ * store (with keys when a master key is given); in an existing store it
+ * means an unencrypted one, whose 24-byte registry is written once the
+ * open has succeeded (write_missing_registry).  When the current data
+ * key is older than key_rotation_days, a writable open adds a new one
+ * here, before anything could be written under it (the one change a
+ * refused open may leave: the registry with one more key).
+ */
+static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
+{
+	keyreg_master m = { .key = db->opt.encryption_key,
+			    .passphrase = db->opt.encryption_passphrase };
+	char path[4096], name[256];
+	snprintf(path, sizeof path, "%s/KEYREGISTRY", db->dir);
+	struct stat st;
+	int ro = db->opt.read_only;
+	*missing = 0;
+	if (lstat(path, &st) != 0 && errno == ENOENT) {
+		snprintf(path, sizeof path, "%s/MANIFEST", db->dir);
+		int has = lstat(path, &st) == 0 ? 1 : has_store_files(db->dir, name, sizeof name);
+		if (has < 0)
+			return has;
+		/* no store, and none to be made: the MANIFEST step says so */
+		if (!has && !db->opt.create_if_missing)
+			return 0;
+		/* an existing store without one: unencrypted (a key is refused) */
+		*missing = has;
+		ro |= has;
+	}
+	int r = keyreg_open(db->dir, &m, ro, rotation_seconds(&db->opt), &db->kr, why, whylen);
+	/* Nothing keeps the caller's key: the registry holds what it needs. */
+	db->opt.encryption_key = NULL;
+	db->opt.encryption_passphrase = NULL;
+	if (!r)
+		r = cipher_ring_new(db->kr, &db->ring);
+	if (!r) {
+		/* new tables, and (vlog_open) new value-log files, use the current key */
+		db->keys = cipher_ring_keys(db->ring);
+		db->topt.cipher = cipher_ring_current(db->ring);
+	}
 	return r;
+}
+
+static int write_missing_registry(sett_db *db, int missing)
+{
+	return missing && !db->opt.read_only ? keyreg_write(db->dir, NULL) : 0;
 }
 
 /* ---- open ---- */
@@ -263,7 +315,7 @@ static int open_tables(sett_db *db, manifest_table *mt, size_t nmt, unnamed_tabl
 	for (size_t i = 0; i < nmt && !r; i++) {
 		char path[4096];
 		db_table_path(db, mt[i].id, path, sizeof path);
-		r = table_open(path, mt[i].id, db->bcache, &opened[i], why, whylen);
+		r = table_open_enc(path, mt[i].id, db->bcache, &db->keys, &opened[i], why, whylen);
 		if (r == -ENOENT) {
 			snprintf(why, whylen, "%s: named by MANIFEST but missing", path);
 			r = SETT_ECORRUPT;
@@ -393,7 +445,7 @@ static int table_accounted(sett_db *db, uint64_t id, char *why, size_t whylen)
 	db_table_path(db, id, path, sizeof path);
 	table *t;
 	/* No block cache: a quarantined table's id may be handed out again. */
-	int r = table_open(path, id, NULL, &t, why, whylen);
+	int r = table_open_enc(path, id, NULL, &db->keys, &t, why, whylen);
 	if (r)
 		return r == -ENOENT ? 0 : r;
 	sit *it = table_iter_new(t);
@@ -494,7 +546,7 @@ static int settle_unnamed(sett_db *db, const unnamed_tables *un)
 /*
  * Whether dir holds a file with data of a store (a missing MANIFEST is then
  * damage, not a new store): the first one found goes to `name`.  LOCK,
- * KEYREGISTRY (no keys yet) and DISCARD (advisory) hold none, and neither
+ * KEYREGISTRY (keys only) and DISCARD (advisory) hold none, and neither
  * does a MANIFEST-REWRITE without them: it only names tables, and alone it
  * is what a crash inside the open that creates a store leaves.
  */
@@ -545,11 +597,12 @@ static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *wh
 			snprintf(why, whylen, "%s: no such file (not a store)", path);
 			return -ENOENT;
 		}
-		int r = manifest_create(db->dir);
+		int r = manifest_create_enc(db->dir, &db->topt.cipher);
 		if (r)
 			return r;
 	}
-	return manifest_open(db->dir, db->opt.read_only, &db->man, mt, nmt, why, whylen);
+	return manifest_open_enc(db->dir, db->opt.read_only, &db->topt.cipher, &db->keys, &db->man,
+				 mt, nmt, why, whylen);
 }
 
 /*
@@ -584,8 +637,8 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 		else if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
-		r = wal_open_replay_checked(path, !db->opt.read_only, replay_check, replay_apply, &c,
-					    &w, why, whylen);
+		r = wal_open_replay_enc(path, !db->opt.read_only, &db->topt.cipher, &db->keys,
+					replay_check, replay_apply, &c, &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
 			if (!into)
@@ -670,6 +723,8 @@ static void db_free(sett_db *db)
 	drops_close(db);
 	if (db->bcache)
 		cache_free(db->bcache);
+	cipher_ring_free(db->ring);
+	keyreg_free(db->kr); /* wipes the keys; nothing borrows them any more */
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
 	pthread_mutex_destroy(&db->mu);
@@ -697,16 +752,6 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	int r = check_options(&o);
 	if (r)
 		return r;
-	if (o.encryption_key || o.encryption_passphrase) {
-		/* KEYREGISTRY holds wrapped data keys, but the WAL, value log,
-		 * tables and MANIFEST are not encrypted yet: refuse rather than
-		 * write plaintext into a store the caller believes encrypted */
-		if (o.error_buf && o.error_buf_size)
-			snprintf(o.error_buf, o.error_buf_size, "%s: encryption at rest is not "
-				 "available yet (the WAL, value log, tables and MANIFEST would "
-				 "be written in plaintext)", path);
-		return -ENOTSUP;
-	}
 	apply_memory_budget(&o);
 
 	struct stat st;
@@ -750,7 +795,10 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	manifest_table *mt = NULL;
 	size_t nmt = 0;
 	unnamed_tables un = { 0 };
+	int no_registry = 0;
 	if ((r = lock_dir(db)))
+		goto fail;
+	if ((r = keyregistry_open(db, &no_registry, why, sizeof why)))
 		goto fail;
 	if ((r = cache_new(o.block_cache_size, &db->bcache)))
 		goto fail;
@@ -760,13 +808,12 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 		goto fail;
 	if ((r = open_tables(db, mt, nmt, &un, why, sizeof why)))
 		goto fail;
-	if ((r = keyregistry_open(db, why, sizeof why)))
-		goto fail;
 	/* the value log first: replay checks the WAL's pointers against it */
 	vlog_options vo = { .file_size = o.value_log_file_size,
 			    .max_entries = o.value_log_max_entries,
 			    .read_only = o.read_only,
-			    .verify_checksum = o.verify_value_checksum };
+			    .verify_checksum = o.verify_value_checksum,
+			    .cipher = db->topt.cipher, .keys = db->keys };
 	if ((r = vlog_open(db->dir, &vo, &db->vl, why, sizeof why)))
 		goto fail;
 	if ((r = replay_wals(db, why, sizeof why)))
@@ -796,7 +843,8 @@ int sett_open(const char *path, const sett_options *opt, sett_db **dbp)
 	r = settle_unnamed(db, &un);
 	free(un.ids);
 	un.ids = NULL;
-	if (r || (r = manifest_finish_open(db->man)))
+	if (r || (r = manifest_finish_open(db->man)) ||
+	    (r = write_missing_registry(db, no_registry)))
 		goto fail;
 	pthread_mutex_lock(&db->mu);
 	r = db_new_memslot_locked(db, &db->active);

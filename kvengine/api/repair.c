@@ -40,6 +40,7 @@
 #include "discard.h"
 #include "fileio.h"
 #include "ikey.h"
+#include "cipher.h"
 #include "keyregistry.h"
 #include "pin.h"
 
@@ -93,6 +94,11 @@ typedef struct rep {
 	size_t npins;
 	uint64_t max_version; /* the newest version any file or mark holds */
 	uint64_t kept, lost_values, lost_blocks, moved, stale;
+	keyreg *kr; /* an encrypted store's data keys, or NULL */
+	cipher_ring *ring;
+	/* encryption at rest: the key new files get, and the keys files name */
+	sett_cipher cipher;
+	sett_keys keys;
 } rep;
 
 static void saw_version(rep *r, uint64_t v)
@@ -278,12 +284,12 @@ static int open_tables(rep *r)
 		if (ids[i] >= r->next_id)
 			r->next_id = ids[i] + 1;
 		snprintf(path, sizeof path, "%s/%06llu.sst", r->dir, (unsigned long long)ids[i]);
-		e = table_open(path, ids[i], NULL, &s->t, why, sizeof why);
+		e = table_open_enc(path, ids[i], NULL, &r->keys, &s->t, why, sizeof why);
 		if (e == SETT_ECORRUPT) {
 			/* the footer, index or properties: find the data blocks */
 			char why2[512] = "";
 			s->damaged = 1;
-			int e2 = table_open_salvage(path, ids[i], &s->t, why2, sizeof why2);
+			int e2 = table_open_salvage_enc(path, ids[i], &r->keys, &s->t, why2, sizeof why2);
 			if (e2 == 0)
 				note(r, "%s: does not open (%s); its data blocks are read by their "
 				     "checksums, and it goes to " QUARANTINE "/", path, why);
@@ -354,7 +360,8 @@ static int replay_wals(rep *r)
 		if ((e = memtable_new(&s->mt)))
 			break;
 		wal_ctx c = { r, s->mt };
-		e = wal_open_replay(path, 0, wal_apply, &c, NULL, why, sizeof why);
+		e = wal_open_replay_enc(path, 0, NULL, &r->keys, NULL, wal_apply, &c, NULL, why,
+					sizeof why);
 		if (e == -ENOMEM)
 			break;
 		if (e) {
@@ -606,7 +613,8 @@ static int rebuild(rep *r)
 		return -ENOMEM;
 
 	table_options to = { .block_size = r->o.block_size, .compression = r->o.compression,
-			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive };
+			     .zstd_level = r->o.zstd_level, .bloom_fp = r->o.bloom_false_positive,
+			     .cipher = r->cipher };
 	table_builder *b = NULL;
 	uint64_t bid = 0;
 	size_t cap = 0;
@@ -726,37 +734,44 @@ static int rebuild(rep *r)
 }
 
 /*
- * A KEYREGISTRY that fails a checksum goes to quarantine/ (the next
- * writable open makes a new one).  One that checks is kept, whatever it
- * says: an intact registry with data keys decodes only under its master
- * key (SETT_EKEY without it), and is never replaced.
+ * The data keys come first: every other file may be encrypted with them.
+ * An intact registry is kept, whatever it says, and one with data keys
+ * needs its master key: without it (or with the wrong one) repair is
+ * SETT_EKEY and changes nothing, since every encrypted file would look
+ * damaged.  A damaged registry of an unencrypted store (no keys, or a
+ * header that does not check) goes to quarantine/, and the next writable
+ * open makes a new one; a damaged one that holds keys is SETT_ECORRUPT:
+ * the keys are lost, and with them everything they encrypt.
  */
 static int check_keyregistry(rep *r)
 {
-	char path[4096];
+	char path[4096], why[512] = "";
 	snprintf(path, sizeof path, "%s/KEYREGISTRY", r->dir);
-	sfile *f;
-	int e = sfile_open(path, O_RDONLY, &f);
-	if (e == -ENOENT)
-		return 0;
-	if (e)
+	keyreg_master m = { .key = r->o.encryption_key, .passphrase = r->o.encryption_passphrase };
+	int e = keyreg_open(r->dir, &m, 1, 0, &r->kr, why, sizeof why);
+	if (e == SETT_EKEY || (e && e != SETT_ECORRUPT)) {
+		note(r, "%s", why[0] ? why : sett_strerror(e));
 		return e;
+	}
+	if (!e && !(e = cipher_ring_new(r->kr, &r->ring))) {
+		r->keys = cipher_ring_keys(r->ring);
+		r->cipher = cipher_ring_current(r->ring);
+	}
+	if (e != SETT_ECORRUPT)
+		return e;
+	sfile *f;
 	uint8_t h[24];
+	if ((e = sfile_open(path, O_RDONLY, &f)))
+		return e;
 	int64_t size = sfile_size(f);
 	e = size >= 24 ? sfile_pread_full(f, h, sizeof h, 0) : SETT_ECORRUPT;
 	sfile_close(f);
-	if (e == 0 && get_le64(h + 16) == sett_hash(h, 16)) {
-		if (size == 24 || get_le32(h + 12) == 0)
-			return 0;
-		keyreg *kr;
-		char why[512];
-		e = keyreg_open(r->dir, NULL, 1, 0, &kr, why, sizeof why);
-		keyreg_free(kr);
-		if (e != SETT_ECORRUPT)
-			return 0;
-	}
 	if (e && e != SETT_ECORRUPT)
 		return e;
+	if (!e && get_le64(h + 16) == sett_hash(h, 16) && get_le32(h + 12) != 0) {
+		note(r, "%s: the store's data keys are lost", why);
+		return SETT_ECORRUPT;
+	}
 	note(r, "%s: damaged; it goes to " QUARANTINE "/ and a new one is made", path);
 	return quarantine(r, "KEYREGISTRY");
 }
@@ -780,7 +795,8 @@ static int salvage_marks(rep *r)
 	char why[512] = "";
 	uint64_t maxv = 0;
 	size_t skipped = 0;
-	int e = manifest_salvage(r->dir, &r->marks, &r->nmarks, &maxv, &skipped, why, sizeof why);
+	int e = manifest_salvage(r->dir, &r->keys, &r->marks, &r->nmarks, &maxv, &skipped, why,
+				 sizeof why);
 	if (e == -ENOMEM)
 		return e;
 	if (e == -ENOENT) {
@@ -863,15 +879,17 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		return e;
 
 	char why[1024] = "";
+	if ((e = check_keyregistry(&r)))
+		goto out;
 	vlog_options vo = { .file_size = r.o.value_log_file_size,
 			    .max_entries = r.o.value_log_max_entries,
-			    .verify_checksum = 1 };
+			    .verify_checksum = 1, .cipher = r.cipher, .keys = r.keys };
 	if ((e = vlog_open(path, &vo, &r.vl, why, sizeof why))) {
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;
 	}
-	if ((e = check_keyregistry(&r)) || (e = salvage_marks(&r)) || (e = scan_vlog(&r)) ||
-	    (e = open_tables(&r)) || (e = replay_wals(&r)))
+	if ((e = salvage_marks(&r)) || (e = scan_vlog(&r)) || (e = open_tables(&r)) ||
+	    (e = replay_wals(&r)))
 		goto out;
 	if ((e = rebuild(&r)))
 		goto out;
@@ -883,7 +901,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	if ((e = manifest_write(path, r.out, r.nout, r.next_id, r.marks, r.nmarks, r.max_version)))
+	if ((e = manifest_write(path, &r.cipher, r.out, r.nout, r.next_id, r.marks, r.nmarks,
+				r.max_version)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* advisory: a failure leaves GC with less to go on, nothing worse */
@@ -951,6 +970,8 @@ out:
 	free(r.out);
 	if (r.vl)
 		vlog_close(r.vl);
+	cipher_ring_free(r.ring);
+	keyreg_free(r.kr);
 	close(lockfd);
 	return e;
 }

@@ -470,7 +470,7 @@ static int finish_table(sett_db *db, table_builder *b, uint64_t id, outputs *o)
 	char path[4096], why[256];
 	db_table_path(db, id, path, sizeof path);
 	table *t;
-	r = table_open(path, id, db->bcache, &t, why, sizeof why);
+	r = table_open_enc(path, id, db->bcache, &db->keys, &t, why, sizeof why);
 	if (r) {
 		sio_unlink(path);
 		return r;

@@ -95,6 +95,15 @@ struct sett_db {
 	int lock_fd;
 
 	manifest *man;
+	/*
+	 * An encrypted store's data keys (KEYREGISTRY, each made ready once),
+	 * for the life of the store; the last one is the current key, which
+	 * new files use.  NULL for an unencrypted store.  Freed (wiped) after
+	 * every file that borrows its keys is closed.
+	 */
+	struct keyreg *kr;
+	struct cipher_ring *ring; /* kr's keys as tables and the value log take them */
+	sett_keys keys;           /* finds the key a file names (nothing when unencrypted) */
 	vlog *vl;
 	cache *bcache;
 	table_options topt;

@@ -711,7 +711,7 @@ static int flush_memtable(sett_db *db, memtable *mt, table **tp, discard_acc *ac
 	}
 	if ((r = table_builder_finish(b))) /* fsyncs the table and the directory */
 		return r;
-	if ((r = table_open(path, id, db->bcache, tp, why, sizeof why)))
+	if ((r = table_open_enc(path, id, db->bcache, &db->keys, tp, why, sizeof why)))
 		sio_unlink(path);
 	return r;
 }
@@ -816,7 +816,7 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 	int r = memtable_new(&s->mt);
 	if (r)
 		return r;
-	if ((r = wal_create(path, id, &s->w))) {
+	if ((r = wal_create_enc(path, id, &db->topt.cipher, &s->w))) {
 		memtable_unref(s->mt);
 		s->mt = NULL;
 	}

@@ -126,10 +126,11 @@ typedef struct sett_options {
 	/*
 	 * Encryption at rest (doc/ENGINE.md).  A master key (32 bytes, e.g.
 	 * from sett_key_file_read) or a passphrase (through PBKDF2) wraps the
-	 * data keys in KEYREGISTRY; a wrong one is SETT_EKEY at open.  Not
-	 * every file kind is encrypted yet, so sett_open refuses either with
-	 * -ENOTSUP rather than write plaintext into a store said to be
-	 * encrypted.
+	 * data keys in KEYREGISTRY, which encrypt every WAL, table, value-log
+	 * file and the MANIFEST.  Given when a store is created, it makes the
+	 * store encrypted; it is then needed at every open (SETT_EKEY without
+	 * it, with the wrong one, or with a key for an unencrypted store).
+	 * sett_open does not keep the caller's buffer after it returns.
 	 */
 	const uint8_t *encryption_key;     /* [NULL] 32-byte master key */
 	const char *encryption_passphrase; /* [NULL] or a passphrase */

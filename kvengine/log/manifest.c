@@ -25,18 +25,21 @@
 
 #include "coding.h"
 #include "fileio.h"
+#include "seal.h"
 #include "sett.h"
 #include "wal.h"
 
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_REWRITE_NAME "MANIFEST-REWRITE"
 #define MANIFEST_MAGIC "SETTMANI"
+#define MANIFEST_ENC_MAGIC "SETTMANE" /* encrypted: sealed records (seal.h) */
 /* Version 1 files hold table changes only; a file that holds a mark (a pin
  * or a prefix drop) is version 2, so an engine that knows no marks refuses it
  * as an unknown format instead of as corruption. */
 #define MANIFEST_VERSION 1
 #define MANIFEST_VERSION_MARKS 2
 #define MANIFEST_HEADER 16
+#define MANIFEST_ENC_HEADER (MANIFEST_HEADER + SEAL_HEADER)
 #define MANIFEST_REC_HEADER 12 /* u32 len + u64 checksum */
 #define MANIFEST_CHANGE_LEN 11 /* u8 op + u64 id + u8 level + u8 compression */
 #define MANIFEST_MARK_HEAD 11   /* u8 op + u64 version + u16 name length */
@@ -69,6 +72,19 @@ struct manifest {
 	int err;         /* sticky: the file's state on disk is uncertain */
 	uint64_t file_size; /* size found at open; > size while a torn tail is uncut */
 	table_set live;
+	/*
+	 * An encrypted store's: its data keys (borrowed), and the sealing
+	 * state of the file.  Appends go only to a file this process wrote
+	 * whole (`fresh`): the counters used in one written before are not
+	 * known, so its first change rewrites it under a new salt.
+	 */
+	sett_cipher cipher; /* key NULL: unencrypted */
+	sett_keys keys;
+	seal *c;
+	int fresh;
+	/* opening: plaintext and file ends of the sealed records, for messages */
+	const size_t *bounds;
+	size_t nrec;
 	/* ids the records read at open deleted, sorted (manifest_deleted_at_open) */
 	uint64_t *deleted;
 	size_t ndeleted, capdeleted;
@@ -251,9 +267,9 @@ static int ts_apply(table_set *s, const manifest_change *c)
 
 /* ---- encoding ---- */
 
-static void header_encode(uint8_t *h, uint32_t version)
+static void header_encode(uint8_t *h, uint32_t version, int enc)
 {
-	memcpy(h, MANIFEST_MAGIC, 8);
+	memcpy(h, enc ? MANIFEST_ENC_MAGIC : MANIFEST_MAGIC, 8);
 	put_le32(h + 8, version);
 	put_le32(h + 12, (uint32_t)sett_hash(h, 12));
 }
@@ -340,17 +356,25 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 {
 	*renamed = 0;
 	buf b = { 0 };
-	int r = buf_reserve(&b, MANIFEST_HEADER);
-	if (r)
+	seal *ns = NULL;
+	int r = cipher_on(&m->cipher) ? seal_new(&m->cipher, 0, MANIFEST_REC_HEADER + 4, &ns) : 0;
+	if (!r)
+		r = buf_reserve(&b, MANIFEST_ENC_HEADER);
+	if (r) {
+		seal_free(ns);
 		return r;
+	}
 	uint32_t version = s->nmarks ? MANIFEST_VERSION_MARKS : MANIFEST_VERSION;
-	header_encode(b.p, version);
+	header_encode(b.p, version, ns != NULL);
 	b.n = MANIFEST_HEADER;
+	if (ns && !(r = seal_header(ns, b.p, MANIFEST_HEADER)))
+		b.n = MANIFEST_ENC_HEADER;
 	size_t nc = s->n + (s->next_id != 0) + (s->max_version != 0) + s->nmarks;
 	if (nc) {
 		manifest_change *c = calloc(nc, sizeof *c);
 		if (!c) {
 			buf_free(&b);
+			seal_free(ns);
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < s->n; i++) {
@@ -371,18 +395,23 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 			c[k].name = mk->name;
 			c[k].name_len = (uint16_t)mk->len;
 		}
-		r = record_append(&b, c, nc);
+		size_t at = b.n;
+		if (!r)
+			r = record_append(&b, c, nc);
 		free(c);
-		if (r) {
-			buf_free(&b);
-			return r;
+		size_t len = b.n - at;
+		if (!r && ns && !(r = seal_record(ns, at, b.p + at, len))) {
+			b.n = at;
+			r = buf_append(&b, ns->buf, len + SEAL_REC_OVERHEAD);
 		}
 	}
 
-	sfile *f;
-	r = sfile_open(m->rewrite_path, O_RDWR | O_CREAT | O_TRUNC, &f);
+	sfile *f = NULL;
+	if (!r)
+		r = sfile_open(m->rewrite_path, O_RDWR | O_CREAT | O_TRUNC, &f);
 	if (r) {
 		buf_free(&b);
+		seal_free(ns);
 		return r;
 	}
 	r = sfile_pwrite(f, b.p, b.n, 0);
@@ -397,9 +426,13 @@ static int write_whole(manifest *m, const table_set *s, int *renamed)
 		r = sio_rename(m->rewrite_path, m->path);
 	if (r) {
 		(void)sio_unlink(m->rewrite_path);
+		seal_free(ns);
 		return r;
 	}
 	*renamed = 1;
+	seal_free(m->c);
+	m->c = ns; /* the file on disk is sealed with it now */
+	m->fresh = 1;
 	m->file_size = size; /* a torn tail of the old file went with it */
 	r = sio_sync_dir(m->dir);
 	if (r)
@@ -457,6 +490,13 @@ static int cmp_id(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Where a message puts offset `off` of the replayed bytes: in the file. */
+static unsigned long long file_off(const manifest *m, uint64_t off)
+{
+	return m->bounds ? seal_record_at(m->bounds, m->nrec, MANIFEST_ENC_HEADER, (size_t)off)
+			 : off;
 }
 
 static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *valid_end,
@@ -523,7 +563,7 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 			if (r == SETT_ECORRUPT)
 				return set_why(why, whylen, r,
 					       "%s: invalid change in record at offset %llu", m->path,
-					       (unsigned long long)off);
+					       file_off(m, off));
 			if (r)
 				return r;
 			if (i < count && c.op == MANIFEST_DELETE) {
@@ -540,7 +580,7 @@ static int replay(manifest *m, const uint8_t *data, uint64_t size, uint64_t *val
 	return 0;
 corrupt:
 	return set_why(why, whylen, SETT_ECORRUPT, "%s: corrupt record at offset %llu%s", m->path,
-		       (unsigned long long)off, what);
+		       file_off(m, off), what);
 }
 
 static int check_header(const manifest *m, const uint8_t *h, uint64_t size, char *why,
@@ -550,7 +590,7 @@ static int check_header(const manifest *m, const uint8_t *h, uint64_t size, char
 		return set_why(why, whylen, SETT_ECORRUPT,
 			       "%s: file too short for its header (%llu bytes)", m->path,
 			       (unsigned long long)size);
-	if (memcmp(h, MANIFEST_MAGIC, 8) != 0)
+	if (memcmp(h, MANIFEST_MAGIC, 8) != 0 && memcmp(h, MANIFEST_ENC_MAGIC, 8) != 0)
 		return set_why(why, whylen, SETT_EFORMAT, "%s: bad magic at offset 0", m->path);
 	if ((uint32_t)sett_hash(h, 12) != get_le32(h + 12))
 		return set_why(why, whylen, SETT_ECORRUPT,
@@ -568,6 +608,7 @@ static void manifest_free(manifest *m)
 	if (!m)
 		return;
 	sfile_close(m->f);
+	seal_free(m->c);
 	pthread_mutex_destroy(&m->mu);
 	ts_free(&m->live);
 	free(m->deleted);
@@ -586,11 +627,15 @@ static int create_empty(manifest *m)
 }
 
 /* A manifest of dir with nothing open yet, or NULL. */
-static manifest *manifest_new(const char *dir)
+static manifest *manifest_new(const char *dir, const sett_cipher *c, const sett_keys *keys)
 {
 	manifest *m = calloc(1, sizeof *m);
 	if (!m)
 		return NULL;
+	if (cipher_on(c))
+		m->cipher = *c;
+	if (keys)
+		m->keys = *keys;
 	pthread_mutex_init(&m->mu, NULL);
 	m->dir = strdup(dir);
 	m->path = path_join(dir, MANIFEST_NAME);
@@ -605,9 +650,49 @@ static manifest *manifest_new(const char *dir)
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen)
 {
+	return manifest_open_enc(dir, read_only, NULL, NULL, mp, tables, ntables, why, whylen);
+}
+
+/*
+ * Replays an encrypted MANIFEST's data[0, size): its sealed records are
+ * opened (the torn-tail rule applying to whole records) and the plain
+ * records they hold replayed; *end is the file end of the valid ones.
+ */
+static int replay_sealed(manifest *m, const uint8_t *data, uint64_t size, uint64_t *end,
+			 char *why, size_t whylen)
+{
+	int r = seal_open_header(m->path, &m->keys, 0, MANIFEST_REC_HEADER + 4, data,
+				 MANIFEST_HEADER, (size_t)size, &m->c, why, whylen);
+	uint8_t *plain = NULL;
+	size_t pn, *bounds = NULL, nrec = 0;
+	if (!r)
+		r = seal_open_records(m->path, m->c, data, (size_t)size, MANIFEST_ENC_HEADER,
+				      MANIFEST_HEADER, &plain, &pn, &bounds, &nrec, why, whylen);
+	if (r)
+		return r;
+	memcpy(plain, data, MANIFEST_HEADER);
+	m->bounds = bounds;
+	m->nrec = nrec;
+	uint64_t pend = pn;
+	r = replay(m, plain, pn, &pend, why, whylen);
+	/* Authentic records hold whole plain records: a torn one is damage. */
+	if (!r && pend < pn)
+		r = set_why(why, whylen, SETT_ECORRUPT, "%s: corrupt record at offset %llu",
+			    m->path, file_off(m, pend));
+	*end = seal_file_end(bounds, nrec, MANIFEST_ENC_HEADER, (size_t)pend);
+	m->bounds = NULL;
+	free(bounds);
+	free(plain);
+	return r;
+}
+
+int manifest_open_enc(const char *dir, int read_only, const sett_cipher *c,
+		      const sett_keys *keys, manifest **mp, manifest_table **tables,
+		      size_t *ntables, char *why, size_t whylen)
+{
 	if (why && whylen)
 		why[0] = 0;
-	manifest *m = manifest_new(dir);
+	manifest *m = manifest_new(dir, c, keys);
 	if (!m)
 		return -ENOMEM;
 
@@ -638,7 +723,13 @@ int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table 
 	if (!r)
 		m->version = get_le32(data + 8);
 	uint64_t end = size;
-	if (!r)
+	int sealed = !r && memcmp(data, MANIFEST_ENC_MAGIC, 8) == 0;
+	if (!r && !sealed && cipher_on(&m->cipher))
+		r = set_why(why, whylen, SETT_ECORRUPT, "%s: not encrypted, but the store is "
+			    "(KEYREGISTRY holds data keys)", m->path);
+	else if (sealed)
+		r = replay_sealed(m, data, size, &end, why, whylen);
+	else if (!r)
 		r = replay(m, data, size, &end, why, whylen);
 	free(data);
 	if (r) {
@@ -672,7 +763,12 @@ fail:
 
 int manifest_create(const char *dir)
 {
-	manifest *m = manifest_new(dir);
+	return manifest_create_enc(dir, NULL);
+}
+
+int manifest_create_enc(const char *dir, const sett_cipher *c)
+{
+	manifest *m = manifest_new(dir, c, NULL);
 	if (!m)
 		return -ENOMEM;
 	int r = create_empty(m);
@@ -779,7 +875,7 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 
 	uint64_t deletions = m->deletions + dels;
 	/* A version 1 file takes its first mark by being rewritten as version 2. */
-	if ((marks && m->version < MANIFEST_VERSION_MARKS) ||
+	if ((marks && m->version < MANIFEST_VERSION_MARKS) || (m->c && !m->fresh) ||
 	    (deletions > REWRITE_MIN_DELETIONS && deletions > REWRITE_RATIO * (uint64_t)next.n)) {
 		/* The rewrite holds the new state; no separate append needed. */
 		int renamed;
@@ -789,8 +885,14 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 	} else {
 		buf b = { 0 };
 		r = record_append(&b, c, n);
+		const uint8_t *out = b.p;
+		size_t outn = b.n;
+		if (!r && m->c && !(r = seal_record(m->c, m->size, b.p, b.n))) {
+			out = m->c->buf;
+			outn += SEAL_REC_OVERHEAD;
+		}
 		if (!r) {
-			r = sfile_pwrite(m->f, b.p, b.n, m->size);
+			r = sfile_pwrite(m->f, out, outn, m->size);
 			/*
 			 * Part of the record may have reached the file.  Cut it
 			 * off, or a shorter later record would leave its tail
@@ -806,7 +908,7 @@ int manifest_apply(manifest *m, const manifest_change *c, size_t n)
 				m->err = r;
 		}
 		if (!r) {
-			m->size += b.n;
+			m->size += outn;
 			m->deletions = deletions;
 		}
 		buf_free(&b);
@@ -840,10 +942,11 @@ int manifest_close(manifest *m)
 	return r;
 }
 
-int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint64_t next_id,
-		   const manifest_mark *marks, size_t nmarks, uint64_t max_version)
+int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
+		   size_t n, uint64_t next_id, const manifest_mark *marks, size_t nmarks,
+		   uint64_t max_version)
 {
-	manifest *m = manifest_new(dir);
+	manifest *m = manifest_new(dir, cipher, NULL);
 	if (!m)
 		return -ENOMEM;
 	int r = 0;
@@ -872,18 +975,33 @@ int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint
 	return r;
 }
 
-int manifest_salvage(const char *dir, manifest_mark **marks, size_t *nmarks,
-		     uint64_t *max_version, size_t *skipped, char *why, size_t whylen)
+int manifest_salvage(const char *dir, const sett_keys *keys, manifest_mark **marks,
+		     size_t *nmarks, uint64_t *max_version, size_t *skipped, char *why,
+		     size_t whylen)
 {
 	*marks = NULL;
 	*nmarks = 0;
 	*max_version = 0;
 	*skipped = 0;
-	manifest *m = manifest_new(dir);
+	/* a MANIFEST that opens says it exactly (an encrypted one only so) */
+	manifest *m;
+	manifest_table *t;
+	size_t nt;
+	int r = manifest_open_enc(dir, 1, NULL, keys, &m, &t, &nt, why, whylen);
+	if (r == 0) {
+		free(t);
+		r = manifest_marks(m, marks, nmarks);
+		*max_version = manifest_max_version(m);
+		manifest_close(m);
+		return r;
+	}
+	if (r == -ENOMEM || r == -ENOENT)
+		return r;
+	m = manifest_new(dir, NULL, NULL);
 	if (!m)
 		return -ENOMEM;
 	sfile *f = NULL;
-	int r = sfile_open(m->path, O_RDONLY, &f);
+	r = sfile_open(m->path, O_RDONLY, &f);
 	int64_t sz = r ? 0 : sfile_size(f);
 	uint8_t *data = NULL;
 	if (!r && sz < 0)

@@ -9,7 +9,8 @@
  * u8 compression } (in a version 2 file, marks are { u8 op (4 pin, 5 unpin,
  * 6 drop prefix, 7 drop done), u64 LE version, u16 LE length, name }).  A file
  * is version 2 once it holds a mark: the first one rewrites it.  Every append
- * is fsynced.  "Next id" N records that
+ * is fsynced.  An encrypted store's MANIFEST has magic "SETTMANE" and holds
+ * each record sealed (seal.h).  "Next id" N records that
  * table ids below N may have been handed out: the engine appends it before
  * it creates a table file with a higher id, so a table file below N that
  * no create names is provably the engine's own leftover.
@@ -79,13 +80,28 @@ typedef struct manifest_table {
 	uint8_t compression;
 } manifest_table;
 
+#include "cipher.h"
+
 typedef struct manifest manifest;
 
 /* Opens dir/MANIFEST and replays it into *tables (malloc'ed). */
 int manifest_open(const char *dir, int read_only, manifest **mp, manifest_table **tables,
 		  size_t *ntables, char *why, size_t whylen);
+/*
+ * As manifest_open, for an encrypted store when cipher_on(c): c seals what
+ * is written, `keys` finds the key the file names (its keys must outlive
+ * the manifest).  An encrypted MANIFEST (doc/FORMAT.md, "Encrypted
+ * MANIFEST") holds its records sealed: a key `keys` does not find is
+ * SETT_EKEY; a plain MANIFEST in an encrypted store is SETT_ECORRUPT.
+ * Its first change after open rewrites it whole under c and a new salt.
+ */
+int manifest_open_enc(const char *dir, int read_only, const sett_cipher *c,
+		      const sett_keys *keys, manifest **mp, manifest_table **tables,
+		      size_t *ntables, char *why, size_t whylen);
 /* Creates an empty dir/MANIFEST (written aside, fsynced, renamed). */
 int manifest_create(const char *dir);
+/* The same, encrypted with c when cipher_on(c). */
+int manifest_create_enc(const char *dir, const sett_cipher *c);
 /* A copy of the current marks (free with manifest_marks_free). */
 int manifest_marks(manifest *m, manifest_mark **out, size_t *n);
 int manifest_marks_copy(const manifest_mark *src, size_t n, manifest_mark **out);
@@ -118,18 +134,22 @@ int manifest_close(manifest *m);
  * max_version as the version high-water mark (0: none).  For repair, which
  * rebuilds it.
  */
-int manifest_write(const char *dir, const manifest_table *tables, size_t n, uint64_t next_id,
-		   const manifest_mark *marks, size_t nmarks, uint64_t max_version);
+int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
+		   size_t n, uint64_t next_id, const manifest_mark *marks, size_t nmarks,
+		   uint64_t max_version);
 /*
- * For repair: reads what dir/MANIFEST's records that verify say about the
- * marks and the version high-water mark (the tables are rebuilt anyway).
- * A record whose checksum fails is skipped (counted in *skipped), and a
- * mark change that does not apply to what came before (its pin or drop
- * was in a skipped record) is ignored; a length that runs past the file
- * ends the salvage.  A header that does not check is SETT_ECORRUPT or
- * SETT_EFORMAT (why says which); a missing file is -ENOENT.
+ * For repair: what dir/MANIFEST says about the marks and the version
+ * high-water mark (the tables are rebuilt anyway).  A MANIFEST that opens
+ * (manifest_open_enc with keys) gives them exactly.  Otherwise a plain one
+ * is read record by record: a record whose checksum fails is skipped
+ * (counted in *skipped), and a mark change that does not apply to what
+ * came before (its pin or drop was in a skipped record) is ignored; a
+ * length that runs past the file ends the salvage.  An encrypted one that
+ * does not open, or a header that does not check, is that error (why says
+ * which); a missing file is -ENOENT.
  */
-int manifest_salvage(const char *dir, manifest_mark **marks, size_t *nmarks,
-		     uint64_t *max_version, size_t *skipped, char *why, size_t whylen);
+int manifest_salvage(const char *dir, const sett_keys *keys, manifest_mark **marks,
+		     size_t *nmarks, uint64_t *max_version, size_t *skipped, char *why,
+		     size_t whylen);
 
 #endif

@@ -21,40 +21,19 @@
 
 #include "crypt.h"
 #include "fileio.h"
-#include "keyregistry.h"
+#include "seal.h"
 #include "sett.h"
 
 static const char wal_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 0 };
 static const char wal_enc_magic[8] = { 'S', 'E', 'T', 'T', 'W', 'A', 'L', 'E' };
 
 /*
- * An encrypted WAL (doc/FORMAT.md, "Encrypted WAL"): after the log header,
- * u64 LE data key id | 12-byte random salt | 16-byte key check (the GCM
- * tag of nothing, authenticating the 44 bytes before it, under the nonce
- * of seq 2^64-1, which no record uses) | u64 LE XXH3-64 of the 36 bytes
- * from the key id on: a damaged header fails the hash, the wrong key the
- * check.  Then one sealed record per append:
- *   u32 LE n | u64 LE seq | n bytes of AES-256-GCM ciphertext | 16-byte tag
- * whose plaintext is whole log entries.  The nonce is the salt with its
- * last 8 bytes XORed with seq, a counter that grows with every seal of the
- * file, failed appends included, so a cut-back and rewritten offset gets a
- * new nonce; the additional data is the file id and the record's offset,
- * so a record moved elsewhere fails its tag.  A file opened for replay is
- * never appended to (its last seq may have been used by a write that did
- * not survive).
+ * An encrypted WAL (doc/FORMAT.md, "Encrypted WAL") holds sealed records
+ * (seal.h) after its log header, one per append, whose plaintext is whole
+ * log entries.  A file opened for replay is never appended to (its last
+ * counter may have sealed a write that did not survive).
  */
-#define WAL_ENC_HEADER (LOG_HEADER_SIZE + 44)
-#define WAL_HDR_SEQ UINT64_MAX
-#define WAL_REC_HEAD 12 /* n | seq */
-#define WAL_REC_OVERHEAD (WAL_REC_HEAD + CRYPT_TAG_SIZE)
-
-typedef struct wal_crypt {
-	crypt_key *k;
-	uint8_t salt[CRYPT_NONCE_SIZE];
-	uint64_t seq;  /* the next record's */
-	uint8_t *buf;  /* a sealed record being written */
-	size_t cap;
-} wal_crypt;
+#define WAL_ENC_HEADER (LOG_HEADER_SIZE + SEAL_HEADER)
 
 struct wal {
 	sfile *f;
@@ -63,7 +42,7 @@ struct wal {
 	int writable;
 	int broken;     /* a failed cut-back or fsync: the file's state is uncertain */
 	int dir_synced; /* the file's directory entry is known durable */
-	wal_crypt *c;   /* encrypted file, or NULL */
+	seal *c;        /* encrypted file, or NULL */
 };
 
 static void set_why(char *why, size_t whylen, const char *fmt, const char *path,
@@ -93,71 +72,12 @@ static uint32_t fid_from_path(const char *path)
 	return (uint32_t)strtoul(base, NULL, 10);
 }
 
-static void wal_crypt_free(wal_crypt *c)
-{
-	if (c) {
-		crypt_key_free(c->k);
-		free(c->buf);
-		free(c);
-	}
-}
-
-/* The cipher state of data key `id` of kr (salt and seq left zero). */
-static int wal_crypt_new(const keyreg *kr, uint64_t id, wal_crypt **out)
-{
-	const uint8_t *key = keyreg_find(kr, id);
-	if (!key)
-		return SETT_EKEY;
-	wal_crypt *c = calloc(1, sizeof *c);
-	if (!c)
-		return -ENOMEM;
-	int r = crypt_key_new(key, &c->k);
-	if (r) {
-		free(c);
-		return r;
-	}
-	*out = c;
-	return 0;
-}
-
-/* A cipher state with the newest key of kr and a fresh salt: a new file's. */
-static int wal_crypt_fresh(const keyreg *kr, uint64_t *id, wal_crypt **out)
-{
-	*id = kr->keys[kr->n - 1].id;
-	int r = wal_crypt_new(kr, *id, out);
-	if (!r && (r = crypt_random((*out)->salt, sizeof (*out)->salt)) != 0)
-		wal_crypt_free(*out);
-	return r;
-}
-
-static void rec_nonce(const wal_crypt *c, uint64_t seq, uint8_t nonce[CRYPT_NONCE_SIZE])
-{
-	memcpy(nonce, c->salt, CRYPT_NONCE_SIZE);
-	for (int i = 0; i < 8; i++)
-		nonce[CRYPT_NONCE_SIZE - 8 + i] ^= (uint8_t)(seq >> (8 * i));
-}
-
-static void rec_aad(uint32_t fid, uint64_t off, uint8_t aad[12])
-{
-	put_le32(aad, fid);
-	put_le64(aad + 4, off);
-}
-
-static int write_header(sfile *f, uint32_t fid, const wal_crypt *c, uint64_t key_id)
+static int write_header(sfile *f, uint32_t fid, seal *c)
 {
 	uint8_t h[WAL_ENC_HEADER];
 	log_header_encode(h, c ? wal_enc_magic : wal_magic, fid);
-	if (!c)
-		return sfile_pwrite(f, h, LOG_HEADER_SIZE, 0);
-	uint8_t *x = h + LOG_HEADER_SIZE, nonce[CRYPT_NONCE_SIZE];
-	put_le64(x, key_id);
-	memcpy(x + 8, c->salt, CRYPT_NONCE_SIZE);
-	rec_nonce(c, WAL_HDR_SEQ, nonce);
-	int r = crypt_key_seal(c->k, nonce, h, LOG_HEADER_SIZE + 20, h, 0, h, x + 20);
-	if (r)
-		return r;
-	put_le64(x + 36, sett_hash(x, 36));
-	return sfile_pwrite(f, h, WAL_ENC_HEADER, 0);
+	int r = c ? seal_header(c, h, LOG_HEADER_SIZE) : 0;
+	return r ? r : sfile_pwrite(f, h, c ? WAL_ENC_HEADER : LOG_HEADER_SIZE, 0);
 }
 
 int wal_create(const char *path, uint32_t fid, wal **wp)
@@ -165,15 +85,14 @@ int wal_create(const char *path, uint32_t fid, wal **wp)
 	return wal_create_enc(path, fid, NULL, wp);
 }
 
-int wal_create_enc(const char *path, uint32_t fid, const keyreg *kr, wal **wp)
+int wal_create_enc(const char *path, uint32_t fid, const sett_cipher *c, wal **wp)
 {
 	wal *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
-	uint64_t key_id = 0;
-	int r = kr && kr->n ? wal_crypt_fresh(kr, &key_id, &w->c) : 0;
+	int r = cipher_on(c) ? seal_new(c, fid, ENTRY_MIN_LEN, &w->c) : 0;
 	if (!r && (r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &w->f)) != 0)
-		wal_crypt_free(w->c);
+		seal_free(w->c);
 	if (r) {
 		free(w);
 		return r;
@@ -183,11 +102,11 @@ int wal_create_enc(const char *path, uint32_t fid, const keyreg *kr, wal **wp)
 	 * be durable only once something in it is (wal_sync).  A crash before
 	 * that leaves an empty or header-less file, which replays as empty.
 	 */
-	r = write_header(w->f, fid, w->c, key_id);
+	r = write_header(w->f, fid, w->c);
 	if (r) {
 		sfile_close(w->f);
 		sio_unlink(path);
-		wal_crypt_free(w->c);
+		seal_free(w->c);
 		free(w);
 		return r;
 	}
@@ -314,127 +233,20 @@ out:
 	return r;
 }
 
-/*
- * Opens the sealed record at `off` of data[0, n) into out (room for n
- * bytes): its plaintext length, or -1 when the record is incomplete or
- * fails its tag; *end is where the record claims to end (n + 1 when even
- * its length is missing).
- */
-static long open_record(const wal *w, const uint8_t *data, size_t n, size_t off, uint8_t *out,
-			uint64_t *end)
-{
-	if (n - off < WAL_REC_HEAD) {
-		*end = (uint64_t)n + 1;
-		return -1;
-	}
-	uint32_t len = get_le32(data + off);
-	*end = off + (uint64_t)WAL_REC_OVERHEAD + len;
-	if (*end > n || len < ENTRY_MIN_LEN)
-		return -1;
-	uint8_t nonce[CRYPT_NONCE_SIZE], aad[12];
-	rec_nonce(w->c, get_le64(data + off + 4), nonce);
-	rec_aad(w->fid, off, aad);
-	const uint8_t *ct = data + off + WAL_REC_HEAD;
-	if (crypt_key_open(w->c->k, nonce, aad, sizeof aad, ct, len, out, ct + len) != 0)
-		return -1;
-	return len;
-}
-
-/*
- * Decrypts the records of an encrypted WAL into *plain (LOG_HEADER_SIZE
- * unused bytes, then the entries of every record) with the torn-tail rule
- * of plain entries applied to whole records.  bounds[2i], bounds[2i+1] are
- * the plaintext and file ends of record i.
- */
-static int open_records(const char *path, const wal *w, const uint8_t *data, size_t n,
-			uint8_t **plain, size_t *pn, size_t **bounds, size_t *nrec, char *why,
-			size_t whylen)
-{
-	uint8_t *p = malloc(n + LOG_HEADER_SIZE);
-	size_t *b = NULL, cap = 0, nr = 0, pos = LOG_HEADER_SIZE, off = WAL_ENC_HEADER;
-	if (!p)
-		return -ENOMEM;
-	while (off < n) {
-		uint64_t end;
-		long k = open_record(w, data, n, off, p + pos, &end);
-		if (k < 0) {
-			int after = 0;
-			uint64_t e2;
-			for (size_t c = off + 1; !after && c + WAL_REC_OVERHEAD + ENTRY_MIN_LEN <= n; c++)
-				after = open_record(w, data, n, c, p + pos, &e2) >= 0;
-			if (!log_torn(data, n, off, end) || after) {
-				set_why(why, whylen, "%s: corrupt record at offset %llu", path,
-					(unsigned long long)off);
-				free(p);
-				free(b);
-				return SETT_ECORRUPT;
-			}
-			break; /* torn tail */
-		}
-		if (nr == cap) {
-			cap = cap ? 2 * cap : 16;
-			size_t *nb = realloc(b, 2 * cap * sizeof *nb);
-			if (!nb) {
-				free(p);
-				free(b);
-				return -ENOMEM;
-			}
-			b = nb;
-		}
-		pos += (size_t)k;
-		off = (size_t)end;
-		b[2 * nr] = pos;
-		b[2 * nr + 1] = off;
-		nr++;
-	}
-	*plain = p;
-	*pn = pos;
-	*bounds = b;
-	*nrec = nr;
-	return 0;
-}
-
 int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *arg,
 		    wal **wp, char *why, size_t whylen)
 {
-	return wal_open_replay_enc(path, writable, NULL, NULL, apply, arg, wp, why, whylen);
+	return wal_open_replay_enc(path, writable, NULL, NULL, NULL, apply, arg, wp, why, whylen);
 }
 
 int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
 			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen)
 {
-	return wal_open_replay_enc(path, writable, NULL, check, apply, arg, wp, why, whylen);
+	return wal_open_replay_enc(path, writable, NULL, NULL, check, apply, arg, wp, why, whylen);
 }
 
-/* Reads and checks an encrypted WAL's key id and salt; sets up w->c. */
-static int open_enc_header(const char *path, wal *w, const keyreg *kr, const uint8_t *data,
-			   size_t n, char *why, size_t whylen)
-{
-	const uint8_t *x = data + LOG_HEADER_SIZE;
-	if (n < WAL_ENC_HEADER || get_le64(x + 36) != sett_hash(x, 36)) {
-		set_why(why, whylen, "%s: corrupt header at offset %llu", path, LOG_HEADER_SIZE);
-		return SETT_ECORRUPT;
-	}
-	uint64_t id = get_le64(x);
-	const char *what = kr && kr->n ? "not in KEYREGISTRY" : "and no key given";
-	int r = kr && kr->n ? wal_crypt_new(kr, id, &w->c) : SETT_EKEY;
-	if (!r) {
-		uint8_t nonce[CRYPT_NONCE_SIZE], none[1];
-		memcpy(w->c->salt, x + 8, CRYPT_NONCE_SIZE);
-		rec_nonce(w->c, WAL_HDR_SEQ, nonce);
-		r = crypt_key_open(w->c->k, nonce, data, LOG_HEADER_SIZE + 20, none, 0, none, x + 20);
-		if (r == SETT_ECORRUPT) {
-			r = SETT_EKEY;
-			what = "which KEYREGISTRY holds with other bytes (wrong key)";
-		}
-	}
-	if (r == SETT_EKEY && why && whylen)
-		snprintf(why, whylen, "%s: encrypted with data key %llu, %s", path,
-			 (unsigned long long)id, what);
-	return r;
-}
-
-int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_apply_fn check,
+int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
+			const sett_keys *keys, wal_apply_fn check,
 			wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen)
 {
 	wal *w = calloc(1, sizeof *w);
@@ -470,10 +282,9 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 		/* Crash inside wal_create: nothing was ever written to this log. */
 		w->fid = fid_from_path(path);
 		if (writable) {
-			uint64_t key_id = 0;
-			if ((kr && kr->n && (r = wal_crypt_fresh(kr, &key_id, &w->c)) != 0) ||
+			if ((cipher_on(c) && (r = seal_new(c, w->fid, ENTRY_MIN_LEN, &w->c)) != 0) ||
 			    (r = sfile_truncate(w->f, 0)) != 0 ||
-			    (r = write_header(w->f, w->fid, w->c, key_id)) != 0 ||
+			    (r = write_header(w->f, w->fid, w->c)) != 0 ||
 			    (r = sfile_sync(w->f)) != 0)
 				goto fail;
 			w->size = w->c ? WAL_ENC_HEADER : LOG_HEADER_SIZE;
@@ -483,8 +294,13 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 		goto done;
 	}
 	r = log_header_decode(data, n, wal_magic, &w->fid);
-	if (r == SETT_EFORMAT && log_header_decode(data, n, wal_enc_magic, &w->fid) == 0)
-		r = open_enc_header(path, w, kr, data, n, why, whylen);
+	/* an encrypted WAL's header is judged as its own (a damaged one is corrupt) */
+	int enc = r == SETT_EFORMAT && memcmp(data, wal_enc_magic, 8) == 0;
+	if (enc)
+		r = log_header_decode(data, n, wal_enc_magic, &w->fid);
+	if (enc && !r)
+		r = seal_open_header(path, keys, w->fid, ENTRY_MIN_LEN, data, LOG_HEADER_SIZE, n,
+				     &w->c, why, whylen);
 	else if (r)
 		set_why(why, whylen,
 			r == SETT_EFORMAT ? "%s: not a WAL of this format (offset %llu)"
@@ -496,7 +312,8 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 	if (w->c) {
 		uint8_t *plain;
 		size_t pn, *bounds, nrec;
-		r = open_records(path, w, data, n, &plain, &pn, &bounds, &nrec, why, whylen);
+		r = seal_open_records(path, w->c, data, n, WAL_ENC_HEADER, LOG_HEADER_SIZE, &plain,
+				      &pn, &bounds, &nrec, why, whylen);
 		if (r)
 			goto fail;
 		r = replay(path, plain, pn, check, apply, arg, &valid_end, why, whylen);
@@ -504,10 +321,7 @@ int wal_open_replay_enc(const char *path, int writable, const keyreg *kr, wal_ap
 			set_why(why, whylen, "%s: corrupt entry inside an authentic record (offset %llu"
 					     " of the decrypted entries)", path, 0);
 		/* The file end of the last record wholly before the valid end. */
-		size_t fend = WAL_ENC_HEADER;
-		for (size_t i = 0; i < nrec && bounds[2 * i] <= valid_end; i++)
-			fend = bounds[2 * i + 1];
-		valid_end = fend;
+		valid_end = seal_file_end(bounds, nrec, WAL_ENC_HEADER, valid_end);
 		free(plain);
 		free(bounds);
 	} else {
@@ -535,36 +349,9 @@ done:
 fail:
 	free(data);
 	sfile_close(w->f);
-	wal_crypt_free(w->c);
+	seal_free(w->c);
 	free(w);
 	return r;
-}
-
-/*
- * Seals n bytes of entries into the record at the end of w, in w->c->buf.
- * Every call takes a new seq, so a failed append's offset, written again,
- * gets another nonce.
- */
-static int seal_record(wal *w, const void *p, size_t n)
-{
-	wal_crypt *c = w->c;
-	if (n > UINT32_MAX)
-		return -EFBIG;
-	if (c->cap < n + WAL_REC_OVERHEAD) {
-		uint8_t *nb = realloc(c->buf, n + WAL_REC_OVERHEAD);
-		if (!nb)
-			return -ENOMEM;
-		c->buf = nb;
-		c->cap = n + WAL_REC_OVERHEAD;
-	}
-	uint8_t nonce[CRYPT_NONCE_SIZE], aad[12];
-	uint64_t seq = c->seq++;
-	put_le32(c->buf, (uint32_t)n);
-	put_le64(c->buf + 4, seq);
-	rec_nonce(c, seq, nonce);
-	rec_aad(w->fid, w->size, aad);
-	uint8_t *ct = c->buf + WAL_REC_HEAD;
-	return crypt_key_seal(c->k, nonce, aad, sizeof aad, p, n, ct, ct + n);
 }
 
 int wal_append(wal *w, const void *p, size_t n)
@@ -575,10 +362,10 @@ int wal_append(wal *w, const void *p, size_t n)
 		return w->broken;
 	int r;
 	if (w->c) {
-		if ((r = seal_record(w, p, n)) != 0)
+		if ((r = seal_record(w->c, w->size, p, n)) != 0)
 			return r;
 		p = w->c->buf;
-		n += WAL_REC_OVERHEAD;
+		n += SEAL_REC_OVERHEAD;
 	}
 	r = sfile_pwrite(w->f, p, n, w->size);
 	if (r) {
@@ -642,7 +429,7 @@ int wal_close(wal *w, int remove)
 			r = r2;
 		free(path);
 	}
-	wal_crypt_free(w->c);
+	seal_free(w->c);
 	free(w);
 	return r;
 }

@@ -22,8 +22,9 @@
 
 #include "entry.h"
 
+#include "cipher.h"
+
 typedef struct wal wal;
-struct keyreg;
 
 /*
  * The torn-tail rule shared by the WAL and the MANIFEST (doc/FORMAT.md,
@@ -49,11 +50,11 @@ int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end);
  */
 int wal_create(const char *path, uint32_t fid, wal **wp);
 /*
- * As wal_create; when kr holds data keys the file is encrypted with the
- * newest (doc/FORMAT.md, "Encrypted WAL"): each append is one sealed
- * record under a fresh per-file salt and a per-file counter.
+ * As wal_create; with cipher_on(c) the file is encrypted with c's key
+ * (doc/FORMAT.md, "Encrypted WAL"): each append is one sealed record
+ * under a fresh per-file salt and a per-file counter.
  */
-int wal_create_enc(const char *path, uint32_t fid, const struct keyreg *kr, wal **wp);
+int wal_create_enc(const char *path, uint32_t fid, const sett_cipher *c, wal **wp);
 
 /*
  * Opens an existing WAL and replays it: `apply` is called for every entry of
@@ -79,15 +80,17 @@ int wal_open_replay(const char *path, int writable, wal_apply_fn apply, void *ar
 int wal_open_replay_checked(const char *path, int writable, wal_apply_fn check,
 			    wal_apply_fn apply, void *arg, wal **wp, char *why, size_t whylen);
 /*
- * As wal_open_replay_checked, for a store whose data keys are kr (NULL or
- * none: unencrypted).  An encrypted WAL is read with the key its header
- * names: none given, or one not in kr, is SETT_EKEY; a record that fails
- * its tag follows the torn-tail rule as a whole (torn, or SETT_ECORRUPT
- * naming its offset).  An encrypted WAL with records is not appended to
- * after replay (wal_append: -EBADF), as its last nonces may have sealed a
- * write that did not survive; one left without a header gets a fresh one.
+ * As wal_open_replay_checked, for a store whose data keys `keys` finds and
+ * whose new files c seals (either NULL: unencrypted).  An encrypted WAL is
+ * read with the key its header names: none found is SETT_EKEY; a record
+ * that fails its tag follows the torn-tail rule as a whole (torn, or
+ * SETT_ECORRUPT naming its offset).  An encrypted WAL with records is not
+ * appended to after replay (wal_append: -EBADF), as its last nonces may
+ * have sealed a write that did not survive; one left without a header gets
+ * a fresh one, under c when c is on.
  */
-int wal_open_replay_enc(const char *path, int writable, const struct keyreg *kr,
+int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
+			const sett_keys *keys,
 			wal_apply_fn check, wal_apply_fn apply, void *arg, wal **wp, char *why,
 			size_t whylen);
 

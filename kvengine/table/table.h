@@ -19,15 +19,22 @@
 #ifndef SETT_TABLE_H
 #define SETT_TABLE_H
 
+#include "cache.h"
+#include "cipher.h"
 #include "coding.h"
 #include "iter.h"
-#include "cache.h"
 
+/*
+ * With cipher.key set the table is encrypted (doc/FORMAT.md, "Encrypted
+ * table"): every block is a sealed record whose nonce comes from the
+ * table's salt (in the footer, with the key id) and the block's offset.
+ */
 typedef struct table_options {
 	size_t block_size;   /* target uncompressed block size */
 	int compression;     /* SETT_COMPRESS_* */
 	int zstd_level;
 	double bloom_fp;
+	sett_cipher cipher;  /* key NULL: plaintext */
 } table_options;
 
 typedef struct table_builder table_builder;
@@ -53,6 +60,13 @@ typedef struct table table;
  * corruption, `why` gets the file name and offset.
  */
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen);
+/*
+ * As table_open; an encrypted table is read with the key `keys` finds for
+ * the id its footer names (none, or a failed key check: SETT_EKEY).  The
+ * cache holds decrypted blocks.  keys NULL: as table_open.
+ */
+int table_open_enc(const char *path, uint64_t id, cache *c, const sett_keys *keys, table **tp,
+		   char *why, size_t whylen);
 /*
  * A table named by the MANIFEST whose footer, index or properties cannot
  * be read (table_open failed with SETT_ECORRUPT; `cause` is its why): it
@@ -110,6 +124,14 @@ sit *table_salvage_iter_new(table *t, table_lost_fn lost, void *arg);
  * the result.
  */
 int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen);
+/*
+ * As table_open_salvage, for a table that may be encrypted: its footer
+ * (key id and salt) must be intact; blocks are then found by walking their
+ * sealed records from offset 0 (a damaged one is skipped by looking for
+ * the next offset where a record opens).
+ */
+int table_open_salvage_enc(const char *path, uint64_t id, const sett_keys *keys, table **tp,
+			   char *why, size_t whylen);
 
 /* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
 int table_verify(table *t, char *why, size_t whylen);

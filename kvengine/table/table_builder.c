@@ -54,6 +54,7 @@ struct table_builder {
 
 	buf out;          /* scratch: a block with its trailer */
 	ZSTD_CCtx *zc;
+	uint8_t salt[CIPHER_SALT_SIZE]; /* with o.cipher.key: this table's */
 };
 
 int table_builder_new(const char *path, const table_options *o, table_builder **bp)
@@ -84,7 +85,10 @@ int table_builder_new(const char *path, const table_options *o, table_builder **
 		free(b);
 		return -EINVAL;
 	}
-	int r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &b->f);
+	/* a new salt for every table: no (salt, offset) is sealed twice */
+	int r = cipher_on(&b->o.cipher) ? crypt_random(b->salt, sizeof b->salt) : 0;
+	if (!r)
+		r = sfile_open(path, O_RDWR | O_CREAT | O_EXCL, &b->f);
 	if (r) {
 		ZSTD_freeCCtx(b->zc);
 		free(b->path);
@@ -128,28 +132,41 @@ static int put_u32(buf *b, uint32_t v)
  */
 static int write_block(table_builder *b, slice raw, int may_compress, uint64_t *size)
 {
+	/* encrypted: room for the sealed record's length before the payload */
+	int enc = cipher_on(&b->o.cipher);
+	size_t pre = enc ? CIPHER_REC_HEAD : 0;
 	b->out.n = 0;
 	uint8_t type = TABLE_BLOCK_RAW;
 	int r;
+	if ((r = buf_reserve(&b->out, pre)))
+		return r;
+	b->out.n = pre;
 	if (may_compress && b->zc) {
 		size_t bound = ZSTD_compressBound(raw.n);
-		if ((r = buf_reserve(&b->out, bound + TABLE_BLOCK_TRAILER)))
+		if ((r = buf_reserve(&b->out, bound + TABLE_ENC_TRAILER)))
 			return r;
-		size_t zn = ZSTD_compressCCtx(b->zc, b->out.p, bound, raw.p, raw.n,
+		size_t zn = ZSTD_compressCCtx(b->zc, b->out.p + pre, bound, raw.p, raw.n,
 					      b->o.zstd_level);
 		if (!ZSTD_isError(zn) && zn <= raw.n - raw.n / 8) {
-			b->out.n = zn;
+			b->out.n = pre + zn;
 			type = TABLE_BLOCK_ZSTD;
 		}
 	}
 	if (type == TABLE_BLOCK_RAW && (r = buf_append(&b->out, raw.p, raw.n)))
 		return r;
-	if ((r = buf_reserve(&b->out, TABLE_BLOCK_TRAILER)))
+	if ((r = buf_reserve(&b->out, TABLE_ENC_TRAILER)))
 		return r;
 	size_t n = b->out.n;
 	b->out.p[n] = type;
-	put_le64(b->out.p + n + 1, table_block_checksum(b->out.p, n));
-	b->out.n = n + TABLE_BLOCK_TRAILER;
+	if (enc) {
+		if ((r = cipher_rec_seal(b->o.cipher.key, b->salt, b->off, b->out.p + pre,
+					 n - pre + 1, b->out.p)))
+			return r;
+		b->out.n = n + 1 + CRYPT_TAG_SIZE;
+	} else {
+		put_le64(b->out.p + n + 1, table_block_checksum(b->out.p, n));
+		b->out.n = n + TABLE_BLOCK_TRAILER;
+	}
 	if ((r = sfile_pwrite(b->f, b->out.p, b->out.n, b->off)))
 		return r;
 	b->off += b->out.n;
@@ -294,16 +311,22 @@ static int finish_file(table_builder *b)
 	if ((r = write_meta(b, slice_make(meta.p, meta.n), &props_off, &props_size)))
 		goto out;
 
-	uint8_t foot[TABLE_FOOTER_SIZE];
+	uint8_t foot[TABLE_ENC_FOOTER_SIZE];
 	uint64_t fields[6] = { bloom_off, bloom_size, index_off, index_size, props_off, props_size };
 	for (int i = 0; i < 6; i++)
 		put_le64(foot + 8 * i, fields[i]);
 	put_le32(foot + 48, TABLE_FORMAT_VERSION);
-	put_le64(foot + TABLE_FOOTER_FIELDS, sett_hash(foot, TABLE_FOOTER_FIELDS));
-	memcpy(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8);
-	if ((r = sfile_pwrite(b->f, foot, sizeof foot, b->off)))
+	size_t hashed = TABLE_FOOTER_FIELDS;
+	if (cipher_on(&b->o.cipher)) {
+		if ((r = cipher_head_put(&b->o.cipher, foot, TABLE_FOOTER_FIELDS, b->salt)))
+			goto out;
+		hashed = TABLE_ENC_FOOTER_HASH;
+	}
+	put_le64(foot + hashed, sett_hash(foot, hashed));
+	memcpy(foot + hashed + 8, hashed == TABLE_FOOTER_FIELDS ? TABLE_MAGIC : TABLE_ENC_MAGIC, 8);
+	if ((r = sfile_pwrite(b->f, foot, hashed + 16, b->off)))
 		goto out;
-	b->off += sizeof foot;
+	b->off += hashed + 16;
 	r = sfile_sync(b->f);
 out:
 	buf_free(&meta);

@@ -8,6 +8,7 @@
 #ifndef SETT_TABLE_FORMAT_H
 #define SETT_TABLE_FORMAT_H
 
+#include "cipher.h"
 #include "coding.h"
 
 #define TABLE_MAGIC "SETTSST1"
@@ -16,6 +17,19 @@
 /* Every block on disk: payload | u8 type | u64 LE XXH3(payload | type). */
 #define TABLE_BLOCK_TRAILER 9
 enum { TABLE_BLOCK_RAW = 0, TABLE_BLOCK_ZSTD = 1 };
+
+/*
+ * An encrypted table (doc/FORMAT.md, "Encrypted table"): every block is a
+ * sealed record (cipher.h) of payload | u8 type, whose nonce is the
+ * table's salt XORed with the block's offset, so a block is
+ * TABLE_ENC_TRAILER bytes longer than its payload.  The footer adds the
+ * key head (key id | salt | key check) and has its own magic:
+ * u64 x 6 | u32 version | key head | u64 XXH3 of the 88 bytes before | magic.
+ */
+#define TABLE_ENC_MAGIC "SETTSSTE"
+#define TABLE_ENC_TRAILER (CIPHER_REC_OVERHEAD + 1)
+#define TABLE_ENC_FOOTER_HASH (TABLE_FOOTER_FIELDS + CIPHER_HEAD_SIZE)
+#define TABLE_ENC_FOOTER_SIZE (TABLE_ENC_FOOTER_HASH + 8 + 8)
 
 /* A restart point (an entry with shared == 0) every this many entries. */
 #define TABLE_RESTART_INTERVAL 16

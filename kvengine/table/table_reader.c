@@ -87,6 +87,10 @@ struct table {
 	 * tail_lost, damage after the last block */
 	uint8_t *gap;
 	int tail_lost;
+	/* an encrypted table: its key and salt; the bytes a block has beyond its payload */
+	crypt_key *key;
+	uint8_t salt[CIPHER_SALT_SIZE];
+	size_t trailer;
 };
 
 static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
@@ -117,7 +121,7 @@ static int corrupt_at(const table *t, uint64_t off, char *why, size_t whylen)
 static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx **dctx,
 			  uint8_t **data, size_t *n, size_t *charge, char *why, size_t whylen)
 {
-	if (size < TABLE_BLOCK_TRAILER || off > t->file_size || size > t->file_size - off)
+	if (size < t->trailer || off > t->file_size || size > t->file_size - off)
 		return corrupt_at(t, off, why, whylen);
 	uint8_t *p = malloc(size);
 	if (!p)
@@ -127,8 +131,16 @@ static int read_block_raw(const table *t, uint64_t off, uint64_t size, ZSTD_DCtx
 		free(p);
 		return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
 	}
-	size_t pn = size - TABLE_BLOCK_TRAILER;
-	if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
+	size_t pn = size - t->trailer;
+	if (t->key) {
+		/* the tag authenticates payload and type; then they move to the front */
+		r = cipher_rec_open(t->key, t->salt, off, p, size, p + CIPHER_REC_HEAD);
+		if (r) {
+			free(p);
+			return r == SETT_ECORRUPT ? corrupt_at(t, off, why, whylen) : r;
+		}
+		memmove(p, p + CIPHER_REC_HEAD, pn + 1);
+	} else if (table_block_checksum(p, pn) != get_le64(p + pn + 1)) {
 		free(p);
 		return corrupt_at(t, off, why, whylen);
 	}
@@ -755,7 +767,7 @@ static int parse_index(table *t, size_t n, uint64_t off, uint64_t data_end, char
 			return corrupt_at(t, off, why, whylen);
 		p += k;
 		/* blocks are contiguous from offset 0 up to the bloom block */
-		if (boff != next_off || bsize < TABLE_BLOCK_TRAILER || bsize > data_end - boff ||
+		if (boff != next_off || bsize < t->trailer || bsize > data_end - boff ||
 		    (t->nblocks && ikey_cmp(t->index[t->nblocks - 1].last_key, key) >= 0))
 			return corrupt_at(t, off, why, whylen);
 		next_off = boff + bsize;
@@ -797,6 +809,7 @@ static table *table_alloc(const char *path, uint64_t id)
 	atomic_init(&t->refs, 1);
 	atomic_init(&t->obsolete, 0);
 	t->id = id;
+	t->trailer = TABLE_BLOCK_TRAILER;
 	if (!(t->path = strdup(path))) {
 		free(t);
 		return NULL;
@@ -804,7 +817,50 @@ static table *table_alloc(const char *path, uint64_t id)
 	return t;
 }
 
+/*
+ * Decodes the footer at the end of the n bytes at tail (the last bytes of
+ * t's file): f gets the six offsets and sizes, *foot_off where the footer
+ * starts; an encrypted table's key (from keys) and salt go to t.
+ * SETT_ECORRUPT, SETT_EFORMAT or SETT_EKEY, with why.
+ */
+static int read_footer(table *t, const uint8_t *tail, size_t n, const sett_keys *keys,
+		       uint64_t f[6], uint64_t *foot_off, char *why, size_t whylen)
+{
+	int enc = n >= TABLE_ENC_FOOTER_SIZE && memcmp(tail + n - 8, TABLE_ENC_MAGIC, 8) == 0;
+	size_t fs = enc ? TABLE_ENC_FOOTER_SIZE : TABLE_FOOTER_SIZE;
+	size_t hashed = fs - 16;
+	const uint8_t *foot = tail + n - fs;
+	*foot_off = t->file_size - fs;
+	if (n < fs || (!enc && memcmp(foot + hashed + 8, TABLE_MAGIC, 8) != 0) ||
+	    sett_hash(foot, hashed) != get_le64(foot + hashed)) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: corrupt table footer at offset %llu", t->path,
+				 (unsigned long long)*foot_off);
+		return SETT_ECORRUPT;
+	}
+	if (get_le32(foot + 48) != TABLE_FORMAT_VERSION) {
+		if (why && whylen)
+			snprintf(why, whylen, "%s: table format version %u not supported", t->path,
+				 (unsigned)get_le32(foot + 48));
+		return SETT_EFORMAT;
+	}
+	for (int i = 0; i < 6; i++)
+		f[i] = get_le64(foot + 8 * i);
+	if (!enc)
+		return 0;
+	uint64_t key_id;
+	t->trailer = TABLE_ENC_TRAILER;
+	return cipher_head_get(keys, foot, TABLE_FOOTER_FIELDS, t->path, &t->key, &key_id,
+			       t->salt, why, whylen);
+}
+
 int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, size_t whylen)
+{
+	return table_open_enc(path, id, c, NULL, tp, why, whylen);
+}
+
+int table_open_enc(const char *path, uint64_t id, cache *c, const sett_keys *keys, table **tp,
+		   char *why, size_t whylen)
 {
 	if (why && whylen)
 		why[0] = 0;
@@ -828,28 +884,12 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		r = SETT_ECORRUPT;
 		goto fail;
 	}
-	uint64_t foot_off = t->file_size - TABLE_FOOTER_SIZE;
-	uint8_t foot[TABLE_FOOTER_SIZE];
-	if ((r = sfile_pread_full(t->f, foot, sizeof foot, foot_off)))
+	uint8_t tail[TABLE_ENC_FOOTER_SIZE];
+	size_t tn = t->file_size < sizeof tail ? (size_t)t->file_size : sizeof tail;
+	uint64_t f[6], foot_off;
+	if ((r = sfile_pread_full(t->f, tail, tn, t->file_size - tn)) ||
+	    (r = read_footer(t, tail, tn, keys, f, &foot_off, why, whylen)))
 		goto fail;
-	if (memcmp(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8) != 0 ||
-	    sett_hash(foot, TABLE_FOOTER_FIELDS) != get_le64(foot + TABLE_FOOTER_FIELDS)) {
-		if (why && whylen)
-			snprintf(why, whylen, "%s: corrupt table footer at offset %llu", path,
-				 (unsigned long long)foot_off);
-		r = SETT_ECORRUPT;
-		goto fail;
-	}
-	if (get_le32(foot + 48) != TABLE_FORMAT_VERSION) {
-		if (why && whylen)
-			snprintf(why, whylen, "%s: table format version %u not supported", path,
-				 (unsigned)get_le32(foot + 48));
-		r = SETT_EFORMAT;
-		goto fail;
-	}
-	uint64_t f[6];
-	for (int i = 0; i < 6; i++)
-		f[i] = get_le64(foot + 8 * i);
 	/* layout: data | bloom | index | properties | footer, nothing between */
 	if (f[0] > foot_off || f[1] > foot_off - f[0] || f[2] != f[0] + f[1] ||
 	    f[3] > foot_off - f[2] || f[4] != f[2] + f[3] || f[5] != foot_off - f[4]) {
@@ -880,9 +920,14 @@ int table_open(const char *path, uint64_t id, cache *c, table **tp, char *why, s
 		r = corrupt_at(t, f[4], why, whylen);
 		goto fail;
 	}
-	/* Without a mapping every block is read with pread: slower, not wrong. */
-	t->checked = map_guard_init() == 0 ? calloc((t->nblocks + 63) / 64, sizeof *t->checked)
-					    : NULL;
+	/*
+	 * Without a mapping every block is read with pread: slower, not wrong.
+	 * An encrypted table's blocks are decrypted into the cache, never used
+	 * in place.
+	 */
+	t->checked = !t->key && map_guard_init() == 0
+			     ? calloc((t->nblocks + 63) / 64, sizeof *t->checked)
+			     : NULL;
 	if (t->checked && sfile_map(t->f, t->file_size, &t->map) != 0) {
 		free(t->checked);
 		t->checked = NULL;
@@ -1274,6 +1319,12 @@ static int scan_block_ok(const uint8_t *d, size_t dn, const buf *prev, buf *last
 
 int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, size_t whylen)
 {
+	return table_open_salvage_enc(path, id, NULL, tp, why, whylen);
+}
+
+int table_open_salvage_enc(const char *path, uint64_t id, const sett_keys *ks, table **tp,
+			   char *why, size_t whylen)
+{
 	if (why && whylen)
 		why[0] = 0;
 	table *t = calloc(1, sizeof *t);
@@ -1282,6 +1333,7 @@ int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, siz
 	atomic_init(&t->refs, 1);
 	atomic_init(&t->obsolete, 0);
 	t->id = id;
+	t->trailer = TABLE_BLOCK_TRAILER;
 	t->path = strdup(path);
 	int r = t->path ? sfile_open(path, O_RDONLY, &t->f) : -ENOMEM;
 	int64_t fsz = r ? 0 : sfile_size(t->f);
@@ -1300,27 +1352,43 @@ int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, siz
 		goto out;
 	t->file_size = n;
 
-	/* where the data blocks end, if the footer says so */
-	uint64_t data_end = UINT64_MAX;
+	/*
+	 * Where the data blocks end, if the footer says so.  An encrypted
+	 * table's blocks can be read only with the salt and key its footer
+	 * names: without them nothing is found.
+	 */
+	uint64_t data_end = UINT64_MAX, f[6], foot_off;
 	if (n >= TABLE_FOOTER_SIZE) {
-		const uint8_t *foot = all + n - TABLE_FOOTER_SIZE;
-		if (memcmp(foot + TABLE_FOOTER_FIELDS + 8, TABLE_MAGIC, 8) == 0 &&
-		    sett_hash(foot, TABLE_FOOTER_FIELDS) == get_le64(foot + TABLE_FOOTER_FIELDS))
-			data_end = get_le64(foot);
+		r = read_footer(t, all, n, ks, f, &foot_off, why, whylen);
+		if (r == SETT_EKEY)
+			goto out;
+		if (r == 0 || r == SETT_EFORMAT)
+			data_end = f[0] <= n ? f[0] : UINT64_MAX;
+		r = 0;
+		if (why && whylen)
+			why[0] = 0;
+		if (!t->key && n >= TABLE_ENC_FOOTER_SIZE &&
+		    memcmp(all + n - 8, TABLE_ENC_MAGIC, 8) == 0)
+			data_end = 0;
 	}
 	buf keys = { 0 }, last = { 0 };
 	size_t cap = 0, *keyoff = NULL;
 	uint64_t expect = 0;
 	static const uint8_t zmagic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
-	for (size_t pos = 0; pos + TABLE_BLOCK_TRAILER < n && pos < data_end && !r;) {
+	for (size_t pos = 0; pos + t->trailer < n && pos < data_end && !r;) {
 		/* a raw data block starts with shared = 0, zstd with its magic;
 		 * right after the data, the bloom block may start anyhow */
 		int at_end = pos == expect && t->nblocks && data_end == UINT64_MAX;
-		if (all[pos] != 0 && (n - pos < 4 || memcmp(all + pos, zmagic, 4) != 0) && !at_end) {
-			pos++;
-			continue;
+		size_t bsize = 0;
+		if (t->key) {
+			/* a sealed record's length: only a plausible one is opened */
+			uint64_t len = (uint64_t)get_le32(all + pos) + CIPHER_REC_OVERHEAD;
+			if (len >= TABLE_ENC_TRAILER && len <= SCAN_MAX_BLOCK && len <= data_end - pos)
+				bsize = (size_t)len;
+		} else if (all[pos] == 0 || (n - pos >= 4 && memcmp(all + pos, zmagic, 4) == 0) ||
+			   at_end) {
+			bsize = scan_block_end(all, n, pos, st);
 		}
-		size_t bsize = scan_block_end(all, n, pos, st);
 		if (!bsize) {
 			pos++;
 			continue;

@@ -25,11 +25,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cipher.h"
 #include "fileio.h"
 #include "ikey.h"
 #include "sett.h"
 
 static const char vlog_magic[8] = { 'S', 'E', 'T', 'T', 'V', 'L', 'O', 'G' };
+static const char vlog_enc_magic[8] = { 'S', 'E', 'T', 'T', 'V', 'L', 'G', 'E' };
+
+/*
+ * An encrypted file (doc/FORMAT.md, "Encrypted value log"): the log header
+ * with magic "SETTVLGE", the key head (key id | salt | key check, see
+ * cipher.h) and a u64 XXH3-64 of the key head; then one sealed record per
+ * entry, u32 n | ciphertext of the n-byte entry | tag, whose nonce is the
+ * salt XORed with the record's offset.  A pointer's len stays the entry's
+ * length: the record is CIPHER_REC_OVERHEAD bytes longer.  Offsets of one
+ * file are sealed once: the file is written only by the vlog that created
+ * it, at growing offsets, and never again after a failed write or once
+ * the log is reopened (the next append starts a new file).
+ */
+#define VLOG_ENC_HEADER (LOG_HEADER_SIZE + CIPHER_HEAD_SIZE + 8)
 
 /* Largest entry a value pointer may describe. */
 #define ENTRY_MAX_LEN \
@@ -46,8 +61,17 @@ typedef struct vfile {
 	uint32_t entries; /* entries known in the file (counted for the head) */
 	int refs;         /* the table's own reference + readers (v->mu) */
 	int removed;      /* unlink when the last reference goes */
-	int sealed;       /* holds a corrupt entry: never append after it */
+	int sealed;       /* corrupt, or encrypted and not written by this vlog: never append */
+	uint64_t start;   /* where the entries start: the header's size */
+	crypt_key *key;   /* encrypted file: its data key, else NULL */
+	uint8_t salt[CIPHER_SALT_SIZE];
 } vfile;
+
+/* The on-disk length of the record of an entry of len bytes in vf. */
+static inline uint64_t rec_len(const vfile *vf, uint64_t len)
+{
+	return vf->key ? len + CIPHER_REC_OVERHEAD : len;
+}
 
 struct vlog {
 	char *dir;
@@ -176,6 +200,48 @@ static void vfile_put(vlog *v, vfile *vf)
 		vfile_destroy(vf);
 }
 
+/* ---- records: an entry, or in an encrypted file its sealed record ---- */
+
+/*
+ * The length of the record at p (avail bytes there): 1 with *total, 0 when
+ * more bytes are needed to tell, SETT_ECORRUPT for an impossible header.
+ */
+static int rec_header(const vfile *vf, const uint8_t *p, size_t avail, size_t *total)
+{
+	if (!vf->key) {
+		entry e;
+		size_t hlen;
+		return entry_decode_header(p, avail, &e, &hlen, total);
+	}
+	if (avail < CIPHER_REC_HEAD)
+		return 0;
+	uint32_t n = get_le32(p);
+	if (n < ENTRY_MIN_LEN || n > ENTRY_MAX_LEN)
+		return SETT_ECORRUPT;
+	*total = (size_t)n + CIPHER_REC_OVERHEAD;
+	return 1;
+}
+
+/*
+ * Decodes the whole record p[0, total) found at offset `at` into e: 1, 0
+ * for a bad record, or an error.  An encrypted record is opened into pt,
+ * where e's key and value then point.
+ */
+static int rec_decode(const vfile *vf, const uint8_t *p, size_t total, uint64_t at, buf *pt,
+		      entry *e)
+{
+	if (!vf->key)
+		return entry_decode(p, total, e) > 0;
+	size_t n = total - CIPHER_REC_OVERHEAD;
+	pt->n = 0;
+	int r = buf_reserve(pt, n);
+	if (!r)
+		r = cipher_rec_open(vf->key, vf->salt, at, p, total, pt->p);
+	if (r)
+		return r == SETT_ECORRUPT ? 0 : r;
+	return entry_decode(pt->p, n, e) == (long)n;
+}
+
 /* ---- scanning ---- */
 
 /*
@@ -187,8 +253,8 @@ static void vfile_put(vlog *v, vfile *vf)
 static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64_t *pos,
 		     uint32_t *count)
 {
-	buf b = { 0 };
-	uint64_t bstart = LOG_HEADER_SIZE, at = LOG_HEADER_SIZE;
+	buf b = { 0 }, pt = { 0 };
+	uint64_t bstart = vf->start, at = vf->start;
 	size_t blen = 0;
 	uint32_t cnt = 0;
 	int r = 0;
@@ -198,8 +264,8 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 		/* nothing buffered yet: b.p is NULL, and NULL + 0 is undefined */
 		const uint8_t *p = avail ? b.p + (at - bstart) : NULL;
 		entry e;
-		size_t hlen, total;
-		int h = avail ? entry_decode_header(p, avail, &e, &hlen, &total) : 0;
+		size_t total;
+		int h = avail ? rec_header(vf, p, avail, &total) : 0;
 		if (h == SETT_ECORRUPT || (h == 1 && total > end - at) ||
 		    (h == 1 && at + total > UINT32_MAX)) {
 			r = SETT_ECORRUPT;
@@ -223,12 +289,13 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 			blen = (size_t)want;
 			continue;
 		}
-		if (entry_decode(p, total, &e) <= 0) {
-			r = SETT_ECORRUPT;
+		if ((r = rec_decode(vf, p, total, at, &pt, &e)) <= 0) {
+			r = r ? r : SETT_ECORRUPT;
 			break;
 		}
+		r = 0;
 		if (fn) {
-			vptr vp = { vf->fid, (uint32_t)total, (uint32_t)at };
+			vptr vp = { vf->fid, (uint32_t)(total - rec_len(vf, 0)), (uint32_t)at };
 			if ((r = fn(arg, &e, &vp)) != 0)
 				break;
 		}
@@ -236,6 +303,7 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 		cnt++;
 	}
 	buf_free(&b);
+	buf_free(&pt);
 	*pos = at;
 	if (count)
 		*count = cnt;
@@ -246,14 +314,15 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
  * Whether a valid entry starts anywhere in (from, end) of f: that tells
  * mid-file corruption (something valid follows) from a torn tail.
  */
-static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
+static int valid_entry_after(const vfile *vf, uint64_t from, uint64_t end, int *found)
 {
-	buf win = { 0 }, one = { 0 };
+	sfile *f = vf->f;
+	buf win = { 0 }, one = { 0 }, pt = { 0 };
 	uint64_t wstart = 0;
 	size_t wlen = 0;
 	int r = 0;
 	*found = 0;
-	for (uint64_t c = from + 1; c + ENTRY_MIN_LEN <= end; c++) {
+	for (uint64_t c = from + 1; c + rec_len(vf, ENTRY_MIN_LEN) <= end; c++) {
 		if (c + ENTRY_HEADER_MAX > wstart + wlen && wstart + wlen < end) {
 			size_t want = end - c < SCAN_WINDOW ? (size_t)(end - c) : SCAN_WINDOW;
 			win.n = 0;
@@ -266,27 +335,25 @@ static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
 		const uint8_t *p = win.p + (c - wstart);
 		size_t avail = (size_t)(wstart + wlen - c);
 		entry e;
-		size_t hlen, total;
-		if (entry_decode_header(p, avail, &e, &hlen, &total) != 1 || total > end - c)
+		size_t total;
+		if (rec_header(vf, p, avail, &total) != 1 || total > end - c)
 			continue;
-		if (total <= avail) {
-			if (entry_decode(p, total, &e) > 0) {
-				*found = 1;
+		if (total > avail) {
+			one.n = 0;
+			if ((r = buf_reserve(&one, total)) != 0 ||
+			    (r = sfile_pread_full(f, one.p, total, c)) != 0)
 				break;
-			}
-			continue;
+			p = one.p;
 		}
-		one.n = 0;
-		if ((r = buf_reserve(&one, total)) != 0 ||
-		    (r = sfile_pread_full(f, one.p, total, c)) != 0)
-			break;
-		if (entry_decode(one.p, total, &e) > 0) {
-			*found = 1;
+		if ((r = rec_decode(vf, p, total, c, &pt, &e)) != 0) {
+			*found = r > 0;
+			r = r < 0 ? r : 0;
 			break;
 		}
 	}
 	buf_free(&win);
 	buf_free(&one);
+	buf_free(&pt);
 	return r;
 }
 
@@ -298,16 +365,16 @@ static int valid_entry_after(sfile *f, uint64_t from, uint64_t end, int *found)
  * file system had allocated but not yet written).  A complete entry with a
  * bad checksum and none of these signs is treated as corruption.
  */
-static int looks_torn(sfile *f, uint64_t from, uint64_t end, int *torn)
+static int looks_torn(const vfile *vf, uint64_t from, uint64_t end, int *torn)
 {
+	sfile *f = vf->f;
 	uint8_t h[ENTRY_HEADER_MAX];
 	size_t n = end - from < sizeof h ? (size_t)(end - from) : sizeof h;
-	entry e;
-	size_t hlen, total;
+	size_t total;
 	int r = sfile_pread_full(f, h, n, from);
 	if (r)
 		return r;
-	if (entry_decode_header(h, n, &e, &hlen, &total) != 1 || total > end - from) {
+	if (rec_header(vf, h, n, &total) != 1 || total > end - from) {
 		*torn = 1;
 		return 0;
 	}
@@ -334,12 +401,76 @@ static int looks_torn(sfile *f, uint64_t from, uint64_t end, int *torn)
 
 /* ---- open and close ---- */
 
-static int write_new_header(sfile *f, uint32_t fid)
+/*
+ * Writes a new header for vf, in the format v writes (with the current
+ * key and a fresh salt when encrypting), and fsyncs it; vf is then an
+ * empty file of that format.
+ */
+static int write_new_header(vlog *v, vfile *vf, uint32_t fid)
 {
-	uint8_t h[LOG_HEADER_SIZE];
-	log_header_encode(h, vlog_magic, fid);
-	int r = sfile_pwrite(f, h, sizeof h, 0);
-	return r ? r : sfile_sync(f);
+	uint8_t h[VLOG_ENC_HEADER];
+	const sett_cipher *c = &v->o.cipher;
+	int enc = cipher_on(c);
+	log_header_encode(h, enc ? vlog_enc_magic : vlog_magic, fid);
+	int r = enc ? crypt_random(vf->salt, sizeof vf->salt) : 0;
+	if (!r && enc)
+		r = cipher_head_put(c, h, LOG_HEADER_SIZE, vf->salt);
+	if (r)
+		return r;
+	if (enc)
+		put_le64(h + LOG_HEADER_SIZE + CIPHER_HEAD_SIZE,
+			 sett_hash(h + LOG_HEADER_SIZE, CIPHER_HEAD_SIZE));
+	vf->key = enc ? c->key : NULL;
+	vf->start = enc ? VLOG_ENC_HEADER : LOG_HEADER_SIZE;
+	vf->size = vf->start;
+	vf->entries = 0;
+	r = sfile_pwrite(vf->f, h, (size_t)vf->start, 0);
+	return r ? r : sfile_sync(vf->f);
+}
+
+/* A head with no entries started afresh: truncated, with a new header. */
+static int restart_file(vlog *v, vfile *vf)
+{
+	int r = sfile_truncate(vf->f, 0);
+	return r ? r : write_new_header(v, vf, vf->fid);
+}
+
+/*
+ * Reads the header of vf (size bytes long): sets vf->start, and for an
+ * encrypted file its key and salt.  SETT_EFORMAT, SETT_ECORRUPT (also for
+ * a file id other than fid), or SETT_EKEY, with `why`.
+ */
+static int read_header(vlog *v, vfile *vf, const char *path, uint64_t size, char *why,
+		       size_t whylen)
+{
+	uint8_t h[VLOG_ENC_HEADER];
+	uint32_t hfid = 0;
+	vf->start = LOG_HEADER_SIZE;
+	int r = sfile_pread_full(vf->f, h, LOG_HEADER_SIZE, 0);
+	if (!r)
+		r = log_header_decode(h, LOG_HEADER_SIZE, vlog_magic, &hfid);
+	/* an encrypted file's header is judged as its own (a damaged one is corrupt) */
+	int enc = r == SETT_EFORMAT && memcmp(h, vlog_enc_magic, 8) == 0;
+	if (enc)
+		r = log_header_decode(h, LOG_HEADER_SIZE, vlog_enc_magic, &hfid);
+	if (enc && !r) {
+		uint8_t *x = h + LOG_HEADER_SIZE;
+		vf->start = VLOG_ENC_HEADER;
+		r = size < VLOG_ENC_HEADER ? SETT_ECORRUPT
+					   : sfile_pread_full(vf->f, x, VLOG_ENC_HEADER - LOG_HEADER_SIZE,
+							      LOG_HEADER_SIZE);
+		if (!r && get_le64(x + CIPHER_HEAD_SIZE) != sett_hash(x, CIPHER_HEAD_SIZE))
+			r = SETT_ECORRUPT;
+		uint64_t id;
+		if (!r && hfid == vf->fid)
+			return cipher_head_get(&v->o.keys, h, LOG_HEADER_SIZE, path, &vf->key, &id,
+					       vf->salt, why, whylen);
+	}
+	if (!r && hfid != vf->fid)
+		r = SETT_ECORRUPT;
+	if (r)
+		set_why(why, whylen, "%s: bad file header at offset 0", path);
+	return r;
 }
 
 /* Creates file fid with its header, durably (file and directory entry). */
@@ -355,14 +486,13 @@ static int create_file(vlog *v, uint32_t fid, vfile **out)
 		free(vf);
 		return r;
 	}
-	if ((r = write_new_header(vf->f, fid)) != 0 || (r = sio_sync_dir(v->dir)) != 0) {
+	if ((r = write_new_header(v, vf, fid)) != 0 || (r = sio_sync_dir(v->dir)) != 0) {
 		sfile_close(vf->f);
 		sio_unlink(path);
 		free(vf);
 		return r;
 	}
 	vf->fid = fid;
-	vf->size = LOG_HEADER_SIZE;
 	vf->refs = 1;
 	*out = vf;
 	return 0;
@@ -434,7 +564,6 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 		     size_t whylen)
 {
 	char path[4096];
-	uint8_t h[LOG_HEADER_SIZE];
 	file_path(v, fid, path, sizeof path);
 	int writable = is_head && !v->o.read_only;
 	vfile *vf = calloc(1, sizeof *vf);
@@ -454,27 +583,21 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 		goto fail;
 	}
 	vf->size = (uint64_t)size;
-	if (is_head && size < LOG_HEADER_SIZE) {
+	vf->start = LOG_HEADER_SIZE;
+	r = is_head && size < LOG_HEADER_SIZE ? 0 : read_header(v, vf, path, vf->size, why, whylen);
+	if (is_head && (size < LOG_HEADER_SIZE ||
+			(r == SETT_ECORRUPT && vf->size < vf->start))) {
 		/* A crash while the file was being created: nothing is in it. */
-		if (writable) {
-			if ((r = sfile_truncate(vf->f, 0)) != 0 ||
-			    (r = write_new_header(vf->f, fid)) != 0)
-				goto fail;
-			vf->size = LOG_HEADER_SIZE;
-		}
+		if (why && whylen)
+			why[0] = 0;
+		r = writable ? restart_file(v, vf) : 0;
+		if (r)
+			goto fail;
 		*out = vf;
 		return 0;
 	}
-	uint32_t hfid = 0;
-	r = sfile_pread_full(vf->f, h, sizeof h, 0);
-	if (!r)
-		r = log_header_decode(h, sizeof h, vlog_magic, &hfid);
-	if (!r && hfid != fid)
-		r = SETT_ECORRUPT;
-	if (r) {
-		set_why(why, whylen, "%s: bad file header at offset 0", path);
+	if (r)
 		goto fail;
-	}
 	if (!is_head) {
 		*out = vf;
 		return 0;
@@ -483,9 +606,9 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 	r = scan_file(vf, vf->size, NULL, NULL, &end, &vf->entries);
 	if (r == SETT_ECORRUPT) {
 		int found, torn = 0;
-		if ((r = valid_entry_after(vf->f, end, vf->size, &found)) != 0)
+		if ((r = valid_entry_after(vf, end, vf->size, &found)) != 0)
 			goto fail;
-		if (!found && (r = looks_torn(vf->f, end, vf->size, &torn)) != 0)
+		if (!found && (r = looks_torn(vf, end, vf->size, &torn)) != 0)
 			goto fail;
 		if (!torn) {
 			/*
@@ -503,6 +626,20 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 		vf->size = end;
 	} else if (r) {
 		goto fail;
+	}
+	/*
+	 * Appends go on in a plaintext head when the log writes plaintext.  An
+	 * encrypted one's last offsets may have sealed a write that did not
+	 * survive: with no entry left it starts afresh (new salt, the current
+	 * key), else it takes no more; likewise a head of the other format.
+	 */
+	if (writable && (vf->key || cipher_on(&v->o.cipher))) {
+		if (vf->size == vf->start)
+			r = restart_file(v, vf);
+		else
+			vf->sealed = 1;
+		if (r)
+			goto fail;
 	}
 	*out = vf;
 	return 0;
@@ -595,6 +732,9 @@ static int flush_locked(vlog *v, uint32_t cnt)
 		/* No part of a failed write may stay in front of later appends. */
 		if (sfile_truncate(hd->f, hd->size) != 0)
 			v->broken = r;
+		/* Its offsets were sealed once: a retry goes to a new file. */
+		if (hd->key)
+			hd->sealed = 1;
 		v->wbuf.n = 0;
 		return r;
 	}
@@ -660,19 +800,32 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 		}
 		uint64_t len = entry_encoded_len(&e[i]);
 		uint64_t at = v->head->size + v->wbuf.n;
-		if (at > LOG_HEADER_SIZE &&
-		    (at + len > limit || v->head->entries + cnt >= max_entries)) {
+		if (at > v->head->start &&
+		    (at + rec_len(v->head, len) > limit || v->head->entries + cnt >= max_entries)) {
 			if ((r = flush_locked(v, cnt)) != 0 || (r = rotate_locked(v)) != 0)
 				goto out;
 			cnt = 0;
 			at = v->head->size;
 		}
-		if (at + len > UINT32_MAX) {
+		vfile *hd = v->head;
+		if (at + rec_len(hd, len) > UINT32_MAX) {
 			r = SETT_ETOOBIG;
 			goto out;
 		}
-		if ((r = entry_append(&v->wbuf, &e[i])) != 0)
+		if (hd->key) {
+			/* u32 n | entry | tag, sealed in place under the nonce of `at` */
+			size_t rs = v->wbuf.n;
+			if ((r = buf_reserve(&v->wbuf, (size_t)rec_len(hd, len))) != 0)
+				goto out;
+			v->wbuf.n += CIPHER_REC_HEAD;
+			if ((r = entry_append(&v->wbuf, &e[i])) != 0 ||
+			    (r = cipher_rec_seal(hd->key, hd->salt, at, v->wbuf.p + rs + CIPHER_REC_HEAD,
+						 (size_t)len, v->wbuf.p + rs)) != 0)
+				goto out;
+			v->wbuf.n += CRYPT_TAG_SIZE;
+		} else if ((r = entry_append(&v->wbuf, &e[i])) != 0) {
 			goto out;
+		}
 		out[i].fid = v->head->fid;
 		out[i].len = (uint32_t)len;
 		out[i].offset = (uint32_t)at;
@@ -714,7 +867,7 @@ int vlog_rotate(vlog *v)
 {
 	pthread_mutex_lock(&v->wmu);
 	int r = writable_locked(v);
-	if (!r && v->head->size > LOG_HEADER_SIZE)
+	if (!r && v->head->size > v->head->start)
 		r = rotate_locked(v);
 	pthread_mutex_unlock(&v->wmu);
 	return r;
@@ -741,20 +894,30 @@ int vlog_read(vlog *v, const vptr *p, slice expect_ukey, buf *out, char *why, si
 		return -ENOENT;
 	}
 	int r;
-	if ((uint64_t)p->offset + p->len > size) {
+	uint64_t rlen = rec_len(vf, p->len);
+	if ((uint64_t)p->offset + rlen > size || p->offset < vf->start) {
 		NAME_FILE();
 		set_why(why, whylen, "%s: value pointer past the end (offset %u, length %u)",
 			path, p->offset, p->len);
 		r = SETT_ECORRUPT;
 		goto out;
 	}
-	if ((r = buf_reserve(out, p->len)) != 0)
+	if ((r = buf_reserve(out, (size_t)rlen)) != 0)
 		goto out;
 	uint8_t *dst = out->p + out->n;
-	if ((r = sfile_pread_full(vf->f, dst, p->len, p->offset)) != 0)
+	if ((r = sfile_pread_full(vf->f, dst, (size_t)rlen, p->offset)) != 0)
 		goto bad;
 	entry e;
-	if (v->o.verify_checksum && !entry_verified(v, p)) {
+	if (vf->key) {
+		/* the tag authenticates the entry: its checksum adds nothing */
+		size_t hlen, total;
+		uint8_t *pt = dst + CIPHER_REC_HEAD;
+		if ((r = cipher_rec_open(vf->key, vf->salt, p->offset, dst, (size_t)rlen, pt)) != 0 ||
+		    entry_decode_header(pt, p->len, &e, &hlen, &total) != 1 || total != p->len)
+			goto bad;
+		e.key.p = pt + hlen;
+		e.value.p = pt + hlen + e.key.n;
+	} else if (v->o.verify_checksum && !entry_verified(v, p)) {
 		if (entry_decode(dst, p->len, &e) != (long)p->len)
 			goto bad;
 		entry_mark_verified(v, p);

@@ -31,15 +31,28 @@
 #ifndef SETT_VLOG_H
 #define SETT_VLOG_H
 
+#include "cipher.h"
 #include "entry.h"
 
 typedef struct vlog vlog;
 
+/*
+ * Encryption (doc/FORMAT.md, "Encrypted value log"): with cipher.key set,
+ * every file the log creates is encrypted with it, each entry a sealed
+ * record whose nonce comes from the file's salt and the record's offset,
+ * so a value is still read alone by its pointer (whose len is then the
+ * record's length).  Files naming a key are read with the one keys finds
+ * (none: SETT_EKEY at open).  An encrypted head found at open is never
+ * appended to, nor a file whose write failed: the next append starts a
+ * new file, so no offset of a file is sealed twice.
+ */
 typedef struct vlog_options {
 	uint64_t file_size;    /* rotate at this size */
 	uint32_t max_entries;  /* ... or this many entries */
 	int read_only;
 	int verify_checksum;
+	sett_cipher cipher;    /* for new files; key NULL: plaintext */
+	sett_keys keys;        /* for files that name a key */
 } vlog_options;
 
 int vlog_open(const char *dir, const vlog_options *o, vlog **vp, char *why, size_t whylen);

@@ -22,6 +22,7 @@
 /* Mode byte bits. */
 #define FUZZ_FIX_SUMS 1u   /* recompute checksums before decoding */
 #define FUZZ_FIX_RESYNC 2u /* log files: after a broken entry, fix entries further on */
+#define FUZZ_ENC 8u        /* value log, table: read (and write) with the fuzz key ring */
 
 /* Aborts (a finding) with a message when cond is false. */
 #define FUZZ_CHECK(cond) \
@@ -65,6 +66,21 @@ void fuzz_fix_keyregistry(uint8_t *p, size_t n);
 /* The master key of fuzz_keyregistry's direct decode (mode bit 2). */
 extern const uint8_t fuzz_master_key[32];
 void fuzz_fix_table(uint8_t *p, size_t n);
+
+/*
+ * Encrypted files (doc/FORMAT.md, "Encrypted value log", "Encrypted
+ * table"): the fuzz key ring has data keys 1 and 2 (2 is current).  A seed
+ * of an encrypted file with FUZZ_FIX_SUMS holds it *unsealed*: every
+ * record or block its plaintext in place of its ciphertext.
+ * fuzz_fix_log and fuzz_fix_table seal such a file again (fixing the
+ * checksums inside first, and the key check and header hashes), so
+ * mutations reach the decoders behind the tags.
+ */
+#include "cipher.h"
+sett_keys fuzz_keys(void);
+sett_cipher fuzz_cipher(void);
+void fuzz_unseal_log(uint8_t *p, size_t n);
+void fuzz_unseal_table(uint8_t *p, size_t n);
 void fuzz_fix_super(uint8_t *p, size_t n);
 /* A backup stream: the header, every frame that can be delimited, and the
  * trailer's chained checksum. */

@@ -16,6 +16,7 @@
 #include "backup.h"
 #include "coding.h"
 #include "entry.h"
+#include "keyregistry.h"
 #include "schema.h"
 #include "sett.h"
 #include "table_format.h"
@@ -170,8 +171,165 @@ void fuzz_fix_entry(uint8_t *p, size_t n)
 		put_le64(p + t - 8, sett_hash(p, t - 8));
 }
 
+/* ---- encrypted files ---- */
+
+static cipher_ring *fuzz_ring(void)
+{
+	static cipher_ring *ring;
+	if (!ring) {
+		keyreg_key k[2];
+		for (int i = 0; i < 2; i++) {
+			k[i].id = (uint64_t)i + 1;
+			k[i].created = 1;
+			memcpy(k[i].key, fuzz_master_key, CRYPT_KEY_SIZE);
+			k[i].key[0] ^= (uint8_t)(i + 1);
+		}
+		keyreg kr = { .n = 2, .keys = k };
+		if (cipher_ring_new(&kr, &ring))
+			abort();
+	}
+	return ring;
+}
+
+sett_keys fuzz_keys(void)
+{
+	return cipher_ring_keys(fuzz_ring());
+}
+
+sett_cipher fuzz_cipher(void)
+{
+	return cipher_ring_current(fuzz_ring());
+}
+
+/*
+ * Seals (seal) or opens in place the record [off, off+len) of the n bytes
+ * at p under key k and salt; a record that does not fit is left alone.
+ * Sealing first fixes the checksum of the entry it holds (fix_entry).
+ */
+static void rec_crypt(int seal, int fix_entry, crypt_key *k, const uint8_t *salt, uint8_t *p,
+		      size_t n, uint64_t off, uint64_t len)
+{
+	if (len < CIPHER_REC_OVERHEAD || off > n || len > n - off)
+		return;
+	uint8_t *r = p + off;
+	size_t pn = (size_t)len - CIPHER_REC_OVERHEAD;
+	if (!seal) {
+		cipher_rec_open(k, salt, off, r, (size_t)len, r + CIPHER_REC_HEAD);
+		return;
+	}
+	if (fix_entry)
+		fuzz_fix_entry(r + CIPHER_REC_HEAD, pn);
+	cipher_rec_seal(k, salt, off, r + CIPHER_REC_HEAD, pn, r);
+}
+
+/* The key named at p + at (with the salt after it), or NULL. */
+static crypt_key *named_key(const uint8_t *p, size_t at, sett_cipher *c)
+{
+	sett_keys ks = fuzz_keys();
+	c->key_id = get_le64(p + at);
+	c->key = ks.find(ks.arg, c->key_id);
+	return c->key;
+}
+
+/* An encrypted value-log file (SETTVLGE), sealed or opened record by record. */
+static void log_crypt(uint8_t *p, size_t n, int seal)
+{
+	const size_t hdr = LOG_HEADER_SIZE + CIPHER_HEAD_SIZE + 8;
+	sett_cipher c;
+	if (n < hdr || memcmp(p, "SETTVLGE", 8) != 0 || !named_key(p, LOG_HEADER_SIZE, &c))
+		return;
+	const uint8_t *salt = p + LOG_HEADER_SIZE + 8;
+	if (seal) {
+		put_le64(p + 16, sett_hash(p, 16));
+		cipher_head_put(&c, p, LOG_HEADER_SIZE, salt);
+		put_le64(p + hdr - 8, sett_hash(p + LOG_HEADER_SIZE, CIPHER_HEAD_SIZE));
+	}
+	for (size_t off = hdr; n - off >= CIPHER_REC_OVERHEAD;) {
+		uint64_t len = (uint64_t)get_le32(p + off) + CIPHER_REC_OVERHEAD;
+		if (len > n - off)
+			break;
+		rec_crypt(seal, 1, c.key, salt, p, n, off, len);
+		off += (size_t)len;
+	}
+}
+
+void fuzz_unseal_log(uint8_t *p, size_t n)
+{
+	log_crypt(p, n, 0);
+}
+
+/* Calls fn for every (offset, size) of the index block's bytes q[0, end). */
+static void index_blocks(const uint8_t *q, const uint8_t *end,
+			 void (*fn)(void *, uint64_t, uint64_t), void *arg)
+{
+	while (q < end) {
+		uint64_t kl, bo, bs;
+		size_t m = varint_get(q, end, &kl);
+		if (!m || kl > (uint64_t)(end - q - m))
+			break;
+		q += m + kl;
+		if (!(m = varint_get(q, end, &bo)))
+			break;
+		q += m;
+		if (!(m = varint_get(q, end, &bs)))
+			break;
+		q += m;
+		fn(arg, bo, bs);
+	}
+}
+
+typedef struct table_crypt_arg {
+	int seal;
+	crypt_key *k;
+	const uint8_t *salt;
+	uint8_t *p;
+	size_t limit;
+} table_crypt_arg;
+
+static void table_crypt_block(void *arg, uint64_t off, uint64_t size)
+{
+	table_crypt_arg *a = arg;
+	rec_crypt(a->seal, 0, a->k, a->salt, a->p, a->limit, off, size);
+}
+
+/* An encrypted table (SETTSSTE): data blocks as the index names them, meta blocks, footer. */
+static void table_crypt(uint8_t *p, size_t n, int seal)
+{
+	sett_cipher c;
+	if (n < TABLE_ENC_FOOTER_SIZE || memcmp(p + n - 8, TABLE_ENC_MAGIC, 8) != 0)
+		return;
+	uint8_t *foot = p + n - TABLE_ENC_FOOTER_SIZE;
+	if (!named_key(foot, TABLE_FOOTER_FIELDS, &c))
+		return;
+	table_crypt_arg a = { seal, c.key, foot + TABLE_FOOTER_FIELDS + 8, p,
+			      n - TABLE_ENC_FOOTER_SIZE };
+	uint64_t ioff = get_le64(foot + 16), isize = get_le64(foot + 24);
+	if (!seal) /* the index first: it names the data blocks */
+		table_crypt_block(&a, ioff, isize);
+	if (isize >= TABLE_ENC_TRAILER && ioff <= a.limit && isize <= a.limit - ioff) {
+		const uint8_t *q = p + ioff + CIPHER_REC_HEAD;
+		index_blocks(q, q + isize - TABLE_ENC_TRAILER, table_crypt_block, &a);
+	}
+	for (int i = 0; i < 3; i++)
+		if (seal || i != 1)
+			table_crypt_block(&a, get_le64(foot + 16 * i), get_le64(foot + 16 * i + 8));
+	if (seal) {
+		cipher_head_put(&c, foot, TABLE_FOOTER_FIELDS, a.salt);
+		put_le64(foot + TABLE_ENC_FOOTER_HASH, sett_hash(foot, TABLE_ENC_FOOTER_HASH));
+	}
+}
+
+void fuzz_unseal_table(uint8_t *p, size_t n)
+{
+	table_crypt(p, n, 0);
+}
+
 void fuzz_fix_log(uint8_t *p, size_t n, unsigned mode)
 {
+	if (n >= 8 && memcmp(p, "SETTVLGE", 8) == 0) {
+		log_crypt(p, n, 1);
+		return;
+	}
 	if (n < LOG_HEADER_SIZE)
 		return;
 	put_le64(p + 16, sett_hash(p, 16));
@@ -254,8 +412,23 @@ static int fix_block(uint8_t *p, size_t limit, uint64_t off, uint64_t size)
 	return 1;
 }
 
+typedef struct fix_arg {
+	uint8_t *p;
+	size_t limit;
+} fix_arg;
+
+static void fix_index_block(void *arg, uint64_t off, uint64_t size)
+{
+	fix_arg *a = arg;
+	fix_block(a->p, a->limit, off, size);
+}
+
 void fuzz_fix_table(uint8_t *p, size_t n)
 {
+	if (n >= TABLE_ENC_FOOTER_SIZE && memcmp(p + n - 8, TABLE_ENC_MAGIC, 8) == 0) {
+		table_crypt(p, n, 1);
+		return;
+	}
 	if (n < TABLE_FOOTER_SIZE)
 		return;
 	uint8_t *foot = p + n - TABLE_FOOTER_SIZE;
@@ -264,21 +437,9 @@ void fuzz_fix_table(uint8_t *p, size_t n)
 	/* data blocks, as the index names them (the index is a raw block) */
 	if (isize >= TABLE_BLOCK_TRAILER && ioff <= limit && isize <= limit - ioff &&
 	    p[ioff + isize - TABLE_BLOCK_TRAILER] == TABLE_BLOCK_RAW) {
-		const uint8_t *q = p + ioff, *end = q + isize - TABLE_BLOCK_TRAILER;
-		while (q < end) {
-			uint64_t kl, bo, bs;
-			size_t m = varint_get(q, end, &kl);
-			if (!m || kl > (uint64_t)(end - q - m))
-				break;
-			q += m + kl;
-			if (!(m = varint_get(q, end, &bo)))
-				break;
-			q += m;
-			if (!(m = varint_get(q, end, &bs)))
-				break;
-			q += m;
-			fix_block(p, limit, bo, bs);
-		}
+		const uint8_t *q = p + ioff;
+		fix_arg a = { p, limit };
+		index_blocks(q, q + isize - TABLE_BLOCK_TRAILER, fix_index_block, &a);
 	}
 	for (int i = 0; i < 3; i++)
 		fix_block(p, limit, get_le64(foot + 16 * i), get_le64(foot + 16 * i + 8));

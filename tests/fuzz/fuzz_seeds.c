@@ -25,9 +25,12 @@
 #include "control.h"
 #include "entry.h"
 #include "fuzz.h"
+#include "ikey.h"
 #include "keyregistry.h"
 #include "schema.h"
 #include "settfs.h"
+#include "table.h"
+#include "vlog.h"
 
 static const char *out;
 static int nseeds;
@@ -190,6 +193,87 @@ static void seed_store(const char *dir, const char *tag)
 	closedir(d);
 	seed("store", tag, NULL, 0, all.p, all.n);
 	buf_free(&all);
+}
+
+/*
+ * Encrypted value-log files and tables, written with the fuzz key ring:
+ * each as it is (mode FUZZ_ENC: the tags get fuzzed) and unsealed (with
+ * FUZZ_FIX_SUMS, sealed again by the target: what is behind them).
+ */
+static void encrypted_seeds(const char *base)
+{
+	char dir[4200], why[512];
+	snprintf(dir, sizeof dir, "%s/encrypted", base);
+	mkdir(dir, 0755);
+	vlog_options vo = { .file_size = 8 << 10, .max_entries = 100, .verify_checksum = 1,
+			    .cipher = fuzz_cipher(), .keys = fuzz_keys() };
+	vlog *v;
+	OK(vlog_open(dir, &vo, &v, why, sizeof why));
+	char k[32];
+	uint8_t ik[48], val[300];
+	for (int i = 0; i < 60; i++) {
+		int kn = snprintf(k, sizeof k, "key%05d", i);
+		ikey_make(ik, k, (size_t)kn, (uint64_t)i + 1);
+		size_t vl = (size_t)(i * 37) % sizeof val;
+		memset(val, 'a' + i % 26, vl);
+		entry e = { slice_make(ik, (size_t)kn + 8), slice_make(val, vl), 0, 0, 0 };
+		vptr p;
+		OK(vlog_append(v, &e, 1, &p));
+	}
+	OK(vlog_close(v));
+	for (int z = 0; z < 2; z++) {
+		char path[4300];
+		snprintf(path, sizeof path, "%s/%06d.sst", dir, z + 1);
+		table_options to = { .block_size = 512, .zstd_level = 1, .bloom_fp = 0.01,
+				     .compression = z ? SETT_COMPRESS_ZSTD : SETT_COMPRESS_NONE,
+				     .cipher = fuzz_cipher() };
+		table_builder *b;
+		OK(table_builder_new(path, &to, &b));
+		for (int i = 0; i < 200; i++) {
+			int kn = snprintf(k, sizeof k, "key%05d", i);
+			ikey_make(ik, k, (size_t)kn, (uint64_t)i + 1);
+			size_t vl = 3 + (size_t)(i * 13) % 60;
+			memset(val, 0, 3); /* meta, user_meta, expires_at: a value struct */
+			memset(val + 3, 'a' + i % 26, vl - 3);
+			OK(table_builder_add(b, slice_make(ik, (size_t)kn + 8), slice_make(val, vl)));
+		}
+		OK(table_builder_finish(b));
+	}
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned kind;
+		uint64_t id;
+		uint8_t *p;
+		size_t n;
+		if (classify(de->d_name, &kind, &id) || fuzz_read(dir, de->d_name, &p, &n))
+			continue;
+		char name[300];
+		for (int unsealed = 0; unsealed <= 1; unsealed++) {
+			uint8_t mode = (uint8_t)(FUZZ_ENC | (unsealed ? FUZZ_FIX_SUMS : 0));
+			snprintf(name, sizeof name, "enc-%s%s", unsealed ? "unsealed-" : "", de->d_name);
+			if (kind == FUZZ_F_VLOG) {
+				if (unsealed)
+					fuzz_unseal_log(p, n);
+				/* probe the first record */
+				const size_t at = LOG_HEADER_SIZE + CIPHER_HEAD_SIZE + 8;
+				uint8_t pre[1 + VPTR_SIZE] = { mode };
+				vptr vp = { (uint32_t)id, n > at + 4 ? get_le32(p + at) : 0, (uint32_t)at };
+				vptr_encode(pre + 1, &vp);
+				seed("vlog", name, pre, sizeof pre, p, n);
+			} else if (kind == FUZZ_F_TABLE) {
+				if (unsealed)
+					fuzz_unseal_table(p, n);
+				seed1("table", name, mode, p, n);
+				snprintf(name, sizeof name, "enc-%scached-%s", unsealed ? "unsealed-" : "",
+					 de->d_name);
+				seed1("table", name, (uint8_t)(mode | 4), p, n);
+			}
+		}
+		free(p);
+	}
+	if (d)
+		closedir(d);
 }
 
 static void copy_dir(const char *from, const char *to)
@@ -476,6 +560,7 @@ int main(int argc, char **argv)
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
 	keyregistry_seeds();
+	encrypted_seeds(base);
 	control_seeds();
 	rm_rf(base);
 	printf("fuzz_seeds: %d seeds in %s\n", nseeds, out);

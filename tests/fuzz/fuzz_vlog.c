@@ -5,7 +5,9 @@
  * verification.
  *
  * Input: mode byte, a 12-byte value pointer to probe, then the file (named
- * after the file id in its header).  Checks: every entry the iteration
+ * after the file id in its header).  With FUZZ_ENC the log reads with the
+ * fuzz key ring and its writable open appends under the current key, so
+ * encrypted files (sealed records, key heads) are decoded too.  Checks: every entry the iteration
  * yields reads back through its pointer with the same value; a writable
  * open keeps the entries a read-only open iterates, and an entry appended
  * after it reads back.
@@ -90,6 +92,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	vlog_options o = { .file_size = 1 << 20, .max_entries = 1000, .read_only = 1,
 			   .verify_checksum = 1 };
+	if (mode & FUZZ_ENC) {
+		o.keys = fuzz_keys();
+		o.cipher = fuzz_cipher();
+	}
 	char why[512];
 	vlog *v;
 	static seen ro, rw;

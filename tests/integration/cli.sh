@@ -3,7 +3,8 @@
 # stdout), --version (its own name and version first), an unknown command
 # or option refused (non-zero) with one line that names it; fsck.settfs's
 # e2fsck exit codes and -C progress; progress only on a terminal; sett
-# info --json; the mode of the store directories the tools make.  Needs
+# info --json; the mode of the store directories the tools make; key
+# files others can read refused.  Needs
 # neither FUSE nor root.
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -128,6 +129,48 @@ if command -v script >/dev/null 2>&1; then
 	run check "$top/sett" check "$work/store"
 	[ -s "$work/err" ] && { cat "$work/err"; fail "sett check: progress on stderr that is not a terminal"; }
 fi
+
+# key and passphrase files: one group or others may read is refused by
+# every program (as ssh refuses such a private key), so is one that holds
+# no key, before anything is created; a missing value is a usage error
+head -c 32 /dev/urandom > "$work/key"
+chmod 644 "$work/key"
+printf '\n' > "$work/empty-pass"
+chmod 600 "$work/empty-pass"
+printf 'short\n' > "$work/not-a-key"
+chmod 600 "$work/not-a-key"
+for p in "mkfs.settfs 1" "fsck.settfs 8" "sett 1" "settfs 1"; do
+	prog=${p% *}
+	want=${p#* }
+	case $prog in
+	sett) set -- "$top/sett" put --key-file "$work/key" "$work/new" k v ;;
+	settfs) set -- "$top/settfs" -o key_file="$work/key" "$work/new" "$work/mnt" ;;
+	*) set -- "$top/$prog" --key-file "$work/key" "$work/new" ;;
+	esac
+	run "$prog key file 0644" "$@"
+	[ $rc = "$want" ] || { cat "$work/err"; fail "$prog, key file of mode 0644: exit $rc, not $want"; }
+	one_line "$prog key file 0644" "$work/key: permissions 0644 are too open"
+	[ -e "$work/new" ] && fail "$prog with a refused key file created the store"
+done
+chmod 600 "$work/key"
+run "sett put --key-file (not a key)" "$top/sett" put --key-file "$work/not-a-key" "$work/new" k v
+[ $rc = 1 ] || fail "sett put with a file holding no key: exit $rc"
+one_line "sett put --key-file (not a key)" "$work/not-a-key: not a key file"
+run "mkfs.settfs --passphrase-file (empty)" "$top/mkfs.settfs" --passphrase-file "$work/empty-pass" "$work/new"
+[ $rc = 1 ] || fail "mkfs.settfs with an empty passphrase: exit $rc"
+one_line "mkfs.settfs --passphrase-file (empty)" "$work/empty-pass"
+run "mkfs.settfs --key-file --passphrase-file" "$top/mkfs.settfs" --key-file "$work/key" \
+	--passphrase-file "$work/key" "$work/new"
+[ $rc = 1 ] || fail "mkfs.settfs with a key and a passphrase: exit $rc"
+one_line "mkfs.settfs --key-file --passphrase-file" "not both"
+[ -e "$work/new" ] && fail "a refused key created the store"
+run "fsck.settfs --key-file" "$top/fsck.settfs" --key-file
+[ $rc = 16 ] || fail "fsck.settfs --key-file without a value: exit $rc, not 16"
+one_line "fsck.settfs --key-file" "'--key-file' needs a value"
+run "sett get --passphrase-file" "$top/sett" get "$work/kv" k --passphrase-file
+[ $rc = 2 ] || fail "sett get --passphrase-file without a value: exit $rc, not 2"
+run "sett bench --key-file" "$top/sett" bench --key-file "$work/key"
+[ $rc = 2 ] || fail "sett bench --key-file: exit $rc, not 2 (bench takes --encrypt)"
 
 # sett info: the settfs superblock, and --json for scripts
 run info "$top/sett" info "$work/store2"
