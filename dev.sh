@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev libssl-dev check"
+BUILD_DEPS="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 libzstd-dev libxxhash-dev libssl-dev check liburing-dev"
 TEST_DEPS="attr acl tar rsync python3 fio git util-linux man-db btrfs-progs"
 FUZZ_DEPS="clang libclang-rt-dev"
 # The suites that run engine threads (writer, flusher, compactors, GC) or

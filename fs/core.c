@@ -587,6 +587,7 @@ int settfs_close(settfs *fs)
 			sfs_inode_free(&n->in);
 			free(n->chunks);
 			free(n->pages);
+			sfs_ovl_free(n);
 			pthread_mutex_destroy(&n->lock);
 			pthread_mutex_destroy(&n->fill_lock);
 			free(n);

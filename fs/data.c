@@ -19,7 +19,12 @@
  * batch.  The buffers are committed with the inode (size, mtime, blocks)
  * in one batch on flush, fsync, release, or when the inode or the whole
  * filesystem holds too many buffered bytes.  Reads see the buffers
- * directly.  Everything here runs under the node lock.
+ * directly.  Chunks a write covers whole past the end of file are not
+ * copied: they are committed from the writer's bytes before it returns.
+ * Which overlay pages each stored chunk has is kept in the node's overlay
+ * map, so that reads and commits name a chunk's keys (point gets) instead
+ * of walking them with an iterator, which would step over every deleted
+ * overlay and old version too.  Everything here runs under the node lock.
  *
  * Block accounting (sfs_inode.blocks): a chunk counts its stored length, an
  * overlay page counts SFS_PAGE_SIZE whatever its length.
@@ -117,16 +122,51 @@ typedef struct stored_info {
 	uint64_t ovl[SFS_MAX_PAGES / 64];
 } stored_info;
 
+/* Does the reach of key pg (PG_BASE: the whole chunk) meet [from, to)? */
+static int key_meets(const settfs *fs, uint32_t pg, uint32_t from, uint32_t to)
+{
+	uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
+	uint32_t pe = pg == PG_BASE ? fs->chunk_size : ps + SFS_PAGE_SIZE;
+	return pe > from && ps < to;
+}
+
+/*
+ * Apply value v of key pg of a chunk to dst, the bytes [from, to) of the
+ * chunk: an overlay replaces its whole page.  Keys go in key order (the
+ * base first).
+ */
+static int apply_value(const settfs *fs, uint32_t pg, sett_val v, uint32_t from, uint32_t to,
+		       uint8_t *dst, stored_info *si)
+{
+	uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
+	uint32_t pe = pg == PG_BASE ? fs->chunk_size : ps + SFS_PAGE_SIZE;
+	if (v.size > pe - ps || (v.size == 0 && pg != PG_BASE))
+		return -EIO;
+	if (pg == PG_BASE) {
+		si->has_base = 1;
+		si->base_len = (uint32_t)v.size;
+	}
+	uint32_t vend = ps + (uint32_t)v.size;
+	if (vend > si->len)
+		si->len = vend;
+	uint32_t a = ps > from ? ps : from, e = pe < to ? pe : to;
+	memset(dst + (a - from), 0, e - a);
+	uint32_t ce = vend < e ? vend : e;
+	if (ce > a)
+		memcpy(dst + (a - from), (const uint8_t *)v.data + (a - ps), ce - a);
+	return 0;
+}
+
 /*
  * Read bytes [from, to) of stored chunk idx, overlays applied, into dst
- * (to - from bytes, zeros where nothing is stored).  `it` is a chunk_iter
- * of ino.  Only the values that meet [from, to) are loaded.
+ * (to - from bytes, zeros where nothing is stored), walking its keys with
+ * `it`, a chunk_iter of ino (a move reads its snapshot so).  Only the
+ * values that meet [from, to) are loaded.
  */
 static int read_stored(settfs *fs, sett_iter *it, uint64_t ino, uint64_t idx, uint32_t from,
 		       uint32_t to, uint8_t *dst, stored_info *si)
 {
 	uint8_t k[SFS_KEY_MAX];
-	uint32_t cs = fs->chunk_size;
 	int r = 0;
 	memset(si, 0, sizeof *si);
 	memset(dst, 0, to - from);
@@ -137,39 +177,250 @@ static int read_stored(settfs *fs, sett_iter *it, uint64_t ino, uint64_t idx, ui
 		r = parse_ckey(fs, sett_iter_key(it), &kidx, &pg);
 		if (r || kidx != idx)
 			break;
-		uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
-		uint32_t pe = pg == PG_BASE ? cs : ps + SFS_PAGE_SIZE;
 		if (pg != PG_BASE) {
 			bit_set(si->ovl, pg);
 			si->novl++;
 		}
-		if (pe <= from || ps >= to)
+		if (!key_meets(fs, pg, from, to))
 			continue;
 		sett_val v;
 		r = sfs_errno(sett_iter_value(it, &v));
+		if (r == 0)
+			r = apply_value(fs, pg, v, from, to, dst, si);
 		if (r)
 			break;
-		if (v.size > pe - ps || (v.size == 0 && pg != PG_BASE)) {
-			r = -EIO;
-			break;
-		}
-		if (pg == PG_BASE) {
-			si->has_base = 1;
-			si->base_len = (uint32_t)v.size;
-		}
-		uint32_t vend = ps + (uint32_t)v.size;
-		if (vend > si->len)
-			si->len = vend;
-		/* an overlay replaces its whole page */
-		uint32_t a = ps > from ? ps : from, e = pe < to ? pe : to;
-		memset(dst + (a - from), 0, e - a);
-		uint32_t ce = vend < e ? vend : e;
-		if (ce > a)
-			memcpy(dst + (a - from), (const uint8_t *)v.data + (a - ps), ce - a);
 	}
 	if (r == 0)
 		r = sfs_errno(sett_iter_error(it));
 	return r;
+}
+
+/*
+ * arr (n elements used, *cap allocated) with room for one more: arr
+ * itself, or a larger copy (*cap updated).  NULL when out of memory, arr
+ * untouched.
+ */
+static void *room_for_one(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return arr;
+	size_t c = *cap ? *cap * 2 : first;
+	void *p = realloc(arr, c * elem);
+	if (p)
+		*cap = c;
+	return p;
+}
+
+/*
+ * The overlay map (sfs_node.ovl).  Its slots are at most OVL_MAX_SLOTS
+ * (160 KiB): when they would be more than half used, the map starts over
+ * empty, and chunks are looked up with an iterator again.  Being a cache,
+ * it may also lose entries when memory is short.
+ */
+#define OVL_MAX_SLOTS 4096
+
+static size_t ovl_home(uint64_t idx, size_t cap)
+{
+	return (size_t)((idx * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
+}
+
+static sfs_ovl *ovl_find(sfs_node *n, uint64_t idx)
+{
+	if (!n->novl)
+		return NULL;
+	for (size_t i = ovl_home(idx, n->capovl);; i = (i + 1) & (n->capovl - 1)) {
+		if (n->ovl[i].idx == idx + 1)
+			return &n->ovl[i];
+		if (!n->ovl[i].idx)
+			return NULL;
+	}
+}
+
+/* Into a table with a free slot and without idx. */
+static void ovl_insert(sfs_ovl *tab, size_t cap, uint64_t idx, const uint64_t *pages)
+{
+	size_t i = ovl_home(idx, cap);
+	while (tab[i].idx)
+		i = (i + 1) & (cap - 1);
+	tab[i].idx = idx + 1;
+	memcpy(tab[i].pages, pages, sizeof tab[i].pages);
+}
+
+/* Rebuild the table with cap slots, keeping the chunks outside [lo, hi). */
+static void ovl_rebuild(sfs_node *n, size_t cap, uint64_t lo, uint64_t hi)
+{
+	sfs_ovl *tab = calloc(cap, sizeof *tab);
+	size_t kept = 0;
+	for (size_t i = 0; tab && i < n->capovl; i++) {
+		uint64_t idx = n->ovl[i].idx - 1;
+		if (n->ovl[i].idx && (idx < lo || idx >= hi)) {
+			ovl_insert(tab, cap, idx, n->ovl[i].pages);
+			kept++;
+		}
+	}
+	if (!tab) {
+		/* forget everything */
+		if (n->ovl)
+			memset(n->ovl, 0, n->capovl * sizeof *n->ovl);
+		n->novl = 0;
+		n->ovl_void = UINT64_MAX;
+		return;
+	}
+	if (lo < hi && hi > n->ovl_void)
+		n->ovl_void = hi;
+	free(n->ovl);
+	n->ovl = tab;
+	n->capovl = cap;
+	n->novl = kept;
+}
+
+/* Note that chunk idx has the overlay pages `pages` in the store. */
+static void ovl_put(sfs_node *n, uint64_t idx, const uint64_t *pages)
+{
+	sfs_ovl *e = ovl_find(n, idx);
+	if (e) {
+		memcpy(e->pages, pages, sizeof e->pages);
+		return;
+	}
+	if ((n->novl + 1) * 2 > n->capovl) {
+		if (n->capovl >= OVL_MAX_SLOTS)
+			ovl_rebuild(n, n->capovl, 0, UINT64_MAX);
+		else
+			ovl_rebuild(n, n->capovl ? n->capovl * 2 : 16, UINT64_MAX, UINT64_MAX);
+		if ((n->novl + 1) * 2 > n->capovl) {
+			/* out of memory */
+			if (idx >= n->ovl_void)
+				n->ovl_void = idx + 1;
+			return;
+		}
+	}
+	ovl_insert(n->ovl, n->capovl, idx, pages);
+	n->novl++;
+}
+
+void sfs_ovl_forget(sfs_node *n, uint64_t lo, uint64_t hi)
+{
+	if (n->novl)
+		ovl_rebuild(n, n->capovl, lo, hi);
+	else if (lo < hi && hi > n->ovl_void)
+		n->ovl_void = hi;
+}
+
+void sfs_ovl_free(sfs_node *n)
+{
+	free(n->ovl);
+	free(n->ovl_pend);
+	n->ovl = n->ovl_pend = NULL;
+	n->novl = n->capovl = n->npend = n->cappend = 0;
+	n->ovl_void = UINT64_MAX;
+}
+
+/*
+ * The batch being built leaves chunk idx with the overlay pages `pages`
+ * once committed.  When that cannot be noted, the chunk is forgotten.
+ */
+static void ovl_pend(sfs_node *n, uint64_t idx, const uint64_t *pages)
+{
+	sfs_ovl *p = room_for_one(n->ovl_pend, &n->cappend, n->npend, sizeof *p, 16);
+	if (!p) {
+		sfs_ovl_forget(n, idx, idx + 1);
+		return;
+	}
+	n->ovl_pend = p;
+	p[n->npend].idx = idx + 1;
+	memcpy(p[n->npend++].pages, pages, sizeof p->pages);
+}
+
+void sfs_ovl_committed(settfs *fs, sfs_node *n)
+{
+	for (size_t i = 0; i < n->npend; i++)
+		ovl_put(n, n->ovl_pend[i].idx - 1, n->ovl_pend[i].pages);
+	n->npend = 0;
+	/* nothing is stored at or past the end of file (n->in is the committed inode) */
+	uint64_t end = (n->in.size + fs->chunk_size - 1) / fs->chunk_size;
+	if (end < n->ovl_void)
+		n->ovl_void = end;
+}
+
+/* The overlay pages chunk idx has in the store: from the map, or its keys. */
+static int chunk_overlays(settfs *fs, sfs_node *n, uint64_t idx, uint64_t *pages)
+{
+	sfs_ovl *e = ovl_find(n, idx);
+	if (e) {
+		memcpy(pages, e->pages, sizeof e->pages);
+		return 0;
+	}
+	memset(pages, 0, SFS_MAX_PAGES / 8);
+	if (idx >= n->ovl_void)
+		return 0;
+	/* the chunk's key is the prefix of its own keys: the walk ends with them */
+	uint8_t k[SFS_KEY_MAX];
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	io.prefix = sfs_val(k, sfs_key_chunk(k, n->ino, idx));
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	if (r)
+		return r;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		uint64_t kidx;
+		uint32_t pg;
+		r = parse_ckey(fs, sett_iter_key(it), &kidx, &pg);
+		if (r || kidx != idx)
+			break;
+		if (pg != PG_BASE)
+			bit_set(pages, pg);
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	sett_iter_free(it);
+	if (r == 0)
+		ovl_put(n, idx, pages);
+	return r;
+}
+
+/*
+ * read_stored() by name: the chunk's overlay pages come from the overlay
+ * map, and the keys that meet [from, to) are read with point gets, which
+ * do not step over the deleted keys between them.  An overlay the map
+ * names but the store does not hold makes it look the chunk up again.
+ */
+static int read_chunk(settfs *fs, sfs_node *n, uint64_t idx, uint32_t from, uint32_t to,
+		      uint8_t *dst, stored_info *si)
+{
+	uint8_t k[SFS_KEY_MAX];
+	for (int again = 0;; again = 1) {
+		memset(si, 0, sizeof *si);
+		memset(dst, 0, to - from);
+		int r = chunk_overlays(fs, n, idx, si->ovl), missing = 0;
+		for (uint32_t i = 0; r == 0 && !missing && i <= pages_per_chunk(fs); i++) {
+			uint32_t pg = i == 0 ? PG_BASE : i - 1;
+			if (pg != PG_BASE) {
+				if (!bit_test(si->ovl, pg))
+					continue;
+				si->novl++;
+			}
+			if (!key_meets(fs, pg, from, to))
+				continue;
+			size_t kn = pg == PG_BASE ? sfs_key_chunk(k, n->ino, idx)
+						  : sfs_key_page(k, n->ino, idx, pg);
+			void *v = NULL;
+			size_t vn = 0;
+			int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
+			if (g == SETT_ENOTFOUND) {
+				missing = pg != PG_BASE;
+				continue;
+			}
+			r = g ? sfs_errno(g) : apply_value(fs, pg, sfs_val(v, vn), from, to, dst, si);
+			free(v);
+		}
+		if (r || !missing)
+			return r;
+		if (again)
+			return -EIO;
+		sfs_ovl_forget(n, idx, idx + 1);
+	}
 }
 
 /*
@@ -199,23 +450,12 @@ static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint
 }
 
 /*
- * arr (n elements used, *cap allocated) with room for one more: arr
- * itself, or a larger copy (*cap updated).  NULL when out of memory, arr
- * untouched.
+ * The buffer of chunk idx; `empty`: the caller knows nothing of it is
+ * stored.  `whole`, for an empty chunk: the caller's bytes that fill it
+ * all, taken as the buffer without a copy (sfs_chunk.borrowed).
  */
-static void *room_for_one(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
-{
-	if (n < *cap)
-		return arr;
-	size_t c = *cap ? *cap * 2 : first;
-	void *p = realloc(arr, c * elem);
-	if (p)
-		*cap = c;
-	return p;
-}
-
-/* The buffer of chunk idx; `empty`: the caller knows nothing of it is stored. */
-static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_chunk **cp)
+static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, const uint8_t *whole,
+			sfs_chunk **cp)
 {
 	sfs_chunk *c = find_chunk(n, idx);
 	if (c) {
@@ -226,6 +466,18 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	if (!nc)
 		return -ENOMEM;
 	n->chunks = nc;
+	if (empty && whole) {
+		c = &n->chunks[n->nchunks++];
+		memset(c, 0, sizeof *c);
+		c->idx = idx;
+		c->len = fs->chunk_size;
+		c->buf = (uint8_t *)whole;
+		c->borrowed = 1;
+		atomic_fetch_add(&fs->dirty_bytes, (long long)fs->chunk_size);
+		sfs_node_dirtied(n, SFS_DIRTY_META);
+		*cp = c;
+		return 0;
+	}
 	uint8_t *buf = malloc(fs->chunk_size);
 	if (!buf)
 		return -ENOMEM;
@@ -233,23 +485,17 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	memset(&si, 0, sizeof si);
 	int r = 0;
 	/* nothing is stored at or past the end of file */
-	if (!empty && idx * fs->chunk_size < n->in.size) {
-		uint8_t p[9];
-		sett_iter *it;
-		r = chunk_iter(fs, n->ino, p, &it);
-		if (r == 0) {
-			r = read_stored(fs, it, n->ino, idx, 0, fs->chunk_size, buf, &si);
-			sett_iter_free(it);
-		}
-	} else {
+	if (!empty && idx * fs->chunk_size < n->in.size)
+		r = read_chunk(fs, n, idx, 0, fs->chunk_size, buf, &si);
+	else
 		memset(buf, 0, fs->chunk_size);
-	}
 	if (r) {
 		free(buf);
 		return r;
 	}
 	c = &n->chunks[n->nchunks++];
 	c->idx = idx;
+	c->borrowed = 0;
 	c->len = si.len;
 	c->stored_len = si.base_len + si.novl * SFS_PAGE_SIZE;
 	c->buf = buf;
@@ -260,9 +506,27 @@ static int chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, int empty, sfs_ch
 	return 0;
 }
 
-static int get_chunk_buffer(settfs *fs, sfs_node *n, uint64_t idx, sfs_chunk **cp)
+/*
+ * Borrowed chunk buffers become the node's own copies (when the commit
+ * that was to take them failed).  One that cannot be copied is dropped,
+ * and its bytes with it: the write reports the error.
+ */
+static void own_chunks(settfs *fs, sfs_node *n)
 {
-	return chunk_buffer(fs, n, idx, 0, cp);
+	for (size_t i = 0; i < n->nchunks; i++) {
+		sfs_chunk *c = &n->chunks[i];
+		if (!c->borrowed)
+			continue;
+		uint8_t *buf = malloc(fs->chunk_size);
+		if (!buf) {
+			n->chunks[i--] = n->chunks[--n->nchunks];
+			atomic_fetch_sub(&fs->dirty_bytes, (long long)fs->chunk_size);
+			continue;
+		}
+		memcpy(buf, c->buf, fs->chunk_size);
+		c->buf = buf;
+		c->borrowed = 0;
+	}
 }
 
 /*
@@ -290,14 +554,8 @@ static int get_page_buffer(settfs *fs, sfs_node *n, uint64_t idx, uint32_t pg, i
 	if (whole || pstart >= n->in.size) {
 		memset(buf, 0, SFS_PAGE_SIZE);
 	} else {
-		uint8_t pfx[9];
-		sett_iter *it;
 		stored_info si;
-		r = chunk_iter(fs, n->ino, pfx, &it);
-		if (r == 0) {
-			r = read_stored(fs, it, n->ino, idx, ps, ps + SFS_PAGE_SIZE, buf, &si);
-			sett_iter_free(it);
-		}
+		r = read_chunk(fs, n, idx, ps, ps + SFS_PAGE_SIZE, buf, &si);
 		/* the page's data ends where the stored data does */
 		if (r == 0 && si.len > ps)
 			len = si.len - ps < SFS_PAGE_SIZE ? si.len - ps : SFS_PAGE_SIZE;
@@ -329,40 +587,31 @@ static int page_cmp(const void *a, const void *b)
  * Commit the dirty pages of one chunk (pages[0..np), sorted): as overlay
  * keys, or folded into the chunk when it would have too many overlays.
  */
-static int batch_chunk_pages(settfs *fs, sfs_node *n, sett_iter *it, sfs_page *pages,
-			     size_t np, sett_batch *b, uint64_t *blocks)
+static int batch_chunk_pages(settfs *fs, sfs_node *n, sfs_page *pages, size_t np, sett_batch *b,
+			     uint64_t *blocks)
 {
 	uint64_t idx = pages[0].idx;
 	uint8_t k[SFS_KEY_MAX];
-	uint64_t stored[SFS_MAX_PAGES / 64] = { 0 };
+	uint64_t stored[SFS_MAX_PAGES / 64];
 	uint32_t nunion = (uint32_t)np;
-	int r = 0;
-	/* which overlays exist (keys only) */
-	for (sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, idx))); sett_iter_valid(it);
-	     sett_iter_next(it)) {
-		uint64_t kidx;
-		uint32_t pg;
-		r = parse_ckey(fs, sett_iter_key(it), &kidx, &pg);
-		if (r || kidx != idx)
-			break;
-		if (pg != PG_BASE) {
-			bit_set(stored, pg);
-			if (!find_page(n, idx, pg))
-				nunion++;
-		}
-	}
-	if (r == 0)
-		r = sfs_errno(sett_iter_error(it));
+	/* which overlays exist */
+	int r = chunk_overlays(fs, n, idx, stored);
 	if (r)
 		return r;
+	for (uint32_t pg = 0; pg < pages_per_chunk(fs); pg++)
+		if (bit_test(stored, pg) && !find_page(n, idx, pg))
+			nunion++;
 	if (nunion <= fold_limit(fs)) {
 		for (size_t i = 0; i < np && r == 0; i++) {
 			sfs_page *p = &pages[i];
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_page(k, n->ino, idx, p->pg)),
-						     sfs_val(p->buf, p->len)));
+			r = sfs_errno(sett_batch_set_ref(b, sfs_val(k, sfs_key_page(k, n->ino, idx, p->pg)),
+							 sfs_val(p->buf, p->len)));
 			if (!bit_test(stored, p->pg))
 				*blocks += SFS_PAGE_SIZE;
+			bit_set(stored, p->pg);
 		}
+		if (r == 0)
+			ovl_pend(n, idx, stored);
 		return r;
 	}
 	/* fold: merged chunk replaces the base, every overlay goes */
@@ -370,7 +619,7 @@ static int batch_chunk_pages(settfs *fs, sfs_node *n, sett_iter *it, sfs_page *p
 	if (!buf)
 		return -ENOMEM;
 	stored_info si;
-	r = read_stored(fs, it, n->ino, idx, 0, fs->chunk_size, buf, &si);
+	r = read_chunk(fs, n, idx, 0, fs->chunk_size, buf, &si);
 	uint32_t len = si.len;
 	for (size_t i = 0; i < np && r == 0; i++) {
 		sfs_page *p = &pages[i];
@@ -384,8 +633,11 @@ static int batch_chunk_pages(settfs *fs, sfs_node *n, sett_iter *it, sfs_page *p
 	for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
 		if (bit_test(si.ovl, pg))
 			r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_page(k, n->ino, idx, pg))));
-	if (r == 0)
+	if (r == 0) {
 		*blocks = *blocks + len - si.base_len - (uint64_t)si.novl * SFS_PAGE_SIZE;
+		memset(stored, 0, sizeof stored);
+		ovl_pend(n, idx, stored);
+	}
 	free(buf);
 	return r;
 }
@@ -393,30 +645,30 @@ static int batch_chunk_pages(settfs *fs, sfs_node *n, sett_iter *it, sfs_page *p
 int sfs_data_batch(settfs *fs, sfs_node *n, sett_batch *b, uint64_t *blocks)
 {
 	uint8_t k[SFS_KEY_MAX];
+	static const uint64_t none[SFS_MAX_PAGES / 64];
 	int r = 0;
 	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
 		sfs_chunk *c = &n->chunks[i];
-		if (c->len)  /* never store an empty chunk */
-			r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
-						     sfs_val(c->buf, c->len)));
+		/* never store an empty chunk; the buffers outlive the commit */
+		if (c->len)
+			r = sfs_errno(sett_batch_set_ref(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
+							 sfs_val(c->buf, c->len)));
 		for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
 			if (bit_test(c->ovl, pg))
 				r = sfs_errno(sett_batch_delete(
 					b, sfs_val(k, sfs_key_page(k, n->ino, c->idx, pg))));
 		*blocks = *blocks + c->len - c->stored_len;
+		if (r == 0)
+			ovl_pend(n, c->idx, none);
 	}
 	if (r || !n->npages)
 		return r;
 	qsort(n->pages, n->npages, sizeof *n->pages, page_cmp);
-	uint8_t p[9];
-	sett_iter *it = NULL;
-	r = chunk_iter(fs, n->ino, p, &it);
 	for (size_t i = 0, j; i < n->npages && r == 0; i = j) {
 		for (j = i + 1; j < n->npages && n->pages[j].idx == n->pages[i].idx; j++)
 			;
-		r = batch_chunk_pages(fs, n, it, &n->pages[i], j - i, b, blocks);
+		r = batch_chunk_pages(fs, n, &n->pages[i], j - i, b, blocks);
 	}
-	sett_iter_free(it);
 	return r;
 }
 
@@ -504,6 +756,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 	}
 	const uint8_t *src = buf;
 	uint64_t pos = (uint64_t)off, end = pos + size, cs = fs->chunk_size;
+	int borrowed = 0;
 	while (pos < end) {
 		uint64_t idx = pos / cs;
 		uint32_t coff = (uint32_t)(pos - idx * cs);
@@ -519,8 +772,13 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 			r = write_pages(fs, n, idx, coff, cend, src);
 			if (r)
 				break;
+		} else if (!c && coff == 0 && cend == cs && idx * cs >= n->in.size) {
+			/* a whole chunk past the end: committed from src before returning */
+			if ((r = chunk_buffer(fs, n, idx, 1, src, &c)))
+				break;
+			borrowed = 1;
 		} else {
-			if (!c && (r = get_chunk_buffer(fs, n, idx, &c)))
+			if (!c && (r = chunk_buffer(fs, n, idx, 0, NULL, &c)))
 				break;
 			memcpy(c->buf + coff, src, cend - coff);
 			if (cend > c->len)
@@ -535,9 +793,11 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 		n->in.mtime = n->in.ctime = sfs_now();
 		sfs_node_dirtied(n, SFS_DIRTY_META);
 	}
-	if (r == 0 && (n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
+	if (r == 0 && (borrowed || n->nchunks * cs + n->npages * SFS_PAGE_SIZE >= fs->inode_dirty_limit ||
 		       (size_t)atomic_load(&fs->dirty_bytes) > fs->dirty_limit))
 		r = sfs_node_flush(fs, n, 0);
+	if (borrowed)
+		own_chunks(fs, n); /* what the commit did not take */
 	sfs_node_put(fs, n);
 	if (pos > (uint64_t)off && r == 0)
 		return (ssize_t)(pos - (uint64_t)off);
@@ -563,8 +823,6 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		size = (size_t)(fsize - (uint64_t)off);
 	uint8_t *dst = buf;
 	uint64_t pos = (uint64_t)off, end = pos + size, cs = fs->chunk_size;
-	uint8_t p[9];
-	sett_iter *it = NULL;
 	while (pos < end && r == 0) {
 		uint64_t idx = pos / cs;
 		uint32_t coff = (uint32_t)(pos - idx * cs);
@@ -579,14 +837,10 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 			memset(dst + have, 0, want - have);
 		} else {
 			stored_info si;
-			if (!(n->in.flags & SFS_IFLAG_OVERLAYS)) {
+			if (!(n->in.flags & SFS_IFLAG_OVERLAYS))
 				r = read_base(fs, ino, idx, coff, cend, dst);
-			} else {
-				if (!it)
-					r = chunk_iter(fs, ino, p, &it);
-				if (r == 0)
-					r = read_stored(fs, it, ino, idx, coff, cend, dst, &si);
-			}
+			else
+				r = read_chunk(fs, n, idx, coff, cend, dst, &si);
 			/* buffered pages on top */
 			for (size_t i = 0; i < n->npages && r == 0; i++) {
 				sfs_page *pb = &n->pages[i];
@@ -600,7 +854,6 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 		dst += want;
 		pos += want;
 	}
-	sett_iter_free(it);
 	if (r == 0 && !fs->read_only) {
 		/* relatime (not on a read-only store) */
 		int64_t now = sfs_now();
@@ -682,6 +935,7 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	/* the chunk that holds the new end keeps `keep` bytes; later ones go */
 	uint64_t tail = size / cs;
 	uint32_t keep = (uint32_t)(size % cs);
+	sfs_ovl_forget(n, tail, UINT64_MAX);
 	/*
 	 * Intermediate inodes need exact block counts: the deleted chunks'
 	 * sizes are taken from their value pointers, without reading them.
@@ -1027,6 +1281,7 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	r = chunk_iter(fs, n->ino, p, &it);
 	uint64_t freed = 0;
 	uint64_t first = off / cs, last = (end - 1) / cs;
+	sfs_ovl_forget(n, first, last + 1);
 	if (r == 0)
 		sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, first)));
 	for (; r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
@@ -1402,6 +1657,7 @@ static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int 
 	io.reverse = 1;
 	if (r == 0)
 		r = sfs_errno(sett_iter_new(fs->db, &io, &s.rit));
+	sfs_ovl_forget(n, off / cs, UINT64_MAX);
 	if (r == 0)
 		r = collapse ? collapse_chunks(&s) : insert_chunks(&s);
 	if (r == 0 && collapse) {
@@ -1421,6 +1677,7 @@ static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int 
 	}
 	if (r == 0)
 		r = shift_commit(&s);
+	sfs_ovl_forget(n, off / cs, UINT64_MAX);
 	sett_iter_free(s.it);
 	sett_iter_free(s.rit);
 	sett_batch_free(s.b);
@@ -1499,8 +1756,10 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 		sfs_chunk *c = find_chunk(n, idx);
 		uint32_t len = c ? c->len : 0;
 		if (!c && next == idx) {
-			r = read_stored(fs, it, n->ino, idx, 0, (uint32_t)cs, scratch, &si);
+			r = read_chunk(fs, n, idx, 0, (uint32_t)cs, scratch, &si);
 			len = si.len;
+			/* the walk goes on past the chunk's keys */
+			sett_iter_seek(it, sfs_val(k, sfs_key_chunk(k, n->ino, idx + 1)));
 		}
 		if (r || len >= to)
 			continue;
@@ -1508,7 +1767,7 @@ static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 			*need += to - len;
 			continue;
 		}
-		if (!c && (r = chunk_buffer(fs, n, idx, next != idx, &c)) != 0)
+		if (!c && (r = chunk_buffer(fs, n, idx, next != idx, NULL, &c)) != 0)
 			break;
 		c->len = to; /* the buffer is zero past its data */
 		if (n->nchunks * cs >= fs->inode_dirty_limit ||

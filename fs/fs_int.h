@@ -42,6 +42,7 @@ typedef struct sfs_chunk {
 	uint32_t len;         /* bytes of data valid in buf */
 	uint32_t stored_len;  /* bytes the chunk held in the engine (blocks) */
 	uint8_t *buf;         /* chunk_size bytes */
+	int borrowed;         /* buf is the writer's, held only within settfs_write */
 	uint64_t ovl[SFS_MAX_PAGES / 64]; /* stored overlay pages to delete */
 } sfs_chunk;
 
@@ -57,6 +58,12 @@ typedef struct sfs_page {
 	uint32_t len;         /* bytes of data valid in buf (the rest is zero) */
 	uint8_t *buf;         /* SFS_PAGE_SIZE bytes */
 } sfs_page;
+
+/* Which overlay pages a stored chunk has: an entry of a node's overlay map. */
+typedef struct sfs_ovl {
+	uint64_t idx;         /* chunk + 1; 0: a free slot */
+	uint64_t pages[SFS_MAX_PAGES / 64];
+} sfs_ovl;
 
 /*
  * Why a node's inode must be written.  An atime-only change is best
@@ -91,6 +98,24 @@ typedef struct sfs_node {
 	size_t nchunks, capchunks;
 	sfs_page *pages;
 	size_t npages, cappages;
+	/*
+	 * The overlay map (data.c): for the chunks whose keys were looked at,
+	 * which overlay pages the store holds, so that reads and commits name
+	 * a chunk's keys (point reads) instead of walking them with an
+	 * iterator, which steps over every deleted one too.  It is what the
+	 * node's own commits wrote: ovl_pend is what the batch being built
+	 * makes of it (sfs_batch_node), applied by sfs_node_committed; a
+	 * truncate, punch or move forgets the chunks it changes.  A hash
+	 * table of capovl slots (a power of two, at most half used).
+	 * Chunks from ovl_void on that are not in it have no keys at all:
+	 * each commit lowers it to the end of file (past which nothing is
+	 * stored), each chunk forgotten raises it past that chunk.
+	 */
+	sfs_ovl *ovl;
+	size_t novl, capovl;
+	uint64_t ovl_void;
+	sfs_ovl *ovl_pend;
+	size_t npend, cappend;
 	/*
 	 * Page-cache fill (settfs_fill_token): written with fill_lock and lock
 	 * held, read with either.  data_gen changes with every writable open,
@@ -225,6 +250,12 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync);
 int sfs_flush_nodes(settfs *fs, int64_t min_age_ns, int drop_failed);
 /* Drop buffered chunks and pages (after they were committed or discarded). */
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n);
+/* The overlay map after a commit of ovl_pend succeeded (sfs_node_committed). */
+void sfs_ovl_committed(settfs *fs, sfs_node *n);
+/* Forget the overlay map's chunks [lo, hi) (their keys are being changed). */
+void sfs_ovl_forget(sfs_node *n, uint64_t lo, uint64_t hi);
+/* Free the node's overlay map. */
+void sfs_ovl_free(sfs_node *n);
 /*
  * Add the node's buffered chunks and pages to b (node locked): whole
  * chunks replace stored ones, pages become overlay keys or are folded into

@@ -37,6 +37,7 @@
 #include "fuse_wire.h"
 #include "fuse_fill.h"
 #include "fuse_inval.h"
+#include "fuse_uring.h"
 #include "key.h"
 #include "settfs.h"
 #include "status.h"
@@ -91,10 +92,13 @@ struct sfs_cfg {
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
+	int io_uring;         /* -o io_uring / no_io_uring; -1: the default */
 	char *key_file;       /* -o key_file=F: the master key of an encrypted store */
 	char *pass_file;      /* -o passphrase_file=F: its passphrase */
 	int show_help, show_version;
 };
+
+struct sfs_conn;
 
 struct sfs_fuse {
 	settfs *fs;
@@ -107,6 +111,8 @@ struct sfs_fuse {
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
 	sfs_control *control; /* settfs status; NULL: none */
+	sfs_uring *uring;     /* requests over io_uring; NULL: /dev/fuse only */
+	struct sfs_conn *conn;
 	size_t page_size;
 };
 
@@ -955,6 +961,15 @@ static void conn_init(void *arg)
 		tune_bdi(c);
 }
 
+/* After the INIT reply: the mount, then the io_uring queues. */
+static void after_init(void *arg)
+{
+	struct sfs_fuse *f = arg;
+	conn_init(f->conn);
+	if (f->wire.uring)
+		sfs_uring_go(f->uring);
+}
+
 /* ---- bounded-time writeback ------------------------------------------ */
 
 /*
@@ -1041,6 +1056,52 @@ static void flusher_stop(struct sfs_flusher *w)
 	free(w);
 }
 
+/* ---- io_uring ------------------------------------------------------- */
+
+/*
+ * Requests through io_uring queues when the kernel offers them
+ * (fuse_uring.h), from the INIT reply on: the default, unless -o
+ * no_io_uring.  Not with -s: the queues have threads of their own.  Why
+ * not is said when -o io_uring asked for it; by default only a failure
+ * once the kernel offered it is (on a kernel without it, or with the
+ * fuse module's enable_uring off, /dev/fuse is the normal case).
+ */
+static void uring_setup(struct sfs_fuse *f, int singlethread)
+{
+	int asked = f->cfg->io_uring > 0;
+	if (f->cfg->io_uring == 0)
+		return;
+	if (singlethread) {
+		if (asked)
+			fprintf(stderr, "settfs: io_uring is not used with -s; requests go "
+					"through /dev/fuse\n");
+		return;
+	}
+	char why[256];
+	f->uring = sfs_uring_new(f->se, fuse_session_fd(f->se), &f->wire,
+				 f->cfg->threads ? f->cfg->threads : 10, !asked, why, sizeof why);
+	if (!f->uring) {
+		if (asked)
+			fprintf(stderr, "settfs: io_uring: %s; requests go through /dev/fuse\n",
+				why);
+		return;
+	}
+	f->wire.uring_prepare = sfs_uring_prepare;
+	f->wire.uring_reply = sfs_uring_reply;
+	f->wire.uring_arg = f->uring;
+	f->wire.want_uring = 1;
+}
+
+static void uring_free(struct sfs_fuse *f)
+{
+	if (!f->uring)
+		return;
+	sfs_uring_stop(f->uring, NULL, NULL); /* a no-op after the loop's stop */
+	__atomic_store_n(&f->wire.uring, 0, __ATOMIC_RELEASE);
+	sfs_uring_free(f->uring);
+	f->uring = NULL;
+}
+
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
@@ -1066,6 +1127,8 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
+	SFS_OPT("io_uring", io_uring, 1),
+	SFS_OPT("no_io_uring", io_uring, 0),
 	SFS_OPT("key_file=%s", key_file, 0),
 	SFS_OPT("passphrase_file=%s", pass_file, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -1141,6 +1204,11 @@ static void usage(void)
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
 	       "    -o dirty_expire=S        commit writes buffered for S seconds, and make\n"
 	       "                             commits durable every S seconds (5; 0: never)\n"
+	       "    -o io_uring              serve requests through io_uring queues when the\n"
+	       "                             kernel offers them (Linux 6.14, fuse module\n"
+	       "                             parameter enable_uring=1), else /dev/fuse (the\n"
+	       "                             default; the option says why not on stderr)\n"
+	       "    -o no_io_uring           always /dev/fuse\n"
 	       "    -o key_file=F            the store is encrypted with the master key in F\n"
 	       "                             (32 bytes or 64 hex digits; F: mode 0600 or\n"
 	       "                             stricter, else refused); a new store is made so\n"
@@ -1519,6 +1587,7 @@ int main(int argc, char *argv[])
 	cfg.dirty_ratio = 50;
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
+	cfg.io_uring = -1;
 	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
 		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
@@ -1656,10 +1725,12 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
 	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
-	f.wire.after_init = conn_init;
-	f.wire.after_init_arg = &conn;
+	f.conn = &conn;
+	f.wire.after_init = after_init;
+	f.wire.after_init_arg = &f;
 	if (fuse_session_custom_io(se, &wire_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
+	uring_setup(&f, opts.singlethread);
 	fuse_daemonize(opts.foreground);
 	if (!f.fs) {
 		key_relock(&store_key); /* the daemon is a forked child */
@@ -1695,6 +1766,8 @@ int main(int argc, char *argv[])
 	}
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
+	/* no request is served once the loop has ended */
+	sfs_uring_stop(f.uring, abort_connection, &conn);
 	/* before the session and the store go: it uses both */
 	sfs_filler_stop(f.filler, abort_connection, &conn);
 	f.filler = NULL;
@@ -1705,6 +1778,8 @@ int main(int argc, char *argv[])
 	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
 out_unmount:
+	/* the rings hold /dev/fuse open: closed before, the unmount aborts what is left */
+	uring_free(&f);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

@@ -124,7 +124,11 @@ static uint32_t body32(const char *buf, size_t len, size_t off)
 
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w)
 {
-	ssize_t n = read(fd, buf, len);
+	return sfs_wire_received(buf, read(fd, buf, len), w);
+}
+
+ssize_t sfs_wire_received(void *buf, ssize_t n, struct sfs_wire *w)
+{
 	kill_suidgid = acl_kill_sgid = 0;
 	if (n < (ssize_t)sizeof(struct fuse_in_header))
 		return n;
@@ -146,6 +150,10 @@ ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w)
 		w->init_seen = 1;
 		w->offers_v2 = !!(flags & FUSE_HANDLE_KILLPRIV_V2);
 		w->offers_setxattr_ext = !!(flags & FUSE_SETXATTR_EXT);
+		uint32_t flags2 = (flags & FUSE_INIT_EXT)
+					  ? body32(b, got, offsetof(struct fuse_init_in, flags2))
+					  : 0;
+		w->offers_uring = !!(flags2 & (uint32_t)(SFS_FUSE_OVER_IO_URING >> 32));
 		return n;
 	}
 	const size_t hs = sizeof(struct fuse_in_header), ext = sizeof(struct fuse_setxattr_in),
@@ -176,6 +184,41 @@ static char *iov_at(struct iovec *iov, int count, size_t off)
 	return NULL;
 }
 
+/* bytes of the message in iov */
+static ssize_t msg_len(const struct iovec *iov, int count)
+{
+	size_t n = 0;
+	for (int i = 0; i < count; i++)
+		n += iov[i].iov_len;
+	return (ssize_t)n;
+}
+
+/* the INIT reply's limits: the largest body a request or reply may carry */
+static size_t init_payload(struct iovec *iov, int count, size_t len)
+{
+	size_t hs = sizeof(struct fuse_out_header);
+	char *mw = len >= hs + offsetof(struct fuse_init_out, max_write) + 4
+			   ? iov_at(iov, count, hs + offsetof(struct fuse_init_out, max_write))
+			   : NULL;
+	char *fl = iov_at(iov, count, hs + offsetof(struct fuse_init_out, flags));
+	char *mp = len >= hs + offsetof(struct fuse_init_out, max_pages) + 4
+			   ? iov_at(iov, count, hs + offsetof(struct fuse_init_out, max_pages))
+			   : NULL;
+	size_t max_write = mw ? get32(mw) : 4096, pages = 32; /* the kernel's default */
+	if (fl && mp && (get32(fl) & FUSE_MAX_PAGES)) {
+		uint16_t p16;
+		memcpy(&p16, mp, sizeof p16);
+		pages = p16 ? p16 : 1;
+	}
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t page = pg > 0 ? (size_t)pg : 4096, n = pages * page;
+	if (n < max_write)
+		n = max_write;
+	if (n < 8192) /* FUSE_MIN_READ_BUFFER */
+		n = 8192;
+	return (n + page - 1) / page * page;
+}
+
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w)
 {
 	int init_reply = 0;
@@ -184,6 +227,8 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 	if (have_oh) {
 		memcpy(&oh, iov[0].iov_base, sizeof oh);
 		op_done(w, oh.unique);
+		if (oh.unique && __atomic_load_n(&w->uring, __ATOMIC_ACQUIRE) && w->uring_reply(w->uring_arg, iov, count))
+			return msg_len(iov, count);
 	}
 	if (w->init_seen && have_oh) {
 		if (oh.unique == w->init_unique) {
@@ -205,6 +250,19 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 				/* with ACLs: the kernel's set-group-ID verdict on SETXATTR */
 				flags |= FUSE_SETXATTR_EXT;
 				w->setxattr_ext = 1;
+			}
+			char *p2 = oh.len >= sizeof oh + offsetof(struct fuse_init_out, flags2) + 4
+					   ? iov_at(iov, count,
+						    sizeof oh + offsetof(struct fuse_init_out, flags2))
+					   : NULL;
+			int offered = w->offers_uring && p2 && (flags & FUSE_INIT_EXT);
+			if (w->want_uring &&
+			    w->uring_prepare(w->uring_arg, offered,
+					     offered ? init_payload(iov, count, oh.len) : 0) == 0 &&
+			    offered) {
+				uint32_t flags2 = get32(p2) | (uint32_t)(SFS_FUSE_OVER_IO_URING >> 32);
+				memcpy(p2, &flags2, sizeof flags2);
+				__atomic_store_n(&w->uring, 1, __ATOMIC_RELEASE);
 			}
 			memcpy(p, &flags, sizeof flags);
 		}

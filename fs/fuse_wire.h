@@ -50,11 +50,42 @@ struct sfs_wire {
 	 * while the reply is written), e.g. to tune what INIT resets */
 	void (*after_init)(void *arg);
 	void *after_init_arg;
+
+	/*
+	 * FUSE over io_uring (fuse_uring.h).  With want_uring set, at the
+	 * INIT reply uring_prepare(uring_arg, offered, payload) is called:
+	 * `offered` whether the kernel's INIT offered FUSE_OVER_IO_URING,
+	 * `payload` the largest request or reply body the reply allows.
+	 * When it returns 0 the reply takes FUSE_OVER_IO_URING (`uring` is
+	 * set); the queues are registered from after_init on.
+	 */
+	int want_uring;
+	int offers_uring;       /* the kernel's INIT offered it */
+	int uring;              /* negotiated */
+	int (*uring_prepare)(void *arg, int offered, size_t payload);
+	/*
+	 * Every reply but a notification (unique 0) is first offered to
+	 * uring_reply: 1 when it answered a request read from a ring (the
+	 * reply went there), 0 to write it to /dev/fuse.
+	 */
+	int (*uring_reply)(void *arg, const struct iovec *iov, int count);
+	void *uring_arg;
+	uint64_t uring_requests; /* requests read from rings (relaxed atomics) */
+	unsigned uring_queues, uring_threads; /* likewise */
 };
 
 /* fuse_custom_io read and writev, given the daemon's struct sfs_wire */
 ssize_t sfs_wire_read(int fd, void *buf, size_t len, struct sfs_wire *w);
 ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w);
+/*
+ * What sfs_wire_read does with a request of n bytes in buf once read (from
+ * /dev/fuse or a ring): counts it, notes its flags for this thread and
+ * may shorten it; returns its length for libfuse.
+ */
+ssize_t sfs_wire_received(void *buf, ssize_t n, struct sfs_wire *w);
+
+/* FUSE_OVER_IO_URING (Linux 6.14, protocol 7.42): bit 41 of the INIT flags */
+#define SFS_FUSE_OVER_IO_URING (1ULL << 41)
 
 /* A consistent-enough copy of the counters (each field is read atomically). */
 void sfs_wire_op_stats(const struct sfs_wire *w, struct sfs_op_stat out[SFS_WIRE_NOPS]);

@@ -123,6 +123,7 @@ static int node_get(settfs *fs, uint64_t ino, int change, sfs_node **np)
 		}
 		n->ino = ino;
 		n->xattrs = -1;
+		n->ovl_void = UINT64_MAX;
 		pthread_mutex_init(&n->lock, NULL);
 		pthread_mutex_init(&n->fill_lock, NULL);
 		n->data_gen = atomic_fetch_add(&fs->data_gen_next, 1) + 1;
@@ -221,6 +222,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 			if (sfs_reclaim(fs, n->ino, &n->in, n->xattrs) == 0) {
 				n->gone = 1;
 				n->loaded = 0;
+				sfs_ovl_free(n);
 				n->meta_dirty = 0;
 				atomic_store(&n->dirty_since, 0);
 				sfs_inode_free(&n->in);
@@ -246,6 +248,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 		sfs_inode_free(&n->in);
 		free(n->chunks);
 		free(n->pages);
+		sfs_ovl_free(n);
 		pthread_mutex_destroy(&n->lock);
 		pthread_mutex_destroy(&n->fill_lock);
 		free(n);
@@ -274,6 +277,7 @@ int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
 int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in)
 {
 	int r = 0;
+	n->npend = 0;
 	if (n->nchunks || n->npages) {
 		if (n->npages)
 			in->flags |= SFS_IFLAG_OVERLAYS; /* in the batch that writes them */
@@ -294,6 +298,7 @@ void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in)
 		fs->attr_fn(fs->attr_arg, n->ino); /* settfs_set_attr_fn */
 	n->in = *in;
 	n->meta_dirty = 0;
+	sfs_ovl_committed(fs, n);
 	sfs_node_drop_chunks(fs, n);
 	atomic_store(&n->dirty_since, 0);
 }
@@ -315,7 +320,8 @@ void sfs_node_dirtied(sfs_node *n, int what)
 void sfs_node_drop_chunks(settfs *fs, sfs_node *n)
 {
 	for (size_t i = 0; i < n->nchunks; i++)
-		free(n->chunks[i].buf);
+		if (!n->chunks[i].borrowed)
+			free(n->chunks[i].buf);
 	for (size_t i = 0; i < n->npages; i++)
 		free(n->pages[i].buf);
 	atomic_fetch_sub(&fs->dirty_bytes, (long long)(n->nchunks * fs->chunk_size +

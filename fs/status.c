@@ -122,6 +122,16 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	for (unsigned i = 0; i < SFS_WIRE_NOPS; i++)
 		total += ops[i].count;
 	ctl_put_u64(b, "fuse.requests", total);
+	/* io_uring once a request came through a ring: the kernel does not say before */
+	uint64_t ur = __atomic_load_n(&c->wire->uring_requests, __ATOMIC_RELAXED);
+	ctl_put_str(b, "fuse.transport", ur ? "io_uring" : "/dev/fuse");
+	if (__atomic_load_n(&c->wire->uring, __ATOMIC_RELAXED)) {
+		ctl_put_u64(b, "fuse.uring.queues",
+			    __atomic_load_n(&c->wire->uring_queues, __ATOMIC_RELAXED));
+		ctl_put_u64(b, "fuse.uring.threads",
+			    __atomic_load_n(&c->wire->uring_threads, __ATOMIC_RELAXED));
+		ctl_put_u64(b, "fuse.uring.requests", ur);
+	}
 	for (unsigned i = 0; i < SFS_WIRE_NOPS; i++) {
 		const char *name = sfs_wire_op_name(i);
 		if (!name || !ops[i].count)

@@ -99,6 +99,50 @@ START_TEST(test_put_get_del_reopen)
 }
 END_TEST
 
+/*
+ * sett_batch_set_ref takes no copy: the bytes written are the value's
+ * bytes when sett_write runs, inline (small) and value-log (large) alike,
+ * and they are what a reopen reads back.
+ */
+START_TEST(test_batch_set_ref)
+{
+	char *dir = tu_tmpdir("db");
+	sett_options o;
+	small_opts(&o);
+	sett_db *db = open_db(dir, &o);
+	sett_batch *b;
+	ck_assert_int_eq(sett_batch_new(&b), 0);
+	static char big[65536];
+	char small[3] = "s1";
+	memset(big, 'x', sizeof big);
+	ck_assert_int_eq(sett_batch_set_ref(b, V("big"), (sett_val){ sizeof big, big }), 0);
+	ck_assert_int_eq(sett_batch_set_ref(b, V("small"), (sett_val){ 2, small }), 0);
+	ck_assert_int_eq(sett_batch_set(b, V("copied"), V("c1")), 0);
+	memset(big, 'y', sizeof big);
+	small[1] = '2';
+	ck_assert_int_eq(sett_write(db, b, 0, NULL), 0);
+	sett_batch_free(b);
+	memset(big, 'z', sizeof big);
+	small[1] = '3';
+	for (int reopen = 0; reopen < 2; reopen++) {
+		void *v;
+		size_t vn;
+		ck_assert_int_eq(sett_get(db, V("big"), 0, &v, &vn), 0);
+		ck_assert_uint_eq(vn, sizeof big);
+		for (size_t i = 0; i < vn; i++)
+			ck_assert_int_eq(((char *)v)[i], 'y');
+		free(v);
+		expect_value(db, V("small"), 0, "s2", 2);
+		expect_value(db, V("copied"), 0, "c1", 2);
+		ck_assert_int_eq(sett_close(db), 0);
+		db = open_db(dir, &o);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_batch_versions_snapshots)
 {
 	char *dir = tu_tmpdir("db");
@@ -1366,6 +1410,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_put_get_del_reopen);
 	tcase_add_test(tc, test_batch_versions_snapshots);
+	tcase_add_test(tc, test_batch_set_ref);
 	tcase_add_test(tc, test_iterators);
 	tcase_add_test(tc, test_iter_value_size);
 	tcase_add_test(tc, test_iter_many_versions);

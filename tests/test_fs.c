@@ -1969,6 +1969,123 @@ START_TEST(test_overlay_fold)
 }
 END_TEST
 
+static uint64_t iter_entries(void)
+{
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(settfs_engine(fs), &st), 0);
+	return st.iter_entries;
+}
+
+/* Read f's n bytes twice, as `want`; the second read walks no iterator entry. */
+static void read_twice_by_name(uint64_t f, const uint8_t *want, uint8_t *got, size_t n)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t e0 = iter_entries();
+		ck_assert_int_eq(settfs_read(fs, f, 0, n, got), (ssize_t)n);
+		ck_assert(memcmp(got, want, n) == 0);
+		if (pass)
+			ck_assert_uint_eq(iter_entries() - e0, 0);
+	}
+}
+
+/*
+ * The cost of reading a chunk depends on what it holds, not on how often
+ * it was rewritten: once a chunk's keys were looked at, reads name them
+ * (point gets) and walk none of its deleted overlay pages with an
+ * iterator; nor do chunks past an earlier end of file (holes after a
+ * truncate and an extension).
+ */
+START_TEST(test_rewrites_read_by_name)
+{
+	enum { CS = 65536, NCH = 8, SIZE = NCH * CS };
+	fresh_store(CS);
+	uint8_t *model = malloc(SIZE), *got = malloc(SIZE), pg[4096];
+	uint64_t seed = 99;
+	tu_fill_random(&seed, model, SIZE);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, model, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	/* pages rewritten one at a time: overlays made, folded, deleted */
+	for (int round = 0; round < 40; round++) {
+		for (int c = 0; c < NCH; c++) {
+			size_t off = (size_t)c * CS + (size_t)(round % 16) * 4096;
+			tu_fill_random(&seed, pg, sizeof pg);
+			ck_assert_int_eq(settfs_write(fs, f, (off_t)off, pg, sizeof pg, 0), 4096);
+			memcpy(model + off, pg, sizeof pg);
+		}
+		ck_assert_int_eq(settfs_flush(fs, f), 0);
+	}
+	read_twice_by_name(f, model, got, SIZE);
+	/* cut in chunk 2, grow again: chunks 3.. are holes */
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = 2 * CS + 1000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	in.st_size = SIZE;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, f, &in, SETTFS_SET_SIZE, &st), 0);
+	memset(model + 2 * CS + 1000, 0, SIZE - (2 * CS + 1000));
+	read_twice_by_name(f, model, got, SIZE);
+	/* the map survives nothing it must not: after a reopen the same bytes */
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	reopen();
+	ck_assert_int_eq(settfs_read(fs, f, 0, SIZE, got), SIZE);
+	ck_assert(memcmp(got, model, SIZE) == 0);
+	free(model);
+	free(got);
+}
+END_TEST
+
+static uint64_t dirty_bytes(void)
+{
+	settfs_stats st;
+	ck_assert_int_eq(settfs_get_stats(fs, &st), 0);
+	return st.dirty_bytes;
+}
+
+/*
+ * Whole chunks written past the end of file are committed from the
+ * writer's bytes before the write returns (no copy into a buffer); the
+ * rest of a write is buffered as before.  The bytes are the writer's at
+ * the time of the write, and stay so.
+ */
+START_TEST(test_whole_chunks_committed_by_write)
+{
+	enum { CS = 65536 };
+	fresh_store(CS);
+	uint8_t *b = malloc(3 * CS), *want = malloc(3 * CS), *got = malloc(3 * CS);
+	uint64_t seed = 7;
+	tu_fill_random(&seed, b, 3 * CS);
+	memcpy(want, b, 3 * CS);
+	uint64_t f = mkfile(1, "f");
+	/* two whole chunks and half of a third */
+	ck_assert_int_eq(settfs_write(fs, f, 0, b, 2 * CS + CS / 2, 0), 2 * CS + CS / 2);
+	ck_assert_uint_eq(dirty_bytes(), 0); /* the partial chunk went with them */
+	memset(b, 0, 3 * CS);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 2 * CS + CS / 2, got), 2 * CS + CS / 2);
+	ck_assert(memcmp(got, want, 2 * CS + CS / 2) == 0);
+	/* a small write is buffered; a whole chunk after it commits both */
+	ck_assert_int_eq(settfs_write(fs, f, 2 * CS + CS / 2, want + 2 * CS + CS / 2, 100, 0), 100);
+	ck_assert_uint_eq(dirty_bytes(), CS);
+	ck_assert_int_eq(settfs_write(fs, f, 3 * CS, want, CS, 0), CS);
+	ck_assert_uint_eq(dirty_bytes(), 0);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	ck_assert_uint_eq(dirty_bytes(), 0);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	reopen();
+	uint8_t *all = malloc(4 * CS);
+	ck_assert_int_eq(settfs_read(fs, f, 0, 4 * CS, all), 4 * CS);
+	ck_assert(memcmp(all, want, 2 * CS + CS / 2 + 100) == 0);
+	for (int i = 2 * CS + CS / 2 + 100; i < 3 * CS; i++)
+		ck_assert_int_eq(all[i], 0);
+	ck_assert(memcmp(all + 3 * CS, want, CS) == 0);
+	fsck_reopen();
+	free(all);
+	free(b);
+	free(want);
+	free(got);
+}
+END_TEST
+
 /* Truncate, punch and SEEK_DATA/SEEK_HOLE see overlay pages. */
 START_TEST(test_overlay_truncate_punch_seek)
 {
@@ -2878,6 +2995,8 @@ int main(void)
 	tcase_add_test(tc, test_fallocate_allocates);
 	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
+	tcase_add_test(tc, test_rewrites_read_by_name);
+	tcase_add_test(tc, test_whole_chunks_committed_by_write);
 	tcase_add_test(tc, test_overlay_truncate_punch_seek);
 	tcase_add_test(tc, test_fill_token);
 	tcase_add_test(tc, test_fill_token_reload);

@@ -43,7 +43,7 @@ size_t sett_batch_bytes(const sett_batch *b)
 }
 
 static int batch_add(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
-		     uint8_t user_meta, int del)
+		     uint8_t user_meta, int del, int ref)
 {
 	if (key.size > SETT_MAX_KEY_SIZE || value.size > SETT_MAX_VALUE_SIZE)
 		return SETT_ETOOBIG;
@@ -65,7 +65,8 @@ static int batch_add(sett_batch *b, sett_val key, sett_val value, uint64_t expir
 		return r;
 	op->voff = b->data.n;
 	op->vlen = (uint32_t)value.size;
-	if ((r = buf_append(&b->data, value.data, value.size)))
+	op->vref = ref && value.size ? value.data : NULL;
+	if (!op->vref && (r = buf_append(&b->data, value.data, value.size)))
 		return r;
 	op->expires_at = expires_at;
 	op->user_meta = user_meta;
@@ -77,19 +78,24 @@ static int batch_add(sett_batch *b, sett_val key, sett_val value, uint64_t expir
 
 int sett_batch_set(sett_batch *b, sett_val key, sett_val value)
 {
-	return batch_add(b, key, value, 0, 0, 0);
+	return batch_add(b, key, value, 0, 0, 0, 0);
+}
+
+int sett_batch_set_ref(sett_batch *b, sett_val key, sett_val value)
+{
+	return batch_add(b, key, value, 0, 0, 0, 1);
 }
 
 int sett_batch_set_ex(sett_batch *b, sett_val key, sett_val value, uint64_t expires_at,
 		      uint8_t user_meta)
 {
-	return batch_add(b, key, value, expires_at, user_meta, 0);
+	return batch_add(b, key, value, expires_at, user_meta, 0, 0);
 }
 
 int sett_batch_delete(sett_batch *b, sett_val key)
 {
 	sett_val none = { 0, NULL };
-	return batch_add(b, key, none, 0, 0, 1);
+	return batch_add(b, key, none, 0, 0, 1, 0);
 }
 
 void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int *del,
@@ -97,7 +103,7 @@ void db_batch_entry(const sett_batch *b, size_t i, slice *key, slice *value, int
 {
 	const batch_op *op = &b->ops[i];
 	*key = slice_make(b->data.p + op->koff, op->klen);
-	*value = slice_make(b->data.p + op->voff, op->vlen);
+	*value = slice_make(op->vref ? op->vref : b->data.p + op->voff, op->vlen);
 	*del = op->del;
 	*user_meta = op->user_meta;
 	*expires_at = op->expires_at;

@@ -16,6 +16,7 @@
 
 typedef struct batch_op {
 	size_t koff, voff;
+	const uint8_t *vref; /* sett_batch_set_ref: the caller's value; NULL: at voff */
 	uint32_t klen, vlen;
 	uint64_t expires_at;
 	uint8_t del;

@@ -355,7 +355,7 @@ static int prepare(sett_db *db, write_req *r, pending **out, size_t *nout)
 		if (r->kind == REQ_BATCH) {
 			const batch_op *op = &r->b->ops[i];
 			ukey = slice_make(r->b->data.p + op->koff, op->klen);
-			val = slice_make(r->b->data.p + op->voff, op->vlen);
+			val = slice_make(op->vref ? op->vref : r->b->data.p + op->voff, op->vlen);
 			ver = r->version;
 			meta = op->del ? META_DELETE : 0;
 			umeta = op->user_meta;

@@ -163,6 +163,12 @@ void sett_batch_clear(sett_batch *b);
 int sett_batch_set(sett_batch *b, sett_val key, sett_val value);
 int sett_batch_set_ex(sett_batch *b, sett_val key, sett_val value,
 		      uint64_t expires_at, uint8_t user_meta);
+/*
+ * sett_batch_set without a copy of the value: its bytes are read where
+ * they are when the batch is written, so they must stay unchanged until
+ * sett_write returns (or the batch is cleared or freed).
+ */
+int sett_batch_set_ref(sett_batch *b, sett_val key, sett_val value);
 int sett_batch_delete(sett_batch *b, sett_val key);
 size_t sett_batch_count(const sett_batch *b);
 size_t sett_batch_bytes(const sett_batch *b);

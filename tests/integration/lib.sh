@@ -3,6 +3,7 @@
 # Skips (exit 77) unless /dev/fuse, fusermount3 and root are available.
 # Provides: $work (temp dir), $store, $mnt, mount_fs [opts], umount_fs,
 # check_fsck, and a trap that unmounts and kills the daemon on any exit.
+# SETTFS_TEST_MOUNT_OPTS: options for every mount_fs (see there).
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -42,7 +43,10 @@ trap 'exit 1' INT TERM
 is_mounted() { grep -q " $mnt fuse" /proc/mounts; }
 
 # mount_fs [-o opts]: start the daemon in the foreground (as a job) and wait.
+# SETTFS_TEST_MOUNT_OPTS adds options to every mount (before the test's
+# own), e.g. io_uring to run a suite with requests over io_uring.
 mount_fs() {
+	[ -n "${SETTFS_TEST_MOUNT_OPTS:-}" ] && set -- -o "$SETTFS_TEST_MOUNT_OPTS" "$@"
 	"$SETTFS" -f "$@" "$store" "$mnt" &
 	daemon=$!
 	i=0
