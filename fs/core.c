@@ -650,7 +650,7 @@ static int space_try(settfs *fs, uint64_t bytes, int remeasure)
 	return r;
 }
 
-int sfs_space_admit(settfs *fs, uint64_t bytes)
+int sfs_space_admit_locked(settfs *fs, uint64_t bytes)
 {
 	/* before anything is buffered: a buffered write could never commit */
 	if (fs->read_only)
@@ -658,9 +658,11 @@ int sfs_space_admit(settfs *fs, uint64_t bytes)
 	if (!fs->reserve)
 		return 0;
 	int r = space_try(fs, bytes, 0);
-	if (r != -ENOSPC)
-		return r;
-	uint64_t gen = __atomic_load_n(&fs->reclaim_gen, __ATOMIC_ACQUIRE);
+	return r == -ENOSPC ? SFS_ERECLAIM : r;
+}
+
+void sfs_space_reclaim(settfs *fs, uint64_t gen)
+{
 	pthread_mutex_lock(&fs->reclaim_mu);
 	if (fs->reclaim_gen == gen && sfs_now() >= fs->reclaim_after) {
 		int g = sett_reclaim(fs->db);
@@ -668,6 +670,20 @@ int sfs_space_admit(settfs *fs, uint64_t bytes)
 		__atomic_store_n(&fs->reclaim_gen, gen + 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&fs->reclaim_mu);
+}
+
+uint64_t sfs_space_reclaim_gen(settfs *fs)
+{
+	return __atomic_load_n(&fs->reclaim_gen, __ATOMIC_ACQUIRE);
+}
+
+int sfs_space_admit(settfs *fs, uint64_t bytes)
+{
+	uint64_t gen = sfs_space_reclaim_gen(fs);
+	int r = sfs_space_admit_locked(fs, bytes);
+	if (r != SFS_ERECLAIM)
+		return r;
+	sfs_space_reclaim(fs, gen);
 	return space_try(fs, bytes, 1);
 }
 

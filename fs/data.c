@@ -1126,8 +1126,8 @@ static int in_group(const settfs_ctx *ctx, uint32_t gid)
 	return 0;
 }
 
-int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct stat *attr,
-		   int to_set, struct stat *st)
+static int setattr_once(settfs *fs, const settfs_ctx *ctx, uint64_t ino,
+			const struct stat *attr, int to_set, struct stat *st)
 {
 	int resize = (to_set & SETTFS_SET_SIZE) != 0;
 	sfs_node *n;
@@ -1143,7 +1143,7 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
 		else if (attr->st_size < 0)
 			r = -EINVAL;
 		else if ((uint64_t)attr->st_size > n->in.size)
-			r = sfs_space_admit(fs, 0);
+			r = sfs_space_admit_locked(fs, 0);
 	}
 	/* a truncate works on stored chunks: commit the buffers first */
 	if (r == 0 && resize)
@@ -1203,6 +1203,18 @@ out:
 	else
 		sfs_node_put(fs, n);
 	return r;
+}
+
+int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct stat *attr,
+		   int to_set, struct stat *st)
+{
+	uint64_t gen = sfs_space_reclaim_gen(fs);
+	int r = setattr_once(fs, ctx, ino, attr, to_set, st);
+	if (r == SFS_ERECLAIM) { /* refused under the node's locks: reclaim without them */
+		sfs_space_reclaim(fs, gen);
+		r = setattr_once(fs, ctx, ino, attr, to_set, st);
+	}
+	return r == SFS_ERECLAIM ? -ENOSPC : r;
 }
 
 /*
@@ -1706,7 +1718,7 @@ static int move_range(settfs *fs, sfs_node *n, int mode, uint64_t off, uint64_t 
 		return -EFBIG;
 	/* every stored chunk from off's on is written anew */
 	uint64_t moved = size - off / cs * cs;
-	int r = sfs_space_admit(fs, moved < n->in.blocks ? moved : n->in.blocks);
+	int r = sfs_space_admit_locked(fs, moved < n->in.blocks ? moved : n->in.blocks);
 	/* the move works on stored chunks: commit the buffers first */
 	if (r == 0)
 		r = sfs_node_flush(fs, n, 0);
@@ -1808,10 +1820,11 @@ static int admit_alloc(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint
 		r = alloc_range(fs, n, off, in_size, &need);
 	if (r == 0 && end > size)
 		need += end - (off > size ? off : size);
-	return r ? r : sfs_space_admit(fs, need);
+	return r ? r : sfs_space_admit_locked(fs, need);
 }
 
-int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, unsigned flags)
+static int fallocate_once(settfs *fs, uint64_t ino, int mode, off_t off, off_t len,
+			  unsigned flags)
 {
 	if (off < 0 || len <= 0)
 		return -EINVAL;
@@ -1861,6 +1874,17 @@ int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, u
 		r = sfs_node_flush(fs, n, 0);
 	sfs_node_put_change(fs, n);
 	return r;
+}
+
+int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, unsigned flags)
+{
+	uint64_t gen = sfs_space_reclaim_gen(fs);
+	int r = fallocate_once(fs, ino, mode, off, len, flags);
+	if (r == SFS_ERECLAIM) { /* refused under the node's locks: reclaim without them */
+		sfs_space_reclaim(fs, gen);
+		r = fallocate_once(fs, ino, mode, off, len, flags);
+	}
+	return r == SFS_ERECLAIM ? -ENOSPC : r;
 }
 
 off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence)

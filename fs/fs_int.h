@@ -184,6 +184,20 @@ struct settfs {
  * rename) and metadata updates do not ask.
  */
 int sfs_space_admit(settfs *fs, uint64_t bytes);
+/*
+ * The same check for a caller that holds node locks: it never reclaims
+ * (a reclaim takes as long as a compaction of the store, and readers and
+ * writers of the node would wait for it) but returns SFS_ERECLAIM where
+ * sfs_space_admit would reclaim.  The caller then drops its locks, calls
+ * sfs_space_reclaim with the generation it read before the check, and
+ * starts over once; a second SFS_ERECLAIM means ENOSPC.
+ */
+#define SFS_ERECLAIM (-0x10000)
+int sfs_space_admit_locked(settfs *fs, uint64_t bytes);
+uint64_t sfs_space_reclaim_gen(settfs *fs);
+/* Runs sett_reclaim unless one ran since generation gen, or the last found
+ * nothing less than RECLAIM_BACKOFF ago.  No node lock may be held. */
+void sfs_space_reclaim(settfs *fs, uint64_t gen);
 /* What a new inode or dentry costs the store, roughly (for sfs_space_admit). */
 #define SFS_INODE_ESTIMATE 512
 

@@ -92,6 +92,7 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	ctl_put_u64(b, "vlog.gc.reclaimed_bytes", e->gc_bytes_reclaimed);
 	ctl_put_u64(b, "vlog.gc.measured_bytes", e->gc_bytes_measured);
 	ctl_put_u64(b, "vlog.gc.rewritten_bytes", e->gc_bytes_rewritten);
+	ctl_put_u64(b, "vlog.gc.background_reclaims", e->background_reclaims);
 	ctl_put_str(b, "vlog.gc.activity", e->gc_activity);
 
 	ctl_put_u64(b, "lsm.memtables", (uint64_t)e->memtables);

@@ -363,6 +363,111 @@ START_TEST(test_compaction_enospc_no_hang)
 }
 END_TEST
 
+/* ---- many sessions whose final flush fails ---- */
+
+static int count_wals(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "ls %s | grep -c '\\.mem$'", dir);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+/*
+ * A disk that stays full over many sessions: every flush fails (tables
+ * cannot grow past a few bytes, WAL appends of one short batch still fit),
+ * so each session's close leaves one more WAL.  The store still opens, with
+ * every acknowledged write, and once space is back the WALs are flushed.
+ */
+START_TEST(test_many_failed_final_flushes)
+{
+	char *dir = tu_tmpdir("err-wals");
+	sett_options o;
+	opts(&o);
+	o.num_compactors = 0;
+	/* key 300 s + 1 has a 201-byte value: its WAL is 258 bytes, the
+	 * smallest table 418 */
+	enum { SESSIONS = 40, WAL_LIMIT = 320 };
+	for (long s = 0; s < SESSIONS; s++) {
+		sio_fault_file_size_limit(WAL_LIMIT, ENOSPC);
+		sett_db *db = open_db(dir, &o);
+		ck_assert_int_eq(put_key(db, 300 * s + 1, 1), 0);
+		int r = sett_close(db);
+		ck_assert_msg(r == -ENOSPC, "session %ld: close returned %s (its flush should fail)",
+			      s, sett_strerror(r));
+		sio_fault_reset();
+	}
+	ck_assert_int_ge(count_wals(dir), SESSIONS);
+	sett_db *db = open_db(dir, &o);
+	for (long s = 0; s < SESSIONS; s++)
+		check_key(db, 300 * s + 1, 1, "after the disk was cleared");
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(count_wals(dir), 0);
+	db = open_db(dir, &o);
+	for (long s = 0; s < SESSIONS; s++)
+		check_key(db, 300 * s + 1, 1, "after the WALs were flushed");
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- whose error a writer stalled on L0 gets ---- */
+
+static int stall_l0(sett_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+	int e = db->stall_error[STALL_L0];
+	pthread_mutex_unlock(&db->mu);
+	return e;
+}
+
+/*
+ * Writers stalled on a deep L0 wait for L0's compactions only: what they
+ * fail with is the last L0 compaction's error, which a compaction of
+ * another level neither sets nor clears.
+ */
+START_TEST(test_stall_l0_error_is_l0s)
+{
+	char *dir = tu_tmpdir("err-stall-l0");
+	sett_options o;
+	opts(&o);
+	o.num_compactors = 1;
+	sett_db *db = open_db(dir, &o);
+	for (long i = 0; i < 300; i++)
+		ck_assert_int_eq(put_key(db, 3 * i + 1, 0), 0);
+	ck_assert_int_eq(sett_flatten(db), 0); /* everything in L6 */
+	sett_stats st;
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_int_eq(st.levels[0].tables, 0);
+	ck_assert_int_gt(st.levels[MAX_LEVELS - 1].tables, 0);
+
+	/* as an L0 compaction that failed for space leaves it */
+	db_set_stall_error(db, STALL_L0, -ENOSPC);
+	uint64_t before = st.compactions;
+	ck_assert_int_eq(sett_flatten(db), 0); /* rewrites L6: no L0 compaction */
+	ck_assert_int_eq(sett_get_stats(db, &st), 0);
+	ck_assert_msg(st.compactions > before, "flatten ran no compaction of L6");
+	ck_assert_msg(stall_l0(db) == -ENOSPC,
+		      "a compaction of L6 changed L0's stall error to %s", sett_strerror(stall_l0(db)));
+
+	/* a successful L0 compaction clears it */
+	for (long i = 300; i < 400; i++)
+		ck_assert_int_eq(put_key(db, 3 * i + 1, 0), 0);
+	ck_assert_int_eq(sett_flatten(db), 0);
+	ck_assert_int_eq(stall_l0(db), 0);
+	for (long i = 0; i < 400; i++)
+		check_key(db, 3 * i + 1, 1, "after the compactions");
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("errors");
@@ -372,6 +477,8 @@ int main(void)
 	tcase_add_test(tc, test_enospc_not_sticky);
 	tcase_add_test(tc, test_failed_fsync_sticky);
 	tcase_add_test(tc, test_compaction_enospc_no_hang);
+	tcase_add_test(tc, test_many_failed_final_flushes);
+	tcase_add_test(tc, test_stall_l0_error_is_l0s);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <linux/falloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -21,6 +24,7 @@
 #include "testutil.h"
 
 static char *dir;
+static char *shared_dir; /* dir's value while a test runs on a disk of its own */
 static settfs *fs;
 static int run_fsck(void);
 static const settfs_ctx root_ctx = { 0, 0, NULL, 0, 0 };
@@ -33,6 +37,8 @@ static void fs_open_reserve(int64_t reserve)
 	settfs_options_init(&o);
 	o.engine.mem_table_size = 4u << 20;
 	o.engine.disk_reserve = reserve;
+	if (reserve >= 0)
+		o.engine.reclaim_below = 0; /* refusals test the reclaim a write asks for */
 	int r = settfs_open(dir, &o, &fs);
 	ck_assert_msg(r == 0, "settfs_open: %d", r);
 }
@@ -53,8 +59,41 @@ static void teardown(void)
 	if (fs)
 		ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
+	if (shared_dir) {
+		umount2(dir, MNT_DETACH);
+		rmdir(dir);
+		free(dir);
+		dir = shared_dir;
+		shared_dir = NULL;
+	}
 	tu_rmrf(dir);
 	free(dir);
+}
+
+/*
+ * Moves the (closed) store to a disk of its own: a tmpfs of `mb` MiB in a
+ * private mount namespace of this test's process (gone with it, even if the
+ * test dies), so that the free space a test measures moves only with the
+ * store's own writes, not with whatever else runs on the machine's disk.
+ * 0, or -1 where that cannot be done (not root): the test then measures
+ * the shared disk.
+ */
+static int own_disk(int mb)
+{
+	char *m, opt[32];
+	if (asprintf(&m, "%s.disk", dir) < 0)
+		return -1;
+	snprintf(opt, sizeof opt, "size=%dm,mode=0700", mb);
+	if (mkdir(m, 0700) != 0 || unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", m, "tmpfs", 0, opt) != 0) {
+		rmdir(m);
+		free(m);
+		return -1;
+	}
+	shared_dir = dir;
+	dir = m;
+	return 0;
 }
 
 static void reopen(void)
@@ -2585,7 +2624,8 @@ END_TEST
  * data at once after a reopen: the refused write has the engine reclaim
  * (the tombstones still sit above the data, so no garbage is counted
  * before that) instead of failing until background work happens to run.
- * The disk is made small by a reserve that leaves 128 MiB above it.
+ * The disk is made small: a tmpfs of its own (own_disk; the shared disk
+ * where none can be mounted) and a reserve that leaves 128 MiB above it.
  */
 START_TEST(test_full_disk_reclaim)
 {
@@ -2595,10 +2635,11 @@ START_TEST(test_full_disk_reclaim)
 	tu_fill_random(&seed, data, sizeof data);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
+	int own = own_disk(512) == 0;
 	struct statvfs sv;
 	ck_assert_int_eq(statvfs(dir, &sv), 0);
 	int64_t disk_free = (int64_t)(sv.f_bavail * sv.f_frsize);
-	if (disk_free < (2LL << 30)) {
+	if (!own && disk_free < (2LL << 30)) {
 		fs_open_();
 		return; /* too little disk for the test */
 	}
@@ -2630,6 +2671,98 @@ START_TEST(test_full_disk_reclaim)
 	}
 	ck_assert_int_eq(settfs_flush(fs, g), 0);
 	settfs_release(fs, g, O_RDWR);
+}
+END_TEST
+
+typedef struct refused_op {
+	uint64_t ino;
+	int setattr; /* else fallocate */
+	int rc;
+} refused_op;
+
+static void *refused_main(void *p)
+{
+	refused_op *op = p;
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = 8 << 20;
+	op->rc = op->setattr ? settfs_setattr(fs, &root_ctx, op->ino, &in, SETTFS_SET_SIZE, &st)
+			     : settfs_fallocate(fs, op->ino, 0, 0, 8 << 20, 0);
+	return NULL;
+}
+
+typedef struct stat_op {
+	uint64_t ino;
+	int done, rc;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} stat_op;
+
+static void *stat_main(void *p)
+{
+	stat_op *op = p;
+	struct stat st;
+	int r = settfs_getattr(fs, op->ino, &st);
+	pthread_mutex_lock(&op->mu);
+	op->rc = r;
+	op->done = 1;
+	pthread_cond_broadcast(&op->cv);
+	pthread_mutex_unlock(&op->mu);
+	return NULL;
+}
+
+/*
+ * A truncate up or an fallocate refused for space has the engine reclaim
+ * without holding the file's locks: while the reclaim is held inside an
+ * I/O, another request on the same file is served.  (The wait for it is
+ * bounded at 30 s, a hang's bound, not a timing.)
+ */
+START_TEST(test_reclaim_holds_no_node_lock)
+{
+	static uint8_t data[1 << 20];
+	uint64_t seed = 5;
+	tu_fill_random(&seed, data, sizeof data);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, data, sizeof data, 0), (ssize_t)sizeof data);
+	settfs_release(fs, f, O_RDWR);
+	for (int setattr = 0; setattr < 2; setattr++) {
+		/* a new mount: its first refusal reclaims (a reclaim that found
+		 * nothing holds off the next for a while) */
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs_open_reserve(INT64_MAX / 2); /* every growth is refused */
+		ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);
+		/* the store has tables: the reclaim's compactions write */
+		sio_fault_pause_nth(1);
+		refused_op op = { .ino = f, .setattr = setattr };
+		pthread_t th, sth;
+		ck_assert_int_eq(pthread_create(&th, NULL, refused_main, &op), 0);
+		sio_fault_wait_paused();
+		stat_op so = { .ino = f };
+		pthread_mutex_init(&so.mu, NULL);
+		pthread_cond_init(&so.cv, NULL);
+		ck_assert_int_eq(pthread_create(&sth, NULL, stat_main, &so), 0);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		pthread_mutex_lock(&so.mu);
+		while (!so.done)
+			if (pthread_cond_timedwait(&so.cv, &so.mu, &ts) == ETIMEDOUT)
+				break;
+		int done = so.done;
+		pthread_mutex_unlock(&so.mu);
+		sio_fault_resume(0);
+		pthread_join(th, NULL);
+		pthread_join(sth, NULL);
+		sio_fault_reset();
+		ck_assert_msg(done, "%s: a getattr of the file waited for the reclaim",
+			      setattr ? "truncate up" : "fallocate");
+		ck_assert_int_eq(so.rc, 0);
+		ck_assert_int_eq(op.rc, -ENOSPC);
+		pthread_mutex_destroy(&so.mu);
+		pthread_cond_destroy(&so.cv);
+		ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	}
+	ck_assert_int_eq(settfs_read(fs, f, 0, sizeof data, data), (ssize_t)sizeof data);
 }
 END_TEST
 
@@ -3081,6 +3214,7 @@ int main(void)
 	tcase_add_test(tc, test_random_ops_overlays);
 	tc = new_case(s, "space");
 	tcase_add_test(tc, test_full_disk_reclaim);
+	tcase_add_test(tc, test_reclaim_holds_no_node_lock);
 	tc = new_case(s, "move");
 	tcase_add_test(tc, test_collapse_insert);
 	/* A crash at every I/O of an operation: minutes under sanitizers on a

@@ -81,6 +81,18 @@ static void churn(sett_db *db, uint8_t *v, uint32_t n)
 	}
 }
 
+/* Write n chunks, then delete them all. */
+static void put_then_delete(sett_db *db, uint8_t *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		put_chunk(db, v, i, 1);
+	for (uint32_t i = 0; i < n; i++) {
+		char k[32];
+		key_of(k, sizeof k, i);
+		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
+	}
+}
+
 /* 64 MiB of 64 KiB values, overwritten twice, half deleted: space comes back. */
 START_TEST(test_space_reclaimed)
 {
@@ -137,13 +149,7 @@ START_TEST(test_reclaim)
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
 	const uint32_t n = 256;
-	for (uint32_t i = 0; i < n; i++)
-		put_chunk(db, v, i, 1);
-	for (uint32_t i = 0; i < n; i++) {
-		char k[32];
-		key_of(k, sizeof k, i);
-		ck_assert_int_eq(sett_del(db, (sett_val){ strlen(k), k }), 0);
-	}
+	put_then_delete(db, v, n);
 	ck_assert_int_eq(sett_close(db), 0);
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint64_t before = tu_dir_bytes(dir);
@@ -152,6 +158,54 @@ START_TEST(test_reclaim)
 	ck_assert_msg(after < (uint64_t)n * VAL / 4, "store %.1f MiB after reclaim (before %.1f MiB)",
 		      after / 1048576.0, before / 1048576.0);
 	ck_assert_int_eq(sett_reclaim(db), SETT_ENOREWRITE);
+	for (uint32_t i = 0; i < n; i += 7)
+		check_chunk(db, v, i, 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	free(v);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/*
+ * With the disk low on space (reclaim_below above the free space), the GC
+ * thread gives back what deletions hold by itself, before any writer is
+ * refused: the tombstones still in the memtable reach the data in the last
+ * level and both go, and the value log shrinks.  No compactor threads: no
+ * other background work would move the tombstones.
+ */
+START_TEST(test_background_reclaim_low_space)
+{
+	char *dir = tu_tmpdir("gc-low");
+	sett_options o;
+	gc_options(&o);
+	o.gc_discard_ratio = 0.5;
+	o.gc_interval_ms = 20;
+	o.num_compactors = 0;
+	o.reclaim_below = INT64_MAX; /* the disk is always low */
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t *v = malloc(VAL);
+	const uint32_t n = 256;
+	put_then_delete(db, v, n);
+	sett_stats st;
+	int tables = 1;
+	uint64_t size = 0;
+	for (int t = 0; t < 60000 && (tables || size >= (uint64_t)n * VAL / 4); t += 50) {
+		usleep(50000);
+		ck_assert_int_eq(sett_get_stats(db, &st), 0);
+		tables = 0;
+		for (int l = 0; l < SETT_MAX_LEVELS; l++)
+			tables += st.levels[l].tables;
+		tables += st.memtable_bytes >= 1024; /* an empty one: a few hundred */
+		size = tu_dir_bytes(dir);
+	}
+	ck_assert_msg(tables == 0, "the tombstones are still in the memtable or the tables "
+				   "(%d tables, %llu memtable bytes)", tables - (st.memtable_bytes >= 1024),
+		      (unsigned long long)st.memtable_bytes);
+	ck_assert_msg(size < (uint64_t)n * VAL / 4, "store %.1f MiB after the background reclaim",
+		      size / 1048576.0);
+	ck_assert_uint_ge(st.background_reclaims, 1);
 	for (uint32_t i = 0; i < n; i += 7)
 		check_chunk(db, v, i, 0);
 	ck_assert_int_eq(sett_close(db), 0);
@@ -729,6 +783,7 @@ int main(void)
 	tcase_add_test(tc, test_gc_thread_while_writing);
 	tcase_add_test(tc, test_space_reclaimed);
 	tcase_add_test(tc, test_reclaim);
+	tcase_add_test(tc, test_background_reclaim_low_space);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -1124,6 +1124,64 @@ START_TEST(test_enc_roundtrip)
 }
 END_TEST
 
+/*
+ * A cursor stepping through an encrypted table keeps the blocks it steps
+ * to out of the cache (a scan reads each once); the blocks seeks and
+ * lookups land on go in, and a later scan uses them.
+ */
+START_TEST(test_enc_scan_leaves_cache)
+{
+	char *dir = tu_tmpdir("table");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/000001.sst", dir);
+	cipher_ring *g = tu_ring(1, 1, 1);
+	sett_keys keys = cipher_ring_keys(g);
+	dataset d;
+	make_dataset(&d, 3000, 1, 1, 6);
+	build_enc(path, &d, 1024, SETT_COMPRESS_NONE, g);
+	cache *c;
+	ck_assert_int_eq(cache_new(8 << 20, &c), 0);
+	table *t;
+	char why[256];
+	ck_assert_int_eq(table_open_enc(path, 1, c, &keys, &t, why, sizeof why), 0);
+	cache_stats st;
+	/* forward and backward: only the first and the last block are cached */
+	sit *it = table_iter_new(t);
+	ck_assert_ptr_nonnull(it);
+	size_t i = 0;
+	for (sit_first(it); sit_valid(it); sit_next(it), i++)
+		check_at(it, &d, i);
+	ck_assert_int_eq(sit_error(it), 0);
+	ck_assert_uint_eq(i, d.n);
+	cache_get_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 1);
+	for (sit_last(it); sit_valid(it); sit_prev(it))
+		check_at(it, &d, --i);
+	ck_assert_int_eq(sit_error(it), 0);
+	ck_assert_uint_eq(i, 0);
+	cache_get_stats(c, &st);
+	ck_assert_uint_eq(st.entries, 2);
+	/* lookups fill the cache; a scan then finds every block there */
+	check_all_gets(t, &d, 1);
+	cache_stats filled;
+	cache_get_stats(c, &filled);
+	ck_assert_uint_gt(filled.entries, 20);
+	for (sit_first(it), i = 0; sit_valid(it); sit_next(it), i++)
+		check_at(it, &d, i);
+	ck_assert_uint_eq(i, d.n);
+	cache_get_stats(c, &st);
+	ck_assert_uint_eq(st.entries, filled.entries);
+	ck_assert_uint_eq(st.misses, filled.misses);
+	sit_free(it);
+	table_unref(t);
+	cache_free(c);
+	free_dataset(&d);
+	cipher_ring_free(g);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* Every flipped byte is reported (never a wrong answer), naming the block. */
 START_TEST(test_enc_corrupt)
 {
@@ -1297,6 +1355,7 @@ int main(void)
 	add(s, "mapguard_outside_kills", test_mapguard_outside_kills);
 	add(s, "enc_roundtrip", test_enc_roundtrip);
 	add(s, "enc_corrupt", test_enc_corrupt);
+	add(s, "enc_scan_leaves_cache", test_enc_scan_leaves_cache);
 	add(s, "enc_keys", test_enc_keys);
 	add(s, "enc_salvage", test_enc_salvage);
 	add(s, "plain_unchanged", test_plain_unchanged);

@@ -115,6 +115,7 @@ static int write_missing_registry(sett_db *db, int missing)
 typedef struct replay_ctx {
 	memtable *mt;
 	uint64_t max_version;
+	size_t applied;
 	buf vs;
 	vlog *vl;          /* set for the newest WAL only */
 	uint32_t max_fid;  /* newest value log file */
@@ -156,6 +157,7 @@ static int replay_apply(void *arg, const entry *e)
 	uint64_t ver = ikey_version(e->key);
 	if (ver > c->max_version)
 		c->max_version = ver;
+	c->applied++;
 	return memtable_put(c->mt, e->key, slice_make(c->vs.p, c->vs.n));
 }
 
@@ -603,6 +605,13 @@ static int open_manifest(sett_db *db, manifest_table **mt, size_t *nmt, char *wh
 				 mt, nmt, why, whylen);
 }
 
+/*
+ * Each WAL is replayed into a memtable of its own, as long as that
+ * leaves a writer room to rotate (num_memtables - 1 slots); the WALs beyond
+ * go into the newest replayed memtable, which keeps them all until it is
+ * flushed.  Any number of WALs opens: a full disk fails every close's
+ * flush and leaves one more WAL each time.
+ */
 static int replay_wals(sett_db *db, char *why, size_t whylen)
 {
 	uint64_t *ids;
@@ -612,6 +621,8 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 		return r;
 	db->next_wal_id = 1;
 	uint32_t max_fid = vlog_head_fid(db->vl); /* the head is the newest file */
+	int slots = db->opt.num_memtables - 1 < MAX_MEMTABLES - 1 ? db->opt.num_memtables - 1
+								     : MAX_MEMTABLES - 1;
 	for (size_t i = 0; i < n && !r; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%05llu.mem", db->dir, (unsigned long long)ids[i]);
@@ -620,32 +631,41 @@ static int replay_wals(sett_db *db, char *why, size_t whylen)
 			c.vl = db->vl;
 			c.max_fid = max_fid;
 		}
-		if ((r = memtable_new(&c.mt)))
+		memslot *into = db->nimm >= slots ? &db->imm[db->nimm - 1] : NULL;
+		if (into)
+			c.mt = into->mt;
+		else if ((r = memtable_new(&c.mt)))
 			break;
 		wal *w = NULL;
 		r = wal_open_replay_enc(path, !db->opt.read_only, &db->topt.cipher, &db->keys,
 					replay_check, replay_apply, &c, &w, why, whylen);
 		buf_free(&c.vs);
 		if (r) {
-			memtable_unref(c.mt);
+			if (!into)
+				memtable_unref(c.mt);
 			break;
 		}
 		if (c.max_version > db->last_version)
 			db->last_version = c.max_version;
 		db->next_wal_id = (uint32_t)ids[i] + 1;
-		if (memtable_count(c.mt) == 0 && !db->opt.read_only) {
+		if (c.applied == 0 && !db->opt.read_only) {
 			wal_close(w, 1);
-			memtable_unref(c.mt);
+			if (!into)
+				memtable_unref(c.mt);
 			continue;
 		}
-		if (db->nimm >= MAX_MEMTABLES - 1) {
-			snprintf(why, whylen, "%s: too many write-ahead logs", db->dir);
+		if (!into) {
+			db->imm[db->nimm++] = (memslot){ .mt = c.mt, .w = w };
+			continue;
+		}
+		wal **more = realloc(into->more, (size_t)(into->nmore + 1) * sizeof *more);
+		if (!more) {
 			wal_close(w, 0);
-			memtable_unref(c.mt);
-			r = SETT_ECORRUPT;
+			r = -ENOMEM;
 			break;
 		}
-		db->imm[db->nimm++] = (memslot){ .mt = c.mt, .w = w };
+		into->more = more;
+		into->more[into->nmore++] = w;
 	}
 	free(ids);
 	return r;
@@ -682,10 +702,8 @@ static void apply_memory_budget(sett_options *o)
 
 static void db_free(sett_db *db)
 {
-	for (int i = 0; i < db->nimm; i++) {
-		wal_close(db->imm[i].w, 0);
-		memtable_unref(db->imm[i].mt);
-	}
+	for (int i = 0; i < db->nimm; i++)
+		db_memslot_free(&db->imm[i], 0);
 	if (db->active.w)
 		wal_close(db->active.w, memtable_count(db->active.mt) == 0);
 	if (db->active.mt)
@@ -905,7 +923,7 @@ int sett_close(sett_db *db)
 		/* A flush that failed (full disk) left memtables: their WALs,
 		 * made durable here, are replayed at the next open. */
 		for (int i = 0; !r && i < db->nimm; i++)
-			r = wal_sync(db->imm[i].w);
+			r = db_memslot_sync(&db->imm[i]);
 		if (!r && db->nimm)
 			r = db->stall_error[STALL_MEMTABLES] ? db->stall_error[STALL_MEMTABLES] : -EIO;
 	}
@@ -933,7 +951,7 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	if (db->active.w)
 		st->wal_bytes += wal_size(db->active.w);
 	for (int i = 0; i < db->nimm; i++)
-		st->wal_bytes += wal_size(db->imm[i].w);
+		st->wal_bytes += db_memslot_wal_bytes(&db->imm[i]);
 	pthread_mutex_unlock(&db->mu);
 	sett_vlog_info vi[256];
 	int n = sett_vlog_files(db, vi, 256);

@@ -42,6 +42,7 @@
 #include "ikey.h"
 #include "cipher.h"
 #include "keyregistry.h"
+#include "pin.h"
 
 #define QUARANTINE "quarantine"
 
@@ -87,6 +88,11 @@ typedef struct rep {
 	uint64_t next_id;
 	manifest_table *out;
 	size_t nout;
+	manifest_mark *marks; /* pins and drops salvaged from the old MANIFEST */
+	size_t nmarks;
+	uint64_t *pins;       /* the distinct pinned versions, newest first */
+	size_t npins;
+	uint64_t max_version; /* the newest version any file or mark holds */
 	uint64_t kept, lost_values, lost_blocks, moved, stale;
 	keyreg *kr; /* an encrypted store's data keys, or NULL */
 	cipher_ring *ring;
@@ -94,6 +100,12 @@ typedef struct rep {
 	sett_cipher cipher;
 	sett_keys keys;
 } rep;
+
+static void saw_version(rep *r, uint64_t v)
+{
+	if (v > r->max_version)
+		r->max_version = v;
+}
 
 static void emit(rep *r, int kind, slice k, slice kend, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -154,11 +166,11 @@ static void progress(rep *r, const char *what, uint64_t done, uint64_t total)
 		r->o.progress_fn(r->o.progress_arg, what, done, total);
 }
 
-static int vlog_noop(void *arg, const entry *e, const vptr *p)
+static int vlog_versions(void *arg, const entry *e, const vptr *p)
 {
-	(void)arg;
-	(void)e;
 	(void)p;
+	if (e->key.n >= IKEY_SUFFIX)
+		saw_version(arg, ikey_version(e->key));
 	return 0;
 }
 
@@ -178,7 +190,7 @@ static int scan_vlog(rep *r)
 	}
 	for (int i = 0; i < n; i++) {
 		progress(r, "value log", (uint64_t)i, (uint64_t)n);
-		e = vlog_iterate(r->vl, fids[i], vlog_noop, NULL);
+		e = vlog_iterate(r->vl, fids[i], vlog_versions, r);
 		if (e == -ENOMEM)
 			break;
 		if (e) {
@@ -288,6 +300,8 @@ static int open_tables(rep *r)
 		}
 		if (e == -ENOMEM)
 			break;
+		if (!e)
+			saw_version(r, table_max_version(s->t));
 		if (e) {
 			s->t = NULL;
 			s->damaged = 1;
@@ -303,11 +317,18 @@ static int open_tables(rep *r)
 	return e;
 }
 
+typedef struct wal_ctx {
+	rep *r;
+	memtable *mt;
+} wal_ctx;
+
 static int wal_apply(void *arg, const entry *e)
 {
-	memtable *mt = arg;
+	wal_ctx *c = arg;
+	memtable *mt = c->mt;
 	if (e->key.n < IKEY_SUFFIX)
 		return SETT_ECORRUPT;
+	saw_version(c->r, ikey_version(e->key));
 	vstruct v = { .meta = e->meta & META_LSM_MASK, .user_meta = e->user_meta,
 		      .expires_at = e->expires_at, .data = e->value };
 	buf vs = { 0 };
@@ -338,7 +359,8 @@ static int replay_wals(rep *r)
 		snprintf(path, sizeof path, "%s/%05llu.mem", r->dir, (unsigned long long)ids[i]);
 		if ((e = memtable_new(&s->mt)))
 			break;
-		e = wal_open_replay_enc(path, 0, NULL, &r->keys, NULL, wal_apply, s->mt, NULL, why,
+		wal_ctx c = { r, s->mt };
+		e = wal_open_replay_enc(path, 0, NULL, &r->keys, NULL, wal_apply, &c, NULL, why,
 					sizeof why);
 		if (e == -ENOMEM)
 			break;
@@ -599,6 +621,7 @@ static int rebuild(rep *r)
 	buf ikb = { 0 }, last = { 0 }, val = { 0 }, vs = { 0 };
 	dups d = { 0 };
 	int have_last = 0;
+	size_t bucket = 0; /* of the last version seen of the key `last` */
 	time_t now = time(NULL);
 	sit_first(m);
 	while (!e && sit_valid(m)) {
@@ -615,12 +638,22 @@ static int rebuild(rep *r)
 		} while (sit_valid(m) && ikey_cmp(sit_key(m), ik) == 0);
 		if (e)
 			break;
-		if (have_last && slice_cmp(uk, slice_make(last.p, last.n)) == 0)
+		/*
+		 * Of each key, the newest version, and the newest that each pin
+		 * sees (the buckets of pin.h, with no reader below: the others
+		 * are older versions no one reads).
+		 */
+		size_t bk = pin_bucket(r->pins, r->npins, ikey_version(ik));
+		int newest = !have_last || slice_cmp(uk, slice_make(last.p, last.n)) != 0;
+		if (!newest && bk == bucket)
 			continue; /* an older version */
-		last.n = 0;
-		if ((e = buf_append(&last, uk.p, uk.n)))
-			break;
-		have_last = 1;
+		bucket = bk;
+		if (newest) {
+			last.n = 0;
+			if ((e = buf_append(&last, uk.p, uk.n)))
+				break;
+			have_last = 1;
+		}
 		vstruct v;
 		vptr p;
 		char why[1024] = "";
@@ -634,8 +667,11 @@ static int rebuild(rep *r)
 			e = 0;
 			continue;
 		}
-		check_stale(r, uk, ikey_version(ik));
-		if ((v.meta & META_DELETE) || (v.expires_at && v.expires_at <= (uint64_t)now))
+		if (newest)
+			check_stale(r, uk, ikey_version(ik));
+		/* above the oldest pin's bucket it hides what a pin still sees */
+		if (bk == r->npins &&
+		    ((v.meta & META_DELETE) || (v.expires_at && v.expires_at <= (uint64_t)now)))
 			continue; /* nothing below it any more */
 		uint8_t pb[VPTR_SIZE];
 		if (v.meta & META_VALUE_POINTER) {
@@ -655,6 +691,13 @@ static int rebuild(rep *r)
 		vs.n = 0;
 		if ((e = vstruct_append(&vs, &v)))
 			break;
+		/* tables end only between keys: a key's versions stay in one */
+		if (b && newest && table_builder_size(b) >= r->o.base_table_size) {
+			e = finish_table(r, b, bid, &cap);
+			b = NULL;
+			if (e)
+				break;
+		}
 		if (!b) {
 			char path[4096];
 			bid = r->next_id++;
@@ -666,10 +709,6 @@ static int rebuild(rep *r)
 			break;
 		if (++r->kept % 4096 == 0)
 			progress(r, "keys rebuilt", r->kept, 0);
-		if (table_builder_size(b) >= r->o.base_table_size) {
-			e = finish_table(r, b, bid, &cap);
-			b = NULL;
-		}
 	}
 	if (!e)
 		e = sit_error(m);
@@ -737,6 +776,58 @@ static int check_keyregistry(rep *r)
 	return quarantine(r, "KEYREGISTRY");
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x > y ? -1 : x < y;
+}
+
+/*
+ * The old MANIFEST's pins, prefix drops and version high-water mark, from
+ * the records that verify (manifest_salvage): without the pins the rebuild
+ * would keep only each key's newest version and what a pin reads would be
+ * gone; without the high-water mark, versions compaction dropped could be
+ * handed out again.  What cannot be read is reported; the high-water mark
+ * is then the newest version the files hold (r->max_version).
+ */
+static int salvage_marks(rep *r)
+{
+	char why[512] = "";
+	uint64_t maxv = 0;
+	size_t skipped = 0;
+	int e = manifest_salvage(r->dir, &r->keys, &r->marks, &r->nmarks, &maxv, &skipped, why,
+				 sizeof why);
+	if (e == -ENOMEM)
+		return e;
+	if (e == -ENOENT) {
+		note(r, "%s/MANIFEST: missing; pins and prefix drops, if there were any, are lost",
+		     r->dir);
+	} else if (e) {
+		note(r, "%s: pins and prefix drops, if there were any, are lost; the version "
+		     "high-water mark is the newest version the files hold",
+		     why[0] ? why : sett_strerror(e));
+	} else if (skipped) {
+		note(r, "%s/MANIFEST: %zu damaged records skipped; the pins and prefix drops they "
+		     "made or released may be lost or back", r->dir, skipped);
+	}
+	saw_version(r, maxv);
+	r->pins = calloc(r->nmarks + 1, sizeof *r->pins);
+	if (!r->pins)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nmarks; i++) {
+		saw_version(r, r->marks[i].version);
+		if (r->marks[i].kind == MANIFEST_MARK_PIN)
+			r->pins[r->npins++] = r->marks[i].version;
+	}
+	qsort(r->pins, r->npins, sizeof *r->pins, cmp_desc);
+	size_t n = 0;
+	for (size_t i = 0; i < r->npins; i++)
+		if (!n || r->pins[n - 1] != r->pins[i])
+			r->pins[n++] = r->pins[i];
+	r->npins = n;
+	return 0;
+}
+
 static int lock_store(const char *dir, int *fdp)
 {
 	char path[4096];
@@ -797,7 +888,7 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		note(&r, "the value log does not open: %s", why[0] ? why : sett_strerror(e));
 		goto out;
 	}
-	if ((e = scan_vlog(&r)) || (e = open_tables(&r)) ||
+	if ((e = salvage_marks(&r)) || (e = scan_vlog(&r)) || (e = open_tables(&r)) ||
 	    (e = replay_wals(&r)))
 		goto out;
 	if ((e = rebuild(&r)))
@@ -810,7 +901,8 @@ int sett_repair(const char *path, const sett_options *opt, sett_repair_fn report
 		remove_outputs(&r);
 		goto out;
 	}
-	if ((e = manifest_write(path, &r.cipher, r.out, r.nout, r.next_id)))
+	if ((e = manifest_write(path, &r.cipher, r.out, r.nout, r.next_id, r.marks, r.nmarks,
+				r.max_version)))
 		goto out; /* the new tables are there; a new run merges them again */
 
 	/* advisory: a failure leaves GC with less to go on, nothing worse */
@@ -868,6 +960,8 @@ out:
 		buf_free(&r.ranges[i].to);
 	}
 	free(r.ranges);
+	manifest_marks_free(r.marks, r.nmarks);
+	free(r.pins);
 	free(r.tables);
 	free(r.wals);
 	free(r.bad_fids);

@@ -815,15 +815,21 @@ static void maybe_persist_discard(sett_db *db, struct compactor_state *cs)
 	}
 }
 
+/*
+ * A failure is retried.  Writers stalled on a deep L0 wait for L0's
+ * compactions alone, so stall_error[STALL_L0] is the result of the last
+ * compaction out of L0: its failure makes them fail meanwhile, and only its
+ * success clears that (a compaction of another level says nothing about L0).
+ */
 static int compaction_run_job(sett_db *db, struct compactor_state *cs, cjob *j)
 {
+	int from = j->from;
 	int r = run_job(db, cs, j);
 	running_unregister(cs, j);
 	job_release(j);
 	if (r == SETT_ECORRUPT)
 		db_set_bg_error(db, r);
-	else if (r != SETT_ECLOSED)
-		/* A failure is retried; writers stalled on L0 fail meanwhile. */
+	else if (r != SETT_ECLOSED && from == 0)
 		db_set_stall_error(db, STALL_L0, r);
 	return r;
 }
@@ -980,7 +986,12 @@ void compaction_fill_stats(sett_db *db, sett_stats *st)
  * rewrite each L6 table once: all data ends in L6, where tombstones,
  * expired entries and versions no reader can see are dropped.
  */
-int sett_flatten(sett_db *db)
+/*
+ * sett_flatten, and with rewrite_last 0 only its first phase (everything
+ * above the last level pushed down: tombstones meet what they hide).  Stops
+ * with SETT_ECLOSED when the compactors stop or *stop is set.
+ */
+static int flatten(sett_db *db, int rewrite_last, const int *stop)
 {
 	if (db->opt.read_only)
 		return -EROFS;
@@ -994,7 +1005,8 @@ int sett_flatten(sett_db *db)
 	size_t nself = 0, iself = 0;
 	int phase = 0; /* 0: push down, 1: rewrite L6 */
 	for (long round = 0; round < 1000000; round++) {
-		if (__atomic_load_n(&cs->stop, __ATOMIC_RELAXED)) {
+		if (__atomic_load_n(&cs->stop, __ATOMIC_RELAXED) ||
+		    (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))) {
 			r = SETT_ECLOSED;
 			break;
 		}
@@ -1014,6 +1026,10 @@ int sett_flatten(sett_db *db)
 		for (int l = 0; l < MAX_LEVELS - 1 && from < 0; l++)
 			if (v->ntables[l])
 				from = l;
+		if (phase == 0 && from < 0 && !rewrite_last) {
+			pthread_mutex_unlock(&db->mu);
+			break;
+		}
 		if (phase == 0 && from < 0) {
 			phase = 1;
 			int last = MAX_LEVELS - 1;
@@ -1069,4 +1085,14 @@ int sett_flatten(sett_db *db)
 	}
 	free(self_ids);
 	return r;
+}
+
+int sett_flatten(sett_db *db)
+{
+	return flatten(db, 1, NULL);
+}
+
+int compaction_push_down(sett_db *db, const int *stop)
+{
+	return flatten(db, 0, stop);
 }

@@ -29,6 +29,14 @@ void compaction_fill_stats(sett_db *db, sett_stats *st);
  */
 int compaction_drop_tables(sett_db *db, slice prefix, uint64_t version);
 
+/*
+ * Flushes the memtables and compacts every level above the last into it
+ * (sett_flatten without its rewrite of the last level's tables): every
+ * tombstone then meets what it hides.  Returns SETT_ECLOSED early when the
+ * store closes or *stop (if stop) becomes non-zero.
+ */
+int compaction_push_down(sett_db *db, const int *stop);
+
 /* Table size growth per level below the base level. */
 #define TABLE_SIZE_MULTIPLIER 2
 

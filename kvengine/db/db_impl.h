@@ -69,10 +69,16 @@ void version_unref(lsm_version *v);
 int version_apply(const lsm_version *base, const version_edit *e, lsm_version **out);
 uint64_t version_level_bytes(const lsm_version *v, int level);
 
-/* A memtable and its write-ahead log. */
+/*
+ * A memtable and its write-ahead log.  A memtable replayed at open may hold
+ * the contents of several WALs (w and more[]): all of them go when it is
+ * flushed, none before.
+ */
 typedef struct memslot {
 	memtable *mt;
 	wal *w;
+	wal **more;
+	int nmore;
 } memslot;
 
 #define MAX_MEMTABLES 32
@@ -196,6 +202,7 @@ struct sett_db {
 	uint64_t stat_gc_bytes_rewritten;
 	uint64_t stat_iter_entries;
 	uint64_t stat_gc_bytes_reclaimed;
+	uint64_t stat_background_reclaims;
 };
 
 /* ---- shared state (state.c) for the rest of the engine ---- */
@@ -304,6 +311,11 @@ void *db_writer_main(void *arg);
 void *db_flusher_main(void *arg);
 int db_sync_request(sett_db *db);
 int db_new_memslot_locked(sett_db *db, memslot *s);
+/* Closes every WAL of s (removing the files if remove) and drops its
+ * memtable; wal_sync_all / wal_bytes cover every WAL of s. */
+void db_memslot_free(memslot *s, int remove);
+int db_memslot_sync(memslot *s);
+uint64_t db_memslot_wal_bytes(memslot *s);
 
 /* Hooks into the background work; no-ops until it is started. */
 int compaction_start(sett_db *db);

@@ -83,6 +83,9 @@ struct gc_state {
 	uint32_t scan_cursor;
 	uint64_t cycle_version;
 	char activity[96]; /* under mu: what the last or current pass is doing */
+	/* background reclaims (thread only) */
+	uint64_t reclaim_after_ms;   /* none before */
+	uint64_t reclaim_backoff_ms; /* after one that found nothing */
 };
 
 static uint64_t now_ms(void)
@@ -623,6 +626,67 @@ out:
 	return r ? r : done;
 }
 
+/*
+ * Reclaims as sett_reclaim does; with rewrite_last 0 the tables of the
+ * last level are not rewritten (flatten's costly half: on a store that is
+ * mostly there it rewrites the whole store), so what is left is
+ * garbage below the last level's tables and versions hidden within them.
+ */
+static int reclaim(sett_db *db, int rewrite_last)
+{
+	int r = rewrite_last ? sett_flatten(db) : compaction_push_down(db, &db->gc->stop);
+	if (r)
+		return r;
+	double ratio = db->opt.gc_discard_ratio > 0 ? db->opt.gc_discard_ratio : 0.5;
+	int any = 0;
+	/* each pass rewrites every qualifying file; a few catch what the
+	 * rewrites themselves leave behind */
+	for (int pass = 0; pass < 4; pass++) {
+		r = sett_gc(db, ratio);
+		if (r == SETT_ENOREWRITE)
+			break;
+		if (r)
+			return r;
+		any = 1;
+	}
+	return any ? 0 : SETT_ENOREWRITE;
+}
+
+/*
+ * Low disk space (free below reclaim_below): the thread gives back what
+ * deletions hold before a writer is refused for it.  Rate limit: after a
+ * reclaim that returned space, the next may run RECLAIM_GAP_MS later;
+ * after one that found nothing (a disk full of live data) the pause starts
+ * at RECLAIM_BACKOFF_MS and doubles up to RECLAIM_BACKOFF_MAX_MS.
+ */
+#define RECLAIM_GAP_MS 1000
+#define RECLAIM_BACKOFF_MS 30000
+#define RECLAIM_BACKOFF_MAX_MS (10 * 60 * 1000)
+
+static void maybe_reclaim(sett_db *db, struct gc_state *gs)
+{
+	sett_space sp;
+	if (!db->opt.reclaim_below || now_ms() < gs->reclaim_after_ms ||
+	    sett_disk_space(db, &sp) != 0)
+		return;
+	uint64_t below = db->opt.reclaim_below > 0 ? (uint64_t)db->opt.reclaim_below : 2 * sp.reserve;
+	if (sp.free_bytes >= below)
+		return;
+	gc_activity(gs, "reclaiming (the disk is low on space)", UINT32_MAX);
+	int r = reclaim(db, 0);
+	if (r == SETT_ECLOSED)
+		return;
+	__atomic_fetch_add(&db->stat_background_reclaims, 1, __ATOMIC_RELAXED);
+	if (r == 0) {
+		gs->reclaim_backoff_ms = 0;
+		gs->reclaim_after_ms = now_ms() + RECLAIM_GAP_MS;
+		return;
+	}
+	uint64_t b = gs->reclaim_backoff_ms ? gs->reclaim_backoff_ms * 2 : RECLAIM_BACKOFF_MS;
+	gs->reclaim_backoff_ms = b > RECLAIM_BACKOFF_MAX_MS ? RECLAIM_BACKOFF_MAX_MS : b;
+	gs->reclaim_after_ms = now_ms() + gs->reclaim_backoff_ms;
+}
+
 static void *gc_main(void *arg)
 {
 	sett_db *db = arg;
@@ -645,6 +709,7 @@ static void *gc_main(void *arg)
 		pthread_mutex_unlock(&gs->mu);
 		if (stop)
 			break;
+		maybe_reclaim(db, gs);
 		/* After a pass that found work, look again soon: the files it
 		 * rewrote are deleted by a later pass, and more may qualify. */
 		int did = gc_pass(db, gs, db->opt.gc_discard_ratio, 0);
@@ -720,22 +785,11 @@ int sett_gc(sett_db *db, double discard_ratio)
 
 int sett_reclaim(sett_db *db)
 {
-	int r = sett_flatten(db);
-	if (r)
-		return r;
-	double ratio = db->opt.gc_discard_ratio > 0 ? db->opt.gc_discard_ratio : 0.5;
-	int any = 0;
-	/* each pass rewrites every qualifying file; a few catch what the
-	 * rewrites themselves leave behind */
-	for (int pass = 0; pass < 4; pass++) {
-		r = sett_gc(db, ratio);
-		if (r == SETT_ENOREWRITE)
-			break;
-		if (r)
-			return r;
-		any = 1;
-	}
-	return any ? 0 : SETT_ENOREWRITE;
+	if (db->opt.read_only)
+		return -EROFS;
+	if (!db->gc)
+		return SETT_ECLOSED;
+	return reclaim(db, 1);
 }
 
 void gc_fill_stats(sett_db *db, sett_stats *st)
@@ -744,6 +798,7 @@ void gc_fill_stats(sett_db *db, sett_stats *st)
 	st->gc_bytes_rewritten = __atomic_load_n(&db->stat_gc_bytes_rewritten, __ATOMIC_RELAXED);
 	st->iter_entries = __atomic_load_n(&db->stat_iter_entries, __ATOMIC_RELAXED);
 	st->gc_bytes_reclaimed = __atomic_load_n(&db->stat_gc_bytes_reclaimed, __ATOMIC_RELAXED);
+	st->background_reclaims = __atomic_load_n(&db->stat_background_reclaims, __ATOMIC_RELAXED);
 	struct gc_state *gs = db->gc;
 	const char *a = !gs ? "not running (store open read-only)"
 			    : !gs->have_thread ? "no background thread (explicit sett gc only)" : NULL;

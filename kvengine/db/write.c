@@ -796,8 +796,7 @@ void *db_flusher_main(void *arg)
 		pthread_cond_broadcast(&db->cv_room);
 		pthread_mutex_unlock(&db->mu);
 
-		wal_close(s.w, 1);
-		memtable_unref(s.mt);
+		db_memslot_free(&s, 1);
 		db_kick_compaction(db);
 		pthread_mutex_lock(&db->mu);
 	}
@@ -813,6 +812,7 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 	char path[4096];
 	uint32_t id = db->next_wal_id++;
 	snprintf(path, sizeof path, "%s/%05u.mem", db->dir, id);
+	*s = (memslot){ 0 };
 	int r = memtable_new(&s->mt);
 	if (r)
 		return r;
@@ -821,6 +821,34 @@ int db_new_memslot_locked(sett_db *db, memslot *s)
 		s->mt = NULL;
 	}
 	return r;
+}
+
+void db_memslot_free(memslot *s, int remove)
+{
+	if (s->w)
+		wal_close(s->w, remove);
+	for (int i = 0; i < s->nmore; i++)
+		wal_close(s->more[i], remove);
+	free(s->more);
+	if (s->mt)
+		memtable_unref(s->mt);
+	*s = (memslot){ 0 };
+}
+
+int db_memslot_sync(memslot *s)
+{
+	int r = wal_sync(s->w);
+	for (int i = 0; !r && i < s->nmore; i++)
+		r = wal_sync(s->more[i]);
+	return r;
+}
+
+uint64_t db_memslot_wal_bytes(memslot *s)
+{
+	uint64_t n = s->w ? wal_size(s->w) : 0;
+	for (int i = 0; i < s->nmore; i++)
+		n += wal_size(s->more[i]);
+	return n;
 }
 
 int sett_sync(sett_db *db)

@@ -101,6 +101,11 @@ typedef struct sett_options {
 				     * and compaction (-1: sett_default_reserve of the disk);
 				     * the engine reports it (sett_disk_space), its user
 				     * refuses growth below it */
+	int64_t reclaim_below;      /* [-1] while the disk has less free than this, the
+				     * GC thread gives back what deletions hold by
+				     * itself (as sett_reclaim, without rewriting the
+				     * last level; rate-limited); -1: twice the reserve,
+				     * 0: never */
 	int verify_value_checksum;  /* [1] verify the checksum of every value-log read */
 	size_t memory_budget;       /* [0] if non-zero, bounds memtables + caches together */
 	char *error_buf;            /* [NULL] if set, a failed sett_open describes the */
@@ -398,7 +403,7 @@ int sett_sequence_release(sett_sequence *seq);
  * another pin holds (-EINVAL otherwise: compaction may have dropped what
  * it saw).  *pinned (if not NULL) is the version pinned.  -EEXIST if the
  * name is taken; names are 1..SETT_MAX_PIN_NAME bytes.  sett_repair keeps
- * only the newest version of each key and drops every pin.
+ * the pins the old MANIFEST's intact records hold, and what they read.
  */
 #define SETT_MAX_PIN_NAME 255
 typedef struct sett_pin_info {
@@ -598,6 +603,7 @@ typedef struct sett_stats {
 	uint64_t gc_bytes_reclaimed;  /* value-log file bytes GC deleted */
 	int compactions_running;    /* compactions under way now */
 	int compactions_pending;    /* levels at or over their target (score >= 1) */
+	uint64_t background_reclaims; /* reclaims the GC thread ran for low disk space */
 } sett_stats;
 
 /*
@@ -654,7 +660,8 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * MANIFEST.  The store must not be open.  Every table (NNNNNN.sst) is read
  * block by block, skipping blocks that fail their checks; every WAL
  * (NNNNN.mem) is replayed up to its first damaged entry; the newest
- * version of every key is kept (deleted keys are dropped), and every value
+ * version of every key is kept, and the newest each pin sees (deleted keys
+ * are dropped unless a pin sees an older version), and every value
  * pointer is read back from the value log: one whose entry is damaged or
  * missing is dropped, and the key is reported lost unless another copy of
  * that version (value-log GC leaves one in a newer file) reads back.  The result is written
@@ -670,8 +677,12 @@ int sett_verify(sett_db *db, sett_report_fn report, void *arg);
  * older value (reported as SETT_REPAIR_STALE).  A table that a
  * compaction had replaced but that was not yet deleted when the MANIFEST
  * was lost can bring back keys deleted since (the MANIFEST was what said
- * it was dead).  Pins are dropped, and so are prefix drops (sett_drop_prefix):
- * keys whose drop compaction had not carried out yet come back.
+ * it was dead).  The old MANIFEST's records that pass their checksum give
+ * the pins, the prefix drops (sett_drop_prefix) and the version high-water
+ * mark, which are kept; a pin or drop in a damaged record is lost (a drop
+ * not yet carried out: its keys come back), and without a readable
+ * MANIFEST the next version starts above the newest one any table, WAL
+ * or value-log file holds.
  *
  * Each thing done or lost is passed to `report` (may be NULL).
  * Returns 0, -ENOENT when the directory holds no store files, or an error.

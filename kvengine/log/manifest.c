@@ -943,13 +943,14 @@ int manifest_close(manifest *m)
 }
 
 int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
-		   size_t n, uint64_t next_id)
+		   size_t n, uint64_t next_id, const manifest_mark *marks, size_t nmarks,
+		   uint64_t max_version)
 {
 	manifest *m = manifest_new(dir, cipher, NULL);
 	if (!m)
 		return -ENOMEM;
 	int r = 0;
-	table_set s = { .next_id = next_id };
+	table_set s = { .next_id = next_id, .max_version = max_version };
 	for (size_t i = 0; i < n && !r; i++) {
 		manifest_change c = { .op = MANIFEST_CREATE, .level = tables[i].level,
 				      .compression = tables[i].compression, .id = tables[i].id };
@@ -957,9 +958,97 @@ int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_ta
 		if (r == SETT_ECORRUPT)
 			r = -EINVAL;
 	}
+	for (size_t i = 0; i < nmarks && !r; i++) {
+		manifest_change c = { .op = marks[i].kind == MANIFEST_MARK_PIN ? MANIFEST_PIN
+									     : MANIFEST_DROP,
+				      .id = marks[i].version, .name = marks[i].name,
+				      .name_len = (uint16_t)marks[i].len };
+		r = ts_apply(&s, &c);
+		if (r == SETT_ECORRUPT)
+			r = -EINVAL;
+	}
 	int renamed;
 	if (!r)
 		r = write_whole(m, &s, &renamed);
+	ts_free(&s);
+	manifest_free(m);
+	return r;
+}
+
+int manifest_salvage(const char *dir, const sett_keys *keys, manifest_mark **marks,
+		     size_t *nmarks, uint64_t *max_version, size_t *skipped, char *why,
+		     size_t whylen)
+{
+	*marks = NULL;
+	*nmarks = 0;
+	*max_version = 0;
+	*skipped = 0;
+	/* a MANIFEST that opens says it exactly (an encrypted one only so) */
+	manifest *m;
+	manifest_table *t;
+	size_t nt;
+	int r = manifest_open_enc(dir, 1, NULL, keys, &m, &t, &nt, why, whylen);
+	if (r == 0) {
+		free(t);
+		r = manifest_marks(m, marks, nmarks);
+		*max_version = manifest_max_version(m);
+		manifest_close(m);
+		return r;
+	}
+	if (r == -ENOMEM || r == -ENOENT)
+		return r;
+	m = manifest_new(dir, NULL, NULL);
+	if (!m)
+		return -ENOMEM;
+	sfile *f = NULL;
+	r = sfile_open(m->path, O_RDONLY, &f);
+	int64_t sz = r ? 0 : sfile_size(f);
+	uint8_t *data = NULL;
+	if (!r && sz < 0)
+		r = (int)sz;
+	if (!r && !(data = malloc(sz ? (size_t)sz : 1)))
+		r = -ENOMEM;
+	if (!r)
+		r = sfile_pread_full(f, data, (size_t)sz, 0);
+	if (f)
+		sfile_close(f);
+	uint64_t size = (uint64_t)sz;
+	if (!r)
+		r = check_header(m, data, size, why, whylen);
+	uint32_t version = r ? 0 : get_le32(data + 8);
+	table_set s = { 0 };
+	uint64_t off = MANIFEST_HEADER;
+	while (!r && off + MANIFEST_REC_HEADER <= size) {
+		const uint8_t *rec = data + off;
+		uint32_t plen = get_le32(rec);
+		uint64_t end = off + MANIFEST_REC_HEADER + (uint64_t)plen;
+		if (plen < 4 || end > size)
+			break; /* a length that cannot be: where the next record starts is lost */
+		const uint8_t *payload = rec + MANIFEST_REC_HEADER;
+		off = end;
+		if (sett_hash(payload, plen) != get_le64(rec + 4)) {
+			(*skipped)++;
+			continue;
+		}
+		uint32_t count = get_le32(payload);
+		size_t pos = 4;
+		for (uint32_t i = 0; i < count && !r; i++) {
+			manifest_change c;
+			size_t clen = change_decode(payload + pos, plen - pos, version, &c);
+			if (!clen)
+				break;
+			pos += clen;
+			if (c.op == MANIFEST_MAX_VERSION && c.id > s.max_version)
+				s.max_version = c.id;
+			else if (op_is_mark(c.op))
+				r = ts_apply_mark(&s, &c) == -ENOMEM ? -ENOMEM : 0;
+		}
+	}
+	free(data);
+	if (!r && (r = manifest_marks_copy(s.marks, s.nmarks, marks)) == 0) {
+		*nmarks = s.nmarks;
+		*max_version = s.max_version;
+	}
 	ts_free(&s);
 	manifest_free(m);
 	return r;

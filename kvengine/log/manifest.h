@@ -129,10 +129,27 @@ int manifest_error(manifest *m);
 int manifest_close(manifest *m);
 /*
  * Writes dir/MANIFEST anew (MANIFEST-REWRITE, fsync, rename, fsync of the
- * directory), holding exactly `tables`, and next_id as the allocation limit
- * (above every table id ever used in dir).  For repair, which rebuilds it.
+ * directory), holding exactly `tables`, next_id as the allocation limit
+ * (above every table id ever used in dir), the marks (pins and drops) and
+ * max_version as the version high-water mark (0: none).  For repair, which
+ * rebuilds it.
  */
 int manifest_write(const char *dir, const sett_cipher *cipher, const manifest_table *tables,
-		   size_t n, uint64_t next_id);
+		   size_t n, uint64_t next_id, const manifest_mark *marks, size_t nmarks,
+		   uint64_t max_version);
+/*
+ * For repair: what dir/MANIFEST says about the marks and the version
+ * high-water mark (the tables are rebuilt anyway).  A MANIFEST that opens
+ * (manifest_open_enc with keys) gives them exactly.  Otherwise a plain one
+ * is read record by record: a record whose checksum fails is skipped
+ * (counted in *skipped), and a mark change that does not apply to what
+ * came before (its pin or drop was in a skipped record) is ignored; a
+ * length that runs past the file ends the salvage.  An encrypted one that
+ * does not open, or a header that does not check, is that error (why says
+ * which); a missing file is -ENOENT.
+ */
+int manifest_salvage(const char *dir, const sett_keys *keys, manifest_mark **marks,
+		     size_t *nmarks, uint64_t *max_version, size_t *skipped, char *why,
+		     size_t whylen);
 
 #endif

@@ -15,7 +15,9 @@
  * not mapped, and every block that table_verify reads, is read with pread
  * into the block cache when the table has one (decoded once, shared by
  * every reader), otherwise into a buffer owned by the reader for as long
- * as it looks at that block.
+ * as it looks at that block.  An encrypted table is not mapped: its blocks
+ * are decrypted into the cache when a lookup or seek lands on them, into
+ * the cursor's own buffer when a cursor steps to them (see get_block).
  *
  * A mapped page that cannot be read (a media error, or a file cut short
  * under the open table) raises SIGBUS.  Every cursor operation that may
@@ -253,12 +255,18 @@ static int get_mapped_raw(const table *t, size_t bi, blockref *br, char *why, si
 
 /*
  * Gets data block bi: in place from the mapping if it is uncompressed,
- * else from the cache if the table has one (and use_cache).  use_cache 0
+ * else from the cache if the table has one (and use_cache).  A block read
+ * now goes into the cache, except an encrypted table's when !fill: a
+ * cursor stepping from block to block reads each once, so it keeps the
+ * decrypted block to itself (the next block's buffer reuses its memory,
+ * where a cache entry would be new memory touched, copied into and later
+ * evicted) and leaves the cache to the blocks that seeks and lookups land
+ * on, as an unencrypted table's blocks are used in place and not cached.  use_cache 0
  * means "check the file's bytes now": a pread, whatever was checked or
  * cached before (and no read of the mapping, so no guard is needed).
  */
-static int get_block(const table *t, size_t bi, int use_cache, ZSTD_DCtx **dctx, blockref *br,
-		     char *why, size_t whylen)
+static int get_block(const table *t, size_t bi, int use_cache, int fill, ZSTD_DCtx **dctx,
+		     blockref *br, char *why, size_t whylen)
 {
 	const index_entry *ie = &t->index[bi];
 	memset(br, 0, sizeof *br);
@@ -285,7 +293,7 @@ static int get_block(const table *t, size_t bi, int use_cache, ZSTD_DCtx **dctx,
 		free(p);
 		return corrupt_at(t, ie->off, why, whylen);
 	}
-	if (use_cache && t->c) {
+	if (use_cache && t->c && (fill || !t->key)) {
 		cache_handle *h = cache_insert(t->c, t->id, ie->off, p, n, charge);
 		if (!h)
 			return -ENOMEM; /* p was freed by the cache */
@@ -495,14 +503,16 @@ static void tc_invalidate(tcur *tc)
 	tc->bc.data = NULL;
 }
 
-static int tc_load(tcur *tc, size_t bi)
+/* Loads block bi; step: the cursor walked there from the block next to it. */
+static int tc_load(tcur *tc, size_t bi, int step)
 {
 	if (tc->bi == bi && tc->bc.data) {
 		blk_init(&tc->bc, tc->br.data, tc->br.n);
 		return 0;
 	}
 	tc_invalidate(tc);
-	int r = get_block(tc->t, bi, tc->use_cache, &tc->dctx, &tc->br, tc->why, sizeof tc->why);
+	int r = get_block(tc->t, bi, tc->use_cache, !step, &tc->dctx, &tc->br, tc->why,
+			  sizeof tc->why);
 	if (r) {
 		tc->err = r;
 		return r;
@@ -532,7 +542,7 @@ static void tc_skip_forward(tcur *tc)
 			tc_invalidate(tc);
 			return;
 		}
-		if (tc_load(tc, tc->bi + 1))
+		if (tc_load(tc, tc->bi + 1, 1))
 			return;
 		blk_first(&tc->bc);
 	}
@@ -545,7 +555,7 @@ static void tc_skip_backward(tcur *tc)
 			tc_invalidate(tc);
 			return;
 		}
-		if (tc_load(tc, tc->bi - 1))
+		if (tc_load(tc, tc->bi - 1, 1))
 			return;
 		blk_last(&tc->bc);
 	}
@@ -564,7 +574,7 @@ static int tc_damaged(tcur *tc)
 static void tc_first(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_damaged(tc) || tc_load(tc, 0))
+	if (tc_damaged(tc) || tc_load(tc, 0, 0))
 		return;
 	blk_first(&tc->bc);
 	tc_skip_forward(tc);
@@ -573,7 +583,7 @@ static void tc_first(tcur *tc)
 static void tc_last(tcur *tc)
 {
 	tc->err = 0;
-	if (tc_damaged(tc) || tc_load(tc, tc->t->nblocks - 1))
+	if (tc_damaged(tc) || tc_load(tc, tc->t->nblocks - 1, 0))
 		return;
 	blk_last(&tc->bc);
 	tc_skip_backward(tc);
@@ -602,7 +612,7 @@ static void tc_seek(tcur *tc, slice target)
 		tc_invalidate(tc);
 		return;
 	}
-	if (tc_load(tc, lo))
+	if (tc_load(tc, lo, 0))
 		return;
 	blk_seek(&tc->bc, target);
 	tc_skip_forward(tc);
@@ -1133,7 +1143,7 @@ static int sv_load_from(salvage_iter *s, size_t bi)
 		if (tc->t->gap && tc->t->gap[s->bi])
 			snprintf(s->gap_why, sizeof s->gap_why, "%s: damaged bytes before offset %llu",
 				 tc->t->path, (unsigned long long)tc->t->index[s->bi].off);
-		if (tc_load(tc, s->bi) == 0) {
+		if (tc_load(tc, s->bi, 1) == 0) {
 			blk_first(&tc->bc);
 			return 0;
 		}
@@ -1477,7 +1487,7 @@ int table_verify(table *t, char *why, size_t whylen)
 	uint64_t count = 0;
 	int r = 0;
 	for (size_t bi = 0; bi < t->nblocks && !r; bi++) {
-		if ((r = tc_load(&tc, bi)))
+		if ((r = tc_load(&tc, bi, 1)))
 			break;
 		/*
 		 * Seeks and backward steps start at restart points, which the

@@ -27,6 +27,7 @@ void sett_options_init(sett_options *o)
 	o->gc_interval_ms = 10000;
 	o->gc_garbage_share = 0.15;
 	o->disk_reserve = -1;
+	o->reclaim_below = -1;
 	o->verify_value_checksum = 1;
 	o->key_rotation_days = 30;
 }
