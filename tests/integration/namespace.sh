@@ -3,7 +3,7 @@
 # mount.  Unmounting the original does not end the FUSE connection: the
 # daemon goes on serving the copy, and holds the store, until the copy is
 # unmounted too (the store lock is released only when no request can be
-# served).  `settfs umount` says so at once (exit 3) instead of waiting
+# served).  `settfs umount` says so within seconds (exit 3) instead of waiting
 # for a release that cannot come; once the namespace is gone the daemon
 # exits by itself and the store is clean.
 . "${srcdir:-.}/tests/integration/lib.sh"
