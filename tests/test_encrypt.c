@@ -735,6 +735,52 @@ START_TEST(test_manifest_sealed)
 }
 END_TEST
 
+
+/*
+ * Review experiment: a plaintext WAL placed into an encrypted store (whose
+ * KEYREGISTRY holds keys, so the engine never writes a plain file there)
+ * is replayed at the next open: its unauthenticated entries become data.
+ */
+START_TEST(test_plain_wal_injected)
+{
+	char *enc = encrypted_store();
+	char *plain = tu_tmpdir("encrypt-plain");
+	char why[512] = "";
+	sett_options o;
+	small_opts(&o, NULL, why, sizeof why);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		sett_db *db;
+		if (sett_open(plain, &o, &db) != 0 || sett_put(db, sv("forged-key"), sv("forged-value")) != 0 ||
+		    sett_sync(db) != 0)
+			_exit(2);
+		_exit(0);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "ls -la %s %s >&2; for f in %s/*.mem; do cp $f %s/99999.mem; done", enc, plain, plain, enc);
+	ck_assert_int_eq(system(cmd), 0);
+	small_opts(&o, KEY1, why, sizeof why);
+	sett_db *db;
+	int r = sett_open(enc, &o, &db);
+	fprintf(stderr, "open of the encrypted store with a plain WAL: %d %s\n", r, why);
+	if (r == 0) {
+		void *v = NULL;
+		size_t n = 0;
+		r = sett_get(db, sv("forged-key"), 0, &v, &n);
+		fprintf(stderr, "get forged-key: %d '%.*s'\n", r, (int)n, v ? (char *)v : "");
+		ck_assert_msg(r != 0, "a plaintext WAL's entry was accepted by an encrypted store");
+		free(v);
+		sett_close(db);
+	}
+	free(plain);
+	free(enc);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("encrypt");
@@ -747,6 +793,7 @@ int main(void)
 	tcase_add_test(tc, test_passphrase);
 	tcase_add_test(tc, test_repair);
 	tcase_add_test(tc, test_manifest_sealed);
+	tcase_add_test(tc, test_plain_wal_injected);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
