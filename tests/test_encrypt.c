@@ -782,6 +782,73 @@ START_TEST(test_plain_wal_injected)
 END_TEST
 
 /*
+ * A store made by the same writes, encrypted (key) or not: a small and a
+ * large value (WAL, value log), flushed to a table.  Both get the same
+ * file names.
+ */
+static char *store_of(const uint8_t *key, const char *value)
+{
+	char *dir = tu_tmpdir("encrypt-inject");
+	char why[512] = "";
+	sett_options o;
+	small_opts(&o, key, why, sizeof why);
+	sett_db *db;
+	ck_assert_msg(sett_open(dir, &o, &db) == 0, "%s", why);
+	ck_assert_int_eq(sett_put(db, sv("forged-key"), sv(value)), 0);
+	ck_assert_int_eq(sett_put(db, sv("forged-large"), (sett_val){ sizeof large_value, large_value }), 0);
+	ck_assert_int_eq(sett_flush(db), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	return dir;
+}
+
+/*
+ * A plaintext table or value-log file in place of the encrypted one of the
+ * same name: the open fails SETT_ECORRUPT naming it, nothing of it is read.
+ */
+static void plain_file_injected(const char *suffix)
+{
+	init_large();
+	char *enc = store_of(KEY1, "real-value");
+	char *plain = store_of(NULL, "forged-value");
+	char cmd[9000], why[512] = "";
+	snprintf(cmd, sizeof cmd, "n=0; for f in %s/*%s; do cp $f %s/ && n=$((n+1)); done; test $n -gt 0",
+		 plain, suffix, enc);
+	ck_assert_int_eq(system(cmd), 0);
+	sett_options o;
+	small_opts(&o, KEY1, why, sizeof why);
+	sett_db *db;
+	int r = sett_open(enc, &o, &db);
+	if (r == 0) {
+		void *v = NULL;
+		size_t n = 0;
+		int g1 = sett_get(db, sv("forged-key"), 0, &v, &n);
+		ck_assert_msg(g1 != 0 || (n == 10 && !memcmp(v, "real-value", 10)),
+			      "a plaintext %s was read in an encrypted store", suffix);
+		free(v);
+		sett_close(db);
+	}
+	ck_assert_msg(r == SETT_ECORRUPT, "open with a plaintext %s: %d %s", suffix, r, why);
+	ck_assert_msg(strstr(why, "plaintext file in an encrypted store") && strstr(why, suffix),
+		      "%s", why);
+	tu_rmrf(enc);
+	tu_rmrf(plain);
+	free(enc);
+	free(plain);
+}
+
+START_TEST(test_plain_table_injected)
+{
+	plain_file_injected(".sst");
+}
+END_TEST
+
+START_TEST(test_plain_vlog_injected)
+{
+	plain_file_injected(".vlog");
+}
+END_TEST
+
+/*
  * Review experiment: one flipped byte in the header of an encrypted
  * store's KEYREGISTRY.  Repair takes it for an unencrypted store's
  * registry and moves it to quarantine/, then cannot open the encrypted
@@ -864,6 +931,8 @@ int main(void)
 	tcase_add_test(tc, test_repair);
 	tcase_add_test(tc, test_manifest_sealed);
 	tcase_add_test(tc, test_plain_wal_injected);
+	tcase_add_test(tc, test_plain_table_injected);
+	tcase_add_test(tc, test_plain_vlog_injected);
 	tcase_add_test(tc, test_registry_header_flip_repair);
 	tcase_add_test(tc, test_wal_cut_in_key_head);
 	suite_add_tcase(s, tc);

@@ -1297,7 +1297,7 @@ START_TEST(test_enc_salvage)
 }
 END_TEST
 
-/* Without a cipher the table is the plaintext format, whatever the key ring. */
+/* Without a cipher the table is the plaintext format; an encrypted store's keys refuse it. */
 START_TEST(test_plain_unchanged)
 {
 	char *dir = tu_tmpdir("table");
@@ -1316,9 +1316,13 @@ START_TEST(test_plain_unchanged)
 	sett_keys keys = cipher_ring_keys(g);
 	table *t;
 	char why[256];
-	ck_assert_int_eq(table_open_enc(path, 1, NULL, &keys, &t, why, sizeof why), 0);
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, NULL, &t, why, sizeof why), 0);
 	check_all_gets(t, &d, 1);
 	table_unref(t);
+	/* with an encrypted store's keys a plaintext table is refused, unread */
+	ck_assert_int_eq(table_open_enc(path, 1, NULL, &keys, &t, why, sizeof why), SETT_ECORRUPT);
+	ck_assert_msg(strstr(why, "plaintext file in an encrypted store"), "%s", why);
+	ck_assert_int_eq(table_open_salvage_enc(path, 1, &keys, &t, why, sizeof why), SETT_ECORRUPT);
 	cipher_ring_free(g);
 	free_dataset(&d);
 	tu_rmrf(dir);

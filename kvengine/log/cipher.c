@@ -153,6 +153,16 @@ crypt_key *cipher_ring_find(void *arg, uint64_t id)
 
 sett_keys cipher_ring_keys(cipher_ring *g)
 {
-	sett_keys k = { cipher_ring_find, g };
+	sett_keys k = { cipher_ring_find, g, g ? g->n : 0 };
 	return k;
+}
+
+int cipher_plain_check(const sett_keys *keys, const char *path, char *why, size_t whylen)
+{
+	if (!keys || !keys->n)
+		return 0;
+	if (why && whylen)
+		snprintf(why, whylen, "%s: plaintext file in an encrypted store "
+			 "(KEYREGISTRY holds data keys)", path);
+	return SETT_ECORRUPT;
 }

@@ -38,6 +38,7 @@ typedef struct sett_cipher {
 typedef struct sett_keys {
 	crypt_key *(*find)(void *arg, uint64_t id); /* NULL when id is unknown */
 	void *arg;
+	size_t n; /* keys the store holds: not 0, the store is encrypted */
 } sett_keys;
 
 #define CIPHER_SALT_SIZE CRYPT_NONCE_SIZE
@@ -50,6 +51,14 @@ static inline int cipher_on(const sett_cipher *c)
 {
 	return c && c->key;
 }
+
+/*
+ * A file in the plaintext format, at path, read with keys: 0 when the
+ * store is unencrypted (keys NULL or holding none), else SETT_ECORRUPT
+ * with why ("plaintext file in an encrypted store"): such a file is never
+ * read, whatever it holds.
+ */
+int cipher_plain_check(const sett_keys *keys, const char *path, char *why, size_t whylen);
 
 /* The nonce of counter ctr under salt. */
 void cipher_nonce(const uint8_t salt[CIPHER_SALT_SIZE], uint64_t ctr,

@@ -306,6 +306,8 @@ int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
 			r == SETT_EFORMAT ? "%s: not a WAL of this format (offset %llu)"
 					  : "%s: corrupt header at offset %llu",
 			path, 0);
+	if (!r && !enc)
+		r = cipher_plain_check(keys, path, why, whylen);
 	if (r)
 		goto fail;
 	size_t valid_end = LOG_HEADER_SIZE;

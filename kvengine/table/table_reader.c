@@ -857,7 +857,7 @@ static int read_footer(table *t, const uint8_t *tail, size_t n, const sett_keys 
 	for (int i = 0; i < 6; i++)
 		f[i] = get_le64(foot + 8 * i);
 	if (!enc)
-		return 0;
+		return cipher_plain_check(keys, t->path, why, whylen);
 	uint64_t key_id;
 	t->trailer = TABLE_ENC_TRAILER;
 	return cipher_head_get(keys, foot, TABLE_FOOTER_FIELDS, t->path, &t->key, &key_id,
@@ -1368,6 +1368,10 @@ int table_open_salvage_enc(const char *path, uint64_t id, const sett_keys *ks, t
 	 * names: without them nothing is found.
 	 */
 	uint64_t data_end = UINT64_MAX, f[6], foot_off;
+	/* in an encrypted store, a table without the encrypted footer is never read */
+	if (!(n >= TABLE_ENC_FOOTER_SIZE && memcmp(all + n - 8, TABLE_ENC_MAGIC, 8) == 0) &&
+	    (r = cipher_plain_check(ks, path, why, whylen)) != 0)
+		goto out;
 	if (n >= TABLE_FOOTER_SIZE) {
 		r = read_footer(t, all, n, ks, f, &foot_off, why, whylen);
 		if (r == SETT_EKEY)

@@ -470,6 +470,8 @@ static int read_header(vlog *v, vfile *vf, const char *path, uint64_t size, char
 		r = SETT_ECORRUPT;
 	if (r)
 		set_why(why, whylen, "%s: bad file header at offset 0", path);
+	else if (!enc)
+		r = cipher_plain_check(&v->o.keys, path, why, whylen);
 	return r;
 }
 
