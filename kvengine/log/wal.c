@@ -278,8 +278,14 @@ int wal_open_replay_enc(const char *path, int writable, const sett_cipher *c,
 	if ((r = sfile_pread_full(w->f, data, n, 0)) != 0)
 		goto fail;
 
-	if (n < LOG_HEADER_SIZE) {
-		/* Crash inside wal_create: nothing was ever written to this log. */
+	uint32_t hfid;
+	if (n < LOG_HEADER_SIZE ||
+	    (n < WAL_ENC_HEADER && memcmp(data, wal_enc_magic, 8) == 0 &&
+	     log_header_decode(data, n, wal_enc_magic, &hfid) == 0)) {
+		/*
+		 * Crash inside wal_create (the header, or an encrypted one's key
+		 * head, incomplete): nothing was ever written to this log.
+		 */
 		w->fid = fid_from_path(path);
 		if (writable) {
 			if ((cipher_on(c) && (r = seal_new(c, w->fid, ENTRY_MIN_LEN, &w->c)) != 0) ||
