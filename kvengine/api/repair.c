@@ -43,6 +43,7 @@
 #include "cipher.h"
 #include "keyregistry.h"
 #include "pin.h"
+#include "table_format.h"
 
 #define QUARANTINE "quarantine"
 
@@ -734,13 +735,49 @@ static int rebuild(rep *r)
 }
 
 /*
+ * Whether a file of the store carries an encrypted format's magic: the
+ * MANIFEST, a WAL or a value-log file at its start, a table at its end
+ * (doc/FORMAT.md, "Encryption at rest").  0, 1, or a negative errno.
+ */
+static int has_encrypted_file(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		const char *n = de->d_name, *dot = strrchr(n, '.');
+		const char *magic = strcmp(n, "MANIFEST") == 0 ? "SETTMANE"
+				    : dot && strcmp(dot, ".mem") == 0 ? "SETTWALE"
+				    : dot && strcmp(dot, ".vlog") == 0 ? "SETTVLGE"
+				    : dot && strcmp(dot, ".sst") == 0 ? TABLE_ENC_MAGIC : NULL;
+		char path[4096];
+		sfile *f;
+		if (!magic || (size_t)snprintf(path, sizeof path, "%s/%s", dir, n) >= sizeof path ||
+		    sfile_open(path, O_RDONLY, &f) != 0)
+			continue;
+		int64_t size = sfile_size(f);
+		uint8_t m[8];
+		int64_t at = strcmp(magic, TABLE_ENC_MAGIC) == 0 ? size - 8 : 0;
+		found = size >= 8 && sfile_pread_full(f, m, 8, (uint64_t)at) == 0 &&
+			memcmp(m, magic, 8) == 0;
+		sfile_close(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
  * The data keys come first: every other file may be encrypted with them.
  * An intact registry is kept, whatever it says, and one with data keys
  * needs its master key: without it (or with the wrong one) repair is
  * SETT_EKEY and changes nothing, since every encrypted file would look
- * damaged.  A damaged registry of an unencrypted store (no keys, or a
- * header that does not check) goes to quarantine/, and the next writable
- * open makes a new one; a damaged one that holds keys is SETT_ECORRUPT:
+ * damaged.  A damaged registry of an unencrypted store (a header that
+ * does not check or says no keys, in a file of at most the 24 bytes such
+ * a registry has, in a store without an encrypted file) goes to
+ * quarantine/, and the next writable open makes a new one; any other
+ * damaged one is an encrypted store's, SETT_ECORRUPT with nothing moved:
  * the keys are lost, and with them everything they encrypt.
  */
 static int check_keyregistry(rep *r)
@@ -770,6 +807,18 @@ static int check_keyregistry(rep *r)
 		return e;
 	if (!e && get_le64(h + 16) == sett_hash(h, 16) && get_le32(h + 12) != 0) {
 		note(r, "%s: the store's data keys are lost", why);
+		return SETT_ECORRUPT;
+	}
+	/*
+	 * An unencrypted store's registry is 24 bytes: a longer one, or any
+	 * in a store with encrypted files, is an encrypted store's, and stays.
+	 */
+	int enc = size > 24 ? 1 : has_encrypted_file(r->dir);
+	if (enc < 0)
+		return enc;
+	if (enc) {
+		note(r, "%s: an encrypted store's registry, damaged (%s): the store's data keys "
+			"are lost; nothing is changed", path, why);
 		return SETT_ECORRUPT;
 	}
 	note(r, "%s: damaged; it goes to " QUARANTINE "/ and a new one is made", path);
