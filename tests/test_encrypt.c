@@ -41,6 +41,7 @@
 
 #include "cipher.h"
 #include "coding.h"
+#include "db_impl.h"
 #include "keyregistry.h"
 #include "manifest.h"
 #include "sett.h"
@@ -925,6 +926,37 @@ START_TEST(test_wal_cut_in_key_head)
 }
 END_TEST
 
+/*
+ * After an open (its rotation written) the store keeps only the data keys:
+ * the master key's copy is wiped, and the registry still opens with it.
+ */
+START_TEST(test_master_wiped)
+{
+	char *dir = encrypted_store();
+	char why[512] = "";
+	age_keys(dir, 40);
+	sett_options o;
+	small_opts(&o, KEY1, why, sizeof why);
+	o.key_rotation_days = 30;
+	sett_db *db;
+	ck_assert_msg(sett_open(dir, &o, &db) == 0, "%s", why);
+	ck_assert_uint_eq(db->kr->n, 2);
+	static const uint8_t zero[CRYPT_KEY_SIZE];
+	ck_assert_mem_eq(db->kr->master, zero, CRYPT_KEY_SIZE);
+	uint8_t *p;
+	size_t n;
+	ck_assert_int_eq(keyreg_encode(db->kr, &p, &n), -EINVAL);
+	ck_assert_int_eq(sett_put(db, sv("after"), sv("rotation")), 0);
+	expect_value(db, SECRET_KEY, SMALL_VALUE, strlen(SMALL_VALUE));
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_msg(sett_open(dir, &o, &db) == 0, "%s", why);
+	expect_value(db, "after", "rotation", 8);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("encrypt");
@@ -942,6 +974,7 @@ int main(void)
 	tcase_add_test(tc, test_plain_vlog_injected);
 	tcase_add_test(tc, test_registry_header_flip_repair);
 	tcase_add_test(tc, test_wal_cut_in_key_head);
+	tcase_add_test(tc, test_master_wiped);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -92,6 +92,8 @@ static int keyregistry_open(sett_db *db, int *missing, char *why, size_t whylen)
 		ro |= has;
 	}
 	int r = keyreg_open(db->dir, &m, ro, rotation_seconds(&db->opt), &db->kr, why, whylen);
+	/* Rotation is done and written: only the data keys stay in memory. */
+	keyreg_forget_master(db->kr);
 	/* Nothing keeps the caller's key: the registry holds what it needs. */
 	db->opt.encryption_key = NULL;
 	db->opt.encryption_passphrase = NULL;

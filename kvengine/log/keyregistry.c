@@ -31,6 +31,14 @@ void keyreg_free(keyreg *kr)
 	free(kr);
 }
 
+void keyreg_forget_master(keyreg *kr)
+{
+	if (!kr)
+		return;
+	crypt_wipe(kr->master, sizeof kr->master);
+	kr->master_wiped = 1;
+}
+
 const uint8_t *keyreg_find(const keyreg *kr, uint64_t id)
 {
 	for (size_t i = 0; kr && i < kr->n; i++)
@@ -182,7 +190,7 @@ int keyreg_encode(const keyreg *kr, uint8_t **pp, size_t *np)
 {
 	if (!kr)
 		return encode_unencrypted(pp, np);
-	if (kr->n == 0 || kr->n > KEYREG_MAX_KEYS)
+	if (kr->n == 0 || kr->n > KEYREG_MAX_KEYS || kr->master_wiped)
 		return -EINVAL;
 	size_t n = KEYREG_KDF_END + kr->n * KEYREG_REC_SIZE + 8;
 	uint8_t *p = malloc(n);

@@ -42,6 +42,7 @@ typedef struct keyreg {
 	uint32_t kdf, iterations;
 	uint8_t salt[CRYPT_SALT_SIZE];
 	uint8_t master[CRYPT_KEY_SIZE]; /* to wrap a rotated key */
+	int master_wiped;               /* keyreg_forget_master: nothing to wrap with */
 	size_t n;
 	keyreg_key *keys; /* id order; the last is the current key */
 } keyreg;
@@ -65,6 +66,11 @@ int keyreg_create(const keyreg_master *m, uint64_t now, keyreg **out);
 /* Add a new current data key created at `now`. */
 int keyreg_rotate(keyreg *kr, uint64_t now);
 void keyreg_free(keyreg *kr);
+/*
+ * Wipe kr's copy of the master key (once the registry is written: the
+ * data keys stay); keyreg_encode of kr is then -EINVAL.
+ */
+void keyreg_forget_master(keyreg *kr);
 
 /* The data key with id `id`, or NULL. */
 const uint8_t *keyreg_find(const keyreg *kr, uint64_t id);
