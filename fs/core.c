@@ -594,6 +594,8 @@ int settfs_close(settfs *fs)
 			n = next;
 		}
 	}
+	while (fs->open_dirs) /* never released: the connection was aborted */
+		settfs_releasedir(fs, fs->open_dirs);
 	int s = sfs_errno(sett_sync(fs->db));
 	int c = sfs_errno(sett_close(fs->db));
 	free(fs->buckets);

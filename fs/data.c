@@ -1738,17 +1738,25 @@ static int move_range(settfs *fs, sfs_node *n, int mode, uint64_t off, uint64_t 
  * the inode's blocks like written data.  So st_blocks counts what was
  * allocated, and the bytes were taken from the disk when fallocate
  * returned.  Every intermediate commit only turns holes into stored
- * zeros: the file reads the same throughout.  With `need` set nothing is
- * changed and *need gets the bytes the allocation would store.
+ * zeros: the file reads the same throughout.  With `need` set the file
+ * is not changed and *need gets the bytes the allocation would store.
+ *
+ * The walk measures each chunk by its stored keys, or by its chunk
+ * buffer: so buffers the node holds on entry (page buffers, which the
+ * stored keys do not show and which a chunk buffer must never sit
+ * beside, and chunk buffers of the range) are committed first.
  */
 static int alloc_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t end, uint64_t *need)
 {
 	uint64_t cs = fs->chunk_size;
 	if (off >= end)
 		return 0;
+	int r = n->nchunks || n->npages ? sfs_node_flush(fs, n, 0) : 0;
+	if (r)
+		return r;
 	uint8_t *scratch = malloc(cs), k[SFS_KEY_MAX], p[9];
 	sett_iter *it = NULL;
-	int r = scratch ? chunk_iter(fs, n->ino, p, &it) : -ENOMEM;
+	r = scratch ? chunk_iter(fs, n->ino, p, &it) : -ENOMEM;
 	/*
 	 * One walk over the range's keys (seeking to each chunk of a range
 	 * just punched would step over all the deletions after it each time):
@@ -1844,9 +1852,8 @@ static int fallocate_once(settfs *fs, uint64_t ino, int mode, off_t off, off_t l
 	}
 	uint64_t start = (uint64_t)off, end = start + (uint64_t)len;
 	uint64_t size = keep || end < n->in.size ? n->in.size : end; /* the size after */
-	/* allocation works on stored chunks: commit the buffers first */
-	r = sfs_node_flush(fs, n, 0);
-	if (r == 0 && kind != FALLOC_FL_PUNCH_HOLE)
+	/* each step commits the buffers it must not meet itself */
+	if (kind != FALLOC_FL_PUNCH_HOLE)
 		r = admit_alloc(fs, n, start, end, size, kind == FALLOC_FL_ZERO_RANGE);
 	if (r == 0 && (flags & SETTFS_WRITE_KILL_SUIDGID))
 		kill_suidgid(n, flags);

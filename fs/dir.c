@@ -29,13 +29,26 @@ int settfs_opendir(settfs *fs, uint64_t ino, settfs_dir **dp)
 	if (!d)
 		return -ENOMEM;
 	d->ino = ino;
+	pthread_mutex_lock(&fs->tab_lock);
+	d->next = fs->open_dirs;
+	if (d->next)
+		d->next->prev = d;
+	fs->open_dirs = d;
+	pthread_mutex_unlock(&fs->tab_lock);
 	*dp = d;
 	return 0;
 }
 
 void settfs_releasedir(settfs *fs, settfs_dir *d)
 {
-	(void)fs;
+	pthread_mutex_lock(&fs->tab_lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		fs->open_dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&fs->tab_lock);
 	free(d);
 }
 

@@ -140,6 +140,9 @@ struct settfs {
 	pthread_mutex_t tab_lock;
 	sfs_node **buckets;
 	size_t nbuckets, nnodes;
+	/* handles of settfs_opendir not yet released, under tab_lock: freed
+	 * by settfs_close (an aborted FUSE connection sends no RELEASEDIR) */
+	struct settfs_dir *open_dirs;
 	/* inode allocation, under ns_lock (write) */
 	uint64_t next_ino, ino_limit;
 	atomic_llong dirty_bytes;
@@ -199,6 +202,7 @@ void sfs_space_reclaim(settfs *fs, uint64_t gen);
 #define SFS_INODE_ESTIMATE 512
 
 struct settfs_dir {
+	struct settfs_dir *prev, *next; /* settfs.open_dirs */
 	uint64_t ino;
 	off_t last_off;       /* cookie of the last entry returned */
 	size_t last_len;

@@ -9,6 +9,7 @@
 #define FUSE_USE_VERSION 312
 
 #include "fuse_fill.h"
+#include "fuse_inval.h"
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
@@ -133,22 +134,16 @@ int sfs_filler_has_room(sfs_filler *f)
 	return room;
 }
 
-void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg)
+int sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg)
 {
 	if (!f)
-		return;
+		return 0;
 	pthread_mutex_lock(&f->lock);
 	f->stop = 1;
 	pthread_cond_signal(&f->cond);
 	pthread_mutex_unlock(&f->lock);
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += 2;
-	if (pthread_timedjoin_np(f->thread, NULL, &t) != 0) {
-		if (unblock)
-			unblock(arg);
-		pthread_join(f->thread, NULL);
-	}
+	if (sfs_join_bounded(f->thread, 2, unblock, arg, 10) != 0)
+		return -1;
 	for (; f->count; f->count--) {
 		free(f->ring[f->head].buf);
 		f->head = (f->head + 1) % SFS_FILL_QUEUE;
@@ -156,4 +151,5 @@ void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg)
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
+	return 0;
 }

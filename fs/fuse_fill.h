@@ -37,12 +37,15 @@ void sfs_filler_queue(sfs_filler *f, uint64_t ino, uint64_t token, uint64_t off,
 /* Whether a push queued now would be kept (a hint: the queue may fill meanwhile). */
 int sfs_filler_has_room(sfs_filler *f);
 /*
- * Stop the thread, dropping what is queued, and free the filler.  A push
- * can wait for a page whose READ no worker will answer once the session
- * loop has ended (a signal ended it while the kernel still had requests
- * queued); if the thread has not stopped within two seconds, unblock(arg)
- * is called, which should abort the connection, and the wait goes on.
+ * Stop the thread, dropping what is queued, and free the filler; 0 then.
+ * A push can wait for a page whose READ no worker will answer once the
+ * session loop has ended; if the thread has not stopped within two
+ * seconds, unblock(arg) is called, which should abort the connection.
+ * If it has still not stopped ten seconds later (the abort failed), -1:
+ * the thread is left blocked in the kernel and f is not freed, and the
+ * caller must not free what it uses either (the session, the store's
+ * nodes) - it can only commit the store and exit.
  */
-void sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg);
+int sfs_filler_stop(sfs_filler *f, void (*unblock)(void *arg), void *arg);
 
 #endif

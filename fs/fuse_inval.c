@@ -95,6 +95,13 @@ void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint6
 	}
 	*it = local;
 	pthread_mutex_lock(&v->lock);
+	if (v->stop) {
+		/* the thread may have drained the queue for the last time */
+		pthread_mutex_unlock(&v->lock);
+		free(it);
+		sfs_inval_then(NULL, se, req, ino, off, len, slot, done, a, b);
+		return;
+	}
 	if (slot && v->held >= SFS_INVAL_HELD) {
 		/* answer now, outside the lock; the invalidation follows */
 		pthread_mutex_unlock(&v->lock);
@@ -111,23 +118,40 @@ void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint6
 	pthread_mutex_unlock(&v->lock);
 }
 
-void sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg)
+static struct timespec deadline(double secs)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	long ns = t.tv_nsec + (long)((secs - (double)(long)secs) * 1e9);
+	t.tv_sec += (time_t)secs + ns / 1000000000;
+	t.tv_nsec = ns % 1000000000;
+	return t;
+}
+
+int sfs_join_bounded(pthread_t t, double secs, void (*unblock)(void *arg), void *arg,
+		     double more)
+{
+	struct timespec d = deadline(secs);
+	if (pthread_timedjoin_np(t, NULL, &d) == 0)
+		return 0;
+	if (unblock)
+		unblock(arg);
+	d = deadline(more);
+	return pthread_timedjoin_np(t, NULL, &d) == 0 ? 0 : -1;
+}
+
+int sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg)
 {
 	if (!v)
-		return;
+		return 0;
 	pthread_mutex_lock(&v->lock);
 	v->stop = 1;
 	pthread_cond_signal(&v->cond);
 	pthread_mutex_unlock(&v->lock);
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += 2;
-	if (pthread_timedjoin_np(v->thread, NULL, &t) != 0) {
-		if (unblock)
-			unblock(arg);
-		pthread_join(v->thread, NULL);
-	}
+	if (sfs_join_bounded(v->thread, 2, unblock, arg, 10) != 0)
+		return -1;
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
+	return 0;
 }

@@ -46,6 +46,7 @@
 #define FUSE_USE_VERSION 312
 #endif
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,12 +71,20 @@ void sfs_inval_then(sfs_inval *v, struct fuse_session *se, fuse_req_t req, uint6
 		    uint64_t off, uint64_t len, int slot, sfs_inval_done done, uint64_t a,
 		    uint64_t b);
 /*
- * Stop the thread after it has answered everything queued, and free v.
- * If it has not stopped within two seconds (an invalidation waits for a
- * READ no worker will answer once the session loop has ended),
- * unblock(arg) is called, which should abort the connection, and the wait
- * goes on.
+ * Stop the thread after it has answered everything queued, and free v; 0
+ * then.  Once stopping, sfs_inval_then works in place.  If the thread has
+ * not stopped within two seconds (an invalidation waits for a request
+ * nobody answers), unblock(arg) is called, which should abort the
+ * connection; if it has still not stopped ten seconds later, -1: as for
+ * sfs_filler_stop, the thread is left where it is and v is not freed.
  */
-void sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg);
+int sfs_inval_stop(sfs_inval *v, void (*unblock)(void *arg), void *arg);
+
+/*
+ * Join t within `secs` seconds, else call unblock(arg) and wait up to
+ * `more` seconds again.  0 if joined, -1 if not.
+ */
+int sfs_join_bounded(pthread_t t, double secs, void (*unblock)(void *arg), void *arg,
+		     double more);
 
 #endif

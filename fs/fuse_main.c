@@ -17,6 +17,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -110,6 +111,13 @@ struct sfs_fuse {
 	struct fuse_session *se;
 	sfs_filler *filler; /* NULL: no page-cache fill */
 	sfs_inval *inval;   /* replies to direct writes; NULL: in place */
+	/*
+	 * Shutting down: the main thread answers requests while the helper
+	 * threads stop (stop_helpers).  It must not wait for a page lock
+	 * whose READ only it would answer, so replies that follow an
+	 * invalidation are sent without it: the connection ends right after.
+	 */
+	int stopping;
 	sfs_control *control; /* settfs status; NULL: none */
 	sfs_uring *uring;     /* requests over io_uring; NULL: /dev/fuse only */
 	struct sfs_conn *conn;
@@ -121,6 +129,12 @@ static struct sfs_fuse *ctx_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/*
+ * Every fuse_reply_* frees req, whatever it returns (-ENOENT: the kernel
+ * no longer waits for the request, because it was interrupted or because
+ * the connection was aborted, after which every reply fails so): what an
+ * operation needs after its reply it takes from req before.
+ */
 static settfs *fs_of(fuse_req_t req)
 {
 	return ctx_of(req)->fs;
@@ -195,13 +209,31 @@ static void reply_entry(fuse_req_t req, int r, const struct stat *st)
 	e.attr = *st;
 	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
 	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
+	settfs *fs = fs_of(req); /* the reply frees req (see fs_of) */
 	if (fuse_reply_entry(req, &e) == -ENOENT)
-		settfs_forget(fs_of(req), st->st_ino, 1); /* request was interrupted */
+		settfs_forget(fs, st->st_ino, 1); /* interrupted, or the connection aborted */
 }
 
+/*
+ * libfuse drops a request read after the session was told to exit (a
+ * signal): the kernel would wait for its reply until the connection ends,
+ * and the process that made it with it - a READ so dropped holds its
+ * pages locked, and a push or an invalidation at shutdown waits for them.
+ * Such a request is answered here, on the thread that read it (not for a
+ * cloned descriptor: its replies must go back through it).
+ */
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
-	return sfs_wire_read(fd, buf, len, &((struct sfs_fuse *)userdata)->wire);
+	struct sfs_fuse *f = userdata;
+	ssize_t n = sfs_wire_read(fd, buf, len, &f->wire);
+	if (n > 0 && f->se && fd == fuse_session_fd(f->se) && fuse_session_exited(f->se)) {
+		int old;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old); /* the loop cancels readers */
+		struct fuse_buf b = { .size = (size_t)n, .mem = buf };
+		fuse_session_process_buf(f->se, &b);
+		pthread_setcancelstate(old, NULL);
+	}
+	return n;
 }
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
@@ -437,8 +469,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	set_file_flags(req, fi);
+	settfs *fs = fs_of(req);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		settfs_release(fs_of(req), ino, fi->flags);
+		settfs_release(fs, ino, fi->flags);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -458,9 +491,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.attr = st;
 	e.attr_timeout = ctx_of(req)->cfg->attr_timeout;
 	e.entry_timeout = ctx_of(req)->cfg->entry_timeout;
+	settfs *fs = fs_of(req);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		settfs_release(fs_of(req), st.st_ino, fi->flags);
-		settfs_forget(fs_of(req), st.st_ino, 1);
+		settfs_release(fs, st.st_ino, fi->flags);
+		settfs_forget(fs, st.st_ino, 1);
 	}
 }
 
@@ -533,6 +567,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* sfs_inval_then, or at shutdown the reply alone (sfs_fuse.stopping) */
+static void inval_then(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t len, int slot,
+		       sfs_inval_done done, uint64_t a, uint64_t b)
+{
+	struct sfs_fuse *f = ctx_of(req);
+	if (f->stopping)
+		done(req, ino, a, b);
+	else
+		sfs_inval_then(f->inval, f->se, req, ino, off, len, slot, done, a, b);
+}
+
 static void reply_written(fuse_req_t req, uint64_t ino, uint64_t n, uint64_t unused)
 {
 	(void)ino;
@@ -553,8 +598,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, (int)-n);
 	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off,
-			       (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
+		inval_then(req, ino, (uint64_t)off, (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -583,8 +627,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
+	settfs *fs = fs_of(req);
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		settfs_releasedir(fs_of(req), d);
+		settfs_releasedir(fs, d);
 }
 
 struct dirbuf {
@@ -749,7 +794,8 @@ static void move_then_reply(fuse_req_t req, uint64_t ino, uint64_t off, uint64_t
 {
 	unsigned flags = fallocate_flags(req, ino);
 	int r = settfs_fallocate(fs_of(req), ino, mode, (off_t)off, (off_t)len, flags);
-	fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
+	if (!ctx_of(req)->stopping)
+		fuse_lowlevel_notify_inval_inode(ctx_of(req)->se, ino, (off_t)off, 0);
 	if (flags)
 		mode_changed(req, ino);
 	fuse_reply_err(req, -r);
@@ -770,10 +816,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	if ((mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE) && off >= 0 &&
 	    len > 0) {
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
-			       mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply
-							       : insert_then_reply,
-			       (uint64_t)off, (uint64_t)len);
+		inval_then(req, ino, (uint64_t)off, 0, 0,
+			   mode == FALLOC_FL_COLLAPSE_RANGE ? collapse_then_reply : insert_then_reply,
+			   (uint64_t)off, (uint64_t)len);
 		return;
 	}
 	/*
@@ -811,8 +856,8 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t token, size;
 	if (off >= 0 && (whence == SEEK_DATA || whence == SEEK_HOLE) &&
 	    settfs_fill_token(fs_of(req), ino, &token, &size) == -EBUSY)
-		sfs_inval_then(ctx_of(req)->inval, ctx_of(req)->se, req, ino, (uint64_t)off, 0, 0,
-			       reply_lseek, (uint64_t)off, (uint64_t)whence);
+		inval_then(req, ino, (uint64_t)off, 0, 0, reply_lseek, (uint64_t)off,
+			   (uint64_t)whence);
 	else
 		reply_lseek(req, ino, (uint64_t)off, (uint64_t)whence);
 }
@@ -881,21 +926,44 @@ static void sysfs_write(const char *path, long value)
 }
 
 /*
- * This daemon's mount, found once at INIT (the kernel has made it by
- * then): its device number names the FUSE connection in fusectl
- * (/sys/fs/fuse/connections/N) and the mount's bdi (/sys/class/bdi/M:m).
- * Found by the mount point, or, when the daemon was handed a mounted
- * /dev/fuse descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges),
- * by its source "settfs:STORE", which its mounter must have set as
- * fsname (mount.settfs does).
+ * This daemon's FUSE connection, found once at INIT (the kernel has made
+ * the mount by then): its number names it in fusectl
+ * (/sys/fs/fuse/connections/N, N the superblock's device number) and the
+ * mount's bdi (/sys/class/bdi/MAJ:MIN).  The kernel states it for the
+ * /dev/fuse descriptor ("fuse_connection:" in /proc/self/fdinfo, Linux
+ * 6.x), whichever way the daemon got it: mounted itself, or handed a
+ * mounted descriptor as "/dev/fd/N" (mount.fuse3 -o drop_privileges).
+ * Without that line it is the device of the mount found by its mount
+ * point or, for /dev/fd/N, by its source "settfs:STORE", which its
+ * mounter must have set as fsname (mount.settfs does).
  */
 struct sfs_conn {
 	const char *mountpoint; /* as given: a path, or /dev/fd/N */
 	const char *source;     /* "settfs:STORE" */
 	const struct sfs_cfg *cfg;
+	int fd;                 /* the session's /dev/fuse descriptor */
 	int found;
 	unsigned maj, min;
 };
+
+/* The connection of /dev/fuse descriptor fd, from its fdinfo.  0 if stated. */
+static int fdinfo_conn(int fd, unsigned *maj, unsigned *min)
+{
+	char p[64], line[128];
+	snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(p, "re");
+	int r = -1;
+	unsigned long dev;
+	while (f && r && fgets(line, sizeof line, f))
+		if (sscanf(line, "fuse_connection: %lu", &dev) == 1) {
+			*maj = (unsigned)(dev >> 20);
+			*min = (unsigned)(dev & 0xfffff);
+			r = 0;
+		}
+	if (f)
+		fclose(f);
+	return r;
+}
 
 static int conn_is_devfd(const struct sfs_conn *c)
 {
@@ -945,12 +1013,16 @@ static void conn_init(void *arg)
 {
 	struct sfs_conn *c = arg;
 	struct sfs_mount_ent *m = malloc(sizeof *m);
+	c->found = fdinfo_conn(c->fd, &c->maj, &c->min) == 0;
 	if (!conn_is_devfd(c)) {
-		c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
+		if (!c->found)
+			c->found = mount_dev(c->mountpoint, &c->maj, &c->min) == 0;
 	} else if (m && sfs_mount_find(NULL, c->source, m) == 0) {
-		c->maj = m->maj;
-		c->min = m->min;
-		c->found = 1;
+		if (!c->found) {
+			c->maj = m->maj;
+			c->min = m->min;
+			c->found = 1;
+		}
 	} else {
 		fprintf(stderr, "settfs: the mount of %s is not named %s (its mounter must set "
 				"fsname=%s): `settfs umount` will not find it\n", c->mountpoint,
@@ -959,6 +1031,94 @@ static void conn_init(void *arg)
 	free(m);
 	if (c->found)
 		tune_bdi(c);
+}
+
+/* ---- stopping the helper threads ------------------------------------ */
+
+struct stopper {
+	sfs_filler *filler;
+	sfs_inval *inval;
+	struct sfs_conn *conn;
+	int done[2]; /* a pipe: written when both have stopped (or given up) */
+	int stuck;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *s = arg;
+	s->stuck = sfs_filler_stop(s->filler, abort_connection, s->conn) != 0;
+	s->stuck |= sfs_inval_stop(s->inval, abort_connection, s->conn) != 0;
+	char c = 1;
+	while (write(s->done[1], &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/*
+ * Until stop_fd is readable, answer what the kernel still sends (the
+ * session loop has ended, by a signal, while the mount is there): a push
+ * or an invalidation being stopped may wait for a READ, or the writeback
+ * of dirty pages, that only an answer ends.  Ends serving when the
+ * connection goes.
+ */
+static void serve_until(struct fuse_session *se, int stop_fd)
+{
+	struct fuse_buf buf;
+	memset(&buf, 0, sizeof buf);
+	int serving = 1;
+	fuse_session_reset(se);
+	for (;;) {
+		struct pollfd pf[2] = { { stop_fd, POLLIN, 0 }, { fuse_session_fd(se), POLLIN, 0 } };
+		if (poll(pf, serving ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents)
+			break;
+		if (!(pf[1].revents & POLLIN)) {
+			serving = !pf[1].revents;
+			continue;
+		}
+		int r = fuse_session_receive_buf(se, &buf);
+		if (r > 0)
+			fuse_session_process_buf(se, &buf);
+		else if (r != -EINTR && r != -EAGAIN)
+			serving = 0; /* unmounted, aborted, or a second signal */
+	}
+	free(buf.mem);
+}
+
+/*
+ * Stop the filler and the invalidation thread while this thread answers
+ * requests (without pushes or invalidations meanwhile: sfs_fuse.stopping).
+ * 1 if one of them is stuck: then the session and the store's nodes must
+ * stay as they are (sfs_filler_stop).
+ */
+static int stop_helpers(struct sfs_fuse *f, struct sfs_conn *conn)
+{
+	struct stopper s = { f->filler, f->inval, conn, { -1, -1 }, 0 };
+	if (!s.filler && !s.inval)
+		return 0;
+	f->filler = NULL;
+	f->inval = NULL;
+	f->stopping = 1;
+	pthread_t t;
+	int started = pipe2(s.done, O_CLOEXEC) == 0;
+	if (started && pthread_create(&t, NULL, stopper_main, &s) != 0) {
+		close(s.done[0]);
+		close(s.done[1]);
+		started = 0;
+	}
+	if (!started) { /* stop them here, answering nothing meanwhile */
+		int a = sfs_filler_stop(s.filler, abort_connection, conn);
+		return sfs_inval_stop(s.inval, abort_connection, conn) || a;
+	}
+	serve_until(f->se, s.done[0]);
+	pthread_join(t, NULL);
+	close(s.done[0]);
+	close(s.done[1]);
+	return s.stuck;
 }
 
 /* After the INIT reply: the mount, then the io_uring queues. */
@@ -1371,21 +1531,6 @@ static void close_inherited(int keep)
 	}
 }
 
-/* Waits while `fd` (the store's LOCK) is locked; 0 once free, -1 after `secs`. */
-static int wait_unlocked(int fd, double secs)
-{
-	for (double waited = 0;; waited += 0.05) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			flock(fd, LOCK_UN);
-			return 0;
-		}
-		if (waited >= secs)
-			return -1;
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
 /*
  * settfs umount [-t SECONDS] MOUNTPOINT: unmounts and returns once the
  * daemon has flushed and released the store.  Exit status: 0 done;
@@ -1427,6 +1572,7 @@ static int cmd_umount(int argc, char **argv)
 		return 1;
 	}
 	const char *store = m.source + 7;
+	unsigned maj = m.maj, min = m.min;
 	char lock[4200];
 	snprintf(lock, sizeof lock, "%s/LOCK", store);
 	int fd = open(lock, O_RDONLY | O_CLOEXEC);
@@ -1458,10 +1604,38 @@ static int cmd_umount(int argc, char **argv)
 	}
 	if (r == 0 && fd < 0)
 		r = 3;
-	if (r == 0 && wait_unlocked(fd, secs) != 0) {
-		fprintf(stderr, "settfs umount: %s is unmounted, but pid %ld still holds %s after "
-				"%g s (still flushing?)\n", arg, pid, store, secs);
-		r = 3;
+	/*
+	 * The last unmount ends the FUSE connection, at once or as soon as the
+	 * last deferred reference to the mount goes (moments: with io_uring
+	 * queues it was seen still there right after umount2 returned).  Still
+	 * there after a grace period while the store is held: a mount
+	 * namespace made while it was mounted holds a copy of the mount, which
+	 * the daemon goes on serving (and so holds the store) until that copy
+	 * is unmounted too.
+	 */
+	char conn[64];
+	snprintf(conn, sizeof conn, "/sys/fs/fuse/connections/%u", (maj << 20) | min);
+	const double grace = secs < 2 ? secs : 2;
+	for (double waited = 0; r == 0; waited += 0.05) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			flock(fd, LOCK_UN);
+			break; /* released */
+		}
+		if (waited >= grace && access(conn, F_OK) == 0) {
+			fprintf(stderr, "settfs umount: %s is unmounted here, but the filesystem is "
+					"still mounted elsewhere (a copy in another mount namespace, or "
+					"a lazily detached mount still in use; FUSE connection %u): pid "
+					"%ld goes on serving it and holds %s until the last copy is "
+					"unmounted\n", arg, (maj << 20) | min, pid, store);
+			r = 3;
+		} else if (waited >= secs) {
+			fprintf(stderr, "settfs umount: %s is unmounted, but pid %ld still holds %s "
+					"after %g s (still flushing?)\n", arg, pid, store, secs);
+			r = 3;
+		} else {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
 	}
 	if (fd >= 0)
 		close(fd);
@@ -1724,7 +1898,7 @@ int main(int argc, char *argv[])
 		goto out_session;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
-	struct sfs_conn conn = { opts.mountpoint, source, &cfg, 0, 0, 0 };
+	struct sfs_conn conn = { opts.mountpoint, source, &cfg, fuse_session_fd(se), 0, 0, 0 };
 	f.conn = &conn;
 	f.wire.after_init = after_init;
 	f.wire.after_init_arg = &f;
@@ -1766,17 +1940,23 @@ int main(int argc, char *argv[])
 	}
 	/* the loop reports the signal that ended it: a clean shutdown */
 	ret = !(lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP);
-	/* no request is served once the loop has ended */
+	/* no request is served through the rings once the loop has ended */
 	sfs_uring_stop(f.uring, abort_connection, &conn);
-	/* before the session and the store go: it uses both */
-	sfs_filler_stop(f.filler, abort_connection, &conn);
-	f.filler = NULL;
-	sfs_inval_stop(f.inval, abort_connection, &conn);
-	f.inval = NULL;
+	/* before the session and the store go: they use both */
+	int stuck = stop_helpers(&f, &conn);
 	flusher_stop(flusher);
 	sfs_control_stop(f.control);
 	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
+	if (stuck) {
+		fprintf(stderr, "settfs: a page-cache notification is stuck in the kernel and the "
+				"connection could not be aborted (fusectl): committing the store and "
+				"exiting without it\n");
+		r = settfs_close(f.fs);
+		if (r)
+			fprintf(stderr, "settfs: closing store %s: %s\n", store, strerror(-r));
+		_exit(r ? 1 : ret);
+	}
 out_unmount:
 	/* the rings hold /dev/fuse open: closed before, the unmount aborts what is left */
 	uring_free(&f);

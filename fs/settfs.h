@@ -95,7 +95,11 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp);
  * damage is described in o->engine.error_buf.
  */
 int settfs_degraded(const settfs *fs);
-/* Flush buffered writes, make everything durable and close the engine. */
+/*
+ * Flush buffered writes, make everything durable and close the engine.
+ * Directory handles still open are freed (after an aborted FUSE
+ * connection no RELEASEDIR comes).
+ */
 int settfs_close(settfs *fs);
 /* Flush every buffered write and make the store durable. */
 int settfs_sync(settfs *fs);

@@ -2548,6 +2548,78 @@ START_TEST(test_fallocate_allocates)
 END_TEST
 
 /*
+ * Allocation over data still in buffers: a chunk buffer over a stored
+ * chunk (the walk over the stored keys must still step past its keys), a
+ * page buffer in a stored chunk's hole (which the stored keys do not
+ * show) and a chunk buffer of a new chunk, met by fallocate in every
+ * allocating mode.  The file reads as written, the allocated range is
+ * counted in st_blocks, and the store is consistent (fsck.settfs) and
+ * reads the same after a reopen.
+ */
+static void over_buffers_file(uint64_t f, uint8_t *model, uint32_t cs)
+{
+	/* stored: 8 KiB at the start of chunk 0, 100 bytes in chunks 1 and 2 */
+	memset(model, 'a', 8192);
+	memset(model + cs + 10, 'd', 100);
+	memset(model + 2 * cs + 10, 'e', 100);
+	ck_assert_int_eq(settfs_write(fs, f, 0, model, 8192, 0), 8192);
+	ck_assert_int_eq(settfs_write(fs, f, (off_t)cs + 10, model + cs + 10, 100, 0), 100);
+	ck_assert_int_eq(settfs_write(fs, f, 2 * (off_t)cs + 10, model + 2 * cs + 10, 100, 0), 100);
+	ck_assert_int_eq(settfs_flush(fs, f), 0);
+	/* buffered: chunk 0 whole, a page in chunk 1's hole, chunk 3 new */
+	memset(model, 'x', cs);
+	ck_assert_int_eq(settfs_write(fs, f, 0, model, cs, 0), (ssize_t)cs);
+	memset(model + cs + 16384, 'b', 100);
+	ck_assert_int_eq(settfs_write(fs, f, (off_t)cs + 16384, model + cs + 16384, 100, 0), 100);
+	memset(model + 3 * cs + 5, 'c', 100);
+	ck_assert_int_eq(settfs_write(fs, f, 3 * (off_t)cs + 5, model + 3 * cs + 5, 100, 0), 100);
+}
+
+START_TEST(test_fallocate_over_buffers)
+{
+	static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE };
+	uint32_t cs = settfs_chunk_size(fs);
+	size_t size = 4 * (size_t)cs;
+	uint8_t *model = calloc(1, size), *back = malloc(size);
+	ck_assert_ptr_nonnull(model);
+	ck_assert_ptr_nonnull(back);
+	for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+		char name[16];
+		snprintf(name, sizeof name, "f%zu", m);
+		uint64_t f = mkfile(1, name);
+		memset(model, 0, size);
+		over_buffers_file(f, model, cs);
+		ck_assert_int_eq(settfs_fallocate(fs, f, modes[m], 4096, (off_t)(size - 4096), 0), 0);
+		if (modes[m] == FALLOC_FL_ZERO_RANGE)
+			memset(model + 4096, 0, size - 4096);
+		size_t want = modes[m] == FALLOC_FL_KEEP_SIZE ? 3 * (size_t)cs + 105 : size;
+		struct stat st;
+		attr(f, &st);
+		ck_assert_uint_eq((uint64_t)st.st_size, want);
+		ck_assert_uint_ge((uint64_t)st.st_blocks * 512, want);
+		ck_assert_int_eq(settfs_read(fs, f, 0, size, back), (ssize_t)want);
+		ck_assert_msg(memcmp(back, model, want) == 0, "mode %d reads other bytes", modes[m]);
+		settfs_release(fs, f, O_RDWR);
+	}
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0);
+	fs_open_();
+	struct stat st;
+	ck_assert_int_eq(settfs_lookup(fs, 1, "f0", &st), 0);
+	ck_assert_int_eq(settfs_read(fs, st.st_ino, 0, size, back), (ssize_t)size);
+	uint64_t g = mkfile(1, "model");
+	memset(model, 0, size);
+	over_buffers_file(g, model, cs);
+	ck_assert(memcmp(back, model, size) == 0);
+	settfs_release(fs, g, O_RDWR);
+	free(model);
+	free(back);
+}
+END_TEST
+
+/*
  * A store whose disk filled up, then was emptied by deletions, takes new
  * data at once after a reopen: the refused write has the engine reclaim
  * (the tombstones still sit above the data, so no garbage is counted
@@ -3126,6 +3198,7 @@ int main(void)
 	tcase_add_test(tc, test_inode_commit_carries_buffers);
 	tcase_add_test(tc, test_fsck);
 	tcase_add_test(tc, test_fallocate_allocates);
+	tcase_add_test(tc, test_fallocate_over_buffers);
 	tcase_add_test(tc, test_fallocate_kill_suidgid);
 	tcase_add_test(tc, test_overlay_fold);
 	tcase_add_test(tc, test_rewrites_read_by_name);

@@ -2,7 +2,7 @@
 #
 # Skips (exit 77) unless /dev/fuse, fusermount3 and root are available.
 # Provides: $work (temp dir), $store, $mnt, mount_fs [opts], umount_fs,
-# check_fsck, and a trap that unmounts and kills the daemon on any exit.
+# check_fsck, exited, and a trap that unmounts and kills the daemon on any exit.
 # SETTFS_TEST_MOUNT_OPTS: options for every mount_fs (see there).
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -62,6 +62,16 @@ umount_fs() {
 	fusermount3 -u "$mnt" || fail "unmount"
 	wait "$daemon" || fail "settfs exit status $?"
 	daemon=
+}
+
+# exited PID SECONDS: true once PID has gone, false if it still runs after SECONDS
+exited() {
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	! kill -0 "$1" 2>/dev/null
 }
 
 check_fsck() {
