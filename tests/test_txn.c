@@ -653,6 +653,36 @@ START_TEST(test_managed_visibility_and_discard)
 }
 END_TEST
 
+/*
+ * Managed mode commits a version below one already flushed: a point read
+ * must still return the newest version (what an iterator shows), not the
+ * memtable's older one found first.
+ */
+START_TEST(test_managed_older_commit_after_flush)
+{
+	char *dir = tu_tmpdir("txn-managed-order");
+	sett_options o;
+	small_options(&o);
+	o.managed = 1;
+	o.mem_table_size = 8u << 20; /* v20 stays in the memtable */
+	o.num_compactors = 0;        /* and v30 in its own table */
+	sett_db *db = open_db(dir, &o);
+	managed_write_all(db, 1, 30, "v30");
+	ck_assert_int_eq(sett_flush(db), 0);
+	managed_write_all(db, 1, 20, "v20");
+	assert_get(db, "m00007", 1000, "v30");
+	assert_get(db, "m00007", 29, "v20");
+	ck_assert_int_eq(sett_flush(db), 0); /* newer L0 table, older versions */
+	managed_write_all(db, 1, 10, "v10");
+	assert_get(db, "m00007", 1000, "v30");
+	assert_get(db, "m00007", 25, "v20");
+	assert_get(db, "m00007", 15, "v10");
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* ---- subscriptions ---- */
 
 typedef struct writer_arg {
@@ -998,6 +1028,7 @@ int main(void)
 	tcase_add_test(tc, test_conflict_records_bounded);
 	tcase_add_test(tc, test_bank_invariant);
 	tcase_add_test(tc, test_managed_visibility_and_discard);
+	tcase_add_test(tc, test_managed_older_commit_after_flush);
 	tcase_add_test(tc, test_subscribe);
 	tcase_add_test(tc, test_sequence);
 	tcase_add_test(tc, test_all_versions);

@@ -1508,6 +1508,8 @@ int table_verify(table *t, char *why, size_t whylen)
 				ri++;
 			if ((count == 0 && ikey_cmp(k, t->smallest) != 0) ||
 			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0) ||
+			    /* lookups trust the properties' version range */
+			    ikey_version(k) > t->max_version || ikey_version(k) < t->min_version ||
 			    /* a get looks at the bloom filter first */
 			    !bloom_may_contain(t->bloom, sett_hash(ikey_user(k).p, ikey_user(k).n)) ||
 			    (ri < tc.bc.nrest && blk_restart(&tc.bc, ri) <= tc.bc.cur) ||
