@@ -48,6 +48,9 @@ typedef struct lsm_version {
 	 * tables are in tables[0] in their place.
 	 */
 	table *damaged[MAX_LEVELS];
+	/* The largest version any table of the level holds (lookups: can a
+	 * deeper source hold a newer version than a hit above it?). */
+	uint64_t max_version[MAX_LEVELS];
 } lsm_version;
 
 /* A change of shape: tables removed and tables added (with their level). */

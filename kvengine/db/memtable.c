@@ -56,6 +56,7 @@ struct memtable {
 	size_t bytes;       /* atomic: bytes handed out by the arena (the flush decision) */
 	size_t count;       /* atomic: distinct internal keys */
 	size_t shadowed;    /* atomic: of them, newer versions of a user key already here */
+	uint64_t max_version; /* atomic: the largest version put */
 	uint64_t rng;       /* writer only */
 	mt_chunk *chunks;   /* writer only (freed at the end) */
 	uint8_t *cur;       /* writer only: bump pointer in the current chunk */
@@ -308,6 +309,9 @@ int memtable_put(memtable *mt, slice ikey, slice vstruct)
 
 	mt_node *prev[MT_MAX_HEIGHT];
 	const uint8_t *suffix = ikey.p + ikey.n - IKEY_SUFFIX;
+	uint64_t ver = ikey_version(ikey);
+	if (ver > __atomic_load_n(&mt->max_version, __ATOMIC_RELAXED))
+		__atomic_store_n(&mt->max_version, ver, __ATOMIC_RELEASE);
 	int after_tail = mt->tail && mt_cmp_parts(mt->tail, ikey_user(ikey), suffix) < 0;
 	mt_node *x = mt_find_ge(mt, ikey_user(ikey), suffix, prev, after_tail ? mt->finger : NULL);
 	if (x && ikey_cmp(mt_key(x), ikey) == 0) {
@@ -482,4 +486,9 @@ sit *memtable_iter_new(memtable *mt)
 	memtable_ref(mt);
 	i->mt = mt;
 	return &i->base;
+}
+
+uint64_t memtable_max_version(const memtable *mt)
+{
+	return __atomic_load_n(&mt->max_version, __ATOMIC_ACQUIRE);
 }

@@ -45,4 +45,7 @@ int memtable_get(memtable *mt, slice ukey, uint64_t read_version, uint64_t *vers
 /* An iterator over all entries (holds a reference to mt). */
 sit *memtable_iter_new(memtable *mt);
 
+/* The largest version put so far (any thread). */
+uint64_t memtable_max_version(const memtable *mt);
+
 #endif

@@ -220,35 +220,96 @@ static int level_find(table **ts, int n, slice ik)
 	return lo;
 }
 
+/*
+ * The largest version a source after the one found can hold: memtables
+ * after memtable `mi` (mi < 0: none of them), L0 tables after `ti` (only
+ * when `level` is 0), and the levels below `level`.
+ */
+static uint64_t later_max(const db_view *vw, int mi, int ti, int level)
+{
+	uint64_t m = 0;
+	for (int i = mi + 1; mi >= 0 && i < vw->nmts; i++)
+		if (memtable_max_version(vw->mts[i]) > m)
+			m = memtable_max_version(vw->mts[i]);
+	const lsm_version *v = vw->v;
+	for (int i = ti + 1; level == 0 && i < v->ntables[0]; i++)
+		if (table_max_version(v->tables[0][i]) > m)
+			m = table_max_version(v->tables[0][i]);
+	for (int l = level + 1; l < MAX_LEVELS; l++)
+		if (v->max_version[l] > m)
+			m = v->max_version[l];
+	return m;
+}
+
+/*
+ * The newest version <= rv of ukey.  Sources are searched newest first
+ * (memtables, L0 tables, levels 1..); a hit is the answer unless a later
+ * source may hold a newer version (its largest version is above the hit:
+ * never so for a store's own commits in order, whose older sources hold
+ * older versions, but so in managed mode, where a commit may carry a
+ * version below one already flushed): then the later sources are searched
+ * too and the newest hit wins, as an iterator's merge would have it.
+ */
 static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *version, buf *vs)
 {
 	char why[256];
+	uint64_t best = 0;
+	int have = 0, r = 0;
+	buf tmp = { 0 };
 	for (int i = 0; i < vw->nmts; i++) {
 		slice s;
-		if (memtable_get(vw->mts[i], ukey, rv, version, &s)) {
+		uint64_t ver;
+		if (memtable_get(vw->mts[i], ukey, rv, &ver, &s) && (!have || ver > best)) {
 			vs->n = 0;
-			return buf_append(vs, s.p, s.n) ? -ENOMEM : 1;
+			if (buf_append(vs, s.p, s.n))
+				return -ENOMEM;
+			best = ver;
+			*version = ver;
+			have = 1;
+			if (later_max(vw, i, -1, 0) <= best)
+				return 1;
 		}
 	}
 	uint64_t h = sett_hash(ukey.p, ukey.n);
 	lsm_version *v = vw->v;
 	for (int i = 0; i < v->ntables[0]; i++) {
 		table *t = v->tables[0][i];
+		if (have && table_max_version(t) <= best)
+			continue;
 		if (!table_may_contain(t, h))
 			continue;
-		int r = table_get(t, ukey, rv, version, vs, why, sizeof why);
-		if (r)
-			return r;
+		uint64_t ver;
+		tmp.n = 0;
+		r = table_get(t, ukey, rv, &ver, &tmp, why, sizeof why);
+		if (r < 0)
+			goto out;
+		if (r > 0 && (!have || ver > best)) {
+			buf t2 = *vs;
+			*vs = tmp;
+			tmp = t2;
+			best = ver;
+			*version = ver;
+			have = 1;
+			if (later_max(vw, -1, i, 0) <= best)
+				goto out;
+		}
 	}
 	uint8_t stackkey[256];
 	uint8_t *ik = ukey.n + IKEY_SUFFIX <= sizeof stackkey ? stackkey : malloc(ukey.n + IKEY_SUFFIX);
-	if (!ik)
-		return -ENOMEM;
+	if (!ik) {
+		r = -ENOMEM;
+		goto out;
+	}
 	ikey_make(ik, ukey.p, ukey.n, rv);
 	slice seek = slice_make(ik, ukey.n + IKEY_SUFFIX);
 	int found = 0;
-	for (int l = 1; l < MAX_LEVELS && !found; l++) {
+	for (int l = 1; l < MAX_LEVELS && found >= 0; l++) {
+		if (have && v->max_version[l] <= best)
+			continue;
 		int n = v->ntables[l], trusted = 0;
+		uint64_t ver = 0;
+		tmp.n = 0;
+		found = 0;
 		/* A user key's versions may straddle two adjacent tables. */
 		for (int i = level_find(v->tables[l], n, seek); i < n; i++) {
 			table *t = v->tables[l][i];
@@ -256,7 +317,7 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 			if (slice_cmp(lo, ukey) > 0)
 				break;
 			if (table_may_contain(t, h))
-				found = table_get(t, ukey, rv, version, vs, why, sizeof why);
+				found = table_get(t, ukey, rv, &ver, &tmp, why, sizeof why);
 			/*
 			 * With a damaged table somewhere in the level, the answer
 			 * holds only for a key above t's first one (newer versions
@@ -267,12 +328,27 @@ static int lookup_in_view(db_view *vw, slice ukey, uint64_t rv, uint64_t *versio
 			if (found || slice_cmp(hi, ukey) != 0)
 				break;
 		}
-		if (found >= 0 && v->damaged[l] && !trusted)
-			found = table_get(v->damaged[l], ukey, rv, version, vs, why, sizeof why);
+		if (found >= 0 && v->damaged[l] && !trusted) {
+			tmp.n = 0;
+			found = table_get(v->damaged[l], ukey, rv, &ver, &tmp, why, sizeof why);
+		}
+		if (found > 0 && (!have || ver > best)) {
+			buf t2 = *vs;
+			*vs = tmp;
+			tmp = t2;
+			best = ver;
+			*version = ver;
+			have = 1;
+			if (later_max(vw, -1, -1, l) <= best)
+				break;
+		}
 	}
 	if (ik != stackkey)
 		free(ik);
-	return found;
+	r = found < 0 ? found : 0;
+out:
+	buf_free(&tmp);
+	return r < 0 ? r : have;
 }
 
 int db_lookup(sett_db *db, slice ukey, uint64_t read_version, uint64_t *version, buf *vs)

@@ -61,8 +61,10 @@ int version_apply(const lsm_version *base, const version_edit *e, lsm_version **
 	if (!v)
 		return -ENOMEM;
 	for (int l = 0; l < MAX_LEVELS; l++) {
-		if ((v->damaged[l] = base->damaged[l]))
+		if ((v->damaged[l] = base->damaged[l])) {
 			table_ref(v->damaged[l]);
+			v->max_version[l] = table_max_version(v->damaged[l]);
+		}
 		size_t cap = (size_t)base->ntables[l];
 		for (size_t i = 0; i < e->nadd; i++)
 			cap += e->add_levels[i] == l;
@@ -92,6 +94,9 @@ int version_apply(const lsm_version *base, const version_edit *e, lsm_version **
 		for (int i = 0; i < n; i++)
 			table_ref(v->tables[l][i]);
 		v->ntables[l] = n;
+		for (int i = 0; i < n; i++)
+			if (table_max_version(v->tables[l][i]) > v->max_version[l])
+				v->max_version[l] = table_max_version(v->tables[l][i]);
 		if (l > 0 && n > 1)
 			qsort(v->tables[l], (size_t)n, sizeof(table *), cmp_smallest);
 	}
