@@ -1219,18 +1219,18 @@ static void flusher_stop(struct sfs_flusher *w)
 /* ---- io_uring ------------------------------------------------------- */
 
 /*
- * Requests through io_uring queues when the kernel offers them
- * (fuse_uring.h), from the INIT reply on: the default, unless -o
- * no_io_uring.  Not with -s: the queues have threads of their own.  Why
- * not is said when -o io_uring asked for it; by default only a failure
- * once the kernel offered it is (on a kernel without it, or with the
- * fuse module's enable_uring off, /dev/fuse is the normal case).
+ * Requests through io_uring queues when -o io_uring asks for them and
+ * the kernel offers them (fuse_uring.h), from the INIT reply on.  Not the
+ * default: with asynchronous direct writes racing mmap writes to the same
+ * pages (tests/integration/dio_mmap.sh, xfstests generic/095) requests
+ * over io_uring can stop moving, which /dev/fuse avoids.  Not with -s:
+ * the queues have threads of their own.
  */
 static void uring_setup(struct sfs_fuse *f, int singlethread)
 {
 	int asked = f->cfg->io_uring > 0;
-	if (f->cfg->io_uring == 0)
-		return;
+	if (!asked)
+		return; /* the default: /dev/fuse (see below) */
 	if (singlethread) {
 		if (asked)
 			fprintf(stderr, "settfs: io_uring is not used with -s; requests go "
@@ -1366,8 +1366,8 @@ static void usage(void)
 	       "                             commits durable every S seconds (5; 0: never)\n"
 	       "    -o io_uring              serve requests through io_uring queues when the\n"
 	       "                             kernel offers them (Linux 6.14, fuse module\n"
-	       "                             parameter enable_uring=1), else /dev/fuse (the\n"
-	       "                             default; the option says why not on stderr)\n"
+	       "                             parameter enable_uring=1), else /dev/fuse; off\n"
+	       "                             by default (it says why not on stderr)\n"
 	       "    -o no_io_uring           always /dev/fuse\n"
 	       "    -o key_file=F            the store is encrypted with the master key in F\n"
 	       "                             (32 bytes or 64 hex digits; F: mode 0600 or\n"

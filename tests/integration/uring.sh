@@ -1,5 +1,5 @@
 #!/bin/sh
-# FUSE over io_uring (-o io_uring, the default): with the fuse module's enable_uring
+# FUSE over io_uring (-o io_uring; /dev/fuse is the default): with the fuse module's enable_uring
 # set for the test (and put back after), the daemon must say it serves
 # requests through io_uring and `settfs status` must show it; then a mix
 # through the rings: small files, a big file written and read back after
@@ -160,7 +160,7 @@ grep -q "does not offer FUSE over io_uring" "$work/log" || {
 }
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "fallback transport"
 umount_fs
-# by default: io_uring when offered, silently /dev/fuse when not; -o no_io_uring
+# by default /dev/fuse, silently, offered or not; -o no_io_uring
 mount_fs 2>"$work/log"
 cat "$mnt/d/seven" >/dev/null || fail "read, default, not offered"
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport, not offered"
@@ -169,7 +169,7 @@ umount_fs
 echo 1 > "$param"
 mount_fs
 cat "$mnt/d/seven" >/dev/null || fail "read, default"
-[ "$(status_of fuse.transport)" = io_uring ] || fail "default transport: $(status_of fuse.transport)"
+[ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport: $(status_of fuse.transport)"
 umount_fs
 mount_fs -o no_io_uring
 cat "$mnt/d/seven" >/dev/null || fail "read, no_io_uring"
