@@ -309,25 +309,24 @@ int sfs_chunk_decode(uint8_t codec, const void *v, size_t n, uint32_t chunk_size
 		*out = v;
 		return 0;
 	}
+	/*
+	 * One frame (RFC 8878), all of the rest of the value, with a content
+	 * checksum and its content size: the header's length
+	 */
+	const uint8_t *f = (const uint8_t *)v + SFS_ZCHUNK_HEAD;
+	size_t fn = n - SFS_ZCHUNK_HEAD;
+	if (fn < 5 || sfs_get_be32(f) != 0x28b52ffdu || !(f[4] & 4) ||
+	    ZSTD_findFrameCompressedSize(f, fn) != fn || ZSTD_getFrameContentSize(f, fn) != *len)
+		return -EIO;
 	zctx *z = zctx_get(0);
 	if (!z)
 		return -ENOMEM;
-	/* room for exactly the length the header says: a longer frame fails */
-	size_t got = ZSTD_decompressDCtx(z->d, scratch, *len, (const uint8_t *)v + SFS_ZCHUNK_HEAD,
-					 n - SFS_ZCHUNK_HEAD);
+	/* room for exactly that length: a longer frame fails */
+	size_t got = ZSTD_decompressDCtx(z->d, scratch, *len, f, fn);
 	if (ZSTD_isError(got) || got != *len)
 		return -EIO;
 	*out = scratch;
 	return 0;
-}
-
-/* src compressed at `level` into dst, 0 when it does not fit in cap bytes */
-static long zstd_into(ZSTD_CCtx *c, int level, const void *src, size_t len, uint8_t *dst,
-		      size_t cap)
-{
-	size_t got = ZSTD_compressCCtx(c, dst, cap, src, len, level);
-	/* dstSize_tooSmall: it does not fit the 7/8 */
-	return ZSTD_isError(got) ? 0 : (long)got;
 }
 
 long sfs_chunk_compress(int level, const void *src, uint32_t len, uint8_t *dst, size_t cap)
@@ -347,12 +346,18 @@ long sfs_chunk_compress(int level, const void *src, uint32_t len, uint8_t *dst, 
 		memcpy(sample + SFS_PROBE_SLICE, s + len / 2 - SFS_PROBE_SLICE / 2, SFS_PROBE_SLICE);
 		memcpy(sample + 2 * SFS_PROBE_SLICE, s + len - SFS_PROBE_SLICE, SFS_PROBE_SLICE);
 		size_t pn = 3 * SFS_PROBE_SLICE;
-		if (zstd_into(z->c, 1, sample, pn, dst, pn - pn / 8) == 0)
+		/* does not fit 7/8 (dstSize_tooSmall): incompressible */
+		if (ZSTD_isError(ZSTD_compressCCtx(z->c, dst, pn - pn / 8, sample, pn, 1)))
 			return 0;
 	}
-	long got = zstd_into(z->c, level, src, len, dst + SFS_ZCHUNK_HEAD, want - SFS_ZCHUNK_HEAD);
-	if (got <= 0)
+	/* the frame: content size and checksum in it */
+	ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 1)))
 		return 0;
+	size_t got = ZSTD_compress2(z->c, dst + SFS_ZCHUNK_HEAD, want - SFS_ZCHUNK_HEAD, src, len);
+	if (ZSTD_isError(got))
+		return 0; /* dstSize_tooSmall: more than 7/8 */
 	sfs_put_be32(dst, len);
-	return got + SFS_ZCHUNK_HEAD;
+	return (long)got + SFS_ZCHUNK_HEAD;
 }
