@@ -450,6 +450,28 @@ static void fs_store(const char *base)
 	OK(settfs_mknod(fs, &ctx, d.st_ino, "null", S_IFCHR | 0666, makedev(1, 3), &st));
 	OK(settfs_close(fs));
 
+	/* fuzz_schema: chunk values (codec byte first), raw and compressed, and properties */
+	{
+		static uint8_t text[1 + 65536], z[1 + 65536];
+		for (size_t i = 1; i < sizeof text; i++)
+			text[i] = (uint8_t)"settfs chunk\n"[i % 13] ^ (uint8_t)(i % 97 == 0);
+		text[0] = SFS_CODEC_RAW;
+		seed1("schema", "chunk-raw", 4 << 1, text, 1 + 3000);
+		long zn = sfs_chunk_compress(3, text + 1, 65536, z + 1, 65536);
+		if (zn <= 0)
+			DIE("sfs_chunk_compress");
+		z[0] = SFS_CODEC_ZSTD;
+		seed1("schema", "chunk-zstd", 4 << 1, z, 1 + (size_t)zn);
+		zn = sfs_chunk_compress(1, text + 1, 16384, z + 1, 16384);
+		if (zn <= 0)
+			DIE("sfs_chunk_compress");
+		seed1("schema", "chunk-zstd-16k", (4 << 1) | 16, z, 1 + (size_t)zn);
+		sfs_props pr = { SFS_CODEC_ZSTD, 3 };
+		uint8_t pv[SFS_PROPS_SIZE];
+		sfs_props_encode(&pr, pv);
+		seed1("schema", "props", 5 << 1, pv, sizeof pv);
+	}
+
 	sett_db *db;
 	OK(sett_open(dir, &o.engine, &db));
 	sett_iter *it;
