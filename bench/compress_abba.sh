@@ -10,8 +10,9 @@
 # (which commits and syncs everything) timed as the write; the page cache
 # dropped, a new mount, `tar cf - .` of the mount to a pipe timed as the
 # read (bytes compared by sha256 of the tar stream against the first
-# run's); the store's allocated size after the unmount (du -B1); the
-# daemons' peak RSS (VmHWM, the larger of the two mounts).  Prints one
+# run's); the daemon's CPU time (user + system) in each; the store's
+# allocated size after the unmount (du -B1); the daemons' peak RSS
+# (VmHWM, the larger of the two mounts).  Prints one
 # line per run and a table of the medians per set and system.  Needs
 # root (drop_caches, FUSE).
 set -euo pipefail
@@ -37,8 +38,9 @@ mount_store() { # mount_store STORE: the daemon's pid in $pid
 	pid=$!
 	while ! grep -q " $BASE/mnt fuse" /proc/mounts; do sleep 0.05; done
 }
-umount_store() { # the daemon's VmHWM (KiB) in $hwm
+umount_store() { # the daemon's VmHWM (KiB) in $hwm, its CPU seconds (user + system) in $cpu
 	hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$pid/stat")
 	fusermount3 -u "$BASE/mnt"
 	wait "$pid"
 }
@@ -60,6 +62,7 @@ for set in doc rand; do
 		umount_store
 		t1=$(now)
 		rss1=$hwm
+		wcpu=$cpu
 		stored=$(du -s -B1 "$store" | cut -f1)
 		sync
 		echo 3 >/proc/sys/vm/drop_caches
@@ -70,21 +73,22 @@ for set in doc rand; do
 		umount_store
 		rss=$((rss1 > hwm ? rss1 : hwm))
 		load=$(cut -d' ' -f1 /proc/loadavg)
-		echo "$set $sys $run $bytes $t0 $t1 $t2 $t3 $stored $rss $load $sum" >>"$results"
+		echo "$set $sys $run $bytes $t0 $t1 $t2 $t3 $stored $rss $load $sum $wcpu $cpu" >>"$results"
 		awk -v l="$(tail -1 "$results")" 'BEGIN { split(l, f, " ");
 			w = f[6] - f[5]; r = f[8] - f[7];
-			printf "run %d %s %s: write %.2f s (%.1f MB/s), read %.2f s (%.1f MB/s), " \
-			       "store %d bytes (ratio %.2f), peak RSS %d KiB, load %s, tar %s\n",
-			       f[3], f[1], f[2], w, f[4] / w / 1e6, r, f[4] / r / 1e6, f[9],
-			       f[4] / f[9], f[10], f[11], f[12] }' >&2
+			printf "run %d %s %s: write %.2f s (%.1f MB/s, daemon CPU %.2f s), " \
+			       "read %.2f s (%.1f MB/s, daemon CPU %.2f s), store %d bytes " \
+			       "(ratio %.2f), peak RSS %d KiB, load %s, tar %s\n",
+			       f[3], f[1], f[2], w, f[4] / w / 1e6, f[13], r, f[4] / r / 1e6, f[14],
+			       f[9], f[4] / f[9], f[10], f[11], f[12] }' >&2
 		rm -rf "$store"
 	done
 done
 # every run of a set read back the same bytes
 awk '{ if ($1 in s && s[$1] != $12) bad = 1; s[$1] = $12 } END { exit bad }' "$results" ||
 	{ echo "compress_abba: a run read back different bytes" >&2; exit 1; }
-echo "| data | compression | bytes | store (du) | ratio | write MB/s | read MB/s | peak RSS MiB | runs |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| data | compression | bytes | store (du) | ratio | write MB/s | write CPU s | read MB/s | read CPU s | peak RSS MiB | runs |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 awk -v level="$LEVEL" '
 function median(a, n,   i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -92,14 +96,17 @@ function median(a, n,   i, j, t) {
 }
 { k = $1 " " $2; n[k]++; b[k] = $4
   w[k, n[k]] = $4 / ($6 - $5) / 1e6; r[k, n[k]] = $4 / ($8 - $7) / 1e6
-  s[k, n[k]] = $9; m[k, n[k]] = $10 / 1024; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
+  s[k, n[k]] = $9; m[k, n[k]] = $10 / 1024; wc[k, n[k]] = $13; rc[k, n[k]] = $14; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
 END {
 	for (i = 1; i <= nk; i++) {
 		k = keys[i]; split(k, p, " ")
-		for (j = 1; j <= n[k]; j++) { W[j] = w[k, j]; R[j] = r[k, j]; S[j] = s[k, j]; M[j] = m[k, j] }
+		for (j = 1; j <= n[k]; j++) {
+			W[j] = w[k, j]; R[j] = r[k, j]; S[j] = s[k, j]; M[j] = m[k, j]
+			WC[j] = wc[k, j]; RC[j] = rc[k, j]
+		}
 		st = median(S, n[k])
-		printf "| %s | %s | %d | %d | %.2f | %.1f | %.1f | %.0f | %d |\n", p[1],
+		printf "| %s | %s | %d | %d | %.2f | %.1f | %.2f | %.1f | %.2f | %.0f | %d |\n", p[1],
 		       p[2] == "Z" ? "zstd:" level : "none", b[k], st, b[k] / st, median(W, n[k]),
-		       median(R, n[k]), median(M, n[k]), n[k]
+		       median(WC, n[k]), median(R, n[k]), median(RC, n[k]), median(M, n[k]), n[k]
 	}
 }' "$results"

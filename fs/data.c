@@ -512,8 +512,9 @@ static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint
 		return sfs_errno(r);
 	const uint8_t *bytes = NULL;
 	uint32_t len = 0;
-	/* a whole chunk decompresses straight into dst */
-	if (meta != SFS_CODEC_RAW && from == 0 && to == fs->chunk_size)
+	/* a chunk read from its start to past its end decompresses straight into dst */
+	if (meta != SFS_CODEC_RAW && from == 0 &&
+	    sfs_chunk_len(meta, v, vn, fs->chunk_size, &len) == 0 && len <= to)
 		r = sfs_chunk_decode(meta, v, vn, fs->chunk_size, dst, &bytes, &len);
 	else
 		r = decode_base(fs, meta, sfs_val(v, vn), &bytes, &len, &tmp);
