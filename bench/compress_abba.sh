@@ -3,9 +3,10 @@
 #
 # Compression ratio and throughput of settfs with -o compression=none (N)
 # and =zstd (Z, level $LEVEL), alternated in ORDER (default "N Z Z N"), on
-# two data sets staged in /dev/shm: a copy of $DOC (default /usr/share/doc,
-# a real text tree with its .gz files) and $RAND_MB MiB of random data in
-# 16 MiB files.  Each run: a fresh store (mkfs.settfs -o compression=...)
+# the data sets $SETS (default "doc text rand") staged in /dev/shm: doc, a
+# copy of $DOC (default /usr/share/doc, a real text tree with its .gz
+# files); text, the same without its .gz, .xz and .bz2 files; rand,
+# $RAND_MB MiB of random data in 16 MiB files.  Each run: a fresh store (mkfs.settfs -o compression=...)
 # under $BASE (the disk), `cp -a` of the set into the mount and the unmount
 # (which commits and syncs everything) timed as the write; the page cache
 # dropped, a new mount, `tar cf - .` of the mount to a pipe timed as the
@@ -28,6 +29,8 @@ STAGE=${STAGE:-/dev/shm/compress_abba.$$}
 mkdir -p "$BASE/mnt" "$STAGE/rand"
 trap 'fusermount3 -u "$BASE/mnt" 2>/dev/null || true; rm -rf "$BASE" "$STAGE"' EXIT
 cp -a "$DOC" "$STAGE/doc"
+mkdir "$STAGE/text"
+tar -C "$DOC" --exclude='*.gz' --exclude='*.xz' --exclude='*.bz2' -cf - . | tar -C "$STAGE/text" -xf -
 for i in $(seq 1 $((RAND_MB / 16))); do
 	head -c $((16 << 20)) /dev/urandom >"$STAGE/rand/r$i"
 done
@@ -48,7 +51,7 @@ umount_store() { # the daemon's VmHWM (KiB) in $hwm, its CPU seconds (user + sys
 results=$BASE/results
 : >"$results"
 run=0
-for set in doc rand; do
+for set in ${SETS:-doc text rand}; do
 	bytes=$(du -s --apparent-size -B1 "$STAGE/$set" | cut -f1)
 	for sys in $ORDER; do
 		run=$((run + 1))

@@ -1899,7 +1899,8 @@ START_TEST(test_fsck)
 END_TEST
 
 /* Replace the store with a fresh one of chunk size cs. */
-static void fresh_store(uint32_t cs)
+/* A new store with chunk size cs and compression `comp` ("zstd:1"...; NULL: the default). */
+static void fresh_store_compressed(uint32_t cs, const char *comp)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -1908,9 +1909,18 @@ static void fresh_store(uint32_t cs)
 	settfs_options_init(&o);
 	o.chunk_size = cs;
 	o.engine.mem_table_size = 4u << 20;
+	if (comp)
+		ck_assert_int_eq(settfs_parse_compression(comp, &o), 0);
 	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	settfs_options_init(&o); /* the store keeps the setting */
+	o.engine.mem_table_size = 4u << 20;
 	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
 	ck_assert_uint_eq(settfs_chunk_size(fs), cs);
+}
+
+static void fresh_store(uint32_t cs)
+{
+	fresh_store_compressed(cs, NULL);
 }
 
 /* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
@@ -3165,23 +3175,6 @@ START_TEST(test_bad_block_mounts_degraded)
 END_TEST
 
 /* ---- compression ---- */
-
-/* A new store with chunk size cs and compression `comp` ("none", "zstd:1"...). */
-static void fresh_store_compressed(uint32_t cs, const char *comp)
-{
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	tu_rmrf(dir);
-	settfs_options o;
-	settfs_options_init(&o);
-	o.chunk_size = cs;
-	o.engine.mem_table_size = 4u << 20;
-	ck_assert_int_eq(settfs_parse_compression(comp, &o), 0);
-	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
-	settfs_options_init(&o); /* the store keeps the setting */
-	o.engine.mem_table_size = 4u << 20;
-	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
-}
 
 /* Reopen with compression `comp` (NULL: keep the store's). */
 static void reopen_compression(const char *comp)

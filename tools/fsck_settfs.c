@@ -1385,6 +1385,8 @@ static const char *describe(const uint8_t *k, size_t n, char *out, size_t on)
 			snprintf(out, on, "the superblock");
 		else if (k[0] == SFS_TAG_NEXTINO)
 			snprintf(out, on, "the inode counter");
+		else if (k[0] == SFS_TAG_PROPS)
+			snprintf(out, on, "the compression setting");
 		else
 			snprintf(out, on, "a key with tag 0x%02x", k[0]);
 	}
