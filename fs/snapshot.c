@@ -309,8 +309,9 @@ static int rollback_pass(sett_db *db, uint64_t snapv, int del, sett_batch *b, ui
 			continue;
 		void *o = NULL;
 		size_t on = 0;
+		uint8_t meta = 0;
 		/* del: is it in the snapshot?  else: what does the live state hold? */
-		int g = sett_get(db, k, del ? snapv : 0, &o, &on);
+		int g = sett_get_ex(db, k, del ? snapv : 0, &o, &on, NULL, &meta);
 		if (g && g != SETT_ENOTFOUND) {
 			r = sfs_errno(g);
 			break;
@@ -321,9 +322,10 @@ static int rollback_pass(sett_db *db, uint64_t snapv, int del, sett_batch *b, ui
 				++*changed;
 			}
 		} else if ((r = sfs_errno(sett_iter_value(it, &v))) == 0 &&
-			   (g == SETT_ENOTFOUND || on != v.size ||
+			   (g == SETT_ENOTFOUND || on != v.size || meta != sett_iter_user_meta(it) ||
 			    (on && memcmp(o, v.data, on) != 0))) {
-			r = sfs_errno(sett_batch_set(b, k, v));
+			/* with its user meta: a chunk's codec (doc/FORMAT.md) */
+			r = sfs_errno(sett_batch_set_ex(b, k, v, 0, sett_iter_user_meta(it)));
 			++*changed;
 		}
 		free(o);
