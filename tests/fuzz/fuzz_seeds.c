@@ -520,9 +520,34 @@ static void fs_store(const char *base)
 		}
 	}
 	sett_iter_free(it);
-	OK(sett_close(db));
 	seed("fs", "fs", NULL, 0, dump.p, dump.n);
 	buf_free(&dump);
+	/* the same filesystem with its chunks compressed where they compress
+	 * (fuzz_fs mode bits 1 and 2: zstd codec, compression on) */
+	buf zdump = { 0 };
+	mode = FUZZ_FIX_SUMS | 2 | 4;
+	OK(buf_append(&zdump, &mode, 1));
+	OK(sett_iter_new(db, NULL, &it));
+	static uint8_t z[16384];
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it), v;
+		OK(sett_iter_value(it, &v));
+		long zn = 0;
+		if (k.size == SFS_CHUNK_KEY_LEN && *(const char *)k.data == SFS_TAG_CHUNK &&
+		    v.size <= sizeof z)
+			zn = sfs_chunk_compress(1, v.data, (uint32_t)v.size, z, sizeof z);
+		if (zn > 0)
+			v = (sett_val){ .size = (size_t)zn, .data = z };
+		uint8_t h[VARINT_MAX];
+		OK(buf_append(&zdump, h, varint_put(h, k.size)));
+		OK(buf_append(&zdump, k.data, k.size));
+		OK(buf_append(&zdump, h, varint_put(h, v.size)));
+		OK(buf_append(&zdump, v.data, v.size));
+	}
+	sett_iter_free(it);
+	OK(sett_close(db));
+	seed("fs", "fs-zstd", NULL, 0, zdump.p, zdump.n);
+	buf_free(&zdump);
 
 	/* a value pointer struct and a log header for fuzz_entry */
 	uint8_t vp[VPTR_SIZE], b[32];
