@@ -1923,8 +1923,8 @@ static void fresh_store(uint32_t cs)
 	fresh_store_compressed(cs, NULL);
 }
 
-/* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
-static int count_keys(char tag, uint64_t ino, size_t only_len)
+/* The engine under a closed filesystem, opened for a look (close with sett_close). */
+static sett_db *engine_of_closed(void)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -1933,6 +1933,13 @@ static int count_keys(char tag, uint64_t ino, size_t only_len)
 	o.engine.create_if_missing = 0;
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	return db;
+}
+
+/* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
+static int count_keys(char tag, uint64_t ino, size_t only_len)
+{
+	sett_db *db = engine_of_closed();
 	uint8_t p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
@@ -3187,19 +3194,6 @@ static void reopen_compression(const char *comp)
 	if (comp)
 		ck_assert_int_eq(settfs_parse_compression(comp, &o), 0);
 	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
-}
-
-/* The engine under a closed filesystem, opened for a look (close with sett_close). */
-static sett_db *engine_of_closed(void)
-{
-	ck_assert_int_eq(settfs_close(fs), 0);
-	fs = NULL;
-	settfs_options o;
-	settfs_options_init(&o);
-	o.engine.create_if_missing = 0;
-	sett_db *db;
-	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
-	return db;
 }
 
 /* The codec (user meta) of chunk idx of ino and its stored size; -1: no chunk. */
