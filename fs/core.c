@@ -485,20 +485,28 @@ static int load_props(settfs *fs)
 
 /*
  * A compression option that differs from the store's setting becomes the
- * store's setting (durably), on a writable open; a read-only one writes
- * nothing and keeps the store's.
+ * store's setting (durably), on a writable open that has checked the
+ * store; a read-only one writes nothing and keeps the store's.
  */
-static int set_props(settfs *fs, const settfs_options *o, sfs_super *s)
+static int set_props(settfs *fs, const settfs_options *o)
 {
 	sfs_props p;
 	int keep;
 	int r = wanted_props(o, &p, &keep);
 	if (r || keep || o->engine.read_only || (p.codec == fs->codec && p.level == fs->zlevel))
 		return r;
-	sett_batch *b;
-	if ((r = sfs_errno(sett_batch_new(&b))) != 0)
-		return r;
-	r = batch_props(b, s, &p);
+	uint8_t k[1];
+	void *v = NULL;
+	size_t n = 0;
+	sfs_super s;
+	if ((r = sfs_errno(sett_get(fs->db, sfs_val(k, sfs_key_super(k)), 0, &v, &n))) == 0)
+		r = sfs_super_decode(v, n, &s);
+	free(v);
+	sett_batch *b = NULL;
+	if (r == 0)
+		r = sfs_errno(sett_batch_new(&b));
+	if (r == 0)
+		r = batch_props(b, &s, &p);
 	if (r == 0 && sett_batch_count(b))
 		r = sfs_errno(sett_write(fs->db, b, 1, NULL));
 	sett_batch_free(b);
@@ -509,7 +517,7 @@ static int set_props(settfs *fs, const settfs_options *o, sfs_super *s)
 	return r;
 }
 
-static int load_super(settfs *fs, const settfs_options *o)
+static int load_super(settfs *fs)
 {
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
@@ -527,8 +535,6 @@ static int load_super(settfs *fs, const settfs_options *o)
 	fs->chunk_size = s.chunk_size;
 	fs->xattr_flag = s.version >= 3;
 	if (s.version >= SFS_SUPER_CODEC_VERSION && (r = load_props(fs)) != 0)
-		return r;
-	if ((r = set_props(fs, o, &s)) != 0)
 		return r;
 
 	v = NULL;
@@ -583,7 +589,7 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 				path);
 	}
 	if (r == 0)
-		r = load_super(fs, o);
+		r = load_super(fs);
 	char rb[SETTFS_SNAP_NAME_MAX + 1];
 	int pending = r == 0 ? sfs_snap_rollback_pending(fs->db, rb) : 0;
 	if (pending < 0)
@@ -603,6 +609,8 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		r = raise_next_ino(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
+	if (r == 0)
+		r = set_props(fs, o);
 	if (r == 0 && !o->engine.read_only)
 		r = sfs_snap_tidy(fs->db);
 	if (r && fs->db) {
