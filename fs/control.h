@@ -1,7 +1,7 @@
 /*
  * control.h - the control path of a mounted settfs: a request/response
  * protocol over a Unix socket, served by the daemon on its own thread
- * (`settfs status`, `sett info` of a mounted store).  The wire format is
+ * (`settfs status`, `settfs scrub`, `sett info` of a mounted store).  The wire format is
  * in doc/FORMAT.md ("Control protocol"); who may connect, in doc/settfs.md.
  *
  * The socket lives in the abstract namespace (no file: nothing to create
@@ -33,7 +33,9 @@
 enum ctl_type {
 	CTL_STATUS = 1, /* live figures of the mount (reply: records, see status.c) */
 	CTL_INFO = 2,   /* the text of `sett info` for the store (reply: "text") */
-	CTL_CHECK = 3   /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_CHECK = 3,  /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_SCRUB = 10, /* start an online scrub (scrub.h; reply: "status") */
+	CTL_SCRUB_STATUS = 11 /* the running or last scrub (reply: "scrub.*", "fault"...) */
 };
 
 /* Record kinds. */

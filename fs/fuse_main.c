@@ -41,6 +41,7 @@
 #include "fuse_uring.h"
 #include "key.h"
 #include "settfs.h"
+#include "scrub.h"
 #include "status.h"
 
 /*
@@ -1322,7 +1323,8 @@ static void usage(void)
 {
 	printf("usage: settfs [options] STORE MOUNTPOINT\n"
 	       "       settfs umount [-t SECONDS] MOUNTPOINT\n"
-	       "       settfs status [--json] MOUNTPOINT\n\n"
+	       "       settfs status [--json] MOUNTPOINT\n"
+	       "       settfs scrub [-n|--no-wait] [-r|--rate MB/s] [--status] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
 	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
@@ -1332,7 +1334,12 @@ static void usage(void)
 	       "released the store (exit 0; 1: not a settfs mount; 2: unmount failed;\n"
 	       "3: still held after SECONDS, default 60).\n"
 	       "`settfs status` shows the live figures of a mounted store (root and the\n"
-	       "mount's owner only; exit 0; 1: not a settfs mount; 2: refused or no answer).\n\n"
+	       "mount's owner only; exit 0; 1: not a settfs mount; 2: refused or no answer).\n"
+	       "`settfs scrub` reads and verifies every checksum of a mounted store in the\n"
+	       "background (at most 64 MB/s by default) and names the damaged files; it\n"
+	       "shows progress until it ends, or with --no-wait returns at once; --status\n"
+	       "shows the running or last scrub (root and the mount's owner only; exit 0:\n"
+	       "clean; 1: damage found; 2: failed, refused or not a settfs mount).\n\n"
 	       "general options:\n"
 	       "    -h, --help               print this help\n"
 	       "    -V, --version            print the version (then libfuse's)\n"
@@ -1752,6 +1759,8 @@ int main(int argc, char *argv[])
 		return cmd_umount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return sfs_status_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "scrub") == 0)
+		return sfs_scrub_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);

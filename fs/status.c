@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "fuse_wire.h"
+#include "scrub.h"
 #include "status.h"
 
 struct sfs_control {
@@ -26,6 +27,7 @@ struct sfs_control {
 	int64_t started;        /* unix seconds */
 	struct timespec t0;     /* CLOCK_MONOTONIC at start */
 	ctl_server *server;
+	sfs_scrub *scrub;       /* settfs scrub */
 };
 
 static void put_level(ctl_buf *b, int l, const sett_level_info *li)
@@ -197,8 +199,6 @@ static int fill_check(sfs_control *c, ctl_buf *b)
 
 static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n, ctl_buf *reply)
 {
-	(void)body;
-	(void)n;
 	switch (h->type) {
 	case CTL_STATUS:
 		return fill_status(arg, reply);
@@ -206,6 +206,9 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return fill_info(arg, reply);
 	case CTL_CHECK:
 		return fill_check(arg, reply);
+	case CTL_SCRUB:
+	case CTL_SCRUB_STATUS:
+		return sfs_scrub_request(((sfs_control *)arg)->scrub, h, body, n, reply);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -242,7 +245,8 @@ sfs_control *sfs_control_start(settfs *fs, const struct sfs_wire *wire, const ch
 	c->options = options_of(argc, argv);
 	c->started = (int64_t)time(NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
-	if (!c->store || !c->mountpoint || !c->options) {
+	c->scrub = sfs_scrub_new(fs);
+	if (!c->store || !c->mountpoint || !c->options || !c->scrub) {
 		sfs_control_stop(c);
 		return NULL;
 	}
@@ -258,6 +262,7 @@ void sfs_control_stop(sfs_control *c)
 	if (!c)
 		return;
 	ctl_server_stop(c->server);
+	sfs_scrub_free(c->scrub); /* stops a scrub under way */
 	free(c->store);
 	free(c->mountpoint);
 	free(c->options);
