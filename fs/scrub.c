@@ -594,9 +594,7 @@ int sfs_scrub_request(sfs_scrub *s, const ctl_header *h, const uint8_t *body, si
 static void put_time(FILE *out, const char *what, uint64_t t)
 {
 	char h[64];
-	time_t tt = (time_t)t;
-	struct tm tm;
-	strftime(h, sizeof h, "%Y-%m-%d %H:%M:%S %z", localtime_r(&tt, &tm));
+	cli_time(h, sizeof h, t);
 	fprintf(out, "  %-8s %s\n", what, h);
 }
 

@@ -431,9 +431,7 @@ static void text_value(FILE *out, const char *name, const ctl_rec *r)
 			cli_human(h, sizeof h, r->u);
 			fprintf(out, "%s (%llu)", h, (unsigned long long)r->u);
 		} else if (!strcmp(name, "mount.started")) {
-			time_t t = (time_t)r->u;
-			struct tm tm;
-			strftime(h, sizeof h, "%Y-%m-%d %H:%M:%S %z", localtime_r(&t, &tm));
+			cli_time(h, sizeof h, r->u); /* a hostile reply's time may be any */
 			fputs(h, out);
 		} else {
 			fprintf(out, "%llu", (unsigned long long)r->u);
