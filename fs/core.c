@@ -13,6 +13,7 @@
  * refused with a message in o->engine.error_buf.
  */
 #include "fs_int.h"
+#include "snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -382,7 +383,7 @@ static int load_super(settfs *fs)
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
 	size_t n = 0;
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_super(k)), 0, &v, &n);
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_super(k)), fs->read_version, &v, &n);
 	if (r == SETT_ENOTFOUND)
 		return -EINVAL;
 	if (r)
@@ -396,7 +397,7 @@ static int load_super(settfs *fs)
 	fs->xattr_flag = s.version >= 3;
 
 	v = NULL;
-	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), 0, &v, &n);
+	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), fs->read_version, &v, &n);
 	if (r)
 		return r == SETT_ENOTFOUND ? -EIO : sfs_errno(r);
 	if (n != 8) {
@@ -448,6 +449,15 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 	}
 	if (r == 0)
 		r = load_super(fs);
+	char rb[SETTFS_SNAP_NAME_MAX + 1];
+	int pending = r == 0 ? sfs_snap_rollback_pending(fs->db, rb) : 0;
+	if (pending < 0)
+		r = pending;
+	else if (pending)
+		r = say(o, -EUCLEAN,
+			"%s: a rollback to snapshot '%s' was interrupted: run `settfs rollback "
+			"%s %s` again to finish it",
+			path, rb, path, rb);
 	if (r == 0) {
 		r = count_inodes(fs);
 		if (r == -EIO && o->engine.open_damaged && o->engine.read_only)
@@ -458,6 +468,8 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		r = raise_next_ino(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
+	if (r == 0 && !o->engine.read_only)
+		r = sfs_snap_tidy(fs->db);
 	if (r && fs->db) {
 		sett_close(fs->db);
 		fs->db = NULL;
@@ -470,7 +482,7 @@ int settfs_degraded(const settfs *fs)
 	return fs->degraded;
 }
 
-int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
+int sfs_fs_alloc(const char *path, settfs **fsp)
 {
 	settfs *fs = calloc(1, sizeof *fs);
 	if (!fs)
@@ -478,6 +490,68 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	fs->path = strdup(path);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof *fs->buckets);
+	if (!fs->path || !fs->buckets) {
+		free(fs->path);
+		free(fs->buckets);
+		free(fs);
+		return -ENOMEM;
+	}
+	/* creates must not starve behind a stream of lookups; no reader nests */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fs->ns_lock, &ra);
+	/* nor snapshots behind a stream of changes (no change nests one) */
+	pthread_rwlock_init(&fs->freeze_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_rwlock_init(&fs->views_lock, NULL); /* readers first: see snapshot.c */
+	pthread_mutex_init(&fs->snap_mu, NULL);
+	pthread_mutex_init(&fs->tab_lock, NULL);
+	pthread_mutex_init(&fs->space_mu, NULL);
+	pthread_mutex_init(&fs->reclaim_mu, NULL);
+	pthread_mutex_init(&fs->wb_lock, NULL);
+	*fsp = fs;
+	return 0;
+}
+
+void sfs_fs_free(settfs *fs)
+{
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		sfs_node *n = fs->buckets[i];
+		while (n) {
+			sfs_node *next = n->hnext;
+			sfs_node_drop_chunks(fs, n);
+			sfs_inode_free(&n->in);
+			free(n->chunks);
+			free(n->pages);
+			sfs_ovl_free(n);
+			pthread_mutex_destroy(&n->lock);
+			pthread_mutex_destroy(&n->fill_lock);
+			free(n);
+			n = next;
+		}
+	}
+	while (fs->open_dirs) /* never released: the connection was aborted */
+		settfs_releasedir(fs, fs->open_dirs);
+	free(fs->buckets);
+	free(fs->path);
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_rwlock_destroy(&fs->freeze_lock);
+	pthread_rwlock_destroy(&fs->views_lock);
+	pthread_mutex_destroy(&fs->snap_mu);
+	pthread_mutex_destroy(&fs->tab_lock);
+	pthread_mutex_destroy(&fs->space_mu);
+	pthread_mutex_destroy(&fs->reclaim_mu);
+	pthread_mutex_destroy(&fs->wb_lock);
+	free(fs);
+}
+
+int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
+{
+	settfs *fs;
+	int r = sfs_fs_alloc(path, &fs);
+	if (r)
+		return r;
 	fs->dirty_limit = o->dirty_limit ? o->dirty_limit : 64u << 20;
 	fs->inode_dirty_limit = o->inode_dirty_limit ? o->inode_dirty_limit : 1u << 20;
 	/* the engine takes a batch of at most half a memtable, ~100 bytes a delete */
@@ -492,21 +566,10 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	/* value bytes a batch that rewrites data may carry (at most a quarter
 	 * of a memtable: with its entries' overhead, within the engine's half) */
 	fs->max_batch_bytes = o->engine.mem_table_size / 4;
-	/* creates must not starve behind a stream of lookups; no reader nests */
-	pthread_rwlockattr_t ra;
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&fs->ns_lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
-	pthread_mutex_init(&fs->tab_lock, NULL);
+	fs->no_snapdir = o->no_snapdir;
 	fs->corruption_fn = o->engine.corruption_fn;
 	fs->corruption_arg = o->engine.corruption_arg;
-	pthread_mutex_init(&fs->space_mu, NULL);
-	pthread_mutex_init(&fs->reclaim_mu, NULL);
-	pthread_mutex_init(&fs->wb_lock, NULL);
-	int r = (!fs->path || !fs->buckets) ? -ENOMEM : 0;
-	if (r == 0)
-		r = open_fs(fs, path, o);
+	r = open_fs(fs, path, o);
 	/*
 	 * Damage (a table that cannot be opened, a block that the open's own
 	 * reads need): open again read-only, with damaged tables failing the
@@ -535,14 +598,7 @@ int settfs_open(const char *path, const settfs_options *o, settfs **fsp)
 	if (r) {
 		if (fs->db)
 			sett_close(fs->db);
-		free(fs->buckets);
-		free(fs->path);
-		pthread_rwlock_destroy(&fs->ns_lock);
-		pthread_mutex_destroy(&fs->tab_lock);
-		pthread_mutex_destroy(&fs->space_mu);
-		pthread_mutex_destroy(&fs->reclaim_mu);
-		pthread_mutex_destroy(&fs->wb_lock);
-		free(fs);
+		sfs_fs_free(fs);
 		return r;
 	}
 	*fsp = fs;
@@ -579,33 +635,11 @@ int settfs_sync(settfs *fs)
 int settfs_close(settfs *fs)
 {
 	int r = sfs_flush_nodes(fs, 0, 1);
-	for (size_t i = 0; i < fs->nbuckets; i++) {
-		sfs_node *n = fs->buckets[i];
-		while (n) {
-			sfs_node *next = n->hnext;
-			sfs_node_drop_chunks(fs, n);
-			sfs_inode_free(&n->in);
-			free(n->chunks);
-			free(n->pages);
-			sfs_ovl_free(n);
-			pthread_mutex_destroy(&n->lock);
-			pthread_mutex_destroy(&n->fill_lock);
-			free(n);
-			n = next;
-		}
-	}
-	while (fs->open_dirs) /* never released: the connection was aborted */
-		settfs_releasedir(fs, fs->open_dirs);
-	int s = sfs_errno(sett_sync(fs->db));
-	int c = sfs_errno(sett_close(fs->db));
-	free(fs->buckets);
-	free(fs->path);
-	pthread_rwlock_destroy(&fs->ns_lock);
-	pthread_mutex_destroy(&fs->tab_lock);
-	pthread_mutex_destroy(&fs->space_mu);
-	pthread_mutex_destroy(&fs->reclaim_mu);
-	pthread_mutex_destroy(&fs->wb_lock);
-	free(fs);
+	sfs_views_close(fs);
+	sett_db *db = fs->db;
+	sfs_fs_free(fs);
+	int s = sfs_errno(sett_sync(db));
+	int c = sfs_errno(sett_close(db));
 	return r ? r : s ? s : c;
 }
 

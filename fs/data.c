@@ -90,6 +90,7 @@ static int chunk_iter(settfs *fs, uint64_t ino, uint8_t *p, sett_iter **it)
 {
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
 	return sfs_errno(sett_iter_new(fs->db, &io, it));
@@ -357,6 +358,7 @@ static int chunk_overlays(settfs *fs, sfs_node *n, uint64_t idx, uint64_t *pages
 	uint8_t k[SFS_KEY_MAX];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.prefix = sfs_val(k, sfs_key_chunk(k, n->ino, idx));
 	sett_iter *it;
@@ -407,7 +409,7 @@ static int read_chunk(settfs *fs, sfs_node *n, uint64_t idx, uint32_t from, uint
 						  : sfs_key_page(k, n->ino, idx, pg);
 			void *v = NULL;
 			size_t vn = 0;
-			int g = sett_get(fs->db, sfs_val(k, kn), 0, &v, &vn);
+			int g = sett_get(fs->db, sfs_val(k, kn), fs->read_version, &v, &vn);
 			if (g == SETT_ENOTFOUND) {
 				missing = pg != PG_BASE;
 				continue;
@@ -434,7 +436,8 @@ static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint
 	void *v = NULL;
 	size_t vn = 0;
 	memset(dst, 0, to - from);
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), 0, &v, &vn);
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), fs->read_version, &v,
+			 &vn);
 	if (r == SETT_ENOTFOUND)
 		return 0;
 	if (r)
@@ -736,8 +739,22 @@ static void kill_suidgid(sfs_node *n, unsigned flags)
 	sfs_node_dirtied(n, SFS_DIRTY_META);
 }
 
+static ssize_t write_frozen(settfs *fs, uint64_t ino, off_t off, const void *buf,
+			    size_t size, unsigned flags);
+
 ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_t size,
 		     unsigned flags)
+{
+	if (sfs_is_snap_ino(fs, ino))
+		return -EROFS;
+	sfs_freeze_enter(fs);
+	ssize_t r = write_frozen(fs, ino, off, buf, size, flags);
+	sfs_freeze_exit(fs);
+	return r;
+}
+
+static ssize_t write_frozen(settfs *fs, uint64_t ino, off_t off, const void *buf,
+			    size_t size, unsigned flags)
 {
 	int r = sfs_space_admit(fs, size);
 	if (r)
@@ -806,6 +823,7 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 
 ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
 {
+	SFS_IN_VIEW(fs, ino, settfs_read(v_, i_, off, size, buf));
 	sfs_node *n;
 	int r = node_get_reg(fs, ino, &n);
 	if (r)
@@ -942,6 +960,7 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	 */
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.reverse = 1;
 	uint8_t p[9];
@@ -1031,14 +1050,24 @@ int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 	/* O_RDONLY|O_TRUNC truncates too: the kernel checked write permission
 	 * and, with atomic O_TRUNC, leaves the truncate to this open */
 	int change = writable || (flags & O_TRUNC);
+	if (sfs_is_snap_ino(fs, ino) || fs->live) {
+		if (change)
+			return -EROFS;
+		if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+			return 0;
+		SFS_IN_VIEW(fs, ino, settfs_file_open(v_, i_, flags));
+	}
 	sfs_node *n;
 	int r = change ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
 	if (r)
 		return r;
 	if (S_ISDIR(n->in.mode) && writable)
 		r = -EISDIR;
-	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode))
+	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode)) {
+		sfs_freeze_enter(fs);
 		r = truncate_node(fs, n, 0);
+		sfs_freeze_exit(fs);
+	}
 	if (r == 0)
 		sfs_node_ref(fs, n, 0, 1);
 	if (!writable) {
@@ -1074,6 +1103,8 @@ void sfs_note_writer(settfs *fs, uint64_t ino)
 
 int settfs_flush(settfs *fs, uint64_t ino)
 {
+	if (sfs_is_snap_ino(fs, ino))
+		return 0; /* a snapshot buffers nothing */
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -1085,6 +1116,9 @@ int settfs_flush(settfs *fs, uint64_t ino)
 
 int settfs_release(settfs *fs, uint64_t ino, int flags)
 {
+	if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return 0;
+	SFS_IN_VIEW(fs, ino, settfs_release(v_, i_, flags));
 	int writable = is_writable(flags);
 	sfs_node *n;
 	int r = writable ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
@@ -1106,6 +1140,8 @@ int settfs_release(settfs *fs, uint64_t ino, int flags)
 int settfs_fsync(settfs *fs, uint64_t ino, int datasync)
 {
 	(void)datasync; /* data needs the size in the inode: same commit */
+	if (sfs_is_snap_ino(fs, ino))
+		return 0; /* a snapshot is durable as it is */
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -1208,11 +1244,17 @@ out:
 int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct stat *attr,
 		   int to_set, struct stat *st)
 {
+	if (sfs_is_snap_ino(fs, ino))
+		return -EROFS;
 	uint64_t gen = sfs_space_reclaim_gen(fs);
+	sfs_freeze_enter(fs);
 	int r = setattr_once(fs, ctx, ino, attr, to_set, st);
+	sfs_freeze_exit(fs);
 	if (r == SFS_ERECLAIM) { /* refused under the node's locks: reclaim without them */
 		sfs_space_reclaim(fs, gen);
+		sfs_freeze_enter(fs);
 		r = setattr_once(fs, ctx, ino, attr, to_set, st);
+		sfs_freeze_exit(fs);
 	}
 	return r == SFS_ERECLAIM ? -ENOSPC : r;
 }
@@ -1660,6 +1702,7 @@ static int shift_range(settfs *fs, sfs_node *n, uint64_t off, uint64_t len, int 
 								    : -ENOMEM;
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	uint8_t p[9];
 	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, n->ino));
@@ -1878,11 +1921,17 @@ static int fallocate_once(settfs *fs, uint64_t ino, int mode, off_t off, off_t l
 
 int settfs_fallocate(settfs *fs, uint64_t ino, int mode, off_t off, off_t len, unsigned flags)
 {
+	if (sfs_is_snap_ino(fs, ino))
+		return -EROFS;
 	uint64_t gen = sfs_space_reclaim_gen(fs);
+	sfs_freeze_enter(fs);
 	int r = fallocate_once(fs, ino, mode, off, len, flags);
+	sfs_freeze_exit(fs);
 	if (r == SFS_ERECLAIM) { /* refused under the node's locks: reclaim without them */
 		sfs_space_reclaim(fs, gen);
+		sfs_freeze_enter(fs);
 		r = fallocate_once(fs, ino, mode, off, len, flags);
+		sfs_freeze_exit(fs);
 	}
 	return r == SFS_ERECLAIM ? -ENOSPC : r;
 }
@@ -1891,6 +1940,7 @@ off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence)
 {
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
+	SFS_IN_VIEW(fs, ino, settfs_lseek(v_, i_, off, whence));
 	sfs_node *n;
 	int r = node_get_reg(fs, ino, &n);
 	if (r)

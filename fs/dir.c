@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int settfs_opendir(settfs *fs, uint64_t ino, settfs_dir **dp)
+/* 0 if ino is a directory of fs (the mount's number: a view's is routed) */
+static int check_dir(settfs *fs, uint64_t ino)
 {
+	if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return 0;
+	SFS_IN_VIEW(fs, ino, check_dir(v_, i_));
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -23,6 +27,13 @@ int settfs_opendir(settfs *fs, uint64_t ino, settfs_dir **dp)
 	if (!S_ISDIR(n->in.mode))
 		r = -ENOTDIR;
 	sfs_node_put(fs, n);
+	return r;
+}
+
+/* Handles belong to the live filesystem and hold the mount's inode number. */
+int settfs_opendir(settfs *fs, uint64_t ino, settfs_dir **dp)
+{
+	int r = check_dir(fs, ino);
 	if (r)
 		return r;
 	settfs_dir *d = calloc(1, sizeof *d);
@@ -54,8 +65,9 @@ void settfs_releasedir(settfs *fs, settfs_dir *d)
 
 int settfs_fsyncdir(settfs *fs, uint64_t ino, int datasync)
 {
-	(void)ino;
 	(void)datasync;
+	if (sfs_is_snap_ino(fs, ino))
+		return 0;
 	/* entries are committed when made: make them durable */
 	return sfs_errno(sett_sync(fs->db));
 }
@@ -65,7 +77,7 @@ static int stat_of(settfs *fs, uint64_t ino, int plus, uint32_t type, struct sta
 {
 	if (!plus) {
 		memset(st, 0, sizeof *st);
-		st->st_ino = ino;
+		st->st_ino = sfs_ino_out(fs, ino);
 		st->st_mode = type;
 		return 0;
 	}
@@ -78,15 +90,28 @@ static int stat_of(settfs *fs, uint64_t ino, int plus, uint32_t type, struct sta
 	return 0;
 }
 
+static int readdir_in(settfs *fs, uint64_t ino, settfs_dir *d, off_t off, int plus,
+		      settfs_fill_fn fill, void *arg);
+
 int settfs_readdir(settfs *fs, settfs_dir *d, off_t off, int plus, settfs_fill_fn fill,
 		   void *arg)
 {
 	if (off < 0)
 		return -EINVAL;
+	if (d->ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return sfs_snapdir_readdir(fs, off, plus, fill, arg);
+	SFS_IN_VIEW(fs, d->ino, readdir_in(v_, i_, d, off, plus, fill, arg));
+	return readdir_in(fs, d->ino, d, off, plus, fill, arg);
+}
+
+/* settfs_readdir of directory ino of fs (a view's own number in a view) */
+static int readdir_in(settfs *fs, uint64_t ino, settfs_dir *d, off_t off, int plus,
+		      settfs_fill_fn fill, void *arg)
+{
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	struct stat st;
 	sfs_node *dn;
-	int r = sfs_node_get(fs, d->ino, &dn);
+	int r = sfs_node_get(fs, ino, &dn);
 	if (r) {
 		pthread_rwlock_unlock(&fs->ns_lock);
 		return r;
@@ -99,7 +124,7 @@ int settfs_readdir(settfs *fs, settfs_dir *d, off_t off, int plus, settfs_fill_f
 	}
 	uint64_t up = dn->in.parent ? dn->in.parent : SETTFS_ROOT_INO;
 	if (off == 0) {
-		sfs_fill_stat(fs, d->ino, &dn->in, &st);
+		sfs_fill_stat(fs, ino, &dn->in, &st);
 		if (fill(arg, ".", &st, 1))
 			goto done_dir;
 		off = 1;
@@ -108,7 +133,10 @@ int settfs_readdir(settfs *fs, settfs_dir *d, off_t off, int plus, settfs_fill_f
 	dn = NULL;
 	if (off == 1) {
 		sfs_node *pn = NULL;
-		r = stat_of(fs, up, plus, S_IFDIR, &st, &pn);
+		if (fs->live && ino == SETTFS_ROOT_INO) /* a snapshot's root: in the snapshot directory */
+			r = sfs_snapdir_stat(fs->live, &st);
+		else
+			r = stat_of(fs, up, plus, S_IFDIR, &st, &pn);
 		if (pn)
 			sfs_node_put(fs, pn);
 		if (r)
@@ -121,14 +149,15 @@ int settfs_readdir(settfs *fs, settfs_dir *d, off_t off, int plus, settfs_fill_f
 	uint8_t k[SFS_KEY_MAX], p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
-	io.prefix = sfs_val(p, sfs_key_dentry(p, d->ino, NULL, 0));
+	io.read_version = fs->read_version;
+	io.prefix = sfs_val(p, sfs_key_dentry(p, ino, NULL, 0));
 	sett_iter *it;
 	r = sfs_errno(sett_iter_new(fs->db, &io, &it));
 	if (r)
 		goto out;
 	off_t count = 2;
 	if (off > 2 && off == d->last_off && d->last_len) {
-		sett_iter_seek(it, sfs_val(k, sfs_key_dentry(k, d->ino, d->last_name, d->last_len)));
+		sett_iter_seek(it, sfs_val(k, sfs_key_dentry(k, ino, d->last_name, d->last_len)));
 		if (sett_iter_valid(it)) {
 			sett_val key = sett_iter_key(it);
 			if (key.size == 9 + d->last_len &&

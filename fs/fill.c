@@ -22,6 +22,8 @@
 
 int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token, uint64_t *size)
 {
+	if (sfs_is_snap_ino(fs, ino))
+		return -EINVAL; /* snapshots are read as asked, without fills */
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -41,6 +43,8 @@ int settfs_fill_token(settfs *fs, uint64_t ino, uint64_t *token, uint64_t *size)
 int settfs_fill_run(settfs *fs, uint64_t ino, uint64_t token, int (*push)(void *arg),
 		    void *arg)
 {
+	if (sfs_is_snap_ino(fs, ino))
+		return -ESTALE;
 	/*
 	 * A node that left the table took its generation with it: a reload
 	 * draws a new one, so the token cannot match and there is no need to

@@ -25,6 +25,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "schema.h"
 #include "settfs.h"
@@ -172,7 +173,84 @@ struct settfs {
 	pthread_mutex_t wb_lock;
 	uint64_t synced_version;
 	int64_t synced_at;
+	/*
+	 * Snapshots (snapshot.c).  A view is a read-only settfs of one
+	 * snapshot sharing the live one's engine: read_version is the
+	 * snapshot's version (0 in the live filesystem), `live` the
+	 * filesystem it belongs to, `slot` its inode space.
+	 */
+	uint64_t read_version;
+	settfs *live;
+	uint32_t slot;
+	/* live only: every change of what the filesystem shows holds
+	 * freeze_lock for reading; taking a snapshot holds it for writing
+	 * while it commits the buffers and pins the version */
+	pthread_rwlock_t freeze_lock;
+	pthread_mutex_t snap_mu;      /* snapshot creation and deletion, one at a time */
+	pthread_rwlock_t views_lock;  /* requests in views: read; opening/closing one: write */
+	struct sfs_view *views;       /* open views */
+	size_t nviews, capviews;
+	int no_snapdir;               /* settfs_options.no_snapdir */
 };
+
+/* An inode number as the mount shows it: a view's lie in its slot's space. */
+static inline uint64_t sfs_ino_out(const settfs *fs, uint64_t ino)
+{
+	return fs->live ? (uint64_t)fs->slot << SETTFS_SNAP_INO_SHIFT | ino : ino;
+}
+
+/* A settfs with its locks and inode table, nothing open (settfs_open, views). */
+int sfs_fs_alloc(const char *path, settfs **fsp);
+/* Frees the inode table, directory handles and locks; not the engine. */
+void sfs_fs_free(settfs *fs);
+/* Closes every view (settfs_close). */
+void sfs_views_close(settfs *fs);
+/* The snapshot directory (snapshot.c). */
+int sfs_snapdir_stat(settfs *fs, struct stat *st);
+int sfs_snapdir_lookup(settfs *fs, const char *name, struct stat *st);
+int sfs_snapdir_readdir(settfs *fs, off_t off, int plus, settfs_fill_fn fill, void *arg);
+int sfs_snapdir_mkdir(settfs *fs, const settfs_ctx *ctx, const char *name, struct stat *st);
+int sfs_snapdir_rmdir(settfs *fs, const settfs_ctx *ctx, const char *name);
+/* Is `name` in `parent` the snapshot directory? */
+static inline int sfs_is_snapdir_name(const settfs *fs, uint64_t parent, const char *name)
+{
+	return !fs->live && !fs->no_snapdir && parent == SETTFS_ROOT_INO &&
+	       strcmp(name, SETTFS_SNAPDIR_NAME) == 0;
+}
+
+/* Hold off snapshot creation while a change is made (live filesystem only). */
+void sfs_freeze_enter(settfs *fs);
+void sfs_freeze_exit(settfs *fs);
+/*
+ * Routes a request for the mount's inode *ino: 0 with *vfs the filesystem
+ * that holds it (fs itself, or a view of a snapshot, then with
+ * fs->views_lock held for reading) and *ino its number there; release
+ * with sfs_route_end.  -ESTALE for a snapshot deleted since.
+ */
+int sfs_route(settfs *fs, uint64_t *ino, settfs **vfs);
+void sfs_route_end(settfs *fs, settfs *vfs);
+/* A snapshot's inode (or the snapshot directory): not to be changed. */
+static inline int sfs_is_snap_ino(const settfs *fs, uint64_t ino)
+{
+	return !fs->live && (ino >> SETTFS_SNAP_INO_SHIFT) != 0;
+}
+/*
+ * The body of a public function that reads: run `call` (which names
+ * v_ and i_) in the filesystem that holds `ino` and return its result.
+ */
+#define SFS_IN_VIEW(fs, ino, call)                                   \
+	do {                                                          \
+		if (sfs_is_snap_ino(fs, ino)) {                       \
+			uint64_t i_ = (ino);                          \
+			settfs *v_;                                   \
+			long long r_ = sfs_route(fs, &i_, &v_);       \
+			if (r_ == 0) {                                \
+				r_ = (call);                          \
+				sfs_route_end(fs, v_);                \
+			}                                             \
+			return r_;                                    \
+		}                                                     \
+	} while (0)
 
 /*
  * Admits an operation that grows the store by about `bytes`: -EROFS on a

@@ -39,8 +39,8 @@ int sfs_dentry_get(settfs *fs, uint64_t parent, const char *name, uint64_t *ino,
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
 	size_t n = 0;
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_dentry(k, parent, name, strlen(name))), 0,
-			 &v, &n);
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_dentry(k, parent, name, strlen(name))),
+			 fs->read_version, &v, &n);
 	if (r)
 		return sfs_errno(r);
 	r = sfs_dentry_decode(v, n, ino, type);
@@ -53,6 +53,7 @@ int sfs_dir_nonempty(settfs *fs, uint64_t ino)
 	uint8_t p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.prefix = sfs_val(p, sfs_key_dentry(p, ino, NULL, 0));
 	sett_iter *it;
@@ -110,8 +111,9 @@ static int commit(settfs *fs, sett_batch *b)
 static int alloc_ino(settfs *fs, uint64_t *ino)
 {
 	if (fs->next_ino >= fs->ino_limit) {
-		if (fs->next_ino > UINT64_MAX - SFS_INO_BATCH)
-			return -ENOSPC; /* numbers are never reused, so never wrap */
+		/* numbers are never reused; above SETTFS_INO_MAX lie the snapshots' */
+		if (fs->next_ino > SETTFS_INO_MAX - SFS_INO_BATCH)
+			return -ENOSPC;
 		uint8_t k[1], v[8];
 		uint64_t lim = fs->next_ino + SFS_INO_BATCH;
 		sfs_put_be64(v, lim);
@@ -129,6 +131,16 @@ int settfs_lookup(settfs *fs, uint64_t parent, const char *name, struct stat *st
 	int r = sfs_check_name(name);
 	if (r)
 		return r;
+	if (parent == SETTFS_SNAPDIR_INO && !fs->live) {
+		if (!strcmp(name, "."))
+			return sfs_snapdir_stat(fs, st);
+		if (!strcmp(name, ".."))
+			return settfs_lookup(fs, SETTFS_ROOT_INO, ".", st);
+		return sfs_snapdir_lookup(fs, name, st);
+	}
+	if (sfs_is_snapdir_name(fs, parent, name))
+		return sfs_snapdir_stat(fs, st);
+	SFS_IN_VIEW(fs, parent, settfs_lookup(v_, i_, name, st));
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	uint64_t ino;
 	uint32_t type;
@@ -158,6 +170,14 @@ int settfs_lookup(settfs *fs, uint64_t parent, const char *name, struct stat *st
 
 void settfs_forget(settfs *fs, uint64_t ino, uint64_t nlookup)
 {
+	if (sfs_is_snap_ino(fs, ino)) {
+		settfs *v;
+		if (ino != SETTFS_SNAPDIR_INO && sfs_route(fs, &ino, &v) == 0) {
+			settfs_forget(v, ino, nlookup);
+			sfs_route_end(fs, v);
+		}
+		return;
+	}
 	pthread_mutex_lock(&fs->tab_lock);
 	sfs_node *n = sfs_node_find_locked(fs, ino);
 	if (!n) {
@@ -173,6 +193,9 @@ void settfs_forget(settfs *fs, uint64_t ino, uint64_t nlookup)
 
 int settfs_getattr(settfs *fs, uint64_t ino, struct stat *st)
 {
+	if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return sfs_snapdir_stat(fs, st);
+	SFS_IN_VIEW(fs, ino, settfs_getattr(v_, i_, st));
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -194,8 +217,10 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	int r = sfs_check_name(name);
 	if (r)
 		return r;
-	if (is_dot(name))
+	if (is_dot(name) || sfs_is_snapdir_name(fs, parent, name))
 		return -EEXIST;
+	if (sfs_is_snap_ino(fs, parent))
+		return -EROFS;
 	size_t tlen = target ? strlen(target) : 0;
 	if (target && (tlen == 0 || tlen > SETTFS_SYMLINK_MAX))
 		return tlen ? -ENAMETOOLONG : -ENOENT;
@@ -203,6 +228,7 @@ static int make_node(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const c
 	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + tlen);
 	if (r)
 		return r;
+	sfs_freeze_enter(fs);
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -283,6 +309,7 @@ out:
 		sfs_node_put(fs, p);
 	sett_batch_free(b);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	sfs_freeze_exit(fs);
 	return r;
 }
 
@@ -305,6 +332,8 @@ int settfs_mknod(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const char 
 int settfs_mkdir(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const char *name,
 		 mode_t mode, struct stat *st)
 {
+	if (parent == SETTFS_SNAPDIR_INO && !fs->live)
+		return sfs_snapdir_mkdir(fs, ctx, name, st);
 	return make_node(fs, ctx, parent, name, S_IFDIR | (mode & 07777), 0, NULL, 0, st, NULL);
 }
 
@@ -342,6 +371,7 @@ int settfs_create(settfs *fs, const settfs_ctx *ctx, uint64_t parent, const char
 
 int settfs_readlink(settfs *fs, uint64_t ino, char *buf, size_t size)
 {
+	SFS_IN_VIEW(fs, ino, settfs_readlink(v_, i_, buf, size));
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -360,11 +390,16 @@ int settfs_readlink(settfs *fs, uint64_t ino, char *buf, size_t size)
 /* unlink (dir 0) and rmdir (dir 1) */
 static int remove_entry(settfs *fs, uint64_t parent, const char *name, int dir)
 {
+	if (sfs_is_snap_ino(fs, parent))
+		return -EROFS;
+	if (sfs_is_snapdir_name(fs, parent, name))
+		return -EBUSY;
 	int r = sfs_check_name(name);
 	if (r)
 		return r;
 	if (is_dot(name))
 		return dir ? (strcmp(name, ".") == 0 ? -EINVAL : -ENOTEMPTY) : -EISDIR;
+	sfs_freeze_enter(fs);
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -425,6 +460,7 @@ out:
 		sfs_node_put(fs, p);
 	sett_batch_free(b);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	sfs_freeze_exit(fs);
 	return r;
 }
 
@@ -435,6 +471,8 @@ int settfs_unlink(settfs *fs, uint64_t parent, const char *name)
 
 int settfs_rmdir(settfs *fs, uint64_t parent, const char *name)
 {
+	if (parent == SETTFS_SNAPDIR_INO && !fs->live)
+		return sfs_snapdir_rmdir(fs, NULL, name);
 	return remove_entry(fs, parent, name, 1);
 }
 
@@ -444,11 +482,14 @@ int settfs_link(settfs *fs, uint64_t ino, uint64_t newparent, const char *newnam
 	int r = sfs_check_name(newname);
 	if (r)
 		return r;
-	if (is_dot(newname))
+	if (is_dot(newname) || sfs_is_snapdir_name(fs, newparent, newname))
 		return -EEXIST;
+	if (sfs_is_snap_ino(fs, ino) || sfs_is_snap_ino(fs, newparent))
+		return sfs_is_snap_ino(fs, ino) && sfs_is_snap_ino(fs, newparent) ? -EROFS : -EXDEV;
 	r = sfs_space_admit(fs, SFS_INODE_ESTIMATE);
 	if (r)
 		return r;
+	sfs_freeze_enter(fs);
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *p = NULL, *n = NULL;
 	sett_batch *b = NULL;
@@ -508,6 +549,7 @@ out:
 		sfs_node_put(fs, p);
 	sett_batch_free(b);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	sfs_freeze_exit(fs);
 	return r;
 }
 
@@ -544,10 +586,14 @@ int settfs_rename(settfs *fs, uint64_t parent, const char *name, uint64_t newpar
 		r = sfs_check_name(newname);
 	if (r)
 		return r;
-	if (is_dot(name) || is_dot(newname))
+	if (is_dot(name) || is_dot(newname) || sfs_is_snapdir_name(fs, parent, name) ||
+	    sfs_is_snapdir_name(fs, newparent, newname))
 		return -EBUSY;
+	if (sfs_is_snap_ino(fs, parent) || sfs_is_snap_ino(fs, newparent))
+		return sfs_is_snap_ino(fs, parent) && sfs_is_snap_ino(fs, newparent) ? -EROFS : -EXDEV;
 	int exchange = (flags & SETTFS_RENAME_EXCHANGE) != 0;
 
+	sfs_freeze_enter(fs);
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	sfs_node *sp = NULL, *dp = NULL, *sn = NULL, *dn = NULL;
 	sett_batch *b = NULL;
@@ -696,5 +742,6 @@ out:
 		sfs_node_put(fs, sp);
 	sett_batch_free(b);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	sfs_freeze_exit(fs);
 	return r;
 }

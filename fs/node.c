@@ -96,7 +96,7 @@ static int load_inode(settfs *fs, uint64_t ino, sfs_inode *in)
 	uint8_t k[SFS_KEY_MAX];
 	void *v = NULL;
 	size_t vn = 0;
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_inode(k, ino)), 0, &v, &vn);
+	int r = sett_get(fs->db, sfs_val(k, sfs_key_inode(k, ino)), fs->read_version, &v, &vn);
 	if (r < 0)
 		return sfs_errno(r);
 	r = sfs_inode_decode(v, vn, in);
@@ -215,7 +215,7 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 	pthread_mutex_unlock(&fs->tab_lock);
 	account_size(fs, n);
 
-	if (idle && n->loaded && !n->gone) {
+	if (idle && n->loaded && !n->gone && !fs->read_version) { /* a view changes nothing */
 		if (n->in.nlink == 0) {
 			/* nothing can reach it any more: no dentry, no reference */
 			sfs_node_drop_chunks(fs, n);
@@ -454,6 +454,7 @@ int sfs_reclaim(settfs *fs, uint64_t ino, const sfs_inode *in, int xattrs)
 	if (nchunks < 0 || xattrs != 0) {
 		sett_iter_options io;
 		sett_iter_options_init(&io);
+		io.read_version = fs->read_version;
 		io.key_only = 1;
 		r = sfs_errno(sett_iter_new(fs->db, &io, &it));
 	}
@@ -479,7 +480,7 @@ int sfs_reclaim(settfs *fs, uint64_t ino, const sfs_inode *in, int xattrs)
 void sfs_fill_stat(const settfs *fs, uint64_t ino, const sfs_inode *in, struct stat *st)
 {
 	memset(st, 0, sizeof *st);
-	st->st_ino = ino;
+	st->st_ino = sfs_ino_out(fs, ino);
 	st->st_mode = in->mode;
 	st->st_nlink = in->nlink;
 	st->st_uid = in->uid;

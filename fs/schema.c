@@ -72,6 +72,45 @@ size_t sfs_key_orphan(uint8_t *k, uint64_t ino)
 	return sfs_key_ino_prefix(k, SFS_TAG_ORPHAN, ino);
 }
 
+size_t sfs_key_snap(uint8_t *k, const char *name, size_t len)
+{
+	k[0] = SFS_TAG_SNAP;
+	if (name && len)
+		memcpy(k + 1, name, len);
+	return 1 + (name ? len : 0);
+}
+
+/*
+ * Snapshot record: magic(8) version(8) created_ns(8) guid(16) slot(4)
+ * flags(4) checksum(8) = XXH3-64 of the 48 bytes before it.
+ */
+void sfs_snap_encode(const sfs_snap *s, uint8_t out[SFS_SNAP_SIZE])
+{
+	memcpy(out, SFS_SNAP_MAGIC, 8);
+	sfs_put_be64(out + 8, s->version);
+	sfs_put_be64(out + 16, (uint64_t)s->created_ns);
+	memcpy(out + 24, s->guid, 16);
+	sfs_put_be32(out + 40, s->slot);
+	sfs_put_be32(out + 44, s->flags);
+	sfs_put_be64(out + 48, XXH3_64bits(out, 48));
+}
+
+int sfs_snap_decode(const void *p, size_t n, sfs_snap *s)
+{
+	const uint8_t *b = p;
+	if (n != SFS_SNAP_SIZE || memcmp(b, SFS_SNAP_MAGIC, 8) != 0 ||
+	    sfs_get_be64(b + 48) != XXH3_64bits(b, 48))
+		return -EIO;
+	s->version = sfs_get_be64(b + 8);
+	s->created_ns = (int64_t)sfs_get_be64(b + 16);
+	memcpy(s->guid, b + 24, 16);
+	s->slot = sfs_get_be32(b + 40);
+	s->flags = sfs_get_be32(b + 44);
+	if (s->slot < 1 || s->slot > SFS_SNAP_SLOTS || s->flags || !s->version)
+		return -EIO;
+	return 0;
+}
+
 /*
  * Superblock: magic(8) version(4) chunk_size(4) uuid(16) created_ns(8)
  * checksum(8) = XXH3-64 of the 40 bytes before it.

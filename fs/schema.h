@@ -24,6 +24,7 @@
 #define SFS_TAG_CHUNK 'C'
 #define SFS_TAG_XATTR 'X'
 #define SFS_TAG_ORPHAN 'O'
+#define SFS_TAG_SNAP 'P'
 
 /* Longest key: tag + ino + a 255-byte name. */
 #define SFS_KEY_MAX (1 + 8 + 255)
@@ -72,6 +73,8 @@ size_t sfs_key_page(uint8_t *k, uint64_t ino, uint64_t idx, uint32_t pg);
 size_t sfs_key_ino_prefix(uint8_t *k, char tag, uint64_t ino);
 size_t sfs_key_xattr(uint8_t *k, uint64_t ino, const char *name, size_t len);
 size_t sfs_key_orphan(uint8_t *k, uint64_t ino);
+/* Snapshot record: 'P' + the snapshot's name (name NULL: the prefix of all). */
+size_t sfs_key_snap(uint8_t *k, const char *name, size_t len);
 
 /* ---- superblock ---- */
 #define SFS_SUPER_MAGIC "SETTFS\0\1"
@@ -88,6 +91,21 @@ typedef struct sfs_super {
 void sfs_super_encode(const sfs_super *s, uint8_t out[SFS_SUPER_SIZE]);
 /* -EIO on a bad length, magic or checksum; -EPROTO on an unknown version. */
 int sfs_super_decode(const void *p, size_t n, sfs_super *s);
+
+/* ---- snapshot record (value of a 'P' key) ---- */
+#define SFS_SNAP_MAGIC "SFSSNAP\1"
+#define SFS_SNAP_SIZE 56
+#define SFS_SNAP_SLOTS 0xfffeu /* slot 0xffff: the snapshot directory's inode */
+typedef struct sfs_snap {
+	uint64_t version;     /* the engine version it pins */
+	int64_t created_ns;   /* when it was taken (on the store it was taken on) */
+	uint8_t guid[16];     /* names it across stores (send/receive) */
+	uint32_t slot;        /* its inode space in the mount: 1..SFS_SNAP_SLOTS */
+	uint32_t flags;       /* 0 */
+} sfs_snap;
+void sfs_snap_encode(const sfs_snap *s, uint8_t out[SFS_SNAP_SIZE]);
+/* -EIO on a bad length, magic, checksum, slot or flags. */
+int sfs_snap_decode(const void *p, size_t n, sfs_snap *s);
 
 /* ---- inode ---- */
 #define SFS_INODE_VERSION 1

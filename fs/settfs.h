@@ -42,6 +42,17 @@
 #define SETTFS_XATTR_SIZE_MAX 65536
 #define SETTFS_DEFAULT_CHUNK_SIZE 65536u
 #define SETTFS_FORMAT_VERSION 3
+/*
+ * Inode numbers of the mount: the live filesystem's are below 2^48; a
+ * snapshot's inode i is shown as slot << 48 | i (slot 1..65534, fixed
+ * when the snapshot is taken), and the snapshot directory is
+ * SETTFS_SNAPDIR_INO.
+ */
+#define SETTFS_SNAP_INO_SHIFT 48
+#define SETTFS_INO_MAX ((1ull << SETTFS_SNAP_INO_SHIFT) - 1)
+#define SETTFS_SNAPDIR_INO (0xffffull << SETTFS_SNAP_INO_SHIFT)
+#define SETTFS_SNAPDIR_NAME ".snapshots"
+#define SETTFS_SNAP_NAME_MAX 240
 
 typedef struct settfs settfs;
 typedef struct settfs_dir settfs_dir;
@@ -56,6 +67,8 @@ typedef struct settfs_options {
 	int no_acl;            /* [0] no POSIX ACLs: settfs_setxattr and settfs_getxattr
 				* of them give -EOPNOTSUPP, chmod and creation ignore
 				* stored ones (as ext4's noacl) */
+	int no_snapdir;        /* [0] no SETTFS_SNAPDIR_NAME in the root (the snapshot
+				* calls below still work) */
 } settfs_options;
 
 void settfs_options_init(settfs_options *o);
@@ -229,6 +242,39 @@ typedef struct settfs_stats {
 int settfs_get_stats(settfs *fs, settfs_stats *st);
 /* The engine under the filesystem, for read-only introspection (sett info). */
 sett_db *settfs_engine(settfs *fs);
+
+/* ---- snapshots ------------------------------------------------------ */
+
+/*
+ * A snapshot is a named, read-only image of the whole filesystem at one
+ * instant: an engine pin (sett_pin) of the version at which every change
+ * made before it was committed, and a record ('P' key, doc/FORMAT.md).
+ * It is browsable at /SETTFS_SNAPDIR_NAME/NAME (that directory is not
+ * listed by readdir of the root, but can be looked up; mkdir in it takes
+ * a snapshot, rmdir deletes one; nothing else in it can be changed: -EROFS).
+ *
+ * settfs_snapshot_create: every change of the filesystem waits while
+ * the buffered writes are committed and the version is pinned, so the
+ * snapshot holds exactly the changes made before it (of a change under
+ * way, all or nothing).  -EEXIST if the name is taken, -EINVAL for a name
+ * that is not a file name or longer than SETTFS_SNAP_NAME_MAX, -ENOSPC when
+ * all slots are taken, -EROFS on a read-only store.
+ */
+typedef struct settfs_snap_info {
+	char name[SETTFS_SNAP_NAME_MAX + 1];
+	uint64_t version;      /* the engine version it pins */
+	int64_t created_ns;
+	uint8_t guid[16];
+	uint32_t slot;         /* its inodes are slot << SETTFS_SNAP_INO_SHIFT | ino */
+	int damaged;           /* its pin is missing (lost by repair): not readable */
+} settfs_snap_info;
+int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info);
+/* -ENOENT if there is none of that name.  Its space comes back through GC. */
+int settfs_snapshot_delete(settfs *fs, const char *name);
+/* All snapshots sorted by name in a malloc'ed array (*n of them). */
+int settfs_snapshot_list(settfs *fs, settfs_snap_info **out, size_t *n);
+/* The bytes the snapshot alone holds (sett_pin_space_of): a scan of the store. */
+int settfs_snapshot_space(settfs *fs, const char *name, uint64_t *bytes);
 
 /* ---- page-cache fill ------------------------------------------------ */
 

@@ -36,6 +36,7 @@ static int xattr_state(settfs *fs, sfs_node *n)
 	uint8_t p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, n->ino));
 	sett_iter *it;
@@ -61,8 +62,8 @@ static int get_xattr(settfs *fs, sfs_node *n, const char *name, void **v, size_t
 	if (r <= 0)
 		return r < 0 ? r : -ENODATA;
 	uint8_t k[SFS_KEY_MAX];
-	int g = sett_get(fs->db, sfs_val(k, sfs_key_xattr(k, n->ino, name, strlen(name))), 0,
-			 v, vn);
+	int g = sett_get(fs->db, sfs_val(k, sfs_key_xattr(k, n->ino, name, strlen(name))),
+			 fs->read_version, v, vn);
 	if (g) {
 		free(*v);
 		*v = NULL;
@@ -239,12 +240,22 @@ int sfs_acl_inherit(settfs *fs, sfs_node *p, uint64_t ino, uint32_t *mode, uint3
 int settfs_setxattr(settfs *fs, uint64_t ino, const char *name, const void *value,
 		    size_t size, int flags)
 {
-	return change_xattr(fs, ino, name, value, size, flags, 0);
+	if (sfs_is_snap_ino(fs, ino))
+		return -EROFS;
+	sfs_freeze_enter(fs);
+	int r = change_xattr(fs, ino, name, value, size, flags, 0);
+	sfs_freeze_exit(fs);
+	return r;
 }
 
 int settfs_removexattr(settfs *fs, uint64_t ino, const char *name)
 {
-	return change_xattr(fs, ino, name, NULL, 0, 0, 1);
+	if (sfs_is_snap_ino(fs, ino))
+		return -EROFS;
+	sfs_freeze_enter(fs);
+	int r = change_xattr(fs, ino, name, NULL, 0, 0, 1);
+	sfs_freeze_exit(fs);
+	return r;
 }
 
 ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, size_t size)
@@ -255,6 +266,9 @@ ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, s
 		return r;
 	if (fs->no_acl && sfs_acl_type(name))
 		return -EOPNOTSUPP;
+	if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return -ENODATA;
+	SFS_IN_VIEW(fs, ino, settfs_getxattr(v_, i_, name, buf, size));
 	sfs_node *n;
 	r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -280,6 +294,9 @@ ssize_t settfs_getxattr(settfs *fs, uint64_t ino, const char *name, void *buf, s
 
 ssize_t settfs_listxattr(settfs *fs, uint64_t ino, char *buf, size_t size)
 {
+	if (ino == SETTFS_SNAPDIR_INO && !fs->live)
+		return 0;
+	SFS_IN_VIEW(fs, ino, settfs_listxattr(v_, i_, buf, size));
 	sfs_node *n;
 	int r = sfs_node_get(fs, ino, &n);
 	if (r)
@@ -287,6 +304,7 @@ ssize_t settfs_listxattr(settfs *fs, uint64_t ino, char *buf, size_t size)
 	uint8_t p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
 	io.key_only = 1;
 	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, ino));
 	sett_iter *it;

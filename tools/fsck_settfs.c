@@ -49,6 +49,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "snapshot.h"
 #include <unistd.h>
 
 #include "acl.h"
@@ -1206,12 +1208,58 @@ static void check_tags(void)
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		step(5, "keys");
 		sett_val key = sett_iter_key(it);
-		const char *tags = "SNIDCXO";
-		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 7)) &&
+		const char *tags = "SNIDCXOP";
+		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 8)) &&
 		    fault(FIX_ALL, key.data, key.size, "key with an unknown tag: removed"))
 			del_key(ck.junk, key.data, key.size);
 	}
 	scan_end(it, 0, "keys");
+}
+
+/*
+ * Snapshot records: each decodes and its pin holds its version (else what
+ * it saw may be gone: the record is removed with -y, the snapshot with it);
+ * an interrupted rollback is reported (settfs rollback finishes it).
+ */
+static void check_snapshots(void)
+{
+	sett_iter *it = scan(SFS_TAG_SNAP, 1);
+	for (; sett_iter_valid(it); sett_iter_next(it)) {
+		step(5, "snapshots");
+		sett_val key = sett_iter_key(it), v;
+		char name[SETTFS_SNAP_NAME_MAX + 1];
+		if (key.size == 1) {
+			fault(FIX_NONE, key.data, key.size,
+			      "a rollback was interrupted: `settfs rollback` must be run again");
+			continue;
+		}
+		size_t nl = key.size - 1 < SETTFS_SNAP_NAME_MAX ? key.size - 1 : SETTFS_SNAP_NAME_MAX;
+		memcpy(name, (const char *)key.data + 1, nl);
+		name[nl] = 0;
+		sfs_snap sn;
+		int bad = key.size - 1 > SETTFS_SNAP_NAME_MAX || sfs_snap_name_ok(name) ||
+			  sett_iter_value(it, &v) || sfs_snap_decode(v.data, v.size, &sn);
+		if (bad) {
+			if (fault(FIX_ALL, key.data, key.size, "snapshot %s: damaged record: removed", name))
+				del_key(ck.junk, key.data, key.size);
+			continue;
+		}
+		char pn[SETT_MAX_PIN_NAME + 1];
+		snprintf(pn, sizeof pn, "%s%s", SFS_SNAP_PIN_PREFIX, name);
+		int np = sett_pins(ck.db, NULL, 0), found = 0;
+		sett_pin_info *pins = np > 0 ? malloc((size_t)np * sizeof *pins) : NULL;
+		if (np > 0 && !pins)
+			oom();
+		int got = np > 0 ? sett_pins(ck.db, pins, np) : 0;
+		for (int i = 0; i < got && i < np; i++)
+			found |= !strcmp(pins[i].name, pn) && pins[i].version == sn.version;
+		free(pins);
+		if (!found && fault(FIX_ALL, key.data, key.size,
+				    "snapshot %s: its pin is missing, what it saw may be gone: removed",
+				    name))
+			del_key(ck.junk, key.data, key.size);
+	}
+	scan_end(it, 0, "snapshots");
 }
 
 static void check_counts(void)
@@ -1508,6 +1556,7 @@ static void fs_check(sett_db *db, int level, int quiet)
 		check_chunks();
 		check_xattrs();
 		check_tags();
+		check_snapshots();
 		if (!ck.fatal)
 			check_counts();
 	}

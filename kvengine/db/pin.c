@@ -283,7 +283,30 @@ int sett_pins(sett_db *db, sett_pin_info *out, int max)
  */
 int sett_pin_space(sett_db *db, uint64_t *bytes)
 {
+	return sett_pin_space_of(db, NULL, bytes);
+}
+
+int sett_pin_space_of(sett_db *db, const char *name, uint64_t *bytes)
+{
 	*bytes = 0;
+	uint64_t only = 0; /* name: the version of that pin */
+	if (name) {
+		struct pin_state *ps = db->pins;
+		int found = 0, same = 0;
+		pthread_mutex_lock(&ps->mu);
+		for (size_t i = 0; i < ps->n && !found; i++)
+			if (strcmp(ps->p[i].name, name) == 0) {
+				only = ps->p[i].version;
+				found = 1;
+			}
+		for (size_t i = 0; i < ps->n && found; i++)
+			same += ps->p[i].version == only;
+		pthread_mutex_unlock(&ps->mu);
+		if (!found)
+			return SETT_ENOTFOUND;
+		if (same > 1)
+			return 0; /* another pin of its version holds the same */
+	}
 	uint64_t *pv;
 	size_t np;
 	int r = pin_points(db, UINT64_MAX, &pv, &np);
@@ -324,11 +347,15 @@ int sett_pin_space(sett_db *db, uint64_t *bytes)
 		slice v = sit_value(it);
 		if (vstruct_decode(v.p, v.n, &vs) || (vs.meta & META_DELETE))
 			continue;
-		/* seen by a pin p with ver <= p < above (pv is newest first) */
-		int seen = 0;
-		for (size_t i = 0; i < np && !seen; i++)
-			seen = pv[i] >= ver && pv[i] < above;
-		if (!seen)
+		/* seen by a pin p with ver <= p < above (pv is newest first);
+		 * with a name, by that pin's version and no other */
+		size_t seen = 0, seen_only = 0;
+		for (size_t i = 0; i < np; i++)
+			if (pv[i] >= ver && pv[i] < above) {
+				seen++;
+				seen_only += pv[i] == only;
+			}
+		if (!seen || (name && (!seen_only || seen != 1)))
 			continue;
 		vptr p;
 		if ((vs.meta & META_VALUE_POINTER) && vptr_decode(vs.data.p, vs.data.n, &p) == 0)

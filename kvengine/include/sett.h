@@ -422,6 +422,13 @@ int sett_pins(sett_db *db, sett_pin_info *out, int max);
  * key (the cost of a scan).
  */
 int sett_pin_space(sett_db *db, uint64_t *bytes);
+/*
+ * The same for one pin: the bytes that pin `name` alone holds (of the
+ * versions it sees, those no other pin's version and no current read
+ * sees), what releasing only it would give back.  Two pins of one
+ * version hold nothing alone.  SETT_ENOTFOUND when no pin has that name.
+ */
+int sett_pin_space_of(sett_db *db, const char *name, uint64_t *bytes);
 
 /* ---- streams, backup and load ----------------------------------------- */
 
