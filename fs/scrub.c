@@ -541,24 +541,50 @@ static int start(sfs_scrub *s, uint64_t rate)
 	return r;
 }
 
+/* the scrub.* records; REQUIRES: mu */
+static void put_summary(sfs_scrub *s, ctl_buf *b)
+{
+	ctl_put_str(b, "scrub.state", state_names[s->state]);
+	if (s->state == ST_NONE)
+		return;
+	ctl_put_u64(b, "scrub.started", (uint64_t)s->started);
+	if (s->ended)
+		ctl_put_u64(b, "scrub.ended", (uint64_t)s->ended);
+	ctl_put_u64(b, "scrub.rate_bytes", s->rate);
+	ctl_put_u64(b, "scrub.done_bytes", __atomic_load_n(&s->done, __ATOMIC_RELAXED));
+	ctl_put_u64(b, "scrub.total_bytes", __atomic_load_n(&s->total, __ATOMIC_RELAXED));
+	ctl_put_u64(b, "scrub.faults", s->nfaults);
+	if (s->naming)
+		ctl_put_u64(b, "scrub.naming", 1);
+	if (s->error[0])
+		ctl_put_str(b, "scrub.error", s->error);
+}
+
+void sfs_scrub_summary(sfs_scrub *s, ctl_buf *b)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	put_summary(s, b);
+	/* the first few faults, each with the first file it hits */
+	for (int i = 0; i < s->nkept && i < 10; i++) {
+		char name[32], *line = NULL;
+		const fault *f = &s->faults[i];
+		snprintf(name, sizeof name, "scrub.fault.%d", i + 1);
+		if (asprintf(&line, "%s%s%s%s", f->msg, f->npaths ? " (" : "",
+			     f->npaths ? f->paths[0] : "", f->npaths ? ")" : "") < 0)
+			line = NULL;
+		ctl_put_str(b, name, line ? line : f->msg);
+		free(line);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 static int fill_status(sfs_scrub *s, ctl_buf *b)
 {
 	ctl_put_i64(b, "status", 0);
 	pthread_mutex_lock(&s->mu);
-	ctl_put_str(b, "scrub.state", state_names[s->state]);
-	if (s->state != ST_NONE) {
-		ctl_put_u64(b, "scrub.started", (uint64_t)s->started);
-		if (s->ended)
-			ctl_put_u64(b, "scrub.ended", (uint64_t)s->ended);
-		ctl_put_u64(b, "scrub.rate_bytes", s->rate);
-		ctl_put_u64(b, "scrub.done_bytes", __atomic_load_n(&s->done, __ATOMIC_RELAXED));
-		ctl_put_u64(b, "scrub.total_bytes", __atomic_load_n(&s->total, __ATOMIC_RELAXED));
-		ctl_put_u64(b, "scrub.faults", s->nfaults);
-		if (s->naming)
-			ctl_put_u64(b, "scrub.naming", 1);
-		if (s->error[0])
-			ctl_put_str(b, "scrub.error", s->error);
-	}
+	put_summary(s, b);
 	for (int i = 0; i < s->nkept; i++) {
 		const fault *f = &s->faults[i];
 		ctl_put_str(b, "fault", f->msg);

@@ -33,6 +33,10 @@ void sfs_scrub_free(sfs_scrub *s);
 int sfs_scrub_request(sfs_scrub *s, const ctl_header *h, const uint8_t *body, size_t n,
 		      ctl_buf *reply);
 
+/* The scrub's state, progress and first faults as records "scrub.*" of
+ * a CTL_STATUS reply (`settfs status`). */
+void sfs_scrub_summary(sfs_scrub *s, ctl_buf *b);
+
 /*
  * Prints a CTL_SCRUB_STATUS reply (paths under `mountpoint`); *state gets
  * what the scrub is at: 0 clean, 1 damage found, 2 failed or stopped, 3

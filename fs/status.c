@@ -147,6 +147,7 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 		snprintf(n, sizeof n, "fuse.op.%s.max_us", name);
 		ctl_put_f64(b, n, (double)ops[i].max_ns / 1e3);
 	}
+	sfs_scrub_summary(c->scrub, b);
 	return b->err;
 }
 

@@ -90,6 +90,11 @@ scrub --status "$mnt" > "$work/status.out" 2>&1
 [ $? = 1 ] || { cat "$work/status.out"; fail "scrub --status after damage: exit not 1"; }
 grep -q "dir/big.bin" "$work/status.out" || fail "scrub --status does not name big.bin"
 grep -q "ended" "$work/status.out" || fail "scrub --status has no end time"
+# and settfs status shows it
+timeout 10 "$SETTFS" status "$mnt" > "$work/st.out" || fail "settfs status exit $?"
+grep -q "^  state  *damaged" "$work/st.out" || { cat "$work/st.out"; fail "settfs status: no scrub state"; }
+grep -q "^  fault.1 .*vlog: corrupt entry .*(/dir/big.bin" "$work/st.out" ||
+	{ cat "$work/st.out"; fail "settfs status: no scrub fault"; }
 umount_fs
 flip "$1" $(($2 + 40))
 
