@@ -1,7 +1,8 @@
 /*
  * test_scrub.c - sett_scrub: each fault reported with the file, offset and
  * keys it hits, and the walk going on past it (a flipped byte in a table
- * block, in a value-log record, in a record's header); a stop request.
+ * block, in a value-log record, in a record's header, in a table's
+ * properties and footer, in a WAL, in an encrypted store); a stop request.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "sett.h"
+#include "table_format.h"
 #include "testutil.h"
 
 static sett_val V(const char *s)
@@ -83,16 +85,18 @@ static int find_file(const char *dir, const char *suffix, char *out, size_t n)
 	return found;
 }
 
-/* Flips a byte inside the first occurrence of `pattern` in the file. */
-static void flip_in(const char *path, const char *pattern)
+/* Flips a byte inside the first occurrence of `pattern` in the file; its offset. */
+static long long flip_in(const char *path, const char *pattern)
 {
 	size_t n;
 	uint8_t *p = tu_slurp(path, &n);
 	ck_assert(p);
 	const uint8_t *at = memmem(p, n, pattern, strlen(pattern));
 	ck_assert_msg(at, "%s not in %s", pattern, path);
-	tu_flip_byte(path, (long long)(at - p) + (long long)strlen(pattern) / 2);
+	long long off = (long long)(at - p) + (long long)strlen(pattern) / 2;
+	tu_flip_byte(path, off);
 	free(p);
+	return off;
 }
 
 static void value_of(char *v, size_t n, int i)
@@ -252,6 +256,123 @@ START_TEST(test_scrub_stop)
 }
 END_TEST
 
+
+/* The metadata blocks and the footer are read again, not taken from memory. */
+START_TEST(test_scrub_table_meta)
+{
+	char *dir = tu_tmpdir("scrubm");
+	sett_options o;
+	sett_options_init(&o);
+	o.value_threshold = 1 << 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	char k[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(k, sizeof k, "key%04d", i);
+		ck_assert_int_eq(sett_put(db, V(k), V("value")), 0);
+	}
+	ck_assert_int_eq(sett_flush(db), 0);
+	char path[4200];
+	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	long long size = tu_file_size(path);
+	/* under the open table: the properties block, and the footer */
+	tu_flip_byte(path, size - TABLE_FOOTER_SIZE - 3);
+	tu_flip_byte(path, size - 1);
+	faults fs;
+	ck_assert_int_eq(scrub(db, &fs), SETT_ECORRUPT);
+	ck_assert_int_eq(fs.n, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_str_eq(fs.f[i].area, "table");
+		ck_assert_int_eq(fs.f[i].keys, SETT_FAULT_RANGE);
+		ck_assert_str_eq(fs.f[i].lo, "key0000");
+		ck_assert_str_eq(fs.f[i].hi, "key0099");
+	}
+	ck_assert(fs.f[0].offset < (uint64_t)size - TABLE_FOOTER_SIZE);
+	ck_assert(fs.f[1].offset <= (uint64_t)size - TABLE_FOOTER_SIZE &&
+		  fs.f[1].offset + fs.f[1].length == (uint64_t)size);
+	tu_flip_byte(path, size - TABLE_FOOTER_SIZE - 3);
+	tu_flip_byte(path, size - 1);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* The WAL of the memtable is replayed read-only: damage in it is found. */
+START_TEST(test_scrub_wal)
+{
+	char *dir = tu_tmpdir("scrubw");
+	sett_options o;
+	sett_options_init(&o);
+	o.value_threshold = 1 << 20;
+	o.sync_writes = 1;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	char k[32], v[200];
+	for (int i = 0; i < 20; i++) {
+		snprintf(k, sizeof k, "key%04d", i);
+		value_of(v, sizeof v, i);
+		ck_assert_int_eq(sett_put(db, V(k), V(v)), 0);
+	}
+	faults fs;
+	ck_assert_int_eq(scrub(db, &fs), 0);
+	char path[4200];
+	ck_assert(find_file(dir, ".mem", path, sizeof path));
+	long long off = flip_in(path, "<value-0005>");
+	ck_assert_int_eq(scrub(db, &fs), SETT_ECORRUPT);
+	ck_assert_int_eq(fs.n, 1);
+	ck_assert_str_eq(fs.f[0].area, "WAL");
+	ck_assert_str_eq(fs.f[0].file, path);
+	ck_assert_int_eq(fs.f[0].keys, SETT_FAULT_ANY_KEY);
+	ck_assert(fs.f[0].offset > 24);
+	tu_flip_byte(path, off); /* back, so that the store closes clean */
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+/* An encrypted store: each damaged record and block is found, and the walk goes on. */
+START_TEST(test_scrub_encrypted)
+{
+	static const uint8_t key[32] = "scrub-test-master-key-000000001";
+	char *dir = tu_tmpdir("scrube");
+	sett_options o;
+	sett_options_init(&o);
+	o.value_threshold = 1024;
+	o.gc_discard_ratio = 0;
+	o.encryption_key = key;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	char k[32], v[3000];
+	for (int i = 0; i < 30; i++) {
+		snprintf(k, sizeof k, "large%04d", i);
+		value_of(v, sizeof v, i);
+		ck_assert_int_eq(sett_put(db, V(k), V(v)), 0);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	char path[4200];
+	ck_assert(find_file(dir, ".vlog", path, sizeof path));
+	long long size = tu_file_size(path);
+	tu_flip_byte(path, size / 3);
+	tu_flip_byte(path, 2 * size / 3);
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	faults fs;
+	ck_assert_int_eq(scrub(db, &fs), SETT_ECORRUPT);
+	ck_assert_int_eq(fs.n, 2);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_str_eq(fs.f[i].area, "value log");
+		ck_assert_int_eq(fs.f[i].keys, SETT_FAULT_ANY_KEY); /* the key is sealed */
+		ck_assert(fs.f[i].length > 3000 && fs.f[i].length < 3200);
+		ck_assert(fs.f[i].offset <= (uint64_t)(i + 1) * size / 3 &&
+			  fs.f[i].offset + fs.f[i].length > (uint64_t)(i + 1) * size / 3);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scrub");
@@ -261,6 +382,9 @@ int main(void)
 	tcase_add_test(tc, test_scrub_value_log_header);
 	tcase_add_test(tc, test_scrub_table_blocks);
 	tcase_add_test(tc, test_scrub_stop);
+	tcase_add_test(tc, test_scrub_table_meta);
+	tcase_add_test(tc, test_scrub_wal);
+	tcase_add_test(tc, test_scrub_encrypted);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
