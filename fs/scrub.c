@@ -378,12 +378,36 @@ static char *path_of(namer *nm, uint64_t ino)
 		return strdup("/");
 	const named *d = find_named(nm, ino);
 	char *up = d && d->name ? dir_path(nm->db, d->parent, 0) : NULL, *p = NULL;
-	if (up && asprintf(&p, "%s/%s", up, d->name) < 0)
-		p = NULL;
-	if (!p && asprintf(&p, "(unlinked) inode %" PRIu64, ino) < 0)
-		p = NULL;
+	int r = 0;
+	if (up)
+		r = asprintf(&p, "%s/%s", up, d->name);
+	else if (d && d->name)
+		r = asprintf(&p, "inode %" PRIu64 " (%s in directory inode %" PRIu64
+				 ", whose path is not known)", ino, d->name, d->parent);
+	else if (nm->scan_err)
+		r = asprintf(&p, "inode %" PRIu64 " (not all directory entries could be read)", ino);
+	else
+		r = asprintf(&p, "(unlinked) inode %" PRIu64, ino);
 	free(up);
-	return p;
+	return r < 0 ? NULL : p;
+}
+
+/* What a fault that hits no inode holds. */
+static const char *no_file(const fault *f, int scan_err)
+{
+	if (f->keys == SETT_FAULT_NO_KEYS)
+		return "(no file: the store's list of tables)";
+	if (f->keys == SETT_FAULT_ANY_KEY)
+		return "(not known which: any file may be hit)";
+	if (scan_err)
+		return "(not known: not all directory entries could be read)";
+	if (f->keys == SETT_FAULT_KEY && f->lon && f->lo[0] == SFS_TAG_SUPER)
+		return "(no file: the superblock)";
+	if (f->keys == SETT_FAULT_KEY && f->lon && f->lo[0] == SFS_TAG_NEXTINO)
+		return "(no file: the inode counter)";
+	if (f->keys == SETT_FAULT_KEY && f->lon && f->lo[0] == SFS_TAG_SNAP)
+		return "(no file: a snapshot's record)";
+	return "(no file: filesystem metadata)";
 }
 
 /* Names the files of s's faults (the scrub thread, after the walk). */
@@ -432,19 +456,10 @@ static void name_faults(sfs_scrub *s)
 			free(work[i].paths[j]);
 			work[i].paths[j] = q ? q : strdup("?");
 		}
-		const char *label = faults[i].keys == SETT_FAULT_NO_KEYS
-					    ? "(no file: the store's list of tables)"
-				    : faults[i].keys == SETT_FAULT_ANY_KEY
-					    ? "(not known which: any file may be hit)"
-					    : NULL;
-		if (label && add_path_ino(&work[i], 0) == 0) {
-			free(work[i].paths[0]);
-			work[i].paths[0] = strdup(label);
-		} else if (!work[i].npaths && add_path_ino(&work[i], 0) == 0) {
-			free(work[i].paths[0]);
-			work[i].paths[0] = strdup(nm.scan_err ? "(not known: the directory entries "
-								"could not all be read)"
-							      : "(no file: filesystem metadata)");
+		int any = faults[i].keys == SETT_FAULT_NO_KEYS || faults[i].keys == SETT_FAULT_ANY_KEY;
+		if ((any || !work[i].npaths) && add_path_ino(&work[i], 0) == 0) {
+			free(work[i].paths[work[i].npaths - 1]);
+			work[i].paths[work[i].npaths - 1] = strdup(no_file(&faults[i], nm.scan_err));
 		}
 	}
 out:
@@ -571,8 +586,9 @@ void sfs_scrub_summary(sfs_scrub *s, ctl_buf *b)
 		char name[32], *line = NULL;
 		const fault *f = &s->faults[i];
 		snprintf(name, sizeof name, "scrub.fault.%d", i + 1);
-		if (asprintf(&line, "%s%s%s%s", f->msg, f->npaths ? " (" : "",
-			     f->npaths ? f->paths[0] : "", f->npaths ? ")" : "") < 0)
+		int has = f->npaths && f->paths[0];
+		if (asprintf(&line, "%s%s%s%s", f->msg, has ? " (" : "", has ? f->paths[0] : "",
+			     has ? ")" : "") < 0)
 			line = NULL;
 		ctl_put_str(b, name, line ? line : f->msg);
 		free(line);
@@ -589,7 +605,8 @@ static int fill_status(sfs_scrub *s, ctl_buf *b)
 		const fault *f = &s->faults[i];
 		ctl_put_str(b, "fault", f->msg);
 		for (int j = 0; j < f->npaths; j++)
-			ctl_put_str(b, "fault.path", f->paths[j]);
+			if (f->paths[j]) /* NULL: no memory when it was named */
+				ctl_put_str(b, "fault.path", f->paths[j]);
 		if (f->more)
 			ctl_put_u64(b, "fault.more", (uint64_t)f->more);
 	}
