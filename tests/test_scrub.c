@@ -67,24 +67,6 @@ static int scrub(sett_db *db, faults *fs)
 	return sett_scrub(db, &o);
 }
 
-static int find_file(const char *dir, const char *suffix, char *out, size_t n)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int found = 0;
-	while (d && (de = readdir(d))) {
-		size_t l = strlen(de->d_name), s = strlen(suffix);
-		if (l > s && strcmp(de->d_name + l - s, suffix) == 0) {
-			snprintf(out, n, "%s/%s", dir, de->d_name);
-			found = 1;
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 /* Flips a byte inside the first occurrence of `pattern` in the file; its offset. */
 static long long flip_in(const char *path, const char *pattern)
 {
@@ -108,21 +90,30 @@ static void value_of(char *v, size_t n, int i)
 	v[12] = '-';
 }
 
-START_TEST(test_scrub_value_log)
+/* Opens a new store in dir with n values of 3000 bytes ("large%04d") put
+ * into its value log (or with `key` set, encrypted). */
+static sett_db *large_values(const char *dir, int n, const uint8_t *key, sett_options *o)
 {
-	char *dir = tu_tmpdir("scrubv");
-	sett_options o;
-	sett_options_init(&o);
-	o.value_threshold = 64;
-	o.gc_discard_ratio = 0;
+	sett_options_init(o);
+	o->value_threshold = 64;
+	o->gc_discard_ratio = 0;
+	o->encryption_key = key;
 	sett_db *db;
-	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	ck_assert_int_eq(sett_open(dir, o, &db), 0);
 	char k[32], v[3000];
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < n; i++) {
 		snprintf(k, sizeof k, "large%04d", i);
 		value_of(v, sizeof v, i);
 		ck_assert_int_eq(sett_put(db, V(k), V(v)), 0);
 	}
+	return db;
+}
+
+START_TEST(test_scrub_value_log)
+{
+	char *dir = tu_tmpdir("scrubv");
+	sett_options o;
+	sett_db *db = large_values(dir, 50, NULL, &o);
 	faults fs;
 	ck_assert_int_eq(scrub(db, &fs), 0);
 	ck_assert_int_eq(fs.n, 0);
@@ -130,7 +121,7 @@ START_TEST(test_scrub_value_log)
 	ck_assert_int_eq(sett_close(db), 0);
 
 	char path[4200];
-	ck_assert(find_file(dir, ".vlog", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".vlog", path, sizeof path));
 	flip_in(path, "<value-0010>");
 	flip_in(path, "<value-0030>");
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
@@ -158,20 +149,10 @@ START_TEST(test_scrub_value_log_header)
 {
 	char *dir = tu_tmpdir("scrubh");
 	sett_options o;
-	sett_options_init(&o);
-	o.value_threshold = 64;
-	o.gc_discard_ratio = 0;
-	sett_db *db;
-	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
-	char k[32], v[3000];
-	for (int i = 0; i < 20; i++) {
-		snprintf(k, sizeof k, "large%04d", i);
-		value_of(v, sizeof v, i);
-		ck_assert_int_eq(sett_put(db, V(k), V(v)), 0);
-	}
+	sett_db *db = large_values(dir, 20, NULL, &o);
 	ck_assert_int_eq(sett_close(db), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".vlog", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".vlog", path, sizeof path));
 	size_t n;
 	uint8_t *p = tu_slurp(path, &n);
 	const uint8_t *at = memmem(p, n, "large0005", 9);
@@ -213,7 +194,7 @@ START_TEST(test_scrub_table_blocks)
 	ck_assert_int_eq(scrub(db, &fs), 0);
 	ck_assert_int_eq(sett_close(db), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".sst", path, sizeof path));
 	flip_in(path, "<value-0100>");
 	flip_in(path, "<value-0300>");
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
@@ -273,7 +254,7 @@ START_TEST(test_scrub_table_meta)
 	}
 	ck_assert_int_eq(sett_flush(db), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".sst", path, sizeof path));
 	long long size = tu_file_size(path);
 	/* under the open table: the properties block, and the footer */
 	tu_flip_byte(path, size - TABLE_FOOTER_SIZE - 3);
@@ -317,7 +298,7 @@ START_TEST(test_scrub_wal)
 	faults fs;
 	ck_assert_int_eq(scrub(db, &fs), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".mem", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".mem", path, sizeof path));
 	long long off = flip_in(path, "<value-0005>");
 	ck_assert_int_eq(scrub(db, &fs), SETT_ECORRUPT);
 	ck_assert_int_eq(fs.n, 1);
@@ -338,21 +319,10 @@ START_TEST(test_scrub_encrypted)
 	static const uint8_t key[32] = "scrub-test-master-key-000000001";
 	char *dir = tu_tmpdir("scrube");
 	sett_options o;
-	sett_options_init(&o);
-	o.value_threshold = 1024;
-	o.gc_discard_ratio = 0;
-	o.encryption_key = key;
-	sett_db *db;
-	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
-	char k[32], v[3000];
-	for (int i = 0; i < 30; i++) {
-		snprintf(k, sizeof k, "large%04d", i);
-		value_of(v, sizeof v, i);
-		ck_assert_int_eq(sett_put(db, V(k), V(v)), 0);
-	}
+	sett_db *db = large_values(dir, 30, key, &o);
 	ck_assert_int_eq(sett_close(db), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".vlog", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".vlog", path, sizeof path));
 	long long size = tu_file_size(path);
 	tu_flip_byte(path, size / 3);
 	tu_flip_byte(path, 2 * size / 3);
