@@ -1045,6 +1045,12 @@ int vlog_scrub(vlog *v, uint32_t fid, const vlog_scrub_cb *cb)
 	vfile *vf = vfile_get(v, fid, &end);
 	if (!vf)
 		return -ENOENT;
+	if (end < vf->start) {
+		/* a head cut short inside its header (a crash while it was
+		 * created): open took it as empty, and so it is */
+		vfile_put(v, vf);
+		return 0;
+	}
 	buf b = { 0 }, pt = { 0 };
 	uint8_t hdr[LOG_HEADER_SIZE];
 	char why[512], path[4096];
