@@ -275,6 +275,7 @@ static int scan_entries(sett_db *db, const uint8_t *prefix, size_t pn,
 
 /* the faults' spans, for the one scan of every entry */
 typedef struct hit_scan {
+	const int *stop; /* an unmount does not wait for the rest of the scan */
 	namer *nm;
 	fault *faults;
 	int nfaults;
@@ -288,6 +289,8 @@ static int on_any_entry(void *arg, uint64_t parent, const uint8_t *name, size_t 
 			uint64_t ino, uint32_t type)
 {
 	hit_scan *h = arg;
+	if (__atomic_load_n(h->stop, __ATOMIC_RELAXED))
+		return -ECANCELED;
 	for (int i = 0; i < h->nfaults; i++) {
 		for (int j = 0; j < h->nspans[i]; j++) {
 			const span *sp = &h->spans[i][j];
@@ -439,7 +442,7 @@ static void name_faults(sfs_scrub *s)
 			if (!spans[i][j].dir && spans[i][j].lo <= 1 && add_path_ino(&work[i], 1) == 0)
 				want(&nm, 1); /* the root: no entry names it */
 	}
-	hit_scan h = { &nm, work, nf, spans, nspans };
+	hit_scan h = { &s->stop, &nm, work, nf, spans, nspans };
 	uint8_t d = SFS_TAG_DENTRY;
 	/* every entry once: the inodes in the ranges, and the names of all wanted */
 	if (nf)
