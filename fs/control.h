@@ -34,6 +34,9 @@ enum ctl_type {
 	CTL_STATUS = 1, /* live figures of the mount (reply: records, see status.c) */
 	CTL_INFO = 2,   /* the text of `sett info` for the store (reply: "text") */
 	CTL_CHECK = 3,  /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_SNAP_CREATE = 4, /* snapshots (snapctl.c) */
+	CTL_SNAP_LIST = 5,
+	CTL_SNAP_DELETE = 6,
 	CTL_SCRUB = 10, /* start an online scrub (scrub.h; reply: "status") */
 	CTL_SCRUB_STATUS = 11 /* the running or last scrub (reply: "scrub.*", "fault"...) */
 };

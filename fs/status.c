@@ -207,6 +207,10 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return fill_info(arg, reply);
 	case CTL_CHECK:
 		return fill_check(arg, reply);
+	case CTL_SNAP_CREATE:
+	case CTL_SNAP_LIST:
+	case CTL_SNAP_DELETE:
+		return sfs_snapctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	case CTL_SCRUB:
 	case CTL_SCRUB_STATUS:
 		return sfs_scrub_request(((sfs_control *)arg)->scrub, h, body, n, reply);
