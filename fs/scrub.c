@@ -9,7 +9,10 @@
  * range from one inode to another covers every inode between, which one
  * scan of the directory entries finds (with a name for each).  A path is
  * built upwards: a directory's inode records its parent, and the parent's
- * entries name it.  An inode no entry names is "(unlinked)".
+ * entries name it.  The live filesystem's entries are scanned first, then
+ * each snapshot's (at its pinned version): a file deleted since a
+ * snapshot is named by its path there.  An inode no entry names is
+ * "(unlinked)".
  *
  * The status records are read under the scrub's lock, which the thread
  * holds only to add a fault or to finish: a status request never waits
@@ -200,8 +203,11 @@ typedef struct named {
 	char *name;
 } named;
 
+/* What one view of the filesystem (the live one, or a snapshot's) names. */
 typedef struct namer {
 	sett_db *db;
+	uint64_t rv;       /* the version it reads (0: the newest) */
+	char prefix[300];  /* of its paths: "" or "/.snapshots/NAME" */
 	named *v;
 	size_t n, cap;
 	int scan_err;
@@ -245,13 +251,14 @@ static void saw_entry(namer *nm, uint64_t parent, const uint8_t *name, size_t le
 }
 
 /* Scans the entries under prefix (of length pn): fn for each. */
-static int scan_entries(sett_db *db, const uint8_t *prefix, size_t pn,
+static int scan_entries(sett_db *db, uint64_t rv, const uint8_t *prefix, size_t pn,
 			int (*fn)(void *, uint64_t, const uint8_t *, size_t, uint64_t, uint32_t),
 			void *arg)
 {
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.prefix = (sett_val){ pn, prefix };
+	io.read_version = rv;
 	sett_iter *it;
 	int r = sett_iter_new(db, &io, &it);
 	if (r)
@@ -342,8 +349,8 @@ static int on_dir_entry(void *arg, uint64_t parent, const uint8_t *name, size_t 
 	return 1;
 }
 
-/* The path of directory d ("" for the root), or NULL: not reachable. */
-static char *dir_path(sett_db *db, uint64_t d, int depth)
+/* The path of directory d ("" for the root) at version rv, or NULL: not reachable. */
+static char *dir_path(sett_db *db, uint64_t rv, uint64_t d, int depth)
 {
 	if (d == 1)
 		return strdup("");
@@ -353,7 +360,7 @@ static char *dir_path(sett_db *db, uint64_t d, int depth)
 	size_t kn = sfs_key_inode(k, d);
 	void *v;
 	size_t vn;
-	if (sett_get(db, (sett_val){ kn, k }, 0, &v, &vn))
+	if (sett_get(db, (sett_val){ kn, k }, rv, &v, &vn))
 		return NULL;
 	sfs_inode in;
 	int r = sfs_inode_decode(v, vn, &in);
@@ -366,32 +373,57 @@ static char *dir_path(sett_db *db, uint64_t d, int depth)
 		return NULL;
 	struct find_child c = { d, "" };
 	kn = sfs_key_dentry(k, parent, NULL, 0);
-	if (scan_entries(db, k, kn, on_dir_entry, &c) != 1)
+	if (scan_entries(db, rv, k, kn, on_dir_entry, &c) != 1)
 		return NULL;
-	char *up = dir_path(db, parent, depth + 1), *p = NULL;
+	char *up = dir_path(db, rv, parent, depth + 1), *p = NULL;
 	if (up && asprintf(&p, "%s/%s", up, c.name) < 0)
 		p = NULL;
 	free(up);
 	return p;
 }
 
-static char *path_of(namer *nm, uint64_t ino)
+/* The path of ino in nm's view, or NULL: no entry there names it, or its
+ * directory's path cannot be found. */
+static char *path_in(const namer *nm, uint64_t ino)
 {
-	if (ino == 1)
-		return strdup("/");
-	const named *d = find_named(nm, ino);
-	char *up = d && d->name ? dir_path(nm->db, d->parent, 0) : NULL, *p = NULL;
-	int r = 0;
-	if (up)
-		r = asprintf(&p, "%s/%s", up, d->name);
-	else if (d && d->name)
+	const named *d = find_named((namer *)nm, ino);
+	char *p = NULL;
+	if (ino == 1) {
+		if (asprintf(&p, "%s/", nm->prefix) < 0)
+			p = NULL;
+		return p;
+	}
+	char *up = d && d->name ? dir_path(nm->db, nm->rv, d->parent, 0) : NULL;
+	if (up && asprintf(&p, "%s%s/%s", nm->prefix, up, d->name) < 0)
+		p = NULL;
+	free(up);
+	return p;
+}
+
+/* The path of ino: in the live filesystem, else in the first snapshot that
+ * holds it; else what is known of it. */
+static char *path_of(const namer *nm, size_t nnm, uint64_t ino)
+{
+	for (size_t i = 0; i < nnm; i++) {
+		char *p = path_in(&nm[i], ino);
+		if (p)
+			return p;
+	}
+	char *p = NULL;
+	int r = 0, err = 0;
+	const named *d = NULL;
+	for (size_t i = 0; i < nnm; i++) {
+		err |= nm[i].scan_err;
+		if (!d && (d = find_named((namer *)&nm[i], ino)) && !d->name)
+			d = NULL;
+	}
+	if (d)
 		r = asprintf(&p, "inode %" PRIu64 " (%s in directory inode %" PRIu64
 				 ", whose path is not known)", ino, d->name, d->parent);
-	else if (nm->scan_err)
+	else if (err)
 		r = asprintf(&p, "inode %" PRIu64 " (not all directory entries could be read)", ino);
 	else
 		r = asprintf(&p, "(unlinked) inode %" PRIu64, ino);
-	free(up);
 	return r < 0 ? NULL : p;
 }
 
@@ -413,46 +445,75 @@ static const char *no_file(const fault *f, int scan_err)
 	return "(no file: filesystem metadata)";
 }
 
+/* Every inode the faults name so far is wanted by nm. */
+static void want_all(namer *nm, const fault *work, int nf)
+{
+	for (int i = 0; i < nf; i++)
+		for (int j = 0; j < work[i].npaths; j++)
+			want(nm, strtoull(work[i].paths[j] + 1, NULL, 10));
+}
+
 /* Names the files of s's faults (the scrub thread, after the walk). */
 static void name_faults(sfs_scrub *s)
 {
-	namer nm = { settfs_engine(s->fs), NULL, 0, 0, 0 };
+	sett_db *db = settfs_engine(s->fs);
 	uint32_t chunk = settfs_chunk_size(s->fs);
 	pthread_mutex_lock(&s->mu);
 	int nf = s->nkept;
 	fault *faults = s->faults;
 	s->naming = 1;
 	pthread_mutex_unlock(&s->mu);
+	/* the live view first, then each snapshot's: a file deleted since a
+	 * snapshot still has its keys, and a name, there */
+	settfs_snap_info *snaps = NULL;
+	size_t nsnaps = 0;
+	if (nf && settfs_snapshot_list(s->fs, &snaps, &nsnaps))
+		nsnaps = 0;
+	size_t nnm = 0;
+	namer *nm = calloc(nsnaps + 1, sizeof *nm);
 	/* the faults' own lists are the thread's until it publishes them */
 	fault *work = nf ? calloc((size_t)nf, sizeof *work) : NULL;
 	span (*spans)[8] = nf ? calloc((size_t)nf, sizeof *spans) : NULL;
 	int *nspans = nf ? calloc((size_t)nf, sizeof *nspans) : NULL;
-	if (nf && (!work || !spans || !nspans))
+	if (!nm || (nf && (!work || !spans || !nspans)))
 		goto out;
+	nm[nnm++] = (namer){ .db = db };
+	for (size_t i = 0; i < nsnaps; i++) {
+		if (snaps[i].damaged)
+			continue;
+		namer *n = &nm[nnm++];
+		*n = (namer){ .db = db, .rv = snaps[i].version };
+		snprintf(n->prefix, sizeof n->prefix, "/%s/%s", SETTFS_SNAPDIR_NAME, snaps[i].name);
+	}
 	for (int i = 0; i < nf; i++) {
 		work[i].keys = faults[i].keys;
 		nspans[i] = spans_of(&faults[i], spans[i], 8);
-		/* one inode: no scan needed to find it */
+		/* one inode: no range to test the entries against */
 		if (nspans[i] == 1 && spans[i][0].lo == spans[i][0].hi) {
-			if (add_path_ino(&work[i], spans[i][0].lo) == 0)
-				want(&nm, spans[i][0].lo);
+			add_path_ino(&work[i], spans[i][0].lo);
 			nspans[i] = 0;
 		}
 		for (int j = 0; j < nspans[i]; j++)
-			if (!spans[i][j].dir && spans[i][j].lo <= 1 && add_path_ino(&work[i], 1) == 0)
-				want(&nm, 1); /* the root: no entry names it */
+			if (!spans[i][j].dir && spans[i][j].lo <= 1)
+				add_path_ino(&work[i], 1); /* the root: no entry names it */
 	}
-	hit_scan h = { &s->stop, &nm, work, nf, spans, nspans };
 	uint8_t d = SFS_TAG_DENTRY;
-	/* every entry once: the inodes in the ranges, and the names of all wanted */
-	if (nf)
-		nm.scan_err = scan_entries(nm.db, &d, 1, on_any_entry, &h);
+	/* every entry of each view once: the inodes in the ranges, and the
+	 * names of all wanted */
+	for (size_t k = 0; nf && k < nnm; k++) {
+		want_all(&nm[k], work, nf);
+		hit_scan h = { &s->stop, &nm[k], work, nf, spans, nspans };
+		nm[k].scan_err = scan_entries(db, nm[k].rv, &d, 1, on_any_entry, &h);
+	}
+	int scan_err = 0;
+	for (size_t k = 0; k < nnm; k++)
+		scan_err |= nm[k].scan_err;
 	for (int i = 0; i < nf; i++) {
 		char detail[300];
 		key_detail(&faults[i], chunk, detail, sizeof detail);
 		for (int j = 0; j < work[i].npaths; j++) {
 			uint64_t ino = strtoull(work[i].paths[j] + 1, NULL, 10);
-			char *p = path_of(&nm, ino), *q = NULL;
+			char *p = path_of(nm, nnm, ino), *q = NULL;
 			if (p && asprintf(&q, "%s%s", p, detail) < 0)
 				q = NULL;
 			free(p);
@@ -462,7 +523,7 @@ static void name_faults(sfs_scrub *s)
 		int any = faults[i].keys == SETT_FAULT_NO_KEYS || faults[i].keys == SETT_FAULT_ANY_KEY;
 		if ((any || !work[i].npaths) && add_path_ino(&work[i], 0) == 0) {
 			free(work[i].paths[work[i].npaths - 1]);
-			work[i].paths[work[i].npaths - 1] = strdup(no_file(&faults[i], nm.scan_err));
+			work[i].paths[work[i].npaths - 1] = strdup(no_file(&faults[i], scan_err));
 		}
 	}
 out:
@@ -477,9 +538,13 @@ out:
 	free(work);
 	free(spans);
 	free(nspans);
-	for (size_t i = 0; i < nm.n; i++)
-		free(nm.v[i].name);
-	free(nm.v);
+	for (size_t k = 0; k < nnm; k++) {
+		for (size_t i = 0; i < nm[k].n; i++)
+			free(nm[k].v[i].name);
+		free(nm[k].v);
+	}
+	free(nm);
+	free(snaps);
 }
 
 static void *run(void *arg)

@@ -6,7 +6,8 @@
  * serves, one scrub at a time, and names the files each fault hits: a
  * damaged key's inode (chunk, overlay, xattr, inode and orphan keys carry
  * it; a table block's key range names every inode in it that a directory
- * entry names) and that inode's path (a scan of the directory entries).
+ * entry names) and that inode's path (a scan of the directory entries of
+ * the live filesystem, then of each snapshot).
  * Requests CTL_SCRUB (start) and CTL_SCRUB_STATUS on the control path
  * (control.h; records in doc/FORMAT.md, "Control protocol").
  */

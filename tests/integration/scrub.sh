@@ -4,7 +4,8 @@
 # (its chunk in a table block) is found by `settfs scrub MNT` (exit 1),
 # which names the damaged file's path and, for the value-log record, none
 # of the healthy ones; --no-wait and --status; a second scrub while one
-# runs is refused; a user other than root and the mount's owner is refused.
+# runs is refused; a user other than root and the mount's owner is refused;
+# a file deleted since a snapshot is named by its path in the snapshot.
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
 
@@ -100,7 +101,8 @@ flip "$1" $(($2 + 40))
 
 # 4. a flipped byte in small.txt's chunk, in a table block; with --no-wait
 set -- $(offset_of scrub-small-0- "$store"/*.sst) || fail "small.txt's chunk not found once"
-flip "$1" $(($2 + 40))
+sst=$1 sstoff=$(($2 + 40))
+flip "$sst" $sstoff
 mount_fs
 scrub --no-wait "$mnt" > "$work/nowait.out" 2>&1 || { cat "$work/nowait.out"; fail "scrub --no-wait exit $?"; }
 i=0
@@ -124,4 +126,22 @@ rc=$?
 [ $rc = 2 ] || fail "second scrub exit $rc, not 2"
 grep -q "running already" "$work/busy.err" || { cat "$work/busy.err"; fail "second scrub message"; }
 umount_fs # stops the running scrub
+flip "$sst" $sstoff
+
+# 6. a file deleted since a snapshot: named by its path in the snapshot
+mount_fs
+file "$mnt/dir/gone.bin" $((2 * 65536)) gone
+"$SETTFS" snapshot create "$mnt" before >/dev/null || fail "snapshot create"
+rm "$mnt/dir/gone.bin"
+umount_fs
+set -- $(offset_of scrub-gone-1- "$store"/*.vlog) || fail "gone.bin's chunk 1 not found once"
+flip "$1" $(($2 + 40))
+mount_fs
+scrub "$mnt" > "$work/snap.out" 2>&1
+rc=$?
+cat "$work/snap.out"
+[ $rc = 1 ] || fail "scrub of a snapshot's damaged record exit $rc, not 1"
+grep -q "^    $mnt/.snapshots/before/dir/gone.bin (data, bytes 65536-131071)" "$work/snap.out" ||
+	fail "scrub does not name gone.bin in the snapshot"
+umount_fs
 echo "ok"
