@@ -4,8 +4,8 @@
  * block, in a value-log record, in a record's header, in a table's
  * properties and footer, in a WAL, in an encrypted store); a stop request.
  */
-#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +368,57 @@ START_TEST(test_scrub_torn_head_header)
 }
 END_TEST
 
+/* Scrubs while a writer fills the memtables, the WALs, the value log and
+ * new tables: what is being written is no damage. */
+struct writer_arg {
+	sett_db *db;
+	int done;
+};
+
+static void *writer(void *arg)
+{
+	struct writer_arg *w = arg;
+	char k[32], v[3000];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(k, sizeof k, "w%06d", i);
+		value_of(v, i % 2 ? 100 : sizeof v, i);
+		ck_assert_int_eq(sett_put(w->db, V(k), V(v)), 0);
+		if (i % 500 == 499)
+			ck_assert_int_eq(sett_flush(w->db), 0);
+	}
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(test_scrub_while_writing)
+{
+	char *dir = tu_tmpdir("scrubc");
+	sett_options o;
+	sett_options_init(&o);
+	o.value_threshold = 1024;
+	o.mem_table_size = 256 << 10;
+	o.value_log_file_size = 1 << 20;
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	struct writer_arg w = { db, 0 };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, writer, &w), 0);
+	int scrubs = 0;
+	do {
+		faults fs;
+		int r = scrub(db, &fs);
+		ck_assert_msg(r == 0 && fs.n == 0, "scrub %d: %d faults, first: %s", scrubs, fs.n,
+			      fs.n ? fs.f[0].file : "");
+		scrubs++;
+	} while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE) || scrubs < 2);
+	pthread_join(t, NULL);
+	fprintf(stderr, "scrub while writing: %d scrubs\n", scrubs);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scrub");
@@ -381,6 +432,7 @@ int main(void)
 	tcase_add_test(tc, test_scrub_wal);
 	tcase_add_test(tc, test_scrub_encrypted);
 	tcase_add_test(tc, test_scrub_torn_head_header);
+	tcase_add_test(tc, test_scrub_while_writing);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
