@@ -125,6 +125,11 @@ scrub "$mnt" > /dev/null 2> "$work/busy.err"
 rc=$?
 [ $rc = 2 ] || fail "second scrub exit $rc, not 2"
 grep -q "running already" "$work/busy.err" || { cat "$work/busy.err"; fail "second scrub message"; }
+# the filesystem serves while it runs
+head -c 1048576 /dev/urandom > "$work/during"
+cp "$work/during" "$mnt/during" && sync "$mnt/during" || fail "write while a scrub runs"
+cmp "$work/during" "$mnt/during" || fail "read while a scrub runs"
+scrub --status "$mnt" | grep -q "^scrub: running" || fail "the slow scrub is not running"
 umount_fs # stops the running scrub
 flip "$sst" $sstoff
 
