@@ -44,7 +44,7 @@ typedef struct fault {
 	uint8_t *lo, *hi;
 	size_t lon, hin;
 	char **paths; /* what it hits, once named */
-	int npaths, more; /* more: hit but not listed */
+	int npaths, more; /* more: files are hit that are not listed */
 } fault;
 
 struct sfs_scrub {
@@ -299,6 +299,8 @@ static int on_any_entry(void *arg, uint64_t parent, const uint8_t *name, size_t 
 	if (__atomic_load_n(h->stop, __ATOMIC_RELAXED))
 		return -ECANCELED;
 	for (int i = 0; i < h->nfaults; i++) {
+		if (h->faults[i].more)
+			continue; /* its list is full */
 		for (int j = 0; j < h->nspans[i]; j++) {
 			const span *sp = &h->spans[i][j];
 			if (sp->data && S_ISDIR(type))
@@ -321,7 +323,7 @@ static int add_path_ino(fault *f, uint64_t ino)
 		if (!strcmp(f->paths[i], tmp))
 			return 1;
 	if (f->npaths == MAX_PATHS) {
-		f->more++;
+		f->more = 1;
 		return 1;
 	}
 	if (!f->paths && !(f->paths = calloc(MAX_PATHS, sizeof *f->paths)))
@@ -676,7 +678,7 @@ static int fill_status(sfs_scrub *s, ctl_buf *b)
 			if (f->paths[j]) /* NULL: no memory when it was named */
 				ctl_put_str(b, "fault.path", f->paths[j]);
 		if (f->more)
-			ctl_put_u64(b, "fault.more", (uint64_t)f->more);
+			ctl_put_u64(b, "fault.more", 1);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return b->err;
@@ -765,8 +767,8 @@ int sfs_scrub_print(const uint8_t *body, size_t n, const char *mountpoint, FILE 
 		else if (r.kind == CTL_STR && !strcmp(r.name, "fault.path"))
 			fprintf(out, "    %s%.*s\n", r.slen && r.s[0] == '/' ? mountpoint : "",
 				(int)r.slen, (const char *)r.s);
-		else if (r.kind == CTL_U64 && !strcmp(r.name, "fault.more"))
-			fprintf(out, "    ... and %" PRIu64 " more\n", r.u);
+		else if (r.kind == CTL_U64 && !strcmp(r.name, "fault.more") && r.u)
+			fprintf(out, "    ... and more\n");
 	}
 	return 0;
 }

@@ -543,7 +543,7 @@ static void control_seeds(void)
 	ctl_put_u64(&b, "scrub.faults", 1);
 	ctl_put_str(&b, "fault", "/srv/store/000001.vlog: corrupt entry at offset 131176");
 	ctl_put_str(&b, "fault.path", "/dir/big.bin (data, bytes 131072-196607)");
-	ctl_put_u64(&b, "fault.more", 3);
+	ctl_put_u64(&b, "fault.more", 1);
 	OK(ctl_end(&b));
 	seed1("control", "scrub-reply", FUZZ_FIX_SUMS, b.p, b.n);
 	ctl_buf_free(&b);
