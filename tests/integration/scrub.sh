@@ -48,6 +48,19 @@ with open(name, "wb") as f:
 EOF
 }
 
+# scrub_damaged PATTERN OUT: (unmounted) flips a byte of the one value-log
+# record holding PATTERN (in $vf at $voff), mounts, scrubs into OUT: exit 1
+scrub_damaged() {
+	set -- "$1" "$2" $(offset_of "$1" "$store"/*.vlog) || fail "$1 not found once"
+	vf=$3 voff=$(($4 + 40))
+	flip "$vf" $voff
+	mount_fs
+	scrub "$mnt" > "$2" 2>&1
+	rc=$?
+	cat "$2"
+	[ $rc = 1 ] || fail "scrub of a damaged value-log record exit $rc, not 1"
+}
+
 chmod 755 "$work"
 mount_fs
 mkdir "$mnt/dir"
@@ -76,13 +89,7 @@ fi
 umount_fs
 
 # 3. a flipped byte in the third chunk of big.bin, in the value log
-set -- $(offset_of scrub-big-2- "$store"/*.vlog) || fail "big.bin's chunk 2 not found once"
-flip "$1" $(($2 + 40))
-mount_fs
-scrub "$mnt" > "$work/vlog.out" 2>&1
-rc=$?
-cat "$work/vlog.out"
-[ $rc = 1 ] || fail "scrub of a damaged value-log record exit $rc, not 1"
+scrub_damaged scrub-big-2- "$work/vlog.out"
 grep -q "^    $mnt/dir/big.bin (data, bytes 131072-196607)" "$work/vlog.out" ||
 	fail "scrub does not name big.bin's damaged chunk"
 grep -q "healthy\|small\|other" "$work/vlog.out" && fail "scrub names a healthy file"
@@ -97,7 +104,7 @@ grep -q "^  state  *damaged" "$work/st.out" || { cat "$work/st.out"; fail "settf
 grep -q "^  fault.1 .*vlog: corrupt entry .*(/dir/big.bin" "$work/st.out" ||
 	{ cat "$work/st.out"; fail "settfs status: no scrub fault"; }
 umount_fs
-flip "$1" $(($2 + 40))
+flip "$vf" $voff
 
 # 4. a flipped byte in small.txt's chunk, in a table block; with --no-wait
 set -- $(offset_of scrub-small-0- "$store"/*.sst) || fail "small.txt's chunk not found once"
@@ -139,13 +146,7 @@ file "$mnt/dir/gone.bin" $((2 * 65536)) gone
 "$SETTFS" snapshot create "$mnt" before >/dev/null || fail "snapshot create"
 rm "$mnt/dir/gone.bin"
 umount_fs
-set -- $(offset_of scrub-gone-1- "$store"/*.vlog) || fail "gone.bin's chunk 1 not found once"
-flip "$1" $(($2 + 40))
-mount_fs
-scrub "$mnt" > "$work/snap.out" 2>&1
-rc=$?
-cat "$work/snap.out"
-[ $rc = 1 ] || fail "scrub of a snapshot's damaged record exit $rc, not 1"
+scrub_damaged scrub-gone-1- "$work/snap.out"
 grep -q "^    $mnt/.snapshots/before/dir/gone.bin (data, bytes 65536-131071)" "$work/snap.out" ||
 	fail "scrub does not name gone.bin in the snapshot"
 umount_fs
