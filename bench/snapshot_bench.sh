@@ -43,12 +43,11 @@ mount_fresh() {
 	echo "mount failed" >&2
 	exit 1
 }
-umount_now() {
+umount_now() { # sets hwm: the daemon's VmHWM in kB
 	hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$daemon/status")
 	fusermount3 -u "$MNT"
 	wait "$daemon" || true
 	daemon=
-	echo "$hwm"
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
@@ -87,7 +86,7 @@ for mode in none snaps snaps none; do
 	t1=$(now_ms)
 	n=$(wc -l < "$BASE/count")
 	stop_writer
-	hwm=$(umount_now)
+	umount_now
 	mbs=$(awk -v n="$n" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 64 / (ms / 1000) }')
 	if [ $mode = snaps ]; then
 		sorted=$(printf '%s\n' "${times[@]}" | sort -n)
@@ -116,7 +115,7 @@ for mode in none held held none; do
 	done
 	t1=$(now_ms)
 	store=$(du -sm "$BASE/store" | cut -f1)
-	hwm=$(umount_now)
+	umount_now
 	mbs=$(awk -v r="$ROUNDS" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", r * 64 / (ms / 1000) }')
 	echo "| $mode | ${mbs} MB/s | store ${store} MiB | VmHWM ${hwm} kB |"
 done

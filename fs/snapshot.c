@@ -588,7 +588,8 @@ static void *giveback_main(void *arg)
 	while (fs->giveback_again && !fs->giveback_stop) {
 		fs->giveback_again = 0;
 		pthread_mutex_unlock(&fs->snap_mu);
-		sett_reclaim(fs->db); /* best effort: GC and compaction retry later */
+		/* best effort: GC and compaction retry later; unmount stops it */
+		sett_reclaim_until(fs->db, &fs->giveback_stop);
 		pthread_mutex_lock(&fs->snap_mu);
 	}
 	fs->giveback_running = 0;
@@ -616,7 +617,7 @@ static void giveback_start(settfs *fs)
 void sfs_giveback_stop(settfs *fs)
 {
 	pthread_mutex_lock(&fs->snap_mu);
-	fs->giveback_stop = 1;
+	__atomic_store_n(&fs->giveback_stop, 1, __ATOMIC_RELAXED);
 	while (fs->giveback_running)
 		pthread_cond_wait(&fs->giveback_cv, &fs->snap_mu);
 	pthread_t t = fs->giveback;
