@@ -555,11 +555,14 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 	 * and the version pinned: the snapshot is the filesystem as it was at
 	 * one instant, every change made before it wholly in it.
 	 */
+	int64_t t0 = 0, t1 = 0;
 	if (r == 0) {
 		pthread_rwlock_wrlock(&fs->freeze_lock);
+		t0 = sfs_mono_now();
 		r = sfs_flush_nodes(fs, 0, 0);
 		if (r == 0)
 			r = sfs_snap_add_avoiding(fs->db, name, NULL, 0, fs->slots_freed, &s);
+		t1 = sfs_mono_now();
 		pthread_rwlock_unlock(&fs->freeze_lock);
 	}
 	pthread_mutex_unlock(&fs->snap_mu);
@@ -570,6 +573,7 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 		info->created_ns = s.created_ns;
 		memcpy(info->guid, s.guid, 16);
 		info->slot = s.slot;
+		info->held_ns = (uint64_t)(t1 - t0);
 	}
 	return r;
 }
