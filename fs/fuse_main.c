@@ -41,6 +41,7 @@
 #include "fuse_uring.h"
 #include "key.h"
 #include "settfs.h"
+#include "scrub.h"
 #include "status.h"
 
 /*
@@ -1335,7 +1336,8 @@ static void usage(void)
 	       "       settfs status [--json] MOUNTPOINT\n"
 	       "       settfs snapshot create|delete MOUNTPOINT NAME\n"
 	       "       settfs snapshot list [--space] MOUNTPOINT\n"
-	       "       settfs rollback [--key-file F | --passphrase-file F] STORE NAME\n\n"
+	       "       settfs rollback [--key-file F | --passphrase-file F] STORE NAME\n"
+	       "       settfs scrub [-n|--no-wait] [-r|--rate MB/s] [--status] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
 	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
@@ -1350,6 +1352,11 @@ static void usage(void)
 	       "(also: mkdir/rmdir MOUNTPOINT/.snapshots/NAME); they are browsable read-only\n"
 	       "at MOUNTPOINT/.snapshots/NAME.  `settfs rollback` makes an unmounted store's\n"
 	       "filesystem what a snapshot holds (its snapshots are kept).\n\n"
+	       "`settfs scrub` reads and verifies every checksum of a mounted store in the\n"
+	       "background (at most 64 MB/s by default) and names the damaged files; it\n"
+	       "shows progress until it ends, or with --no-wait returns at once; --status\n"
+	       "shows the running or last scrub (root and the mount's owner only; exit 0:\n"
+	       "clean; 1: damage found; 2: failed, refused or not a settfs mount).\n\n"
 	       "general options:\n"
 	       "    -h, --help               print this help\n"
 	       "    -V, --version            print the version (then libfuse's)\n"
@@ -1780,6 +1787,8 @@ int main(int argc, char *argv[])
 		return sfs_snapshot_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "rollback") == 0)
 		return sfs_rollback_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "scrub") == 0)
+		return sfs_scrub_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);

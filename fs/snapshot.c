@@ -164,6 +164,12 @@ static int del_key(sett_db *db, const uint8_t *k, size_t kn)
 int sfs_snap_add(sett_db *db, const char *name, const uint8_t *guid, int64_t created_ns,
 		 sfs_snap *out)
 {
+	return sfs_snap_add_avoiding(db, name, guid, created_ns, NULL, out);
+}
+
+int sfs_snap_add_avoiding(sett_db *db, const char *name, const uint8_t *guid,
+			  int64_t created_ns, const uint8_t *avoid, sfs_snap *out)
+{
 	sfs_snap s;
 	int r = sfs_snap_get(db, name, &s);
 	if (r != -ENOENT)
@@ -172,17 +178,20 @@ int sfs_snap_add(sett_db *db, const char *name, const uint8_t *guid, int64_t cre
 	size_t n;
 	if ((r = sfs_snap_list(db, &all, &n)))
 		return r;
-	/* the lowest free slot */
-	uint32_t slot = 1;
-	for (int again = 1; again && slot <= SFS_SNAP_SLOTS;) {
-		again = 0;
-		for (size_t i = 0; i < n; i++)
-			if (all[i].slot == slot) {
-				slot++;
-				again = 1;
-			}
+	/* the lowest slot neither taken nor to be avoided */
+	uint8_t *used = calloc(SFS_SNAP_SLOTS / 8 + 1, 1);
+	if (!used) {
+		free(all);
+		return -ENOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		used[all[i].slot / 8] |= (uint8_t)(1u << (all[i].slot % 8));
 	free(all);
+	uint32_t slot = 1;
+	while (slot <= SFS_SNAP_SLOTS &&
+	       ((used[slot / 8] | (avoid ? avoid[slot / 8] : 0)) & (1u << (slot % 8))))
+		slot++;
+	free(used);
 	if (slot > SFS_SNAP_SLOTS)
 		return -ENOSPC;
 	memset(&s, 0, sizeof s);
@@ -272,10 +281,15 @@ int sfs_snap_rollback_pending(sett_db *db, char *name)
 	return 1;
 }
 
-/* Keys a rollback leaves alone: the snapshot records and the marker. */
+/*
+ * Keys a rollback leaves alone: the snapshot records and the marker, and
+ * the inode counter (inode numbers are never handed out twice, also not
+ * those used after the snapshot).
+ */
 static int kept_key(sett_val k)
 {
-	return k.size >= 1 && ((const uint8_t *)k.data)[0] == SFS_TAG_SNAP;
+	uint8_t t = k.size >= 1 ? ((const uint8_t *)k.data)[0] : 0;
+	return t == SFS_TAG_SNAP || t == SFS_TAG_NEXTINO;
 }
 
 /* Commits b when it is large (or at the end, final). */
@@ -543,11 +557,14 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 	 * and the version pinned: the snapshot is the filesystem as it was at
 	 * one instant, every change made before it wholly in it.
 	 */
+	int64_t t0 = 0, t1 = 0;
 	if (r == 0) {
 		pthread_rwlock_wrlock(&fs->freeze_lock);
+		t0 = sfs_mono_now();
 		r = sfs_flush_nodes(fs, 0, 0);
 		if (r == 0)
-			r = sfs_snap_add(fs->db, name, NULL, 0, &s);
+			r = sfs_snap_add_avoiding(fs->db, name, NULL, 0, fs->slots_freed, &s);
+		t1 = sfs_mono_now();
 		pthread_rwlock_unlock(&fs->freeze_lock);
 	}
 	pthread_mutex_unlock(&fs->snap_mu);
@@ -558,6 +575,7 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 		info->created_ns = s.created_ns;
 		memcpy(info->guid, s.guid, 16);
 		info->slot = s.slot;
+		info->held_ns = (uint64_t)(t1 - t0);
 	}
 	return r;
 }
@@ -576,7 +594,8 @@ static void *giveback_main(void *arg)
 	while (fs->giveback_again && !fs->giveback_stop) {
 		fs->giveback_again = 0;
 		pthread_mutex_unlock(&fs->snap_mu);
-		sett_reclaim(fs->db); /* best effort: GC and compaction retry later */
+		/* best effort: GC and compaction retry later; unmount stops it */
+		sett_reclaim_until(fs->db, &fs->giveback_stop);
 		pthread_mutex_lock(&fs->snap_mu);
 	}
 	fs->giveback_running = 0;
@@ -604,7 +623,7 @@ static void giveback_start(settfs *fs)
 void sfs_giveback_stop(settfs *fs)
 {
 	pthread_mutex_lock(&fs->snap_mu);
-	fs->giveback_stop = 1;
+	__atomic_store_n(&fs->giveback_stop, 1, __ATOMIC_RELAXED);
 	while (fs->giveback_running)
 		pthread_cond_wait(&fs->giveback_cv, &fs->snap_mu);
 	pthread_t t = fs->giveback;
@@ -625,8 +644,15 @@ int settfs_snapshot_delete(settfs *fs, const char *name)
 	if (r == 0 || r == -EIO) {
 		/* no request is in the view while it closes and the pin goes */
 		pthread_rwlock_wrlock(&fs->views_lock);
-		if (r == 0)
+		if (r == 0) {
 			view_close(fs, s.slot);
+			/* the kernel may still hold its inodes: no other snapshot
+			 * takes the slot while this filesystem is open */
+			if (!fs->slots_freed)
+				fs->slots_freed = calloc(SFS_SNAP_SLOTS / 8 + 1, 1);
+			if (fs->slots_freed)
+				fs->slots_freed[s.slot / 8] |= (uint8_t)(1u << (s.slot % 8));
+		}
 		r = sfs_snap_remove(fs->db, name);
 		pthread_rwlock_unlock(&fs->views_lock);
 		if (r == 0)
