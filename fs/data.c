@@ -1159,17 +1159,22 @@ int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 			return 0;
 		SFS_IN_VIEW(fs, ino, settfs_file_open(v_, i_, flags));
 	}
+	/* a truncating open changes the file: the freeze comes before the
+	 * node's locks, as for every change (fs_int.h) */
+	int trunc = (flags & O_TRUNC) != 0;
+	if (trunc)
+		sfs_freeze_enter(fs);
 	sfs_node *n;
 	int r = change ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
-	if (r)
+	if (r) {
+		if (trunc)
+			sfs_freeze_exit(fs);
 		return r;
+	}
 	if (S_ISDIR(n->in.mode) && writable)
 		r = -EISDIR;
-	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode)) {
-		sfs_freeze_enter(fs);
+	else if (trunc && S_ISREG(n->in.mode))
 		r = truncate_node(fs, n, 0);
-		sfs_freeze_exit(fs);
-	}
 	if (r == 0)
 		sfs_node_ref(fs, n, 0, 1);
 	if (!writable) {
