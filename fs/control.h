@@ -33,7 +33,9 @@
 enum ctl_type {
 	CTL_STATUS = 1, /* live figures of the mount (reply: records, see status.c) */
 	CTL_INFO = 2,   /* the text of `sett info` for the store (reply: "text") */
-	CTL_CHECK = 3   /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_CHECK = 3,  /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_SEND = 7    /* a send stream of a snapshot, written to the descriptor the
+			 * request passes (reply: "records", "bytes"...; sendctl.c) */
 };
 
 /* Record kinds. */
@@ -43,6 +45,10 @@ typedef struct ctl_header {
 	uint16_t version;
 	uint16_t type;
 	uint32_t len; /* body bytes after the header */
+	/* server side: a descriptor the request passed (SCM_RIGHTS), else -1
+	 * (the server closes it after the handler), and the connection */
+	int fd;
+	int conn;
 } ctl_header;
 
 /*
@@ -128,6 +134,13 @@ void ctl_server_stop(ctl_server *s);
  * server must be the process that holds the store's lock.
  */
 int ctl_call(const char *store, const ctl_buf *req, uint8_t **body, size_t *n);
+/*
+ * ctl_call that passes the descriptor fd (>= 0) with the request
+ * (SCM_RIGHTS) and waits up to timeout_s seconds (0: as long as it takes)
+ * for the reply.
+ */
+int ctl_call_fd(const char *store, const ctl_buf *req, int fd, int timeout_s, uint8_t **body,
+		size_t *n);
 
 /*
  * The store directory of the settfs mount at `path` (the topmost mount

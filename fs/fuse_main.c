@@ -41,6 +41,7 @@
 #include "fuse_uring.h"
 #include "key.h"
 #include "settfs.h"
+#include "sendctl.h"
 #include "status.h"
 
 /*
@@ -1752,6 +1753,10 @@ int main(int argc, char *argv[])
 		return cmd_umount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return sfs_status_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "send") == 0)
+		return sfs_send_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "receive") == 0)
+		return sfs_receive_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "fuse_wire.h"
+#include "sendctl.h"
 #include "status.h"
 
 struct sfs_control {
@@ -206,6 +207,8 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return fill_info(arg, reply);
 	case CTL_CHECK:
 		return fill_check(arg, reply);
+	case CTL_SEND:
+		return sfs_sendctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	default:
 		return -EOPNOTSUPP;
 	}

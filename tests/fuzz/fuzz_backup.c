@@ -61,8 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sett_load_result r1, r2;
 	seen s1 = { FUZZ_HASH_INIT, 0 }, s2 = { FUZZ_HASH_INIT, 0 };
 	src a = { p, n, 0, 1u << 20 }, b = { p, n, 0, 1 + (size % 13) };
-	int e1 = backup_decode(src_read, &a, on_frame, &s1, &r1);
-	int e2 = backup_decode(src_read, &b, on_frame, &s2, &r2);
+	int e1 = backup_decode(src_read, &a, NULL, on_frame, &s1, &r1);
+	int e2 = backup_decode(src_read, &b, NULL, on_frame, &s2, &r2);
 	FUZZ_CHECK(e1 == e2);
 	FUZZ_CHECK(e1 == 0 || e1 == SETT_ECORRUPT || e1 == SETT_EFORMAT);
 	FUZZ_CHECK(r1.offset == r2.offset);

@@ -1,0 +1,571 @@
+/*
+ * send.c - send streams of snapshots and receiving them (send.h).
+ */
+#include "fs_int.h"
+#include "send.h"
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- the meta frame -------------------------------------------------- */
+
+size_t sfs_send_meta_encode(const sfs_send_meta *m, uint8_t *out)
+{
+	size_t l1 = strlen(m->name), l2 = strlen(m->from);
+	memset(out, 0, SFS_SEND_FIXED);
+	memcpy(out, SFS_SEND_MAGIC, 8);
+	sfs_put_be32(out + 8, SFS_SEND_VERSION);
+	sfs_put_be32(out + 12, m->flags);
+	memcpy(out + 16, m->fs_uuid, 16);
+	sfs_put_be32(out + 32, m->chunk_size);
+	sfs_put_be32(out + 36, m->fs_version);
+	memcpy(out + 40, m->guid, 16);
+	sfs_put_be64(out + 56, (uint64_t)m->created_ns);
+	sfs_put_be64(out + 64, m->version);
+	memcpy(out + 72, m->from_guid, 16);
+	sfs_put_be64(out + 88, m->from_version);
+	out[96] = (uint8_t)l1;
+	out[97] = (uint8_t)l2;
+	memcpy(out + SFS_SEND_FIXED, m->name, l1);
+	memcpy(out + SFS_SEND_FIXED + l1, m->from, l2);
+	return SFS_SEND_FIXED + l1 + l2;
+}
+
+static int name_of(const uint8_t *p, size_t n, char *out)
+{
+	if (memchr(p, 0, n))
+		return -EIO;
+	memcpy(out, p, n);
+	out[n] = 0;
+	return sfs_snap_name_ok(out) ? -EIO : 0;
+}
+
+int sfs_send_meta_decode(const void *pv, size_t n, sfs_send_meta *m)
+{
+	const uint8_t *p = pv;
+	memset(m, 0, sizeof *m);
+	if (n < SFS_SEND_FIXED || memcmp(p, SFS_SEND_MAGIC, 8) != 0 ||
+	    sfs_get_be32(p + 8) != SFS_SEND_VERSION || p[98] || p[99])
+		return -EIO;
+	m->flags = sfs_get_be32(p + 12);
+	memcpy(m->fs_uuid, p + 16, 16);
+	m->chunk_size = sfs_get_be32(p + 32);
+	m->fs_version = sfs_get_be32(p + 36);
+	memcpy(m->guid, p + 40, 16);
+	m->created_ns = (int64_t)sfs_get_be64(p + 56);
+	m->version = sfs_get_be64(p + 64);
+	memcpy(m->from_guid, p + 72, 16);
+	m->from_version = sfs_get_be64(p + 88);
+	size_t l1 = p[96], l2 = p[97];
+	static const uint8_t zero[16];
+	int inc = (m->flags & SFS_SEND_INCREMENTAL) != 0;
+	if ((m->flags & ~SFS_SEND_INCREMENTAL) || n != SFS_SEND_FIXED + l1 + l2 ||
+	    m->chunk_size < 4096 || m->chunk_size > (1u << 20) ||
+	    (m->chunk_size & (m->chunk_size - 1)) || m->fs_version < SFS_SUPER_MIN_VERSION ||
+	    m->fs_version > SFS_SUPER_VERSION || m->version == 0 ||
+	    name_of(p + SFS_SEND_FIXED, l1, m->name))
+		return -EIO;
+	if (!inc)
+		return l2 || m->from_version || memcmp(m->from_guid, zero, 16) ? -EIO : 0;
+	if (m->from_version == 0 || m->from_version >= m->version ||
+	    name_of(p + SFS_SEND_FIXED + l1, l2, m->from))
+		return -EIO;
+	return 0;
+}
+
+int sfs_send_key_ok(sett_val key)
+{
+	if (key.size == 0)
+		return 0;
+	uint8_t tag = ((const uint8_t *)key.data)[0];
+	return tag != SFS_TAG_SUPER && tag != SFS_TAG_SNAP;
+}
+
+static int key_filter(void *arg, sett_val key)
+{
+	(void)arg;
+	return sfs_send_key_ok(key);
+}
+
+/* ---- sending --------------------------------------------------------- */
+
+static int read_super(sett_db *db, sfs_super *sb)
+{
+	uint8_t k[1];
+	void *v = NULL;
+	size_t n = 0;
+	int r = sett_get(db, sfs_val(k, sfs_key_super(k)), 0, &v, &n);
+	if (r)
+		return r == SETT_ENOTFOUND ? -EINVAL : sfs_errno(r);
+	r = sfs_super_decode(v, n, sb);
+	free(v);
+	return r;
+}
+
+/* The record of snapshot `name`, refused when damaged (its pin is gone). */
+static int snap_info(sett_db *db, const char *name, settfs_snap_info *out)
+{
+	settfs_snap_info *all;
+	size_t n;
+	int r = sfs_snap_list(db, &all, &n);
+	if (r)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < n && r == -ENOENT; i++)
+		if (!strcmp(all[i].name, name)) {
+			*out = all[i];
+			r = all[i].damaged ? -EIO : 0;
+		}
+	free(all);
+	return r;
+}
+
+static atomic_ulong hold_seq;
+
+/*
+ * A pin of the send's own under the snapshot prefix but with a name no
+ * snapshot can have ('/'): a send holds what it reads even if the
+ * snapshots are deleted meanwhile, and the next writable open releases
+ * what a crash left (sfs_snap_tidy).
+ */
+static void hold_name(char *out, size_t n, unsigned long seq, const char *what)
+{
+	snprintf(out, n, "%s/send.%ld.%lu.%s", SFS_SNAP_PIN_PREFIX, (long)getpid(), seq, what);
+}
+
+int settfs_send(settfs *fs, const char *name, const char *from, sett_write_fn write,
+		void *arg, sfs_send_result *res)
+{
+	memset(res, 0, sizeof *res);
+	if (fs->live)
+		fs = fs->live;
+	sfs_send_meta *m = &res->meta;
+	settfs_snap_info s, f;
+	sfs_super sb;
+	char hn[SETT_MAX_PIN_NAME + 1], hf[SETT_MAX_PIN_NAME + 1];
+	unsigned long seq = atomic_fetch_add(&hold_seq, 1);
+	hold_name(hn, sizeof hn, seq, "snap");
+	hold_name(hf, sizeof hf, seq, "from");
+	int held = 0, hold = !fs->read_only;
+	pthread_mutex_lock(&fs->snap_mu);
+	int r = sfs_snap_name_ok(name) ? -ENOENT : snap_info(fs->db, name, &s);
+	if (r == 0 && from)
+		r = sfs_snap_name_ok(from) ? -ENOENT : snap_info(fs->db, from, &f);
+	if (r == 0 && from && f.version >= s.version)
+		r = -EINVAL;
+	if (r == 0)
+		r = read_super(fs->db, &sb);
+	if (r == 0 && hold && (r = sfs_errno(sett_pin(fs->db, hn, s.version, NULL))) == 0)
+		held = 1;
+	if (r == 0 && hold && from &&
+	    (r = sfs_errno(sett_pin(fs->db, hf, f.version, NULL))) == 0)
+		held = 2;
+	pthread_mutex_unlock(&fs->snap_mu);
+	if (r == 0) {
+		m->flags = from ? SFS_SEND_INCREMENTAL : 0;
+		memcpy(m->fs_uuid, sb.uuid, 16);
+		m->chunk_size = sb.chunk_size;
+		m->fs_version = sb.version;
+		snprintf(m->name, sizeof m->name, "%s", name);
+		memcpy(m->guid, s.guid, 16);
+		m->created_ns = s.created_ns;
+		m->version = s.version;
+		if (from) {
+			snprintf(m->from, sizeof m->from, "%s", from);
+			memcpy(m->from_guid, f.guid, 16);
+			m->from_version = f.version;
+		}
+		uint8_t meta[SFS_SEND_META_MAX];
+		sett_backup_options bo;
+		sett_backup_options_init(&bo);
+		bo.read_version = s.version;
+		bo.since = m->from_version;
+		bo.filter = key_filter;
+		bo.meta = meta;
+		bo.meta_size = sfs_send_meta_encode(m, meta);
+		sett_backup_result br;
+		r = sett_backup(fs->db, &bo, write, arg, &br);
+		res->records = br.records;
+		res->deletes = br.deletes;
+		res->bytes = br.bytes;
+		if (r < -4095) /* else an errno, the writer's too (EPIPE, ECANCELED) */
+			r = sfs_errno(r);
+	}
+	if (held >= 1)
+		sett_unpin(fs->db, hn);
+	if (held >= 2)
+		sett_unpin(fs->db, hf);
+	return r;
+}
+
+/* ---- receiving ------------------------------------------------------- */
+
+typedef struct recv_ctx {
+	sett_db *db;        /* NULL: only check the stream */
+	sfs_recv_result *res;
+	int has_fs;         /* the target holds a filesystem (a superblock) */
+	sfs_super sb;
+	int pending;        /* the target carries the rollback marker ... */
+	char marker[SETTFS_SNAP_NAME_MAX + 1]; /* ... naming this snapshot */
+	char from[SETTFS_SNAP_NAME_MAX + 1];   /* the target's name of the older snapshot */
+	int inc;
+	int changed;        /* before_apply began changing the target */
+} recv_ctx;
+
+static int why(recv_ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int why(recv_ctx *c, int err, const char *fmt, ...)
+{
+	if (!c->res->why[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->res->why, sizeof c->res->why, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* What the target must be for this stream (checked before anything changes). */
+static int check_target(recv_ctx *c)
+{
+	const sfs_send_meta *m = &c->res->meta;
+	settfs_snap_info *all;
+	size_t n;
+	int r = sfs_snap_list(c->db, &all, &n);
+	if (r)
+		return why(c, r, "the target's snapshots cannot be read: %s", strerror(-r));
+	const settfs_snap_info *same = NULL, *from = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(all[i].name, m->name))
+			same = &all[i];
+		if (c->inc && !memcmp(all[i].guid, m->from_guid, 16))
+			from = &all[i];
+	}
+	if (from)
+		snprintf(c->from, sizeof c->from, "%s", from->name);
+	int from_damaged = from && from->damaged;
+	int same_guid = same && !memcmp(same->guid, m->guid, 16);
+	free(all);
+	if (same)
+		return why(c, -EEXIST, "the target already holds a snapshot named '%s'%s", m->name,
+			   same_guid ? " (this stream was received before)" : "");
+	if (c->has_fs && (c->sb.chunk_size != m->chunk_size || c->sb.version != m->fs_version))
+		return why(c, -EINVAL,
+			   "the target's chunk size or format (%u, %u) differs from the stream's "
+			   "(%u, %u)",
+			   c->sb.chunk_size, c->sb.version, m->chunk_size, m->fs_version);
+	if (!c->inc) {
+		/* a store that holds a filesystem takes a full stream only to
+		 * finish the receive of that same snapshot */
+		if (c->has_fs && !(c->pending && !strcmp(c->marker, m->name)))
+			return why(c, -EEXIST,
+				   "the target already holds a filesystem: a full stream goes into "
+				   "a new or empty store (or send an incremental)");
+		return 0;
+	}
+	if (!c->has_fs)
+		return why(c, -ENOENT,
+			   "an incremental stream (from '%s') needs a target that holds that "
+			   "snapshot; this one holds no filesystem (receive a full stream first)",
+			   m->from);
+	if (!from)
+		return why(c, -ENOENT,
+			   "the target holds no snapshot with the guid of '%s', which this "
+			   "incremental stream starts from",
+			   m->from);
+	if (from_damaged)
+		return why(c, -EIO, "the target's snapshot '%s' is damaged (its pin is gone)",
+			   c->from);
+	if (c->pending && strcmp(c->marker, c->from))
+		return why(c, -EUCLEAN,
+			   "the target has an interrupted rollback or receive of snapshot '%s': "
+			   "finish that first",
+			   c->marker);
+	return 0;
+}
+
+static int on_meta(void *arg, const void *meta, size_t n, const sett_load_result *lr)
+{
+	recv_ctx *c = arg;
+	sfs_send_meta *m = &c->res->meta;
+	if (!meta)
+		return why(c, -EINVAL, "not a settfs send stream (a sett backup stream without "
+				       "the send header)");
+	if (sfs_send_meta_decode(meta, n, m))
+		return why(c, -EIO, "not a settfs send stream, or of an unknown version (a bad "
+				    "send header)");
+	c->inc = (m->flags & SFS_SEND_INCREMENTAL) != 0;
+	if (lr->since != m->from_version || lr->version != m->version)
+		return why(c, -EIO, "the stream's versions (%llu..%llu) disagree with its send "
+				    "header",
+			   (unsigned long long)lr->since, (unsigned long long)lr->version);
+	return c->db ? check_target(c) : 0;
+}
+
+static int on_record(void *arg, const sett_kv *kv)
+{
+	recv_ctx *c = arg;
+	if (!sfs_send_key_ok(kv->key))
+		return why(c, -EIO, "the stream carries a key no send stream may hold (tag %#x)",
+			   kv->key.size ? ((const uint8_t *)kv->key.data)[0] : 0);
+	if (kv->deleted && !c->inc)
+		return why(c, -EIO, "a full stream carries a delete");
+	return 0;
+}
+
+static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
+{
+	uint8_t mk[1], k[1], sv[SFS_SUPER_SIZE];
+	sett_batch *b;
+	int r = sfs_errno(sett_batch_new(&b));
+	if (r)
+		return r;
+	r = sfs_errno(sett_batch_set(b, sfs_val(mk, sfs_key_snap(mk, NULL, 0)),
+				     sfs_val(name, strlen(name))));
+	if (r == 0 && sb) {
+		sfs_super_encode(sb, sv);
+		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_super(k)), sfs_val(sv, sizeof sv)));
+	}
+	if (r == 0)
+		r = sfs_errno(sett_write(db, b, 1, NULL));
+	sett_batch_free(b);
+	return r;
+}
+
+/* Deletes every key but the snapshot records and the superblock. */
+static int wipe_fs(sett_db *db)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.key_only = 1;
+	sett_iter *it;
+	int r = sfs_errno(sett_iter_new(db, &io, &it));
+	if (r)
+		return r;
+	sett_batch *b;
+	if ((r = sfs_errno(sett_batch_new(&b)))) {
+		sett_iter_free(it);
+		return r;
+	}
+	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it);
+		if (!sfs_send_key_ok(k))
+			continue;
+		r = sfs_errno(sett_batch_delete(b, k));
+		if (r == 0 && sett_batch_count(b) >= 512) {
+			r = sfs_errno(sett_write(db, b, 0, NULL));
+			sett_batch_clear(b);
+		}
+	}
+	if (r == 0)
+		r = sfs_errno(sett_iter_error(it));
+	if (r == 0 && sett_batch_count(b))
+		r = sfs_errno(sett_write(db, b, 1, NULL));
+	sett_batch_free(b);
+	sett_iter_free(it);
+	return r;
+}
+
+/* The stream is verified: make the target ready for its records. */
+static int before_apply(void *arg, const sett_load_result *lr)
+{
+	(void)lr;
+	recv_ctx *c = arg;
+	const sfs_send_meta *m = &c->res->meta;
+	int r;
+	c->changed = 1;
+	if (c->inc) {
+		/* the live filesystem becomes the older snapshot, then stays marked */
+		r = sfs_snap_rollback(c->db, c->from, &c->res->rolled_back);
+		if (r == 0)
+			r = put_marker(c->db, c->from, NULL);
+		return r ? why(c, r, "rolling the target back to '%s': %s", c->from, strerror(-r))
+			 : 0;
+	}
+	if (c->has_fs) /* finishing an interrupted full receive */
+		return (r = wipe_fs(c->db)) ? why(c, r, "clearing the target: %s", strerror(-r))
+					    : put_marker(c->db, m->name, NULL);
+	sfs_super sb;
+	memset(&sb, 0, sizeof sb);
+	sb.version = m->fs_version;
+	sb.chunk_size = m->chunk_size;
+	sb.created_ns = sfs_now();
+	if (getrandom(sb.uuid, 16, 0) != 16)
+		return why(c, -errno, "no random uuid: %s", strerror(errno));
+	sb.uuid[6] = (sb.uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
+	return put_marker(c->db, m->name, &sb);
+}
+
+static const sett_load_options *load_opts(recv_ctx *c, sett_load_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->check_meta = on_meta;
+	o->check_record = on_record;
+	o->before_apply = c->db ? before_apply : NULL;
+	o->arg = c;
+	return o;
+}
+
+/* res->why for an error of the stream itself */
+static int stream_error(recv_ctx *c, int r)
+{
+	if (r == SETT_ECORRUPT || r == SETT_EFORMAT)
+		return why(c, -EIO, "%s", c->res->load.why[0] ? c->res->load.why : sett_strerror(r));
+	if (r && r > -4096)
+		return why(c, r, "%s", strerror(-r));
+	return r ? why(c, sfs_errno(r), "%s", sett_strerror(r)) : 0;
+}
+
+int sfs_send_check(sett_read_fn read, void *arg, sfs_recv_result *res)
+{
+	memset(res, 0, sizeof *res);
+	recv_ctx c = { .res = res };
+	sett_load_options o;
+	int r = sett_backup_check(load_opts(&c, &o), read, arg, &res->load);
+	return r ? stream_error(&c, r) : 0;
+}
+
+enum { DIR_NEW, DIR_STORE, DIR_OTHER };
+
+/* A missing or empty directory (a lone LOCK counts as empty), a store, or other. */
+static int dir_state(const char *path, int *has_lock)
+{
+	*has_lock = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? DIR_NEW : -errno;
+	int state = DIR_NEW;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (!strcmp(n, "LOCK")) {
+			*has_lock = 1;
+			continue;
+		}
+		if (!strcmp(n, "MANIFEST")) {
+			state = DIR_STORE;
+			break;
+		}
+		state = DIR_OTHER;
+	}
+	closedir(d);
+	return state;
+}
+
+/* Removes what a refused receive created in a directory that was empty. */
+static void unmake(const char *path, int keep_lock, int made_dir)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char p[4352];
+	while (d && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    (keep_lock && !strcmp(de->d_name, "LOCK")))
+			continue;
+		snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	if (made_dir)
+		rmdir(path);
+}
+
+int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, void *arg,
+		sfs_recv_result *res)
+{
+	memset(res, 0, sizeof *res);
+	recv_ctx c = { .res = res };
+	int has_lock;
+	int st = dir_state(path, &has_lock);
+	if (st < 0)
+		return why(&c, st, "%s: %s", path, strerror(-st));
+	if (st == DIR_OTHER)
+		return why(&c, -ENOTEMPTY, "%s: not empty and holds no store", path);
+	int made_dir = 0;
+	if (st == DIR_NEW && mkdir(path, 0700) == 0)
+		made_dir = 1;
+	else if (st == DIR_NEW && errno != EEXIST)
+		return why(&c, -errno, "%s: %s", path, strerror(errno));
+	sett_options eo = o->engine;
+	eo.create_if_missing = st == DIR_NEW;
+	eo.read_only = 0;
+	int r = sett_open(path, &eo, &c.db);
+	if (r) {
+		if (st == DIR_NEW)
+			unmake(path, has_lock, made_dir);
+		if (r == SETT_ELOCKED)
+			return why(&c, -EBUSY, "%s is in use: mounted (unmount it first) or being "
+					       "received into", path);
+		return why(&c, sfs_errno(r), "%s: %s", path, sett_strerror(r));
+	}
+	res->created = st == DIR_NEW;
+	r = read_super(c.db, &c.sb);
+	if (r == 0)
+		c.has_fs = 1;
+	else if (r == -EINVAL)
+		r = 0; /* no superblock */
+	else
+		why(&c, r, "%s: the superblock cannot be read: %s", path, strerror(-r));
+	if (r == 0 && !c.has_fs && !res->created) {
+		/* a store without a filesystem must hold nothing at all */
+		sett_iter_options io;
+		sett_iter_options_init(&io);
+		io.key_only = 1;
+		sett_iter *it;
+		if ((r = sfs_errno(sett_iter_new(c.db, &io, &it))) == 0) {
+			sett_iter_rewind(it);
+			if (sett_iter_valid(it))
+				r = why(&c, -EEXIST, "%s: the store holds keys but no filesystem",
+					path);
+			sett_iter_free(it);
+		}
+	}
+	if (r == 0 && c.has_fs) {
+		int p = sfs_snap_rollback_pending(c.db, c.marker);
+		if (p < 0)
+			r = why(&c, p, "%s: %s", path, strerror(-p));
+		c.pending = p > 0;
+	}
+	if (r == 0) {
+		sett_load_options lo;
+		r = sett_load_ex(c.db, load_opts(&c, &lo), read, arg, &res->load);
+		if (r)
+			r = stream_error(&c, r);
+	}
+	/* the records are in: the snapshot, as the source has it, then no marker */
+	if (r == 0) {
+		const sfs_send_meta *m = &res->meta;
+		r = sfs_snap_add(c.db, m->name, m->guid, m->created_ns, NULL);
+		if (r == 0) {
+			uint8_t mk[1];
+			sett_batch *b;
+			if ((r = sfs_errno(sett_batch_new(&b))) == 0) {
+				r = sfs_errno(sett_batch_delete(b, sfs_val(mk, sfs_key_snap(mk, NULL, 0))));
+				if (r == 0)
+					r = sfs_errno(sett_write(c.db, b, 1, NULL));
+				sett_batch_free(b);
+			}
+		}
+		if (r)
+			why(&c, r, "recreating snapshot '%s': %s", m->name, strerror(-r));
+	}
+	res->changed = c.changed;
+	int rc = sfs_errno(sett_close(c.db));
+	if (r && res->created && !c.changed)
+		unmake(path, has_lock, made_dir);
+	if (r == 0 && rc)
+		r = why(&c, rc, "%s: closing: %s", path, strerror(-rc));
+	return r;
+}
