@@ -219,6 +219,7 @@ typedef struct recv_ctx {
 	char from[SETTFS_SNAP_NAME_MAX + 1];   /* the target's name of the older snapshot */
 	int inc;
 	int changed;        /* before_apply began changing the target */
+	int finish;         /* only the marker was left: the snapshot is there */
 } recv_ctx;
 
 static int why(recv_ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -254,6 +255,11 @@ static int check_target(recv_ctx *c)
 	int from_damaged = from && from->damaged;
 	int same_guid = same && !memcmp(same->guid, m->guid, 16);
 	free(all);
+	if (same && same_guid && c->pending) {
+		/* cut off between recreating the snapshot and clearing the marker */
+		c->finish = 1;
+		return 0;
+	}
 	if (same)
 		return why(c, -EEXIST, "the target already holds a snapshot named '%s'%s", m->name,
 			   same_guid ? " (this stream was received before)" : "");
@@ -374,6 +380,9 @@ static int wipe_fs(sett_db *db)
 	return r;
 }
 
+/* before_apply's "nothing more to apply" */
+#define RECV_FINISHED 1
+
 /* The stream is verified: make the target ready for its records. */
 static int before_apply(void *arg, const sett_load_result *lr)
 {
@@ -382,6 +391,11 @@ static int before_apply(void *arg, const sett_load_result *lr)
 	const sfs_send_meta *m = &c->res->meta;
 	int r;
 	c->changed = 1;
+	if (c->finish) {
+		r = sfs_snap_rollback(c->db, m->name, NULL);
+		return r ? why(c, r, "rolling the target to '%s': %s", m->name, strerror(-r))
+			 : RECV_FINISHED;
+	}
 	if (c->inc) {
 		/* the live filesystem becomes the older snapshot, then stays marked */
 		r = sfs_snap_rollback(c->db, c->from, &c->res->rolled_back);
@@ -541,13 +555,13 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 	if (r == 0) {
 		sett_load_options lo;
 		r = sett_load_ex(c.db, load_opts(&c, &lo), read, arg, &res->load);
-		if (r)
+		if (r && r != RECV_FINISHED)
 			r = stream_error(&c, r);
 	}
 	/* the records are in: the snapshot, as the source has it, then no marker */
-	if (r == 0) {
+	if (r == 0 || r == RECV_FINISHED) {
 		const sfs_send_meta *m = &res->meta;
-		r = sfs_snap_add(c.db, m->name, m->guid, m->created_ns, NULL);
+		r = r ? 0 : sfs_snap_add(c.db, m->name, m->guid, m->created_ns, NULL);
 		if (r == 0) {
 			uint8_t mk[1];
 			sett_batch *b;
