@@ -443,6 +443,140 @@ START_TEST(test_parallel_stream_equals_scan)
 }
 END_TEST
 
+static int keep_odd(void *arg, sett_val key)
+{
+	(void)arg;
+	return key.size && ((const char *)key.data)[key.size - 1] % 2;
+}
+
+struct meta_seen {
+	int calls;
+	size_t n;
+	char text[64];
+	uint64_t records;
+};
+
+static int on_meta(void *arg, const void *meta, size_t n, const sett_load_result *res)
+{
+	(void)res;
+	struct meta_seen *m = arg;
+	m->calls++;
+	m->n = n;
+	if (meta && n < sizeof m->text)
+		memcpy(m->text, meta, n);
+	return 0;
+}
+
+static int on_record(void *arg, const sett_kv *kv)
+{
+	struct meta_seen *m = arg;
+	m->records++;
+	return kv->key.size && ((const char *)kv->key.data)[kv->key.size - 1] % 2 ? 0 : -EBADMSG;
+}
+
+/*
+ * A backup at an older, pinned version with a key filter and the caller's
+ * meta frame: it holds what that version saw of the kept keys, the reader
+ * gets the meta frame back first, and its hooks can refuse; an unpinned
+ * read version is refused.
+ */
+START_TEST(test_backup_read_version_filter_meta)
+{
+	char *dir = tu_tmpdir("bk-meta"), *tdir = tu_tmpdir("bk-meta-dst");
+	sett_db *db = open_store(dir);
+	for (uint32_t i = 0; i < 200; i++)
+		put(db, i, 1);
+	uint64_t v;
+	ck_assert_int_eq(sett_pin(db, "old", 0, &v), 0);
+	for (uint32_t i = 0; i < 200; i += 3)
+		put(db, i, 2);
+	for (uint32_t i = 1; i < 200; i += 7)
+		del(db, i);
+	ck_assert_int_eq(sett_flatten(db), 0);
+
+	sett_backup_options o;
+	sett_backup_options_init(&o);
+	o.read_version = v - 1;
+	sett_backup_result res;
+	mem m = { 0 };
+	ck_assert_int_eq(sett_backup(db, &o, mem_write, &m, &res), -EINVAL); /* not pinned */
+	free(m.p);
+	memset(&m, 0, sizeof m);
+	o.read_version = v;
+	o.filter = keep_odd;
+	o.meta = "the caller's";
+	o.meta_size = 12;
+	ck_assert_int_eq(sett_backup(db, &o, mem_write, &m, &res), 0);
+	ck_assert_uint_eq(res.version, v);
+	ck_assert_uint_eq(res.records, 100);
+
+	struct meta_seen seen = { 0 };
+	sett_load_options lo = { .check_meta = on_meta, .check_record = on_record, .arg = &seen };
+	sett_load_result lr;
+	ck_assert_int_eq(sett_backup_check(&lo, mem_read, &m, &lr), 0);
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_uint_eq(seen.n, 12);
+	ck_assert_str_eq(seen.text, "the caller's");
+	ck_assert_uint_eq(seen.records, 100);
+
+	/* loaded: exactly the odd keys as the pinned version had them */
+	sett_db *dst = open_store(tdir);
+	m.pos = 0;
+	ck_assert_int_eq(sett_load_ex(dst, &lo, mem_read, &m, &lr), 0);
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = v;
+	sett_iter *it;
+	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+	uint64_t n = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it), val;
+		if (!keep_odd(NULL, k))
+			continue;
+		ck_assert_int_eq(sett_iter_value(it, &val), 0);
+		void *got;
+		size_t gn;
+		ck_assert_int_eq(sett_get(dst, k, 0, &got, &gn), 0);
+		ck_assert_uint_eq(gn, val.size);
+		ck_assert_int_eq(memcmp(got, val.data, gn), 0);
+		free(got);
+		n++;
+	}
+	sett_iter_free(it);
+	ck_assert_uint_eq(n, 100);
+	ck_assert_uint_eq(scan_digest(dst, 0, &n), scan_digest(dst, 0, NULL));
+	ck_assert_uint_eq(n, 100);
+
+	/* a hook's refusal is the result; nothing applied */
+	uint64_t before = scan_digest(dst, 0, NULL);
+	mem all = { 0 };
+	o.filter = NULL;
+	ck_assert_int_eq(sett_backup(db, &o, mem_write, &all, &res), 0);
+	ck_assert_int_eq(sett_load_ex(dst, &lo, mem_read, &all, &lr), -EBADMSG);
+	ck_assert_uint_eq(scan_digest(dst, 0, NULL), before);
+	/* a stream without the meta flag carries no meta frame: the hook is told so */
+	mem plain = { 0 };
+	o.meta = NULL;
+	o.meta_size = 0;
+	ck_assert_int_eq(sett_backup(db, &o, mem_write, &plain, &res), 0);
+	seen.calls = 0;
+	seen.n = 99;
+	lo.check_record = NULL;
+	ck_assert_int_eq(sett_backup_check(&lo, mem_read, &plain, &lr), 0);
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_uint_eq(seen.n, 0);
+	free(plain.p);
+	free(all.p);
+	free(m.p);
+	ck_assert_int_eq(sett_close(dst), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	tu_rmrf(tdir);
+	free(dir);
+	free(tdir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backup");
@@ -454,6 +588,7 @@ int main(void)
 	tcase_add_test(tc, test_damaged_stream_refused);
 	tcase_add_test(tc, test_backup_while_writing);
 	tcase_add_test(tc, test_parallel_stream_equals_scan);
+	tcase_add_test(tc, test_backup_read_version_filter_meta);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
