@@ -455,8 +455,8 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		r = pending;
 	else if (pending)
 		r = say(o, -EUCLEAN,
-			"%s: a rollback to snapshot '%s' was interrupted: run `settfs rollback "
-			"%s %s` again to finish it",
+			"%s: a rollback to snapshot '%s' (or a receive from it) was interrupted: "
+			"run `settfs rollback %s %s` (or that `settfs receive`) again to finish it",
 			path, rb, path, rb);
 	if (r == 0) {
 		r = count_inodes(fs);
