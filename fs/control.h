@@ -34,6 +34,9 @@ enum ctl_type {
 	CTL_STATUS = 1, /* live figures of the mount (reply: records, see status.c) */
 	CTL_INFO = 2,   /* the text of `sett info` for the store (reply: "text") */
 	CTL_CHECK = 3,  /* sett_verify of the open store (reply: "faults", "fault"...) */
+	CTL_SNAP_CREATE = 4, /* snapshots (snapctl.c) */
+	CTL_SNAP_LIST = 5,
+	CTL_SNAP_DELETE = 6,
 	CTL_SEND = 7    /* a send stream of a snapshot, written to the descriptor the
 			 * request passes (reply: "records", "bytes"...; sendctl.c) */
 };

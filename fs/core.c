@@ -506,6 +506,7 @@ int sfs_fs_alloc(const char *path, settfs **fsp)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_rwlock_init(&fs->views_lock, NULL); /* readers first: see snapshot.c */
 	pthread_mutex_init(&fs->snap_mu, NULL);
+	pthread_cond_init(&fs->giveback_cv, NULL);
 	pthread_mutex_init(&fs->tab_lock, NULL);
 	pthread_mutex_init(&fs->space_mu, NULL);
 	pthread_mutex_init(&fs->reclaim_mu, NULL);
@@ -539,6 +540,7 @@ void sfs_fs_free(settfs *fs)
 	pthread_rwlock_destroy(&fs->freeze_lock);
 	pthread_rwlock_destroy(&fs->views_lock);
 	pthread_mutex_destroy(&fs->snap_mu);
+	pthread_cond_destroy(&fs->giveback_cv);
 	pthread_mutex_destroy(&fs->tab_lock);
 	pthread_mutex_destroy(&fs->space_mu);
 	pthread_mutex_destroy(&fs->reclaim_mu);
@@ -634,6 +636,7 @@ int settfs_sync(settfs *fs)
 
 int settfs_close(settfs *fs)
 {
+	sfs_giveback_stop(fs);
 	int r = sfs_flush_nodes(fs, 0, 1);
 	sfs_views_close(fs);
 	sett_db *db = fs->db;

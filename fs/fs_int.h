@@ -191,6 +191,13 @@ struct settfs {
 	struct sfs_view *views;       /* open views */
 	size_t nviews, capviews;
 	int no_snapdir;               /* settfs_options.no_snapdir */
+	void (*entry_fn)(void *, uint64_t, const char *); /* settfs_set_entry_fn */
+	void *entry_arg;
+	/* the space a deleted snapshot held comes back on a thread of its own
+	 * (sett_reclaim), under snap_mu: running, asked again, closing */
+	pthread_t giveback;
+	int giveback_running, giveback_again, giveback_stop;
+	pthread_cond_t giveback_cv;
 };
 
 /* An inode number as the mount shows it: a view's lie in its slot's space. */
@@ -205,6 +212,8 @@ int sfs_fs_alloc(const char *path, settfs **fsp);
 void sfs_fs_free(settfs *fs);
 /* Closes every view (settfs_close). */
 void sfs_views_close(settfs *fs);
+/* Waits for the space-giveback thread of deleted snapshots (settfs_close). */
+void sfs_giveback_stop(settfs *fs);
 /* The snapshot directory (snapshot.c). */
 int sfs_snapdir_stat(settfs *fs, struct stat *st);
 int sfs_snapdir_lookup(settfs *fs, const char *name, struct stat *st);

@@ -91,6 +91,7 @@ struct sfs_cfg {
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
 	int noacl;            /* -o noacl: no POSIX ACLs */
+	int nosnapdir;        /* -o nosnapdir: no /.snapshots */
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
@@ -156,6 +157,12 @@ static void mode_changed(fuse_req_t req, fuse_ino_t ino)
 static void attr_changed(void *arg, uint64_t ino)
 {
 	fuse_lowlevel_notify_inval_inode(((struct sfs_fuse *)arg)->se, ino, -1, 0);
+}
+
+/* settfs_set_entry_fn: a snapshot was taken or deleted through the control path */
+static void entry_changed(void *arg, uint64_t parent, const char *name)
+{
+	fuse_lowlevel_notify_inval_entry(((struct sfs_fuse *)arg)->se, parent, name, strlen(name));
 }
 
 static settfs_ctx creds_of(fuse_req_t req)
@@ -1286,6 +1293,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("readdirplus_auto", readdirplus_auto, 1),
 	SFS_OPT("nofill", nofill, 1),
 	SFS_OPT("noacl", noacl, 1),
+	SFS_OPT("nosnapdir", nosnapdir, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	SFS_OPT("io_uring", io_uring, 1),
@@ -1324,8 +1332,11 @@ static void usage(void)
 	printf("usage: settfs [options] STORE MOUNTPOINT\n"
 	       "       settfs umount [-t SECONDS] MOUNTPOINT\n"
 	       "       settfs status [--json] MOUNTPOINT\n"
+	       "       settfs snapshot create|delete MOUNTPOINT NAME\n"
+	       "       settfs snapshot list [--space] MOUNTPOINT\n"
+	       "       settfs rollback [--key-file F | --passphrase-file F] STORE NAME\n"
 	       "       settfs send [-v] [-i FROM] MOUNTPOINT NAME > FILE\n"
-	       "       settfs receive [-v] STORE < FILE\n\n"
+	       "       settfs receive [-v] [--key-file F | --passphrase-file F] STORE < FILE\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
 	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
@@ -1336,6 +1347,10 @@ static void usage(void)
 	       "3: still held after SECONDS, default 60).\n"
 	       "`settfs status` shows the live figures of a mounted store (root and the\n"
 	       "mount's owner only; exit 0; 1: not a settfs mount; 2: refused or no answer).\n"
+	       "`settfs snapshot` takes, lists and deletes snapshots of a mounted store\n"
+	       "(also: mkdir/rmdir MOUNTPOINT/.snapshots/NAME); they are browsable read-only\n"
+	       "at MOUNTPOINT/.snapshots/NAME.  `settfs rollback` makes an unmounted store's\n"
+	       "filesystem what a snapshot holds (its snapshots are kept).\n"
 	       "`settfs send` writes a stream of snapshot NAME (-i: only the changes since\n"
 	       "snapshot FROM) of a mounted filesystem; `settfs receive` verifies a stream\n"
 	       "whole, then applies it to an unmounted (or new) STORE and recreates the\n"
@@ -1366,6 +1381,8 @@ static void usage(void)
 	       "    -o nofill                do not push the rest of a chunk read for a small\n"
 	       "                             READ into the kernel's page cache\n"
 	       "    -o noacl                 no POSIX ACLs (setting one fails with EOPNOTSUPP)\n"
+	       "    -o nosnapdir             no /.snapshots directory (the snapshot commands\n"
+	       "                             still work)\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
@@ -1759,6 +1776,10 @@ int main(int argc, char *argv[])
 		return cmd_umount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return sfs_status_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "snapshot") == 0)
+		return sfs_snapshot_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "rollback") == 0)
+		return sfs_rollback_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "send") == 0)
 		return sfs_send_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "receive") == 0)
@@ -1827,6 +1848,7 @@ int main(int argc, char *argv[])
 	settfs_options_init(&o);
 	o.engine.sync_writes = cfg.sync_writes;
 	o.no_acl = cfg.noacl;
+	o.no_snapdir = cfg.nosnapdir;
 	o.engine.read_only = cfg.ro;
 	if (cfg.ro)
 		o.engine.create_if_missing = 0;
@@ -1937,6 +1959,7 @@ int main(int argc, char *argv[])
 		f.filler = sfs_filler_start(se, f.fs);
 	f.inval = sfs_inval_start(se);
 	settfs_set_attr_fn(f.fs, attr_changed, &f);
+	settfs_set_entry_fn(f.fs, entry_changed, &f);
 	f.control = sfs_control_start(f.fs, &f.wire, store, opts.mountpoint, argc, argv);
 	struct sfs_flusher *flusher = flusher_start(f.fs, cfg.dirty_expire);
 	int lr;
@@ -1959,6 +1982,7 @@ int main(int argc, char *argv[])
 	sfs_control_stop(f.control);
 	f.control = NULL;
 	settfs_set_attr_fn(f.fs, NULL, NULL); /* the session goes first */
+	settfs_set_entry_fn(f.fs, NULL, NULL);
 	if (stuck) {
 		fprintf(stderr, "settfs: a page-cache notification is stuck in the kernel and the "
 				"connection could not be aborted (fusectl): committing the store and "

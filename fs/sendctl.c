@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "key.h"
 #include "send.h"
 #include "sendctl.h"
 
@@ -195,10 +196,12 @@ static long read_stdin(void *arg, void *p, size_t n)
 	}
 }
 
-static const char recv_usage[] = "usage: settfs receive [-v] STORE < FILE\n";
+static const char recv_usage[] =
+	"usage: settfs receive [-v] [--key-file F | --passphrase-file F] STORE < FILE\n";
 
 int sfs_receive_command(int argc, char **argv)
 {
+	const char *key_file = NULL, *pass_file = NULL;
 	int verbose = 0, i = 2;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -206,12 +209,16 @@ int sfs_receive_command(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = 1;
+		} else if (!strcmp(argv[i], "--key-file") && i + 1 < argc) {
+			key_file = argv[++i];
+		} else if (!strcmp(argv[i], "--passphrase-file") && i + 1 < argc) {
+			pass_file = argv[++i];
 		} else {
 			fprintf(stderr, "settfs receive: unknown option '%s' (see --help)\n", argv[i]);
 			return 1;
 		}
 	}
-	if (i + 1 != argc) {
+	if (i + 1 != argc || (key_file && pass_file)) {
 		fputs(recv_usage, stderr);
 		return 1;
 	}
@@ -221,14 +228,23 @@ int sfs_receive_command(int argc, char **argv)
 				"(settfs send ... |, or < FILE)\n");
 		return 1;
 	}
+	key_material key;
+	memset(&key, 0, sizeof key);
+	if (key_load("settfs receive", key_file, pass_file, &key))
+		return 2;
 	settfs_options o;
 	settfs_options_init(&o);
+	key_apply(&key, &o.engine);
 	sfs_recv_result *res = malloc(sizeof *res);
 	if (!res) {
+		key_wipe(&key);
 		fprintf(stderr, "settfs receive: %s\n", strerror(ENOMEM));
 		return 2;
 	}
 	int r = sfs_receive(store, &o, read_stdin, NULL, res);
+	key_wipe(&key);
+	if (r == -EKEYREJECTED)
+		snprintf(res->why, sizeof res->why, "%s", key_refused(key_file || pass_file));
 	const sfs_send_meta *m = &res->meta;
 	if (r) {
 		fprintf(stderr, "settfs receive: %s: %s\n", store,

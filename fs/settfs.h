@@ -275,6 +275,15 @@ int settfs_snapshot_delete(settfs *fs, const char *name);
 int settfs_snapshot_list(settfs *fs, settfs_snap_info **out, size_t *n);
 /* The bytes the snapshot alone holds (sett_pin_space_of): a scan of the store. */
 int settfs_snapshot_space(settfs *fs, const char *name, uint64_t *bytes);
+/*
+ * fn(arg, parent, name) is called by settfs_snapshot_changed: a caller
+ * that took or deleted a snapshot other than through mkdir/rmdir in the
+ * snapshot directory tells the kernel that the entry changed.  Set it
+ * (or NULL) while no other call of the core is running.
+ */
+void settfs_set_entry_fn(settfs *fs, void (*fn)(void *arg, uint64_t parent, const char *name),
+			 void *arg);
+void settfs_snapshot_changed(settfs *fs, const char *name);
 
 /* ---- page-cache fill ------------------------------------------------ */
 

@@ -561,6 +561,58 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 	return r;
 }
 
+/*
+ * What only a deleted snapshot saw is garbage now, but nothing in the
+ * engine is due to look at it (no level is over its size, no value-log
+ * file has counted discards): sett_reclaim merges the tombstones with the
+ * data they hide and lets GC remove the value-log files, on this thread,
+ * while the filesystem goes on.  Deletions during a run ask for another.
+ */
+static void *giveback_main(void *arg)
+{
+	settfs *fs = arg;
+	pthread_mutex_lock(&fs->snap_mu);
+	while (fs->giveback_again && !fs->giveback_stop) {
+		fs->giveback_again = 0;
+		pthread_mutex_unlock(&fs->snap_mu);
+		sett_reclaim(fs->db); /* best effort: GC and compaction retry later */
+		pthread_mutex_lock(&fs->snap_mu);
+	}
+	fs->giveback_running = 0;
+	pthread_cond_broadcast(&fs->giveback_cv);
+	pthread_mutex_unlock(&fs->snap_mu);
+	return NULL;
+}
+
+/* snap_mu held */
+static void giveback_start(settfs *fs)
+{
+	fs->giveback_again = 1;
+	if (fs->giveback_running || fs->giveback_stop)
+		return;
+	if (fs->giveback_running == 0 && fs->giveback) {
+		pthread_join(fs->giveback, NULL); /* the last one's, finished */
+		fs->giveback = 0;
+	}
+	if (pthread_create(&fs->giveback, NULL, giveback_main, fs) == 0)
+		fs->giveback_running = 1;
+	else
+		fs->giveback = 0;
+}
+
+void sfs_giveback_stop(settfs *fs)
+{
+	pthread_mutex_lock(&fs->snap_mu);
+	fs->giveback_stop = 1;
+	while (fs->giveback_running)
+		pthread_cond_wait(&fs->giveback_cv, &fs->snap_mu);
+	pthread_t t = fs->giveback;
+	fs->giveback = 0;
+	pthread_mutex_unlock(&fs->snap_mu);
+	if (t)
+		pthread_join(t, NULL);
+}
+
 int settfs_snapshot_delete(settfs *fs, const char *name)
 {
 	int r = snap_writable(fs);
@@ -576,9 +628,24 @@ int settfs_snapshot_delete(settfs *fs, const char *name)
 			view_close(fs, s.slot);
 		r = sfs_snap_remove(fs->db, name);
 		pthread_rwlock_unlock(&fs->views_lock);
+		if (r == 0)
+			giveback_start(fs);
 	}
 	pthread_mutex_unlock(&fs->snap_mu);
 	return r;
+}
+
+void settfs_set_entry_fn(settfs *fs, void (*fn)(void *arg, uint64_t parent, const char *name),
+			 void *arg)
+{
+	fs->entry_fn = fn;
+	fs->entry_arg = arg;
+}
+
+void settfs_snapshot_changed(settfs *fs, const char *name)
+{
+	if (fs->entry_fn && !fs->no_snapdir)
+		fs->entry_fn(fs->entry_arg, SETTFS_SNAPDIR_INO, name);
 }
 
 int settfs_snapshot_list(settfs *fs, settfs_snap_info **out, size_t *n)

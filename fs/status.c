@@ -198,8 +198,6 @@ static int fill_check(sfs_control *c, ctl_buf *b)
 
 static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n, ctl_buf *reply)
 {
-	(void)body;
-	(void)n;
 	switch (h->type) {
 	case CTL_STATUS:
 		return fill_status(arg, reply);
@@ -207,6 +205,10 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return fill_info(arg, reply);
 	case CTL_CHECK:
 		return fill_check(arg, reply);
+	case CTL_SNAP_CREATE:
+	case CTL_SNAP_LIST:
+	case CTL_SNAP_DELETE:
+		return sfs_snapctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	case CTL_SEND:
 		return sfs_sendctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	default:

@@ -37,4 +37,11 @@ int sfs_status_print(const uint8_t *body, size_t n, int json, FILE *out);
 /* settfs status [--json] MOUNTPOINT: exit 0, 1 (usage, not a settfs mount), 2 (failed). */
 int sfs_status_command(int argc, char **argv);
 
+/* snapctl.c: the snapshot requests (CTL_SNAP_*) of the daemon's handler */
+int sfs_snapctl_handle(settfs *fs, const ctl_header *h, const uint8_t *body, size_t n,
+		       ctl_buf *reply);
+/* settfs snapshot create|list|delete ...; settfs rollback STORE NAME: exit 0, 1, 2 */
+int sfs_snapshot_command(int argc, char **argv);
+int sfs_rollback_command(int argc, char **argv);
+
 #endif

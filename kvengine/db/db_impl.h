@@ -279,14 +279,17 @@ void db_kick_compaction(sett_db *db);
 uint64_t db_new_table_id(sett_db *db);
 
 /*
- * Value-log GC write-back: for each entry, if the newest version of its key
- * is still `versions[i]` and still points at the value log position
- * `old[i]`, rewrite the value (under the same version) into the head of the
- * value log; otherwise skip it.  Runs on the writer thread so the check and
- * the write are atomic with respect to other writes.
+ * Value-log GC write-back: for each entry, if a read of its key at `at[i]`
+ * (0: the published version; else a pinned version) still finds version
+ * `versions[i]` pointing at the value log position `old[i]`, rewrite the
+ * value (under the same version) into the head of the value log;
+ * otherwise skip it.  A pinned version rewritten so hides nothing newer:
+ * reads take the newest version of every source.  Runs on the writer
+ * thread so the check and the write are atomic with respect to other
+ * writes.
  */
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
-		  const vptr *old, int n);
+		  const vptr *old, const uint64_t *at, int n);
 /* A transaction's commit, for the writer's conflict check (oracle.h). */
 typedef struct txn_commit {
 	const uint64_t *reads;   /* fingerprints of the keys it read */

@@ -15,8 +15,10 @@
  * entry's checksum) and asks the LSM for the key's newest version at the
  * published version (a group not yet acknowledged decides nothing); an
  * entry is live iff that version is the entry's version, is not a
- * tombstone, has not expired, and points at exactly this file and offset.
- * sett_gc() measures every file but the head; the background thread
+ * tombstone, has not expired, and points at exactly this file and offset
+ * - or the same holds at a pinned version at or above the entry's (an old
+ * version a pin keeps is moved like a current one, under its version, and
+ * db_gc_rewrite checks it at that pin).  sett_gc() measures every file but the head; the background thread
  * measures the files gc_plan picks plus one more file per wake (a cycle
  * over all files, restarted whenever the store changed: it catches what
  * the statistics miss while writes go on or after a crash), so a daemon's
@@ -192,6 +194,7 @@ typedef struct live_entry {
 	vptr p;
 	uint8_t user_meta;
 	uint64_t expires_at;
+	uint64_t at;   /* 0: current; else the pinned version that sees it */
 } live_entry;
 
 typedef struct live_set {
@@ -201,7 +204,6 @@ typedef struct live_set {
 	uint64_t read_version; /* liveness is judged at this published version */
 	uint64_t *pins;        /* ... and at these pinned versions (newest first) */
 	size_t npins;
-	uint64_t pinned_bytes; /* entries only a pin sees: the file must stay */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -242,17 +244,13 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 	uint64_t ver = ikey_version(e->key);
 	vstruct v;
 	int r = read_sees(ls, uk, ls->read_version, ver, p, &v);
-	/* Not current: a pin at or above its version may still see it.  Such
-	 * a value cannot be rewritten under its old version (it would shadow
-	 * the newer ones), so the file stays while the pin does. */
-	for (size_t i = 0; r == 0 && i < ls->npins && ls->pins[i] >= ver; i++) {
-		vstruct pv;
-		r = read_sees(ls, uk, ls->pins[i], ver, p, &pv);
-		if (r == 1) {
-			ls->pinned_bytes += p->len;
-			return 0;
-		}
-	}
+	/* Not current: a pin at or above its version may still see it.  It is
+	 * rewritten under its old version too: a read takes the newest version
+	 * any source holds, so the copy hides nothing newer (db_gc_rewrite). */
+	uint64_t at = 0;
+	for (size_t i = 0; r == 0 && i < ls->npins && ls->pins[i] >= ver; i++)
+		if ((r = read_sees(ls, uk, ls->pins[i], ver, p, &v)) == 1)
+			at = ls->pins[i];
 	if (r <= 0)
 		return r;
 	if (ls->n == ls->cap) {
@@ -269,6 +267,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 	le->p = *p;
 	le->user_meta = v.user_meta;
 	le->expires_at = v.expires_at;
+	le->at = at;
 	if ((r = buf_append(&ls->keys, e->key.p, e->key.n)))
 		return r;
 	ls->n++;
@@ -287,7 +286,7 @@ static void live_set_free(live_set *ls)
 /* ---- pass 2: rewrite ---- */
 
 static int rewrite_batch(sett_db *db, live_set *ls, size_t from, size_t to, buf *vals,
-			 size_t *voff, entry *ents, uint64_t *vers, vptr *olds)
+			 size_t *voff, entry *ents, uint64_t *vers, vptr *olds, uint64_t *ats)
 {
 	int n = 0;
 	for (size_t i = from; i < to; i++, n++) {
@@ -297,9 +296,10 @@ static int rewrite_batch(sett_db *db, live_set *ls, size_t from, size_t to, buf 
 				   .expires_at = le->expires_at };
 		vers[n] = ikey_version(ik);
 		olds[n] = le->p;
+		ats[n] = le->at;
 		ents[n].value = slice_make(vals->p + voff[n], voff[n + 1] - voff[n]);
 	}
-	return db_gc_rewrite(db, ents, vers, olds, n);
+	return db_gc_rewrite(db, ents, vers, olds, ats, n);
 }
 
 static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
@@ -307,11 +307,12 @@ static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
 	entry *ents = malloc(GC_BATCH_ENTRIES * sizeof *ents);
 	uint64_t *vers = malloc(GC_BATCH_ENTRIES * sizeof *vers);
 	vptr *olds = malloc(GC_BATCH_ENTRIES * sizeof *olds);
+	uint64_t *ats = malloc(GC_BATCH_ENTRIES * sizeof *ats);
 	size_t *voff = malloc((GC_BATCH_ENTRIES + 1) * sizeof *voff);
 	buf vals = { 0 };
 	char why[512];
 	int r = 0;
-	if (!ents || !vers || !olds || !voff)
+	if (!ents || !vers || !olds || !ats || !voff)
 		r = -ENOMEM;
 	size_t start = 0;
 	for (size_t i = 0; i < ls->n && !r; i++) {
@@ -330,13 +331,14 @@ static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
 			break;
 		voff[i - start + 1] = vals.n;
 		if (i + 1 == ls->n || i + 1 - start == GC_BATCH_ENTRIES || vals.n >= GC_BATCH_BYTES) {
-			r = rewrite_batch(db, ls, start, i + 1, &vals, voff, ents, vers, olds);
+			r = rewrite_batch(db, ls, start, i + 1, &vals, voff, ents, vers, olds, ats);
 			start = i + 1;
 		}
 	}
 	free(ents);
 	free(vers);
 	free(olds);
+	free(ats);
 	free(voff);
 	buf_free(&vals);
 	return r;
@@ -395,13 +397,6 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
-	if (ls.pinned_bytes) {
-		/* A pin holds part of the file: it stays, and counts no garbage
-		 * (so the plan does not pick it again) until the pin is released
-		 * and compaction drops the versions it kept. */
-		qualifies = 0;
-		dead = 0;
-	}
 	if (db->discard)
 		discard_set(db->discard, fid, dead);
 	if (!qualifies) {

@@ -57,6 +57,7 @@ typedef struct write_req {
 	const entry *gc_entries;
 	const uint64_t *gc_versions;
 	const vptr *gc_old;
+	const uint64_t *gc_at;
 	int gc_n;
 
 	int sync;
@@ -213,12 +214,12 @@ int sett_del(sett_db *db, sett_val key)
 }
 
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions, const vptr *old,
-		  int n)
+		  const uint64_t *at, int n)
 {
 	if (n <= 0)
 		return 0;
 	write_req r = { .kind = REQ_GC, .gc_entries = entries, .gc_versions = versions,
-			.gc_old = old, .gc_n = n };
+			.gc_old = old, .gc_at = at, .gc_n = n };
 	return submit(db, &r);
 }
 
@@ -389,18 +390,20 @@ static int prepare(sett_db *db, write_req *r, pending **out, size_t *nout)
 }
 
 /*
- * The compare-and-set of a GC write-back: is old[i] still the newest at the
- * published version?  Earlier requests of the group being written are not
- * published yet; one that overwrote the key only makes the rewrite
- * redundant (its version is newer), never wrong.
+ * The compare-and-set of a GC write-back: is old[i] still what a read at
+ * the published version (or at the pin it was measured for) finds?
+ * Earlier requests of the group being written are not published yet; one
+ * that overwrote the key only makes the rewrite redundant (its version is
+ * newer), never wrong.
  */
 static int gc_still_live(sett_db *db, const write_req *r, int i)
 {
 	buf vs = { 0 };
 	uint64_t ver = 0;
 	int live = 0;
-	uint64_t published = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
-	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), published, &ver, &vs);
+	uint64_t at = r->gc_at && r->gc_at[i] ? r->gc_at[i]
+					       : __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), at, &ver, &vs);
 	if (f == 1 && ver == r->gc_versions[i]) {
 		vstruct v;
 		vptr cur;

@@ -393,9 +393,9 @@ int sett_sequence_release(sett_sequence *seq);
  * its version (sett_get's read_version, sett_iter_options.read_version)
  * sees what it saw when the pin was made, across compaction, value-log GC
  * and restarts.  Compaction keeps, of each key, the newest version at or
- * below each pin (tombstones included), and value-log GC leaves every file
- * that holds a value a pin sees; releasing the pin lets both take that
- * space back.  Pins are recorded in the MANIFEST (a store with pins
+ * below each pin (tombstones included), and value-log GC moves every value
+ * a pin sees (under its own version) before it removes a file; releasing
+ * the pin lets both take that space back.  Pins are recorded in the MANIFEST (a store with pins
  * cannot be opened by sett 0.1.0, which predates them).
  *
  * sett_pin: version 0 pins the current version; an explicit version must
