@@ -48,6 +48,10 @@ t0=$(now)
 t1=$(now)
 step "send full" "$(wc -c < "$dir/full")" "$t0" "$t1"
 t0=$(now)
+"$SETTFS" send "$mnt" s1 | cat > /dev/null
+t1=$(now)
+step "send full, a pipe" "$(wc -c < "$dir/full")" "$t0" "$t1"
+t0=$(now)
 "$SETTFS" receive "$dir/replica" < "$dir/full"
 t1=$(now)
 step "receive full" "$(wc -c < "$dir/full")" "$t0" "$t1"

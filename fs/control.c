@@ -65,7 +65,7 @@ int ctl_header_decode(const uint8_t *p, size_t n, uint32_t max, ctl_header *h)
 	h->version = get16(p + 4);
 	h->type = get16(p + 6);
 	h->len = get32(p + 8);
-	h->fd = h->conn = -1;
+	h->fd = h->conn = h->stop = -1;
 	if (h->version == 0)
 		return -EPROTO;
 	if (h->len > max)
@@ -432,6 +432,7 @@ static void serve_one(ctl_server *s, int fd)
 	}
 	h.fd = passed;
 	h.conn = fd;
+	h.stop = s->wake[0];
 	ctl_buf b = { 0 };
 	ctl_begin(&b, (uint16_t)(h.type | CTL_REPLY));
 	r = s->fn(s->arg, &h, body, h.len, &b);

@@ -49,9 +49,12 @@ typedef struct ctl_header {
 	uint16_t type;
 	uint32_t len; /* body bytes after the header */
 	/* server side: a descriptor the request passed (SCM_RIGHTS), else -1
-	 * (the server closes it after the handler), and the connection */
+	 * (the server closes it after the handler); the connection; and a
+	 * descriptor that becomes readable when the server is being stopped
+	 * (a long handler polls the last two to give up early) */
 	int fd;
 	int conn;
+	int stop;
 } ctl_header;
 
 /*

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -24,25 +26,36 @@
 /* ---- the daemon ------------------------------------------------------ */
 
 typedef struct fd_writer {
-	int fd, conn;
+	int fd, conn, stop;
+	int kind; /* 0 a file: plain writes; 1 a pipe; 2 a socket */
 } fd_writer;
 
+/*
+ * Writes to the client's descriptor without ever blocking in a write for
+ * long: it waits in poll, where the client going away (its end of the
+ * control connection closes) or the daemon stopping ends the send.  A pipe
+ * that poll found writable takes at least a page without blocking; a
+ * socket is written with MSG_DONTWAIT; a file does not block for long.
+ */
 static int write_fd(void *arg, const void *p, size_t n)
 {
 	fd_writer *w = arg;
 	const char *c = p;
 	while (n) {
-		struct pollfd pf[2] = { { w->fd, POLLOUT, 0 }, { w->conn, POLLRDHUP, 0 } };
-		if (poll(pf, w->conn >= 0 ? 2 : 1, -1) < 0) {
+		struct pollfd pf[3] = { { w->fd, POLLOUT, 0 }, { w->conn, POLLRDHUP, 0 },
+					{ w->stop, POLLIN, 0 } };
+		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (w->conn >= 0 && (pf[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
-			return -ECANCELED; /* the client is gone */
-		if (!(pf[0].revents & (POLLOUT | POLLERR | POLLHUP)))
+		if (pf[1].revents || pf[2].revents)
+			return -ECANCELED; /* the client is gone, or the daemon stops */
+		if (!pf[0].revents)
 			continue;
-		ssize_t k = write(w->fd, c, n);
+		size_t want = w->kind == 1 && n > 4096 ? 4096 : n > (1u << 20) ? 1u << 20 : n;
+		ssize_t k = w->kind == 2 ? send(w->fd, c, want, MSG_DONTWAIT | MSG_NOSIGNAL)
+					 : write(w->fd, c, want);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (k < 0)
@@ -80,7 +93,11 @@ int sfs_sendctl_handle(settfs *fs, const ctl_header *h, const uint8_t *body, siz
 		return inc;
 	if (h->fd < 0)
 		return -EBADF;
-	fd_writer w = { h->fd, h->conn };
+	struct stat st;
+	if (fstat(h->fd, &st) != 0)
+		return -errno;
+	fd_writer w = { h->fd, h->conn, h->stop,
+			S_ISFIFO(st.st_mode) ? 1 : S_ISSOCK(st.st_mode) ? 2 : 0 };
 	sfs_send_result res;
 	int r = settfs_send(fs, name, inc ? from : NULL, write_fd, &w, &res);
 	if (r)
@@ -164,6 +181,7 @@ int sfs_send_command(int argc, char **argv)
 			: r == -EACCES	 ? "refused: only root and the mount's owner may send"
 			: r == -EPERM	 ? "the control endpoint is not served by the store's daemon"
 			: r == -EOPNOTSUPP ? "its daemon is older and cannot send"
+			: r == -ECANCELED ? "cancelled: the filesystem is being unmounted"
 					   : strerror(-r));
 		return 2;
 	}
