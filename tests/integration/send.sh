@@ -45,6 +45,13 @@ writer=$!
 mkdir "$mnt/.snapshots/s1" || fail "snapshot s1"
 "$SETTFS" send "$mnt" s1 > "$work/full" 2> "$work/err" || fail "send s1: $(cat "$work/err")"
 receive "$work/full" || fail "receive full: $(cat "$work/err")"
+# only root and the mount's owner may send
+if command -v setpriv >/dev/null 2>&1; then
+	chmod 755 "$work"
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$SETTFS" send "$mnt" s1 \
+		> /dev/null 2> "$work/refused" && fail "another user could send"
+	grep -q "refused" "$work/refused" || fail "no reason given: $(cat "$work/refused")"
+fi
 
 # 1 %: an overwrite, a delete, a rename, an xattr
 head -c 5000 /dev/urandom > "$mnt/t/a/f10"
