@@ -346,38 +346,10 @@ static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
 	return r;
 }
 
-/* Deletes every key but the snapshot records and the superblock. */
-static int wipe_fs(sett_db *db)
+/* The keys a full stream's receive keeps when it clears a store. */
+static int store_key(sett_val key)
 {
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.key_only = 1;
-	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(db, &io, &it));
-	if (r)
-		return r;
-	sett_batch *b;
-	if ((r = sfs_errno(sett_batch_new(&b)))) {
-		sett_iter_free(it);
-		return r;
-	}
-	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
-		sett_val k = sett_iter_key(it);
-		if (!sfs_send_key_ok(k))
-			continue;
-		r = sfs_errno(sett_batch_delete(b, k));
-		if (r == 0 && sett_batch_count(b) >= 512) {
-			r = sfs_errno(sett_write(db, b, 0, NULL));
-			sett_batch_clear(b);
-		}
-	}
-	if (r == 0)
-		r = sfs_errno(sett_iter_error(it));
-	if (r == 0 && sett_batch_count(b))
-		r = sfs_errno(sett_write(db, b, 1, NULL));
-	sett_batch_free(b);
-	sett_iter_free(it);
-	return r;
+	return !sfs_send_key_ok(key);
 }
 
 /* before_apply's "nothing more to apply" */
@@ -405,7 +377,8 @@ static int before_apply(void *arg, const sett_load_result *lr)
 			 : 0;
 	}
 	if (c->has_fs) /* finishing an interrupted full receive */
-		return (r = wipe_fs(c->db)) ? why(c, r, "clearing the target: %s", strerror(-r))
+		return (r = sfs_wipe_store(c->db, store_key))
+			       ? why(c, r, "clearing the target: %s", strerror(-r))
 					    : put_marker(c->db, m->name, NULL);
 	sfs_super sb;
 	memset(&sb, 0, sizeof sb);
@@ -448,35 +421,6 @@ int sfs_send_check(sett_read_fn read, void *arg, sfs_recv_result *res)
 	return r ? stream_error(&c, r) : 0;
 }
 
-enum { DIR_NEW, DIR_STORE, DIR_OTHER };
-
-/* A missing or empty directory (a lone LOCK counts as empty), a store, or other. */
-static int dir_state(const char *path, int *has_lock)
-{
-	*has_lock = 0;
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? DIR_NEW : -errno;
-	int state = DIR_NEW;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		if (!strcmp(n, "LOCK")) {
-			*has_lock = 1;
-			continue;
-		}
-		if (!strcmp(n, "MANIFEST")) {
-			state = DIR_STORE;
-			break;
-		}
-		state = DIR_OTHER;
-	}
-	closedir(d);
-	return state;
-}
-
 /* Removes what a refused receive created in a directory that was empty. */
 static void unmake(const char *path, int keep_lock, int made_dir)
 {
@@ -501,30 +445,31 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 {
 	memset(res, 0, sizeof *res);
 	recv_ctx c = { .res = res };
-	int has_lock;
-	int st = dir_state(path, &has_lock);
+	int st = sfs_dir_state(path);
 	if (st < 0)
 		return why(&c, st, "%s: %s", path, strerror(-st));
-	if (st == DIR_OTHER)
+	if (st == SFS_DIR_OTHER)
 		return why(&c, -ENOTEMPTY, "%s: not empty and holds no store", path);
-	int made_dir = 0;
-	if (st == DIR_NEW && mkdir(path, 0700) == 0)
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s/LOCK", path);
+	int has_lock = access(lock, F_OK) == 0, made_dir = 0;
+	if (st == SFS_DIR_EMPTY && mkdir(path, 0700) == 0)
 		made_dir = 1;
-	else if (st == DIR_NEW && errno != EEXIST)
+	else if (st == SFS_DIR_EMPTY && errno != EEXIST)
 		return why(&c, -errno, "%s: %s", path, strerror(errno));
 	sett_options eo = o->engine;
-	eo.create_if_missing = st == DIR_NEW;
+	eo.create_if_missing = st == SFS_DIR_EMPTY;
 	eo.read_only = 0;
 	int r = sett_open(path, &eo, &c.db);
 	if (r) {
-		if (st == DIR_NEW)
+		if (st == SFS_DIR_EMPTY)
 			unmake(path, has_lock, made_dir);
 		if (r == SETT_ELOCKED)
 			return why(&c, -EBUSY, "%s is in use: mounted (unmount it first) or being "
 					       "received into", path);
 		return why(&c, sfs_errno(r), "%s: %s", path, sett_strerror(r));
 	}
-	res->created = st == DIR_NEW;
+	res->created = st == SFS_DIR_EMPTY;
 	r = read_super(c.db, &c.sb);
 	if (r == 0)
 		c.has_fs = 1;
@@ -534,17 +479,10 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 		why(&c, r, "%s: the superblock cannot be read: %s", path, strerror(-r));
 	if (r == 0 && !c.has_fs && !res->created) {
 		/* a store without a filesystem must hold nothing at all */
-		sett_iter_options io;
-		sett_iter_options_init(&io);
-		io.key_only = 1;
-		sett_iter *it;
-		if ((r = sfs_errno(sett_iter_new(c.db, &io, &it))) == 0) {
-			sett_iter_rewind(it);
-			if (sett_iter_valid(it))
-				r = why(&c, -EEXIST, "%s: the store holds keys but no filesystem",
-					path);
-			sett_iter_free(it);
-		}
+		int fresh = sfs_store_is_fresh(c.db, path);
+		if (fresh <= 0)
+			r = why(&c, fresh ? fresh : -EEXIST,
+				"%s: the store holds data but no filesystem", path);
 	}
 	if (r == 0 && c.has_fs) {
 		int p = sfs_snap_rollback_pending(c.db, c.marker);

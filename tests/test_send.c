@@ -50,54 +50,27 @@ static void teardown(void)
 	free(dst);
 }
 
-/* ---- streams in memory ---- */
+/* ---- streams ---- */
 
-typedef struct mem {
-	uint8_t *p;
-	size_t n, cap, pos;
-} mem;
-
-static int mem_write(void *arg, const void *p, size_t n)
+static tu_mem send_snap(const char *name, const char *from)
 {
-	mem *m = arg;
-	if (m->n + n > m->cap) {
-		m->cap = (m->n + n) * 2;
-		m->p = realloc(m->p, m->cap);
-		ck_assert_ptr_nonnull(m->p);
-	}
-	memcpy(m->p + m->n, p, n);
-	m->n += n;
-	return 0;
-}
-
-static long mem_read(void *arg, void *p, size_t n)
-{
-	mem *m = arg;
-	size_t k = m->n - m->pos < n ? m->n - m->pos : n;
-	memcpy(p, m->p + m->pos, k);
-	m->pos += k;
-	return (long)k;
-}
-
-static mem send_snap(const char *name, const char *from)
-{
-	mem m = { 0 };
+	tu_mem m = { 0 };
 	sfs_send_result res;
-	int r = settfs_send(fs, name, from, mem_write, &m, &res);
+	int r = settfs_send(fs, name, from, tu_mem_write, &m, &res);
 	ck_assert_msg(r == 0, "send %s: %d", name, r);
 	ck_assert_uint_eq(res.bytes, m.n);
 	return m;
 }
 
 /* Receives m into path: the result, with why in *msg. */
-static int receive(const char *path, mem *m, sfs_recv_result *res)
+static int receive(const char *path, tu_mem *m, sfs_recv_result *res)
 {
 	settfs_options o = opts();
 	m->pos = 0;
-	return sfs_receive(path, &o, mem_read, m, res);
+	return sfs_receive(path, &o, tu_mem_read, m, res);
 }
 
-static void receive_ok(const char *path, mem *m)
+static void receive_ok(const char *path, tu_mem *m)
 {
 	sfs_recv_result res;
 	int r = receive(path, m, &res);
@@ -139,7 +112,8 @@ static uint64_t make_tree(int files)
 	for (int i = 0; i < files; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "f%d", i);
-		uint64_t ino = put_file(i % 2 ? d : SETTFS_ROOT_INO, name, buf + i, 100 + (size_t)i * 997 % 39000);
+		uint64_t ino = put_file(i % 2 ? d : SETTFS_ROOT_INO, name, buf + i,
+					100 + (size_t)i * 997 % 39000);
 		if (i % 3 == 0)
 			ck_assert_int_eq(settfs_setxattr(fs, ino, "user.n", name, strlen(name), 0), 0);
 	}
@@ -215,7 +189,7 @@ START_TEST(test_full_then_incrementals)
 	uint64_t d = make_tree(30);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
 	put_file(SETTFS_ROOT_INO, "later", "not in s1", 9); /* after the snapshot */
-	mem full = send_snap("s1", NULL);
+	tu_mem full = send_snap("s1", NULL);
 	receive_ok(dst, &full);
 	expect_replica("s1");
 
@@ -236,7 +210,7 @@ START_TEST(test_full_then_incrementals)
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f2"), 0); /* after s2 */
 	ck_assert_int_eq(sett_flatten(settfs_engine(fs)), 0);
-	mem inc = send_snap("s2", "s1");
+	tu_mem inc = send_snap("s2", "s1");
 	ck_assert_uint_lt(inc.n * 10, full.n); /* the change, not the filesystem */
 	receive_ok(dst, &inc);
 	expect_replica("s2");
@@ -252,7 +226,7 @@ START_TEST(test_full_then_incrementals)
 	uint64_t e = mkdir_(SETTFS_ROOT_INO, "e");
 	put_file(e, "g", "gee", 3);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s3", NULL), 0);
-	mem inc2 = send_snap("s3", "s2");
+	tu_mem inc2 = send_snap("s3", "s2");
 	receive_ok(dst, &inc2);
 	expect_replica("s3");
 	/* the replica keeps every snapshot it received */
@@ -274,7 +248,7 @@ START_TEST(test_full_then_incrementals)
 }
 END_TEST
 
-static void expect_refused(mem *m, const char *what, uint64_t digest)
+static void expect_refused(tu_mem *m, const char *what, uint64_t digest)
 {
 	sfs_recv_result res;
 	int r = receive(dst, m, &res);
@@ -294,21 +268,21 @@ START_TEST(test_damaged_stream_refused)
 {
 	make_tree(4);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
-	mem full = send_snap("s1", NULL);
+	tu_mem full = send_snap("s1", NULL);
 	receive_ok(dst, &full);
 	put_file(SETTFS_ROOT_INO, "f0", "changed", 7);
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f2"), 0);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
-	mem inc = send_snap("s2", "s1");
+	tu_mem inc = send_snap("s2", "s1");
 	uint64_t digest = tu_dir_digest(dst);
-	mem bad = { malloc(inc.n), 0, inc.n, 0 };
+	tu_mem bad = { malloc(inc.n), 0, inc.n, 0 };
 	char what[64];
 	for (size_t len = 0; len < inc.n; len++) {
 		memcpy(bad.p, inc.p, len);
 		bad.n = len;
 		bad.pos = 0;
 		sfs_recv_result res;
-		ck_assert_msg(sfs_send_check(mem_read, &bad, &res) != 0, "cut at %zu: accepted", len);
+		ck_assert_msg(sfs_send_check(tu_mem_read, &bad, &res) != 0, "cut at %zu: accepted", len);
 		snprintf(what, sizeof what, "cut at %zu", len);
 		expect_refused(&bad, what, digest);
 	}
@@ -330,7 +304,7 @@ START_TEST(test_damaged_stream_refused)
 	char *fresh;
 	ck_assert_int_ge(asprintf(&fresh, "%s/fresh", dir), 0);
 	for (size_t len = 0; len < full.n; len += full.n / 37 + 1) {
-		mem cut = { full.p, len, len, 0 };
+		tu_mem cut = { full.p, len, len, 0 };
 		sfs_recv_result res;
 		ck_assert_int_ne(receive(fresh, &cut, &res), 0);
 		ck_assert_msg(access(fresh, F_OK) != 0, "cut at %zu: the new store was left", len);
@@ -342,7 +316,7 @@ START_TEST(test_damaged_stream_refused)
 }
 END_TEST
 
-static void expect_error(const char *path, mem *m, int err, const char *msg)
+static void expect_error(const char *path, tu_mem *m, int err, const char *msg)
 {
 	sfs_recv_result res;
 	int r = receive(path, m, &res);
@@ -357,12 +331,13 @@ START_TEST(test_refused_targets)
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
 	put_file(SETTFS_ROOT_INO, "x", "x", 1);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
-	mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
+	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
 	sfs_recv_result res;
-	ck_assert_int_eq(settfs_send(fs, "s1", "s2", mem_write, &(mem){ 0 }, &(sfs_send_result){ 0 }),
-			 -EINVAL);
-	ck_assert_int_eq(settfs_send(fs, "nope", NULL, mem_write, &(mem){ 0 }, &(sfs_send_result){ 0 }),
-			 -ENOENT);
+	tu_mem none = { 0 };
+	sfs_send_result sr;
+	ck_assert_int_eq(settfs_send(fs, "s1", "s2", tu_mem_write, &none, &sr), -EINVAL);
+	ck_assert_int_eq(settfs_send(fs, "nope", NULL, tu_mem_write, &none, &sr), -ENOENT);
+	ck_assert_uint_eq(none.n, 0);
 
 	/* an incremental needs its older snapshot */
 	expect_error(dst, &inc, -ENOENT, "holds no filesystem");
@@ -381,15 +356,15 @@ START_TEST(test_refused_targets)
 	tu_rmrf(dst);
 
 	/* a sett backup stream is not a send stream */
-	mem plain = { 0 };
+	tu_mem plain = { 0 };
 	sett_backup_result br;
-	ck_assert_int_eq(sett_backup(settfs_engine(fs), NULL, mem_write, &plain, &br), 0);
+	ck_assert_int_eq(sett_backup(settfs_engine(fs), NULL, tu_mem_write, &plain, &br), 0);
 	expect_error(dst, &plain, -EINVAL, "not a settfs send stream");
 	ck_assert_int_ne(access(dst, F_OK), 0);
 	/* nor one that carries a superblock and snapshot records */
 	sfs_send_meta m;
 	full.pos = 0;
-	ck_assert_int_eq(sfs_send_check(mem_read, &full, &res), 0);
+	ck_assert_int_eq(sfs_send_check(tu_mem_read, &full, &res), 0);
 	m = res.meta;
 	uint8_t meta[SFS_SEND_META_MAX];
 	sett_backup_options bo;
@@ -397,8 +372,8 @@ START_TEST(test_refused_targets)
 	bo.read_version = m.version;
 	bo.meta = meta;
 	bo.meta_size = sfs_send_meta_encode(&m, meta);
-	mem all = { 0 };
-	ck_assert_int_eq(sett_backup(settfs_engine(fs), &bo, mem_write, &all, &br), 0);
+	tu_mem all = { 0 };
+	ck_assert_int_eq(sett_backup(settfs_engine(fs), &bo, tu_mem_write, &all, &br), 0);
 	expect_error(dst, &all, -EIO, "no send stream may hold");
 	ck_assert_int_ne(access(dst, F_OK), 0);
 	free(all.p);
@@ -419,12 +394,12 @@ START_TEST(test_interrupted_receive)
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
 	put_file(SETTFS_ROOT_INO, "f1", "new", 3);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
-	mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
+	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
 
 	/* a full receive that stopped after a part of its records */
 	sfs_recv_result res;
 	full.pos = 0;
-	ck_assert_int_eq(sfs_send_check(mem_read, &full, &res), 0);
+	ck_assert_int_eq(sfs_send_check(tu_mem_read, &full, &res), 0);
 	settfs_options o = opts();
 	o.chunk_size = res.meta.chunk_size;
 	settfs_ctx ctx = root_ctx;
@@ -482,7 +457,7 @@ START_TEST(test_receive_fault_sweep)
 	put_file(SETTFS_ROOT_INO, "f1", "new", 3);
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f2"), 0);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
-	mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
+	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
 	sett_db *sdb = settfs_engine(fs);
 	uint64_t d1 = fs_digest(sdb, snap_version(sdb, "s1", NULL), NULL);
 	uint64_t d2 = fs_digest(sdb, snap_version(sdb, "s2", NULL), NULL);
@@ -491,7 +466,7 @@ START_TEST(test_receive_fault_sweep)
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
 	for (int stage = 0; stage < 2; stage++) {
-		mem *m = stage ? &inc : &full;
+		tu_mem *m = stage ? &inc : &full;
 		/* what a receive writes, then a receive whose disk fails after each part of it */
 		tu_rmrf(dst);
 		if (stage)

@@ -16,24 +16,6 @@
 #include "fuzz.h"
 #include "send.h"
 
-typedef struct src {
-	const uint8_t *p;
-	size_t n, pos, piece;
-} src;
-
-static long src_read(void *arg, void *p, size_t n)
-{
-	src *s = arg;
-	size_t left = s->n - s->pos;
-	if (n > s->piece)
-		n = s->piece;
-	if (n > left)
-		n = left;
-	memcpy(p, s->p + s->pos, n);
-	s->pos += n;
-	return (long)n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned mode;
@@ -43,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	sfs_recv_result *r1 = malloc(sizeof *r1), *r2 = malloc(sizeof *r2);
 	FUZZ_CHECK(r1 && r2);
-	src a = { p, n, 0, 1u << 20 }, b = { p, n, 0, 1 + (size % 13) };
-	int e1 = sfs_send_check(src_read, &a, r1);
-	int e2 = sfs_send_check(src_read, &b, r2);
+	fuzz_src a = { p, n, 0, 1u << 20 }, b = { p, n, 0, 1 + (size % 13) };
+	int e1 = sfs_send_check(fuzz_src_read, &a, r1);
+	int e2 = sfs_send_check(fuzz_src_read, &b, r2);
 	FUZZ_CHECK(e1 == e2);
 	FUZZ_CHECK(e1 <= 0 && e1 > -4096);
 	FUZZ_CHECK(r1->load.offset == r2->load.offset);
