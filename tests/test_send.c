@@ -510,6 +510,26 @@ START_TEST(test_receive_fault_sweep)
 }
 END_TEST
 
+/* A send's own pins (a daemon killed while it sent) go at the next open. */
+START_TEST(test_send_pins_released)
+{
+	make_tree(2);
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
+	tu_mem m = send_snap("s1", NULL);
+	int pins = sett_pins(settfs_engine(fs), NULL, 0);
+	ck_assert_int_eq(pins, 1); /* the snapshot's alone */
+	ck_assert_int_eq(sett_pin(settfs_engine(fs), SFS_SNAP_PIN_PREFIX "/send.1.0.snap", 0, NULL),
+			 0);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	settfs_options o = opts();
+	ck_assert_int_eq(settfs_open(src, &o, &fs), 0);
+	sett_pin_info p[4];
+	ck_assert_int_eq(sett_pins(settfs_engine(fs), p, 4), 1);
+	ck_assert_str_eq(p[0].name, SFS_SNAP_PIN_PREFIX "s1");
+	free(m.p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("send");
@@ -521,6 +541,7 @@ int main(void)
 	tcase_add_test(tc, test_refused_targets);
 	tcase_add_test(tc, test_interrupted_receive);
 	tcase_add_test(tc, test_receive_fault_sweep);
+	tcase_add_test(tc, test_send_pins_released);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
