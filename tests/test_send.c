@@ -510,6 +510,30 @@ START_TEST(test_receive_fault_sweep)
 }
 END_TEST
 
+/* A new store received with a key is encrypted: it opens with that key only. */
+START_TEST(test_receive_encrypted)
+{
+	make_tree(3);
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
+	tu_mem m = send_snap("s1", NULL);
+	static const uint8_t key[32] = "a key of thirty-two bytes, test";
+	settfs_options o = opts();
+	o.engine.encryption_key = key;
+	sfs_recv_result res;
+	ck_assert_int_eq(sfs_receive(dst, &o, tu_mem_read, &m, &res), 0);
+	settfs *r;
+	settfs_options plain = opts();
+	plain.engine.create_if_missing = 0;
+	ck_assert_int_eq(settfs_open(dst, &plain, &r), -EKEYREJECTED);
+	ck_assert_int_eq(settfs_open(dst, &o, &r), 0);
+	sett_db *sdb = settfs_engine(fs);
+	ck_assert_uint_eq(fs_digest(settfs_engine(r), 0, NULL),
+			  fs_digest(sdb, snap_version(sdb, "s1", NULL), NULL));
+	ck_assert_int_eq(settfs_close(r), 0);
+	free(m.p);
+}
+END_TEST
+
 /* A send's own pins (a daemon killed while it sent) go at the next open. */
 START_TEST(test_send_pins_released)
 {
@@ -542,6 +566,7 @@ int main(void)
 	tcase_add_test(tc, test_interrupted_receive);
 	tcase_add_test(tc, test_receive_fault_sweep);
 	tcase_add_test(tc, test_send_pins_released);
+	tcase_add_test(tc, test_receive_encrypted);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
