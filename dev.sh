@@ -20,7 +20,8 @@ FUZZ_DEPS="clang libclang-rt-dev"
 # start their own.
 TSAN_TESTS="tests/test_cache tests/test_memtable tests/test_table tests/test_vlog \
 tests/test_db tests/test_gc tests/test_compaction tests/test_crash tests/test_txn \
-tests/test_control tests/test_pin tests/test_backup tests/test_drop tests/test_encrypt"
+tests/test_control tests/test_pin tests/test_backup tests/test_drop tests/test_encrypt \
+tests/test_snapshot tests/test_scrub"
 
 install_deps() { # install_deps [extra packages]
 	missing=""

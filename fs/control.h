@@ -1,7 +1,7 @@
 /*
  * control.h - the control path of a mounted settfs: a request/response
  * protocol over a Unix socket, served by the daemon on its own thread
- * (`settfs status`, `sett info` of a mounted store).  The wire format is
+ * (`settfs status`, `settfs scrub`, `sett info` of a mounted store).  The wire format is
  * in doc/FORMAT.md ("Control protocol"); who may connect, in doc/settfs.md.
  *
  * The socket lives in the abstract namespace (no file: nothing to create
@@ -37,8 +37,10 @@ enum ctl_type {
 	CTL_SNAP_CREATE = 4, /* snapshots (snapctl.c) */
 	CTL_SNAP_LIST = 5,
 	CTL_SNAP_DELETE = 6,
-	CTL_SEND = 7    /* a send stream of a snapshot, written to the descriptor the
+	CTL_SEND = 7,   /* a send stream of a snapshot, written to the descriptor the
 			 * request passes (reply: "records", "bytes"...; sendctl.c) */
+	CTL_SCRUB = 10, /* start an online scrub (scrub.h; reply: "status") */
+	CTL_SCRUB_STATUS = 11 /* the running or last scrub (reply: "scrub.*", "fault"...) */
 };
 
 /* Record kinds. */

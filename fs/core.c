@@ -538,6 +538,7 @@ void sfs_fs_free(settfs *fs)
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_rwlock_destroy(&fs->freeze_lock);
 	pthread_rwlock_destroy(&fs->views_lock);
+	free(fs->slots_freed);
 	pthread_mutex_destroy(&fs->snap_mu);
 	pthread_cond_destroy(&fs->giveback_cv);
 	pthread_mutex_destroy(&fs->tab_lock);

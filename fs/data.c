@@ -747,18 +747,20 @@ ssize_t settfs_write(settfs *fs, uint64_t ino, off_t off, const void *buf, size_
 {
 	if (sfs_is_snap_ino(fs, ino))
 		return -EROFS;
+	/* admitted before the freeze: a reclaim must not hold off snapshots */
+	int r = sfs_space_admit(fs, size);
+	if (r)
+		return r;
 	sfs_freeze_enter(fs);
-	ssize_t r = write_frozen(fs, ino, off, buf, size, flags);
+	ssize_t w = write_frozen(fs, ino, off, buf, size, flags);
 	sfs_freeze_exit(fs);
-	return r;
+	return w;
 }
 
 static ssize_t write_frozen(settfs *fs, uint64_t ino, off_t off, const void *buf,
 			    size_t size, unsigned flags)
 {
-	int r = sfs_space_admit(fs, size);
-	if (r)
-		return r;
+	int r;
 	sfs_node *n;
 	r = node_get_reg(fs, ino, &n);
 	if (r)

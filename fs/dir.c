@@ -189,6 +189,15 @@ static int readdir_in(settfs *fs, uint64_t ino, settfs_dir *d, off_t off, int pl
 		size_t nl = key.size - 9;
 		memcpy(name, (const uint8_t *)key.data + 9, nl);
 		name[nl] = 0;
+		if (sfs_is_snapdir_name(fs, ino, name)) {
+			/* an entry of that name from before snapshots: the snapshot
+			 * directory shadows it (counted, so cookies stay put) */
+			count++;
+			d->last_off = count;
+			memcpy(d->last_name, name, nl + 1);
+			d->last_len = nl;
+			continue;
+		}
 		sfs_node *cn = NULL;
 		r = stat_of(fs, cino, plus, type, &st, &cn);
 		if (r == -ENOENT) {

@@ -8,6 +8,14 @@
  * size and mtime there before the chunk batch persists them).
  *
  * Locks, always taken in this order:
+ *   fs->snap_mu: taking and deleting snapshots, one at a time.
+ *   fs->freeze_lock (rwlock, writers first): every change of what the
+ *       filesystem shows holds it for reading, from its public entry
+ *       point on (never nested); taking a snapshot holds it for writing
+ *       while it commits the buffers and pins the version.
+ *   fs->views_lock (rwlock, readers first): a request in a snapshot's
+ *       view holds it for reading; opening or closing a view (deleting a
+ *       snapshot) for writing.  Views have their own locks below.
  *   fs->ns_lock (rwlock): namespace changes (create, unlink, rename, ...)
  *       take it for writing, lookups and readdir for reading.  Every
  *       operation that locks more than one node holds it for writing, so
@@ -190,6 +198,7 @@ struct settfs {
 	pthread_rwlock_t views_lock;  /* requests in views: read; opening/closing one: write */
 	struct sfs_view *views;       /* open views */
 	size_t nviews, capviews;
+	uint8_t *slots_freed;         /* under snap_mu: slots of snapshots deleted while open */
 	int no_snapdir;               /* settfs_options.no_snapdir */
 	void (*entry_fn)(void *, uint64_t, const char *); /* settfs_set_entry_fn */
 	void *entry_arg;

@@ -42,6 +42,7 @@
 #include "key.h"
 #include "settfs.h"
 #include "sendctl.h"
+#include "scrub.h"
 #include "status.h"
 
 /*
@@ -1336,7 +1337,8 @@ static void usage(void)
 	       "       settfs snapshot list [--space] MOUNTPOINT\n"
 	       "       settfs rollback [--key-file F | --passphrase-file F] STORE NAME\n"
 	       "       settfs send [-v] [-i FROM] MOUNTPOINT NAME > FILE\n"
-	       "       settfs receive [-v] [--key-file F | --passphrase-file F] STORE < FILE\n\n"
+	       "       settfs receive [-v] [--key-file F | --passphrase-file F] STORE < FILE\n"
+	       "       settfs scrub [-n|--no-wait] [-r|--rate MB/s] [--status] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
 	       "(a missing one with mode 0700); a non-empty one that holds no store is\n"
@@ -1354,7 +1356,12 @@ static void usage(void)
 	       "`settfs send` writes a stream of snapshot NAME (-i: only the changes since\n"
 	       "snapshot FROM) of a mounted filesystem; `settfs receive` verifies a stream\n"
 	       "whole, then applies it to an unmounted (or new) STORE and recreates the\n"
-	       "snapshot there (exit 0; 1: usage; 2: refused or failed).\n\n"
+	       "snapshot there (exit 0; 1: usage; 2: refused or failed).\n"
+	       "`settfs scrub` reads and verifies every checksum of a mounted store in the\n"
+	       "background (at most 64 MB/s by default) and names the damaged files; it\n"
+	       "shows progress until it ends, or with --no-wait returns at once; --status\n"
+	       "shows the running or last scrub (root and the mount's owner only; exit 0:\n"
+	       "clean; 1: damage found; 2: failed, refused or not a settfs mount).\n\n"
 	       "general options:\n"
 	       "    -h, --help               print this help\n"
 	       "    -V, --version            print the version (then libfuse's)\n"
@@ -1784,6 +1791,8 @@ int main(int argc, char *argv[])
 		return sfs_send_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "receive") == 0)
 		return sfs_receive_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "scrub") == 0)
+		return sfs_scrub_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct sfs_cfg cfg;
 	memset(&cfg, 0, sizeof cfg);

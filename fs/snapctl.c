@@ -170,7 +170,7 @@ int sfs_snapshot_command(int argc, char **argv)
 	if (r) {
 		fprintf(stderr, "settfs snapshot %s: %s%s%s: %s\n", verb, mnt, name ? " " : "",
 			name ? name : "", r == -ENOENT && !name ? "its daemon does not answer" : why(r));
-		return r == -ENOENT || r == -EEXIST || r == -EINVAL ? 1 : 2;
+		return (r == -ENOENT && name) || r == -EEXIST || r == -EINVAL ? 1 : 2;
 	}
 	if (type == CTL_SNAP_LIST) {
 		ctl_cursor c;

@@ -164,6 +164,12 @@ static int del_key(sett_db *db, const uint8_t *k, size_t kn)
 int sfs_snap_add(sett_db *db, const char *name, const uint8_t *guid, int64_t created_ns,
 		 sfs_snap *out)
 {
+	return sfs_snap_add_avoiding(db, name, guid, created_ns, NULL, out);
+}
+
+int sfs_snap_add_avoiding(sett_db *db, const char *name, const uint8_t *guid,
+			  int64_t created_ns, const uint8_t *avoid, sfs_snap *out)
+{
 	sfs_snap s;
 	int r = sfs_snap_get(db, name, &s);
 	if (r != -ENOENT)
@@ -172,17 +178,20 @@ int sfs_snap_add(sett_db *db, const char *name, const uint8_t *guid, int64_t cre
 	size_t n;
 	if ((r = sfs_snap_list(db, &all, &n)))
 		return r;
-	/* the lowest free slot */
-	uint32_t slot = 1;
-	for (int again = 1; again && slot <= SFS_SNAP_SLOTS;) {
-		again = 0;
-		for (size_t i = 0; i < n; i++)
-			if (all[i].slot == slot) {
-				slot++;
-				again = 1;
-			}
+	/* the lowest slot neither taken nor to be avoided */
+	uint8_t *used = calloc(SFS_SNAP_SLOTS / 8 + 1, 1);
+	if (!used) {
+		free(all);
+		return -ENOMEM;
 	}
+	for (size_t i = 0; i < n; i++)
+		used[all[i].slot / 8] |= (uint8_t)(1u << (all[i].slot % 8));
 	free(all);
+	uint32_t slot = 1;
+	while (slot <= SFS_SNAP_SLOTS &&
+	       ((used[slot / 8] | (avoid ? avoid[slot / 8] : 0)) & (1u << (slot % 8))))
+		slot++;
+	free(used);
 	if (slot > SFS_SNAP_SLOTS)
 		return -ENOSPC;
 	memset(&s, 0, sizeof s);
@@ -272,10 +281,15 @@ int sfs_snap_rollback_pending(sett_db *db, char *name)
 	return 1;
 }
 
-/* Keys a rollback leaves alone: the snapshot records and the marker. */
+/*
+ * Keys a rollback leaves alone: the snapshot records and the marker, and
+ * the inode counter (inode numbers are never handed out twice, also not
+ * those used after the snapshot).
+ */
 static int kept_key(sett_val k)
 {
-	return k.size >= 1 && ((const uint8_t *)k.data)[0] == SFS_TAG_SNAP;
+	uint8_t t = k.size >= 1 ? ((const uint8_t *)k.data)[0] : 0;
+	return t == SFS_TAG_SNAP || t == SFS_TAG_NEXTINO;
 }
 
 /* Commits b when it is large (or at the end, final). */
@@ -546,7 +560,7 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 		pthread_rwlock_wrlock(&fs->freeze_lock);
 		r = sfs_flush_nodes(fs, 0, 0);
 		if (r == 0)
-			r = sfs_snap_add(fs->db, name, NULL, 0, &s);
+			r = sfs_snap_add_avoiding(fs->db, name, NULL, 0, fs->slots_freed, &s);
 		pthread_rwlock_unlock(&fs->freeze_lock);
 	}
 	pthread_mutex_unlock(&fs->snap_mu);
@@ -624,8 +638,15 @@ int settfs_snapshot_delete(settfs *fs, const char *name)
 	if (r == 0 || r == -EIO) {
 		/* no request is in the view while it closes and the pin goes */
 		pthread_rwlock_wrlock(&fs->views_lock);
-		if (r == 0)
+		if (r == 0) {
 			view_close(fs, s.slot);
+			/* the kernel may still hold its inodes: no other snapshot
+			 * takes the slot while this filesystem is open */
+			if (!fs->slots_freed)
+				fs->slots_freed = calloc(SFS_SNAP_SLOTS / 8 + 1, 1);
+			if (fs->slots_freed)
+				fs->slots_freed[s.slot / 8] |= (uint8_t)(1u << (s.slot % 8));
+		}
 		r = sfs_snap_remove(fs->db, name);
 		pthread_rwlock_unlock(&fs->views_lock);
 		if (r == 0)

@@ -42,6 +42,10 @@ int sfs_snap_list(sett_db *db, settfs_snap_info **out, size_t *n);
  */
 int sfs_snap_add(sett_db *db, const char *name, const uint8_t *guid, int64_t created_ns,
 		 sfs_snap *out);
+/* The same, in the lowest slot neither taken nor set in the bitmap `avoid`
+ * (bit s of byte s / 8; NULL: none): -ENOSPC when there is none. */
+int sfs_snap_add_avoiding(sett_db *db, const char *name, const uint8_t *guid,
+			  int64_t created_ns, const uint8_t *avoid, sfs_snap *out);
 /* Deletes the record, then releases the pin.  -ENOENT if none. */
 int sfs_snap_remove(sett_db *db, const char *name);
 /* Releases the snapshot pins that have no record (a crash between the two). */

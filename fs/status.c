@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "fuse_wire.h"
 #include "sendctl.h"
+#include "scrub.h"
 #include "status.h"
 
 struct sfs_control {
@@ -27,6 +28,7 @@ struct sfs_control {
 	int64_t started;        /* unix seconds */
 	struct timespec t0;     /* CLOCK_MONOTONIC at start */
 	ctl_server *server;
+	sfs_scrub *scrub;       /* settfs scrub */
 };
 
 static void put_level(ctl_buf *b, int l, const sett_level_info *li)
@@ -146,6 +148,7 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 		snprintf(n, sizeof n, "fuse.op.%s.max_us", name);
 		ctl_put_f64(b, n, (double)ops[i].max_ns / 1e3);
 	}
+	sfs_scrub_summary(c->scrub, b);
 	return b->err;
 }
 
@@ -211,6 +214,9 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 		return sfs_snapctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	case CTL_SEND:
 		return sfs_sendctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
+	case CTL_SCRUB:
+	case CTL_SCRUB_STATUS:
+		return sfs_scrub_request(((sfs_control *)arg)->scrub, h, body, n, reply);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -247,7 +253,8 @@ sfs_control *sfs_control_start(settfs *fs, const struct sfs_wire *wire, const ch
 	c->options = options_of(argc, argv);
 	c->started = (int64_t)time(NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c->t0);
-	if (!c->store || !c->mountpoint || !c->options) {
+	c->scrub = sfs_scrub_new(fs);
+	if (!c->store || !c->mountpoint || !c->options || !c->scrub) {
 		sfs_control_stop(c);
 		return NULL;
 	}
@@ -263,6 +270,7 @@ void sfs_control_stop(sfs_control *c)
 	if (!c)
 		return;
 	ctl_server_stop(c->server);
+	sfs_scrub_free(c->scrub); /* stops a scrub under way */
 	free(c->store);
 	free(c->mountpoint);
 	free(c->options);
@@ -431,9 +439,7 @@ static void text_value(FILE *out, const char *name, const ctl_rec *r)
 			cli_human(h, sizeof h, r->u);
 			fprintf(out, "%s (%llu)", h, (unsigned long long)r->u);
 		} else if (!strcmp(name, "mount.started")) {
-			time_t t = (time_t)r->u;
-			struct tm tm;
-			strftime(h, sizeof h, "%Y-%m-%d %H:%M:%S %z", localtime_r(&t, &tm));
+			cli_time(h, sizeof h, r->u); /* a hostile reply's time may be any */
 			fputs(h, out);
 		} else {
 			fprintf(out, "%llu", (unsigned long long)r->u);

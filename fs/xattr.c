@@ -242,8 +242,12 @@ int settfs_setxattr(settfs *fs, uint64_t ino, const char *name, const void *valu
 {
 	if (sfs_is_snap_ino(fs, ino))
 		return -EROFS;
+	/* a reclaim for space runs before the freeze, not under it */
+	int r = sfs_space_admit(fs, SFS_INODE_ESTIMATE + strlen(name) + size);
+	if (r)
+		return r;
 	sfs_freeze_enter(fs);
-	int r = change_xattr(fs, ino, name, value, size, flags, 0);
+	r = change_xattr(fs, ino, name, value, size, flags, 0);
 	sfs_freeze_exit(fs);
 	return r;
 }

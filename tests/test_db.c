@@ -770,24 +770,6 @@ START_TEST(test_powercut)
 END_TEST
 
 /* Finds a file of the store by suffix. */
-static int find_file(const char *dir, const char *suffix, char *out, size_t n)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int found = 0;
-	while (d && (de = readdir(d))) {
-		size_t l = strlen(de->d_name), s = strlen(suffix);
-		if (l > s && strcmp(de->d_name + l - s, suffix) == 0) {
-			snprintf(out, n, "%s/%s", dir, de->d_name);
-			found = 1;
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 START_TEST(test_corruption_reported)
 {
 	char *dir = tu_tmpdir("corrupt");
@@ -846,7 +828,7 @@ START_TEST(test_corruption_reported)
 	/* A table byte. */
 	db = open_db(dir, &o);
 	ck_assert_int_eq(sett_close(db), 0);
-	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".sst", path, sizeof path));
 	tu_flip_byte(path, 5);
 	int r = sett_open(dir, &o, &db);
 	if (r == 0) {
@@ -1157,7 +1139,7 @@ START_TEST(test_table_truncated_underneath)
 	ck_assert_int_eq(sett_close(db), 0);
 	db = open_db(dir, &o);
 	char path[4200];
-	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".sst", path, sizeof path));
 	ck_assert_int_eq(truncate(path, tu_file_size(path) / 2), 0);
 	int good = 0, bad = 0;
 	for (int i = 0; i < n; i++) {
@@ -1212,7 +1194,7 @@ START_TEST(test_close_flushes_all)
 		}
 		ck_assert_int_eq(sett_close(db), 0);
 		char path[4200];
-		ck_assert_msg(!find_file(dir, ".mem", path, sizeof path),
+		ck_assert_msg(!tu_find_file(dir, ".mem", path, sizeof path),
 			      "round %d: %s left after close", round, path);
 	}
 	tu_rmrf(dir);
@@ -1357,7 +1339,7 @@ START_TEST(test_compaction_meets_bad_block)
 	}
 	ck_assert_int_eq(sett_close(db), 0);
 	char path[4200];
-	ck_assert(find_file(dir, ".sst", path, sizeof path));
+	ck_assert(tu_find_file(dir, ".sst", path, sizeof path));
 	tu_flip_byte(path, tu_file_size(path) / 3); /* a data block */
 
 	o.num_compactors = 1;

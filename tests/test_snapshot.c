@@ -215,6 +215,14 @@ START_TEST(test_snapshot_view)
 	ck_assert_str_eq(list(SETTFS_SNAPDIR_INO, 0), "s2 ");
 	ck_assert_int_eq(settfs_snapshot_delete(fs, "s2"), 0);
 	ck_assert_int_eq(sett_pins(settfs_engine(fs), NULL, 0), 0);
+	/* a deleted snapshot's inode numbers stay stale: its slot is not
+	 * taken again while the filesystem is open (the kernel may hold them) */
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s3", &si), 0);
+	ck_assert_uint_eq(si.slot, 3);
+	ck_assert_int_eq(settfs_getattr(fs, sa, &st), -ESTALE);
+	reopen();
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s4", &si), 0);
+	ck_assert_uint_eq(si.slot, 1);
 }
 END_TEST
 
@@ -355,7 +363,7 @@ START_TEST(test_rollback)
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s", NULL), 0);
 	put_file(SETTFS_ROOT_INO, "a", "two and more");
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "gone"), 0);
-	put_file(SETTFS_ROOT_INO, "new", "new file");
+	uint64_t newer = put_file(SETTFS_ROOT_INO, "new", "new file");
 	ck_assert_int_eq(settfs_snapshot_create(fs, "after", NULL), 0);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -378,7 +386,29 @@ START_TEST(test_rollback)
 	/* and the filesystem goes on: new inodes do not collide */
 	uint64_t x = put_file(SETTFS_ROOT_INO, "x", "fresh");
 	ck_assert_str_eq(content(x), "fresh");
+	ck_assert_uint_gt(x, newer); /* numbers used after the snapshot are not handed out again */
 	ck_assert_str_eq(content(lookup(later, "new")), "new file");
+}
+END_TEST
+
+/* An entry named .snapshots made without the snapshot directory is shadowed by it. */
+START_TEST(test_snapdir_shadows_entry)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.no_snapdir = 1;
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, SETTFS_ROOT_INO, SETTFS_SNAPDIR_NAME, 0755,
+				      &st), 0);
+	settfs_forget(fs, st.st_ino, 1);
+	put_file(SETTFS_ROOT_INO, "z", "zed");
+	ck_assert_str_eq(list(SETTFS_ROOT_INO, 0), ".snapshots z ");
+	reopen();
+	ck_assert_str_eq(list(SETTFS_ROOT_INO, 0), "z ");
+	ck_assert_str_eq(list(SETTFS_ROOT_INO, 1), "z ");
+	ck_assert_uint_eq(lookup(SETTFS_ROOT_INO, SETTFS_SNAPDIR_NAME), SETTFS_SNAPDIR_INO);
 }
 END_TEST
 
@@ -428,6 +458,7 @@ int main(void)
 	tcase_add_test(tc, test_rollback);
 	tcase_add_test(tc, test_rollback_interrupted_refuses_open);
 	tcase_add_test(tc, test_tidy_stale_pin);
+	tcase_add_test(tc, test_snapdir_shadows_entry);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -104,6 +104,24 @@ void tu_flip_byte(const char *path, long long off)
 	close(fd);
 }
 
+int tu_find_file(const char *dir, const char *suffix, char *out, size_t n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name), s = strlen(suffix);
+		if (l > s && strcmp(de->d_name + l - s, suffix) == 0) {
+			snprintf(out, n, "%s/%s", dir, de->d_name);
+			found = 1;
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *c = p;

@@ -23,6 +23,8 @@ uint8_t *tu_slurp(const char *path, size_t *n);
 int tu_contains(const uint8_t *p, size_t n, const void *needle, size_t m);
 /* Flip one bit of the byte at off in file path. */
 void tu_flip_byte(const char *path, long long off);
+/* The path of a file in dir whose name ends in suffix (".sst"): 1, or 0 if none. */
+int tu_find_file(const char *dir, const char *suffix, char *out, size_t n);
 /*
  * A digest of a directory tree: every name (sorted) and every file's bytes,
  * LOCK files left out (they hold the pid of the last opener).  Equal

@@ -30,6 +30,9 @@ int cmd_load(int argc, char **argv);
 
 /* "12.3 MiB" */
 void cli_human(char *out, size_t n, uint64_t bytes);
+/* Unix time t as "2026-12-01 19:30:00 +0000" (local time), or its number
+ * when no calendar date holds it. */
+void cli_time(char *out, size_t n, uint64_t t);
 /* The report of `sett info` for an open store, as text or (json) one JSON
  * object (read-only; any thread). */
 int cli_info_print(sett_db *db, const char *store, int json, FILE *f);

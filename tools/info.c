@@ -24,6 +24,15 @@ void cli_human(char *out, size_t n, uint64_t b)
 	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", d, u[i]);
 }
 
+void cli_time(char *out, size_t n, uint64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (t > INT64_MAX || !localtime_r(&tt, &tm) ||
+	    !strftime(out, n, "%Y-%m-%d %H:%M:%S %z", &tm))
+		snprintf(out, n, "%llu", (unsigned long long)t);
+}
+
 /* A JSON string. */
 static void json_str(FILE *f, const char *s)
 {

@@ -1,5 +1,5 @@
 /*
- * open.c - opening and closing a store, its statistics and sett_verify.
+ * open.c - opening and closing a store and its statistics.
  * The state the rest of the engine shares is in db/state.c, below this
  * file: open.c starts and stops the writer, flusher, compactors and GC and
  * nothing below calls back up into it.
@@ -980,99 +980,6 @@ int sett_get_stats(sett_db *db, sett_stats *st)
 	st->write_stall_us = __atomic_load_n(&db->stat_write_stall_us, __ATOMIC_RELAXED);
 	st->damaged_tables = db->damaged_tables;
 	return 0;
-}
-
-static int verify_entry(void *arg, const entry *e, const vptr *p)
-{
-	(void)arg;
-	(void)e;
-	(void)p;
-	return 0;
-}
-
-typedef struct bad_blocks {
-	sett_report_fn report;
-	void *arg;
-	int n;
-} bad_blocks;
-
-static void on_bad_block(void *arg, slice after, slice last, int excl, const char *why)
-{
-	(void)after;
-	(void)last;
-	(void)excl;
-	bad_blocks *b = arg;
-	b->n++;
-	b->report(b->arg, why);
-}
-
-/* Reports every damaged block of t (verify stops at the first); their number. */
-static int report_bad_blocks(table *t, sett_report_fn report, void *arg)
-{
-	bad_blocks b = { report, arg, 0 };
-	sit *it = table_salvage_iter_new(t, on_bad_block, &b);
-	if (!it)
-		return 0;
-	for (sit_first(it); sit_valid(it); sit_next(it))
-		;
-	sit_free(it);
-	return b.n;
-}
-
-int sett_verify(sett_db *db, sett_report_fn report, void *arg)
-{
-	char why[1024];
-	int bad = 0;
-	db_view vw;
-	db_view_get(db, &vw);
-	uint64_t ntables = 0, done = 0;
-	for (int l = 0; l < MAX_LEVELS; l++)
-		ntables += (uint64_t)vw.v->ntables[l];
-	for (int l = 0; l < MAX_LEVELS; l++) {
-		for (int i = 0; i < vw.v->ntables[l]; i++) {
-			if (db->opt.progress_fn)
-				db->opt.progress_fn(db->opt.progress_arg, "tables", done++, ntables);
-			why[0] = 0;
-			int r = table_verify(vw.v->tables[l][i], why, sizeof why);
-			if (r) {
-				bad = r;
-				if (report && !report_bad_blocks(vw.v->tables[l][i], report, arg))
-					report(arg, why[0] ? why : sett_strerror(r));
-			}
-		}
-	}
-	db_view_release(&vw);
-	for (int i = 0; i < db->ndamaged_below_l0; i++) {
-		bad = table_verify(db->damaged_below_l0[i], why, sizeof why);
-		if (report)
-			report(arg, why);
-	}
-	uint32_t *fids = NULL;
-	int n = 0;
-	int r = vlog_list(db->vl, &fids, &n);
-	if (r)
-		return r;
-	if (db->opt.progress_fn)
-		db->opt.progress_fn(db->opt.progress_arg, "tables", ntables, ntables);
-	for (int i = 0; i < n; i++) {
-		if (db->opt.progress_fn)
-			db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)i, (uint64_t)n);
-		r = vlog_iterate(db->vl, fids[i], verify_entry, NULL);
-		if (r == -ENOENT)
-			continue; /* GC deleted it since the list was taken */
-		if (r) {
-			bad = r;
-			if (report) {
-				snprintf(why, sizeof why, "%s/%06u.vlog: %s", db->dir, fids[i],
-					 sett_strerror(r));
-				report(arg, why);
-			}
-		}
-	}
-	free(fids);
-	if (db->opt.progress_fn)
-		db->opt.progress_fn(db->opt.progress_arg, "value log", (uint64_t)n, (uint64_t)n);
-	return bad ? SETT_ECORRUPT : 0;
 }
 
 int db_list_ids(const char *dir, const char *suffix, uint64_t **ids, size_t *n)

@@ -283,11 +283,22 @@ uint64_t db_new_table_id(sett_db *db);
  * (0: the published version; else a pinned version) still finds version
  * `versions[i]` pointing at the value log position `old[i]`, rewrite the
  * value (under the same version) into the head of the value log;
- * otherwise skip it.  A pinned version rewritten so hides nothing newer:
- * reads take the newest version of every source.  Runs on the writer
- * thread so the check and the write are atomic with respect to other
- * writes.
+ * otherwise skip it.  Runs on the writer thread so the check and the
+ * write are atomic with respect to other writes.
+ *
+ * A pinned version so copied sits above the newer versions that hide it
+ * from current reads, and compaction assumes the other way round: it
+ * drops a tombstone at the bottom once no pin needs it, whatever older
+ * version lies above.  So a copy is written only with what hides it: when
+ * the key's newest version is a tombstone, the entry after it must be
+ * that tombstone (at GC_AT_HIDER), written with it, so the two stay
+ * together in every table they reach (a key's versions never span two
+ * tables of a level); a live newest version without expiry hides the copy
+ * by itself.  Anything else (an expiring or missing newest version, a
+ * prefix drop) fails the request with SETT_ENOREWRITE before anything is
+ * written: the file then stays.
  */
+#define GC_AT_HIDER UINT64_MAX
 int db_gc_rewrite(sett_db *db, const entry *entries, const uint64_t *versions,
 		  const vptr *old, const uint64_t *at, int n);
 /* A transaction's commit, for the writer's conflict check (oracle.h). */

@@ -195,6 +195,7 @@ typedef struct live_entry {
 	uint8_t user_meta;
 	uint64_t expires_at;
 	uint64_t at;   /* 0: current; else the pinned version that sees it */
+	uint64_t hider; /* at != 0: the tombstone that hides it now (0: a live version) */
 } live_entry;
 
 typedef struct live_set {
@@ -204,6 +205,7 @@ typedef struct live_set {
 	uint64_t read_version; /* liveness is judged at this published version */
 	uint64_t *pins;        /* ... and at these pinned versions (newest first) */
 	size_t npins;
+	uint64_t pinned_bytes; /* entries a pin sees that cannot move: the file stays */
 	uint64_t now;
 	live_entry *e;
 	size_t n, cap;
@@ -247,12 +249,29 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 	/* Not current: a pin at or above its version may still see it.  It is
 	 * rewritten under its old version too: a read takes the newest version
 	 * any source holds, so the copy hides nothing newer (db_gc_rewrite). */
-	uint64_t at = 0;
+	uint64_t at = 0, hider = 0;
 	for (size_t i = 0; r == 0 && i < ls->npins && ls->pins[i] >= ver; i++)
 		if ((r = read_sees(ls, uk, ls->pins[i], ver, p, &v)) == 1)
 			at = ls->pins[i];
 	if (r <= 0)
 		return r;
+	if (at) {
+		/* What hides it from current reads must go with the copy
+		 * (db_gc_rewrite): a tombstone is copied too; with an expiring
+		 * or no newest version (a prefix drop) it cannot move. */
+		uint64_t cur = 0;
+		vstruct nv;
+		r = db_lookup(ls->db, uk, ls->read_version, &cur, &ls->vs);
+		if (r < 0)
+			return r;
+		if (r == 1 && vstruct_decode(ls->vs.p, ls->vs.n, &nv) == 0 &&
+		    ((nv.meta & META_DELETE) || !nv.expires_at)) {
+			hider = (nv.meta & META_DELETE) ? cur : 0;
+		} else {
+			ls->pinned_bytes += p->len;
+			return 0;
+		}
+	}
 	if (ls->n == ls->cap) {
 		size_t cap = ls->cap ? ls->cap * 2 : 256;
 		live_entry *ne = realloc(ls->e, cap * sizeof *ne);
@@ -268,6 +287,7 @@ static int live_scan_entry(void *arg, const entry *e, const vptr *p)
 	le->user_meta = v.user_meta;
 	le->expires_at = v.expires_at;
 	le->at = at;
+	le->hider = hider;
 	if ((r = buf_append(&ls->keys, e->key.p, e->key.n)))
 		return r;
 	ls->n++;
@@ -297,17 +317,25 @@ static int rewrite_batch(sett_db *db, live_set *ls, size_t from, size_t to, buf 
 		vers[n] = ikey_version(ik);
 		olds[n] = le->p;
 		ats[n] = le->at;
-		ents[n].value = slice_make(vals->p + voff[n], voff[n + 1] - voff[n]);
+		ents[n].value = slice_make(vals->p + voff[i - from], voff[i - from + 1] - voff[i - from]);
+		if (le->at && le->hider) { /* the tombstone that hides it, with it */
+			n++;
+			ents[n] = (entry){ .key = ik, .meta = META_DELETE };
+			vers[n] = le->hider;
+			olds[n] = (vptr){ 0 };
+			ats[n] = GC_AT_HIDER;
+		}
 	}
 	return db_gc_rewrite(db, ents, vers, olds, ats, n);
 }
 
 static int rewrite_live(sett_db *db, struct gc_state *gs, live_set *ls)
 {
-	entry *ents = malloc(GC_BATCH_ENTRIES * sizeof *ents);
-	uint64_t *vers = malloc(GC_BATCH_ENTRIES * sizeof *vers);
-	vptr *olds = malloc(GC_BATCH_ENTRIES * sizeof *olds);
-	uint64_t *ats = malloc(GC_BATCH_ENTRIES * sizeof *ats);
+	/* twice the entries: a moved pinned value may bring its tombstone */
+	entry *ents = malloc(2 * GC_BATCH_ENTRIES * sizeof *ents);
+	uint64_t *vers = malloc(2 * GC_BATCH_ENTRIES * sizeof *vers);
+	vptr *olds = malloc(2 * GC_BATCH_ENTRIES * sizeof *olds);
+	uint64_t *ats = malloc(2 * GC_BATCH_ENTRIES * sizeof *ats);
 	size_t *voff = malloc((GC_BATCH_ENTRIES + 1) * sizeof *voff);
 	buf vals = { 0 };
 	char why[512];
@@ -397,6 +425,13 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	uint64_t payload = size > LOG_HEADER_SIZE ? size - LOG_HEADER_SIZE : 0;
 	uint64_t dead = payload > ls.live_bytes ? payload - ls.live_bytes : 0;
 	int qualifies = ls.n == 0 || (dead > 0 && (double)dead >= ratio * (double)size);
+	if (ls.pinned_bytes) {
+		/* A pin holds values here that cannot move: the file stays, and
+		 * counts no garbage (so the plan does not pick it again) until the
+		 * pin is released and compaction drops the versions it kept. */
+		qualifies = 0;
+		dead = 0;
+	}
 	if (db->discard)
 		discard_set(db->discard, fid, dead);
 	if (!qualifies) {
@@ -411,6 +446,13 @@ static int gc_file(sett_db *db, struct gc_state *gs, uint32_t fid, double ratio,
 	if (ls.n) {
 		gc_activity(gs, "rewriting", fid);
 		r = rewrite_live(db, gs, &ls);
+		if (r == SETT_ENOREWRITE) {
+			/* a pinned value could not move with what hides it (it
+			 * changed since the measurement): the file stays for now;
+			 * what was copied is only a duplicate */
+			live_set_free(&ls);
+			return 0;
+		}
 	}
 	/*
 	 * Whatever made the file's entries dead (an overwrite, a delete, this

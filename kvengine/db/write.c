@@ -391,18 +391,15 @@ static int prepare(sett_db *db, write_req *r, pending **out, size_t *nout)
 
 /*
  * The compare-and-set of a GC write-back: is old[i] still what a read at
- * the published version (or at the pin it was measured for) finds?
- * Earlier requests of the group being written are not published yet; one
- * that overwrote the key only makes the rewrite redundant (its version is
- * newer), never wrong.
+ * version `at` finds?  Earlier requests of the group being written are not
+ * published yet; one that overwrote the key only makes the rewrite
+ * redundant (its version is newer), never wrong.
  */
-static int gc_still_live(sett_db *db, const write_req *r, int i)
+static int gc_still_live(sett_db *db, const write_req *r, int i, uint64_t at)
 {
 	buf vs = { 0 };
 	uint64_t ver = 0;
 	int live = 0;
-	uint64_t at = r->gc_at && r->gc_at[i] ? r->gc_at[i]
-					       : __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
 	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), at, &ver, &vs);
 	if (f == 1 && ver == r->gc_versions[i]) {
 		vstruct v;
@@ -414,6 +411,45 @@ static int gc_still_live(sett_db *db, const write_req *r, int i)
 	}
 	buf_free(&vs);
 	return live;
+}
+
+/*
+ * Entry i of a GC write-back: 1 write it, 0 skip it (dead), -1 the request
+ * must fail (a pinned copy without what hides it, db_gc_rewrite).  *hider
+ * carries the decision for a GC_AT_HIDER entry from the entry before it.
+ */
+static int gc_check(sett_db *db, const write_req *r, int i, int *hider)
+{
+	uint64_t at = r->gc_at ? r->gc_at[i] : 0;
+	uint64_t published = __atomic_load_n(&db->last_version, __ATOMIC_ACQUIRE);
+	if (at == GC_AT_HIDER) {
+		int w = *hider;
+		*hider = 0;
+		return w;
+	}
+	*hider = 0;
+	if (!at)
+		return gc_still_live(db, r, i, published);
+	if (!gc_still_live(db, r, i, at))
+		return 0; /* the pin is gone, or no longer sees it */
+	buf vs = { 0 };
+	uint64_t cur = 0;
+	int f = db_lookup(db, ikey_user(r->gc_entries[i].key), published, &cur, &vs);
+	int res = -1;
+	vstruct v;
+	if (f == 1 && vstruct_decode(vs.p, vs.n, &v) == 0) {
+		if (!(v.meta & META_DELETE) && !v.expires_at) {
+			res = 1; /* a live newest version hides the copy */
+		} else if ((v.meta & META_DELETE) && i + 1 < r->gc_n &&
+			   r->gc_at[i + 1] == GC_AT_HIDER && r->gc_versions[i + 1] == cur &&
+			   slice_cmp(ikey_user(r->gc_entries[i + 1].key),
+				     ikey_user(r->gc_entries[i].key)) == 0) {
+			*hider = 1; /* the tombstone goes with it */
+			res = 1;
+		}
+	}
+	buf_free(&vs);
+	return res;
 }
 
 /*
@@ -431,11 +467,15 @@ static int apply_request(sett_db *db, write_req *r, pending *p, size_t n, buf *w
 	if (rc)
 		return rc;
 	size_t live = 0;
+	int hider = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (r->kind == REQ_GC && !gc_still_live(db, r, (int)i))
-			p[i].skip = 1;
-		else
+		int w = r->kind == REQ_GC ? gc_check(db, r, (int)i, &hider) : 1;
+		if (w < 0)
+			return SETT_ENOREWRITE; /* nothing written yet */
+		if (w)
 			live++;
+		else
+			p[i].skip = 1;
 	}
 	wbuf->n = 0;
 	size_t k = 0;

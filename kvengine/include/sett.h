@@ -703,6 +703,49 @@ uint64_t sett_default_reserve(uint64_t disk_bytes);
 typedef void (*sett_report_fn)(void *arg, const char *msg);
 int sett_verify(sett_db *db, sett_report_fn report, void *arg);
 
+/*
+ * sett_scrub: what sett_verify checks, on a store that keeps serving, with
+ * each fault described by what it hits, and the walk going on past it.
+ * Every table (each data block, then its bloom, index and properties
+ * blocks and footer, compared with what the open table holds), every
+ * value-log file (its header and every record), every WAL of the
+ * memtables and the MANIFEST is read from its file with pread, never
+ * through the block cache or a mapping; with drop_cache the system's
+ * cached clean pages of each range are dropped first, so they come from
+ * the disk (pages another reader has mapped stay).  It holds the tables
+ * of one version for its duration (tables compacted away meanwhile are
+ * deleted only after it), and checks the value-log files of the moment it
+ * starts, each up to its size then (a file GC deletes meanwhile is
+ * skipped).
+ */
+enum sett_fault_keys {
+	SETT_FAULT_NO_KEYS = 0,  /* the damage holds no key (the MANIFEST) */
+	SETT_FAULT_ANY_KEY = 1,  /* which keys it held is not known (every key may be hit) */
+	SETT_FAULT_KEY = 2,      /* one key: key_lo (a value-log record) */
+	SETT_FAULT_RANGE = 3     /* the keys from key_lo to key_hi, inclusive (a table block) */
+};
+typedef struct sett_fault {
+	const char *file;       /* the store file's path */
+	const char *area;       /* "table", "value log", "WAL" or "MANIFEST" */
+	uint64_t offset;        /* of the damaged block or record in the file */
+	uint64_t length;        /* its bytes (0: not known) */
+	const char *msg;        /* "FILE: what, at offset N" (as sett_verify reports it) */
+	int keys;               /* enum sett_fault_keys */
+	const void *key_lo, *key_hi; /* user keys */
+	size_t key_lo_len, key_hi_len;
+} sett_fault;
+typedef struct sett_scrub_options {
+	uint64_t rate;          /* bytes read per second at most (0: no limit) */
+	int drop_cache;         /* drop the system's cached pages before reading them */
+	const int *stop;        /* if set, non-zero (read atomically) ends the scrub: -ECANCELED */
+	void (*fault_fn)(void *arg, const sett_fault *f);
+	/* bytes checked so far of the total (the files' sizes at the start) */
+	void (*progress_fn)(void *arg, uint64_t done, uint64_t total);
+	void *arg;
+} sett_scrub_options;
+/* 0 clean, SETT_ECORRUPT (faults were reported), -ECANCELED, or an error. */
+int sett_scrub(sett_db *db, const sett_scrub_options *o);
+
 /* ---- repair ---------------------------------------------------------- */
 
 /*

@@ -133,7 +133,30 @@ int table_open_salvage(const char *path, uint64_t id, table **tp, char *why, siz
 int table_open_salvage_enc(const char *path, uint64_t id, const sett_keys *keys, table **tp,
 			   char *why, size_t whylen);
 
-/* Reads every block and checks its checksum; 0 or SETT_ECORRUPT with why. */
+/*
+ * Reads every block of the file with pread (never the cache or the
+ * mapping) and checks it: the data blocks (checksum, decoding, key order,
+ * restart points, each key against the properties, the bloom filter and
+ * the index), then the bloom, index and properties blocks and the footer
+ * again (each must equal what table_open read).  A damaged part is passed
+ * to cb->fault with its file range, the internal keys it may hold, from lo
+ * to hi inclusive (both empty: unknown, every key), and `why` (file and
+ * offset); the walk goes on with the next block unless fault returns
+ * non-zero, which ends it with that value.  cb->read (may be NULL) is
+ * called after each block is read with its size (for rate limits); its
+ * non-zero return ends the walk too.  With drop_cache the system's cached
+ * pages of each block are dropped before it is read, so that clean pages
+ * come from the disk.  0, SETT_ECORRUPT (a fault was reported) or an error.
+ */
+typedef struct table_scrub_cb {
+	int (*fault)(void *arg, uint64_t off, uint64_t len, slice lo, slice hi, const char *why);
+	int (*read)(void *arg, uint64_t n);
+	void *arg;
+	int drop_cache;
+} table_scrub_cb;
+int table_scrub(table *t, const table_scrub_cb *cb);
+
+/* table_scrub up to the first fault: 0 or SETT_ECORRUPT with why. */
 int table_verify(table *t, char *why, size_t whylen);
 
 #endif

@@ -82,6 +82,10 @@ struct table {
 	uint64_t count, min_version, max_version, raw_bytes;
 
 	uint64_t bad_bloom_off; /* a bloom block that failed its checks (not used), or 0 */
+	uint64_t meta[6];       /* the footer's offsets and sizes of bloom, index, properties */
+	size_t index_n, props_n; /* decoded lengths of index_raw, props_raw */
+	uint8_t foot[TABLE_ENC_FOOTER_SIZE]; /* the file's last bytes read at open ... */
+	size_t foot_n;                       /* ... and how many (table_scrub compares) */
 	char *damaged; /* table_open_damaged: why the table could not be opened */
 	void (*report)(void *, const char *);
 	void *report_arg;
@@ -923,6 +927,11 @@ int table_open_enc(const char *path, uint64_t id, cache *c, const sett_keys *key
 	    (r = read_meta(t, f[4], f[5], &t->props_raw, &pn, why, whylen)))
 		goto fail;
 	t->bloom = slice_make(t->bloom_raw, bn);
+	memcpy(t->meta, f, sizeof t->meta);
+	t->index_n = in;
+	t->props_n = pn;
+	memcpy(t->foot, tail, tn);
+	t->foot_n = tn;
 	if ((r = parse_index(t, in, f[2], f[0], why, whylen)) ||
 	    (r = parse_props(t, pn, f[4], why, whylen)))
 		goto fail;
@@ -1479,66 +1488,187 @@ out:
 
 /* ----------------------------------------------------------- verify */
 
-int table_verify(table *t, char *why, size_t whylen)
+/* Checks the entries of the loaded block bi (see table_verify); *count and
+ * prev carry on from the block before.  0 or SETT_ECORRUPT with tc->why. */
+static int check_block_entries(tcur *tc, size_t bi, buf *prev, uint64_t *count)
 {
-	if (why && whylen)
+	table *t = tc->t;
+	/*
+	 * Seeks and backward steps start at restart points, which the
+	 * forward walk never uses: each must be where an entry starts, and
+	 * that entry must share nothing with its predecessor.
+	 */
+	uint32_t ri = 0;
+	int r = 0;
+	for (blk_first(&tc->bc); blk_valid(&tc->bc); blk_next(&tc->bc)) {
+		slice k = tc_key(tc);
+		uint64_t shared, unshared, vlen;
+		size_t body;
+		int restart = ri < tc->bc.nrest && blk_restart(&tc->bc, ri) == tc->bc.cur;
+		if (restart)
+			ri++;
+		if ((*count == 0 && ikey_cmp(k, t->smallest) != 0) ||
+		    (*count > 0 && ikey_cmp(slice_make(prev->p, prev->n), k) >= 0) ||
+		    /* lookups trust the properties' version range */
+		    ikey_version(k) > t->max_version || ikey_version(k) < t->min_version ||
+		    /* a get looks at the bloom filter first */
+		    !bloom_may_contain(t->bloom, sett_hash(ikey_user(k).p, ikey_user(k).n)) ||
+		    (ri < tc->bc.nrest && blk_restart(&tc->bc, ri) <= tc->bc.cur) ||
+		    (restart && (blk_header(&tc->bc, tc->bc.cur, &shared, &unshared, &vlen, &body) ||
+				 shared != 0)))
+			return corrupt_at(t, t->index[bi].off, tc->why, sizeof tc->why);
+		prev->n = 0;
+		if ((r = buf_append(prev, k.p, k.n)))
+			return r;
+		(*count)++;
+	}
+	if ((r = tc_check(tc)))
+		return r;
+	if (ri != tc->bc.nrest) /* a restart point past the last entry */
+		return corrupt_at(t, t->index[bi].off, tc->why, sizeof tc->why);
+	/* the index's key for the block must be the block's last key */
+	if (ikey_cmp(slice_make(prev->p, prev->n), t->index[bi].last_key) != 0)
+		return corrupt_at(t, t->index[bi].off, tc->why, sizeof tc->why);
+	return 0;
+}
+
+/* Reads the metadata blocks (bloom, index, properties) and the footer
+ * from the file again: each must still check and equal what open read. */
+static int scrub_meta(table *t, const table_scrub_cb *cb, int *bad)
+{
+	struct {
+		uint64_t off, size;
+		const uint8_t *held;
+		size_t n;
+	} m[3] = { { t->meta[0], t->meta[1], t->bloom_raw, t->bloom.n },
+		   { t->meta[2], t->meta[3], t->index_raw, t->index_n },
+		   { t->meta[4], t->meta[5], t->props_raw, t->props_n } };
+	char why[400];
+	int r;
+	for (int i = 0; i < 3; i++) {
+		if (i == 0 && t->bad_bloom_off)
+			continue; /* reported already */
+		if (cb->drop_cache)
+			sfile_drop_cache(t->f, m[i].off, m[i].size);
+		uint8_t *p = NULL;
+		size_t n = 0, charge;
 		why[0] = 0;
-	if (t->damaged || t->bad_bloom_off)
-		return corrupt_at(t, t->bad_bloom_off, why, whylen);
+		r = read_block_raw(t, m[i].off, m[i].size, NULL, &p, &n, &charge, why, sizeof why);
+		if (!r && (n != m[i].n || (n && memcmp(p, m[i].held, n))))
+			r = corrupt_at(t, m[i].off, why, sizeof why);
+		free(p);
+		if (r && r != SETT_ECORRUPT)
+			return r;
+		if (r) {
+			*bad = 1;
+			if ((r = cb->fault(cb->arg, m[i].off, m[i].size, t->smallest, t->largest, why)))
+				return r;
+		}
+		if (cb->read && (r = cb->read(cb->arg, m[i].size)))
+			return r;
+	}
+	uint64_t foff = t->file_size - t->foot_n;
+	if (cb->drop_cache)
+		sfile_drop_cache(t->f, foff, t->foot_n);
+	uint8_t tail[TABLE_ENC_FOOTER_SIZE];
+	r = sfile_pread_full(t->f, tail, t->foot_n, foff);
+	if (r && r != SETT_ECORRUPT)
+		return r;
+	if (r || memcmp(tail, t->foot, t->foot_n)) {
+		*bad = 1;
+		snprintf(why, sizeof why, "%s: corrupt table footer at offset %llu", t->path,
+			 (unsigned long long)foff);
+		if (t->report)
+			t->report(t->report_arg, why);
+		if ((r = cb->fault(cb->arg, foff, t->foot_n, t->smallest, t->largest, why)))
+			return r;
+	}
+	return cb->read ? cb->read(cb->arg, t->foot_n) : 0;
+}
+
+int table_scrub(table *t, const table_scrub_cb *cb)
+{
+	char why[400];
+	if (t->damaged) {
+		corrupt_at(t, 0, why, sizeof why);
+		int r = cb->fault(cb->arg, 0, t->file_size, slice_make(NULL, 0), slice_make(NULL, 0),
+				  why);
+		return r ? r : SETT_ECORRUPT;
+	}
+	int bad = 0, r = 0;
+	if (t->bad_bloom_off) {
+		bad = 1;
+		corrupt_at(t, t->bad_bloom_off, why, sizeof why);
+		if ((r = cb->fault(cb->arg, t->meta[0], t->meta[1], t->smallest, t->largest, why)))
+			return r;
+	}
 	tcur tc;
 	tc_init(&tc, t, 0); /* read the file itself, not what the cache holds */
 	buf prev = { 0 };
 	uint64_t count = 0;
-	int r = 0;
-	for (size_t bi = 0; bi < t->nblocks && !r; bi++) {
-		if ((r = tc_load(&tc, bi, 1)))
+	for (size_t bi = 0; bi < t->nblocks; bi++) {
+		const index_entry *ie = &t->index[bi];
+		if (cb->drop_cache)
+			sfile_drop_cache(t->f, ie->off, ie->size);
+		tc.err = 0;
+		r = tc_load(&tc, bi, 1);
+		if (!r)
+			r = check_block_entries(&tc, bi, &prev, &count);
+		if (r && r != SETT_ECORRUPT)
 			break;
-		/*
-		 * Seeks and backward steps start at restart points, which the
-		 * forward walk never uses: each must be where an entry starts, and
-		 * that entry must share nothing with its predecessor.
-		 */
-		uint32_t ri = 0;
-		for (blk_first(&tc.bc); blk_valid(&tc.bc); blk_next(&tc.bc)) {
-			slice k = tc_key(&tc);
-			uint64_t shared, unshared, vlen;
-			size_t body;
-			int restart = ri < tc.bc.nrest && blk_restart(&tc.bc, ri) == tc.bc.cur;
-			if (restart)
-				ri++;
-			if ((count == 0 && ikey_cmp(k, t->smallest) != 0) ||
-			    (count > 0 && ikey_cmp(slice_make(prev.p, prev.n), k) >= 0) ||
-			    /* lookups trust the properties' version range */
-			    ikey_version(k) > t->max_version || ikey_version(k) < t->min_version ||
-			    /* a get looks at the bloom filter first */
-			    !bloom_may_contain(t->bloom, sett_hash(ikey_user(k).p, ikey_user(k).n)) ||
-			    (ri < tc.bc.nrest && blk_restart(&tc.bc, ri) <= tc.bc.cur) ||
-			    (restart && (blk_header(&tc.bc, tc.bc.cur, &shared, &unshared, &vlen,
-						    &body) || shared != 0))) {
-				r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
+		if (r) {
+			/* its keys: after the previous block's last key, to its own last */
+			bad = 1;
+			slice lo = bi ? t->index[bi - 1].last_key : t->smallest;
+			if ((r = cb->fault(cb->arg, ie->off, ie->size, lo, ie->last_key, tc.why)))
 				break;
-			}
+			/* the next block's checks start after this one's last key */
 			prev.n = 0;
-			if ((r = buf_append(&prev, k.p, k.n)))
+			if ((r = buf_append(&prev, ie->last_key.p, ie->last_key.n)))
 				break;
-			count++;
+			count = count ? count : 1; /* no longer the table's first key */
+			tc_invalidate(&tc);
 		}
-		if (!r && (r = tc_check(&tc)))
+		if (cb->read && (r = cb->read(cb->arg, ie->size)))
 			break;
-		if (!r && ri != tc.bc.nrest) /* a restart point past the last entry */
-			r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
-		/* the index's key for the block must be the block's last key */
-		if (!r && ikey_cmp(slice_make(prev.p, prev.n), t->index[bi].last_key) != 0)
-			r = corrupt_at(t, t->index[bi].off, tc.why, sizeof tc.why);
 	}
-	if (!r && count != t->count) {
-		r = SETT_ECORRUPT;
-		snprintf(tc.why, sizeof tc.why, "%s: table holds %llu entries, properties say %llu",
-			 t->path, (unsigned long long)count, (unsigned long long)t->count);
+	if (!r && !bad && count != t->count) {
+		bad = 1;
+		snprintf(why, sizeof why, "%s: table holds %llu entries, properties say %llu", t->path,
+			 (unsigned long long)count, (unsigned long long)t->count);
+		r = cb->fault(cb->arg, t->meta[4], t->meta[5], t->smallest, t->largest, why);
 	}
-	if (r && why && whylen)
-		snprintf(why, whylen, "%s", tc.why);
+	if (!r)
+		r = scrub_meta(t, cb, &bad);
 	buf_free(&prev);
 	tc_close(&tc);
-	return r;
+	return r ? r : bad ? SETT_ECORRUPT : 0;
+}
+
+/* table_verify stops at the first fault with its why */
+struct first_fault {
+	char *why;
+	size_t whylen;
+};
+
+static int stop_at_fault(void *arg, uint64_t off, uint64_t len, slice lo, slice hi,
+			 const char *why)
+{
+	(void)off;
+	(void)len;
+	(void)lo;
+	(void)hi;
+	struct first_fault *f = arg;
+	if (f->why && f->whylen)
+		snprintf(f->why, f->whylen, "%s", why);
+	return SETT_ECORRUPT;
+}
+
+int table_verify(table *t, char *why, size_t whylen)
+{
+	if (why && whylen)
+		why[0] = 0;
+	struct first_fault f = { why, whylen };
+	table_scrub_cb cb = { stop_at_fault, NULL, &f, 0 };
+	return table_scrub(t, &cb);
 }

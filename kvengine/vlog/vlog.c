@@ -311,10 +311,12 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 }
 
 /*
- * Whether a valid entry starts anywhere in (from, end) of f: that tells
- * mid-file corruption (something valid follows) from a torn tail.
+ * Whether a valid entry starts anywhere in (from, end) of f (*found, and
+ * where the first does: *next): that tells mid-file corruption (something
+ * valid follows) from a torn tail, and where a scrub goes on.
  */
-static int valid_entry_after(const vfile *vf, uint64_t from, uint64_t end, int *found)
+static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, int *found,
+			    uint64_t *next)
 {
 	sfile *f = vf->f;
 	buf win = { 0 }, one = { 0 }, pt = { 0 };
@@ -347,6 +349,7 @@ static int valid_entry_after(const vfile *vf, uint64_t from, uint64_t end, int *
 		}
 		if ((r = rec_decode(vf, p, total, c, &pt, &e)) != 0) {
 			*found = r > 0;
+			*next = c;
 			r = r < 0 ? r : 0;
 			break;
 		}
@@ -608,7 +611,8 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 	r = scan_file(vf, vf->size, NULL, NULL, &end, &vf->entries);
 	if (r == SETT_ECORRUPT) {
 		int found, torn = 0;
-		if ((r = valid_entry_after(vf, end, vf->size, &found)) != 0)
+		uint64_t next;
+		if ((r = next_valid_entry(vf, end, vf->size, &found, &next)) != 0)
 			goto fail;
 		if (!found && (r = looks_torn(vf, end, vf->size, &torn)) != 0)
 			goto fail;
@@ -993,6 +997,145 @@ int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg)
 	int r = scan_file(vf, size, fn, arg, &end, NULL);
 	vfile_put(v, vf);
 	return r;
+}
+
+/*
+ * Where a scrub goes on after the bad record at `at` whose header claims
+ * `total` bytes (0: no length known): at + total when a valid record
+ * starts there (or the file ends there), else the next offset where one
+ * starts (end: none).
+ */
+static int scrub_resume(const vfile *vf, uint64_t at, size_t total, uint64_t end, uint64_t *next)
+{
+	int found = 0, r = 0;
+	if (total && total <= end - at) {
+		uint64_t c = at + total;
+		*next = c;
+		if (c == end)
+			return 0;
+		/* a valid record right there: the damage stayed inside this one */
+		buf one = { 0 }, pt = { 0 };
+		size_t want = end - c < ENTRY_HEADER_MAX + CIPHER_REC_HEAD
+				      ? (size_t)(end - c)
+				      : ENTRY_HEADER_MAX + CIPHER_REC_HEAD;
+		size_t t2;
+		entry e;
+		if (!(r = buf_reserve(&one, want)) && !(r = sfile_pread_full(vf->f, one.p, want, c)) &&
+		    rec_header(vf, one.p, want, &t2) == 1 && t2 <= end - c) {
+			one.n = 0;
+			if (!(r = buf_reserve(&one, t2)) && !(r = sfile_pread_full(vf->f, one.p, t2, c)))
+				found = rec_decode(vf, one.p, t2, c, &pt, &e);
+		}
+		buf_free(&one);
+		buf_free(&pt);
+		if (r == SETT_ECORRUPT)
+			r = 0;
+		if (r || found)
+			return r < 0 ? r : found < 0 ? found : 0;
+	}
+	r = next_valid_entry(vf, at, end, &found, next);
+	if (!r && !found)
+		*next = end;
+	return r;
+}
+
+int vlog_scrub(vlog *v, uint32_t fid, const vlog_scrub_cb *cb)
+{
+	uint64_t end;
+	vfile *vf = vfile_get(v, fid, &end);
+	if (!vf)
+		return -ENOENT;
+	if (end < vf->start) {
+		/* a head cut short inside its header (a crash while it was
+		 * created): open took it as empty, and so it is */
+		vfile_put(v, vf);
+		return 0;
+	}
+	buf b = { 0 }, pt = { 0 };
+	uint8_t hdr[LOG_HEADER_SIZE];
+	char why[512], path[4096];
+	int r = 0, bad = 0;
+	snprintf(path, sizeof path, "%s", sfile_path(vf->f));
+	if (cb->drop_cache)
+		sfile_drop_cache(vf->f, 0, vf->start);
+	/* the header was checked at open; it must still read the same */
+	r = sfile_pread_full(vf->f, hdr, sizeof hdr, 0);
+	uint32_t hfid = 0;
+	if (r == SETT_ECORRUPT ||
+	    (!r && log_header_decode(hdr, sizeof hdr, vf->key ? vlog_enc_magic : vlog_magic,
+				     &hfid) != 0) ||
+	    (!r && hfid != fid)) {
+		bad = 1;
+		snprintf(why, sizeof why, "%s: corrupt file header at offset 0", path);
+		r = cb->fault(cb->arg, 0, LOG_HEADER_SIZE, slice_make(NULL, 0), why);
+	}
+	if (!r && cb->read)
+		r = cb->read(cb->arg, vf->start);
+	uint64_t at = vf->start, bstart = at;
+	size_t blen = 0;
+	while (!r && at < end) {
+		size_t avail = (size_t)(bstart + blen - at);
+		const uint8_t *p = avail ? b.p + (at - bstart) : NULL;
+		size_t total = 0;
+		int h = avail ? rec_header(vf, p, avail, &total) : 0;
+		int broken = h == SETT_ECORRUPT || (h == 1 && total > end - at);
+		if (!broken && (h == 0 || total > avail)) {
+			uint64_t want = h == 1 ? total : ENTRY_HEADER_MAX;
+			if (want < SCAN_WINDOW)
+				want = SCAN_WINDOW;
+			if (want > end - at)
+				want = end - at;
+			if (want <= avail) { /* the header runs past the end */
+				broken = 1;
+			} else {
+				if (cb->drop_cache)
+					sfile_drop_cache(vf->f, at, want);
+				b.n = 0;
+				if ((r = buf_reserve(&b, (size_t)want)) != 0 ||
+				    (r = sfile_pread_full(vf->f, b.p, (size_t)want, at)) != 0)
+					break;
+				bstart = at;
+				blen = (size_t)want;
+				if (cb->read && (r = cb->read(cb->arg, want)))
+					break;
+				continue;
+			}
+		}
+		entry e;
+		if (!broken) {
+			int d = rec_decode(vf, p, total, at, &pt, &e);
+			if (d < 0) {
+				r = d;
+				break;
+			}
+			if (d > 0) {
+				at += total;
+				continue;
+			}
+		}
+		/* a bad record: its key if its header and key can be read, then on */
+		bad = 1;
+		slice key = slice_make(NULL, 0);
+		size_t hlen, tot;
+		if (!vf->key && avail &&
+		    entry_decode_header(p, avail, &e, &hlen, &tot) == 1 && e.key.n >= 8 &&
+		    hlen + e.key.n <= avail)
+			key = slice_make(p + hlen, e.key.n);
+		uint64_t next;
+		if ((r = scrub_resume(vf, at, h == 1 ? total : 0, end, &next)))
+			break;
+		snprintf(why, sizeof why, "%s: corrupt entry at offset %llu", path,
+			 (unsigned long long)at);
+		if ((r = cb->fault(cb->arg, at, next - at, key, why)))
+			break;
+		at = next;
+		blen = 0; /* read on from there */
+		bstart = at;
+	}
+	buf_free(&b);
+	buf_free(&pt);
+	vfile_put(v, vf);
+	return r ? r : bad ? SETT_ECORRUPT : 0;
 }
 
 int vlog_file_remove(vlog *v, uint32_t fid)

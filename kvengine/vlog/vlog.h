@@ -102,6 +102,27 @@ typedef int (*vlog_iter_fn)(void *arg, const entry *e, const vptr *p);
 int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg);
 
 /*
+ * Checks every entry of file fid as vlog_iterate does (reading the file
+ * with pread), and its header, going on past damage: each bad record is
+ * passed to cb->fault with its offset, the bytes up to where a valid
+ * record starts again, the internal key it holds when its header and key
+ * can be read (key.p NULL otherwise; in an encrypted file never) and `why`
+ * (file and offset).  A non-zero return from fault ends the walk with that
+ * value; so does one from cb->read (may be NULL), called after each read
+ * of n bytes.  With drop_cache the system's cached pages are dropped
+ * before they are read.  The file's entries up to its size at the call are
+ * checked.  0, SETT_ECORRUPT (a fault was reported), -ENOENT (no such
+ * file), or an error.
+ */
+typedef struct vlog_scrub_cb {
+	int (*fault)(void *arg, uint64_t off, uint64_t len, slice key, const char *why);
+	int (*read)(void *arg, uint64_t n);
+	void *arg;
+	int drop_cache;
+} vlog_scrub_cb;
+int vlog_scrub(vlog *v, uint32_t fid, const vlog_scrub_cb *cb);
+
+/*
  * Closes the head file and starts a new one (so GC can rewrite the old
  * head).  Serialised with vlog_append by the vlog's internal lock.
  */

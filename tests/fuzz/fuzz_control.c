@@ -1,7 +1,9 @@
 /*
  * fuzz_control.c - the control protocol's decoder (fs/control.c) and the
  * renderers of a status reply (fs/status.c), as `settfs status` runs them
- * on what a daemon (or anything bound to its socket name) sends.
+ * and of a scrub status reply (fs/scrub.c), as `settfs status` and
+ * `settfs scrub` run them on what a daemon (or anything bound to its
+ * socket name) sends.
  *
  * Input: mode byte, then a message (header and body).  The protocol has
  * no checksums; with FUZZ_FIX_SUMS the header's magic, version and body
@@ -17,6 +19,7 @@
 
 #include "control.h"
 #include "fuzz.h"
+#include "scrub.h"
 #include "status.h"
 
 static void fix_header(uint8_t *p, size_t n)
@@ -73,7 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (f) {
 		int t = sfs_status_print(body, h.len, 0, f);
 		int j = sfs_status_print(body, h.len, 1, f);
-		FUZZ_CHECK(t == k && j == k);
+		int state;
+		int sc = sfs_scrub_print(body, h.len, "/mnt", f, &state);
+		FUZZ_CHECK(t == k && j == k && sc == k);
+		FUZZ_CHECK(sc < 0 || (state >= 0 && state <= 4));
 		fclose(f);
 	}
 	free(p);

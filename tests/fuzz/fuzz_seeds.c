@@ -533,6 +533,20 @@ static void control_seeds(void)
 	OK(ctl_end(&b));
 	seed1("control", "status-reply", FUZZ_FIX_SUMS, b.p, b.n);
 	seed1("control", "status-reply-raw", 0, b.p, b.n);
+	ctl_begin(&b, CTL_SCRUB_STATUS | CTL_REPLY);
+	ctl_put_i64(&b, "status", 0);
+	ctl_put_str(&b, "scrub.state", "damaged");
+	ctl_put_u64(&b, "scrub.started", 1764600000);
+	ctl_put_u64(&b, "scrub.ended", 1764600010);
+	ctl_put_u64(&b, "scrub.rate_bytes", 64 << 20);
+	ctl_put_u64(&b, "scrub.done_bytes", 1 << 20);
+	ctl_put_u64(&b, "scrub.total_bytes", 1 << 20);
+	ctl_put_u64(&b, "scrub.faults", 1);
+	ctl_put_str(&b, "fault", "/srv/store/000001.vlog: corrupt entry at offset 131176");
+	ctl_put_str(&b, "fault.path", "/dir/big.bin (data, bytes 131072-196607)");
+	ctl_put_u64(&b, "fault.more", 1);
+	OK(ctl_end(&b));
+	seed1("control", "scrub-reply", FUZZ_FIX_SUMS, b.p, b.n);
 	ctl_buf_free(&b);
 }
 

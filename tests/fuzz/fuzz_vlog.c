@@ -2,7 +2,7 @@
  * fuzz_vlog.c - the value log (kvengine/vlog/vlog.c): opening a head file of
  * arbitrary bytes (header, scan, torn-tail detection), iterating it and
  * reading entries through value pointers, with and without checksum
- * verification.
+ * verification, and scrubbing it (vlog_scrub: the walk past damage).
  *
  * Input: mode byte, a 12-byte value pointer to probe, then the file (named
  * after the file id in its header).  With FUZZ_ENC the log reads with the
@@ -10,7 +10,8 @@
  * encrypted files (sealed records, key heads) are decoded too.  Checks: every entry the iteration
  * yields reads back through its pointer with the same value; a writable
  * open keeps the entries a read-only open iterates, and an entry appended
- * after it reads back.
+ * after it reads back; a scrub finds damage exactly when the iteration
+ * does, its faults in file order, apart, and inside the file.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,22 @@ static void probe(vlog *v, const vptr *p)
 	buf_free(&out);
 }
 
+typedef struct scrubbed {
+	uint64_t end, size;
+	int n;
+} scrubbed;
+
+static int on_scrub_fault(void *arg, uint64_t off, uint64_t len, slice key, const char *why)
+{
+	scrubbed *s = arg;
+	(void)why;
+	FUZZ_CHECK(len > 0 && off >= s->end && off + len <= s->size);
+	FUZZ_CHECK(!key.p || key.n >= 8);
+	s->end = off + len;
+	s->n++;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 + VPTR_SIZE)
@@ -103,7 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r1 = vlog_open(dir, &o, &v, why, sizeof why);
 	FUZZ_CHECK(r1 <= 0);
 	if (r1 == 0) {
-		vlog_iterate(v, fid, visit, &ro);
+		int it = vlog_iterate(v, fid, visit, &ro);
+		scrubbed sc = { 0, vlog_file_size(v, fid), 0 };
+		vlog_scrub_cb cb = { on_scrub_fault, NULL, &sc, 0 };
+		int sr = vlog_scrub(v, fid, &cb);
+		FUZZ_CHECK(sr == 0 || sr == SETT_ECORRUPT);
+		FUZZ_CHECK((sr == SETT_ECORRUPT) == (sc.n > 0));
+		FUZZ_CHECK((it == SETT_ECORRUPT) == (sr == SETT_ECORRUPT));
 		read_back(v, &ro);
 		probe(v, &pr);
 		vlog_close(v);
