@@ -220,6 +220,7 @@ typedef struct recv_ctx {
 	int inc;
 	int changed;        /* before_apply began changing the target */
 	int finish;         /* only the marker was left: the snapshot is there */
+	uint64_t next_ino;  /* the target's inode counter before the receive */
 } recv_ctx;
 
 static int why(recv_ctx *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -344,6 +345,38 @@ static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
 	return r;
+}
+
+/* The inode counter of the store (0: none). */
+static int read_next_ino(sett_db *db, uint64_t *out)
+{
+	uint8_t k[1];
+	void *v = NULL;
+	size_t n = 0;
+	*out = 0;
+	int r = sett_get(db, sfs_val(k, sfs_key_nextino(k)), 0, &v, &n);
+	if (r == SETT_ENOTFOUND)
+		return 0;
+	if (r == 0 && n == 8)
+		*out = sfs_get_be64(v);
+	free(v);
+	return sfs_errno(r);
+}
+
+/*
+ * The stream's inode counter replaces the target's only upwards: inode
+ * numbers the target handed out (before the rollback) are never handed
+ * out again, as a rollback keeps the counter.
+ */
+static int keep_next_ino(sett_db *db, uint64_t before)
+{
+	uint64_t now;
+	int r = read_next_ino(db, &now);
+	if (r || now >= before)
+		return r;
+	uint8_t k[1], v[8];
+	sfs_put_be64(v, before);
+	return sfs_errno(sett_put(db, sfs_val(k, sfs_key_nextino(k)), sfs_val(v, 8)));
 }
 
 /* The keys a full stream's receive keeps when it clears a store. */
@@ -484,6 +517,8 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 			r = why(&c, fresh ? fresh : -EEXIST,
 				"%s: the store holds data but no filesystem", path);
 	}
+	if (r == 0 && c.has_fs && (r = read_next_ino(c.db, &c.next_ino)))
+		why(&c, r, "%s: the inode counter cannot be read: %s", path, strerror(-r));
 	if (r == 0 && c.has_fs) {
 		int p = sfs_snap_rollback_pending(c.db, c.marker);
 		if (p < 0)
@@ -499,7 +534,10 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 	/* the records are in: the snapshot, as the source has it, then no marker */
 	if (r == 0 || r == RECV_FINISHED) {
 		const sfs_send_meta *m = &res->meta;
-		r = r ? 0 : sfs_snap_add(c.db, m->name, m->guid, m->created_ns, NULL);
+		int applied = r == 0;
+		r = applied ? keep_next_ino(c.db, c.next_ino) : 0;
+		if (r == 0 && applied)
+			r = sfs_snap_add(c.db, m->name, m->guid, m->created_ns, NULL);
 		if (r == 0) {
 			uint8_t mk[1];
 			sett_batch *b;
