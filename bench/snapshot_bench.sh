@@ -43,12 +43,11 @@ mount_fresh() {
 	echo "mount failed" >&2
 	exit 1
 }
-umount_now() {
+umount_now() { # sets hwm: the daemon's VmHWM in kB
 	hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$daemon/status")
 	fusermount3 -u "$MNT"
 	wait "$daemon" || true
 	daemon=
-	echo "$hwm"
 }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
@@ -73,12 +72,14 @@ for mode in none snaps snaps none; do
 	: > "$BASE/count"
 	t0=$(now_ms)
 	times=()
+	held=()
 	if [ $mode = snaps ]; then
 		for s in $(seq "$SNAPS"); do
 			a=$(now_ms)
-			"$SETTFS" snapshot create "$MNT" "s$s" > /dev/null
+			"$SETTFS" snapshot create "$MNT" "s$s" > "$BASE/created"
 			b=$(now_ms)
 			times+=($((b - a)))
+			held+=($(sed -n 's/.*changes held \([0-9.]*\) ms.*/\1/p' "$BASE/created"))
 			sleep 0.5
 		done
 	else
@@ -87,14 +88,17 @@ for mode in none snaps snaps none; do
 	t1=$(now_ms)
 	n=$(wc -l < "$BASE/count")
 	stop_writer
-	hwm=$(umount_now)
+	umount_now
 	mbs=$(awk -v n="$n" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 64 / (ms / 1000) }')
 	if [ $mode = snaps ]; then
 		sorted=$(printf '%s\n' "${times[@]}" | sort -n)
 		min=$(echo "$sorted" | head -1)
 		med=$(echo "$sorted" | sed -n "$(( (${#times[@]} + 1) / 2 ))p")
 		max=$(echo "$sorted" | tail -1)
-		echo "| with $SNAPS snapshots | writer ${mbs} MB/s | create min ${min} ms, median ${med} ms, max ${max} ms | VmHWM ${hwm} kB |"
+		hs=$(printf '%s\n' "${held[@]}" | sort -n)
+		hmed=$(echo "$hs" | sed -n "$(( (${#held[@]} + 1) / 2 ))p")
+		hmax=$(echo "$hs" | tail -1)
+		echo "| with $SNAPS snapshots | writer ${mbs} MB/s | create (syncfs included) min ${min} ms, median ${med} ms, max ${max} ms; changes held median ${hmed} ms, max ${hmax} ms | VmHWM ${hwm} kB |"
 	else
 		echo "| no snapshots | writer ${mbs} MB/s | - | VmHWM ${hwm} kB |"
 	fi
@@ -116,7 +120,7 @@ for mode in none held held none; do
 	done
 	t1=$(now_ms)
 	store=$(du -sm "$BASE/store" | cut -f1)
-	hwm=$(umount_now)
+	umount_now
 	mbs=$(awk -v r="$ROUNDS" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", r * 64 / (ms / 1000) }')
 	echo "| $mode | ${mbs} MB/s | store ${store} MiB | VmHWM ${hwm} kB |"
 done

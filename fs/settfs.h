@@ -267,6 +267,7 @@ typedef struct settfs_snap_info {
 	uint8_t guid[16];
 	uint32_t slot;         /* its inodes are slot << SETTFS_SNAP_INO_SHIFT | ino */
 	int damaged;           /* its pin is missing (lost by repair): not readable */
+	uint64_t held_ns;      /* settfs_snapshot_create: how long changes waited */
 } settfs_snap_info;
 int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info);
 /* -ENOENT if there is none of that name.  Its space comes back through GC. */

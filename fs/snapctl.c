@@ -55,6 +55,7 @@ int sfs_snapctl_handle(settfs *fs, const ctl_header *h, const uint8_t *body, siz
 		ctl_put_u64(b, "version", si.version);
 		ctl_put_u64(b, "slot", si.slot);
 		ctl_put_i64(b, "created_ns", si.created_ns);
+		ctl_put_u64(b, "held_us", si.held_ns / 1000);
 		return b->err;
 	}
 	case CTL_SNAP_DELETE:
@@ -211,7 +212,10 @@ int sfs_snapshot_command(int argc, char **argv)
 		ctl_rec v;
 		printf("snapshot %s of %s taken", name, mnt);
 		if (ctl_find(body, n, "version", &v) == 1 && v.kind == CTL_U64)
-			printf(" (version %llu)", (unsigned long long)v.u);
+			printf(" (version %llu", (unsigned long long)v.u);
+		if (ctl_find(body, n, "held_us", &v) == 1 && v.kind == CTL_U64)
+			printf(", changes held %.1f ms", (double)v.u / 1000);
+		printf(")");
 		printf("; browse it at %s/%s/%s\n", mnt, SETTFS_SNAPDIR_NAME, name);
 	}
 	free(body);

@@ -556,11 +556,14 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 	 * and the version pinned: the snapshot is the filesystem as it was at
 	 * one instant, every change made before it wholly in it.
 	 */
+	int64_t t0 = 0, t1 = 0;
 	if (r == 0) {
 		pthread_rwlock_wrlock(&fs->freeze_lock);
+		t0 = sfs_mono_now();
 		r = sfs_flush_nodes(fs, 0, 0);
 		if (r == 0)
 			r = sfs_snap_add_avoiding(fs->db, name, NULL, 0, fs->slots_freed, &s);
+		t1 = sfs_mono_now();
 		pthread_rwlock_unlock(&fs->freeze_lock);
 	}
 	pthread_mutex_unlock(&fs->snap_mu);
@@ -571,6 +574,7 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 		info->created_ns = s.created_ns;
 		memcpy(info->guid, s.guid, 16);
 		info->slot = s.slot;
+		info->held_ns = (uint64_t)(t1 - t0);
 	}
 	return r;
 }
@@ -589,7 +593,8 @@ static void *giveback_main(void *arg)
 	while (fs->giveback_again && !fs->giveback_stop) {
 		fs->giveback_again = 0;
 		pthread_mutex_unlock(&fs->snap_mu);
-		sett_reclaim(fs->db); /* best effort: GC and compaction retry later */
+		/* best effort: GC and compaction retry later; unmount stops it */
+		sett_reclaim_until(fs->db, &fs->giveback_stop);
 		pthread_mutex_lock(&fs->snap_mu);
 	}
 	fs->giveback_running = 0;
@@ -617,7 +622,7 @@ static void giveback_start(settfs *fs)
 void sfs_giveback_stop(settfs *fs)
 {
 	pthread_mutex_lock(&fs->snap_mu);
-	fs->giveback_stop = 1;
+	__atomic_store_n(&fs->giveback_stop, 1, __ATOMIC_RELAXED);
 	while (fs->giveback_running)
 		pthread_cond_wait(&fs->giveback_cv, &fs->snap_mu);
 	pthread_t t = fs->giveback;

@@ -1096,3 +1096,8 @@ int compaction_push_down(sett_db *db, const int *stop)
 {
 	return flatten(db, 0, stop);
 }
+
+int compaction_flatten(sett_db *db, const int *stop)
+{
+	return flatten(db, 1, stop);
+}

@@ -36,6 +36,8 @@ int compaction_drop_tables(sett_db *db, slice prefix, uint64_t version);
  * store closes or *stop (if stop) becomes non-zero.
  */
 int compaction_push_down(sett_db *db, const int *stop);
+/* sett_flatten, returning SETT_ECLOSED early as compaction_push_down does. */
+int compaction_flatten(sett_db *db, const int *stop);
 
 /* Table size growth per level below the base level. */
 #define TABLE_SIZE_MULTIPLIER 2

@@ -669,9 +669,9 @@ out:
  * mostly there it rewrites the whole store), so what is left is
  * garbage below the last level's tables and versions hidden within them.
  */
-static int reclaim(sett_db *db, int rewrite_last)
+static int reclaim(sett_db *db, int rewrite_last, const int *stop)
 {
-	int r = rewrite_last ? sett_flatten(db) : compaction_push_down(db, &db->gc->stop);
+	int r = rewrite_last ? compaction_flatten(db, stop) : compaction_push_down(db, stop);
 	if (r)
 		return r;
 	double ratio = db->opt.gc_discard_ratio > 0 ? db->opt.gc_discard_ratio : 0.5;
@@ -710,7 +710,7 @@ static void maybe_reclaim(sett_db *db, struct gc_state *gs)
 	if (sp.free_bytes >= below)
 		return;
 	gc_activity(gs, "reclaiming (the disk is low on space)", UINT32_MAX);
-	int r = reclaim(db, 0);
+	int r = reclaim(db, 0, &db->gc->stop);
 	if (r == SETT_ECLOSED)
 		return;
 	__atomic_fetch_add(&db->stat_background_reclaims, 1, __ATOMIC_RELAXED);
@@ -826,7 +826,16 @@ int sett_reclaim(sett_db *db)
 		return -EROFS;
 	if (!db->gc)
 		return SETT_ECLOSED;
-	return reclaim(db, 1);
+	return reclaim(db, 1, NULL);
+}
+
+int sett_reclaim_until(sett_db *db, const int *stop)
+{
+	if (db->opt.read_only)
+		return -EROFS;
+	if (!db->gc)
+		return SETT_ECLOSED;
+	return reclaim(db, 1, stop);
 }
 
 void gc_fill_stats(sett_db *db, sett_stats *st)

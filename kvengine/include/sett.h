@@ -616,6 +616,8 @@ int sett_flush(sett_db *db);
  * there was nothing to reclaim, or an error.
  */
 int sett_reclaim(sett_db *db);
+/* sett_reclaim that returns SETT_ECLOSED early once *stop is non-zero. */
+int sett_reclaim_until(sett_db *db, const int *stop);
 
 typedef struct sett_level_info {
 	int tables;
