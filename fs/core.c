@@ -33,6 +33,74 @@ void settfs_options_init(settfs_options *o)
 	o->chunk_size = SETTFS_DEFAULT_CHUNK_SIZE;
 	o->dirty_limit = 64u << 20;
 	o->inode_dirty_limit = 1u << 20;
+	o->compression = SETTFS_COMPRESSION_KEEP;
+}
+
+int settfs_parse_compression(const char *s, settfs_options *o)
+{
+	if (strcmp(s, "none") == 0) {
+		o->compression = SETTFS_COMPRESSION_NONE;
+		o->compression_level = 0;
+		return 0;
+	}
+	if (strncmp(s, "zstd", 4) != 0 || (s[4] && s[4] != ':'))
+		return -EINVAL;
+	long level = SFS_ZSTD_DEFAULT_LEVEL;
+	if (s[4] == ':') {
+		char *end;
+		errno = 0;
+		level = strtol(s + 5, &end, 10);
+		if (errno || end == s + 5 || *end || level < SFS_ZSTD_MIN_LEVEL ||
+		    level > SFS_ZSTD_MAX_LEVEL)
+			return -EINVAL;
+	}
+	o->compression = SETTFS_COMPRESSION_ZSTD;
+	o->compression_level = (int)level;
+	return 0;
+}
+
+const char *settfs_compression_name(int compression, int level, char *buf, size_t size)
+{
+	if (compression == SETTFS_COMPRESSION_ZSTD)
+		snprintf(buf, size, "zstd:%d", level);
+	else
+		snprintf(buf, size, "none");
+	return buf;
+}
+
+/* The store setting an option asks for (`keep`: the option says keep). */
+static int wanted_props(const settfs_options *o, sfs_props *p, int *keep)
+{
+	memset(p, 0, sizeof *p);
+	*keep = o->compression == SETTFS_COMPRESSION_KEEP;
+	if (*keep || o->compression == SETTFS_COMPRESSION_NONE)
+		return 0;
+	if (o->compression != SETTFS_COMPRESSION_ZSTD)
+		return -EINVAL;
+	p->codec = SFS_CODEC_ZSTD;
+	p->level = o->compression_level ? o->compression_level : SFS_ZSTD_DEFAULT_LEVEL;
+	return p->level < SFS_ZSTD_MIN_LEVEL || p->level > SFS_ZSTD_MAX_LEVEL ? -EINVAL : 0;
+}
+
+/*
+ * Add the compression setting p to b: a store that compresses (or did)
+ * is format 4, with an `F` key; one that never did stays format 3 with
+ * none.  `s`: its superblock, whose version this may raise.
+ */
+static int batch_props(sett_batch *b, sfs_super *s, const sfs_props *p)
+{
+	uint8_t pk[1] = { SFS_TAG_PROPS }, sk[1], pv[SFS_PROPS_SIZE], sv[SFS_SUPER_SIZE];
+	if (p->codec == SFS_CODEC_RAW && s->version < SFS_SUPER_CODEC_VERSION)
+		return 0;
+	if (s->version < SFS_SUPER_CODEC_VERSION) {
+		s->version = SFS_SUPER_CODEC_VERSION;
+		sfs_super_encode(s, sv);
+		int r = sfs_errno(sett_batch_set(b, sfs_val(sk, sfs_key_super(sk)), sfs_val(sv, sizeof sv)));
+		if (r)
+			return r;
+	}
+	sfs_props_encode(p, pv);
+	return sfs_errno(sett_batch_set(b, sfs_val(pk, 1), sfs_val(pv, sizeof pv)));
 }
 
 uint32_t settfs_chunk_size(const settfs *fs)
@@ -53,6 +121,11 @@ int settfs_get_stats(settfs *fs, settfs_stats *st)
 	st->inodes = ni > 0 ? (uint64_t)ni : 0;
 	long long lb = atomic_load(&fs->logical_bytes);
 	st->logical_bytes = !fs->logical_known ? UINT64_MAX : lb > 0 ? (uint64_t)lb : 0;
+	long long sb = atomic_load(&fs->stored_bytes);
+	st->stored_bytes = !fs->logical_known ? UINT64_MAX : sb > 0 ? (uint64_t)sb : 0;
+	st->compression = fs->codec == SFS_CODEC_ZSTD ? SETTFS_COMPRESSION_ZSTD
+						      : SETTFS_COMPRESSION_NONE;
+	st->compression_level = fs->zlevel;
 	st->dirty_bytes = dirty > 0 ? (uint64_t)dirty : 0;
 	st->chunk_size = fs->chunk_size;
 	st->read_only = fs->read_only;
@@ -159,14 +232,22 @@ int sfs_wipe_store(sett_db *db, int (*keep)(sett_val key))
 	return r;
 }
 
-/* Superblock, inode counter and root directory in one durable commit. */
-static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gid)
+/*
+ * Superblock, inode counter, root directory and the compression setting
+ * in one durable commit.
+ */
+static int format_db(sett_db *db, const settfs_options *o, uint32_t uid, uint32_t gid)
 {
+	uint32_t chunk_size = o->chunk_size;
 	if (chunk_size < 4096 || chunk_size > (1u << 20) || (chunk_size & (chunk_size - 1)))
+		return -EINVAL;
+	sfs_props props;
+	int keep;
+	if (wanted_props(o, &props, &keep))
 		return -EINVAL;
 	sfs_super s;
 	memset(&s, 0, sizeof s);
-	s.version = SETTFS_FORMAT_VERSION;
+	s.version = SFS_SUPER_PLAIN_VERSION;
 	s.chunk_size = chunk_size;
 	s.created_ns = sfs_now();
 	if (getrandom(s.uuid, sizeof s.uuid, 0) != (ssize_t)sizeof s.uuid)
@@ -196,6 +277,8 @@ static int format_db(sett_db *db, uint32_t chunk_size, uint32_t uid, uint32_t gi
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_nextino(k)), sfs_val(nv, 8)));
 	if (r == 0)
 		r = sfs_batch_new_inode(b, SETTFS_ROOT_INO, &root);
+	if (r == 0)
+		r = batch_props(b, &s, &props);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_free(b);
@@ -252,7 +335,7 @@ int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx
 	else if (!fresh)
 		r = sfs_wipe_store(db, NULL);
 	if (r == 0)
-		r = format_db(db, o->chunk_size, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
+		r = format_db(db, o, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
 	int rc = sfs_errno(sett_close(db));
 	return r ? r : rc;
 }
@@ -314,7 +397,7 @@ static int count_inodes_pass(settfs *fs, int sizes)
 	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
 	if (r)
 		return r;
-	long long n = 0, bytes = 0;
+	long long n = 0, bytes = 0, stored = 0;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 		n++;
 		sett_val v;
@@ -322,8 +405,10 @@ static int count_inodes_pass(settfs *fs, int sizes)
 		if (!sizes || sett_iter_value(it, &v) != 0)
 			continue;
 		if (sfs_inode_decode(v.data, v.size, &in) == 0 && S_ISREG(in.mode) &&
-		    in.size <= INT64_MAX / 2)
+		    in.size <= INT64_MAX / 2 && in.blocks <= INT64_MAX / 2) {
 			bytes += (long long)in.size;
+			stored += (long long)in.blocks;
+		}
 		sfs_inode_free(&in);
 	}
 	r = sfs_errno(sett_iter_error(it));
@@ -331,6 +416,7 @@ static int count_inodes_pass(settfs *fs, int sizes)
 	if (r == 0) {
 		atomic_store(&fs->used_inodes, n);
 		atomic_store(&fs->logical_bytes, bytes);
+		atomic_store(&fs->stored_bytes, stored);
 		fs->logical_known = sizes;
 	}
 	return r;
@@ -377,6 +463,59 @@ static int raise_next_ino(settfs *fs)
 	return r;
 }
 
+/* The `F` key of a format 4 store: how new chunks are stored. */
+static int load_props(settfs *fs)
+{
+	uint8_t k[1] = { SFS_TAG_PROPS };
+	void *v = NULL;
+	size_t n = 0;
+	int r = sett_get(fs->db, sfs_val(k, 1), fs->read_version, &v, &n);
+	if (r)
+		return r == SETT_ENOTFOUND ? -EIO : sfs_errno(r);
+	sfs_props p;
+	r = sfs_props_decode(v, n, &p);
+	free(v);
+	if (r == 0) {
+		fs->codec = p.codec;
+		fs->zlevel = p.level;
+	}
+	return r;
+}
+
+/*
+ * A compression option that differs from the store's setting becomes the
+ * store's setting (durably), on a writable open that has checked the
+ * store; a read-only one writes nothing and keeps the store's.
+ */
+static int set_props(settfs *fs, const settfs_options *o)
+{
+	sfs_props p;
+	int keep;
+	int r = wanted_props(o, &p, &keep);
+	if (r || keep || o->engine.read_only || (p.codec == fs->codec && p.level == fs->zlevel))
+		return r;
+	uint8_t k[1];
+	void *v = NULL;
+	size_t n = 0;
+	sfs_super s;
+	if ((r = sfs_errno(sett_get(fs->db, sfs_val(k, sfs_key_super(k)), 0, &v, &n))) == 0)
+		r = sfs_super_decode(v, n, &s);
+	free(v);
+	sett_batch *b = NULL;
+	if (r == 0)
+		r = sfs_errno(sett_batch_new(&b));
+	if (r == 0)
+		r = batch_props(b, &s, &p);
+	if (r == 0 && sett_batch_count(b))
+		r = sfs_errno(sett_write(fs->db, b, 1, NULL));
+	sett_batch_free(b);
+	if (r == 0) {
+		fs->codec = p.codec;
+		fs->zlevel = p.level;
+	}
+	return r;
+}
+
 static int load_super(settfs *fs)
 {
 	uint8_t k[SFS_KEY_MAX];
@@ -394,6 +533,8 @@ static int load_super(settfs *fs)
 		return r;
 	fs->chunk_size = s.chunk_size;
 	fs->xattr_flag = s.version >= 3;
+	if (s.version >= SFS_SUPER_CODEC_VERSION && (r = load_props(fs)) != 0)
+		return r;
 
 	v = NULL;
 	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), fs->read_version, &v, &n);
@@ -436,7 +577,7 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		if (s < 0 || fresh < 0)
 			r = s < 0 ? s : fresh;
 		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
-			r = format_db(fs->db, o->chunk_size, (uint32_t)getuid(), (uint32_t)getgid());
+			r = format_db(fs->db, o, (uint32_t)getuid(), (uint32_t)getgid());
 		else if (s == 0 && fresh)
 			r = say(o, -EINVAL, "%s: an empty store, not a settfs (mkfs.settfs makes one)",
 				path);
@@ -467,6 +608,8 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		r = raise_next_ino(fs);
 	if (r == 0 && !o->engine.read_only)
 		r = drain_orphans(fs);
+	if (r == 0)
+		r = set_props(fs, o);
 	if (r == 0 && !o->engine.read_only)
 		r = sfs_snap_tidy(fs->db);
 	if (r && fs->db) {

@@ -26,8 +26,17 @@
  * of walking them with an iterator, which would step over every deleted
  * overlay and old version too.  Everything here runs under the node lock.
  *
- * Block accounting (sfs_inode.blocks): a chunk counts its stored length, an
- * overlay page counts SFS_PAGE_SIZE whatever its length.
+ * Compression (format 4): a chunk's value is stored raw or compressed, as
+ * its key's user meta byte says (schema.h); the store's setting (fs->codec)
+ * decides for each chunk written, and an incompressible one is stored raw
+ * (sfs_chunk_compress probes it first).  Every read decodes the value,
+ * whatever the setting is now; a change of part of a compressed chunk
+ * (truncate, punch) decodes it and writes it anew under the setting.
+ * Overlay pages are always raw.
+ *
+ * Block accounting (sfs_inode.blocks): a chunk counts its stored length (a
+ * compressed one its compressed value), an overlay page counts
+ * SFS_PAGE_SIZE whatever its length.
  */
 #include "fs_int.h"
 
@@ -114,10 +123,61 @@ static int parse_ckey(const settfs *fs, sett_val key, uint64_t *idx, uint32_t *p
 	return -EIO;
 }
 
+/*
+ * The logical bytes of a base value v with user meta `meta` (*out, *len):
+ * v itself when raw, else decompressed into *tmp (malloc'ed, the caller
+ * frees it).  -EIO for a value that does not decode.
+ */
+static int decode_base(const settfs *fs, uint8_t meta, sett_val v, const uint8_t **out,
+		       uint32_t *len, uint8_t **tmp)
+{
+	*tmp = NULL;
+	if (meta != SFS_CODEC_RAW && !(*tmp = malloc(fs->chunk_size)))
+		return -ENOMEM;
+	return sfs_chunk_decode(meta, v.data, v.size, fs->chunk_size, *tmp, out, len);
+}
+
+/*
+ * Add chunk idx of ino holding buf[0..len) to b, compressed when the
+ * store's setting asks for it and it pays; *stored: the bytes its value
+ * takes.  `ref`: buf stays unchanged until the batch is written (a raw
+ * value is then not copied).
+ */
+static int put_chunk(settfs *fs, sett_batch *b, uint64_t ino, uint64_t idx, const uint8_t *buf,
+		     uint32_t len, int ref, uint64_t *stored)
+{
+	uint8_t k[SFS_KEY_MAX];
+	sett_val key = sfs_val(k, sfs_key_chunk(k, ino, idx));
+	if (fs->codec == SFS_CODEC_ZSTD) {
+		uint8_t *z = malloc(len);
+		long zn = z ? sfs_chunk_compress(fs->zlevel, buf, len, z, len) : 0;
+		int r = 0;
+		if (zn > 0)
+			r = sfs_errno(sett_batch_set_ex(b, key, sfs_val(z, (size_t)zn), 0, SFS_CODEC_ZSTD));
+		free(z);
+		if (zn > 0) {
+			*stored = (uint64_t)zn;
+			return r;
+		}
+		/* no gain, or no memory to try: raw */
+	}
+	*stored = len;
+	return sfs_errno(ref ? sett_batch_set_ref(b, key, sfs_val(buf, len))
+			     : sett_batch_set(b, key, sfs_val(buf, len)));
+}
+
+/* blocks less `freed` (negative: more), never below 0 */
+static uint64_t blocks_less(uint64_t blocks, int64_t freed)
+{
+	if (freed < 0)
+		return blocks + (uint64_t)-freed;
+	return (uint64_t)freed > blocks ? 0 : blocks - (uint64_t)freed;
+}
+
 /* What a stored chunk consists of. */
 typedef struct stored_info {
 	int has_base;
-	uint32_t base_len;
+	uint32_t base_len;    /* bytes the base value takes in the store */
 	uint32_t len;   /* end of the stored data (valid when the whole chunk was read) */
 	uint32_t novl;  /* overlay pages */
 	uint64_t ovl[SFS_MAX_PAGES / 64];
@@ -136,25 +196,34 @@ static int key_meets(const settfs *fs, uint32_t pg, uint32_t from, uint32_t to)
  * chunk: an overlay replaces its whole page.  Keys go in key order (the
  * base first).
  */
-static int apply_value(const settfs *fs, uint32_t pg, sett_val v, uint32_t from, uint32_t to,
-		       uint8_t *dst, stored_info *si)
+static int apply_value(const settfs *fs, uint32_t pg, uint8_t meta, sett_val v, uint32_t from,
+		       uint32_t to, uint8_t *dst, stored_info *si)
 {
 	uint32_t ps = pg == PG_BASE ? 0 : pg * SFS_PAGE_SIZE;
 	uint32_t pe = pg == PG_BASE ? fs->chunk_size : ps + SFS_PAGE_SIZE;
-	if (v.size > pe - ps || (v.size == 0 && pg != PG_BASE))
-		return -EIO;
+	const uint8_t *bytes = v.data;
+	uint32_t vlen = (uint32_t)v.size;
+	uint8_t *tmp = NULL;
 	if (pg == PG_BASE) {
+		int r = decode_base(fs, meta, v, &bytes, &vlen, &tmp);
+		if (r) {
+			free(tmp);
+			return r;
+		}
 		si->has_base = 1;
 		si->base_len = (uint32_t)v.size;
+	} else if (meta != SFS_CODEC_RAW || v.size > pe - ps || v.size == 0) {
+		return -EIO;
 	}
-	uint32_t vend = ps + (uint32_t)v.size;
+	uint32_t vend = ps + vlen;
 	if (vend > si->len)
 		si->len = vend;
 	uint32_t a = ps > from ? ps : from, e = pe < to ? pe : to;
 	memset(dst + (a - from), 0, e - a);
 	uint32_t ce = vend < e ? vend : e;
 	if (ce > a)
-		memcpy(dst + (a - from), (const uint8_t *)v.data + (a - ps), ce - a);
+		memcpy(dst + (a - from), bytes + (a - ps), ce - a);
+	free(tmp);
 	return 0;
 }
 
@@ -187,7 +256,7 @@ static int read_stored(settfs *fs, sett_iter *it, uint64_t ino, uint64_t idx, ui
 		sett_val v;
 		r = sfs_errno(sett_iter_value(it, &v));
 		if (r == 0)
-			r = apply_value(fs, pg, v, from, to, dst, si);
+			r = apply_value(fs, pg, sett_iter_user_meta(it), v, from, to, dst, si);
 		if (r)
 			break;
 	}
@@ -409,12 +478,15 @@ static int read_chunk(settfs *fs, sfs_node *n, uint64_t idx, uint32_t from, uint
 						  : sfs_key_page(k, n->ino, idx, pg);
 			void *v = NULL;
 			size_t vn = 0;
-			int g = sett_get(fs->db, sfs_val(k, kn), fs->read_version, &v, &vn);
+			uint8_t meta = 0;
+			int g = sett_get_ex(fs->db, sfs_val(k, kn), fs->read_version, &v, &vn, NULL,
+					    &meta);
 			if (g == SETT_ENOTFOUND) {
 				missing = pg != PG_BASE;
 				continue;
 			}
-			r = g ? sfs_errno(g) : apply_value(fs, pg, sfs_val(v, vn), from, to, dst, si);
+			r = g ? sfs_errno(g)
+			      : apply_value(fs, pg, meta, sfs_val(v, vn), from, to, dst, si);
 			free(v);
 		}
 		if (r || !missing)
@@ -432,24 +504,31 @@ static int read_chunk(settfs *fs, sfs_node *n, uint64_t idx, uint32_t from, uint
 static int read_base(settfs *fs, uint64_t ino, uint64_t idx, uint32_t from, uint32_t to,
 		     uint8_t *dst)
 {
-	uint8_t k[SFS_KEY_MAX];
+	uint8_t k[SFS_KEY_MAX], meta = 0, *tmp = NULL;
 	void *v = NULL;
 	size_t vn = 0;
 	memset(dst, 0, to - from);
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), fs->read_version, &v,
-			 &vn);
+	int r = sett_get_ex(fs->db, sfs_val(k, sfs_key_chunk(k, ino, idx)), fs->read_version, &v,
+			    &vn, NULL, &meta);
 	if (r == SETT_ENOTFOUND)
 		return 0;
 	if (r)
 		return sfs_errno(r);
-	if (vn > fs->chunk_size) {
-		free(v);
-		return -EIO;
-	}
-	if (vn > from)
-		memcpy(dst, (const uint8_t *)v + from, (vn < to ? vn : to) - from);
+	const uint8_t *bytes = NULL;
+	uint32_t len = 0;
+	/* a chunk read from its start to past its end decompresses straight into dst */
+	if (meta != SFS_CODEC_RAW && from == 0 &&
+	    sfs_chunk_len(meta, v, vn, fs->chunk_size, &len) == 0 && len <= to)
+		r = sfs_chunk_decode(meta, v, vn, fs->chunk_size, dst, &bytes, &len);
+	else
+		r = decode_base(fs, meta, sfs_val(v, vn), &bytes, &len, &tmp);
+	if (r == 0 && len > from && bytes != dst)
+		memcpy(dst, bytes + from, (len < to ? len : to) - from);
+	if (r)
+		memset(dst, 0, to - from); /* never half-decoded bytes */
+	free(tmp);
 	free(v);
-	return 0;
+	return r;
 }
 
 /*
@@ -630,14 +709,14 @@ static int batch_chunk_pages(settfs *fs, sfs_node *n, sfs_page *pages, size_t np
 		if (p->pg * SFS_PAGE_SIZE + p->len > len)
 			len = p->pg * SFS_PAGE_SIZE + p->len;
 	}
+	uint64_t held = 0;
 	if (r == 0)
-		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_chunk(k, n->ino, idx)),
-					     sfs_val(buf, len)));
+		r = put_chunk(fs, b, n->ino, idx, buf, len, 0, &held);
 	for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
 		if (bit_test(si.ovl, pg))
 			r = sfs_errno(sett_batch_delete(b, sfs_val(k, sfs_key_page(k, n->ino, idx, pg))));
 	if (r == 0) {
-		*blocks = *blocks + len - si.base_len - (uint64_t)si.novl * SFS_PAGE_SIZE;
+		*blocks = *blocks + held - si.base_len - (uint64_t)si.novl * SFS_PAGE_SIZE;
 		memset(stored, 0, sizeof stored);
 		ovl_pend(n, idx, stored);
 	}
@@ -653,14 +732,14 @@ int sfs_data_batch(settfs *fs, sfs_node *n, sett_batch *b, uint64_t *blocks)
 	for (size_t i = 0; i < n->nchunks && r == 0; i++) {
 		sfs_chunk *c = &n->chunks[i];
 		/* never store an empty chunk; the buffers outlive the commit */
+		uint64_t stored = 0;
 		if (c->len)
-			r = sfs_errno(sett_batch_set_ref(b, sfs_val(k, sfs_key_chunk(k, n->ino, c->idx)),
-							 sfs_val(c->buf, c->len)));
+			r = put_chunk(fs, b, n->ino, c->idx, c->buf, c->len, 1, &stored);
 		for (uint32_t pg = 0; pg < pages_per_chunk(fs) && r == 0; pg++)
 			if (bit_test(c->ovl, pg))
 				r = sfs_errno(sett_batch_delete(
 					b, sfs_val(k, sfs_key_page(k, n->ino, c->idx, pg))));
-		*blocks = *blocks + c->len - c->stored_len;
+		*blocks = *blocks + stored - c->stored_len;
 		if (r == 0)
 			ovl_pend(n, c->idx, none);
 	}
@@ -897,11 +976,11 @@ ssize_t settfs_read(settfs *fs, uint64_t ino, off_t off, size_t size, void *buf)
  * state (the node's buffers were flushed before: none go with it).
  */
 static int commit_mid(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, sett_batch *b,
-		      uint64_t *freed)
+		      int64_t *freed)
 {
 	sfs_inode mid = n->in;
 	mid.size = size < in->size ? size : in->size;
-	mid.blocks = *freed > in->blocks ? 0 : in->blocks - *freed;
+	mid.blocks = blocks_less(in->blocks, *freed);
 	mid.mtime = mid.ctime = sfs_now();
 	int r = sfs_batch_node(fs, b, n, &mid);
 	if (r == 0)
@@ -933,6 +1012,27 @@ static int more_keys_than(settfs *fs, uint64_t ino, uint64_t from, size_t max)
 	r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
 	return r ? r : nkeys > max;
+}
+
+/*
+ * Base value v (user meta `meta`) of chunk idx keeps only its first `keep`
+ * bytes, written anew (compressed as the store's setting says) into b
+ * when it reaches past them; *freed changes by the stored bytes saved.
+ */
+static int cut_base(settfs *fs, sett_batch *b, uint64_t ino, uint64_t idx, uint8_t meta,
+		    sett_val v, uint32_t keep, int64_t *freed)
+{
+	const uint8_t *bytes;
+	uint32_t len;
+	uint8_t *tmp;
+	uint64_t stored = 0;
+	int r = decode_base(fs, meta, v, &bytes, &len, &tmp);
+	if (r == 0 && len > keep) {
+		r = put_chunk(fs, b, ino, idx, bytes, keep, 0, &stored);
+		*freed += (int64_t)v.size - (int64_t)stored;
+	}
+	free(tmp);
+	return r;
 }
 
 /*
@@ -971,7 +1071,8 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
 	if (r)
 		return r;
-	uint64_t freed = 0, low = UINT64_MAX; /* lowest chunk whose keys are in b */
+	int64_t freed = 0; /* stored bytes b frees (negative: adds) */
+	uint64_t low = UINT64_MAX; /* lowest chunk whose keys are in b */
 	size_t deletes = 0;
 	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
 		sett_val key = sett_iter_key(it), v;
@@ -994,17 +1095,16 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 			if (pg != PG_BASE && ps + SFS_PAGE_SIZE <= keep)
 				continue;
 			r = sfs_errno(sett_iter_value(it, &v));
-			if (r == 0 && ps + v.size > keep) {
+			if (r == 0 && pg != PG_BASE && ps + v.size > keep)
 				r = sfs_errno(sett_batch_set(b, key, sfs_val(v.data, keep - ps)));
-				if (pg == PG_BASE)
-					freed += v.size - keep;
-			}
+			if (r == 0 && pg == PG_BASE)
+				r = cut_base(fs, b, ino, idx, sett_iter_user_meta(it), v, keep, &freed);
 			continue;
 		}
 		size_t vn = SFS_PAGE_SIZE;
 		if (pg == PG_BASE && (r = sfs_errno(sett_iter_value_size(it, &vn))) != 0)
 			break;
-		freed += vn;
+		freed += (int64_t)vn;
 		r = sfs_errno(sett_batch_delete(b, key));
 		deletes++;
 	}
@@ -1012,7 +1112,7 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 		r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
 	if (r == 0) {
-		in->blocks = size == 0 || freed > in->blocks ? 0 : in->blocks - freed;
+		in->blocks = size == 0 ? 0 : blocks_less(in->blocks, freed);
 		in->size = size;
 	}
 	return r;
@@ -1266,8 +1366,9 @@ int settfs_setattr(settfs *fs, const settfs_ctx *ctx, uint64_t ino, const struct
  * start in the chunk, `pe`: where its reach ends); adds to b.  A key whose
  * bytes all go is deleted, one the hole reaches the end of is shortened.
  */
-static int punch_key(sett_iter *it, sett_batch *b, uint32_t ps, uint32_t pe, uint32_t from,
-		     uint32_t to, int overlay, uint64_t *freed, int *deleted)
+static int punch_key(settfs *fs, sett_iter *it, sett_batch *b, uint64_t ino, uint64_t idx,
+		     uint32_t ps, uint32_t pe, uint32_t from, uint32_t to, int overlay,
+		     int64_t *freed, int *deleted)
 {
 	sett_val key = sett_iter_key(it), v;
 	*deleted = 0;
@@ -1279,31 +1380,48 @@ static int punch_key(sett_iter *it, sett_batch *b, uint32_t ps, uint32_t pe, uin
 	int r = sfs_errno(sett_iter_value(it, &v));
 	if (r)
 		return r;
-	uint32_t vend = ps + (uint32_t)v.size;
-	if (v.size > pe - ps)
-		return -EIO;
-	if (from >= vend)
-		return 0;
-	uint32_t a = from > ps ? from - ps : 0;
-	if (to >= vend) {
-		/* the hole reaches the stored end: shorten */
-		if (!overlay)
-			*freed += v.size - a;
-		if (a == 0) {
-			if (overlay)
-				*freed += SFS_PAGE_SIZE;
-			*deleted = 1;
-			return sfs_errno(sett_batch_delete(b, key));
-		}
-		return sfs_errno(sett_batch_set(b, key, sfs_val(v.data, a)));
+	/* a base's logical bytes (decompressed), an overlay's own */
+	const uint8_t *bytes = v.data;
+	uint32_t len = (uint32_t)v.size;
+	uint8_t *tmp = NULL;
+	if (!overlay)
+		r = decode_base(fs, sett_iter_user_meta(it), v, &bytes, &len, &tmp);
+	else if (sett_iter_user_meta(it) != SFS_CODEC_RAW || v.size > pe - ps)
+		r = -EIO;
+	uint32_t vend = ps + len, a = from > ps ? from - ps : 0;
+	uint64_t stored = 0;
+	if (r || from >= vend) {
+		free(tmp);
+		return r;
 	}
-	uint8_t *nv = malloc(v.size);
-	if (!nv)
-		return -ENOMEM;
-	memcpy(nv, v.data, v.size);
-	memset(nv + a, 0, to - ps - a);
-	r = sfs_errno(sett_batch_set(b, key, sfs_val(nv, v.size)));
-	free(nv);
+	if (to >= vend && a == 0) {
+		/* the hole takes every stored byte */
+		*freed += overlay ? SFS_PAGE_SIZE : (int64_t)v.size;
+		*deleted = 1;
+		r = sfs_errno(sett_batch_delete(b, key));
+	} else if (to >= vend) {
+		/* the hole reaches the stored end: shorten */
+		if (overlay)
+			r = sfs_errno(sett_batch_set(b, key, sfs_val(bytes, a)));
+		else
+			r = put_chunk(fs, b, ino, idx, bytes, a, 0, &stored);
+	} else {
+		uint8_t *nv = malloc(len);
+		if (!nv) {
+			free(tmp);
+			return -ENOMEM;
+		}
+		memcpy(nv, bytes, len);
+		memset(nv + a, 0, to - ps - a);
+		if (overlay)
+			r = sfs_errno(sett_batch_set(b, key, sfs_val(nv, len)));
+		else
+			r = put_chunk(fs, b, ino, idx, nv, len, 0, &stored);
+		free(nv);
+	}
+	if (r == 0 && !overlay && !*deleted)
+		*freed += (int64_t)v.size - (int64_t)stored;
+	free(tmp);
 	return r;
 }
 
@@ -1335,7 +1453,7 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	uint8_t k[SFS_KEY_MAX], p[9];
 	sett_iter *it = NULL;
 	r = chunk_iter(fs, n->ino, p, &it);
-	uint64_t freed = 0;
+	int64_t freed = 0;
 	uint64_t first = off / cs, last = (end - 1) / cs;
 	sfs_ovl_forget(n, first, last + 1);
 	if (r == 0)
@@ -1354,7 +1472,8 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 		if (pe <= from || ps >= to)
 			continue;
 		int deleted;
-		r = punch_key(it, b, ps, pe, from, to, pg != PG_BASE, &freed, &deleted);
+		r = punch_key(fs, it, b, n->ino, idx, ps, pe, from, to, pg != PG_BASE, &freed,
+			      &deleted);
 		if (r == 0 && deleted && sett_batch_count(b) >= fs->max_batch_deletes)
 			r = commit_mid(fs, n, &n->in, n->in.size, b, &freed);
 	}
@@ -1362,7 +1481,7 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 		r = sfs_errno(sett_iter_error(it));
 	sett_iter_free(it);
 	sfs_inode tmp = n->in;
-	tmp.blocks = freed > tmp.blocks ? 0 : tmp.blocks - freed;
+	tmp.blocks = blocks_less(tmp.blocks, freed);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
 		r = sfs_batch_node(fs, b, n, &tmp);
@@ -1503,9 +1622,11 @@ static int copy_chunk(shift *s, uint64_t from, uint64_t to, int *has_base, uint6
 		if (r)
 			break;
 		if (pg == PG_BASE) {
+			/* a compressed value moves as it is, its codec with it */
 			*has_base = 1;
 			*stored += v.size;
-			r = sfs_errno(sett_batch_set(s->b, sfs_val(k, sfs_key_chunk(k, s->n->ino, to)), v));
+			r = sfs_errno(sett_batch_set_ex(s->b, sfs_val(k, sfs_key_chunk(k, s->n->ino, to)),
+							v, 0, sett_iter_user_meta(s->it)));
 		} else {
 			bit_set(ovl, pg);
 			*stored += SFS_PAGE_SIZE;
@@ -1612,9 +1733,7 @@ static int shift_chunk(shift *s, uint64_t i)
 		r = compose_chunk(s, i, &oi, &len);
 		if (r == 0 && len) {
 			has_base = 1;
-			stored = len;
-			r = sfs_errno(sett_batch_set(s->b, sfs_val(k, sfs_key_chunk(k, ino, i)),
-						     sfs_val(s->buf, len)));
+			r = put_chunk(fs, s->b, ino, i, s->buf, len, 0, &stored);
 		}
 	}
 	/* the old keys that were not replaced go */
@@ -1982,10 +2101,14 @@ off_t settfs_lseek(settfs *fs, uint64_t ino, off_t off, int whence)
 			continue; /* ends before pos whatever its length */
 		if ((r = sfs_errno(sett_iter_value(it, &v))) != 0)
 			break;
-		uint64_t dend = dstart + v.size;
+		uint32_t vlen = (uint32_t)v.size; /* a base's logical length */
+		if (pg == PG_BASE &&
+		    (r = sfs_chunk_len(sett_iter_user_meta(it), v.data, v.size, fs->chunk_size, &vlen)))
+			break;
+		uint64_t dend = dstart + vlen;
 		if (dend > size)
 			dend = size;
-		if (v.size == 0 || dend <= pos)
+		if (vlen == 0 || dend <= pos)
 			continue;
 		if (whence == SEEK_DATA) {
 			result = (off_t)(dstart > pos ? dstart : pos);

@@ -103,6 +103,7 @@ typedef struct sfs_node {
 	int xattrs;           /* -1 unknown, 0 none, 1 some */
 	sfs_inode in;
 	uint64_t counted;     /* what this node adds to fs->logical_bytes */
+	uint64_t counted_blocks; /* ... and to fs->stored_bytes */
 	sfs_chunk *chunks;
 	size_t nchunks, capchunks;
 	sfs_page *pages;
@@ -142,6 +143,8 @@ struct settfs {
 	uint32_t chunk_size;
 	int xattr_flag;       /* format >= 3: SFS_IFLAG_XATTRS is kept */
 	int no_acl;           /* settfs_options.no_acl */
+	uint8_t codec;        /* SFS_CODEC_* of chunks written from now on */
+	int zlevel;           /* its zstd level */
 	size_t dirty_limit, inode_dirty_limit;
 	size_t max_batch_deletes; /* deletions per commit, to fit a memtable */
 	size_t max_batch_bytes;   /* value bytes per commit that rewrites data */
@@ -158,6 +161,7 @@ struct settfs {
 	atomic_llong used_inodes;
 	/* sizes of the regular files: counted at open, kept by sfs_node_put */
 	atomic_llong logical_bytes;
+	atomic_llong stored_bytes; /* their blocks, likewise */
 	int logical_known;    /* the count at open read every inode */
 	atomic_ullong data_gen_next; /* source of sfs_node.data_gen values */
 	int read_only;        /* the engine is open read-only */

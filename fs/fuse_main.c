@@ -94,6 +94,7 @@ struct sfs_cfg {
 	int noacl;            /* -o noacl: no POSIX ACLs */
 	int nosnapdir;        /* -o nosnapdir: no /.snapshots */
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
+	char *compression;    /* -o compression=none|zstd[:LEVEL]; NULL: the store's */
 	double dirty_expire;  /* seconds a buffered write may wait (0: no limit) */
 	int ro;               /* -o ro: the store is opened read-only */
 	int io_uring;         /* -o io_uring / no_io_uring; -1: the default */
@@ -1296,6 +1297,7 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("noacl", noacl, 1),
 	SFS_OPT("nosnapdir", nosnapdir, 1),
 	SFS_OPT("reserve=%s", reserve, 0),
+	SFS_OPT("compression=%s", compression, 0),
 	SFS_OPT("dirty_expire=%lf", dirty_expire, 0),
 	SFS_OPT("io_uring", io_uring, 1),
 	SFS_OPT("no_io_uring", io_uring, 0),
@@ -1390,6 +1392,10 @@ static void usage(void)
 	       "    -o noacl                 no POSIX ACLs (setting one fails with EOPNOTSUPP)\n"
 	       "    -o nosnapdir             no /.snapshots directory (the snapshot commands\n"
 	       "                             still work)\n"
+	       "    -o compression=none|zstd[:LEVEL]\n"
+	       "                             how data written from now on is stored (zstd\n"
+	       "                             level 1..19, 3); kept in the store for later\n"
+	       "                             mounts (default: the store's setting)\n"
 	       "    -o reserve=SIZE          disk space kept free for deletes and GC: writes\n"
 	       "                             fail with ENOSPC below it (bytes, or K, M, G;\n"
 	       "                             default 2%% of the disk, 32 MiB..1 GiB, <= 1/8)\n"
@@ -1769,6 +1775,7 @@ static int main_done(int ret, struct fuse_args *args, struct sfs_cfg *cfg, char 
 	free(mountpoint);
 	free(cfg->store);
 	free(cfg->reserve);
+	free(cfg->compression);
 	free(cfg->key_file);
 	free(cfg->pass_file);
 	fuse_opt_free_args(args);
@@ -1867,6 +1874,16 @@ int main(int argc, char *argv[])
 		o.engine.mem_table_size = cfg.mem_table_size;
 	if (cfg.chunk_size)
 		o.chunk_size = cfg.chunk_size;
+	if (cfg.compression) {
+		int bad = settfs_parse_compression(cfg.compression, &o) != 0;
+		if (bad)
+			fprintf(stderr, "settfs: bad -o compression=%s (none, zstd or zstd:LEVEL, "
+				"LEVEL 1..19)\n", cfg.compression);
+		free(cfg.compression); /* fuse_opt's copy */
+		cfg.compression = NULL;
+		if (bad)
+			return main_done(1, &args, &cfg, opts.mountpoint, store);
+	}
 	if (cfg.reserve) {
 		int bad = parse_size(cfg.reserve, &o.engine.disk_reserve) != 0;
 		if (bad)

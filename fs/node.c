@@ -146,6 +146,7 @@ static int node_get(settfs *fs, uint64_t ino, int change, sfs_node **np)
 			n->loaded = 1;
 			/* counted by the count at open, or by the node it was before */
 			n->counted = S_ISREG(n->in.mode) ? n->in.size : 0;
+			n->counted_blocks = S_ISREG(n->in.mode) ? n->in.blocks : 0;
 			if (fs->xattr_flag && !(n->in.flags & SFS_IFLAG_XATTRS))
 				n->xattrs = 0;
 		}
@@ -198,13 +199,18 @@ void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen)
 	pthread_mutex_unlock(&fs->tab_lock);
 }
 
-/* fs->logical_bytes follows the node's size (a regular file's) */
+/* fs->logical_bytes and stored_bytes follow the node's size and blocks (a regular file's) */
 static void account_size(settfs *fs, sfs_node *n)
 {
-	uint64_t now = n->loaded && !n->gone && S_ISREG(n->in.mode) ? n->in.size : 0;
+	int reg = n->loaded && !n->gone && S_ISREG(n->in.mode);
+	uint64_t now = reg ? n->in.size : 0, blocks = reg ? n->in.blocks : 0;
 	if (now != n->counted) {
 		atomic_fetch_add(&fs->logical_bytes, (long long)(now - n->counted));
 		n->counted = now;
+	}
+	if (blocks != n->counted_blocks) {
+		atomic_fetch_add(&fs->stored_bytes, (long long)(blocks - n->counted_blocks));
+		n->counted_blocks = blocks;
 	}
 }
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 size_t sfs_key_super(uint8_t *k)
 {
@@ -248,4 +250,153 @@ int sfs_dentry_decode(const void *p, size_t n, uint64_t *ino, uint32_t *type)
 	if (*ino == 0 || b[8] > (S_IFMT >> 12) || !mode_type_valid(*type))
 		return -EIO;
 	return 0;
+}
+
+/* Properties: version(1) codec(1) level(1) reserved(1) = 0. */
+void sfs_props_encode(const sfs_props *p, uint8_t out[SFS_PROPS_SIZE])
+{
+	out[0] = SFS_PROPS_VERSION;
+	out[1] = p->codec;
+	out[2] = (uint8_t)p->level;
+	out[3] = 0;
+}
+
+int sfs_props_decode(const void *v, size_t n, sfs_props *p)
+{
+	const uint8_t *b = v;
+	if (n != SFS_PROPS_SIZE || b[0] != SFS_PROPS_VERSION || b[3] != 0)
+		return -EIO;
+	p->codec = b[1];
+	p->level = b[2];
+	if (p->codec == SFS_CODEC_RAW)
+		return p->level == 0 ? 0 : -EIO;
+	if (p->codec != SFS_CODEC_ZSTD || p->level < SFS_ZSTD_MIN_LEVEL ||
+	    p->level > SFS_ZSTD_MAX_LEVEL)
+		return -EIO;
+	return 0;
+}
+
+/* Each thread's zstd contexts, freed when it exits. */
+typedef struct zctx {
+	ZSTD_CCtx *c;
+	ZSTD_DCtx *d;
+} zctx;
+
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+static int zkey_ok;
+
+static void zctx_free(void *p)
+{
+	zctx *z = p;
+	ZSTD_freeCCtx(z->c);
+	ZSTD_freeDCtx(z->d);
+	free(z);
+}
+
+static void zkey_init(void)
+{
+	zkey_ok = pthread_key_create(&zkey, zctx_free) == 0;
+}
+
+static zctx *zctx_get(int compress)
+{
+	pthread_once(&zonce, zkey_init);
+	if (!zkey_ok)
+		return NULL;
+	zctx *z = pthread_getspecific(zkey);
+	if (!z) {
+		z = calloc(1, sizeof *z);
+		if (!z)
+			return NULL;
+		if (pthread_setspecific(zkey, z) != 0) {
+			free(z);
+			return NULL;
+		}
+	}
+	if (compress && !z->c)
+		z->c = ZSTD_createCCtx();
+	if (!compress && !z->d)
+		z->d = ZSTD_createDCtx();
+	return (compress ? (void *)z->c : (void *)z->d) ? z : NULL;
+}
+
+int sfs_chunk_len(uint8_t codec, const void *v, size_t n, uint32_t chunk_size, uint32_t *len)
+{
+	if (codec == SFS_CODEC_RAW) {
+		if (n > chunk_size)
+			return -EIO;
+		*len = (uint32_t)n;
+		return 0;
+	}
+	if (codec != SFS_CODEC_ZSTD || n <= SFS_ZCHUNK_HEAD)
+		return -EIO;
+	uint32_t l = sfs_get_be32(v);
+	if (l == 0 || l > chunk_size)
+		return -EIO;
+	*len = l;
+	return 0;
+}
+
+int sfs_chunk_decode(uint8_t codec, const void *v, size_t n, uint32_t chunk_size,
+		     uint8_t *scratch, const uint8_t **out, uint32_t *len)
+{
+	int r = sfs_chunk_len(codec, v, n, chunk_size, len);
+	if (r)
+		return r;
+	if (codec == SFS_CODEC_RAW) {
+		*out = v;
+		return 0;
+	}
+	/*
+	 * One frame (RFC 8878), all of the rest of the value, with a content
+	 * checksum and its content size: the header's length
+	 */
+	const uint8_t *f = (const uint8_t *)v + SFS_ZCHUNK_HEAD;
+	size_t fn = n - SFS_ZCHUNK_HEAD;
+	if (fn < 5 || sfs_get_be32(f) != 0x28b52ffdu || !(f[4] & 4) ||
+	    ZSTD_findFrameCompressedSize(f, fn) != fn || ZSTD_getFrameContentSize(f, fn) != *len)
+		return -EIO;
+	zctx *z = zctx_get(0);
+	if (!z)
+		return -ENOMEM;
+	/* room for exactly that length: a longer frame fails */
+	size_t got = ZSTD_decompressDCtx(z->d, scratch, *len, f, fn);
+	if (ZSTD_isError(got) || got != *len)
+		return -EIO;
+	*out = scratch;
+	return 0;
+}
+
+long sfs_chunk_compress(int level, const void *src, uint32_t len, uint8_t *dst, size_t cap)
+{
+	size_t want = (size_t)len - len / 8; /* stored bytes, the header included */
+	if (len <= SFS_ZCHUNK_HEAD * 8 || cap < len)
+		return 0;
+	zctx *z = zctx_get(1);
+	if (!z)
+		return -ENOMEM;
+	if (len > SFS_PROBE_MIN) {
+		/* the probe: three slices at level 1, copied to the end of dst (past
+		 * where their compressed form goes: cap >= len > 8 slices) */
+		const uint8_t *s = src;
+		uint8_t *sample = dst + cap - 3 * SFS_PROBE_SLICE;
+		memcpy(sample, s, SFS_PROBE_SLICE);
+		memcpy(sample + SFS_PROBE_SLICE, s + len / 2 - SFS_PROBE_SLICE / 2, SFS_PROBE_SLICE);
+		memcpy(sample + 2 * SFS_PROBE_SLICE, s + len - SFS_PROBE_SLICE, SFS_PROBE_SLICE);
+		size_t pn = 3 * SFS_PROBE_SLICE;
+		/* does not fit 7/8 (dstSize_tooSmall): incompressible */
+		if (ZSTD_isError(ZSTD_compressCCtx(z->c, dst, pn - pn / 8, sample, pn, 1)))
+			return 0;
+	}
+	/* the frame: content size and checksum in it */
+	ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 1)))
+		return 0;
+	size_t got = ZSTD_compress2(z->c, dst + SFS_ZCHUNK_HEAD, want - SFS_ZCHUNK_HEAD, src, len);
+	if (ZSTD_isError(got))
+		return 0; /* dstSize_tooSmall: more than 7/8 */
+	sfs_put_be32(dst, len);
+	return (long)got + SFS_ZCHUNK_HEAD;
 }

@@ -9,7 +9,8 @@
  * it).  Decoders never trust their input: a wrong length or version yields
  * -EIO.
  *
- * Thread safety: pure functions.
+ * Thread safety: pure functions, but for the chunk codec, which keeps a
+ * zstd context per thread.
  */
 #ifndef SETTFS_SCHEMA_H
 #define SETTFS_SCHEMA_H
@@ -25,6 +26,7 @@
 #define SFS_TAG_XATTR 'X'
 #define SFS_TAG_ORPHAN 'O'
 #define SFS_TAG_SNAP 'P'
+#define SFS_TAG_PROPS 'F'
 
 /* Longest key: tag + ino + a 255-byte name. */
 #define SFS_KEY_MAX (1 + 8 + 255)
@@ -79,8 +81,12 @@ size_t sfs_key_snap(uint8_t *k, const char *name, size_t len);
 /* ---- superblock ---- */
 #define SFS_SUPER_MAGIC "SETTFS\0\1"
 #define SFS_SUPER_SIZE 48
-/* format 2: chunks may have overlay pages; 3: inodes flag their xattrs */
-#define SFS_SUPER_VERSION 3
+/* format 2: chunks may have overlay pages; 3: inodes flag their xattrs;
+ * 4: chunk values may be compressed (their user meta byte says how) */
+#define SFS_SUPER_VERSION 4
+/* the format a store is made with (3) until compression is first set (4) */
+#define SFS_SUPER_PLAIN_VERSION 3
+#define SFS_SUPER_CODEC_VERSION 4
 #define SFS_SUPER_MIN_VERSION 2
 typedef struct sfs_super {
 	uint32_t version;
@@ -139,5 +145,57 @@ void sfs_inode_free(sfs_inode *in);
 void sfs_dentry_encode(uint64_t ino, uint32_t mode, uint8_t out[SFS_DENTRY_SIZE]);
 /* *type is the S_IFMT bits of the child. */
 int sfs_dentry_decode(const void *p, size_t n, uint64_t *ino, uint32_t *type);
+
+/* ---- properties (`F` key, format 4): settings kept in the store ---- */
+#define SFS_PROPS_SIZE 4
+#define SFS_PROPS_VERSION 1
+typedef struct sfs_props {
+	uint8_t codec;        /* SFS_CODEC_*: how new chunks are stored */
+	int level;            /* zstd level (SFS_ZSTD_MIN_LEVEL..SFS_ZSTD_MAX_LEVEL) */
+} sfs_props;
+void sfs_props_encode(const sfs_props *p, uint8_t out[SFS_PROPS_SIZE]);
+/* -EIO on a bad length, version, codec or level. */
+int sfs_props_decode(const void *v, size_t n, sfs_props *p);
+
+/*
+ * ---- chunk values ----
+ * The user meta byte of a chunk key (sett_batch_set_ex) names the codec of
+ * its value: SFS_CODEC_RAW, the chunk's bytes themselves (every format);
+ * SFS_CODEC_ZSTD (format 4), be32 logical length L (1..chunk size) and
+ * one zstd frame whose content is exactly those L bytes.  Overlay pages
+ * are always raw.
+ */
+#define SFS_CODEC_RAW 0
+#define SFS_CODEC_ZSTD 1
+#define SFS_ZCHUNK_HEAD 4
+#define SFS_ZSTD_MIN_LEVEL 1
+#define SFS_ZSTD_MAX_LEVEL 19
+#define SFS_ZSTD_DEFAULT_LEVEL 3
+/*
+ * The logical bytes of stored chunk value v (n bytes, user meta `codec`):
+ * *out points into v for a raw one, into `scratch` (chunk_size bytes) for
+ * a compressed one, decompressed; *len is their count.  The value is not
+ * trusted: -EIO for an unknown codec, a raw value longer than the chunk,
+ * a compressed one whose length is 0 or above the chunk size, or whose
+ * frame does not decompress to exactly that many bytes.
+ */
+int sfs_chunk_decode(uint8_t codec, const void *v, size_t n, uint32_t chunk_size,
+		     uint8_t *scratch, const uint8_t **out, uint32_t *len);
+/* The logical length of stored chunk value v without decompressing it
+ * (the header's, checked against the chunk size); -EIO as above. */
+int sfs_chunk_len(uint8_t codec, const void *v, size_t n, uint32_t chunk_size, uint32_t *len);
+/*
+ * The SFS_CODEC_ZSTD encoding of src (len bytes) at `level` into dst
+ * (`cap` bytes, at least len): its size when it takes at most 7/8 of
+ * len, else 0 (store it raw).  A chunk above SFS_PROBE_MIN bytes is
+ * probed first: three SFS_PROBE_SLICE-byte slices of it (start, middle,
+ * end) are compressed at level 1, and when they do not shrink to 7/8 the
+ * chunk is not compressed at all, so incompressible data costs the probe
+ * only.  -ENOMEM when no compression context can be had.  Any thread;
+ * each thread keeps its own contexts.
+ */
+#define SFS_PROBE_SLICE 2048u
+#define SFS_PROBE_MIN (8 * SFS_PROBE_SLICE)
+long sfs_chunk_compress(int level, const void *src, uint32_t len, uint8_t *dst, size_t cap);
 
 #endif

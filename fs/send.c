@@ -87,7 +87,7 @@ int sfs_send_key_ok(sett_val key)
 	if (key.size == 0)
 		return 0;
 	uint8_t tag = ((const uint8_t *)key.data)[0];
-	return tag != SFS_TAG_SUPER && tag != SFS_TAG_SNAP;
+	return tag != SFS_TAG_SUPER && tag != SFS_TAG_SNAP && tag != SFS_TAG_PROPS;
 }
 
 static int key_filter(void *arg, sett_val key)
@@ -264,7 +264,10 @@ static int check_target(recv_ctx *c)
 	if (same)
 		return why(c, -EEXIST, "the target already holds a snapshot named '%s'%s", m->name,
 			   same_guid ? " (this stream was received before)" : "");
-	if (c->has_fs && (c->sb.chunk_size != m->chunk_size || c->sb.version != m->fs_version))
+	/* formats 3 and 4 hold the same keys (4: chunks may be compressed) */
+	int compat = c->sb.version == m->fs_version ||
+		     (c->sb.version >= 3 && m->fs_version >= 3);
+	if (c->has_fs && (c->sb.chunk_size != m->chunk_size || !compat))
 		return why(c, -EINVAL,
 			   "the target's chunk size or format (%u, %u) differs from the stream's "
 			   "(%u, %u)",
@@ -328,18 +331,37 @@ static int on_record(void *arg, const sett_kv *kv)
 	return 0;
 }
 
+/*
+ * The marker, durably; with sb, the superblock too, and for a format that
+ * has the properties key (4) and a store without one, properties of its
+ * own: no compression of what it writes itself (a stream's chunks keep
+ * their codec; a mount's -o compression= sets it).
+ */
 static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
 {
-	uint8_t mk[1], k[1], sv[SFS_SUPER_SIZE];
+	uint8_t mk[1], k[1], pk[1] = { SFS_TAG_PROPS }, sv[SFS_SUPER_SIZE], pv[SFS_PROPS_SIZE];
+	int r = 0, need_props = 0;
+	if (sb && sb->version >= SFS_SUPER_CODEC_VERSION) {
+		void *v = NULL;
+		size_t n;
+		r = sett_get(db, sfs_val(pk, 1), 0, &v, &n);
+		free(v);
+		need_props = r == SETT_ENOTFOUND;
+		r = need_props ? 0 : sfs_errno(r);
+	}
 	sett_batch *b;
-	int r = sfs_errno(sett_batch_new(&b));
-	if (r)
+	if (r || (r = sfs_errno(sett_batch_new(&b))))
 		return r;
 	r = sfs_errno(sett_batch_set(b, sfs_val(mk, sfs_key_snap(mk, NULL, 0)),
 				     sfs_val(name, strlen(name))));
 	if (r == 0 && sb) {
 		sfs_super_encode(sb, sv);
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_super(k)), sfs_val(sv, sizeof sv)));
+	}
+	if (r == 0 && need_props) {
+		sfs_props none = { SFS_CODEC_RAW, 0 };
+		sfs_props_encode(&none, pv);
+		r = sfs_errno(sett_batch_set(b, sfs_val(pk, 1), sfs_val(pv, sizeof pv)));
 	}
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
@@ -404,8 +426,11 @@ static int before_apply(void *arg, const sett_load_result *lr)
 	if (c->inc) {
 		/* the live filesystem becomes the older snapshot, then stays marked */
 		r = sfs_snap_rollback(c->db, c->from, &c->res->rolled_back);
+		/* a stream of format 4 (compressed chunks) raises a target of 3 */
+		sfs_super raised = c->sb;
+		raised.version = m->fs_version;
 		if (r == 0)
-			r = put_marker(c->db, c->from, NULL);
+			r = put_marker(c->db, c->from, m->fs_version > c->sb.version ? &raised : NULL);
 		return r ? why(c, r, "rolling the target back to '%s': %s", c->from, strerror(-r))
 			 : 0;
 	}

@@ -41,7 +41,8 @@
 #define SETTFS_XATTR_NAME_MAX 255
 #define SETTFS_XATTR_SIZE_MAX 65536
 #define SETTFS_DEFAULT_CHUNK_SIZE 65536u
-#define SETTFS_FORMAT_VERSION 3
+/* the newest format this settfs reads (doc/FORMAT.md) */
+#define SETTFS_FORMAT_VERSION 4
 /*
  * Inode numbers of the mount: the live filesystem's are below 2^48; a
  * snapshot's inode i is shown as slot << 48 | i (slot 1..65534, fixed
@@ -67,9 +68,25 @@ typedef struct settfs_options {
 	int no_acl;            /* [0] no POSIX ACLs: settfs_setxattr and settfs_getxattr
 				* of them give -EOPNOTSUPP, chmod and creation ignore
 				* stored ones (as ext4's noacl) */
+	int compression;       /* [SETTFS_COMPRESSION_KEEP] how chunks written from now
+				* on are stored: SETTFS_COMPRESSION_NONE or _ZSTD; set at
+				* mkfs, or at a writable open, which keeps it in the store
+				* for later opens; KEEP: the store's own (none for a new one) */
+	int compression_level; /* [0: 3] zstd level, 1..19 */
 	int no_snapdir;        /* [0] no SETTFS_SNAPDIR_NAME in the root (the snapshot
 				* calls below still work) */
 } settfs_options;
+
+#define SETTFS_COMPRESSION_KEEP (-1)
+#define SETTFS_COMPRESSION_NONE 0
+#define SETTFS_COMPRESSION_ZSTD 1
+/*
+ * Parse "none", "zstd" or "zstd:LEVEL" into o->compression and
+ * o->compression_level; -EINVAL for anything else.
+ */
+int settfs_parse_compression(const char *s, settfs_options *o);
+/* "none", "zstd:3", ... for a setting (buf: at least 16 bytes). */
+const char *settfs_compression_name(int compression, int level, char *buf, size_t size);
 
 void settfs_options_init(settfs_options *o);
 
@@ -232,6 +249,11 @@ typedef struct settfs_stats {
 	uint64_t inodes;       /* inodes in use */
 	uint64_t logical_bytes; /* sizes of the regular files (UINT64_MAX: unknown, a
 				 * damaged store whose inodes could not all be read) */
+	uint64_t stored_bytes; /* what the regular files' data holds in the store (their
+				* st_blocks, compressed chunks at their stored size;
+				* UINT64_MAX: unknown, as logical_bytes) */
+	int compression;       /* SETTFS_COMPRESSION_* of new chunks */
+	int compression_level;
 	uint64_t dirty_bytes;  /* written, buffered in the daemon, not yet committed */
 	uint32_t chunk_size;
 	int read_only;         /* the store is open read-only */

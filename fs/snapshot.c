@@ -320,11 +320,12 @@ static int rollback_batch(void *arg, int range, const sett_kv *kv, size_t n)
 			continue;
 		void *o = NULL;
 		size_t on = 0;
-		int g = sett_get(c->db, kv[i].key, c->snapv, &o, &on);
+		uint8_t meta = 0;
+		int g = sett_get_ex(c->db, kv[i].key, c->snapv, &o, &on, NULL, &meta);
 		if (g == SETT_ENOTFOUND)
 			r = sfs_errno(sett_batch_delete(c->b, kv[i].key));
-		else if (g == 0)
-			r = sfs_errno(sett_batch_set(c->b, kv[i].key, sfs_val(o, on)));
+		else if (g == 0) /* with its user meta: a chunk's codec (doc/FORMAT.md) */
+			r = sfs_errno(sett_batch_set_ex(c->b, kv[i].key, sfs_val(o, on), 0, meta));
 		else
 			r = sfs_errno(g);
 		free(o);

@@ -77,6 +77,14 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	ctl_put_u64(b, "fs.inodes", st.inodes);
 	if (st.logical_bytes != UINT64_MAX)
 		ctl_put_u64(b, "fs.logical_bytes", st.logical_bytes);
+	/* file data as stored (st_blocks), and how much less that is */
+	char comp[32];
+	ctl_put_str(b, "fs.compression",
+		    settfs_compression_name(st.compression, st.compression_level, comp, sizeof comp));
+	if (st.stored_bytes != UINT64_MAX) {
+		ctl_put_u64(b, "fs.data_stored_bytes", st.stored_bytes);
+		ctl_put_f64(b, "fs.compression_ratio", ratio(st.logical_bytes, st.stored_bytes));
+	}
 	ctl_put_u64(b, "fs.dirty_bytes", st.dirty_bytes);
 	ctl_put_u64(b, "fs.chunk_bytes", st.chunk_size);
 	ctl_put_u64(b, "fs.written_bytes", e->bytes_written_user);

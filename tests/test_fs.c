@@ -678,7 +678,7 @@ START_TEST(test_xattr)
 END_TEST
 
 static int count_keys(char tag, uint64_t ino, size_t only_len);
-/* Superblock: formats 2 and 3 are read; others, bad checksums and sizes are not. */
+/* Superblock: formats 2 to 4 are read; others, bad checksums and sizes are not. */
 START_TEST(test_super_versions)
 {
 	sfs_super s, d;
@@ -689,7 +689,7 @@ START_TEST(test_super_versions)
 	for (uint32_t v = 0; v <= 5; v++) {
 		s.version = v;
 		sfs_super_encode(&s, b);
-		int want = (v == 2 || v == 3) ? 0 : -EPROTO;
+		int want = (v >= 2 && v <= 4) ? 0 : -EPROTO;
 		ck_assert_int_eq(sfs_super_decode(b, sizeof b, &d), want);
 		if (want == 0) {
 			ck_assert_uint_eq(d.version, v);
@@ -1899,7 +1899,8 @@ START_TEST(test_fsck)
 END_TEST
 
 /* Replace the store with a fresh one of chunk size cs. */
-static void fresh_store(uint32_t cs)
+/* A new store with chunk size cs and compression `comp` ("zstd:1"...; NULL: the default). */
+static void fresh_store_compressed(uint32_t cs, const char *comp)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -1908,13 +1909,22 @@ static void fresh_store(uint32_t cs)
 	settfs_options_init(&o);
 	o.chunk_size = cs;
 	o.engine.mem_table_size = 4u << 20;
+	if (comp)
+		ck_assert_int_eq(settfs_parse_compression(comp, &o), 0);
 	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	settfs_options_init(&o); /* the store keeps the setting */
+	o.engine.mem_table_size = 4u << 20;
 	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
 	ck_assert_uint_eq(settfs_chunk_size(fs), cs);
 }
 
-/* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
-static int count_keys(char tag, uint64_t ino, size_t only_len)
+static void fresh_store(uint32_t cs)
+{
+	fresh_store_compressed(cs, NULL);
+}
+
+/* The engine under a closed filesystem, opened for a look (close with sett_close). */
+static sett_db *engine_of_closed(void)
 {
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = NULL;
@@ -1923,6 +1933,13 @@ static int count_keys(char tag, uint64_t ino, size_t only_len)
 	o.engine.create_if_missing = 0;
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+	return db;
+}
+
+/* Keys of ino under tag, of length only_len if not 0 (closes and reopens). */
+static int count_keys(char tag, uint64_t ino, size_t only_len)
+{
+	sett_db *db = engine_of_closed();
 	uint8_t p[9];
 	sett_iter_options io;
 	sett_iter_options_init(&io);
@@ -2362,6 +2379,19 @@ static void move_op(uint64_t *seed, uint64_t f, uint8_t *model, uint64_t *size, 
  * most writes a few KiB (overlay pages).  SETTFS_RANDOM_OPS sets the
  * number of operations of each run, SETTFS_RANDOM_SEED the seed.
  */
+/* random_ops writes text (compressible) instead of random bytes */
+static int text_data;
+
+/* Words of a few letters: text that compresses about 2.5 to 1. */
+static void fill_text(uint64_t *seed, uint8_t *p, size_t n)
+{
+	static const char letters[] = "etaoinshrdlu";
+	for (size_t i = 0; i < n; i++) {
+		uint64_t r = tu_rand(seed);
+		p[i] = r % 7 == 0 ? (r % 3 ? ' ' : '\n') : (uint8_t)letters[(r >> 8) % 12];
+	}
+}
+
 static void random_ops(uint64_t seed, int ops, int small)
 {
 	enum { MAX = 600000 };
@@ -2386,7 +2416,10 @@ static void random_ops(uint64_t seed, int ops, int small)
 		if (off + len > MAX)
 			len = MAX - off;
 		if (r < 50) {
-			tu_fill_random(&seed, tmp, len);
+			if (text_data)
+				fill_text(&seed, tmp, len);
+			else
+				tu_fill_random(&seed, tmp, len);
 			ck_assert_int_eq(settfs_write(fs, f, (off_t)off, tmp, len, 0), (ssize_t)len);
 			memcpy(model + off, tmp, len);
 			if (off + len > size)
@@ -3148,6 +3181,402 @@ START_TEST(test_bad_block_mounts_degraded)
 }
 END_TEST
 
+/* ---- compression ---- */
+
+/* Reopen with compression `comp` (NULL: keep the store's). */
+static void reopen_compression(const char *comp)
+{
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	settfs_options o;
+	settfs_options_init(&o);
+	o.engine.mem_table_size = 4u << 20;
+	if (comp)
+		ck_assert_int_eq(settfs_parse_compression(comp, &o), 0);
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+}
+
+/* The codec (user meta) of chunk idx of ino and its stored size; -1: no chunk. */
+static int chunk_codec(sett_db *db, uint64_t ino, uint64_t idx, size_t *stored)
+{
+	uint8_t k[SFS_KEY_MAX], meta = 0;
+	void *v = NULL;
+	size_t vn = 0;
+	int r = sett_get_ex(db, (sett_val){ sfs_key_chunk(k, ino, idx), k }, 0, &v, &vn, NULL, &meta);
+	free(v);
+	if (r == SETT_ENOTFOUND)
+		return -1;
+	ck_assert_int_eq(r, 0);
+	if (stored)
+		*stored = vn;
+	return meta;
+}
+
+static void check_file(uint64_t f, const uint8_t *want, size_t size)
+{
+	uint8_t *got = malloc(size + 100);
+	ck_assert_int_eq(settfs_read(fs, f, 0, size + 100, got), (ssize_t)size);
+	ck_assert(memcmp(got, want, size) == 0);
+	free(got);
+}
+
+/* The codec: round trips, the probe, the bounds of the decoder. */
+START_TEST(test_chunk_codec)
+{
+	enum { CS = 65536 };
+	static uint8_t text[CS], rnd[CS], z[CS], back[CS];
+	uint64_t seed = 5;
+	fill_text(&seed, text, CS);
+	tu_fill_random(&seed, rnd, CS);
+	const uint8_t *out;
+	uint32_t len;
+	/* text compresses, whole or short; random data does not */
+	for (uint32_t n = 100; n <= CS; n = n * 3 + 1 > CS && n != CS ? CS : n * 3 + 1) {
+		long zn = sfs_chunk_compress(3, text, n, z, sizeof z);
+		ck_assert_int_gt(zn, 0);
+		ck_assert_int_le(zn, (long)(n - n / 8));
+		ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn, CS, back, &out, &len), 0);
+		ck_assert_uint_eq(len, n);
+		ck_assert(memcmp(out, text, n) == 0);
+		ck_assert_int_eq(sfs_chunk_len(SFS_CODEC_ZSTD, z, (size_t)zn, CS, &len), 0);
+		ck_assert_uint_eq(len, n);
+		ck_assert_int_eq(sfs_chunk_compress(3, rnd, n, z, sizeof z), 0);
+	}
+	/* random data behind a compressible head is caught by the probe's later slices */
+	memcpy(back, text, CS);
+	memcpy(back + 4096, rnd, CS - 4096);
+	ck_assert_int_eq(sfs_chunk_compress(3, back, CS, z, sizeof z), 0);
+	/* a raw value is itself, up to the chunk size */
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_RAW, rnd, 1000, CS, back, &out, &len), 0);
+	ck_assert(out == rnd && len == 1000);
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_RAW, rnd, CS + 1, CS, back, &out, &len), -EIO);
+	/* hostile values: every one is -EIO, never more than the chunk size written */
+	long zn = sfs_chunk_compress(3, text, 20000, z, sizeof z);
+	ck_assert_int_gt(zn, 0);
+	ck_assert_int_eq(sfs_chunk_decode(7, z, (size_t)zn, CS, back, &out, &len), -EIO);
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, 4, CS, back, &out, &len), -EIO);
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn - 1, CS, back, &out, &len),
+			 -EIO);
+	sfs_put_be32(z, 19999); /* the frame holds one byte more than the header says */
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn, CS, back, &out, &len), -EIO);
+	sfs_put_be32(z, 20001); /* ... one byte less */
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn, CS, back, &out, &len), -EIO);
+	sfs_put_be32(z, 0);
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn, CS, back, &out, &len), -EIO);
+	/* a frame of a whole chunk checked against a smaller chunk size */
+	zn = sfs_chunk_compress(3, text, CS, z, sizeof z);
+	ck_assert_int_eq(sfs_chunk_decode(SFS_CODEC_ZSTD, z, (size_t)zn, 16384, back, &out, &len), -EIO);
+	ck_assert_int_eq(sfs_chunk_len(SFS_CODEC_ZSTD, z, (size_t)zn, 16384, &len), -EIO);
+	/* the settings */
+	settfs_options o;
+	settfs_options_init(&o);
+	ck_assert_int_eq(o.compression, SETTFS_COMPRESSION_KEEP);
+	ck_assert_int_eq(settfs_parse_compression("zstd", &o), 0);
+	ck_assert_int_eq(o.compression_level, 3);
+	ck_assert_int_eq(settfs_parse_compression("zstd:19", &o), 0);
+	ck_assert_int_eq(o.compression_level, 19);
+	ck_assert_int_eq(settfs_parse_compression("none", &o), 0);
+	ck_assert_int_eq(o.compression, SETTFS_COMPRESSION_NONE);
+	static const char *bad[] = { "zstd:0", "zstd:20", "zstd:", "zstd:3x", "lz4", "zstdx", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		ck_assert_int_eq(settfs_parse_compression(bad[i], &o), -EINVAL);
+}
+END_TEST
+
+/*
+ * A store made with compression: text chunks (whole and a short last one)
+ * are stored compressed and counted so in st_blocks, random ones raw;
+ * overlay pages over a compressed chunk, a fold of them, a punch and a
+ * truncate inside one, SEEK_HOLE at a compressed chunk's end all read as
+ * the model does, before and after a reopen, and fsck.settfs finds the
+ * store clean.
+ */
+START_TEST(test_compress_files)
+{
+	enum { CS = 65536, SIZE = 3 * CS + 20000 };
+	fresh_store_compressed(CS, "zstd");
+	uint8_t *model = malloc(SIZE), *rnd = malloc(SIZE);
+	uint64_t seed = 11;
+	fill_text(&seed, model, SIZE);
+	tu_fill_random(&seed, rnd, SIZE);
+	uint64_t t = mkfile(1, "text"), r = mkfile(1, "random");
+	ck_assert_int_eq(settfs_write(fs, t, 0, model, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_write(fs, r, 0, rnd, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_flush(fs, t), 0);
+	ck_assert_int_eq(settfs_flush(fs, r), 0);
+	struct stat st;
+	attr(t, &st);
+	ck_assert_msg(st.st_blocks * 512 < SIZE / 2, "text: %lld blocks for %d bytes",
+		      (long long)st.st_blocks, SIZE);
+	attr(r, &st);
+	ck_assert_int_ge(st.st_blocks * 512, SIZE);
+	settfs_stats ss;
+	ck_assert_int_eq(settfs_get_stats(fs, &ss), 0);
+	ck_assert_int_eq(ss.compression, SETTFS_COMPRESSION_ZSTD);
+	ck_assert_int_eq(ss.compression_level, 3);
+	ck_assert_uint_eq(ss.logical_bytes, 2 * SIZE);
+	ck_assert_uint_lt(ss.stored_bytes, SIZE + SIZE / 2);
+	check_file(t, model, SIZE);
+	check_file(r, rnd, SIZE);
+	ck_assert_int_eq(settfs_release(fs, t, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, r, O_RDWR), 0);
+	sett_db *db = engine_of_closed();
+	for (uint64_t i = 0; i < 4; i++) {
+		ck_assert_int_eq(chunk_codec(db, t, i, NULL), SFS_CODEC_ZSTD);
+		ck_assert_int_eq(chunk_codec(db, r, i, NULL), SFS_CODEC_RAW);
+	}
+	ck_assert_int_eq(sett_close(db), 0);
+	fs_open_();
+	check_file(t, model, SIZE);
+	check_file(r, rnd, SIZE);
+	ck_assert_int_eq(settfs_file_open(fs, t, O_RDWR), 0);
+	/* a page into compressed chunk 1: an overlay over it */
+	uint8_t page[4096];
+	memset(page, 'Q', sizeof page);
+	ck_assert_int_eq(settfs_write(fs, t, CS + 8192, page, 4096, 0), 4096);
+	memcpy(model + CS + 8192, page, 4096);
+	ck_assert_int_eq(settfs_flush(fs, t), 0);
+	check_file(t, model, SIZE);
+	ck_assert_int_eq(count_overlays(t), 1);
+	check_file(t, model, SIZE);
+	/* overlays enough to fold chunk 2 (more than half its pages): a new compressed base */
+	for (int pg = 0; pg < 10; pg++) {
+		fill_text(&seed, page, sizeof page);
+		ck_assert_int_eq(settfs_write(fs, t, 2 * CS + pg * 4096, page, 4096, 0), 4096);
+		memcpy(model + 2 * CS + pg * 4096, page, 4096);
+		ck_assert_int_eq(settfs_flush(fs, t), 0);
+	}
+	check_file(t, model, SIZE);
+	/* a punch inside compressed chunk 0, one reaching the end of the short chunk 3 */
+	ck_assert_int_eq(settfs_fallocate(fs, t, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100,
+					  5000, 0), 0);
+	memset(model + 100, 0, 5000);
+	ck_assert_int_eq(settfs_fallocate(fs, t, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  3 * CS + 15000, 10000, 0), 0);
+	memset(model + 3 * CS + 15000, 0, 5000);
+	check_file(t, model, SIZE);
+	/* the shortened chunk 3 ends at 15000: a hole from there */
+	ck_assert_int_eq(settfs_lseek(fs, t, 3 * CS + 100, SEEK_HOLE), 3 * CS + 15000);
+	ck_assert_int_eq(settfs_lseek(fs, t, 3 * CS + 100, SEEK_DATA), 3 * CS + 100);
+	/* a truncate inside compressed chunk 1 (past its overlay), then grown again */
+	struct stat in;
+	memset(&in, 0, sizeof in);
+	in.st_size = CS + 30000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, t, &in, SETTFS_SET_SIZE, &st), 0);
+	in.st_size = SIZE;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, t, &in, SETTFS_SET_SIZE, &st), 0);
+	memset(model + CS + 30000, 0, SIZE - CS - 30000);
+	check_file(t, model, SIZE);
+	ck_assert_int_eq(settfs_lseek(fs, t, CS, SEEK_HOLE), CS + 30000);
+	/* and inside a page of it */
+	in.st_size = CS + 9000;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, t, &in, SETTFS_SET_SIZE, &st), 0);
+	check_file(t, model, CS + 9000);
+	ck_assert_int_eq(settfs_release(fs, t, O_RDWR), 0);
+	fsck_reopen();
+	check_file(t, model, CS + 9000);
+	check_file(r, rnd, SIZE);
+	attr(t, &st);
+	ck_assert_int_lt(st.st_blocks * 512, CS);
+	free(model);
+	free(rnd);
+}
+END_TEST
+
+/*
+ * Compression switched on and off at open: each setting is kept in the
+ * store for later opens, applies to chunks written from then on, and
+ * every chunk reads back whatever the setting is now.  The store turns
+ * format 4 (which older readers refuse) only when compression is first
+ * set, and stays so.
+ */
+START_TEST(test_compress_switch)
+{
+	enum { SIZE = 200000 };
+	uint8_t *a = malloc(SIZE), *b = malloc(SIZE), *c = malloc(SIZE);
+	uint64_t seed = 3;
+	fill_text(&seed, a, SIZE);
+	fill_text(&seed, b, SIZE);
+	fill_text(&seed, c, SIZE);
+	settfs_stats ss;
+	ck_assert_int_eq(settfs_get_stats(fs, &ss), 0);
+	ck_assert_int_eq(ss.compression, SETTFS_COMPRESSION_NONE);
+	uint64_t fa = mkfile(1, "a");
+	ck_assert_int_eq(settfs_write(fs, fa, 0, a, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_release(fs, fa, O_RDWR), 0);
+	/* none on a format 3 store writes nothing */
+	reopen_compression("none");
+	sett_db *db = engine_of_closed();
+	uint8_t k[SFS_KEY_MAX];
+	void *v;
+	size_t vn;
+	sfs_super sb;
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn), 0);
+	ck_assert_int_eq(sfs_super_decode(v, vn, &sb), 0);
+	free(v);
+	ck_assert_uint_eq(sb.version, 3);
+	ck_assert_int_eq(chunk_codec(db, fa, 0, NULL), SFS_CODEC_RAW);
+	ck_assert_int_eq(sett_close(db), 0);
+	fs_open_();
+
+	reopen_compression("zstd:1");
+	ck_assert_int_eq(settfs_get_stats(fs, &ss), 0);
+	ck_assert_int_eq(ss.compression, SETTFS_COMPRESSION_ZSTD);
+	ck_assert_int_eq(ss.compression_level, 1);
+	uint64_t fb = mkfile(1, "b");
+	ck_assert_int_eq(settfs_write(fs, fb, 0, b, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_release(fs, fb, O_RDWR), 0);
+	check_file(fa, a, SIZE);
+	/* a later open without the option keeps it */
+	reopen_compression(NULL);
+	ck_assert_int_eq(settfs_get_stats(fs, &ss), 0);
+	ck_assert_int_eq(ss.compression, SETTFS_COMPRESSION_ZSTD);
+	ck_assert_int_eq(ss.compression_level, 1);
+	check_file(fa, a, SIZE);
+	check_file(fb, b, SIZE);
+	/* rewriting part of an old raw chunk with compression on compresses it */
+	ck_assert_int_eq(settfs_file_open(fs, fa, O_RDWR), 0);
+	ck_assert_int_eq(settfs_write(fs, fa, 0, c, 65536, 0), 65536);
+	memcpy(a, c, 65536);
+	ck_assert_int_eq(settfs_release(fs, fa, O_RDWR), 0);
+	db = engine_of_closed();
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn), 0);
+	ck_assert_int_eq(sfs_super_decode(v, vn, &sb), 0);
+	free(v);
+	ck_assert_uint_eq(sb.version, 4);
+	ck_assert_int_eq(chunk_codec(db, fa, 0, NULL), SFS_CODEC_ZSTD);
+	ck_assert_int_eq(chunk_codec(db, fa, 1, NULL), SFS_CODEC_RAW);
+	ck_assert_int_eq(chunk_codec(db, fb, 0, NULL), SFS_CODEC_ZSTD);
+	ck_assert_int_eq(sett_close(db), 0);
+
+	/* off again: new chunks raw, the compressed ones still read */
+	fs_open_();
+	reopen_compression("none");
+	uint64_t fc = mkfile(1, "c");
+	ck_assert_int_eq(settfs_write(fs, fc, 0, c, SIZE, 0), SIZE);
+	/* a punch and a truncate of a compressed chunk rewrite it raw */
+	ck_assert_int_eq(settfs_file_open(fs, fb, O_RDWR), 0);
+	ck_assert_int_eq(settfs_fallocate(fs, fb, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10,
+					  20, 0), 0);
+	memset(b + 10, 0, 20);
+	struct stat in, st;
+	memset(&in, 0, sizeof in);
+	in.st_size = 65536 + 777;
+	ck_assert_int_eq(settfs_setattr(fs, &root_ctx, fb, &in, SETTFS_SET_SIZE, &st), 0);
+	ck_assert_int_eq(settfs_release(fs, fb, O_RDWR), 0);
+	ck_assert_int_eq(settfs_release(fs, fc, O_RDWR), 0);
+	reopen_compression(NULL);
+	ck_assert_int_eq(settfs_get_stats(fs, &ss), 0);
+	ck_assert_int_eq(ss.compression, SETTFS_COMPRESSION_NONE);
+	check_file(fa, a, SIZE);
+	check_file(fb, b, 65536 + 777);
+	check_file(fc, c, SIZE);
+	db = engine_of_closed();
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_super(k), k }, 0, &v, &vn), 0);
+	ck_assert_int_eq(sfs_super_decode(v, vn, &sb), 0);
+	free(v);
+	ck_assert_uint_eq(sb.version, 4); /* compressed chunks remain */
+	ck_assert_int_eq(chunk_codec(db, fb, 0, NULL), SFS_CODEC_RAW);
+	ck_assert_int_eq(chunk_codec(db, fb, 1, NULL), SFS_CODEC_RAW);
+	ck_assert_int_eq(chunk_codec(db, fb, 2, NULL), -1);
+	ck_assert_int_eq(chunk_codec(db, fc, 0, NULL), SFS_CODEC_RAW);
+	ck_assert_int_eq(sett_close(db), 0);
+	if (access("./fsck.settfs", X_OK) == 0)
+		ck_assert_int_eq(run_fsck(), 0);
+	fs_open_();
+	check_file(fa, a, SIZE);
+	free(a);
+	free(b);
+	free(c);
+}
+END_TEST
+
+/*
+ * A damaged compressed chunk (its frame, or the length its header says)
+ * reads as -EIO, like any damaged chunk, and the chunks beside it read on;
+ * fsck.settfs reports it.
+ */
+START_TEST(test_compress_damaged)
+{
+	enum { CS = 65536, SIZE = 3 * CS };
+	fresh_store_compressed(CS, "zstd");
+	uint8_t *model = malloc(SIZE), *got = malloc(SIZE);
+	uint64_t seed = 17;
+	fill_text(&seed, model, SIZE);
+	uint64_t f = mkfile(1, "f");
+	ck_assert_int_eq(settfs_write(fs, f, 0, model, SIZE, 0), SIZE);
+	ck_assert_int_eq(settfs_release(fs, f, O_RDWR), 0);
+	for (int how = 0; how < 4; how++) {
+		sett_db *db = engine_of_closed();
+		uint8_t k[SFS_KEY_MAX], meta;
+		void *v;
+		size_t vn;
+		sett_val key = { sfs_key_chunk(k, f, 1), k };
+		ck_assert_int_eq(sett_get_ex(db, key, 0, &v, &vn, NULL, &meta), 0);
+		ck_assert_int_eq(meta, SFS_CODEC_ZSTD);
+		uint8_t *b = v;
+		if (how == 0)
+			b[vn / 2] ^= 0x40; /* inside the frame */
+		else if (how == 1)
+			sfs_put_be32(b, CS - 1); /* a length the frame does not hold */
+		else if (how == 2)
+			sfs_put_be32(b, CS + 1); /* past the chunk size */
+		else
+			meta = 9; /* an unknown codec */
+		sett_batch *bt;
+		ck_assert_int_eq(sett_batch_new(&bt), 0);
+		ck_assert_int_eq(sett_batch_set_ex(bt, key, (sett_val){ vn, v }, 0, meta), 0);
+		ck_assert_int_eq(sett_write(db, bt, 1, NULL), 0);
+		sett_batch_free(bt);
+		ck_assert_int_eq(sett_close(db), 0);
+		fs_open_();
+		ck_assert_int_eq(settfs_read(fs, f, CS + 100, 10, got), -EIO);
+		ck_assert_int_eq(settfs_read(fs, f, CS, CS, got), -EIO);
+		ck_assert_int_eq(settfs_read(fs, f, 0, CS, got), CS);
+		ck_assert(memcmp(got, model, CS) == 0);
+		ck_assert_int_eq(settfs_read(fs, f, 2 * CS, CS, got), CS);
+		ck_assert(memcmp(got, model + 2 * CS, CS) == 0);
+		/* SEEK_HOLE reads a header only: it trusts a length within the chunk */
+		off_t h = settfs_lseek(fs, f, CS + 10, SEEK_HOLE);
+		ck_assert_msg(h == (how >= 2 ? -EIO : how == 1 ? 2 * CS - 1 : SIZE), "SEEK_HOLE %lld",
+			      (long long)h);
+		ck_assert_int_eq(settfs_close(fs), 0);
+		fs = NULL;
+		if (access("./fsck.settfs", X_OK) == 0)
+			ck_assert_int_ne(run_fsck(), 0);
+		/* put the good value back */
+		settfs_options o;
+		settfs_options_init(&o);
+		ck_assert_int_eq(sett_open(dir, &o.engine, &db), 0);
+		long zn = sfs_chunk_compress(3, model + CS, CS, got, CS);
+		ck_assert_int_gt(zn, 0);
+		ck_assert_int_eq(sett_batch_new(&bt), 0);
+		ck_assert_int_eq(sett_batch_set_ex(bt, key, (sett_val){ (size_t)zn, got }, 0,
+						   SFS_CODEC_ZSTD), 0);
+		ck_assert_int_eq(sett_write(db, bt, 1, NULL), 0);
+		sett_batch_free(bt);
+		ck_assert_int_eq(sett_close(db), 0);
+		free(v);
+		fs_open_();
+		check_file(f, model, SIZE);
+	}
+	free(model);
+	free(got);
+}
+END_TEST
+
+/* The random operations of test_random_ops on text, on compressing stores. */
+START_TEST(test_compress_random_ops)
+{
+	text_data = 1;
+	fresh_store_compressed(65536, "zstd:1");
+	random_ops(991, 1000, 0);
+	fresh_store_compressed(16384, "zstd");
+	random_ops(313, 1500, 1);
+	text_data = 0;
+}
+END_TEST
+
 static TCase *new_case(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -3217,6 +3646,12 @@ int main(void)
 	tcase_add_test(tc, test_reclaim_holds_no_node_lock);
 	tc = new_case(s, "move");
 	tcase_add_test(tc, test_collapse_insert);
+	tc = new_case(s, "compress");
+	tcase_add_test(tc, test_chunk_codec);
+	tcase_add_test(tc, test_compress_files);
+	tcase_add_test(tc, test_compress_switch);
+	tcase_add_test(tc, test_compress_damaged);
+	tcase_add_test(tc, test_compress_random_ops);
 	/* A crash at every I/O of an operation: minutes under sanitizers on a
 	 * loaded machine, so its own limit (the others keep 60 s). */
 	tc = new_case(s, "crash");

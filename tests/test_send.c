@@ -137,7 +137,7 @@ static uint64_t fs_digest_but(sett_db *db, uint64_t v, uint64_t *count, char ski
 		if (!sfs_send_key_ok(k) || (skip && ((const char *)k.data)[0] == skip))
 			continue;
 		ck_assert_int_eq(sett_iter_value(it, &val), 0);
-		uint64_t len[2] = { k.size, val.size };
+		uint64_t len[3] = { k.size, val.size, sett_iter_user_meta(it) };
 		XXH3_64bits_update(h, len, sizeof len);
 		XXH3_64bits_update(h, k.data, k.size);
 		XXH3_64bits_update(h, val.data, val.size);
@@ -581,6 +581,71 @@ START_TEST(test_receive_keeps_inode_counter)
 }
 END_TEST
 
+/*
+ * A replica of a source that turns compression on: the incremental with
+ * compressed chunks raises the replica to format 4 (with settings of its
+ * own: the stream carries no `F`), the chunks keep their codec and read
+ * back; a rollback of the replica to the older snapshot gives it back its
+ * format 3 whole, and it mounts.
+ */
+START_TEST(test_receive_across_compression)
+{
+	make_tree(3);
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
+	tu_mem full = send_snap("s1", NULL);
+	receive_ok(dst, &full);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	settfs_options o = opts();
+	o.compression = SETTFS_COMPRESSION_ZSTD;
+	ck_assert_int_eq(settfs_open(src, &o, &fs), 0);
+	static char text[40000];
+	for (size_t i = 0; i < sizeof text; i++)
+		text[i] = "settfs replicates compressed chunks as they are. "[i % 49];
+	uint64_t ino = put_file(SETTFS_ROOT_INO, "text", text, sizeof text);
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
+	tu_mem inc = send_snap("s2", "s1");
+	receive_ok(dst, &inc);
+	expect_replica("s2");
+
+	settfs_options plain = opts();
+	settfs *r;
+	ck_assert_int_eq(settfs_open(dst, &plain, &r), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_lookup(r, SETTFS_ROOT_INO, "text", &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	ck_assert_uint_lt((uint64_t)st.st_blocks * 512, sizeof text / 4); /* still compressed */
+	static char back[sizeof text];
+	ck_assert_int_eq(settfs_file_open(r, ino, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(r, ino, 0, sizeof back, back), (ssize_t)sizeof back);
+	ck_assert_int_eq(memcmp(back, text, sizeof text), 0);
+	ck_assert_int_eq(settfs_release(r, ino, O_RDONLY), 0);
+	settfs_forget(r, ino, 1);
+	uint8_t sk[1] = { SFS_TAG_SUPER };
+	void *v;
+	size_t n;
+	sfs_super sb;
+	ck_assert_int_eq(sett_get(settfs_engine(r), (sett_val){ 1, sk }, 0, &v, &n), 0);
+	ck_assert_int_eq(sfs_super_decode(v, n, &sb), 0);
+	free(v);
+	ck_assert_uint_eq(sb.version, SFS_SUPER_CODEC_VERSION);
+	ck_assert_int_eq(settfs_close(r), 0);
+
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dst, &plain.engine, &db), 0);
+	ck_assert_int_eq(sfs_snap_rollback(db, "s1", NULL), 0);
+	ck_assert_int_eq(sett_get(db, (sett_val){ 1, sk }, 0, &v, &n), 0);
+	ck_assert_int_eq(sfs_super_decode(v, n, &sb), 0);
+	free(v);
+	ck_assert_uint_eq(sb.version, 3);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(settfs_open(dst, &plain, &r), 0);
+	ck_assert_int_eq(settfs_lookup(r, SETTFS_ROOT_INO, "text", &st), -ENOENT);
+	ck_assert_int_eq(settfs_close(r), 0);
+	free(full.p);
+	free(inc.p);
+}
+END_TEST
+
 /* A new store received with a key is encrypted: it opens with that key only. */
 START_TEST(test_receive_encrypted)
 {
@@ -639,6 +704,7 @@ int main(void)
 	tcase_add_test(tc, test_send_pins_released);
 	tcase_add_test(tc, test_receive_encrypted);
 	tcase_add_test(tc, test_receive_keeps_inode_counter);
+	tcase_add_test(tc, test_receive_across_compression);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -391,6 +391,67 @@ START_TEST(test_rollback)
 }
 END_TEST
 
+/*
+ * A rollback of a store with compression: chunks come back with their
+ * codec (the user meta byte), so a compressed chunk of the snapshot reads
+ * as it was after the live file was rewritten raw; the view of a snapshot
+ * reads compressed chunks.
+ */
+START_TEST(test_rollback_compressed)
+{
+	enum { N = 150000 };
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	tu_rmrf(dir);
+	settfs_options o;
+	settfs_options_init(&o);
+	ck_assert_int_eq(settfs_parse_compression("zstd", &o), 0);
+	ck_assert_int_eq(settfs_mkfs(dir, &o, &root_ctx, 0), 0);
+	fs_open_();
+	char *text = malloc(N + 1), *got = malloc(N);
+	for (int i = 0; i < N; i++)
+		text[i] = "snapshot of a compressed file\n"[i % 30];
+	text[N] = 0;
+	uint64_t a = put_file(SETTFS_ROOT_INO, "a", text);
+	ck_assert_int_eq(settfs_snapshot_create(fs, "s", NULL), 0);
+	struct stat st;
+	ck_assert_int_eq(settfs_getattr(fs, a, &st), 0);
+	ck_assert_int_lt(st.st_blocks * 512, N / 4); /* compressed */
+	/* the view reads the snapshot's compressed chunks */
+	uint64_t view = lookup(SETTFS_SNAPDIR_INO, "s"), va = lookup(view, "a");
+	ck_assert_int_eq(settfs_read(fs, va, 0, N, got), N);
+	ck_assert(memcmp(got, text, N) == 0);
+	/* the same bytes stored raw: only the codec differs */
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+	settfs_options_init(&o);
+	ck_assert_int_eq(settfs_parse_compression("none", &o), 0);
+	ck_assert_int_eq(settfs_open(dir, &o, &fs), 0);
+	put_file(SETTFS_ROOT_INO, "a", text);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	fs = NULL;
+
+	sett_db *db = engine_only();
+	uint64_t changed = 0;
+	ck_assert_int_eq(sfs_snap_rollback(db, "s", &changed), 0);
+	uint8_t k[SFS_KEY_MAX], meta = 0;
+	void *v = NULL;
+	size_t vn;
+	ck_assert_int_eq(sett_get_ex(db, (sett_val){ sfs_key_chunk(k, a, 0), k }, 0, &v, &vn, NULL,
+				     &meta), 0);
+	free(v);
+	ck_assert_int_eq(meta, SFS_CODEC_ZSTD);
+	ck_assert_int_eq(sett_close(db), 0);
+	fs_open_();
+	ck_assert_int_eq(settfs_file_open(fs, a, O_RDONLY), 0);
+	ck_assert_int_eq(settfs_read(fs, a, 0, N, got), N);
+	ck_assert(memcmp(got, text, N) == 0);
+	ck_assert_int_eq(settfs_release(fs, a, O_RDONLY), 0);
+	free(text);
+	free(got);
+}
+END_TEST
+
 /* An entry named .snapshots made without the snapshot directory is shadowed by it. */
 START_TEST(test_snapdir_shadows_entry)
 {
@@ -456,6 +517,7 @@ int main(void)
 	tcase_add_test(tc, test_snapshot_atomic_under_writer);
 	tcase_add_test(tc, test_snapshot_space_and_release);
 	tcase_add_test(tc, test_rollback);
+	tcase_add_test(tc, test_rollback_compressed);
 	tcase_add_test(tc, test_rollback_interrupted_refuses_open);
 	tcase_add_test(tc, test_tidy_stale_pin);
 	tcase_add_test(tc, test_snapdir_shadows_entry);

@@ -117,6 +117,7 @@ static struct {
 	uint64_t next_ino;
 	uint64_t lf;      /* /lost+found, 0 until found or made */
 	int remake_super; /* write a new superblock */
+	int remake_props; /* write the compression setting anew (none) */
 	int blocked;      /* engine faults left: nothing is fixed */
 	int fatal;        /* an engine error stopped a scan: fix nothing */
 	lostkey *lost;
@@ -421,14 +422,17 @@ static uint32_t guess_chunk_size(void)
 			continue;
 		const uint8_t *kb = key.data;
 		uint64_t ino = sfs_get_be64(kb + 1), idx = sfs_get_be64(kb + 9);
+		uint32_t len; /* a compressed chunk's header says its length */
+		if (sfs_chunk_len(sett_iter_user_meta(it), val.data, val.size, 1u << 20, &len))
+			continue;
 		if (ino == prev_ino && idx == prev_idx + 1 && prev_len >= 4096 &&
 		    !(prev_len & (prev_len - 1)))
 			full = prev_len;
-		if (val.size > largest)
-			largest = val.size;
+		if (len > largest)
+			largest = len;
 		prev_ino = ino;
 		prev_idx = idx;
-		prev_len = val.size;
+		prev_len = len;
 	}
 	sett_iter_free(it);
 	if (full && full <= (1u << 20))
@@ -468,6 +472,16 @@ static void load_super(void)
 		ck.cs = sb.chunk_size;
 	}
 	ck.sbversion = sb.version;
+	free(v);
+	v = NULL;
+	/* format 4 keeps the compression setting in the `F` key */
+	uint8_t pk[1] = { SFS_TAG_PROPS };
+	sfs_props props;
+	r = ck.sbversion >= SFS_SUPER_CODEC_VERSION ? sett_get(ck.db, (sett_val){ 1, pk }, 0, &v, &vn)
+						     : 0;
+	if (ck.sbversion >= SFS_SUPER_CODEC_VERSION && (r || sfs_props_decode(v, vn, &props)))
+		ck.remake_props = fault(FIX_ALL, pk, 1, "compression setting %s: reset to none",
+					r == SETT_ENOTFOUND ? "missing" : r ? sett_strerror(r) : "damaged");
 	free(v);
 	v = NULL;
 	ck.next_ino = 0;
@@ -1102,39 +1116,59 @@ static void check_chunks(void)
 		}
 		void *v = NULL;
 		size_t vn = 0;
-		int r = sett_get(ck.db, key, 0, &v, &vn);
-		if (r) {
+		uint8_t meta = 0;
+		int r = sett_get_ex(ck.db, key, 0, &v, &vn, NULL, &meta);
+		/* a compressed chunk (format 4) is checked by its decompressed bytes */
+		const uint8_t *bytes = v;
+		uint8_t *plain = NULL;
+		size_t len = vn;
+		const char *why = r ? sett_strerror(r) : NULL;
+		if (r == 0 && meta != SFS_CODEC_RAW) {
+			uint32_t l = 0;
+			if (overlay || ck.sbversion < SFS_SUPER_CODEC_VERSION)
+				why = overlay ? "an overlay page with a codec" : "compressed in a store before format 4";
+			else if (!(plain = malloc(ck.cs)))
+				operr("chunk", -ENOMEM);
+			else if (sfs_chunk_decode(meta, v, vn, ck.cs, plain, &bytes, &l) != 0)
+				why = "a compressed chunk that does not decode";
+			len = l;
+		}
+		if (why) {
 			uint64_t end = start + room - 1;
 			if (fault(FIX_ALL, key.data, key.size, "%s: bytes %llu-%llu unreadable (%s): %s", PATH(ino),
-				  (unsigned long long)start, (unsigned long long)end, sett_strerror(r),
+				  (unsigned long long)start, (unsigned long long)end, why,
 				  "chunk removed, the bytes read as zeros"))
 				del_key(ck.ns, key.data, key.size);
+			free(v);
+			free(plain);
 			continue;
 		}
-		size_t keep = vn;
-		if (vn > room &&
+		size_t keep = len;
+		if (len > room &&
 		    fault(FIX_SAFE, key.data, key.size, "%s: %s", PATH(ino),
 			  overlay ? "overlay larger than a page" : "chunk larger than the chunk size"))
 			keep = (size_t)room;
-		if (start >= f->in.size || vn > f->in.size - start) {
+		if (start >= f->in.size || len > f->in.size - start) {
 			uint64_t upto = start >= f->in.size ? 0 : f->in.size - start;
 			if (fault(FIX_SAFE, key.data, key.size, "%s: %s %llu holds bytes past the end of file",
 				  PATH(ino), overlay ? "overlay page of chunk" : "chunk",
 				  (unsigned long long)idx) && upto < keep)
 				keep = (size_t)upto;
 		}
-		if (overlay && vn == 0 &&
+		if (overlay && len == 0 &&
 		    fault(FIX_ALL, key.data, key.size, "%s: empty overlay page: removed", PATH(ino)))
 			keep = 0;
-		if (keep != vn) {
+		if (keep != len) {
+			/* a cut compressed chunk is written back raw */
 			if (keep == 0)
 				del_key(ck.ns, key.data, key.size);
 			else
-				set_key(ck.ns, key.data, key.size, v, keep);
+				set_key(ck.ns, key.data, key.size, bytes, keep);
 		}
-		if (keep || keep == vn)
-			f->stored += overlay ? SFS_PAGE_SIZE : keep;
+		if (keep || keep == len)
+			f->stored += overlay ? SFS_PAGE_SIZE : keep == len ? vn : keep;
 		free(v);
+		free(plain);
 	}
 	scan_end(it, 0, "chunks");
 }
@@ -1208,8 +1242,8 @@ static void check_tags(void)
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		step(5, "keys");
 		sett_val key = sett_iter_key(it);
-		const char *tags = "SNIDCXOP";
-		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 8)) &&
+		const char *tags = "SNIDCXOPF";
+		if ((key.size == 0 || !memchr(tags, ((const uint8_t *)key.data)[0], 9)) &&
 		    fault(FIX_ALL, key.data, key.size, "key with an unknown tag: removed"))
 			del_key(ck.junk, key.data, key.size);
 	}
@@ -1322,6 +1356,12 @@ static void commit(void)
 		sfs_super_encode(&sb, sv);
 		set_key(ck.ns, k, sfs_key_super(k), sv, sizeof sv);
 	}
+	if (ck.remake_props) {
+		sfs_props none = { SFS_CODEC_RAW, 0 };
+		uint8_t pv[SFS_PROPS_SIZE], pk[1] = { SFS_TAG_PROPS };
+		sfs_props_encode(&none, pv);
+		set_key(ck.ns, pk, 1, pv, sizeof pv);
+	}
 	sfs_put_be64(v, ck.next_ino);
 	if (sett_batch_count(ck.ns))
 		set_key(ck.ns, k, sfs_key_nextino(k), v, 8);
@@ -1348,6 +1388,7 @@ static void reset(void)
 	ck.lf = 0;
 	ck.fatal = 0;
 	ck.remake_super = 0;
+	ck.remake_props = 0;
 }
 
 /* ---- what the engine repair lost, by path ---- */
@@ -1392,6 +1433,8 @@ static const char *describe(const uint8_t *k, size_t n, char *out, size_t on)
 			snprintf(out, on, "the superblock");
 		else if (k[0] == SFS_TAG_NEXTINO)
 			snprintf(out, on, "the inode counter");
+		else if (k[0] == SFS_TAG_PROPS)
+			snprintf(out, on, "the compression setting");
 		else
 			snprintf(out, on, "a key with tag 0x%02x", k[0]);
 	}

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "schema.h"
+#include "settfs.h"
 
 void cli_human(char *out, size_t n, uint64_t b)
 {
@@ -56,6 +57,9 @@ typedef struct fs_info {
 	uint64_t next_ino;
 	uint64_t inodes;
 	int count_err;
+	int props_ok;          /* the compression setting decodes (format 4) or is none */
+	sfs_props props;
+	uint64_t logical, stored; /* regular files: sizes, and bytes their data holds */
 } fs_info;
 
 static void read_fs_info(sett_db *db, fs_info *fi)
@@ -74,17 +78,34 @@ static void read_fs_info(sett_db *db, fs_info *fi)
 			fi->next_ino = sfs_get_be64(v);
 		free(v);
 	}
-	/* the live inodes: a key-only scan of the inode keys */
+	fi->props_ok = 1;
+	if (fi->valid && fi->sb.version >= SFS_SUPER_CODEC_VERSION) {
+		uint8_t pk[1] = { SFS_TAG_PROPS };
+		v = NULL;
+		fi->props_ok = sett_get(db, (sett_val){ 1, pk }, 0, &v, &n) == 0 &&
+			       sfs_props_decode(v, n, &fi->props) == 0;
+		free(v);
+	}
+	/* the live inodes, and the sizes and stored bytes of the regular files */
 	uint8_t tag = SFS_TAG_INODE;
 	sett_iter_options io;
 	sett_iter_options_init(&io);
 	io.prefix = (sett_val){ 1, &tag };
-	io.key_only = 1;
 	sett_iter *it;
 	int r = sett_iter_new(db, &io, &it);
 	if (!r) {
-		for (r = sett_iter_rewind(it); !r && sett_iter_valid(it); r = sett_iter_next(it))
+		for (r = sett_iter_rewind(it); !r && sett_iter_valid(it); r = sett_iter_next(it)) {
 			fi->inodes++;
+			sett_val val;
+			sfs_inode in;
+			if ((r = sett_iter_value(it, &val)) != 0)
+				break;
+			if (sfs_inode_decode(val.data, val.size, &in) == 0 && S_ISREG(in.mode)) {
+				fi->logical += in.size;
+				fi->stored += in.blocks;
+			}
+			sfs_inode_free(&in);
+		}
 		if (!r)
 			r = sett_iter_error(it);
 		sett_iter_free(it);
@@ -119,6 +140,15 @@ static void print_fs_text(FILE *f, const fs_info *fi)
 	else
 		fprintf(f, "settfs inodes %llu; inode counter %llu\n", (unsigned long long)fi->inodes,
 		       (unsigned long long)fi->next_ino);
+	char comp[32], a[32], b[32];
+	fprintf(f, "settfs compression %s\n",
+		!fi->props_ok ? "(setting damaged)"
+			      : settfs_compression_name(fi->props.codec == SFS_CODEC_ZSTD, fi->props.level,
+							comp, sizeof comp));
+	if (!fi->count_err)
+		fprintf(f, "settfs file data %s, stored in %s (ratio %.2f)\n",
+			(cli_human(a, sizeof a, fi->logical), a), (cli_human(b, sizeof b, fi->stored), b),
+			fi->stored ? (double)fi->logical / (double)fi->stored : 0.0);
 }
 
 static void print_fs_json(FILE *f, const fs_info *fi)
@@ -128,12 +158,18 @@ static void print_fs_json(FILE *f, const fs_info *fi)
 		return;
 	}
 	const uint8_t *u = fi->sb.uuid;
+	char comp[32];
 	fprintf(f, "{\"format\": %u, \"chunk_size\": %u, \"uuid\": \"%02x%02x%02x%02x-%02x%02x-"
 	       "%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\", \"created_ns\": %lld, "
-	       "\"inodes\": %llu, \"inode_counter\": %llu}",
+	       "\"inodes\": %llu, \"inode_counter\": %llu, \"compression\": \"%s\", "
+	       "\"logical_bytes\": %llu, \"data_stored_bytes\": %llu}",
 	       fi->sb.version, fi->sb.chunk_size, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
 	       u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15], (long long)fi->sb.created_ns,
-	       (unsigned long long)fi->inodes, (unsigned long long)fi->next_ino);
+	       (unsigned long long)fi->inodes, (unsigned long long)fi->next_ino,
+	       !fi->props_ok ? "damaged"
+			     : settfs_compression_name(fi->props.codec == SFS_CODEC_ZSTD, fi->props.level,
+						       comp, sizeof comp),
+	       (unsigned long long)fi->logical, (unsigned long long)fi->stored);
 }
 
 int cli_info_print(sett_db *db, const char *store, int json, FILE *f)

@@ -25,10 +25,12 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID]\n"
+	fprintf(out, "usage: mkfs.settfs [-f] [-q] [-c CHUNK_SIZE] [-u UID] [-g GID] [-o OPTIONS]\n"
 		     "                   [--key-file F | --passphrase-file F] STORE\n"
 		     "  -f   erase an existing store, or use a non-empty directory\n"
 		     "  -c   data chunk size in bytes, a power of two in 4096..1048576 (65536)\n"
+		     "  -o compression=none|zstd[:LEVEL]\n"
+		     "       how file data is stored (none; zstd level 1..19, 3)\n"
 		     "  -u, -g  owner of the root directory (the caller)\n"
 		     "  -q   print nothing on success\n"
 		     "  --key-file F         encrypt the store with the master key in F\n"
@@ -37,6 +39,23 @@ static void usage(FILE *out)
 		     "                       (\"-\": standard input)\n"
 		     "  -V, --version; -h, --help\n"
 		     "A missing STORE directory is created with mode 0700.  See mkfs.settfs(8).\n");
+}
+
+/* -o OPTIONS: a comma-separated list; 0 if every one is known, else a message. */
+static int options(char *arg, settfs_options *o)
+{
+	for (char *save = NULL, *opt = strtok_r(arg, ",", &save); opt;
+	     opt = strtok_r(NULL, ",", &save)) {
+		if (strncmp(opt, "compression=", 12) == 0) {
+			if (settfs_parse_compression(opt + 12, o) == 0)
+				continue;
+			fprintf(stderr, "mkfs.settfs: -o %s: none, zstd or zstd:LEVEL (1..19)\n", opt);
+		} else {
+			fprintf(stderr, "mkfs.settfs: -o %s: unknown option\n", opt);
+		}
+		return -1;
+	}
+	return 0;
 }
 
 /* A whole number of at most `max`; 0 if so, else a message naming it. */
@@ -60,7 +79,7 @@ int main(int argc, char **argv)
 	settfs_ctx ctx = { (uint32_t)getuid(), (uint32_t)getgid(), NULL, 0, 0 };
 	int force = 0, quiet = 0, c;
 	const char *key_file = NULL, *pass_file = NULL;
-	while ((c = std_getopt(argc, argv, "+:fqc:u:g:hV")) != -1) {
+	while ((c = std_getopt(argc, argv, "+:fqc:u:g:o:hV")) != -1) {
 		switch (c) {
 		case 'f':
 			force = 1;
@@ -78,6 +97,10 @@ int main(int argc, char **argv)
 			break;
 		case 'g':
 			if (number('g', optarg, UINT32_MAX - 1, &ctx.gid))
+				return 2;
+			break;
+		case 'o':
+			if (options(optarg, &o))
 				return 2;
 			break;
 		case 'K':
@@ -132,8 +155,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mkfs.settfs: %s: %s\n", store, why[0] ? why : sett_strerror(r));
 		return 1;
 	}
+	char comp[32];
 	if (!quiet)
-		printf("mkfs.settfs: created settfs in %s (chunk size %u%s)\n", store, o.chunk_size,
+		printf("mkfs.settfs: created settfs in %s (chunk size %u, compression %s%s)\n", store,
+		       o.chunk_size,
+		       settfs_compression_name(o.compression, o.compression_level ? o.compression_level
+										: 3, comp, sizeof comp),
 		       key_file || pass_file ? ", encrypted" : "");
 	return 0;
 }

@@ -8,7 +8,11 @@
  * Input: mode byte, then records uvarint klen | key | uvarint vlen | value
  * (a dump of a filesystem's keys, fuzz_seeds.c).  The records are written
  * to a fresh store, which is then opened as a filesystem and walked from
- * the root.  Checks: no call returns more bytes than asked for, a byte
+ * the root.  Mode bit 1: a chunk key whose value holds the zstd frame
+ * magic at byte 4 gets the zstd codec as its user meta (a compressed
+ * chunk, doc/FORMAT.md); bit 2: the filesystem is opened with
+ * compression=zstd:1, so the writes, punches and truncates store what
+ * they change compressed.  Checks: no call returns more bytes than asked for, a byte
  * written into a file reads back, a punched hole reads as zeros, and an
  * xattr that was set reads back, a new file takes no inode number in use.
  */
@@ -221,9 +225,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		q += m + vl;
 		if (kl == 1 && k[0] == SFS_TAG_SUPER && (mode & FUZZ_FIX_SUMS))
 			fuzz_fix_super(v, (size_t)vl);
+		static const uint8_t zmagic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+		uint8_t meta = (mode & 2) && kl == SFS_CHUNK_KEY_LEN && k[0] == SFS_TAG_CHUNK &&
+					       vl >= 8 && memcmp(v + 4, zmagic, 4) == 0
+				       ? SFS_CODEC_ZSTD
+				       : SFS_CODEC_RAW;
 		if (kl >= 1 && kl <= SETT_MAX_KEY_SIZE)
-			FUZZ_CHECK(sett_batch_set(b, (sett_val){ .data = k, .size = (size_t)kl },
-						  (sett_val){ .data = v, .size = (size_t)vl }) == 0);
+			FUZZ_CHECK(sett_batch_set_ex(b, (sett_val){ .data = k, .size = (size_t)kl },
+						     (sett_val){ .data = v, .size = (size_t)vl }, 0,
+						     meta) == 0);
 		free(v);
 	}
 	FUZZ_CHECK(sett_write(db, b, 0, NULL) == 0);
@@ -231,6 +241,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(sett_close(db) == 0);
 
 	o.engine.create_if_missing = 0;
+	if (mode & 4)
+		FUZZ_CHECK(settfs_parse_compression("zstd:1", &o) == 0);
 	settfs *fs;
 	int r = settfs_open(dir, &o, &fs);
 	FUZZ_CHECK(r <= 0);

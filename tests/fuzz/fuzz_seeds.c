@@ -451,6 +451,28 @@ static void fs_store(const char *base)
 	OK(settfs_mknod(fs, &ctx, d.st_ino, "null", S_IFCHR | 0666, makedev(1, 3), &st));
 	OK(settfs_close(fs));
 
+	/* fuzz_schema: chunk values (codec byte first), raw and compressed, and properties */
+	{
+		static uint8_t text[1 + 65536], z[1 + 65536];
+		for (size_t i = 1; i < sizeof text; i++)
+			text[i] = (uint8_t)"settfs chunk\n"[i % 13] ^ (uint8_t)(i % 97 == 0);
+		text[0] = SFS_CODEC_RAW;
+		seed1("schema", "chunk-raw", 4 << 1, text, 1 + 3000);
+		long zn = sfs_chunk_compress(3, text + 1, 65536, z + 1, 65536);
+		if (zn <= 0)
+			DIE("sfs_chunk_compress");
+		z[0] = SFS_CODEC_ZSTD;
+		seed1("schema", "chunk-zstd", 4 << 1, z, 1 + (size_t)zn);
+		zn = sfs_chunk_compress(1, text + 1, 16384, z + 1, 16384);
+		if (zn <= 0)
+			DIE("sfs_chunk_compress");
+		seed1("schema", "chunk-zstd-16k", (4 << 1) | 16, z, 1 + (size_t)zn);
+		sfs_props pr = { SFS_CODEC_ZSTD, 3 };
+		uint8_t pv[SFS_PROPS_SIZE];
+		sfs_props_encode(&pr, pv);
+		seed1("schema", "props", 5 << 1, pv, sizeof pv);
+	}
+
 	sett_db *db;
 	OK(sett_open(dir, &o.engine, &db));
 	sett_iter *it;
@@ -499,9 +521,34 @@ static void fs_store(const char *base)
 		}
 	}
 	sett_iter_free(it);
-	OK(sett_close(db));
 	seed("fs", "fs", NULL, 0, dump.p, dump.n);
 	buf_free(&dump);
+	/* the same filesystem with its chunks compressed where they compress
+	 * (fuzz_fs mode bits 1 and 2: zstd codec, compression on) */
+	buf zdump = { 0 };
+	mode = FUZZ_FIX_SUMS | 2 | 4;
+	OK(buf_append(&zdump, &mode, 1));
+	OK(sett_iter_new(db, NULL, &it));
+	static uint8_t z[16384];
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it), v;
+		OK(sett_iter_value(it, &v));
+		long zn = 0;
+		if (k.size == SFS_CHUNK_KEY_LEN && *(const char *)k.data == SFS_TAG_CHUNK &&
+		    v.size <= sizeof z)
+			zn = sfs_chunk_compress(1, v.data, (uint32_t)v.size, z, sizeof z);
+		if (zn > 0)
+			v = (sett_val){ .size = (size_t)zn, .data = z };
+		uint8_t h[VARINT_MAX];
+		OK(buf_append(&zdump, h, varint_put(h, k.size)));
+		OK(buf_append(&zdump, k.data, k.size));
+		OK(buf_append(&zdump, h, varint_put(h, v.size)));
+		OK(buf_append(&zdump, v.data, v.size));
+	}
+	sett_iter_free(it);
+	OK(sett_close(db));
+	seed("fs", "fs-zstd", NULL, 0, zdump.p, zdump.n);
+	buf_free(&zdump);
 
 	/* a value pointer struct and a log header for fuzz_entry */
 	uint8_t vp[VPTR_SIZE], b[32];
