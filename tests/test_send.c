@@ -581,6 +581,18 @@ START_TEST(test_receive_keeps_inode_counter)
 }
 END_TEST
 
+static uint32_t super_version(sett_db *db)
+{
+	uint8_t k[1] = { SFS_TAG_SUPER };
+	void *v;
+	size_t n;
+	sfs_super sb;
+	ck_assert_int_eq(sett_get(db, (sett_val){ 1, k }, 0, &v, &n), 0);
+	ck_assert_int_eq(sfs_super_decode(v, n, &sb), 0);
+	free(v);
+	return sb.version;
+}
+
 /*
  * A replica of a source that turns compression on: the incremental with
  * compressed chunks raises the replica to format 4 (with settings of its
@@ -620,23 +632,13 @@ START_TEST(test_receive_across_compression)
 	ck_assert_int_eq(memcmp(back, text, sizeof text), 0);
 	ck_assert_int_eq(settfs_release(r, ino, O_RDONLY), 0);
 	settfs_forget(r, ino, 1);
-	uint8_t sk[1] = { SFS_TAG_SUPER };
-	void *v;
-	size_t n;
-	sfs_super sb;
-	ck_assert_int_eq(sett_get(settfs_engine(r), (sett_val){ 1, sk }, 0, &v, &n), 0);
-	ck_assert_int_eq(sfs_super_decode(v, n, &sb), 0);
-	free(v);
-	ck_assert_uint_eq(sb.version, SFS_SUPER_CODEC_VERSION);
+	ck_assert_uint_eq(super_version(settfs_engine(r)), SFS_SUPER_CODEC_VERSION);
 	ck_assert_int_eq(settfs_close(r), 0);
 
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dst, &plain.engine, &db), 0);
 	ck_assert_int_eq(sfs_snap_rollback(db, "s1", NULL), 0);
-	ck_assert_int_eq(sett_get(db, (sett_val){ 1, sk }, 0, &v, &n), 0);
-	ck_assert_int_eq(sfs_super_decode(v, n, &sb), 0);
-	free(v);
-	ck_assert_uint_eq(sb.version, 3);
+	ck_assert_uint_eq(super_version(db), 3);
 	ck_assert_int_eq(sett_close(db), 0);
 	ck_assert_int_eq(settfs_open(dst, &plain, &r), 0);
 	ck_assert_int_eq(settfs_lookup(r, SETTFS_ROOT_INO, "text", &st), -ENOENT);
