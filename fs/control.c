@@ -65,6 +65,7 @@ int ctl_header_decode(const uint8_t *p, size_t n, uint32_t max, ctl_header *h)
 	h->version = get16(p + 4);
 	h->type = get16(p + 6);
 	h->len = get32(p + 8);
+	h->fd = h->conn = h->stop = -1;
 	if (h->version == 0)
 		return -EPROTO;
 	if (h->len > max)
@@ -297,11 +298,53 @@ static int read_all(int fd, void *p, size_t n)
 	return 0;
 }
 
-/* Reads one message: header into *h, body (malloc'ed, NUL-terminated) into *body. */
-static int read_msg(int fd, uint32_t max, ctl_header *h, uint8_t **body)
+/*
+ * The first bytes of a request, with the descriptor it may pass (the
+ * ancillary data comes with the first byte): *passed gets it (or -1);
+ * further descriptors are closed.
+ */
+static int recv_first(int fd, void *p, size_t n, int *passed)
+{
+	*passed = -1;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct iovec iov = { p, n };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cm.b;
+	m.msg_controllen = sizeof cm.b;
+	ssize_t k;
+	while ((k = recvmsg(fd, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (k < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int d;
+			memcpy(&d, CMSG_DATA(c) + i * sizeof(int), sizeof d);
+			if (*passed < 0)
+				*passed = d;
+			else
+				close(d);
+		}
+	}
+	if (k == 0)
+		return -ECONNRESET;
+	return (size_t)k < n ? read_all(fd, (char *)p + k, n - (size_t)k) : 0;
+}
+
+/* Reads one message: header into *h, body (malloc'ed, NUL-terminated) into
+ * *body; passed (if not NULL) gets a descriptor sent with it, or -1. */
+static int read_msg(int fd, uint32_t max, ctl_header *h, uint8_t **body, int *passed)
 {
 	uint8_t hb[CTL_HEADER_SIZE];
-	int r = read_all(fd, hb, sizeof hb);
+	int r = passed ? recv_first(fd, hb, sizeof hb, passed) : read_all(fd, hb, sizeof hb);
 	if (r == 0)
 		r = ctl_header_decode(hb, sizeof hb, max, h);
 	if (r)
@@ -370,21 +413,31 @@ static void serve_one(ctl_server *s, int fd)
 	}
 	ctl_header h;
 	uint8_t *body = NULL;
-	int r = read_msg(fd, CTL_MAX_REQUEST, &h, &body);
+	int passed = -1;
+	int r = read_msg(fd, CTL_MAX_REQUEST, &h, &body, &passed);
 	if (r) {
 		if (r == -EPROTO || r == -EMSGSIZE)
 			reply_error(fd, 0, r);
+		if (passed >= 0)
+			close(passed);
 		return;
 	}
 	if (h.version != CTL_VERSION || (h.type & CTL_REPLY)) {
 		reply_error(fd, h.type & ~CTL_REPLY, h.version != CTL_VERSION ? -EPROTONOSUPPORT
 									   : -EINVAL);
 		free(body);
+		if (passed >= 0)
+			close(passed);
 		return;
 	}
+	h.fd = passed;
+	h.conn = fd;
+	h.stop = s->wake[0];
 	ctl_buf b = { 0 };
 	ctl_begin(&b, (uint16_t)(h.type | CTL_REPLY));
 	r = s->fn(s->arg, &h, body, h.len, &b);
+	if (passed >= 0)
+		close(passed);
 	if (r == 0)
 		r = ctl_end(&b);
 	if (r)
@@ -528,7 +581,42 @@ void ctl_server_stop(ctl_server *s)
 
 /* ---- client ---------------------------------------------------------- */
 
+/* Writes the whole request, passing fd (>= 0) with its first byte. */
+static int send_request(int sock, const ctl_buf *req, int fd)
+{
+	if (fd < 0)
+		return write_all(sock, req->p, req->n);
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof cm);
+	struct iovec iov = { req->p, req->n };
+	struct msghdr m = { 0 };
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = cm.b;
+	m.msg_controllen = sizeof cm.b;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	ssize_t k;
+	while ((k = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (k <= 0)
+		return k < 0 ? -errno : -EPIPE;
+	return (size_t)k < req->n ? write_all(sock, req->p + k, req->n - (size_t)k) : 0;
+}
+
 int ctl_call(const char *store, const ctl_buf *req, uint8_t **body, size_t *n)
+{
+	return ctl_call_fd(store, req, -1, 30, body, n);
+}
+
+int ctl_call_fd(const char *store, const ctl_buf *req, int pass, int timeout_s, uint8_t **body,
+		size_t *n)
 {
 	*body = NULL;
 	*n = 0;
@@ -556,13 +644,13 @@ int ctl_call(const char *store, const ctl_buf *req, uint8_t **body, size_t *n)
 		if (holder ? holder != (long)cr.pid : cr.uid != 0 && cr.uid != geteuid())
 			r = -EPERM;
 	}
-	set_timeouts(fd, 30);
+	set_timeouts(fd, timeout_s);
 	if (r == 0)
-		r = write_all(fd, req->p, req->n);
+		r = send_request(fd, req, pass);
 	ctl_header h;
 	uint8_t *b = NULL;
 	if (r == 0)
-		r = read_msg(fd, CTL_MAX_REPLY, &h, &b);
+		r = read_msg(fd, CTL_MAX_REPLY, &h, &b, NULL);
 	close(fd);
 	if (r)
 		return r;

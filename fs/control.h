@@ -37,6 +37,8 @@ enum ctl_type {
 	CTL_SNAP_CREATE = 4, /* snapshots (snapctl.c) */
 	CTL_SNAP_LIST = 5,
 	CTL_SNAP_DELETE = 6,
+	CTL_SEND = 7,   /* a send stream of a snapshot, written to the descriptor the
+			 * request passes (reply: "records", "bytes"...; sendctl.c) */
 	CTL_SCRUB = 10, /* start an online scrub (scrub.h; reply: "status") */
 	CTL_SCRUB_STATUS = 11 /* the running or last scrub (reply: "scrub.*", "fault"...) */
 };
@@ -48,6 +50,13 @@ typedef struct ctl_header {
 	uint16_t version;
 	uint16_t type;
 	uint32_t len; /* body bytes after the header */
+	/* server side: a descriptor the request passed (SCM_RIGHTS), else -1
+	 * (the server closes it after the handler); the connection; and a
+	 * descriptor that becomes readable when the server is being stopped
+	 * (a long handler polls the last two to give up early) */
+	int fd;
+	int conn;
+	int stop;
 } ctl_header;
 
 /*
@@ -133,6 +142,13 @@ void ctl_server_stop(ctl_server *s);
  * server must be the process that holds the store's lock.
  */
 int ctl_call(const char *store, const ctl_buf *req, uint8_t **body, size_t *n);
+/*
+ * ctl_call that passes the descriptor fd (>= 0) with the request
+ * (SCM_RIGHTS) and waits up to timeout_s seconds (0: as long as it takes)
+ * for the reply.
+ */
+int ctl_call_fd(const char *store, const ctl_buf *req, int fd, int timeout_s, uint8_t **body,
+		size_t *n);
 
 /*
  * The store directory of the settfs mount at `path` (the topmost mount

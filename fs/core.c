@@ -149,25 +149,22 @@ static int say(const settfs_options *o, int err, const char *fmt, ...)
 	return err;
 }
 
-enum { DIR_EMPTY, DIR_STORE, DIR_OTHER };
-
-/* A missing or empty directory (a lone LOCK counts as empty), a store (it has a MANIFEST), or something else. */
-static int dir_state(const char *path)
+int sfs_dir_state(const char *path)
 {
 	DIR *d = opendir(path);
 	if (!d)
-		return errno == ENOENT ? DIR_EMPTY : -errno;
-	int state = DIR_EMPTY;
+		return errno == ENOENT ? SFS_DIR_EMPTY : -errno;
+	int state = SFS_DIR_EMPTY;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		const char *n = de->d_name;
 		if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK"))
 			continue;
 		if (!strcmp(n, "MANIFEST")) {
-			state = DIR_STORE;
+			state = SFS_DIR_STORE;
 			break;
 		}
-		state = DIR_OTHER;
+		state = SFS_DIR_OTHER;
 	}
 	closedir(d);
 	return state;
@@ -181,13 +178,13 @@ static int dir_state(const char *path)
 static int open_engine(const char *path, const settfs_options *o, int anywhere, sett_db **db)
 {
 	sett_options eo = o->engine;
-	int st = dir_state(path);
+	int st = sfs_dir_state(path);
 	if (st < 0)
 		return st;
-	if (st == DIR_OTHER && !anywhere)
+	if (st == SFS_DIR_OTHER && !anywhere)
 		eo.create_if_missing = 0; /* the engine reports a damaged store */
 	int r = sett_open(path, &eo, db);
-	if (r == -ENOENT && st == DIR_OTHER && !eo.read_only)
+	if (r == -ENOENT && st == SFS_DIR_OTHER && !eo.read_only)
 		return say(o, -ENOTEMPTY,
 			   "%s: not empty and holds no store; refusing to create one there", path);
 	return sfs_errno(r);
@@ -208,7 +205,7 @@ static int store_is_empty(sett_db *db)
 	return r;
 }
 
-static int wipe_store(sett_db *db)
+int sfs_wipe_store(sett_db *db, int (*keep)(sett_val key))
 {
 	sett_iter_options io;
 	sett_iter_options_init(&io);
@@ -220,6 +217,8 @@ static int wipe_store(sett_db *db)
 	sett_batch *b;
 	r = sfs_errno(sett_batch_new(&b));
 	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
+		if (keep && keep(sett_iter_key(it)))
+			continue;
 		r = sfs_errno(sett_batch_delete(b, sett_iter_key(it)));
 		if (r == 0 && sett_batch_count(b) >= 1024) {
 			r = sfs_errno(sett_write(db, b, 0, NULL));
@@ -290,7 +289,7 @@ static int format_db(sett_db *db, const settfs_options *o, uint32_t uid, uint32_
  * Whether the store holds nothing a filesystem could be made of: no key,
  * no table, nothing quarantined (1), or something (0).
  */
-static int store_is_fresh(sett_db *db, const char *path)
+int sfs_store_is_fresh(sett_db *db, const char *path)
 {
 	int r = store_is_empty(db);
 	if (r != 1)
@@ -303,7 +302,7 @@ static int store_is_fresh(sett_db *db, const char *path)
 			return 0;
 	char q[4200];
 	snprintf(q, sizeof q, "%s/quarantine", path);
-	return dir_state(q) == DIR_EMPTY;
+	return sfs_dir_state(q) == SFS_DIR_EMPTY;
 }
 
 static int has_super(sett_db *db)
@@ -328,13 +327,13 @@ int settfs_mkfs(const char *path, const settfs_options *o, const settfs_ctx *ctx
 	int r = open_engine(path, &mo, force, &db);
 	if (r)
 		return r;
-	int fresh = store_is_fresh(db, path);
+	int fresh = sfs_store_is_fresh(db, path);
 	if (fresh < 0)
 		r = fresh;
 	else if (!fresh && !force)
 		r = say(o, -EEXIST, "%s: already holds a store (-f erases it)", path);
 	else if (!fresh)
-		r = wipe_store(db);
+		r = sfs_wipe_store(db, NULL);
 	if (r == 0)
 		r = format_db(db, o, ctx ? ctx->uid : 0, ctx ? ctx->gid : 0);
 	int rc = sfs_errno(sett_close(db));
@@ -574,7 +573,7 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 	int r = open_engine(path, &mo, 0, &fs->db);
 	if (r == 0) {
 		int s = has_super(fs->db);
-		int fresh = s == 0 ? store_is_fresh(fs->db, path) : 0;
+		int fresh = s == 0 ? sfs_store_is_fresh(fs->db, path) : 0;
 		if (s < 0 || fresh < 0)
 			r = s < 0 ? s : fresh;
 		else if (s == 0 && fresh && o->engine.create_if_missing && !o->engine.read_only)
@@ -596,8 +595,8 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 		r = pending;
 	else if (pending)
 		r = say(o, -EUCLEAN,
-			"%s: a rollback to snapshot '%s' was interrupted: run `settfs rollback "
-			"%s %s` again to finish it",
+			"%s: a rollback to snapshot '%s' (or a receive from it) was interrupted: "
+			"run `settfs rollback %s %s` (or that `settfs receive`) again to finish it",
 			path, rb, path, rb);
 	if (r == 0) {
 		r = count_inodes(fs);

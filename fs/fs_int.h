@@ -220,6 +220,15 @@ static inline uint64_t sfs_ino_out(const settfs *fs, uint64_t ino)
 }
 
 /* A settfs with its locks and inode table, nothing open (settfs_open, views). */
+/* A missing or empty directory (a lone LOCK counts as empty), a store (it
+ * has a MANIFEST), something else; or -errno. */
+enum { SFS_DIR_EMPTY, SFS_DIR_STORE, SFS_DIR_OTHER };
+int sfs_dir_state(const char *path);
+/* 1 when the open store holds nothing a filesystem could be made of (no
+ * key, no table, nothing quarantined), 0 if it does, or -errno. */
+int sfs_store_is_fresh(sett_db *db, const char *path);
+/* Deletes every key of the store but those keep (may be NULL) returns 1 for. */
+int sfs_wipe_store(sett_db *db, int (*keep)(sett_val key));
 int sfs_fs_alloc(const char *path, settfs **fsp);
 /* Frees the inode table, directory handles and locks; not the engine. */
 void sfs_fs_free(settfs *fs);

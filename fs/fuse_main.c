@@ -41,6 +41,7 @@
 #include "fuse_uring.h"
 #include "key.h"
 #include "settfs.h"
+#include "sendctl.h"
 #include "scrub.h"
 #include "status.h"
 
@@ -1337,6 +1338,8 @@ static void usage(void)
 	       "       settfs snapshot create|delete MOUNTPOINT NAME\n"
 	       "       settfs snapshot list [--space] MOUNTPOINT\n"
 	       "       settfs rollback [--key-file F | --passphrase-file F] STORE NAME\n"
+	       "       settfs send [-v] [-i FROM] MOUNTPOINT NAME > FILE\n"
+	       "       settfs receive [-v] [--key-file F | --passphrase-file F] STORE < FILE\n"
 	       "       settfs scrub [-n|--no-wait] [-r|--rate MB/s] [--status] MOUNTPOINT\n\n"
 	       "Mount the settfs filesystem kept in the sett store directory STORE\n"
 	       "at MOUNTPOINT.  A missing or empty STORE directory is made a new filesystem\n"
@@ -1351,7 +1354,11 @@ static void usage(void)
 	       "`settfs snapshot` takes, lists and deletes snapshots of a mounted store\n"
 	       "(also: mkdir/rmdir MOUNTPOINT/.snapshots/NAME); they are browsable read-only\n"
 	       "at MOUNTPOINT/.snapshots/NAME.  `settfs rollback` makes an unmounted store's\n"
-	       "filesystem what a snapshot holds (its snapshots are kept).\n\n"
+	       "filesystem what a snapshot holds (its snapshots are kept).\n"
+	       "`settfs send` writes a stream of snapshot NAME (-i: only the changes since\n"
+	       "snapshot FROM) of a mounted filesystem; `settfs receive` verifies a stream\n"
+	       "whole, then applies it to an unmounted (or new) STORE and recreates the\n"
+	       "snapshot there (exit 0; 1: usage; 2: refused or failed).\n"
 	       "`settfs scrub` reads and verifies every checksum of a mounted store in the\n"
 	       "background (at most 64 MB/s by default) and names the damaged files; it\n"
 	       "shows progress until it ends, or with --no-wait returns at once; --status\n"
@@ -1787,6 +1794,10 @@ int main(int argc, char *argv[])
 		return sfs_snapshot_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "rollback") == 0)
 		return sfs_rollback_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "send") == 0)
+		return sfs_send_command(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "receive") == 0)
+		return sfs_receive_command(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "scrub") == 0)
 		return sfs_scrub_command(argc, argv);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);

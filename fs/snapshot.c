@@ -302,54 +302,56 @@ static int batch_step(sett_db *db, sett_batch *b, int final)
 	return r;
 }
 
-/*
- * One pass of a rollback: with `from` the live state and `to` the
- * snapshot's (or the other way round, deleting), every key of `from`
- * that `to` lacks is deleted (del) or every key of `to` whose value
- * differs in `from` is written.
- */
-static int rollback_pass(sett_db *db, uint64_t snapv, int del, sett_batch *b, uint64_t *changed)
+typedef struct rollback_ctx {
+	sett_db *db;
+	uint64_t snapv;
+	sett_batch *b;
+	uint64_t *changed;
+} rollback_ctx;
+
+/* Each key changed since the snapshot gets its value there, or goes. */
+static int rollback_batch(void *arg, int range, const sett_kv *kv, size_t n)
 {
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = del ? sett_current_version(db) : snapv;
-	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(db, &io, &it));
-	if (r)
-		return r;
-	for (sett_iter_rewind(it); r == 0 && sett_iter_valid(it); sett_iter_next(it)) {
-		sett_val k = sett_iter_key(it), v;
-		if (kept_key(k))
+	(void)range;
+	rollback_ctx *c = arg;
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (kept_key(kv[i].key))
 			continue;
 		void *o = NULL;
 		size_t on = 0;
 		uint8_t meta = 0;
-		/* del: is it in the snapshot?  else: what does the live state hold? */
-		int g = sett_get_ex(db, k, del ? snapv : 0, &o, &on, NULL, &meta);
-		if (g && g != SETT_ENOTFOUND) {
+		int g = sett_get_ex(c->db, kv[i].key, c->snapv, &o, &on, NULL, &meta);
+		if (g == SETT_ENOTFOUND)
+			r = sfs_errno(sett_batch_delete(c->b, kv[i].key));
+		else if (g == 0) /* with its user meta: a chunk's codec (doc/FORMAT.md) */
+			r = sfs_errno(sett_batch_set_ex(c->b, kv[i].key, sfs_val(o, on), 0, meta));
+		else
 			r = sfs_errno(g);
-			break;
-		}
-		if (del) {
-			if (g == SETT_ENOTFOUND) {
-				r = sfs_errno(sett_batch_delete(b, k));
-				++*changed;
-			}
-		} else if ((r = sfs_errno(sett_iter_value(it, &v))) == 0 &&
-			   (g == SETT_ENOTFOUND || on != v.size || meta != sett_iter_user_meta(it) ||
-			    (on && memcmp(o, v.data, on) != 0))) {
-			/* with its user meta: a chunk's codec (doc/FORMAT.md) */
-			r = sfs_errno(sett_batch_set_ex(b, k, v, 0, sett_iter_user_meta(it)));
-			++*changed;
-		}
 		free(o);
+		++*c->changed;
 		if (r == 0)
-			r = batch_step(db, b, 0);
+			r = batch_step(c->db, c->b, 0);
 	}
-	if (r == 0)
-		r = sfs_errno(sett_iter_error(it));
-	sett_iter_free(it);
 	return r;
+}
+
+/*
+ * The keys a rollback must touch are those whose newest version is newer
+ * than the snapshot's (a delete included: the snapshot's pin keeps the
+ * tombstones over what it sees): a stream since the snapshot's version
+ * finds them, reading only their values, so a rollback costs what changed
+ * since, not the filesystem.
+ */
+static int rollback_changes(sett_db *db, uint64_t snapv, sett_batch *b, uint64_t *changed)
+{
+	rollback_ctx c = { db, snapv, b, changed };
+	sett_stream_options so;
+	sett_stream_options_init(&so);
+	so.since = snapv;
+	so.with_deletes = 1;
+	so.threads = 1;
+	return sfs_errno(sett_stream(db, &so, rollback_batch, &c, NULL));
 }
 
 int sfs_snap_rollback(sett_db *db, const char *name, uint64_t *changed)
@@ -376,9 +378,7 @@ int sfs_snap_rollback(sett_db *db, const char *name, uint64_t *changed)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_clear(b);
 	if (r == 0)
-		r = rollback_pass(db, s.version, 1, b, changed);
-	if (r == 0)
-		r = rollback_pass(db, s.version, 0, b, changed);
+		r = rollback_changes(db, s.version, b, changed);
 	if (r == 0)
 		r = batch_step(db, b, 1);
 	if (r == 0)

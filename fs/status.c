@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "fuse_wire.h"
+#include "sendctl.h"
 #include "scrub.h"
 #include "status.h"
 
@@ -219,6 +220,8 @@ static int handle(void *arg, const ctl_header *h, const uint8_t *body, size_t n,
 	case CTL_SNAP_LIST:
 	case CTL_SNAP_DELETE:
 		return sfs_snapctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
+	case CTL_SEND:
+		return sfs_sendctl_handle(((sfs_control *)arg)->fs, h, body, n, reply);
 	case CTL_SCRUB:
 	case CTL_SCRUB_STATUS:
 		return sfs_scrub_request(((sfs_control *)arg)->scrub, h, body, n, reply);

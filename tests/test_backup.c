@@ -40,38 +40,6 @@ static sett_db *open_store(const char *dir)
 
 /* ---- a memory stream ---- */
 
-typedef struct mem {
-	uint8_t *p;
-	size_t n, cap, pos;
-} mem;
-
-static int mem_write(void *arg, const void *p, size_t n)
-{
-	mem *m = arg;
-	if (m->n + n > m->cap) {
-		m->cap = (m->n + n) * 2;
-		m->p = realloc(m->p, m->cap);
-		ck_assert(m->p != NULL);
-	}
-	memcpy(m->p + m->n, p, n);
-	m->n += n;
-	return 0;
-}
-
-/* Reads in odd-sized pieces, so frames straddle reads. */
-static long mem_read(void *arg, void *p, size_t n)
-{
-	mem *m = arg;
-	size_t left = m->n - m->pos;
-	if (n > 777)
-		n = 777;
-	if (n > left)
-		n = left;
-	memcpy(p, m->p + m->pos, n);
-	m->pos += n;
-	return (long)n;
-}
-
 /* ---- workload ---- */
 
 static void put(sett_db *db, uint32_t i, uint32_t round)
@@ -126,7 +94,7 @@ static uint64_t scan_digest(sett_db *db, uint64_t rv, uint64_t *count)
 	return h;
 }
 
-static uint64_t backup_to(sett_db *db, mem *m, uint64_t since, int all_versions)
+static uint64_t backup_to(sett_db *db, tu_mem *m, uint64_t since, int all_versions)
 {
 	sett_backup_options o;
 	sett_backup_options_init(&o);
@@ -135,16 +103,16 @@ static uint64_t backup_to(sett_db *db, mem *m, uint64_t since, int all_versions)
 	o.pin = "backup";
 	sett_backup_result res;
 	memset(m, 0, sizeof *m);
-	ck_assert_int_eq(sett_backup(db, &o, mem_write, m, &res), 0);
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, m, &res), 0);
 	ck_assert_uint_eq(res.bytes, m->n);
 	return res.version;
 }
 
-static void load_from(sett_db *db, mem *m)
+static void load_from(sett_db *db, tu_mem *m)
 {
 	sett_load_result res;
 	m->pos = 0;
-	int r = sett_load(db, mem_read, m, NULL, NULL, &res);
+	int r = sett_load(db, tu_mem_read, m, NULL, NULL, &res);
 	ck_assert_msg(r == 0, "load: %s (%s)", sett_strerror(r), res.why);
 	ck_assert_uint_eq(res.applied, res.records);
 }
@@ -158,7 +126,7 @@ static void round_trip(int all_versions)
 		put(src, i, 1);
 	for (uint32_t i = 0; i < n; i += 10)
 		del(src, i);
-	mem full, inc1, inc2;
+	tu_mem full, inc1, inc2;
 	uint64_t v0 = backup_to(src, &full, 0, all_versions);
 	/* overwrites, deletes, deleted keys coming back, new keys, compaction */
 	for (uint32_t i = 0; i < n; i += 3)
@@ -217,15 +185,15 @@ START_TEST(test_incremental_needs_pin)
 	sett_backup_options o;
 	sett_backup_options_init(&o);
 	o.since = v;
-	mem m = { 0 };
+	tu_mem m = { 0 };
 	sett_backup_result res;
-	ck_assert_int_eq(sett_backup(db, &o, mem_write, &m, &res), SETT_ENOHISTORY);
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &m, &res), SETT_ENOHISTORY);
 	/* an old version not held by anything cannot be pinned after the fact */
 	ck_assert_int_eq(sett_pin(db, "p", v, NULL), -EINVAL);
 	ck_assert_int_eq(sett_pin(db, "p", 0, &o.since), 0);
 	del(db, 1);
 	m.n = 0;
-	ck_assert_int_eq(sett_backup(db, &o, mem_write, &m, &res), 0);
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &m, &res), 0);
 	ck_assert_uint_eq(res.records, 1);
 	ck_assert_uint_eq(res.deletes, 1);
 	ck_assert_int_eq(sett_close(db), 0);
@@ -237,12 +205,12 @@ END_TEST
 
 /* ---- damaged streams ---- */
 
-static void expect_refused(sett_db *dst, mem *m, uint64_t digest, uint64_t version,
+static void expect_refused(sett_db *dst, tu_mem *m, uint64_t digest, uint64_t version,
 			   const char *what)
 {
 	sett_load_result res;
 	m->pos = 0;
-	int r = sett_load(dst, mem_read, m, NULL, NULL, &res);
+	int r = sett_load(dst, tu_mem_read, m, NULL, NULL, &res);
 	ck_assert_msg(r == SETT_ECORRUPT || r == SETT_EFORMAT, "%s: load returned %d", what, r);
 	ck_assert_msg(res.why[0] != 0, "%s: no reason given", what);
 	ck_assert_uint_eq(res.applied, 0);
@@ -256,20 +224,20 @@ START_TEST(test_damaged_stream_refused)
 	sett_db *src = open_store(sdir), *dst = open_store(tdir);
 	for (uint32_t i = 0; i < 2000; i++)
 		put(src, i, 1);
-	mem good;
+	tu_mem good;
 	memset(&good, 0, sizeof good);
 	sett_backup_options o;
 	sett_backup_options_init(&o);
 	o.threads = 3;
 	sett_backup_result bres;
 	/* small frames: many frame boundaries to cut at */
-	ck_assert_int_eq(sett_backup(src, &o, mem_write, &good, &bres), 0);
+	ck_assert_int_eq(sett_backup(src, &o, tu_mem_write, &good, &bres), 0);
 	/* the target holds something of its own */
 	put(dst, 5, 9);
 	put(dst, 99999, 9);
 	uint64_t digest = scan_digest(dst, 0, NULL), version = sett_current_version(dst);
 
-	mem bad = { .p = malloc(good.n), .n = good.n, .cap = good.n };
+	tu_mem bad = { .p = malloc(good.n), .n = good.n, .cap = good.n };
 	/* a flipped byte anywhere */
 	for (size_t off = 0; off < good.n; off += good.n / 37 + 1) {
 		memcpy(bad.p, good.p, good.n);
@@ -343,7 +311,7 @@ START_TEST(test_backup_while_writing)
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &w), 0);
 	wait_rounds(&w, 2);
-	mem m;
+	tu_mem m;
 	uint64_t v = backup_to(src, &m, 0, 0);
 	wait_rounds(&w, __atomic_load_n(&w.rounds, __ATOMIC_ACQUIRE) + 2);
 	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
@@ -366,7 +334,7 @@ END_TEST
 
 typedef struct collected {
 	int nranges;
-	mem per_range[256]; /* "key\0" strings, in delivery order */
+	tu_mem per_range[256]; /* "key\0" strings, in delivery order */
 	uint64_t n;
 	int last_range;
 } collected;
@@ -379,8 +347,8 @@ static int collect(void *arg, int range, const sett_kv *kv, size_t n)
 		c->nranges = range + 1;
 	for (size_t i = 0; i < n; i++) {
 		ck_assert(!kv[i].deleted);
-		mem_write(&c->per_range[range], kv[i].key.data, kv[i].key.size);
-		mem_write(&c->per_range[range], "", 1);
+		tu_mem_write(&c->per_range[range], kv[i].key.data, kv[i].key.size);
+		tu_mem_write(&c->per_range[range], "", 1);
 		c->n++;
 	}
 	return 0;
@@ -421,7 +389,7 @@ START_TEST(test_parallel_stream_equals_scan)
 	sett_iter_rewind(it);
 	uint64_t seen = 0;
 	for (int r = 0; r < c->nranges; r++) {
-		mem *m = &c->per_range[r];
+		tu_mem *m = &c->per_range[r];
 		for (size_t off = 0; off < m->n; off += strlen((char *)m->p + off) + 1) {
 			ck_assert(sett_iter_valid(it));
 			sett_val k = sett_iter_key(it);
@@ -443,6 +411,140 @@ START_TEST(test_parallel_stream_equals_scan)
 }
 END_TEST
 
+static int keep_odd(void *arg, sett_val key)
+{
+	(void)arg;
+	return key.size && ((const char *)key.data)[key.size - 1] % 2;
+}
+
+struct meta_seen {
+	int calls;
+	size_t n;
+	char text[64];
+	uint64_t records;
+};
+
+static int on_meta(void *arg, const void *meta, size_t n, const sett_load_result *res)
+{
+	(void)res;
+	struct meta_seen *m = arg;
+	m->calls++;
+	m->n = n;
+	if (meta && n < sizeof m->text)
+		memcpy(m->text, meta, n);
+	return 0;
+}
+
+static int on_record(void *arg, const sett_kv *kv)
+{
+	struct meta_seen *m = arg;
+	m->records++;
+	return kv->key.size && ((const char *)kv->key.data)[kv->key.size - 1] % 2 ? 0 : -EBADMSG;
+}
+
+/*
+ * A backup at an older, pinned version with a key filter and the caller's
+ * meta frame: it holds what that version saw of the kept keys, the reader
+ * gets the meta frame back first, and its hooks can refuse; an unpinned
+ * read version is refused.
+ */
+START_TEST(test_backup_read_version_filter_meta)
+{
+	char *dir = tu_tmpdir("bk-meta"), *tdir = tu_tmpdir("bk-meta-dst");
+	sett_db *db = open_store(dir);
+	for (uint32_t i = 0; i < 200; i++)
+		put(db, i, 1);
+	uint64_t v;
+	ck_assert_int_eq(sett_pin(db, "old", 0, &v), 0);
+	for (uint32_t i = 0; i < 200; i += 3)
+		put(db, i, 2);
+	for (uint32_t i = 1; i < 200; i += 7)
+		del(db, i);
+	ck_assert_int_eq(sett_flatten(db), 0);
+
+	sett_backup_options o;
+	sett_backup_options_init(&o);
+	o.read_version = v - 1;
+	sett_backup_result res;
+	tu_mem m = { 0 };
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &m, &res), -EINVAL); /* not pinned */
+	free(m.p);
+	memset(&m, 0, sizeof m);
+	o.read_version = v;
+	o.filter = keep_odd;
+	o.meta = "the caller's";
+	o.meta_size = 12;
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &m, &res), 0);
+	ck_assert_uint_eq(res.version, v);
+	ck_assert_uint_eq(res.records, 100);
+
+	struct meta_seen seen = { 0 };
+	sett_load_options lo = { .check_meta = on_meta, .check_record = on_record, .arg = &seen };
+	sett_load_result lr;
+	ck_assert_int_eq(sett_backup_check(&lo, tu_mem_read, &m, &lr), 0);
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_uint_eq(seen.n, 12);
+	ck_assert_str_eq(seen.text, "the caller's");
+	ck_assert_uint_eq(seen.records, 100);
+
+	/* loaded: exactly the odd keys as the pinned version had them */
+	sett_db *dst = open_store(tdir);
+	m.pos = 0;
+	ck_assert_int_eq(sett_load_ex(dst, &lo, tu_mem_read, &m, &lr), 0);
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = v;
+	sett_iter *it;
+	ck_assert_int_eq(sett_iter_new(db, &io, &it), 0);
+	uint64_t n = 0;
+	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
+		sett_val k = sett_iter_key(it), val;
+		if (!keep_odd(NULL, k))
+			continue;
+		ck_assert_int_eq(sett_iter_value(it, &val), 0);
+		void *got;
+		size_t gn;
+		ck_assert_int_eq(sett_get(dst, k, 0, &got, &gn), 0);
+		ck_assert_uint_eq(gn, val.size);
+		ck_assert_int_eq(memcmp(got, val.data, gn), 0);
+		free(got);
+		n++;
+	}
+	sett_iter_free(it);
+	ck_assert_uint_eq(n, 100);
+	ck_assert_uint_eq(scan_digest(dst, 0, &n), scan_digest(dst, 0, NULL));
+	ck_assert_uint_eq(n, 100);
+
+	/* a hook's refusal is the result; nothing applied */
+	uint64_t before = scan_digest(dst, 0, NULL);
+	tu_mem all = { 0 };
+	o.filter = NULL;
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &all, &res), 0);
+	ck_assert_int_eq(sett_load_ex(dst, &lo, tu_mem_read, &all, &lr), -EBADMSG);
+	ck_assert_uint_eq(scan_digest(dst, 0, NULL), before);
+	/* a stream without the meta flag carries no meta frame: the hook is told so */
+	tu_mem plain = { 0 };
+	o.meta = NULL;
+	o.meta_size = 0;
+	ck_assert_int_eq(sett_backup(db, &o, tu_mem_write, &plain, &res), 0);
+	seen.calls = 0;
+	seen.n = 99;
+	lo.check_record = NULL;
+	ck_assert_int_eq(sett_backup_check(&lo, tu_mem_read, &plain, &lr), 0);
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_uint_eq(seen.n, 0);
+	free(plain.p);
+	free(all.p);
+	free(m.p);
+	ck_assert_int_eq(sett_close(dst), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	tu_rmrf(tdir);
+	free(dir);
+	free(tdir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backup");
@@ -454,6 +556,7 @@ int main(void)
 	tcase_add_test(tc, test_damaged_stream_refused);
 	tcase_add_test(tc, test_backup_while_writing);
 	tcase_add_test(tc, test_parallel_stream_equals_scan);
+	tcase_add_test(tc, test_backup_read_version_filter_meta);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

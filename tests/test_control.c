@@ -196,6 +196,11 @@ static int echo(void *arg, const ctl_header *h, const uint8_t *body, size_t n, c
 	(void)arg;
 	if (h->type == 7)
 		return -ENOSPC;
+	if (h->type == 9) { /* writes to the descriptor the request passed */
+		if (h->fd < 0)
+			return -EBADF;
+		ck_assert_int_eq(write(h->fd, "through the fd", 14), 14);
+	}
 	if (h->type == 8) { /* a long request: waits for a byte on slow_pipe */
 		char c;
 		ck_assert_int_eq(read(slow_pipe[0], &c, 1), 1);
@@ -244,6 +249,37 @@ static void *slow_call(void *arg)
 	ctl_buf_free(&q);
 	return r ? (void *)1 : NULL;
 }
+
+/* A descriptor passed with a request reaches the handler, and is closed after it. */
+START_TEST(server_takes_a_passed_descriptor)
+{
+	char *store = tu_tmpdir("control-fd");
+	ctl_server *s;
+	ck_assert_int_eq(ctl_server_start(store, echo, NULL, &s), 0);
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	ctl_buf q = { 0 };
+	ctl_begin(&q, 9);
+	ctl_put_str(&q, "name", "x");
+	ck_assert_int_eq(ctl_end(&q), 0);
+	uint8_t *body;
+	size_t n;
+	ck_assert_int_eq(ctl_call_fd(store, &q, p[1], 0, &body, &n), 0);
+	free(body);
+	ck_assert_int_eq(ctl_call(store, &q, &body, &n), -EBADF);
+	close(p[1]);
+	char buf[64];
+	ssize_t k = read(p[0], buf, sizeof buf); /* EOF after it: the server closed its copy */
+	ck_assert_int_eq(k, 14);
+	ck_assert_int_eq(memcmp(buf, "through the fd", 14), 0);
+	ck_assert_int_eq(read(p[0], buf, sizeof buf), 0);
+	close(p[0]);
+	ctl_buf_free(&q);
+	ctl_server_stop(s);
+	tu_rmrf(store);
+	free(store);
+}
+END_TEST
 
 START_TEST(server_round_trip_and_hostile_clients)
 {
@@ -338,6 +374,7 @@ int main(void)
 	tcase_add_test(tc, fixed_sizes_and_unknown_kinds);
 	tcase_add_test(tc, json_form);
 	tcase_add_test(tc, server_round_trip_and_hostile_clients);
+	tcase_add_test(tc, server_takes_a_passed_descriptor);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

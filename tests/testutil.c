@@ -237,3 +237,30 @@ struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed)
 	free(kr.keys);
 	return g;
 }
+
+int tu_mem_write(void *arg, const void *p, size_t n)
+{
+	tu_mem *m = arg;
+	if (m->n + n > m->cap) {
+		m->cap = (m->n + n) * 2;
+		m->p = realloc(m->p, m->cap);
+		if (!m->p)
+			abort();
+	}
+	memcpy(m->p + m->n, p, n);
+	m->n += n;
+	return 0;
+}
+
+long tu_mem_read(void *arg, void *p, size_t n)
+{
+	tu_mem *m = arg;
+	size_t left = m->n - m->pos;
+	if (n > 777)
+		n = 777;
+	if (n > left)
+		n = left;
+	memcpy(p, m->p + m->pos, n);
+	m->pos += n;
+	return (long)n;
+}

@@ -31,6 +31,17 @@ int tu_find_file(const char *dir, const char *suffix, char *out, size_t n);
  * digests: nothing was created, deleted, renamed or written.
  */
 uint64_t tu_dir_digest(const char *dir);
+/*
+ * A byte stream in memory: tu_mem_write appends (a sett_write_fn),
+ * tu_mem_read reads from pos in odd-sized pieces of at most 777 bytes, so
+ * that what a reader decodes straddles reads (a sett_read_fn).
+ */
+typedef struct tu_mem {
+	uint8_t *p;
+	size_t n, cap, pos;
+} tu_mem;
+int tu_mem_write(void *arg, const void *p, size_t n);
+long tu_mem_read(void *arg, void *p, size_t n);
 /* Whether the file at path holds the n bytes at p anywhere. */
 int tu_file_contains(const char *path, const void *p, size_t n);
 /*

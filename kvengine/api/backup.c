@@ -55,6 +55,8 @@ static uint64_t chain(uint64_t h, uint64_t frame_sum)
 typedef struct bk_writer {
 	sett_write_fn write;
 	void *arg;
+	int (*filter)(void *arg, sett_val key);
+	void *filter_arg;
 	buf frame;
 	uint64_t chain;
 	uint64_t frames, records, deletes, kvbytes, bytes;
@@ -69,10 +71,10 @@ static int put_frame(bk_writer *w, uint8_t type)
 	put_le32(f + 4, (uint32_t)plen);
 	uint64_t h = frame_hash(f, f + BACKUP_FRAME_HEADER, plen);
 	put_le64(f + 8, h);
-	if (type == BACKUP_FRAME_RECORDS) {
+	if (type != BACKUP_FRAME_TRAILER)
 		w->chain = chain(w->chain, h);
+	if (type == BACKUP_FRAME_RECORDS)
 		w->frames++;
-	}
 	int r = w->write(w->arg, f, w->frame.n);
 	w->bytes += w->frame.n;
 	w->frame.n = 0;
@@ -97,8 +99,10 @@ static int encode_batch(void *arg, int range, const sett_kv *kv, size_t n)
 		int r = frame_begin(w);
 		uint32_t count = 0;
 		/* a frame stays below ~4 MiB unless one entry alone is larger */
-		for (; !r && i < n; i++, count++) {
+		for (; !r && i < n; i++) {
 			const sett_kv *e = &kv[i];
+			if (w->filter && !w->filter(w->filter_arg, e->key))
+				continue;
 			size_t need = 18 + 20 + e->key.size + e->value.size;
 			if (count && w->frame.n + need > (4u << 20))
 				break;
@@ -122,14 +126,29 @@ static int encode_batch(void *arg, int range, const sett_kv *kv, size_t n)
 			w->records++;
 			w->deletes += e->deleted != 0;
 			w->kvbytes += e->key.size + vn;
+			count++;
 		}
 		if (r)
 			return r;
+		if (!count)
+			break; /* the rest was filtered out */
 		put_le32(w->frame.p + BACKUP_FRAME_HEADER, count);
 		if ((r = put_frame(w, BACKUP_FRAME_RECORDS)))
 			return r;
 	}
 	return 0;
+}
+
+/* Whether a pin holds exactly version v. */
+static int pinned_at(sett_db *db, uint64_t v)
+{
+	uint64_t *pv;
+	size_t n;
+	if (pin_points(db, v + 1, &pv, &n))
+		return 0;
+	int at = n > 0 && pv[0] == v;
+	free(pv);
+	return at;
 }
 
 /* Whether a pin at or below `since` has kept every delete after it. */
@@ -154,22 +173,30 @@ int sett_backup(sett_db *db, const sett_backup_options *opt, sett_write_fn write
 	memset(res, 0, sizeof *res);
 	if (o.pin && db->opt.read_only)
 		return -EROFS;
+	if (o.read_version > sett_current_version(db) || (o.meta_size && !o.meta) ||
+	    o.meta_size > SETT_BACKUP_MAX_META)
+		return -EINVAL;
 	db_view vw;
 	uint64_t rv;
-	db_view_get_reader(db, &vw, 0, &rv); /* held until the end */
+	db_view_get_reader(db, &vw, o.read_version, &rv); /* held until the end */
 	db_view_release(&vw);
 	int r = 0;
-	if (o.since > rv)
+	/* registered first, checked then: the pin kept it at least until now */
+	if (o.read_version && !pinned_at(db, o.read_version))
+		r = -EINVAL;
+	else if (o.since > rv)
 		r = -EINVAL;
 	else if (o.since && !history_kept(db, o.since))
 		r = SETT_ENOHISTORY;
-	bk_writer w = { .write = write, .arg = arg };
+	bk_writer w = { .write = write, .arg = arg, .filter = o.filter,
+			.filter_arg = o.filter_arg };
 	uint8_t h[BACKUP_HEADER];
 	if (!r) {
 		memcpy(h, BACKUP_MAGIC, 8);
 		put_le32(h + 8, BACKUP_VERSION);
 		put_le32(h + 12, (o.all_versions ? BACKUP_FLAG_ALL_VERSIONS : 0) |
-				 (o.since ? BACKUP_FLAG_DELETES : 0));
+				 (o.since ? BACKUP_FLAG_DELETES : 0) |
+				 (o.meta ? BACKUP_FLAG_META : 0));
 		put_le64(h + 16, o.since);
 		put_le64(h + 24, rv);
 		put_le64(h + 32, (uint64_t)time(NULL));
@@ -177,6 +204,15 @@ int sett_backup(sett_db *db, const sett_backup_options *opt, sett_write_fn write
 		w.chain = get_le64(h + 40);
 		r = write(arg, h, sizeof h);
 		w.bytes = sizeof h;
+	}
+	if (!r && o.meta) {
+		w.frame.n = 0;
+		r = buf_reserve(&w.frame, BACKUP_FRAME_HEADER + o.meta_size);
+		if (!r) {
+			memcpy(w.frame.p + BACKUP_FRAME_HEADER, o.meta, o.meta_size);
+			w.frame.n = BACKUP_FRAME_HEADER + o.meta_size;
+			r = put_frame(&w, BACKUP_FRAME_META);
+		}
 	}
 	uint64_t skipped = 0;
 	if (!r) {
@@ -322,8 +358,8 @@ static int parse_records(bk_reader *rd, const uint8_t *p, size_t n, uint64_t at,
 	return 0;
 }
 
-int backup_decode(sett_read_fn read, void *rarg, backup_frame_fn fn, void *farg,
-		  sett_load_result *res)
+int backup_decode(sett_read_fn read, void *rarg, backup_meta_fn meta, backup_frame_fn fn,
+		  void *farg, sett_load_result *res)
 {
 	memset(res, 0, sizeof *res);
 	bk_reader rd = { .read = read, .arg = rarg, .res = res };
@@ -347,12 +383,17 @@ int backup_decode(sett_read_fn read, void *rarg, backup_frame_fn fn, void *farg,
 			 get_le32(h + 8));
 		return SETT_EFORMAT;
 	}
-	if (get_le32(h + 12) & ~(uint32_t)(BACKUP_FLAG_ALL_VERSIONS | BACKUP_FLAG_DELETES))
+	uint32_t flags = get_le32(h + 12);
+	if (flags & ~(uint32_t)(BACKUP_FLAG_ALL_VERSIONS | BACKUP_FLAG_DELETES | BACKUP_FLAG_META))
 		return corrupt(&rd, 12, "unknown flags");
 	res->since = get_le64(h + 16);
 	res->version = get_le64(h + 24);
 	if (res->since > res->version)
 		return corrupt(&rd, 16, "since is after the version");
+	/* with the flag, the first frame is the meta frame; without, none is */
+	int want_meta = (flags & BACKUP_FLAG_META) != 0;
+	if (!want_meta && meta && (k = meta(farg, NULL, 0, res)))
+		return (int)k;
 	uint64_t ch = get_le64(h + 40), frames = 0, records = 0, deletes = 0, kvbytes = 0;
 	buf payload = { 0 };
 	sett_kv *kv = NULL;
@@ -375,13 +416,19 @@ int backup_decode(sett_read_fn read, void *rarg, backup_frame_fn fn, void *farg,
 			break;
 		}
 		uint32_t plen = get_le32(fh + 4);
-		if ((fh[0] != BACKUP_FRAME_RECORDS && fh[0] != BACKUP_FRAME_TRAILER) || fh[1] ||
-		    fh[2] || fh[3]) {
+		if ((fh[0] != BACKUP_FRAME_RECORDS && fh[0] != BACKUP_FRAME_TRAILER &&
+		     fh[0] != BACKUP_FRAME_META) || fh[1] || fh[2] || fh[3]) {
 			r = corrupt(&rd, at, "bad frame type");
 			break;
 		}
+		if ((fh[0] == BACKUP_FRAME_META) != want_meta) {
+			r = corrupt(&rd, at, want_meta ? "the meta frame is missing"
+						       : "a meta frame out of place");
+			break;
+		}
 		if (plen > BACKUP_MAX_PAYLOAD ||
-		    (fh[0] == BACKUP_FRAME_TRAILER && plen != BACKUP_TRAILER_LEN)) {
+		    (fh[0] == BACKUP_FRAME_TRAILER && plen != BACKUP_TRAILER_LEN) ||
+		    (fh[0] == BACKUP_FRAME_META && plen > SETT_BACKUP_MAX_META)) {
 			r = corrupt(&rd, at + 4, "bad frame length");
 			break;
 		}
@@ -412,6 +459,13 @@ int backup_decode(sett_read_fn read, void *rarg, backup_frame_fn fn, void *farg,
 					    "bytes after the trailer");
 			res->records = records;
 			break;
+		}
+		if (fh[0] == BACKUP_FRAME_META) {
+			ch = chain(ch, sum);
+			want_meta = 0;
+			if (meta && (r = meta(farg, payload.p, plen, res)))
+				break;
+			continue;
 		}
 		size_t n;
 		if ((r = parse_records(&rd, payload.p, plen, at, &kv, &cap, &n, &deletes, &kvbytes)))
@@ -538,12 +592,58 @@ static int open_spool(sett_db *db, sfile **f)
 	return -EEXIST;
 }
 
+/* Pass 1's per-frame and meta hooks: the caller's checks. */
+typedef struct checker {
+	const sett_load_options *o;
+} checker;
+
+static int check_frame(void *arg, const sett_kv *kv, size_t n)
+{
+	checker *c = arg;
+	for (size_t i = 0; i < n; i++) {
+		int r = c->o->check_record(c->o->arg, &kv[i]);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int check_meta(void *arg, const void *meta, size_t n, const sett_load_result *res)
+{
+	checker *c = arg;
+	return c->o->check_meta(c->o->arg, meta, n, res);
+}
+
+static int check_pass(const sett_load_options *o, sett_read_fn read, void *arg,
+		      sett_load_result *res)
+{
+	checker c = { o };
+	return backup_decode(read, arg, o && o->check_meta ? check_meta : NULL,
+			     o && o->check_record ? check_frame : NULL, &c, res);
+}
+
+int sett_backup_check(const sett_load_options *o, sett_read_fn read, void *arg,
+		      sett_load_result *res)
+{
+	sett_load_result scratch;
+	return check_pass(o, read, arg, res ? res : &scratch);
+}
+
 int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progress, void *parg,
 	      sett_load_result *res)
+{
+	sett_load_options o = { .progress = progress, .progress_arg = parg };
+	return sett_load_ex(db, &o, read, arg, res);
+}
+
+int sett_load_ex(sett_db *db, const sett_load_options *lo, sett_read_fn read, void *arg,
+		 sett_load_result *res)
 {
 	sett_load_result scratch;
 	if (!res)
 		res = &scratch;
+	sett_progress_fn progress = lo ? lo->progress : NULL;
+	void *parg = lo ? lo->progress_arg : NULL;
 	if (db->opt.read_only || db->opt.managed) {
 		memset(res, 0, sizeof *res);
 		return db->opt.read_only ? -EROFS : -EINVAL; /* it commits batches */
@@ -556,9 +656,11 @@ int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progre
 		return r;
 	}
 	/* pass 1: verify the whole stream, copying it aside */
-	r = backup_decode(tee_read, &s, NULL, NULL, res);
+	r = check_pass(lo, tee_read, &s, res);
 	if (s.err)
 		r = s.err;
+	if (!r && lo && lo->before_apply)
+		r = lo->before_apply(lo->arg, res);
 	if (r) {
 		sfile_close(s.f);
 		return r;
@@ -569,7 +671,7 @@ int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progre
 	r = sett_batch_new(&a.b);
 	sett_load_result res2;
 	if (!r)
-		r = backup_decode(spool_read, &s, apply_frame, &a, &res2);
+		r = backup_decode(spool_read, &s, NULL, apply_frame, &a, &res2);
 	if (r == SETT_ECORRUPT) {
 		/* the spool changed under us: say so, with the spool's offset */
 		*res = res2;

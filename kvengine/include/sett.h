@@ -489,7 +489,23 @@ typedef struct sett_backup_options {
 	 */
 	const char *pin;
 	int threads;         /* [4] */
+	/*
+	 * [0: the current version] read at this older version instead; a pin
+	 * at exactly this version must keep what it saw (-EINVAL otherwise).
+	 */
+	uint64_t read_version;
+	/* [NULL] a key for which filter(filter_arg, key) returns 0 is left out */
+	int (*filter)(void *arg, sett_val key);
+	void *filter_arg;
+	/*
+	 * [NULL] the caller's description of the stream, written as the meta
+	 * frame before the records (at most SETT_BACKUP_MAX_META bytes); its
+	 * reader gets it back (sett_load_options.check_meta).
+	 */
+	const void *meta;
+	size_t meta_size;
 } sett_backup_options;
+#define SETT_BACKUP_MAX_META 65536u
 
 typedef struct sett_backup_result {
 	uint64_t version;    /* complete to: the `since` of the next incremental */
@@ -533,6 +549,34 @@ typedef void (*sett_progress_fn)(void *arg, int phase, uint64_t done, uint64_t t
  */
 int sett_load(sett_db *db, sett_read_fn read, void *arg, sett_progress_fn progress,
 	      void *parg, sett_load_result *res);
+
+/*
+ * sett_load with hooks for a caller that gives the stream a meaning of its
+ * own.  While the stream is verified (nothing applied yet), check_meta is
+ * called with the meta frame (meta NULL, n 0 for a stream without one)
+ * before any record, and check_record with every record; a non-zero return
+ * refuses the stream (sett_load_ex returns it, the store untouched).  Once
+ * the whole stream is verified, before_apply is called; a non-zero return
+ * stops the load there (nothing of the stream applied), else the records
+ * are applied.
+ */
+typedef struct sett_load_options {
+	sett_progress_fn progress;
+	int (*check_meta)(void *arg, const void *meta, size_t n, const sett_load_result *res);
+	int (*check_record)(void *arg, const sett_kv *kv);
+	int (*before_apply)(void *arg, const sett_load_result *res);
+	void *arg;           /* of the three hooks */
+	void *progress_arg;
+} sett_load_options;
+int sett_load_ex(sett_db *db, const sett_load_options *o, sett_read_fn read, void *arg,
+		 sett_load_result *res);
+/*
+ * Reads and verifies a whole backup stream without a store (the hooks of
+ * `o` but before_apply are called as by sett_load_ex): 0 when it is
+ * complete and intact, else as sett_load_ex.
+ */
+int sett_backup_check(const sett_load_options *o, sett_read_fn read, void *arg,
+		      sett_load_result *res);
 
 /* ---- dropping key ranges ----------------------------------------------- */
 

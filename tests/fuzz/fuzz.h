@@ -48,6 +48,14 @@ typedef void (*fuzz_fix_fn)(uint8_t *p, size_t n);
 uint8_t *fuzz_payload(const uint8_t *data, size_t size, fuzz_fix_fn fix, unsigned *mode,
 		      size_t *n);
 
+/* A stream over bytes in memory, read at most `piece` bytes at a time
+ * (a sett_read_fn): decoders must not depend on how reads are cut. */
+typedef struct fuzz_src {
+	const uint8_t *p;
+	size_t n, pos, piece;
+} fuzz_src;
+long fuzz_src_read(void *arg, void *p, size_t n);
+
 /* Engine options for a small store without background work; no creation. */
 struct sett_options;
 void fuzz_sett_options(struct sett_options *o, int read_only);

@@ -14,24 +14,6 @@
 #include "backup.h"
 #include "fuzz.h"
 
-typedef struct src {
-	const uint8_t *p;
-	size_t n, pos, piece;
-} src;
-
-static long src_read(void *arg, void *p, size_t n)
-{
-	src *s = arg;
-	size_t left = s->n - s->pos;
-	if (n > s->piece)
-		n = s->piece;
-	if (n > left)
-		n = left;
-	memcpy(p, s->p + s->pos, n);
-	s->pos += n;
-	return (long)n;
-}
-
 typedef struct seen {
 	uint64_t h, n;
 } seen;
@@ -60,9 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	sett_load_result r1, r2;
 	seen s1 = { FUZZ_HASH_INIT, 0 }, s2 = { FUZZ_HASH_INIT, 0 };
-	src a = { p, n, 0, 1u << 20 }, b = { p, n, 0, 1 + (size % 13) };
-	int e1 = backup_decode(src_read, &a, on_frame, &s1, &r1);
-	int e2 = backup_decode(src_read, &b, on_frame, &s2, &r2);
+	fuzz_src a = { p, n, 0, 1u << 20 }, b = { p, n, 0, 1 + (size % 13) };
+	int e1 = backup_decode(fuzz_src_read, &a, NULL, on_frame, &s1, &r1);
+	int e2 = backup_decode(fuzz_src_read, &b, NULL, on_frame, &s2, &r2);
 	FUZZ_CHECK(e1 == e2);
 	FUZZ_CHECK(e1 == 0 || e1 == SETT_ECORRUPT || e1 == SETT_EFORMAT);
 	FUZZ_CHECK(r1.offset == r2.offset);

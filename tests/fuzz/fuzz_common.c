@@ -385,6 +385,19 @@ void fuzz_fix_backup(uint8_t *p, size_t n)
 	}
 }
 
+long fuzz_src_read(void *arg, void *p, size_t n)
+{
+	fuzz_src *s = arg;
+	size_t left = s->n - s->pos;
+	if (n > s->piece)
+		n = s->piece;
+	if (n > left)
+		n = left;
+	memcpy(p, s->p + s->pos, n);
+	s->pos += n;
+	return (long)n;
+}
+
 void fuzz_fix_discard(uint8_t *p, size_t n)
 {
 	if (n >= 24)

@@ -28,6 +28,7 @@
 #include "ikey.h"
 #include "keyregistry.h"
 #include "schema.h"
+#include "send.h"
 #include "settfs.h"
 #include "table.h"
 #include "vlog.h"
@@ -604,6 +605,50 @@ static void rm_rf(const char *path)
 		fprintf(stderr, "fuzz_seeds: could not remove %s\n", path);
 }
 
+/* ---- send streams ---- */
+
+/* A full and an incremental send stream of a small filesystem. */
+static void send_seeds(const char *base)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s/send", base);
+	settfs_options o;
+	settfs_options_init(&o);
+	o.chunk_size = 16384;
+	o.engine.num_compactors = 0;
+	o.engine.gc_discard_ratio = 0;
+	settfs *fs;
+	OK(settfs_open(dir, &o, &fs));
+	settfs_ctx ctx = { .uid = 1000, .gid = 1000 };
+	struct stat st;
+	OK(settfs_mkdir(fs, &ctx, SETTFS_ROOT_INO, "dir", 0755, &st));
+	uint64_t d = st.st_ino;
+	const char *names[] = { "a", "b", "c" };
+	for (int i = 0; i < 3; i++) {
+		OK(settfs_create(fs, &ctx, d, names[i], 0644, O_RDWR, &st));
+		char text[64];
+		snprintf(text, sizeof text, "file %s", names[i]);
+		if (settfs_write(fs, st.st_ino, 0, text, strlen(text), 0) != (ssize_t)strlen(text))
+			DIE("settfs_write");
+		OK(settfs_setxattr(fs, st.st_ino, "user.k", names[i], 1, 0));
+		OK(settfs_release(fs, st.st_ino, O_RDWR));
+	}
+	OK(settfs_snapshot_create(fs, "s1", NULL));
+	OK(settfs_unlink(fs, d, "a"));
+	OK(settfs_rename(fs, d, "b", SETTFS_ROOT_INO, "b2", 0));
+	OK(settfs_snapshot_create(fs, "s2", NULL));
+	buf full = { 0 }, inc = { 0 };
+	sfs_send_result res;
+	OK(settfs_send(fs, "s1", NULL, seed_write, &full, &res));
+	OK(settfs_send(fs, "s2", "s1", seed_write, &inc, &res));
+	OK(settfs_close(fs));
+	seed1("send", "full", FUZZ_FIX_SUMS, full.p, full.n);
+	seed1("send", "full-sums", 0, full.p, full.n);
+	seed1("send", "incremental", FUZZ_FIX_SUMS, inc.p, inc.n);
+	buf_free(&full);
+	buf_free(&inc);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -620,6 +665,7 @@ int main(int argc, char **argv)
 	engine_store(base, "plain", SETT_COMPRESS_NONE);
 	engine_store(base, "zstd", SETT_COMPRESS_ZSTD);
 	fs_store(base);
+	send_seeds(base);
 	keyregistry_seeds();
 	encrypted_seeds(base);
 	control_seeds();
