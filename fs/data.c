@@ -1146,6 +1146,8 @@ static int is_writable(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY;
 }
 
+static int file_open_node(settfs *fs, uint64_t ino, int flags);
+
 int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 {
 	int writable = is_writable(flags);
@@ -1164,16 +1166,23 @@ int settfs_file_open(settfs *fs, uint64_t ino, int flags)
 	int trunc = (flags & O_TRUNC) != 0;
 	if (trunc)
 		sfs_freeze_enter(fs);
+	int r = file_open_node(fs, ino, flags);
+	if (trunc)
+		sfs_freeze_exit(fs);
+	return r;
+}
+
+static int file_open_node(settfs *fs, uint64_t ino, int flags)
+{
+	int writable = is_writable(flags);
+	int change = writable || (flags & O_TRUNC);
 	sfs_node *n;
 	int r = change ? sfs_node_get_change(fs, ino, &n) : sfs_node_get(fs, ino, &n);
-	if (r) {
-		if (trunc)
-			sfs_freeze_exit(fs);
+	if (r)
 		return r;
-	}
 	if (S_ISDIR(n->in.mode) && writable)
 		r = -EISDIR;
-	else if (trunc && S_ISREG(n->in.mode))
+	else if ((flags & O_TRUNC) && S_ISREG(n->in.mode))
 		r = truncate_node(fs, n, 0);
 	if (r == 0)
 		sfs_node_ref(fs, n, 0, 1);

@@ -398,8 +398,9 @@ struct sfs_view {
 
 void sfs_freeze_enter(settfs *fs)
 {
-	if (!fs->live)
-		pthread_rwlock_rdlock(&fs->freeze_lock);
+	/* it never nests (a thread that holds it would deadlock a snapshot) */
+	if (!fs->live && pthread_rwlock_rdlock(&fs->freeze_lock) != 0)
+		abort();
 }
 
 void sfs_freeze_exit(settfs *fs)
@@ -559,7 +560,8 @@ int settfs_snapshot_create(settfs *fs, const char *name, settfs_snap_info *info)
 	 */
 	int64_t t0 = 0, t1 = 0;
 	if (r == 0) {
-		pthread_rwlock_wrlock(&fs->freeze_lock);
+		if (pthread_rwlock_wrlock(&fs->freeze_lock) != 0)
+			abort(); /* the caller holds it: a change calling in (a bug) */
 		t0 = sfs_mono_now();
 		r = sfs_flush_nodes(fs, 0, 0);
 		if (r == 0)
