@@ -663,14 +663,7 @@ void sfs_fs_free(settfs *fs)
 		sfs_node *n = fs->buckets[i];
 		while (n) {
 			sfs_node *next = n->hnext;
-			sfs_node_drop_chunks(fs, n);
-			sfs_inode_free(&n->in);
-			free(n->chunks);
-			free(n->pages);
-			sfs_ovl_free(n);
-			pthread_mutex_destroy(&n->lock);
-			pthread_mutex_destroy(&n->fill_lock);
-			free(n);
+			sfs_node_destroy(fs, n);
 			n = next;
 		}
 	}

@@ -351,6 +351,8 @@ void sfs_note_writer(settfs *fs, uint64_t ino);
 sfs_node *sfs_node_find_locked(settfs *fs, uint64_t ino);
 /* Unlock and drop the reference; an unreferenced unlinked inode is reclaimed. */
 void sfs_node_put(settfs *fs, sfs_node *n);
+/* Frees a node that left the table (its buffers dropped, unwritten). */
+void sfs_node_destroy(settfs *fs, sfs_node *n);
 /* Adjust counts (under tab_lock internally). */
 void sfs_node_ref(settfs *fs, sfs_node *n, int64_t dlookup, int64_t dopen);
 /* Add an inode that has no node yet (a new one) to batch b. */

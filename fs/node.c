@@ -250,15 +250,20 @@ void sfs_node_put(settfs *fs, sfs_node *n)
 		fs->nnodes--;
 	}
 	pthread_mutex_unlock(&fs->tab_lock);
-	if (free_it) {
-		sfs_inode_free(&n->in);
-		free(n->chunks);
-		free(n->pages);
-		sfs_ovl_free(n);
-		pthread_mutex_destroy(&n->lock);
-		pthread_mutex_destroy(&n->fill_lock);
-		free(n);
-	}
+	if (free_it)
+		sfs_node_destroy(fs, n);
+}
+
+void sfs_node_destroy(settfs *fs, sfs_node *n)
+{
+	sfs_node_drop_chunks(fs, n);
+	sfs_inode_free(&n->in);
+	free(n->chunks);
+	free(n->pages);
+	sfs_ovl_free(n);
+	pthread_mutex_destroy(&n->lock);
+	pthread_mutex_destroy(&n->fill_lock);
+	free(n);
 }
 
 int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in)
