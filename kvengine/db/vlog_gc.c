@@ -84,6 +84,13 @@ struct gc_state {
 	int cycle_active;
 	uint32_t scan_cursor;
 	uint64_t cycle_version;
+	/*
+	 * A cycle ended with no write since it began: the head's garbage is
+	 * what no statistics may have counted (values a GC rewrite put there,
+	 * dropped unseen when their keys went): the next pass rotates the head
+	 * (if it is big enough for a file of its own) and measures it.
+	 */
+	int rotate_idle_head;
 	char activity[96]; /* under mu: what the last or current pass is doing */
 	/* background reclaims (thread only) */
 	uint64_t reclaim_after_ms;   /* none before */
@@ -584,10 +591,14 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 	 * enough to be worth a file of its own). */
 	uint64_t head_size = vlog_file_size(db->vl, head);
 	uint64_t rotate_min = db->opt.value_log_file_size / 16;
-	int head_picked = 0;
+	int head_picked = 0, idle = !explicit_call && gs->rotate_idle_head;
+	gs->rotate_idle_head = 0;
 	for (int i = 0; i < n; i++)
-		if (fids[i] == head)
+		if (fids[i] == head) {
+			if (idle && thr[i] < 0)
+				thr[i] = ratio;
 			head_picked = thr[i] >= 0;
+		}
 	if (head_size > LOG_HEADER_SIZE && head_size >= rotate_min && head_picked) {
 		gc_activity(gs, "rotating", head);
 		if ((r = vlog_rotate(db->vl)))
@@ -622,6 +633,7 @@ static int gc_pass(sett_db *db, struct gc_state *gs, double ratio, int explicit_
 					extra = i;
 			if (extra < 0) {
 				gs->cycle_active = 0;
+				gs->rotate_idle_head = lv == gs->cycle_version;
 			} else {
 				gs->scan_cursor = fids[extra];
 				if (thr[extra] < 0)

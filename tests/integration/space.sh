@@ -23,7 +23,12 @@ wait_below() {
 		b=$(store_bytes)
 		echo "  t=${t}s store $((b >> 20)) MiB (limit $(($1 >> 20)) MiB)"
 		[ "$b" -le "$1" ] && return 0
-		[ $t -ge "$wait_max" ] && fail "$2: store still $((b >> 20)) MiB after ${wait_max} s"
+		if [ $t -ge "$wait_max" ]; then
+			ls -l "$store"
+			"$SETTFS" status "$mnt" | grep -A12 "^vlog"
+			"$SETTFS" status "$mnt" | grep -A12 "^lsm"
+			fail "$2: store still $((b >> 20)) MiB after ${wait_max} s"
+		fi
 		sleep 5
 		t=$((t + 5))
 	done
