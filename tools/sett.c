@@ -538,11 +538,7 @@ int main(int argc, char **argv)
 				free(av);
 				return 2;
 			}
-			if (!strcmp(a, "--key-file")) {
-				key_file = argv[++i];
-			} else if (!strcmp(a, "--passphrase-file")) {
-				pass_file = argv[++i];
-			} else {
+			if (!key_arg(argc, argv, &i, &key_file, &pass_file)) {
 				av[ac++] = argv[i];
 				if (value)
 					av[ac++] = argv[++i];
