@@ -982,12 +982,9 @@ static int commit_mid(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, set
 	mid.size = size < in->size ? size : in->size;
 	mid.blocks = blocks_less(in->blocks, *freed);
 	mid.mtime = mid.ctime = sfs_now();
-	int r = sfs_batch_node(fs, b, n, &mid);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	int r = sfs_commit_node(fs, b, n, &mid, 0);
 	sett_batch_clear(b);
 	if (r == 0) {
-		sfs_node_committed(fs, n, &mid);
 		in->size = mid.size;
 		in->blocks = mid.blocks;
 		in->mtime = mid.mtime;
@@ -1132,12 +1129,8 @@ static int truncate_node(settfs *fs, sfs_node *n, uint64_t size)
 	r = sfs_truncate_batch(fs, n, &tmp, size, b);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0)
-		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -1341,14 +1334,10 @@ static int setattr_once(settfs *fs, const settfs_ctx *ctx, uint64_t ino,
 	else
 		tmp.ctime = now;
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
+	if (r == 0)
 		sfs_fill_stat(fs, ino, &n->in, st);
-	}
 out:
 	if (resize)
 		sfs_node_put_change(fs, n);
@@ -1498,12 +1487,8 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	tmp.blocks = blocks_less(tmp.blocks, freed);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0)
-		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -1609,12 +1594,8 @@ static int source_chunk(shift *s, uint64_t idx, int *slot)
 static int shift_commit(shift *s)
 {
 	s->tmp.mtime = s->tmp.ctime = sfs_now();
-	int r = sfs_batch_node(s->fs, s->b, s->n, &s->tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(s->fs->db, s->b, 0, NULL));
+	int r = sfs_commit_node(s->fs, s->b, s->n, &s->tmp, 0);
 	sett_batch_clear(s->b);
-	if (r == 0)
-		sfs_node_committed(s->fs, s->n, &s->tmp);
 	return r;
 }
 

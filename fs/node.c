@@ -297,6 +297,16 @@ int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in)
 	return r ? r : sfs_batch_new_inode(b, n->ino, in);
 }
 
+int sfs_commit_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in, int sync)
+{
+	int r = sfs_batch_node(fs, b, n, in);
+	if (r == 0)
+		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
+	if (r == 0)
+		sfs_node_committed(fs, n, in);
+	return r;
+}
+
 void settfs_set_attr_fn(settfs *fs, void (*fn)(void *arg, uint64_t ino), void *arg)
 {
 	fs->attr_fn = fn;
@@ -353,13 +363,9 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
-	r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
+	r = sfs_commit_node(fs, b, n, &tmp, sync);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
-	} else if (atime_only && !sync) {
+	if (r != 0 && atime_only && !sync) {
 		/* best effort (SFS_DIRTY_ATIME) */
 		n->meta_dirty = 0;
 		atomic_store(&n->dirty_since, 0);

@@ -184,15 +184,10 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	if (r == 0 && put)
 		r = batch_xattr(b, ino, name, value, size);
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
-		if (put)
-			n->xattrs = value ? 1 : -1;
-	}
+	if (r == 0 && put)
+		n->xattrs = value ? 1 : -1;
 out:
 	sfs_node_put(fs, n);
 	free(copy);
