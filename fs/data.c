@@ -97,12 +97,7 @@ static int has_pages(const sfs_node *n, uint64_t idx)
 /* Key-only iterator over the C keys of ino (values load on demand); p: 9 bytes. */
 static int chunk_iter(settfs *fs, uint64_t ino, uint8_t *p, sett_iter **it)
 {
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
-	return sfs_errno(sett_iter_new(fs->db, &io, it));
+	return sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino), 0, it);
 }
 
 /* Decode a C key of the iterated inode: chunk index and page (PG_BASE). */
@@ -425,13 +420,8 @@ static int chunk_overlays(settfs *fs, sfs_node *n, uint64_t idx, uint64_t *pages
 		return 0;
 	/* the chunk's key is the prefix of its own keys: the walk ends with them */
 	uint8_t k[SFS_KEY_MAX];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(k, sfs_key_chunk(k, n->ino, idx));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, k, sfs_key_chunk(k, n->ino, idx), 0, &it);
 	if (r)
 		return r;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
@@ -1057,15 +1047,9 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	 * Intermediate inodes need exact block counts: the deleted chunks'
 	 * sizes are taken from their value pointers, without reading them.
 	 */
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.reverse = 1;
 	uint8_t p[9];
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino), 1, &it);
 	if (r)
 		return r;
 	int64_t freed = 0; /* stored bytes b frees (negative: adds) */

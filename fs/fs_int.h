@@ -329,6 +329,9 @@ static inline sett_val sfs_val(const void *p, size_t n)
 int64_t sfs_now(void);
 int64_t sfs_mono_now(void); /* CLOCK_MONOTONIC ns */
 int sfs_errno(int err);  /* engine error -> -errno */
+/* A key-only iterator (values load on demand) at fs->read_version over
+ * the keys that start with the n bytes at p; reverse: largest first. */
+int sfs_prefix_iter(settfs *fs, const void *p, size_t n, int reverse, sett_iter **it);
 
 /*
  * Get the node of `ino` with its lock held and its inode loaded (-ENOENT

@@ -50,6 +50,17 @@ int sfs_errno(int err)
 	}
 }
 
+int sfs_prefix_iter(settfs *fs, const void *p, size_t n, int reverse, sett_iter **it)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
+	io.key_only = 1;
+	io.reverse = reverse;
+	io.prefix = sfs_val(p, n);
+	return sfs_errno(sett_iter_new(fs->db, &io, it));
+}
+
 static size_t bucket_of(const settfs *fs, uint64_t ino)
 {
 	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (fs->nbuckets - 1);
