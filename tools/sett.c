@@ -422,9 +422,9 @@ static const struct command {
 	  "pin the current (or an older) version; prints it" },
 	{ "unpin", cmd_unpin, "", "STORE NAME",
 	  "release a pin (compaction and GC free its space)" },
-	{ "bench", cmd_bench, "--workload= --dir= --scale= --encrypt",
-	  "[--workload NAME] [--dir DIR] [--scale F] [--encrypt]",
-	  "run the engine workloads (--encrypt: on encrypted stores)" },
+	{ "bench", cmd_bench, "--workload= --dir= --scale= --encrypt --cache=",
+	  "[--workload NAME] [--dir DIR] [--scale F] [--encrypt] [--cache MB]",
+	  "run the engine workloads (--encrypt: on encrypted stores; --cache: block cache size)" },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
