@@ -332,6 +332,9 @@ int sfs_errno(int err);  /* engine error -> -errno */
 /* A key-only iterator (values load on demand) at fs->read_version over
  * the keys that start with the n bytes at p; reverse: largest first. */
 int sfs_prefix_iter(settfs *fs, const void *p, size_t n, int reverse, sett_iter **it);
+/* The superblock of db at `version` (0: the newest): 0, -EINVAL if there
+ * is none (not a settfs store), or the read's or the decode's error. */
+int sfs_super_read(sett_db *db, uint64_t version, sfs_super *sb);
 
 /*
  * Get the node of `ino` with its lock held and its inode loaded (-ENOENT
