@@ -527,7 +527,7 @@ START_TEST(test_rotation)
 		if (l > 4 && strcmp(de->d_name + l - 4, ".sst") == 0) {
 			/* with key 2 alone: the old table is SETT_EKEY, a new one opens */
 			uint64_t id = strtoull(de->d_name, NULL, 10);
-			sett_keys keys = { only_key, g };
+			sett_keys keys = { .find = only_key, .arg = g };
 			table *t;
 			int r = table_open_enc(path, id, NULL, &keys, &t, why, sizeof why);
 			if (id <= old_tables) {
