@@ -606,7 +606,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
-	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT) && ctx_of(req)->wire.async_dio)
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
 		inval_then(req, ino, (uint64_t)off, (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
