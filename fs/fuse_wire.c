@@ -275,7 +275,7 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 				 */
 				flags &= ~(uint32_t)FUSE_ASYNC_DIO;
 			}
-			w->async_dio = !!(flags & FUSE_ASYNC_DIO);
+			__atomic_store_n(&w->async_dio, !!(flags & FUSE_ASYNC_DIO), __ATOMIC_RELEASE);
 			memcpy(p, &flags, sizeof flags);
 		}
 	}
