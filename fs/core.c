@@ -494,13 +494,8 @@ static int set_props(settfs *fs, const settfs_options *o)
 	int r = wanted_props(o, &p, &keep);
 	if (r || keep || o->engine.read_only || (p.codec == fs->codec && p.level == fs->zlevel))
 		return r;
-	uint8_t k[1];
-	void *v = NULL;
-	size_t n = 0;
 	sfs_super s;
-	if ((r = sfs_errno(sett_get(fs->db, sfs_val(k, sfs_key_super(k)), 0, &v, &n))) == 0)
-		r = sfs_super_decode(v, n, &s);
-	free(v);
+	r = sfs_super_read(fs->db, 0, &s);
 	sett_batch *b = NULL;
 	if (r == 0)
 		r = sfs_errno(sett_batch_new(&b));
@@ -516,27 +511,32 @@ static int set_props(settfs *fs, const settfs_options *o)
 	return r;
 }
 
-static int load_super(settfs *fs)
+int sfs_super_read(sett_db *db, uint64_t version, sfs_super *sb)
 {
-	uint8_t k[SFS_KEY_MAX];
+	uint8_t k[1];
 	void *v = NULL;
 	size_t n = 0;
-	int r = sett_get(fs->db, sfs_val(k, sfs_key_super(k)), fs->read_version, &v, &n);
-	if (r == SETT_ENOTFOUND)
-		return -EINVAL;
+	int r = sett_get(db, sfs_val(k, sfs_key_super(k)), version, &v, &n);
 	if (r)
-		return sfs_errno(r);
-	sfs_super s;
-	r = sfs_super_decode(v, n, &s);
+		return r == SETT_ENOTFOUND ? -EINVAL : sfs_errno(r);
+	r = sfs_super_decode(v, n, sb);
 	free(v);
+	return r;
+}
+
+static int load_super(settfs *fs)
+{
+	sfs_super s;
+	int r = sfs_super_read(fs->db, fs->read_version, &s);
 	if (r)
 		return r;
 	fs->chunk_size = s.chunk_size;
 	fs->xattr_flag = s.version >= 3;
 	if (s.version >= SFS_SUPER_CODEC_VERSION && (r = load_props(fs)) != 0)
 		return r;
-
-	v = NULL;
+	uint8_t k[SFS_KEY_MAX];
+	void *v = NULL;
+	size_t n = 0;
 	r = sett_get(fs->db, sfs_val(k, sfs_key_nextino(k)), fs->read_version, &v, &n);
 	if (r)
 		return r == SETT_ENOTFOUND ? -EIO : sfs_errno(r);

@@ -97,12 +97,7 @@ static int has_pages(const sfs_node *n, uint64_t idx)
 /* Key-only iterator over the C keys of ino (values load on demand); p: 9 bytes. */
 static int chunk_iter(settfs *fs, uint64_t ino, uint8_t *p, sett_iter **it)
 {
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
-	return sfs_errno(sett_iter_new(fs->db, &io, it));
+	return sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino), 0, it);
 }
 
 /* Decode a C key of the iterated inode: chunk index and page (PG_BASE). */
@@ -425,13 +420,8 @@ static int chunk_overlays(settfs *fs, sfs_node *n, uint64_t idx, uint64_t *pages
 		return 0;
 	/* the chunk's key is the prefix of its own keys: the walk ends with them */
 	uint8_t k[SFS_KEY_MAX];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(k, sfs_key_chunk(k, n->ino, idx));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, k, sfs_key_chunk(k, n->ino, idx), 0, &it);
 	if (r)
 		return r;
 	for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
@@ -982,12 +972,9 @@ static int commit_mid(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, set
 	mid.size = size < in->size ? size : in->size;
 	mid.blocks = blocks_less(in->blocks, *freed);
 	mid.mtime = mid.ctime = sfs_now();
-	int r = sfs_batch_node(fs, b, n, &mid);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+	int r = sfs_commit_node(fs, b, n, &mid, 0);
 	sett_batch_clear(b);
 	if (r == 0) {
-		sfs_node_committed(fs, n, &mid);
 		in->size = mid.size;
 		in->blocks = mid.blocks;
 		in->mtime = mid.mtime;
@@ -1060,15 +1047,9 @@ int sfs_truncate_batch(settfs *fs, sfs_node *n, sfs_inode *in, uint64_t size, se
 	 * Intermediate inodes need exact block counts: the deleted chunks'
 	 * sizes are taken from their value pointers, without reading them.
 	 */
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.reverse = 1;
 	uint8_t p[9];
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_CHUNK, ino), 1, &it);
 	if (r)
 		return r;
 	int64_t freed = 0; /* stored bytes b frees (negative: adds) */
@@ -1132,12 +1113,8 @@ static int truncate_node(settfs *fs, sfs_node *n, uint64_t size)
 	r = sfs_truncate_batch(fs, n, &tmp, size, b);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0)
-		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -1341,14 +1318,10 @@ static int setattr_once(settfs *fs, const settfs_ctx *ctx, uint64_t ino,
 	else
 		tmp.ctime = now;
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
+	if (r == 0)
 		sfs_fill_stat(fs, ino, &n->in, st);
-	}
 out:
 	if (resize)
 		sfs_node_put_change(fs, n);
@@ -1498,12 +1471,8 @@ static int punch_hole(settfs *fs, sfs_node *n, uint64_t off, uint64_t len)
 	tmp.blocks = blocks_less(tmp.blocks, freed);
 	tmp.mtime = tmp.ctime = sfs_now();
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0)
-		sfs_node_committed(fs, n, &tmp);
 	return r;
 }
 
@@ -1609,12 +1578,8 @@ static int source_chunk(shift *s, uint64_t idx, int *slot)
 static int shift_commit(shift *s)
 {
 	s->tmp.mtime = s->tmp.ctime = sfs_now();
-	int r = sfs_batch_node(s->fs, s->b, s->n, &s->tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(s->fs->db, s->b, 0, NULL));
+	int r = sfs_commit_node(s->fs, s->b, s->n, &s->tmp, 0);
 	sett_batch_clear(s->b);
-	if (r == 0)
-		sfs_node_committed(s->fs, s->n, &s->tmp);
 	return r;
 }
 

@@ -329,6 +329,12 @@ static inline sett_val sfs_val(const void *p, size_t n)
 int64_t sfs_now(void);
 int64_t sfs_mono_now(void); /* CLOCK_MONOTONIC ns */
 int sfs_errno(int err);  /* engine error -> -errno */
+/* A key-only iterator (values load on demand) at fs->read_version over
+ * the keys that start with the n bytes at p; reverse: largest first. */
+int sfs_prefix_iter(settfs *fs, const void *p, size_t n, int reverse, sett_iter **it);
+/* The superblock of db at `version` (0: the newest): 0, -EINVAL if there
+ * is none (not a settfs store), or the read's or the decode's error. */
+int sfs_super_read(sett_db *db, uint64_t version, sfs_super *sb);
 
 /*
  * Get the node of `ino` with its lock held and its inode loaded (-ENOENT
@@ -362,11 +368,17 @@ int sfs_batch_new_inode(sett_batch *b, uint64_t ino, const sfs_inode *in);
  * operation's changes), to b with n's buffered chunks and pages, so that
  * no stored inode has a size covering data the store does not hold.
  * Updates in->blocks and in->flags.  Every commit of an existing inode
- * goes through here; after the commit succeeded, sfs_node_committed().
+ * goes through here (most by way of sfs_commit_node); after the commit
+ * succeeded, sfs_node_committed().
  */
 int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in);
 /* n->in = *in, clean: the buffers were committed with it. */
 void sfs_node_committed(settfs *fs, sfs_node *n, const sfs_inode *in);
+/*
+ * sfs_batch_node, a write of b (synced with `sync`) and, once it is
+ * written, sfs_node_committed.  b stays the caller's to free or clear.
+ */
+int sfs_commit_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in, int sync);
 /* n->in was changed in memory (what: SFS_DIRTY_*) or buffers were added. */
 void sfs_node_dirtied(sfs_node *n, int what);
 /* Write the node's dirty chunks and inode in one commit. */

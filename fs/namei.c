@@ -51,13 +51,8 @@ int sfs_dentry_get(settfs *fs, uint64_t parent, const char *name, uint64_t *ino,
 int sfs_dir_nonempty(settfs *fs, uint64_t ino)
 {
 	uint8_t p[9];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_dentry(p, ino, NULL, 0));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, p, sfs_key_dentry(p, ino, NULL, 0), 0, &it);
 	if (r)
 		return r;
 	sett_iter_rewind(it);

@@ -50,6 +50,17 @@ int sfs_errno(int err)
 	}
 }
 
+int sfs_prefix_iter(settfs *fs, const void *p, size_t n, int reverse, sett_iter **it)
+{
+	sett_iter_options io;
+	sett_iter_options_init(&io);
+	io.read_version = fs->read_version;
+	io.key_only = 1;
+	io.reverse = reverse;
+	io.prefix = sfs_val(p, n);
+	return sfs_errno(sett_iter_new(fs->db, &io, it));
+}
+
 static size_t bucket_of(const settfs *fs, uint64_t ino)
 {
 	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (fs->nbuckets - 1);
@@ -297,6 +308,16 @@ int sfs_batch_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in)
 	return r ? r : sfs_batch_new_inode(b, n->ino, in);
 }
 
+int sfs_commit_node(settfs *fs, sett_batch *b, sfs_node *n, sfs_inode *in, int sync)
+{
+	int r = sfs_batch_node(fs, b, n, in);
+	if (r == 0)
+		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
+	if (r == 0)
+		sfs_node_committed(fs, n, in);
+	return r;
+}
+
 void settfs_set_attr_fn(settfs *fs, void (*fn)(void *arg, uint64_t ino), void *arg)
 {
 	fs->attr_fn = fn;
@@ -353,13 +374,9 @@ int sfs_node_flush(settfs *fs, sfs_node *n, int sync)
 	if (r)
 		return r;
 	sfs_inode tmp = n->in;
-	r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, sync, NULL));
+	r = sfs_commit_node(fs, b, n, &tmp, sync);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
-	} else if (atime_only && !sync) {
+	if (r != 0 && atime_only && !sync) {
 		/* best effort (SFS_DIRTY_ATIME) */
 		n->meta_dirty = 0;
 		atomic_store(&n->dirty_since, 0);

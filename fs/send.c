@@ -98,19 +98,6 @@ static int key_filter(void *arg, sett_val key)
 
 /* ---- sending --------------------------------------------------------- */
 
-static int read_super(sett_db *db, sfs_super *sb)
-{
-	uint8_t k[1];
-	void *v = NULL;
-	size_t n = 0;
-	int r = sett_get(db, sfs_val(k, sfs_key_super(k)), 0, &v, &n);
-	if (r)
-		return r == SETT_ENOTFOUND ? -EINVAL : sfs_errno(r);
-	r = sfs_super_decode(v, n, sb);
-	free(v);
-	return r;
-}
-
 /* The record of snapshot `name`, refused when damaged (its pin is gone). */
 static int snap_info(sett_db *db, const char *name, settfs_snap_info *out)
 {
@@ -163,7 +150,7 @@ int settfs_send(settfs *fs, const char *name, const char *from, sett_write_fn wr
 	if (r == 0 && from && f.version >= s.version)
 		r = -EINVAL;
 	if (r == 0)
-		r = read_super(fs->db, &sb);
+		r = sfs_super_read(fs->db, 0, &sb);
 	if (r == 0 && hold && (r = sfs_errno(sett_pin(fs->db, hn, s.version, NULL))) == 0)
 		held = 1;
 	if (r == 0 && hold && from &&
@@ -528,7 +515,7 @@ int sfs_receive(const char *path, const settfs_options *o, sett_read_fn read, vo
 		return why(&c, sfs_errno(r), "%s: %s", path, sett_strerror(r));
 	}
 	res->created = st == SFS_DIR_EMPTY;
-	r = read_super(c.db, &c.sb);
+	r = sfs_super_read(c.db, 0, &c.sb);
 	if (r == 0)
 		c.has_fs = 1;
 	else if (r == -EINVAL)

@@ -227,11 +227,7 @@ int sfs_receive_command(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = 1;
-		} else if (!strcmp(argv[i], "--key-file") && i + 1 < argc) {
-			key_file = argv[++i];
-		} else if (!strcmp(argv[i], "--passphrase-file") && i + 1 < argc) {
-			pass_file = argv[++i];
-		} else {
+		} else if (!key_arg(argc, argv, &i, &key_file, &pass_file)) {
 			fprintf(stderr, "settfs receive: unknown option '%s' (see --help)\n", argv[i]);
 			return 1;
 		}
@@ -247,12 +243,10 @@ int sfs_receive_command(int argc, char **argv)
 		return 1;
 	}
 	key_material key;
-	memset(&key, 0, sizeof key);
-	if (key_load("settfs receive", key_file, pass_file, &key))
-		return 2;
 	settfs_options o;
 	settfs_options_init(&o);
-	key_apply(&key, &o.engine);
+	if (key_load_options("settfs receive", key_file, pass_file, &key, &o.engine))
+		return 2;
 	sfs_recv_result *res = malloc(sizeof *res);
 	if (!res) {
 		key_wipe(&key);

@@ -226,26 +226,18 @@ int sfs_rollback_command(int argc, char **argv)
 {
 	const char *key_file = NULL, *pass_file = NULL;
 	int i = 2;
-	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
-		if (!strcmp(argv[i], "--key-file"))
-			key_file = argv[i + 1];
-		else if (!strcmp(argv[i], "--passphrase-file"))
-			pass_file = argv[i + 1];
-		else
-			break;
-	}
+	while (i < argc && key_arg(argc, argv, &i, &key_file, &pass_file))
+		i++;
 	if (i < argc && (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")))
 		return snap_usage(stdout);
 	if (argc != i + 2 || (key_file && pass_file))
 		return snap_usage(stderr);
 	const char *store = argv[i], *name = argv[i + 1];
 	key_material key;
-	memset(&key, 0, sizeof key);
-	if (key_load("settfs rollback", key_file, pass_file, &key))
-		return 2;
 	settfs_options o;
 	settfs_options_init(&o);
-	key_apply(&key, &o.engine);
+	if (key_load_options("settfs rollback", key_file, pass_file, &key, &o.engine))
+		return 2;
 	sett_db *db;
 	int r = sett_open(store, &o.engine, &db);
 	key_wipe(&key);

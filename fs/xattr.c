@@ -34,13 +34,8 @@ static int xattr_state(settfs *fs, sfs_node *n)
 	if (n->xattrs >= 0)
 		return n->xattrs;
 	uint8_t p[9];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, n->ino));
 	sett_iter *it;
-	int r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	int r = sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, n->ino), 0, &it);
 	if (r)
 		return r;
 	sett_iter_rewind(it);
@@ -184,15 +179,10 @@ static int change_xattr(settfs *fs, uint64_t ino, const char *name, const void *
 	if (r == 0 && put)
 		r = batch_xattr(b, ino, name, value, size);
 	if (r == 0)
-		r = sfs_batch_node(fs, b, n, &tmp);
-	if (r == 0)
-		r = sfs_errno(sett_write(fs->db, b, 0, NULL));
+		r = sfs_commit_node(fs, b, n, &tmp, 0);
 	sett_batch_free(b);
-	if (r == 0) {
-		sfs_node_committed(fs, n, &tmp);
-		if (put)
-			n->xattrs = value ? 1 : -1;
-	}
+	if (r == 0 && put)
+		n->xattrs = value ? 1 : -1;
 out:
 	sfs_node_put(fs, n);
 	free(copy);
@@ -306,14 +296,9 @@ ssize_t settfs_listxattr(settfs *fs, uint64_t ino, char *buf, size_t size)
 	if (r)
 		return r;
 	uint8_t p[9];
-	sett_iter_options io;
-	sett_iter_options_init(&io);
-	io.read_version = fs->read_version;
-	io.key_only = 1;
-	io.prefix = sfs_val(p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, ino));
 	sett_iter *it;
 	ssize_t total = 0;
-	r = sfs_errno(sett_iter_new(fs->db, &io, &it));
+	r = sfs_prefix_iter(fs, p, sfs_key_ino_prefix(p, SFS_TAG_XATTR, ino), 0, &it);
 	if (r == 0) {
 		for (sett_iter_rewind(it); sett_iter_valid(it); sett_iter_next(it)) {
 			sett_val key = sett_iter_key(it);

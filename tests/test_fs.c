@@ -21,6 +21,7 @@
 #include "settfs.h"
 #include "schema.h"
 #include "fileio.h"
+#include "fsutil.h"
 #include "testutil.h"
 
 static char *dir;
@@ -109,14 +110,6 @@ static uint64_t mkfile(uint64_t parent, const char *name)
 	int r = settfs_create(fs, &root_ctx, parent, name, 0644, O_RDWR, &st);
 	ck_assert_msg(r == 0, "create %s: %d", name, r);
 	settfs_forget(fs, st.st_ino, 1); /* the open handle keeps it */
-	return st.st_ino;
-}
-
-static uint64_t mkdir_(uint64_t parent, const char *name)
-{
-	struct stat st;
-	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, parent, name, 0755, &st), 0);
-	settfs_forget(fs, st.st_ino, 1);
 	return st.st_ino;
 }
 
@@ -421,11 +414,11 @@ END_TEST
 
 START_TEST(test_dirs_and_unlink)
 {
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	struct stat st;
 	attr(1, &st);
 	ck_assert_int_eq(st.st_nlink, 3);
-	uint64_t sub = mkdir_(d, "sub");
+	uint64_t sub = tu_mkdir(fs, d, "sub");
 	uint64_t f = mkfile(d, "f");
 	settfs_release(fs, f, O_RDWR);
 	attr(d, &st);
@@ -456,7 +449,7 @@ START_TEST(test_links)
 {
 	uint64_t f = mkfile(1, "f");
 	settfs_release(fs, f, O_RDWR);
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, f, d, "g", &st), 0);
 	ck_assert_int_eq(st.st_nlink, 2);
@@ -512,12 +505,12 @@ END_TEST
 
 START_TEST(test_rename)
 {
-	uint64_t a = mkdir_(1, "a"), b = mkdir_(1, "b");
+	uint64_t a = tu_mkdir(fs, 1, "a"), b = tu_mkdir(fs, 1, "b");
 	uint64_t x = mkfile(a, "x"), y = mkfile(b, "y");
 	settfs_release(fs, x, O_RDWR);
 	settfs_release(fs, y, O_RDWR);
-	uint64_t sub = mkdir_(a, "sub");
-	uint64_t e = mkdir_(b, "empty");
+	uint64_t sub = tu_mkdir(fs, a, "sub");
+	uint64_t e = tu_mkdir(fs, b, "empty");
 	struct stat st;
 	ck_assert_int_eq(settfs_rename(fs, a, "x", b, "y", SETTFS_RENAME_NOREPLACE), -EEXIST);
 	ck_assert_int_eq(settfs_rename(fs, a, "x", b, "empty", 0), -EISDIR);
@@ -583,7 +576,7 @@ static int fill_list(void *arg, const char *name, const struct stat *st, off_t n
 
 START_TEST(test_readdir)
 {
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	char name[32];
 	for (int i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "f%04d", i);
@@ -983,7 +976,7 @@ START_TEST(test_acl_inherit)
 	struct stat st;
 	ck_assert_int_eq(settfs_mkdir(fs, &c, 1, "plain", 0777, &st), 0);
 	ck_assert_uint_eq(st.st_mode, S_IFDIR | 0700);
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	uint8_t b[128], got[128];
 	const acl_ent def[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(7), OTHER(0) };
 	size_t n = acl_build(b, def, 5);
@@ -1030,7 +1023,7 @@ END_TEST
 /* no_acl (-o noacl): ACLs refused; stored ones neither inherited nor changed by chmod. */
 START_TEST(test_acl_off)
 {
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	uint8_t b[128], got[128];
 	const acl_ent def[] = { U_OBJ(7), USER(1000, 7), G_OBJ(5), MASK(7), OTHER(0) };
 	size_t n = acl_build(b, def, 5);
@@ -1098,7 +1091,7 @@ START_TEST(test_reserve)
 	ck_assert_int_eq(settfs_setxattr(fs, h, "user.a", "v", 1, 0), 0);
 	settfs_release(fs, f, O_RDWR);
 	settfs_release(fs, h, O_RDWR);
-	mkdir_(1, "d");
+	tu_mkdir(fs, 1, "d");
 	struct statvfs sv;
 	ck_assert_int_eq(settfs_statfs(fs, &sv), 0);
 	ck_assert_uint_gt(sv.f_bavail, 0);
@@ -1492,7 +1485,7 @@ static void *worker_main(void *arg)
 
 START_TEST(test_concurrency)
 {
-	uint64_t d = mkdir_(1, "shared");
+	uint64_t d = tu_mkdir(fs, 1, "shared");
 	pthread_t t[6];
 	struct worker w[6];
 	for (int i = 0; i < 6; i++) {
@@ -1851,7 +1844,7 @@ START_TEST(test_fsck)
 {
 	if (access("./fsck.settfs", X_OK) != 0)
 		return;
-	uint64_t d = mkdir_(1, "d");
+	uint64_t d = tu_mkdir(fs, 1, "d");
 	uint64_t f = mkfile(d, "f");
 	ck_assert_int_eq(settfs_write(fs, f, 0, "abc", 3, 0), 3);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.x", "1", 1, 0), 0);

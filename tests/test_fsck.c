@@ -18,6 +18,7 @@
 
 #include "settfs.h"
 #include "schema.h"
+#include "fsutil.h"
 #include "testutil.h"
 
 static char *dir;
@@ -112,25 +113,6 @@ static void teardown(void)
 	free(dir);
 }
 
-static uint64_t mk(settfs *fs, uint64_t parent, const char *name, const void *data, size_t n)
-{
-	struct stat st;
-	ck_assert_int_eq(settfs_create(fs, &root_ctx, parent, name, 0644, O_RDWR, &st), 0);
-	settfs_forget(fs, st.st_ino, 1);
-	if (n)
-		ck_assert_int_eq(settfs_write(fs, st.st_ino, 0, data, n, 0), (ssize_t)n);
-	ck_assert_int_eq(settfs_release(fs, st.st_ino, O_RDWR), 0);
-	return st.st_ino;
-}
-
-static uint64_t mkd(settfs *fs, uint64_t parent, const char *name)
-{
-	struct stat st;
-	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, parent, name, 0755, &st), 0);
-	settfs_forget(fs, st.st_ino, 1);
-	return st.st_ino;
-}
-
 /* ino of the path's last component under parent, or 0. */
 static uint64_t look(settfs *fs, uint64_t parent, const char *name)
 {
@@ -205,16 +187,16 @@ START_TEST(test_fs_faults)
 	tu_fill_random(&seed, big, sizeof big);
 	tu_fill_random(&seed, small, sizeof small);
 	settfs *fs = fs_open();
-	uint64_t d = mkd(fs, 1, "d"), sub = mkd(fs, d, "sub");
-	uint64_t f = mk(fs, d, "f", big, sizeof big);
+	uint64_t d = tu_mkdir(fs, 1, "d"), sub = tu_mkdir(fs, d, "sub");
+	uint64_t f = tu_put_file(fs, d, "f", big, sizeof big);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "user.k", "v", 1, 0), 0);
-	uint64_t g = mk(fs, sub, "g", "hello", 5);
-	uint64_t e = mk(fs, d, "e", NULL, 0);
-	uint64_t keep = mk(fs, 1, "keep", small, sizeof small);
+	uint64_t g = tu_put_file(fs, sub, "g", "hello", 5);
+	uint64_t e = tu_put_file(fs, d, "e", NULL, 0);
+	uint64_t keep = tu_put_file(fs, 1, "keep", small, sizeof small);
 	struct stat st;
 	ck_assert_int_eq(settfs_link(fs, keep, 1, "keep2", &st), 0);
-	uint64_t x = mkd(fs, 1, "x"), y = mkd(fs, x, "y");
-	uint64_t inx = mk(fs, y, "in", "deep", 4);
+	uint64_t x = tu_mkdir(fs, 1, "x"), y = tu_mkdir(fs, x, "y");
+	uint64_t inx = tu_put_file(fs, y, "in", "deep", 4);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	ck_assert_int_eq(fsck(""), 0);
 
@@ -331,7 +313,7 @@ START_TEST(test_acl_faults)
 	if (!have_fsck())
 		return;
 	settfs *fs = fs_open();
-	uint64_t f = mk(fs, 1, "f", "x", 1), g = mk(fs, 1, "g", "y", 1);
+	uint64_t f = tu_put_file(fs, 1, "f", "x", 1), g = tu_put_file(fs, 1, "g", "y", 1);
 	uint8_t b[64], k[SFS_KEY_MAX];
 	size_t n = acl_value(b, 6);
 	ck_assert_int_eq(settfs_setxattr(fs, f, "system.posix_acl_access", b, n, 0), 0);
@@ -379,9 +361,9 @@ START_TEST(test_preen)
 	if (!have_fsck())
 		return;
 	settfs *fs = fs_open();
-	uint64_t a = mk(fs, 1, "a", "abc", 3);
+	uint64_t a = tu_put_file(fs, 1, "a", "abc", 3);
 	static uint8_t bdata[70000];
-	uint64_t b = mk(fs, 1, "b", bdata, sizeof bdata);
+	uint64_t b = tu_put_file(fs, 1, "b", bdata, sizeof bdata);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	sett_db *db = db_open();
 	uint8_t k[SFS_KEY_MAX], v[SFS_DENTRY_SIZE];
@@ -432,7 +414,7 @@ START_TEST(test_manifest_rebuild)
 	for (int i = 0; i < 20; i++) {
 		char n[16];
 		snprintf(n, sizeof n, "f%d", i);
-		ino[i] = mk(fs, 1, n, one, 1000 + (size_t)i * 7000);
+		ino[i] = tu_put_file(fs, 1, n, one, 1000 + (size_t)i * 7000);
 	}
 	ck_assert_int_eq(settfs_close(fs), 0);
 	/* a second table with newer versions: overwrites and an unlink */
@@ -441,8 +423,8 @@ START_TEST(test_manifest_rebuild)
 	ck_assert_int_eq(settfs_write(fs, ino[3], 0, two, sizeof two, 0), (ssize_t)sizeof two);
 	ck_assert_int_eq(settfs_release(fs, ino[3], O_RDWR), 0);
 	ck_assert_int_eq(settfs_unlink(fs, 1, "f5"), 0);
-	uint64_t d = mkd(fs, 1, "later");
-	uint64_t l = mk(fs, d, "l", two, 5000);
+	uint64_t d = tu_mkdir(fs, 1, "later");
+	uint64_t l = tu_put_file(fs, d, "l", two, 5000);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	ck_assert_int_eq(fsck("-n"), 0);
 
@@ -499,13 +481,13 @@ START_TEST(test_rebuild_with_wal)
 	tu_fill_random(&seed, early, sizeof early);
 	tu_fill_random(&seed, late, sizeof late);
 	settfs *fs = fs_open();
-	uint64_t e = mk(fs, 1, "early", early, sizeof early);
+	uint64_t e = tu_put_file(fs, 1, "early", early, sizeof early);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		settfs *cfs = fs_open();
-		mk(cfs, 1, "late", late, sizeof late);
+		tu_put_file(cfs, 1, "late", late, sizeof late);
 		ck_assert_int_eq(settfs_unlink(cfs, 1, "early"), 0);
 		_exit(0); /* a crash: no close, nothing flushed to a table */
 	}
@@ -539,7 +521,7 @@ START_TEST(test_manifest_damaged)
 	uint64_t seed = 23;
 	tu_fill_random(&seed, data, sizeof data);
 	settfs *fs = fs_open();
-	uint64_t f = mk(fs, 1, "f", data, sizeof data);
+	uint64_t f = tu_put_file(fs, 1, "f", data, sizeof data);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	char mp[4200];
 	snprintf(mp, sizeof mp, "%s/MANIFEST", dir);
@@ -599,9 +581,9 @@ START_TEST(test_vlog_damage)
 	uint64_t seed = 5;
 	tu_fill_random(&seed, other, sizeof other);
 	settfs *fs = fs_open();
-	uint64_t d = mkd(fs, 1, "dir");
-	uint64_t b = mk(fs, d, "big", data, sizeof data);
-	uint64_t o = mk(fs, 1, "other", other, sizeof other);
+	uint64_t d = tu_mkdir(fs, 1, "dir");
+	uint64_t b = tu_put_file(fs, d, "big", data, sizeof data);
+	uint64_t o = tu_put_file(fs, 1, "other", other, sizeof other);
 	ck_assert_int_eq(settfs_close(fs), 0);
 
 	char vp[4200];
@@ -638,7 +620,7 @@ START_TEST(test_table_damage)
 	for (int i = 0; i < 400; i++) {
 		char n[32];
 		snprintf(n, sizeof n, "file-with-a-long-name-%04d", i);
-		mk(fs, 1, n, n, strlen(n));
+		tu_put_file(fs, 1, n, n, strlen(n));
 	}
 	ck_assert_int_eq(settfs_close(fs), 0);
 	ck_assert_int_eq(fsck("-n"), 0);
@@ -682,7 +664,7 @@ START_TEST(test_table_meta_damage)
 	for (int i = 0; i < 300; i++) {
 		char n[32];
 		snprintf(n, sizeof n, "file-with-a-long-name-%04d", i);
-		mk(fs, 1, n, n, strlen(n));
+		tu_put_file(fs, 1, n, n, strlen(n));
 	}
 	ck_assert_int_eq(settfs_close(fs), 0);
 	char tp[4200];
@@ -739,7 +721,7 @@ START_TEST(test_stale_after_damage)
 	memset(one, '1', sizeof one);
 	memset(two, '2', sizeof two);
 	settfs *fs = fs_open();
-	uint64_t f = mk(fs, 1, "f", one, sizeof one);
+	uint64_t f = tu_put_file(fs, 1, "f", one, sizeof one);
 	ck_assert_int_eq(settfs_close(fs), 0);
 	fs = fs_open();
 	ck_assert_int_eq(settfs_file_open(fs, f, O_RDWR), 0);

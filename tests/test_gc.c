@@ -21,20 +21,6 @@
 
 #define VAL (64u << 10)
 
-static void gc_options(sett_options *o)
-{
-	sett_options_init(o);
-	o->mem_table_size = 256u << 10;
-	o->value_threshold = 1024;
-	o->value_log_file_size = 8u << 20;
-	o->base_table_size = 64u << 10;
-	o->base_level_size = 256u << 10;
-	o->num_level_zero_tables = 2;
-	o->num_level_zero_tables_stall = 6;
-	o->block_cache_size = 1u << 20;
-	o->gc_discard_ratio = 0; /* no thread unless a test wants one */
-}
-
 static void key_of(char *k, size_t n, uint32_t i) { snprintf(k, n, "chunk%06u", i); }
 
 static void val_of(uint8_t *v, uint32_t i, uint32_t round)
@@ -98,7 +84,7 @@ START_TEST(test_space_reclaimed)
 {
 	char *dir = tu_tmpdir("gc-space");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -144,7 +130,7 @@ START_TEST(test_reclaim)
 {
 	char *dir = tu_tmpdir("gc-reclaim");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -178,7 +164,7 @@ START_TEST(test_background_reclaim_low_space)
 {
 	char *dir = tu_tmpdir("gc-low");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	o.gc_discard_ratio = 0.5;
 	o.gc_interval_ms = 20;
 	o.num_compactors = 0;
@@ -220,7 +206,7 @@ START_TEST(test_gc_thread_runs_by_itself)
 {
 	char *dir = tu_tmpdir("gc-auto");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	o.gc_discard_ratio = 0.3;
 	o.gc_interval_ms = 20;
 	sett_db *db;
@@ -267,7 +253,7 @@ START_TEST(test_gc_thread_garbage_share)
 {
 	char *dir = tu_tmpdir("gc-share");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	o.gc_discard_ratio = 0.5;
 	o.gc_garbage_share = 0.15;
 	o.gc_interval_ms = 20;
@@ -344,7 +330,7 @@ START_TEST(test_gc_thread_while_writing)
 {
 	char *dir = tu_tmpdir("gc-busy");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	o.mem_table_size = 4u << 20; /* the small writes do not fill it soon */
 	o.gc_discard_ratio = 0.5;
 	o.gc_interval_ms = 20;
@@ -403,8 +389,7 @@ START_TEST(test_no_resurrection)
 {
 	char *dir = tu_tmpdir("gc-race");
 	sett_options o;
-	gc_options(&o);
-	o.value_log_file_size = 1u << 20;
+	tu_small_options(&o, 1u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -455,8 +440,7 @@ START_TEST(test_iterator_keeps_files)
 {
 	char *dir = tu_tmpdir("gc-iter");
 	sett_options o;
-	gc_options(&o);
-	o.value_log_file_size = 1u << 20;
+	tu_small_options(&o, 1u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -499,8 +483,7 @@ START_TEST(test_corrupt_value_not_copied)
 {
 	char *dir = tu_tmpdir("gc-corrupt");
 	sett_options o;
-	gc_options(&o);
-	o.value_log_file_size = 1u << 20;
+	tu_small_options(&o, 1u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -586,7 +569,7 @@ START_TEST(test_discard_accounting)
 {
 	char *dir = tu_tmpdir("gc-discard");
 	sett_options o;
-	gc_options(&o);
+	tu_small_options(&o, 8u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -643,8 +626,7 @@ START_TEST(test_gc_waits_for_durable_overwrite)
 {
 	char *dir = tu_tmpdir("gc-durable");
 	sett_options o;
-	gc_options(&o);
-	o.value_log_file_size = 64u << 10;
+	tu_small_options(&o, 64u << 10);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t v1[8192], v2[8192];
@@ -716,8 +698,7 @@ START_TEST(test_gc_ignores_unpublished_group)
 {
 	char *dir = tu_tmpdir("gc-unpub");
 	sett_options o;
-	gc_options(&o);
-	o.value_log_file_size = 64u << 10;
+	tu_small_options(&o, 64u << 10);
 	o.num_compactors = 0; /* no background writes: the fault counts ours */
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);

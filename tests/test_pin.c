@@ -20,20 +20,6 @@
 #define VAL (16u << 10)
 #define NKEYS 256u
 
-static void pin_options(sett_options *o)
-{
-	sett_options_init(o);
-	o->mem_table_size = 256u << 10;
-	o->value_threshold = 1024;
-	o->value_log_file_size = 2u << 20;
-	o->base_table_size = 64u << 10;
-	o->base_level_size = 256u << 10;
-	o->num_level_zero_tables = 2;
-	o->num_level_zero_tables_stall = 6;
-	o->block_cache_size = 1u << 20;
-	o->gc_discard_ratio = 0;
-}
-
 static sett_val sv(const char *s) { return (sett_val){ strlen(s), s }; }
 
 /* Value of key i in round r: big (value log) for even i, small (LSM) for odd i. */
@@ -126,7 +112,7 @@ START_TEST(test_pin_survives_churn)
 {
 	char *dir = tu_tmpdir("pin-churn");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -193,8 +179,7 @@ START_TEST(test_pin_gc_moves_pinned_values)
 {
 	char *dir = tu_tmpdir("pin-move");
 	sett_options o;
-	pin_options(&o);
-	o.value_log_file_size = 4u << 20;
+	tu_small_options(&o, 4u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);
@@ -267,8 +252,7 @@ START_TEST(test_pin_moved_value_stays_hidden)
 	for (size_t t = 0; t < sizeof delays_us / sizeof *delays_us; t++) {
 		char *dir = tu_tmpdir("pin-hide");
 		sett_options o;
-		pin_options(&o);
-		o.value_log_file_size = 1u << 16;
+		tu_small_options(&o, 1u << 16);
 		sett_db *db;
 		ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 		uint8_t *v = malloc(4096);
@@ -332,7 +316,7 @@ START_TEST(test_pin_keeps_tombstone)
 {
 	char *dir = tu_tmpdir("pin-tomb");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint64_t a, b;
@@ -372,7 +356,7 @@ START_TEST(test_pin_versions_not_reused)
 {
 	char *dir = tu_tmpdir("pin-reuse");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	ck_assert_int_eq(sett_put(db, sv("k"), sv("one")), 0);
@@ -489,7 +473,7 @@ START_TEST(test_pin_model)
 {
 	char *dir = tu_tmpdir("pin-model");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	o.mem_table_size = 64u << 10;
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
@@ -583,7 +567,7 @@ START_TEST(test_pin_api)
 {
 	char *dir = tu_tmpdir("pin-api");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	ck_assert_int_eq(sett_put(db, sv("k"), sv("v")), 0);
@@ -719,7 +703,7 @@ START_TEST(test_pin_survives_repair)
 {
 	char *dir = tu_tmpdir("pin-repair");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	o.num_compactors = 0; /* the drop stays pending */
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
@@ -785,7 +769,7 @@ START_TEST(test_repair_version_from_files)
 {
 	char *dir = tu_tmpdir("pin-repair-ver");
 	sett_options o;
-	pin_options(&o);
+	tu_small_options(&o, 2u << 20);
 	sett_db *db;
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	uint8_t *v = malloc(VAL);

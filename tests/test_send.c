@@ -15,6 +15,7 @@
 #include "send.h"
 #include "settfs.h"
 #include "snapshot.h"
+#include "fsutil.h"
 #include "testutil.h"
 
 static char *dir, *src, *dst;
@@ -79,40 +80,17 @@ static void receive_ok(const char *path, tu_mem *m)
 
 /* ---- files ---- */
 
-static uint64_t put_file(uint64_t parent, const char *name, const char *text, size_t n)
-{
-	struct stat st;
-	int r = settfs_lookup(fs, parent, name, &st);
-	if (r == -ENOENT)
-		r = settfs_create(fs, &root_ctx, parent, name, 0644, O_RDWR, &st);
-	else if (r == 0)
-		r = settfs_file_open(fs, st.st_ino, O_RDWR | O_TRUNC);
-	ck_assert_msg(r == 0, "create %s: %d", name, r);
-	ck_assert_int_eq(settfs_write(fs, st.st_ino, 0, text, n, 0), (ssize_t)n);
-	ck_assert_int_eq(settfs_release(fs, st.st_ino, O_RDWR), 0);
-	settfs_forget(fs, st.st_ino, 1);
-	return st.st_ino;
-}
-
-static uint64_t mkdir_(uint64_t parent, const char *name)
-{
-	struct stat st;
-	ck_assert_int_eq(settfs_mkdir(fs, &root_ctx, parent, name, 0755, &st), 0);
-	settfs_forget(fs, st.st_ino, 1);
-	return st.st_ino;
-}
-
 /* A tree of `files` files of a few KiB, some in a subdirectory, with xattrs. */
 static uint64_t make_tree(int files)
 {
 	static char buf[40000];
 	for (size_t i = 0; i < sizeof buf; i++)
 		buf[i] = (char)(i * 7 + i / 100);
-	uint64_t d = mkdir_(SETTFS_ROOT_INO, "d");
+	uint64_t d = tu_mkdir(fs, SETTFS_ROOT_INO, "d");
 	for (int i = 0; i < files; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "f%d", i);
-		uint64_t ino = put_file(i % 2 ? d : SETTFS_ROOT_INO, name, buf + i,
+		uint64_t ino = tu_put_file(fs, i % 2 ? d : SETTFS_ROOT_INO, name, buf + i,
 					100 + (size_t)i * 997 % 39000);
 		if (i % 3 == 0)
 			ck_assert_int_eq(settfs_setxattr(fs, ino, "user.n", name, strlen(name), 0), 0);
@@ -194,7 +172,7 @@ START_TEST(test_full_then_incrementals)
 {
 	uint64_t d = make_tree(30);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
-	put_file(SETTFS_ROOT_INO, "later", "not in s1", 9); /* after the snapshot */
+	tu_put_file(fs, SETTFS_ROOT_INO, "later", "not in s1", 9); /* after the snapshot */
 	tu_mem full = send_snap("s1", NULL);
 	receive_ok(dst, &full);
 	expect_replica("s1");
@@ -202,7 +180,7 @@ START_TEST(test_full_then_incrementals)
 	/* deletes, a rename, overwrites, xattrs set and removed */
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f0"), 0);
 	ck_assert_int_eq(settfs_rename(fs, d, "f1", SETTFS_ROOT_INO, "f1-moved", 0), 0);
-	put_file(SETTFS_ROOT_INO, "f2", "overwritten", 11);
+	tu_put_file(fs, SETTFS_ROOT_INO, "f2", "overwritten", 11);
 	struct stat st;
 	ck_assert_int_eq(settfs_lookup(fs, SETTFS_ROOT_INO, "f4", &st), 0);
 	ck_assert_int_eq(settfs_setxattr(fs, st.st_ino, "user.new", "v", 1, 0), 0);
@@ -229,8 +207,8 @@ START_TEST(test_full_then_incrementals)
 		ck_assert_int_eq(settfs_unlink(fs, d, name), 0);
 	}
 	ck_assert_int_eq(settfs_rmdir(fs, SETTFS_ROOT_INO, "d"), 0);
-	uint64_t e = mkdir_(SETTFS_ROOT_INO, "e");
-	put_file(e, "g", "gee", 3);
+	uint64_t e = tu_mkdir(fs, SETTFS_ROOT_INO, "e");
+	tu_put_file(fs, e, "g", "gee", 3);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s3", NULL), 0);
 	tu_mem inc2 = send_snap("s3", "s2");
 	receive_ok(dst, &inc2);
@@ -276,7 +254,7 @@ START_TEST(test_damaged_stream_refused)
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
 	tu_mem full = send_snap("s1", NULL);
 	receive_ok(dst, &full);
-	put_file(SETTFS_ROOT_INO, "f0", "changed", 7);
+	tu_put_file(fs, SETTFS_ROOT_INO, "f0", "changed", 7);
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f2"), 0);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem inc = send_snap("s2", "s1");
@@ -335,7 +313,7 @@ START_TEST(test_refused_targets)
 {
 	make_tree(3);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
-	put_file(SETTFS_ROOT_INO, "x", "x", 1);
+	tu_put_file(fs, SETTFS_ROOT_INO, "x", "x", 1);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
 	sfs_recv_result res;
@@ -398,7 +376,7 @@ START_TEST(test_interrupted_receive)
 {
 	make_tree(6);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
-	put_file(SETTFS_ROOT_INO, "f1", "new", 3);
+	tu_put_file(fs, SETTFS_ROOT_INO, "f1", "new", 3);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
 
@@ -460,7 +438,7 @@ START_TEST(test_receive_fault_sweep)
 {
 	make_tree(6);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s1", NULL), 0);
-	put_file(SETTFS_ROOT_INO, "f1", "new", 3);
+	tu_put_file(fs, SETTFS_ROOT_INO, "f1", "new", 3);
 	ck_assert_int_eq(settfs_unlink(fs, SETTFS_ROOT_INO, "f2"), 0);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem full = send_snap("s1", NULL), inc = send_snap("s2", "s1");
@@ -542,7 +520,7 @@ START_TEST(test_receive_keeps_inode_counter)
 	settfs_options o = opts();
 	ck_assert_int_eq(settfs_close(fs), 0);
 	ck_assert_int_eq(settfs_open(src, &o, &fs), 0);
-	put_file(SETTFS_ROOT_INO, "n1", "one", 3); /* raises the source's counter */
+	tu_put_file(fs, SETTFS_ROOT_INO, "n1", "one", 3); /* raises the source's counter */
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem inc = send_snap("s2", "s1");
 
@@ -613,7 +591,7 @@ START_TEST(test_receive_across_compression)
 	static char text[40000];
 	for (size_t i = 0; i < sizeof text; i++)
 		text[i] = "settfs replicates compressed chunks as they are. "[i % 49];
-	uint64_t ino = put_file(SETTFS_ROOT_INO, "text", text, sizeof text);
+	uint64_t ino = tu_put_file(fs, SETTFS_ROOT_INO, "text", text, sizeof text);
 	ck_assert_int_eq(settfs_snapshot_create(fs, "s2", NULL), 0);
 	tu_mem inc = send_snap("s2", "s1");
 	receive_ok(dst, &inc);

@@ -11,6 +11,7 @@
 
 #include "settfs.h"
 #include "snapshot.h"
+#include "fsutil.h"
 #include "testutil.h"
 
 static char *dir;
@@ -52,18 +53,7 @@ static void reopen(void)
 /* Writes `text` as the whole content of parent/name (created if absent). */
 static uint64_t put_file(uint64_t parent, const char *name, const char *text)
 {
-	struct stat st;
-	int r = settfs_lookup(fs, parent, name, &st);
-	if (r == -ENOENT)
-		r = settfs_create(fs, &root_ctx, parent, name, 0644, O_RDWR, &st);
-	else if (r == 0)
-		r = settfs_file_open(fs, st.st_ino, O_RDWR | O_TRUNC);
-	ck_assert_msg(r == 0, "create %s: %d", name, r);
-	ck_assert_int_eq(settfs_write(fs, st.st_ino, 0, text, strlen(text), 0),
-			 (ssize_t)strlen(text));
-	ck_assert_int_eq(settfs_release(fs, st.st_ino, O_RDWR), 0);
-	settfs_forget(fs, st.st_ino, 1);
-	return st.st_ino;
+	return tu_put_file(fs, parent, name, text, strlen(text));
 }
 
 static uint64_t lookup(uint64_t parent, const char *name)

@@ -264,3 +264,17 @@ long tu_mem_read(void *arg, void *p, size_t n)
 	m->pos += n;
 	return (long)n;
 }
+
+void tu_small_options(sett_options *o, uint64_t value_log_file_size)
+{
+	sett_options_init(o);
+	o->mem_table_size = 256u << 10;
+	o->value_threshold = 1024;
+	o->value_log_file_size = value_log_file_size;
+	o->base_table_size = 64u << 10;
+	o->base_level_size = 256u << 10;
+	o->num_level_zero_tables = 2;
+	o->num_level_zero_tables_stall = 6;
+	o->block_cache_size = 1u << 20;
+	o->gc_discard_ratio = 0;
+}

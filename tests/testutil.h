@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <check.h>
 
+#include "sett.h"
+
 /* Creates a fresh directory under $TMPDIR (or /tmp); returns a malloc'ed path. */
 char *tu_tmpdir(const char *tag);
 /* rm -rf path. */
@@ -50,6 +52,13 @@ int tu_file_contains(const char *path, const void *p, size_t n);
  */
 struct cipher_ring;
 struct cipher_ring *tu_ring(uint64_t first, uint64_t last, unsigned seed);
+/*
+ * Engine options for a store that flushes, compacts and fills value-log
+ * files (of value_log_file_size bytes) soon: 256 KiB memtables, values
+ * over 1 KiB in the value log, 64 KiB tables, 256 KiB at level 1, two
+ * level-0 tables before compaction, a 1 MiB block cache, no GC thread.
+ */
+void tu_small_options(sett_options *o, uint64_t value_log_file_size);
 /* Runs a suite; returns the process exit status (0 if every test passed). */
 int tu_run(Suite *s);
 

@@ -107,6 +107,25 @@ void key_apply(const key_material *k, sett_options *o)
 		o->encryption_passphrase = k->pass;
 }
 
+int key_load_options(const char *prog, const char *key_file, const char *pass_file,
+		     key_material *k, sett_options *o)
+{
+	if (key_load(prog, key_file, pass_file, k))
+		return -1;
+	key_apply(k, o);
+	return 0;
+}
+
+int key_arg(int argc, char **argv, int *i, const char **key_file, const char **pass_file)
+{
+	const char **to = !strcmp(argv[*i], "--key-file")	    ? key_file
+			  : !strcmp(argv[*i], "--passphrase-file") ? pass_file : NULL;
+	if (!to || *i + 1 >= argc)
+		return 0;
+	*to = argv[++*i];
+	return 1;
+}
+
 void key_relock(key_material *k)
 {
 	(void)mlock(k, sizeof *k);

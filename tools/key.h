@@ -30,6 +30,15 @@ typedef struct key_material {
 int key_load(const char *prog, const char *key_file, const char *pass_file, key_material *k);
 /* Gives the engine options k's key or passphrase (nothing if k holds none). */
 void key_apply(const key_material *k, sett_options *o);
+/* key_load, then key_apply to o. */
+int key_load_options(const char *prog, const char *key_file, const char *pass_file,
+		     key_material *k, sett_options *o);
+/*
+ * Takes argv[*i] if it is --key-file F or --passphrase-file F with F after
+ * it: F goes to *key_file or *pass_file, *i to F's index, and it returns
+ * 1; anything else leaves all as it is and returns 0.
+ */
+int key_arg(int argc, char **argv, int *i, const char **key_file, const char **pass_file);
 /* Locks k's memory again in a forked child (locks are not inherited). */
 void key_relock(key_material *k);
 /* Wipes and unlocks k. */

@@ -131,9 +131,8 @@ int main(int argc, char **argv)
 	o.engine.error_buf = why;
 	o.engine.error_buf_size = sizeof why;
 	static key_material key;
-	if (key_load("mkfs.settfs", key_file, pass_file, &key))
+	if (key_load_options("mkfs.settfs", key_file, pass_file, &key, &o.engine))
 		return 1;
-	key_apply(&key, &o.engine);
 	int r = settfs_mkfs(store, &o, &ctx, force);
 	key_wipe(&key);
 	if (r == -EKEYREJECTED) {

@@ -112,24 +112,28 @@ static void print_bytes(FILE *f, const void *p, size_t n)
 	}
 }
 
-static int cmd_put(int argc, char **argv)
+/* sett put STORE KEY VALUE (value set) or sett del STORE KEY (value NULL):
+ * one durable batch. */
+static int write_one(const char *cmd, const char *store, const char *key, const char *value)
 {
-	if (argc != 4)
-		return 2;
 	sett_db *db;
-	if (cli_open("put", argv[1], 0, &db))
+	if (cli_open(cmd, store, 0, &db))
 		return 1;
 	sett_batch *b;
 	int r = sett_batch_new(&b);
 	if (!r)
-		r = sett_batch_set(b, val_of(argv[2]), val_of(argv[3]));
+		r = value ? sett_batch_set(b, val_of(key), val_of(value))
+			  : sett_batch_delete(b, val_of(key));
 	if (!r)
 		r = sett_write(db, b, 1, NULL);
 	sett_batch_free(b);
 	int c = sett_close(db);
-	if (r || c)
-		return cli_fail("put", argv[2], r ? r : c);
-	return 0;
+	return r || c ? cli_fail(cmd, key, r ? r : c) : 0;
+}
+
+static int cmd_put(int argc, char **argv)
+{
+	return argc != 4 ? 2 : write_one("put", argv[1], argv[2], argv[3]);
 }
 
 static int cmd_get(int argc, char **argv)
@@ -157,20 +161,7 @@ static int cmd_get(int argc, char **argv)
 
 static int cmd_del(int argc, char **argv)
 {
-	if (argc != 3)
-		return 2;
-	sett_db *db;
-	if (cli_open("del", argv[1], 0, &db))
-		return 1;
-	sett_batch *b;
-	int r = sett_batch_new(&b);
-	if (!r)
-		r = sett_batch_delete(b, val_of(argv[2]));
-	if (!r)
-		r = sett_write(db, b, 1, NULL);
-	sett_batch_free(b);
-	int c = sett_close(db);
-	return r || c ? cli_fail("del", argv[2], r ? r : c) : 0;
+	return argc != 3 ? 2 : write_one("del", argv[1], argv[2], NULL);
 }
 
 static int cmd_scan(int argc, char **argv)
@@ -431,9 +422,9 @@ static const struct command {
 	  "pin the current (or an older) version; prints it" },
 	{ "unpin", cmd_unpin, "", "STORE NAME",
 	  "release a pin (compaction and GC free its space)" },
-	{ "bench", cmd_bench, "--workload= --dir= --scale= --encrypt",
-	  "[--workload NAME] [--dir DIR] [--scale F] [--encrypt]",
-	  "run the engine workloads (--encrypt: on encrypted stores)" },
+	{ "bench", cmd_bench, "--workload= --dir= --scale= --encrypt --cache=",
+	  "[--workload NAME] [--dir DIR] [--scale F] [--encrypt] [--cache MB]",
+	  "run the engine workloads (--encrypt: on encrypted stores; --cache: block cache size)" },
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -538,11 +529,7 @@ int main(int argc, char **argv)
 				free(av);
 				return 2;
 			}
-			if (!strcmp(a, "--key-file")) {
-				key_file = argv[++i];
-			} else if (!strcmp(a, "--passphrase-file")) {
-				pass_file = argv[++i];
-			} else {
+			if (!key_arg(argc, argv, &i, &key_file, &pass_file)) {
 				av[ac++] = argv[i];
 				if (value)
 					av[ac++] = argv[++i];

@@ -738,6 +738,8 @@ static void db_free(sett_db *db)
 	pthread_cond_destroy(&db->wcv);
 	pthread_cond_destroy(&db->done_cv);
 	free(db->readers);
+	buf_free(&db->gwbuf);
+	buf_free(&db->gvsbuf);
 	oracle_destroy(&db->orc);
 	subs_destroy(&db->subs);
 	free(db->dir);

@@ -149,6 +149,12 @@ struct sett_db {
 	int have_writer, have_flusher;
 	int writing;   /* a group is being written (by the writer or a caller); under wmu */
 	/*
+	 * The WAL record and value-struct buffers of the group being written,
+	 * kept for the next group (at most GROUP_BUF_KEEP bytes each): only
+	 * the one writing a group (writing = 1) touches them.
+	 */
+	buf gwbuf, gvsbuf;
+	/*
 	 * Lowest value-log file a group being written may point into before its
 	 * entries reach the memtable (UINT32_MAX: none); GC leaves it alone.
 	 */

@@ -79,6 +79,9 @@ typedef struct pending {
 
 static void write_group(sett_db *db, write_req *group);
 
+/* Bytes of a group's buffers kept for the next group (sett_db.gwbuf). */
+#define GROUP_BUF_KEEP (4u << 20)
+
 /*
  * Gives a batch its version, unless it is a transaction that conflicts
  * (then returns 0 and the request fails with SETT_ECONFLICT).  The check
@@ -537,7 +540,8 @@ static void write_group(sett_db *db, write_req *group)
 	size_t *ns = calloc(nreq, sizeof *ns);
 	entry *large = NULL;
 	vptr *vps = NULL;
-	buf wbuf = { 0 }, vsbuf = { 0 };
+	buf wbuf = db->gwbuf, vsbuf = db->gvsbuf;
+	wbuf.n = vsbuf.n = 0;
 	int rc = (!ps || !ns) ? -ENOMEM : 0;
 	int uncertain = 0;
 	uint64_t publish = 0;
@@ -638,8 +642,13 @@ static void write_group(sett_db *db, write_req *group)
 	free(ns);
 	free(large);
 	free(vps);
-	buf_free(&wbuf);
-	buf_free(&vsbuf);
+	/* kept for the next group, unless one group made them large */
+	if (wbuf.cap > GROUP_BUF_KEEP)
+		buf_free(&wbuf);
+	if (vsbuf.cap > GROUP_BUF_KEEP)
+		buf_free(&vsbuf);
+	db->gwbuf = wbuf;
+	db->gvsbuf = vsbuf;
 }
 
 void *db_writer_main(void *arg)

@@ -577,6 +577,11 @@ void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n)
 	(void)posix_fadvise(f->fd, (off_t)off, (off_t)n, POSIX_FADV_DONTNEED);
 }
 
+void sfile_start_writeback(sfile *f, uint64_t off, uint64_t n)
+{
+	(void)sync_file_range(f->fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+}
+
 int sfile_map(sfile *f, uint64_t len, const uint8_t **p)
 {
 	if (f->map)

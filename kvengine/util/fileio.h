@@ -46,6 +46,13 @@ const char *sfile_path(const sfile *f);
 /* Hint that the pages of [off, off+n) will not be read again soon. */
 void sfile_drop_cache(sfile *f, uint64_t off, uint64_t n);
 /*
+ * Starts the system's write-back of [off, off+n) without waiting for it
+ * (sync_file_range SYNC_FILE_RANGE_WRITE), so that a later sfile_sync finds
+ * less to write.  A hint only: it makes nothing durable, and the power-cut
+ * model counts only what sfile_sync made durable.
+ */
+void sfile_start_writeback(sfile *f, uint64_t off, uint64_t n);
+/*
  * Maps [0, len) of f read-only and sets *p to it; the mapping lives until
  * sfile_unmap or sfile_close.  Touching a page that cannot be read (a
  * media error, or past the end of a file cut short since) raises SIGBUS:

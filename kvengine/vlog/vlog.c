@@ -63,9 +63,13 @@ typedef struct vfile {
 	int removed;      /* unlink when the last reference goes */
 	int sealed;       /* corrupt, or encrypted and not written by this vlog: never append */
 	uint64_t start;   /* where the entries start: the header's size */
+	uint64_t wb_from; /* write-back not yet started from here (the head; wmu) */
 	crypt_key *key;   /* encrypted file: its data key, else NULL */
 	uint8_t salt[CIPHER_SALT_SIZE];
 } vfile;
+
+/* Appended bytes between two starts of the system's write-back (flush_locked). */
+#define VLOG_WRITEBACK_STEP (1u << 20)
 
 /* The on-disk length of the record of an entry of len bytes in vf. */
 static inline uint64_t rec_len(const vfile *vf, uint64_t len)
@@ -750,6 +754,18 @@ static int flush_locked(vlog *v, uint32_t cnt)
 	pthread_mutex_unlock(&v->mu);
 	v->wbuf.n = 0;
 	v->dirty = 1;
+	/*
+	 * Have the system write what was appended as it comes, so that the
+	 * next fsync does not find the whole of a large write still to do
+	 * (and the disk is busy while the writer goes on).  Durability still
+	 * comes from the fsync alone.
+	 */
+	if (hd->wb_from < hd->start)
+		hd->wb_from = hd->start;
+	if (hd->size - hd->wb_from >= VLOG_WRITEBACK_STEP) {
+		sfile_start_writeback(hd->f, hd->wb_from, hd->size - hd->wb_from);
+		hd->wb_from = hd->size;
+	}
 	return 0;
 }
 
