@@ -13,7 +13,9 @@
  *   can bring the old bytes back into the cache, where they would stay.
  *   So the daemon invalidates the written range once the write is in the
  *   store, and only then replies: when the writer learns that its write is
- *   done, no cached page holds older bytes.
+ *   done, no cached page holds older bytes.  Only where the kernel may
+ *   send direct writes asynchronously (FUSE_ASYNC_DIO, not taken over
+ *   io_uring: fuse_wire.c says why).
  * - SEEK_DATA/SEEK_HOLE: the kernel sends LSEEK without writing its dirty
  *   pages back, so data still in the writeback cache (or in dirty mmap
  *   pages) would be reported as a hole.  While the file has a writable

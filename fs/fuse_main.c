@@ -606,7 +606,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		mode_changed(req, ino);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
-	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+	else if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT) &&
+		 __atomic_load_n(&ctx_of(req)->wire.async_dio, __ATOMIC_ACQUIRE))
 		/* past the page cache: the kernel may hold older bytes (fuse_inval.h) */
 		inval_then(req, ino, (uint64_t)off, (uint64_t)n, 1, reply_written, (uint64_t)n, 0);
 	else
@@ -1229,18 +1230,17 @@ static void flusher_stop(struct sfs_flusher *w)
 /* ---- io_uring ------------------------------------------------------- */
 
 /*
- * Requests through io_uring queues when -o io_uring asks for them and
- * the kernel offers them (fuse_uring.h), from the INIT reply on.  Not the
- * default: with asynchronous direct writes racing mmap writes to the same
- * pages (tests/integration/dio_mmap.sh, xfstests generic/095) requests
- * over io_uring can stop moving, which /dev/fuse avoids.  Not with -s:
- * the queues have threads of their own.
+ * Requests through io_uring queues when the kernel offers them
+ * (fuse_uring.h), from the INIT reply on, unless -o no_io_uring.  Only
+ * with -o io_uring does a kernel that does not offer them get a line on
+ * stderr; a failure to set the queues up always does.  Not with -s: the
+ * queues have threads of their own.
  */
 static void uring_setup(struct sfs_fuse *f, int singlethread)
 {
 	int asked = f->cfg->io_uring > 0;
-	if (!asked)
-		return; /* the default: /dev/fuse (see below) */
+	if (f->cfg->io_uring == 0)
+		return;
 	if (singlethread) {
 		if (asked)
 			fprintf(stderr, "settfs: io_uring is not used with -s; requests go "
@@ -1403,8 +1403,8 @@ static void usage(void)
 	       "                             commits durable every S seconds (5; 0: never)\n"
 	       "    -o io_uring              serve requests through io_uring queues when the\n"
 	       "                             kernel offers them (Linux 6.14, fuse module\n"
-	       "                             parameter enable_uring=1), else /dev/fuse; off\n"
-	       "                             by default (it says why not on stderr)\n"
+	       "                             parameter enable_uring=1), else /dev/fuse; the\n"
+	       "                             default (given, it says on stderr why not)\n"
 	       "    -o no_io_uring           always /dev/fuse\n"
 	       "    -o key_file=F            the store is encrypted with the master key in F\n"
 	       "                             (32 bytes or 64 hex digits; F: mode 0600 or\n"

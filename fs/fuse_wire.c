@@ -263,7 +263,19 @@ ssize_t sfs_wire_writev(int fd, struct iovec *iov, int count, struct sfs_wire *w
 				uint32_t flags2 = get32(p2) | (uint32_t)(SFS_FUSE_OVER_IO_URING >> 32);
 				memcpy(p2, &flags2, sizeof flags2);
 				__atomic_store_n(&w->uring, 1, __ATOMIC_RELEASE);
+				/*
+				 * No asynchronous direct I/O over the rings: an
+				 * asynchronous direct write would hold a background
+				 * slot until its invalidation (fuse_inval.h) is done,
+				 * and a ring queue's waiting background requests move
+				 * only when one of that queue's own ends, so the
+				 * writeback the invalidation waits for could stay
+				 * behind it.  Synchronous, the kernel invalidates
+				 * after the write itself.
+				 */
+				flags &= ~(uint32_t)FUSE_ASYNC_DIO;
 			}
+			__atomic_store_n(&w->async_dio, !!(flags & FUSE_ASYNC_DIO), __ATOMIC_RELEASE);
 			memcpy(p, &flags, sizeof flags);
 		}
 	}

@@ -46,6 +46,7 @@ struct sfs_wire {
 	int offers_v2;          /* the kernel's INIT offered KILLPRIV_V2 */
 	int setxattr_ext;       /* negotiated: SETXATTR carries setxattr_flags */
 	int offers_setxattr_ext; /* the kernel's INIT offered SETXATTR_EXT */
+	int async_dio;          /* negotiated: direct I/O may be asynchronous (atomic) */
 	/* called once the kernel has taken the INIT reply (it applies it
 	 * while the reply is written), e.g. to tune what INIT resets */
 	void (*after_init)(void *arg);

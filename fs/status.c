@@ -137,6 +137,8 @@ static int fill_status(sfs_control *c, ctl_buf *b)
 	/* io_uring once a request came through a ring: the kernel does not say before */
 	uint64_t ur = __atomic_load_n(&c->wire->uring_requests, __ATOMIC_RELAXED);
 	ctl_put_str(b, "fuse.transport", ur ? "io_uring" : "/dev/fuse");
+	ctl_put_u64(b, "fuse.async_dio", (uint64_t)__atomic_load_n(&c->wire->async_dio,
+								   __ATOMIC_RELAXED));
 	if (__atomic_load_n(&c->wire->uring, __ATOMIC_RELAXED)) {
 		ctl_put_u64(b, "fuse.uring.queues",
 			    __atomic_load_n(&c->wire->uring_queues, __ATOMIC_RELAXED));

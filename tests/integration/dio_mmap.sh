@@ -7,51 +7,73 @@
 # one of the kernel's background slots were held by a direct write waiting
 # for its invalidation, nothing would move again (processes stuck in D
 # state).  The writes must finish; a watchdog aborts the connection if they
-# do not.  SETTFS_DIO_MMAP_SECONDS sets the length (default 10).
+# do not.  Then the same over io_uring when the kernel offers it (the
+# fuse module's enable_uring is set for that run and put back after):
+# there a queue's waiting background requests move only when one of that
+# queue's own ends, so a direct write held on a queue would keep the
+# writeback behind it for good.  SETTFS_DIO_MMAP_SECONDS sets the length
+# of each run (default 10).
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v fio >/dev/null 2>&1 || skip "no fio"
 command -v unshare >/dev/null 2>&1 || skip "no unshare"
 
 secs=${SETTFS_DIO_MMAP_SECONDS:-10}
-mount_fs
-dev=$(mountpoint -d "$mnt") || fail "no device number"
-cat > "$work/job.fio" <<EOF
-[global]
-directory=$mnt
-filename=f
-size=1m
-time_based=1
-runtime=$secs
-randrepeat=1
-[aio]
-ioengine=libaio
-iodepth=64
-iodepth_batch=16
-direct=1
-rw=randwrite
-bs=4k
-numjobs=2
-[mmap]
-ioengine=mmap
-rw=randwrite
-bs=1k
-EOF
-fio --output="$work/fio.out" "$work/job.fio" &
-job=$!
-i=0
-while kill -0 $job 2>/dev/null && [ $i -lt $((secs * 10 + 600)) ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-if kill -0 $job 2>/dev/null; then
-	# stuck: abort the connection (fusectl in a mount namespace of its own)
-	unshare -m --propagation private sh -c "mount -t fusectl none '$work' 2>/dev/null &&
-		echo 1 > '$work/$(echo "$dev" | cut -d: -f2)/abort'" ||
-		echo 1 > "/sys/fs/fuse/connections/$(echo "$dev" | cut -d: -f2)/abort" 2>/dev/null
-	wait $job
-	fail "direct writes with dirty mmap pages did not finish in $((secs + 60)) s (connection aborted)"
+param=/sys/module/fuse/parameters/enable_uring
+
+# run [mount options]: the fio job against a fresh mount; the transport it used
+run() {
+	mount_fs "$@"
+	dev=$(mountpoint -d "$mnt") || fail "no device number"
+	cat > "$work/job.fio" <<-EOF
+	[global]
+	directory=$mnt
+	filename=f
+	size=1m
+	time_based=1
+	runtime=$secs
+	randrepeat=1
+	[aio]
+	ioengine=libaio
+	iodepth=64
+	iodepth_batch=16
+	direct=1
+	rw=randwrite
+	bs=4k
+	numjobs=2
+	[mmap]
+	ioengine=mmap
+	rw=randwrite
+	bs=1k
+	EOF
+	fio --output="$work/fio.out" "$work/job.fio" &
+	job=$!
+	i=0
+	while kill -0 $job 2>/dev/null && [ $i -lt $((secs * 10 + 600)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $job 2>/dev/null; then
+		# stuck: abort the connection (fusectl in a mount namespace of its own)
+		unshare -m --propagation private sh -c "mount -t fusectl none '$work' 2>/dev/null &&
+			echo 1 > '$work/$(echo "$dev" | cut -d: -f2)/abort'" ||
+			echo 1 > "/sys/fs/fuse/connections/$(echo "$dev" | cut -d: -f2)/abort" 2>/dev/null
+		wait $job
+		fail "direct writes with dirty mmap pages did not finish in $((secs + 60)) s (connection aborted)"
+	fi
+	wait $job || fail "fio exit status $? ($(tail -3 "$work/fio.out"))"
+	transport=$("$SETTFS" status "$mnt" | awk '$1 == "transport" { print $2 }')
+	umount_fs
+	check_fsck
+}
+
+run
+if [ -z "${SETTFS_TEST_MOUNT_OPTS:-}" ] && [ -w "$param" ]; then
+	old=$(cat "$param")
+	trap 'echo "$old" > "$param"; cleanup' EXIT
+	if echo 1 > "$param"; then
+		run -o io_uring
+		echo "$old" > "$param"
+		[ "$transport" = io_uring ] || echo "note: the io_uring run went through $transport"
+	fi
 fi
-wait $job || fail "fio exit status $? ($(tail -3 "$work/fio.out"))"
-umount_fs
-check_fsck
 echo PASS

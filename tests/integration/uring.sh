@@ -1,13 +1,14 @@
 #!/bin/sh
-# FUSE over io_uring (-o io_uring; /dev/fuse is the default): with the fuse module's enable_uring
+# FUSE over io_uring (the default when offered; -o io_uring): with the fuse module's enable_uring
 # set for the test (and put back after), the daemon must say it serves
 # requests through io_uring and `settfs status` must show it; then a mix
 # through the rings: small files, a big file written and read back after
-# the page cache is dropped, mmap stores, O_DIRECT writes (answered from
-# the invalidation thread), SEEK_DATA with dirty pages, xattrs, parallel
+# the page cache is dropped, mmap stores, O_DIRECT writes (synchronous over
+# the rings), SEEK_DATA with dirty pages, xattrs, parallel
 # writers, a short fsx run; kill -9 during writes, remount, fsck; a
 # clean SIGTERM shutdown; with enable_uring off, the fallback to
-# /dev/fuse with its log line (silent by default); -o no_io_uring.  Skips (77) without the kernel's
+# /dev/fuse with its log line (silent by default); the default over
+# io_uring when offered; -o no_io_uring.  Skips (77) without the kernel's
 # CONFIG_FUSE_IO_URING or a settfs built with liburing.
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v python3 >/dev/null 2>&1 || skip "no python3"
@@ -40,6 +41,8 @@ grep -q "serving requests through io_uring" "$work/log" || {
 }
 [ "$(status_of fuse.transport)" = io_uring ] || fail "status transport: $(status_of fuse.transport)"
 [ "$(status_of fuse.uring.queues)" -ge 1 ] || fail "no queues in status"
+# direct I/O synchronous over the rings (doc/settfs.md, Requests over io_uring)
+[ "$(status_of fuse.async_dio)" = 0 ] || fail "asynchronous direct I/O over io_uring"
 
 # small files: create, rename, read back, unlink
 mkdir "$mnt/d" || fail "mkdir"
@@ -74,7 +77,7 @@ for n in 1 2 3 4 5 6; do
 	cmp -n 10485760 "$work/big" "$mnt/p$n" || fail "parallel writer $n"
 done
 
-# mmap stores, O_DIRECT writes (their replies come from another thread),
+# mmap stores, O_DIRECT writes (synchronous: answered at once),
 # SEEK_DATA while pages are dirty, xattrs
 python3 - "$mnt" <<'PY' || fail "mmap/direct/seek/xattr"
 import mmap, os, sys
@@ -159,18 +162,23 @@ grep -q "does not offer FUSE over io_uring" "$work/log" || {
 	fail "no fallback log line"
 }
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "fallback transport"
+[ "$(status_of fuse.async_dio)" = 1 ] || fail "no asynchronous direct I/O over /dev/fuse"
 umount_fs
-# by default /dev/fuse, silently, offered or not; -o no_io_uring
+# by default: /dev/fuse, silently, when not offered, else io_uring; -o no_io_uring
 mount_fs 2>"$work/log"
 cat "$mnt/d/seven" >/dev/null || fail "read, default, not offered"
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport, not offered"
 umount_fs
 [ -s "$work/log" ] && { cat "$work/log"; fail "default mount said something"; }
 echo 1 > "$param"
-mount_fs
+mount_fs 2>"$work/log"
 cat "$mnt/d/seven" >/dev/null || fail "read, default"
-[ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport: $(status_of fuse.transport)"
+[ "$(status_of fuse.transport)" = io_uring ] || fail "default transport: $(status_of fuse.transport)"
 umount_fs
+grep -q "serving requests through io_uring" "$work/log" || {
+	cat "$work/log"
+	fail "default mount: no io_uring log line"
+}
 mount_fs -o no_io_uring
 cat "$mnt/d/seven" >/dev/null || fail "read, no_io_uring"
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "no_io_uring transport"
