@@ -66,10 +66,19 @@ struct uring_cmd_req { /* in the 80-byte command area of a 128-byte SQE */
 
 enum { TAG_ENT = 1, TAG_STOP = 2 };
 #define FIRST_WORKERS 2 /* per queue, started at INIT */
+/*
+ * Workers a queue may have beyond max_threads while some of its workers
+ * wait for a reply another thread sends (serve): each holds its entry
+ * meanwhile, and the request the reply waits for (the write-back of a
+ * page) may come to the same queue.
+ */
+#define WAITING_MAX 64
 
 struct queue {
+	sfs_uring *u;
 	unsigned qid;
 	unsigned nthreads; /* under u->lock */
+	unsigned waiting;  /* under u->lock: workers waiting for another thread's reply */
 	int idle;          /* workers with an entry waiting for a request (atomic) */
 };
 
@@ -106,7 +115,7 @@ struct sfs_uring {
 	int go;              /* under lock: the queues may be registered */
 	unsigned live;       /* under lock: worker threads running */
 	struct queue *queues;
-	struct worker **workers; /* nq * max_threads slots */
+	struct worker **workers; /* nq * (max_threads + WAITING_MAX) slots */
 	unsigned nworkers;       /* atomic: slots filled */
 	int said_serving, said_failed; /* atomic */
 };
@@ -229,6 +238,9 @@ static void reply_status(struct worker *wk, uint64_t unique, int error)
 	__atomic_store_n(&wk->replied, 1, __ATOMIC_RELEASE);
 }
 
+static int start_worker(sfs_uring *u, struct queue *q);
+static void add_worker(struct queue *q);
+
 /* Hands the request in the entry to libfuse; returns once it is answered. */
 static void serve(struct worker *wk)
 {
@@ -272,11 +284,28 @@ static void serve(struct worker *wk)
 			reply_status(wk, in.unique, 0);
 		return;
 	}
-	/* answered later by another thread (fuse_inval.h) */
+	/*
+	 * Answered later by another thread (fuse_inval.h), maybe only once a
+	 * request to this queue has been served: this worker does not count
+	 * against max_threads while it waits.
+	 */
 	pthread_mutex_lock(&u->lock);
+	wk->q->waiting++;
+	if (__atomic_load_n(&wk->q->idle, __ATOMIC_ACQUIRE) <= 0)
+		add_worker(wk->q);
 	while (!__atomic_load_n(&wk->replied, __ATOMIC_ACQUIRE))
 		pthread_cond_wait(&u->cond, &u->lock);
+	wk->q->waiting--;
 	pthread_mutex_unlock(&u->lock);
+}
+
+/* Under u->lock: one more worker for q, if it may have one. */
+static void add_worker(struct queue *q)
+{
+	sfs_uring *u = q->u;
+	if (!__atomic_load_n(&u->stop, __ATOMIC_ACQUIRE) &&
+	    q->nthreads - q->waiting < u->max_threads && q->nthreads < u->max_threads + WAITING_MAX)
+		start_worker(u, q);
 }
 
 static void say_failed(sfs_uring *u, const char *what, int err)
@@ -286,8 +315,6 @@ static void say_failed(sfs_uring *u, const char *what, int err)
 			strerror(-err));
 }
 
-static int start_worker(sfs_uring *u, struct queue *q);
-
 /* a worker took a request: if it was the queue's last one waiting, add one */
 static void took_request(struct worker *wk)
 {
@@ -295,8 +322,7 @@ static void took_request(struct worker *wk)
 	if (__atomic_sub_fetch(&wk->q->idle, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	pthread_mutex_lock(&u->lock);
-	if (!__atomic_load_n(&u->stop, __ATOMIC_ACQUIRE) && wk->q->nthreads < u->max_threads)
-		start_worker(u, wk->q);
+	add_worker(wk->q);
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -367,7 +393,7 @@ out:
 static int start_worker(sfs_uring *u, struct queue *q)
 {
 	unsigned i = __atomic_load_n(&u->nworkers, __ATOMIC_ACQUIRE);
-	if (i >= u->nq * u->max_threads)
+	if (i >= u->nq * (u->max_threads + WAITING_MAX))
 		return -ENOSPC;
 	struct worker *wk = calloc(1, sizeof *wk);
 	if (!wk)
@@ -410,7 +436,7 @@ sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
 	u->page = pg > 0 ? (size_t)pg : 4096;
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
 	u->queues = calloc(u->nq, sizeof *u->queues);
-	u->workers = calloc((size_t)u->nq * u->max_threads, sizeof *u->workers);
+	u->workers = calloc((size_t)u->nq * (u->max_threads + WAITING_MAX), sizeof *u->workers);
 	if (u->stop_fd < 0 || !u->queues || !u->workers) {
 		snprintf(why, why_size, "%s", strerror(u->stop_fd < 0 ? errno : ENOMEM));
 		if (u->stop_fd >= 0)
@@ -420,8 +446,10 @@ sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
 		free(u);
 		return NULL;
 	}
-	for (unsigned i = 0; i < u->nq; i++)
+	for (unsigned i = 0; i < u->nq; i++) {
 		u->queues[i].qid = i;
+		u->queues[i].u = u;
+	}
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	return u;

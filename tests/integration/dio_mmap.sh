@@ -23,7 +23,6 @@ param=/sys/module/fuse/parameters/enable_uring
 # run [mount options]: the fio job against a fresh mount; the transport it used
 run() {
 	mount_fs "$@"
-	dev=$(mountpoint -d "$mnt") || fail "no device number"
 	cat > "$work/job.fio" <<-EOF
 	[global]
 	directory=$mnt
@@ -46,21 +45,8 @@ run() {
 	bs=1k
 	EOF
 	fio --output="$work/fio.out" "$work/job.fio" &
-	job=$!
-	i=0
-	while kill -0 $job 2>/dev/null && [ $i -lt $((secs * 10 + 600)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 $job 2>/dev/null; then
-		# stuck: abort the connection (fusectl in a mount namespace of its own)
-		unshare -m --propagation private sh -c "mount -t fusectl none '$work' 2>/dev/null &&
-			echo 1 > '$work/$(echo "$dev" | cut -d: -f2)/abort'" ||
-			echo 1 > "/sys/fs/fuse/connections/$(echo "$dev" | cut -d: -f2)/abort" 2>/dev/null
-		wait $job
-		fail "direct writes with dirty mmap pages did not finish in $((secs + 60)) s (connection aborted)"
-	fi
-	wait $job || fail "fio exit status $? ($(tail -3 "$work/fio.out"))"
+	finish_or_abort $! $((secs + 60)) "direct writes with dirty mmap pages" ||
+		fail "fio exit status $? ($(tail -3 "$work/fio.out"))"
 	transport=$("$SETTFS" status "$mnt" | awk '$1 == "transport" { print $2 }')
 	umount_fs
 	check_fsck

@@ -74,6 +74,27 @@ exited() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# finish_or_abort PID SECONDS WHAT: wait for the job PID; if it still runs
+# after SECONDS the mount is stuck: abort its FUSE connection (fusectl,
+# mounted in a mount namespace of its own where it is not already), so
+# that the job's requests fail and it ends, then fail with WHAT.
+finish_or_abort() {
+	_dev=$(mountpoint -d "$mnt" | cut -d: -f2)
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		unshare -m --propagation private sh -c "mount -t fusectl none '$work' 2>/dev/null &&
+			echo 1 > '$work/$_dev/abort'" ||
+			echo 1 > "/sys/fs/fuse/connections/$_dev/abort" 2>/dev/null
+		wait "$1"
+		fail "$3 did not finish in $2 s (connection aborted)"
+	fi
+	wait "$1"
+}
+
 check_fsck() {
 	"$FSCK" "$store" || fail "fsck.settfs exit $?"
 }

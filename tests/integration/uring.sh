@@ -5,7 +5,9 @@
 # through the rings: small files, a big file written and read back after
 # the page cache is dropped, mmap stores, O_DIRECT writes (synchronous over
 # the rings), SEEK_DATA with dirty pages, xattrs, parallel
-# writers, a short fsx run; kill -9 during writes, remount, fsck; a
+# writers, a short fsx run; with threads=2 SEEK_DATA on dirty mmap pages
+# from four threads on one CPU (the waiting workers must not use up the
+# queue); kill -9 during writes, remount, fsck; a
 # clean SIGTERM shutdown; with enable_uring off, the fallback to
 # /dev/fuse with its log line; the default (/dev/fuse, silent, offered or
 # not); -o no_io_uring.  Skips (77) without the kernel's
@@ -129,6 +131,41 @@ threads=$(status_of fuse.uring.threads)
 queues=$(status_of fuse.uring.queues)
 [ "$threads" -ge $((2 * queues)) ] || fail "$threads workers for $queues queues"
 echo "io_uring: $queues queues, $threads workers, $(status_of fuse.uring.requests) requests"
+umount_fs
+check_fsck
+
+# Requests that wait for another thread's reply do not use up a queue's
+# workers: with threads=2, four threads on one CPU (so one queue) store
+# through mmap and then SEEK_DATA, which waits until the dirty pages are
+# written back - through the same queue.
+mount_log -o threads=2
+python3 - "$mnt" <<'PY' &
+import mmap, os, sys, threading
+root = sys.argv[1]
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+err = []
+def work(t):
+    try:
+        fd = os.open(os.path.join(root, "seek%d" % t), os.O_RDWR | os.O_CREAT, 0o644)
+        size = 4 << 20
+        os.ftruncate(fd, size)
+        m = mmap.mmap(fd, size)
+        for r in range(20):
+            for i in range(0, size, 4096):
+                m[i:i + 8] = (r * size + i).to_bytes(8, "little")
+            assert os.lseek(fd, 0, os.SEEK_DATA) == 0, "SEEK_DATA"
+        m.close()
+        os.close(fd)
+    except Exception as e:
+        err.append(e)
+ts = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+sys.exit("%s" % err if err else 0)
+PY
+finish_or_abort $! 120 "SEEK_DATA on dirty mmap pages with threads=2" || fail "seek threads"
 umount_fs
 check_fsck
 
