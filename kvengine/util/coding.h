@@ -173,5 +173,14 @@ static inline size_t varint_get(const uint8_t *p, const uint8_t *end, uint64_t *
 /* ---- checksum ---- */
 
 uint64_t sett_hash(const void *p, size_t n);
+/* sett_hash of a's na bytes followed by b's nb bytes (as if contiguous). */
+uint64_t sett_hash2(const void *a, size_t na, const void *b, size_t nb);
+
+/* The same hash compiled for AVX2 (hash_avx2.c), for CPUs that have it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SETT_HASH_AVX2 1
+uint64_t sett_hash_avx2(const void *p, size_t n);
+uint64_t sett_hash2_avx2(const void *a, size_t na, const void *b, size_t nb);
+#endif
 
 #endif

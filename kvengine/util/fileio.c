@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sett.h"
@@ -485,6 +486,28 @@ int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off)
 	if (k < 0)
 		return (int)k;
 	return (size_t)k == n ? 0 : SETT_ECORRUPT;
+}
+
+int sfile_pread2_full(sfile *f, void *a, size_t na, void *b, size_t nb, uint64_t off)
+{
+	struct iovec iov[2] = { { a, na }, { b, nb } };
+	ssize_t k;
+	do
+		k = preadv(f->fd, iov, 2, (off_t)off);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	__atomic_add_fetch(&bytes_read, (size_t)k, __ATOMIC_RELAXED);
+	size_t done = (size_t)k;
+	if (done == na + nb)
+		return 0;
+	/* short (the end of the file, or a signal): the rest piece by piece */
+	int r = 0;
+	if (done < na) {
+		r = sfile_pread_full(f, (char *)a + done, na - done, off + done);
+		done = na;
+	}
+	return r ? r : sfile_pread_full(f, (char *)b + (done - na), na + nb - done, off + done);
 }
 
 static int pwrite_op(sfile *f, const void *buf, size_t n, uint64_t off)

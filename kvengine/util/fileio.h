@@ -36,6 +36,9 @@ int sfile_close(sfile *f);
 ssize_t sfile_pread(sfile *f, void *buf, size_t n, uint64_t off);
 /* Reads exactly n bytes at off, or returns SETT_ECORRUPT on a short file. */
 int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off);
+/* The same for na bytes at off into a and the nb bytes after them into b
+ * (one system call: a record's head to one place, its body to another). */
+int sfile_pread2_full(sfile *f, void *a, size_t na, void *b, size_t nb, uint64_t off);
 /* Writes all n bytes at off; 0 or <0. */
 int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off);
 int sfile_sync(sfile *f);

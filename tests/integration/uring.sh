@@ -13,6 +13,7 @@
 # not); -o no_io_uring.  Skips (77) without the kernel's
 # CONFIG_FUSE_IO_URING or a settfs built with liburing.
 . "${srcdir:-.}/tests/integration/lib.sh"
+unset SETTFS_TEST_MOUNT_OPTS # each mount here says what it wants
 command -v python3 >/dev/null 2>&1 || skip "no python3"
 param=/sys/module/fuse/parameters/enable_uring
 [ -w "$param" ] || skip "the kernel has no FUSE over io_uring ($param)"
