@@ -1230,20 +1230,17 @@ static void flusher_stop(struct sfs_flusher *w)
 /* ---- io_uring ------------------------------------------------------- */
 
 /*
- * Requests through io_uring queues when -o io_uring asks for them and
- * the kernel offers them (fuse_uring.h), from the INIT reply on.  Not the
- * default: a worker that waits for a reply another thread sends (a
- * deferred SEEK_DATA) holds its ring entry, and a queue whose workers
- * (threads=N) all wait so can leave the writeback they wait for without
- * a worker (doc/settfs.md, "Requests over io_uring").  A kernel that does
- * not offer them gets a line on stderr, as does a failure to set the
- * queues up.  Not with -s: the queues have threads of their own.
+ * Requests through io_uring queues where the kernel offers them
+ * (fuse_uring.h), from the INIT reply on, unless -o no_io_uring.  With
+ * -o io_uring a kernel that does not offer them gets a line on stderr,
+ * as does, always, a failure to set the queues up.  Not with -s: the
+ * queues have threads of their own.
  */
 static void uring_setup(struct sfs_fuse *f, int singlethread)
 {
 	int asked = f->cfg->io_uring > 0;
-	if (!asked)
-		return; /* the default: /dev/fuse (see above) */
+	if (f->cfg->io_uring == 0)
+		return; /* -o no_io_uring */
 	if (singlethread) {
 		if (asked)
 			fprintf(stderr, "settfs: io_uring is not used with -s; requests go "
@@ -1406,8 +1403,8 @@ static void usage(void)
 	       "                             commits durable every S seconds (5; 0: never)\n"
 	       "    -o io_uring              serve requests through io_uring queues when the\n"
 	       "                             kernel offers them (Linux 6.14, fuse module\n"
-	       "                             parameter enable_uring=1), else /dev/fuse; off\n"
-	       "                             by default (it says why not on stderr)\n"
+	       "                             parameter enable_uring=1), else /dev/fuse; the\n"
+	       "                             default, but silent (-o io_uring says why not)\n"
 	       "    -o no_io_uring           always /dev/fuse\n"
 	       "    -o key_file=F            the store is encrypted with the master key in F\n"
 	       "                             (32 bytes or 64 hex digits; F: mode 0600 or\n"

@@ -72,7 +72,7 @@ enum { TAG_ENT = 1, TAG_STOP = 2 };
  * meanwhile, and the request the reply waits for (the write-back of a
  * page) may come to the same queue.
  */
-#define WAITING_MAX 64
+#define WAITING_MAX 256
 
 struct queue {
 	sfs_uring *u;
@@ -260,7 +260,7 @@ static void serve(struct worker *wk)
 		reply_status(wk, in.unique, -EIO);
 		return;
 	}
-	if (__atomic_fetch_add(&u->w->uring_requests, 1, __ATOMIC_RELAXED) == 0 &&
+	if (__atomic_fetch_add(&u->w->uring_requests, 1, __ATOMIC_RELAXED) == 0 && !u->quiet &&
 	    !__atomic_exchange_n(&u->said_serving, 1, __ATOMIC_RELAXED))
 		fprintf(stderr, "settfs: serving requests through io_uring (%u queues)\n", u->nq);
 	char *m = wk->payload - hs - op;

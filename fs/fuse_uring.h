@@ -22,7 +22,9 @@
  * a worker whose request waits (for another request, for a reply another
  * thread sends) holds no other.  A queue starts with two workers (pinned
  * to the queue's CPU) and gains one whenever none is left waiting, up to
- * `max_threads`, as libfuse's multi-threaded loop does.
+ * `max_threads`, as libfuse's multi-threaded loop does; a worker waiting
+ * for a reply another thread sends does not count against max_threads
+ * (that reply may wait for a request to the same queue).
  *
  * Thread safety: sfs_uring_reply may be called from any thread; the rest
  * belongs to the thread that runs the session, except sfs_uring_prepare
@@ -40,9 +42,11 @@ typedef struct sfs_uring sfs_uring;
 
 /*
  * The transport for session se on its /dev/fuse descriptor fd; nothing
- * runs until sfs_uring_prepare.  `quiet`: a kernel that does not offer
- * io_uring is not worth a line on stderr.  NULL, with the reason in why, if this
- * build has no io_uring (liburing) or memory is short.
+ * runs until sfs_uring_prepare.  `quiet` (io_uring not asked for, only
+ * taken where offered): no line when the first request comes through a
+ * ring, and none for a kernel that does not offer io_uring.  NULL, with
+ * the reason in why, if this build has no io_uring (liburing) or memory
+ * is short.
  */
 sfs_uring *sfs_uring_new(struct fuse_session *se, int fd, struct sfs_wire *w,
 			 unsigned max_threads, int quiet, char *why, size_t why_size);

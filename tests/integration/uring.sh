@@ -1,5 +1,5 @@
 #!/bin/sh
-# FUSE over io_uring (-o io_uring; not the default): with the fuse module's enable_uring
+# FUSE over io_uring (the default where offered): with the fuse module's enable_uring
 # set for the test (and put back after), the daemon must say it serves
 # requests through io_uring and `settfs status` must show it; then a mix
 # through the rings: small files, a big file written and read back after
@@ -9,8 +9,8 @@
 # from four threads on one CPU (the waiting workers must not use up the
 # queue); kill -9 during writes, remount, fsck; a
 # clean SIGTERM shutdown; with enable_uring off, the fallback to
-# /dev/fuse with its log line; the default (/dev/fuse, silent, offered or
-# not); -o no_io_uring.  Skips (77) without the kernel's
+# /dev/fuse with its log line; the default (silent: io_uring where
+# offered, else /dev/fuse); -o no_io_uring.  Skips (77) without the kernel's
 # CONFIG_FUSE_IO_URING or a settfs built with liburing.
 . "${srcdir:-.}/tests/integration/lib.sh"
 unset SETTFS_TEST_MOUNT_OPTS # each mount here says what it wants
@@ -202,7 +202,7 @@ grep -q "does not offer FUSE over io_uring" "$work/log" || {
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "fallback transport"
 [ "$(status_of fuse.async_dio)" = 1 ] || fail "no asynchronous direct I/O over /dev/fuse"
 umount_fs
-# by default: /dev/fuse, silently, offered or not; -o no_io_uring
+# by default: silently, /dev/fuse where not offered, else io_uring; -o no_io_uring
 mount_fs 2>"$work/log"
 cat "$mnt/d/seven" >/dev/null || fail "read, default, not offered"
 [ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport, not offered"
@@ -211,7 +211,7 @@ umount_fs
 echo 1 > "$param"
 mount_fs 2>"$work/log"
 cat "$mnt/d/seven" >/dev/null || fail "read, default"
-[ "$(status_of fuse.transport)" = /dev/fuse ] || fail "default transport: $(status_of fuse.transport)"
+[ "$(status_of fuse.transport)" = io_uring ] || fail "default transport: $(status_of fuse.transport)"
 umount_fs
 [ -s "$work/log" ] && { cat "$work/log"; fail "default mount said something"; }
 mount_fs -o no_io_uring
