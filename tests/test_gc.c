@@ -748,6 +748,83 @@ START_TEST(test_gc_ignores_unpublished_group)
 }
 END_TEST
 
+typedef struct sync_arg {
+	sett_db *db;
+	int done;
+	int rc;
+} sync_arg;
+
+static void *sync_once(void *p)
+{
+	sync_arg *a = p;
+	a->rc = sett_sync(a->db);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *put_once(void *p)
+{
+	sync_arg *a = p;
+	uint8_t v[8192];
+	memset(v, 'p', sizeof v);
+	a->rc = sett_put(a->db, (sett_val){ 4, "next" }, (sett_val){ sizeof v, v });
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A sync's bulk fsync (the value log a GC rewrite or a file's data filled)
+ * runs on the syncing thread, not on the writer: while it is frozen,
+ * another thread's write still goes through.  What was written before
+ * the sync survives a power cut after it.
+ */
+START_TEST(test_sync_leaves_writer_free)
+{
+	char *dir = tu_tmpdir("gc-presync");
+	sett_options o;
+	tu_small_options(&o, 1u << 20);
+	o.num_compactors = 0; /* no background writes: the fault counts ours */
+	sett_db *db;
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	uint8_t v1[8192];
+	memset(v1, 'a', sizeof v1);
+	ck_assert_int_eq(sett_put(db, (sett_val){ 3, "key" }, (sett_val){ sizeof v1, v1 }), 0);
+
+	sio_fault_pause_nth(1); /* the value log's fsync */
+	pthread_t st, pt;
+	sync_arg sa = { .db = db }, pa = { .db = db };
+	ck_assert_int_eq(pthread_create(&st, NULL, sync_once, &sa), 0);
+	sio_fault_wait_paused();
+	ck_assert_int_eq(pthread_create(&pt, NULL, put_once, &pa), 0);
+	for (int i = 0; i < 30000 && !__atomic_load_n(&pa.done, __ATOMIC_ACQUIRE); i++) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	int put_done = __atomic_load_n(&pa.done, __ATOMIC_ACQUIRE);
+	ck_assert_int_eq(__atomic_load_n(&sa.done, __ATOMIC_ACQUIRE), 0);
+	sio_fault_resume(0);
+	pthread_join(st, NULL);
+	pthread_join(pt, NULL);
+	ck_assert_msg(put_done, "a write waited for another thread's sync to reach the disk");
+	ck_assert_int_eq(sa.rc, 0);
+	ck_assert_int_eq(pa.rc, 0);
+
+	sio_fault_powercut();
+	sett_close(db); /* fails: I/O after the cut does */
+	sio_fault_reset();
+	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
+	void *got;
+	size_t n;
+	int r = sett_get(db, (sett_val){ 3, "key" }, 0, &got, &n);
+	ck_assert_msg(r == 0, "synced value lost: %s", sett_strerror(r));
+	ck_assert(n == sizeof v1 && memcmp(got, v1, n) == 0);
+	free(got);
+	ck_assert_int_eq(sett_close(db), 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gc");
@@ -757,6 +834,7 @@ int main(void)
 	tcase_add_test(tc, test_corrupt_value_not_copied);
 	tcase_add_test(tc, test_gc_waits_for_durable_overwrite);
 	tcase_add_test(tc, test_gc_ignores_unpublished_group);
+	tcase_add_test(tc, test_sync_leaves_writer_free);
 	tcase_add_test(tc, test_iterator_keeps_files);
 	tcase_add_test(tc, test_no_resurrection);
 	tcase_add_test(tc, test_gc_thread_runs_by_itself);

@@ -180,8 +180,12 @@ int db_write_ex(sett_db *db, sett_batch *b, const txn_commit *tc, int sync, uint
 	int err = __atomic_load_n(&db->bg_error, __ATOMIC_ACQUIRE);
 	if (err)
 		return err;
+	/* the value log's fsync for values written before, off the writer */
+	int rc = sync ? vlog_presync(db->vl) : 0;
+	if (rc)
+		return rc;
 	write_req r = { .kind = REQ_BATCH, .b = b, .tc = tc, .sync = sync };
-	int rc = submit(db, &r);
+	rc = submit(db, &r);
 	if (rc == 0 && version)
 		*version = r.version;
 	return rc;
@@ -908,8 +912,11 @@ int sett_sync(sett_db *db)
 	if (db->opt.read_only)
 		return 0;
 	/* The sync goes through the writer: that orders it after every write
-	 * acknowledged before this call. */
-	return db_sync_request(db);
+	 * acknowledged before this call.  The value log's bulk (a file's data,
+	 * a GC rewrite) is made durable first, on this thread: the writer's
+	 * fsync, during which no write goes on, then has little left. */
+	int r = vlog_presync(db->vl);
+	return r ? r : db_sync_request(db);
 }
 
 int sett_flush(sett_db *db)

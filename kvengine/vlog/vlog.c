@@ -877,6 +877,31 @@ int vlog_sync(vlog *v)
 	return r;
 }
 
+int vlog_presync(vlog *v)
+{
+	vfile *vf = NULL;
+	pthread_mutex_lock(&v->wmu);
+	int r = v->broken;
+	if (!r && v->head && v->dirty) {
+		pthread_mutex_lock(&v->mu);
+		vf = v->head;
+		vf->refs++;
+		pthread_mutex_unlock(&v->mu);
+	}
+	pthread_mutex_unlock(&v->wmu);
+	if (!vf)
+		return r;
+	r = sfile_sync(vf->f);
+	if (r) {
+		pthread_mutex_lock(&v->wmu);
+		if (!v->broken)
+			v->broken = r; /* what reached the disk is unknown */
+		pthread_mutex_unlock(&v->wmu);
+	}
+	vfile_put(v, vf);
+	return r;
+}
+
 int vlog_error(vlog *v)
 {
 	pthread_mutex_lock(&v->wmu);

@@ -69,6 +69,13 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out);
 /* fsync the files written since the last sync.  Safe from any thread. */
 int vlog_sync(vlog *v);
 /*
+ * fsync the head as vlog_sync does, but without holding up appends
+ * meanwhile (they may or may not be covered), so that a vlog_sync after it
+ * has little left to write.  A failure breaks the log as vlog_sync's does.
+ * Safe from any thread.
+ */
+int vlog_presync(vlog *v);
+/*
  * Non-zero once the log's state on disk is uncertain: a failed write could
  * not be cut off again, or an fsync failed.  Every later append and sync
  * then fails with it.  Any other failed append left the files as they were.
