@@ -5,10 +5,10 @@
  * on long inputs XXH3's AVX2 code runs about three times as fast (16 KiB:
  * ~55 GB/s against ~18 GB/s on one core here), and a checksum over every
  * value read from the value log and every table block is on the read
- * path.  The same function with the same results, other instructions:
- * (sett_hash2: the same over two pieces, streaming).  coding.c calls
- * these only where the CPU has AVX2
- * (tests/test_coding.c compares both over many lengths and alignments).
+ * path.  Same functions, same results, other instructions (sett_hash2:
+ * the hash of two pieces, streaming); coding.c calls these only where the
+ * CPU has AVX2 (tests/test_coding.c compares them with the library's over
+ * many lengths and alignments).
  *
  * Thread safety: a pure function.
  */
