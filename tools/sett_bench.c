@@ -717,6 +717,114 @@ static int run_rewrite(bench *bn)
 	return r ? r : c;
 }
 
+/*
+ * put_during_gc (run by name): the cost of value-log GC to the writes that
+ * go on meanwhile.  The large store is filled, then a random half of its
+ * keys is written again (about half of every file turns to garbage, so
+ * GC must move the rest); then single-key sett_put calls of 100 bytes,
+ * each a commit, with a sett_sync every 100 (a file system's creates and
+ * fsyncs), are timed: 20,000 alone, then as many as run while another
+ * thread runs sett_gc until it finds nothing (at most 2,000,000).  Reports the median, 99th percentile and largest time
+ * per call of both.
+ */
+typedef struct gc_thread_arg {
+	sett_db *db;
+	int done, rc;
+	double seconds;
+} gc_thread_arg;
+
+static void *gc_thread(void *p)
+{
+	gc_thread_arg *a = p;
+	double t0 = now();
+	int g;
+	while ((g = sett_gc(a->db, 0.5)) == 0)
+		;
+	a->rc = g == SETT_ENOREWRITE ? 0 : g;
+	a->seconds = now() - t0;
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n puts from key number `first`, each call's time in us[]; stops early
+ * once *stop is set (NULL: never) */
+static int timed_puts(sett_db *db, long first, long n, double *us, long *done, const int *stop)
+{
+	char k[KEY_LEN];
+	uint8_t v[100] = { 0 };
+	int r = 0;
+	long i;
+	for (i = 0; i < n && !r && !(stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)); i++) {
+		key_of(k, first + i);
+		double t = now();
+		r = sett_put(db, (sett_val){ KEY_LEN, k }, (sett_val){ sizeof v, v });
+		if (!r && i % 100 == 99)
+			r = sett_sync(db);
+		us[i] = (now() - t) * 1e6;
+	}
+	*done = i;
+	qsort(us, (size_t)i, sizeof *us, cmp_double);
+	return r;
+}
+
+static int run_put_during_gc(bench *bn)
+{
+	sett_db *db;
+	int r = open_store(bn->large_dir, &db);
+	if (r)
+		return r;
+	long *order = shuffled(bn->n_large, bn->seed + 3);
+	r = fill_keys(db, order, bn->n_large, bn->large_size, 100, bn->seed + 11);
+	if (!r)
+		r = fill_keys(db, order, bn->n_large / 2, bn->large_size, 100, bn->seed + 12);
+	free(order);
+	if (!r)
+		r = sett_sync(db);
+	const long n = 20000, nmax = 2000000;
+	double *alone = malloc(n * sizeof *alone), *with = malloc(nmax * sizeof *with);
+	long na = 0, nw = 0;
+	gc_thread_arg ga = { .db = db };
+	double t0 = 0, t1 = 0;
+	if (!alone || !with)
+		r = -ENOMEM;
+	double a0 = now();
+	if (!r)
+		r = timed_puts(db, 10000000, n, alone, &na, NULL);
+	double a1 = now();
+	if (!r) {
+		pthread_t th;
+		r = -pthread_create(&th, NULL, gc_thread, &ga);
+		if (!r) {
+			t0 = now();
+			r = timed_puts(db, 20000000, nmax, with, &nw, &ga.done);
+			t1 = now();
+			pthread_join(th, NULL);
+			if (!r)
+				r = ga.rc;
+		}
+	}
+	int c = close_store(db);
+	if (!r && !c && na && nw) {
+		char extra[320];
+		snprintf(extra, sizeof extra,
+			 ",\"alone_p50_us\":%.1f,\"alone_p99_us\":%.1f,\"alone_max_us\":%.0f,"
+			 "\"gc_p50_us\":%.1f,\"gc_p99_us\":%.1f,\"gc_max_us\":%.0f,"
+			 "\"alone_ops_per_s\":%.0f,\"gc_seconds\":%.2f",
+			 alone[na / 2], alone[na * 99 / 100], alone[na - 1], with[nw / 2],
+			 with[nw * 99 / 100], with[nw - 1], (double)na / (a1 - a0), ga.seconds);
+		emit("put_during_gc", nw, (uint64_t)nw * (KEY_LEN + 100), t1 - t0, extra);
+	}
+	free(alone);
+	free(with);
+	return r ? r : c;
+}
+
 static const char *all[] = { "fillseq_small", "fillrandom_large", "readrandom_small",
 			      "readrandom_large", "scan_small", "overwrite_large_then_gc",
 			      "disk_usage" };
@@ -735,6 +843,8 @@ static int run_one(bench *bn, const char *w)
 		return run_disk_usage(bn);
 	if (!strcmp(w, "put_latency"))
 		return run_put_latency(bn);
+	if (!strcmp(w, "put_during_gc"))
+		return run_put_during_gc(bn);
 	if (!strcmp(w, "rewrite_sustained"))
 		return run_rewrite(bn);
 	if (!strcmp(w, "backup_small") || !strcmp(w, "backup_large") ||
