@@ -22,13 +22,13 @@
 # (settfs makes a new one at the next mount).
 #
 # The settfs programs come from SETTFS_BUILD (default: the directory this is
-# run from when it holds `settfs`, else ./build; mount.settfs from the
-# source's tools/).  `make check` runs it too: it skips without XFSTESTS_DIR.  Everything runs in a
+# run from when it holds `settfs`, else ./build; mount.settfs from its
+# tools/, else the source's).  `make check` runs it too: it skips without XFSTESTS_DIR.  Everything runs in a
 # private mount namespace: the TEST and SCRATCH stores live on two ext4
 # images of XFSTESTS_SIZE (default 8G, sparse) under XFSTESTS_WORK (default
 # a new directory in $TMPDIR), so a test that fills its filesystem fills an
 # image, not the host; /sbin gets mount.fuse.settfs (so `mount -t
-# fuse.settfs` finds this build; umount.fuse.settfs waits for the daemon
+# fuse.settfs` finds this build; it mounts with suid,dev, see below; umount.fuse.settfs waits for the daemon
 # to release the store, as `settfs umount` does) and /etc/passwd the users fsgqa, fsgqa2
 # and 123456-fsgqa that xfstests runs unprivileged tests as.  None of it is
 # visible outside, and every mount and daemon ends with the run, on failure
@@ -143,14 +143,20 @@ for i in test scratch; do
 	mkdir -p "$w/disk/$i" && mount "$l" "$w/disk/$i" || skip "cannot mount the ext4 image"
 done
 
-# mount.settfs is in the source tree, next to this script's directory
-helper=$(cd "$(dirname "$0")/../tools" && pwd)/mount.settfs
+# mount.settfs: made from tools/mount.settfs.in in the build directory (or
+# in the source tree by an in-tree build)
+helper=$SETTFS_BUILD/tools/mount.settfs
+[ -f "$helper" ] || helper=$(cd "$(dirname "$0")/../tools" && pwd)/mount.settfs
 [ -f "$helper" ] || skip "no $helper"
+# suid,dev: the tests make device nodes and set-ID files (generic/184, 306,
+# 434, 633), and mount(8) does not pass those two on to its helper (they
+# are the kernel's defaults), while mount.settfs mounts nosuid,nodev unless
+# asked: so the helper here asks
 cat >"$w/sbin/mount.fuse.settfs" <<EOF
 #!/bin/sh
 PATH=$SETTFS_BUILD:\$PATH
 export PATH
-exec sh "$helper" "\$@"
+exec sh "$helper" "\$@" -o suid,dev
 EOF
 # umount(8) runs this one: return once the daemon has released the store, so
 # that the next mount of it (xfstests remounts all the time) does not wait
