@@ -880,24 +880,26 @@ int vlog_sync(vlog *v)
 int vlog_presync(vlog *v)
 {
 	vfile *vf = NULL;
+	uint64_t size = 0;
 	pthread_mutex_lock(&v->wmu);
 	int r = v->broken;
 	if (!r && v->head && v->dirty) {
 		pthread_mutex_lock(&v->mu);
 		vf = v->head;
 		vf->refs++;
+		size = vf->size;
 		pthread_mutex_unlock(&v->mu);
 	}
 	pthread_mutex_unlock(&v->wmu);
 	if (!vf)
 		return r;
 	r = sfile_sync(vf->f);
-	if (r) {
-		pthread_mutex_lock(&v->wmu);
-		if (!v->broken)
-			v->broken = r; /* what reached the disk is unknown */
-		pthread_mutex_unlock(&v->wmu);
-	}
+	pthread_mutex_lock(&v->wmu);
+	if (r && !v->broken)
+		v->broken = r; /* what reached the disk is unknown */
+	else if (!r && v->head == vf && vf->size == size)
+		v->dirty = 0; /* nothing appended meanwhile: vlog_sync has nothing to do */
+	pthread_mutex_unlock(&v->wmu);
 	vfile_put(v, vf);
 	return r;
 }
