@@ -91,6 +91,7 @@ struct sfs_cfg {
 	int readahead_kb;     /* -1: leave the kernel's setting */
 	int readdirplus_auto; /* let the kernel choose READDIR or READDIRPLUS */
 	int nofill;
+	int suid, dev;        /* -o suid/nosuid, dev/nodev; -1: libfuse's nosuid,nodev */
 	int noacl;            /* -o noacl: no POSIX ACLs */
 	int nosnapdir;        /* -o nosnapdir: no /.snapshots */
 	char *reserve;        /* -o reserve=SIZE; NULL: the default rule */
@@ -1275,7 +1276,7 @@ static void uring_free(struct sfs_fuse *f)
 /* ---- command line ---------------------------------------------------- */
 
 #define SFS_OPT(t, p, v) { t, offsetof(struct sfs_cfg, p), v }
-enum { KEY_RO = 1, KEY_RW };
+enum { KEY_RO = 1, KEY_RW, KEY_SUID, KEY_NOSUID, KEY_DEV, KEY_NODEV };
 
 static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("sync_writes", sync_writes, 1),
@@ -1305,6 +1306,12 @@ static const struct fuse_opt sfs_opts[] = {
 	SFS_OPT("passphrase_file=%s", pass_file, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
+	FUSE_OPT_KEY("suid", KEY_SUID),
+	FUSE_OPT_KEY("allow_suid", KEY_SUID),
+	FUSE_OPT_KEY("nosuid", KEY_NOSUID),
+	FUSE_OPT_KEY("dev", KEY_DEV),
+	FUSE_OPT_KEY("allow_dev", KEY_DEV),
+	FUSE_OPT_KEY("nodev", KEY_NODEV),
 	SFS_OPT("-h", show_help, 1),
 	SFS_OPT("--help", show_help, 1),
 	SFS_OPT("-V", show_version, 1),
@@ -1317,6 +1324,17 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	struct sfs_cfg *c = data;
 	if (key == KEY_RO || key == KEY_RW)
 		c->ro = key == KEY_RO; /* and the kernel mounts it so */
+	/* the last of suid/nosuid and of dev/nodev counts (sfs_mount_flags);
+	 * allow_suid and allow_dev are suid and dev under names mount(8)
+	 * passes on (it hands a helper neither suid nor dev: its defaults) */
+	if (key == KEY_SUID || key == KEY_NOSUID) {
+		c->suid = key == KEY_SUID;
+		return 0;
+	}
+	if (key == KEY_DEV || key == KEY_NODEV) {
+		c->dev = key == KEY_DEV;
+		return 0;
+	}
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (c->nonopts++ == 0) {
@@ -1413,6 +1431,7 @@ static void usage(void)
 	       "mount options (passed to the kernel or libfuse):\n"
 	       "    -o nosuid,nodev          the default, as mount.settfs gives it too;\n"
 	       "    -o suid, -o dev          allow set-user-ID files and devices (root only)\n"
+	       "    -o allow_suid,allow_dev  the same, as mount(8) and fstab must spell them\n"
 	       "    -o allow_other           allow access by all users (see fuse(8))\n"
 	       "    -o allow_root            allow access by root\n"
 	       "    -o auto_unmount          unmount when the daemon ends\n"
@@ -1810,7 +1829,10 @@ int main(int argc, char *argv[])
 	cfg.readahead_kb = 1024;
 	cfg.dirty_expire = 5;
 	cfg.io_uring = -1;
-	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1)
+	cfg.suid = cfg.dev = -1;
+	if (fuse_opt_parse(&args, &cfg, sfs_opts, opt_proc) == -1 ||
+	    (cfg.suid >= 0 && fuse_opt_add_arg(&args, cfg.suid ? "-osuid" : "-onosuid")) ||
+	    (cfg.dev >= 0 && fuse_opt_add_arg(&args, cfg.dev ? "-odev" : "-onodev")))
 		return main_done(1, &args, &cfg, NULL, NULL);
 	if (cfg.show_version) {
 		printf("settfs %s (sett %s)\nFUSE library version %s\n", SETT_VERSION,

@@ -4,7 +4,8 @@
 # unset and no ldconfig run, every program starts; the man pages are
 # installed; and a store mounted directly (settfs), with `mount -t
 # fuse.settfs`, from an fstab line and as contrib/mnt-backup.mount says
-# (what systemd runs for it) gets the same nosuid,nodev and source.
+# (what systemd runs for it) gets the same nosuid,nodev and source, and
+# suid or dev only where allow_suid or allow_dev asks for it.
 . "${srcdir:-.}/tests/integration/lib.sh"
 command -v unshare >/dev/null 2>&1 || skip "no unshare"
 unshare -m true 2>/dev/null || skip "no mount namespaces"
@@ -71,7 +72,7 @@ mounted() {
 	done
 	o=\$(opts_of)
 	echo "\$1: \$o"
-	[ "\$o" = "settfs:\$store fuse.settfs nosuid nodev default_permissions " ] || fail "\$1: \$o"
+	[ "\$o" = "settfs:\$store fuse.settfs \${3-nosuid nodev }default_permissions " ] || fail "\$1: \$o"
 	echo "\$1" > "\$mnt/\$2" || fail "\$1: write"
 	settfs umount "\$mnt" || fail "\$1: settfs umount"
 }
@@ -84,6 +85,15 @@ mount --fstab "\$work/fstab" "\$mnt" || fail "mount from fstab"
 mounted "fstab" c
 mount -t "$unit_type" -o "$unit_opts" "\$store" "\$mnt" || fail "mount as the unit says"
 mounted "systemd unit" d
+# mount(8) keeps suid and dev for itself (a helper gets neither): they are
+# asked for as allow_suid and allow_dev, from the command line and fstab
+mount -t fuse.settfs -o allow_suid,allow_dev "\$store" "\$mnt" || fail "mount -o allow_suid,allow_dev"
+mounted "mount -o allow_suid,allow_dev" e ""
+echo "\$store \$mnt fuse.settfs defaults,noauto,allow_dev 0 0" > "\$work/fstab"
+mount --fstab "\$work/fstab" "\$mnt" || fail "mount from fstab (allow_dev)"
+mounted "fstab, allow_dev" f "nosuid "
+settfs -o allow_suid "\$store" "\$mnt" || fail "settfs -o allow_suid"
+mounted "settfs -o allow_suid" g "nodev "
 fsck.settfs "\$store" || fail "installed fsck.settfs"
 EOF
 unshare -m sh "$work/inner.sh" || fail "installed programs"

@@ -58,6 +58,11 @@ dev=$(awk -v m="$mnt" '$5 == m { print $3 }' /proc/self/mountinfo)
 ra=$(cat "/sys/class/bdi/$dev/read_ahead_kb" 2>/dev/null)
 [ -z "$ra" ] || [ "$ra" = 1024 ] || fail "drop_privileges: read_ahead_kb $ra: the daemon did not find its mount"
 "$SETTFS" umount "$mnt" || fail "settfs umount (drop_privileges)"
+# allow_dev (dev as mount(8) passes it on) also where mount.fuse3 mounts
+sh "$top/tools/mount.settfs" "$store" "$mnt" -o drop_privileges,allow_dev || fail "mount.settfs -o drop_privileges,allow_dev"
+is_mounted || fail "not mounted with drop_privileges,allow_dev"
+grep " $mnt " /proc/mounts | grep -q "^settfs:$store .*,nosuid,relatime,.*default_permissions" || { grep " $mnt " /proc/mounts; fail "drop_privileges,allow_dev: mount options"; }
+"$SETTFS" umount "$mnt" || fail "settfs umount (drop_privileges,allow_dev)"
 # an fstab line (mount --fstab reads a private file instead of /etc/fstab)
 if PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v settfs >/dev/null; then
 	echo "$store $mnt fuse.settfs defaults,noauto,_netdev 0 0" > "$work/fstab"
