@@ -37,6 +37,7 @@
 #include "fileio.h"
 #include "ikey.h"
 #include "keyregistry.h"
+#include "seal.h"
 #include "sett.h"
 #include "testutil.h"
 #include "wal.h"
@@ -545,6 +546,43 @@ START_TEST(test_wal_encrypted)
 }
 END_TEST
 
+/*
+ * Sealed records: after a record claiming to run past the end, a tail
+ * whose every 12 bytes claim a record reaching to its end.  The search for
+ * an authentic record after the first stops at its budget: corruption,
+ * the file kept whole (opening every claim took many minutes for 8 MiB).
+ */
+START_TEST(test_wal_crafted_tail_bounded)
+{
+	char *dir = tu_tmpdir("crypt");
+	char path[4096], why[256];
+	snprintf(path, sizeof path, "%s/00007.mem", dir);
+	cipher_ring *kr = one_key(KEY1);
+	size_t ends[3];
+	enc_wal(path, kr, ends);
+	size_t n = 8u << 20;
+	uint8_t *t = malloc(n);
+	ck_assert_ptr_nonnull(t);
+	tu_craft_claims(t, n, SEAL_REC_OVERHEAD);
+	put_le32(t, (uint32_t)(2 * n)); /* past the end */
+	FILE *f = fopen(path, "ab");
+	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
+	fclose(f);
+	free(t);
+	long long size = tu_file_size(path);
+	for (int writable = 0; writable <= 1; writable++) {
+		ck_assert_int_eq(replay_count(path, kr, writable, why), SETT_ECORRUPT);
+		char want[64];
+		snprintf(want, sizeof want, "record at offset %zu", ends[2]);
+		ck_assert_msg(strstr(why, want), "%s", why);
+		ck_assert_int_eq(tu_file_size(path), size);
+	}
+	cipher_ring_free(kr);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* A failed append cut back and retried at the same offset gets a new nonce. */
 START_TEST(test_wal_retry_new_nonce)
 {
@@ -607,6 +645,7 @@ int main(void)
 	tcase_add_test(tc, test_registry_rotation);
 	tcase_add_test(tc, test_open_store);
 	tcase_add_test(tc, test_wal_encrypted);
+	tcase_add_test(tc, test_wal_crafted_tail_bounded);
 	tcase_add_test(tc, test_wal_retry_new_nonce);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

@@ -321,6 +321,33 @@ START_TEST(corrupt_last_entry_reported)
 }
 END_TEST
 
+/*
+ * A tail whose every few bytes claim an entry reaching to its end, after
+ * one that claims to run past the file's end (as a torn one does): the
+ * search for a valid entry after it stops at its budget and calls it
+ * corruption, keeping the file whole, instead of checking every claim
+ * (the square of the tail: minutes for these 16 MiB).
+ */
+START_TEST(crafted_tail_bounded)
+{
+	buf b = { 0 };
+	add_batch(&b, 0, 3);
+	write_wal(&b);
+	size_t n = 16u << 20;
+	uint8_t *t = malloc(n);
+	ck_assert_ptr_nonnull(t);
+	tu_craft_claims(t, n, 0);
+	const uint8_t past_end[8] = { 0, 0, 11, 0xff, 0xff, 0xff, 0x0f, 0 }; /* 32 MiB */
+	memcpy(t, past_end, sizeof past_end);
+	FILE *f = fopen(path, "ab");
+	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
+	fclose(f);
+	refused_at((long long)(LOG_HEADER_SIZE + b.n));
+	free(t);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(unterminated_batch_dropped)
 {
 	buf b = { 0 };
@@ -511,6 +538,7 @@ int main(void)
 	tcase_add_test(tc, zero_tail_cut);
 	tcase_add_test(tc, garbage_tail_reported);
 	tcase_add_test(tc, corrupt_last_entry_reported);
+	tcase_add_test(tc, crafted_tail_bounded);
 	tcase_add_test(tc, unterminated_batch_dropped);
 	tcase_add_test(tc, corrupt_middle_entry_reported);
 	tcase_add_test(tc, bad_header);

@@ -124,6 +124,11 @@ int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size
 	return 1;
 }
 
+uint64_t log_search_budget(uint64_t span)
+{
+	return 64 * span + ((uint64_t)64 << 20);
+}
+
 long entry_decode(const uint8_t *p, size_t n, entry *e)
 {
 	entry h;

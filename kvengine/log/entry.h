@@ -65,6 +65,19 @@ long entry_decode(const uint8_t *p, size_t n, entry *e);
 int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size_t *total);
 
 /*
+ * The search for a valid record after a bad one (WAL, sealed records,
+ * value log) verifies every candidate whose header fits in what is left;
+ * a tail whose every few bytes claim a record reaching to its end (crafted,
+ * or random bytes by chance) would cost the square of its length.  The
+ * candidates' lengths are counted against log_search_budget(span of the
+ * search): once it is spent the search answers that a valid record may
+ * follow, which makes the bad one corruption: the file is kept whole and
+ * reported, never cut.  An interrupted append leaves a short file or zeros
+ * after the bad record, which have no candidates, far below the budget.
+ */
+uint64_t log_search_budget(uint64_t span);
+
+/*
  * The value length of an entry that spans `total` encoded bytes with a
  * klen-byte key and expires_at (what a value pointer leaves implicit):
  * 0 and *vlen, or SETT_ECORRUPT when no value length gives that total.

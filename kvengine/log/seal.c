@@ -139,11 +139,21 @@ int seal_open_records(const char *path, seal *s, const uint8_t *data, size_t n, 
 		uint64_t end;
 		long k = open_record(s, data, n, off, p + pos, &end);
 		if (k < 0) {
-			int after = 0;
-			uint64_t e2;
-			for (size_t c = off + 1; !after && c + SEAL_REC_OVERHEAD + s->min_len <= n; c++)
-				after = open_record(s, data, n, c, p + pos, &e2) >= 0;
-			if (!log_torn(data, n, off, end) || after) {
+			int torn = log_torn(data, n, off, end), after = 0;
+			uint64_t e2, budget = log_search_budget(n - off);
+			for (size_t c = off + 1; torn && !after &&
+						 c + SEAL_REC_OVERHEAD + s->min_len <= n;
+			     c++) {
+				uint64_t len = get_le32(data + c); /* what opening it costs */
+				if (len > n - c)
+					continue;
+				if (len > budget)
+					after = 1; /* spent: one may follow (entry.h) */
+				else
+					budget -= len;
+				after = after || open_record(s, data, n, c, p + pos, &e2) >= 0;
+			}
+			if (!torn || after) {
 				if (why && whylen)
 					snprintf(why, whylen, "%s: corrupt record at offset %zu", path,
 						 off);

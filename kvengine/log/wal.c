@@ -131,13 +131,21 @@ int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end)
 	return sector < n && sector < end;
 }
 
-/* Whether a valid entry starts anywhere in (from, n) of p. */
+/* Whether a valid entry may start anywhere in (from, n) of p (entry.h). */
 static int valid_entry_after(const uint8_t *p, size_t n, size_t from)
 {
+	uint64_t budget = log_search_budget(n - from);
 	entry e;
-	for (size_t c = from + 1; c + ENTRY_MIN_LEN <= n; c++)
+	for (size_t c = from + 1; c + ENTRY_MIN_LEN <= n; c++) {
+		size_t hlen, total;
+		if (entry_decode_header(p + c, n - c, &e, &hlen, &total) != 1 || total > n - c)
+			continue;
+		if (total > budget)
+			return 1;
+		budget -= total;
 		if (entry_decode(p + c, n - c, &e) > 0)
 			return 1;
+	}
 	return 0;
 }
 

@@ -43,6 +43,7 @@ typedef struct wal wal;
 #define LOG_SECTOR 512
 int log_torn(const uint8_t *p, size_t n, size_t off, uint64_t end);
 
+
 /*
  * Creates a new, empty WAL file at path (fails if it exists).  Nothing is
  * fsynced yet: the first wal_sync makes the file and its directory entry

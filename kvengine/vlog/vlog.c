@@ -315,16 +315,18 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
 }
 
 /*
- * Whether a valid entry starts anywhere in (from, end) of f (*found, and
+ * Whether a valid entry starts anywhere in (from, end) of f (*found 1, and
  * where the first does: *next): that tells mid-file corruption (something
- * valid follows) from a torn tail, and where a scrub goes on.
+ * valid follows) from a torn tail, and where a scrub goes on.  *found is 2
+ * when the search budget (log_search_budget, entry.h) was spent first: one
+ * may follow.
  */
 static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, int *found,
 			    uint64_t *next)
 {
 	sfile *f = vf->f;
 	buf win = { 0 }, one = { 0 }, pt = { 0 };
-	uint64_t wstart = 0;
+	uint64_t wstart = 0, budget = log_search_budget(end - from);
 	size_t wlen = 0;
 	int r = 0;
 	*found = 0;
@@ -344,6 +346,11 @@ static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, int *f
 		size_t total;
 		if (rec_header(vf, p, avail, &total) != 1 || total > end - c)
 			continue;
+		if (total > budget) {
+			*found = 2;
+			break;
+		}
+		budget -= total;
 		if (total > avail) {
 			one.n = 0;
 			if ((r = buf_reserve(&one, total)) != 0 ||
@@ -1132,8 +1139,8 @@ static int scrub_resume(const vfile *vf, uint64_t at, size_t total, uint64_t end
 			return r < 0 ? r : found < 0 ? found : 0;
 	}
 	r = next_valid_entry(vf, at, end, &found, next);
-	if (!r && !found)
-		*next = end;
+	if (!r && found != 1)
+		*next = end; /* none, or the search gave up: bad to the end */
 	return r;
 }
 
