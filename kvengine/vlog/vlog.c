@@ -318,15 +318,15 @@ static int scan_file(vfile *vf, uint64_t end, vlog_iter_fn fn, void *arg, uint64
  * Whether a valid entry starts anywhere in (from, end) of f (*found 1, and
  * where the first does: *next): that tells mid-file corruption (something
  * valid follows) from a torn tail, and where a scrub goes on.  *found is 2
- * when the search budget (log_search_budget, entry.h) was spent first: one
- * may follow.
+ * when *budget (log_search_budget, entry.h; what is left is left there)
+ * was spent first: one may follow.
  */
-static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, int *found,
-			    uint64_t *next)
+static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, uint64_t *budget,
+			    int *found, uint64_t *next)
 {
 	sfile *f = vf->f;
 	buf win = { 0 }, one = { 0 }, pt = { 0 };
-	uint64_t wstart = 0, budget = log_search_budget(end - from);
+	uint64_t wstart = 0;
 	size_t wlen = 0;
 	int r = 0;
 	*found = 0;
@@ -346,11 +346,11 @@ static int next_valid_entry(const vfile *vf, uint64_t from, uint64_t end, int *f
 		size_t total;
 		if (rec_header(vf, p, avail, &total) != 1 || total > end - c)
 			continue;
-		if (total > budget) {
+		if (total > *budget) {
 			*found = 2;
 			break;
 		}
-		budget -= total;
+		*budget -= total;
 		if (total > avail) {
 			one.n = 0;
 			if ((r = buf_reserve(&one, total)) != 0 ||
@@ -622,8 +622,8 @@ static int open_file(vlog *v, uint32_t fid, int is_head, vfile **out, char *why,
 	r = scan_file(vf, vf->size, NULL, NULL, &end, &vf->entries);
 	if (r == SETT_ECORRUPT) {
 		int found, torn = 0;
-		uint64_t next;
-		if ((r = next_valid_entry(vf, end, vf->size, &found, &next)) != 0)
+		uint64_t next, budget = log_search_budget(vf->size - end);
+		if ((r = next_valid_entry(vf, end, vf->size, &budget, &found, &next)) != 0)
 			goto fail;
 		if (!found && (r = looks_torn(vf, end, vf->size, &torn)) != 0)
 			goto fail;
@@ -1108,9 +1108,10 @@ int vlog_iterate(vlog *v, uint32_t fid, vlog_iter_fn fn, void *arg)
  * Where a scrub goes on after the bad record at `at` whose header claims
  * `total` bytes (0: no length known): at + total when a valid record
  * starts there (or the file ends there), else the next offset where one
- * starts (end: none).
+ * starts (end: none, or the file's search budget is spent).
  */
-static int scrub_resume(const vfile *vf, uint64_t at, size_t total, uint64_t end, uint64_t *next)
+static int scrub_resume(const vfile *vf, uint64_t at, size_t total, uint64_t end,
+			uint64_t *budget, uint64_t *next)
 {
 	int found = 0, r = 0;
 	if (total && total <= end - at) {
@@ -1138,7 +1139,7 @@ static int scrub_resume(const vfile *vf, uint64_t at, size_t total, uint64_t end
 		if (r || found)
 			return r < 0 ? r : found < 0 ? found : 0;
 	}
-	r = next_valid_entry(vf, at, end, &found, next);
+	r = next_valid_entry(vf, at, end, budget, &found, next);
 	if (!r && found != 1)
 		*next = end; /* none, or the search gave up: bad to the end */
 	return r;
@@ -1177,6 +1178,9 @@ int vlog_scrub(vlog *v, uint32_t fid, const vlog_scrub_cb *cb)
 	if (!r && cb->read)
 		r = cb->read(cb->arg, vf->start);
 	uint64_t at = vf->start, bstart = at;
+	/* one budget for every search of the file: a file of many bad
+	 * records must not pay it once per record */
+	uint64_t budget = log_search_budget(end - vf->start);
 	size_t blen = 0;
 	while (!r && at < end) {
 		size_t avail = (size_t)(bstart + blen - at);
@@ -1227,7 +1231,7 @@ int vlog_scrub(vlog *v, uint32_t fid, const vlog_scrub_cb *cb)
 		    hlen + e.key.n <= avail)
 			key = slice_make(p + hlen, e.key.n);
 		uint64_t next;
-		if ((r = scrub_resume(vf, at, h == 1 ? total : 0, end, &next)))
+		if ((r = scrub_resume(vf, at, h == 1 ? total : 0, end, &budget, &next)))
 			break;
 		snprintf(why, sizeof why, "%s: corrupt entry at offset %llu", path,
 			 (unsigned long long)at);
