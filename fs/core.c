@@ -593,6 +593,11 @@ static int open_fs(settfs *fs, const char *path, const settfs_options *o)
 	int pending = r == 0 ? sfs_snap_rollback_pending(fs->db, rb) : 0;
 	if (pending < 0)
 		r = pending;
+	else if (pending == SFS_MARK_CREATE)
+		r = say(o, -EUCLEAN,
+			"%s: a receive of snapshot '%s' was interrupted: run that `settfs receive` "
+			"again to finish it",
+			path, rb);
 	else if (pending)
 		r = say(o, -EUCLEAN,
 			"%s: a rollback to snapshot '%s' (or a receive from it) was interrupted: "

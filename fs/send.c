@@ -324,9 +324,9 @@ static int on_record(void *arg, const sett_kv *kv)
  * own: no compression of what it writes itself (a stream's chunks keep
  * their codec; a mount's -o compression= sets it).
  */
-static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
+static int put_marker(sett_db *db, int kind, const char *name, const sfs_super *sb)
 {
-	uint8_t mk[1], k[1], pk[1] = { SFS_TAG_PROPS }, sv[SFS_SUPER_SIZE], pv[SFS_PROPS_SIZE];
+	uint8_t k[1], pk[1] = { SFS_TAG_PROPS }, sv[SFS_SUPER_SIZE], pv[SFS_PROPS_SIZE];
 	int r = 0, need_props = 0;
 	if (sb && sb->version >= SFS_SUPER_CODEC_VERSION) {
 		void *v = NULL;
@@ -339,8 +339,7 @@ static int put_marker(sett_db *db, const char *name, const sfs_super *sb)
 	sett_batch *b;
 	if (r || (r = sfs_errno(sett_batch_new(&b))))
 		return r;
-	r = sfs_errno(sett_batch_set(b, sfs_val(mk, sfs_key_snap(mk, NULL, 0)),
-				     sfs_val(name, strlen(name))));
+	r = sfs_snap_marker_set(b, kind, name);
 	if (r == 0 && sb) {
 		sfs_super_encode(sb, sv);
 		r = sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_super(k)), sfs_val(sv, sizeof sv)));
@@ -417,14 +416,15 @@ static int before_apply(void *arg, const sett_load_result *lr)
 		sfs_super raised = c->sb;
 		raised.version = m->fs_version;
 		if (r == 0)
-			r = put_marker(c->db, c->from, m->fs_version > c->sb.version ? &raised : NULL);
+			r = put_marker(c->db, SFS_MARK_ROLLBACK, c->from,
+				       m->fs_version > c->sb.version ? &raised : NULL);
 		return r ? why(c, r, "rolling the target back to '%s': %s", c->from, strerror(-r))
 			 : 0;
 	}
 	if (c->has_fs) /* finishing an interrupted full receive */
 		return (r = sfs_wipe_store(c->db, store_key))
 			       ? why(c, r, "clearing the target: %s", strerror(-r))
-					    : put_marker(c->db, m->name, NULL);
+					    : put_marker(c->db, SFS_MARK_CREATE, m->name, NULL);
 	sfs_super sb;
 	memset(&sb, 0, sizeof sb);
 	sb.version = m->fs_version;
@@ -434,7 +434,7 @@ static int before_apply(void *arg, const sett_load_result *lr)
 		return why(c, -errno, "no random uuid: %s", strerror(errno));
 	sb.uuid[6] = (sb.uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
 	sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
-	return put_marker(c->db, m->name, &sb);
+	return put_marker(c->db, SFS_MARK_CREATE, m->name, &sb);
 }
 
 static const sett_load_options *load_opts(recv_ctx *c, sett_load_options *o)

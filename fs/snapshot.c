@@ -261,6 +261,38 @@ int sfs_snap_tidy(sett_db *db)
 
 /* ---- rollback -------------------------------------------------------- */
 
+/* Value: NUL, 'r' (SFS_MARK_ROLLBACK) or 'c' (SFS_MARK_CREATE), NAME; a
+ * value that starts with a name's first byte is SFS_MARK_OLD. */
+int sfs_snap_marker_set(sett_batch *b, int kind, const char *name)
+{
+	uint8_t k[1], v[2 + SETTFS_SNAP_NAME_MAX];
+	size_t n = strlen(name);
+	if (n == 0 || n > SETTFS_SNAP_NAME_MAX)
+		return -EINVAL;
+	v[0] = 0;
+	v[1] = kind == SFS_MARK_CREATE ? 'c' : 'r';
+	memcpy(v + 2, name, n);
+	return sfs_errno(sett_batch_set(b, sfs_val(k, sfs_key_snap(k, NULL, 0)), sfs_val(v, n + 2)));
+}
+
+int sfs_snap_marker_decode(const void *v, size_t n, char *name)
+{
+	const uint8_t *p = v;
+	int kind = SFS_MARK_OLD;
+	if (n >= 2 && p[0] == 0) {
+		if (p[1] != 'r' && p[1] != 'c')
+			return -EIO;
+		kind = p[1] == 'c' ? SFS_MARK_CREATE : SFS_MARK_ROLLBACK;
+		p += 2;
+		n -= 2;
+	}
+	if (n == 0 || n > SETTFS_SNAP_NAME_MAX || memchr(p, 0, n))
+		return -EIO;
+	memcpy(name, p, n);
+	name[n] = 0;
+	return kind;
+}
+
 int sfs_snap_rollback_pending(sett_db *db, char *name)
 {
 	uint8_t k[1];
@@ -271,14 +303,9 @@ int sfs_snap_rollback_pending(sett_db *db, char *name)
 		return 0;
 	if (r)
 		return sfs_errno(r);
-	if (n == 0 || n > SETTFS_SNAP_NAME_MAX) {
-		free(v);
-		return -EIO;
-	}
-	memcpy(name, v, n);
-	name[n] = 0;
+	r = sfs_snap_marker_decode(v, n, name);
 	free(v);
-	return 1;
+	return r;
 }
 
 /*
@@ -372,8 +399,7 @@ int sfs_snap_rollback(sett_db *db, const char *name, uint64_t *changed)
 	if ((r = sfs_errno(sett_batch_new(&b))))
 		return r;
 	/* the marker first, durably: a crash from here on refuses mounting */
-	r = sfs_errno(sett_batch_set(b, sfs_val(mk, sfs_key_snap(mk, NULL, 0)),
-				     sfs_val(name, strlen(name))));
+	r = sfs_snap_marker_set(b, SFS_MARK_ROLLBACK, name);
 	if (r == 0)
 		r = sfs_errno(sett_write(db, b, 1, NULL));
 	sett_batch_clear(b);

@@ -58,8 +58,20 @@ int sfs_snap_tidy(sett_db *db);
  * (if not NULL): keys written or deleted.
  */
 int sfs_snap_rollback(sett_db *db, const char *name, uint64_t *changed);
-/* 1 with the target's name in name[SETTFS_SNAP_NAME_MAX + 1] when a rollback was
- * interrupted, 0 when none is pending, <0 on error. */
+/*
+ * The marker of an unfinished rollback or receive (doc/FORMAT.md, key `P`):
+ * what it says NAME is.  A rollback, or an incremental receive (which
+ * rolls back to its FROM first), goes to an existing snapshot NAME; a full
+ * receive creates NAME at its end.  A marker written before the kind was
+ * recorded says neither.
+ */
+enum { SFS_MARK_OLD = 1, SFS_MARK_ROLLBACK, SFS_MARK_CREATE };
+/* Writes the marker into b. */
+int sfs_snap_marker_set(sett_batch *b, int kind, const char *name);
+/* A SFS_MARK_* kind with the name in name[SETTFS_SNAP_NAME_MAX + 1] when a
+ * rollback or receive was interrupted, 0 when none is pending, <0 on error. */
 int sfs_snap_rollback_pending(sett_db *db, char *name);
+/* The same from the marker's value v[0, n): a kind, or -EIO. */
+int sfs_snap_marker_decode(const void *v, size_t n, char *name);
 
 #endif

@@ -1252,19 +1252,31 @@ static void check_tags(void)
 
 /*
  * Snapshot records: each decodes and its pin holds its version (else what
- * it saw may be gone: the record is removed with -y, the snapshot with it);
- * an interrupted rollback is reported (settfs rollback finishes it).
+ * it saw may be gone: the record is removed with -y, the snapshot with it).
+ * An interrupted rollback or receive is reported (running it again
+ * finishes it), unless it went to a snapshot that is gone or removed here:
+ * then it can never be finished, and -y removes its marker (the files
+ * changed since that snapshot stay as the rollback left them, each as the
+ * snapshot saw it or as it was after; the namespace checks, which ran over
+ * every key, took them as they are).
  */
 static void check_snapshots(void)
 {
 	sett_iter *it = scan(SFS_TAG_SNAP, 1);
+	char mark[SETTFS_SNAP_NAME_MAX + 1] = "";
+	int mkind = 0, mgone = 1;
+	uint8_t mkey[1];
 	for (; sett_iter_valid(it); sett_iter_next(it)) {
 		step(5, "snapshots");
 		sett_val key = sett_iter_key(it), v;
 		char name[SETTFS_SNAP_NAME_MAX + 1];
 		if (key.size == 1) {
-			fault(FIX_NONE, key.data, key.size,
-			      "a rollback was interrupted: `settfs rollback` must be run again");
+			memcpy(mkey, key.data, 1);
+			mkind = sett_iter_value(it, &v) ? -EIO : sfs_snap_marker_decode(v.data, v.size, mark);
+			if (mkind < 0 && fault(FIX_ALL, key.data, key.size,
+					       "the marker of an interrupted rollback or receive is damaged: "
+					       "removed (what it would finish cannot be known)"))
+				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
 		size_t nl = key.size - 1 < SETTFS_SNAP_NAME_MAX ? key.size - 1 : SETTFS_SNAP_NAME_MAX;
@@ -1278,6 +1290,7 @@ static void check_snapshots(void)
 				del_key(ck.junk, key.data, key.size);
 			continue;
 		}
+		int is_mark = mkind > 0 && !strcmp(name, mark);
 		char pn[SETT_MAX_PIN_NAME + 1];
 		snprintf(pn, sizeof pn, "%s%s", SFS_SNAP_PIN_PREFIX, name);
 		int np = sett_pins(ck.db, NULL, 0), found = 0;
@@ -1292,8 +1305,33 @@ static void check_snapshots(void)
 				    "snapshot %s: its pin is missing, what it saw may be gone: removed",
 				    name))
 			del_key(ck.junk, key.data, key.size);
+		else if (is_mark)
+			mgone = 0;
 	}
 	scan_end(it, 0, "snapshots");
+	if (mkind == SFS_MARK_CREATE)
+		fault(FIX_NONE, mkey, 1,
+		      "a receive of snapshot %s was interrupted: `settfs receive` of that stream "
+		      "must be run again",
+		      mark);
+	else if (mkind == SFS_MARK_ROLLBACK && mgone) {
+		if (fault(FIX_ALL, mkey, 1,
+			  "a rollback to snapshot %s was interrupted and %s is gone: it cannot be "
+			  "finished; marker removed (files changed since %s are as the rollback "
+			  "left them, each as %s saw it or as it was after)",
+			  mark, mark, mark, mark))
+			del_key(ck.junk, mkey, 1);
+	} else if (mkind == SFS_MARK_OLD && mgone)
+		fault(FIX_NONE, mkey, 1,
+		      "a rollback to snapshot %s or a receive of it was interrupted, and %s is "
+		      "not there: a receive finishes when run again; a rollback cannot be "
+		      "finished (the marker does not say which it was)",
+		      mark, mark);
+	else if (mkind > 0)
+		fault(FIX_NONE, mkey, 1,
+		      "a rollback to snapshot %s (or a receive from it) was interrupted: "
+		      "`settfs rollback` (or that `settfs receive`) must be run again",
+		      mark);
 }
 
 static void check_counts(void)
