@@ -50,7 +50,7 @@ int entry_value_len(size_t total, size_t klen, uint64_t expires_at, size_t *vlen
 	return SETT_ECORRUPT;
 }
 
-size_t entry_encode(uint8_t *out, const entry *e)
+size_t entry_encode_head(uint8_t *out, const entry *e)
 {
 	size_t n = 0;
 	out[n++] = e->meta;
@@ -60,7 +60,12 @@ size_t entry_encode(uint8_t *out, const entry *e)
 	n += varint_put(out + n, e->expires_at);
 	if (e->key.n)
 		memcpy(out + n, e->key.p, e->key.n);
-	n += e->key.n;
+	return n + e->key.n;
+}
+
+size_t entry_encode(uint8_t *out, const entry *e)
+{
+	size_t n = entry_encode_head(out, e);
 	if (e->value.n)
 		memcpy(out + n, e->value.p, e->value.n);
 	n += e->value.n;

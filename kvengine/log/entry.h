@@ -43,6 +43,10 @@ typedef struct entry {
 size_t entry_encoded_len(const entry *e);
 /* Encodes e at out (entry_encoded_len(e) bytes); returns the length. */
 size_t entry_encode(uint8_t *out, const entry *e);
+/* Writes e's header and key to out (room for header + key); their length.
+ * The record goes on with the value and u64 LE sett_hash2(out, that length,
+ * value): entry_encode's bytes, for a writer that does not copy the value. */
+size_t entry_encode_head(uint8_t *out, const entry *e);
 /* Appends the encoding of e to b. */
 int entry_append(buf *b, const entry *e);
 

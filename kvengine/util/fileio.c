@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,32 +511,63 @@ int sfile_pread2_full(sfile *f, void *a, size_t na, void *b, size_t nb, uint64_t
 	return r ? r : sfile_pread_full(f, (char *)b + (done - na), na + nb - done, off + done);
 }
 
-static int pwrite_op(sfile *f, const void *buf, size_t n, uint64_t off)
+/*
+ * Writes what is left of iov[0, cnt) from off, *skip bytes of iov[0]
+ * being written already; records what reached the file (locked).
+ */
+static int pwritev_all(sfile *f, const struct iovec *iov, int cnt, uint64_t off, int locked)
 {
+	size_t skip = 0;
+	while (cnt > 0) {
+		ssize_t k;
+		if (skip) /* the rest of a piece a short write cut */
+			k = pwrite(f->fd, (const char *)iov->iov_base + skip, iov->iov_len - skip,
+				   (off_t)off);
+		else
+			k = pwritev(f->fd, iov, cnt < IOV_MAX ? cnt : IOV_MAX, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0 && iov->iov_len > skip)
+			return -EIO; /* no progress */
+		/* what did reach the file is in the log, piece by piece */
+		size_t left = (size_t)k;
+		while (left && cnt > 0) {
+			size_t piece = iov->iov_len - skip, w = left < piece ? left : piece;
+			if (locked)
+				rec_file_op(SIO_REC_WRITE, f, off, (const char *)iov->iov_base + skip, w);
+			off += w;
+			left -= w;
+			skip += w;
+			if (skip == iov->iov_len) {
+				iov++;
+				cnt--;
+				skip = 0;
+			}
+		}
+		while (cnt > 0 && !skip && iov->iov_len == 0) {
+			iov++;
+			cnt--;
+		}
+	}
+	return 0;
+}
+
+static int pwrite_op(sfile *f, const struct iovec *iov, int cnt, uint64_t off)
+{
+	size_t n = 0;
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
 	int r = fault_check(n, off + n);
 	if (r)
 		return r;
 	int locked = rec_lock();
-	size_t done = 0;
-	while (done < n) {
-		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			/* what did reach the file is in the log */
-			if (locked && done)
-				rec_file_op(SIO_REC_WRITE, f, off, buf, done);
-			rec_unlock(locked);
-			return -e;
-		}
-		done += (size_t)k;
-	}
-	if (locked)
-		rec_file_op(SIO_REC_WRITE, f, off, buf, n);
+	r = pwritev_all(f, iov, cnt, off, locked);
 	rec_unlock(locked);
-	__atomic_add_fetch(&bytes_written, n, __ATOMIC_RELAXED);
-	return 0;
+	if (r == 0)
+		__atomic_add_fetch(&bytes_written, n, __ATOMIC_RELAXED);
+	return r;
 }
 
 static int sync_op(sfile *f)
@@ -710,8 +742,14 @@ int sfile_open(const char *path, int flags, sfile **fp)
 
 int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off)
 {
+	struct iovec iov = { (void *)buf, n };
+	return sfile_pwritev(f, &iov, 1, off);
+}
+
+int sfile_pwritev(sfile *f, const struct iovec *iov, int cnt, uint64_t off)
+{
 	int h = cut_enter();
-	int r = pwrite_op(f, buf, n, off);
+	int r = pwrite_op(f, iov, cnt, off);
 	cut_leave(h);
 	return r;
 }

@@ -41,6 +41,10 @@ int sfile_pread_full(sfile *f, void *buf, size_t n, uint64_t off);
 int sfile_pread2_full(sfile *f, void *a, size_t na, void *b, size_t nb, uint64_t off);
 /* Writes all n bytes at off; 0 or <0. */
 int sfile_pwrite(sfile *f, const void *buf, size_t n, uint64_t off);
+/* Writes the cnt pieces of iov one after the other from off, all of them
+ * (one operation to the fault and power-cut models, as sfile_pwrite). */
+struct iovec;
+int sfile_pwritev(sfile *f, const struct iovec *iov, int cnt, uint64_t off);
 int sfile_sync(sfile *f);
 int sfile_truncate(sfile *f, uint64_t size);
 /* Current size; <0 on error. */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "cipher.h"
 #include "fileio.h"
@@ -53,6 +54,18 @@ static const char vlog_enc_magic[8] = { 'S', 'E', 'T', 'T', 'V', 'L', 'G', 'E' }
 #define SCAN_WINDOW (1u << 20)
 /* The append buffer is released after a call that grew it beyond this. */
 #define WBUF_KEEP (8u << 20)
+
+/*
+ * An append's bytes: pieces of wbuf (ext NULL: wbuf[off, off + len)) and,
+ * for plaintext values of at least BORROW_MIN bytes, the caller's value
+ * itself, written from where it is (no copy; it stays put until the
+ * append returns).
+ */
+struct wseg {
+	const uint8_t *ext;
+	size_t off, len;
+};
+#define BORROW_MIN 4096
 
 typedef struct vfile {
 	uint32_t fid;
@@ -86,6 +99,9 @@ struct vlog {
 	int nfiles, capfiles;
 	vfile *head;         /* NULL only for an empty read-only value log */
 	buf wbuf;            /* append encoding buffer (wmu) */
+	struct wseg *segs;   /* what an append writes, in order (wmu) */
+	size_t nsegs, capsegs;
+	uint64_t pend;       /* bytes in segs */
 	int dirty;           /* head has unsynced bytes (wmu) */
 	int broken;          /* a failed write could not be undone, or an fsync failed (wmu) */
 	uint64_t *verified;  /* VERIFIED_SLOTS entries, see entry_verified() */
@@ -728,6 +744,7 @@ int vlog_close(vlog *v)
 		vfile_put(v, v->files[i]);
 	free(v->files);
 	buf_free(&v->wbuf);
+	free(v->segs);
 	pthread_mutex_destroy(&v->wmu);
 	pthread_mutex_destroy(&v->mu);
 	free(v->verified);
@@ -739,12 +756,58 @@ int vlog_close(vlog *v)
 /* ---- writing ---- */
 
 /* Writes the buffered entries (cnt of them) at the head's end.  REQUIRES: wmu. */
+/* Adds a piece to the append (wbuf's bytes merge with the piece before). */
+static int seg_add(vlog *v, const uint8_t *ext, size_t off, size_t len)
+{
+	struct wseg *l = v->nsegs ? &v->segs[v->nsegs - 1] : NULL;
+	v->pend += len;
+	if (!ext && l && !l->ext && l->off + l->len == off) {
+		l->len += len;
+		return 0;
+	}
+	if (v->nsegs == v->capsegs) {
+		size_t cap = v->capsegs ? 2 * v->capsegs : 16;
+		struct wseg *ns = realloc(v->segs, cap * sizeof *ns);
+		if (!ns)
+			return -ENOMEM;
+		v->segs = ns;
+		v->capsegs = cap;
+	}
+	v->segs[v->nsegs++] = (struct wseg){ ext, off, len };
+	return 0;
+}
+
+static void segs_clear(vlog *v)
+{
+	v->wbuf.n = 0;
+	v->nsegs = 0;
+	v->pend = 0;
+}
+
+/* Writes the pieces of the append at the head's end (one write). */
+static int write_segs(vlog *v, vfile *hd)
+{
+	struct iovec one = { 0 }, *iov = &one;
+	if (v->nsegs > 1 && !(iov = malloc(v->nsegs * sizeof *iov)))
+		return -ENOMEM;
+	for (size_t i = 0; i < v->nsegs; i++) {
+		const struct wseg *g = &v->segs[i];
+		iov[i].iov_base = (void *)(g->ext ? g->ext : v->wbuf.p + g->off);
+		iov[i].iov_len = g->len;
+	}
+	int r = sfile_pwritev(hd->f, iov, (int)v->nsegs, hd->size);
+	if (iov != &one)
+		free(iov);
+	return r;
+}
+
 static int flush_locked(vlog *v, uint32_t cnt)
 {
 	vfile *hd = v->head;
-	if (!v->wbuf.n)
+	if (!v->pend)
 		return 0;
-	int r = sfile_pwrite(hd->f, v->wbuf.p, v->wbuf.n, hd->size);
+	uint64_t n = v->pend;
+	int r = write_segs(v, hd);
 	if (r) {
 		/* No part of a failed write may stay in front of later appends. */
 		if (sfile_truncate(hd->f, hd->size) != 0)
@@ -752,14 +815,14 @@ static int flush_locked(vlog *v, uint32_t cnt)
 		/* Its offsets were sealed once: a retry goes to a new file. */
 		if (hd->key)
 			hd->sealed = 1;
-		v->wbuf.n = 0;
+		segs_clear(v);
 		return r;
 	}
 	pthread_mutex_lock(&v->mu);
-	hd->size += v->wbuf.n;
+	hd->size += n;
 	hd->entries += cnt;
 	pthread_mutex_unlock(&v->mu);
-	v->wbuf.n = 0;
+	segs_clear(v);
 	v->dirty = 1;
 	/*
 	 * Have the system write what was appended as it comes, so that the
@@ -820,7 +883,7 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 		goto out;
 	if (v->head->sealed && (r = rotate_locked(v)) != 0)
 		goto out;
-	v->wbuf.n = 0;
+	segs_clear(v);
 	for (int i = 0; i < n; i++) {
 		if (e[i].key.n < IKEY_SUFFIX || e[i].key.n > SETT_MAX_KEY_SIZE + IKEY_SUFFIX ||
 		    e[i].value.n > SETT_MAX_VALUE_SIZE) {
@@ -828,7 +891,7 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 			goto out;
 		}
 		uint64_t len = entry_encoded_len(&e[i]);
-		uint64_t at = v->head->size + v->wbuf.n;
+		uint64_t at = v->head->size + v->pend;
 		if (at > v->head->start &&
 		    (at + rec_len(v->head, len) > limit || v->head->entries + cnt >= max_entries)) {
 			if ((r = flush_locked(v, cnt)) != 0 || (r = rotate_locked(v)) != 0)
@@ -841,9 +904,9 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 			r = SETT_ETOOBIG;
 			goto out;
 		}
+		size_t rs = v->wbuf.n;
 		if (hd->key) {
 			/* u32 n | entry | tag, sealed in place under the nonce of `at` */
-			size_t rs = v->wbuf.n;
 			if ((r = buf_reserve(&v->wbuf, (size_t)rec_len(hd, len))) != 0)
 				goto out;
 			v->wbuf.n += CIPHER_REC_HEAD;
@@ -852,9 +915,24 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 						 (size_t)len, v->wbuf.p + rs)) != 0)
 				goto out;
 			v->wbuf.n += CRYPT_TAG_SIZE;
-		} else if ((r = entry_append(&v->wbuf, &e[i])) != 0) {
-			goto out;
+			r = seg_add(v, NULL, rs, v->wbuf.n - rs);
+		} else if (e[i].value.n >= BORROW_MIN) {
+			/* head and key, the value where it is, the checksum */
+			size_t hl = (size_t)len - e[i].value.n - ENTRY_CHECKSUM;
+			if ((r = buf_reserve(&v->wbuf, hl + ENTRY_CHECKSUM)) != 0)
+				goto out;
+			uint8_t *h = v->wbuf.p + rs;
+			entry_encode_head(h, &e[i]);
+			put_le64(h + hl, sett_hash2(h, hl, e[i].value.p, e[i].value.n));
+			v->wbuf.n += hl + ENTRY_CHECKSUM;
+			if ((r = seg_add(v, NULL, rs, hl)) == 0 &&
+			    (r = seg_add(v, e[i].value.p, 0, e[i].value.n)) == 0)
+				r = seg_add(v, NULL, rs + hl, ENTRY_CHECKSUM);
+		} else if ((r = entry_append(&v->wbuf, &e[i])) == 0) {
+			r = seg_add(v, NULL, rs, v->wbuf.n - rs);
 		}
+		if (r)
+			goto out;
 		out[i].fid = v->head->fid;
 		out[i].len = (uint32_t)len;
 		out[i].offset = (uint32_t)at;
@@ -862,7 +940,7 @@ int vlog_append(vlog *v, const entry *e, int n, vptr *out)
 	}
 	r = flush_locked(v, cnt);
 out:
-	v->wbuf.n = 0;
+	segs_clear(v);
 	if (v->wbuf.cap > WBUF_KEEP)
 		buf_free(&v->wbuf);
 	pthread_mutex_unlock(&v->wmu);
