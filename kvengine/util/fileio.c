@@ -512,8 +512,9 @@ int sfile_pread2_full(sfile *f, void *a, size_t na, void *b, size_t nb, uint64_t
 }
 
 /*
- * Writes what is left of iov[0, cnt) from off, *skip bytes of iov[0]
- * being written already; records what reached the file (locked).
+ * Writes iov[0, cnt) one piece after the other from off, finishing what a
+ * short write leaves; records what reached the file, piece by piece
+ * (locked).
  */
 static int pwritev_all(sfile *f, const struct iovec *iov, int cnt, uint64_t off, int locked)
 {

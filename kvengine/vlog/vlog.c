@@ -755,7 +755,6 @@ int vlog_close(vlog *v)
 
 /* ---- writing ---- */
 
-/* Writes the buffered entries (cnt of them) at the head's end.  REQUIRES: wmu. */
 /* Adds a piece to the append (wbuf's bytes merge with the piece before). */
 static int seg_add(vlog *v, const uint8_t *ext, size_t off, size_t len)
 {
@@ -801,6 +800,7 @@ static int write_segs(vlog *v, vfile *hd)
 	return r;
 }
 
+/* Writes the pieces (cnt entries) at the head's end.  REQUIRES: wmu. */
 static int flush_locked(vlog *v, uint32_t cnt)
 {
 	vfile *hd = v->head;
