@@ -560,15 +560,7 @@ START_TEST(test_wal_crafted_tail_bounded)
 	cipher_ring *kr = one_key(KEY1);
 	size_t ends[3];
 	enc_wal(path, kr, ends);
-	size_t n = 8u << 20;
-	uint8_t *t = malloc(n);
-	ck_assert_ptr_nonnull(t);
-	tu_craft_claims(t, n, SEAL_REC_OVERHEAD);
-	put_le32(t, (uint32_t)(2 * n)); /* past the end */
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
-	fclose(f);
-	free(t);
+	tu_append_claims(path, 8u << 20, SEAL_REC_OVERHEAD, 1);
 	long long size = tu_file_size(path);
 	for (int writable = 0; writable <= 1; writable++) {
 		ck_assert_int_eq(replay_count(path, kr, writable, why), SETT_ECORRUPT);

@@ -161,13 +161,7 @@ START_TEST(test_scrub_crafted_tail)
 	ck_assert(tu_find_file(dir, ".vlog", path, sizeof path));
 	long long good = tu_file_size(path);
 	size_t n = 16u << 20;
-	uint8_t *t = malloc(n);
-	ck_assert_ptr_nonnull(t);
-	tu_craft_claims(t, n, 0);
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
-	fclose(f);
-	free(t);
+	tu_append_claims(path, n, 0, 0);
 	ck_assert_int_eq(sett_open(dir, &o, &db), 0);
 	faults fs;
 	ck_assert_int_eq(scrub(db, &fs), SETT_ECORRUPT);

@@ -326,16 +326,7 @@ START_TEST(crafted_tail_kept)
 	vlog_close(v);
 	char path[4200];
 	fpath(1, path, sizeof path);
-	size_t n = 16u << 20;
-	uint8_t *t = malloc(n);
-	ck_assert_ptr_nonnull(t);
-	tu_craft_claims(t, n, 0);
-	const uint8_t past_end[8] = { 0, 0, 11, 0xff, 0xff, 0xff, 0x0f, 0 }; /* 32 MiB */
-	memcpy(t, past_end, sizeof past_end);
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
-	fclose(f);
-	free(t);
+	tu_append_claims(path, 16u << 20, 0, 1);
 	long long size = tu_file_size(path);
 	v = open_ok(&o);
 	ck_assert_int_eq(tu_file_size(path), size);

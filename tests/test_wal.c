@@ -333,17 +333,8 @@ START_TEST(crafted_tail_bounded)
 	buf b = { 0 };
 	add_batch(&b, 0, 3);
 	write_wal(&b);
-	size_t n = 16u << 20;
-	uint8_t *t = malloc(n);
-	ck_assert_ptr_nonnull(t);
-	tu_craft_claims(t, n, 0);
-	const uint8_t past_end[8] = { 0, 0, 11, 0xff, 0xff, 0xff, 0x0f, 0 }; /* 32 MiB */
-	memcpy(t, past_end, sizeof past_end);
-	FILE *f = fopen(path, "ab");
-	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
-	fclose(f);
+	tu_append_claims(path, 16u << 20, 0, 1);
 	refused_at((long long)(LOG_HEADER_SIZE + b.n));
-	free(t);
 	buf_free(&b);
 }
 END_TEST

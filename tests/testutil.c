@@ -13,26 +13,34 @@
 #include "cipher.h"
 #include "keyregistry.h"
 
-void tu_craft_claims(uint8_t *t, size_t n, size_t sealed_overhead)
+void tu_append_claims(const char *path, size_t n, size_t sealed_overhead, int past_end)
 {
+	uint8_t *t = malloc(n);
+	ck_assert_ptr_nonnull(t);
 	memset(t, 0x5a, n);
 	if (sealed_overhead) {
 		for (size_t c = 0; c + 12 + sealed_overhead + 1 < n; c += 12) {
-			uint32_t len = (uint32_t)(n - 1 - c - sealed_overhead);
+			uint32_t len = (uint32_t)(c == 0 && past_end ? 2 * n
+								 : n - 1 - c - sealed_overhead);
 			for (int i = 0; i < 4; i++)
 				t[c + (size_t)i] = (uint8_t)(len >> (8 * i));
 		}
-		return;
+	} else {
+		/* meta 0, user meta 0, key length 11, a 4-byte value length, expiry 0 */
+		for (size_t c = 0; c + 8 + 64 < n; c += 8) {
+			size_t vlen = c == 0 && past_end ? 2 * n : n - 1 - c - 8 - 11 - 8;
+			uint8_t h[8] = { 0, 0, 11, (uint8_t)(0x80 | (vlen & 0x7f)),
+					 (uint8_t)(0x80 | ((vlen >> 7) & 0x7f)),
+					 (uint8_t)(0x80 | ((vlen >> 14) & 0x7f)),
+					 (uint8_t)((vlen >> 21) & 0x7f), 0 };
+			memcpy(t + c, h, sizeof h);
+		}
 	}
-	/* meta 0, user meta 0, key length 11, a 4-byte value length, expiry 0 */
-	for (size_t c = 0; c + 8 + 64 < n; c += 8) {
-		size_t vlen = n - 1 - c - 8 - 11 - 8;
-		uint8_t h[8] = { 0, 0, 11, (uint8_t)(0x80 | (vlen & 0x7f)),
-				 (uint8_t)(0x80 | ((vlen >> 7) & 0x7f)),
-				 (uint8_t)(0x80 | ((vlen >> 14) & 0x7f)), (uint8_t)((vlen >> 21) & 0x7f),
-				 0 };
-		memcpy(t + c, h, sizeof h);
-	}
+	FILE *f = fopen(path, "ab");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(t, 1, n, f), n);
+	ck_assert_int_eq(fclose(f), 0);
+	free(t);
 }
 
 char *tu_tmpdir(const char *tag)

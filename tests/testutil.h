@@ -26,13 +26,16 @@ int tu_contains(const uint8_t *p, size_t n, const void *needle, size_t m);
 /* Flip one bit of the byte at off in file path. */
 void tu_flip_byte(const char *path, long long off);
 /*
- * Fills t[0, n) with a crafted log tail: at every few bytes a record header
- * whose record fits and ends at n - 1 (and fails its check): plain entries
- * (sealed_overhead 0; every 8 bytes) or sealed records whose u32 length
- * leaves sealed_overhead bytes of framing (every 12).  A search for a valid
- * record after a bad one pays for each claim (log_search_budget, entry.h).
+ * Appends to the file at path a crafted log tail of n bytes: at every few
+ * bytes a record header whose record fits and ends at the file's last
+ * byte but one (and fails its check): plain entries (sealed_overhead 0;
+ * every 8 bytes) or sealed records whose u32 length leaves sealed_overhead
+ * bytes of framing (every 12).  With past_end, the first claims a record
+ * running past the end of the file, as a torn one does.  A search for a
+ * valid record after a bad one pays for each claim (log_search_budget,
+ * entry.h).
  */
-void tu_craft_claims(uint8_t *t, size_t n, size_t sealed_overhead);
+void tu_append_claims(const char *path, size_t n, size_t sealed_overhead, int past_end);
 /* The path of a file in dir whose name ends in suffix (".sst"): 1, or 0 if none. */
 int tu_find_file(const char *dir, const char *suffix, char *out, size_t n);
 /*
