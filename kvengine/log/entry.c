@@ -131,7 +131,8 @@ int entry_decode_header(const uint8_t *p, size_t n, entry *e, size_t *hlen, size
 
 uint64_t log_search_budget(uint64_t span)
 {
-	return 64 * span + ((uint64_t)64 << 20);
+	/* random bytes of a torn last value up to ~1.5 MiB stay below it */
+	return 256 * span + ((uint64_t)1 << 30);
 }
 
 long entry_decode(const uint8_t *p, size_t n, entry *e)
