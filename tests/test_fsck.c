@@ -400,6 +400,48 @@ START_TEST(test_preen)
 }
 END_TEST
 
+/*
+ * A directory removed while the kernel still knew it keeps its inode and
+ * an orphan key until then, or until the next mount when the daemon
+ * stopped first: a state fsck takes as it is (-p reclaims it, as for a
+ * file); one that still holds an entry is a fault.
+ */
+START_TEST(test_orphan_directory)
+{
+	if (!have_fsck())
+		return;
+	settfs *fs = fs_open();
+	uint64_t d = tu_mkdir(fs, 1, "d"), e = tu_mkdir(fs, 1, "e");
+	tu_put_file(fs, e, "in", "x", 1);
+	ck_assert_int_eq(settfs_close(fs), 0);
+	sett_db *db = db_open();
+	uint8_t k[SFS_KEY_MAX];
+	/* d as rmdir leaves it while open: no entry, nlink 0, an orphan key */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "d", 1), k }), 0);
+	rewrite_inode(db, d, 0);
+	rewrite_inode(db, 1, 3);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_orphan(k, d), k }, (sett_val){ 0, "" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(fsck("-n"), 0);
+	ck_assert_int_eq(fsck("-p"), 0);
+	HAS("reclaimed unlinked inode");
+	ck_assert_int_eq(fsck("-n"), 0);
+	db = db_open();
+	void *v;
+	size_t vn;
+	ck_assert_int_eq(sett_get(db, (sett_val){ sfs_key_inode(k, d), k }, 0, &v, &vn),
+			 SETT_ENOTFOUND);
+	/* the same for e, which still holds a file: not a removed directory */
+	ck_assert_int_eq(sett_del(db, (sett_val){ sfs_key_dentry(k, 1, "e", 1), k }), 0);
+	rewrite_inode(db, e, 0);
+	rewrite_inode(db, 1, 2);
+	ck_assert_int_eq(sett_put(db, (sett_val){ sfs_key_orphan(k, e), k }, (sett_val){ 0, "" }), 0);
+	ck_assert_int_eq(sett_close(db), 0);
+	ck_assert_int_eq(fsck("-n"), 4);
+	HAS("is unreachable");
+}
+END_TEST
+
 static void set_marker(sett_db *db, int kind, const char *name)
 {
 	sett_batch *b;
@@ -948,6 +990,7 @@ int main(void)
 	tcase_add_test(tc, test_fs_faults);
 	tcase_add_test(tc, test_preen);
 	tcase_add_test(tc, test_rollback_marker);
+	tcase_add_test(tc, test_orphan_directory);
 	tcase_add_test(tc, test_acl_faults);
 	tcase_add_test(tc, test_manifest_rebuild);
 	tcase_add_test(tc, test_rebuild_with_wal);

@@ -843,6 +843,15 @@ static void pick_entries(size_t n)
 	}
 }
 
+/* Whether a directory entry (not removed) lies in directory dir. */
+static int has_entries(uint64_t dir)
+{
+	for (size_t i = 0; i < ck.nents; i++)
+		if (!ck.ents[i].gone && ck.ents[i].parent == dir)
+			return 1;
+	return 0;
+}
+
 static void check_namespace(void)
 {
 	uint8_t k[SFS_KEY_MAX];
@@ -964,8 +973,10 @@ static void check_namespace(void)
 			uint64_t ino = f->ino;
 			if (pass == 1 && f->ent != SIZE_MAX)
 				continue; /* under a detached directory, reported with it */
-			if (f->ent == SIZE_MAX && f->orphan && f->in.nlink == 0 && !S_ISDIR(f->in.mode)) {
-				/* unlinked while open: the reclaim mount does too */
+			if (f->ent == SIZE_MAX && f->orphan && f->in.nlink == 0 &&
+			    (!S_ISDIR(f->in.mode) || !has_entries(ino))) {
+				/* unlinked while open (an empty directory too, rmdir'd
+				 * while the kernel still knew it): the reclaim mount does too */
 				if (ck.level >= FIX_SAFE && !ck.fatal) {
 					f->state = INO_RECLAIMED;
 					del_key(ck.ns, k, sfs_key_inode(k, ino));
