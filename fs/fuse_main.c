@@ -1324,9 +1324,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	struct sfs_cfg *c = data;
 	if (key == KEY_RO || key == KEY_RW)
 		c->ro = key == KEY_RO; /* and the kernel mounts it so */
-	/* the last of suid/nosuid and of dev/nodev counts (sfs_mount_flags);
-	 * allow_suid and allow_dev are suid and dev under names mount(8)
-	 * passes on (it hands a helper neither suid nor dev: its defaults) */
+	/* the last of suid/nosuid and of dev/nodev counts (main hands it on
+	 * after the parse); allow_suid and allow_dev are suid and dev under
+	 * names mount(8) passes on (it hands a helper neither: its defaults) */
 	if (key == KEY_SUID || key == KEY_NOSUID) {
 		c->suid = key == KEY_SUID;
 		return 0;
