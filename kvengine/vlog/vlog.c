@@ -101,6 +101,7 @@ struct vlog {
 	buf wbuf;            /* append encoding buffer (wmu) */
 	struct wseg *segs;   /* what an append writes, in order (wmu) */
 	size_t nsegs, capsegs;
+	struct iovec *iov;   /* capsegs of them: segs as written (wmu) */
 	uint64_t pend;       /* bytes in segs */
 	int dirty;           /* head has unsynced bytes (wmu) */
 	int broken;          /* a failed write could not be undone, or an fsync failed (wmu) */
@@ -745,6 +746,7 @@ int vlog_close(vlog *v)
 	free(v->files);
 	buf_free(&v->wbuf);
 	free(v->segs);
+	free(v->iov);
 	pthread_mutex_destroy(&v->wmu);
 	pthread_mutex_destroy(&v->mu);
 	free(v->verified);
@@ -767,9 +769,12 @@ static int seg_add(vlog *v, const uint8_t *ext, size_t off, size_t len)
 	if (v->nsegs == v->capsegs) {
 		size_t cap = v->capsegs ? 2 * v->capsegs : 16;
 		struct wseg *ns = realloc(v->segs, cap * sizeof *ns);
-		if (!ns)
+		if (ns)
+			v->segs = ns;
+		struct iovec *ni = ns ? realloc(v->iov, cap * sizeof *ni) : NULL;
+		if (!ni)
 			return -ENOMEM;
-		v->segs = ns;
+		v->iov = ni;
 		v->capsegs = cap;
 	}
 	v->segs[v->nsegs++] = (struct wseg){ ext, off, len };
@@ -786,18 +791,12 @@ static void segs_clear(vlog *v)
 /* Writes the pieces of the append at the head's end (one write). */
 static int write_segs(vlog *v, vfile *hd)
 {
-	struct iovec one = { 0 }, *iov = &one;
-	if (v->nsegs > 1 && !(iov = malloc(v->nsegs * sizeof *iov)))
-		return -ENOMEM;
 	for (size_t i = 0; i < v->nsegs; i++) {
 		const struct wseg *g = &v->segs[i];
-		iov[i].iov_base = (void *)(g->ext ? g->ext : v->wbuf.p + g->off);
-		iov[i].iov_len = g->len;
+		v->iov[i].iov_base = (void *)(g->ext ? g->ext : v->wbuf.p + g->off);
+		v->iov[i].iov_len = g->len;
 	}
-	int r = sfile_pwritev(hd->f, iov, (int)v->nsegs, hd->size);
-	if (iov != &one)
-		free(iov);
-	return r;
+	return sfile_pwritev(hd->f, v->iov, (int)v->nsegs, hd->size);
 }
 
 /* Writes the pieces (cnt entries) at the head's end.  REQUIRES: wmu. */
